@@ -1,0 +1,3 @@
+"""ComputeShare: Python tooling shared by the scripts, the tests and the provider agent."""
+
+__version__ = "0.1.0"

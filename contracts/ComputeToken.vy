@@ -1,0 +1,631 @@
+# pragma version ~=0.4.3
+"""
+@title ComputeShare protocol token
+@custom:contract-name ComputeToken
+@license GNU Affero General Public License v3.0 only
+@notice ERC-20 with EIP-2612 `permit`, ERC-5805 vote delegation and ERC-6372
+        clock in timestamp mode, so governance front-ends and wallets that speak
+        OpenZeppelin's `ERC20Votes` / `ERC20Permit` interfaces work unchanged.
+
+        Storage layout. Every account owns one 256-bit word in `_account`:
+            bits   0..95   balance            (uint96)
+            bits  96..127  signature nonce    (uint32, shared by permit and delegateBySig)
+            bits 128..159  checkpoint count   (uint32, as a delegatee)
+            bits 160..161  delegation mode    (0 none, 1 self, 2 another address)
+        A transfer between accounts that are undelegated or self-delegated
+        therefore reads and writes exactly the two account words; only accounts
+        delegating to a third party keep their delegatee in `_delegatee`.
+        Vote checkpoints pack time and value in one slot: `timestamp << 208 | votes`
+        (uint48 + uint208). Total supply checkpoints use the same store under the
+        zero address, which can never be a delegatee (delegating to it means
+        "no delegate"), so one binary search serves both.
+
+        Supply. The deployer mints the initial supply; later minting is the
+        owner's alone (the DAO timelock once the DAO exists) and is capped per
+        365-day epoch at `MAX_INFLATION_BPS` of the supply at the epoch's start.
+        Every balance, and so the supply, fits in 96 bits (`MAX_SUPPLY`).
+
+        No function of this contract makes an external call (ecrecover is a
+        precompile), so there is nothing to re-enter and no reentrancy lock.
+@custom:attribution The EIP-712 domain, ECDSA recovery and ownership modules
+        are snekmate's (pcaversaccio/snekmate v0.1.2, AGPL-3.0-only). The
+        checkpoint look-up follows OpenZeppelin's `Checkpoints.upperLookupRecent`.
+"""
+
+from ethereum.ercs import IERC20
+from ethereum.ercs import IERC20Detailed
+from interfaces import IComputeToken
+from snekmate.auth import ownable
+from snekmate.utils import ecdsa
+from snekmate.utils import eip712_domain_separator
+
+implements: IERC20
+implements: IERC20Detailed
+implements: IComputeToken
+
+initializes: ownable
+initializes: eip712_domain_separator
+
+exports: (
+    ownable.owner,
+    ownable.transfer_ownership,
+    # Kept on purpose: the DAO may renounce minting for good by renouncing ownership.
+    ownable.renounce_ownership,
+    eip712_domain_separator.eip712Domain,
+)
+
+
+name: public(constant(String[25])) = "ComputeShare Token"
+symbol: public(constant(String[5])) = "CSHR"
+decimals: public(constant(uint8)) = 18
+
+# @notice Largest possible supply: every balance is a uint96.
+MAX_SUPPLY: public(constant(uint256)) = 2**96 - 1
+# @notice Owner minting per 365-day epoch, in basis points of the supply at the epoch start.
+MAX_INFLATION_BPS: public(constant(uint256)) = 500
+# @notice Length of a minting epoch.
+MINT_EPOCH: public(constant(uint256)) = 365 * 86400
+
+_BPS: constant(uint256) = 10_000
+_EIP712_NAME: constant(String[50]) = "ComputeShare Token"
+_EIP712_VERSION: constant(String[20]) = "1"
+_PERMIT_TYPEHASH: constant(bytes32) = keccak256(
+    "Permit(address owner,address spender,uint256 value,uint256 nonce,uint256 deadline)"
+)
+_DELEGATION_TYPEHASH: constant(bytes32) = keccak256(
+    "Delegation(address delegatee,uint256 nonce,uint256 expiry)"
+)
+
+_BALANCE_MASK: constant(uint256) = 2**96 - 1
+_U32: constant(uint256) = 2**32 - 1
+_NONCE_SHIFT: constant(uint256) = 96
+_NONCE_ONE: constant(uint256) = 1 << 96
+_COUNT_SHIFT: constant(uint256) = 128
+_COUNT_ONE: constant(uint256) = 1 << 128
+_MODE_SHIFT: constant(uint256) = 160
+_MODE_CLEAR: constant(uint256) = ~(3 << 160)
+_MODE_NONE: constant(uint256) = 0
+_MODE_SELF: constant(uint256) = 1
+_MODE_OTHER: constant(uint256) = 2
+
+_VALUE_BITS: constant(uint256) = 208
+_VALUE_MASK: constant(uint256) = 2**208 - 1
+# Key of the total supply checkpoints in `_checkpoints`.
+_SUPPLY_KEY: constant(address) = empty(address)
+
+
+_account: HashMap[address, uint256]
+_delegatee: HashMap[address, address]
+_checkpoints: HashMap[address, HashMap[uint256, uint256]]
+
+# @notice ERC-20 allowances; `max_value(uint256)` is never decreased.
+allowance: public(HashMap[address, HashMap[address, uint256]])
+# @notice Current total supply.
+totalSupply: public(uint256)
+
+# @notice Start of the current minting epoch.
+mint_epoch_start: public(uint256)
+# @notice Most the owner may mint in the current epoch.
+mint_epoch_cap: public(uint256)
+# @notice Minted by the owner in the current epoch.
+mint_epoch_minted: public(uint256)
+
+
+event Transfer:
+    sender: indexed(address)
+    receiver: indexed(address)
+    value: uint256
+
+event Approval:
+    owner: indexed(address)
+    spender: indexed(address)
+    value: uint256
+
+event DelegateChanged:
+    delegator: indexed(address)
+    from_delegate: indexed(address)
+    to_delegate: indexed(address)
+
+event DelegateVotesChanged:
+    delegate: indexed(address)
+    previous_votes: uint256
+    new_votes: uint256
+
+event MintEpochStarted:
+    start: uint256
+    cap: uint256
+
+
+@deploy
+def __init__(initial_holder: address, initial_supply: uint256):
+    """
+    @notice Deploys the token, mints `initial_supply` to `initial_holder` and
+            opens the first minting epoch. The deployer becomes the owner.
+    @param initial_holder Receiver of the initial supply.
+    @param initial_supply Initial supply in wei, at most `MAX_SUPPLY`.
+    """
+    ownable.__init__()
+    eip712_domain_separator.__init__(_EIP712_NAME, _EIP712_VERSION)
+    assert initial_holder != empty(address), "compute_token: mint to the zero address"
+    self._mint(initial_holder, initial_supply)
+    self._start_mint_epoch()
+
+
+# ---------------------------------------------------------------- ERC-20
+
+
+@external
+@view
+def balanceOf(owner: address) -> uint256:
+    """
+    @notice Token balance of `owner`.
+    @param owner The account.
+    @return uint256 Its balance.
+    """
+    return self._account[owner] & _BALANCE_MASK
+
+
+@external
+def transfer(to: address, amount: uint256) -> bool:
+    """
+    @notice Moves `amount` from the caller to `to`, and the votes with it.
+    @param to Receiver, not the zero address.
+    @param amount Amount in wei.
+    @return bool True.
+    """
+    self._transfer(msg.sender, to, amount)
+    return True
+
+
+@external
+def transferFrom(owner: address, to: address, amount: uint256) -> bool:
+    """
+    @notice Moves `amount` from `owner` to `to` using the caller's allowance.
+    @param owner Account debited.
+    @param to Receiver, not the zero address.
+    @param amount Amount in wei.
+    @return bool True.
+    """
+    self._spend_allowance(owner, msg.sender, amount)
+    self._transfer(owner, to, amount)
+    return True
+
+
+@external
+def approve(spender: address, amount: uint256) -> bool:
+    """
+    @notice Lets `spender` move up to `amount` of the caller's tokens.
+    @param spender Approved account, not the zero address.
+    @param amount Allowance in wei; `max_value(uint256)` never decreases.
+    @return bool True.
+    """
+    self._approve(msg.sender, spender, amount)
+    return True
+
+
+@external
+def permit(
+    owner: address,
+    spender: address,
+    amount: uint256,
+    deadline: uint256,
+    v: uint8,
+    r: bytes32,
+    s: bytes32,
+):
+    """
+    @notice EIP-2612: sets `spender`'s allowance over `owner`'s tokens from
+            `owner`'s EIP-712 signature, which uses `owner`'s current nonce.
+    @param owner Signer and token owner.
+    @param spender Approved account.
+    @param amount Allowance in wei.
+    @param deadline Last timestamp at which the signature is valid.
+    @param v Signature recovery id.
+    @param r Signature r.
+    @param s Signature s.
+    """
+    assert block.timestamp <= deadline, "compute_token: expired deadline"
+    nonce: uint256 = self._use_nonce(owner)
+    digest: bytes32 = eip712_domain_separator._hash_typed_data_v4(
+        keccak256(abi_encode(_PERMIT_TYPEHASH, owner, spender, amount, nonce, deadline))
+    )
+    signer: address = ecdsa._try_recover_vrs(
+        digest, convert(v, uint256), convert(r, uint256), convert(s, uint256)
+    )
+    assert signer == owner, "compute_token: invalid signature"
+    self._approve(owner, spender, amount)
+
+
+@external
+@view
+def nonces(owner: address) -> uint256:
+    """
+    @notice Next signature nonce of `owner`, shared by `permit` and `delegateBySig`.
+    @param owner The account.
+    @return uint256 The nonce the next signature must use.
+    """
+    return (self._account[owner] >> _NONCE_SHIFT) & _U32
+
+
+@external
+@view
+def DOMAIN_SEPARATOR() -> bytes32:
+    """
+    @notice EIP-712 domain separator of this token on this chain.
+    @return bytes32 The separator.
+    """
+    return eip712_domain_separator._domain_separator_v4()
+
+
+# ---------------------------------------------------------------- supply
+
+
+@external
+def mint(to: address, amount: uint256):
+    """
+    @notice Owner-only minting, capped per epoch at `MAX_INFLATION_BPS` of the
+            supply at the epoch's start. A call after the epoch ends opens a new one.
+    @param to Receiver, not the zero address.
+    @param amount Amount in wei.
+    """
+    ownable._check_owner()
+    assert to != empty(address), "compute_token: mint to the zero address"
+    if block.timestamp >= self.mint_epoch_start + MINT_EPOCH:
+        self._start_mint_epoch()
+    minted: uint256 = self.mint_epoch_minted + amount
+    assert minted <= self.mint_epoch_cap, "compute_token: mint exceeds inflation cap"
+    self.mint_epoch_minted = minted
+    self._mint(to, amount)
+
+
+@external
+def burn(amount: uint256):
+    """
+    @notice Destroys `amount` of the caller's tokens, and the votes they carried.
+    @param amount Amount in wei.
+    """
+    word: uint256 = self._account[msg.sender]
+    assert word & _BALANCE_MASK >= amount, "compute_token: burn amount exceeds balance"
+    # Cannot wrap: the balance bits hold at least `amount`.
+    self._account[msg.sender] = unsafe_sub(word, amount)
+    self.totalSupply -= amount
+    self._push_checkpoint(_SUPPLY_KEY, amount, False)
+    log Transfer(sender=msg.sender, receiver=empty(address), value=amount)
+    self._move_votes(self._delegate_of(msg.sender, word), empty(address), amount)
+
+
+@external
+@view
+def mintable() -> uint256:
+    """
+    @notice What the owner could mint now under the inflation cap.
+    @return uint256 Amount in wei.
+    """
+    if block.timestamp >= self.mint_epoch_start + MINT_EPOCH:
+        return min(self.totalSupply * MAX_INFLATION_BPS // _BPS, MAX_SUPPLY - self.totalSupply)
+    return min(self.mint_epoch_cap - self.mint_epoch_minted, MAX_SUPPLY - self.totalSupply)
+
+
+# ---------------------------------------------------------------- votes (ERC-5805, ERC-6372)
+
+
+@external
+@view
+def clock() -> uint48:
+    """
+    @notice ERC-6372 clock: the block timestamp.
+    @return uint48 Current timepoint.
+    """
+    return convert(block.timestamp, uint48)
+
+
+@external
+@view
+def CLOCK_MODE() -> String[14]:
+    """
+    @notice ERC-6372 clock description.
+    @return String "mode=timestamp".
+    """
+    return "mode=timestamp"
+
+
+@external
+@view
+def delegates(account: address) -> address:
+    """
+    @notice Whom `account` delegates its votes to (zero: nobody).
+    @param account The delegator.
+    @return address Its delegatee.
+    """
+    return self._delegate_of(account, self._account[account])
+
+
+@external
+def delegate(delegatee: address):
+    """
+    @notice Delegates the caller's votes to `delegatee`; the zero address
+            withdraws the delegation.
+    @param delegatee New delegatee (the caller itself to vote directly).
+    """
+    self._delegate(msg.sender, delegatee)
+
+
+@external
+def delegateBySig(delegatee: address, nonce: uint256, expiry: uint256, v: uint8, r: bytes32, s: bytes32):
+    """
+    @notice Delegates the signer's votes from an EIP-712 `Delegation` signature.
+    @param delegatee New delegatee.
+    @param nonce The signer's current nonce.
+    @param expiry Last timestamp at which the signature is valid.
+    @param v Signature recovery id.
+    @param r Signature r.
+    @param s Signature s.
+    """
+    assert block.timestamp <= expiry, "compute_token: signature expired"
+    digest: bytes32 = eip712_domain_separator._hash_typed_data_v4(
+        keccak256(abi_encode(_DELEGATION_TYPEHASH, delegatee, nonce, expiry))
+    )
+    signer: address = ecdsa._try_recover_vrs(
+        digest, convert(v, uint256), convert(r, uint256), convert(s, uint256)
+    )
+    assert self._use_nonce(signer) == nonce, "compute_token: invalid nonce"
+    self._delegate(signer, delegatee)
+
+
+@external
+@view
+def getVotes(account: address) -> uint256:
+    """
+    @notice Current votes of `account`.
+    @param account The delegatee.
+    @return uint256 Its votes.
+    """
+    if account == _SUPPLY_KEY:
+        return 0
+    n: uint256 = self._count(account)
+    if n == 0:
+        return 0
+    return self._checkpoints[account][unsafe_sub(n, 1)] & _VALUE_MASK
+
+
+@external
+@view
+def getPastVotes(account: address, timepoint: uint256) -> uint256:
+    """
+    @notice Votes of `account` at the end of `timepoint` (a past timestamp).
+    @param account The delegatee.
+    @param timepoint A timestamp before the current one.
+    @return uint256 Its votes then.
+    """
+    assert timepoint < block.timestamp, "compute_token: future lookup"
+    if account == _SUPPLY_KEY:
+        return 0
+    return self._lookup(account, timepoint)
+
+
+@external
+@view
+def getPastTotalSupply(timepoint: uint256) -> uint256:
+    """
+    @notice Total supply at the end of `timepoint` (a past timestamp).
+    @param timepoint A timestamp before the current one.
+    @return uint256 The supply then.
+    """
+    assert timepoint < block.timestamp, "compute_token: future lookup"
+    return self._lookup(_SUPPLY_KEY, timepoint)
+
+
+@external
+@view
+def numCheckpoints(account: address) -> uint32:
+    """
+    @notice Number of vote checkpoints of `account`.
+    @param account The delegatee.
+    @return uint32 The count.
+    """
+    if account == _SUPPLY_KEY:
+        return 0
+    return convert(self._count(account), uint32)
+
+
+@external
+@view
+def checkpoints(account: address, pos: uint32) -> IComputeToken.Checkpoint:
+    """
+    @notice The `pos`-th vote checkpoint of `account`.
+    @param account The delegatee.
+    @param pos Index, below `numCheckpoints(account)`.
+    @return Checkpoint Its timestamp and votes.
+    """
+    assert account != _SUPPLY_KEY and convert(pos, uint256) < self._count(account), "compute_token: no such checkpoint"
+    packed: uint256 = self._checkpoints[account][convert(pos, uint256)]
+    return IComputeToken.Checkpoint(
+        key=convert(packed >> _VALUE_BITS, uint48), value=convert(packed & _VALUE_MASK, uint208)
+    )
+
+
+# ---------------------------------------------------------------- internal
+
+
+@internal
+def _transfer(owner: address, to: address, amount: uint256):
+    assert to != empty(address), "compute_token: transfer to the zero address"
+    owner_word: uint256 = self._account[owner]
+    assert owner_word & _BALANCE_MASK >= amount, "compute_token: transfer amount exceeds balance"
+    log Transfer(sender=owner, receiver=to, value=amount)
+    if owner == to or amount == 0:
+        return
+    # Cannot wrap: the balance bits hold at least `amount`.
+    owner_word = unsafe_sub(owner_word, amount)
+    self._account[owner] = owner_word
+    # Cannot carry out of the balance bits: balance + amount <= totalSupply <= MAX_SUPPLY.
+    to_word: uint256 = unsafe_add(self._account[to], amount)
+    self._account[to] = to_word
+    self._move_votes(self._delegate_of(owner, owner_word), self._delegate_of(to, to_word), amount)
+
+
+@internal
+def _mint(to: address, amount: uint256):
+    supply: uint256 = self.totalSupply + amount
+    assert supply <= MAX_SUPPLY, "compute_token: supply cap exceeded"
+    self.totalSupply = supply
+    # Cannot carry out of the balance bits: balance + amount <= supply <= MAX_SUPPLY.
+    word: uint256 = unsafe_add(self._account[to], amount)
+    self._account[to] = word
+    self._push_checkpoint(_SUPPLY_KEY, amount, True)
+    log Transfer(sender=empty(address), receiver=to, value=amount)
+    self._move_votes(empty(address), self._delegate_of(to, word), amount)
+
+
+@internal
+def _start_mint_epoch():
+    cap: uint256 = self.totalSupply * MAX_INFLATION_BPS // _BPS
+    self.mint_epoch_start = block.timestamp
+    self.mint_epoch_cap = cap
+    self.mint_epoch_minted = 0
+    log MintEpochStarted(start=block.timestamp, cap=cap)
+
+
+@internal
+def _approve(owner: address, spender: address, amount: uint256):
+    assert spender != empty(address), "compute_token: approve to the zero address"
+    self.allowance[owner][spender] = amount
+    log Approval(owner=owner, spender=spender, value=amount)
+
+
+@internal
+def _spend_allowance(owner: address, spender: address, amount: uint256):
+    current: uint256 = self.allowance[owner][spender]
+    if current != max_value(uint256):
+        assert current >= amount, "compute_token: insufficient allowance"
+        self._approve(owner, spender, unsafe_sub(current, amount))
+
+
+@internal
+def _use_nonce(owner: address) -> uint256:
+    word: uint256 = self._account[owner]
+    nonce: uint256 = (word >> _NONCE_SHIFT) & _U32
+    assert nonce != _U32, "compute_token: nonce exhausted"
+    # Cannot carry into the count bits: the nonce is below max_value(uint32).
+    self._account[owner] = unsafe_add(word, _NONCE_ONE)
+    return nonce
+
+
+@internal
+@view
+def _delegate_of(account: address, word: uint256) -> address:
+    mode: uint256 = (word >> _MODE_SHIFT) & 3
+    if mode == _MODE_NONE:
+        return empty(address)
+    if mode == _MODE_SELF:
+        return account
+    return self._delegatee[account]
+
+
+@internal
+def _delegate(account: address, delegatee: address):
+    word: uint256 = self._account[account]
+    previous: address = self._delegate_of(account, word)
+    mode: uint256 = _MODE_OTHER
+    if delegatee == empty(address):
+        mode = _MODE_NONE
+    elif delegatee == account:
+        mode = _MODE_SELF
+    if mode == _MODE_OTHER:
+        self._delegatee[account] = delegatee
+    elif (word >> _MODE_SHIFT) & 3 == _MODE_OTHER:
+        self._delegatee[account] = empty(address)
+    self._account[account] = (word & _MODE_CLEAR) | (mode << _MODE_SHIFT)
+    log DelegateChanged(delegator=account, from_delegate=previous, to_delegate=delegatee)
+    self._move_votes(previous, delegatee, word & _BALANCE_MASK)
+
+
+@internal
+def _move_votes(src: address, dst: address, amount: uint256):
+    if src == dst or amount == 0:
+        return
+    if src != empty(address):
+        previous: uint256 = 0
+        new: uint256 = 0
+        previous, new = self._push_checkpoint(src, amount, False)
+        log DelegateVotesChanged(delegate=src, previous_votes=previous, new_votes=new)
+    if dst != empty(address):
+        previous: uint256 = 0
+        new: uint256 = 0
+        previous, new = self._push_checkpoint(dst, amount, True)
+        log DelegateVotesChanged(delegate=dst, previous_votes=previous, new_votes=new)
+
+
+@internal
+def _push_checkpoint(key: address, amount: uint256, increase: bool) -> (uint256, uint256):
+    """
+    @dev Adds or subtracts `amount` to the latest checkpoint of `key`: overwrites
+         it when it was written at this timestamp, appends a new one otherwise.
+    """
+    word: uint256 = self._account[key]
+    n: uint256 = (word >> _COUNT_SHIFT) & _U32
+    previous: uint256 = 0
+    last_time: uint256 = 0
+    if n != 0:
+        last: uint256 = self._checkpoints[key][unsafe_sub(n, 1)]
+        previous = last & _VALUE_MASK
+        last_time = last >> _VALUE_BITS
+    new: uint256 = 0
+    if increase:
+        new = previous + amount
+    else:
+        new = previous - amount
+    packed: uint256 = (block.timestamp << _VALUE_BITS) | new
+    if n != 0 and last_time == block.timestamp:
+        self._checkpoints[key][unsafe_sub(n, 1)] = packed
+    else:
+        self._checkpoints[key][n] = packed
+        # Cannot carry into the mode bits: at most one checkpoint is appended per
+        # distinct timestamp, so the count stays below 2**32 for 136 years.
+        self._account[key] = unsafe_add(word, _COUNT_ONE)
+    return previous, new
+
+
+@internal
+@view
+def _count(key: address) -> uint256:
+    return (self._account[key] >> _COUNT_SHIFT) & _U32
+
+
+@internal
+@view
+def _lookup(key: address, timepoint: uint256) -> uint256:
+    """
+    @dev Value of the last checkpoint of `key` at or before `timepoint`. The
+         latest checkpoint is tried first, then the last sqrt(n) ones, then a
+         binary search: recent timepoints (a proposal's snapshot) stay cheap.
+    """
+    n: uint256 = self._count(key)
+    if n == 0:
+        return 0
+    last: uint256 = self._checkpoints[key][unsafe_sub(n, 1)]
+    if last >> _VALUE_BITS <= timepoint:
+        return last & _VALUE_MASK
+    # Invariant: the answer is checkpoint `low - 1` once low == high (none if low == 0).
+    low: uint256 = 0
+    high: uint256 = unsafe_sub(n, 1)
+    if n > 5:
+        # Cannot wrap: isqrt(n) < n for n > 5.
+        mid: uint256 = unsafe_sub(n, isqrt(n))
+        if self._checkpoints[key][mid] >> _VALUE_BITS > timepoint:
+            high = mid
+        else:
+            low = unsafe_add(mid, 1)
+    # n < 2**32, so 32 halvings always finish the search.
+    for _: uint256 in range(32):
+        if low >= high:
+            break
+        # Cannot wrap: low and high are below 2**32.
+        mid: uint256 = unsafe_add(low, high) >> 1
+        if self._checkpoints[key][mid] >> _VALUE_BITS > timepoint:
+            high = mid
+        else:
+            low = unsafe_add(mid, 1)
+    if low == 0:
+        return 0
+    return self._checkpoints[key][unsafe_sub(low, 1)] & _VALUE_MASK

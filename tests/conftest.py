@@ -1,0 +1,72 @@
+"""Shared fixtures. Every test runs on a real anvil node started by ape-foundry."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+DAY = 86_400
+YEAR = 365 * DAY
+TOKEN = 10**18
+INITIAL_SUPPLY = 1_000_000_000 * TOKEN
+
+# Profiles: `ci` runs on every push, `quick` while editing, `deep` for `make fuzz`.
+_COMMON = {
+    "deadline": None,  # examples talk to a node: wall time is not the code's
+    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+}
+settings.register_profile("ci", max_examples=25, stateful_step_count=25, **_COMMON)
+settings.register_profile("quick", max_examples=5, stateful_step_count=10, **_COMMON)
+settings.register_profile("deep", max_examples=400, stateful_step_count=60, **_COMMON)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(scope="session")
+def deployer(accounts):
+    return accounts[0]
+
+
+@pytest.fixture(scope="session")
+def alice(accounts):
+    return accounts[1]
+
+
+@pytest.fixture(scope="session")
+def bob(accounts):
+    return accounts[2]
+
+
+@pytest.fixture(scope="session")
+def carol(accounts):
+    return accounts[3]
+
+
+@pytest.fixture(scope="session")
+def outsider(accounts):
+    return accounts[9]
+
+
+@pytest.fixture(scope="session")
+def chain_id(chain):
+    return chain.chain_id
+
+
+@pytest.fixture
+def token(project, deployer):
+    """ComputeToken with the whole initial supply held by the deployer."""
+    return deployer.deploy(project.ComputeToken, deployer, INITIAL_SUPPLY)
+
+
+@pytest.fixture
+def funded(token, deployer, alice, bob, carol):
+    """Token with 1,000 tokens each for alice, bob and carol."""
+    for holder in (alice, bob, carol):
+        token.transfer(holder, 1_000 * TOKEN, sender=deployer)
+    return token
+
+
+def delegate(token, delegatee, sender):
+    """Calls ERC-5805 `delegate`, which ape's `BaseAddress.delegate` (EIP-7702) shadows."""
+    return token.invoke_transaction("delegate", delegatee, sender=sender)

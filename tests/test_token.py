@@ -1,0 +1,540 @@
+"""Unit tests for ComputeToken: every external function, its events and its reverts."""
+
+from __future__ import annotations
+
+import ape
+import pytest
+from eth_abi import encode
+from eth_utils import keccak
+
+from computeshare.signing import sign_delegation, sign_permit
+from tests.conftest import DAY, INITIAL_SUPPLY, TOKEN, YEAR, delegate
+
+ZERO = "0x0000000000000000000000000000000000000000"
+MAX_UINT = 2**256 - 1
+
+
+def state(token, *accounts):
+    """Everything a failed call must leave unchanged, for the given accounts."""
+    return (
+        token.totalSupply(),
+        tuple(token.balanceOf(a) for a in accounts),
+        tuple(token.nonces(a) for a in accounts),
+        tuple(token.getVotes(a) for a in accounts),
+        tuple(token.delegates(a) for a in accounts),
+        tuple(token.numCheckpoints(a) for a in accounts),
+    )
+
+
+# ------------------------------------------------------------------ deployment
+
+
+def test_metadata_and_initial_supply(token, deployer):
+    assert token.name() == "ComputeShare Token"
+    assert token.symbol() == "CSHR"
+    assert token.decimals() == 18
+    assert token.totalSupply() == INITIAL_SUPPLY
+    assert token.balanceOf(deployer) == INITIAL_SUPPLY
+    assert token.owner() == deployer
+    assert token.MAX_SUPPLY() == 2**96 - 1
+    assert token.CLOCK_MODE() == "mode=timestamp"
+
+
+def test_deploy_emits_mint_and_epoch(project, deployer, chain):
+    token = deployer.deploy(project.ComputeToken, deployer, INITIAL_SUPPLY)
+    receipt = chain.get_receipt(token.txn_hash)
+    transfers = receipt.decode_logs(token.Transfer)
+    assert [(e.sender, e.receiver, e.value) for e in transfers] == [
+        (ZERO, deployer, INITIAL_SUPPLY)
+    ]
+    (epoch,) = receipt.decode_logs(token.MintEpochStarted)
+    assert epoch.start == receipt.timestamp == token.mint_epoch_start()
+    assert epoch.cap == INITIAL_SUPPLY * 500 // 10_000 == token.mint_epoch_cap()
+    assert token.mint_epoch_minted() == 0
+
+
+def test_deploy_rejects_zero_holder(project, deployer):
+    with ape.reverts("compute_token: mint to the zero address"):
+        deployer.deploy(project.ComputeToken, ZERO, INITIAL_SUPPLY)
+
+
+def test_deploy_rejects_supply_over_max(project, deployer):
+    with ape.reverts("compute_token: supply cap exceeded"):
+        deployer.deploy(project.ComputeToken, deployer, 2**96)
+
+
+def test_clock_is_block_timestamp(token, chain):
+    chain.mine()
+    assert token.clock() == chain.blocks.head.timestamp
+
+
+def test_domain_separator_matches_eip712(token, chain_id):
+    fields, name, version, cid, contract, salt, extensions = token.eip712Domain()
+    assert (fields, name, version, cid, contract) == (
+        b"\x0f",
+        "ComputeShare Token",
+        "1",
+        chain_id,
+        token.address,
+    )
+    assert salt == b"\x00" * 32 and extensions == []
+    type_hash = keccak(
+        text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+    )
+    expected = keccak(
+        encode(
+            ["bytes32", "bytes32", "bytes32", "uint256", "address"],
+            [type_hash, keccak(text=name), keccak(text=version), cid, contract],
+        )
+    )
+    assert token.DOMAIN_SEPARATOR() == expected
+
+
+# ------------------------------------------------------------------ ERC-20
+
+
+def test_transfer_moves_balance_and_logs(funded, alice, bob):
+    receipt = funded.transfer(bob, 250 * TOKEN, sender=alice)
+    assert funded.balanceOf(alice) == 750 * TOKEN
+    assert funded.balanceOf(bob) == 1_250 * TOKEN
+    assert funded.totalSupply() == INITIAL_SUPPLY
+    (event,) = receipt.decode_logs(funded.Transfer)
+    assert (event.sender, event.receiver, event.value) == (alice, bob, 250 * TOKEN)
+    assert receipt.return_value is True
+
+
+def test_transfer_of_zero_and_to_self_change_nothing(funded, alice, bob):
+    before = state(funded, alice, bob)
+    receipt = funded.transfer(bob, 0, sender=alice)
+    assert len(receipt.decode_logs(funded.Transfer)) == 1
+    receipt = funded.transfer(alice, 400 * TOKEN, sender=alice)
+    assert len(receipt.decode_logs(funded.Transfer)) == 1
+    assert state(funded, alice, bob) == before
+
+
+def test_transfer_rejects_zero_receiver(funded, alice):
+    before = state(funded, alice)
+    with ape.reverts("compute_token: transfer to the zero address"):
+        funded.transfer(ZERO, 1, sender=alice)
+    assert state(funded, alice) == before
+
+
+def test_transfer_rejects_amount_over_balance(funded, alice, bob):
+    before = state(funded, alice, bob)
+    with ape.reverts("compute_token: transfer amount exceeds balance"):
+        funded.transfer(bob, 1_000 * TOKEN + 1, sender=alice)
+    assert state(funded, alice, bob) == before
+
+
+def test_approve_sets_allowance_and_logs(funded, alice, bob):
+    receipt = funded.approve(bob, 300 * TOKEN, sender=alice)
+    assert funded.allowance(alice, bob) == 300 * TOKEN
+    (event,) = receipt.decode_logs(funded.Approval)
+    assert (event.owner, event.spender, event.value) == (alice, bob, 300 * TOKEN)
+    funded.approve(bob, 0, sender=alice)
+    assert funded.allowance(alice, bob) == 0
+
+
+def test_approve_rejects_zero_spender(funded, alice):
+    with ape.reverts("compute_token: approve to the zero address"):
+        funded.approve(ZERO, 1, sender=alice)
+
+
+def test_transfer_from_spends_allowance(funded, alice, bob, carol):
+    funded.approve(bob, 300 * TOKEN, sender=alice)
+    receipt = funded.transferFrom(alice, carol, 100 * TOKEN, sender=bob)
+    assert funded.allowance(alice, bob) == 200 * TOKEN
+    assert funded.balanceOf(alice) == 900 * TOKEN
+    assert funded.balanceOf(carol) == 1_100 * TOKEN
+    (approval,) = receipt.decode_logs(funded.Approval)
+    assert (approval.owner, approval.spender, approval.value) == (alice, bob, 200 * TOKEN)
+    (transfer,) = receipt.decode_logs(funded.Transfer)
+    assert (transfer.sender, transfer.receiver, transfer.value) == (alice, carol, 100 * TOKEN)
+
+
+def test_transfer_from_with_infinite_allowance_keeps_it(funded, alice, bob, carol):
+    funded.approve(bob, MAX_UINT, sender=alice)
+    receipt = funded.transferFrom(alice, carol, 100 * TOKEN, sender=bob)
+    assert funded.allowance(alice, bob) == MAX_UINT
+    assert receipt.decode_logs(funded.Approval) == []
+
+
+def test_transfer_from_rejects_over_allowance(funded, alice, bob, carol):
+    funded.approve(bob, 99, sender=alice)
+    before = state(funded, alice, carol)
+    with ape.reverts("compute_token: insufficient allowance"):
+        funded.transferFrom(alice, carol, 100, sender=bob)
+    assert state(funded, alice, carol) == before
+    assert funded.allowance(alice, bob) == 99
+
+
+def test_transfer_from_rejects_over_balance(funded, alice, bob, carol):
+    funded.approve(bob, MAX_UINT, sender=alice)
+    with ape.reverts("compute_token: transfer amount exceeds balance"):
+        funded.transferFrom(alice, carol, 1_000 * TOKEN + 1, sender=bob)
+
+
+# ------------------------------------------------------------------ permit
+
+
+def _permit(token, owner, spender, value, deadline, chain_id, *, nonce=None, key=None, **kw):
+    return sign_permit(
+        key or owner.private_key,
+        chain_id=kw.get("sign_chain_id", chain_id),
+        token=kw.get("sign_token", token.address),
+        owner=owner.address,
+        spender=spender.address if hasattr(spender, "address") else spender,
+        value=value,
+        nonce=token.nonces(owner) if nonce is None else nonce,
+        deadline=deadline,
+    )
+
+
+def test_permit_sets_allowance_and_bumps_nonce(funded, alice, bob, outsider, chain, chain_id):
+    deadline = chain.pending_timestamp + DAY
+    sig = _permit(funded, alice, bob, 500 * TOKEN, deadline, chain_id)
+    # Anyone may relay a permit: the outsider pays the gas.
+    receipt = funded.permit(alice, bob, 500 * TOKEN, deadline, *sig.args, sender=outsider)
+    assert funded.allowance(alice, bob) == 500 * TOKEN
+    assert funded.nonces(alice) == 1
+    (event,) = receipt.decode_logs(funded.Approval)
+    assert (event.owner, event.spender, event.value) == (alice, bob, 500 * TOKEN)
+    funded.transferFrom(alice, bob, 500 * TOKEN, sender=bob)
+    assert funded.balanceOf(bob) == 1_500 * TOKEN
+
+
+def test_permit_rejects_expired_deadline(funded, alice, bob, chain, chain_id):
+    deadline = chain.pending_timestamp - 1
+    sig = _permit(funded, alice, bob, 1, deadline, chain_id)
+    with ape.reverts("compute_token: expired deadline"):
+        funded.permit(alice, bob, 1, deadline, *sig.args, sender=bob)
+    assert funded.nonces(alice) == 0 and funded.allowance(alice, bob) == 0
+
+
+def test_permit_rejects_replay(funded, alice, bob, chain, chain_id):
+    deadline = chain.pending_timestamp + DAY
+    sig = _permit(funded, alice, bob, 10, deadline, chain_id)
+    funded.permit(alice, bob, 10, deadline, *sig.args, sender=bob)
+    funded.approve(bob, 0, sender=alice)
+    with ape.reverts("compute_token: invalid signature"):
+        funded.permit(alice, bob, 10, deadline, *sig.args, sender=bob)
+    assert funded.nonces(alice) == 1 and funded.allowance(alice, bob) == 0
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    ["wrong_key", "other_chain", "other_contract", "other_value", "future_nonce"],
+)
+def test_permit_rejects_bad_signatures(funded, alice, bob, carol, chain, chain_id, tamper):
+    deadline = chain.pending_timestamp + DAY
+    kwargs = {
+        "wrong_key": {"key": carol.private_key},
+        "other_chain": {"sign_chain_id": chain_id + 1},
+        "other_contract": {"sign_token": carol.address},
+        "other_value": {},
+        "future_nonce": {"nonce": 1},
+    }[tamper]
+    sig = _permit(funded, alice, bob, 10, deadline, chain_id, **kwargs)
+    value = 11 if tamper == "other_value" else 10
+    with ape.reverts("compute_token: invalid signature"):
+        funded.permit(alice, bob, value, deadline, *sig.args, sender=bob)
+    assert funded.nonces(alice) == 0 and funded.allowance(alice, bob) == 0
+
+
+def test_permit_rejects_malleable_signature(funded, alice, bob, chain, chain_id):
+    secp256k1_n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    deadline = chain.pending_timestamp + DAY
+    sig = _permit(funded, alice, bob, 10, deadline, chain_id)
+    high_s = (secp256k1_n - int.from_bytes(sig.s, "big")).to_bytes(32, "big")
+    flipped_v = 55 - sig.v  # 27 <-> 28
+    with ape.reverts("ecdsa: invalid signature `s` value"):
+        funded.permit(alice, bob, 10, deadline, flipped_v, sig.r, high_s, sender=bob)
+    assert funded.nonces(alice) == 0
+
+
+def test_permit_rejects_zero_spender(funded, alice, bob, chain, chain_id):
+    deadline = chain.pending_timestamp + DAY
+    sig = _permit(funded, alice, ZERO, 10, deadline, chain_id)
+    with ape.reverts("compute_token: approve to the zero address"):
+        funded.permit(alice, ZERO, 10, deadline, *sig.args, sender=bob)
+
+
+# ------------------------------------------------------------------ delegation
+
+
+def test_self_delegation_creates_votes(funded, alice):
+    assert funded.getVotes(alice) == 0 and funded.delegates(alice) == ZERO
+    receipt = delegate(funded, alice, alice)
+    assert funded.delegates(alice) == alice
+    assert funded.getVotes(alice) == 1_000 * TOKEN
+    assert funded.numCheckpoints(alice) == 1
+    key, value = funded.checkpoints(alice, 0)
+    assert (key, value) == (receipt.timestamp, 1_000 * TOKEN)
+    (changed,) = receipt.decode_logs(funded.DelegateChanged)
+    assert (changed.delegator, changed.from_delegate, changed.to_delegate) == (alice, ZERO, alice)
+    (votes,) = receipt.decode_logs(funded.DelegateVotesChanged)
+    assert (votes.delegate, votes.previous_votes, votes.new_votes) == (alice, 0, 1_000 * TOKEN)
+
+
+def test_redelegation_moves_votes(funded, alice, bob, carol):
+    delegate(funded, alice, alice)
+    receipt = delegate(funded, carol, alice)
+    assert funded.delegates(alice) == carol
+    assert funded.getVotes(alice) == 0
+    assert funded.getVotes(carol) == 1_000 * TOKEN
+    moved = [
+        (e.delegate, e.previous_votes, e.new_votes)
+        for e in receipt.decode_logs(funded.DelegateVotesChanged)
+    ]
+    assert moved == [(alice, 1_000 * TOKEN, 0), (carol, 0, 1_000 * TOKEN)]
+    delegate(funded, bob, alice)
+    assert (funded.getVotes(carol), funded.getVotes(bob)) == (0, 1_000 * TOKEN)
+    receipt = delegate(funded, ZERO, alice)
+    assert funded.delegates(alice) == ZERO and funded.getVotes(bob) == 0
+    (changed,) = receipt.decode_logs(funded.DelegateChanged)
+    assert (changed.from_delegate, changed.to_delegate) == (bob, ZERO)
+
+
+def test_delegating_to_current_delegate_changes_no_votes(funded, alice):
+    delegate(funded, alice, alice)
+    receipt = delegate(funded, alice, alice)
+    assert receipt.decode_logs(funded.DelegateVotesChanged) == []
+    assert funded.getVotes(alice) == 1_000 * TOKEN and funded.numCheckpoints(alice) == 1
+
+
+def test_transfers_move_votes_between_delegates(funded, alice, bob, carol):
+    delegate(funded, alice, alice)
+    delegate(funded, carol, bob)
+    receipt = funded.transfer(bob, 100 * TOKEN, sender=alice)
+    assert funded.getVotes(alice) == 900 * TOKEN
+    assert funded.getVotes(carol) == 1_100 * TOKEN
+    moved = [
+        (e.delegate, e.previous_votes, e.new_votes)
+        for e in receipt.decode_logs(funded.DelegateVotesChanged)
+    ]
+    assert moved == [(alice, 1_000 * TOKEN, 900 * TOKEN), (carol, 1_000 * TOKEN, 1_100 * TOKEN)]
+    # carol holds tokens but never delegated: her own balance carries no votes.
+    funded.transfer(alice, 50 * TOKEN, sender=carol)
+    assert funded.getVotes(carol) == 1_100 * TOKEN
+    assert funded.getVotes(alice) == 950 * TOKEN
+
+
+def test_undelegated_transfers_write_no_checkpoints(funded, alice, bob):
+    receipt = funded.transfer(bob, 1, sender=alice)
+    assert receipt.decode_logs(funded.DelegateVotesChanged) == []
+    assert funded.numCheckpoints(alice) == funded.numCheckpoints(bob) == 0
+
+
+def test_same_timestamp_updates_overwrite_checkpoint(funded, alice, bob, chain):
+    delegate(funded, alice, alice)
+    chain.pending_timestamp += 10
+    web3 = chain.provider.web3
+    chain.provider.auto_mine = False
+    try:
+        for amount in (10, 20):
+            tx = funded.transfer.as_transaction(bob, amount, sender=alice)
+            web3.eth.send_transaction(
+                {"from": alice.address, "to": funded.address, "data": tx.data}
+            )
+        chain.mine()
+    finally:
+        chain.provider.auto_mine = True
+    assert funded.balanceOf(bob) == 1_000 * TOKEN + 30
+    assert funded.numCheckpoints(alice) == 2
+    assert funded.getVotes(alice) == 1_000 * TOKEN - 30
+    assert funded.checkpoints(alice, 1).value == 1_000 * TOKEN - 30
+
+
+def test_delegate_by_sig(funded, alice, bob, outsider, chain, chain_id):
+    expiry = chain.pending_timestamp + DAY
+    sig = sign_delegation(
+        alice.private_key,
+        chain_id=chain_id,
+        token=funded.address,
+        delegatee=bob.address,
+        nonce=0,
+        expiry=expiry,
+    )
+    receipt = funded.delegateBySig(bob, 0, expiry, *sig.args, sender=outsider)
+    assert funded.delegates(alice) == bob
+    assert funded.getVotes(bob) == 1_000 * TOKEN
+    assert funded.nonces(alice) == 1
+    (changed,) = receipt.decode_logs(funded.DelegateChanged)
+    assert changed.delegator == alice
+    with ape.reverts("compute_token: invalid nonce"):
+        funded.delegateBySig(bob, 0, expiry, *sig.args, sender=outsider)
+
+
+def test_delegate_by_sig_rejects_expired(funded, alice, bob, chain, chain_id):
+    expiry = chain.pending_timestamp - 1
+    sig = sign_delegation(
+        alice.private_key,
+        chain_id=chain_id,
+        token=funded.address,
+        delegatee=bob.address,
+        nonce=0,
+        expiry=expiry,
+    )
+    with ape.reverts("compute_token: signature expired"):
+        funded.delegateBySig(bob, 0, expiry, *sig.args, sender=bob)
+    assert funded.delegates(alice) == ZERO
+
+
+def test_delegate_by_sig_rejects_wrong_nonce(funded, alice, bob, chain, chain_id):
+    expiry = chain.pending_timestamp + DAY
+    sig = sign_delegation(
+        alice.private_key,
+        chain_id=chain_id,
+        token=funded.address,
+        delegatee=bob.address,
+        nonce=5,
+        expiry=expiry,
+    )
+    before = state(funded, alice, bob)
+    with ape.reverts("compute_token: invalid nonce"):
+        funded.delegateBySig(bob, 5, expiry, *sig.args, sender=bob)
+    assert state(funded, alice, bob) == before
+
+
+def test_permit_and_delegation_share_nonces(funded, alice, bob, chain, chain_id):
+    deadline = chain.pending_timestamp + DAY
+    sig = _permit(funded, alice, bob, 1, deadline, chain_id)
+    funded.permit(alice, bob, 1, deadline, *sig.args, sender=bob)
+    stale = sign_delegation(
+        alice.private_key,
+        chain_id=chain_id,
+        token=funded.address,
+        delegatee=bob.address,
+        nonce=0,
+        expiry=deadline,
+    )
+    with ape.reverts("compute_token: invalid nonce"):
+        funded.delegateBySig(bob, 0, deadline, *stale.args, sender=bob)
+
+
+# ------------------------------------------------------------------ history
+
+
+def test_past_votes_and_supply_follow_history(funded, deployer, alice, bob, chain):
+    t0 = delegate(funded, alice, alice).timestamp
+    chain.pending_timestamp += 100
+    t1 = funded.transfer(bob, 300 * TOKEN, sender=alice).timestamp
+    chain.pending_timestamp += 100
+    t2 = funded.mint(alice, 50 * TOKEN, sender=deployer).timestamp
+    chain.pending_timestamp += 100
+    t3 = funded.burn(20 * TOKEN, sender=alice).timestamp
+    chain.pending_timestamp += 1
+    chain.mine()
+    assert funded.getPastVotes(alice, t0 - 1) == 0
+    assert funded.getPastVotes(alice, t0) == 1_000 * TOKEN
+    assert funded.getPastVotes(alice, t1 - 1) == 1_000 * TOKEN
+    assert funded.getPastVotes(alice, t1) == 700 * TOKEN
+    assert funded.getPastVotes(alice, t2) == 750 * TOKEN
+    assert funded.getPastVotes(alice, t3) == 730 * TOKEN
+    assert funded.getPastTotalSupply(t1) == INITIAL_SUPPLY
+    assert funded.getPastTotalSupply(t2) == INITIAL_SUPPLY + 50 * TOKEN
+    assert funded.getPastTotalSupply(t3) == INITIAL_SUPPLY + 30 * TOKEN
+    assert funded.getPastVotes(ZERO, t3) == 0 and funded.getVotes(ZERO) == 0
+
+
+def test_binary_search_over_many_checkpoints(funded, alice, bob, chain):
+    delegate(funded, alice, alice)
+    stamps = []
+    for _ in range(40):
+        chain.pending_timestamp += 10
+        stamps.append(funded.transfer(bob, TOKEN, sender=alice).timestamp)
+    chain.pending_timestamp += 1
+    chain.mine()
+    assert funded.numCheckpoints(alice) == 41
+    for i, t in enumerate(stamps):
+        assert funded.getPastVotes(alice, t) == (1_000 - i - 1) * TOKEN
+        assert funded.getPastVotes(alice, t - 1) == (1_000 - i) * TOKEN
+
+
+def test_future_lookups_revert(funded, alice, chain):
+    now = chain.pending_timestamp
+    with ape.reverts("compute_token: future lookup"):
+        funded.getPastVotes(alice, now + 10)
+    with ape.reverts("compute_token: future lookup"):
+        funded.getPastTotalSupply(now + 10)
+
+
+def test_checkpoint_out_of_range_reverts(funded, alice):
+    with ape.reverts("compute_token: no such checkpoint"):
+        funded.checkpoints(alice, 0)
+    with ape.reverts("compute_token: no such checkpoint"):
+        funded.checkpoints(ZERO, 0)
+
+
+# ------------------------------------------------------------------ supply
+
+
+def test_owner_mints_within_cap(funded, deployer, alice):
+    alice_votes_before = funded.getVotes(alice)
+    delegate(funded, alice, alice)
+    cap = funded.mint_epoch_cap()
+    assert funded.mintable() == cap
+    receipt = funded.mint(alice, cap, sender=deployer)
+    assert funded.totalSupply() == INITIAL_SUPPLY + cap
+    assert funded.balanceOf(alice) == 1_000 * TOKEN + cap
+    assert funded.getVotes(alice) == alice_votes_before + 1_000 * TOKEN + cap
+    assert funded.mint_epoch_minted() == cap and funded.mintable() == 0
+    (event,) = receipt.decode_logs(funded.Transfer)
+    assert (event.sender, event.receiver, event.value) == (ZERO, alice, cap)
+    with ape.reverts("compute_token: mint exceeds inflation cap"):
+        funded.mint(alice, 1, sender=deployer)
+
+
+def test_mint_epoch_rolls_over_after_a_year(funded, deployer, alice, chain):
+    cap = funded.mint_epoch_cap()
+    funded.mint(alice, cap, sender=deployer)
+    chain.pending_timestamp = funded.mint_epoch_start() + YEAR
+    chain.mine()
+    supply = funded.totalSupply()
+    assert funded.mintable() == supply * 500 // 10_000
+    receipt = funded.mint(alice, 1, sender=deployer)
+    (epoch,) = receipt.decode_logs(funded.MintEpochStarted)
+    assert (epoch.start, epoch.cap) == (receipt.timestamp, supply * 500 // 10_000)
+    assert funded.mint_epoch_minted() == 1
+
+
+def test_mint_rejects_non_owner_zero_receiver_and_supply_over_max(project, funded, deployer, alice):
+    with ape.reverts("ownable: caller is not the owner"):
+        funded.mint(alice, 1, sender=alice)
+    with ape.reverts("compute_token: mint to the zero address"):
+        funded.mint(ZERO, 1, sender=deployer)
+    near_max = 2**96 - 1 - 10
+    big = deployer.deploy(project.ComputeToken, deployer, near_max)
+    with ape.reverts("compute_token: supply cap exceeded"):
+        big.mint(alice, 11, sender=deployer)
+    assert big.mintable() == 10
+
+
+def test_burn_reduces_supply_and_votes(funded, alice):
+    delegate(funded, alice, alice)
+    receipt = funded.burn(400 * TOKEN, sender=alice)
+    assert funded.balanceOf(alice) == 600 * TOKEN
+    assert funded.totalSupply() == INITIAL_SUPPLY - 400 * TOKEN
+    assert funded.getVotes(alice) == 600 * TOKEN
+    (event,) = receipt.decode_logs(funded.Transfer)
+    assert (event.sender, event.receiver, event.value) == (alice, ZERO, 400 * TOKEN)
+    before = state(funded, alice)
+    with ape.reverts("compute_token: burn amount exceeds balance"):
+        funded.burn(600 * TOKEN + 1, sender=alice)
+    assert state(funded, alice) == before
+
+
+def test_ownership_transfer_and_renounce(funded, deployer, alice):
+    with ape.reverts("ownable: caller is not the owner"):
+        funded.transfer_ownership(alice, sender=alice)
+    with ape.reverts("ownable: new owner is the zero address"):
+        funded.transfer_ownership(ZERO, sender=deployer)
+    receipt = funded.transfer_ownership(alice, sender=deployer)
+    (event,) = receipt.decode_logs(funded.OwnershipTransferred)
+    assert (event.previous_owner, event.new_owner) == (deployer, alice)
+    with ape.reverts("ownable: caller is not the owner"):
+        funded.mint(alice, 1, sender=deployer)
+    funded.renounce_ownership(sender=alice)
+    assert funded.owner() == ZERO
+    with ape.reverts("ownable: caller is not the owner"):
+        funded.mint(alice, 1, sender=alice)
