@@ -16,7 +16,7 @@
         therefore reads and writes exactly the two account words; only accounts
         delegating to a third party keep their delegatee in `_delegatee`.
         Vote checkpoints pack time and value in one slot: `timestamp << 208 | votes`
-        (uint48 + uint208). Total supply checkpoints use the same store under the
+        (uint48 + uint208), keyed by `account << 32 | index`. Total supply checkpoints use the same store under the
         zero address, which can never be a delegatee (delegating to it means
         "no delegate"), so one binary search serves both.
 
@@ -96,7 +96,9 @@ _SUPPLY_KEY: constant(address) = empty(address)
 
 _account: HashMap[address, uint256]
 _delegatee: HashMap[address, address]
-_checkpoints: HashMap[address, HashMap[uint256, uint256]]
+# Checkpoint `i` of `key` lives at `_checkpoints[key << 32 | i]`: one hash per access, and
+# collision-free since an address has 160 bits and every index is below 2**32.
+_checkpoints: HashMap[uint256, uint256]
 
 # @notice ERC-20 allowances; `max_value(uint256)` is never decreased.
 allowance: public(HashMap[address, HashMap[address, uint256]])
@@ -289,7 +291,7 @@ def burn(amount: uint256):
     # Cannot wrap: the balance bits hold at least `amount`.
     self._account[msg.sender] = unsafe_sub(word, amount)
     self.totalSupply -= amount
-    self._push_checkpoint(_SUPPLY_KEY, amount, False)
+    self._account[_SUPPLY_KEY] = self._checkpoint(_SUPPLY_KEY, self._account[_SUPPLY_KEY], amount, False)
     log Transfer(sender=msg.sender, receiver=empty(address), value=amount)
     self._move_votes(self._delegate_of(msg.sender, word), empty(address), amount)
 
@@ -385,7 +387,8 @@ def getVotes(account: address) -> uint256:
     n: uint256 = self._count(account)
     if n == 0:
         return 0
-    return self._checkpoints[account][unsafe_sub(n, 1)] & _VALUE_MASK
+    base: uint256 = convert(account, uint256) << 32
+    return self._checkpoints[base | unsafe_sub(n, 1)] & _VALUE_MASK
 
 
 @external
@@ -438,7 +441,8 @@ def checkpoints(account: address, pos: uint32) -> IComputeToken.Checkpoint:
     @return Checkpoint Its timestamp and votes.
     """
     assert account != _SUPPLY_KEY and convert(pos, uint256) < self._count(account), "compute_token: no such checkpoint"
-    packed: uint256 = self._checkpoints[account][convert(pos, uint256)]
+    base: uint256 = convert(account, uint256) << 32
+    packed: uint256 = self._checkpoints[base | convert(pos, uint256)]
     return IComputeToken.Checkpoint(
         key=convert(packed >> _VALUE_BITS, uint48), value=convert(packed & _VALUE_MASK, uint208)
     )
@@ -457,11 +461,27 @@ def _transfer(owner: address, to: address, amount: uint256):
         return
     # Cannot wrap: the balance bits hold at least `amount`.
     owner_word = unsafe_sub(owner_word, amount)
-    self._account[owner] = owner_word
     # Cannot carry out of the balance bits: balance + amount <= totalSupply <= MAX_SUPPLY.
     to_word: uint256 = unsafe_add(self._account[to], amount)
+    src: address = self._delegate_of(owner, owner_word)
+    dst: address = self._delegate_of(to, to_word)
+    # The delegatees' checkpoint counts live in account words: update the words this
+    # transfer already holds in memory, so each account word is written exactly once.
+    if src != dst:
+        if src == owner:
+            owner_word = self._checkpoint(src, owner_word, amount, False)
+        elif src == to:
+            to_word = self._checkpoint(src, to_word, amount, False)
+        elif src != empty(address):
+            self._account[src] = self._checkpoint(src, self._account[src], amount, False)
+        if dst == to:
+            to_word = self._checkpoint(dst, to_word, amount, True)
+        elif dst == owner:
+            owner_word = self._checkpoint(dst, owner_word, amount, True)
+        elif dst != empty(address):
+            self._account[dst] = self._checkpoint(dst, self._account[dst], amount, True)
+    self._account[owner] = owner_word
     self._account[to] = to_word
-    self._move_votes(self._delegate_of(owner, owner_word), self._delegate_of(to, to_word), amount)
 
 
 @internal
@@ -469,12 +489,11 @@ def _mint(to: address, amount: uint256):
     supply: uint256 = self.totalSupply + amount
     assert supply <= MAX_SUPPLY, "compute_token: supply cap exceeded"
     self.totalSupply = supply
+    self._account[_SUPPLY_KEY] = self._checkpoint(_SUPPLY_KEY, self._account[_SUPPLY_KEY], amount, True)
     # Cannot carry out of the balance bits: balance + amount <= supply <= MAX_SUPPLY.
-    word: uint256 = unsafe_add(self._account[to], amount)
-    self._account[to] = word
-    self._push_checkpoint(_SUPPLY_KEY, amount, True)
+    self._account[to] = unsafe_add(self._account[to], amount)
     log Transfer(sender=empty(address), receiver=to, value=amount)
-    self._move_votes(empty(address), self._delegate_of(to, word), amount)
+    self._move_votes(empty(address), self._delegate_of(to, self._account[to]), amount)
 
 
 @internal
@@ -542,32 +561,32 @@ def _delegate(account: address, delegatee: address):
 
 @internal
 def _move_votes(src: address, dst: address, amount: uint256):
+    """
+    @dev Moves `amount` votes between delegatees whose account words nobody in
+         this call holds in memory (delegation changes, mint, burn).
+    """
     if src == dst or amount == 0:
         return
     if src != empty(address):
-        previous: uint256 = 0
-        new: uint256 = 0
-        previous, new = self._push_checkpoint(src, amount, False)
-        log DelegateVotesChanged(delegate=src, previous_votes=previous, new_votes=new)
+        self._account[src] = self._checkpoint(src, self._account[src], amount, False)
     if dst != empty(address):
-        previous: uint256 = 0
-        new: uint256 = 0
-        previous, new = self._push_checkpoint(dst, amount, True)
-        log DelegateVotesChanged(delegate=dst, previous_votes=previous, new_votes=new)
+        self._account[dst] = self._checkpoint(dst, self._account[dst], amount, True)
 
 
 @internal
-def _push_checkpoint(key: address, amount: uint256, increase: bool) -> (uint256, uint256):
+def _checkpoint(key: address, word: uint256, amount: uint256, increase: bool) -> uint256:
     """
-    @dev Adds or subtracts `amount` to the latest checkpoint of `key`: overwrites
-         it when it was written at this timestamp, appends a new one otherwise.
+    @dev Adds or subtracts `amount` to the latest checkpoint of `key`, whose account
+         word is `word`: overwrites that checkpoint when it was written at this
+         timestamp, appends one otherwise. Logs vote changes (not supply changes).
+    @return uint256 `word` with the checkpoint count updated; the caller stores it.
     """
-    word: uint256 = self._account[key]
     n: uint256 = (word >> _COUNT_SHIFT) & _U32
+    base: uint256 = convert(key, uint256) << 32
     previous: uint256 = 0
     last_time: uint256 = 0
     if n != 0:
-        last: uint256 = self._checkpoints[key][unsafe_sub(n, 1)]
+        last: uint256 = self._checkpoints[base | unsafe_sub(n, 1)]
         previous = last & _VALUE_MASK
         last_time = last >> _VALUE_BITS
     new: uint256 = 0
@@ -576,14 +595,15 @@ def _push_checkpoint(key: address, amount: uint256, increase: bool) -> (uint256,
     else:
         new = previous - amount
     packed: uint256 = (block.timestamp << _VALUE_BITS) | new
+    if key != _SUPPLY_KEY:
+        log DelegateVotesChanged(delegate=key, previous_votes=previous, new_votes=new)
     if n != 0 and last_time == block.timestamp:
-        self._checkpoints[key][unsafe_sub(n, 1)] = packed
-    else:
-        self._checkpoints[key][n] = packed
-        # Cannot carry into the mode bits: at most one checkpoint is appended per
-        # distinct timestamp, so the count stays below 2**32 for 136 years.
-        self._account[key] = unsafe_add(word, _COUNT_ONE)
-    return previous, new
+        self._checkpoints[base | unsafe_sub(n, 1)] = packed
+        return word
+    self._checkpoints[base | n] = packed
+    # Cannot carry into the mode bits: at most one checkpoint is appended per
+    # distinct timestamp, so the count stays below 2**32 for 136 years.
+    return unsafe_add(word, _COUNT_ONE)
 
 
 @internal
@@ -603,7 +623,8 @@ def _lookup(key: address, timepoint: uint256) -> uint256:
     n: uint256 = self._count(key)
     if n == 0:
         return 0
-    last: uint256 = self._checkpoints[key][unsafe_sub(n, 1)]
+    base: uint256 = convert(key, uint256) << 32
+    last: uint256 = self._checkpoints[base | unsafe_sub(n, 1)]
     if last >> _VALUE_BITS <= timepoint:
         return last & _VALUE_MASK
     # Invariant: the answer is checkpoint `low - 1` once low == high (none if low == 0).
@@ -612,7 +633,7 @@ def _lookup(key: address, timepoint: uint256) -> uint256:
     if n > 5:
         # Cannot wrap: isqrt(n) < n for n > 5.
         mid: uint256 = unsafe_sub(n, isqrt(n))
-        if self._checkpoints[key][mid] >> _VALUE_BITS > timepoint:
+        if self._checkpoints[base | mid] >> _VALUE_BITS > timepoint:
             high = mid
         else:
             low = unsafe_add(mid, 1)
@@ -622,10 +643,10 @@ def _lookup(key: address, timepoint: uint256) -> uint256:
             break
         # Cannot wrap: low and high are below 2**32.
         mid: uint256 = unsafe_add(low, high) >> 1
-        if self._checkpoints[key][mid] >> _VALUE_BITS > timepoint:
+        if self._checkpoints[base | mid] >> _VALUE_BITS > timepoint:
             high = mid
         else:
             low = unsafe_add(mid, 1)
     if low == 0:
         return 0
-    return self._checkpoints[key][unsafe_sub(low, 1)] & _VALUE_MASK
+    return self._checkpoints[base | unsafe_sub(low, 1)] & _VALUE_MASK
