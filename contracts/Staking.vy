@@ -1,0 +1,687 @@
+# pragma version ~=0.4.3
+# pragma nonreentrancy on
+"""
+@title Staking
+@custom:contract-name Staking
+@license GNU Affero General Public License v3.0 only
+@notice Provider pools of the protocol token: a provider's own bonded stake, a
+        delegation pool in shares, and the stake thawing out of both.
+
+        - Own stake: a plain amount. Collateral for jobs is locked against it and
+          cannot thaw while locked.
+        - Delegation pool: delegators hold shares; income raises the value of a
+          share, a slash lowers it, both O(1) whatever the number of delegators.
+        - Thawing: a provider's thawing stake is one bucket with one unlock time;
+          delegators' thawing stake is a second share pool, so it stays slashable
+          pro rata until withdrawn. A new thaw request restarts the clock of the
+          caller's bucket: every token waits the full thawing period.
+        - Slashing (by accounts with the SLASHER role): bonded stake first (own and
+          delegated, pro rata), then thawing stake (pro rata); never more than the
+          pool holds. A bounded share goes to a beneficiary, the rest to the
+          treasury or is burned.
+
+        Share price uses a virtual offset (as OpenZeppelin's ERC-4626): minting
+        `amount * (shares + 10**6) // (tokens + 1)` makes donation attacks on a
+        pool's first delegator unprofitable.
+"""
+
+from ethereum.ercs import IERC20
+from interfaces import IAccess
+from interfaces import IComputeToken
+from interfaces import IStaking
+from snekmate.auth import ownable
+from contracts.modules import access
+from contracts.modules import bounded_params
+
+implements: IStaking
+
+initializes: ownable
+initializes: access[ownable := ownable]
+initializes: bounded_params
+
+exports: (
+    ownable.owner,
+    ownable.transfer_ownership,
+    access.roles,
+    access.set_roles,
+)
+# `renounce_ownership` is intentionally not exported: parameters and roles must stay governable.
+
+
+# Parameter keys (see `parameter_bounds`).
+THAWING_PERIOD: public(constant(uint256)) = 0
+MAX_DELEGATION_RATIO: public(constant(uint256)) = 1
+MIN_DELEGATION: public(constant(uint256)) = 2
+MIN_PROVIDER_STAKE: public(constant(uint256)) = 3
+BENEFICIARY_SHARE_BPS: public(constant(uint256)) = 4
+BURN_SLASHED: public(constant(uint256)) = 5
+CUT_CHANGE_DELAY: public(constant(uint256)) = 6
+_PARAMETER_COUNT: constant(uint256) = 7
+
+# @notice The thawing period can never be shorter than this: it bounds JobEscrow's dispute
+#         window and ruling period from above (JobEscrow checks this at deploy).
+MIN_THAWING_PERIOD: public(constant(uint256)) = 7 * 86400
+
+_DAY: constant(uint256) = 86400
+_TOKEN: constant(uint256) = 10**18
+_BPS: constant(uint256) = 10_000
+_LOW: constant(uint256[_PARAMETER_COUNT]) = [MIN_THAWING_PERIOD, 1, _TOKEN, _TOKEN, 0, 0, _DAY]
+_HIGH: constant(uint256[_PARAMETER_COUNT]) = [
+    60 * _DAY, 50, 100_000 * _TOKEN, 1_000_000 * _TOKEN, 5_000, 1, 30 * _DAY
+]
+_DEFAULT: constant(uint256[_PARAMETER_COUNT]) = [
+    14 * _DAY, 10, 100 * _TOKEN, 1_000 * _TOKEN, 2_500, 0, 7 * _DAY
+]
+
+_VIRTUAL_SHARES: constant(uint256) = 10**6
+_VIRTUAL_TOKENS: constant(uint256) = 1
+
+
+# @notice The protocol token staked here.
+TOKEN: public(immutable(address))
+
+# @notice Receives slashed stake that is neither rewarded nor burned (the DAO timelock).
+treasury: public(address)
+
+_pools: HashMap[address, IStaking.Pool]
+_delegations: HashMap[address, HashMap[address, IStaking.Delegation]]
+
+
+event Staked:
+    provider: indexed(address)
+    amount: uint256
+    own_stake: uint256
+
+event ThawRequested:
+    provider: indexed(address)
+    amount: uint256
+    thawing: uint256
+    unlock_at: uint256
+
+event ThawCancelled:
+    provider: indexed(address)
+    amount: uint256
+    own_stake: uint256
+
+event Withdrawn:
+    provider: indexed(address)
+    amount: uint256
+
+event Delegated:
+    provider: indexed(address)
+    delegator: indexed(address)
+    amount: uint256
+    shares: uint256
+
+event Undelegated:
+    provider: indexed(address)
+    delegator: indexed(address)
+    shares: uint256
+    amount: uint256
+    thaw_shares: uint256
+    unlock_at: uint256
+
+event UndelegationCancelled:
+    provider: indexed(address)
+    delegator: indexed(address)
+    amount: uint256
+    shares: uint256
+
+event DelegationWithdrawn:
+    provider: indexed(address)
+    delegator: indexed(address)
+    amount: uint256
+
+event IncomeAdded:
+    provider: indexed(address)
+    payer: indexed(address)
+    amount: uint256
+    to_delegators: uint256
+
+event DelegatorCutScheduled:
+    provider: indexed(address)
+    cut_bps: uint256
+    effective_at: uint256
+
+event CollateralLocked:
+    provider: indexed(address)
+    locker: indexed(address)
+    amount: uint256
+    locked: uint256
+
+event CollateralUnlocked:
+    provider: indexed(address)
+    locker: indexed(address)
+    amount: uint256
+    locked: uint256
+
+event Slashed:
+    provider: indexed(address)
+    beneficiary: indexed(address)
+    from_own_stake: uint256
+    from_delegated: uint256
+    from_own_thawing: uint256
+    from_delegated_thawing: uint256
+    reward: uint256
+    remainder: uint256
+    burned: bool
+
+event TreasurySet:
+    previous_treasury: indexed(address)
+    new_treasury: indexed(address)
+
+
+@deploy
+def __init__(token: IComputeToken, treasury: address):
+    """
+    @notice Deploys Staking for `token` with default parameters; the deployer is the
+            owner until it hands ownership to the DAO timelock.
+    @param token The protocol token.
+    @param treasury Receiver of slashed stake that is not burned.
+    """
+    ownable.__init__()
+    assert token.address != empty(address), "staking: zero token"
+    assert treasury != empty(address), "staking: zero treasury"
+    TOKEN = token.address
+    self.treasury = treasury
+    for key: uint256 in range(_PARAMETER_COUNT):
+        bounded_params._set(key, _DEFAULT[key])
+
+
+# ---------------------------------------------------------------- provider
+
+
+@external
+def stake(amount: uint256):
+    """
+    @notice Bonds `amount` of the caller's tokens as its own provider stake.
+            The caller must have approved this contract.
+    @param amount Amount in wei; the resulting own stake must reach `MIN_PROVIDER_STAKE`.
+    """
+    assert amount != 0, "staking: zero amount"
+    own: uint256 = self._pools[msg.sender].own_stake + amount
+    assert own >= bounded_params._get(MIN_PROVIDER_STAKE), "staking: stake below minimum"
+    self._pools[msg.sender].own_stake = own
+    log Staked(provider=msg.sender, amount=amount, own_stake=own)
+    self._pull(msg.sender, amount)
+
+
+@external
+def request_thaw(amount: uint256):
+    """
+    @notice Moves `amount` of the caller's free own stake into its thawing bucket and
+            (re)starts the bucket's clock: all of it unlocks one thawing period from now.
+    @param amount Amount in wei, at most own stake minus locked collateral.
+    """
+    assert amount != 0, "staking: zero amount"
+    own: uint256 = self._pools[msg.sender].own_stake
+    assert own - self._pools[msg.sender].locked >= amount, "staking: amount exceeds free stake"
+    thawing: uint256 = self._pools[msg.sender].own_thawing + amount
+    unlock_at: uint256 = block.timestamp + bounded_params._get(THAWING_PERIOD)
+    self._pools[msg.sender].own_stake = own - amount
+    self._pools[msg.sender].own_thawing = thawing
+    self._pools[msg.sender].own_unlock_at = unlock_at
+    log ThawRequested(provider=msg.sender, amount=amount, thawing=thawing, unlock_at=unlock_at)
+
+
+@external
+def cancel_thaw():
+    """
+    @notice Bonds the caller's whole thawing bucket again as own stake.
+    """
+    amount: uint256 = self._pools[msg.sender].own_thawing
+    assert amount != 0, "staking: nothing thawing"
+    own: uint256 = self._pools[msg.sender].own_stake + amount
+    self._pools[msg.sender].own_stake = own
+    self._pools[msg.sender].own_thawing = 0
+    self._pools[msg.sender].own_unlock_at = 0
+    log ThawCancelled(provider=msg.sender, amount=amount, own_stake=own)
+
+
+@external
+def withdraw():
+    """
+    @notice Pays the caller its thawed own stake once the unlock time has passed.
+    """
+    amount: uint256 = self._pools[msg.sender].own_thawing
+    assert amount != 0, "staking: nothing thawing"
+    assert block.timestamp >= self._pools[msg.sender].own_unlock_at, "staking: still thawing"
+    self._pools[msg.sender].own_thawing = 0
+    self._pools[msg.sender].own_unlock_at = 0
+    log Withdrawn(provider=msg.sender, amount=amount)
+    self._push(msg.sender, amount)
+
+
+@external
+def set_delegator_cut(cut_bps: uint256):
+    """
+    @notice Sets the share of the caller's income that goes to its delegators. With
+            delegators in the pool the change applies after `CUT_CHANGE_DELAY`, so they
+            can leave first; with none it applies at once.
+    @param cut_bps Share in basis points, at most 10,000.
+    """
+    assert cut_bps <= _BPS, "staking: cut above 100%"
+    self._settle_cut(msg.sender)
+    effective_at: uint256 = block.timestamp
+    if self._pools[msg.sender].delegated_shares == 0:
+        self._pools[msg.sender].delegator_cut_bps = cut_bps
+    else:
+        effective_at += bounded_params._get(CUT_CHANGE_DELAY)
+        self._pools[msg.sender].pending_cut_bps = cut_bps
+        self._pools[msg.sender].pending_cut_at = effective_at
+    log DelegatorCutScheduled(provider=msg.sender, cut_bps=cut_bps, effective_at=effective_at)
+
+
+# ---------------------------------------------------------------- delegator
+
+
+@external
+def delegate_to(provider: address, amount: uint256) -> uint256:
+    """
+    @notice Bonds `amount` of the caller's tokens into `provider`'s delegation pool.
+    @param provider A provider with own stake.
+    @param amount At least `MIN_DELEGATION`; the pool may hold at most
+           `MAX_DELEGATION_RATIO` times the provider's own stake.
+    @return uint256 Shares minted.
+    """
+    assert amount >= bounded_params._get(MIN_DELEGATION), "staking: delegation below minimum"
+    shares: uint256 = self._add_delegation(provider, msg.sender, amount)
+    self._pull(msg.sender, amount)
+    return shares
+
+
+@external
+def undelegate(provider: address, shares: uint256) -> uint256:
+    """
+    @notice Moves `shares` of the caller's delegation to `provider` into thawing; the
+            caller's thawing position there unlocks one thawing period from now.
+    @param provider The provider.
+    @param shares Shares to undelegate, at most the caller's.
+    @return uint256 Tokens moved to thawing.
+    """
+    assert shares != 0, "staking: zero shares"
+    held: uint256 = self._delegations[provider][msg.sender].shares
+    assert shares <= held, "staking: shares exceed delegation"
+    tokens: uint256 = self._pools[provider].delegated_tokens
+    total: uint256 = self._pools[provider].delegated_shares
+    amount: uint256 = self._to_tokens(shares, tokens, total)
+    self._pools[provider].delegated_tokens = tokens - amount
+    self._pools[provider].delegated_shares = total - shares
+    self._delegations[provider][msg.sender].shares = held - shares
+
+    thaw_tokens: uint256 = self._pools[provider].thawing_tokens
+    thaw_total: uint256 = self._pools[provider].thawing_shares
+    thaw_shares: uint256 = self._to_shares(amount, thaw_tokens, thaw_total)
+    self._pools[provider].thawing_tokens = thaw_tokens + amount
+    self._pools[provider].thawing_shares = thaw_total + thaw_shares
+    unlock_at: uint256 = block.timestamp + bounded_params._get(THAWING_PERIOD)
+    self._delegations[provider][msg.sender].thaw_shares += thaw_shares
+    self._delegations[provider][msg.sender].unlock_at = unlock_at
+    log Undelegated(
+        provider=provider,
+        delegator=msg.sender,
+        shares=shares,
+        amount=amount,
+        thaw_shares=thaw_shares,
+        unlock_at=unlock_at,
+    )
+    return amount
+
+
+@external
+def cancel_undelegation(provider: address) -> uint256:
+    """
+    @notice Bonds the caller's whole thawing position at `provider` into the
+            delegation pool again (subject to the delegation cap).
+    @param provider The provider.
+    @return uint256 Shares minted.
+    """
+    amount: uint256 = self._take_thawing(provider, msg.sender)
+    assert amount != 0, "staking: nothing thawing"
+    shares: uint256 = self._add_delegation(provider, msg.sender, amount)
+    log UndelegationCancelled(provider=provider, delegator=msg.sender, amount=amount, shares=shares)
+    return shares
+
+
+@external
+def withdraw_delegation(provider: address) -> uint256:
+    """
+    @notice Pays the caller its thawed delegation at `provider` once unlocked.
+    @param provider The provider.
+    @return uint256 Tokens paid.
+    """
+    assert block.timestamp >= self._delegations[provider][msg.sender].unlock_at, "staking: still thawing"
+    amount: uint256 = self._take_thawing(provider, msg.sender)
+    assert amount != 0, "staking: nothing thawing"
+    log DelegationWithdrawn(provider=provider, delegator=msg.sender, amount=amount)
+    self._push(msg.sender, amount)
+    return amount
+
+
+# ---------------------------------------------------------------- income, collateral, slashing
+
+
+@external
+def add_income(provider: address, amount: uint256):
+    """
+    @notice Credits `amount` of the caller's tokens as income of `provider`: the
+            delegator cut raises the value of the pool's shares, the rest adds to the
+            provider's own stake. The caller must have approved this contract.
+    @param provider The provider.
+    @param amount Amount in wei.
+    """
+    assert amount != 0, "staking: zero amount"
+    self._settle_cut(provider)
+    to_delegators: uint256 = 0
+    if self._pools[provider].delegated_shares != 0:
+        to_delegators = amount * self._pools[provider].delegator_cut_bps // _BPS
+        self._pools[provider].delegated_tokens += to_delegators
+    self._pools[provider].own_stake += amount - to_delegators
+    log IncomeAdded(provider=provider, payer=msg.sender, amount=amount, to_delegators=to_delegators)
+    self._pull(msg.sender, amount)
+
+
+@external
+def lock(provider: address, amount: uint256):
+    """
+    @notice Locks `amount` of `provider`'s free own stake as job collateral. LOCKER only.
+    @param provider The provider.
+    @param amount Amount in wei, at most its own stake minus what is already locked.
+    """
+    assert IAccess.Role.LOCKER in access.roles[msg.sender], "staking: caller is not a locker"
+    locked: uint256 = self._pools[provider].locked + amount
+    assert locked <= self._pools[provider].own_stake, "staking: insufficient free stake"
+    self._pools[provider].locked = locked
+    log CollateralLocked(provider=provider, locker=msg.sender, amount=amount, locked=locked)
+
+
+@external
+def unlock(provider: address, amount: uint256):
+    """
+    @notice Releases up to `amount` of `provider`'s locked collateral. LOCKER only.
+            Releasing more than is locked (after a slash shrank the stake) releases all.
+    @param provider The provider.
+    @param amount Amount in wei.
+    """
+    assert IAccess.Role.LOCKER in access.roles[msg.sender], "staking: caller is not a locker"
+    locked: uint256 = self._pools[provider].locked
+    released: uint256 = min(amount, locked)
+    self._pools[provider].locked = locked - released
+    log CollateralUnlocked(provider=provider, locker=msg.sender, amount=released, locked=locked - released)
+
+
+@external
+def slash(provider: address, amount: uint256, unlock_amount: uint256, beneficiary: address) -> uint256:
+    """
+    @notice Slashes up to `amount` from `provider`'s pool and releases `unlock_amount`
+            of the collateral this slash settles. SLASHER only. Bonded stake goes first
+            (own and delegated pro rata), then thawing stake (pro rata), never more than
+            the pool holds. `BENEFICIARY_SHARE_BPS` of it is paid to `beneficiary` (none
+            if zero); the rest is burned or sent to the treasury (`BURN_SLASHED`).
+    @param provider The provider.
+    @param amount Amount to slash in wei.
+    @param unlock_amount Collateral released by this slash.
+    @param beneficiary Harmed party or challenger, or the zero address.
+    @return uint256 Amount actually slashed.
+    """
+    assert IAccess.Role.SLASHER in access.roles[msg.sender], "staking: caller is not a slasher"
+    pool: IStaking.Pool = self._pools[provider]
+
+    bonded: uint256 = pool.own_stake + pool.delegated_tokens
+    from_bonded: uint256 = min(amount, bonded)
+    from_delegated: uint256 = 0
+    if bonded != 0:
+        from_delegated = from_bonded * pool.delegated_tokens // bonded
+    # Rounds in favour of delegators; still at most own stake since from_bonded <= bonded.
+    from_own: uint256 = from_bonded - from_delegated
+
+    thawing: uint256 = pool.own_thawing + pool.thawing_tokens
+    from_thawing: uint256 = min(amount - from_bonded, thawing)
+    from_delegated_thawing: uint256 = 0
+    if thawing != 0:
+        from_delegated_thawing = from_thawing * pool.thawing_tokens // thawing
+    from_own_thawing: uint256 = from_thawing - from_delegated_thawing
+
+    own: uint256 = pool.own_stake - from_own
+    self._pools[provider].own_stake = own
+    self._pools[provider].delegated_tokens = pool.delegated_tokens - from_delegated
+    self._pools[provider].own_thawing = pool.own_thawing - from_own_thawing
+    self._pools[provider].thawing_tokens = pool.thawing_tokens - from_delegated_thawing
+    # Locked collateral never exceeds own stake.
+    self._pools[provider].locked = min(pool.locked - min(unlock_amount, pool.locked), own)
+
+    slashed: uint256 = from_bonded + from_thawing
+    reward: uint256 = 0
+    if beneficiary != empty(address):
+        reward = slashed * bounded_params._get(BENEFICIARY_SHARE_BPS) // _BPS
+    remainder: uint256 = slashed - reward
+    burned: bool = bounded_params._get(BURN_SLASHED) == 1
+    log Slashed(
+        provider=provider,
+        beneficiary=beneficiary,
+        from_own_stake=from_own,
+        from_delegated=from_delegated,
+        from_own_thawing=from_own_thawing,
+        from_delegated_thawing=from_delegated_thawing,
+        reward=reward,
+        remainder=remainder,
+        burned=burned,
+    )
+    if reward != 0:
+        self._push(beneficiary, reward)
+    if remainder != 0:
+        if burned:
+            extcall IComputeToken(TOKEN).burn(remainder)
+        else:
+            self._push(self.treasury, remainder)
+    return slashed
+
+
+# ---------------------------------------------------------------- governance
+
+
+@external
+def set_parameter(key: uint256, new_value: uint256):
+    """
+    @notice Sets parameter `key` within its hard bounds. Owner (DAO timelock) only.
+    @param key One of the parameter keys (`THAWING_PERIOD`, ...).
+    @param new_value The value, within `parameter_bounds(key)`.
+    """
+    ownable._check_owner()
+    assert key < _PARAMETER_COUNT, "staking: unknown parameter"
+    assert new_value >= _LOW[key] and new_value <= _HIGH[key], "staking: parameter out of bounds"
+    bounded_params._set(key, new_value)
+
+
+@external
+def set_treasury(new_treasury: address):
+    """
+    @notice Sets the receiver of slashed stake that is not burned. Owner only.
+    @param new_treasury The treasury, not the zero address.
+    """
+    ownable._check_owner()
+    assert new_treasury != empty(address), "staking: zero treasury"
+    log TreasurySet(previous_treasury=self.treasury, new_treasury=new_treasury)
+    self.treasury = new_treasury
+
+
+# ---------------------------------------------------------------- views
+
+
+@external
+@view
+def parameter(key: uint256) -> uint256:
+    """
+    @notice Current value of parameter `key`.
+    @param key A parameter key.
+    @return uint256 Its value.
+    """
+    assert key < _PARAMETER_COUNT, "staking: unknown parameter"
+    return bounded_params._get(key)
+
+
+@external
+@view
+def parameter_bounds(key: uint256) -> (uint256, uint256):
+    """
+    @notice Hard bounds of parameter `key`: no governance decision can leave them.
+    @param key A parameter key.
+    @return uint256 Lowest allowed value.
+    @return uint256 Highest allowed value.
+    """
+    assert key < _PARAMETER_COUNT, "staking: unknown parameter"
+    return _LOW[key], _HIGH[key]
+
+
+@external
+@view
+def thawing_period() -> uint256:
+    """
+    @notice How long stake thaws before it can be withdrawn.
+    @return uint256 Seconds.
+    """
+    return bounded_params._get(THAWING_PERIOD)
+
+
+@external
+@view
+def pool(provider: address) -> IStaking.Pool:
+    """
+    @notice Everything Staking holds for `provider`.
+    @param provider The provider.
+    @return Pool Its pool.
+    """
+    return self._pools[provider]
+
+
+@external
+@view
+def bonded_stake(provider: address) -> uint256:
+    """
+    @notice Stake backing `provider`'s work: own stake plus delegated stake.
+    @param provider The provider.
+    @return uint256 Amount in wei.
+    """
+    return self._pools[provider].own_stake + self._pools[provider].delegated_tokens
+
+
+@external
+@view
+def free_stake(provider: address) -> uint256:
+    """
+    @notice Own stake of `provider` that is not locked as collateral.
+    @param provider The provider.
+    @return uint256 Amount in wei.
+    """
+    return self._pools[provider].own_stake - self._pools[provider].locked
+
+
+@external
+@view
+def delegator_cut(provider: address) -> uint256:
+    """
+    @notice Share of `provider`'s income that goes to its delegators now.
+    @param provider The provider.
+    @return uint256 Basis points.
+    """
+    pending_at: uint256 = self._pools[provider].pending_cut_at
+    if pending_at != 0 and block.timestamp >= pending_at:
+        return self._pools[provider].pending_cut_bps
+    return self._pools[provider].delegator_cut_bps
+
+
+@external
+@view
+def delegation(provider: address, delegator: address) -> IStaking.DelegationView:
+    """
+    @notice `delegator`'s position at `provider`: shares and their value, and its
+            thawing stake with the time it unlocks.
+    @param provider The provider.
+    @param delegator The delegator.
+    @return DelegationView The position.
+    """
+    position: IStaking.Delegation = self._delegations[provider][delegator]
+    return IStaking.DelegationView(
+        shares=position.shares,
+        value=self._to_tokens(
+            position.shares, self._pools[provider].delegated_tokens, self._pools[provider].delegated_shares
+        ),
+        thawing=self._to_tokens(
+            position.thaw_shares, self._pools[provider].thawing_tokens, self._pools[provider].thawing_shares
+        ),
+        unlock_at=position.unlock_at,
+    )
+
+
+# ---------------------------------------------------------------- internal
+
+
+@internal
+@pure
+def _to_shares(amount: uint256, tokens: uint256, shares: uint256) -> uint256:
+    return amount * (shares + _VIRTUAL_SHARES) // (tokens + _VIRTUAL_TOKENS)
+
+
+@internal
+@pure
+def _to_tokens(shares: uint256, tokens: uint256, total_shares: uint256) -> uint256:
+    return shares * (tokens + _VIRTUAL_TOKENS) // (total_shares + _VIRTUAL_SHARES)
+
+
+@internal
+def _add_delegation(provider: address, delegator: address, amount: uint256) -> uint256:
+    own: uint256 = self._pools[provider].own_stake
+    assert own != 0, "staking: provider has no stake"
+    tokens: uint256 = self._pools[provider].delegated_tokens
+    assert tokens + amount <= own * bounded_params._get(MAX_DELEGATION_RATIO), "staking: delegation over cap"
+    total: uint256 = self._pools[provider].delegated_shares
+    shares: uint256 = self._to_shares(amount, tokens, total)
+    assert shares != 0, "staking: delegation too small"
+    self._pools[provider].delegated_tokens = tokens + amount
+    self._pools[provider].delegated_shares = total + shares
+    self._delegations[provider][delegator].shares += shares
+    log Delegated(provider=provider, delegator=delegator, amount=amount, shares=shares)
+    return shares
+
+
+@internal
+def _take_thawing(provider: address, delegator: address) -> uint256:
+    """
+    @dev Removes `delegator`'s whole thawing position at `provider` from the thawing
+         pool and returns its value in tokens.
+    """
+    thaw_shares: uint256 = self._delegations[provider][delegator].thaw_shares
+    if thaw_shares == 0:
+        return 0
+    tokens: uint256 = self._pools[provider].thawing_tokens
+    total: uint256 = self._pools[provider].thawing_shares
+    amount: uint256 = self._to_tokens(thaw_shares, tokens, total)
+    self._pools[provider].thawing_tokens = tokens - amount
+    self._pools[provider].thawing_shares = total - thaw_shares
+    self._delegations[provider][delegator].thaw_shares = 0
+    self._delegations[provider][delegator].unlock_at = 0
+    return amount
+
+
+@internal
+def _settle_cut(provider: address):
+    """
+    @dev Applies a scheduled delegator cut whose time has come.
+    """
+    pending_at: uint256 = self._pools[provider].pending_cut_at
+    if pending_at != 0 and block.timestamp >= pending_at:
+        self._pools[provider].delegator_cut_bps = self._pools[provider].pending_cut_bps
+        self._pools[provider].pending_cut_bps = 0
+        self._pools[provider].pending_cut_at = 0
+
+
+@internal
+def _pull(account: address, amount: uint256):
+    assert extcall IERC20(TOKEN).transferFrom(
+        account, self, amount, default_return_value=True
+    ), "staking: transferFrom failed"
+
+
+@internal
+def _push(account: address, amount: uint256):
+    assert extcall IERC20(TOKEN).transfer(account, amount, default_return_value=True), "staking: transfer failed"
