@@ -70,3 +70,45 @@ def funded(token, deployer, alice, bob, carol):
 def delegate(token, delegatee, sender):
     """Calls ERC-5805 `delegate`, which ape's `BaseAddress.delegate` (EIP-7702) shadows."""
     return token.invoke_transaction("delegate", delegatee, sender=sender)
+
+
+# Role flags of interfaces/IAccess.vyi.
+SLASHER, LOCKER, REPORTER, AUDITOR = 1, 2, 4, 8
+
+
+@pytest.fixture(scope="session")
+def provider(accounts):
+    return accounts[4]
+
+
+@pytest.fixture(scope="session")
+def delegator(accounts):
+    return accounts[5]
+
+
+@pytest.fixture(scope="session")
+def escrow_role(accounts):
+    """Account holding the roles JobEscrow holds in production (LOCKER, SLASHER, REPORTER)."""
+    return accounts[6]
+
+
+@pytest.fixture(scope="session")
+def treasury(accounts):
+    return accounts[7]
+
+
+@pytest.fixture(scope="session")
+def auditor(accounts):
+    return accounts[8]
+
+
+@pytest.fixture
+def staking(project, token, deployer, treasury, escrow_role, provider, delegator, alice, bob):
+    """Staking with default parameters; provider, delegator, alice and bob hold 1M tokens
+    each and have approved Staking; `escrow_role` may lock, unlock and slash."""
+    staking = deployer.deploy(project.Staking, token, treasury)
+    staking.set_roles(escrow_role, SLASHER | LOCKER, sender=deployer)
+    for account in (provider, delegator, alice, bob):
+        token.transfer(account, 1_000_000 * TOKEN, sender=deployer)
+        token.approve(staking, 2**256 - 1, sender=account)
+    return staking

@@ -1,0 +1,407 @@
+"""Unit tests for Staking: own stake, delegation, thawing, income, collateral, slashing."""
+
+from __future__ import annotations
+
+import ape
+import pytest
+
+from tests.conftest import DAY, LOCKER, SLASHER, TOKEN
+
+ZERO = "0x0000000000000000000000000000000000000000"
+THAWING_PERIOD, MAX_DELEGATION_RATIO, MIN_DELEGATION, MIN_PROVIDER_STAKE = 0, 1, 2, 3
+BENEFICIARY_SHARE_BPS, BURN_SLASHED, CUT_CHANGE_DELAY = 4, 5, 6
+VIRTUAL_SHARES = 10**6
+
+
+def holdings(token, staking) -> int:
+    """What Staking should hold: the sum of every bucket of the pools under test."""
+    return token.balanceOf(staking)
+
+
+def pool_total(pool) -> int:
+    return pool.own_stake + pool.own_thawing + pool.delegated_tokens + pool.thawing_tokens
+
+
+@pytest.fixture
+def staked(staking, provider):
+    """Provider with 10,000 tokens of own stake and a 50% delegator cut."""
+    staking.stake(10_000 * TOKEN, sender=provider)
+    staking.set_delegator_cut(5_000, sender=provider)
+    return staking
+
+
+# ------------------------------------------------------------------ deployment and governance
+
+
+def test_defaults_and_bounds(staking, token, treasury):
+    assert staking.TOKEN() == token.address
+    assert staking.treasury() == treasury
+    expected = {
+        THAWING_PERIOD: (14 * DAY, 7 * DAY, 60 * DAY),
+        MAX_DELEGATION_RATIO: (10, 1, 50),
+        MIN_DELEGATION: (100 * TOKEN, TOKEN, 100_000 * TOKEN),
+        MIN_PROVIDER_STAKE: (1_000 * TOKEN, TOKEN, 1_000_000 * TOKEN),
+        BENEFICIARY_SHARE_BPS: (2_500, 0, 5_000),
+        BURN_SLASHED: (0, 0, 1),
+        CUT_CHANGE_DELAY: (7 * DAY, DAY, 30 * DAY),
+    }
+    for key, (value, low, high) in expected.items():
+        assert staking.parameter(key) == value
+        assert staking.parameter_bounds(key) == (low, high)
+    assert staking.thawing_period() == 14 * DAY
+    assert staking.MIN_THAWING_PERIOD() == 7 * DAY
+
+
+def test_deploy_rejects_zero_addresses(project, token, deployer, treasury):
+    with ape.reverts("staking: zero token"):
+        deployer.deploy(project.Staking, ZERO, treasury)
+    with ape.reverts("staking: zero treasury"):
+        deployer.deploy(project.Staking, token, ZERO)
+
+
+def test_owner_sets_parameters_within_bounds(staking, deployer, alice):
+    receipt = staking.set_parameter(THAWING_PERIOD, 21 * DAY, sender=deployer)
+    (event,) = receipt.decode_logs(staking.ParameterChanged)
+    assert (event.key, event.old_value, event.new_value) == (THAWING_PERIOD, 14 * DAY, 21 * DAY)
+    assert staking.thawing_period() == 21 * DAY
+    with ape.reverts("ownable: caller is not the owner"):
+        staking.set_parameter(THAWING_PERIOD, 20 * DAY, sender=alice)
+    for key, bad in (
+        (THAWING_PERIOD, 7 * DAY - 1),
+        (BENEFICIARY_SHARE_BPS, 5_001),
+        (BURN_SLASHED, 2),
+    ):
+        with ape.reverts("staking: parameter out of bounds"):
+            staking.set_parameter(key, bad, sender=deployer)
+    with ape.reverts("staking: unknown parameter"):
+        staking.set_parameter(7, 1, sender=deployer)
+    with ape.reverts("staking: unknown parameter"):
+        staking.parameter(7)
+    assert staking.thawing_period() == 21 * DAY
+
+
+def test_treasury_and_roles_are_owner_only(staking, deployer, alice, bob):
+    with ape.reverts("ownable: caller is not the owner"):
+        staking.set_treasury(alice, sender=alice)
+    with ape.reverts("staking: zero treasury"):
+        staking.set_treasury(ZERO, sender=deployer)
+    receipt = staking.set_treasury(alice, sender=deployer)
+    (event,) = receipt.decode_logs(staking.TreasurySet)
+    assert event.new_treasury == alice and staking.treasury() == alice
+    with ape.reverts("ownable: caller is not the owner"):
+        staking.set_roles(bob, SLASHER, sender=alice)
+    with ape.reverts("access: zero address"):
+        staking.set_roles(ZERO, SLASHER, sender=deployer)
+    receipt = staking.set_roles(bob, SLASHER | LOCKER, sender=deployer)
+    (event,) = receipt.decode_logs(staking.RolesSet)
+    assert (event.account, event.previous_roles, event.new_roles) == (bob, 0, SLASHER | LOCKER)
+    assert staking.roles(bob) == SLASHER | LOCKER
+
+
+# ------------------------------------------------------------------ own stake
+
+
+def test_stake_bonds_tokens(staking, token, provider):
+    receipt = staking.stake(2_000 * TOKEN, sender=provider)
+    (event,) = receipt.decode_logs(staking.Staked)
+    assert (event["provider"], event.amount, event.own_stake) == (
+        provider,
+        2_000 * TOKEN,
+        2_000 * TOKEN,
+    )
+    assert staking.pool(provider).own_stake == 2_000 * TOKEN
+    assert staking.bonded_stake(provider) == staking.free_stake(provider) == 2_000 * TOKEN
+    assert token.balanceOf(staking) == 2_000 * TOKEN
+    staking.stake(1, sender=provider)
+    assert staking.pool(provider).own_stake == 2_000 * TOKEN + 1
+
+
+def test_stake_rejects_zero_and_below_minimum(staking, token, provider, outsider):
+    with ape.reverts("staking: zero amount"):
+        staking.stake(0, sender=provider)
+    with ape.reverts("staking: stake below minimum"):
+        staking.stake(1_000 * TOKEN - 1, sender=provider)
+    with ape.reverts("compute_token: insufficient allowance"):
+        staking.stake(1_000 * TOKEN, sender=outsider)
+    assert token.balanceOf(staking) == 0
+
+
+def test_thaw_then_withdraw(staked, token, provider, chain):
+    receipt = staked.request_thaw(4_000 * TOKEN, sender=provider)
+    unlock = receipt.timestamp + 14 * DAY
+    (event,) = receipt.decode_logs(staked.ThawRequested)
+    assert (event.amount, event.thawing, event.unlock_at) == (4_000 * TOKEN, 4_000 * TOKEN, unlock)
+    pool = staked.pool(provider)
+    assert (pool.own_stake, pool.own_thawing, pool.own_unlock_at) == (
+        6_000 * TOKEN,
+        4_000 * TOKEN,
+        unlock,
+    )
+    chain.pending_timestamp = unlock - 1
+    with ape.reverts("staking: still thawing"):
+        staked.withdraw(sender=provider)
+    chain.pending_timestamp = unlock
+    before = token.balanceOf(provider)
+    receipt = staked.withdraw(sender=provider)
+    (event,) = receipt.decode_logs(staked.Withdrawn)
+    assert event.amount == 4_000 * TOKEN
+    assert token.balanceOf(provider) == before + 4_000 * TOKEN
+    assert staked.pool(provider).own_thawing == 0
+    with ape.reverts("staking: nothing thawing"):
+        staked.withdraw(sender=provider)
+
+
+def test_new_thaw_request_restarts_the_clock(staked, provider, chain):
+    first = staked.request_thaw(1_000 * TOKEN, sender=provider).timestamp
+    chain.pending_timestamp = first + 10 * DAY
+    second = staked.request_thaw(1_000 * TOKEN, sender=provider).timestamp
+    pool = staked.pool(provider)
+    assert pool.own_thawing == 2_000 * TOKEN
+    assert pool.own_unlock_at == second + 14 * DAY
+
+
+def test_cancel_thaw_rebonds(staked, provider):
+    staked.request_thaw(3_000 * TOKEN, sender=provider)
+    receipt = staked.cancel_thaw(sender=provider)
+    (event,) = receipt.decode_logs(staked.ThawCancelled)
+    assert (event.amount, event.own_stake) == (3_000 * TOKEN, 10_000 * TOKEN)
+    pool = staked.pool(provider)
+    assert (pool.own_stake, pool.own_thawing, pool.own_unlock_at) == (10_000 * TOKEN, 0, 0)
+    with ape.reverts("staking: nothing thawing"):
+        staked.cancel_thaw(sender=provider)
+
+
+def test_locked_stake_cannot_thaw(staked, provider, escrow_role):
+    staked.lock(provider, 7_000 * TOKEN, sender=escrow_role)
+    assert staked.free_stake(provider) == 3_000 * TOKEN
+    with ape.reverts("staking: amount exceeds free stake"):
+        staked.request_thaw(3_000 * TOKEN + 1, sender=provider)
+    with ape.reverts("staking: zero amount"):
+        staked.request_thaw(0, sender=provider)
+    staked.request_thaw(3_000 * TOKEN, sender=provider)
+    assert staked.free_stake(provider) == 0
+
+
+# ------------------------------------------------------------------ delegator cut
+
+
+def test_delegator_cut_applies_at_once_without_delegators(staking, provider):
+    staking.stake(1_000 * TOKEN, sender=provider)
+    receipt = staking.set_delegator_cut(8_000, sender=provider)
+    (event,) = receipt.decode_logs(staking.DelegatorCutScheduled)
+    assert (event.cut_bps, event.effective_at) == (8_000, receipt.timestamp)
+    assert staking.delegator_cut(provider) == 8_000
+    with ape.reverts("staking: cut above 100%"):
+        staking.set_delegator_cut(10_001, sender=provider)
+
+
+def test_delegator_cut_change_waits_when_delegated(staked, provider, delegator, chain):
+    staked.delegate_to(provider, 1_000 * TOKEN, sender=delegator)
+    receipt = staked.set_delegator_cut(1_000, sender=provider)
+    effective = receipt.timestamp + 7 * DAY
+    (event,) = receipt.decode_logs(staked.DelegatorCutScheduled)
+    assert event.effective_at == effective
+    assert staked.delegator_cut(provider) == 5_000
+    chain.pending_timestamp = effective
+    chain.mine()
+    assert staked.delegator_cut(provider) == 1_000
+    # Income after the change uses the new cut.
+    staked.add_income(provider, 1_000 * TOKEN, sender=delegator)
+    assert staked.pool(provider).delegated_tokens == 1_100 * TOKEN
+
+
+# ------------------------------------------------------------------ delegation
+
+
+def test_delegate_mints_shares(staked, token, provider, delegator):
+    receipt = staked.delegate_to(provider, 1_000 * TOKEN, sender=delegator)
+    shares = 1_000 * TOKEN * VIRTUAL_SHARES
+    (event,) = receipt.decode_logs(staked.Delegated)
+    assert (event["provider"], event.delegator, event.amount, event.shares) == (
+        provider,
+        delegator,
+        1_000 * TOKEN,
+        shares,
+    )
+    assert receipt.return_value == shares
+    position = staked.delegation(provider, delegator)
+    assert position.shares == shares
+    assert position.value == 1_000 * TOKEN
+    assert staked.bonded_stake(provider) == 11_000 * TOKEN
+    assert token.balanceOf(staked) == 11_000 * TOKEN
+
+
+def test_delegation_limits(staked, staking, provider, delegator, alice, deployer):
+    with ape.reverts("staking: delegation below minimum"):
+        staked.delegate_to(provider, 100 * TOKEN - 1, sender=delegator)
+    with ape.reverts("staking: provider has no stake"):
+        staked.delegate_to(alice, 100 * TOKEN, sender=delegator)
+    # Cap: 10 x 10,000 own stake.
+    staked.delegate_to(provider, 99_000 * TOKEN, sender=delegator)
+    with ape.reverts("staking: delegation over cap"):
+        staked.delegate_to(provider, 1_000 * TOKEN + 1, sender=alice)
+    staked.delegate_to(provider, 1_000 * TOKEN, sender=alice)
+    assert staked.pool(provider).delegated_tokens == 100_000 * TOKEN
+
+
+def test_undelegate_then_withdraw(staked, token, provider, delegator, chain):
+    shares = staked.delegate_to(provider, 1_000 * TOKEN, sender=delegator).return_value
+    receipt = staked.undelegate(provider, shares // 4, sender=delegator)
+    unlock = receipt.timestamp + 14 * DAY
+    (event,) = receipt.decode_logs(staked.Undelegated)
+    assert (event.shares, event.amount, event.unlock_at) == (shares // 4, 250 * TOKEN, unlock)
+    position = staked.delegation(provider, delegator)
+    assert (position.value, position.thawing, position.unlock_at) == (
+        750 * TOKEN,
+        250 * TOKEN,
+        unlock,
+    )
+    chain.pending_timestamp = unlock - 1
+    with ape.reverts("staking: still thawing"):
+        staked.withdraw_delegation(provider, sender=delegator)
+    chain.pending_timestamp = unlock
+    before = token.balanceOf(delegator)
+    receipt = staked.withdraw_delegation(provider, sender=delegator)
+    (event,) = receipt.decode_logs(staked.DelegationWithdrawn)
+    assert event.amount == 250 * TOKEN
+    assert token.balanceOf(delegator) == before + 250 * TOKEN
+    assert staked.delegation(provider, delegator).thawing == 0
+    with ape.reverts("staking: nothing thawing"):
+        staked.withdraw_delegation(provider, sender=delegator)
+
+
+def test_undelegate_rejects_bad_share_counts(staked, provider, delegator):
+    shares = staked.delegate_to(provider, 1_000 * TOKEN, sender=delegator).return_value
+    with ape.reverts("staking: zero shares"):
+        staked.undelegate(provider, 0, sender=delegator)
+    with ape.reverts("staking: shares exceed delegation"):
+        staked.undelegate(provider, shares + 1, sender=delegator)
+
+
+def test_cancel_undelegation_rebonds(staked, provider, delegator):
+    shares = staked.delegate_to(provider, 1_000 * TOKEN, sender=delegator).return_value
+    staked.undelegate(provider, shares, sender=delegator)
+    receipt = staked.cancel_undelegation(provider, sender=delegator)
+    (event,) = receipt.decode_logs(staked.UndelegationCancelled)
+    assert event.amount == 1_000 * TOKEN
+    position = staked.delegation(provider, delegator)
+    assert (position.value, position.thawing, position.unlock_at) == (1_000 * TOKEN, 0, 0)
+    with ape.reverts("staking: nothing thawing"):
+        staked.cancel_undelegation(provider, sender=delegator)
+
+
+def test_delegators_can_leave_while_collateral_is_locked(staked, provider, delegator, escrow_role):
+    shares = staked.delegate_to(provider, 1_000 * TOKEN, sender=delegator).return_value
+    staked.lock(provider, 10_000 * TOKEN, sender=escrow_role)
+    staked.undelegate(provider, shares, sender=delegator)
+    assert staked.delegation(provider, delegator).thawing == 1_000 * TOKEN
+
+
+# ------------------------------------------------------------------ income
+
+
+def test_income_splits_by_cut(staked, token, provider, delegator, alice):
+    staked.delegate_to(provider, 1_000 * TOKEN, sender=delegator)
+    staked.delegate_to(provider, 3_000 * TOKEN, sender=alice)
+    receipt = staked.add_income(provider, 800 * TOKEN, sender=alice)
+    (event,) = receipt.decode_logs(staked.IncomeAdded)
+    assert (event.payer, event.amount, event.to_delegators) == (alice, 800 * TOKEN, 400 * TOKEN)
+    pool = staked.pool(provider)
+    assert pool.own_stake == 10_400 * TOKEN
+    assert pool.delegated_tokens == 4_400 * TOKEN
+    # Pro rata: 1/4 and 3/4 of the 400 (virtual offset rounds down by at most 1 wei).
+    assert 1_100 * TOKEN - 1 <= staked.delegation(provider, delegator).value <= 1_100 * TOKEN
+    assert 3_300 * TOKEN - 1 <= staked.delegation(provider, alice).value <= 3_300 * TOKEN
+    assert token.balanceOf(staked) == pool_total(pool)
+
+
+def test_income_without_delegators_goes_to_provider(staked, provider, alice):
+    staked.add_income(provider, 500 * TOKEN, sender=alice)
+    assert staked.pool(provider).own_stake == 10_500 * TOKEN
+    with ape.reverts("staking: zero amount"):
+        staked.add_income(provider, 0, sender=alice)
+
+
+# ------------------------------------------------------------------ collateral
+
+
+def test_lock_and_unlock(staked, provider, escrow_role, alice):
+    receipt = staked.lock(provider, 4_000 * TOKEN, sender=escrow_role)
+    (event,) = receipt.decode_logs(staked.CollateralLocked)
+    assert (event.locker, event.amount, event.locked) == (escrow_role, 4_000 * TOKEN, 4_000 * TOKEN)
+    with ape.reverts("staking: insufficient free stake"):
+        staked.lock(provider, 6_000 * TOKEN + 1, sender=escrow_role)
+    receipt = staked.unlock(provider, 1_000 * TOKEN, sender=escrow_role)
+    (event,) = receipt.decode_logs(staked.CollateralUnlocked)
+    assert (event.amount, event.locked) == (1_000 * TOKEN, 3_000 * TOKEN)
+    # Releasing more than is locked releases what there is.
+    receipt = staked.unlock(provider, 5_000 * TOKEN, sender=escrow_role)
+    (event,) = receipt.decode_logs(staked.CollateralUnlocked)
+    assert (event.amount, event.locked) == (3_000 * TOKEN, 0)
+    with ape.reverts("staking: caller is not a locker"):
+        staked.lock(provider, 1, sender=alice)
+    with ape.reverts("staking: caller is not a locker"):
+        staked.unlock(provider, 1, sender=alice)
+
+
+# ------------------------------------------------------------------ slashing
+
+
+def test_slash_bonded_pro_rata_and_pay_beneficiary(
+    staked, token, provider, delegator, escrow_role, alice, treasury
+):
+    staked.delegate_to(provider, 10_000 * TOKEN, sender=delegator)
+    staked.lock(provider, 2_000 * TOKEN, sender=escrow_role)
+    alice_before, treasury_before = token.balanceOf(alice), token.balanceOf(treasury)
+    receipt = staked.slash(provider, 2_000 * TOKEN, 2_000 * TOKEN, alice, sender=escrow_role)
+    assert receipt.return_value == 2_000 * TOKEN
+    (event,) = receipt.decode_logs(staked.Slashed)
+    assert (event.from_own_stake, event.from_delegated) == (1_000 * TOKEN, 1_000 * TOKEN)
+    assert (event.from_own_thawing, event.from_delegated_thawing) == (0, 0)
+    assert (event.reward, event.remainder, event.burned) == (500 * TOKEN, 1_500 * TOKEN, False)
+    pool = staked.pool(provider)
+    assert (pool.own_stake, pool.delegated_tokens, pool.locked) == (9_000 * TOKEN, 9_000 * TOKEN, 0)
+    assert staked.delegation(provider, delegator).value == 9_000 * TOKEN
+    assert token.balanceOf(alice) == alice_before + 500 * TOKEN
+    assert token.balanceOf(treasury) == treasury_before + 1_500 * TOKEN
+    assert token.balanceOf(staked) == pool_total(pool)
+
+
+def test_slash_reaches_thawing_stake_and_stops_at_the_pool(
+    staked, token, provider, delegator, escrow_role, deployer
+):
+    shares = staked.delegate_to(provider, 10_000 * TOKEN, sender=delegator).return_value
+    staked.request_thaw(6_000 * TOKEN, sender=provider)
+    staked.undelegate(provider, shares // 2, sender=delegator)
+    # Bonded 4,000 own + 5,000 delegated; thawing 6,000 own + 5,000 delegated.
+    staked.set_parameter(BURN_SLASHED, 1, sender=deployer)
+    supply = token.totalSupply()
+    receipt = staked.slash(provider, 14_500 * TOKEN, 0, ZERO, sender=escrow_role)
+    (event,) = receipt.decode_logs(staked.Slashed)
+    assert event.from_own_stake + event.from_delegated == 9_000 * TOKEN
+    assert event.from_own_thawing + event.from_delegated_thawing == 5_500 * TOKEN
+    assert (event.from_own_thawing, event.from_delegated_thawing) == (3_000 * TOKEN, 2_500 * TOKEN)
+    assert (event.reward, event.remainder, event.burned) == (0, 14_500 * TOKEN, True)
+    assert token.totalSupply() == supply - 14_500 * TOKEN
+    assert staked.delegation(provider, delegator).thawing == 2_500 * TOKEN
+    # Whatever is asked, a slash never takes more than the pool holds.
+    receipt = staked.slash(provider, 10**30, 0, ZERO, sender=escrow_role)
+    assert receipt.return_value == 5_500 * TOKEN
+    pool = staked.pool(provider)
+    assert pool_total(pool) == 0
+    assert token.balanceOf(staked) == 0
+
+
+def test_slash_clamps_locked_to_own_stake(staked, provider, escrow_role):
+    staked.lock(provider, 8_000 * TOKEN, sender=escrow_role)
+    staked.slash(provider, 5_000 * TOKEN, 0, ZERO, sender=escrow_role)
+    pool = staked.pool(provider)
+    assert pool.own_stake == 5_000 * TOKEN
+    assert pool.locked == 5_000 * TOKEN
+
+
+def test_slash_requires_role(staked, provider, alice):
+    before = staked.pool(provider)
+    with ape.reverts("staking: caller is not a slasher"):
+        staked.slash(provider, 1, 0, alice, sender=alice)
+    assert staked.pool(provider) == before
