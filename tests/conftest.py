@@ -112,3 +112,29 @@ def staking(project, token, deployer, treasury, escrow_role, provider, delegator
         token.transfer(account, 1_000_000 * TOKEN, sender=deployer)
         token.approve(staking, 2**256 - 1, sender=account)
     return staking
+
+
+def gpu_spec(**overrides) -> dict:
+    """A valid GPU device spec for DeviceRegistry.register, with optional overrides."""
+    spec = {
+        "cpu_cores": 32,
+        "memory_mb": 128 * 1024,
+        "gpu_count": 2,
+        "gpu_model": b"nvidia-a100-80gb".ljust(32, b"\x00"),
+        "vram_mb": 80 * 1024,
+        "region": 276,
+        "price_per_second": 10**15,
+        "max_concurrent_jobs": 4,
+        "attestation": b"\x11" * 32,
+    }
+    spec.update(overrides)
+    return spec
+
+
+@pytest.fixture
+def registry(project, staking, deployer, escrow_role, auditor):
+    """DeviceRegistry over `staking`; `escrow_role` reports outcomes, `auditor` audits."""
+    registry = deployer.deploy(project.DeviceRegistry, staking)
+    registry.set_roles(escrow_role, REPORTER, sender=deployer)
+    registry.set_roles(auditor, AUDITOR, sender=deployer)
+    return registry

@@ -1,0 +1,547 @@
+# pragma version ~=0.4.3
+# pragma nonreentrancy on
+"""
+@title Device registry
+@custom:contract-name DeviceRegistry
+@license GNU Affero General Public License v3.0 only
+@notice Providers register compute devices (CPU, memory, GPUs, region, price per
+        compute-second, concurrency, a TEE measurement or hardware fingerprint, and a
+        metadata URI), then update, pause, resume or retire them.
+
+        A device is eligible for work while it is active and its provider's bonded
+        stake in Staking covers `MIN_STAKE_PER_DEVICE` for each of its active devices.
+        Auditors appointed by the DAO vouch for a device's hardware attributes; the
+        audit binds to a hash of those attributes, so it lapses when they change
+        (price and concurrency are not hardware and do not void it). JobEscrow (the
+        REPORTER) keeps per-device reputation counters.
+
+        Ids are `keccak256(owner, owner's device nonce)`: no global counter, so
+        providers never contend for the same storage slot. Events carry every field,
+        so an indexer can rebuild the registry from logs alone.
+
+        Storage per device: a header word `owner | status << 160 | registered_at << 168`,
+        a spec word (the numeric fields), the GPU model, the attestation, the URI, a
+        reputation word (three uint64 counters) and an audit record.
+"""
+
+from interfaces import IAccess
+from interfaces import IDeviceRegistry
+from interfaces import IStaking
+from snekmate.auth import ownable
+from contracts.modules import access
+from contracts.modules import bounded_params
+
+implements: IDeviceRegistry
+
+initializes: ownable
+initializes: access[ownable := ownable]
+initializes: bounded_params
+
+exports: (
+    ownable.owner,
+    ownable.transfer_ownership,
+    access.roles,
+    access.set_roles,
+)
+# `renounce_ownership` is intentionally not exported: parameters and roles must stay governable.
+
+
+# Status of a device.
+STATUS_ACTIVE: public(constant(uint8)) = 1
+STATUS_PAUSED: public(constant(uint8)) = 2
+STATUS_RETIRED: public(constant(uint8)) = 3
+
+# Reputation outcomes reported by JobEscrow.
+OUTCOME_COMPLETED: public(constant(uint8)) = 0
+OUTCOME_FAILED: public(constant(uint8)) = 1
+OUTCOME_SLASHED: public(constant(uint8)) = 2
+
+# Parameter keys.
+MIN_STAKE_PER_DEVICE: public(constant(uint256)) = 0
+_PARAMETER_COUNT: constant(uint256) = 1
+_TOKEN: constant(uint256) = 10**18
+_LOW: constant(uint256[_PARAMETER_COUNT]) = [_TOKEN]
+_HIGH: constant(uint256[_PARAMETER_COUNT]) = [1_000_000 * _TOKEN]
+_DEFAULT: constant(uint256[_PARAMETER_COUNT]) = [1_000 * _TOKEN]
+
+# Hard bounds of a spec.
+MAX_CPU_CORES: public(constant(uint16)) = 4096
+MAX_MEMORY_MB: public(constant(uint32)) = 16 * 1024 * 1024
+MAX_GPU_COUNT: public(constant(uint8)) = 64
+MAX_VRAM_MB: public(constant(uint32)) = 1024 * 1024
+MAX_REGION: public(constant(uint16)) = 999
+MAX_PRICE_PER_SECOND: public(constant(uint96)) = 10**24
+MAX_CONCURRENT_JOBS: public(constant(uint16)) = 1024
+MAX_URI_LENGTH: public(constant(uint256)) = 256
+
+_ADDRESS_MASK: constant(uint256) = 2**160 - 1
+_U8: constant(uint256) = 2**8 - 1
+_U16: constant(uint256) = 2**16 - 1
+_U32: constant(uint256) = 2**32 - 1
+_U64: constant(uint256) = 2**64 - 1
+
+
+# @notice The staking contract whose bonded stake makes devices eligible.
+STAKING: public(immutable(address))
+
+# @notice Devices registered by each owner (its next device nonce).
+device_count: public(HashMap[address, uint256])
+# @notice Active devices of each owner, each needing `MIN_STAKE_PER_DEVICE` of bonded stake.
+active_devices: public(HashMap[address, uint256])
+
+_header: HashMap[bytes32, uint256]
+_spec: HashMap[bytes32, uint256]
+_gpu_model: HashMap[bytes32, bytes32]
+_attestation: HashMap[bytes32, bytes32]
+_metadata_uri: HashMap[bytes32, String[1024]]
+_reputation: HashMap[bytes32, uint256]
+_audit: HashMap[bytes32, uint256]
+_audited_hash: HashMap[bytes32, bytes32]
+
+
+event DeviceRegistered:
+    device_id: indexed(bytes32)
+    owner: indexed(address)
+    nonce: uint256
+    spec: IDeviceRegistry.Spec
+    metadata_uri: String[1024]
+
+event DeviceUpdated:
+    device_id: indexed(bytes32)
+    owner: indexed(address)
+    spec: IDeviceRegistry.Spec
+    metadata_uri: String[1024]
+
+event DeviceStatusChanged:
+    device_id: indexed(bytes32)
+    owner: indexed(address)
+    previous_status: uint8
+    new_status: uint8
+    active_devices: uint256
+
+event DeviceAudited:
+    device_id: indexed(bytes32)
+    auditor: indexed(address)
+    hardware_hash: bytes32
+
+event AuditRevoked:
+    device_id: indexed(bytes32)
+    by: indexed(address)
+
+event ReputationRecorded:
+    device_id: indexed(bytes32)
+    outcome: uint8
+    completed: uint64
+    failed: uint64
+    slashed: uint64
+
+
+@deploy
+def __init__(staking: IStaking):
+    """
+    @notice Deploys the registry; the deployer is the owner until it hands ownership
+            to the DAO timelock.
+    @param staking The staking contract.
+    """
+    ownable.__init__()
+    assert staking.address != empty(address), "device_registry: zero staking"
+    STAKING = staking.address
+    for key: uint256 in range(_PARAMETER_COUNT):
+        bounded_params._set(key, _DEFAULT[key])
+
+
+# ---------------------------------------------------------------- providers
+
+
+@external
+def register(spec: IDeviceRegistry.Spec, metadata_uri: String[1024]) -> bytes32:
+    """
+    @notice Registers a device of the caller, active at once.
+    @param spec The device's spec, within the hard bounds.
+    @param metadata_uri Where its description lives, at most `MAX_URI_LENGTH` bytes.
+    @return bytes32 The device id, `keccak256(abi_encode(caller, nonce))`.
+    """
+    self._check_spec(spec, metadata_uri)
+    nonce: uint256 = self.device_count[msg.sender]
+    device_id: bytes32 = keccak256(abi_encode(msg.sender, nonce))
+    self.device_count[msg.sender] = nonce + 1
+    self._header[device_id] = self._pack_header(msg.sender, STATUS_ACTIVE, block.timestamp)
+    self._store_spec(device_id, spec, metadata_uri)
+    active: uint256 = self.active_devices[msg.sender] + 1
+    self.active_devices[msg.sender] = active
+    log DeviceRegistered(device_id=device_id, owner=msg.sender, nonce=nonce, spec=spec, metadata_uri=metadata_uri)
+    log DeviceStatusChanged(
+        device_id=device_id, owner=msg.sender, previous_status=0, new_status=STATUS_ACTIVE, active_devices=active
+    )
+    return device_id
+
+
+@external
+def update(device_id: bytes32, spec: IDeviceRegistry.Spec, metadata_uri: String[1024]):
+    """
+    @notice Replaces the spec and URI of one of the caller's devices that is not
+            retired. Changing hardware attributes voids the device's audit.
+    @param device_id The device.
+    @param spec The new spec.
+    @param metadata_uri The new URI.
+    """
+    header: uint256 = self._owned(device_id)
+    assert self._status(header) != STATUS_RETIRED, "device_registry: device retired"
+    self._check_spec(spec, metadata_uri)
+    self._store_spec(device_id, spec, metadata_uri)
+    log DeviceUpdated(device_id=device_id, owner=msg.sender, spec=spec, metadata_uri=metadata_uri)
+
+
+@external
+def pause(device_id: bytes32):
+    """
+    @notice Takes one of the caller's active devices out of service for a while.
+    @param device_id The device.
+    """
+    self._set_status(device_id, STATUS_ACTIVE, STATUS_PAUSED)
+
+
+@external
+def resume(device_id: bytes32):
+    """
+    @notice Puts one of the caller's paused devices back into service.
+    @param device_id The device.
+    """
+    self._set_status(device_id, STATUS_PAUSED, STATUS_ACTIVE)
+
+
+@external
+def retire(device_id: bytes32):
+    """
+    @notice Retires one of the caller's devices for good.
+    @param device_id The device, active or paused.
+    """
+    header: uint256 = self._owned(device_id)
+    status: uint8 = self._status(header)
+    assert status != STATUS_RETIRED, "device_registry: device retired"
+    active: uint256 = self.active_devices[msg.sender]
+    if status == STATUS_ACTIVE:
+        active -= 1
+        self.active_devices[msg.sender] = active
+    self._header[device_id] = self._pack_header(msg.sender, STATUS_RETIRED, self._registered_at(header))
+    log DeviceStatusChanged(
+        device_id=device_id, owner=msg.sender, previous_status=status, new_status=STATUS_RETIRED, active_devices=active
+    )
+
+
+# ---------------------------------------------------------------- auditors and reporter
+
+
+@external
+def audit(device_id: bytes32, hardware_hash: bytes32):
+    """
+    @notice An auditor vouches for the hardware attributes of a registered device.
+            AUDITOR only. `hardware_hash` must be the device's current
+            `hardware_hash`, so the auditor vouches for exactly what it checked.
+    @param device_id The device, not retired.
+    @param hardware_hash The hash the auditor checked.
+    """
+    assert IAccess.Role.AUDITOR in access.roles[msg.sender], "device_registry: caller is not an auditor"
+    header: uint256 = self._header[device_id]
+    assert header != 0, "device_registry: unknown device"
+    assert self._status(header) != STATUS_RETIRED, "device_registry: device retired"
+    assert hardware_hash == self._hardware_hash(device_id), "device_registry: attributes changed"
+    self._audit[device_id] = convert(msg.sender, uint256) | (block.timestamp << 160)
+    self._audited_hash[device_id] = hardware_hash
+    log DeviceAudited(device_id=device_id, auditor=msg.sender, hardware_hash=hardware_hash)
+
+
+@external
+def revoke_audit(device_id: bytes32):
+    """
+    @notice Withdraws a device's audit: by the auditor that made it, or the owner (the DAO).
+    @param device_id The device.
+    """
+    auditor: address = convert(self._audit[device_id] & _ADDRESS_MASK, address)
+    assert auditor != empty(address), "device_registry: not audited"
+    assert msg.sender == auditor or msg.sender == ownable.owner, "device_registry: caller cannot revoke"
+    self._audit[device_id] = 0
+    self._audited_hash[device_id] = empty(bytes32)
+    log AuditRevoked(device_id=device_id, by=msg.sender)
+
+
+@external
+def record_outcome(device_id: bytes32, outcome: uint8):
+    """
+    @notice Counts a job outcome in the device's reputation. REPORTER (JobEscrow) only.
+    @param device_id The device.
+    @param outcome `OUTCOME_COMPLETED`, `OUTCOME_FAILED` or `OUTCOME_SLASHED`.
+    """
+    assert IAccess.Role.REPORTER in access.roles[msg.sender], "device_registry: caller is not a reporter"
+    assert self._header[device_id] != 0, "device_registry: unknown device"
+    assert outcome <= OUTCOME_SLASHED, "device_registry: unknown outcome"
+    # Counters are uint64 fields 0, 64 and 128 of the word; each reporter call adds one.
+    packed: uint256 = self._reputation[device_id] + (1 << (64 * convert(outcome, uint256)))
+    self._reputation[device_id] = packed
+    log ReputationRecorded(
+        device_id=device_id,
+        outcome=outcome,
+        completed=convert(packed & _U64, uint64),
+        failed=convert((packed >> 64) & _U64, uint64),
+        slashed=convert((packed >> 128) & _U64, uint64),
+    )
+
+
+# ---------------------------------------------------------------- governance
+
+
+@external
+def set_parameter(key: uint256, new_value: uint256):
+    """
+    @notice Sets parameter `key` within its hard bounds. Owner (DAO timelock) only.
+    @param key `MIN_STAKE_PER_DEVICE`.
+    @param new_value The value, within `parameter_bounds(key)`.
+    """
+    ownable._check_owner()
+    assert key < _PARAMETER_COUNT, "device_registry: unknown parameter"
+    assert new_value >= _LOW[key] and new_value <= _HIGH[key], "device_registry: parameter out of bounds"
+    bounded_params._set(key, new_value)
+
+
+# ---------------------------------------------------------------- views
+
+
+@external
+@view
+def parameter(key: uint256) -> uint256:
+    """
+    @notice Current value of parameter `key`.
+    @param key A parameter key.
+    @return uint256 Its value.
+    """
+    assert key < _PARAMETER_COUNT, "device_registry: unknown parameter"
+    return bounded_params._get(key)
+
+
+@external
+@view
+def parameter_bounds(key: uint256) -> (uint256, uint256):
+    """
+    @notice Hard bounds of parameter `key`.
+    @param key A parameter key.
+    @return uint256 Lowest allowed value.
+    @return uint256 Highest allowed value.
+    """
+    assert key < _PARAMETER_COUNT, "device_registry: unknown parameter"
+    return _LOW[key], _HIGH[key]
+
+
+@external
+@view
+def device_id_of(owner: address, nonce: uint256) -> bytes32:
+    """
+    @notice Id of `owner`'s `nonce`-th device.
+    @param owner The owner.
+    @param nonce The device nonce.
+    @return bytes32 The id.
+    """
+    return keccak256(abi_encode(owner, nonce))
+
+
+@external
+@view
+def device(device_id: bytes32) -> IDeviceRegistry.Device:
+    """
+    @notice Everything the registry knows of a device.
+    @param device_id The device.
+    @return Device The device (all zero if unknown).
+    """
+    header: uint256 = self._header[device_id]
+    reputation: uint256 = self._reputation[device_id]
+    audit: uint256 = self._audit[device_id]
+    owner: address = self._owner(header)
+    return IDeviceRegistry.Device(
+        owner=owner,
+        status=self._status(header),
+        registered_at=convert(self._registered_at(header), uint48),
+        spec=self._load_spec(device_id),
+        metadata_uri=self._metadata_uri[device_id],
+        completed=convert(reputation & _U64, uint64),
+        failed=convert((reputation >> 64) & _U64, uint64),
+        slashed=convert((reputation >> 128) & _U64, uint64),
+        auditor=convert(audit & _ADDRESS_MASK, address),
+        audited_at=convert(audit >> 160, uint48),
+        audited_hash=self._audited_hash[device_id],
+        attested=self._attested(device_id),
+        eligible=self._eligible(header),
+    )
+
+
+@external
+@view
+def match_info(device_id: bytes32) -> IDeviceRegistry.Match:
+    """
+    @notice What JobEscrow needs to match a device to a job, in few storage reads.
+    @param device_id The device.
+    @return Match Owner, spec, eligibility and audit status.
+    """
+    header: uint256 = self._header[device_id]
+    return IDeviceRegistry.Match(
+        owner=self._owner(header),
+        spec=self._load_spec(device_id),
+        eligible=self._eligible(header),
+        attested=self._attested(device_id),
+    )
+
+
+@external
+@view
+def is_eligible(device_id: bytes32) -> bool:
+    """
+    @notice Whether the device may take work now.
+    @param device_id The device.
+    @return bool Active and covered by its provider's bonded stake.
+    """
+    return self._eligible(self._header[device_id])
+
+
+@external
+@view
+def hardware_hash(device_id: bytes32) -> bytes32:
+    """
+    @notice Hash of the device's hardware attributes, which auditors vouch for:
+            keccak256(abi_encode(cpu_cores, memory_mb, gpu_count, gpu_model, vram_mb,
+            region, attestation)).
+    @param device_id The device.
+    @return bytes32 The hash.
+    """
+    return self._hardware_hash(device_id)
+
+
+# ---------------------------------------------------------------- internal
+
+
+@internal
+@pure
+def _check_spec(spec: IDeviceRegistry.Spec, metadata_uri: String[1024]):
+    assert spec.cpu_cores != 0 and spec.cpu_cores <= MAX_CPU_CORES, "device_registry: cpu cores out of range"
+    assert spec.memory_mb != 0 and spec.memory_mb <= MAX_MEMORY_MB, "device_registry: memory out of range"
+    assert spec.gpu_count <= MAX_GPU_COUNT, "device_registry: gpu count out of range"
+    if spec.gpu_count == 0:
+        assert spec.gpu_model == empty(bytes32) and spec.vram_mb == 0, "device_registry: gpu fields without gpus"
+    else:
+        assert spec.gpu_model != empty(bytes32), "device_registry: gpu model missing"
+        assert spec.vram_mb != 0 and spec.vram_mb <= MAX_VRAM_MB, "device_registry: vram out of range"
+    assert spec.region != 0 and spec.region <= MAX_REGION, "device_registry: region out of range"
+    assert spec.price_per_second != 0 and spec.price_per_second <= MAX_PRICE_PER_SECOND, "device_registry: price out of range"
+    assert spec.max_concurrent_jobs != 0 and spec.max_concurrent_jobs <= MAX_CONCURRENT_JOBS, "device_registry: concurrency out of range"
+    assert len(metadata_uri) <= MAX_URI_LENGTH, "device_registry: metadata uri too long"
+
+
+@internal
+def _store_spec(device_id: bytes32, spec: IDeviceRegistry.Spec, metadata_uri: String[1024]):
+    self._spec[device_id] = (
+        convert(spec.cpu_cores, uint256)
+        | (convert(spec.memory_mb, uint256) << 16)
+        | (convert(spec.gpu_count, uint256) << 48)
+        | (convert(spec.vram_mb, uint256) << 56)
+        | (convert(spec.region, uint256) << 88)
+        | (convert(spec.max_concurrent_jobs, uint256) << 104)
+        | (convert(spec.price_per_second, uint256) << 120)
+    )
+    self._gpu_model[device_id] = spec.gpu_model
+    self._attestation[device_id] = spec.attestation
+    self._metadata_uri[device_id] = metadata_uri
+
+
+@internal
+@view
+def _load_spec(device_id: bytes32) -> IDeviceRegistry.Spec:
+    packed: uint256 = self._spec[device_id]
+    return IDeviceRegistry.Spec(
+        cpu_cores=convert(packed & _U16, uint16),
+        memory_mb=convert((packed >> 16) & _U32, uint32),
+        gpu_count=convert((packed >> 48) & _U8, uint8),
+        gpu_model=self._gpu_model[device_id],
+        vram_mb=convert((packed >> 56) & _U32, uint32),
+        region=convert((packed >> 88) & _U16, uint16),
+        price_per_second=convert(packed >> 120, uint96),
+        max_concurrent_jobs=convert((packed >> 104) & _U16, uint16),
+        attestation=self._attestation[device_id],
+    )
+
+
+@internal
+@view
+def _hardware_hash(device_id: bytes32) -> bytes32:
+    spec: IDeviceRegistry.Spec = self._load_spec(device_id)
+    return keccak256(
+        abi_encode(
+            spec.cpu_cores, spec.memory_mb, spec.gpu_count, spec.gpu_model, spec.vram_mb, spec.region, spec.attestation
+        )
+    )
+
+
+@internal
+@view
+def _attested(device_id: bytes32) -> bool:
+    audited: bytes32 = self._audited_hash[device_id]
+    return audited != empty(bytes32) and audited == self._hardware_hash(device_id)
+
+
+@internal
+@view
+def _eligible(header: uint256) -> bool:
+    if self._status(header) != STATUS_ACTIVE:
+        return False
+    owner: address = self._owner(header)
+    required: uint256 = bounded_params._get(MIN_STAKE_PER_DEVICE) * self.active_devices[owner]
+    return staticcall IStaking(STAKING).bonded_stake(owner) >= required
+
+
+@internal
+def _set_status(device_id: bytes32, expected: uint8, new_status: uint8):
+    header: uint256 = self._owned(device_id)
+    status: uint8 = self._status(header)
+    if expected == STATUS_ACTIVE:
+        assert status == STATUS_ACTIVE, "device_registry: device not active"
+    else:
+        assert status == STATUS_PAUSED, "device_registry: device not paused"
+    active: uint256 = self.active_devices[msg.sender]
+    if new_status == STATUS_ACTIVE:
+        active += 1
+    else:
+        active -= 1
+    self.active_devices[msg.sender] = active
+    self._header[device_id] = self._pack_header(msg.sender, new_status, self._registered_at(header))
+    log DeviceStatusChanged(
+        device_id=device_id, owner=msg.sender, previous_status=status, new_status=new_status, active_devices=active
+    )
+
+
+@internal
+@view
+def _owned(device_id: bytes32) -> uint256:
+    header: uint256 = self._header[device_id]
+    assert header != 0, "device_registry: unknown device"
+    assert self._owner(header) == msg.sender, "device_registry: caller is not the device owner"
+    return header
+
+
+@internal
+@pure
+def _pack_header(owner: address, status: uint8, registered_at: uint256) -> uint256:
+    return convert(owner, uint256) | (convert(status, uint256) << 160) | (registered_at << 168)
+
+
+@internal
+@pure
+def _owner(header: uint256) -> address:
+    return convert(header & _ADDRESS_MASK, address)
+
+
+@internal
+@pure
+def _status(header: uint256) -> uint8:
+    return convert((header >> 160) & _U8, uint8)
+
+
+@internal
+@pure
+def _registered_at(header: uint256) -> uint256:
+    return header >> 168
