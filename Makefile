@@ -44,6 +44,7 @@ fuzz: setup
 
 bench: setup
 	ape run bench_token
+	ape run bench_staking
 
 clean:
 	rm -rf $(VENV) node_modules .build .hypothesis .pytest_cache

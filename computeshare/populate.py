@@ -1,0 +1,51 @@
+"""Fill a local node with many real participants quickly, for benchmarks.
+
+Transactions go straight through web3 from addresses anvil impersonates
+(`anvil_autoImpersonateAccount`), without waiting for each receipt: they are real
+contract calls that change real state, only cheaper to send than through ape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from eth_utils import keccak, to_checksum_address
+
+
+def addresses(prefix: str, count: int, start: int = 0) -> list[str]:
+    """Deterministic distinct addresses, e.g. addresses("provider", 1000)."""
+    return [
+        to_checksum_address(keccak(text=f"{prefix}-{i}")[-20:]) for i in range(start, start + count)
+    ]
+
+
+class Populator:
+    """Sends many calls from many impersonated accounts and waits for them once."""
+
+    # anvil's pool drops transactions past a few hundred pending ones: wait in batches.
+    BATCH = 200
+
+    def __init__(self, provider):
+        self.web3 = provider.web3
+        self._request = provider.make_request
+        self._request("anvil_autoImpersonateAccount", [True])
+        self._pending: list[bytes] = []
+
+    def fund_gas(self, accounts: Iterable[str], wei: int = 10**20) -> None:
+        for account in accounts:
+            self._request("anvil_setBalance", [account, hex(wei)])
+
+    def send(self, sender: str, contract, method: str, *args) -> None:
+        data = getattr(contract, method).encode_input(*args)
+        tx = {"from": sender, "to": contract.address, "data": data, "gas": 1_000_000}
+        self._pending.append(self.web3.eth.send_transaction(tx))
+        if len(self._pending) >= self.BATCH:
+            self.wait()
+
+    def wait(self) -> None:
+        """Waits for every sent transaction and fails loudly if any reverted."""
+        for tx_hash in self._pending:
+            receipt = self.web3.eth.wait_for_transaction_receipt(tx_hash)
+            if receipt["status"] != 1:
+                raise RuntimeError(f"population transaction {tx_hash.hex()} reverted")
+        self._pending.clear()
