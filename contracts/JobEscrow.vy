@@ -1,0 +1,1114 @@
+# pragma version ~=0.4.3
+# pragma nonreentrancy on
+"""
+@title Job escrow
+@custom:contract-name JobEscrow
+@license GNU Affero General Public License v3.0 only
+@notice Clients escrow payment for compute jobs; providers accept replicas with
+        eligible devices (locking collateral in Staking), commit to a result, then
+        reveal it. With k > 1 replicas a strict majority of k wins; with k = 1 the
+        result is optimistic and the client may dispute it within a challenge window,
+        posting a bond, for the arbiter to rule on. Settlement pays agreeing providers
+        (minus the protocol fee), refunds the client for every replica not paid,
+        slashes dissenters and no-shows, and shares the slash between the client and
+        the caller. Payments are pulled: everyone withdraws their balance.
+
+        Jobs: `keccak256(abi_encode(client, client nonce))`, no global counter. A job
+        is four storage words (core, money, requirements, spec hash); an assignment
+        two (provider/status/device nonce, commitment then result). Protocol fees
+        accrue in 16 shards picked by the payee's address, swept to the treasury by
+        anyone, so independent jobs do not write one hot slot.
+
+        Direct matching of a provider's signed offer lives in OfferBook, which calls
+        `post_matched` (MATCHER role).
+
+        Commitments bind the committer: `keccak256(abi_encode(job_id, provider,
+        result_hash, salt))`, so a replica cannot copy another's commitment.
+
+        The guardian may pause new jobs and acceptances until a time it sets (bounded);
+        withdrawals, refunds, commits, reveals, disputes, rulings and settlement always work.
+"""
+
+from ethereum.ercs import IERC20
+from interfaces import IAccess
+from interfaces import IDeviceRegistry
+from interfaces import IJobEscrow
+from interfaces import IStaking
+from snekmate.auth import ownable
+from snekmate.tokens.interfaces import IERC20Permit
+from contracts.modules import access
+from contracts.modules import bounded_params
+
+implements: IJobEscrow
+
+initializes: ownable
+initializes: access[ownable := ownable]
+initializes: bounded_params
+
+exports: (
+    ownable.owner,
+    ownable.transfer_ownership,
+    access.roles,
+    access.set_roles,
+)
+# `renounce_ownership` is intentionally not exported: parameters and roles must stay governable.
+
+
+# Parameter keys.
+PROTOCOL_FEE_BPS: public(constant(uint256)) = 0
+REVEAL_WINDOW: public(constant(uint256)) = 1
+CHALLENGE_WINDOW: public(constant(uint256)) = 2
+RULING_PERIOD: public(constant(uint256)) = 3
+DISPUTE_BOND_BPS: public(constant(uint256)) = 4
+KEEPER_BOUNTY_BPS: public(constant(uint256)) = 5
+MAX_JOB_DURATION: public(constant(uint256)) = 6
+MIN_COLLATERAL_BPS: public(constant(uint256)) = 7
+_PARAMETER_COUNT: constant(uint256) = 8
+
+_HOUR: constant(uint256) = 3600
+_DAY: constant(uint256) = 86400
+_BPS: constant(uint256) = 10_000
+_LOW: constant(uint256[_PARAMETER_COUNT]) = [0, 10 * 60, _HOUR, _HOUR, 100, 0, _HOUR, 0]
+_HIGH: constant(uint256[_PARAMETER_COUNT]) = [1_000, _DAY, 3 * _DAY, 3 * _DAY, 5_000, 2_000, 30 * _DAY, 50_000]
+_DEFAULT: constant(uint256[_PARAMETER_COUNT]) = [250, _HOUR, _DAY, 2 * _DAY, 1_000, 1_000, 7 * _DAY, 5_000]
+
+# @notice Most replicas a job can ask for.
+MAX_REPLICAS: public(constant(uint256)) = 9
+# @notice Longest a job spec can be, in bytes.
+MAX_SPEC_LENGTH: public(constant(uint256)) = 4096
+# @notice Longest the guardian can pause new work for at a time.
+MAX_PAUSE: public(constant(uint256)) = 14 * _DAY
+_FEE_SHARDS: constant(uint256) = 16
+
+# Job status.
+STATUS_OPEN: public(constant(uint8)) = 1
+STATUS_DISPUTED: public(constant(uint8)) = 2
+STATUS_FINALIZED: public(constant(uint8)) = 3
+STATUS_CANCELLED: public(constant(uint8)) = 4
+
+# Assignment status.
+REPLICA_ACCEPTED: public(constant(uint8)) = 1
+REPLICA_COMMITTED: public(constant(uint8)) = 2
+REPLICA_REVEALED: public(constant(uint8)) = 3
+
+# Settlement outcomes of a replica (also the registry's reputation outcomes).
+_OUTCOME_COMPLETED: constant(uint8) = 0
+_OUTCOME_FAILED: constant(uint8) = 1
+_OUTCOME_SLASHED: constant(uint8) = 2
+
+# Ruling of a k = 1 dispute: none yet, for the client, for the provider.
+_RULING_NONE: constant(uint256) = 0
+_RULING_CLIENT: constant(uint256) = 1
+_RULING_PROVIDER: constant(uint256) = 2
+
+_ADDRESS_MASK: constant(uint256) = 2**160 - 1
+_U8: constant(uint256) = 2**8 - 1
+_U16: constant(uint256) = 2**16 - 1
+_U32: constant(uint256) = 2**32 - 1
+_U48: constant(uint256) = 2**48 - 1
+_U64: constant(uint256) = 2**64 - 1
+_U96: constant(uint256) = 2**96 - 1
+_BALANCE_MASK: constant(uint256) = 2**192 - 1
+_NONCE_ONE: constant(uint256) = 1 << 192
+
+
+# @notice The payment token.
+TOKEN: public(immutable(address))
+# @notice Staking, where collateral is locked and slashed and income credited.
+STAKING: public(immutable(address))
+# @notice The device registry.
+REGISTRY: public(immutable(address))
+# @notice True when the payment token is the staked token: income then goes to the
+#         provider's pool in Staking, so delegators share it.
+PAYS_INTO_POOL: public(immutable(bool))
+_STAKE_TOKEN: immutable(address)
+
+# @notice Receives swept protocol fees (the DAO timelock).
+treasury: public(address)
+# @notice New jobs and acceptances are refused until this time.
+paused_until: public(uint256)
+# @notice May pause new work while its appointment lasts.
+guardian: public(address)
+# @notice End of the guardian's appointment.
+guardian_expiry: public(uint256)
+
+# balance (192 bits) | job nonce << 192
+_accounts: HashMap[address, uint256]
+_core: HashMap[bytes32, uint256]
+_money: HashMap[bytes32, uint256]
+_reqs: HashMap[bytes32, uint256]
+_spec_hash: HashMap[bytes32, bytes32]
+_leader: HashMap[bytes32, bytes32]
+_bond: HashMap[bytes32, uint256]
+_assignments: HashMap[bytes32, HashMap[uint256, uint256]]
+_commitments: HashMap[bytes32, HashMap[uint256, bytes32]]
+_votes: HashMap[bytes32, HashMap[bytes32, uint256]]
+_fee_shards: HashMap[uint256, uint256]
+# @notice Unsettled jobs per device, capped by its `max_concurrent_jobs`.
+device_jobs: public(HashMap[bytes32, uint256])
+
+
+event Deposited:
+    account: indexed(address)
+    amount: uint256
+    balance: uint256
+
+event Withdrawn:
+    account: indexed(address)
+    amount: uint256
+    balance: uint256
+
+event JobPosted:
+    job_id: indexed(bytes32)
+    client: indexed(address)
+    nonce: uint256
+    spec_hash: bytes32
+    spec: Bytes[4096]
+    requirements: IJobEscrow.Requirements
+    price_per_replica: uint256
+    replicas: uint256
+    deadline: uint256
+    collateral_per_replica: uint256
+
+event JobCancelled:
+    job_id: indexed(bytes32)
+    client: indexed(address)
+    refunded: uint256
+
+event ReplicaAccepted:
+    job_id: indexed(bytes32)
+    provider: indexed(address)
+    slot: uint256
+    device_id: bytes32
+    collateral: uint256
+
+event ResultCommitted:
+    job_id: indexed(bytes32)
+    provider: indexed(address)
+    slot: uint256
+    commitment: bytes32
+
+event ResultRevealed:
+    job_id: indexed(bytes32)
+    provider: indexed(address)
+    slot: uint256
+    result_hash: bytes32
+
+event Disputed:
+    job_id: indexed(bytes32)
+    client: indexed(address)
+    bond: uint256
+    ruling_end: uint256
+
+event Ruled:
+    job_id: indexed(bytes32)
+    arbiter: indexed(address)
+    for_client: bool
+
+event ReplicaSettled:
+    job_id: indexed(bytes32)
+    provider: indexed(address)
+    slot: uint256
+    outcome: uint8
+    paid: uint256
+    fee: uint256
+    slashed: uint256
+
+event JobSettled:
+    job_id: indexed(bytes32)
+    client: indexed(address)
+    keeper: indexed(address)
+    result_hash: bytes32
+    paid: uint256
+    fees: uint256
+    refunded: uint256
+    compensation: uint256
+    bounty: uint256
+
+event FeesSwept:
+    shard: uint256
+    amount: uint256
+    treasury: indexed(address)
+
+event PausedUntil:
+    by: indexed(address)
+    until: uint256
+
+event GuardianSet:
+    guardian: indexed(address)
+    expiry: uint256
+
+event TreasurySet:
+    previous_treasury: indexed(address)
+    new_treasury: indexed(address)
+
+
+@deploy
+def __init__(token: address, staking: IStaking, registry: IDeviceRegistry, treasury: address):
+    """
+    @notice Deploys the escrow with default parameters; the deployer is the owner until
+            it hands ownership to the DAO timelock.
+    @param token The payment token (the protocol token, or e.g. a stablecoin).
+    @param staking Staking; this contract needs its LOCKER and SLASHER roles.
+    @param registry DeviceRegistry; this contract needs its REPORTER role.
+    @param treasury Receiver of protocol fees.
+    """
+    ownable.__init__()
+    assert token != empty(address), "job_escrow: zero token"
+    assert staking.address != empty(address) and registry.address != empty(address), "job_escrow: zero address"
+    assert treasury != empty(address), "job_escrow: zero treasury"
+    # A dispute must be settled before staked collateral could thaw out of reach.
+    assert _HIGH[CHALLENGE_WINDOW] + _HIGH[RULING_PERIOD] <= staticcall staking.MIN_THAWING_PERIOD(), "job_escrow: dispute outlives thawing"
+    TOKEN = token
+    STAKING = staking.address
+    REGISTRY = registry.address
+    _STAKE_TOKEN = staticcall staking.TOKEN()
+    PAYS_INTO_POOL = token == _STAKE_TOKEN
+    self.treasury = treasury
+    for key: uint256 in range(_PARAMETER_COUNT):
+        bounded_params._set(key, _DEFAULT[key])
+    if PAYS_INTO_POOL:
+        assert extcall IERC20(token).approve(staking.address, max_value(uint256), default_return_value=True), "job_escrow: approve failed"
+
+
+# ---------------------------------------------------------------- balances
+
+
+@external
+def deposit(amount: uint256) -> uint256:
+    """
+    @notice Moves `amount` payment tokens from the caller into its escrow balance.
+            The balance grows by what actually arrived (fee-on-transfer tokens).
+    @param amount Amount to transfer in.
+    @return uint256 Amount credited.
+    """
+    return self._deposit(msg.sender, amount)
+
+
+@external
+def withdraw(amount: uint256):
+    """
+    @notice Pays `amount` of the caller's unlocked escrow balance out. Never paused.
+    @param amount Amount in wei.
+    """
+    assert amount != 0, "job_escrow: zero amount"
+    word: uint256 = self._accounts[msg.sender]
+    balance: uint256 = word & _BALANCE_MASK
+    assert balance >= amount, "job_escrow: amount exceeds balance"
+    self._accounts[msg.sender] = word - amount
+    log Withdrawn(account=msg.sender, amount=amount, balance=balance - amount)
+    assert extcall IERC20(TOKEN).transfer(msg.sender, amount, default_return_value=True), "job_escrow: transfer failed"
+
+
+# ---------------------------------------------------------------- clients
+
+
+@external
+def post(
+    spec: Bytes[4096],
+    requirements: IJobEscrow.Requirements,
+    price_per_replica: uint256,
+    replicas: uint256,
+    deadline: uint256,
+    collateral_per_replica: uint256,
+) -> bytes32:
+    """
+    @notice Posts a job paid from the caller's escrow balance: `price_per_replica *
+            replicas` is locked until settlement.
+    @param spec The job spec (workload and input); emitted, only its hash is stored.
+    @param requirements What a device must offer; `compute_seconds` prices the job for
+           devices: a device matches when its price per second times `compute_seconds`
+           is at most `price_per_replica`.
+    @param price_per_replica Payment per replica, not zero.
+    @param replicas 1 (optimistic) to `MAX_REPLICAS` (majority of replicas).
+    @param deadline Commit deadline, in the future and within `MAX_JOB_DURATION`.
+    @param collateral_per_replica Stake each provider locks, at least
+           `MIN_COLLATERAL_BPS` of the price.
+    @return bytes32 The job id.
+    """
+    return self._post(msg.sender, spec, requirements, price_per_replica, replicas, deadline, collateral_per_replica, True)
+
+
+@external
+def post_with_permit(
+    spec: Bytes[4096],
+    requirements: IJobEscrow.Requirements,
+    price_per_replica: uint256,
+    replicas: uint256,
+    deadline: uint256,
+    collateral_per_replica: uint256,
+    permit_deadline: uint256,
+    v: uint8,
+    r: bytes32,
+    s: bytes32,
+) -> bytes32:
+    """
+    @notice `post`, paid in the same transaction from the caller's wallet through an
+            EIP-2612 permit for exactly the job's payment.
+    @param spec See `post`.
+    @param requirements See `post`.
+    @param price_per_replica See `post`.
+    @param replicas See `post`.
+    @param deadline See `post`.
+    @param collateral_per_replica See `post`.
+    @param permit_deadline The permit's deadline.
+    @param v Permit signature v.
+    @param r Permit signature r.
+    @param s Permit signature s.
+    @return bytes32 The job id.
+    """
+    amount: uint256 = price_per_replica * replicas
+    extcall IERC20Permit(TOKEN).permit(msg.sender, self, amount, permit_deadline, v, r, s)
+    self._deposit(msg.sender, amount)
+    return self._post(msg.sender, spec, requirements, price_per_replica, replicas, deadline, collateral_per_replica, True)
+
+
+@external
+def post_matched(
+    client: address,
+    spec: Bytes[4096],
+    deadline: uint256,
+    provider: address,
+    device_nonce: uint256,
+    price: uint256,
+    collateral: uint256,
+) -> bytes32:
+    """
+    @notice Posts a k = 1 job for `client`, already accepted by `provider`'s device at
+            the price and collateral of the provider's signed offer. MATCHER only (the
+            OfferBook, which checked the offer's signature and that `client` is the
+            caller the offer names, so nobody can charge another client).
+    @param client The client who pays, from its escrow balance.
+    @param spec The job spec.
+    @param deadline Commit deadline.
+    @param provider The provider that signed the offer.
+    @param device_nonce Its device.
+    @param price The offered price.
+    @param collateral The offered collateral.
+    @return bytes32 The job id.
+    """
+    assert IAccess.Role.MATCHER in access.roles[msg.sender], "job_escrow: caller is not a matcher"
+    no_requirements: IJobEscrow.Requirements = empty(IJobEscrow.Requirements)
+    job_id: bytes32 = self._post(client, spec, no_requirements, price, 1, deadline, collateral, False)
+    self._accept(job_id, provider, device_nonce, False)
+    return job_id
+
+
+@external
+def cancel(job_id: bytes32):
+    """
+    @notice Cancels a job of the caller that no provider has accepted; the whole
+            payment returns to the caller's balance.
+    @param job_id The job.
+    """
+    core: uint256 = self._core[job_id]
+    assert self._client(core) == msg.sender, "job_escrow: caller is not the client"
+    assert self._status(core) == STATUS_OPEN, "job_escrow: job not open"
+    assert self._field8(core, 176) == 0, "job_escrow: job already accepted"
+    refund: uint256 = (self._money[job_id] & _U96) * self._field8(core, 168)
+    self._core[job_id] = self._with8(core, 160, convert(STATUS_CANCELLED, uint256))
+    self._accounts[msg.sender] += refund
+    log JobCancelled(job_id=job_id, client=msg.sender, refunded=refund)
+
+
+@external
+def dispute(job_id: bytes32):
+    """
+    @notice Disputes the revealed result of the caller's k = 1 job within the
+            challenge window, locking a bond of `DISPUTE_BOND_BPS` of the price
+            from the caller's balance. The arbiter then has `RULING_PERIOD` to rule.
+    @param job_id The job.
+    """
+    core: uint256 = self._core[job_id]
+    assert self._client(core) == msg.sender, "job_escrow: caller is not the client"
+    assert self._field8(core, 168) == 1, "job_escrow: only optimistic jobs are disputed"
+    assert self._status(core) == STATUS_OPEN and self._field8(core, 192) == 1, "job_escrow: no result to dispute"
+    reqs: uint256 = self._reqs[job_id]
+    assert block.timestamp < (reqs >> 144) & _U48, "job_escrow: challenge window closed"
+    bond: uint256 = (self._money[job_id] & _U96) * bounded_params._get(DISPUTE_BOND_BPS) // _BPS
+    word: uint256 = self._accounts[msg.sender]
+    assert word & _BALANCE_MASK >= bond, "job_escrow: insufficient balance for bond"
+    self._accounts[msg.sender] = word - bond
+    self._bond[job_id] = bond
+    ruling_end: uint256 = block.timestamp + bounded_params._get(RULING_PERIOD)
+    self._reqs[job_id] = (reqs & ~(_U48 << 144)) | (ruling_end << 144)
+    self._core[job_id] = self._with8(core, 160, convert(STATUS_DISPUTED, uint256))
+    log Disputed(job_id=job_id, client=msg.sender, bond=bond, ruling_end=ruling_end)
+
+
+# ---------------------------------------------------------------- providers
+
+
+@external
+def accept(job_id: bytes32, device_nonce: uint256) -> uint256:
+    """
+    @notice Takes the next replica of an open job with the caller's device number
+            `device_nonce`, locking `collateral_per_replica` of the caller's free stake.
+    @param job_id The job.
+    @param device_nonce The device's nonce in the registry (its id is keccak256(caller, nonce)).
+    @return uint256 The replica slot, used to commit and reveal.
+    """
+    return self._accept(job_id, msg.sender, device_nonce, True)
+
+
+@external
+def commit(job_id: bytes32, slot: uint256, commitment: bytes32):
+    """
+    @notice Commits to a result before the deadline:
+            `keccak256(abi_encode(job_id, provider, result_hash, salt))`.
+    @param job_id The job.
+    @param slot The caller's replica slot.
+    @param commitment The commitment.
+    """
+    core: uint256 = self._core[job_id]
+    assert self._status(core) == STATUS_OPEN, "job_escrow: job not open"
+    assignment: uint256 = self._assignments[job_id][slot]
+    assert convert(assignment & _ADDRESS_MASK, address) == msg.sender, "job_escrow: caller has no such replica"
+    assert self._field8(assignment, 160) == convert(REPLICA_ACCEPTED, uint256), "job_escrow: already committed"
+    assert block.timestamp < core >> 208, "job_escrow: commit deadline passed"
+    self._commitments[job_id][slot] = commitment
+    self._assignments[job_id][slot] = self._with8(assignment, 160, convert(REPLICA_COMMITTED, uint256))
+    committed: uint256 = self._field8(core, 184) + 1
+    self._core[job_id] = self._with8(core, 184, committed)
+    if committed == self._field8(core, 168):
+        # Every replica committed: the reveal phase starts now.
+        money: uint256 = self._money[job_id]
+        reveal_end: uint256 = block.timestamp + bounded_params._get(REVEAL_WINDOW)
+        self._money[job_id] = (money & ~(_U48 << 192)) | (reveal_end << 192)
+    log ResultCommitted(job_id=job_id, provider=msg.sender, slot=slot, commitment=commitment)
+
+
+@external
+def reveal(job_id: bytes32, slot: uint256, result_hash: bytes32, salt: bytes32):
+    """
+    @notice Reveals the committed result, once every replica committed or the
+            deadline passed, and before the reveal window closes.
+    @param job_id The job.
+    @param slot The caller's replica slot.
+    @param result_hash The result hash committed to.
+    @param salt The salt committed with it.
+    """
+    core: uint256 = self._core[job_id]
+    assert self._status(core) == STATUS_OPEN, "job_escrow: job not open"
+    assignment: uint256 = self._assignments[job_id][slot]
+    assert convert(assignment & _ADDRESS_MASK, address) == msg.sender, "job_escrow: caller has no such replica"
+    assert self._field8(assignment, 160) == convert(REPLICA_COMMITTED, uint256), "job_escrow: nothing to reveal"
+    replicas: uint256 = self._field8(core, 168)
+    assert self._field8(core, 184) == replicas or block.timestamp >= core >> 208, "job_escrow: reveal not open"
+    assert block.timestamp < (self._money[job_id] >> 192) & _U48, "job_escrow: reveal window closed"
+    expected: bytes32 = keccak256(abi_encode(job_id, msg.sender, result_hash, salt))
+    assert self._commitments[job_id][slot] == expected, "job_escrow: reveal does not match commitment"
+    self._commitments[job_id][slot] = result_hash
+    self._assignments[job_id][slot] = self._with8(assignment, 160, convert(REPLICA_REVEALED, uint256))
+    core = self._with8(core, 192, self._field8(core, 192) + 1)
+    if replicas == 1:
+        # Optimistic: the challenge window opens.
+        reqs: uint256 = self._reqs[job_id]
+        challenge_end: uint256 = block.timestamp + bounded_params._get(CHALLENGE_WINDOW)
+        self._reqs[job_id] = (reqs & ~(_U48 << 144)) | (challenge_end << 144)
+    else:
+        votes: uint256 = self._votes[job_id][result_hash] + 1
+        self._votes[job_id][result_hash] = votes
+        if votes > self._field8(core, 200):
+            core = self._with8(core, 200, votes)
+            self._leader[job_id] = result_hash
+    self._core[job_id] = core
+    log ResultRevealed(job_id=job_id, provider=msg.sender, slot=slot, result_hash=result_hash)
+
+
+# ---------------------------------------------------------------- settlement
+
+
+@external
+def finalize(job_id: bytes32):
+    """
+    @notice Settles a job whose outcome is known: every replica revealed (k > 1), or
+            the challenge window passed undisputed (k = 1), or a dispute's ruling
+            period passed unruled (the result then stands and the bond returns), or
+            the reveal window closed. Anyone may call; a caller that triggers slashing
+            earns `KEEPER_BOUNTY_BPS` of the slash reward.
+    @param job_id The job.
+    """
+    core: uint256 = self._core[job_id]
+    status: uint8 = self._status(core)
+    assert status == STATUS_OPEN or status == STATUS_DISPUTED, "job_escrow: job not open"
+    replicas: uint256 = self._field8(core, 168)
+    revealed: uint256 = self._field8(core, 192)
+    reveal_end: uint256 = (self._money[job_id] >> 192) & _U48
+    phase_end: uint256 = (self._reqs[job_id] >> 144) & _U48
+    ready: bool = block.timestamp >= reveal_end
+    if replicas == 1 and revealed == 1:
+        # Undisputed: the challenge window; disputed: the ruling period.
+        ready = block.timestamp >= phase_end
+    elif replicas > 1 and revealed == replicas:
+        ready = True
+    assert ready, "job_escrow: not ready to settle"
+    self._settle(job_id, core, _RULING_NONE)
+
+
+@external
+def expire(job_id: bytes32):
+    """
+    @notice Settles a job once its reveal window has closed, whatever state it is in:
+            the client is refunded for missing and failed replicas, providers that did
+            not reveal are slashed, and the caller earns the keeper bounty.
+    @param job_id The job.
+    """
+    core: uint256 = self._core[job_id]
+    assert self._status(core) == STATUS_OPEN, "job_escrow: job not open"
+    assert block.timestamp >= (self._money[job_id] >> 192) & _U48, "job_escrow: reveal window still open"
+    if self._field8(core, 168) == 1 and self._field8(core, 192) == 1:
+        assert block.timestamp >= (self._reqs[job_id] >> 144) & _U48, "job_escrow: challenge window still open"
+    self._settle(job_id, core, _RULING_NONE)
+
+
+@external
+def rule(job_id: bytes32, for_client: bool):
+    """
+    @notice Rules on a disputed k = 1 job within the ruling period and settles it.
+            ARBITER only. For the client: the provider is slashed, the client refunded
+            and its bond returned. For the provider: it is paid and receives the bond.
+    @param job_id The job.
+    @param for_client Whether the result was wrong.
+    """
+    assert IAccess.Role.ARBITER in access.roles[msg.sender], "job_escrow: caller is not an arbiter"
+    core: uint256 = self._core[job_id]
+    assert self._status(core) == STATUS_DISPUTED, "job_escrow: job not disputed"
+    assert block.timestamp < (self._reqs[job_id] >> 144) & _U48, "job_escrow: ruling period over"
+    log Ruled(job_id=job_id, arbiter=msg.sender, for_client=for_client)
+    ruling: uint256 = _RULING_PROVIDER
+    if for_client:
+        ruling = _RULING_CLIENT
+    self._settle(job_id, core, ruling)
+
+
+@external
+def sweep_fees(shard: uint256) -> uint256:
+    """
+    @notice Moves the protocol fees of one shard to the treasury. Anyone may call.
+    @param shard 0 to 15.
+    @return uint256 Amount swept.
+    """
+    assert shard < _FEE_SHARDS, "job_escrow: no such shard"
+    amount: uint256 = self._fee_shards[shard]
+    self._fee_shards[shard] = 0
+    treasury: address = self.treasury
+    log FeesSwept(shard=shard, amount=amount, treasury=treasury)
+    if amount != 0:
+        assert extcall IERC20(TOKEN).transfer(treasury, amount, default_return_value=True), "job_escrow: transfer failed"
+    return amount
+
+
+# ---------------------------------------------------------------- governance and guardian
+
+
+@external
+def set_parameter(key: uint256, new_value: uint256):
+    """
+    @notice Sets parameter `key` within its hard bounds. Owner (DAO timelock) only.
+    @param key A parameter key (`PROTOCOL_FEE_BPS`, ...).
+    @param new_value The value, within `parameter_bounds(key)`.
+    """
+    ownable._check_owner()
+    assert key < _PARAMETER_COUNT, "job_escrow: unknown parameter"
+    assert new_value >= _LOW[key] and new_value <= _HIGH[key], "job_escrow: parameter out of bounds"
+    bounded_params._set(key, new_value)
+
+
+@external
+def set_treasury(new_treasury: address):
+    """
+    @notice Sets the receiver of protocol fees. Owner only.
+    @param new_treasury The treasury, not the zero address.
+    """
+    ownable._check_owner()
+    assert new_treasury != empty(address), "job_escrow: zero treasury"
+    log TreasurySet(previous_treasury=self.treasury, new_treasury=new_treasury)
+    self.treasury = new_treasury
+
+
+@external
+def set_guardian(new_guardian: address, expiry: uint256):
+    """
+    @notice Appoints (or, with the zero address, removes) the guardian until `expiry`.
+            Owner only.
+    @param new_guardian The guardian.
+    @param expiry When its power to pause ends.
+    """
+    ownable._check_owner()
+    self.guardian = new_guardian
+    self.guardian_expiry = expiry
+    log GuardianSet(guardian=new_guardian, expiry=expiry)
+
+
+@external
+def pause(until: uint256):
+    """
+    @notice Refuses new jobs and acceptances until `until` (at most `MAX_PAUSE` from
+            now). The guardian, during its appointment, or the owner.
+    @param until End of the pause.
+    """
+    if msg.sender != ownable.owner:
+        assert msg.sender == self.guardian and block.timestamp < self.guardian_expiry, "job_escrow: caller cannot pause"
+    assert until > block.timestamp and until <= block.timestamp + MAX_PAUSE, "job_escrow: pause out of bounds"
+    self.paused_until = until
+    log PausedUntil(by=msg.sender, until=until)
+
+
+@external
+def unpause():
+    """
+    @notice Ends a pause now. The guardian or the owner.
+    """
+    assert msg.sender == ownable.owner or msg.sender == self.guardian, "job_escrow: caller cannot pause"
+    self.paused_until = 0
+    log PausedUntil(by=msg.sender, until=0)
+
+
+# ---------------------------------------------------------------- views
+
+
+@external
+@view
+def balanceOf(account: address) -> uint256:
+    """
+    @notice Unlocked escrow balance of `account`, withdrawable now.
+    @param account The account.
+    @return uint256 Amount in wei.
+    """
+    return self._accounts[account] & _BALANCE_MASK
+
+
+@external
+@view
+def job_nonce(client: address) -> uint256:
+    """
+    @notice The nonce `client`'s next job will use.
+    @param client The client.
+    @return uint256 The nonce.
+    """
+    return self._accounts[client] >> 192
+
+
+@external
+@view
+def job_id_of(client: address, nonce: uint256) -> bytes32:
+    """
+    @notice Id of `client`'s job number `nonce`.
+    @param client The client.
+    @param nonce The job nonce.
+    @return bytes32 The job id.
+    """
+    return keccak256(abi_encode(client, nonce))
+
+
+@external
+@view
+def job(job_id: bytes32) -> IJobEscrow.Job:
+    """
+    @notice Everything stored for a job.
+    @param job_id The job.
+    @return Job The job (all zero if unknown).
+    """
+    core: uint256 = self._core[job_id]
+    money: uint256 = self._money[job_id]
+    reqs: uint256 = self._reqs[job_id]
+    replicas: uint256 = self._field8(core, 168)
+    result: bytes32 = self._leader[job_id]
+    if replicas == 1:
+        result = self._commitments[job_id][0]
+        if self._field8(core, 192) == 0:
+            result = empty(bytes32)
+    return IJobEscrow.Job(
+        client=self._client(core),
+        status=self._status(core),
+        replicas=convert(replicas, uint8),
+        accepted=convert(self._field8(core, 176), uint8),
+        committed=convert(self._field8(core, 184), uint8),
+        revealed=convert(self._field8(core, 192), uint8),
+        price_per_replica=convert(money & _U96, uint96),
+        collateral_per_replica=convert((money >> 96) & _U96, uint96),
+        deadline=convert(core >> 208, uint48),
+        reveal_end=convert((money >> 192) & _U48, uint48),
+        challenge_end=convert((reqs >> 144) & _U48, uint48),
+        requirements=self._unpack_requirements(reqs),
+        spec_hash=self._spec_hash[job_id],
+        result_hash=result,
+        leader_votes=convert(self._field8(core, 200), uint8),
+    )
+
+
+@external
+@view
+def assignment(job_id: bytes32, slot: uint256) -> IJobEscrow.Assignment:
+    """
+    @notice A replica of a job: provider, status, device, and its commitment (before
+            reveal) or result (after).
+    @param job_id The job.
+    @param slot The replica slot.
+    @return Assignment The replica (all zero if none).
+    """
+    word: uint256 = self._assignments[job_id][slot]
+    provider: address = convert(word & _ADDRESS_MASK, address)
+    device_nonce: uint256 = (word >> 168) & _U64
+    device_id: bytes32 = empty(bytes32)
+    if provider != empty(address):
+        device_id = keccak256(abi_encode(provider, device_nonce))
+    return IJobEscrow.Assignment(
+        provider=provider,
+        status=convert(self._field8(word, 160), uint8),
+        device_nonce=convert(device_nonce, uint64),
+        device_id=device_id,
+        commitment_or_result=self._commitments[job_id][slot],
+    )
+
+
+@external
+@view
+def dispute_bond(job_id: bytes32) -> uint256:
+    """
+    @notice Bond the client locked to dispute the job (zero if none).
+    @param job_id The job.
+    @return uint256 Amount in wei.
+    """
+    return self._bond[job_id]
+
+
+@external
+@view
+def fees(shard: uint256) -> uint256:
+    """
+    @notice Protocol fees accrued in a shard, not yet swept.
+    @param shard 0 to 15.
+    @return uint256 Amount in wei.
+    """
+    return self._fee_shards[shard]
+
+
+@external
+@view
+def parameter(key: uint256) -> uint256:
+    """
+    @notice Current value of parameter `key`.
+    @param key A parameter key.
+    @return uint256 Its value.
+    """
+    assert key < _PARAMETER_COUNT, "job_escrow: unknown parameter"
+    return bounded_params._get(key)
+
+
+@external
+@view
+def parameter_bounds(key: uint256) -> (uint256, uint256):
+    """
+    @notice Hard bounds of parameter `key`.
+    @param key A parameter key.
+    @return uint256 Lowest allowed value.
+    @return uint256 Highest allowed value.
+    """
+    assert key < _PARAMETER_COUNT, "job_escrow: unknown parameter"
+    return _LOW[key], _HIGH[key]
+
+
+# ---------------------------------------------------------------- internal
+
+
+@internal
+def _deposit(account: address, amount: uint256) -> uint256:
+    assert amount != 0, "job_escrow: zero amount"
+    before: uint256 = staticcall IERC20(TOKEN).balanceOf(self)
+    assert extcall IERC20(TOKEN).transferFrom(account, self, amount, default_return_value=True), "job_escrow: transferFrom failed"
+    received: uint256 = staticcall IERC20(TOKEN).balanceOf(self) - before
+    assert received != 0, "job_escrow: nothing received"
+    word: uint256 = self._accounts[account] + received
+    assert word & _BALANCE_MASK >= received, "job_escrow: balance overflow"
+    self._accounts[account] = word
+    log Deposited(account=account, amount=received, balance=word & _BALANCE_MASK)
+    return received
+
+
+@internal
+def _post(
+    client: address,
+    spec: Bytes[4096],
+    requirements: IJobEscrow.Requirements,
+    price: uint256,
+    replicas: uint256,
+    deadline: uint256,
+    collateral: uint256,
+    priced_by_device: bool,
+) -> bytes32:
+    assert block.timestamp >= self.paused_until, "job_escrow: paused"
+    assert replicas != 0 and replicas <= MAX_REPLICAS, "job_escrow: replicas out of range"
+    assert price != 0, "job_escrow: zero price"
+    assert price <= _U96 and collateral <= _U96, "job_escrow: amount too large"
+    assert collateral * _BPS >= price * bounded_params._get(MIN_COLLATERAL_BPS), "job_escrow: collateral below minimum"
+    assert deadline > block.timestamp, "job_escrow: deadline in the past"
+    assert deadline <= block.timestamp + bounded_params._get(MAX_JOB_DURATION), "job_escrow: deadline too far"
+    assert len(spec) != 0, "job_escrow: empty spec"
+    if priced_by_device:
+        # No registered device could ever match these.
+        assert (
+            requirements.min_cpu_cores <= 4096
+            and requirements.min_memory_mb <= 16 * 1024 * 1024
+            and requirements.min_gpu_count <= 64
+            and requirements.min_vram_mb <= 1024 * 1024
+            and requirements.region <= 999
+            and requirements.compute_seconds != 0
+            and price >= convert(requirements.compute_seconds, uint256)
+        ), "job_escrow: no device can satisfy the job"
+
+    locked: uint256 = price * replicas
+    word: uint256 = self._accounts[client]
+    assert word & _BALANCE_MASK >= locked, "job_escrow: insufficient balance"
+    nonce: uint256 = word >> 192
+    job_id: bytes32 = keccak256(abi_encode(client, nonce))
+    # Cannot wrap: the balance holds at least `locked`, and the nonce counts jobs.
+    self._accounts[client] = unsafe_add(unsafe_sub(word, locked), _NONCE_ONE)
+
+    spec_hash: bytes32 = keccak256(spec)
+    self._core[job_id] = (
+        convert(client, uint256)
+        | (convert(STATUS_OPEN, uint256) << 160)
+        | (replicas << 168)
+        | (deadline << 208)
+    )
+    reveal_end: uint256 = deadline + bounded_params._get(REVEAL_WINDOW)
+    self._money[job_id] = price | (collateral << 96) | (reveal_end << 192)
+    self._reqs[job_id] = self._pack_requirements(requirements)
+    self._spec_hash[job_id] = spec_hash
+    log JobPosted(
+        job_id=job_id,
+        client=client,
+        nonce=nonce,
+        spec_hash=spec_hash,
+        spec=spec,
+        requirements=requirements,
+        price_per_replica=price,
+        replicas=replicas,
+        deadline=deadline,
+        collateral_per_replica=collateral,
+    )
+    return job_id
+
+
+@internal
+def _accept(job_id: bytes32, provider: address, device_nonce: uint256, priced_by_device: bool) -> uint256:
+    assert block.timestamp >= self.paused_until, "job_escrow: paused"
+    core: uint256 = self._core[job_id]
+    assert self._status(core) == STATUS_OPEN, "job_escrow: job not open"
+    assert block.timestamp < core >> 208, "job_escrow: deadline passed"
+    slot: uint256 = self._field8(core, 176)
+    assert slot < self._field8(core, 168), "job_escrow: all replicas taken"
+    assert device_nonce <= _U64, "job_escrow: no such device"
+
+    device_id: bytes32 = keccak256(abi_encode(provider, device_nonce))
+    reqs: uint256 = self._reqs[job_id]
+    attested_only: bool = (reqs >> 104) & _U8 != 0
+    info: IDeviceRegistry.Match = staticcall IDeviceRegistry(REGISTRY).match_info(device_id)
+    assert info.owner == provider, "job_escrow: no such device"
+    assert info.eligible, "job_escrow: device not eligible"
+    spec: IDeviceRegistry.Spec = info.spec
+    assert (
+        convert(spec.cpu_cores, uint256) >= reqs & _U16
+        and convert(spec.memory_mb, uint256) >= (reqs >> 16) & _U32
+        and convert(spec.gpu_count, uint256) >= (reqs >> 48) & _U8
+        and convert(spec.vram_mb, uint256) >= (reqs >> 56) & _U32
+    ), "job_escrow: device below requirements"
+    region: uint256 = (reqs >> 88) & _U16
+    assert region == 0 or convert(spec.region, uint256) == region, "job_escrow: device in another region"
+    assert not attested_only or info.attested, "job_escrow: device not audited"
+    money: uint256 = self._money[job_id]
+    if priced_by_device:
+        cost: uint256 = convert(spec.price_per_second, uint256) * ((reqs >> 112) & _U32)
+        assert cost <= money & _U96, "job_escrow: device too expensive"
+    running: uint256 = self.device_jobs[device_id]
+    assert running < convert(spec.max_concurrent_jobs, uint256), "job_escrow: device at capacity"
+    # A provider takes at most one replica of a job, or redundancy means nothing.
+    for i: uint256 in range(MAX_REPLICAS):
+        if i >= slot:
+            break
+        assert self._assignments[job_id][i] & _ADDRESS_MASK != convert(provider, uint256), "job_escrow: provider already on job"
+
+    self._assignments[job_id][slot] = (
+        convert(provider, uint256) | (convert(REPLICA_ACCEPTED, uint256) << 160) | (device_nonce << 168)
+    )
+    self._core[job_id] = self._with8(core, 176, slot + 1)
+    self.device_jobs[device_id] = running + 1
+    collateral: uint256 = (money >> 96) & _U96
+    log ReplicaAccepted(job_id=job_id, provider=provider, slot=slot, device_id=device_id, collateral=collateral)
+    extcall IStaking(STAKING).lock(provider, collateral)
+    return slot
+
+
+@internal
+def _settle(job_id: bytes32, core: uint256, ruling: uint256):
+    """
+    @dev Pays, refunds and slashes every replica of a job, once. The job is marked
+         settled before any external call.
+    """
+    self._core[job_id] = self._with8(core, 160, convert(STATUS_FINALIZED, uint256))
+    client: address = self._client(core)
+    replicas: uint256 = self._field8(core, 168)
+    accepted: uint256 = self._field8(core, 176)
+    money: uint256 = self._money[job_id]
+    price: uint256 = money & _U96
+    collateral: uint256 = (money >> 96) & _U96
+    leader: bytes32 = self._leader[job_id]
+    majority: bool = self._field8(core, 200) * 2 > replicas
+
+    fee_bps: uint256 = bounded_params._get(PROTOCOL_FEE_BPS)
+    paid: uint256 = 0
+    fees: uint256 = 0
+    # Replicas nobody accepted are refunded.
+    refunded: uint256 = (replicas - accepted) * price
+    reward: uint256 = 0
+    result: bytes32 = leader
+
+    for slot: uint256 in range(MAX_REPLICAS):
+        if slot >= accepted:
+            break
+        word: uint256 = self._assignments[job_id][slot]
+        provider: address = convert(word & _ADDRESS_MASK, address)
+        status: uint256 = self._field8(word, 160)
+        revealed: bool = status == convert(REPLICA_REVEALED, uint256)
+        outcome: uint8 = _OUTCOME_SLASHED
+        if replicas == 1:
+            result = self._commitments[job_id][0]
+            if ruling == _RULING_CLIENT:
+                outcome = _OUTCOME_SLASHED
+            elif revealed:
+                # Undisputed, ruled for the provider, or unruled (the result stands).
+                outcome = _OUTCOME_COMPLETED
+        elif revealed and not majority:
+            outcome = _OUTCOME_FAILED
+        elif revealed and self._commitments[job_id][slot] == leader:
+            outcome = _OUTCOME_COMPLETED
+        device_id: bytes32 = keccak256(abi_encode(provider, (word >> 168) & _U64))
+        self.device_jobs[device_id] -= 1
+
+        replica_paid: uint256 = 0
+        replica_fee: uint256 = 0
+        replica_slashed: uint256 = 0
+        if outcome == _OUTCOME_COMPLETED:
+            replica_fee = price * fee_bps // _BPS
+            replica_paid = price - replica_fee
+            self._fee_shards[convert(provider, uint256) % _FEE_SHARDS] += replica_fee
+            paid += replica_paid
+            fees += replica_fee
+            extcall IStaking(STAKING).unlock(provider, collateral)
+            if PAYS_INTO_POOL and replica_paid != 0:
+                extcall IStaking(STAKING).add_income(provider, replica_paid)
+            else:
+                self._accounts[provider] += replica_paid
+        else:
+            refunded += price
+            if outcome == _OUTCOME_FAILED:
+                extcall IStaking(STAKING).unlock(provider, collateral)
+            else:
+                before: uint256 = staticcall IERC20(_STAKE_TOKEN).balanceOf(self)
+                replica_slashed = extcall IStaking(STAKING).slash(provider, collateral, collateral, self)
+                reward += staticcall IERC20(_STAKE_TOKEN).balanceOf(self) - before
+        extcall IDeviceRegistry(REGISTRY).record_outcome(device_id, outcome)
+        log ReplicaSettled(
+            job_id=job_id,
+            provider=provider,
+            slot=slot,
+            outcome=outcome,
+            paid=replica_paid,
+            fee=replica_fee,
+            slashed=replica_slashed,
+        )
+
+    # The dispute bond: to the provider when the arbiter ruled for it, else back to the client.
+    bond: uint256 = self._bond[job_id]
+    if bond != 0:
+        self._bond[job_id] = 0
+        if ruling == _RULING_PROVIDER:
+            self._accounts[self._provider_of(job_id)] += bond
+        else:
+            refunded += bond
+
+    bounty: uint256 = reward * bounded_params._get(KEEPER_BOUNTY_BPS) // _BPS
+    compensation: uint256 = reward - bounty
+    if PAYS_INTO_POOL:
+        self._accounts[client] += refunded + compensation
+        self._accounts[msg.sender] += bounty
+    else:
+        self._accounts[client] += refunded
+        if compensation != 0:
+            assert extcall IERC20(_STAKE_TOKEN).transfer(client, compensation, default_return_value=True), "job_escrow: transfer failed"
+        if bounty != 0:
+            assert extcall IERC20(_STAKE_TOKEN).transfer(msg.sender, bounty, default_return_value=True), "job_escrow: transfer failed"
+    log JobSettled(
+        job_id=job_id,
+        client=client,
+        keeper=msg.sender,
+        result_hash=result,
+        paid=paid,
+        fees=fees,
+        refunded=refunded,
+        compensation=compensation,
+        bounty=bounty,
+    )
+
+
+@internal
+@view
+def _provider_of(job_id: bytes32) -> address:
+    return convert(self._assignments[job_id][0] & _ADDRESS_MASK, address)
+
+
+@internal
+@pure
+def _pack_requirements(r: IJobEscrow.Requirements) -> uint256:
+    attested: uint256 = 0
+    if r.attested_only:
+        attested = 1
+    return (
+        convert(r.min_cpu_cores, uint256)
+        | (convert(r.min_memory_mb, uint256) << 16)
+        | (convert(r.min_gpu_count, uint256) << 48)
+        | (convert(r.min_vram_mb, uint256) << 56)
+        | (convert(r.region, uint256) << 88)
+        | (attested << 104)
+        | (convert(r.compute_seconds, uint256) << 112)
+    )
+
+
+@internal
+@pure
+def _unpack_requirements(reqs: uint256) -> IJobEscrow.Requirements:
+    return IJobEscrow.Requirements(
+        min_cpu_cores=convert(reqs & _U16, uint16),
+        min_memory_mb=convert((reqs >> 16) & _U32, uint32),
+        min_gpu_count=convert((reqs >> 48) & _U8, uint8),
+        min_vram_mb=convert((reqs >> 56) & _U32, uint32),
+        region=convert((reqs >> 88) & _U16, uint16),
+        attested_only=(reqs >> 104) & _U8 != 0,
+        compute_seconds=convert((reqs >> 112) & _U32, uint32),
+    )
+
+
+@internal
+@pure
+def _client(core: uint256) -> address:
+    return convert(core & _ADDRESS_MASK, address)
+
+
+@internal
+@pure
+def _status(core: uint256) -> uint8:
+    return convert((core >> 160) & _U8, uint8)
+
+
+@internal
+@pure
+def _field8(word: uint256, offset: uint256) -> uint256:
+    return (word >> offset) & _U8
+
+
+@internal
+@pure
+def _with8(word: uint256, offset: uint256, field: uint256) -> uint256:
+    return (word & ~(_U8 << offset)) | (field << offset)
