@@ -104,3 +104,25 @@ def sign_delegation(
     """ERC-5805 `delegateBySig` signature for ComputeToken."""
     message = {"delegatee": delegatee, "nonce": nonce, "expiry": expiry}
     return sign_typed(private_key, token_domain(chain_id, token), DELEGATION_TYPES, message)
+
+
+OFFER_EIP712_NAME = "ComputeShare OfferBook"
+OFFER_EIP712_VERSION = "1"
+OFFER_TYPES = {
+    "Offer": [
+        {"name": "provider", "type": "address"},
+        {"name": "device_nonce", "type": "uint64"},
+        {"name": "client", "type": "address"},
+        {"name": "price", "type": "uint96"},
+        {"name": "collateral", "type": "uint96"},
+        {"name": "expiry", "type": "uint48"},
+        {"name": "nonce", "type": "uint256"},
+    ]
+}
+
+
+def sign_offer(private_key: str | bytes, *, chain_id: int, offer_book: str, offer: dict) -> bytes:
+    """A provider's EIP-712 signature over an OfferBook offer, as 65 bytes (r, s, v)."""
+    domain_data = domain(OFFER_EIP712_NAME, OFFER_EIP712_VERSION, chain_id, offer_book)
+    sig = sign_typed(private_key, domain_data, OFFER_TYPES, offer)
+    return sig.r + sig.s + bytes([sig.v])

@@ -138,3 +138,62 @@ def registry(project, staking, deployer, escrow_role, auditor):
     registry.set_roles(escrow_role, REPORTER, sender=deployer)
     registry.set_roles(auditor, AUDITOR, sender=deployer)
     return registry
+
+
+ARBITER, MATCHER = 16, 32
+
+
+@pytest.fixture(scope="session")
+def providers(accounts):
+    """Three providers for replicated jobs."""
+    return [accounts[4], accounts[10], accounts[11]]
+
+
+@pytest.fixture(scope="session")
+def client(accounts):
+    return accounts[12]
+
+
+@pytest.fixture(scope="session")
+def arbiter(accounts):
+    return accounts[13]
+
+
+@pytest.fixture(scope="session")
+def keeper(accounts):
+    return accounts[14]
+
+
+@pytest.fixture(scope="session")
+def guardian(accounts):
+    return accounts[15]
+
+
+@pytest.fixture
+def market(project, token, deployer, treasury, arbiter, providers, client):
+    """The deployed suite: token, Staking, DeviceRegistry, JobEscrow, OfferBook, wired as in
+    production. Each provider stakes 10,000 tokens and registers one GPU device (nonce 0);
+    the client deposits 10,000 tokens."""
+    staking = deployer.deploy(project.Staking, token, treasury)
+    registry = deployer.deploy(project.DeviceRegistry, staking)
+    escrow = deployer.deploy(project.JobEscrow, token, staking, registry, treasury)
+    offers = deployer.deploy(project.OfferBook, escrow)
+    staking.set_roles(escrow, SLASHER | LOCKER, sender=deployer)
+    registry.set_roles(escrow, REPORTER, sender=deployer)
+    escrow.set_roles(arbiter, ARBITER, sender=deployer)
+    escrow.set_roles(offers, MATCHER, sender=deployer)
+    for p in providers:
+        token.transfer(p, 100_000 * TOKEN, sender=deployer)
+        token.approve(staking, 2**256 - 1, sender=p)
+        staking.stake(10_000 * TOKEN, sender=p)
+        registry.register(gpu_spec(), "ipfs://device", sender=p)
+    token.transfer(client, 100_000 * TOKEN, sender=deployer)
+    token.approve(escrow, 2**256 - 1, sender=client)
+    escrow.deposit(10_000 * TOKEN, sender=client)
+
+    class Market:
+        pass
+
+    m = Market()
+    m.token, m.staking, m.registry, m.escrow, m.offers = token, staking, registry, escrow, offers
+    return m

@@ -1,0 +1,625 @@
+"""Unit tests for JobEscrow and OfferBook on the full deployed suite."""
+
+from __future__ import annotations
+
+import ape
+import pytest
+
+from computeshare.jobs import (
+    OUTCOME_COMPLETED,
+    OUTCOME_FAILED,
+    OUTCOME_SLASHED,
+    REPLICA_ACCEPTED,
+    REPLICA_COMMITTED,
+    REPLICA_REVEALED,
+    STATUS_CANCELLED,
+    STATUS_DISPUTED,
+    STATUS_FINALIZED,
+    STATUS_OPEN,
+    commitment,
+    job_id,
+)
+from computeshare.signing import sign_offer
+from tests.conftest import DAY, TOKEN, gpu_spec
+
+REQS = {
+    "min_cpu_cores": 8,
+    "min_memory_mb": 1024,
+    "min_gpu_count": 1,
+    "min_vram_mb": 1024,
+    "region": 0,
+    "attested_only": False,
+    "compute_seconds": 600,
+}
+SPEC = b'{"workload": "sha256-chain", "input": "00", "rounds": 1000}'
+PRICE, COLLATERAL = 10 * TOKEN, 20 * TOKEN
+GOOD, BAD = b"\xaa" * 32, b"\xbb" * 32
+SALT = b"\x5a" * 32
+HOUR = 3600
+
+
+def post(m, client, chain, k=1, price=PRICE, collateral=COLLATERAL, deadline_in=DAY, reqs=None):
+    deadline = chain.pending_timestamp + deadline_in
+    receipt = m.escrow.post(SPEC, reqs or REQS, price, k, deadline, collateral, sender=client)
+    return receipt.return_value
+
+
+def run_replica(m, job, provider, result, *, reveal=True):
+    slot = m.escrow.accept(job, 0, sender=provider).return_value
+    m.escrow.commit(job, slot, commitment(job, provider.address, result, SALT), sender=provider)
+    return slot
+
+
+def reveal(m, job, provider, slot, result):
+    return m.escrow.reveal(job, slot, result, SALT, sender=provider)
+
+
+def escrow_owes(m, accounts, open_jobs):
+    """What JobEscrow owes: balances, payment locked in open jobs, bonds and fee shards."""
+    balances = sum(m.escrow.balanceOf(a) for a in accounts)
+    locked = 0
+    for job in open_jobs:
+        info = m.escrow.job(job)
+        if info.status in (STATUS_OPEN, STATUS_DISPUTED):
+            locked += info.price_per_replica * info.replicas + m.escrow.dispute_bond(job)
+    fees = sum(m.escrow.fees(s) for s in range(16))
+    return balances + locked + fees
+
+
+# ------------------------------------------------------------------ balances
+
+
+def test_deposit_and_withdraw(market, token, client):
+    m = market
+    assert m.escrow.balanceOf(client) == 10_000 * TOKEN
+    receipt = m.escrow.deposit(500 * TOKEN, sender=client)
+    (event,) = receipt.decode_logs(m.escrow.Deposited)
+    assert (event.account, event.amount, event.balance) == (client, 500 * TOKEN, 10_500 * TOKEN)
+    before = token.balanceOf(client)
+    receipt = m.escrow.withdraw(1_500 * TOKEN, sender=client)
+    (event,) = receipt.decode_logs(m.escrow.Withdrawn)
+    assert (event.amount, event.balance) == (1_500 * TOKEN, 9_000 * TOKEN)
+    assert token.balanceOf(client) == before + 1_500 * TOKEN
+    with ape.reverts("job_escrow: amount exceeds balance"):
+        m.escrow.withdraw(9_000 * TOKEN + 1, sender=client)
+    with ape.reverts("job_escrow: zero amount"):
+        m.escrow.withdraw(0, sender=client)
+    with ape.reverts("job_escrow: zero amount"):
+        m.escrow.deposit(0, sender=client)
+    assert token.balanceOf(m.escrow) == escrow_owes(m, [client], [])
+
+
+# ------------------------------------------------------------------ posting
+
+
+def test_post_locks_payment_and_logs_spec(market, client, chain):
+    m = market
+    deadline = chain.pending_timestamp + DAY
+    receipt = m.escrow.post(SPEC, REQS, PRICE, 3, deadline, COLLATERAL, sender=client)
+    expected = job_id(client.address, 0)
+    assert receipt.return_value == expected == m.escrow.job_id_of(client, 0)
+    assert m.escrow.job_nonce(client) == 1
+    assert m.escrow.balanceOf(client) == 10_000 * TOKEN - 3 * PRICE
+    (event,) = receipt.decode_logs(m.escrow.JobPosted)
+    assert event.spec == SPEC and event.replicas == 3 and event.price_per_replica == PRICE
+    assert event.requirements[6] == 600  # compute_seconds
+    info = m.escrow.job(expected)
+    assert (info.client, info.status, info.replicas, info.accepted) == (client, STATUS_OPEN, 3, 0)
+    assert (info.price_per_replica, info.collateral_per_replica, info.deadline) == (
+        PRICE,
+        COLLATERAL,
+        deadline,
+    )
+    assert info.reveal_end == deadline + HOUR
+    assert info.spec_hash == event.spec_hash
+    second = m.escrow.post(SPEC, REQS, PRICE, 1, deadline, COLLATERAL, sender=client).return_value
+    assert second == job_id(client.address, 1)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"k": 0}, "replicas out of range"),
+        ({"k": 10}, "replicas out of range"),
+        ({"price": 0}, "zero price"),
+        ({"deadline_in": -1}, "deadline in the past"),
+        ({"deadline_in": 8 * DAY}, "deadline too far"),
+        ({"collateral": PRICE // 2 - 1}, "collateral below minimum"),
+        ({"price": 10_001 * TOKEN, "collateral": 10_001 * TOKEN}, "insufficient balance"),
+        ({"reqs": {**REQS, "min_cpu_cores": 4097}}, "no device can satisfy the job"),
+        ({"reqs": {**REQS, "compute_seconds": 0}}, "no device can satisfy the job"),
+        ({"reqs": {**REQS, "region": 1000}}, "no device can satisfy the job"),
+    ],
+)
+def test_post_rejects_bad_input(market, client, chain, change, reason):
+    m = market
+    before = m.escrow.balanceOf(client)
+    with ape.reverts(f"job_escrow: {reason}"):
+        post(m, client, chain, **change)
+    assert m.escrow.balanceOf(client) == before and m.escrow.job_nonce(client) == 0
+
+
+def test_cancel_refunds_before_acceptance(market, client, providers, chain, outsider):
+    m = market
+    job = post(m, client, chain, k=2)
+    with ape.reverts("job_escrow: caller is not the client"):
+        m.escrow.cancel(job, sender=outsider)
+    receipt = m.escrow.cancel(job, sender=client)
+    (event,) = receipt.decode_logs(m.escrow.JobCancelled)
+    assert event.refunded == 2 * PRICE
+    assert m.escrow.balanceOf(client) == 10_000 * TOKEN
+    assert m.escrow.job(job).status == STATUS_CANCELLED
+    with ape.reverts("job_escrow: job not open"):
+        m.escrow.cancel(job, sender=client)
+    accepted = post(m, client, chain)
+    m.escrow.accept(accepted, 0, sender=providers[0])
+    with ape.reverts("job_escrow: job already accepted"):
+        m.escrow.cancel(accepted, sender=client)
+
+
+# ------------------------------------------------------------------ acceptance
+
+
+def test_accept_locks_collateral(market, client, providers, chain):
+    m = market
+    job = post(m, client, chain, k=2)
+    receipt = m.escrow.accept(job, 0, sender=providers[0])
+    assert receipt.return_value == 0
+    (event,) = receipt.decode_logs(m.escrow.ReplicaAccepted)
+    device = m.registry.device_id_of(providers[0], 0)
+    assert (event.slot, event.device_id, event.collateral) == (0, device, COLLATERAL)
+    assert m.staking.pool(providers[0]).locked == COLLATERAL
+    assert m.escrow.device_jobs(device) == 1
+    a = m.escrow.assignment(job, 0)
+    assert (a.provider, a.status, a.device_id) == (providers[0], REPLICA_ACCEPTED, device)
+    assert m.escrow.accept(job, 0, sender=providers[1]).return_value == 1
+    with ape.reverts("job_escrow: all replicas taken"):
+        m.escrow.accept(job, 0, sender=providers[2])
+
+
+def test_accept_rejects_ineligible_devices(
+    market, client, providers, chain, deployer, token, staking=None
+):
+    m = market
+    p = providers[0]
+    with ape.reverts("job_escrow: no such device"):
+        m.escrow.accept(post(m, client, chain), 5, sender=p)
+    for reqs, reason in (
+        ({**REQS, "min_gpu_count": 4}, "device below requirements"),
+        ({**REQS, "min_vram_mb": 100_000}, "device below requirements"),
+        ({**REQS, "region": 840}, "device in another region"),
+        ({**REQS, "attested_only": True}, "device not audited"),
+        ({**REQS, "compute_seconds": 20_000}, "device too expensive"),
+    ):
+        job = post(m, client, chain, reqs=reqs)
+        with ape.reverts(f"job_escrow: {reason}"):
+            m.escrow.accept(job, 0, sender=p)
+    # Not eligible: a second device halves the stake behind each, below the minimum.
+    m.registry.register(gpu_spec(), "", sender=p)
+    m.staking.request_thaw(9_000 * TOKEN, sender=p)
+    with ape.reverts("job_escrow: device not eligible"):
+        m.escrow.accept(post(m, client, chain), 0, sender=p)
+
+
+def test_accept_rejects_duplicates_capacity_and_missing_stake(market, client, providers, chain):
+    m = market
+    p = providers[0]
+    job = post(m, client, chain, k=3)
+    m.escrow.accept(job, 0, sender=p)
+    with ape.reverts("job_escrow: provider already on job"):
+        m.escrow.accept(job, 0, sender=p)
+    # The device runs at most 4 jobs at once.
+    for _ in range(3):
+        m.escrow.accept(post(m, client, chain), 0, sender=p)
+    with ape.reverts("job_escrow: device at capacity"):
+        m.escrow.accept(post(m, client, chain), 0, sender=p)
+    big = post(m, client, chain, collateral=10_001 * TOKEN, price=100 * TOKEN)
+    with ape.reverts("staking: insufficient free stake"):
+        m.escrow.accept(big, 0, sender=providers[1])
+
+
+def test_accept_after_deadline_fails(market, client, providers, chain):
+    m = market
+    job = post(m, client, chain, deadline_in=HOUR)
+    chain.pending_timestamp += HOUR
+    with ape.reverts("job_escrow: deadline passed"):
+        m.escrow.accept(job, 0, sender=providers[0])
+
+
+# ------------------------------------------------------------------ commit and reveal
+
+
+def test_commit_reveal_rules(market, client, providers, chain, outsider):
+    m = market
+    job = post(m, client, chain, k=2)
+    slot0 = m.escrow.accept(job, 0, sender=providers[0]).return_value
+    slot1 = m.escrow.accept(job, 0, sender=providers[1]).return_value
+    c0 = commitment(job, providers[0].address, GOOD, SALT)
+    with ape.reverts("job_escrow: caller has no such replica"):
+        m.escrow.commit(job, slot0, c0, sender=outsider)
+    receipt = m.escrow.commit(job, slot0, c0, sender=providers[0])
+    (event,) = receipt.decode_logs(m.escrow.ResultCommitted)
+    assert event.commitment == c0
+    with ape.reverts("job_escrow: already committed"):
+        m.escrow.commit(job, slot0, c0, sender=providers[0])
+    # Not every replica committed and the deadline has not passed: no reveals yet.
+    with ape.reverts("job_escrow: reveal not open"):
+        m.escrow.reveal(job, slot0, GOOD, SALT, sender=providers[0])
+    # Copying another replica's commitment does not help: it binds the committer.
+    m.escrow.commit(job, slot1, c0, sender=providers[1])
+    with ape.reverts("job_escrow: reveal does not match commitment"):
+        m.escrow.reveal(job, slot1, GOOD, SALT, sender=providers[1])
+    with ape.reverts("job_escrow: reveal does not match commitment"):
+        m.escrow.reveal(job, slot0, BAD, SALT, sender=providers[0])
+    receipt = m.escrow.reveal(job, slot0, GOOD, SALT, sender=providers[0])
+    (event,) = receipt.decode_logs(m.escrow.ResultRevealed)
+    assert event.result_hash == GOOD
+    assert m.escrow.assignment(job, slot0).status == REPLICA_REVEALED
+    assert m.escrow.assignment(job, slot1).status == REPLICA_COMMITTED
+    chain.pending_timestamp += HOUR
+    with ape.reverts("job_escrow: reveal window closed"):
+        m.escrow.reveal(job, slot1, GOOD, SALT, sender=providers[1])
+
+
+def test_commit_after_deadline_fails(market, client, providers, chain):
+    m = market
+    job = post(m, client, chain, deadline_in=HOUR)
+    slot = m.escrow.accept(job, 0, sender=providers[0]).return_value
+    chain.pending_timestamp += HOUR
+    with ape.reverts("job_escrow: commit deadline passed"):
+        m.escrow.commit(
+            job, slot, commitment(job, providers[0].address, GOOD, SALT), sender=providers[0]
+        )
+
+
+# ------------------------------------------------------------------ optimistic (k = 1)
+
+
+def test_optimistic_job_pays_after_challenge_window(
+    market, token, client, providers, chain, keeper, treasury
+):
+    m = market
+    p = providers[0]
+    job = post(m, client, chain)
+    slot = run_replica(m, job, p, GOOD)
+    reveal(m, job, p, slot, GOOD)
+    info = m.escrow.job(job)
+    assert info.revealed == 1 and info.result_hash == GOOD
+    with ape.reverts("job_escrow: not ready to settle"):
+        m.escrow.finalize(job, sender=keeper)
+    chain.pending_timestamp = info.challenge_end
+    own_before = m.staking.pool(p).own_stake
+    receipt = m.escrow.finalize(job, sender=keeper)
+    fee = PRICE * 250 // 10_000
+    (settled,) = receipt.decode_logs(m.escrow.JobSettled)
+    assert (settled.paid, settled.fees, settled.refunded, settled.result_hash) == (
+        PRICE - fee,
+        fee,
+        0,
+        GOOD,
+    )
+    (replica,) = receipt.decode_logs(m.escrow.ReplicaSettled)
+    assert (replica.outcome, replica.paid, replica.fee, replica.slashed) == (
+        OUTCOME_COMPLETED,
+        PRICE - fee,
+        fee,
+        0,
+    )
+    # Income went to the provider's pool (no delegators: all to its own stake), collateral unlocked.
+    pool = m.staking.pool(p)
+    assert pool.own_stake == own_before + PRICE - fee and pool.locked == 0
+    device = m.registry.device_id_of(p, 0)
+    assert m.registry.device(device).completed == 1 and m.escrow.device_jobs(device) == 0
+    assert m.escrow.job(job).status == STATUS_FINALIZED
+    with ape.reverts("job_escrow: job not open"):
+        m.escrow.finalize(job, sender=keeper)
+    shard = int(p.address, 16) % 16
+    assert m.escrow.fees(shard) == fee
+    before = token.balanceOf(treasury)
+    assert m.escrow.sweep_fees(shard, sender=keeper).return_value == fee
+    assert token.balanceOf(treasury) == before + fee and m.escrow.fees(shard) == 0
+    assert token.balanceOf(m.escrow) == escrow_owes(m, [client, p, keeper], [job])
+
+
+def _disputed_job(m, client, p, chain):
+    job = post(m, client, chain)
+    slot = run_replica(m, job, p, BAD)
+    reveal(m, job, p, slot, BAD)
+    receipt = m.escrow.dispute(job, sender=client)
+    return job, receipt
+
+
+def test_dispute_ruled_for_client(market, client, providers, arbiter, chain, keeper, outsider):
+    m = market
+    p = providers[0]
+    job, receipt = _disputed_job(m, client, p, chain)
+    bond = PRICE * 1_000 // 10_000
+    (event,) = receipt.decode_logs(m.escrow.Disputed)
+    assert event.bond == bond and m.escrow.dispute_bond(job) == bond
+    assert m.escrow.job(job).status == STATUS_DISPUTED
+    assert m.escrow.balanceOf(client) == 10_000 * TOKEN - PRICE - bond
+    with ape.reverts("job_escrow: caller is not an arbiter"):
+        m.escrow.rule(job, True, sender=outsider)
+    own_before = m.staking.pool(p).own_stake
+    receipt = m.escrow.rule(job, True, sender=arbiter)
+    (settled,) = receipt.decode_logs(m.escrow.JobSettled)
+    reward = COLLATERAL * 2_500 // 10_000
+    bounty = reward * 1_000 // 10_000
+    assert (settled.paid, settled.refunded) == (0, PRICE + bond)
+    assert (settled.compensation, settled.bounty, settled.keeper) == (
+        reward - bounty,
+        bounty,
+        arbiter,
+    )
+    assert m.staking.pool(p).own_stake == own_before - COLLATERAL
+    assert m.escrow.balanceOf(client) == 10_000 * TOKEN + reward - bounty
+    assert m.escrow.balanceOf(arbiter) == bounty
+    device = m.registry.device_id_of(p, 0)
+    assert m.registry.device(device).slashed == 1
+    assert m.token.balanceOf(m.escrow) == escrow_owes(m, [client, p, arbiter], [job])
+
+
+def test_dispute_ruled_for_provider(market, client, providers, arbiter, chain):
+    m = market
+    p = providers[0]
+    job, _ = _disputed_job(m, client, p, chain)
+    bond = PRICE * 1_000 // 10_000
+    receipt = m.escrow.rule(job, False, sender=arbiter)
+    (settled,) = receipt.decode_logs(m.escrow.JobSettled)
+    assert settled.paid == PRICE - PRICE * 250 // 10_000 and settled.refunded == 0
+    assert m.escrow.balanceOf(p) == bond
+    assert m.escrow.balanceOf(client) == 10_000 * TOKEN - PRICE - bond
+
+
+def test_unruled_dispute_lets_the_result_stand(market, client, providers, arbiter, chain, keeper):
+    m = market
+    p = providers[0]
+    job, receipt = _disputed_job(m, client, p, chain)
+    (event,) = receipt.decode_logs(m.escrow.Disputed)
+    with ape.reverts("job_escrow: not ready to settle"):
+        m.escrow.finalize(job, sender=keeper)
+    chain.pending_timestamp = event.ruling_end
+    with ape.reverts("job_escrow: ruling period over"):
+        m.escrow.rule(job, True, sender=arbiter)
+    receipt = m.escrow.finalize(job, sender=keeper)
+    (settled,) = receipt.decode_logs(m.escrow.JobSettled)
+    bond = PRICE * 1_000 // 10_000
+    assert settled.paid == PRICE - PRICE * 250 // 10_000 and settled.refunded == bond
+    assert m.escrow.balanceOf(client) == 10_000 * TOKEN - PRICE
+
+
+def test_dispute_rules(market, client, providers, chain, outsider):
+    m = market
+    p = providers[0]
+    job = post(m, client, chain)
+    slot = run_replica(m, job, p, GOOD)
+    with ape.reverts("job_escrow: no result to dispute"):
+        m.escrow.dispute(job, sender=client)
+    reveal(m, job, p, slot, GOOD)
+    with ape.reverts("job_escrow: caller is not the client"):
+        m.escrow.dispute(job, sender=outsider)
+    chain.pending_timestamp = m.escrow.job(job).challenge_end
+    with ape.reverts("job_escrow: challenge window closed"):
+        m.escrow.dispute(job, sender=client)
+    replicated = post(m, client, chain, k=3)
+    with ape.reverts("job_escrow: only optimistic jobs are disputed"):
+        m.escrow.dispute(replicated, sender=client)
+
+
+# ------------------------------------------------------------------ replicated (k = 3)
+
+
+def test_majority_pays_agreeing_and_slashes_dissenter(
+    market, token, client, providers, chain, keeper
+):
+    m = market
+    job = post(m, client, chain, k=3)
+    results = [GOOD, GOOD, BAD]
+    slots = [run_replica(m, job, p, r) for p, r in zip(providers, results, strict=True)]
+    assert m.escrow.job(job).reveal_end < m.escrow.job(job).deadline  # all committed early
+    for p, slot, r in zip(providers, slots, results, strict=True):
+        reveal(m, job, p, slot, r)
+    info = m.escrow.job(job)
+    assert info.result_hash == GOOD and info.leader_votes == 2
+    receipt = m.escrow.finalize(job, sender=keeper)
+    outcomes = [(e["provider"], e.outcome) for e in receipt.decode_logs(m.escrow.ReplicaSettled)]
+    assert outcomes == [
+        (providers[0], OUTCOME_COMPLETED),
+        (providers[1], OUTCOME_COMPLETED),
+        (providers[2], OUTCOME_SLASHED),
+    ]
+    (settled,) = receipt.decode_logs(m.escrow.JobSettled)
+    fee = PRICE * 250 // 10_000
+    reward = COLLATERAL * 2_500 // 10_000
+    bounty = reward * 1_000 // 10_000
+    assert (settled.paid, settled.fees, settled.refunded) == (2 * (PRICE - fee), 2 * fee, PRICE)
+    assert (settled.compensation, settled.bounty) == (reward - bounty, bounty)
+    assert m.escrow.balanceOf(keeper) == bounty
+    assert m.staking.pool(providers[2]).own_stake == 10_000 * TOKEN - COLLATERAL
+    for p in providers:
+        assert m.staking.pool(p).locked == 0
+    assert token.balanceOf(m.escrow) == escrow_owes(m, [client, keeper, *providers], [job])
+
+
+def test_no_majority_refunds_and_pays_nobody(market, client, providers, chain, keeper):
+    m = market
+    job = post(m, client, chain, k=3)
+    results = [GOOD, BAD, b"\xcc" * 32]
+    slots = [run_replica(m, job, p, r) for p, r in zip(providers, results, strict=True)]
+    for p, slot, r in zip(providers, slots, results, strict=True):
+        reveal(m, job, p, slot, r)
+    receipt = m.escrow.finalize(job, sender=keeper)
+    assert {e.outcome for e in receipt.decode_logs(m.escrow.ReplicaSettled)} == {OUTCOME_FAILED}
+    (settled,) = receipt.decode_logs(m.escrow.JobSettled)
+    assert (settled.paid, settled.refunded, settled.compensation) == (0, 3 * PRICE, 0)
+    assert m.escrow.balanceOf(client) == 10_000 * TOKEN
+    for p in providers:
+        assert m.staking.pool(p).own_stake == 10_000 * TOKEN and m.staking.pool(p).locked == 0
+
+
+def test_expire_refunds_missing_and_slashes_no_shows(market, client, providers, chain, keeper):
+    m = market
+    job = post(m, client, chain, k=3, deadline_in=HOUR)
+    s0 = run_replica(m, job, providers[0], GOOD)
+    m.escrow.accept(job, 0, sender=providers[1])  # accepts, never commits
+    with ape.reverts("job_escrow: reveal window still open"):
+        m.escrow.expire(job, sender=keeper)
+    chain.pending_timestamp += HOUR
+    reveal(m, job, providers[0], s0, GOOD)
+    chain.pending_timestamp = m.escrow.job(job).reveal_end
+    receipt = m.escrow.expire(job, sender=keeper)
+    outcomes = [(e["provider"], e.outcome) for e in receipt.decode_logs(m.escrow.ReplicaSettled)]
+    # One revealed vote of three is no majority: no pay; the silent provider is slashed.
+    assert outcomes == [(providers[0], OUTCOME_FAILED), (providers[1], OUTCOME_SLASHED)]
+    (settled,) = receipt.decode_logs(m.escrow.JobSettled)
+    assert settled.refunded == 3 * PRICE and settled.bounty > 0
+    with ape.reverts("job_escrow: job not open"):
+        m.escrow.expire(job, sender=keeper)
+
+
+def test_expire_without_any_acceptance_refunds_all(market, client, chain, keeper):
+    m = market
+    job = post(m, client, chain, k=2, deadline_in=HOUR)
+    chain.pending_timestamp += 2 * HOUR
+    receipt = m.escrow.expire(job, sender=keeper)
+    (settled,) = receipt.decode_logs(m.escrow.JobSettled)
+    assert settled.refunded == 2 * PRICE and settled.bounty == 0
+    assert m.escrow.balanceOf(client) == 10_000 * TOKEN
+
+
+# ------------------------------------------------------------------ offers
+
+
+def _offer(m, p, client, chain, **overrides):
+    offer = {
+        "provider": p.address,
+        "device_nonce": 0,
+        "client": client.address,
+        "price": PRICE,
+        "collateral": COLLATERAL,
+        "expiry": chain.pending_timestamp + HOUR,
+        "nonce": 7,
+    }
+    offer.update(overrides)
+    return offer
+
+
+def test_match_offer(market, client, providers, chain, chain_id):
+    m = market
+    p = providers[0]
+    offer = _offer(m, p, client, chain)
+    signature = sign_offer(
+        p.private_key, chain_id=chain_id, offer_book=m.offers.address, offer=offer
+    )
+    deadline = chain.pending_timestamp + DAY
+    receipt = m.offers.match_offer(SPEC, deadline, offer, signature, sender=client)
+    job = receipt.return_value
+    (event,) = receipt.decode_logs(m.offers.OfferMatched)
+    assert (event.job_id, event.client, event.nonce) == (job, client, 7)
+    info = m.escrow.job(job)
+    assert (info.client, info.replicas, info.accepted, info.price_per_replica) == (
+        client,
+        1,
+        1,
+        PRICE,
+    )
+    assert m.escrow.assignment(job, 0).provider == p
+    assert m.staking.pool(p).locked == COLLATERAL
+    with ape.reverts("offer_book: offer used or cancelled"):
+        m.offers.match_offer(SPEC, deadline, offer, signature, sender=client)
+
+
+def test_offer_rejections(market, client, providers, chain, chain_id, outsider):
+    m = market
+    p = providers[0]
+    deadline = chain.pending_timestamp + DAY
+    offer = _offer(m, p, client, chain)
+    signature = sign_offer(
+        p.private_key, chain_id=chain_id, offer_book=m.offers.address, offer=offer
+    )
+    # Bound to the client: nobody else can match it and make the client pay.
+    with ape.reverts("offer_book: offer is for another client"):
+        m.offers.match_offer(SPEC, deadline, offer, signature, sender=outsider)
+    with ape.reverts("offer_book: invalid signature"):
+        m.offers.match_offer(SPEC, deadline, {**offer, "price": 1}, signature, sender=client)
+    wrong_chain = sign_offer(
+        p.private_key, chain_id=chain_id + 1, offer_book=m.offers.address, offer=offer
+    )
+    with ape.reverts("offer_book: invalid signature"):
+        m.offers.match_offer(SPEC, deadline, offer, wrong_chain, sender=client)
+    expired = _offer(m, p, client, chain, expiry=chain.pending_timestamp - 1)
+    sig = sign_offer(p.private_key, chain_id=chain_id, offer_book=m.offers.address, offer=expired)
+    with ape.reverts("offer_book: offer expired"):
+        m.offers.match_offer(SPEC, deadline, expired, sig, sender=client)
+    receipt = m.offers.cancel_offer(7, sender=p)
+    assert receipt.decode_logs(m.offers.OfferCancelled)[0].nonce == 7
+    with ape.reverts("offer_book: offer used or cancelled"):
+        m.offers.match_offer(SPEC, deadline, offer, signature, sender=client)
+    with ape.reverts("job_escrow: caller is not a matcher"):
+        m.escrow.post_matched(client, SPEC, deadline, p, 0, PRICE, COLLATERAL, sender=outsider)
+
+
+def test_offer_digest_matches_python_signing(market, client, providers, chain, chain_id):
+    from eth_account import Account
+    from eth_account.messages import encode_typed_data
+
+    from computeshare.signing import OFFER_TYPES, domain
+
+    m = market
+    offer = _offer(m, providers[0], client, chain)
+    message = encode_typed_data(
+        domain_data=domain("ComputeShare OfferBook", "1", chain_id, m.offers.address),
+        message_types=OFFER_TYPES,
+        message_data=offer,
+    )
+    signature = sign_offer(
+        providers[0].private_key, chain_id=chain_id, offer_book=m.offers.address, offer=offer
+    )
+    digest = m.offers.offer_digest(offer)
+    assert Account._recover_hash(digest, signature=signature) == providers[0].address
+    assert Account.recover_message(message, signature=signature) == providers[0].address
+
+
+# ------------------------------------------------------------------ pausing and governance
+
+
+def test_guardian_pauses_new_work_only(
+    market, client, providers, chain, deployer, guardian, keeper
+):
+    m = market
+    p = providers[0]
+    job = post(m, client, chain)
+    slot = run_replica(m, job, p, GOOD)
+    with ape.reverts("job_escrow: caller cannot pause"):
+        m.escrow.pause(chain.pending_timestamp + DAY, sender=guardian)
+    m.escrow.set_guardian(guardian, chain.pending_timestamp + 30 * DAY, sender=deployer)
+    with ape.reverts("job_escrow: pause out of bounds"):
+        m.escrow.pause(chain.pending_timestamp + 15 * DAY, sender=guardian)
+    receipt = m.escrow.pause(chain.pending_timestamp + DAY, sender=guardian)
+    assert receipt.decode_logs(m.escrow.PausedUntil)[0].by == guardian
+    with ape.reverts("job_escrow: paused"):
+        post(m, client, chain)
+    # Everything already under way goes on.
+    reveal(m, job, p, slot, GOOD)
+    chain.pending_timestamp = m.escrow.job(job).challenge_end
+    m.escrow.finalize(job, sender=keeper)
+    m.escrow.withdraw(TOKEN, sender=client)
+    m.escrow.unpause(sender=guardian)
+    post(m, client, chain)
+    # An expired appointment pauses nothing.
+    chain.pending_timestamp += 31 * DAY
+    with ape.reverts("job_escrow: caller cannot pause"):
+        m.escrow.pause(chain.pending_timestamp + DAY, sender=guardian)
+
+
+def test_parameters_are_bounded(market, deployer, outsider):
+    m = market
+    assert m.escrow.parameter(0) == 250 and m.escrow.parameter_bounds(0) == (0, 1_000)
+    with ape.reverts("job_escrow: parameter out of bounds"):
+        m.escrow.set_parameter(0, 1_001, sender=deployer)
+    with ape.reverts("ownable: caller is not the owner"):
+        m.escrow.set_parameter(0, 100, sender=outsider)
+    with ape.reverts("job_escrow: unknown parameter"):
+        m.escrow.set_parameter(8, 1, sender=deployer)
+    m.escrow.set_parameter(0, 100, sender=deployer)
+    assert m.escrow.parameter(0) == 100
