@@ -45,6 +45,7 @@ fuzz: setup
 bench: setup
 	ape run bench_token
 	ape run bench_staking
+	ape run bench_escrow
 
 clean:
 	rm -rf $(VENV) node_modules .build .hypothesis .pytest_cache

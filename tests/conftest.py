@@ -7,6 +7,8 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
+from computeshare.suite import deploy_suite
+
 DAY = 86_400
 YEAR = 365 * DAY
 TOKEN = 10**18
@@ -174,14 +176,8 @@ def market(project, token, deployer, treasury, arbiter, providers, client):
     """The deployed suite: token, Staking, DeviceRegistry, JobEscrow, OfferBook, wired as in
     production. Each provider stakes 10,000 tokens and registers one GPU device (nonce 0);
     the client deposits 10,000 tokens."""
-    staking = deployer.deploy(project.Staking, token, treasury)
-    registry = deployer.deploy(project.DeviceRegistry, staking)
-    escrow = deployer.deploy(project.JobEscrow, token, staking, registry, treasury)
-    offers = deployer.deploy(project.OfferBook, escrow)
-    staking.set_roles(escrow, SLASHER | LOCKER, sender=deployer)
-    registry.set_roles(escrow, REPORTER, sender=deployer)
-    escrow.set_roles(arbiter, ARBITER, sender=deployer)
-    escrow.set_roles(offers, MATCHER, sender=deployer)
+    m = deploy_suite(project, deployer, treasury, token=token, arbiter=arbiter)
+    staking, registry, escrow = m.staking, m.registry, m.escrow
     for p in providers:
         token.transfer(p, 100_000 * TOKEN, sender=deployer)
         token.approve(staking, 2**256 - 1, sender=p)
@@ -190,10 +186,4 @@ def market(project, token, deployer, treasury, arbiter, providers, client):
     token.transfer(client, 100_000 * TOKEN, sender=deployer)
     token.approve(escrow, 2**256 - 1, sender=client)
     escrow.deposit(10_000 * TOKEN, sender=client)
-
-    class Market:
-        pass
-
-    m = Market()
-    m.token, m.staking, m.registry, m.escrow, m.offers = token, staking, registry, escrow, offers
     return m

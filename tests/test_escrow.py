@@ -623,3 +623,30 @@ def test_parameters_are_bounded(market, deployer, outsider):
         m.escrow.set_parameter(8, 1, sender=deployer)
     m.escrow.set_parameter(0, 100, sender=deployer)
     assert m.escrow.parameter(0) == 100
+
+
+def test_post_with_permit_pays_from_the_wallet(market, token, client, chain, chain_id):
+    from computeshare.signing import sign_permit
+
+    m = market
+    token.approve(m.escrow, 0, sender=client)
+    deadline = chain.pending_timestamp + DAY
+    sig = sign_permit(
+        client.private_key,
+        chain_id=chain_id,
+        token=token.address,
+        owner=client.address,
+        spender=m.escrow.address,
+        value=2 * PRICE,
+        nonce=token.nonces(client),
+        deadline=deadline,
+    )
+    wallet = token.balanceOf(client)
+    receipt = m.escrow.post_with_permit(
+        SPEC, REQS, PRICE, 2, deadline, COLLATERAL, deadline, *sig.args, sender=client
+    )
+    assert m.escrow.job(receipt.return_value).replicas == 2
+    assert token.balanceOf(client) == wallet - 2 * PRICE
+    # The deposit covered exactly the job: the earlier balance is untouched.
+    assert m.escrow.balanceOf(client) == 10_000 * TOKEN
+    assert token.allowance(client, m.escrow) == 0

@@ -1,0 +1,178 @@
+"""Gas of JobEscrow operations and whole job lifecycles, with 10 and with 1,000 other jobs
+live: O(1) design means the figures must not grow with that number.
+
+Run: `make bench` (or `ape run bench_escrow`). Figures are for a client and provider that
+have run a job before (the steady state); the first job of a fresh client and provider pays
+for creating their storage once, shown separately for the k = 1 lifecycle.
+"""
+
+from __future__ import annotations
+
+import click
+from ape import accounts, chain, project
+from ape.cli import ConnectedProviderCommand
+
+from computeshare.gas import format_table
+from computeshare.jobs import commitment
+from computeshare.populate import Populator, addresses
+from computeshare.signing import sign_offer
+from computeshare.suite import TOKEN, deploy_suite
+
+PRICE, COLLATERAL = 10 * TOKEN, 20 * TOKEN
+REQS = {
+    "min_cpu_cores": 8,
+    "min_memory_mb": 1024,
+    "min_gpu_count": 1,
+    "min_vram_mb": 1024,
+    "region": 0,
+    "attested_only": False,
+    "compute_seconds": 600,
+}
+SPEC = b'{"workload": "sha256-chain", "input": "00", "rounds": 1000}'
+DEVICE = {
+    "cpu_cores": 32,
+    "memory_mb": 131_072,
+    "gpu_count": 2,
+    "gpu_model": b"nvidia-a100-80gb".ljust(32, b"\x00"),
+    "vram_mb": 81_920,
+    "region": 276,
+    "price_per_second": 10**15,
+    "max_concurrent_jobs": 16,
+    "attestation": b"\x11" * 32,
+}
+SALT = b"\x5a" * 32
+RESULT = b"\xaa" * 32
+
+
+class Bench:
+    def __init__(self):
+        self.deployer, self.treasury = accounts.test_accounts[:2]
+        self.suite = deploy_suite(project, self.deployer, self.treasury)
+        self.populator = Populator(chain.provider)
+        self.live = 0
+
+    def fund_provider(self, provider) -> None:
+        s = self.suite
+        s.token.transfer(provider, 100_000 * TOKEN, sender=self.deployer)
+        s.token.approve(s.staking, 2**256 - 1, sender=provider)
+        s.staking.stake(20_000 * TOKEN, sender=provider)
+        s.registry.register(DEVICE, "ipfs://device", sender=provider)
+
+    def fund_client(self, client) -> None:
+        s = self.suite
+        s.token.transfer(client, 100_000 * TOKEN, sender=self.deployer)
+        s.token.approve(s.escrow, 2**256 - 1, sender=client)
+
+    def add_live_jobs(self, count: int) -> None:
+        """`count` more open jobs, each posted by a distinct client."""
+        s, pop = self.suite, self.populator
+        clients = addresses("client", count, self.live)
+        pop.fund_gas(clients)
+        for c in clients:
+            pop.send(self.deployer.address, s.token, "transfer", c, 1_000 * TOKEN)
+        pop.wait()
+        for c in clients:
+            pop.send(c, s.token, "approve", s.escrow.address, 2**256 - 1)
+            pop.send(c, s.escrow, "deposit", 100 * TOKEN)
+        pop.wait()
+        deadline = chain.pending_timestamp + 6 * 86_400
+        for c in clients:
+            pop.send(c, s.escrow, "post", SPEC, REQS, PRICE, 1, deadline, COLLATERAL)
+        pop.wait()
+        self.live += count
+
+    def lifecycle(self, client, providers, gas: dict, label: str, results=None) -> None:
+        """post, accept, commit, reveal, finalize; gas per step summed under `label`."""
+        s = self.suite
+        k = len(providers)
+        results = results or [RESULT] * k
+        chain.pending_timestamp += 12
+        r = s.escrow.post(
+            SPEC, REQS, PRICE, k, chain.pending_timestamp + 86_400, COLLATERAL, sender=client
+        )
+        steps = {"post": r.gas_used}
+        job = r.return_value
+        slots = []
+        for p in providers:
+            r = s.escrow.accept(job, 0, sender=p)
+            steps["accept"] = steps.get("accept", 0) + r.gas_used
+            slots.append(r.return_value)
+        for p, slot, res in zip(providers, slots, results, strict=True):
+            r = s.escrow.commit(job, slot, commitment(job, p.address, res, SALT), sender=p)
+            steps["commit"] = steps.get("commit", 0) + r.gas_used
+        for p, slot, res in zip(providers, slots, results, strict=True):
+            r = s.escrow.reveal(job, slot, res, SALT, sender=p)
+            steps["reveal"] = steps.get("reveal", 0) + r.gas_used
+        if k == 1:
+            chain.pending_timestamp = s.escrow.job(job).challenge_end
+        steps["finalize"] = s.escrow.finalize(job, sender=client).gas_used
+        for step, used in steps.items():
+            gas[f"{label}: {step}"] = used
+        gas[f"{label}: whole lifecycle"] = sum(steps.values())
+
+    def measure(self) -> dict:
+        s = self.suite
+        gas: dict[str, int] = {}
+        client = accounts.test_accounts.generate_test_account()
+        providers = [accounts.test_accounts.generate_test_account() for _ in range(3)]
+        for account in (client, *providers):
+            self.deployer.transfer(account, 10**19)
+        self.fund_client(client)
+        for p in providers:
+            self.fund_provider(p)
+        gas["deposit (first)"] = s.escrow.deposit(5_000 * TOKEN, sender=client).gas_used
+        gas["deposit"] = s.escrow.deposit(5_000 * TOKEN, sender=client).gas_used
+        self.lifecycle(client, providers[:1], gas, "k=1 first job")
+        self.lifecycle(client, providers[:1], gas, "k=1")
+        self.lifecycle(client, providers, gas, "k=3 first job")
+        self.lifecycle(client, providers, gas, "k=3")
+        # A direct match of a signed offer, then its expiry with a silent provider.
+        offer = {
+            "provider": providers[1].address,
+            "device_nonce": 0,
+            "client": client.address,
+            "price": PRICE,
+            "collateral": COLLATERAL,
+            "expiry": chain.pending_timestamp + 3_600,
+            "nonce": self.live,
+        }
+        signature = sign_offer(
+            providers[1].private_key,
+            chain_id=chain.chain_id,
+            offer_book=s.offers.address,
+            offer=offer,
+        )
+        r = s.offers.match_offer(
+            SPEC, chain.pending_timestamp + 3_600, offer, signature, sender=client
+        )
+        gas["match offer (post + accept)"] = r.gas_used
+        chain.pending_timestamp = s.escrow.job(r.return_value).reveal_end
+        gas["expire (no-show slashed)"] = s.escrow.expire(r.return_value, sender=client).gas_used
+        return gas
+
+
+@click.command(cls=ConnectedProviderCommand)
+def cli():
+    """Print JobEscrow gas at 10 and 1,000 other live jobs."""
+    bench = Bench()
+    bench.add_live_jobs(10)
+    small = bench.measure()
+    bench.add_live_jobs(990)
+    large = bench.measure()
+    rows = [
+        {
+            "operation": op,
+            "gasUsed @10 jobs": small[op],
+            "gasUsed @1,000 jobs": large[op],
+            "growth": large[op] - small[op],
+        }
+        for op in small
+    ]
+    click.echo(
+        format_table(rows, ["operation", "gasUsed @10 jobs", "gasUsed @1,000 jobs", "growth"])
+    )
+    target = 300_000
+    whole = large["k=1: whole lifecycle"]
+    verdict = "within" if whole <= target else "OVER"
+    steps = "post, accept, commit, reveal, finalize"
+    click.echo(f"\nk = 1 lifecycle ({steps}): {whole:,} gas, {verdict} the {target:,} target")
