@@ -16,30 +16,13 @@ from computeshare.gas import format_table
 from computeshare.jobs import commitment
 from computeshare.populate import Populator, addresses
 from computeshare.signing import sign_offer
+from computeshare.specs import device_spec, job_requirements
 from computeshare.suite import TOKEN, deploy_suite
 
 PRICE, COLLATERAL = 10 * TOKEN, 20 * TOKEN
-REQS = {
-    "min_cpu_cores": 8,
-    "min_memory_mb": 1024,
-    "min_gpu_count": 1,
-    "min_vram_mb": 1024,
-    "region": 0,
-    "attested_only": False,
-    "compute_seconds": 600,
-}
+REQS = job_requirements()
 SPEC = b'{"workload": "sha256-chain", "input": "00", "rounds": 1000}'
-DEVICE = {
-    "cpu_cores": 32,
-    "memory_mb": 131_072,
-    "gpu_count": 2,
-    "gpu_model": b"nvidia-a100-80gb".ljust(32, b"\x00"),
-    "vram_mb": 81_920,
-    "region": 276,
-    "price_per_second": 10**15,
-    "max_concurrent_jobs": 16,
-    "attestation": b"\x11" * 32,
-}
+DEVICE = device_spec(max_concurrent_jobs=16)
 SALT = b"\x5a" * 32
 RESULT = b"\xaa" * 32
 

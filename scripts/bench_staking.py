@@ -12,21 +12,12 @@ from ape.cli import ConnectedProviderCommand
 
 from computeshare.gas import execution_gas, format_table
 from computeshare.populate import Populator, addresses
+from computeshare.specs import device_spec
 
 TOKEN = 10**18
 DAY = 86_400
 SLASHER, LOCKER = 1, 2
-SPEC = {
-    "cpu_cores": 32,
-    "memory_mb": 131_072,
-    "gpu_count": 2,
-    "gpu_model": b"nvidia-a100-80gb".ljust(32, b"\x00"),
-    "vram_mb": 81_920,
-    "region": 276,
-    "price_per_second": 10**15,
-    "max_concurrent_jobs": 4,
-    "attestation": b"\x11" * 32,
-}
+SPEC = device_spec()
 URI = "ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"
 
 

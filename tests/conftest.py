@@ -7,6 +7,7 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
+from computeshare.specs import device_spec
 from computeshare.suite import deploy_suite
 
 DAY = 86_400
@@ -118,19 +119,7 @@ def staking(project, token, deployer, treasury, escrow_role, provider, delegator
 
 def gpu_spec(**overrides) -> dict:
     """A valid GPU device spec for DeviceRegistry.register, with optional overrides."""
-    spec = {
-        "cpu_cores": 32,
-        "memory_mb": 128 * 1024,
-        "gpu_count": 2,
-        "gpu_model": b"nvidia-a100-80gb".ljust(32, b"\x00"),
-        "vram_mb": 80 * 1024,
-        "region": 276,
-        "price_per_second": 10**15,
-        "max_concurrent_jobs": 4,
-        "attestation": b"\x11" * 32,
-    }
-    spec.update(overrides)
-    return spec
+    return device_spec(**overrides)
 
 
 @pytest.fixture

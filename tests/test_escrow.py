@@ -20,17 +20,10 @@ from computeshare.jobs import (
     job_id,
 )
 from computeshare.signing import sign_offer
+from computeshare.specs import job_requirements
 from tests.conftest import DAY, TOKEN, gpu_spec
 
-REQS = {
-    "min_cpu_cores": 8,
-    "min_memory_mb": 1024,
-    "min_gpu_count": 1,
-    "min_vram_mb": 1024,
-    "region": 0,
-    "attested_only": False,
-    "compute_seconds": 600,
-}
+REQS = job_requirements()
 SPEC = b'{"workload": "sha256-chain", "input": "00", "rounds": 1000}'
 PRICE, COLLATERAL = 10 * TOKEN, 20 * TOKEN
 GOOD, BAD = b"\xaa" * 32, b"\xbb" * 32

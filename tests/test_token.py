@@ -262,6 +262,18 @@ def test_permit_rejects_zero_spender(funded, alice, bob, chain, chain_id):
 # ------------------------------------------------------------------ delegation
 
 
+def _delegation(token, signer, delegatee, nonce, expiry, chain_id):
+    """`signer`'s EIP-712 Delegation signature for `token`."""
+    return sign_delegation(
+        signer.private_key,
+        chain_id=chain_id,
+        token=token.address,
+        delegatee=delegatee.address,
+        nonce=nonce,
+        expiry=expiry,
+    )
+
+
 def test_self_delegation_creates_votes(funded, alice):
     assert funded.getVotes(alice) == 0 and funded.delegates(alice) == ZERO
     receipt = delegate(funded, alice, alice)
@@ -347,14 +359,7 @@ def test_same_timestamp_updates_overwrite_checkpoint(funded, alice, bob, chain):
 
 def test_delegate_by_sig(funded, alice, bob, outsider, chain, chain_id):
     expiry = chain.pending_timestamp + DAY
-    sig = sign_delegation(
-        alice.private_key,
-        chain_id=chain_id,
-        token=funded.address,
-        delegatee=bob.address,
-        nonce=0,
-        expiry=expiry,
-    )
+    sig = _delegation(funded, alice, bob, 0, expiry, chain_id)
     receipt = funded.delegateBySig(bob, 0, expiry, *sig.args, sender=outsider)
     assert funded.delegates(alice) == bob
     assert funded.getVotes(bob) == 1_000 * TOKEN
@@ -367,14 +372,7 @@ def test_delegate_by_sig(funded, alice, bob, outsider, chain, chain_id):
 
 def test_delegate_by_sig_rejects_expired(funded, alice, bob, chain, chain_id):
     expiry = chain.pending_timestamp - 1
-    sig = sign_delegation(
-        alice.private_key,
-        chain_id=chain_id,
-        token=funded.address,
-        delegatee=bob.address,
-        nonce=0,
-        expiry=expiry,
-    )
+    sig = _delegation(funded, alice, bob, 0, expiry, chain_id)
     with ape.reverts("compute_token: signature expired"):
         funded.delegateBySig(bob, 0, expiry, *sig.args, sender=bob)
     assert funded.delegates(alice) == ZERO
@@ -382,14 +380,7 @@ def test_delegate_by_sig_rejects_expired(funded, alice, bob, chain, chain_id):
 
 def test_delegate_by_sig_rejects_wrong_nonce(funded, alice, bob, chain, chain_id):
     expiry = chain.pending_timestamp + DAY
-    sig = sign_delegation(
-        alice.private_key,
-        chain_id=chain_id,
-        token=funded.address,
-        delegatee=bob.address,
-        nonce=5,
-        expiry=expiry,
-    )
+    sig = _delegation(funded, alice, bob, 5, expiry, chain_id)
     before = state(funded, alice, bob)
     with ape.reverts("compute_token: invalid nonce"):
         funded.delegateBySig(bob, 5, expiry, *sig.args, sender=bob)
@@ -400,14 +391,7 @@ def test_permit_and_delegation_share_nonces(funded, alice, bob, chain, chain_id)
     deadline = chain.pending_timestamp + DAY
     sig = _permit(funded, alice, bob, 1, deadline, chain_id)
     funded.permit(alice, bob, 1, deadline, *sig.args, sender=bob)
-    stale = sign_delegation(
-        alice.private_key,
-        chain_id=chain_id,
-        token=funded.address,
-        delegatee=bob.address,
-        nonce=0,
-        expiry=deadline,
-    )
+    stale = _delegation(funded, alice, bob, 0, deadline, chain_id)
     with ape.reverts("compute_token: invalid nonce"):
         funded.delegateBySig(bob, 0, deadline, *stale.args, sender=bob)
 
