@@ -79,6 +79,8 @@ MAX_SPEC_LENGTH: public(constant(uint256)) = 4096
 # @notice Longest the guardian can pause new work for at a time.
 MAX_PAUSE: public(constant(uint256)) = 14 * _DAY
 _FEE_SHARDS: constant(uint256) = 16
+# Gas budget of one reputation write in the registry (about 30,000 when cold).
+_REPUTATION_GAS: constant(uint256) = 60_000
 
 # Job status.
 STATUS_OPEN: public(constant(uint8)) = 1
@@ -224,6 +226,11 @@ event JobSettled:
     refunded: uint256
     compensation: uint256
     bounty: uint256
+
+event ReputationNotRecorded:
+    job_id: indexed(bytes32)
+    device_id: indexed(bytes32)
+    outcome: uint8
 
 event FeesSwept:
     shard: uint256
@@ -1009,7 +1016,7 @@ def _settle(job_id: bytes32, core: uint256, ruling: uint256):
                 before: uint256 = staticcall IERC20(_STAKE_TOKEN).balanceOf(self)
                 replica_slashed = extcall IStaking(STAKING).slash(provider, collateral, collateral, self)
                 reward += staticcall IERC20(_STAKE_TOKEN).balanceOf(self) - before
-        extcall IDeviceRegistry(REGISTRY).record_outcome(device_id, outcome)
+        self._record_outcome(job_id, device_id, outcome)
         log ReplicaSettled(
             job_id=job_id,
             provider=provider,
@@ -1051,6 +1058,27 @@ def _settle(job_id: bytes32, core: uint256, ruling: uint256):
         compensation=compensation,
         bounty=bounty,
     )
+
+
+@internal
+def _record_outcome(job_id: bytes32, device_id: bytes32, outcome: uint8):
+    """
+    @dev Reputation is bookkeeping: if the registry refuses it (say a governance mistake
+         revoked this contract's REPORTER role), payments, refunds and collateral must
+         still settle. The call gets a fixed gas budget, and settlement requires enough
+         gas left for it, so a keeper cannot starve the call to hide a provider's slash.
+         (EIP-150 already makes that hard today: after a starved call, the 1/64 left
+         cannot finish settlement. The explicit floor keeps it so if settlement changes.)
+    """
+    assert msg.gas >= _REPUTATION_GAS + _REPUTATION_GAS // 63 + 10_000, "job_escrow: not enough gas to settle"
+    recorded: bool = raw_call(
+        REGISTRY,
+        abi_encode(device_id, outcome, method_id=method_id("record_outcome(bytes32,uint8)")),
+        gas=_REPUTATION_GAS,
+        revert_on_failure=False,
+    )
+    if not recorded:
+        log ReputationNotRecorded(job_id=job_id, device_id=device_id, outcome=outcome)
 
 
 @internal

@@ -643,3 +643,49 @@ def test_post_with_permit_pays_from_the_wallet(market, token, client, chain, cha
     # The deposit covered exactly the job: the earlier balance is untouched.
     assert m.escrow.balanceOf(client) == 10_000 * TOKEN
     assert token.allowance(client, m.escrow) == 0
+
+
+def test_settlement_survives_a_registry_that_refuses_reputation(
+    market, client, providers, chain, keeper, deployer
+):
+    m = market
+    p = providers[0]
+    job = post(m, client, chain)
+    slot = run_replica(m, job, p, GOOD)
+    reveal(m, job, p, slot, GOOD)
+    # A governance mistake: JobEscrow loses its REPORTER role.
+    m.registry.set_roles(m.escrow, 0, sender=deployer)
+    chain.pending_timestamp = m.escrow.job(job).challenge_end
+    receipt = m.escrow.finalize(job, sender=keeper)
+    (skipped,) = receipt.decode_logs(m.escrow.ReputationNotRecorded)
+    assert (
+        skipped.device_id == m.registry.device_id_of(p, 0) and skipped.outcome == OUTCOME_COMPLETED
+    )
+    assert m.escrow.job(job).status == STATUS_FINALIZED
+    assert m.staking.pool(p).locked == 0
+    assert m.registry.device(skipped.device_id).completed == 0
+
+
+def test_a_keeper_cannot_starve_the_reputation_write(market, client, providers, chain, keeper):
+    m = market
+    p = providers[0]
+    job = post(m, client, chain)
+    run_replica(m, job, p, BAD)  # commits, never reveals: expiry slashes it
+    chain.pending_timestamp = m.escrow.job(job).reveal_end
+    chain.mine()
+    device = m.registry.device_id_of(p, 0)
+    estimate = m.escrow.expire.estimate_gas_cost(job, sender=keeper)
+    outcomes = set()
+    # Whatever gas a keeper sends, settlement either fails whole or counts the slash.
+    for gas in range(estimate - 80_000, estimate + 1, 4_000):
+        with chain.isolate():
+            try:
+                receipt = m.escrow.expire(job, sender=keeper, gas=gas)
+            except (ape.exceptions.ContractLogicError, ape.exceptions.OutOfGasError):
+                assert m.escrow.job(job).status == STATUS_OPEN
+                outcomes.add("reverted")
+                continue
+            assert receipt.decode_logs(m.escrow.ReputationNotRecorded) == []
+            assert m.registry.device(device).slashed == 1
+            outcomes.add("settled")
+    assert outcomes == {"reverted", "settled"}
