@@ -35,7 +35,6 @@ from interfaces import IDeviceRegistry
 from interfaces import IJobEscrow
 from interfaces import IStaking
 from snekmate.auth import ownable
-from snekmate.tokens.interfaces import IERC20Permit
 from contracts.modules import access
 from contracts.modules import bounded_params
 
@@ -365,7 +364,22 @@ def post_with_permit(
     @return bytes32 The job id.
     """
     amount: uint256 = price_per_replica * replicas
-    extcall IERC20Permit(TOKEN).permit(msg.sender, self, amount, permit_deadline, v, r, s)
+    # Anyone can copy a permit from the mempool and submit it first; the allowance is then
+    # already in place, so a failed permit is not an error (the deposit checks the allowance).
+    permitted: bool = raw_call(
+        TOKEN,
+        abi_encode(
+            msg.sender,
+            self,
+            amount,
+            permit_deadline,
+            v,
+            r,
+            s,
+            method_id=method_id("permit(address,address,uint256,uint256,uint8,bytes32,bytes32)"),
+        ),
+        revert_on_failure=False,
+    )
     self._deposit(msg.sender, amount)
     return self._post(msg.sender, spec, requirements, price_per_replica, replicas, deadline, collateral_per_replica, True)
 
@@ -721,11 +735,11 @@ def job(job_id: bytes32) -> IJobEscrow.Job:
     money: uint256 = self._money[job_id]
     reqs: uint256 = self._reqs[job_id]
     replicas: uint256 = self._field8(core, 168)
-    result: bytes32 = self._leader[job_id]
-    if replicas == 1:
+    result: bytes32 = empty(bytes32)
+    if replicas == 1 and self._field8(core, 192) == 1:
         result = self._commitments[job_id][0]
-        if self._field8(core, 192) == 0:
-            result = empty(bytes32)
+    elif self._field8(core, 200) * 2 > replicas:
+        result = self._leader[job_id]
     return IJobEscrow.Job(
         client=self._client(core),
         status=self._status(core),
@@ -970,7 +984,10 @@ def _settle(job_id: bytes32, core: uint256, ruling: uint256):
     # Replicas nobody accepted are refunded.
     refunded: uint256 = (replicas - accepted) * price
     reward: uint256 = 0
-    result: bytes32 = leader
+    # The accepted result: the strict majority's, or the optimistic one that stands.
+    result: bytes32 = empty(bytes32)
+    if majority:
+        result = leader
 
     for slot: uint256 in range(MAX_REPLICAS):
         if slot >= accepted:
@@ -981,12 +998,10 @@ def _settle(job_id: bytes32, core: uint256, ruling: uint256):
         revealed: bool = status == convert(REPLICA_REVEALED, uint256)
         outcome: uint8 = _OUTCOME_SLASHED
         if replicas == 1:
-            result = self._commitments[job_id][0]
-            if ruling == _RULING_CLIENT:
-                outcome = _OUTCOME_SLASHED
-            elif revealed:
-                # Undisputed, ruled for the provider, or unruled (the result stands).
+            if revealed and ruling != _RULING_CLIENT:
+                # Undisputed, ruled for the provider, or unruled: the result stands.
                 outcome = _OUTCOME_COMPLETED
+                result = self._commitments[job_id][0]
         elif revealed and not majority:
             outcome = _OUTCOME_FAILED
         elif revealed and self._commitments[job_id][slot] == leader:

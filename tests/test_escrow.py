@@ -37,7 +37,7 @@ def post(m, client, chain, k=1, price=PRICE, collateral=COLLATERAL, deadline_in=
     return receipt.return_value
 
 
-def run_replica(m, job, provider, result, *, reveal=True):
+def run_replica(m, job, provider, result):
     slot = m.escrow.accept(job, 0, sender=provider).return_value
     m.escrow.commit(job, slot, commitment(job, provider.address, result, SALT), sender=provider)
     return slot
@@ -170,9 +170,7 @@ def test_accept_locks_collateral(market, client, providers, chain):
         m.escrow.accept(job, 0, sender=providers[2])
 
 
-def test_accept_rejects_ineligible_devices(
-    market, client, providers, chain, deployer, token, staking=None
-):
+def test_accept_rejects_ineligible_devices(market, client, providers, chain):
     m = market
     p = providers[0]
     with ape.reverts("job_escrow: no such device"):
@@ -339,6 +337,7 @@ def test_dispute_ruled_for_client(market, client, providers, arbiter, chain, kee
     reward = COLLATERAL * 2_500 // 10_000
     bounty = reward * 1_000 // 10_000
     assert (settled.paid, settled.refunded) == (0, PRICE + bond)
+    assert settled.result_hash == b"\x00" * 32  # the wrong result is not accepted
     assert (settled.compensation, settled.bounty, settled.keeper) == (
         reward - bounty,
         bounty,
@@ -466,6 +465,8 @@ def test_expire_refunds_missing_and_slashes_no_shows(market, client, providers, 
     assert outcomes == [(providers[0], OUTCOME_FAILED), (providers[1], OUTCOME_SLASHED)]
     (settled,) = receipt.decode_logs(m.escrow.JobSettled)
     assert settled.refunded == 3 * PRICE and settled.bounty > 0
+    # No majority: no result is reported as accepted.
+    assert settled.result_hash == b"\x00" * 32 and m.escrow.job(job).result_hash == b"\x00" * 32
     with ape.reverts("job_escrow: job not open"):
         m.escrow.expire(job, sender=keeper)
 
@@ -689,3 +690,34 @@ def test_a_keeper_cannot_starve_the_reputation_write(market, client, providers, 
             assert m.registry.device(device).slashed == 1
             outcomes.add("settled")
     assert outcomes == {"reverted", "settled"}
+
+
+def test_post_with_permit_survives_a_front_run_permit(
+    market, token, client, chain, chain_id, outsider
+):
+    from computeshare.signing import sign_permit
+
+    m = market
+    token.approve(m.escrow, 0, sender=client)
+    deadline = chain.pending_timestamp + DAY
+    sig = sign_permit(
+        client.private_key,
+        chain_id=chain_id,
+        token=token.address,
+        owner=client.address,
+        spender=m.escrow.address,
+        value=PRICE,
+        nonce=token.nonces(client),
+        deadline=deadline,
+    )
+    # Someone copies the signature from the mempool and submits the permit first.
+    token.permit(client, m.escrow, PRICE, deadline, *sig.args, sender=outsider)
+    receipt = m.escrow.post_with_permit(
+        SPEC, REQS, PRICE, 1, deadline, COLLATERAL, deadline, *sig.args, sender=client
+    )
+    assert m.escrow.job(receipt.return_value).client == client
+    # Without the allowance a failed permit still stops the post.
+    with ape.reverts("compute_token: insufficient allowance"):
+        m.escrow.post_with_permit(
+            SPEC, REQS, PRICE, 1, deadline, COLLATERAL, deadline, *sig.args, sender=client
+        )
