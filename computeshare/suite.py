@@ -30,6 +30,7 @@ def deploy_suite(project, deployer, treasury, *, token=None, arbiter=None) -> Su
     if token is None:
         token = deployer.deploy(project.ComputeToken, deployer, INITIAL_SUPPLY)
     staking = deployer.deploy(project.Staking, token, treasury)
+    token.set_vault(staking, sender=deployer)
     registry = deployer.deploy(project.DeviceRegistry, staking)
     escrow = deployer.deploy(project.JobEscrow, token, staking, registry, treasury)
     offers = deployer.deploy(project.OfferBook, escrow)

@@ -9,9 +9,10 @@
 
         Storage layout. Every account owns one 256-bit word in `_account`:
             bits   0..95   balance            (uint96)
-            bits  96..127  signature nonce    (uint32, shared by permit and delegateBySig)
-            bits 128..159  checkpoint count   (uint32, as a delegatee)
-            bits 160..161  delegation mode    (0 none, 1 self, 2 another address)
+            bits  96..191  bonded units       (uint96, tokens the vault holds for it)
+            bits 192..221  signature nonce    (uint30, shared by permit and delegateBySig)
+            bits 222..253  checkpoint count   (uint32, as a delegatee)
+            bits 254..255  delegation mode    (0 none, 1 self, 2 another address)
         A transfer between accounts that are undelegated or self-delegated
         therefore reads and writes exactly the two account words; only accounts
         delegating to a third party keep their delegatee in `_delegatee`.
@@ -24,6 +25,13 @@
         owner's alone (the DAO timelock once the DAO exists) and is capped per
         365-day epoch at `MAX_INFLATION_BPS` of the supply at the epoch's start.
         Every balance, and so the supply, fits in 96 bits (`MAX_SUPPLY`).
+
+        Bonded votes. Tokens staked in the protocol keep their voting power for
+        their owner. The vault (Staking, set once by the owner) holds those tokens
+        but can never delegate, so its balance carries no votes; instead it reports
+        each owner's bonded units (`add_bonded` / `sub_bonded`), and an account's
+        voting units are its balance plus its bonded units, following its
+        delegation like the balance does.
 
         No function of this contract makes an external call (ecrecover is a
         precompile), so there is nothing to re-enter and no reentrancy lock.
@@ -78,12 +86,14 @@ _DELEGATION_TYPEHASH: constant(bytes32) = keccak256(
 
 _BALANCE_MASK: constant(uint256) = 2**96 - 1
 _U32: constant(uint256) = 2**32 - 1
-_NONCE_SHIFT: constant(uint256) = 96
-_NONCE_ONE: constant(uint256) = 1 << 96
-_COUNT_SHIFT: constant(uint256) = 128
-_COUNT_ONE: constant(uint256) = 1 << 128
-_MODE_SHIFT: constant(uint256) = 160
-_MODE_CLEAR: constant(uint256) = ~(3 << 160)
+_U30: constant(uint256) = 2**30 - 1
+_BONDED_SHIFT: constant(uint256) = 96
+_NONCE_SHIFT: constant(uint256) = 192
+_NONCE_ONE: constant(uint256) = 1 << 192
+_COUNT_SHIFT: constant(uint256) = 222
+_COUNT_ONE: constant(uint256) = 1 << 222
+_MODE_SHIFT: constant(uint256) = 254
+_MODE_CLEAR: constant(uint256) = ~(3 << 254)
 _MODE_NONE: constant(uint256) = 0
 _MODE_SELF: constant(uint256) = 1
 _MODE_OTHER: constant(uint256) = 2
@@ -104,6 +114,9 @@ _checkpoints: HashMap[uint256, uint256]
 allowance: public(HashMap[address, HashMap[address, uint256]])
 # @notice Current total supply.
 totalSupply: public(uint256)
+
+# @notice Holds staked tokens for their owners and reports their bonded units (Staking).
+vault: public(address)
 
 # @notice Start of the current minting epoch.
 mint_epoch_start: public(uint256)
@@ -132,6 +145,14 @@ event DelegateVotesChanged:
     delegate: indexed(address)
     previous_votes: uint256
     new_votes: uint256
+
+event VaultSet:
+    vault: indexed(address)
+
+event BondedChanged:
+    owner: indexed(address)
+    previous_units: uint256
+    new_units: uint256
 
 event MintEpochStarted:
     start: uint256
@@ -246,7 +267,7 @@ def nonces(owner: address) -> uint256:
     @param owner The account.
     @return uint256 The nonce the next signature must use.
     """
-    return (self._account[owner] >> _NONCE_SHIFT) & _U32
+    return (self._account[owner] >> _NONCE_SHIFT) & _U30
 
 
 @external
@@ -306,6 +327,72 @@ def mintable() -> uint256:
     if block.timestamp >= self.mint_epoch_start + MINT_EPOCH:
         return min(self.totalSupply * MAX_INFLATION_BPS // _BPS, MAX_SUPPLY - self.totalSupply)
     return min(self.mint_epoch_cap - self.mint_epoch_minted, MAX_SUPPLY - self.totalSupply)
+
+
+# ---------------------------------------------------------------- bonded votes
+
+
+@external
+def set_vault(new_vault: address):
+    """
+    @notice Names the vault whose holdings vote for their owners. Owner only, once:
+            bonded units are only meaningful while one vault reports them.
+    @param new_vault The vault (Staking); it must not delegate.
+    """
+    ownable._check_owner()
+    assert self.vault == empty(address), "compute_token: vault already set"
+    assert new_vault != empty(address), "compute_token: zero vault"
+    assert (self._account[new_vault] >> _MODE_SHIFT) & 3 == _MODE_NONE, "compute_token: the vault delegates"
+    self.vault = new_vault
+    log VaultSet(vault=new_vault)
+
+
+@external
+def add_bonded(owner: address, amount: uint256):
+    """
+    @notice Counts `amount` more of the vault's tokens as `owner`'s voting units,
+            which go to `owner`'s delegatee. Vault only.
+    @param owner The account the tokens are held for.
+    @param amount Units in wei.
+    """
+    assert msg.sender == self.vault, "compute_token: caller is not the vault"
+    word: uint256 = self._account[owner]
+    previous: uint256 = (word >> _BONDED_SHIFT) & _BALANCE_MASK
+    units: uint256 = previous + amount
+    assert units <= MAX_SUPPLY, "compute_token: bonded units overflow"
+    # Cannot carry out of the bonded bits: units <= MAX_SUPPLY was just checked.
+    self._account[owner] = unsafe_add(word, amount << _BONDED_SHIFT)
+    log BondedChanged(owner=owner, previous_units=previous, new_units=units)
+    self._move_votes(empty(address), self._delegate_of(owner, word), amount)
+
+
+@external
+def sub_bonded(owner: address, amount: uint256):
+    """
+    @notice Stops counting `amount` of `owner`'s bonded units (the vault paid or
+            slashed the tokens behind them). Vault only.
+    @param owner The account the tokens were held for.
+    @param amount Units in wei, at most its bonded units.
+    """
+    assert msg.sender == self.vault, "compute_token: caller is not the vault"
+    word: uint256 = self._account[owner]
+    previous: uint256 = (word >> _BONDED_SHIFT) & _BALANCE_MASK
+    assert previous >= amount, "compute_token: bonded units underflow"
+    # Cannot wrap: the bonded bits hold at least `amount`.
+    self._account[owner] = unsafe_sub(word, amount << _BONDED_SHIFT)
+    log BondedChanged(owner=owner, previous_units=previous, new_units=unsafe_sub(previous, amount))
+    self._move_votes(self._delegate_of(owner, word), empty(address), amount)
+
+
+@external
+@view
+def bonded_of(owner: address) -> uint256:
+    """
+    @notice Tokens the vault holds for `owner`, which vote with `owner`'s delegation.
+    @param owner The account.
+    @return uint256 Its bonded units in wei.
+    """
+    return (self._account[owner] >> _BONDED_SHIFT) & _BALANCE_MASK
 
 
 # ---------------------------------------------------------------- votes (ERC-5805, ERC-6372)
@@ -523,9 +610,9 @@ def _spend_allowance(owner: address, spender: address, amount: uint256):
 @internal
 def _use_nonce(owner: address) -> uint256:
     word: uint256 = self._account[owner]
-    nonce: uint256 = (word >> _NONCE_SHIFT) & _U32
-    assert nonce != _U32, "compute_token: nonce exhausted"
-    # Cannot carry into the count bits: the nonce is below max_value(uint32).
+    nonce: uint256 = (word >> _NONCE_SHIFT) & _U30
+    assert nonce != _U30, "compute_token: nonce exhausted"
+    # Cannot carry into the count bits: the nonce is below 2**30 - 1.
     self._account[owner] = unsafe_add(word, _NONCE_ONE)
     return nonce
 
@@ -554,9 +641,11 @@ def _delegate(account: address, delegatee: address):
         self._delegatee[account] = delegatee
     elif (word >> _MODE_SHIFT) & 3 == _MODE_OTHER:
         self._delegatee[account] = empty(address)
+    assert account != self.vault or mode == _MODE_NONE, "compute_token: the vault cannot delegate"
     self._account[account] = (word & _MODE_CLEAR) | (mode << _MODE_SHIFT)
     log DelegateChanged(delegator=account, from_delegate=previous, to_delegate=delegatee)
-    self._move_votes(previous, delegatee, word & _BALANCE_MASK)
+    units: uint256 = (word & _BALANCE_MASK) + ((word >> _BONDED_SHIFT) & _BALANCE_MASK)
+    self._move_votes(previous, delegatee, units)
 
 
 @internal

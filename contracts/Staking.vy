@@ -20,6 +20,14 @@
           pool holds. A bounded share goes to a beneficiary, the rest to the
           treasury or is burned.
 
+        Votes: staked tokens keep their voting power for their owner. This contract
+        is ComputeToken's vault: it reports each owner's bonded units to the token,
+        which counts them with the owner's balance under the owner's delegation.
+        A provider's units follow its own and thawing stake exactly (stake, income,
+        slash, withdrawal). A delegator's units are what it delegated, until it
+        withdraws: a pool slash or income changes what its shares are worth, not
+        its votes, because no O(1) update could reach every delegator.
+
         Share price uses a virtual offset (as OpenZeppelin's ERC-4626): minting
         `amount * (shares + 10**6) // (tokens + 1)` makes donation attacks on a
         pool's first delegator unprofitable.
@@ -204,6 +212,7 @@ def stake(amount: uint256):
     self._pools[msg.sender].own_stake = own
     log Staked(provider=msg.sender, amount=amount, own_stake=own)
     self._pull(msg.sender, amount)
+    self._bond(msg.sender, amount)
 
 
 @external
@@ -249,6 +258,7 @@ def withdraw():
     self._pools[msg.sender].own_thawing = 0
     self._pools[msg.sender].own_unlock_at = 0
     log Withdrawn(provider=msg.sender, amount=amount)
+    self._unbond(msg.sender, amount)
     self._push(msg.sender, amount)
 
 
@@ -286,7 +296,9 @@ def delegate_to(provider: address, amount: uint256) -> uint256:
     """
     assert amount >= bounded_params._get(MIN_DELEGATION), "staking: delegation below minimum"
     shares: uint256 = self._add_delegation(provider, msg.sender, amount)
+    self._delegations[provider][msg.sender].units += amount
     self._pull(msg.sender, amount)
+    self._bond(msg.sender, amount)
     return shares
 
 
@@ -308,6 +320,11 @@ def undelegate(provider: address, shares: uint256) -> uint256:
     self._pools[provider].delegated_tokens = tokens - amount
     self._pools[provider].delegated_shares = total - shares
     self._delegations[provider][msg.sender].shares = held - shares
+    # The undelegated shares take their part of the position's voting units to thawing.
+    units: uint256 = self._delegations[provider][msg.sender].units
+    moved_units: uint256 = units * shares // held
+    self._delegations[provider][msg.sender].units = units - moved_units
+    self._delegations[provider][msg.sender].thaw_units += moved_units
 
     thaw_tokens: uint256 = self._pools[provider].thawing_tokens
     thaw_total: uint256 = self._pools[provider].thawing_shares
@@ -338,6 +355,8 @@ def cancel_undelegation(provider: address) -> uint256:
     """
     amount: uint256 = self._take_thawing(provider, msg.sender)
     assert amount != 0, "staking: nothing thawing"
+    self._delegations[provider][msg.sender].units += self._delegations[provider][msg.sender].thaw_units
+    self._delegations[provider][msg.sender].thaw_units = 0
     shares: uint256 = self._add_delegation(provider, msg.sender, amount)
     log UndelegationCancelled(provider=provider, delegator=msg.sender, amount=amount, shares=shares)
     return shares
@@ -353,7 +372,10 @@ def withdraw_delegation(provider: address) -> uint256:
     assert block.timestamp >= self._delegations[provider][msg.sender].unlock_at, "staking: still thawing"
     amount: uint256 = self._take_thawing(provider, msg.sender)
     assert amount != 0, "staking: nothing thawing"
+    units: uint256 = self._delegations[provider][msg.sender].thaw_units
+    self._delegations[provider][msg.sender].thaw_units = 0
     log DelegationWithdrawn(provider=provider, delegator=msg.sender, amount=amount)
+    self._unbond(msg.sender, units)
     self._push(msg.sender, amount)
     return amount
 
@@ -379,6 +401,7 @@ def add_income(provider: address, amount: uint256):
     self._pools[provider].own_stake += amount - to_delegators
     log IncomeAdded(provider=provider, payer=msg.sender, amount=amount, to_delegators=to_delegators)
     self._pull(msg.sender, amount)
+    self._bond(provider, amount - to_delegators)
 
 
 @external
@@ -467,6 +490,7 @@ def slash(provider: address, amount: uint256, unlock_amount: uint256, beneficiar
         remainder=remainder,
         burned=burned,
     )
+    self._unbond(provider, from_own + from_own_thawing)
     if reward != 0:
         self._push(beneficiary, reward)
     if remainder != 0:
@@ -594,8 +618,8 @@ def delegator_cut(provider: address) -> uint256:
 @view
 def delegation(provider: address, delegator: address) -> IStaking.DelegationView:
     """
-    @notice `delegator`'s position at `provider`: shares and their value, and its
-            thawing stake with the time it unlocks.
+    @notice `delegator`'s position at `provider`: shares and their value, its
+            thawing stake with the time it unlocks, and the votes it carries.
     @param provider The provider.
     @param delegator The delegator.
     @return DelegationView The position.
@@ -610,6 +634,7 @@ def delegation(provider: address, delegator: address) -> IStaking.DelegationView
             position.thaw_shares, self._pools[provider].thawing_tokens, self._pools[provider].thawing_shares
         ),
         unlock_at=position.unlock_at,
+        votes=position.units + position.thaw_units,
     )
 
 
@@ -673,6 +698,18 @@ def _settle_cut(provider: address):
         self._pools[provider].delegator_cut_bps = self._pools[provider].pending_cut_bps
         self._pools[provider].pending_cut_bps = 0
         self._pools[provider].pending_cut_at = 0
+
+
+@internal
+def _bond(owner: address, amount: uint256):
+    if amount != 0:
+        extcall IComputeToken(TOKEN).add_bonded(owner, amount)
+
+
+@internal
+def _unbond(owner: address, amount: uint256):
+    if amount != 0:
+        extcall IComputeToken(TOKEN).sub_bonded(owner, amount)
 
 
 @internal

@@ -25,6 +25,7 @@ def deploy():
     deployer, escrow = accounts.test_accounts[:2]
     token = deployer.deploy(project.ComputeToken, deployer, 1_000_000_000 * TOKEN)
     staking = deployer.deploy(project.Staking, token, deployer)
+    token.set_vault(staking, sender=deployer)
     registry = deployer.deploy(project.DeviceRegistry, staking)
     staking.set_roles(escrow, SLASHER | LOCKER, sender=deployer)
     return deployer, escrow, token, staking, registry

@@ -110,6 +110,7 @@ def staking(project, token, deployer, treasury, escrow_role, provider, delegator
     """Staking with default parameters; provider, delegator, alice and bob hold 1M tokens
     each and have approved Staking; `escrow_role` may lock, unlock and slash."""
     staking = deployer.deploy(project.Staking, token, treasury)
+    token.set_vault(staking, sender=deployer)
     staking.set_roles(escrow_role, SLASHER | LOCKER, sender=deployer)
     for account in (provider, delegator, alice, bob):
         token.transfer(account, 1_000_000 * TOKEN, sender=deployer)

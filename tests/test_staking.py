@@ -5,7 +5,7 @@ from __future__ import annotations
 import ape
 import pytest
 
-from tests.conftest import DAY, LOCKER, SLASHER, TOKEN
+from tests.conftest import DAY, LOCKER, SLASHER, TOKEN, delegate
 
 ZERO = "0x0000000000000000000000000000000000000000"
 THAWING_PERIOD, MAX_DELEGATION_RATIO, MIN_DELEGATION, MIN_PROVIDER_STAKE = 0, 1, 2, 3
@@ -405,3 +405,57 @@ def test_slash_requires_role(staked, provider, alice):
     with ape.reverts("staking: caller is not a slasher"):
         staked.slash(provider, 1, 0, alice, sender=alice)
     assert staked.pool(provider) == before
+
+
+# ------------------------------------------------------------------ votes of bonded stake
+
+
+def test_staked_tokens_keep_their_votes(staking, token, provider, delegator, escrow_role, alice, chain):
+    for account in (provider, delegator):
+        delegate(token, account, account)
+    before = {a: token.getVotes(a) for a in (provider, delegator)}
+    staking.stake(10_000 * TOKEN, sender=provider)
+    staking.delegate_to(provider, 4_000 * TOKEN, sender=delegator)
+    assert token.bonded_of(provider) == 10_000 * TOKEN
+    assert token.bonded_of(delegator) == 4_000 * TOKEN
+    assert {a: token.getVotes(a) for a in (provider, delegator)} == before
+    assert staking.delegation(provider, delegator).votes == 4_000 * TOKEN
+
+    # Income to the provider's own stake votes for it; a slash of its own stake stops voting.
+    staking.add_income(provider, 1_000 * TOKEN, sender=alice)
+    assert token.bonded_of(provider) == 11_000 * TOKEN
+    tx = staking.slash(provider, 1_500 * TOKEN, 0, ZERO, sender=escrow_role)
+    [slash] = tx.decode_logs(staking.Slashed)
+    assert token.bonded_of(provider) == 11_000 * TOKEN - slash.from_own_stake
+    assert token.getVotes(provider) == token.balanceOf(provider) + token.bonded_of(provider)
+
+    # A delegator keeps its units while thawing and gives up the withdrawn part's units.
+    shares = staking.delegation(provider, delegator).shares
+    staking.undelegate(provider, shares // 4, sender=delegator)
+    assert token.bonded_of(delegator) == 4_000 * TOKEN
+    assert staking.delegation(provider, delegator).votes == 4_000 * TOKEN
+    chain.pending_timestamp += 14 * DAY
+    paid = staking.withdraw_delegation(provider, sender=delegator).return_value
+    assert token.bonded_of(delegator) == 3_000 * TOKEN
+    assert staking.delegation(provider, delegator).votes == 3_000 * TOKEN
+    assert token.getVotes(delegator) == before[delegator] - 4_000 * TOKEN + paid + 3_000 * TOKEN
+
+
+def test_withdrawn_own_stake_stops_counting_as_bonded(staked, token, provider, chain):
+    delegate(token, provider, provider)
+    votes = token.getVotes(provider)
+    staked.request_thaw(4_000 * TOKEN, sender=provider)
+    assert token.getVotes(provider) == votes
+    chain.pending_timestamp += 14 * DAY
+    staked.withdraw(sender=provider)
+    assert token.bonded_of(provider) == 6_000 * TOKEN
+    assert token.getVotes(provider) == votes
+
+
+def test_cancelled_undelegation_keeps_its_units(staked, token, provider, delegator):
+    staked.delegate_to(provider, 2_000 * TOKEN, sender=delegator)
+    shares = staked.delegation(provider, delegator).shares
+    staked.undelegate(provider, shares, sender=delegator)
+    staked.cancel_undelegation(provider, sender=delegator)
+    assert staked.delegation(provider, delegator).votes == 2_000 * TOKEN
+    assert token.bonded_of(delegator) == 2_000 * TOKEN

@@ -522,3 +522,64 @@ def test_ownership_transfer_and_renounce(funded, deployer, alice):
     assert funded.owner() == ZERO
     with ape.reverts("ownable: caller is not the owner"):
         funded.mint(alice, 1, sender=alice)
+
+
+# ------------------------------------------------------------------ bonded votes (vault)
+
+
+def test_vault_is_set_once_by_the_owner(funded, deployer, alice, bob):
+    with ape.reverts("ownable: caller is not the owner"):
+        funded.set_vault(bob, sender=alice)
+    with ape.reverts("compute_token: zero vault"):
+        funded.set_vault(ZERO, sender=deployer)
+    delegate(funded, alice, alice)
+    with ape.reverts("compute_token: the vault delegates"):
+        funded.set_vault(alice, sender=deployer)
+    tx = funded.set_vault(bob, sender=deployer)
+    assert funded.vault() == bob
+    assert [log.vault for log in tx.decode_logs(funded.VaultSet)] == [bob.address]
+    with ape.reverts("compute_token: vault already set"):
+        funded.set_vault(alice, sender=deployer)
+    with ape.reverts("compute_token: the vault cannot delegate"):
+        delegate(funded, bob, bob)
+
+
+def test_bonded_units_vote_with_the_owners_delegation(funded, deployer, alice, bob, carol, chain):
+    vault = carol
+    funded.set_vault(vault, sender=deployer)
+    delegate(funded, alice, alice)
+    # The vault takes 400 of alice's tokens: her votes drop with the transfer...
+    funded.transfer(vault, 400 * TOKEN, sender=alice)
+    assert funded.getVotes(alice) == 600 * TOKEN
+    # ...and come back once the vault reports them as bonded for her.
+    tx = funded.add_bonded(alice, 400 * TOKEN, sender=vault)
+    assert funded.bonded_of(alice) == 400 * TOKEN
+    assert funded.getVotes(alice) == 1_000 * TOKEN
+    [event] = tx.decode_logs(funded.BondedChanged)
+    assert (event.owner, event.previous_units, event.new_units) == (alice.address, 0, 400 * TOKEN)
+    # Re-delegating moves balance and bonded units together.
+    delegate(funded, bob, alice)
+    assert funded.getVotes(alice) == 0
+    assert funded.getVotes(bob) == 1_000 * TOKEN
+    funded.sub_bonded(alice, 150 * TOKEN, sender=vault)
+    assert funded.bonded_of(alice) == 250 * TOKEN
+    assert funded.getVotes(bob) == 850 * TOKEN
+    # The vault's own balance never votes: its delegate is nobody.
+    assert funded.delegates(vault) == ZERO
+    chain.pending_timestamp += 1
+    chain.mine()
+    assert funded.getPastVotes(bob, chain.blocks.head.timestamp - 1) == 850 * TOKEN
+
+
+def test_bonded_units_are_vault_only_and_cannot_underflow(funded, deployer, alice, carol):
+    funded.set_vault(carol, sender=deployer)
+    with ape.reverts("compute_token: caller is not the vault"):
+        funded.add_bonded(alice, TOKEN, sender=alice)
+    with ape.reverts("compute_token: caller is not the vault"):
+        funded.sub_bonded(alice, 0, sender=deployer)
+    funded.add_bonded(alice, TOKEN, sender=carol)
+    with ape.reverts("compute_token: bonded units underflow"):
+        funded.sub_bonded(alice, TOKEN + 1, sender=carol)
+    with ape.reverts("compute_token: bonded units overflow"):
+        funded.add_bonded(alice, 2**96 - TOKEN, sender=carol)
+    assert funded.bonded_of(alice) == TOKEN
