@@ -10,7 +10,10 @@ from typing import Any
 
 SLASHER, LOCKER, REPORTER, AUDITOR, ARBITER, MATCHER = 1, 2, 4, 8, 16, 32
 TOKEN = 10**18
+DAY = 86_400
 INITIAL_SUPPLY = 1_000_000_000 * TOKEN
+TIMELOCK_DELAY = 2 * DAY
+GRACE_PERIOD = 14 * DAY
 
 
 @dataclass
@@ -22,6 +25,12 @@ class Suite:
     registry: Any
     escrow: Any
     offers: Any
+    timelock: Any = None
+    governor: Any = None
+
+    def owned(self) -> list:
+        """The contracts whose owner must be the timelock after hand-over."""
+        return [self.token, self.staking, self.registry, self.escrow]
 
 
 def deploy_suite(project, deployer, treasury, *, token=None, arbiter=None) -> Suite:
@@ -40,3 +49,34 @@ def deploy_suite(project, deployer, treasury, *, token=None, arbiter=None) -> Su
     if arbiter is not None:
         escrow.set_roles(arbiter, ARBITER, sender=deployer)
     return Suite(token, staking, registry, escrow, offers)
+
+
+def deploy_governance(project, deployer, token, *, delay=TIMELOCK_DELAY, grace=GRACE_PERIOD):
+    """Deploys the Timelock and the Governor over `token` and names the governor in the
+    timelock (the deployer's one-time power there). Returns (timelock, governor)."""
+    timelock = deployer.deploy(project.Timelock, delay, grace)
+    governor = deployer.deploy(project.Governor, token, timelock)
+    timelock.initialize(governor, sender=deployer)
+    return timelock, governor
+
+
+def deploy_system(project, deployer, *, arbiter=None, guardian=None, guardian_term=180 * DAY):
+    """The production layout: governance first (the timelock is the treasury), then the
+    suite over it, then every owner role handed to the timelock. The guardian, if any, is
+    appointed in JobEscrow before the hand-over; in the Governor only the timelock can
+    appoint it, so tests and scripts do that through a proposal or `appoint_guardian`."""
+    token = deployer.deploy(project.ComputeToken, deployer, INITIAL_SUPPLY)
+    timelock, governor = deploy_governance(project, deployer, token)
+    suite = deploy_suite(project, deployer, timelock, token=token, arbiter=arbiter)
+    suite.timelock, suite.governor = timelock, governor
+    if guardian is not None:
+        expiry = deployer.provider.get_block("latest").timestamp + guardian_term
+        suite.escrow.set_guardian(guardian, expiry, sender=deployer)
+    hand_over(suite, deployer)
+    return suite
+
+
+def hand_over(suite: Suite, deployer) -> None:
+    """Makes the timelock the owner of every ownable contract; the deployer keeps nothing."""
+    for contract in suite.owned():
+        contract.transfer_ownership(suite.timelock, sender=deployer)

@@ -654,9 +654,10 @@ def set_guardian(new_guardian: address, expiry: uint256):
     @notice Appoints (or, with the zero address, removes) the guardian until `expiry`.
             Owner only.
     @param new_guardian The guardian.
-    @param expiry When its power to pause ends.
+    @param expiry When its power to pause ends, at most 365 days from now.
     """
     ownable._check_owner()
+    assert expiry <= block.timestamp + 365 * 86400, "job_escrow: guardian term too long"
     self.guardian = new_guardian
     self.guardian_expiry = expiry
     log GuardianSet(guardian=new_guardian, expiry=expiry)

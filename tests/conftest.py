@@ -8,7 +8,8 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from computeshare.specs import device_spec
-from computeshare.suite import deploy_suite
+from computeshare.governance import advance
+from computeshare.suite import deploy_suite, deploy_system
 
 DAY = 86_400
 YEAR = 365 * DAY
@@ -177,3 +178,19 @@ def market(project, token, deployer, treasury, arbiter, providers, client):
     token.approve(escrow, 2**256 - 1, sender=client)
     escrow.deposit(10_000 * TOKEN, sender=client)
     return m
+
+
+@pytest.fixture
+def dao(project, deployer, arbiter, guardian, alice, bob, carol, chain):
+    """The whole system as deployed in production (every owner role with the timelock).
+    Voters self-delegate: alice 30M, bob 20M, carol 10M tokens (quorum is 4% of 1B, i.e.
+    40M); the timelock's treasury holds 5M. The deployer's remaining tokens are
+    undelegated, so they carry no votes."""
+    system = deploy_system(project, deployer, arbiter=arbiter, guardian=guardian)
+    token = system.token
+    for holder, amount in ((alice, 30_000_000), (bob, 20_000_000), (carol, 10_000_000)):
+        token.transfer(holder, amount * TOKEN, sender=deployer)
+        delegate(token, holder, holder)
+    token.transfer(system.timelock, 5_000_000 * TOKEN, sender=deployer)
+    advance(chain, 1)
+    return system

@@ -1,0 +1,102 @@
+"""Governance helpers shared by tests, benchmarks, scripts and the demo: build actions,
+propose, vote by signature, and walk a proposal through the timelock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+
+# OpenZeppelin's ProposalState numbering, as Governor.state() returns it.
+PENDING, ACTIVE, CANCELED, DEFEATED, SUCCEEDED, QUEUED, EXPIRED, EXECUTED = range(8)
+STATE_NAMES = ("Pending", "Active", "Canceled", "Defeated", "Succeeded", "Queued", "Expired", "Executed")
+AGAINST, FOR, ABSTAIN = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Action:
+    """One call the timelock makes."""
+
+    target: str
+    value: int
+    calldata: bytes
+
+
+def method(contract, name: str):
+    """`contract`'s ABI method `name`, even where ape's address API shadows it (e.g. ERC-5805
+    `delegate` against EIP-7702 `BaseAddress.delegate`)."""
+    handlers = {**contract._view_methods_, **contract._mutable_methods_}
+    return handlers[name]
+
+
+def encode(contract, name: str, *args) -> bytes:
+    """Calldata of `contract.name(*args)`."""
+    return bytes(method(contract, name).encode_input(*args))
+
+
+def call(contract, name: str, *args, value: int = 0) -> Action:
+    """The action calling `contract.name(*args)`."""
+    return Action(str(contract.address), value, encode(contract, name, *args))
+
+
+def propose(governor, proposer, actions: list[Action], description: str) -> int:
+    """Proposes `actions`; returns the proposal id."""
+    receipt = governor.propose(
+        [a.target for a in actions],
+        [a.value for a in actions],
+        [a.calldata for a in actions],
+        description,
+        sender=proposer,
+    )
+    return receipt.return_value
+
+
+def sign_ballot(governor, proposal_id: int, support: int, voter: str, nonce: int, key, chain_id: int) -> bytes:
+    """65-byte EIP-712 `Ballot` signature (r || s || v) for Governor.castVoteBySig."""
+    message = {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            "Ballot": [
+                {"name": "proposalId", "type": "uint256"},
+                {"name": "support", "type": "uint8"},
+                {"name": "voter", "type": "address"},
+                {"name": "nonce", "type": "uint256"},
+            ],
+        },
+        "primaryType": "Ballot",
+        "domain": {
+            "name": "ComputeShare Governor",
+            "version": "1",
+            "chainId": chain_id,
+            "verifyingContract": str(governor.address),
+        },
+        "message": {"proposalId": proposal_id, "support": support, "voter": voter, "nonce": nonce},
+    }
+    signed = Account.sign_message(encode_typed_data(full_message=message), key)
+    return signed.signature
+
+
+def advance(chain, seconds: int) -> None:
+    """Moves the node's clock `seconds` ahead and mines, so views see the new time."""
+    chain.pending_timestamp += seconds
+    chain.mine()
+
+
+def pass_proposal(governor, timelock, chain, proposer, voters, actions: list[Action], description: str) -> Any:
+    """Proposes, lets `voters` vote for, queues, waits out the delay and executes.
+    Returns the execute receipt."""
+    proposal_id = propose(governor, proposer, actions, description)
+    advance(chain, governor.votingDelay() + 1)
+    for voter in voters:
+        governor.castVote(proposal_id, FOR, sender=voter)
+    chain.pending_timestamp = governor.proposalDeadline(proposal_id) + 1
+    governor.queue(proposal_id, sender=proposer)
+    chain.pending_timestamp = governor.proposalEta(proposal_id)
+    return governor.execute(proposal_id, sender=proposer)

@@ -1,0 +1,847 @@
+# pragma version ~=0.4.3
+# pragma nonreentrancy on
+"""
+@title Governor
+@custom:contract-name Governor
+@license GNU Affero General Public License v3.0 only
+@notice Token holders govern ComputeShare. Proposals are lists of calls that the
+        Timelock runs after a delay; votes are ComputeToken's ERC-5805 votes at the
+        proposal's snapshot (timestamp clock), which include tokens bonded in Staking.
+        The external interface follows OpenZeppelin's Governor (with GovernorStorage,
+        GovernorCountingSimple, GovernorVotesQuorumFraction, GovernorPreventLateQuorum
+        and GovernorTimelockControl) where the concepts match, so governance
+        front-ends and scripts can read it.
+
+        - Ids are sequential: a proposal cannot be front-run into someone else's id and
+          cancelled (OpenZeppelin CVE-2023-34234 came from ids that hash the content).
+        - Actions are stored on-chain, so `queue` and `execute` take only the id.
+        - The proposal threshold is checked at `clock() - 1`; a proposer has at most one
+          live (not yet final) proposal.
+        - The quorum fraction is stored on the proposal at creation, so a later change of
+          it cannot revive or kill the proposal (OpenZeppelin CVE-2022-31198).
+        - A vote that first reaches quorum within `LATE_QUORUM_EXTENSION` of the deadline
+          moves the deadline to that far from now; quorum is reached only once, so this
+          happens at most once.
+        - `Executed` is recorded before the call into the timelock.
+        - The guardian, appointed by the DAO until an expiry, may cancel any proposal that
+          is not final (a queued one included). It cannot move funds or call anything.
+        - Every parameter has hard bounds in this contract; only the timelock sets them.
+          `set_parameter` and `set_guardian` are `@reentrant` on purpose: the timelock
+          calls them while `execute` holds the lock, and both check the caller first.
+
+        Storage per proposal: one word holds snapshot, deadline, for-votes, flags, action
+        count and quorum fraction, so a vote for it reads and writes one proposal word;
+        against and abstain votes share a second word. A voter's receipts are bits of a
+        word per 256 proposals, so a voter pays for a new storage word once per 256
+        proposals rather than once per vote.
+"""
+
+from interfaces import IComputeToken
+from interfaces import IGovernor
+from interfaces import ITimelock
+from snekmate.utils import eip712_domain_separator
+from snekmate.utils import signature_checker
+from contracts.modules import bounded_params
+
+implements: IGovernor
+
+initializes: eip712_domain_separator
+initializes: bounded_params
+
+exports: eip712_domain_separator.eip712Domain
+
+
+# Parameter keys (see `parameter_bounds`).
+VOTING_DELAY: public(constant(uint256)) = 0
+VOTING_PERIOD: public(constant(uint256)) = 1
+PROPOSAL_THRESHOLD: public(constant(uint256)) = 2
+QUORUM_BPS: public(constant(uint256)) = 3
+LATE_QUORUM_EXTENSION: public(constant(uint256)) = 4
+_PARAMETER_COUNT: constant(uint256) = 5
+
+_DAY: constant(uint256) = 86400
+_TOKEN: constant(uint256) = 10**18
+_BPS: constant(uint256) = 10_000
+_LOW: constant(uint256[_PARAMETER_COUNT]) = [1, _DAY, _TOKEN, 100, 3600]
+_HIGH: constant(uint256[_PARAMETER_COUNT]) = [7 * _DAY, 30 * _DAY, 10_000_000 * _TOKEN, 5_000, 7 * _DAY]
+_DEFAULT: constant(uint256[_PARAMETER_COUNT]) = [_DAY, 5 * _DAY, 100_000 * _TOKEN, 400, _DAY]
+
+# @notice Most actions one proposal may hold (the timelock's bound).
+MAX_ACTIONS: public(constant(uint256)) = 10
+# @notice Longest calldata of one action.
+MAX_CALLDATA: public(constant(uint256)) = 1024
+# @notice Longest description and vote reason.
+MAX_DESCRIPTION: public(constant(uint256)) = 2048
+MAX_REASON: public(constant(uint256)) = 512
+# @notice Longest guardian appointment.
+MAX_GUARDIAN_TERM: public(constant(uint256)) = 365 * _DAY
+# @notice EIP-712 type of a vote by signature (OpenZeppelin 5's).
+BALLOT_TYPEHASH: public(constant(bytes32)) = keccak256(
+    "Ballot(uint256 proposalId,uint8 support,address voter,uint256 nonce)"
+)
+
+# OpenZeppelin's `IGovernor.ProposalState` numbering.
+STATE_PENDING: public(constant(uint8)) = 0
+STATE_ACTIVE: public(constant(uint8)) = 1
+STATE_CANCELED: public(constant(uint8)) = 2
+STATE_DEFEATED: public(constant(uint8)) = 3
+STATE_SUCCEEDED: public(constant(uint8)) = 4
+STATE_QUEUED: public(constant(uint8)) = 5
+STATE_EXPIRED: public(constant(uint8)) = 6
+STATE_EXECUTED: public(constant(uint8)) = 7
+
+_AGAINST: constant(uint8) = 0
+_FOR: constant(uint8) = 1
+_ABSTAIN: constant(uint8) = 2
+
+# Proposal word: snapshot | deadline << 48 | for-votes << 96 | flags << 192 | actions << 200 | quorum bps << 208.
+_U48: constant(uint256) = 2**48 - 1
+_U96: constant(uint256) = 2**96 - 1
+_U160: constant(uint256) = 2**160 - 1
+_DEADLINE_SHIFT: constant(uint256) = 48
+_FOR_SHIFT: constant(uint256) = 96
+_FLAGS_SHIFT: constant(uint256) = 192
+_COUNT_SHIFT: constant(uint256) = 200
+_QUORUM_SHIFT: constant(uint256) = 208
+_CANCELED: constant(uint256) = 1 << 192
+_QUEUED: constant(uint256) = 2 << 192
+_EXECUTED: constant(uint256) = 4 << 192
+_EXTENDED: constant(uint256) = 8 << 192
+_DEADLINE_CLEAR: constant(uint256) = ~(_U48 << 48)
+_FOR_CLEAR: constant(uint256) = ~(_U96 << 96)
+# Tally word: against | abstain << 96. Meta word: proposer | eta << 160.
+_ABSTAIN_SHIFT: constant(uint256) = 96
+_ETA_SHIFT: constant(uint256) = 160
+
+
+# @notice The votes token (ComputeToken).
+TOKEN: public(immutable(address))
+# @notice Runs succeeded proposals and owns the protocol.
+TIMELOCK: public(immutable(address))
+
+# @notice Number of proposals ever made; proposal ids run from 1 to it.
+proposalCount: public(uint256)
+# @notice May cancel proposals that are not final until `guardian_expiry`.
+guardian: public(address)
+# @notice End of the guardian's appointment.
+guardian_expiry: public(uint256)
+
+_proposals: HashMap[uint256, uint256]
+_tallies: HashMap[uint256, uint256]
+_meta: HashMap[uint256, uint256]
+# Action `i` of proposal `id` at key `id << 8 | i`: target | value << 160, and its calldata.
+_actions: HashMap[uint256, uint256]
+_calldatas: HashMap[uint256, Bytes[MAX_CALLDATA]]
+_latest: HashMap[address, uint256]
+# Bit `id % 256` of word `id >> 8`: the voter voted on proposal `id`.
+_receipts: HashMap[address, HashMap[uint256, uint256]]
+_nonces: HashMap[address, uint256]
+
+
+event ProposalCreated:
+    proposalId: uint256
+    proposer: address
+    targets: DynArray[address, MAX_ACTIONS]
+    values: DynArray[uint256, MAX_ACTIONS]
+    signatures: DynArray[String[1], MAX_ACTIONS]
+    calldatas: DynArray[Bytes[MAX_CALLDATA], MAX_ACTIONS]
+    voteStart: uint256
+    voteEnd: uint256
+    description: String[MAX_DESCRIPTION]
+
+event VoteCast:
+    voter: indexed(address)
+    proposalId: uint256
+    support: uint8
+    weight: uint256
+    reason: String[MAX_REASON]
+
+event ProposalExtended:
+    proposalId: indexed(uint256)
+    extendedDeadline: uint64
+
+event ProposalQueued:
+    proposalId: uint256
+    etaSeconds: uint256
+
+event ProposalExecuted:
+    proposalId: uint256
+
+event ProposalCanceled:
+    proposalId: uint256
+
+event GuardianSet:
+    guardian: indexed(address)
+    expiry: uint256
+
+
+@deploy
+def __init__(token: IComputeToken, timelock: ITimelock):
+    """
+    @notice Deploys the governor over `token`'s votes, executing through `timelock`,
+            with default parameters.
+    @param token ComputeToken.
+    @param timelock The Timelock that will name this contract its governor.
+    """
+    assert token.address != empty(address), "governor: zero token"
+    assert timelock.address != empty(address), "governor: zero timelock"
+    eip712_domain_separator.__init__("ComputeShare Governor", "1")
+    TOKEN = token.address
+    TIMELOCK = timelock.address
+    for key: uint256 in range(_PARAMETER_COUNT):
+        bounded_params._set(key, _DEFAULT[key])
+
+
+# ---------------------------------------------------------------- proposals
+
+
+@external
+def propose(
+    targets: DynArray[address, MAX_ACTIONS],
+    values: DynArray[uint256, MAX_ACTIONS],
+    calldatas: DynArray[Bytes[MAX_CALLDATA], MAX_ACTIONS],
+    description: String[MAX_DESCRIPTION],
+) -> uint256:
+    """
+    @notice Proposes that the timelock make these calls. The caller needs
+            `PROPOSAL_THRESHOLD` votes at `clock() - 1` and no other live proposal.
+    @param targets Contracts to call, 1 to `MAX_ACTIONS`.
+    @param values Wei to send with each call (below 2**96), from the timelock.
+    @param calldatas Calldata of each call.
+    @param description What the proposal does and why.
+    @return uint256 The proposal id.
+    """
+    count: uint256 = len(targets)
+    assert count != 0, "governor: empty proposal"
+    assert len(values) == count and len(calldatas) == count, "governor: invalid proposal length"
+    votes: uint256 = staticcall IComputeToken(TOKEN).getPastVotes(msg.sender, block.timestamp - 1)
+    assert votes >= bounded_params._get(PROPOSAL_THRESHOLD), "governor: proposer votes below threshold"
+    latest: uint256 = self._latest[msg.sender]
+    if latest != 0:
+        assert self._is_final(self._state(latest)), "governor: proposer has a live proposal"
+
+    proposal_id: uint256 = self.proposalCount + 1
+    self.proposalCount = proposal_id
+    snapshot: uint256 = block.timestamp + bounded_params._get(VOTING_DELAY)
+    deadline: uint256 = snapshot + bounded_params._get(VOTING_PERIOD)
+    self._proposals[proposal_id] = (
+        snapshot
+        | (deadline << _DEADLINE_SHIFT)
+        | (count << _COUNT_SHIFT)
+        | (bounded_params._get(QUORUM_BPS) << _QUORUM_SHIFT)
+    )
+    self._meta[proposal_id] = convert(msg.sender, uint256)
+    self._latest[msg.sender] = proposal_id
+    signatures: DynArray[String[1], MAX_ACTIONS] = []
+    for i: uint256 in range(count, bound=MAX_ACTIONS):
+        assert values[i] <= _U96, "governor: value too large"
+        key: uint256 = (proposal_id << 8) | i
+        self._actions[key] = convert(targets[i], uint256) | (values[i] << 160)
+        if len(calldatas[i]) != 0:
+            self._calldatas[key] = calldatas[i]
+        signatures.append("")
+    log ProposalCreated(
+        proposalId=proposal_id,
+        proposer=msg.sender,
+        targets=targets,
+        values=values,
+        signatures=signatures,
+        calldatas=calldatas,
+        voteStart=snapshot,
+        voteEnd=deadline,
+        description=description,
+    )
+    return proposal_id
+
+
+@external
+def queue(proposalId: uint256) -> uint256:
+    """
+    @notice Queues a succeeded proposal in the timelock.
+    @param proposalId The proposal.
+    @return uint256 The proposal id.
+    """
+    assert self._state(proposalId) == STATE_SUCCEEDED, "governor: proposal not successful"
+    self._proposals[proposalId] |= _QUEUED
+    eta: uint256 = extcall ITimelock(TIMELOCK).queue(self._operation(proposalId), proposalId)
+    self._meta[proposalId] |= eta << _ETA_SHIFT
+    log ProposalQueued(proposalId=proposalId, etaSeconds=eta)
+    return proposalId
+
+
+@external
+@payable
+def execute(proposalId: uint256) -> uint256:
+    """
+    @notice Executes a queued proposal through the timelock once its delay has passed.
+            Anyone may call; ether sent along is forwarded to the timelock.
+    @param proposalId The proposal.
+    @return uint256 The proposal id.
+    """
+    state: uint8 = self._state(proposalId)
+    assert state != STATE_EXPIRED, "governor: proposal expired"
+    assert state == STATE_QUEUED, "governor: proposal not queued"
+    assert block.timestamp >= self._meta[proposalId] >> _ETA_SHIFT, "governor: timelock delay not passed"
+    self._proposals[proposalId] |= _EXECUTED
+    log ProposalExecuted(proposalId=proposalId)
+    targets: DynArray[address, MAX_ACTIONS] = []
+    values: DynArray[uint256, MAX_ACTIONS] = []
+    calldatas: DynArray[Bytes[MAX_CALLDATA], MAX_ACTIONS] = []
+    targets, values, calldatas = self._load_actions(proposalId)
+    extcall ITimelock(TIMELOCK).execute(proposalId, targets, values, calldatas, value=msg.value)
+    return proposalId
+
+
+@external
+def cancel(proposalId: uint256) -> uint256:
+    """
+    @notice Cancels a proposal: its proposer while it is pending, or the guardian during
+            its appointment at any time before the proposal is final (queued included).
+    @param proposalId The proposal.
+    @return uint256 The proposal id.
+    """
+    state: uint8 = self._state(proposalId)
+    if msg.sender == self.guardian and block.timestamp < self.guardian_expiry:
+        assert not self._is_final(state), "governor: proposal is final"
+    else:
+        assert msg.sender == convert(self._meta[proposalId] & _U160, address), "governor: caller cannot cancel"
+        assert state == STATE_PENDING, "governor: proposal not pending"
+    self._proposals[proposalId] |= _CANCELED
+    log ProposalCanceled(proposalId=proposalId)
+    if state == STATE_QUEUED:
+        extcall ITimelock(TIMELOCK).cancel(self._operation(proposalId))
+    return proposalId
+
+
+# ---------------------------------------------------------------- votes
+
+
+@external
+def castVote(proposalId: uint256, support: uint8) -> uint256:
+    """
+    @notice Votes on an active proposal with the caller's votes at its snapshot.
+    @param proposalId The proposal.
+    @param support 0 against, 1 for, 2 abstain.
+    @return uint256 The weight counted.
+    """
+    return self._cast_vote(proposalId, msg.sender, support, "")
+
+
+@external
+def castVoteWithReason(proposalId: uint256, support: uint8, reason: String[MAX_REASON]) -> uint256:
+    """
+    @notice Votes like `castVote`, with a reason emitted in `VoteCast`.
+    @param proposalId The proposal.
+    @param support 0 against, 1 for, 2 abstain.
+    @param reason Free text.
+    @return uint256 The weight counted.
+    """
+    return self._cast_vote(proposalId, msg.sender, support, reason)
+
+
+@external
+def castVoteBySig(proposalId: uint256, support: uint8, voter: address, signature: Bytes[65]) -> uint256:
+    """
+    @notice Casts `voter`'s vote from its EIP-712 `Ballot` signature, which binds the
+            proposal, the choice, the voter and the voter's current nonce. Contract
+            voters sign through EIP-1271.
+    @param proposalId The proposal.
+    @param support 0 against, 1 for, 2 abstain.
+    @param voter The voter who signed.
+    @param signature 65-byte ECDSA signature, or what the voter's EIP-1271 check takes.
+    @return uint256 The weight counted.
+    """
+    nonce: uint256 = self._nonces[voter]
+    self._nonces[voter] = nonce + 1
+    digest: bytes32 = eip712_domain_separator._hash_typed_data_v4(
+        keccak256(abi_encode(BALLOT_TYPEHASH, proposalId, support, voter, nonce))
+    )
+    assert signature_checker._is_valid_signature_now(voter, digest, signature), "governor: invalid signature"
+    return self._cast_vote(proposalId, voter, support, "")
+
+
+# ---------------------------------------------------------------- DAO only
+
+
+@external
+@reentrant
+def set_parameter(key: uint256, new_value: uint256):
+    """
+    @notice Sets parameter `key` within its hard bounds. Timelock only. Changes apply
+            to proposals made afterwards (each proposal keeps its quorum fraction).
+    @param key One of the parameter keys (`VOTING_DELAY`, ...).
+    @param new_value The value, within `parameter_bounds(key)`.
+    """
+    assert msg.sender == TIMELOCK, "governor: caller is not the timelock"
+    assert key < _PARAMETER_COUNT, "governor: unknown parameter"
+    assert new_value >= _LOW[key] and new_value <= _HIGH[key], "governor: parameter out of bounds"
+    bounded_params._set(key, new_value)
+
+
+@external
+@reentrant
+def set_guardian(new_guardian: address, expiry: uint256):
+    """
+    @notice Appoints (or, with the zero address, removes) the guardian until `expiry`.
+            Timelock only.
+    @param new_guardian The guardian.
+    @param expiry End of the appointment, at most `MAX_GUARDIAN_TERM` from now.
+    """
+    assert msg.sender == TIMELOCK, "governor: caller is not the timelock"
+    assert expiry <= block.timestamp + MAX_GUARDIAN_TERM, "governor: guardian term too long"
+    self.guardian = new_guardian
+    self.guardian_expiry = expiry
+    log GuardianSet(guardian=new_guardian, expiry=expiry)
+
+
+# ---------------------------------------------------------------- views (OpenZeppelin names)
+
+
+@external
+@pure
+def name() -> String[21]:
+    """
+    @notice Name of this governor (also its EIP-712 domain name).
+    @return String "ComputeShare Governor".
+    """
+    return "ComputeShare Governor"
+
+
+@external
+@pure
+def version() -> String[1]:
+    """
+    @notice Version of this governor (also its EIP-712 domain version).
+    @return String "1".
+    """
+    return "1"
+
+
+@external
+@pure
+def COUNTING_MODE() -> String[32]:
+    """
+    @notice How votes are counted: for / against / abstain; for and abstain count
+            toward quorum.
+    @return String "support=bravo&quorum=for,abstain".
+    """
+    return "support=bravo&quorum=for,abstain"
+
+
+@external
+@view
+def clock() -> uint48:
+    """
+    @notice ERC-6372 clock: the block timestamp, as the token's.
+    @return uint48 Current timepoint.
+    """
+    return convert(block.timestamp, uint48)
+
+
+@external
+@pure
+def CLOCK_MODE() -> String[14]:
+    """
+    @notice ERC-6372 clock description.
+    @return String "mode=timestamp".
+    """
+    return "mode=timestamp"
+
+
+@external
+@view
+def votingDelay() -> uint256:
+    """
+    @notice Seconds from proposal to snapshot.
+    @return uint256 The voting delay.
+    """
+    return bounded_params._get(VOTING_DELAY)
+
+
+@external
+@view
+def votingPeriod() -> uint256:
+    """
+    @notice Seconds from snapshot to deadline.
+    @return uint256 The voting period.
+    """
+    return bounded_params._get(VOTING_PERIOD)
+
+
+@external
+@view
+def proposalThreshold() -> uint256:
+    """
+    @notice Votes needed to propose.
+    @return uint256 The threshold in wei of votes.
+    """
+    return bounded_params._get(PROPOSAL_THRESHOLD)
+
+
+@external
+@view
+def lateQuorumVoteExtension() -> uint48:
+    """
+    @notice How far a vote that first reaches quorum late pushes the deadline.
+    @return uint48 Seconds.
+    """
+    return convert(bounded_params._get(LATE_QUORUM_EXTENSION), uint48)
+
+
+@external
+@view
+def quorumNumerator() -> uint256:
+    """
+    @notice Quorum fraction new proposals get, over `quorumDenominator()`.
+    @return uint256 Basis points of the supply.
+    """
+    return bounded_params._get(QUORUM_BPS)
+
+
+@external
+@pure
+def quorumDenominator() -> uint256:
+    """
+    @notice Denominator of the quorum fraction.
+    @return uint256 10,000.
+    """
+    return _BPS
+
+
+@external
+@view
+def quorum(timepoint: uint256) -> uint256:
+    """
+    @notice Quorum a proposal made now would need with `timepoint` as its snapshot.
+    @param timepoint A past timestamp.
+    @return uint256 Votes needed (for + abstain).
+    """
+    return staticcall IComputeToken(TOKEN).getPastTotalSupply(timepoint) * bounded_params._get(QUORUM_BPS) // _BPS
+
+
+@external
+@view
+def proposalQuorum(proposalId: uint256) -> uint256:
+    """
+    @notice Quorum of `proposalId`: its own fraction of the supply at its snapshot.
+    @param proposalId A proposal whose snapshot has passed.
+    @return uint256 Votes needed (for + abstain).
+    """
+    word: uint256 = self._proposal(proposalId)
+    return self._quorum(word)
+
+
+@external
+@view
+def getVotes(account: address, timepoint: uint256) -> uint256:
+    """
+    @notice Votes of `account` at `timepoint` (balance and bonded stake delegated to it).
+    @param account The voter.
+    @param timepoint A past timestamp.
+    @return uint256 Its votes.
+    """
+    return staticcall IComputeToken(TOKEN).getPastVotes(account, timepoint)
+
+
+@external
+@view
+def state(proposalId: uint256) -> uint8:
+    """
+    @notice State of a proposal, numbered as OpenZeppelin's `ProposalState`.
+    @param proposalId The proposal.
+    @return uint8 Pending 0, Active 1, Canceled 2, Defeated 3, Succeeded 4, Queued 5,
+            Expired 6, Executed 7.
+    """
+    return self._state(proposalId)
+
+
+@external
+@view
+def proposalSnapshot(proposalId: uint256) -> uint256:
+    """
+    @notice Timepoint whose votes count for `proposalId`; voting opens after it.
+    @param proposalId The proposal.
+    @return uint256 The snapshot timestamp.
+    """
+    return self._proposal(proposalId) & _U48
+
+
+@external
+@view
+def proposalDeadline(proposalId: uint256) -> uint256:
+    """
+    @notice Last timepoint at which `proposalId` takes votes (after any extension).
+    @param proposalId The proposal.
+    @return uint256 The deadline timestamp.
+    """
+    return (self._proposal(proposalId) >> _DEADLINE_SHIFT) & _U48
+
+
+@external
+@view
+def proposalProposer(proposalId: uint256) -> address:
+    """
+    @notice Who made `proposalId`.
+    @param proposalId The proposal.
+    @return address The proposer (zero for an unknown id).
+    """
+    return convert(self._meta[proposalId] & _U160, address)
+
+
+@external
+@view
+def proposalEta(proposalId: uint256) -> uint256:
+    """
+    @notice When a queued proposal may execute.
+    @param proposalId The proposal.
+    @return uint256 The timestamp, zero if not queued.
+    """
+    return self._meta[proposalId] >> _ETA_SHIFT
+
+
+@external
+@pure
+def proposalNeedsQueuing(proposalId: uint256) -> bool:
+    """
+    @notice Every proposal goes through the timelock.
+    @param proposalId The proposal.
+    @return bool True.
+    """
+    return True
+
+
+@external
+@view
+def proposalVotes(proposalId: uint256) -> (uint256, uint256, uint256):
+    """
+    @notice Tallies of `proposalId`.
+    @param proposalId The proposal.
+    @return uint256 Against votes.
+    @return uint256 For votes.
+    @return uint256 Abstain votes.
+    """
+    word: uint256 = self._proposals[proposalId]
+    tally: uint256 = self._tallies[proposalId]
+    return tally & _U96, (word >> _FOR_SHIFT) & _U96, tally >> _ABSTAIN_SHIFT
+
+
+@external
+@view
+def proposalDetails(proposalId: uint256) -> (
+    DynArray[address, MAX_ACTIONS], DynArray[uint256, MAX_ACTIONS], DynArray[Bytes[MAX_CALLDATA], MAX_ACTIONS]
+):
+    """
+    @notice The stored actions of `proposalId`.
+    @param proposalId The proposal.
+    @return DynArray Targets.
+    @return DynArray Values in wei.
+    @return DynArray Calldatas.
+    """
+    self._proposal(proposalId)
+    return self._load_actions(proposalId)
+
+
+@external
+@view
+def hasVoted(proposalId: uint256, account: address) -> bool:
+    """
+    @notice Whether `account` voted on `proposalId`.
+    @param proposalId The proposal.
+    @param account The voter.
+    @return bool True once it voted.
+    """
+    return (self._receipts[account][proposalId >> 8] >> (proposalId & 255)) & 1 == 1
+
+
+@external
+@view
+def nonces(owner: address) -> uint256:
+    """
+    @notice Next nonce `owner` must sign into a `Ballot`.
+    @param owner The voter.
+    @return uint256 Its nonce.
+    """
+    return self._nonces[owner]
+
+
+@external
+@view
+def latestProposalId(proposer: address) -> uint256:
+    """
+    @notice Most recent proposal of `proposer`.
+    @param proposer The proposer.
+    @return uint256 Its id, zero if none.
+    """
+    return self._latest[proposer]
+
+
+@external
+@view
+def timelock() -> address:
+    """
+    @notice The timelock that executes proposals.
+    @return address The timelock.
+    """
+    return TIMELOCK
+
+
+@external
+@view
+def token() -> address:
+    """
+    @notice The votes token.
+    @return address ComputeToken.
+    """
+    return TOKEN
+
+
+@external
+@view
+def parameter(key: uint256) -> uint256:
+    """
+    @notice Current value of parameter `key`.
+    @param key A parameter key.
+    @return uint256 Its value.
+    """
+    assert key < _PARAMETER_COUNT, "governor: unknown parameter"
+    return bounded_params._get(key)
+
+
+@external
+@view
+def parameter_bounds(key: uint256) -> (uint256, uint256):
+    """
+    @notice Hard bounds of parameter `key`: no governance decision can leave them.
+    @param key A parameter key.
+    @return uint256 Lowest allowed value.
+    @return uint256 Highest allowed value.
+    """
+    assert key < _PARAMETER_COUNT, "governor: unknown parameter"
+    return _LOW[key], _HIGH[key]
+
+
+# ---------------------------------------------------------------- internal
+
+
+@internal
+def _cast_vote(proposal_id: uint256, voter: address, support: uint8, reason: String[MAX_REASON]) -> uint256:
+    word: uint256 = self._proposals[proposal_id]
+    snapshot: uint256 = word & _U48
+    deadline: uint256 = (word >> _DEADLINE_SHIFT) & _U48
+    assert (
+        word != 0 and word & _CANCELED == 0 and block.timestamp > snapshot and block.timestamp <= deadline
+    ), "governor: vote not currently active"
+    assert support <= _ABSTAIN, "governor: invalid vote type"
+    receipt_key: uint256 = proposal_id >> 8
+    bit: uint256 = 1 << (proposal_id & 255)
+    receipts: uint256 = self._receipts[voter][receipt_key]
+    assert receipts & bit == 0, "governor: vote already cast"
+    self._receipts[voter][receipt_key] = receipts | bit
+    weight: uint256 = staticcall IComputeToken(TOKEN).getPastVotes(voter, snapshot)
+
+    for_votes: uint256 = (word >> _FOR_SHIFT) & _U96
+    if support == _FOR:
+        for_votes += weight
+        assert for_votes <= _U96, "governor: tally overflow"
+        word = (word & _FOR_CLEAR) | (for_votes << _FOR_SHIFT)
+    else:
+        tally: uint256 = self._tallies[proposal_id]
+        against: uint256 = tally & _U96
+        abstain: uint256 = tally >> _ABSTAIN_SHIFT
+        if support == _AGAINST:
+            against += weight
+        else:
+            abstain += weight
+        assert against <= _U96 and abstain <= _U96, "governor: tally overflow"
+        self._tallies[proposal_id] = against | (abstain << _ABSTAIN_SHIFT)
+
+    # Late quorum: only a for or abstain vote in the last `LATE_QUORUM_EXTENSION` seconds
+    # can be the one that first reaches quorum and move the deadline.
+    extension: uint256 = bounded_params._get(LATE_QUORUM_EXTENSION)
+    if support != _AGAINST and weight != 0 and block.timestamp + extension > deadline:
+        counted: uint256 = for_votes + (self._tallies[proposal_id] >> _ABSTAIN_SHIFT)
+        quorum: uint256 = self._quorum(word)
+        if counted >= quorum and counted - weight < quorum:
+            deadline = block.timestamp + extension
+            word = (word & _DEADLINE_CLEAR) | (deadline << _DEADLINE_SHIFT) | _EXTENDED
+            log ProposalExtended(proposalId=proposal_id, extendedDeadline=convert(deadline, uint64))
+    if support == _FOR or word & _EXTENDED != 0:
+        self._proposals[proposal_id] = word
+    log VoteCast(voter=voter, proposalId=proposal_id, support=support, weight=weight, reason=reason)
+    return weight
+
+
+@internal
+@view
+def _proposal(proposal_id: uint256) -> uint256:
+    word: uint256 = self._proposals[proposal_id]
+    assert word != 0, "governor: unknown proposal"
+    return word
+
+
+@internal
+@view
+def _quorum(word: uint256) -> uint256:
+    supply: uint256 = staticcall IComputeToken(TOKEN).getPastTotalSupply(word & _U48)
+    return supply * (word >> _QUORUM_SHIFT) // _BPS
+
+
+@internal
+@view
+def _state(proposal_id: uint256) -> uint8:
+    word: uint256 = self._proposal(proposal_id)
+    if word & _EXECUTED != 0:
+        return STATE_EXECUTED
+    if word & _CANCELED != 0:
+        return STATE_CANCELED
+    if block.timestamp <= word & _U48:
+        return STATE_PENDING
+    if block.timestamp <= (word >> _DEADLINE_SHIFT) & _U48:
+        return STATE_ACTIVE
+    if word & _QUEUED != 0:
+        # Only a succeeded proposal is ever queued.
+        eta: uint256 = self._meta[proposal_id] >> _ETA_SHIFT
+        if block.timestamp >= eta + staticcall ITimelock(TIMELOCK).grace_period():
+            return STATE_EXPIRED
+        return STATE_QUEUED
+    for_votes: uint256 = (word >> _FOR_SHIFT) & _U96
+    tally: uint256 = self._tallies[proposal_id]
+    if for_votes <= tally & _U96 or for_votes + (tally >> _ABSTAIN_SHIFT) < self._quorum(word):
+        return STATE_DEFEATED
+    return STATE_SUCCEEDED
+
+
+@internal
+@pure
+def _is_final(state: uint8) -> bool:
+    return (
+        state == STATE_CANCELED or state == STATE_DEFEATED or state == STATE_EXPIRED or state == STATE_EXECUTED
+    )
+
+
+@internal
+@view
+def _load_actions(proposal_id: uint256) -> (
+    DynArray[address, MAX_ACTIONS], DynArray[uint256, MAX_ACTIONS], DynArray[Bytes[MAX_CALLDATA], MAX_ACTIONS]
+):
+    count: uint256 = (self._proposals[proposal_id] >> _COUNT_SHIFT) & 255
+    targets: DynArray[address, MAX_ACTIONS] = []
+    values: DynArray[uint256, MAX_ACTIONS] = []
+    calldatas: DynArray[Bytes[MAX_CALLDATA], MAX_ACTIONS] = []
+    for i: uint256 in range(count, bound=MAX_ACTIONS):
+        key: uint256 = (proposal_id << 8) | i
+        action: uint256 = self._actions[key]
+        targets.append(convert(action & _U160, address))
+        values.append(action >> 160)
+        calldatas.append(self._calldatas[key])
+    return targets, values, calldatas
+
+
+@internal
+@view
+def _operation(proposal_id: uint256) -> bytes32:
+    targets: DynArray[address, MAX_ACTIONS] = []
+    values: DynArray[uint256, MAX_ACTIONS] = []
+    calldatas: DynArray[Bytes[MAX_CALLDATA], MAX_ACTIONS] = []
+    targets, values, calldatas = self._load_actions(proposal_id)
+    return keccak256(abi_encode(proposal_id, targets, values, calldatas))

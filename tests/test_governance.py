@@ -1,0 +1,567 @@
+"""Governor and Timelock: proposals, votes, quorum, the timelock, the guardian, hand-over,
+and the attacks governance must withstand. Runs on the system as deployed in production."""
+
+from __future__ import annotations
+
+import ape
+import pytest
+from eth_utils import keccak
+
+from computeshare.governance import (
+    ABSTAIN,
+    ACTIVE,
+    AGAINST,
+    CANCELED,
+    DEFEATED,
+    EXECUTED,
+    EXPIRED,
+    FOR,
+    PENDING,
+    QUEUED,
+    SUCCEEDED,
+    advance,
+    call,
+    encode,
+    pass_proposal,
+    propose,
+    sign_ballot,
+)
+from tests.conftest import DAY, TOKEN, delegate, gpu_spec
+from tests.test_escrow import GOOD, PRICE, post, reveal, run_replica
+
+VOTING_DELAY, VOTING_PERIOD, PROPOSAL_THRESHOLD, QUORUM_BPS, LATE_QUORUM_EXTENSION = range(5)
+ESCROW_FEE = 0  # JobEscrow.PROTOCOL_FEE_BPS
+ZERO = "0x" + "00" * 20
+
+
+def fee_action(dao, bps):
+    return call(dao.escrow, "set_parameter", ESCROW_FEE, bps)
+
+
+def _at_least(chain, timestamp):
+    chain.pending_timestamp = max(timestamp, chain.blocks.head.timestamp + 1)
+    chain.mine()
+
+
+def to_active(dao, chain, proposal_id):
+    _at_least(chain, dao.governor.proposalSnapshot(proposal_id) + 1)
+
+
+def to_end(dao, chain, proposal_id):
+    _at_least(chain, dao.governor.proposalDeadline(proposal_id) + 1)
+
+
+# ------------------------------------------------------------------ deployment and hand-over
+
+
+def test_hand_over_leaves_the_deployer_no_power(dao, deployer, guardian):
+    t = dao.timelock
+    for contract in dao.owned():
+        assert contract.owner() == t.address
+    assert t.governor() == dao.governor.address
+    assert dao.governor.timelock() == t.address and dao.governor.token() == dao.token.address
+    with ape.reverts("ownable: caller is not the owner"):
+        dao.token.mint(deployer, TOKEN, sender=deployer)
+    with ape.reverts("ownable: caller is not the owner"):
+        dao.staking.set_parameter(0, 8 * DAY, sender=deployer)
+    with ape.reverts("ownable: caller is not the owner"):
+        dao.escrow.set_guardian(deployer, 1, sender=deployer)
+    with ape.reverts("ownable: caller is not the owner"):
+        dao.registry.set_roles(deployer, 8, sender=deployer)
+    with ape.reverts("timelock: caller is not the initializer"):
+        t.initialize(deployer, sender=deployer)
+    with ape.reverts("timelock: caller is not the timelock"):
+        t.set_delay(DAY, sender=deployer)
+    with ape.reverts("timelock: caller is not the governor"):
+        t.queue(b"\x01" * 32, 1, sender=deployer)
+    with ape.reverts("governor: caller is not the timelock"):
+        dao.governor.set_parameter(QUORUM_BPS, 100, sender=deployer)
+    with ape.reverts("governor: caller is not the timelock"):
+        dao.governor.set_guardian(deployer, 1, sender=deployer)
+    assert dao.escrow.guardian() == guardian.address
+
+
+def test_defaults_and_hard_bounds(dao):
+    g, t = dao.governor, dao.timelock
+    expected = {
+        VOTING_DELAY: (DAY, 1, 7 * DAY),
+        VOTING_PERIOD: (5 * DAY, DAY, 30 * DAY),
+        PROPOSAL_THRESHOLD: (100_000 * TOKEN, TOKEN, 10_000_000 * TOKEN),
+        QUORUM_BPS: (400, 100, 5_000),
+        LATE_QUORUM_EXTENSION: (DAY, 3600, 7 * DAY),
+    }
+    for key, (value, low, high) in expected.items():
+        assert g.parameter(key) == value and g.parameter_bounds(key) == (low, high)
+    assert (g.votingDelay(), g.votingPeriod(), g.proposalThreshold()) == (DAY, 5 * DAY, 100_000 * TOKEN)
+    assert (g.quorumNumerator(), g.quorumDenominator(), g.lateQuorumVoteExtension()) == (400, 10_000, DAY)
+    assert g.COUNTING_MODE() == "support=bravo&quorum=for,abstain"
+    assert g.CLOCK_MODE() == "mode=timestamp" and g.name() == "ComputeShare Governor"
+    assert (t.delay(), t.grace_period()) == (2 * DAY, 14 * DAY)
+    assert (t.MIN_DELAY(), t.MAX_DELAY(), t.MIN_GRACE_PERIOD(), t.MAX_GRACE_PERIOD()) == (
+        DAY,
+        30 * DAY,
+        7 * DAY,
+        60 * DAY,
+    )
+
+
+def test_timelock_rejects_out_of_bounds_construction(project, deployer):
+    with ape.reverts("timelock: delay out of bounds"):
+        deployer.deploy(project.Timelock, 0, 14 * DAY)
+    with ape.reverts("timelock: grace period out of bounds"):
+        deployer.deploy(project.Timelock, DAY, 61 * DAY)
+    with ape.reverts("governor: zero timelock"):
+        deployer.deploy(project.Governor, deployer, ZERO)
+
+
+# ------------------------------------------------------------------ proposing
+
+
+def test_propose_stores_actions_and_logs_them(dao, alice, chain):
+    g = dao.governor
+    action = fee_action(dao, 300)
+    receipt = g.propose([action.target], [0], [action.calldata], "Fee to 3%", sender=alice)
+    proposal_id = receipt.return_value
+    [event] = receipt.decode_logs(g.ProposalCreated)
+    now = chain.blocks.head.timestamp
+    assert (event.proposalId, event.proposer, event.description) == (proposal_id, alice.address, "Fee to 3%")
+    assert (event.voteStart, event.voteEnd) == (now + DAY, now + 6 * DAY)
+    assert list(event.targets) == [action.target] and list(event.calldatas) == [action.calldata]
+    assert g.proposalSnapshot(proposal_id) == now + DAY
+    assert g.proposalDeadline(proposal_id) == now + 6 * DAY
+    assert g.proposalProposer(proposal_id) == alice.address
+    assert g.proposalCount() == proposal_id == 1 and g.latestProposalId(alice) == 1
+    targets, values, calldatas = g.proposalDetails(proposal_id)
+    assert (list(targets), list(values), [bytes(c) for c in calldatas]) == ([action.target], [0], [action.calldata])
+    assert g.state(proposal_id) == PENDING and g.proposalNeedsQueuing(proposal_id)
+
+
+def test_propose_rejects_bad_input(dao, alice, outsider, chain):
+    g = dao.governor
+    a = fee_action(dao, 300)
+    with ape.reverts("governor: empty proposal"):
+        g.propose([], [], [], "nothing", sender=alice)
+    with ape.reverts("governor: invalid proposal length"):
+        g.propose([a.target], [0, 0], [a.calldata], "x", sender=alice)
+    with ape.reverts("governor: value too large"):
+        g.propose([a.target], [2**96], [a.calldata], "x", sender=alice)
+    with ape.reverts("governor: proposer votes below threshold"):
+        g.propose([a.target], [0], [a.calldata], "x", sender=outsider)
+    propose(g, alice, [a], "first")
+    with ape.reverts("governor: proposer has a live proposal"):
+        g.propose([a.target], [0], [a.calldata], "second", sender=alice)
+    with ape.reverts("governor: unknown proposal"):
+        g.state(99)
+    assert g.proposalCount() == 1
+
+
+def test_proposer_may_propose_again_once_the_last_is_final(dao, alice, chain):
+    g = dao.governor
+    first = propose(g, alice, [fee_action(dao, 300)], "first")
+    g.cancel(first, sender=alice)
+    assert g.state(first) == CANCELED
+    second = propose(g, alice, [fee_action(dao, 300)], "second")
+    assert second == first + 1
+
+
+def in_one_block(chain, calls):
+    """Sends `calls` ((sender, contract, method, args)) and mines them all in one block;
+    returns their receipts' statuses."""
+    w3 = chain.provider.web3
+    w3.provider.make_request("anvil_autoImpersonateAccount", [True])
+    w3.provider.make_request("evm_setAutomine", [False])
+    try:
+        hashes = [
+            w3.eth.send_transaction(
+                {"from": sender.address, "to": contract.address, "gas": 1_000_000,
+                 "data": encode(contract, name, *args)}
+            )
+            for sender, contract, name, args in calls
+        ]
+        w3.provider.make_request("evm_mine", [])
+    finally:
+        w3.provider.make_request("evm_setAutomine", [True])
+    return [w3.eth.get_transaction_receipt(h).status for h in hashes]
+
+
+def test_flash_borrowed_tokens_cannot_propose(dao, deployer, outsider, chain):
+    """Tokens borrowed and returned in one block carry no proposing power: the threshold
+    is read one second back."""
+    g, token = dao.governor, dao.token
+    a = fee_action(dao, 300)
+    statuses = in_one_block(
+        chain,
+        [
+            (deployer, token, "transfer", (outsider, 200_000 * TOKEN)),
+            (outsider, token, "delegate", (outsider,)),
+            (outsider, g, "propose", ([a.target], [0], [a.calldata], "borrowed")),
+            (outsider, token, "transfer", (deployer, 200_000 * TOKEN)),
+        ],
+    )
+    assert statuses == [1, 1, 0, 1]
+    assert g.proposalCount() == 0 and token.balanceOf(outsider) == 0
+    # Held for real, the same tokens may propose one second later.
+    token.transfer(outsider, 200_000 * TOKEN, sender=deployer)
+    advance(chain, 1)
+    assert propose(g, outsider, [a], "held") == 1
+
+
+# ------------------------------------------------------------------ voting
+
+
+def test_votes_are_tallied_at_the_snapshot(dao, alice, bob, carol, chain):
+    g = dao.governor
+    proposal_id = propose(g, alice, [fee_action(dao, 300)], "fee")
+    with ape.reverts("governor: vote not currently active"):
+        g.castVote(proposal_id, FOR, sender=bob)
+    to_active(dao, chain, proposal_id)
+    assert g.state(proposal_id) == ACTIVE
+    receipt = g.castVoteWithReason(proposal_id, FOR, "cheaper jobs", sender=alice)
+    [event] = receipt.decode_logs(g.VoteCast)
+    assert (event.voter, event.proposalId, event.support, event.weight, event.reason) == (
+        alice.address,
+        proposal_id,
+        FOR,
+        30_000_000 * TOKEN,
+        "cheaper jobs",
+    )
+    g.castVote(proposal_id, AGAINST, sender=bob)
+    g.castVote(proposal_id, ABSTAIN, sender=carol)
+    assert g.proposalVotes(proposal_id) == (20_000_000 * TOKEN, 30_000_000 * TOKEN, 10_000_000 * TOKEN)
+    assert g.hasVoted(proposal_id, alice) and not g.hasVoted(proposal_id + 1, alice)
+    with ape.reverts("governor: vote already cast"):
+        g.castVote(proposal_id, AGAINST, sender=alice)
+    with ape.reverts("governor: invalid vote type"):
+        g.castVote(proposal_id, 3, sender=alice)
+    to_end(dao, chain, proposal_id)
+    with ape.reverts("governor: vote not currently active"):
+        g.castVote(proposal_id, FOR, sender=alice)
+    # quorum: for + abstain = 40M = 4% of 1B; for > against.
+    assert g.proposalQuorum(proposal_id) == 40_000_000 * TOKEN
+    assert g.state(proposal_id) == SUCCEEDED
+
+
+def test_defeated_without_quorum_or_majority(dao, alice, bob, carol, chain):
+    g = dao.governor
+    no_quorum = propose(g, bob, [fee_action(dao, 300)], "too few voters")
+    tie = propose(g, alice, [fee_action(dao, 300)], "no majority")
+    to_active(dao, chain, tie)
+    g.castVote(no_quorum, FOR, sender=bob)  # 20M < 40M quorum
+    g.castVote(tie, FOR, sender=bob)
+    g.castVote(tie, AGAINST, sender=alice)  # 30M against 20M for
+    to_end(dao, chain, tie)
+    assert g.state(no_quorum) == DEFEATED and g.state(tie) == DEFEATED
+    with ape.reverts("governor: proposal not successful"):
+        g.queue(no_quorum, sender=bob)
+
+
+def test_votes_bought_after_the_snapshot_count_for_nothing(dao, deployer, alice, outsider, chain):
+    g = dao.governor
+    proposal_id = propose(g, alice, [fee_action(dao, 300)], "fee")
+    to_active(dao, chain, proposal_id)
+    dao.token.transfer(outsider, 50_000_000 * TOKEN, sender=deployer)
+    delegate(dao.token, outsider, outsider)
+    receipt = g.castVote(proposal_id, FOR, sender=outsider)
+    assert receipt.return_value == 0
+    # The same tokens handed on to a second account vote for nothing either.
+    dao.token.transfer(alice, 50_000_000 * TOKEN, sender=outsider)
+    assert g.castVote(proposal_id, FOR, sender=alice).return_value == 30_000_000 * TOKEN
+    assert g.proposalVotes(proposal_id)[1] == 30_000_000 * TOKEN
+
+
+def test_staked_tokens_vote_for_their_owner(dao, deployer, outsider, alice, chain):
+    """A provider's bonded stake and a delegator's delegation keep their votes."""
+    token, staking, g = dao.token, dao.staking, dao.governor
+    token.transfer(outsider, 1_000_000 * TOKEN, sender=deployer)
+    delegate(token, outsider, outsider)
+    token.approve(staking, 2**256 - 1, sender=outsider)
+    staking.stake(600_000 * TOKEN, sender=outsider)
+    token.approve(staking, 2**256 - 1, sender=alice)
+    staking.delegate_to(outsider, 1_000_000 * TOKEN, sender=alice)
+    advance(chain, 1)
+    proposal_id = propose(g, outsider, [fee_action(dao, 300)], "stakers vote")
+    to_active(dao, chain, proposal_id)
+    assert g.castVote(proposal_id, FOR, sender=outsider).return_value == 1_000_000 * TOKEN
+    assert g.castVote(proposal_id, FOR, sender=alice).return_value == 30_000_000 * TOKEN
+
+
+def test_vote_by_signature(dao, alice, bob, outsider, chain, chain_id):
+    g = dao.governor
+    proposal_id = propose(g, alice, [fee_action(dao, 300)], "fee")
+    to_active(dao, chain, proposal_id)
+    signature = sign_ballot(g, proposal_id, FOR, bob.address, 0, bob.private_key, chain_id)
+    receipt = g.castVoteBySig(proposal_id, FOR, bob, signature, sender=outsider)
+    assert receipt.return_value == 20_000_000 * TOKEN and g.nonces(bob) == 1
+    [event] = receipt.decode_logs(g.VoteCast)
+    assert event.voter == bob.address
+    # Replay: the nonce moved on, so the same signature no longer verifies.
+    with ape.reverts("governor: invalid signature"):
+        g.castVoteBySig(proposal_id, FOR, bob, signature, sender=outsider)
+    bad = {
+        "other chain": sign_ballot(g, proposal_id, FOR, alice.address, 0, alice.private_key, chain_id + 1),
+        "other choice": sign_ballot(g, proposal_id, AGAINST, alice.address, 0, alice.private_key, chain_id),
+        "other signer": sign_ballot(g, proposal_id, FOR, alice.address, 0, bob.private_key, chain_id),
+    }
+    for signature in bad.values():
+        with ape.reverts("governor: invalid signature"):
+            g.castVoteBySig(proposal_id, FOR, alice, signature, sender=outsider)
+    assert not g.hasVoted(proposal_id, alice) and g.nonces(alice) == 0
+
+
+def test_vote_by_signature_of_a_contract_wallet(dao, project, deployer, alice, carol, outsider, chain, chain_id):
+    """EIP-1271: a contract voter's signature is checked by the contract itself."""
+    g, token = dao.governor, dao.token
+    wallet = carol.deploy(project.SignerWallet)
+    token.transfer(wallet, 45_000_000 * TOKEN, sender=deployer)
+    wallet.execute(token, encode(token, "delegate", wallet), sender=carol)
+    advance(chain, 1)
+    proposal_id = propose(g, alice, [fee_action(dao, 300)], "fee")
+    to_active(dao, chain, proposal_id)
+    forged = sign_ballot(g, proposal_id, FOR, wallet.address, 0, outsider.private_key, chain_id)
+    with ape.reverts("governor: invalid signature"):
+        g.castVoteBySig(proposal_id, FOR, wallet, forged, sender=outsider)
+    signature = sign_ballot(g, proposal_id, FOR, wallet.address, 0, carol.private_key, chain_id)
+    assert g.castVoteBySig(proposal_id, FOR, wallet, signature, sender=outsider).return_value == 45_000_000 * TOKEN
+
+
+def test_quorum_is_fixed_at_creation(dao, alice, bob, carol, chain):
+    """CVE-2022-31198: raising the quorum must not change proposals made before."""
+    g = dao.governor
+    raise_quorum = call(g, "set_parameter", QUORUM_BPS, 5_000)
+    older = propose(g, carol, [fee_action(dao, 300)], "made before the change")
+    pass_proposal(g, dao.timelock, chain, alice, [alice, bob], [raise_quorum], "quorum to 50%")
+    assert g.quorumNumerator() == 5_000
+    assert g.state(older) == DEFEATED  # nobody voted on it: its 4% quorum was not met
+    newer = propose(g, bob, [fee_action(dao, 300)], "made after the change")
+    to_active(dao, chain, newer)
+    g.castVote(newer, FOR, sender=alice)
+    g.castVote(newer, FOR, sender=bob)
+    to_end(dao, chain, newer)
+    assert g.proposalQuorum(newer) == 500_000_000 * TOKEN and g.state(newer) == DEFEATED
+
+
+def test_quorum_change_does_not_revive_or_kill_a_live_proposal(dao, alice, bob, carol, chain):
+    g = dao.governor
+    lower = call(g, "set_parameter", QUORUM_BPS, 100)
+    first = propose(g, alice, [lower], "quorum to 1%")
+    to_active(dao, chain, first)
+    g.castVote(first, FOR, sender=alice)
+    g.castVote(first, FOR, sender=bob)
+    live = propose(g, carol, [fee_action(dao, 300)], "carol alone")
+    to_active(dao, chain, live)
+    g.castVote(live, FOR, sender=carol)  # 10M: above 1%, below its own 4%
+    to_end(dao, chain, first)
+    g.queue(first, sender=alice)
+    chain.pending_timestamp = g.proposalEta(first)
+    g.execute(first, sender=alice)
+    assert g.quorumNumerator() == 100
+    to_end(dao, chain, live)
+    assert g.proposalQuorum(live) == 40_000_000 * TOKEN and g.state(live) == DEFEATED
+
+
+def test_late_quorum_extends_the_deadline_once(dao, alice, bob, carol, chain):
+    g = dao.governor
+    proposal_id = propose(g, carol, [fee_action(dao, 300)], "fee")
+    deadline = g.proposalDeadline(proposal_id)
+    to_active(dao, chain, proposal_id)
+    g.castVote(proposal_id, FOR, sender=carol)  # 10M: no quorum yet
+    chain.pending_timestamp = deadline - 3600
+    receipt = g.castVote(proposal_id, ABSTAIN, sender=alice)  # 40M: reaches quorum late
+    now = receipt.timestamp
+    [event] = receipt.decode_logs(g.ProposalExtended)
+    assert event.extendedDeadline == now + DAY == g.proposalDeadline(proposal_id)
+    chain.pending_timestamp = now + DAY - 10
+    receipt = g.castVote(proposal_id, AGAINST, sender=bob)
+    assert receipt.decode_logs(g.ProposalExtended) == []
+    assert g.proposalDeadline(proposal_id) == now + DAY
+    to_end(dao, chain, proposal_id)
+    assert g.state(proposal_id) == DEFEATED  # 10M for, 20M against
+
+
+def test_early_quorum_does_not_extend(dao, alice, bob, chain):
+    g = dao.governor
+    proposal_id = propose(g, alice, [fee_action(dao, 300)], "fee")
+    deadline = g.proposalDeadline(proposal_id)
+    to_active(dao, chain, proposal_id)
+    receipt = g.castVote(proposal_id, FOR, sender=bob)
+    receipt = g.castVote(proposal_id, FOR, sender=alice)
+    assert receipt.decode_logs(g.ProposalExtended) == [] and g.proposalDeadline(proposal_id) == deadline
+
+
+# ------------------------------------------------------------------ queue, timelock, execute
+
+
+def test_end_to_end_fee_change_and_grant(dao, alice, bob, carol, outsider, chain, chain_id, client, deployer):
+    """Propose a fee change plus a treasury grant; vote (one by signature); queue; wait;
+    execute; the next job pays the new fee."""
+    g, t, token, escrow = dao.governor, dao.timelock, dao.token, dao.escrow
+    grant = 250_000 * TOKEN
+    actions = [fee_action(dao, 100), call(token, "transfer", outsider, grant)]
+    proposal_id = propose(g, alice, actions, "Fee to 1% and a grant to the outsider")
+    advance(chain, DAY + 1)
+    g.castVote(proposal_id, FOR, sender=alice)
+    signature = sign_ballot(g, proposal_id, FOR, bob.address, 0, bob.private_key, chain_id)
+    g.castVoteBySig(proposal_id, FOR, bob, signature, sender=carol)
+    g.castVote(proposal_id, AGAINST, sender=carol)
+    with ape.reverts("governor: proposal not successful"):
+        g.queue(proposal_id, sender=alice)
+    to_end(dao, chain, proposal_id)
+    receipt = g.queue(proposal_id, sender=outsider)
+    eta = receipt.timestamp + 2 * DAY
+    [queued] = receipt.decode_logs(g.ProposalQueued)
+    assert queued.etaSeconds == eta == g.proposalEta(proposal_id)
+    assert g.state(proposal_id) == QUEUED
+    operation = t.hash_operation(proposal_id, [a.target for a in actions], [0, 0], [a.calldata for a in actions])
+    assert t.eta(operation) == eta
+    with ape.reverts("governor: timelock delay not passed"):
+        g.execute(proposal_id, sender=outsider)
+    with ape.reverts("governor: proposal not successful"):
+        g.queue(proposal_id, sender=outsider)
+    chain.pending_timestamp = eta
+    treasury_before = token.balanceOf(t)
+    receipt = g.execute(proposal_id, sender=outsider)
+    assert receipt.decode_logs(g.ProposalExecuted)[0].proposalId == proposal_id
+    assert g.state(proposal_id) == EXECUTED and t.eta(operation) == 0
+    assert escrow.parameter(ESCROW_FEE) == 100
+    assert token.balanceOf(outsider) == grant and token.balanceOf(t) == treasury_before - grant
+    with ape.reverts("governor: proposal not queued"):
+        g.execute(proposal_id, sender=outsider)
+
+    # The next job pays the new 1% fee.
+    provider = outsider
+    token.approve(dao.staking, 2**256 - 1, sender=provider)
+    dao.staking.stake(10_000 * TOKEN, sender=provider)
+    dao.registry.register(gpu_spec(), "ipfs://device", sender=provider)
+    token.transfer(client, 100_000 * TOKEN, sender=deployer)
+    token.approve(escrow, 2**256 - 1, sender=client)
+    escrow.deposit(10_000 * TOKEN, sender=client)
+    job = post(dao, client, chain)
+    slot = run_replica(dao, job, provider, GOOD)
+    reveal(dao, job, provider, slot, GOOD)
+    chain.pending_timestamp = escrow.job(job).challenge_end
+    [settled] = escrow.finalize(job, sender=outsider).decode_logs(escrow.JobSettled)
+    assert settled.fees == PRICE * 100 // 10_000
+
+
+def test_expired_after_the_grace_period(dao, alice, bob, chain):
+    g = dao.governor
+    proposal_id = propose(g, alice, [fee_action(dao, 300)], "fee")
+    to_active(dao, chain, proposal_id)
+    g.castVote(proposal_id, FOR, sender=alice)
+    g.castVote(proposal_id, FOR, sender=bob)
+    to_end(dao, chain, proposal_id)
+    g.queue(proposal_id, sender=alice)
+    chain.pending_timestamp = g.proposalEta(proposal_id) + 14 * DAY
+    chain.mine()
+    assert g.state(proposal_id) == EXPIRED
+    with ape.reverts("governor: proposal expired"):
+        g.execute(proposal_id, sender=alice)
+    assert dao.escrow.parameter(ESCROW_FEE) == 250
+
+
+def test_out_of_bounds_parameter_fails_at_execution_and_changes_nothing(dao, alice, bob, chain):
+    g = dao.governor
+    actions = [call(dao.token, "transfer", bob, TOKEN), fee_action(dao, 10_000)]
+    with ape.reverts("job_escrow: parameter out of bounds"):
+        pass_proposal(g, dao.timelock, chain, alice, [alice, bob], actions, "a 100% fee")
+    proposal_id = g.latestProposalId(alice)
+    assert g.state(proposal_id) == QUEUED
+    assert dao.escrow.parameter(ESCROW_FEE) == 250
+    assert dao.token.balanceOf(bob) == 20_000_000 * TOKEN
+
+
+def test_only_the_timelock_changes_its_delay_within_bounds(dao, alice, bob, chain):
+    g, t = dao.governor, dao.timelock
+    with ape.reverts("timelock: delay out of bounds"):
+        pass_proposal(g, t, chain, alice, [alice, bob], [call(t, "set_delay", 0)], "no delay")
+    assert t.delay() == 2 * DAY
+    pass_proposal(g, t, chain, bob, [alice, bob], [call(t, "set_delay", 3 * DAY)], "three days")
+    assert t.delay() == 3 * DAY
+
+
+def test_timelock_runs_only_what_was_queued(dao, alice, bob, chain):
+    """Even the governor cannot run actions other than the ones it queued."""
+    g, t = dao.governor, dao.timelock
+    proposal_id = propose(g, alice, [fee_action(dao, 300)], "fee")
+    to_active(dao, chain, proposal_id)
+    g.castVote(proposal_id, FOR, sender=alice)
+    g.castVote(proposal_id, FOR, sender=bob)
+    to_end(dao, chain, proposal_id)
+    g.queue(proposal_id, sender=alice)
+    chain.pending_timestamp = g.proposalEta(proposal_id)
+    other = call(dao.token, "transfer", alice, TOKEN)
+    chain.provider.set_balance(g.address, 10**18)
+    with ape.reverts("timelock: operation not queued"):
+        t.execute(proposal_id, [other.target], [0], [other.calldata], sender=g.address)
+    with ape.reverts("timelock: caller is not the governor"):
+        t.execute(proposal_id, [other.target], [0], [other.calldata], sender=alice)
+
+
+# ------------------------------------------------------------------ cancelling and the guardian
+
+
+def test_proposer_cancels_only_while_pending(dao, alice, bob, chain):
+    g = dao.governor
+    proposal_id = propose(g, alice, [fee_action(dao, 300)], "fee")
+    with ape.reverts("governor: caller cannot cancel"):
+        g.cancel(proposal_id, sender=bob)
+    to_active(dao, chain, proposal_id)
+    with ape.reverts("governor: proposal not pending"):
+        g.cancel(proposal_id, sender=alice)
+    other = propose(g, bob, [fee_action(dao, 300)], "fee")
+    receipt = g.cancel(other, sender=bob)
+    assert receipt.decode_logs(g.ProposalCanceled)[0].proposalId == other
+    assert g.state(other) == CANCELED
+    to_active(dao, chain, other)
+    with ape.reverts("governor: vote not currently active"):
+        g.castVote(other, FOR, sender=alice)
+
+
+def appoint_guardian(dao, chain, guardian, voters, term=180 * DAY):
+    expiry = chain.pending_timestamp + 30 * DAY + term
+    action = call(dao.governor, "set_guardian", guardian, expiry)
+    pass_proposal(dao.governor, dao.timelock, chain, voters[0], voters, [action], "appoint the guardian")
+    return expiry
+
+
+def test_guardian_cancels_a_queued_proposal_but_cannot_move_funds(dao, guardian, alice, bob, carol, chain):
+    g, t, token = dao.governor, dao.timelock, dao.token
+    expiry = appoint_guardian(dao, chain, guardian, [alice, bob])
+    assert (g.guardian(), g.guardian_expiry()) == (guardian.address, expiry)
+    grab = call(token, "transfer", carol, 1_000_000 * TOKEN)
+    proposal_id = propose(g, carol, [grab], "pay carol")
+    to_active(dao, chain, proposal_id)
+    g.castVote(proposal_id, FOR, sender=alice)
+    g.castVote(proposal_id, FOR, sender=bob)
+    to_end(dao, chain, proposal_id)
+    g.queue(proposal_id, sender=carol)
+    operation = t.hash_operation(proposal_id, [grab.target], [0], [grab.calldata])
+    receipt = g.cancel(proposal_id, sender=guardian)
+    assert receipt.decode_logs(t.OperationCancelled)[0].operation == operation
+    assert g.state(proposal_id) == CANCELED and t.eta(operation) == 0
+    chain.pending_timestamp += 3 * DAY
+    with ape.reverts("governor: proposal not queued"):
+        g.execute(proposal_id, sender=carol)
+    # The guardian holds no role that moves funds or changes anything.
+    with ape.reverts("timelock: caller is not the governor"):
+        t.execute(proposal_id, [grab.target], [0], [grab.calldata], sender=guardian)
+    with ape.reverts("ownable: caller is not the owner"):
+        dao.escrow.set_treasury(guardian, sender=guardian)
+    with ape.reverts("governor: caller is not the timelock"):
+        g.set_guardian(guardian, expiry + DAY, sender=guardian)
+    with ape.reverts("governor: proposal is final"):
+        g.cancel(proposal_id, sender=guardian)
+    # It may pause new work in JobEscrow, within its bounded pause.
+    dao.escrow.pause(chain.pending_timestamp + DAY, sender=guardian)
+
+
+def test_guardian_power_ends_at_expiry_and_is_bounded(dao, guardian, alice, bob, chain):
+    g = dao.governor
+    with ape.reverts("governor: guardian term too long"):
+        pass_proposal(g, dao.timelock, chain, alice, [alice, bob], [call(g, "set_guardian", guardian, 2**40)], "x")
+    expiry = appoint_guardian(dao, chain, guardian, [bob, alice], term=DAY)
+    proposal_id = propose(g, bob, [fee_action(dao, 300)], "fee")
+    chain.pending_timestamp = expiry
+    chain.mine()
+    with ape.reverts("governor: caller cannot cancel"):
+        g.cancel(proposal_id, sender=guardian)
