@@ -11,7 +11,16 @@ from eth_account.messages import encode_typed_data
 
 # OpenZeppelin's ProposalState numbering, as Governor.state() returns it.
 PENDING, ACTIVE, CANCELED, DEFEATED, SUCCEEDED, QUEUED, EXPIRED, EXECUTED = range(8)
-STATE_NAMES = ("Pending", "Active", "Canceled", "Defeated", "Succeeded", "Queued", "Expired", "Executed")
+STATE_NAMES = (
+    "Pending",
+    "Active",
+    "Canceled",
+    "Defeated",
+    "Succeeded",
+    "Queued",
+    "Expired",
+    "Executed",
+)
 AGAINST, FOR, ABSTAIN = 0, 1, 2
 
 
@@ -53,7 +62,9 @@ def propose(governor, proposer, actions: list[Action], description: str) -> int:
     return receipt.return_value
 
 
-def sign_ballot(governor, proposal_id: int, support: int, voter: str, nonce: int, key, chain_id: int) -> bytes:
+def sign_ballot(
+    governor, proposal_id: int, support: int, voter: str, nonce: int, key, chain_id: int
+) -> bytes:
     """65-byte EIP-712 `Ballot` signature (r || s || v) for Governor.castVoteBySig."""
     message = {
         "types": {
@@ -89,7 +100,9 @@ def advance(chain, seconds: int) -> None:
     chain.mine()
 
 
-def pass_proposal(governor, timelock, chain, proposer, voters, actions: list[Action], description: str) -> Any:
+def pass_proposal(
+    governor, timelock, chain, proposer, voters, actions: list[Action], description: str
+) -> Any:
     """Proposes, lets `voters` vote for, queues, waits out the delay and executes.
     Returns the execute receipt."""
     proposal_id = propose(governor, proposer, actions, description)

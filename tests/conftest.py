@@ -7,8 +7,8 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
-from computeshare.specs import device_spec
 from computeshare.governance import advance
+from computeshare.specs import device_spec
 from computeshare.suite import deploy_suite, deploy_system
 
 DAY = 86_400

@@ -4,8 +4,6 @@ and the attacks governance must withstand. Runs on the system as deployed in pro
 from __future__ import annotations
 
 import ape
-import pytest
-from eth_utils import keccak
 
 from computeshare.governance import (
     ABSTAIN,
@@ -92,8 +90,16 @@ def test_defaults_and_hard_bounds(dao):
     }
     for key, (value, low, high) in expected.items():
         assert g.parameter(key) == value and g.parameter_bounds(key) == (low, high)
-    assert (g.votingDelay(), g.votingPeriod(), g.proposalThreshold()) == (DAY, 5 * DAY, 100_000 * TOKEN)
-    assert (g.quorumNumerator(), g.quorumDenominator(), g.lateQuorumVoteExtension()) == (400, 10_000, DAY)
+    assert (g.votingDelay(), g.votingPeriod(), g.proposalThreshold()) == (
+        DAY,
+        5 * DAY,
+        100_000 * TOKEN,
+    )
+    assert (g.quorumNumerator(), g.quorumDenominator(), g.lateQuorumVoteExtension()) == (
+        400,
+        10_000,
+        DAY,
+    )
     assert g.COUNTING_MODE() == "support=bravo&quorum=for,abstain"
     assert g.CLOCK_MODE() == "mode=timestamp" and g.name() == "ComputeShare Governor"
     assert (t.delay(), t.grace_period()) == (2 * DAY, 14 * DAY)
@@ -124,7 +130,11 @@ def test_propose_stores_actions_and_logs_them(dao, alice, chain):
     proposal_id = receipt.return_value
     [event] = receipt.decode_logs(g.ProposalCreated)
     now = chain.blocks.head.timestamp
-    assert (event.proposalId, event.proposer, event.description) == (proposal_id, alice.address, "Fee to 3%")
+    assert (event.proposalId, event.proposer, event.description) == (
+        proposal_id,
+        alice.address,
+        "Fee to 3%",
+    )
     assert (event.voteStart, event.voteEnd) == (now + DAY, now + 6 * DAY)
     assert list(event.targets) == [action.target] and list(event.calldatas) == [action.calldata]
     assert g.proposalSnapshot(proposal_id) == now + DAY
@@ -132,7 +142,11 @@ def test_propose_stores_actions_and_logs_them(dao, alice, chain):
     assert g.proposalProposer(proposal_id) == alice.address
     assert g.proposalCount() == proposal_id == 1 and g.latestProposalId(alice) == 1
     targets, values, calldatas = g.proposalDetails(proposal_id)
-    assert (list(targets), list(values), [bytes(c) for c in calldatas]) == ([action.target], [0], [action.calldata])
+    assert (list(targets), list(values), [bytes(c) for c in calldatas]) == (
+        [action.target],
+        [0],
+        [action.calldata],
+    )
     assert g.state(proposal_id) == PENDING and g.proposalNeedsQueuing(proposal_id)
 
 
@@ -173,8 +187,12 @@ def in_one_block(chain, calls):
     try:
         hashes = [
             w3.eth.send_transaction(
-                {"from": sender.address, "to": contract.address, "gas": 1_000_000,
-                 "data": encode(contract, name, *args)}
+                {
+                    "from": sender.address,
+                    "to": contract.address,
+                    "gas": 1_000_000,
+                    "data": encode(contract, name, *args),
+                }
             )
             for sender, contract, name, args in calls
         ]
@@ -227,7 +245,11 @@ def test_votes_are_tallied_at_the_snapshot(dao, alice, bob, carol, chain):
     )
     g.castVote(proposal_id, AGAINST, sender=bob)
     g.castVote(proposal_id, ABSTAIN, sender=carol)
-    assert g.proposalVotes(proposal_id) == (20_000_000 * TOKEN, 30_000_000 * TOKEN, 10_000_000 * TOKEN)
+    assert g.proposalVotes(proposal_id) == (
+        20_000_000 * TOKEN,
+        30_000_000 * TOKEN,
+        10_000_000 * TOKEN,
+    )
     assert g.hasVoted(proposal_id, alice) and not g.hasVoted(proposal_id + 1, alice)
     with ape.reverts("governor: vote already cast"):
         g.castVote(proposal_id, AGAINST, sender=alice)
@@ -298,9 +320,15 @@ def test_vote_by_signature(dao, alice, bob, outsider, chain, chain_id):
     with ape.reverts("governor: invalid signature"):
         g.castVoteBySig(proposal_id, FOR, bob, signature, sender=outsider)
     bad = {
-        "other chain": sign_ballot(g, proposal_id, FOR, alice.address, 0, alice.private_key, chain_id + 1),
-        "other choice": sign_ballot(g, proposal_id, AGAINST, alice.address, 0, alice.private_key, chain_id),
-        "other signer": sign_ballot(g, proposal_id, FOR, alice.address, 0, bob.private_key, chain_id),
+        "other chain": sign_ballot(
+            g, proposal_id, FOR, alice.address, 0, alice.private_key, chain_id + 1
+        ),
+        "other choice": sign_ballot(
+            g, proposal_id, AGAINST, alice.address, 0, alice.private_key, chain_id
+        ),
+        "other signer": sign_ballot(
+            g, proposal_id, FOR, alice.address, 0, bob.private_key, chain_id
+        ),
     }
     for signature in bad.values():
         with ape.reverts("governor: invalid signature"):
@@ -308,7 +336,9 @@ def test_vote_by_signature(dao, alice, bob, outsider, chain, chain_id):
     assert not g.hasVoted(proposal_id, alice) and g.nonces(alice) == 0
 
 
-def test_vote_by_signature_of_a_contract_wallet(dao, project, deployer, alice, carol, outsider, chain, chain_id):
+def test_vote_by_signature_of_a_contract_wallet(
+    dao, project, deployer, alice, carol, outsider, chain, chain_id
+):
     """EIP-1271: a contract voter's signature is checked by the contract itself."""
     g, token = dao.governor, dao.token
     wallet = carol.deploy(project.SignerWallet)
@@ -321,7 +351,10 @@ def test_vote_by_signature_of_a_contract_wallet(dao, project, deployer, alice, c
     with ape.reverts("governor: invalid signature"):
         g.castVoteBySig(proposal_id, FOR, wallet, forged, sender=outsider)
     signature = sign_ballot(g, proposal_id, FOR, wallet.address, 0, carol.private_key, chain_id)
-    assert g.castVoteBySig(proposal_id, FOR, wallet, signature, sender=outsider).return_value == 45_000_000 * TOKEN
+    assert (
+        g.castVoteBySig(proposal_id, FOR, wallet, signature, sender=outsider).return_value
+        == 45_000_000 * TOKEN
+    )
 
 
 def test_quorum_is_fixed_at_creation(dao, alice, bob, carol, chain):
@@ -385,13 +418,18 @@ def test_early_quorum_does_not_extend(dao, alice, bob, chain):
     to_active(dao, chain, proposal_id)
     receipt = g.castVote(proposal_id, FOR, sender=bob)
     receipt = g.castVote(proposal_id, FOR, sender=alice)
-    assert receipt.decode_logs(g.ProposalExtended) == [] and g.proposalDeadline(proposal_id) == deadline
+    assert (
+        receipt.decode_logs(g.ProposalExtended) == []
+        and g.proposalDeadline(proposal_id) == deadline
+    )
 
 
 # ------------------------------------------------------------------ queue, timelock, execute
 
 
-def test_end_to_end_fee_change_and_grant(dao, alice, bob, carol, outsider, chain, chain_id, client, deployer):
+def test_end_to_end_fee_change_and_grant(
+    dao, alice, bob, carol, outsider, chain, chain_id, client, deployer
+):
     """Propose a fee change plus a treasury grant; vote (one by signature); queue; wait;
     execute; the next job pays the new fee."""
     g, t, token, escrow = dao.governor, dao.timelock, dao.token, dao.escrow
@@ -411,7 +449,9 @@ def test_end_to_end_fee_change_and_grant(dao, alice, bob, carol, outsider, chain
     [queued] = receipt.decode_logs(g.ProposalQueued)
     assert queued.etaSeconds == eta == g.proposalEta(proposal_id)
     assert g.state(proposal_id) == QUEUED
-    operation = t.hash_operation(proposal_id, [a.target for a in actions], [0, 0], [a.calldata for a in actions])
+    operation = t.hash_operation(
+        proposal_id, [a.target for a in actions], [0, 0], [a.calldata for a in actions]
+    )
     assert t.eta(operation) == eta
     with ape.reverts("governor: timelock delay not passed"):
         g.execute(proposal_id, sender=outsider)
@@ -520,11 +560,15 @@ def test_proposer_cancels_only_while_pending(dao, alice, bob, chain):
 def appoint_guardian(dao, chain, guardian, voters, term=180 * DAY):
     expiry = chain.pending_timestamp + 30 * DAY + term
     action = call(dao.governor, "set_guardian", guardian, expiry)
-    pass_proposal(dao.governor, dao.timelock, chain, voters[0], voters, [action], "appoint the guardian")
+    pass_proposal(
+        dao.governor, dao.timelock, chain, voters[0], voters, [action], "appoint the guardian"
+    )
     return expiry
 
 
-def test_guardian_cancels_a_queued_proposal_but_cannot_move_funds(dao, guardian, alice, bob, carol, chain):
+def test_guardian_cancels_a_queued_proposal_but_cannot_move_funds(
+    dao, guardian, alice, bob, carol, chain
+):
     g, t, token = dao.governor, dao.timelock, dao.token
     expiry = appoint_guardian(dao, chain, guardian, [alice, bob])
     assert (g.guardian(), g.guardian_expiry()) == (guardian.address, expiry)
@@ -558,7 +602,15 @@ def test_guardian_cancels_a_queued_proposal_but_cannot_move_funds(dao, guardian,
 def test_guardian_power_ends_at_expiry_and_is_bounded(dao, guardian, alice, bob, chain):
     g = dao.governor
     with ape.reverts("governor: guardian term too long"):
-        pass_proposal(g, dao.timelock, chain, alice, [alice, bob], [call(g, "set_guardian", guardian, 2**40)], "x")
+        pass_proposal(
+            g,
+            dao.timelock,
+            chain,
+            alice,
+            [alice, bob],
+            [call(g, "set_guardian", guardian, 2**40)],
+            "x",
+        )
     expiry = appoint_guardian(dao, chain, guardian, [bob, alice], term=DAY)
     proposal_id = propose(g, bob, [fee_action(dao, 300)], "fee")
     chain.pending_timestamp = expiry

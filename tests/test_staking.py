@@ -410,7 +410,9 @@ def test_slash_requires_role(staked, provider, alice):
 # ------------------------------------------------------------------ votes of bonded stake
 
 
-def test_staked_tokens_keep_their_votes(staking, token, provider, delegator, escrow_role, alice, chain):
+def test_staked_tokens_keep_their_votes(
+    staking, token, provider, delegator, escrow_role, alice, chain
+):
     for account in (provider, delegator):
         delegate(token, account, account)
     before = {a: token.getVotes(a) for a in (provider, delegator)}
