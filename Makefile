@@ -46,6 +46,7 @@ bench: setup
 	ape run bench_token
 	ape run bench_staking
 	ape run bench_escrow
+	ape run bench_governance
 
 clean:
 	rm -rf $(VENV) node_modules .build .hypothesis .pytest_cache

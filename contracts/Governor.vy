@@ -90,11 +90,16 @@ STATE_QUEUED: public(constant(uint8)) = 5
 STATE_EXPIRED: public(constant(uint8)) = 6
 STATE_EXECUTED: public(constant(uint8)) = 7
 
+_MALLEABILITY_THRESHOLD: constant(uint256) = (
+    57896044618658097711785492504343953926418782139537452191302581570759080747168
+)
+
 _AGAINST: constant(uint8) = 0
 _FOR: constant(uint8) = 1
 _ABSTAIN: constant(uint8) = 2
 
-# Proposal word: snapshot | deadline << 48 | for-votes << 96 | flags << 192 | actions << 200 | quorum bps << 208.
+# Proposal word: snapshot | deadline << 48 | for-votes << 96 | flags << 192 | actions << 200
+# | quorum bps << 208 | late-quorum extension << 224.
 _U48: constant(uint256) = 2**48 - 1
 _U96: constant(uint256) = 2**96 - 1
 _U160: constant(uint256) = 2**160 - 1
@@ -103,6 +108,8 @@ _FOR_SHIFT: constant(uint256) = 96
 _FLAGS_SHIFT: constant(uint256) = 192
 _COUNT_SHIFT: constant(uint256) = 200
 _QUORUM_SHIFT: constant(uint256) = 208
+_EXTENSION_SHIFT: constant(uint256) = 224
+_U16: constant(uint256) = 2**16 - 1
 _CANCELED: constant(uint256) = 1 << 192
 _QUEUED: constant(uint256) = 2 << 192
 _EXECUTED: constant(uint256) = 4 << 192
@@ -229,6 +236,7 @@ def propose(
         | (deadline << _DEADLINE_SHIFT)
         | (count << _COUNT_SHIFT)
         | (bounded_params._get(QUORUM_BPS) << _QUORUM_SHIFT)
+        | (bounded_params._get(LATE_QUORUM_EXTENSION) << _EXTENSION_SHIFT)
     )
     self._meta[proposal_id] = convert(msg.sender, uint256)
     self._latest[msg.sender] = proposal_id
@@ -273,16 +281,17 @@ def queue(proposalId: uint256) -> uint256:
 @payable
 def execute(proposalId: uint256) -> uint256:
     """
-    @notice Executes a queued proposal through the timelock once its delay has passed.
-            Anyone may call; ether sent along is forwarded to the timelock.
+    @notice Executes a queued proposal through the timelock once its delay has passed
+            and before its grace period ends (the timelock checks both). Anyone may call;
+            ether sent along is forwarded to the timelock.
     @param proposalId The proposal.
     @return uint256 The proposal id.
     """
-    state: uint8 = self._state(proposalId)
-    assert state != STATE_EXPIRED, "governor: proposal expired"
-    assert state == STATE_QUEUED, "governor: proposal not queued"
-    assert block.timestamp >= self._meta[proposalId] >> _ETA_SHIFT, "governor: timelock delay not passed"
-    self._proposals[proposalId] |= _EXECUTED
+    # Queued, and neither executed nor cancelled since. The timelock checks the time: it
+    # rejects the call before the eta ("operation not ready") and after the grace period.
+    word: uint256 = self._proposals[proposalId]
+    assert word & (_QUEUED | _EXECUTED | _CANCELED) == _QUEUED, "governor: proposal not queued"
+    self._proposals[proposalId] = word | _EXECUTED
     log ProposalExecuted(proposalId=proposalId)
     targets: DynArray[address, MAX_ACTIONS] = []
     values: DynArray[uint256, MAX_ACTIONS] = []
@@ -356,7 +365,7 @@ def castVoteBySig(proposalId: uint256, support: uint8, voter: address, signature
     digest: bytes32 = eip712_domain_separator._hash_typed_data_v4(
         keccak256(abi_encode(BALLOT_TYPEHASH, proposalId, support, voter, nonce))
     )
-    assert signature_checker._is_valid_signature_now(voter, digest, signature), "governor: invalid signature"
+    assert self._is_valid_signature(voter, digest, signature), "governor: invalid signature"
     return self._cast_vote(proposalId, voter, support, "")
 
 
@@ -757,7 +766,7 @@ def _cast_vote(proposal_id: uint256, voter: address, support: uint8, reason: Str
 
     # Late quorum: only a for or abstain vote in the last `LATE_QUORUM_EXTENSION` seconds
     # can be the one that first reaches quorum and move the deadline.
-    extension: uint256 = bounded_params._get(LATE_QUORUM_EXTENSION)
+    extension: uint256 = word >> _EXTENSION_SHIFT
     if support != _AGAINST and weight != 0 and block.timestamp + extension > deadline:
         counted: uint256 = for_votes + (self._tallies[proposal_id] >> _ABSTAIN_SHIFT)
         quorum: uint256 = self._quorum(word)
@@ -773,6 +782,26 @@ def _cast_vote(proposal_id: uint256, voter: address, support: uint8, reason: Str
 
 @internal
 @view
+def _is_valid_signature(voter: address, digest: bytes32, signature: Bytes[65]) -> bool:
+    """
+    @dev As OpenZeppelin's `SignatureChecker`: an ECDSA signature by `voter` is valid;
+         otherwise a contract voter decides through EIP-1271. Recovering first spares
+         EOA voters the code-size look-up.
+    """
+    if len(signature) == 65:
+        s: uint256 = convert(extract32(signature, 32), uint256)
+        # Only low-s signatures (EIP-2), so no signature has a malleable twin.
+        if s <= _MALLEABILITY_THRESHOLD:
+            signer: address = ecrecover(
+                digest, convert(slice(signature, 64, 1), uint256), convert(extract32(signature, 0), uint256), s
+            )
+            if signer == voter and signer != empty(address):
+                return True
+    return voter.is_contract and signature_checker._is_valid_ERC1271_signature_now(voter, digest, signature)
+
+
+@internal
+@view
 def _proposal(proposal_id: uint256) -> uint256:
     word: uint256 = self._proposals[proposal_id]
     assert word != 0, "governor: unknown proposal"
@@ -783,7 +812,7 @@ def _proposal(proposal_id: uint256) -> uint256:
 @view
 def _quorum(word: uint256) -> uint256:
     supply: uint256 = staticcall IComputeToken(TOKEN).getPastTotalSupply(word & _U48)
-    return supply * (word >> _QUORUM_SHIFT) // _BPS
+    return supply * ((word >> _QUORUM_SHIFT) & _U16) // _BPS
 
 
 @internal

@@ -453,7 +453,7 @@ def test_end_to_end_fee_change_and_grant(
         proposal_id, [a.target for a in actions], [0, 0], [a.calldata for a in actions]
     )
     assert t.eta(operation) == eta
-    with ape.reverts("governor: timelock delay not passed"):
+    with ape.reverts("timelock: operation not ready"):
         g.execute(proposal_id, sender=outsider)
     with ape.reverts("governor: proposal not successful"):
         g.queue(proposal_id, sender=outsider)
@@ -494,7 +494,7 @@ def test_expired_after_the_grace_period(dao, alice, bob, chain):
     chain.pending_timestamp = g.proposalEta(proposal_id) + 14 * DAY
     chain.mine()
     assert g.state(proposal_id) == EXPIRED
-    with ape.reverts("governor: proposal expired"):
+    with ape.reverts("timelock: operation expired"):
         g.execute(proposal_id, sender=alice)
     assert dao.escrow.parameter(ESCROW_FEE) == 250
 

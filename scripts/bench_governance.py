@@ -1,0 +1,127 @@
+"""Gas table for Governor + Timelock, side by side with OpenZeppelin 5.7.0 Governor +
+GovernorSettings + GovernorCountingSimple + GovernorVotesQuorumFraction +
+GovernorTimelockControl + GovernorPreventLateQuorum, TimelockController and ERC20Votes.
+
+Run: `make bench` (or `ape run bench_governance`). Every measured transaction is alone in its
+block. "above intrinsic" is gasUsed minus 21,000 minus calldata: what the contracts cost.
+Our proposals store their actions (so `queue` and `execute` take only the id), which
+OpenZeppelin's base Governor does not: `propose` pays for that.
+"""
+
+from __future__ import annotations
+
+import click
+from ape import accounts, chain, project
+from ape.cli import ConnectedProviderCommand
+
+from computeshare.gas import format_table, gas_row
+from computeshare.governance import FOR, call, sign_ballot
+from computeshare.suite import TOKEN, deploy_system
+
+# Peer figures, gas above intrinsic (solc 0.8.30, optimizer 200, prague, anvil 1.7.1,
+# proposal threshold > 0, one transaction per block).
+PEER = {
+    "propose (1 action)": 51_401,
+    "castVote, first vote of a voter": 46_713,
+    "castVote, later voter": 46_713,
+    "castVote reaching quorum late (extends)": 101_114,
+    "castVoteBySig": 76_600,
+    "queue": 123_230,
+    "execute (1 action, a store)": 71_316,
+}
+PEER_GROWTH_200_CHECKPOINTS = 7_700
+
+
+def _block() -> None:
+    chain.pending_timestamp += 12
+
+
+def measure() -> tuple[list[dict], dict]:
+    test = accounts.test_accounts
+    deployer, proposer, relayer = test[0], test[1], test[2]
+    voters = test[3:9]
+    system = deploy_system(project, deployer)
+    g, token, escrow = system.governor, system.token, system.escrow
+    # Six voters with 8M each (quorum 4% of 1B = 40M: the fifth vote reaches it).
+    token.transfer(proposer, 200_000 * TOKEN, sender=deployer)
+    token.invoke_transaction("delegate", proposer, sender=proposer)
+    for voter in voters:
+        token.transfer(voter, 8_000_000 * TOKEN, sender=deployer)
+        token.invoke_transaction("delegate", voter, sender=voter)
+    # The last voter builds a history of 200 vote checkpoints.
+    heavy = voters[-1]
+    for _ in range(100):
+        _block()
+        token.transfer(deployer, TOKEN, sender=heavy)
+        _block()
+        token.transfer(heavy, TOKEN, sender=deployer)
+    chain.pending_timestamp += 60
+    chain.mine()
+
+    rows: list[dict] = []
+
+    def run(label: str, send) -> object:
+        _block()
+        receipt = send()
+        rows.append(gas_row(label, receipt, PEER.get(label)))
+        return receipt
+
+    def fee(bps):
+        return call(escrow, "set_parameter", 0, bps)
+
+    def propose_one(bps, label="propose (1 action)"):
+        action = fee(bps)
+        receipt = run(
+            label,
+            lambda: g.propose(
+                [action.target], [0], [action.calldata], f"Fee to {bps} bps", sender=proposer
+            ),
+        )
+        return receipt.return_value
+
+    first = propose_one(300)
+    chain.pending_timestamp = g.proposalSnapshot(first) + 1
+    run("castVote, first vote of a voter", lambda: g.castVote(first, FOR, sender=voters[0]))
+    run("castVote, later voter", lambda: g.castVote(first, FOR, sender=voters[1]))
+    signature = sign_ballot(
+        g, first, FOR, voters[2].address, 0, voters[2].private_key, chain.chain_id
+    )
+    run(
+        "castVoteBySig",
+        lambda: g.castVoteBySig(first, FOR, voters[2], signature, sender=relayer),
+    )
+    run("castVote, 200 checkpoints", lambda: g.castVote(first, FOR, sender=heavy))
+    # The fifth vote reaches quorum, in the last hour: the deadline moves.
+    chain.pending_timestamp = g.proposalDeadline(first) - 3_600
+    run(
+        "castVote reaching quorum late (extends)",
+        lambda: g.castVote(first, FOR, sender=voters[3]),
+    )
+    chain.pending_timestamp = g.proposalDeadline(first) + 1
+    run("queue", lambda: g.queue(first, sender=relayer))
+    chain.pending_timestamp = g.proposalEta(first)
+    run("execute (1 action, a store)", lambda: g.execute(first, sender=relayer))
+
+    # A second proposal: voters who voted before pay no new receipt word.
+    second = propose_one(200, "propose (1 action), proposer's second")
+    chain.pending_timestamp = g.proposalSnapshot(second) + 1
+    run("castVote, voter who voted before", lambda: g.castVote(second, FOR, sender=voters[1]))
+    growth = {
+        "ours": next(r for r in rows if r["operation"] == "castVote, 200 checkpoints")[
+            "above_intrinsic"
+        ]
+        - next(r for r in rows if r["operation"] == "castVote, later voter")["above_intrinsic"],
+        "peer": PEER_GROWTH_200_CHECKPOINTS,
+    }
+    return rows, growth
+
+
+@click.command(cls=ConnectedProviderCommand)
+def cli():
+    """Print the Governor + Timelock gas table."""
+    rows, growth = measure()
+    click.echo(format_table(rows, ["operation", "gas_used", "above_intrinsic", "peer", "vs_peer"]))
+    click.echo(
+        f"castVote growth with 200 checkpoints: ours {growth['ours']:+,}, "
+        f"peer about {growth['peer']:+,}"
+    )
