@@ -22,7 +22,7 @@ from computeshare.suite import TOKEN, deploy_system
 # proposal threshold > 0, one transaction per block).
 PEER = {
     "propose (1 action)": 51_401,
-    "castVote, first vote of a voter": 46_713,
+    "castVote, first voter": 46_713,
     "castVote, later voter": 46_713,
     "castVote reaching quorum late (extends)": 101_114,
     "castVoteBySig": 76_600,
@@ -81,7 +81,7 @@ def measure() -> tuple[list[dict], dict]:
 
     first = propose_one(300)
     chain.pending_timestamp = g.proposalSnapshot(first) + 1
-    run("castVote, first vote of a voter", lambda: g.castVote(first, FOR, sender=voters[0]))
+    run("castVote, first voter", lambda: g.castVote(first, FOR, sender=voters[0]))
     run("castVote, later voter", lambda: g.castVote(first, FOR, sender=voters[1]))
     signature = sign_ballot(
         g, first, FOR, voters[2].address, 0, voters[2].private_key, chain.chain_id
