@@ -1,13 +1,10 @@
 """Governance helpers shared by tests, benchmarks, scripts and the demo: build actions,
-propose, vote by signature, and walk a proposal through the timelock."""
+propose, and walk a proposal through the timelock (ballot signing is in `signing`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-
-from eth_account import Account
-from eth_account.messages import encode_typed_data
 
 # OpenZeppelin's ProposalState numbering, as Governor.state() returns it.
 PENDING, ACTIVE, CANCELED, DEFEATED, SUCCEEDED, QUEUED, EXPIRED, EXECUTED = range(8)
@@ -60,38 +57,6 @@ def propose(governor, proposer, actions: list[Action], description: str) -> int:
         sender=proposer,
     )
     return receipt.return_value
-
-
-def sign_ballot(
-    governor, proposal_id: int, support: int, voter: str, nonce: int, key, chain_id: int
-) -> bytes:
-    """65-byte EIP-712 `Ballot` signature (r || s || v) for Governor.castVoteBySig."""
-    message = {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            "Ballot": [
-                {"name": "proposalId", "type": "uint256"},
-                {"name": "support", "type": "uint8"},
-                {"name": "voter", "type": "address"},
-                {"name": "nonce", "type": "uint256"},
-            ],
-        },
-        "primaryType": "Ballot",
-        "domain": {
-            "name": "ComputeShare Governor",
-            "version": "1",
-            "chainId": chain_id,
-            "verifyingContract": str(governor.address),
-        },
-        "message": {"proposalId": proposal_id, "support": support, "voter": voter, "nonce": nonce},
-    }
-    signed = Account.sign_message(encode_typed_data(full_message=message), key)
-    return signed.signature
 
 
 def advance(chain, seconds: int) -> None:

@@ -126,3 +126,32 @@ def sign_offer(private_key: str | bytes, *, chain_id: int, offer_book: str, offe
     domain_data = domain(OFFER_EIP712_NAME, OFFER_EIP712_VERSION, chain_id, offer_book)
     sig = sign_typed(private_key, domain_data, OFFER_TYPES, offer)
     return sig.r + sig.s + bytes([sig.v])
+
+
+GOVERNOR_EIP712_NAME = "ComputeShare Governor"
+GOVERNOR_EIP712_VERSION = "1"
+BALLOT_TYPES = {
+    "Ballot": [
+        {"name": "proposalId", "type": "uint256"},
+        {"name": "support", "type": "uint8"},
+        {"name": "voter", "type": "address"},
+        {"name": "nonce", "type": "uint256"},
+    ]
+}
+
+
+def sign_ballot(
+    private_key: str | bytes,
+    *,
+    chain_id: int,
+    governor: str,
+    proposal_id: int,
+    support: int,
+    voter: str,
+    nonce: int,
+) -> bytes:
+    """A voter's EIP-712 `Ballot` signature for Governor.castVoteBySig, as 65 bytes (r, s, v)."""
+    domain_data = domain(GOVERNOR_EIP712_NAME, GOVERNOR_EIP712_VERSION, chain_id, governor)
+    message = {"proposalId": proposal_id, "support": support, "voter": voter, "nonce": nonce}
+    sig = sign_typed(private_key, domain_data, BALLOT_TYPES, message)
+    return sig.r + sig.s + bytes([sig.v])

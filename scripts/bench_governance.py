@@ -15,7 +15,8 @@ from ape import accounts, chain, project
 from ape.cli import ConnectedProviderCommand
 
 from computeshare.gas import format_table, gas_row
-from computeshare.governance import FOR, call, sign_ballot
+from computeshare.governance import FOR, call
+from computeshare.signing import sign_ballot
 from computeshare.suite import TOKEN, deploy_system
 
 # Peer figures, gas above intrinsic (solc 0.8.30, optimizer 200, prague, anvil 1.7.1,
@@ -84,7 +85,13 @@ def measure() -> tuple[list[dict], dict]:
     run("castVote, first voter", lambda: g.castVote(first, FOR, sender=voters[0]))
     run("castVote, later voter", lambda: g.castVote(first, FOR, sender=voters[1]))
     signature = sign_ballot(
-        g, first, FOR, voters[2].address, 0, voters[2].private_key, chain.chain_id
+        voters[2].private_key,
+        chain_id=chain.chain_id,
+        governor=g.address,
+        proposal_id=first,
+        support=FOR,
+        voter=voters[2].address,
+        nonce=0,
     )
     run(
         "castVoteBySig",

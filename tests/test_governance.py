@@ -22,14 +22,38 @@ from computeshare.governance import (
     encode,
     pass_proposal,
     propose,
-    sign_ballot,
 )
+from computeshare.signing import sign_ballot
 from tests.conftest import DAY, TOKEN, delegate, gpu_spec
 from tests.test_escrow import GOOD, PRICE, post, reveal, run_replica
 
 VOTING_DELAY, VOTING_PERIOD, PROPOSAL_THRESHOLD, QUORUM_BPS, LATE_QUORUM_EXTENSION = range(5)
 ESCROW_FEE = 0  # JobEscrow.PROTOCOL_FEE_BPS
 ZERO = "0x" + "00" * 20
+
+
+def ballot(governor, proposal_id, support, voter, nonce, key, chain_id):
+    return sign_ballot(
+        key,
+        chain_id=chain_id,
+        governor=governor.address,
+        proposal_id=proposal_id,
+        support=support,
+        voter=voter,
+        nonce=nonce,
+    )
+
+
+def queued(dao, chain, proposer, actions, voters):
+    """A proposal of `actions` that `voters` passed and `proposer` queued."""
+    g = dao.governor
+    proposal_id = propose(g, proposer, actions, "queued")
+    to_active(dao, chain, proposal_id)
+    for voter in voters:
+        g.castVote(proposal_id, FOR, sender=voter)
+    to_end(dao, chain, proposal_id)
+    g.queue(proposal_id, sender=proposer)
+    return proposal_id
 
 
 def fee_action(dao, bps):
@@ -311,7 +335,7 @@ def test_vote_by_signature(dao, alice, bob, outsider, chain, chain_id):
     g = dao.governor
     proposal_id = propose(g, alice, [fee_action(dao, 300)], "fee")
     to_active(dao, chain, proposal_id)
-    signature = sign_ballot(g, proposal_id, FOR, bob.address, 0, bob.private_key, chain_id)
+    signature = ballot(g, proposal_id, FOR, bob.address, 0, bob.private_key, chain_id)
     receipt = g.castVoteBySig(proposal_id, FOR, bob, signature, sender=outsider)
     assert receipt.return_value == 20_000_000 * TOKEN and g.nonces(bob) == 1
     [event] = receipt.decode_logs(g.VoteCast)
@@ -320,15 +344,13 @@ def test_vote_by_signature(dao, alice, bob, outsider, chain, chain_id):
     with ape.reverts("governor: invalid signature"):
         g.castVoteBySig(proposal_id, FOR, bob, signature, sender=outsider)
     bad = {
-        "other chain": sign_ballot(
+        "other chain": ballot(
             g, proposal_id, FOR, alice.address, 0, alice.private_key, chain_id + 1
         ),
-        "other choice": sign_ballot(
+        "other choice": ballot(
             g, proposal_id, AGAINST, alice.address, 0, alice.private_key, chain_id
         ),
-        "other signer": sign_ballot(
-            g, proposal_id, FOR, alice.address, 0, bob.private_key, chain_id
-        ),
+        "other signer": ballot(g, proposal_id, FOR, alice.address, 0, bob.private_key, chain_id),
     }
     for signature in bad.values():
         with ape.reverts("governor: invalid signature"):
@@ -347,10 +369,10 @@ def test_vote_by_signature_of_a_contract_wallet(
     advance(chain, 1)
     proposal_id = propose(g, alice, [fee_action(dao, 300)], "fee")
     to_active(dao, chain, proposal_id)
-    forged = sign_ballot(g, proposal_id, FOR, wallet.address, 0, outsider.private_key, chain_id)
+    forged = ballot(g, proposal_id, FOR, wallet.address, 0, outsider.private_key, chain_id)
     with ape.reverts("governor: invalid signature"):
         g.castVoteBySig(proposal_id, FOR, wallet, forged, sender=outsider)
-    signature = sign_ballot(g, proposal_id, FOR, wallet.address, 0, carol.private_key, chain_id)
+    signature = ballot(g, proposal_id, FOR, wallet.address, 0, carol.private_key, chain_id)
     assert (
         g.castVoteBySig(proposal_id, FOR, wallet, signature, sender=outsider).return_value
         == 45_000_000 * TOKEN
@@ -438,7 +460,7 @@ def test_end_to_end_fee_change_and_grant(
     proposal_id = propose(g, alice, actions, "Fee to 1% and a grant to the outsider")
     advance(chain, DAY + 1)
     g.castVote(proposal_id, FOR, sender=alice)
-    signature = sign_ballot(g, proposal_id, FOR, bob.address, 0, bob.private_key, chain_id)
+    signature = ballot(g, proposal_id, FOR, bob.address, 0, bob.private_key, chain_id)
     g.castVoteBySig(proposal_id, FOR, bob, signature, sender=carol)
     g.castVote(proposal_id, AGAINST, sender=carol)
     with ape.reverts("governor: proposal not successful"):
@@ -485,12 +507,7 @@ def test_end_to_end_fee_change_and_grant(
 
 def test_expired_after_the_grace_period(dao, alice, bob, chain):
     g = dao.governor
-    proposal_id = propose(g, alice, [fee_action(dao, 300)], "fee")
-    to_active(dao, chain, proposal_id)
-    g.castVote(proposal_id, FOR, sender=alice)
-    g.castVote(proposal_id, FOR, sender=bob)
-    to_end(dao, chain, proposal_id)
-    g.queue(proposal_id, sender=alice)
+    proposal_id = queued(dao, chain, alice, [fee_action(dao, 300)], [alice, bob])
     chain.pending_timestamp = g.proposalEta(proposal_id) + 14 * DAY
     chain.mine()
     assert g.state(proposal_id) == EXPIRED
@@ -522,12 +539,7 @@ def test_only_the_timelock_changes_its_delay_within_bounds(dao, alice, bob, chai
 def test_timelock_runs_only_what_was_queued(dao, alice, bob, chain):
     """Even the governor cannot run actions other than the ones it queued."""
     g, t = dao.governor, dao.timelock
-    proposal_id = propose(g, alice, [fee_action(dao, 300)], "fee")
-    to_active(dao, chain, proposal_id)
-    g.castVote(proposal_id, FOR, sender=alice)
-    g.castVote(proposal_id, FOR, sender=bob)
-    to_end(dao, chain, proposal_id)
-    g.queue(proposal_id, sender=alice)
+    proposal_id = queued(dao, chain, alice, [fee_action(dao, 300)], [alice, bob])
     chain.pending_timestamp = g.proposalEta(proposal_id)
     other = call(dao.token, "transfer", alice, TOKEN)
     chain.provider.set_balance(g.address, 10**18)
@@ -573,12 +585,7 @@ def test_guardian_cancels_a_queued_proposal_but_cannot_move_funds(
     expiry = appoint_guardian(dao, chain, guardian, [alice, bob])
     assert (g.guardian(), g.guardian_expiry()) == (guardian.address, expiry)
     grab = call(token, "transfer", carol, 1_000_000 * TOKEN)
-    proposal_id = propose(g, carol, [grab], "pay carol")
-    to_active(dao, chain, proposal_id)
-    g.castVote(proposal_id, FOR, sender=alice)
-    g.castVote(proposal_id, FOR, sender=bob)
-    to_end(dao, chain, proposal_id)
-    g.queue(proposal_id, sender=carol)
+    proposal_id = queued(dao, chain, carol, [grab], [alice, bob])
     operation = t.hash_operation(proposal_id, [grab.target], [0], [grab.calldata])
     receipt = g.cancel(proposal_id, sender=guardian)
     assert receipt.decode_logs(t.OperationCancelled)[0].operation == operation
