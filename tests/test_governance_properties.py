@@ -97,6 +97,13 @@ class GovernanceMachine(RuleBasedStateMachine):
     def _now(self):
         return self.chain.blocks.head.timestamp
 
+    def _next(self):
+        """Pins the next block one second after the head: anvil may otherwise mine it in
+        the same second, and the threshold and state rules depend on the exact time."""
+        timestamp = self._now() + 1
+        self.chain.pending_timestamp = timestamp
+        return timestamp
+
     def _holder(self, i):
         return self.holders[i]
 
@@ -129,20 +136,21 @@ class GovernanceMachine(RuleBasedStateMachine):
     def propose(self, i, bps):
         proposer = self._holder(i)
         action = call(self.dao.escrow, "set_parameter", 0, bps)
+        now = self._next()
         args = ([action.target], [0], [action.calldata], f"fee {bps}")
         live = [
             p
             for p in self.proposals
-            if p.proposer == proposer.address and p.state(self._now() + 1) not in FINAL
+            if p.proposer == proposer.address and p.state(now) not in FINAL
         ]
         # The threshold is read one second before the proposing block.
-        enough = self._votes_at(proposer.address, self._now()) >= THRESHOLD
+        enough = self._votes_at(proposer.address, now - 1) >= THRESHOLD
         if not enough or live:
             with ape.reverts():
                 self.dao.governor.propose(*args, sender=proposer)
             return
         receipt = self.dao.governor.propose(*args, sender=proposer)
-        now = receipt.timestamp
+        assert receipt.timestamp == now
         assert receipt.return_value == len(self.proposals) + 1
         self.proposals.append(
             Proposal(receipt.return_value, proposer.address, now + DAY, now + 6 * DAY)
@@ -156,7 +164,7 @@ class GovernanceMachine(RuleBasedStateMachine):
             return
         p = self.proposals[which % len(self.proposals)]
         voter = self._holder(i)
-        now = self._now() + 1
+        now = self._next()
         if p.state(now) != ACTIVE or voter.address in p.voted:
             with ape.reverts():
                 self.dao.governor.castVote(p.id, support, sender=voter)
@@ -181,7 +189,7 @@ class GovernanceMachine(RuleBasedStateMachine):
         if not self.proposals:
             return
         p = self.proposals[which % len(self.proposals)]
-        if p.state(self._now() + 1) != SUCCEEDED:
+        if p.state(self._next()) != SUCCEEDED:
             with ape.reverts("governor: proposal not successful"):
                 self.dao.governor.queue(p.id, sender=self.holders[0])
             return
@@ -193,7 +201,7 @@ class GovernanceMachine(RuleBasedStateMachine):
         if not self.proposals:
             return
         p = self.proposals[which % len(self.proposals)]
-        now = self._now() + 1
+        now = self._next()
         if p.state(now) != QUEUED or now < p.eta:
             with ape.reverts():
                 self.dao.governor.execute(p.id, sender=self.holders[0])
@@ -207,7 +215,7 @@ class GovernanceMachine(RuleBasedStateMachine):
             return
         p = self.proposals[which % len(self.proposals)]
         proposer = next(h for h in self.holders if h.address == p.proposer)
-        if p.state(self._now() + 1) != PENDING:
+        if p.state(self._next()) != PENDING:
             with ape.reverts():
                 self.dao.governor.cancel(p.id, sender=proposer)
             return
