@@ -11,7 +11,7 @@ NODE_STAMP := node_modules/.installed
 export PATH := $(CURDIR)/node_modules/.bin:$(BIN):$(PATH)
 export HYPOTHESIS_PROFILE ?= ci
 
-.PHONY: setup demo test lint fuzz bench clean
+.PHONY: setup demo test lint fuzz bench abi clean
 
 setup: $(PY_STAMP) $(NODE_STAMP)
 
@@ -47,6 +47,9 @@ bench: setup
 	ape run bench_staking
 	ape run bench_escrow
 	ape run bench_governance
+
+abi: setup
+	ape run export_abi
 
 clean:
 	rm -rf $(VENV) node_modules .build .hypothesis .pytest_cache

@@ -56,3 +56,35 @@ def signatures(abi: list[dict]) -> set[tuple]:
         elif kind == "event":
             out.add(("event", item["name"], _params(item["inputs"], with_indexed=True)))
     return out
+
+
+ABI_DIR = PROJECT_ROOT / "interfaces" / "abi"
+
+
+def deployables() -> list[str]:
+    """Names of the deployable contracts (top-level files of contracts/)."""
+    return sorted(p.stem for p in (PROJECT_ROOT / "contracts").glob("*.vy"))
+
+
+def contract_abi(project, name: str) -> list[dict]:
+    """The ABI of a compiled contract of `project`, as JSON-ready dicts in source order."""
+    return [
+        item.model_dump(by_alias=True, mode="json", exclude_none=True)
+        for item in getattr(project, name).contract_type.abi
+    ]
+
+
+def abi_text(abi: list[dict]) -> str:
+    """The canonical text of an ABI file: indented JSON with a trailing newline."""
+    return json.dumps(abi, indent=2) + "\n"
+
+
+def export_abis(project, directory: Path = ABI_DIR) -> list[Path]:
+    """Writes interfaces/abi/<Name>.json for every deployable; returns the paths written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in deployables():
+        path = directory / f"{name}.json"
+        path.write_text(abi_text(contract_abi(project, name)))
+        written.append(path)
+    return written

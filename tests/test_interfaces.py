@@ -1,12 +1,21 @@
-"""interfaces/I<Name>.vyi must describe exactly the external API of contracts/<Name>.vy."""
+"""interfaces/I<Name>.vyi and interfaces/abi/<Name>.json must describe exactly the external API
+of contracts/<Name>.vy."""
 
 from __future__ import annotations
 
 import pytest
 
-from computeshare.abi import PROJECT_ROOT, interface_abi, signatures
+from computeshare.abi import (
+    ABI_DIR,
+    PROJECT_ROOT,
+    abi_text,
+    contract_abi,
+    deployables,
+    interface_abi,
+    signatures,
+)
 
-DEPLOYABLES = sorted(p.stem for p in (PROJECT_ROOT / "contracts").glob("*.vy"))
+DEPLOYABLES = deployables()
 
 
 def test_every_deployable_has_an_interface():
@@ -17,11 +26,18 @@ def test_every_deployable_has_an_interface():
 
 @pytest.mark.parametrize("name", DEPLOYABLES)
 def test_interface_matches_contract_abi(project, name):
-    contract_abi = [
-        item.model_dump(by_alias=True, mode="json")
-        for item in getattr(project, name).contract_type.abi
-    ]
     vyi_abi = interface_abi(PROJECT_ROOT / "interfaces" / f"I{name}.vyi")
-    in_contract, in_interface = signatures(contract_abi), signatures(vyi_abi)
+    in_contract, in_interface = signatures(contract_abi(project, name)), signatures(vyi_abi)
     assert in_contract - in_interface == set(), "missing from the interface"
     assert in_interface - in_contract == set(), "in the interface but not the contract"
+
+
+@pytest.mark.parametrize("name", DEPLOYABLES)
+def test_abi_json_matches_build(project, name):
+    path = ABI_DIR / f"{name}.json"
+    assert path.exists(), f"{path.name} missing: run `make abi`"
+    assert path.read_text() == abi_text(contract_abi(project, name)), "stale: run `make abi`"
+
+
+def test_no_abi_json_without_contract():
+    assert sorted(p.stem for p in ABI_DIR.glob("*.json")) == DEPLOYABLES
