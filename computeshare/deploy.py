@@ -1,0 +1,499 @@
+"""Deploying ComputeShare: one resumable, verifiable code path for every network.
+
+A deployment is a fixed list of steps (deploy a contract, grant a role, set a parameter,
+hand an owner role to the timelock). Each step is recorded in a manifest as it completes;
+a re-run skips what the manifest and the chain say is done, so a run cut off half-way
+resumes instead of deploying twice:
+
+- before a contract deployment is sent, the manifest records the deployer's nonce; on
+  resume a contract found at the CREATE address of that nonce is adopted;
+- every wiring step first reads the chain and is skipped if its effect is already there.
+
+`ape run deploy` writes the manifest to deployments/<network>-<chain id>.json; tests and the
+fixtures in computeshare.suite use the same steps with an in-memory manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import rlp
+import yaml
+from eth_utils import keccak, to_checksum_address
+
+from computeshare.abi import PROJECT_ROOT, contract_abi
+from computeshare.params import (
+    MAX_GUARDIAN_TERM,
+    PARAMETERS,
+    TIMELOCK_DELAY,
+    TIMELOCK_GRACE,
+    TOKEN,
+    parameter,
+)
+
+SLASHER, LOCKER, REPORTER, AUDITOR, ARBITER, MATCHER = 1, 2, 4, 8, 16, 32
+DEPLOYMENTS = PROJECT_ROOT / "deployments"
+CONFIG_DIR = DEPLOYMENTS / "config"
+MANIFEST_FORMAT = 1
+# Contracts whose owner role goes to the timelock.
+OWNED = ("ComputeToken", "Staking", "DeviceRegistry", "JobEscrow")
+# Parameters the deployer may set before hand-over (the Governor's change only by proposal).
+DEPLOY_TIME_PARAMETERS = ("JobEscrow", "Staking", "DeviceRegistry")
+
+
+class DeployError(Exception):
+    """A deployment cannot go on: bad configuration, a foreign manifest or failed wiring."""
+
+
+# ---------------------------------------------------------------- configuration
+
+_UNITS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400, "token": TOKEN, "tokens": TOKEN}
+
+
+def parse_value(value: Any) -> int:
+    """An integer, or a string like "7d", "30m", "1_000 tokens" (units s/m/h/d/tokens)."""
+    if isinstance(value, bool):
+        raise DeployError(f"expected a number, got {value!r}")
+    if isinstance(value, int):
+        return value
+    match = re.fullmatch(r"\s*([0-9_]+)\s*([a-z]*)\s*", str(value))
+    if not match or match.group(2) not in ("", *_UNITS):
+        raise DeployError(f"cannot read {value!r}: use an integer or e.g. 7d, 2h, 1000 tokens")
+    return int(match.group(1)) * _UNITS.get(match.group(2), 1)
+
+
+@dataclass
+class DeployConfig:
+    """What a deployment sets up. `governance=False` deploys the suite alone, owned by the
+    deployer, with `treasury` as its treasury (for unit tests and benchmarks)."""
+
+    initial_supply: int = 1_000_000_000 * TOKEN
+    initial_holder: str | None = None
+    timelock_delay: int = TIMELOCK_DELAY.default
+    grace_period: int = TIMELOCK_GRACE.default
+    arbiter: str | None = None
+    guardian: str | None = None
+    guardian_term: int = 180 * 86_400
+    parameters: dict[str, dict[str, int]] = field(default_factory=dict)
+    governance: bool = True
+    treasury: str | None = None
+    token: str | None = None  # an already deployed ComputeToken the deployer owns
+
+    def check(self) -> DeployConfig:
+        """Checks every value against the contracts' hard bounds; raises DeployError."""
+        try:
+            TIMELOCK_DELAY.check(self.timelock_delay)
+            TIMELOCK_GRACE.check(self.grace_period)
+            for contract, values in self.parameters.items():
+                if contract not in DEPLOY_TIME_PARAMETERS:
+                    raise ValueError(
+                        f"{contract} parameters are not set at deployment"
+                        + (" (the DAO changes them by proposal)" if contract in PARAMETERS else "")
+                    )
+                for name, value in values.items():
+                    parameter(contract, name).check(value)
+        except ValueError as error:
+            raise DeployError(str(error)) from None
+        if self.initial_supply <= 0:
+            raise DeployError("initial_supply must be positive")
+        if not 0 < self.guardian_term <= MAX_GUARDIAN_TERM:
+            raise DeployError(f"guardian_term must be within (0, {MAX_GUARDIAN_TERM}] seconds")
+        if not self.governance and self.treasury is None:
+            raise DeployError("a deployment without governance needs a treasury")
+        return self
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DeployConfig:
+        known = {
+            "initial_supply",
+            "initial_holder",
+            "timelock",
+            "arbiter",
+            "guardian",
+            "parameters",
+        }
+        unknown = set(data) - known
+        if unknown:
+            raise DeployError(f"unknown config keys: {', '.join(sorted(unknown))}")
+        timelock = data.get("timelock") or {}
+        guardian = data.get("guardian") or {}
+        config = cls(
+            initial_supply=parse_value(data.get("initial_supply", "1_000_000_000 tokens")),
+            initial_holder=data.get("initial_holder"),
+            timelock_delay=parse_value(timelock.get("delay", TIMELOCK_DELAY.default)),
+            grace_period=parse_value(timelock.get("grace_period", TIMELOCK_GRACE.default)),
+            arbiter=data.get("arbiter"),
+            guardian=guardian.get("address"),
+            guardian_term=parse_value(guardian.get("term", "180d")),
+            parameters={
+                contract: {name.upper(): parse_value(v) for name, v in (values or {}).items()}
+                for contract, values in (data.get("parameters") or {}).items()
+            },
+        )
+        return config.check()
+
+    @classmethod
+    def load(cls, path: Path) -> DeployConfig:
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as error:
+            raise DeployError(f"cannot read config {path}: {error}") from None
+        return cls.from_dict(data)
+
+    def as_dict(self) -> dict:
+        return {
+            "initial_supply": self.initial_supply,
+            "initial_holder": self.initial_holder,
+            "timelock": {"delay": self.timelock_delay, "grace_period": self.grace_period},
+            "arbiter": self.arbiter,
+            "guardian": {"address": self.guardian, "term": self.guardian_term},
+            "parameters": self.parameters,
+        }
+
+
+def config_path(network_name: str) -> Path:
+    """deployments/config/<network>.yaml; a fork (`sepolia-fork`) uses its upstream's file."""
+    for name in (network_name, network_name.removesuffix("-fork")):
+        path = CONFIG_DIR / f"{name}.yaml"
+        if path.exists():
+            return path
+    raise DeployError(f"no deployment config for network {network_name!r} in {CONFIG_DIR}")
+
+
+# ---------------------------------------------------------------- manifest
+
+
+class Manifest:
+    """The record of one deployment on one chain; saved after every step when it has a path."""
+
+    def __init__(self, path: Path | None, data: dict | None = None):
+        self.path = path
+        self.data = data or {}
+
+    @classmethod
+    def open(cls, path: Path | None) -> Manifest:
+        if path is not None and Path(path).exists():
+            return cls(Path(path), json.loads(Path(path).read_text()))
+        return cls(Path(path) if path else None)
+
+    def save(self) -> None:
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.data, indent=2) + "\n")
+            tmp.replace(self.path)  # atomic: a cut-off run never leaves half a manifest
+
+    @property
+    def contracts(self) -> dict[str, dict]:
+        return self.data.setdefault("contracts", {})
+
+    @property
+    def steps(self) -> dict[str, dict]:
+        return self.data.setdefault("steps", {})
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.data.get("complete"))
+
+    def address(self, name: str) -> str:
+        return self.contracts[name]["address"]
+
+
+def manifest_path(network_name: str, chain_id: int, directory: Path = DEPLOYMENTS) -> Path:
+    return Path(directory) / f"{network_name}-{chain_id}.json"
+
+
+def create_address(sender: str, nonce: int) -> str:
+    """The address a contract deployed by `sender` with `nonce` gets (CREATE)."""
+    return to_checksum_address(keccak(rlp.encode([bytes.fromhex(sender[2:]), nonce]))[12:])
+
+
+# ---------------------------------------------------------------- the steps
+
+
+@dataclass
+class Deployment:
+    """Runs (or resumes) a deployment of `config` by `deployer` through ape's `project`."""
+
+    project: Any
+    deployer: Any
+    config: DeployConfig
+    manifest: Manifest
+    log: Callable[[str], None] = lambda message: None
+    sent: int = 0  # transactions this run sent
+
+    def __post_init__(self):
+        self.chain = self.deployer.chain_manager
+        self.instances: dict[str, Any] = {}
+
+    # -- helpers
+
+    def _check_manifest(self) -> None:
+        data = self.manifest.data
+        genesis = self.chain.blocks[0].hash.hex()
+        if not data:
+            data.update(
+                format=MANIFEST_FORMAT,
+                chain_id=self.chain.chain_id,
+                network=self.chain.provider.network_choice,
+                genesis=genesis,
+                deployer=self.deployer.address,
+                complete=False,
+                config=self.config.as_dict(),
+            )
+            return
+        if data.get("genesis") != genesis or data.get("chain_id") != self.chain.chain_id:
+            raise DeployError(
+                f"manifest {self.manifest.path} belongs to another chain (genesis "
+                f"{data.get('genesis')}); move it away to deploy afresh"
+            )
+        if data.get("deployer") != self.deployer.address:
+            raise DeployError(
+                f"manifest {self.manifest.path} was started by {data.get('deployer')}; "
+                "resume it with that account"
+            )
+
+    def _record(self, step: str, receipt) -> None:
+        self.manifest.steps[step] = {"tx": receipt.txn_hash, "block": receipt.block_number}
+        self.manifest.data.pop("pending", None)
+        self.manifest.save()
+
+    def contract(self, name: str):
+        if name not in self.instances:
+            address = self.manifest.address(name)
+            self.instances[name] = self.project.get_contract(name).at(address)
+        return self.instances[name]
+
+    def _deploy(self, name: str, *args) -> None:
+        container = self.project.get_contract(name)
+        entry = self.manifest.contracts.get(name)
+        if entry and self.chain.provider.get_code(entry["address"]):
+            return
+        pending = self.manifest.data.get("pending")
+        if pending and pending["step"] == f"deploy {name}":
+            address = create_address(self.deployer.address, pending["nonce"])
+            if self.deployer.nonce > pending["nonce"] and self.chain.provider.get_code(address):
+                self.log(f"adopting {name} at {address} (sent by a run that was cut off)")
+                self._remember(name, container.at(address), tx=None, args=args)
+                return
+        self.manifest.data["pending"] = {"step": f"deploy {name}", "nonce": self.deployer.nonce}
+        self.manifest.save()
+        instance = self.deployer.deploy(container, *args)
+        self.sent += 1
+        self._remember(name, instance, tx=instance.txn_hash, args=args)
+        self.log(f"deployed {name} at {instance.address}")
+
+    def _remember(self, name: str, instance, tx, args) -> None:
+        block = (
+            self.chain.get_receipt(tx).block_number
+            if tx
+            else self.chain.provider.web3.eth.block_number
+        )
+        self.manifest.contracts[name] = {
+            "address": instance.address,
+            "tx": tx,
+            "block": block,
+            "args": [getattr(a, "address", a) for a in args],
+        }
+        self.manifest.data.setdefault("abis", {})[name] = contract_abi(self.project, name)
+        self.manifest.data.pop("pending", None)
+        self.manifest.save()
+        self.instances[name] = instance
+
+    def _step(self, name: str, done: Callable[[], bool], send: Callable[[], Any]) -> None:
+        if done():
+            self.manifest.steps.setdefault(name, {"tx": None, "block": None})
+            self.manifest.save()
+            return
+        receipt = send()
+        self.sent += 1
+        self._record(name, receipt)
+        self.log(name)
+
+    def _grant(self, contract: str, account: str, roles: int) -> None:
+        target = self.contract(contract)
+        self._step(
+            f"{contract}.set_roles({account}, {roles})",
+            lambda: target.roles(account) & roles == roles,
+            lambda: target.set_roles(account, target.roles(account) | roles, sender=self.deployer),
+        )
+
+    # -- the deployment
+
+    def run(self, stop_after: int | None = None) -> dict[str, Any]:
+        """Runs every step not yet done; returns the contract instances by name.
+        `stop_after=n` stops after the n-th transaction (tests cut runs off with it)."""
+        self._check_manifest()
+        self._stop_after = stop_after
+        for step in self._plan():
+            step()
+            if stop_after is not None and self.sent >= stop_after:
+                raise DeployError(f"stopped after {self.sent} transactions")
+        problems = self.verify()
+        if problems:
+            raise DeployError("wiring check failed:\n  " + "\n  ".join(problems))
+        self.manifest.data["complete"] = True
+        self.manifest.save()
+        return {name: self.contract(name) for name in self.manifest.contracts}
+
+    def _plan(self) -> list[Callable[[], None]]:
+        c, me = self.config, self.deployer
+        holder = c.initial_holder or me.address
+
+        def treasury() -> str:
+            return self.contract("Timelock").address if c.governance else c.treasury
+
+        plan: list[Callable[[], None]] = [
+            self._adopt_token
+            if c.token
+            else lambda: self._deploy("ComputeToken", holder, c.initial_supply)
+        ]
+        if c.governance:
+            plan += [
+                lambda: self._deploy("Timelock", c.timelock_delay, c.grace_period),
+                lambda: self._deploy(
+                    "Governor", self.contract("ComputeToken"), self.contract("Timelock")
+                ),
+                lambda: self._step(
+                    "Timelock.initialize",
+                    lambda: self.contract("Timelock").governor() == self.contract("Governor"),
+                    lambda: self.contract("Timelock").initialize(
+                        self.contract("Governor"), sender=me
+                    ),
+                ),
+            ]
+        plan += [
+            lambda: self._deploy("Staking", self.contract("ComputeToken"), treasury()),
+            lambda: self._step(
+                "ComputeToken.set_vault",
+                lambda: self.contract("ComputeToken").vault() == self.contract("Staking"),
+                lambda: self.contract("ComputeToken").set_vault(
+                    self.contract("Staking"), sender=me
+                ),
+            ),
+            lambda: self._deploy("DeviceRegistry", self.contract("Staking")),
+            lambda: self._deploy(
+                "JobEscrow",
+                self.contract("ComputeToken"),
+                self.contract("Staking"),
+                self.contract("DeviceRegistry"),
+                treasury(),
+            ),
+            lambda: self._deploy("OfferBook", self.contract("JobEscrow")),
+            lambda: self._grant("Staking", self.contract("JobEscrow").address, SLASHER | LOCKER),
+            lambda: self._grant("DeviceRegistry", self.contract("JobEscrow").address, REPORTER),
+            lambda: self._grant("JobEscrow", self.contract("OfferBook").address, MATCHER),
+        ]
+        if c.arbiter:
+            plan.append(lambda: self._grant("JobEscrow", c.arbiter, ARBITER))
+        for contract, values in c.parameters.items():
+            for name, value in values.items():
+                plan.append(self._parameter_step(contract, name, value))
+        if c.guardian:
+            plan.append(self._guardian_step)
+        if c.governance:
+            for name in OWNED:
+                plan.append(self._hand_over_step(name))
+        return plan
+
+    def _adopt_token(self) -> None:
+        if "ComputeToken" not in self.manifest.contracts:
+            token = self.project.ComputeToken.at(self.config.token)
+            self._remember("ComputeToken", token, tx=None, args=())
+
+    def _parameter_step(self, contract: str, name: str, value: int) -> Callable[[], None]:
+        key = parameter(contract, name).key
+
+        def step() -> None:
+            target = self.contract(contract)
+            self._step(
+                f"{contract}.set_parameter({name}, {value})",
+                lambda: target.parameter(key) == value,
+                lambda: target.set_parameter(key, value, sender=self.deployer),
+            )
+
+        return step
+
+    def _guardian_step(self) -> None:
+        escrow = self.contract("JobEscrow")
+        self._step(
+            "JobEscrow.set_guardian",
+            lambda: escrow.guardian() == self.config.guardian,
+            lambda: escrow.set_guardian(
+                self.config.guardian,
+                self.chain.pending_timestamp + self.config.guardian_term,
+                sender=self.deployer,
+            ),
+        )
+
+    def _hand_over_step(self, name: str) -> Callable[[], None]:
+        def step() -> None:
+            target, timelock = self.contract(name), self.contract("Timelock")
+            self._step(
+                f"{name}.transfer_ownership",
+                lambda: target.owner() == timelock.address,
+                lambda: target.transfer_ownership(timelock, sender=self.deployer),
+            )
+
+        return step
+
+    # -- verification
+
+    def verify(self) -> list[str]:
+        """Reads the wiring back from the chain; returns what is wrong (nothing if all is)."""
+        c = self.config
+        token, staking = self.contract("ComputeToken"), self.contract("Staking")
+        registry, escrow = self.contract("DeviceRegistry"), self.contract("JobEscrow")
+        offers = self.contract("OfferBook")
+        treasury = self.contract("Timelock").address if c.governance else c.treasury
+        checks = [
+            ("token vault is Staking", token.vault() == staking.address),
+            ("Staking token", staking.TOKEN() == token.address),
+            ("Staking treasury", staking.treasury() == treasury),
+            ("registry reads Staking", registry.STAKING() == staking.address),
+            ("escrow token", escrow.TOKEN() == token.address),
+            ("escrow staking", escrow.STAKING() == staking.address),
+            ("escrow registry", escrow.REGISTRY() == registry.address),
+            ("escrow treasury", escrow.treasury() == treasury),
+            ("offer book escrow", offers.ESCROW() == escrow.address),
+            ("escrow is SLASHER|LOCKER", staking.roles(escrow) & (SLASHER | LOCKER) == 3),
+            ("escrow is REPORTER", registry.roles(escrow) & REPORTER == REPORTER),
+            ("offer book is MATCHER", escrow.roles(offers) & MATCHER == MATCHER),
+        ]
+        if c.arbiter:
+            checks.append(("arbiter is ARBITER", escrow.roles(c.arbiter) & ARBITER == ARBITER))
+        if c.guardian:
+            checks.append(("escrow guardian", escrow.guardian() == c.guardian))
+        for contract, values in c.parameters.items():
+            for name, value in values.items():
+                actual = self.contract(contract).parameter(parameter(contract, name).key)
+                checks.append((f"{contract}.{name} = {value} (is {actual})", actual == value))
+        if c.governance:
+            timelock, governor = self.contract("Timelock"), self.contract("Governor")
+            checks += [
+                ("timelock governor", timelock.governor() == governor.address),
+                ("governor timelock", governor.TIMELOCK() == timelock.address),
+                ("governor token", governor.TOKEN() == token.address),
+                ("timelock delay", timelock.delay() == c.timelock_delay),
+                ("timelock grace period", timelock.grace_period() == c.grace_period),
+            ]
+            for name in OWNED:
+                owner = self.contract(name).owner()
+                checks.append((f"{name} owned by the timelock (is {owner})", owner == timelock))
+        return [what for what, ok in checks if not ok]
+
+
+def deploy(
+    project,
+    deployer,
+    config: DeployConfig,
+    manifest: Manifest | None = None,
+    log: Callable[[str], None] = lambda message: None,
+) -> dict[str, Any]:
+    """Deploys (or resumes, or confirms) `config`; returns the contracts by name."""
+    return Deployment(project, deployer, config.check(), manifest or Manifest(None), log).run()
