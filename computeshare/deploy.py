@@ -156,9 +156,16 @@ class DeployConfig:
         }
 
 
-def config_path(network_name: str) -> Path:
-    """deployments/config/<network>.yaml; a fork (`sepolia-fork`) uses its upstream's file."""
-    for name in (network_name, network_name.removesuffix("-fork")):
+DEV_CHAIN_IDS = (31337, 1337)
+
+
+def config_path(network_name: str, chain_id: int | None = None) -> Path:
+    """deployments/config/<network>.yaml; a fork (`sepolia-fork`) uses its upstream's file,
+    and a node reached by URI with a development chain id uses local.yaml."""
+    names = [network_name, network_name.removesuffix("-fork")]
+    if chain_id in DEV_CHAIN_IDS:
+        names.append("local")
+    for name in names:
         path = CONFIG_DIR / f"{name}.yaml"
         if path.exists():
             return path
@@ -206,6 +213,19 @@ class Manifest:
 
 def manifest_path(network_name: str, chain_id: int, directory: Path = DEPLOYMENTS) -> Path:
     return Path(directory) / f"{network_name}-{chain_id}.json"
+
+
+def open_manifest(path: Path, chain, log: Callable[[str], None] = print) -> Manifest:
+    """The manifest at `path` for the connected chain. A development chain (anvil) restarts
+    with a new genesis under the same chain id: its stale manifest is set aside."""
+    manifest = Manifest.open(path)
+    genesis = manifest.data.get("genesis")
+    if genesis and chain.chain_id in DEV_CHAIN_IDS and genesis != chain.blocks[0].hash.hex():
+        stale = Path(path).with_suffix(".stale.json")
+        Path(path).replace(stale)
+        log(f"{path.name} is from an earlier run of this development chain: moved to {stale.name}")
+        manifest = Manifest(Path(path))
+    return manifest
 
 
 def create_address(sender: str, nonce: int) -> str:
