@@ -1,0 +1,255 @@
+"""The provider agent: serves one device's jobs from acceptance to payment.
+
+Each `step()` reads the chain and moves every job the device holds one stage on:
+
+    new JobPosted the device can serve  -> accept
+    accepted                            -> run the workload, journal result and salt, commit
+    committed, reveal open              -> reveal (only what the chain shows committed)
+    revealed, settlement due            -> finalize
+    final                               -> record the payout, forget the job
+
+State lives on the chain; the journal (a JSON file, replaced atomically) holds what the chain
+must not see early: the result and salt behind each commitment, written before the commit is
+sent. After a restart the agent rescans from its last processed block and adopts any replica
+the chain shows it holds, so no accepted job is lost and nothing is revealed uncommitted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ape.exceptions import ContractLogicError
+from eth_utils import keccak
+
+from computeshare.jobs import (
+    OUTCOME_COMPLETED,
+    OUTCOME_FAILED,
+    OUTCOME_SLASHED,
+    REPLICA_ACCEPTED,
+    REPLICA_COMMITTED,
+    REPLICA_REVEALED,
+    STATUS_CANCELLED,
+    STATUS_FINALIZED,
+    STATUS_OPEN,
+    commitment,
+)
+from computeshare.workloads import WorkloadError, execute, result_hash
+
+OUTCOMES = {OUTCOME_COMPLETED: "completed", OUTCOME_FAILED: "failed", OUTCOME_SLASHED: "slashed"}
+
+
+@dataclass
+class Journal:
+    """The agent's durable memory: last processed block and each live job's secrets."""
+
+    path: Path
+    from_block: int = 0
+    jobs: dict[str, dict] = field(default_factory=dict)
+    done: dict[str, dict] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, path: Path, from_block: int = 0) -> Journal:
+        path = Path(path)
+        if path.exists():
+            data = json.loads(path.read_text())
+            return cls(path, data["from_block"], data["jobs"], data.get("done", {}))
+        return cls(path, from_block)
+
+    def save(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        with open(tmp, "w") as handle:
+            json.dump(
+                {"from_block": self.from_block, "jobs": self.jobs, "done": self.done},
+                handle,
+                indent=1,
+            )
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(self.path)
+
+
+class Agent:
+    """Runs one device of `account` against a `ComputeShare` client."""
+
+    def __init__(
+        self,
+        cs,
+        account,
+        device_id: bytes,
+        journal: Journal,
+        *,
+        faulty: bool = False,
+        log: Callable[[str], None] = print,
+    ):
+        self.cs, self.account, self.device_id = cs, account, bytes(device_id)
+        self.journal, self.faulty, self.log = journal, faulty, log
+        self.me = account.address
+
+    # -- the loop
+
+    def step(self) -> None:
+        self._scan()
+        for key in list(self.journal.jobs):
+            self._advance(key)
+
+    def _scan(self) -> None:
+        head = self.cs.escrow.chain_manager.blocks.height
+        start = self.journal.from_block
+        if start > head:
+            return
+        for posted in self.cs.escrow.JobPosted.range(start, head + 1):
+            key = "0x" + bytes(posted.job_id).hex()
+            if key not in self.journal.jobs and key not in self.journal.done:
+                self._consider(bytes(posted.job_id), bytes(posted.spec))
+        self.journal.from_block = head + 1
+        self.journal.save()
+
+    def _consider(self, job_id: bytes, spec: bytes) -> None:
+        key = "0x" + job_id.hex()
+        job = self.cs.escrow.job(job_id)
+        held = self._held_slot(job_id, job.accepted)
+        if held is not None:  # accepted before a restart: adopt it
+            self.journal.jobs[key] = {
+                "slot": held,
+                "spec": "0x" + spec.hex(),
+                "block": self.journal.from_block,
+            }
+            self.log(f"job {key[:10]}: adopted replica {held} from the chain")
+            return
+        if not self._can_serve(job):
+            return
+        try:
+            receipt = self.cs.escrow.accept(job_id, self._device_nonce(), sender=self.account)
+        except ContractLogicError as error:
+            self.log(f"job {key[:10]}: not accepted ({error.message})")
+            return
+        slot = receipt.return_value
+        self.journal.jobs[key] = {
+            "slot": slot,
+            "spec": "0x" + spec.hex(),
+            "block": receipt.block_number,
+        }
+        self.journal.save()
+        self.log(f"job {key[:10]}: accepted replica {slot}")
+
+    def _held_slot(self, job_id: bytes, accepted: int) -> int | None:
+        for slot in range(accepted):  # at most MAX_REPLICAS
+            if self.cs.escrow.assignment(job_id, slot).provider == self.me:
+                return slot
+        return None
+
+    def _device_nonce(self) -> int:
+        for nonce in range(self.cs.registry.device_count(self.me)):
+            if bytes(self.cs.registry.device_id_of(self.me, nonce)) == self.device_id:
+                return nonce
+        raise ValueError("the agent's device does not belong to its account")
+
+    def _can_serve(self, job) -> bool:
+        """The contract's own eligibility rules, checked locally so nothing doomed is sent."""
+        requirements = job.requirements
+        if job.status != STATUS_OPEN or job.accepted >= job.replicas:
+            return False
+        if job.deadline <= self.cs.escrow.chain_manager.pending_timestamp:
+            return False
+        info = self.cs.registry.match_info(self.device_id)
+        spec = info.spec
+        fits = (
+            info.owner == self.me
+            and info.eligible
+            and spec.cpu_cores >= requirements.min_cpu_cores
+            and spec.memory_mb >= requirements.min_memory_mb
+            and spec.gpu_count >= requirements.min_gpu_count
+            and spec.vram_mb >= requirements.min_vram_mb
+            and (requirements.region == 0 or spec.region == requirements.region)
+            and (info.attested or not requirements.attested_only)
+            and spec.price_per_second * requirements.compute_seconds <= job.price_per_replica
+        )
+        return fits and self.cs.staking.free_stake(self.me) >= job.collateral_per_replica
+
+    def _advance(self, key: str) -> None:
+        entry = self.journal.jobs[key]
+        job_id, slot = bytes.fromhex(key[2:]), entry["slot"]
+        job = self.cs.escrow.job(job_id)
+        status = self.cs.escrow.assignment(job_id, slot).status
+        now = self.cs.escrow.chain_manager.pending_timestamp
+        try:
+            if job.status in (STATUS_FINALIZED, STATUS_CANCELLED):
+                self._settled(key, job_id)
+            elif status == REPLICA_ACCEPTED and now < job.deadline:
+                self._commit(key, job_id, slot, entry)
+            elif status == REPLICA_COMMITTED and self._reveal_open(job, now):
+                self._reveal(key, job_id, slot, entry)
+            elif status in (REPLICA_REVEALED, REPLICA_COMMITTED, REPLICA_ACCEPTED):
+                self._finalize_if_due(key, job_id, job, now)
+        except ContractLogicError as error:
+            self.log(f"job {key[:10]}: {error.message}")
+
+    def _commit(self, key: str, job_id: bytes, slot: int, entry: dict) -> None:
+        if "result_hash" not in entry:
+            try:
+                result = execute(bytes.fromhex(entry["spec"][2:]))
+            except WorkloadError as error:
+                self.log(f"job {key[:10]}: cannot run ({error}); leaving it")
+                self.journal.jobs.pop(key)
+                self.journal.done[key] = {"outcome": "unrunnable"}
+                self.journal.save()
+                return
+            digest = result_hash(result)
+            if self.faulty:
+                digest = keccak(b"faulty" + digest)
+            entry["result_hash"] = "0x" + digest.hex()
+            entry["salt"] = "0x" + os.urandom(32).hex()
+            self.journal.save()  # the secrets are durable before the commitment is public
+        digest, salt = bytes.fromhex(entry["result_hash"][2:]), bytes.fromhex(entry["salt"][2:])
+        self.cs.escrow.commit(
+            job_id, slot, commitment(job_id, self.me, digest, salt), sender=self.account
+        )
+        self.log(f"job {key[:10]}: committed" + (" (faulty result)" if self.faulty else ""))
+
+    @staticmethod
+    def _reveal_open(job, now: int) -> bool:
+        return (job.committed == job.replicas or now >= job.deadline) and now < job.reveal_end
+
+    def _reveal(self, key: str, job_id: bytes, slot: int, entry: dict) -> None:
+        digest, salt = bytes.fromhex(entry["result_hash"][2:]), bytes.fromhex(entry["salt"][2:])
+        self.cs.escrow.reveal(job_id, slot, digest, salt, sender=self.account)
+        self.log(f"job {key[:10]}: revealed {entry['result_hash'][:10]}")
+
+    def _finalize_if_due(self, key: str, job_id: bytes, job, now: int) -> None:
+        if job.replicas == 1 and job.revealed == 1:
+            due = now >= job.challenge_end
+        elif job.replicas > 1 and job.revealed == job.replicas:
+            due = True
+        else:
+            due = now >= job.reveal_end
+        if due:
+            self.cs.escrow.finalize(job_id, sender=self.account)
+            self.log(f"job {key[:10]}: finalized")
+
+    def _settled(self, key: str, job_id: bytes) -> None:
+        """Records what settlement did to this replica, from its ReplicaSettled event."""
+        entry = self.journal.jobs[key]
+        logs = self.cs.escrow.ReplicaSettled.range(
+            entry["block"],
+            self.cs.escrow.chain_manager.blocks.height + 1,
+            search_topics={"job_id": job_id, "provider": self.me},
+        )
+        settled = next(iter(logs), None)
+        if settled is None:
+            return  # the node has not indexed it yet: try again next step
+        outcome = OUTCOMES.get(settled.outcome, str(settled.outcome))
+        self.journal.jobs.pop(key)
+        self.journal.done[key] = {
+            "outcome": outcome,
+            "paid": settled.paid,
+            "slashed": settled.slashed,
+        }
+        self.journal.save()
+        self.log(
+            f"job {key[:10]}: settled, {outcome}: paid {settled.paid / 1e18:,.2f}, "
+            f"slashed {settled.slashed / 1e18:,.2f}"
+        )

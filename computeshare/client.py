@@ -1,0 +1,168 @@
+"""A small client API over a deployment manifest, for Python dApps, the CLI and the agent.
+
+    from computeshare.client import ComputeShare
+    cs = ComputeShare.from_manifest("deployments/sepolia-11155111.json", account=me)
+    device = cs.register_device(device_spec(), "ipfs://...")
+    cs.stake(10_000 * TOKEN)
+    job = cs.post_job(encode_spec("sha256-chain", {"seed": "x", "rounds": 1000}),
+                      job_requirements(), price=10**18, replicas=3, duration=3600)
+    for status in cs.watch_job(job): ...
+
+Contracts are built from the ABIs in the manifest, so no compiler or project is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ape import Contract, chain
+
+from computeshare.deploy import DEPLOYMENTS, manifest_path
+from computeshare.jobs import STATUS_CANCELLED, STATUS_FINALIZED
+
+STATUS_NAMES = {0: "none", 1: "open", 2: "disputed", 3: "finalized", 4: "cancelled"}
+REPLICA_NAMES = {0: "none", 1: "accepted", 2: "committed", 3: "revealed"}
+ALIASES = {
+    "token": "ComputeToken",
+    "staking": "Staking",
+    "registry": "DeviceRegistry",
+    "escrow": "JobEscrow",
+    "offers": "OfferBook",
+    "governor": "Governor",
+    "timelock": "Timelock",
+}
+MAX_UINT = 2**256 - 1
+
+
+class ClientError(Exception):
+    """A request the client refuses before sending, e.g. a missing manifest."""
+
+
+class ComputeShare:
+    """One deployment, seen from one account (or read-only without one)."""
+
+    def __init__(self, manifest: dict, account=None):
+        self.manifest = manifest
+        self.account = account
+        self._contracts: dict[str, Any] = {}
+
+    @classmethod
+    def from_manifest(cls, path: Path | str, account=None) -> ComputeShare:
+        path = Path(path)
+        if not path.exists():
+            raise ClientError(f"no deployment manifest at {path}: run `ape run deploy` first")
+        manifest = json.loads(path.read_text())
+        if not manifest.get("complete"):
+            raise ClientError(f"deployment in {path} is incomplete: re-run `ape run deploy`")
+        if manifest.get("chain_id") != chain.chain_id:
+            raise ClientError(
+                f"{path} is for chain {manifest.get('chain_id')}, connected to {chain.chain_id}"
+            )
+        return cls(manifest, account)
+
+    @classmethod
+    def connected(cls, account=None, directory: Path = DEPLOYMENTS) -> ComputeShare:
+        """The deployment on the connected network, from deployments/<network>-<chain id>."""
+        return cls.from_manifest(
+            manifest_path(chain.provider.network.name, chain.chain_id, directory), account
+        )
+
+    def __getattr__(self, alias: str):
+        if alias not in ALIASES:
+            raise AttributeError(alias)
+        name = ALIASES[alias]
+        if name not in self._contracts:
+            entry = self.manifest["contracts"][name]
+            self._contracts[name] = Contract(entry["address"], abi=self.manifest["abis"][name])
+        return self._contracts[name]
+
+    def _sender(self):
+        if self.account is None:
+            raise ClientError("this action needs an account (--account)")
+        return self.account
+
+    def _approve(self, spender, amount: int) -> None:
+        me = self._sender()
+        if self.token.allowance(me, spender) < amount:
+            self.token.approve(spender, MAX_UINT, sender=me)
+
+    # -- providers
+
+    def register_device(self, spec: dict, metadata_uri: str) -> bytes:
+        receipt = self.registry.register(spec, metadata_uri, sender=self._sender())
+        return bytes(receipt.return_value)
+
+    def stake(self, amount: int):
+        self._approve(self.staking, amount)
+        return self.staking.stake(amount, sender=self._sender())
+
+    def devices_of(self, owner: str) -> list[tuple[bytes, Any]]:
+        return [
+            (device_id, self.registry.device(device_id))
+            for device_id in (
+                bytes(self.registry.device_id_of(owner, n))
+                for n in range(self.registry.device_count(owner))
+            )
+        ]
+
+    # -- clients
+
+    def deposit(self, amount: int):
+        self._approve(self.escrow, amount)
+        return self.escrow.deposit(amount, sender=self._sender())
+
+    def post_job(
+        self,
+        spec: bytes,
+        requirements: dict,
+        *,
+        price: int,
+        replicas: int,
+        duration: int,
+        collateral: int | None = None,
+    ) -> bytes:
+        """Posts a job (depositing what the balance lacks); returns its id."""
+        me = self._sender()
+        collateral = price if collateral is None else collateral
+        missing = price * replicas - self.escrow.balanceOf(me)
+        if missing > 0:
+            self.deposit(missing)
+        deadline = chain.pending_timestamp + duration
+        receipt = self.escrow.post(
+            spec, requirements, price, replicas, deadline, collateral, sender=me
+        )
+        return bytes(receipt.return_value)
+
+    def job(self, job_id: bytes) -> dict:
+        view = dict(self.escrow.job(job_id).items())
+        view["status_name"] = STATUS_NAMES.get(view["status"], str(view["status"]))
+        view["replica_states"] = [
+            REPLICA_NAMES.get(self.escrow.assignment(job_id, slot).status, "?")
+            for slot in range(view["accepted"])
+        ]
+        return view
+
+    def watch_job(self, job_id: bytes, poll: float = 1.0, timeout: float = 600) -> Iterator[dict]:
+        """Yields the job's view whenever it changes, until it is final or `timeout` passes."""
+        last, end = None, time.monotonic() + timeout
+        while time.monotonic() < end:
+            view = self.job(job_id)
+            key = (view["status"], tuple(view["replica_states"]))
+            if key != last:
+                last = key
+                yield view
+            if view["status"] in (STATUS_FINALIZED, STATUS_CANCELLED):
+                return
+            time.sleep(poll)
+
+    # -- governance
+
+    def vote(self, proposal_id: int, support: int, reason: str = ""):
+        me = self._sender()
+        if reason:
+            return self.governor.castVoteWithReason(proposal_id, support, reason, sender=me)
+        return self.governor.castVote(proposal_id, support, sender=me)
