@@ -88,3 +88,16 @@ def export_abis(project, directory: Path = ABI_DIR) -> list[Path]:
         path.write_text(abi_text(contract_abi(project, name)))
         written.append(path)
     return written
+
+
+def selectors(abi: list[dict]) -> dict[bytes, str]:
+    """4-byte selector -> function name, for every function of an ABI."""
+    from eth_utils import keccak
+
+    return {
+        keccak(text=f"{item['name']}({','.join(_type(p) for p in item['inputs'])})")[:4]: item[
+            "name"
+        ]
+        for item in abi
+        if item.get("type") == "function"
+    }

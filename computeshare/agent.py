@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ape.exceptions import ContractLogicError
+from ape.exceptions import ApeException, ContractLogicError
 from eth_utils import keccak
 
 from computeshare.jobs import (
@@ -72,6 +72,10 @@ class Journal:
         tmp.replace(self.path)
 
 
+def _first_line(error: Exception) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0]
+
+
 class Agent:
     """Runs one device of `account` against a `ComputeShare` client."""
 
@@ -92,6 +96,7 @@ class Agent:
     # -- the loop
 
     def step(self) -> None:
+        self._retry_from = 2**63
         self._scan()
         for key in list(self.journal.jobs):
             self._advance(key)
@@ -105,7 +110,7 @@ class Agent:
             key = "0x" + bytes(posted.job_id).hex()
             if key not in self.journal.jobs and key not in self.journal.done:
                 self._consider(bytes(posted.job_id), bytes(posted.spec))
-        self.journal.from_block = head + 1
+        self.journal.from_block = min(head + 1, self._retry_from)
         self.journal.save()
 
     def _consider(self, job_id: bytes, spec: bytes) -> None:
@@ -123,9 +128,15 @@ class Agent:
         if not self._can_serve(job):
             return
         try:
-            receipt = self.cs.escrow.accept(job_id, self._device_nonce(), sender=self.account)
+            receipt = self._send(self.cs.escrow.accept, job_id, self._device_nonce())
         except ContractLogicError as error:
-            self.log(f"job {key[:10]}: not accepted ({error.message})")
+            if error.message and error.message.startswith("job_escrow:"):
+                self.log(f"job {key[:10]}: not accepted ({error.message})")
+                return
+            self._retry(key, error)
+            return
+        except ApeException as error:
+            self._retry(key, error)
             return
         slot = receipt.return_value
         self.journal.jobs[key] = {
@@ -135,6 +146,20 @@ class Agent:
         }
         self.journal.save()
         self.log(f"job {key[:10]}: accepted replica {slot}")
+
+    # Gas estimates are taken against the state before other providers' transactions of
+    # the same block; an acceptance into a later slot costs more. Send with headroom.
+    GAS_HEADROOM = 1.5
+
+    def _send(self, method, *args):
+        estimate = method.estimate_gas_cost(*args, sender=self.account)
+        return method(*args, sender=self.account, gas=int(estimate * self.GAS_HEADROOM) + 50_000)
+
+    def _retry(self, key: str, error: Exception) -> None:
+        """A send that failed without a reason (e.g. out of gas after another provider's
+        acceptance landed first): the next scan retries, its block is not marked done."""
+        self.log(f"job {key[:10]}: accept failed ({_first_line(error)}); retrying")
+        self._retry_from = min(self._retry_from, self.journal.from_block)
 
     def _held_slot(self, job_id: bytes, accepted: int) -> int | None:
         for slot in range(accepted):  # at most MAX_REPLICAS
@@ -187,6 +212,8 @@ class Agent:
                 self._finalize_if_due(key, job_id, job, now)
         except ContractLogicError as error:
             self.log(f"job {key[:10]}: {error.message}")
+        except ApeException as error:  # a failed send: the next step retries this stage
+            self.log(f"job {key[:10]}: {_first_line(error)}; retrying")
 
     def _commit(self, key: str, job_id: bytes, slot: int, entry: dict) -> None:
         if "result_hash" not in entry:
@@ -205,9 +232,7 @@ class Agent:
             entry["salt"] = "0x" + os.urandom(32).hex()
             self.journal.save()  # the secrets are durable before the commitment is public
         digest, salt = bytes.fromhex(entry["result_hash"][2:]), bytes.fromhex(entry["salt"][2:])
-        self.cs.escrow.commit(
-            job_id, slot, commitment(job_id, self.me, digest, salt), sender=self.account
-        )
+        self._send(self.cs.escrow.commit, job_id, slot, commitment(job_id, self.me, digest, salt))
         self.log(f"job {key[:10]}: committed" + (" (faulty result)" if self.faulty else ""))
 
     @staticmethod
@@ -216,8 +241,12 @@ class Agent:
 
     def _reveal(self, key: str, job_id: bytes, slot: int, entry: dict) -> None:
         digest, salt = bytes.fromhex(entry["result_hash"][2:]), bytes.fromhex(entry["salt"][2:])
-        self.cs.escrow.reveal(job_id, slot, digest, salt, sender=self.account)
+        self._send(self.cs.escrow.reveal, job_id, slot, digest, salt)
         self.log(f"job {key[:10]}: revealed {entry['result_hash'][:10]}")
+
+    # Replicas other than slot 0 wait this many steps before finalizing a due job, so the
+    # replicas of one job do not all pay for the same settlement (only one can succeed).
+    FINALIZE_BACKOFF = 4
 
     def _finalize_if_due(self, key: str, job_id: bytes, job, now: int) -> None:
         if job.replicas == 1 and job.revealed == 1:
@@ -227,7 +256,12 @@ class Agent:
         else:
             due = now >= job.reveal_end
         if due:
-            self.cs.escrow.finalize(job_id, sender=self.account)
+            entry = self.journal.jobs[key]
+            waited = entry.get("waited", 0)
+            if entry["slot"] != 0 and waited < self.FINALIZE_BACKOFF * entry["slot"]:
+                entry["waited"] = waited + 1
+                return
+            self._send(self.cs.escrow.finalize, job_id)
             self.log(f"job {key[:10]}: finalized")
 
     def _settled(self, key: str, job_id: bytes) -> None:

@@ -1,95 +1,411 @@
-"""The main job: ComputeShare on a local node.
+"""The main job: the whole ComputeShare market on a local node, end to end.
 
-Starts anvil (through ape-foundry), deploys ComputeToken, hands tokens to a few holders who
-delegate in different ways (self, to another holder, by signature), then prints balances,
-votes and the gas each step used. The node stops when the script ends.
+1. ape-foundry starts anvil; the deploy steps of `ape run deploy` deploy and wire the suite
+   and hand every owner role to the timelock.
+2. Four providers stake and register devices; four provider agents start as separate
+   processes (`computeshare agent`), one of them `--faulty`.
+3. Two clients post k = 3 and k = 1 jobs running real workloads (hashing chain, NumPy
+   matrix power, sandboxed Python). The agents accept, run, commit, reveal and finalize.
+   The faulty provider is outvoted and slashed in a k = 3 job; its wrong optimistic result
+   in a k = 1 job is disputed by the client, who re-runs the workload, and the arbiter
+   rules for the client.
+4. Token holders pass a proposal that lowers the protocol fee and pays a grant from the
+   treasury: vote (one by signature), queue, timelock delay, execute.
+5. A summary: devices, jobs and outcomes, balances and stakes, the treasury, gas used.
+
+Only the chain's clock is moved (challenge windows, voting period, timelock delay); the
+node and every agent process stop when the script ends.
 """
 
 from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
 
 import click
 from ape import accounts, chain, project
 from ape.cli import ConnectedProviderCommand
 
+from computeshare.abi import selectors
+from computeshare.client import ComputeShare
+from computeshare.deploy import DeployConfig, Deployment, Manifest
 from computeshare.gas import format_table
-from computeshare.signing import sign_delegation
+from computeshare.governance import FOR, STATE_NAMES, call
+from computeshare.jobs import OUTCOME_COMPLETED, STATUS_DISPUTED, STATUS_FINALIZED
+from computeshare.params import parameter
+from computeshare.signing import sign_ballot
+from computeshare.specs import device_spec, job_requirements
+from computeshare.workloads import encode_spec, execute, result_hash
 
 TOKEN = 10**18
-INITIAL_SUPPLY = 1_000_000_000 * TOKEN
+DAY = 86_400
+PROVIDERS = {  # test account index -> (name, region, gpus, faulty)
+    3: ("alpha", 276, 2, False),
+    4: ("bravo", 276, 2, False),
+    5: ("mallory", 276, 4, True),
+    6: ("delta", 840, 2, False),
+}
+CLIENTS = {7: "acme-labs", 8: "beta-ai"}
+VOTERS = {9: "voter-1", 10: "voter-2", 11: "voter-3"}
+ARBITER, GUARDIAN = 1, 2
+JOB_TIMEOUT = 90
 
 
-def _step(message: str) -> None:
-    click.echo(f"==> {message}")
+def step(message: str) -> None:
+    click.secho(f"==> {message}", bold=True)
+
+
+def show(amount: int) -> str:
+    return f"{amount / TOKEN:,.2f}"
+
+
+JOBS = [
+    # label, client, replicas, workload, input, requirements
+    (
+        "hash-k3",
+        7,
+        3,
+        "sha256-chain",
+        {"seed": "computeshare", "rounds": 200_000},
+        {"region": 276},
+    ),
+    (
+        "matrix-k3",
+        8,
+        3,
+        "matrix-power",
+        {"seed": 42, "n": 96, "power": 16, "modulus": 2_147_483_647},
+        {},
+    ),
+    (
+        "python-k1",
+        7,
+        1,
+        "python",
+        {
+            "source": "def primes(n):\n    return [p for p in range(2, n) "
+            "if all(p % d for d in range(2, int(p ** 0.5) + 1))]",
+            "function": "primes",
+            "args": [2_000],
+        },
+        {"region": 840},
+    ),
+    (
+        "hash-k1-disputed",
+        8,
+        1,
+        "sha256-chain",
+        {"seed": "mallory-gets-this", "rounds": 50_000},
+        {"min_gpu_count": 4},
+    ),
+]
 
 
 @click.command(cls=ConnectedProviderCommand)
 def cli():
-    """Deploy ComputeToken on a local node and show balances and votes."""
-    treasury, provider, client, delegator, voter = accounts.test_accounts[:5]
-    names = {
-        treasury.address: "treasury",
-        provider.address: "provider",
-        client.address: "client",
-        delegator.address: "delegator",
-        voter.address: "voter",
-    }
-    gas: list[dict] = []
+    """Run the ComputeShare market end to end on a local node and print a summary."""
+    started = time.monotonic()
+    test = accounts.test_accounts
+    deployer = test[0]
+    workdir = Path(tempfile.mkdtemp(prefix="computeshare-demo-"))
+    names = {test[i].address: name for i, (name, *_) in PROVIDERS.items()}
+    names.update({test[i].address: name for i, name in {**CLIENTS, **VOTERS}.items()})
 
-    _step(f"deploying ComputeToken on chain {chain.chain_id}")
-    token = treasury.deploy(project.ComputeToken, treasury, INITIAL_SUPPLY)
-    gas.append(
-        {"step": "deploy ComputeToken", "gas_used": chain.get_receipt(token.txn_hash).gas_used}
-    )
+    step(f"deploying ComputeShare on chain {chain.chain_id} ({chain.provider.uri})")
+    config = DeployConfig(arbiter=test[ARBITER].address, guardian=test[GUARDIAN].address)
+    manifest_file = workdir / "manifest.json"
+    deployment = Deployment(project, deployer, config, Manifest.open(manifest_file))
+    deployment.run()
+    cs = ComputeShare.from_manifest(manifest_file, account=deployer)
+    timelock = cs.timelock.address
+    names[timelock] = "treasury (timelock)"
+    click.echo(f"    {deployment.sent} transactions; every owner role is the timelock's")
 
-    _step("distributing tokens")
-    for account, amount in (
-        (provider, 50_000),
-        (client, 20_000),
-        (delegator, 30_000),
-        (voter, 10_000),
-    ):
-        receipt = token.transfer(account, amount * TOKEN, sender=treasury)
-        gas.append({"step": f"transfer to {names[account.address]}", "gas_used": receipt.gas_used})
+    step("funding participants; voters delegate to themselves; the treasury gets 5M tokens")
+    for index in (*PROVIDERS, *CLIENTS):
+        cs.token.transfer(test[index], 100_000 * TOKEN, sender=deployer)
+    for index, amount in zip(VOTERS, (25_000_000, 15_000_000, 10_000_000), strict=True):
+        cs.token.transfer(test[index], amount * TOKEN, sender=deployer)
+        cs.token.invoke_transaction("delegate", test[index], sender=test[index])
+    cs.token.transfer(timelock, 5_000_000 * TOKEN, sender=deployer)
 
-    _step("delegating: provider and voter vote themselves, delegator delegates to provider")
-    for account, to in ((provider, provider), (voter, voter)):
-        receipt = token.invoke_transaction("delegate", to, sender=account)
-        gas.append(
-            {"step": f"{names[account.address]} self-delegates", "gas_used": receipt.gas_used}
+    step("providers stake 10,000 tokens and register a device each")
+    for index, (name, region, gpus, faulty) in PROVIDERS.items():
+        me = ComputeShare.from_manifest(manifest_file, account=test[index])
+        me.stake(10_000 * TOKEN)
+        me.register_device(
+            device_spec(region=region, gpu_count=gpus), f"ipfs://computeshare/{name}"
         )
-    expiry = chain.pending_timestamp + 3_600
-    nonce = token.nonces(delegator)
-    signature = sign_delegation(
-        delegator.private_key,
-        chain_id=chain.chain_id,
-        token=token.address,
-        delegatee=provider.address,
-        nonce=nonce,
-        expiry=expiry,
+        click.echo(f"    {name:<8} region {region}, {gpus} GPUs" + (" (faulty)" if faulty else ""))
+
+    agents = start_agents(chain.provider.uri, manifest_file, workdir)
+    try:
+        jobs = run_jobs(cs, manifest_file, test, agents)
+    finally:
+        for process in agents:
+            process.terminate()
+        for process in agents:
+            process.wait(timeout=10)
+    click.echo("    agents stopped")
+
+    fee_before = cs.escrow.parameter(parameter("JobEscrow", "PROTOCOL_FEE_BPS").key)
+    swept = sum(cs.escrow.sweep_fees(shard, sender=deployer).return_value for shard in range(16))
+    click.echo(f"    {show(swept)} tokens of protocol fees swept to the treasury")
+    govern(cs, test)
+
+    summary(cs, jobs, names, fee_before)
+    shutil.rmtree(workdir)
+    click.echo(f"\ndemo finished in {time.monotonic() - started:.0f} s")
+
+
+def start_agents(uri: str, manifest_file: Path, workdir: Path) -> list[subprocess.Popen]:
+    step("starting 4 provider agents as separate processes")
+    executable = Path(sys.executable).with_name("computeshare")
+    processes = []
+    for index, (_name, _region, _gpus, faulty) in PROVIDERS.items():
+        command = [
+            str(executable),
+            "agent",
+            "--network",
+            uri,
+            "--account",
+            f"TEST::{index}",
+            "--manifest",
+            str(manifest_file),
+            "--journal",
+            str(workdir / f"agent-{index}.json"),
+            "--poll",
+            "0.3",
+        ] + (["--faulty"] if faulty else [])
+        processes.append(subprocess.Popen(command))
+    return processes
+
+
+def run_jobs(cs: ComputeShare, manifest_file: Path, test, agents) -> list[dict]:
+    step("clients deposit 1,000 tokens and post jobs: " + ", ".join(label for label, *_ in JOBS))
+    for index in CLIENTS:
+        ComputeShare.from_manifest(manifest_file, account=test[index]).deposit(1_000 * TOKEN)
+    jobs = []
+    for label, client_index, replicas, workload, payload, requirements in JOBS:
+        client = ComputeShare.from_manifest(manifest_file, account=test[client_index])
+        spec = encode_spec(workload, payload)
+        job_id = client.post_job(
+            spec,
+            job_requirements(**requirements),
+            price=50 * TOKEN,
+            replicas=replicas,
+            duration=2 * 3_600,
+        )
+        jobs.append(
+            {
+                "label": label,
+                "id": job_id,
+                "client": client,
+                "k": replicas,
+                "workload": workload,
+                "expected": result_hash(execute(spec)),
+            }
+        )
+        click.echo(f"    {label:<17} k={replicas} {workload:<13} job 0x{job_id.hex()[:10]}")
+
+    step("agents run the jobs; the clients check optimistic results; the arbiter rules")
+    deadline = time.monotonic() + JOB_TIMEOUT
+    last_height, idle_since = chain.blocks.height, time.monotonic()
+    while time.monotonic() < deadline:
+        stopped = [p for p in agents if p.poll() is not None]
+        if stopped:
+            raise click.ClickException(f"an agent exited with code {stopped[0].returncode}")
+        views = [cs.escrow.job(job["id"]) for job in jobs]
+        if all(view.status == STATUS_FINALIZED for view in views):
+            return jobs
+        for job, view in zip(jobs, views, strict=True):
+            check_optimistic(cs, job, view, test)
+        height = chain.blocks.height
+        if height != last_height:
+            last_height, idle_since = height, time.monotonic()
+        elif time.monotonic() - idle_since > 2 and waiting_on_windows(views):
+            end = max(v.challenge_end for v in views if v.status != STATUS_FINALIZED)
+            click.echo("    every open job waits on its challenge window: the clock moves a day")
+            chain.pending_timestamp = max(end + 1, chain.pending_timestamp)
+            chain.mine()
+        time.sleep(0.3)
+    raise click.ClickException(f"jobs not final after {JOB_TIMEOUT} s")
+
+
+def check_optimistic(cs: ComputeShare, job: dict, view, test) -> None:
+    """A k = 1 client re-runs the workload and disputes a wrong result; the arbiter, who
+    re-runs it too, rules."""
+    if job["k"] != 1 or view.revealed != 1 or view.status == STATUS_FINALIZED:
+        return
+    revealed = bytes(view.result_hash)
+    if view.status == STATUS_DISPUTED:
+        for_client = revealed != job["expected"]
+        cs.escrow.rule(job["id"], for_client, sender=test[ARBITER])
+        job["ruling"] = "for client" if for_client else "for provider"
+        click.echo(f"    arbiter re-ran {job['label']} and ruled {job['ruling']}")
+    elif revealed != job["expected"] and "disputed" not in job:
+        job["client"].escrow.dispute(job["id"], sender=job["client"].account)
+        job["disputed"] = True
+        click.echo(f"    {job['label']}: the result is wrong; the client disputes (bond posted)")
+
+
+def waiting_on_windows(views) -> bool:
+    """Every open job is an undisputed, revealed k = 1 job: only time can settle it."""
+    open_views = [v for v in views if v.status != STATUS_FINALIZED]
+    return bool(open_views) and all(
+        v.replicas == 1 and v.revealed == 1 and v.status != STATUS_DISPUTED for v in open_views
     )
-    # The voter relays the delegator's signed delegation and pays its gas.
-    receipt = token.delegateBySig(provider, nonce, expiry, *signature.args, sender=voter)
-    gas.append({"step": "delegator delegates by signature", "gas_used": receipt.gas_used})
 
-    _step("a delegated transfer moves votes")
-    receipt = token.transfer(voter, 5_000 * TOKEN, sender=delegator)
-    gas.append({"step": "delegator pays voter", "gas_used": receipt.gas_used})
 
+def govern(cs: ComputeShare, test) -> None:
+    step("DAO: lower the protocol fee to 1% and pay a 100,000-token grant from the treasury")
+    key = parameter("JobEscrow", "PROTOCOL_FEE_BPS").key
+    grantee = test[12]
+    actions = [
+        call(cs.escrow, "set_parameter", key, 100),
+        call(cs.token, "transfer", grantee.address, 100_000 * TOKEN),
+    ]
+    proposer = test[9]
+    receipt = cs.governor.propose(
+        [a.target for a in actions],
+        [a.value for a in actions],
+        [a.calldata for a in actions],
+        "Lower the protocol fee to 1% and fund the agent-tooling grant",
+        sender=proposer,
+    )
+    proposal = receipt.return_value
+    click.echo(f"    proposal {proposal} by voter-1")
+    chain.pending_timestamp += cs.governor.votingDelay() + 1
     chain.mine()
+    cs.governor.castVote(proposal, FOR, sender=test[9])
+    cs.governor.castVoteWithReason(proposal, FOR, "cheaper jobs, more clients", sender=test[10])
+    signature = sign_ballot(
+        test[11].private_key,
+        chain_id=chain.chain_id,
+        governor=cs.governor.address,
+        proposal_id=proposal,
+        support=FOR,
+        voter=test[11].address,
+        nonce=cs.governor.nonces(test[11]),
+    )
+    cs.governor.castVoteBySig(proposal, FOR, test[11], signature, sender=test[12])
+    for_ = cs.governor.proposalVotes(proposal)[1]
+    click.echo(f"    3 votes for ({show(for_)}), one cast by signature and relayed")
+    chain.pending_timestamp = cs.governor.proposalDeadline(proposal) + 1
+    chain.mine()
+    cs.governor.queue(proposal, sender=proposer)
+    click.echo(f"    queued in the timelock; delay {cs.timelock.delay() // DAY} days")
+    chain.pending_timestamp = cs.governor.proposalEta(proposal)
+    chain.mine()
+    cs.governor.execute(proposal, sender=proposer)
+    state = STATE_NAMES[cs.governor.state(proposal)]
+    click.echo(f"    {state}: fee is now {cs.escrow.parameter(key) / 100:.2f}%")
+
+
+def summary(cs: ComputeShare, jobs, names, fee_before: int) -> None:
+    step("summary")
+    start = cs.manifest["contracts"]["ComputeToken"]["block"]
+    head = chain.blocks.height + 1
+    settled = {
+        # `provider` is shadowed on ape's log objects: read it from the event arguments.
+        (bytes(e.job_id), e.event_arguments["provider"]): e
+        for e in cs.escrow.ReplicaSettled.range(start, head)
+    }
+    outcome_names = {0: "completed", 1: "failed", 2: "slashed"}
+
+    click.echo("\nDevices")
     rows = []
     for address, name in names.items():
-        delegate = token.delegates(address)
+        for device_id, device in cs.devices_of(address):
+            rows.append(
+                {
+                    "provider": name,
+                    "device": "0x" + device_id.hex()[:10],
+                    "region": device.spec.region,
+                    "gpus": device.spec.gpu_count,
+                    "completed": device.completed,
+                    "failed": device.failed,
+                    "slashed": device.slashed,
+                }
+            )
+    click.echo(format_table(rows, list(rows[0])))
+
+    click.echo("\nJobs")
+    rows = []
+    for job in jobs:
+        view = cs.escrow.job(job["id"])
+        replicas = []
+        for slot in range(view.accepted):
+            provider = cs.escrow.assignment(job["id"], slot).provider
+            event = settled.get((job["id"], provider))
+            outcome = outcome_names[event.outcome] if event else "?"
+            replicas.append(f"{names.get(provider, provider[:8])}:{outcome}")
+        rows.append(
+            {
+                "job": job["label"],
+                "k": job["k"],
+                "workload": job["workload"],
+                "status": "finalized" if view.status == STATUS_FINALIZED else str(view.status),
+                "replicas": " ".join(replicas),
+                "dispute": job.get("ruling", "-"),
+            }
+        )
+    click.echo(format_table(rows, list(rows[0])))
+
+    click.echo("\nMoney (tokens)")
+    paid = Counter()
+    slashed = Counter()
+    for (_, provider), event in settled.items():
+        paid[provider] += event.paid if event.outcome == OUTCOME_COMPLETED else 0
+        slashed[provider] += event.slashed
+    rows = []
+    for address, name in names.items():
+        pool = cs.staking.pool(address)
         rows.append(
             {
                 "account": name,
-                "balance": f"{token.balanceOf(address) / TOKEN:,.0f}",
-                "delegates to": names.get(delegate, "-"),
-                "votes": f"{token.getVotes(address) / TOKEN:,.0f}",
+                "wallet": show(cs.token.balanceOf(address)),
+                "escrow balance": show(cs.escrow.balanceOf(address)),
+                "own stake": show(pool.own_stake),
+                "earned": show(paid[address]) if address in paid else "-",
+                "slashed": show(slashed[address]) if address in slashed else "-",
             }
         )
-    click.echo()
-    click.echo(format_table(rows, ["account", "balance", "delegates to", "votes"]))
-    click.echo()
-    click.echo(f"total supply: {token.totalSupply() / TOKEN:,.0f} CSHR at {token.address}")
-    click.echo()
-    click.echo(format_table(gas, ["step", "gas_used"]))
+    click.echo(format_table(rows, list(rows[0])))
+    click.echo(
+        f"\nprotocol fee: {fee_before / 100:.2f}% before the proposal, "
+        f"{cs.escrow.parameter(0) / 100:.2f}% after"
+    )
+
+    click.echo("\nGas used, by operation (every transaction of the demo)")
+    click.echo(format_table(gas_by_operation(cs, start, head), ["operation", "calls", "gas_used"]))
+
+
+def gas_by_operation(cs: ComputeShare, start: int, head: int) -> list[dict]:
+    """Walks every block of the demo and totals receipts by contract method."""
+    methods = {
+        entry["address"].lower(): (name, selectors(cs.manifest["abis"][name]))
+        for name, entry in cs.manifest["contracts"].items()
+    }
+    calls, gas = Counter(), Counter()
+    web3 = chain.provider.web3
+    for number in range(start, head):
+        block = web3.eth.get_block(number, full_transactions=True)
+        for tx in block.transactions:
+            if tx["to"] is None:
+                label = "deploy"
+            else:
+                name, known = methods.get(tx["to"].lower(), ("other", {}))
+                label = f"{name}.{known.get(bytes(tx['input'])[:4], '?')}"
+            receipt = web3.eth.get_transaction_receipt(tx["hash"])
+            calls[label] += 1
+            gas[label] += receipt["gasUsed"]
+    return [
+        {"operation": label, "calls": calls[label], "gas_used": f"{gas[label]:,}"}
+        for label in sorted(gas, key=gas.get, reverse=True)
+    ]

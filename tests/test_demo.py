@@ -1,0 +1,30 @@
+"""`make demo`, the main job, runs end to end: its own node, agent processes, a summary."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from computeshare.abi import PROJECT_ROOT
+
+
+def test_demo_runs_the_market_end_to_end():
+    ape = Path(sys.executable).with_name("ape")
+    done = subprocess.run(
+        [str(ape), "run", "demo"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    out = done.stdout
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    jobs = out[out.index("\nJobs\n") : out.index("\nMoney")]
+    assert re.search(r"hash-k3 .* finalized .*mallory:slashed", jobs)
+    assert re.search(r"hash-k1-disputed .*mallory:slashed\s+for client", jobs)
+    assert re.search(r"python-k1 .* finalized\s+delta:completed", jobs)
+    assert "fee is now 1.00%" in out
+    assert "protocol fee: 2.50% before the proposal, 1.00% after" in out
+    assert re.search(r"Governor\.castVoteBySig\s+1\s", out)
