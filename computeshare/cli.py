@@ -77,6 +77,15 @@ def friendly(func):
     return wrapper
 
 
+amount_argument = click.argument("amount", callback=lambda ctx, param, value: tokens(value))
+
+
+def require(have: int, need: int, what: str) -> None:
+    """Stops with `<what> is <have> tokens` when `have` < `need`: nothing is sent."""
+    if have < need:
+        raise click.ClickException(f"{what} is {show(have)} tokens")
+
+
 manifest_option = click.option(
     "--manifest",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -190,25 +199,21 @@ for _action in ("pause", "resume", "retire"):
 
 
 @command(provider, "stake")
-@click.argument("amount", callback=lambda ctx, param, value: tokens(value))
+@amount_argument
 def provider_stake(account, manifest, amount):
     """Bond AMOUNT tokens as your own stake."""
     cs = connect(manifest, account)
-    balance = cs.token.balanceOf(account)
-    if balance < amount:
-        raise click.ClickException(f"balance is {show(balance)} tokens")
+    require(cs.token.balanceOf(account), amount, "balance")
     cs.stake(amount)
     click.echo(f"bonded stake: {show(cs.staking.bonded_stake(account))} tokens")
 
 
 @command(provider, "thaw")
-@click.argument("amount", callback=lambda ctx, param, value: tokens(value))
+@amount_argument
 def provider_thaw(account, manifest, amount):
     """Start thawing AMOUNT tokens of free stake (withdrawable after the thawing period)."""
     cs = connect(manifest, account)
-    free = cs.staking.free_stake(account)
-    if free < amount:
-        raise click.ClickException(f"free stake is {show(free)} tokens")
+    require(cs.staking.free_stake(account), amount, "free stake")
     cs.staking.request_thaw(amount, sender=account)
     click.echo(f"thawing {show(amount)} tokens for {cs.staking.thawing_period()} seconds")
 
@@ -231,14 +236,13 @@ def delegator():
 
 @command(delegator, "delegate")
 @click.argument("provider_address")
-@click.argument("amount", callback=lambda ctx, param, value: tokens(value))
+@amount_argument
 def delegator_delegate(account, manifest, provider_address, amount):
     """Delegate AMOUNT tokens to PROVIDER_ADDRESS's pool."""
     cs = connect(manifest, account)
     if amount < cs.staking.parameter(2):
         raise click.ClickException(f"the minimum delegation is {show(cs.staking.parameter(2))}")
-    if cs.token.balanceOf(account) < amount:
-        raise click.ClickException(f"balance is {show(cs.token.balanceOf(account))} tokens")
+    require(cs.token.balanceOf(account), amount, "balance")
     cs._approve(cs.staking, amount)
     receipt = cs.staking.delegate_to(provider_address, amount, sender=account)
     click.echo(f"shares received: {receipt.return_value}")
@@ -272,23 +276,21 @@ def client():
 
 
 @command(client, "deposit")
-@click.argument("amount", callback=lambda ctx, param, value: tokens(value))
+@amount_argument
 def client_deposit(account, manifest, amount):
     """Deposit AMOUNT tokens into your JobEscrow balance."""
     cs = connect(manifest, account)
-    if cs.token.balanceOf(account) < amount:
-        raise click.ClickException(f"balance is {show(cs.token.balanceOf(account))} tokens")
+    require(cs.token.balanceOf(account), amount, "balance")
     cs.deposit(amount)
     click.echo(f"escrow balance: {show(cs.escrow.balanceOf(account))} tokens")
 
 
 @command(client, "withdraw")
-@click.argument("amount", callback=lambda ctx, param, value: tokens(value))
+@amount_argument
 def client_withdraw(account, manifest, amount):
     """Withdraw AMOUNT tokens of your unlocked JobEscrow balance."""
     cs = connect(manifest, account)
-    if cs.escrow.balanceOf(account) < amount:
-        raise click.ClickException(f"escrow balance is {show(cs.escrow.balanceOf(account))}")
+    require(cs.escrow.balanceOf(account), amount, "escrow balance")
     cs.escrow.withdraw(amount, sender=account)
     click.echo(f"escrow balance: {show(cs.escrow.balanceOf(account))} tokens")
 
