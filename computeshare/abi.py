@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from eth_utils import keccak
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -92,8 +94,6 @@ def export_abis(project, directory: Path = ABI_DIR) -> list[Path]:
 
 def selectors(abi: list[dict]) -> dict[bytes, str]:
     """4-byte selector -> function name, for every function of an ABI."""
-    from eth_utils import keccak
-
     return {
         keccak(text=f"{item['name']}({','.join(_type(p) for p in item['inputs'])})")[:4]: item[
             "name"

@@ -92,6 +92,7 @@ class Agent:
         self.cs, self.account, self.device_id = cs, account, bytes(device_id)
         self.journal, self.faulty, self.log = journal, faulty, log
         self.me = account.address
+        self._nonce: int | None = None
 
     # -- the loop
 
@@ -168,10 +169,15 @@ class Agent:
         return None
 
     def _device_nonce(self) -> int:
-        for nonce in range(self.cs.registry.device_count(self.me)):
-            if bytes(self.cs.registry.device_id_of(self.me, nonce)) == self.device_id:
-                return nonce
-        raise ValueError("the agent's device does not belong to its account")
+        """The device's registration nonce (its id is derived from owner and nonce)."""
+        if self._nonce is None:
+            for nonce in range(self.cs.registry.device_count(self.me)):
+                if bytes(self.cs.registry.device_id_of(self.me, nonce)) == self.device_id:
+                    self._nonce = nonce
+                    break
+            else:
+                raise ValueError("the agent's device does not belong to its account")
+        return self._nonce
 
     def _can_serve(self, job) -> bool:
         """The contract's own eligibility rules, checked locally so nothing doomed is sent."""

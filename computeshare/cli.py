@@ -24,7 +24,8 @@ from ape.cli import ConnectedProviderCommand, account_option
 from ape.exceptions import ApeException, ContractLogicError
 
 from computeshare.agent import Agent, Journal
-from computeshare.client import STATUS_NAMES, ClientError, ComputeShare
+from computeshare.client import ALIASES, STATUS_NAMES, ClientError, ComputeShare
+from computeshare.deploy import DeployError, parse_value
 from computeshare.gas import format_table
 from computeshare.governance import STATE_NAMES, Action, call
 from computeshare.params import parameter
@@ -33,6 +34,7 @@ from computeshare.workloads import WorkloadError, encode_spec
 
 TOKEN = 10**18
 SUPPORT = {"against": 0, "for": 1, "abstain": 2}
+ALIAS_OF = {name: alias for alias, name in ALIASES.items()}
 
 
 def tokens(text: str) -> int:
@@ -69,7 +71,7 @@ def friendly(func):
             return func(*args, **kwargs)
         except ContractLogicError as error:
             raise click.ClickException(f"reverted: {error.message}") from None
-        except (ClientError, WorkloadError, ValueError) as error:
+        except (ClientError, DeployError, WorkloadError, ValueError) as error:
             raise click.ClickException(str(error)) from None
         except ApeException as error:
             raise click.ClickException(str(error).splitlines()[0]) from None
@@ -389,8 +391,8 @@ def gov_propose(account, manifest, settings, grant, description):
         target, _, value = setting.partition("=")
         contract, _, name = target.partition(".")
         p = parameter(contract, name)
-        p.check(int(value) if value.isdigit() else -1)
-        actions.append(call(getattr(cs, _alias(contract)), "set_parameter", p.key, int(value)))
+        amount = p.check(parse_value(value))
+        actions.append(call(getattr(cs, ALIAS_OF[p.contract]), "set_parameter", p.key, amount))
     for recipient, amount in grant:
         actions.append(call(cs.token, "transfer", recipient, tokens(amount)))
     if not actions:
@@ -409,12 +411,6 @@ def gov_propose(account, manifest, settings, grant, description):
         sender=account,
     )
     click.echo(f"proposal {receipt.return_value}")
-
-
-def _alias(contract: str) -> str:
-    return {"JobEscrow": "escrow", "Staking": "staking", "DeviceRegistry": "registry"}.get(
-        contract, "governor"
-    )
 
 
 def _check_exists(cs, proposal_id: int) -> None:

@@ -327,8 +327,9 @@ class Deployment:
 
     def _step(self, name: str, done: Callable[[], bool], send: Callable[[], Any]) -> None:
         if done():
-            self.manifest.steps.setdefault(name, {"tx": None, "block": None})
-            self.manifest.save()
+            if name not in self.manifest.steps:  # done by a run cut off before recording it
+                self.manifest.steps[name] = {"tx": None, "block": None}
+                self.manifest.save()
             return
         receipt = send()
         self.sent += 1
@@ -349,7 +350,6 @@ class Deployment:
         """Runs every step not yet done; returns the contract instances by name.
         `stop_after=n` stops after the n-th transaction (tests cut runs off with it)."""
         self._check_manifest()
-        self._stop_after = stop_after
         for step in self._plan():
             step()
             if stop_after is not None and self.sent >= stop_after:
@@ -481,7 +481,10 @@ class Deployment:
             ("escrow registry", escrow.REGISTRY() == registry.address),
             ("escrow treasury", escrow.treasury() == treasury),
             ("offer book escrow", offers.ESCROW() == escrow.address),
-            ("escrow is SLASHER|LOCKER", staking.roles(escrow) & (SLASHER | LOCKER) == 3),
+            (
+                "escrow is SLASHER|LOCKER",
+                staking.roles(escrow) & (SLASHER | LOCKER) == SLASHER | LOCKER,
+            ),
             ("escrow is REPORTER", registry.roles(escrow) & REPORTER == REPORTER),
             ("offer book is MATCHER", escrow.roles(offers) & MATCHER == MATCHER),
         ]

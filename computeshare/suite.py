@@ -35,8 +35,6 @@ __all__ = [
     "deploy_system",
 ]
 
-INITIAL_SUPPLY = 1_000_000_000 * TOKEN
-
 
 @dataclass
 class Suite:

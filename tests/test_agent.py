@@ -17,7 +17,7 @@ SPEC = encode_spec("sha256-chain", {"seed": "computeshare", "rounds": 2_000})
 
 
 @pytest.fixture
-def cs(project, deployer, arbiter, guardian, providers, client, tmp_path):
+def manifest(project, deployer, arbiter, guardian, providers, client, tmp_path):
     """A deployment through the deploy steps, read back from its manifest; each provider
     stakes 10,000 tokens and registers one device; the client holds 100,000 tokens."""
     path = tmp_path / "manifest.json"
@@ -66,10 +66,10 @@ def post(path, client, replicas, price=100 * TOKEN):
     return cs, job_id
 
 
-def test_three_honest_agents_agree_and_are_paid(chain, cs, providers, client, tmp_path):
-    agents = [agent_for(cs, p, tmp_path) for p in providers]
+def test_three_honest_agents_agree_and_are_paid(chain, manifest, providers, client, tmp_path):
+    agents = [agent_for(manifest, p, tmp_path) for p in providers]
     stakes = [a.cs.staking.bonded_stake(a.me) for a in agents]
-    view, job_id = post(cs, client, replicas=3)
+    view, job_id = post(manifest, client, replicas=3)
     run_until_final(chain, view, job_id, agents)
     settled = next(iter(view.escrow.JobSettled.range(0, chain.blocks.height + 1)))
     assert bytes(settled.result_hash) == result_hash(execute(SPEC))
@@ -80,11 +80,11 @@ def test_three_honest_agents_agree_and_are_paid(chain, cs, providers, client, tm
         assert agent.cs.staking.bonded_stake(agent.me) == before + 97_500 * TOKEN // 1_000
 
 
-def test_faulty_agent_is_outvoted_and_slashed(chain, cs, providers, client, tmp_path):
-    honest = [agent_for(cs, p, tmp_path) for p in providers[:2]]
-    faulty = agent_for(cs, providers[2], tmp_path, faulty=True)
+def test_faulty_agent_is_outvoted_and_slashed(chain, manifest, providers, client, tmp_path):
+    honest = [agent_for(manifest, p, tmp_path) for p in providers[:2]]
+    faulty = agent_for(manifest, providers[2], tmp_path, faulty=True)
     before = faulty.cs.staking.bonded_stake(faulty.me)
-    view, job_id = post(cs, client, replicas=3)
+    view, job_id = post(manifest, client, replicas=3)
     run_until_final(chain, view, job_id, [*honest, faulty])
     settled = next(iter(view.escrow.JobSettled.range(0, chain.blocks.height + 1)))
     assert bytes(settled.result_hash) == result_hash(execute(SPEC))
@@ -96,9 +96,11 @@ def test_faulty_agent_is_outvoted_and_slashed(chain, cs, providers, client, tmp_
         assert agent.journal.done["0x" + job_id.hex()] == completed(97_500 * TOKEN // 1_000)
 
 
-def test_optimistic_job_settles_after_the_challenge_window(chain, cs, providers, client, tmp_path):
-    agent = agent_for(cs, providers[0], tmp_path)
-    view, job_id = post(cs, client, replicas=1)
+def test_optimistic_job_settles_after_the_challenge_window(
+    chain, manifest, providers, client, tmp_path
+):
+    agent = agent_for(manifest, providers[0], tmp_path)
+    view, job_id = post(manifest, client, replicas=1)
     agent.step()  # accept and commit
     agent.step()  # reveal (the only replica committed)
     assert view.escrow.job(job_id).revealed == 1
@@ -108,24 +110,28 @@ def test_optimistic_job_settles_after_the_challenge_window(chain, cs, providers,
     assert agent.journal.done["0x" + job_id.hex()] == completed(97_500 * TOKEN // 1_000)
 
 
-def test_restarted_agent_finishes_the_job_it_committed(chain, cs, providers, client, tmp_path):
-    first = agent_for(cs, providers[0], tmp_path)
-    others = [agent_for(cs, p, tmp_path) for p in providers[1:]]
-    view, job_id = post(cs, client, replicas=3)
+def test_restarted_agent_finishes_the_job_it_committed(
+    chain, manifest, providers, client, tmp_path
+):
+    first = agent_for(manifest, providers[0], tmp_path)
+    others = [agent_for(manifest, p, tmp_path) for p in providers[1:]]
+    view, job_id = post(manifest, client, replicas=3)
     first.step()  # accepted and committed; the process then dies
     key = "0x" + job_id.hex()
     assert first.journal.jobs[key]["salt"]
-    restarted = agent_for(cs, providers[0], tmp_path)
+    restarted = agent_for(manifest, providers[0], tmp_path)
     assert restarted.journal.jobs[key] == first.journal.jobs[key]
     run_until_final(chain, view, job_id, [restarted, *others])
     assert restarted.journal.done[key] == completed(97_500 * TOKEN // 1_000)
 
 
-def test_agent_adopts_an_acceptance_its_journal_missed(chain, cs, providers, client, tmp_path):
+def test_agent_adopts_an_acceptance_its_journal_missed(
+    chain, manifest, providers, client, tmp_path
+):
     """Died after the accept transaction, before writing the journal."""
-    agent = agent_for(cs, providers[0], tmp_path)
+    agent = agent_for(manifest, providers[0], tmp_path)
     start = agent.journal.from_block
-    view, job_id = post(cs, client, replicas=1)
+    view, job_id = post(manifest, client, replicas=1)
     agent.cs.escrow.accept(job_id, 0, sender=providers[0])
     agent.journal.from_block = start
     agent.step()
@@ -135,9 +141,9 @@ def test_agent_adopts_an_acceptance_its_journal_missed(chain, cs, providers, cli
     assert agent.journal.done[key] == completed(97_500 * TOKEN // 1_000)
 
 
-def test_agent_skips_jobs_its_device_cannot_serve(chain, cs, providers, client, tmp_path):
-    agent = agent_for(cs, providers[0], tmp_path)
-    view = ComputeShare.from_manifest(cs, account=client)
+def test_agent_skips_jobs_its_device_cannot_serve(chain, manifest, providers, client, tmp_path):
+    agent = agent_for(manifest, providers[0], tmp_path)
+    view = ComputeShare.from_manifest(manifest, account=client)
     job_id = view.post_job(
         SPEC, job_requirements(min_gpu_count=8), price=100 * TOKEN, replicas=1, duration=DAY
     )
@@ -147,9 +153,9 @@ def test_agent_skips_jobs_its_device_cannot_serve(chain, cs, providers, client, 
     assert view.escrow.job(job_id).accepted == 0
 
 
-def test_client_refuses_a_manifest_it_cannot_use(cs, tmp_path):
+def test_client_refuses_a_manifest_it_cannot_use(manifest, tmp_path):
     with pytest.raises(ClientError, match="no deployment manifest"):
         ComputeShare.from_manifest(tmp_path / "missing.json")
-    read_only = ComputeShare.from_manifest(cs)
+    read_only = ComputeShare.from_manifest(manifest)
     with pytest.raises(ClientError, match="needs an account"):
         read_only.deposit(1)

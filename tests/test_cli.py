@@ -94,6 +94,11 @@ def test_bad_input_gets_one_line_and_sends_nothing(cli, accounts):
         "PROTOCOL_FEE_BPS = 5000 is out of bounds [0, 1000]",
     )  # fmt: skip
     one_line_error(
+        cli("gov", "propose", "--set", "JobEscrow.PROTOCOL_FEE_BPS=lots", "--description", "x",
+            account=12),
+        "cannot read 'lots'",
+    )  # fmt: skip
+    one_line_error(
         cli("gov", "propose", "--set", "JobEscrow.PROTOCOL_FEE_BPS=100", "--description", "x",
             account=12),
         "you have 0 votes; proposing needs 100,000",
