@@ -20,6 +20,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import click
+from ape import accounts, chain
 from ape.cli import ConnectedProviderCommand, account_option
 from ape.exceptions import ApeException, ContractLogicError
 
@@ -27,7 +28,7 @@ from computeshare.agent import Agent, Journal
 from computeshare.client import ALIASES, STATUS_NAMES, ClientError, ComputeShare
 from computeshare.deploy import DeployError, parse_value
 from computeshare.gas import format_table
-from computeshare.governance import STATE_NAMES, Action, call
+from computeshare.governance import STATE_NAMES, Action, call, rehearse
 from computeshare.params import parameter
 from computeshare.specs import device_spec, job_requirements
 from computeshare.workloads import WorkloadError, encode_spec
@@ -379,13 +380,21 @@ def gov():
     """Propose, vote, queue and execute."""
 
 
-@command(gov, "propose")
-@click.option("--set", "settings", multiple=True, help="Contract.PARAMETER=value (repeatable)")
-@click.option("--grant", nargs=2, multiple=True, help="RECIPIENT AMOUNT: pay from the treasury")
-@click.option("--description", required=True)
-def gov_propose(account, manifest, settings, grant, description):
-    """Propose parameter changes and treasury grants (bounds are checked before sending)."""
-    cs = connect(manifest, account)
+proposal_options = [
+    click.option("--set", "settings", multiple=True, help="Contract.PARAMETER=value (repeatable)"),
+    click.option("--grant", nargs=2, multiple=True, help="RECIPIENT AMOUNT: pay from the treasury"),
+    click.option("--description", required=True),
+]
+
+
+def with_proposal_options(func):
+    for option in reversed(proposal_options):
+        func = option(func)
+    return func
+
+
+def proposal_actions(cs: ComputeShare, settings, grant) -> list[Action]:
+    """The actions of `--set` and `--grant`, with every value checked against its bounds."""
     actions: list[Action] = []
     for setting in settings:
         target, _, value = setting.partition("=")
@@ -397,6 +406,15 @@ def gov_propose(account, manifest, settings, grant, description):
         actions.append(call(cs.token, "transfer", recipient, tokens(amount)))
     if not actions:
         raise click.UsageError("nothing to propose: give --set or --grant")
+    return actions
+
+
+@command(gov, "propose")
+@with_proposal_options
+def gov_propose(account, manifest, settings, grant, description):
+    """Propose parameter changes and treasury grants (bounds are checked before sending)."""
+    cs = connect(manifest, account)
+    actions = proposal_actions(cs, settings, grant)
     votes = cs.token.getVotes(account)
     threshold = cs.governor.proposalThreshold()
     if votes < threshold:
@@ -411,6 +429,44 @@ def gov_propose(account, manifest, settings, grant, description):
         sender=account,
     )
     click.echo(f"proposal {receipt.return_value}")
+
+
+@command(gov, "rehearse", signer=False)
+@with_proposal_options
+@click.option(
+    "--voter",
+    "voters",
+    multiple=True,
+    help="holder who proposes and votes for (repeatable; default: the initial token holder)",
+)
+def gov_rehearse(manifest, settings, grant, description, voters):
+    """Rehearse a proposal on a fork: propose, vote, queue, wait and execute, then show
+    what changed. The upstream network is never touched."""
+    if not chain.provider.network.is_fork:
+        raise click.ClickException(
+            f"rehearse runs on a fork (e.g. --network ethereum:{chain.provider.network.name}"
+            "-fork:foundry): it impersonates voters and moves the clock"
+        )
+    cs = connect(manifest)
+    actions = proposal_actions(cs, settings, grant)
+    voters = list(voters) or [cs.manifest["contracts"]["ComputeToken"]["args"][0]]
+    readers = {
+        setting.partition("=")[0]: _parameter_reader(cs, setting.partition("=")[0])
+        for setting in settings
+    }
+    for recipient, _ in grant:
+        readers[f"balance of {recipient}"] = lambda r=recipient: show(cs.token.balanceOf(r))
+    before = {what: read() for what, read in readers.items()}
+    rehearse(cs.governor, cs.token, chain, accounts, voters, actions, description)
+    click.echo(f"proposal {cs.governor.proposalCount()} executed on the fork")
+    for what, read in readers.items():
+        click.echo(f"  {what}: {before[what]} -> {read()}")
+
+
+def _parameter_reader(cs: ComputeShare, target: str):
+    p = parameter(*target.split(".", 1))
+    contract = getattr(cs, ALIAS_OF[p.contract])
+    return lambda: contract.parameter(p.key)
 
 
 def _check_exists(cs, proposal_id: int) -> None:

@@ -66,10 +66,12 @@ class ComputeShare:
 
     @classmethod
     def connected(cls, account=None, directory: Path = DEPLOYMENTS) -> ComputeShare:
-        """The deployment on the connected network, from deployments/<network>-<chain id>."""
-        return cls.from_manifest(
-            manifest_path(chain.provider.network.name, chain.chain_id, directory), account
-        )
+        """The deployment on the connected network, from deployments/<network>-<chain id>.
+        A fork without a deployment of its own (`sepolia-fork`) uses its upstream's."""
+        network = chain.provider.network.name
+        path = manifest_path(network, chain.chain_id, directory)
+        upstream = manifest_path(network.removesuffix("-fork"), chain.chain_id, directory)
+        return cls.from_manifest(path if path.exists() else upstream, account)
 
     def __getattr__(self, alias: str):
         if alias not in ALIASES:

@@ -520,3 +520,12 @@ def deploy(
 ) -> dict[str, Any]:
     """Deploys (or resumes, or confirms) `config`; returns the contracts by name."""
     return Deployment(project, deployer, config.check(), manifest or Manifest(None), log).run()
+
+
+def verify_deployment(project, manifest: Manifest, reader) -> list[str]:
+    """Reads a recorded deployment's wiring back from the connected chain (e.g. a fork of
+    the network it went to); `reader` is any account. Returns what is wrong."""
+    if not manifest.complete:
+        return [f"deployment in {manifest.path} is incomplete"]
+    config = DeployConfig.from_dict(manifest.data["config"])
+    return Deployment(project, reader, config, manifest).verify()

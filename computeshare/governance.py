@@ -78,3 +78,25 @@ def pass_proposal(
     governor.queue(proposal_id, sender=proposer)
     chain.pending_timestamp = governor.proposalEta(proposal_id)
     return governor.execute(proposal_id, sender=proposer)
+
+
+GAS_MONEY = 10**18  # ether an impersonated voter is given on a fork to pay for its votes
+
+
+def rehearse(governor, token, chain, accounts, voters: list[str], actions, description: str):
+    """Walks `actions` through the whole governance path on a fork of a live network: the
+    `voters` are impersonated (given gas money, and self-delegated if their tokens carry no
+    votes yet), the first proposes, all vote for, then the proposal is queued, the timelock
+    delay waited out and executed. Returns the execute receipt; a proposal that would fail
+    raises with the reason it would fail with. Only the fork changes."""
+    signers = []
+    for voter in voters:
+        if chain.provider.get_balance(voter) < GAS_MONEY:
+            chain.provider.set_balance(voter, GAS_MONEY)
+        signer = accounts[voter]  # an impersonated account on a fork
+        if token.getVotes(voter) == 0 and token.balanceOf(voter) > 0:
+            method(token, "delegate")(voter, sender=signer)
+        signers.append(signer)
+    advance(chain, 1)  # delegations count from the next second
+    timelock = governor.TIMELOCK()
+    return pass_proposal(governor, timelock, chain, signers[0], signers, actions, description)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -25,6 +26,14 @@ settings.register_profile("ci", max_examples=25, stateful_step_count=25, **_COMM
 settings.register_profile("quick", max_examples=5, stateful_step_count=10, **_COMMON)
 settings.register_profile("deep", max_examples=400, stateful_step_count=60, **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_ignore_collect(collection_path: Path, config):
+    """tests/fork checks a live deployment and runs only on a fork of its network
+    (`ape test tests/fork --network ethereum:<network>-fork:foundry`)."""
+    if collection_path == Path(__file__).parent / "fork":
+        return "-fork:" not in str(config.getoption("network", default=""))
+    return None
 
 
 @pytest.fixture(scope="session")

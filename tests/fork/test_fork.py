@@ -1,0 +1,83 @@
+"""Checks a live deployment and rehearses governance on a fork of its network.
+
+    ape test tests/fork --network ethereum:sepolia-fork:foundry
+
+The deployment is read from the upstream network's manifest (deployments/<network>-<chain
+id>.json, or the file $COMPUTESHARE_MANIFEST names). Proposals are rehearsed by holders
+the fork impersonates: $COMPUTESHARE_VOTERS (comma-separated addresses with enough votes
+together), by default the deployment's initial token holder. Only the fork changes; the
+network it forks is never sent a transaction. tests/test_devnet.py runs these tests on a
+fork of a devnet it deploys to.
+"""
+
+from __future__ import annotations
+
+import os
+
+import ape
+import pytest
+
+from computeshare.client import ALIASES, ComputeShare
+from computeshare.deploy import OWNED, Manifest, verify_deployment
+from computeshare.governance import EXECUTED, call, rehearse
+from computeshare.params import parameter
+
+FEE = parameter("JobEscrow", "PROTOCOL_FEE_BPS")
+
+
+@pytest.fixture(scope="module")
+def cs() -> ComputeShare:
+    path = os.environ.get("COMPUTESHARE_MANIFEST")
+    return ComputeShare.from_manifest(path) if path else ComputeShare.connected()
+
+
+@pytest.fixture(scope="module")
+def voters(cs) -> list[str]:
+    listed = os.environ.get("COMPUTESHARE_VOTERS", "")
+    return [v.strip() for v in listed.split(",") if v.strip()] or [
+        cs.manifest["contracts"]["ComputeToken"]["args"][0]
+    ]
+
+
+def test_runs_on_a_fork(chain, cs):
+    assert chain.provider.network.is_fork
+    assert chain.chain_id == cs.manifest["chain_id"]
+
+
+def test_deployed_wiring_holds(project, accounts, cs):
+    assert verify_deployment(project, Manifest(None, cs.manifest), accounts[0]) == []
+
+
+def test_deployer_keeps_no_power(accounts, cs):
+    deployer = accounts[cs.manifest["deployer"]]
+    timelock = cs.timelock.address
+    alias_of = {name: alias for alias, name in ALIASES.items()}
+    for name in OWNED:
+        contract = getattr(cs, alias_of[name])
+        assert contract.owner() == timelock
+        with ape.reverts("ownable: caller is not the owner"):
+            contract.transfer_ownership(deployer, sender=deployer)
+    with ape.reverts("ownable: caller is not the owner"):
+        cs.escrow.set_parameter(FEE.key, FEE.high, sender=deployer)
+    with ape.reverts("timelock: caller is not the timelock"):
+        cs.timelock.set_delay(cs.timelock.delay() + 1, sender=deployer)
+
+
+def test_rehearse_a_fee_change(chain, accounts, cs, voters):
+    before = cs.escrow.parameter(FEE.key)
+    new_fee = FEE.low if before != FEE.low else FEE.high
+    action = call(cs.escrow, "set_parameter", FEE.key, new_fee)
+    receipt = rehearse(cs.governor, cs.token, chain, accounts, voters, [action], "rehearsal")
+    proposal = cs.governor.proposalCount()
+    assert cs.governor.state(proposal) == EXECUTED
+    assert cs.escrow.parameter(FEE.key) == new_fee
+    changed = [log for log in receipt.events if log.event_name == "ParameterChanged"]
+    assert [(log.old_value, log.new_value) for log in changed] == [(before, new_fee)]
+
+
+def test_rehearsal_shows_a_proposal_that_would_fail(chain, accounts, cs, voters):
+    before = cs.escrow.parameter(FEE.key)
+    action = call(cs.escrow, "set_parameter", FEE.key, FEE.high + 1)
+    with ape.reverts("job_escrow: parameter out of bounds"):
+        rehearse(cs.governor, cs.token, chain, accounts, voters, [action], "a fee out of bounds")
+    assert cs.escrow.parameter(FEE.key) == before
