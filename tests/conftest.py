@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+from hypothesis.stateful import RuleBasedStateMachine, invariant
 
 from computeshare.governance import advance
 from computeshare.specs import device_spec
@@ -26,6 +28,33 @@ settings.register_profile("ci", max_examples=25, stateful_step_count=25, **_COMM
 settings.register_profile("quick", max_examples=5, stateful_step_count=10, **_COMMON)
 settings.register_profile("deep", max_examples=400, stateful_step_count=60, **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# Examples and steps each state machine ran, printed at the end of the run.
+COVERAGE: dict[str, Counter] = {}
+
+
+class CountedMachine(RuleBasedStateMachine):
+    """A state machine that counts its examples and steps for the end-of-run report."""
+
+    def __init__(self):
+        super().__init__()
+        self._coverage = COVERAGE.setdefault(type(self).__name__, Counter())
+        self._coverage["examples"] += 1
+        self._coverage["steps"] -= 1  # invariants run once before the first step
+
+    @invariant()
+    def count_step(self):
+        self._coverage["steps"] += 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    if COVERAGE:
+        profile = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+        terminalreporter.write_sep("-", f"state machines (hypothesis profile {profile})")
+        for name, counts in sorted(COVERAGE.items()):
+            terminalreporter.write_line(
+                f"{name}: {counts['examples']} examples, {counts['steps']} steps"
+            )
 
 
 def pytest_ignore_collect(collection_path: Path, config):

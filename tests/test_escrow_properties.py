@@ -21,7 +21,6 @@ import ape
 from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    RuleBasedStateMachine,
     initialize,
     invariant,
     rule,
@@ -30,7 +29,7 @@ from hypothesis.stateful import (
 
 from computeshare.jobs import OUTCOME_COMPLETED, STATUS_CANCELLED, STATUS_FINALIZED, commitment
 from computeshare.specs import job_requirements
-from tests.conftest import TOKEN
+from tests.conftest import TOKEN, CountedMachine
 
 GOOD, BAD = b"\xaa" * 32, b"\xbb" * 32
 SALT = b"\x01" * 32
@@ -63,7 +62,7 @@ class JobModel:
         return self.price * self.k + self.bond if self.status in ("open", "disputed") else 0
 
 
-class EscrowMachine(RuleBasedStateMachine):
+class EscrowMachine(CountedMachine):
     def __init__(self, m, clients, providers, arbiter, keeper, chain):
         super().__init__()
         self.m, self.clients, self.providers = m, clients, providers

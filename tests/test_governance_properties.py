@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ape
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import invariant, rule, run_state_machine_as_test
 
 from computeshare.governance import (
     ABSTAIN,
@@ -27,7 +27,7 @@ from computeshare.governance import (
     SUCCEEDED,
     call,
 )
-from tests.conftest import DAY, TOKEN, delegate
+from tests.conftest import DAY, TOKEN, CountedMachine, delegate
 
 QUORUM = 40_000_000 * TOKEN  # 4% of the fixed 1B supply
 THRESHOLD = 100_000 * TOKEN
@@ -60,7 +60,7 @@ class Proposal:
         return SUCCEEDED
 
 
-class GovernanceMachine(RuleBasedStateMachine):
+class GovernanceMachine(CountedMachine):
     def __init__(self, dao, holders, chain):
         super().__init__()
         self.dao, self.holders, self.chain = dao, holders, chain

@@ -15,7 +15,7 @@ import pytest
 
 from computeshare.governance import encode
 from tests.conftest import DAY, LOCKER, REPORTER, SLASHER, TOKEN
-from tests.test_escrow import GOOD, SALT, post, reveal, run_replica
+from tests.test_escrow import GOOD, post, reveal, run_replica
 
 MAX = 2**256 - 1
 NORMAL, RETURNS_FALSE, TAKES_FEE, REVERTS_ON_ZERO, REENTERS = range(5)

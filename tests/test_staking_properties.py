@@ -14,14 +14,13 @@ from fractions import Fraction
 import ape
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    RuleBasedStateMachine,
     invariant,
     precondition,
     rule,
     run_state_machine_as_test,
 )
 
-from tests.conftest import DAY, TOKEN
+from tests.conftest import DAY, TOKEN, CountedMachine
 
 BPS = 10_000
 VIRTUAL = "virtual"
@@ -54,7 +53,7 @@ class PoolModel:
                 self.value[holder] += delta * self.value[holder] / total
 
 
-class StakingMachine(RuleBasedStateMachine):
+class StakingMachine(CountedMachine):
     def __init__(self, staking, token, provider, delegators, escrow, payer, chain):
         super().__init__()
         self.staking, self.token, self.provider = staking, token, provider

@@ -12,14 +12,13 @@ from dataclasses import dataclass, field
 import ape
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    RuleBasedStateMachine,
     invariant,
     rule,
     run_state_machine_as_test,
 )
 
 from computeshare.signing import sign_delegation, sign_permit
-from tests.conftest import TOKEN, delegate
+from tests.conftest import TOKEN, CountedMachine, delegate
 
 ZERO = "0x0000000000000000000000000000000000000000"
 
@@ -53,7 +52,7 @@ class TokenModel:
         return self.history[max(past)] if past else None
 
 
-class TokenMachine(RuleBasedStateMachine):
+class TokenMachine(CountedMachine):
     def __init__(self, token, owner, holders, chain, chain_id):
         super().__init__()
         self.token, self.owner, self.holders, self.chain = token, owner, holders, chain
