@@ -6,12 +6,14 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+ANALYSIS_VENV := .venv-analysis
+ANALYSIS_STAMP := $(ANALYSIS_VENV)/.installed
 
 # ape-foundry looks anvil up on PATH: use the one shipped inside the npm package.
 export PATH := $(CURDIR)/node_modules/.bin:$(BIN):$(PATH)
 export HYPOTHESIS_PROFILE ?= ci
 
-.PHONY: setup demo test lint fuzz bench abi clean
+.PHONY: setup demo test lint analyze fuzz bench abi clean
 
 setup: $(PY_STAMP) $(NODE_STAMP)
 
@@ -29,15 +31,24 @@ $(NODE_STAMP): package.json
 	anvil --version >/dev/null
 	touch $@
 
+$(ANALYSIS_STAMP): constraints-analysis.txt
+	test -x $(ANALYSIS_VENV)/bin/python || $(PYTHON) -m venv $(ANALYSIS_VENV)
+	$(ANALYSIS_VENV)/bin/python -m pip install --quiet -r constraints-analysis.txt
+	touch $@
+
 demo: setup
 	ape run demo
 
-test: setup lint
+test: setup lint analyze
 	ape test tests -p no:warnings
 
 lint: setup
 	ruff check .
 	ruff format --check .
+
+# vyper-guard on every contract; fails on a finding not fixed or justified in the code.
+analyze: setup $(ANALYSIS_STAMP)
+	python -m computeshare.analysis
 
 fuzz: setup
 	HYPOTHESIS_PROFILE=deep ape test tests -p no:warnings -k "properties or stateful"
@@ -52,4 +63,4 @@ abi: setup
 	ape run export_abi
 
 clean:
-	rm -rf $(VENV) node_modules .build .hypothesis .pytest_cache
+	rm -rf $(VENV) $(ANALYSIS_VENV) node_modules .build .hypothesis .pytest_cache

@@ -40,6 +40,10 @@
         checkpoint look-up follows OpenZeppelin's `Checkpoints.upperLookupRecent`.
 """
 
+# Static analysis (vyper-guard, `make analyze`), contract-wide:
+# analysis: integer_overflow: each `unsafe_*` operation has a `# Cannot wrap` comment above it giving the bound that makes it safe (amounts stay under MAX_SUPPLY, checkpoint counts and indices under 2**32).
+# analysis: missing_input_validation: the external entry points validate in the internal function they call (`_transfer`, `_approve`, `_mint`, the vault check of `add_bonded`).
+
 from ethereum.ercs import IERC20
 from ethereum.ercs import IERC20Detailed
 from interfaces import IComputeToken
@@ -298,6 +302,7 @@ def mint(to: address, amount: uint256):
     minted: uint256 = self.mint_epoch_minted + amount
     assert minted <= self.mint_epoch_cap, "compute_token: mint exceeds inflation cap"
     self.mint_epoch_minted = minted
+    # analysis: missing_event_emission: `_mint` logs Transfer.
     self._mint(to, amount)
 
 
@@ -311,6 +316,7 @@ def burn(amount: uint256):
     assert word & _BALANCE_MASK >= amount, "compute_token: burn amount exceeds balance"
     # Cannot wrap: the balance bits hold at least `amount`.
     self._account[msg.sender] = unsafe_sub(word, amount)
+    # analysis: unchecked_subtraction: checked arithmetic; the balance check above bounds it anyway.
     self.totalSupply -= amount
     self._account[_SUPPLY_KEY] = self._checkpoint(_SUPPLY_KEY, self._account[_SUPPLY_KEY], amount, False)
     log Transfer(sender=msg.sender, receiver=empty(address), value=amount)
@@ -475,6 +481,7 @@ def getVotes(account: address) -> uint256:
     if n == 0:
         return 0
     base: uint256 = convert(account, uint256) << 32
+    # Cannot wrap: n != 0 here.
     return self._checkpoints[base | unsafe_sub(n, 1)] & _VALUE_MASK
 
 
@@ -604,6 +611,7 @@ def _spend_allowance(owner: address, spender: address, amount: uint256):
     current: uint256 = self.allowance[owner][spender]
     if current != max_value(uint256):
         assert current >= amount, "compute_token: insufficient allowance"
+        # Cannot wrap: current >= amount, asserted above.
         self._approve(owner, spender, unsafe_sub(current, amount))
 
 
@@ -633,6 +641,7 @@ def _delegate(account: address, delegatee: address):
     word: uint256 = self._account[account]
     previous: address = self._delegate_of(account, word)
     mode: uint256 = _MODE_OTHER
+    # analysis: missing_zero_address_check: ERC-5805: delegating to the zero address withdraws the votes.
     if delegatee == empty(address):
         mode = _MODE_NONE
     elif delegatee == account:
@@ -675,6 +684,7 @@ def _checkpoint(key: address, word: uint256, amount: uint256, increase: bool) ->
     previous: uint256 = 0
     last_time: uint256 = 0
     if n != 0:
+        # Cannot wrap: n != 0 here.
         last: uint256 = self._checkpoints[base | unsafe_sub(n, 1)]
         previous = last & _VALUE_MASK
         last_time = last >> _VALUE_BITS
@@ -687,6 +697,7 @@ def _checkpoint(key: address, word: uint256, amount: uint256, increase: bool) ->
     if key != _SUPPLY_KEY:
         log DelegateVotesChanged(delegate=key, previous_votes=previous, new_votes=new)
     if n != 0 and last_time == block.timestamp:
+        # Cannot wrap: n != 0 here.
         self._checkpoints[base | unsafe_sub(n, 1)] = packed
         return word
     self._checkpoints[base | n] = packed
@@ -713,11 +724,13 @@ def _lookup(key: address, timepoint: uint256) -> uint256:
     if n == 0:
         return 0
     base: uint256 = convert(key, uint256) << 32
+    # Cannot wrap: n != 0 here.
     last: uint256 = self._checkpoints[base | unsafe_sub(n, 1)]
     if last >> _VALUE_BITS <= timepoint:
         return last & _VALUE_MASK
     # Invariant: the answer is checkpoint `low - 1` once low == high (none if low == 0).
     low: uint256 = 0
+    # Cannot wrap: n != 0 here.
     high: uint256 = unsafe_sub(n, 1)
     if n > 5:
         # Cannot wrap: isqrt(n) < n for n > 5.
@@ -725,6 +738,7 @@ def _lookup(key: address, timepoint: uint256) -> uint256:
         if self._checkpoints[base | mid] >> _VALUE_BITS > timepoint:
             high = mid
         else:
+            # Cannot wrap: mid < n < 2**32.
             low = unsafe_add(mid, 1)
     # n < 2**32, so 32 halvings always finish the search.
     for _: uint256 in range(32):
@@ -735,7 +749,9 @@ def _lookup(key: address, timepoint: uint256) -> uint256:
         if self._checkpoints[base | mid] >> _VALUE_BITS > timepoint:
             high = mid
         else:
+            # Cannot wrap: mid < n < 2**32.
             low = unsafe_add(mid, 1)
     if low == 0:
         return 0
+    # Cannot wrap: low != 0 here.
     return self._checkpoints[base | unsafe_sub(low, 1)] & _VALUE_MASK

@@ -36,6 +36,11 @@
         proposals rather than once per vote.
 """
 
+# Static analysis (vyper-guard, `make analyze`), contract-wide:
+# analysis: missing_nonreentrant: `# pragma nonreentrancy on` makes every external function nonreentrant (tests/test_hostile_tokens.py: a token calling back is refused).
+# analysis: timestamp_dependence: windows, deadlines and expiries last minutes to days; the seconds a block producer can shift a timestamp do not change who may act.
+# analysis: shadowed_state_variable: the flagged assignments in `__init__` set immutables; there is no local variable.
+
 from interfaces import IComputeToken
 from interfaces import IGovernor
 from interfaces import ITimelock
@@ -221,6 +226,7 @@ def propose(
     count: uint256 = len(targets)
     assert count != 0, "governor: empty proposal"
     assert len(values) == count and len(calldatas) == count, "governor: invalid proposal length"
+    # analysis: cei_violation: a view of the protocol token's past votes, fixed at deploy.
     votes: uint256 = staticcall IComputeToken(TOKEN).getPastVotes(msg.sender, block.timestamp - 1)
     assert votes >= bounded_params._get(PROPOSAL_THRESHOLD), "governor: proposer votes below threshold"
     latest: uint256 = self._latest[msg.sender]
@@ -297,6 +303,7 @@ def execute(proposalId: uint256) -> uint256:
     values: DynArray[uint256, MAX_ACTIONS] = []
     calldatas: DynArray[Bytes[MAX_CALLDATA], MAX_ACTIONS] = []
     targets, values, calldatas = self._load_actions(proposalId)
+    # analysis: locked_ether: ether sent along is forwarded to the timelock in the next line; the Governor keeps none.
     extcall ITimelock(TIMELOCK).execute(proposalId, targets, values, calldatas, value=msg.value)
     return proposalId
 
@@ -366,6 +373,7 @@ def castVoteBySig(proposalId: uint256, support: uint8, voter: address, signature
         keccak256(abi_encode(BALLOT_TYPEHASH, proposalId, support, voter, nonce))
     )
     assert self._is_valid_signature(voter, digest, signature), "governor: invalid signature"
+    # analysis: missing_event_emission: `_cast_vote` logs VoteCast.
     return self._cast_vote(proposalId, voter, support, "")
 
 
@@ -396,6 +404,7 @@ def set_guardian(new_guardian: address, expiry: uint256):
     @param new_guardian The guardian.
     @param expiry End of the appointment, at most `MAX_GUARDIAN_TERM` from now.
     """
+    # analysis: unprotected_state_change, missing_zero_address_check: timelock only, by the next line; the zero address removes the guardian.
     assert msg.sender == TIMELOCK, "governor: caller is not the timelock"
     assert expiry <= block.timestamp + MAX_GUARDIAN_TERM, "governor: guardian term too long"
     self.guardian = new_guardian
@@ -746,6 +755,7 @@ def _cast_vote(proposal_id: uint256, voter: address, support: uint8, reason: Str
     receipts: uint256 = self._receipts[voter][receipt_key]
     assert receipts & bit == 0, "governor: vote already cast"
     self._receipts[voter][receipt_key] = receipts | bit
+    # analysis: cei_violation: a view of the protocol token's past votes, fixed at deploy.
     weight: uint256 = staticcall IComputeToken(TOKEN).getPastVotes(voter, snapshot)
 
     for_votes: uint256 = (word >> _FOR_SHIFT) & _U96

@@ -29,6 +29,11 @@
         withdrawals, refunds, commits, reveals, disputes, rulings and settlement always work.
 """
 
+# Static analysis (vyper-guard, `make analyze`), contract-wide:
+# analysis: missing_nonreentrant: `# pragma nonreentrancy on` makes every external function nonreentrant (tests/test_hostile_tokens.py: a token calling back is refused).
+# analysis: timestamp_dependence: windows, deadlines and expiries last minutes to days; the seconds a block producer can shift a timestamp do not change who may act.
+# analysis: shadowed_state_variable: the flagged assignments in `__init__` set immutables; there is no local variable.
+
 from ethereum.ercs import IERC20
 from interfaces import IAccess
 from interfaces import IDeviceRegistry
@@ -288,6 +293,7 @@ def deposit(amount: uint256) -> uint256:
     @param amount Amount to transfer in.
     @return uint256 Amount credited.
     """
+    # analysis: missing_input_validation: `_deposit` refuses zero and credits only what arrived.
     return self._deposit(msg.sender, amount)
 
 
@@ -364,6 +370,7 @@ def post_with_permit(
     @return bytes32 The job id.
     """
     amount: uint256 = price_per_replica * replicas
+    # analysis: unsafe_raw_call: a failed permit is expected (front-run copies); `_deposit` then fails on the allowance if there is none.
     # Anyone can copy a permit from the mempool and submit it first; the allowance is then
     # already in place, so a failed permit is not an error (the deposit checks the allowance).
     permitted: bool = raw_call(
@@ -656,6 +663,7 @@ def set_guardian(new_guardian: address, expiry: uint256):
     @param new_guardian The guardian.
     @param expiry When its power to pause ends, at most 365 days from now.
     """
+    # analysis: unprotected_state_change, missing_zero_address_check: owner (timelock) only, by the next line; the zero address removes the guardian.
     ownable._check_owner()
     assert expiry <= block.timestamp + 365 * 86400, "job_escrow: guardian term too long"
     self.guardian = new_guardian
@@ -838,6 +846,7 @@ def parameter_bounds(key: uint256) -> (uint256, uint256):
 @internal
 def _deposit(account: address, amount: uint256) -> uint256:
     assert amount != 0, "job_escrow: zero amount"
+    # analysis: cei_violation: credit what arrived, measured around the transfer (fee-on-transfer tokens); under the reentrancy lock.
     before: uint256 = staticcall IERC20(TOKEN).balanceOf(self)
     assert extcall IERC20(TOKEN).transferFrom(account, self, amount, default_return_value=True), "job_escrow: transferFrom failed"
     received: uint256 = staticcall IERC20(TOKEN).balanceOf(self) - before
@@ -885,6 +894,7 @@ def _post(
     assert word & _BALANCE_MASK >= locked, "job_escrow: insufficient balance"
     nonce: uint256 = word >> 192
     job_id: bytes32 = keccak256(abi_encode(client, nonce))
+    # analysis: integer_overflow: see the bound below.
     # Cannot wrap: the balance holds at least `locked`, and the nonce counts jobs.
     self._accounts[client] = unsafe_add(unsafe_sub(word, locked), _NONCE_ONE)
 
@@ -927,6 +937,7 @@ def _accept(job_id: bytes32, provider: address, device_nonce: uint256, priced_by
     device_id: bytes32 = keccak256(abi_encode(provider, device_nonce))
     reqs: uint256 = self._reqs[job_id]
     attested_only: bool = (reqs >> 104) & _U8 != 0
+    # analysis: cei_violation: a view of the registry, fixed at deploy; nothing can change state in between.
     info: IDeviceRegistry.Match = staticcall IDeviceRegistry(REGISTRY).match_info(device_id)
     assert info.owner == provider, "job_escrow: no such device"
     assert info.eligible, "job_escrow: device not eligible"
@@ -990,6 +1001,7 @@ def _settle(job_id: bytes32, core: uint256, ruling: uint256):
     if majority:
         result = leader
 
+    # analysis: send_in_loop, cei_violation: the job is already final (above); the loop is bounded by MAX_REPLICAS and calls only Staking, fixed at deploy and nonreentrant.
     for slot: uint256 in range(MAX_REPLICAS):
         if slot >= accepted:
             break

@@ -33,6 +33,11 @@
         pool's first delegator unprofitable.
 """
 
+# Static analysis (vyper-guard, `make analyze`), contract-wide:
+# analysis: missing_nonreentrant: `# pragma nonreentrancy on` makes every external function nonreentrant (tests/test_hostile_tokens.py: a token calling back is refused).
+# analysis: timestamp_dependence: windows, deadlines and expiries last minutes to days; the seconds a block producer can shift a timestamp do not change who may act.
+# analysis: shadowed_state_variable: the flagged assignments in `__init__` set immutables; there is no local variable.
+
 from ethereum.ercs import IERC20
 from interfaces import IAccess
 from interfaces import IComputeToken
@@ -294,6 +299,7 @@ def delegate_to(provider: address, amount: uint256) -> uint256:
            `MAX_DELEGATION_RATIO` times the provider's own stake.
     @return uint256 Shares minted.
     """
+    # analysis: missing_event_emission: `_add_delegation` logs Delegated.
     assert amount >= bounded_params._get(MIN_DELEGATION), "staking: delegation below minimum"
     shares: uint256 = self._add_delegation(provider, msg.sender, amount)
     self._delegations[provider][msg.sender].units += amount
@@ -411,6 +417,7 @@ def lock(provider: address, amount: uint256):
     @param provider The provider.
     @param amount Amount in wei, at most its own stake minus what is already locked.
     """
+    # analysis: missing_input_validation: LOCKER/SLASHER only (JobEscrow); the amounts are checked against the pool below.
     assert IAccess.Role.LOCKER in access.roles[msg.sender], "staking: caller is not a locker"
     locked: uint256 = self._pools[provider].locked + amount
     assert locked <= self._pools[provider].own_stake, "staking: insufficient free stake"
@@ -426,6 +433,7 @@ def unlock(provider: address, amount: uint256):
     @param provider The provider.
     @param amount Amount in wei.
     """
+    # analysis: missing_input_validation: LOCKER/SLASHER only (JobEscrow); the amounts are checked against the pool below.
     assert IAccess.Role.LOCKER in access.roles[msg.sender], "staking: caller is not a locker"
     locked: uint256 = self._pools[provider].locked
     released: uint256 = min(amount, locked)
@@ -447,6 +455,7 @@ def slash(provider: address, amount: uint256, unlock_amount: uint256, beneficiar
     @param beneficiary Harmed party or challenger, or the zero address.
     @return uint256 Amount actually slashed.
     """
+    # analysis: missing_input_validation: LOCKER/SLASHER only (JobEscrow); the amounts are checked against the pool below.
     assert IAccess.Role.SLASHER in access.roles[msg.sender], "staking: caller is not a slasher"
     pool: IStaking.Pool = self._pools[provider]
 
