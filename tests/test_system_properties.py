@@ -2,8 +2,9 @@
 owner role with the timelock, the timelock as treasury, an arbiter and a guardian).
 
 The job market of test_escrow_properties (clients; honest, faulty and silent providers;
-disputes, rulings, keepers, time) runs here next to delegators joining and leaving pools,
-providers staking and thawing, keepers sweeping fees to the treasury, the guardian
+disputes, rulings, keepers, time) runs here next to clients matching providers' signed
+offers, delegators joining and leaving pools (and changing their minds), providers staking,
+thawing and setting their delegator cut, keepers sweeping fees to the treasury, the guardian
 pausing new work, strangers trying to set parameters, and token holders passing DAO
 proposals that change parameters (within bounds, or out of bounds so that execution
 fails). Checked after every step, besides the escrow's own invariants:
@@ -34,9 +35,10 @@ from computeshare.governance import (
     pass_proposal,
 )
 from computeshare.params import PARAMETERS, parameter
+from computeshare.signing import sign_offer
 from computeshare.specs import job_requirements
 from tests.conftest import DAY, TOKEN, delegate, gpu_spec
-from tests.test_escrow_properties import SPEC, EscrowMachine
+from tests.test_escrow_properties import HOUR, SPEC, EscrowMachine, JobModel, Replica
 
 # Parameters the DAO rule changes: the ones that change money flows and windows without
 # making the providers' devices ineligible or the clients' posts invalid.
@@ -80,6 +82,7 @@ class SystemMachine(EscrowMachine):
         self.supply = m.token.totalSupply()
         self.burning_since_check = self.expected[("Staking", "BURN_SLASHED")] == 1
         self.paused_until = 0
+        self.offer_nonce = 0
 
     # ------------------------------------------------------------ helpers
 
@@ -122,6 +125,37 @@ class SystemMachine(EscrowMachine):
     def _accept(self, job, p) -> None:
         if self._paused() is False:
             super()._accept(job, p)
+
+    @rule(client=st.integers(0, 1), provider=st.integers(0, 2), price=st.integers(1, 50))
+    def match_offer(self, client, provider, price):
+        """A client takes a provider's signed offer: a k = 1 job, accepted at once."""
+        c, p = self.clients[client], self.providers[provider]
+        amount = price * TOKEN
+        if self._paused() is not False or self._running(p) >= 4:
+            return
+        if self.m.staking.free_stake(p) < amount:
+            return
+        if self.m.escrow.balanceOf(c) < amount:
+            self.m.escrow.deposit(amount, sender=c)
+        self.offer_nonce += 1
+        offer = {
+            "provider": p.address,
+            "device_nonce": 0,
+            "client": c.address,
+            "price": amount,
+            "collateral": amount,
+            "expiry": self._now() + HOUR,
+            "nonce": self.offer_nonce,
+        }
+        signature = sign_offer(
+            p.private_key, chain_id=self.chain.chain_id, offer_book=self.m.offers.address,
+            offer=offer,
+        )  # fmt: skip
+        deadline = self._now() + 2 * HOUR
+        receipt = self.m.offers.match_offer(SPEC, deadline, offer, signature, sender=c)
+        job = JobModel(receipt.return_value, c, 1, amount, deadline, replicas=[Replica(p)])
+        self.jobs.append(job)
+        event("offer matched")
 
     # ------------------------------------------------------------ staking
 
@@ -168,6 +202,22 @@ class SystemMachine(EscrowMachine):
         pool = self.m.staking.pool(p)
         if pool.own_thawing and self._now() > pool.own_unlock_at:
             self.m.staking.withdraw(sender=p)
+
+    @rule(provider=st.integers(0, 2))
+    def cancel_thaw(self, provider):
+        p = self.providers[provider]
+        if self.m.staking.pool(p).own_thawing:
+            self.m.staking.cancel_thaw(sender=p)
+
+    @rule(who=st.integers(0, 1), provider=st.integers(0, 2))
+    def cancel_undelegation(self, who, provider):
+        d, p = self.delegators[who], self.providers[provider]
+        if self.m.staking.delegation(p, d).thawing:
+            self.m.staking.cancel_undelegation(p, sender=d)
+
+    @rule(provider=st.integers(0, 2), cut=st.integers(0, 10_000))
+    def set_delegator_cut(self, provider, cut):
+        self.m.staking.set_delegator_cut(cut, sender=self.providers[provider])
 
     # ------------------------------------------------------------ keepers, guardian, DAO
 
