@@ -26,7 +26,7 @@ _COMMON = {
 }
 settings.register_profile("ci", max_examples=25, stateful_step_count=25, **_COMMON)
 settings.register_profile("quick", max_examples=5, stateful_step_count=10, **_COMMON)
-settings.register_profile("deep", max_examples=400, stateful_step_count=60, **_COMMON)
+settings.register_profile("deep", max_examples=100, stateful_step_count=50, **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # Examples and steps each state machine ran, printed at the end of the run.
