@@ -450,10 +450,8 @@ def gov_rehearse(manifest, settings, grant, description, voters):
     cs = connect(manifest)
     actions = proposal_actions(cs, settings, grant)
     voters = list(voters) or [cs.manifest["contracts"]["ComputeToken"]["args"][0]]
-    readers = {
-        setting.partition("=")[0]: _parameter_reader(cs, setting.partition("=")[0])
-        for setting in settings
-    }
+    targets = [setting.partition("=")[0] for setting in settings]
+    readers = {target: _parameter_reader(cs, target) for target in targets}
     for recipient, _ in grant:
         readers[f"balance of {recipient}"] = lambda r=recipient: show(cs.token.balanceOf(r))
     before = {what: read() for what, read in readers.items()}
