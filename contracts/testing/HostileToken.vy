@@ -33,6 +33,17 @@ event Approval:
     spender: indexed(address)
     value: uint256
 
+event ModeSet:
+    mode: uint256
+
+event HookSet:
+    target: indexed(address)
+    data: Bytes[512]
+
+event BondedChanged:
+    owner: indexed(address)
+    bonded: uint256
+
 event Reentered:
     target: indexed(address)
     success: bool
@@ -73,6 +84,7 @@ def set_mode(new_mode: uint256):
     """
     assert new_mode <= REENTERS, "hostile_token: unknown mode"
     self.mode = new_mode
+    log ModeSet(mode=new_mode)
 
 
 @external
@@ -84,6 +96,7 @@ def set_hook(target: address, data: Bytes[512]):
     """
     self.hook_target = target
     self.hook_data = data
+    log HookSet(target=target, data=data)
 
 
 @external
@@ -159,6 +172,7 @@ def add_bonded(owner: address, amount: uint256):
     @param amount Amount in wei.
     """
     self.bonded_of[owner] += amount
+    log BondedChanged(owner=owner, bonded=self.bonded_of[owner])
 
 
 @external
@@ -169,6 +183,7 @@ def sub_bonded(owner: address, amount: uint256):
     @param amount Amount in wei.
     """
     self.bonded_of[owner] -= amount
+    log BondedChanged(owner=owner, bonded=self.bonded_of[owner])
 
 
 @internal
