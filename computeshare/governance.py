@@ -66,7 +66,7 @@ def advance(chain, seconds: int) -> None:
 
 
 def pass_proposal(
-    governor, timelock, chain, proposer, voters, actions: list[Action], description: str
+    governor, chain, proposer, voters, actions: list[Action], description: str
 ) -> Any:
     """Proposes, lets `voters` vote for, queues, waits out the delay and executes.
     Returns the execute receipt."""
@@ -98,5 +98,4 @@ def rehearse(governor, token, chain, accounts, voters: list[str], actions, descr
             method(token, "delegate")(voter, sender=signer)
         signers.append(signer)
     advance(chain, 1)  # delegations count from the next second
-    timelock = governor.TIMELOCK()
-    return pass_proposal(governor, timelock, chain, signers[0], signers, actions, description)
+    return pass_proposal(governor, chain, signers[0], signers, actions, description)

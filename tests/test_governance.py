@@ -384,7 +384,7 @@ def test_quorum_is_fixed_at_creation(dao, alice, bob, carol, chain):
     g = dao.governor
     raise_quorum = call(g, "set_parameter", QUORUM_BPS, 5_000)
     older = propose(g, carol, [fee_action(dao, 300)], "made before the change")
-    pass_proposal(g, dao.timelock, chain, alice, [alice, bob], [raise_quorum], "quorum to 50%")
+    pass_proposal(g, chain, alice, [alice, bob], [raise_quorum], "quorum to 50%")
     assert g.quorumNumerator() == 5_000
     assert g.state(older) == DEFEATED  # nobody voted on it: its 4% quorum was not met
     newer = propose(g, bob, [fee_action(dao, 300)], "made after the change")
@@ -520,7 +520,7 @@ def test_out_of_bounds_parameter_fails_at_execution_and_changes_nothing(dao, ali
     g = dao.governor
     actions = [call(dao.token, "transfer", bob, TOKEN), fee_action(dao, 10_000)]
     with ape.reverts("job_escrow: parameter out of bounds"):
-        pass_proposal(g, dao.timelock, chain, alice, [alice, bob], actions, "a 100% fee")
+        pass_proposal(g, chain, alice, [alice, bob], actions, "a 100% fee")
     proposal_id = g.latestProposalId(alice)
     assert g.state(proposal_id) == QUEUED
     assert dao.escrow.parameter(ESCROW_FEE) == 250
@@ -530,9 +530,9 @@ def test_out_of_bounds_parameter_fails_at_execution_and_changes_nothing(dao, ali
 def test_only_the_timelock_changes_its_delay_within_bounds(dao, alice, bob, chain):
     g, t = dao.governor, dao.timelock
     with ape.reverts("timelock: delay out of bounds"):
-        pass_proposal(g, t, chain, alice, [alice, bob], [call(t, "set_delay", 0)], "no delay")
+        pass_proposal(g, chain, alice, [alice, bob], [call(t, "set_delay", 0)], "no delay")
     assert t.delay() == 2 * DAY
-    pass_proposal(g, t, chain, bob, [alice, bob], [call(t, "set_delay", 3 * DAY)], "three days")
+    pass_proposal(g, chain, bob, [alice, bob], [call(t, "set_delay", 3 * DAY)], "three days")
     assert t.delay() == 3 * DAY
 
 
@@ -572,9 +572,7 @@ def test_proposer_cancels_only_while_pending(dao, alice, bob, chain):
 def appoint_guardian(dao, chain, guardian, voters, term=180 * DAY):
     expiry = chain.pending_timestamp + 30 * DAY + term
     action = call(dao.governor, "set_guardian", guardian, expiry)
-    pass_proposal(
-        dao.governor, dao.timelock, chain, voters[0], voters, [action], "appoint the guardian"
-    )
+    pass_proposal(dao.governor, chain, voters[0], voters, [action], "appoint the guardian")
     return expiry
 
 
@@ -611,7 +609,6 @@ def test_guardian_power_ends_at_expiry_and_is_bounded(dao, guardian, alice, bob,
     with ape.reverts("governor: guardian term too long"):
         pass_proposal(
             g,
-            dao.timelock,
             chain,
             alice,
             [alice, bob],

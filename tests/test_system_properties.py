@@ -259,7 +259,7 @@ class SystemMachine(EscrowMachine):
         value = data.draw(st.integers(pick.low, pick.high))
         action = call(self.contracts[pick.contract], "set_parameter", pick.key, value)
         g = self.m.governor
-        pass_proposal(g, self.m.timelock, self.chain, proposer, self.voters, [action], "change")
+        pass_proposal(g, self.chain, proposer, self.voters, [action], "change")
         assert g.state(g.latestProposalId(proposer)) == EXECUTED
         self.expected[(pick.contract, pick.name)] = value
         if pick.name == "BURN_SLASHED" and value == 1:
@@ -275,7 +275,7 @@ class SystemMachine(EscrowMachine):
         action = call(contract, "set_parameter", pick.key, pick.high + 1)
         g = self.m.governor
         with ape.reverts():
-            pass_proposal(g, self.m.timelock, self.chain, proposer, self.voters, [action], "bad")
+            pass_proposal(g, self.chain, proposer, self.voters, [action], "bad")
         proposal = g.latestProposalId(proposer)
         assert g.state(proposal) == QUEUED  # it can never execute; it expires
         self.chain.pending_timestamp = g.proposalEta(proposal) + self.m.timelock.grace_period() + 1
