@@ -395,6 +395,29 @@ def match_info(device_id: bytes32) -> IDeviceRegistry.Match:
 
 @external
 @view
+def job_fit(device_id: bytes32, need_attestation: bool) -> IDeviceRegistry.Match:
+    """
+    @notice `match_info` in fewer storage reads, for JobEscrow's acceptance check: the
+            spec comes without `gpu_model` and `attestation` (zero), and the audit is
+            checked only when `need_attestation` (`attested` is false otherwise).
+    @param device_id The device.
+    @param need_attestation Whether the job accepts only audited devices.
+    @return Match Owner, numeric spec, eligibility and (if asked) audit status.
+    """
+    header: uint256 = self._header[device_id]
+    attested: bool = False
+    if need_attestation:
+        attested = self._attested(device_id)
+    return IDeviceRegistry.Match(
+        owner=self._owner(header),
+        spec=self._unpack_spec(self._spec[device_id]),
+        eligible=self._eligible(header),
+        attested=attested,
+    )
+
+
+@external
+@view
 def is_eligible(device_id: bytes32) -> bool:
     """
     @notice Whether the device may take work now.
@@ -456,17 +479,29 @@ def _store_spec(device_id: bytes32, spec: IDeviceRegistry.Spec, metadata_uri: St
 @internal
 @view
 def _load_spec(device_id: bytes32) -> IDeviceRegistry.Spec:
-    packed: uint256 = self._spec[device_id]
+    spec: IDeviceRegistry.Spec = self._unpack_spec(self._spec[device_id])
+    spec.gpu_model = self._gpu_model[device_id]
+    spec.attestation = self._attestation[device_id]
+    return spec
+
+
+@internal
+@pure
+def _unpack_spec(packed: uint256) -> IDeviceRegistry.Spec:
+    """
+    @dev The numeric fields of the packed spec word; `gpu_model` and `attestation`,
+         stored apart, are left zero.
+    """
     return IDeviceRegistry.Spec(
         cpu_cores=convert(packed & _U16, uint16),
         memory_mb=convert((packed >> 16) & _U32, uint32),
         gpu_count=convert((packed >> 48) & _U8, uint8),
-        gpu_model=self._gpu_model[device_id],
+        gpu_model=empty(bytes32),
         vram_mb=convert((packed >> 56) & _U32, uint32),
         region=convert((packed >> 88) & _U16, uint16),
         price_per_second=convert(packed >> 120, uint96),
         max_concurrent_jobs=convert((packed >> 104) & _U16, uint16),
-        attestation=self._attestation[device_id],
+        attestation=empty(bytes32),
     )
 
 

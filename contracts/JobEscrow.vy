@@ -41,13 +41,11 @@ from interfaces import IJobEscrow
 from interfaces import IStaking
 from snekmate.auth import ownable
 from contracts.modules import access
-from contracts.modules import bounded_params
 
 implements: IJobEscrow
 
 initializes: ownable
 initializes: access[ownable := ownable]
-initializes: bounded_params
 
 exports: (
     ownable.owner,
@@ -83,6 +81,15 @@ MAX_SPEC_LENGTH: public(constant(uint256)) = 4096
 # @notice Longest the guardian can pause new work for at a time.
 MAX_PAUSE: public(constant(uint256)) = 14 * _DAY
 _FEE_SHARDS: constant(uint256) = 16
+# Parameters are packed 24 bits each (every bound is below 2**24) with the end of a pause
+# above them, so a job step reads all its settings in one storage load.
+_PARAM_BITS: constant(uint256) = 24
+_PAUSE_SHIFT: constant(uint256) = 192
+_PARAMS_MASK: constant(uint256) = 2**192 - 1
+# Set in a device's running-job count once it took a job, so the count never returns to
+# zero: every later acceptance rewrites a live word (2,900 gas) instead of creating one
+# (20,000), as OpenZeppelin's ReentrancyGuard keeps 1/2 instead of 0/1.
+_IN_USE: constant(uint256) = 1 << 255
 # Gas budget of one reputation write in the registry (about 30,000 when cold).
 _REPUTATION_GAS: constant(uint256) = 60_000
 
@@ -110,6 +117,7 @@ _RULING_PROVIDER: constant(uint256) = 2
 _ADDRESS_MASK: constant(uint256) = 2**160 - 1
 _U8: constant(uint256) = 2**8 - 1
 _U16: constant(uint256) = 2**16 - 1
+_U24: constant(uint256) = 2**24 - 1
 _U32: constant(uint256) = 2**32 - 1
 _U48: constant(uint256) = 2**48 - 1
 _U64: constant(uint256) = 2**64 - 1
@@ -131,13 +139,13 @@ _STAKE_TOKEN: immutable(address)
 
 # @notice Receives swept protocol fees (the DAO timelock).
 treasury: public(address)
-# @notice New jobs and acceptances are refused until this time.
-paused_until: public(uint256)
 # @notice May pause new work while its appointment lasts.
 guardian: public(address)
 # @notice End of the guardian's appointment.
 guardian_expiry: public(uint256)
 
+# parameter `key` at bit 24 * key | paused until << 192
+_config: uint256
 # balance (192 bits) | job nonce << 192
 _accounts: HashMap[address, uint256]
 _core: HashMap[bytes32, uint256]
@@ -150,8 +158,8 @@ _assignments: HashMap[bytes32, HashMap[uint256, uint256]]
 _commitments: HashMap[bytes32, HashMap[uint256, bytes32]]
 _votes: HashMap[bytes32, HashMap[bytes32, uint256]]
 _fee_shards: HashMap[uint256, uint256]
-# @notice Unsettled jobs per device, capped by its `max_concurrent_jobs`.
-device_jobs: public(HashMap[bytes32, uint256])
+# Unsettled jobs per device (`device_jobs`), with `_IN_USE` set.
+_device_jobs: HashMap[bytes32, uint256]
 
 
 event Deposited:
@@ -249,6 +257,11 @@ event GuardianSet:
     guardian: indexed(address)
     expiry: uint256
 
+event ParameterChanged:
+    key: indexed(uint256)
+    old_value: uint256
+    new_value: uint256
+
 event TreasurySet:
     previous_treasury: indexed(address)
     new_treasury: indexed(address)
@@ -277,7 +290,8 @@ def __init__(token: address, staking: IStaking, registry: IDeviceRegistry, treas
     PAYS_INTO_POOL = token == _STAKE_TOKEN
     self.treasury = treasury
     for key: uint256 in range(_PARAMETER_COUNT):
-        bounded_params._set(key, _DEFAULT[key])
+        assert _HIGH[key] <= _U24, "job_escrow: bound too wide to pack"
+        self._set_parameter(key, _DEFAULT[key])
     if PAYS_INTO_POOL:
         assert extcall IERC20(token).approve(staking.address, max_value(uint256), default_return_value=True), "job_escrow: approve failed"
 
@@ -453,12 +467,13 @@ def dispute(job_id: bytes32):
     assert self._status(core) == STATUS_OPEN and self._field8(core, 192) == 1, "job_escrow: no result to dispute"
     reqs: uint256 = self._reqs[job_id]
     assert block.timestamp < (reqs >> 144) & _U48, "job_escrow: challenge window closed"
-    bond: uint256 = (self._money[job_id] & _U96) * bounded_params._get(DISPUTE_BOND_BPS) // _BPS
+    config: uint256 = self._config
+    bond: uint256 = (self._money[job_id] & _U96) * self._param(config, DISPUTE_BOND_BPS) // _BPS
     word: uint256 = self._accounts[msg.sender]
     assert word & _BALANCE_MASK >= bond, "job_escrow: insufficient balance for bond"
     self._accounts[msg.sender] = word - bond
     self._bond[job_id] = bond
-    ruling_end: uint256 = block.timestamp + bounded_params._get(RULING_PERIOD)
+    ruling_end: uint256 = block.timestamp + self._param(config, RULING_PERIOD)
     self._reqs[job_id] = (reqs & ~(_U48 << 144)) | (ruling_end << 144)
     self._core[job_id] = self._with8(core, 160, convert(STATUS_DISPUTED, uint256))
     log Disputed(job_id=job_id, client=msg.sender, bond=bond, ruling_end=ruling_end)
@@ -501,7 +516,7 @@ def commit(job_id: bytes32, slot: uint256, commitment: bytes32):
     if committed == self._field8(core, 168):
         # Every replica committed: the reveal phase starts now.
         money: uint256 = self._money[job_id]
-        reveal_end: uint256 = block.timestamp + bounded_params._get(REVEAL_WINDOW)
+        reveal_end: uint256 = block.timestamp + self._param(self._config, REVEAL_WINDOW)
         self._money[job_id] = (money & ~(_U48 << 192)) | (reveal_end << 192)
     log ResultCommitted(job_id=job_id, provider=msg.sender, slot=slot, commitment=commitment)
 
@@ -532,7 +547,7 @@ def reveal(job_id: bytes32, slot: uint256, result_hash: bytes32, salt: bytes32):
     if replicas == 1:
         # Optimistic: the challenge window opens.
         reqs: uint256 = self._reqs[job_id]
-        challenge_end: uint256 = block.timestamp + bounded_params._get(CHALLENGE_WINDOW)
+        challenge_end: uint256 = block.timestamp + self._param(self._config, CHALLENGE_WINDOW)
         self._reqs[job_id] = (reqs & ~(_U48 << 144)) | (challenge_end << 144)
     else:
         votes: uint256 = self._votes[job_id][result_hash] + 1
@@ -640,7 +655,7 @@ def set_parameter(key: uint256, new_value: uint256):
     ownable._check_owner()
     assert key < _PARAMETER_COUNT, "job_escrow: unknown parameter"
     assert new_value >= _LOW[key] and new_value <= _HIGH[key], "job_escrow: parameter out of bounds"
-    bounded_params._set(key, new_value)
+    self._set_parameter(key, new_value)
 
 
 @external
@@ -681,7 +696,7 @@ def pause(until: uint256):
     if msg.sender != ownable.owner:
         assert msg.sender == self.guardian and block.timestamp < self.guardian_expiry, "job_escrow: caller cannot pause"
     assert until > block.timestamp and until <= block.timestamp + MAX_PAUSE, "job_escrow: pause out of bounds"
-    self.paused_until = until
+    self._config = (self._config & _PARAMS_MASK) | (until << _PAUSE_SHIFT)
     log PausedUntil(by=msg.sender, until=until)
 
 
@@ -691,7 +706,7 @@ def unpause():
     @notice Ends a pause now. The guardian or the owner.
     """
     assert msg.sender == ownable.owner or msg.sender == self.guardian, "job_escrow: caller cannot pause"
-    self.paused_until = 0
+    self._config = self._config & _PARAMS_MASK
     log PausedUntil(by=msg.sender, until=0)
 
 
@@ -707,6 +722,27 @@ def balanceOf(account: address) -> uint256:
     @return uint256 Amount in wei.
     """
     return self._accounts[account] & _BALANCE_MASK
+
+
+@external
+@view
+def paused_until() -> uint256:
+    """
+    @notice New jobs and acceptances are refused until this time.
+    @return uint256 A timestamp (zero: not paused).
+    """
+    return self._config >> _PAUSE_SHIFT
+
+
+@external
+@view
+def device_jobs(device_id: bytes32) -> uint256:
+    """
+    @notice Unsettled jobs of a device, capped by its `max_concurrent_jobs`.
+    @param device_id The device.
+    @return uint256 The count.
+    """
+    return self._device_jobs[device_id] & ~_IN_USE
 
 
 @external
@@ -824,7 +860,7 @@ def parameter(key: uint256) -> uint256:
     @return uint256 Its value.
     """
     assert key < _PARAMETER_COUNT, "job_escrow: unknown parameter"
-    return bounded_params._get(key)
+    return self._param(self._config, key)
 
 
 @external
@@ -869,13 +905,14 @@ def _post(
     collateral: uint256,
     priced_by_device: bool,
 ) -> bytes32:
-    assert block.timestamp >= self.paused_until, "job_escrow: paused"
+    config: uint256 = self._config
+    assert block.timestamp >= config >> _PAUSE_SHIFT, "job_escrow: paused"
     assert replicas != 0 and replicas <= MAX_REPLICAS, "job_escrow: replicas out of range"
     assert price != 0, "job_escrow: zero price"
     assert price <= _U96 and collateral <= _U96, "job_escrow: amount too large"
-    assert collateral * _BPS >= price * bounded_params._get(MIN_COLLATERAL_BPS), "job_escrow: collateral below minimum"
+    assert collateral * _BPS >= price * self._param(config, MIN_COLLATERAL_BPS), "job_escrow: collateral below minimum"
     assert deadline > block.timestamp, "job_escrow: deadline in the past"
-    assert deadline <= block.timestamp + bounded_params._get(MAX_JOB_DURATION), "job_escrow: deadline too far"
+    assert deadline <= block.timestamp + self._param(config, MAX_JOB_DURATION), "job_escrow: deadline too far"
     assert len(spec) != 0, "job_escrow: empty spec"
     if priced_by_device:
         # No registered device could ever match these.
@@ -905,7 +942,7 @@ def _post(
         | (replicas << 168)
         | (deadline << 208)
     )
-    reveal_end: uint256 = deadline + bounded_params._get(REVEAL_WINDOW)
+    reveal_end: uint256 = deadline + self._param(config, REVEAL_WINDOW)
     self._money[job_id] = price | (collateral << 96) | (reveal_end << 192)
     self._reqs[job_id] = self._pack_requirements(requirements)
     self._spec_hash[job_id] = spec_hash
@@ -926,7 +963,7 @@ def _post(
 
 @internal
 def _accept(job_id: bytes32, provider: address, device_nonce: uint256, priced_by_device: bool) -> uint256:
-    assert block.timestamp >= self.paused_until, "job_escrow: paused"
+    assert block.timestamp >= self._config >> _PAUSE_SHIFT, "job_escrow: paused"
     core: uint256 = self._core[job_id]
     assert self._status(core) == STATUS_OPEN, "job_escrow: job not open"
     assert block.timestamp < core >> 208, "job_escrow: deadline passed"
@@ -938,7 +975,7 @@ def _accept(job_id: bytes32, provider: address, device_nonce: uint256, priced_by
     reqs: uint256 = self._reqs[job_id]
     attested_only: bool = (reqs >> 104) & _U8 != 0
     # analysis: cei_violation: a view of the registry, fixed at deploy; nothing can change state in between.
-    info: IDeviceRegistry.Match = staticcall IDeviceRegistry(REGISTRY).match_info(device_id)
+    info: IDeviceRegistry.Match = staticcall IDeviceRegistry(REGISTRY).job_fit(device_id, attested_only)
     assert info.owner == provider, "job_escrow: no such device"
     assert info.eligible, "job_escrow: device not eligible"
     spec: IDeviceRegistry.Spec = info.spec
@@ -955,7 +992,7 @@ def _accept(job_id: bytes32, provider: address, device_nonce: uint256, priced_by
     if priced_by_device:
         cost: uint256 = convert(spec.price_per_second, uint256) * ((reqs >> 112) & _U32)
         assert cost <= money & _U96, "job_escrow: device too expensive"
-    running: uint256 = self.device_jobs[device_id]
+    running: uint256 = self._device_jobs[device_id] & ~_IN_USE
     assert running < convert(spec.max_concurrent_jobs, uint256), "job_escrow: device at capacity"
     # A provider takes at most one replica of a job, or redundancy means nothing.
     for i: uint256 in range(MAX_REPLICAS):
@@ -967,7 +1004,7 @@ def _accept(job_id: bytes32, provider: address, device_nonce: uint256, priced_by
         convert(provider, uint256) | (convert(REPLICA_ACCEPTED, uint256) << 160) | (device_nonce << 168)
     )
     self._core[job_id] = self._with8(core, 176, slot + 1)
-    self.device_jobs[device_id] = running + 1
+    self._device_jobs[device_id] = (running + 1) | _IN_USE
     collateral: uint256 = (money >> 96) & _U96
     log ReplicaAccepted(job_id=job_id, provider=provider, slot=slot, device_id=device_id, collateral=collateral)
     extcall IStaking(STAKING).lock(provider, collateral)
@@ -987,10 +1024,14 @@ def _settle(job_id: bytes32, core: uint256, ruling: uint256):
     money: uint256 = self._money[job_id]
     price: uint256 = money & _U96
     collateral: uint256 = (money >> 96) & _U96
-    leader: bytes32 = self._leader[job_id]
+    # Only k > 1 jobs have a leading result; only disputed jobs a bond.
+    leader: bytes32 = empty(bytes32)
+    if replicas > 1:
+        leader = self._leader[job_id]
     majority: bool = self._field8(core, 200) * 2 > replicas
 
-    fee_bps: uint256 = bounded_params._get(PROTOCOL_FEE_BPS)
+    config: uint256 = self._config
+    fee_bps: uint256 = self._param(config, PROTOCOL_FEE_BPS)
     paid: uint256 = 0
     fees: uint256 = 0
     # Replicas nobody accepted are refunded.
@@ -1020,7 +1061,8 @@ def _settle(job_id: bytes32, core: uint256, ruling: uint256):
         elif revealed and self._commitments[job_id][slot] == leader:
             outcome = _OUTCOME_COMPLETED
         device_id: bytes32 = keccak256(abi_encode(provider, (word >> 168) & _U64))
-        self.device_jobs[device_id] -= 1
+        # The device holds this job, so its count is at least 1 (`_IN_USE` stays set).
+        self._device_jobs[device_id] -= 1
 
         replica_paid: uint256 = 0
         replica_fee: uint256 = 0
@@ -1056,7 +1098,9 @@ def _settle(job_id: bytes32, core: uint256, ruling: uint256):
         )
 
     # The dispute bond: to the provider when the arbiter ruled for it, else back to the client.
-    bond: uint256 = self._bond[job_id]
+    bond: uint256 = 0
+    if self._status(core) == STATUS_DISPUTED:
+        bond = self._bond[job_id]
     if bond != 0:
         self._bond[job_id] = 0
         if ruling == _RULING_PROVIDER:
@@ -1064,13 +1108,17 @@ def _settle(job_id: bytes32, core: uint256, ruling: uint256):
         else:
             refunded += bond
 
-    bounty: uint256 = reward * bounded_params._get(KEEPER_BOUNTY_BPS) // _BPS
+    bounty: uint256 = reward * self._param(config, KEEPER_BOUNTY_BPS) // _BPS
     compensation: uint256 = reward - bounty
+    # Zero credits are skipped: each costs a storage load.
+    owed: uint256 = refunded
     if PAYS_INTO_POOL:
-        self._accounts[client] += refunded + compensation
-        self._accounts[msg.sender] += bounty
-    else:
-        self._accounts[client] += refunded
+        owed += compensation
+        if bounty != 0:
+            self._accounts[msg.sender] += bounty
+    if owed != 0:
+        self._accounts[client] += owed
+    if not PAYS_INTO_POOL:
         if compensation != 0:
             assert extcall IERC20(_STAKE_TOKEN).transfer(client, compensation, default_return_value=True), "job_escrow: transfer failed"
         if bounty != 0:
@@ -1107,6 +1155,21 @@ def _record_outcome(job_id: bytes32, device_id: bytes32, outcome: uint8):
     )
     if not recorded:
         log ReputationNotRecorded(job_id=job_id, device_id=device_id, outcome=outcome)
+
+
+@internal
+def _set_parameter(key: uint256, new_value: uint256):
+    config: uint256 = self._config
+    offset: uint256 = key * _PARAM_BITS
+    old: uint256 = (config >> offset) & _U24
+    self._config = (config & ~(_U24 << offset)) | (new_value << offset)
+    log ParameterChanged(key=key, old_value=old, new_value=new_value)
+
+
+@internal
+@pure
+def _param(config: uint256, key: uint256) -> uint256:
+    return (config >> (key * _PARAM_BITS)) & _U24
 
 
 @internal

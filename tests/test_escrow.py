@@ -619,6 +619,26 @@ def test_parameters_are_bounded(market, deployer, outsider):
     assert m.escrow.parameter(0) == 100
 
 
+def test_parameters_and_pause_share_a_word_without_overlap(market, chain, deployer):
+    """The eight parameters and the end of a pause are packed in one storage word: setting
+    any of them to either bound leaves every other as it was."""
+    m = market
+    expected = [m.escrow.parameter(key) for key in range(8)]
+    until = chain.pending_timestamp + DAY
+    m.escrow.pause(until, sender=deployer)
+    for key in range(8):
+        for value in m.escrow.parameter_bounds(key):
+            receipt = m.escrow.set_parameter(key, value, sender=deployer)
+            (event,) = receipt.decode_logs(m.escrow.ParameterChanged)
+            assert (event.key, event.old_value, event.new_value) == (key, expected[key], value)
+            expected[key] = value
+            assert [m.escrow.parameter(k) for k in range(8)] == expected
+            assert m.escrow.paused_until() == until
+    m.escrow.unpause(sender=deployer)
+    assert m.escrow.paused_until() == 0
+    assert [m.escrow.parameter(k) for k in range(8)] == expected
+
+
 def test_post_with_permit_pays_from_the_wallet(market, token, client, chain, chain_id):
     from computeshare.signing import sign_permit
 

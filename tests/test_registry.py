@@ -154,6 +154,27 @@ def test_eligibility_follows_stake_per_active_device(
     assert tuple(match.spec) == spec_tuple(gpu_spec())
 
 
+def test_job_fit_is_match_info_without_the_unused_reads(
+    registry, staking, registered, provider, auditor
+):
+    """JobEscrow's lean look-up: the numeric spec, owner and eligibility of `match_info`;
+    the GPU model and attestation left zero; the audit checked only when asked."""
+    staking.stake(1_000 * TOKEN, sender=provider)
+    registry.audit(registered, registry.hardware_hash(registered), sender=auditor)
+    full = registry.match_info(registered)
+    assert full.attested
+    without_audit = registry.job_fit(registered, False)
+    with_audit = registry.job_fit(registered, True)
+    assert not without_audit.attested and with_audit.attested
+    for fit in (without_audit, with_audit):
+        assert (fit.owner, fit.eligible) == (full.owner, full.eligible)
+        numeric = list(full.spec)
+        numeric[3] = numeric[8] = b"\x00" * 32  # gpu_model, attestation
+        assert list(fit.spec) == numeric
+    registry.update(registered, gpu_spec(vram_mb=40 * 1024), URI, sender=provider)
+    assert not registry.job_fit(registered, True).attested
+
+
 def test_audit_binds_to_hardware_attributes(registry, registered, provider, auditor, alice):
     hardware = registry.hardware_hash(registered)
     spec = gpu_spec()
