@@ -20,6 +20,7 @@ def commitment(job_id: bytes, provider: str, result_hash: bytes, salt: bytes) ->
     )
 
 
-def job_id(client: str, nonce: int) -> bytes:
-    """keccak256(abi_encode(client, nonce)), as JobEscrow derives it."""
-    return keccak(encode(["address", "uint256"], [client, nonce]))
+def job_id(client: str, nonce: int, spec: bytes) -> bytes:
+    """keccak256(abi_encode(client, nonce, keccak256(spec))), as JobEscrow derives it: the
+    id commits to the spec, so a provider can check the spec it was given against it."""
+    return keccak(encode(["address", "uint256", "bytes32"], [client, nonce, keccak(spec)]))

@@ -13,9 +13,12 @@
         slashes dissenters and no-shows, and shares the slash between the client and
         the caller. Payments are pulled: everyone withdraws their balance.
 
-        Jobs: `keccak256(abi_encode(client, client nonce))`, no global counter. A job
-        is four storage words (core, money, requirements, spec hash); an assignment
-        two (provider/status/device nonce, commitment then result). Protocol fees
+        Jobs: `keccak256(abi_encode(client, client nonce, spec hash))`, no global
+        counter; the id commits to the spec, so it is not stored apart. A job is three
+        storage words (core, money, requirements and phase end); a replica two
+        (provider/status/device nonce, commitment then result). A k = 1 job keeps its
+        one replica in its requirements word, which the accepted job no longer needs,
+        so it costs one word less. Protocol fees
         accrue in 16 shards picked by the payee's address, swept to the treasury by
         anyone, so independent jobs do not write one hot slot.
 
@@ -121,6 +124,10 @@ _U24: constant(uint256) = 2**24 - 1
 _U32: constant(uint256) = 2**32 - 1
 _U48: constant(uint256) = 2**48 - 1
 _U64: constant(uint256) = 2**64 - 1
+# Requirements word: requirements (bits 0..143) or, once a k = 1 job is accepted, its
+# replica (bits 0..199); the end of the challenge window or ruling period at bit 200.
+_PHASE_SHIFT: constant(uint256) = 200
+_REPLICA_MASK: constant(uint256) = 2**200 - 1
 _U96: constant(uint256) = 2**96 - 1
 _BALANCE_MASK: constant(uint256) = 2**192 - 1
 _NONCE_ONE: constant(uint256) = 1 << 192
@@ -151,7 +158,6 @@ _accounts: HashMap[address, uint256]
 _core: HashMap[bytes32, uint256]
 _money: HashMap[bytes32, uint256]
 _reqs: HashMap[bytes32, uint256]
-_spec_hash: HashMap[bytes32, bytes32]
 _leader: HashMap[bytes32, bytes32]
 _bond: HashMap[bytes32, uint256]
 _assignments: HashMap[bytes32, HashMap[uint256, uint256]]
@@ -323,7 +329,7 @@ def withdraw(amount: uint256):
     assert balance >= amount, "job_escrow: amount exceeds balance"
     self._accounts[msg.sender] = word - amount
     log Withdrawn(account=msg.sender, amount=amount, balance=balance - amount)
-    assert extcall IERC20(TOKEN).transfer(msg.sender, amount, default_return_value=True), "job_escrow: transfer failed"
+    self._transfer(TOKEN, msg.sender, amount)
 
 
 # ---------------------------------------------------------------- clients
@@ -466,7 +472,7 @@ def dispute(job_id: bytes32):
     assert self._field8(core, 168) == 1, "job_escrow: only optimistic jobs are disputed"
     assert self._status(core) == STATUS_OPEN and self._field8(core, 192) == 1, "job_escrow: no result to dispute"
     reqs: uint256 = self._reqs[job_id]
-    assert block.timestamp < (reqs >> 144) & _U48, "job_escrow: challenge window closed"
+    assert block.timestamp < reqs >> _PHASE_SHIFT, "job_escrow: challenge window closed"
     config: uint256 = self._config
     bond: uint256 = (self._money[job_id] & _U96) * self._param(config, DISPUTE_BOND_BPS) // _BPS
     word: uint256 = self._accounts[msg.sender]
@@ -474,7 +480,7 @@ def dispute(job_id: bytes32):
     self._accounts[msg.sender] = word - bond
     self._bond[job_id] = bond
     ruling_end: uint256 = block.timestamp + self._param(config, RULING_PERIOD)
-    self._reqs[job_id] = (reqs & ~(_U48 << 144)) | (ruling_end << 144)
+    self._reqs[job_id] = (reqs & _REPLICA_MASK) | (ruling_end << _PHASE_SHIFT)
     self._core[job_id] = self._with8(core, 160, convert(STATUS_DISPUTED, uint256))
     log Disputed(job_id=job_id, client=msg.sender, bond=bond, ruling_end=ruling_end)
 
@@ -504,13 +510,11 @@ def commit(job_id: bytes32, slot: uint256, commitment: bytes32):
     @param commitment The commitment.
     """
     core: uint256 = self._core[job_id]
-    assert self._status(core) == STATUS_OPEN, "job_escrow: job not open"
-    assignment: uint256 = self._assignments[job_id][slot]
-    assert convert(assignment & _ADDRESS_MASK, address) == msg.sender, "job_escrow: caller has no such replica"
+    assignment: uint256 = self._own_replica(job_id, slot, core)
     assert self._field8(assignment, 160) == convert(REPLICA_ACCEPTED, uint256), "job_escrow: already committed"
     assert block.timestamp < core >> 208, "job_escrow: commit deadline passed"
     self._commitments[job_id][slot] = commitment
-    self._assignments[job_id][slot] = self._with8(assignment, 160, convert(REPLICA_COMMITTED, uint256))
+    self._set_replica(job_id, slot, core, self._with8(assignment, 160, convert(REPLICA_COMMITTED, uint256)))
     committed: uint256 = self._field8(core, 184) + 1
     self._core[job_id] = self._with8(core, 184, committed)
     if committed == self._field8(core, 168):
@@ -532,9 +536,7 @@ def reveal(job_id: bytes32, slot: uint256, result_hash: bytes32, salt: bytes32):
     @param salt The salt committed with it.
     """
     core: uint256 = self._core[job_id]
-    assert self._status(core) == STATUS_OPEN, "job_escrow: job not open"
-    assignment: uint256 = self._assignments[job_id][slot]
-    assert convert(assignment & _ADDRESS_MASK, address) == msg.sender, "job_escrow: caller has no such replica"
+    assignment: uint256 = self._own_replica(job_id, slot, core)
     assert self._field8(assignment, 160) == convert(REPLICA_COMMITTED, uint256), "job_escrow: nothing to reveal"
     replicas: uint256 = self._field8(core, 168)
     assert self._field8(core, 184) == replicas or block.timestamp >= core >> 208, "job_escrow: reveal not open"
@@ -542,14 +544,14 @@ def reveal(job_id: bytes32, slot: uint256, result_hash: bytes32, salt: bytes32):
     expected: bytes32 = keccak256(abi_encode(job_id, msg.sender, result_hash, salt))
     assert self._commitments[job_id][slot] == expected, "job_escrow: reveal does not match commitment"
     self._commitments[job_id][slot] = result_hash
-    self._assignments[job_id][slot] = self._with8(assignment, 160, convert(REPLICA_REVEALED, uint256))
+    assignment = self._with8(assignment, 160, convert(REPLICA_REVEALED, uint256))
     core = self._with8(core, 192, self._field8(core, 192) + 1)
     if replicas == 1:
-        # Optimistic: the challenge window opens.
-        reqs: uint256 = self._reqs[job_id]
+        # Optimistic: the challenge window opens (one write: the replica shares the word).
         challenge_end: uint256 = block.timestamp + self._param(self._config, CHALLENGE_WINDOW)
-        self._reqs[job_id] = (reqs & ~(_U48 << 144)) | (challenge_end << 144)
+        self._reqs[job_id] = assignment | (challenge_end << _PHASE_SHIFT)
     else:
+        self._assignments[job_id][slot] = assignment
         votes: uint256 = self._votes[job_id][result_hash] + 1
         self._votes[job_id][result_hash] = votes
         if votes > self._field8(core, 200):
@@ -578,7 +580,7 @@ def finalize(job_id: bytes32):
     replicas: uint256 = self._field8(core, 168)
     revealed: uint256 = self._field8(core, 192)
     reveal_end: uint256 = (self._money[job_id] >> 192) & _U48
-    phase_end: uint256 = (self._reqs[job_id] >> 144) & _U48
+    phase_end: uint256 = self._reqs[job_id] >> _PHASE_SHIFT
     ready: bool = block.timestamp >= reveal_end
     if replicas == 1 and revealed == 1:
         # Undisputed: the challenge window; disputed: the ruling period.
@@ -601,7 +603,7 @@ def expire(job_id: bytes32):
     assert self._status(core) == STATUS_OPEN, "job_escrow: job not open"
     assert block.timestamp >= (self._money[job_id] >> 192) & _U48, "job_escrow: reveal window still open"
     if self._field8(core, 168) == 1 and self._field8(core, 192) == 1:
-        assert block.timestamp >= (self._reqs[job_id] >> 144) & _U48, "job_escrow: challenge window still open"
+        assert block.timestamp >= self._reqs[job_id] >> _PHASE_SHIFT, "job_escrow: challenge window still open"
     self._settle(job_id, core, _RULING_NONE)
 
 
@@ -617,7 +619,7 @@ def rule(job_id: bytes32, for_client: bool):
     assert IAccess.Role.ARBITER in access.roles[msg.sender], "job_escrow: caller is not an arbiter"
     core: uint256 = self._core[job_id]
     assert self._status(core) == STATUS_DISPUTED, "job_escrow: job not disputed"
-    assert block.timestamp < (self._reqs[job_id] >> 144) & _U48, "job_escrow: ruling period over"
+    assert block.timestamp < self._reqs[job_id] >> _PHASE_SHIFT, "job_escrow: ruling period over"
     log Ruled(job_id=job_id, arbiter=msg.sender, for_client=for_client)
     ruling: uint256 = _RULING_PROVIDER
     if for_client:
@@ -638,7 +640,7 @@ def sweep_fees(shard: uint256) -> uint256:
     treasury: address = self.treasury
     log FeesSwept(shard=shard, amount=amount, treasury=treasury)
     if amount != 0:
-        assert extcall IERC20(TOKEN).transfer(treasury, amount, default_return_value=True), "job_escrow: transfer failed"
+        self._transfer(TOKEN, treasury, amount)
     return amount
 
 
@@ -758,21 +760,25 @@ def job_nonce(client: address) -> uint256:
 
 @external
 @view
-def job_id_of(client: address, nonce: uint256) -> bytes32:
+def job_id_of(client: address, nonce: uint256, spec_hash: bytes32) -> bytes32:
     """
-    @notice Id of `client`'s job number `nonce`.
+    @notice Id of `client`'s job number `nonce` with spec hash `spec_hash`: the id
+            commits to the spec, so anyone holding the spec can check it against the id.
     @param client The client.
     @param nonce The job nonce.
+    @param spec_hash keccak256 of the spec bytes.
     @return bytes32 The job id.
     """
-    return keccak256(abi_encode(client, nonce))
+    return keccak256(abi_encode(client, nonce, spec_hash))
 
 
 @external
 @view
 def job(job_id: bytes32) -> IJobEscrow.Job:
     """
-    @notice Everything stored for a job.
+    @notice Everything stored for a job. The spec hash is committed in the id
+            (`job_id_of`), and a k = 1 job's requirements read zero once it is accepted
+            (its word then holds the replica); `JobPosted` has both.
     @param job_id The job.
     @return Job The job (all zero if unknown).
     """
@@ -780,6 +786,9 @@ def job(job_id: bytes32) -> IJobEscrow.Job:
     money: uint256 = self._money[job_id]
     reqs: uint256 = self._reqs[job_id]
     replicas: uint256 = self._field8(core, 168)
+    requirements: IJobEscrow.Requirements = empty(IJobEscrow.Requirements)
+    if replicas != 1 or self._field8(core, 176) == 0:
+        requirements = self._unpack_requirements(reqs)
     result: bytes32 = empty(bytes32)
     if replicas == 1 and self._field8(core, 192) == 1:
         result = self._commitments[job_id][0]
@@ -796,9 +805,8 @@ def job(job_id: bytes32) -> IJobEscrow.Job:
         collateral_per_replica=convert((money >> 96) & _U96, uint96),
         deadline=convert(core >> 208, uint48),
         reveal_end=convert((money >> 192) & _U48, uint48),
-        challenge_end=convert((reqs >> 144) & _U48, uint48),
-        requirements=self._unpack_requirements(reqs),
-        spec_hash=self._spec_hash[job_id],
+        challenge_end=convert(reqs >> _PHASE_SHIFT, uint48),
+        requirements=requirements,
         result_hash=result,
         leader_votes=convert(self._field8(core, 200), uint8),
     )
@@ -814,9 +822,9 @@ def assignment(job_id: bytes32, slot: uint256) -> IJobEscrow.Assignment:
     @param slot The replica slot.
     @return Assignment The replica (all zero if none).
     """
-    word: uint256 = self._assignments[job_id][slot]
+    word: uint256 = self._replica(job_id, slot, self._core[job_id])
     provider: address = convert(word & _ADDRESS_MASK, address)
-    device_nonce: uint256 = (word >> 168) & _U64
+    device_nonce: uint256 = (word >> 168) & _U32
     device_id: bytes32 = empty(bytes32)
     if provider != empty(address):
         device_id = keccak256(abi_encode(provider, device_nonce))
@@ -930,12 +938,12 @@ def _post(
     word: uint256 = self._accounts[client]
     assert word & _BALANCE_MASK >= locked, "job_escrow: insufficient balance"
     nonce: uint256 = word >> 192
-    job_id: bytes32 = keccak256(abi_encode(client, nonce))
+    spec_hash: bytes32 = keccak256(spec)
+    job_id: bytes32 = keccak256(abi_encode(client, nonce, spec_hash))
     # analysis: integer_overflow: see the bound below.
     # Cannot wrap: the balance holds at least `locked`, and the nonce counts jobs.
     self._accounts[client] = unsafe_add(unsafe_sub(word, locked), _NONCE_ONE)
 
-    spec_hash: bytes32 = keccak256(spec)
     self._core[job_id] = (
         convert(client, uint256)
         | (convert(STATUS_OPEN, uint256) << 160)
@@ -945,7 +953,6 @@ def _post(
     reveal_end: uint256 = deadline + self._param(config, REVEAL_WINDOW)
     self._money[job_id] = price | (collateral << 96) | (reveal_end << 192)
     self._reqs[job_id] = self._pack_requirements(requirements)
-    self._spec_hash[job_id] = spec_hash
     log JobPosted(
         job_id=job_id,
         client=client,
@@ -969,7 +976,8 @@ def _accept(job_id: bytes32, provider: address, device_nonce: uint256, priced_by
     assert block.timestamp < core >> 208, "job_escrow: deadline passed"
     slot: uint256 = self._field8(core, 176)
     assert slot < self._field8(core, 168), "job_escrow: all replicas taken"
-    assert device_nonce <= _U64, "job_escrow: no such device"
+    # Replica words keep 32 bits of device nonce (a provider's devices are numbered from 0).
+    assert device_nonce <= _U32, "job_escrow: no such device"
 
     device_id: bytes32 = keccak256(abi_encode(provider, device_nonce))
     reqs: uint256 = self._reqs[job_id]
@@ -1000,9 +1008,12 @@ def _accept(job_id: bytes32, provider: address, device_nonce: uint256, priced_by
             break
         assert self._assignments[job_id][i] & _ADDRESS_MASK != convert(provider, uint256), "job_escrow: provider already on job"
 
-    self._assignments[job_id][slot] = (
-        convert(provider, uint256) | (convert(REPLICA_ACCEPTED, uint256) << 160) | (device_nonce << 168)
-    )
+    replica: uint256 = convert(provider, uint256) | (convert(REPLICA_ACCEPTED, uint256) << 160) | (device_nonce << 168)
+    if self._field8(core, 168) == 1:
+        # The requirements are checked: the replica takes their place in the word.
+        self._reqs[job_id] = (reqs & ~_REPLICA_MASK) | replica
+    else:
+        self._assignments[job_id][slot] = replica
     self._core[job_id] = self._with8(core, 176, slot + 1)
     self._device_jobs[device_id] = (running + 1) | _IN_USE
     collateral: uint256 = (money >> 96) & _U96
@@ -1046,7 +1057,7 @@ def _settle(job_id: bytes32, core: uint256, ruling: uint256):
     for slot: uint256 in range(MAX_REPLICAS):
         if slot >= accepted:
             break
-        word: uint256 = self._assignments[job_id][slot]
+        word: uint256 = self._replica(job_id, slot, core)
         provider: address = convert(word & _ADDRESS_MASK, address)
         status: uint256 = self._field8(word, 160)
         revealed: bool = status == convert(REPLICA_REVEALED, uint256)
@@ -1060,7 +1071,7 @@ def _settle(job_id: bytes32, core: uint256, ruling: uint256):
             outcome = _OUTCOME_FAILED
         elif revealed and self._commitments[job_id][slot] == leader:
             outcome = _OUTCOME_COMPLETED
-        device_id: bytes32 = keccak256(abi_encode(provider, (word >> 168) & _U64))
+        device_id: bytes32 = keccak256(abi_encode(provider, (word >> 168) & _U32))
         # The device holds this job, so its count is at least 1 (`_IN_USE` stays set).
         self._device_jobs[device_id] -= 1
 
@@ -1104,7 +1115,7 @@ def _settle(job_id: bytes32, core: uint256, ruling: uint256):
     if bond != 0:
         self._bond[job_id] = 0
         if ruling == _RULING_PROVIDER:
-            self._accounts[self._provider_of(job_id)] += bond
+            self._accounts[convert(self._replica(job_id, 0, core) & _ADDRESS_MASK, address)] += bond
         else:
             refunded += bond
 
@@ -1120,9 +1131,9 @@ def _settle(job_id: bytes32, core: uint256, ruling: uint256):
         self._accounts[client] += owed
     if not PAYS_INTO_POOL:
         if compensation != 0:
-            assert extcall IERC20(_STAKE_TOKEN).transfer(client, compensation, default_return_value=True), "job_escrow: transfer failed"
+            self._transfer(_STAKE_TOKEN, client, compensation)
         if bounty != 0:
-            assert extcall IERC20(_STAKE_TOKEN).transfer(msg.sender, bounty, default_return_value=True), "job_escrow: transfer failed"
+            self._transfer(_STAKE_TOKEN, msg.sender, bounty)
     log JobSettled(
         job_id=job_id,
         client=client,
@@ -1174,8 +1185,41 @@ def _param(config: uint256, key: uint256) -> uint256:
 
 @internal
 @view
-def _provider_of(job_id: bytes32) -> address:
-    return convert(self._assignments[job_id][0] & _ADDRESS_MASK, address)
+def _own_replica(job_id: bytes32, slot: uint256, core: uint256) -> uint256:
+    """
+    @dev The caller's replica word of an open job, for commit and reveal.
+    """
+    assert self._status(core) == STATUS_OPEN, "job_escrow: job not open"
+    word: uint256 = self._replica(job_id, slot, core)
+    assert convert(word & _ADDRESS_MASK, address) == msg.sender, "job_escrow: caller has no such replica"
+    return word
+
+
+@internal
+def _transfer(token: address, to: address, amount: uint256):
+    assert extcall IERC20(token).transfer(to, amount, default_return_value=True), "job_escrow: transfer failed"
+
+
+@internal
+@view
+def _replica(job_id: bytes32, slot: uint256, core: uint256) -> uint256:
+    """
+    @dev Replica word of `slot` (zero if not accepted): for k = 1 the low bits of the
+         requirements word, else its own word.
+    """
+    if slot >= self._field8(core, 176):
+        return 0
+    if self._field8(core, 168) == 1:
+        return self._reqs[job_id] & _REPLICA_MASK
+    return self._assignments[job_id][slot]
+
+
+@internal
+def _set_replica(job_id: bytes32, slot: uint256, core: uint256, word: uint256):
+    if self._field8(core, 168) == 1:
+        self._reqs[job_id] = (self._reqs[job_id] & ~_REPLICA_MASK) | word
+    else:
+        self._assignments[job_id][slot] = word
 
 
 @internal

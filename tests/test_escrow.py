@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ape
 import pytest
+from ape.utils import ZERO_ADDRESS
+from eth_utils import keccak
 
 from computeshare.jobs import (
     OUTCOME_COMPLETED,
@@ -89,8 +91,8 @@ def test_post_locks_payment_and_logs_spec(market, client, chain):
     m = market
     deadline = chain.pending_timestamp + DAY
     receipt = m.escrow.post(SPEC, REQS, PRICE, 3, deadline, COLLATERAL, sender=client)
-    expected = job_id(client.address, 0)
-    assert receipt.return_value == expected == m.escrow.job_id_of(client, 0)
+    expected = job_id(client.address, 0, SPEC)
+    assert receipt.return_value == expected == m.escrow.job_id_of(client, 0, keccak(SPEC))
     assert m.escrow.job_nonce(client) == 1
     assert m.escrow.balanceOf(client) == 10_000 * TOKEN - 3 * PRICE
     (event,) = receipt.decode_logs(m.escrow.JobPosted)
@@ -104,9 +106,12 @@ def test_post_locks_payment_and_logs_spec(market, client, chain):
         deadline,
     )
     assert info.reveal_end == deadline + HOUR
-    assert info.spec_hash == event.spec_hash
+    assert event.spec_hash == keccak(SPEC)
+    assert tuple(info.requirements) == tuple(event.requirements)
+    # The id commits to the spec: the same nonce with another spec is another id.
+    assert m.escrow.job_id_of(client, 0, keccak(SPEC + b" ")) != expected
     second = m.escrow.post(SPEC, REQS, PRICE, 1, deadline, COLLATERAL, sender=client).return_value
-    assert second == job_id(client.address, 1)
+    assert second == job_id(client.address, 1, SPEC)
 
 
 @pytest.mark.parametrize(
@@ -168,6 +173,36 @@ def test_accept_locks_collateral(market, client, providers, chain):
     assert m.escrow.accept(job, 0, sender=providers[1]).return_value == 1
     with ape.reverts("job_escrow: all replicas taken"):
         m.escrow.accept(job, 0, sender=providers[2])
+
+
+def test_k1_replica_takes_the_place_of_the_requirements(market, client, providers, chain):
+    """A k = 1 job keeps its replica in the word that held its requirements: before
+    acceptance the view shows the requirements and no replica; after, the replica, and
+    the requirements read zero. No other slot exists, for any caller."""
+    m = market
+    p = providers[0]
+    job = post(m, client, chain)
+    assert tuple(m.escrow.job(job).requirements) == tuple(REQS.values())
+    assert m.escrow.assignment(job, 0).provider == ZERO_ADDRESS
+    with ape.reverts("job_escrow: caller has no such replica"):
+        m.escrow.commit(job, 0, b"\x01" * 32, sender=p)
+    m.escrow.accept(job, 0, sender=p)
+    device = m.registry.device_id_of(p, 0)
+    a = m.escrow.assignment(job, 0)
+    assert (a.provider, a.status, a.device_nonce, a.device_id) == (p, REPLICA_ACCEPTED, 0, device)
+    assert not any(m.escrow.job(job).requirements)
+    assert m.escrow.assignment(job, 1).provider == ZERO_ADDRESS
+    with ape.reverts("job_escrow: caller has no such replica"):
+        m.escrow.commit(job, 1, b"\x01" * 32, sender=p)
+    with ape.reverts("job_escrow: all replicas taken"):
+        m.escrow.accept(job, 0, sender=providers[1])
+    # Commit, reveal and the challenge window all live in the same word.
+    slot = 0
+    m.escrow.commit(job, slot, commitment(job, p.address, GOOD, SALT), sender=p)
+    m.escrow.reveal(job, slot, GOOD, SALT, sender=p)
+    a = m.escrow.assignment(job, 0)
+    assert (a.provider, a.status, a.commitment_or_result) == (p, REPLICA_REVEALED, GOOD)
+    assert m.escrow.job(job).challenge_end == chain.blocks.head.timestamp + DAY
 
 
 def test_accept_rejects_ineligible_devices(market, client, providers, chain):
