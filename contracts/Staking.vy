@@ -462,8 +462,7 @@ def slash(provider: address, amount: uint256, unlock_amount: uint256, beneficiar
     """
     # analysis: missing_input_validation: LOCKER/SLASHER only (JobEscrow); the amounts are checked against the pool below.
     assert IAccess.Role.SLASHER in access.roles[msg.sender], "staking: caller is not a slasher"
-    pool: IStaking.Pool = self._pools[provider]
-    pool.locked &= ~_IN_USE
+    pool: IStaking.Pool = self._pool(provider)
 
     bonded: uint256 = pool.own_stake + pool.delegated_tokens
     from_bonded: uint256 = min(amount, bonded)
@@ -590,9 +589,7 @@ def pool(provider: address) -> IStaking.Pool:
     @param provider The provider.
     @return Pool Its pool.
     """
-    pool: IStaking.Pool = self._pools[provider]
-    pool.locked &= ~_IN_USE
-    return pool
+    return self._pool(provider)
 
 
 @external
@@ -662,6 +659,14 @@ def delegation(provider: address, delegator: address) -> IStaking.DelegationView
 @view
 def _locked(provider: address) -> uint256:
     return self._pools[provider].locked & ~_IN_USE
+
+
+@internal
+@view
+def _pool(provider: address) -> IStaking.Pool:
+    pool: IStaking.Pool = self._pools[provider]
+    pool.locked &= ~_IN_USE
+    return pool
 
 
 @internal
