@@ -50,3 +50,70 @@ def format_table(rows: list[dict], columns: list[str]) -> str:
             )
         )
     return "\n".join(out)
+
+
+NEW_WORD_GAS = 20_000  # an SSTORE that creates a storage word costs at least this
+_CALLS = ("CALL", "STATICCALL", "DELEGATECALL", "CALLCODE")
+
+
+def gas_breakdown(struct_logs: list[dict], to: str, names: dict[str, str]) -> dict[str, int]:
+    """Split one transaction's execution by where the gas went, from a geth-style
+    `debug_traceTransaction` (`structLogs` with stacks): storage words created, other
+    storage reads and writes, events and call costs, each by the contract whose code ran
+    (`names` maps lower-case addresses to names), and the rest (opcodes, memory, hashing,
+    minus refunds) under "rest". Intrinsic costs are not in a trace: add them apart."""
+    out: dict[str, int] = {}
+
+    def add(key: str, gas: int) -> None:
+        out[key] = out.get(key, 0) + gas
+
+    frames = [names.get(to.lower(), to.lower())]
+    for i, step in enumerate(struct_logs):
+        depth, op, cost = step["depth"], step["op"], step["gasCost"]
+        del frames[depth:]
+        here = frames[-1]
+        if op == "SSTORE" and cost >= NEW_WORD_GAS:
+            add("new storage words", cost)
+        elif op in ("SLOAD", "SSTORE"):
+            add(f"{here}: storage", cost)
+        elif op.startswith("LOG"):
+            add(f"{here}: events", cost)
+        elif op in _CALLS:
+            target = "0x" + step["stack"][-2][2:].rjust(40, "0")[-40:]
+            callee = names.get(target.lower(), target.lower())
+            add(f"{callee}: calls into it", _call_own_cost(struct_logs, i))
+            frames.append(callee)
+        else:
+            add("rest", cost)
+    return out
+
+
+def receipt_breakdown(provider, receipt, names: dict[str, str]) -> dict[str, int]:
+    """`gas_breakdown` of a mined transaction (traced through the node's
+    `debug_traceTransaction`), plus its intrinsic costs and the storage refunds it earned
+    (zero or negative): the parts add up to the receipt's gasUsed exactly."""
+    trace = provider.make_request(
+        "debug_traceTransaction", [receipt.txn_hash, {"disableMemory": True}]
+    )
+    parts = gas_breakdown(trace["structLogs"], receipt.receiver, names)
+    parts["base (21,000 per transaction)"] = TX_BASE_GAS
+    parts["calldata"] = calldata_gas(bytes(receipt.transaction.data))
+    parts["refunds"] = receipt.gas_used - sum(parts.values())
+    return parts
+
+
+def _call_own_cost(steps: list[dict], i: int) -> int:
+    """What a call opcode itself costs (account access, memory): the gas it took from its
+    frame minus what ran inside the callee."""
+    call, depth = steps[i], steps[i]["depth"]
+    j = i + 1
+    while j < len(steps) and steps[j]["depth"] > depth:
+        j += 1
+    if j == len(steps):
+        return call["gasCost"]
+    taken = call["gas"] - steps[j]["gas"]
+    if j == i + 1:  # no code ran (a precompile or an account without code)
+        return taken
+    first, last = steps[i + 1], steps[j - 1]
+    inside = first["gas"] - (last["gas"] - last["gasCost"])
+    return taken - inside

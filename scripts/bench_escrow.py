@@ -3,7 +3,8 @@ live: O(1) design means the figures must not grow with that number.
 
 Run: `make bench` (or `ape run bench_escrow`). Figures are for a client and provider that
 have run a job before (the steady state); the first job of a fresh client and provider pays
-for creating their storage once, shown separately for the k = 1 lifecycle.
+for creating their storage once, shown separately for the k = 1 lifecycle. The last table
+splits the steady-state k = 1 lifecycle by where its gas goes, from an opcode trace.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import click
 from ape import accounts, chain, project
 from ape.cli import ConnectedProviderCommand
 
-from computeshare.gas import format_table
+from computeshare.gas import format_table, receipt_breakdown
 from computeshare.jobs import commitment
 from computeshare.populate import Populator, addresses
 from computeshare.signing import sign_offer
@@ -33,6 +34,7 @@ class Bench:
         self.suite = deploy_suite(project, self.deployer, self.treasury)
         self.populator = Populator(chain.provider)
         self.live = 0
+        self.receipts: dict[str, list] = {}
 
     def fund_provider(self, provider) -> None:
         s = self.suite
@@ -74,21 +76,27 @@ class Bench:
             SPEC, REQS, PRICE, k, chain.pending_timestamp + 86_400, COLLATERAL, sender=client
         )
         steps = {"post": r.gas_used}
+        receipts = self.receipts[label] = [r]
         job = r.return_value
         slots = []
         for p in providers:
             r = s.escrow.accept(job, 0, sender=p)
+            receipts.append(r)
             steps["accept"] = steps.get("accept", 0) + r.gas_used
             slots.append(r.return_value)
         for p, slot, res in zip(providers, slots, results, strict=True):
             r = s.escrow.commit(job, slot, commitment(job, p.address, res, SALT), sender=p)
+            receipts.append(r)
             steps["commit"] = steps.get("commit", 0) + r.gas_used
         for p, slot, res in zip(providers, slots, results, strict=True):
             r = s.escrow.reveal(job, slot, res, SALT, sender=p)
+            receipts.append(r)
             steps["reveal"] = steps.get("reveal", 0) + r.gas_used
         if k == 1:
             chain.pending_timestamp = s.escrow.job(job).challenge_end
-        steps["finalize"] = s.escrow.finalize(job, sender=client).gas_used
+        r = s.escrow.finalize(job, sender=client)
+        receipts.append(r)
+        steps["finalize"] = r.gas_used
         for step, used in steps.items():
             gas[f"{label}: {step}"] = used
         gas[f"{label}: whole lifecycle"] = sum(steps.values())
@@ -133,6 +141,28 @@ class Bench:
         gas["expire (no-show slashed)"] = s.escrow.expire(r.return_value, sender=client).gas_used
         return gas
 
+    def breakdown(self, label: str) -> list[dict]:
+        """Where the gas of lifecycle `label` went, summed over its transactions."""
+        s = self.suite
+        names = {
+            c.address.lower(): n
+            for n, c in (
+                ("JobEscrow", s.escrow),
+                ("Staking", s.staking),
+                ("DeviceRegistry", s.registry),
+                ("ComputeToken", s.token),
+            )
+        }
+        parts: dict[str, int] = {}
+        for r in self.receipts[label]:
+            for part, gas in receipt_breakdown(chain.provider, r, names).items():
+                parts[part] = parts.get(part, 0) + gas
+        return [
+            {"part": part, "gas": gas}
+            for part, gas in sorted(parts.items(), key=lambda kv: -abs(kv[1]))
+            if gas
+        ]
+
 
 @click.command(cls=ConnectedProviderCommand)
 def cli():
@@ -159,3 +189,7 @@ def cli():
     verdict = "within" if whole <= target else "OVER"
     steps = "post, accept, commit, reveal, finalize"
     click.echo(f"\nk = 1 lifecycle ({steps}): {whole:,} gas, {verdict} the {target:,} target")
+    parts = bench.breakdown("k=1")
+    assert sum(p["gas"] for p in parts) == whole
+    click.echo(f"\nWhere the k = 1 lifecycle's {whole:,} gas goes (opcode trace):\n")
+    click.echo(format_table(parts, ["part", "gas"]))
