@@ -210,6 +210,9 @@ def test_accept_rejects_ineligible_devices(market, client, providers, chain):
     p = providers[0]
     with ape.reverts("job_escrow: no such device"):
         m.escrow.accept(post(m, client, chain), 5, sender=p)
+    # Replica words keep 32 bits of device nonce; no registry numbers a device beyond.
+    with ape.reverts("job_escrow: no such device"):
+        m.escrow.accept(post(m, client, chain), 2**32, sender=p)
     for reqs, reason in (
         ({**REQS, "min_gpu_count": 4}, "device below requirements"),
         ({**REQS, "min_vram_mb": 100_000}, "device below requirements"),
