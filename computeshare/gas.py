@@ -60,8 +60,9 @@ def gas_breakdown(struct_logs: list[dict], to: str, names: dict[str, str]) -> di
     """Split one transaction's execution by where the gas went, from a geth-style
     `debug_traceTransaction` (`structLogs` with stacks): storage words created, other
     storage reads and writes, events and call costs, each by the contract whose code ran
-    (`names` maps lower-case addresses to names), and the rest (opcodes, memory, hashing,
-    minus refunds) under "rest". Intrinsic costs are not in a trace: add them apart."""
+    (`names` maps lower-case addresses to names), and every other opcode (memory, hashing,
+    arithmetic) under "rest". Intrinsic costs and refunds are not in the steps: see
+    `receipt_breakdown`."""
     out: dict[str, int] = {}
 
     def add(key: str, gas: int) -> None:
