@@ -11,7 +11,9 @@
         posting a bond, for the arbiter to rule on. Settlement pays agreeing providers
         (minus the protocol fee), refunds the client for every replica not paid,
         slashes dissenters and no-shows, and shares the slash between the client and
-        the caller. Payments are pulled: everyone withdraws their balance.
+        the caller. Payments are pulled: everyone withdraws their balance. A provider's
+        income is credited to its balance here, less its delegators' cut, which
+        Staking takes into the pool in the same settlement (staked token only).
 
         Jobs: `keccak256(abi_encode(client, client nonce, spec hash))`, no global
         counter; the id commits to the spec, so it is not stored apart. A job is three
@@ -139,8 +141,9 @@ TOKEN: public(immutable(address))
 STAKING: public(immutable(address))
 # @notice The device registry.
 REGISTRY: public(immutable(address))
-# @notice True when the payment token is the staked token: income then goes to the
-#         provider's pool in Staking, so delegators share it.
+# @notice True when the payment token is the staked token: the delegators' cut of a
+#         provider's income then goes to its pool in Staking (the rest to the provider's
+#         balance here), so delegators share it.
 PAYS_INTO_POOL: public(immutable(bool))
 _STAKE_TOKEN: immutable(address)
 
@@ -1084,15 +1087,18 @@ def _settle(job_id: bytes32, core: uint256, ruling: uint256):
             self._fee_shards[convert(provider, uint256) % _FEE_SHARDS] += replica_fee
             paid += replica_paid
             fees += replica_fee
-            extcall IStaking(STAKING).unlock(provider, collateral)
-            if PAYS_INTO_POOL and replica_paid != 0:
-                extcall IStaking(STAKING).add_income(provider, replica_paid)
-            else:
-                self._accounts[provider] += replica_paid
+            # Delegators' cut into the pool (paid in the staked token only), the rest to
+            # the provider's balance here.
+            income: uint256 = 0
+            if PAYS_INTO_POOL:
+                income = replica_paid
+            cut: uint256 = extcall IStaking(STAKING).release(provider, collateral, income)
+            if replica_paid != cut:
+                self._accounts[provider] += replica_paid - cut
         else:
             refunded += price
             if outcome == _OUTCOME_FAILED:
-                extcall IStaking(STAKING).unlock(provider, collateral)
+                extcall IStaking(STAKING).release(provider, collateral, 0)
             else:
                 before: uint256 = staticcall IERC20(_STAKE_TOKEN).balanceOf(self)
                 replica_slashed = extcall IStaking(STAKING).slash(provider, collateral, collateral, self)

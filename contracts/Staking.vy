@@ -447,6 +447,38 @@ def unlock(provider: address, amount: uint256):
 
 
 @external
+def release(provider: address, amount: uint256, income: uint256) -> uint256:
+    """
+    @notice Settles one job's collateral and income in a call: releases up to `amount`
+            of `provider`'s locked collateral (as `unlock`) and, when the pool has
+            delegators, takes their cut of `income` from the caller into the pool
+            (as `add_income`, for that cut only). The caller pays the provider the
+            rest itself, so a pool without delegators moves no tokens. LOCKER only;
+            the caller must have approved this contract.
+    @param provider The provider.
+    @param amount Collateral to release, in wei.
+    @param income The job's payment to the provider after fees, in wei (0 if none).
+    @return uint256 The delegators' cut taken from the caller.
+    """
+    # analysis: missing_input_validation: LOCKER only (JobEscrow); the amounts are checked against the pool below.
+    assert IAccess.Role.LOCKER in access.roles[msg.sender], "staking: caller is not a locker"
+    locked: uint256 = self._locked(provider)
+    released: uint256 = min(amount, locked)
+    self._pools[provider].locked = (locked - released) | _IN_USE
+    log CollateralUnlocked(provider=provider, locker=msg.sender, amount=released, locked=locked - released)
+    if income == 0 or self._pools[provider].delegated_shares == 0:
+        return 0
+    self._settle_cut(provider)
+    cut: uint256 = income * self._pools[provider].delegator_cut_bps // _BPS
+    if cut == 0:
+        return 0
+    self._pools[provider].delegated_tokens += cut
+    log IncomeAdded(provider=provider, payer=msg.sender, amount=cut, to_delegators=cut)
+    self._pull(msg.sender, cut)
+    return cut
+
+
+@external
 def slash(provider: address, amount: uint256, unlock_amount: uint256, beneficiary: address) -> uint256:
     """
     @notice Slashes up to `amount` from `provider`'s pool and releases `unlock_amount`

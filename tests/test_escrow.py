@@ -318,6 +318,7 @@ def test_optimistic_job_pays_after_challenge_window(
         m.escrow.finalize(job, sender=keeper)
     chain.pending_timestamp = info.challenge_end
     own_before = m.staking.pool(p).own_stake
+    balance_before = m.escrow.balanceOf(p)
     receipt = m.escrow.finalize(job, sender=keeper)
     fee = PRICE * 250 // 10_000
     (settled,) = receipt.decode_logs(m.escrow.JobSettled)
@@ -334,9 +335,12 @@ def test_optimistic_job_pays_after_challenge_window(
         fee,
         0,
     )
-    # Income went to the provider's pool (no delegators: all to its own stake), collateral unlocked.
+    # No delegators: all the income went to the provider's balance here, no tokens moved
+    # to Staking, and the collateral is unlocked.
     pool = m.staking.pool(p)
-    assert pool.own_stake == own_before + PRICE - fee and pool.locked == 0
+    assert pool.own_stake == own_before and pool.locked == 0
+    assert m.escrow.balanceOf(p) == balance_before + PRICE - fee
+    assert not receipt.decode_logs(m.staking.IncomeAdded)
     device = m.registry.device_id_of(p, 0)
     assert m.registry.device(device).completed == 1 and m.escrow.device_jobs(device) == 0
     assert m.escrow.job(job).status == STATUS_FINALIZED
@@ -348,6 +352,47 @@ def test_optimistic_job_pays_after_challenge_window(
     assert m.escrow.sweep_fees(shard, sender=keeper).return_value == fee
     assert token.balanceOf(treasury) == before + fee and m.escrow.fees(shard) == 0
     assert token.balanceOf(m.escrow) == escrow_owes(m, [client, p, keeper], [job])
+
+
+def test_income_is_shared_with_delegators(
+    market, token, client, providers, chain, keeper, accounts, deployer
+):
+    """With delegators, their cut of the income goes into the pool in Staking (tokens
+    move there); the provider's part goes to its balance here."""
+    m = market
+    p, delegator = providers[0], accounts[16]
+    m.staking.set_delegator_cut(2_000, sender=p)
+    token.transfer(delegator, 1_000 * TOKEN, sender=deployer)
+    token.approve(m.staking, 2**256 - 1, sender=delegator)
+    m.staking.delegate_to(p, 1_000 * TOKEN, sender=delegator)
+    job = post(m, client, chain)
+    reveal(m, job, p, run_replica(m, job, p, GOOD), GOOD)
+    chain.pending_timestamp = m.escrow.job(job).challenge_end
+    delegated, own = m.staking.pool(p).delegated_tokens, m.staking.pool(p).own_stake
+    staked, balance = token.balanceOf(m.staking), m.escrow.balanceOf(p)
+    receipt = m.escrow.finalize(job, sender=keeper)
+    paid = PRICE - PRICE * 250 // 10_000
+    cut = paid * 2_000 // 10_000
+    pool = m.staking.pool(p)
+    assert (pool.delegated_tokens, pool.own_stake, pool.locked) == (delegated + cut, own, 0)
+    assert token.balanceOf(m.staking) == staked + cut
+    assert m.escrow.balanceOf(p) == balance + paid - cut
+    (income,) = receipt.decode_logs(m.staking.IncomeAdded)
+    args = income.event_arguments
+    assert (args["provider"], args["payer"], args["amount"], args["to_delegators"]) == (
+        p.address,
+        m.escrow.address,
+        cut,
+        cut,
+    )
+    # The delegator's shares are worth its stake plus the cut (less rounding).
+    value = m.staking.delegation(p, delegator).value
+    assert 1_000 * TOKEN + cut - 2 <= value <= 1_000 * TOKEN + cut
+
+
+def test_release_is_for_lockers_only(market, providers, outsider):
+    with ape.reverts("staking: caller is not a locker"):
+        market.staking.release(providers[0], 1, 1, sender=outsider)
 
 
 def _disputed_job(m, client, p, chain):
@@ -397,7 +442,8 @@ def test_dispute_ruled_for_provider(market, client, providers, arbiter, chain):
     receipt = m.escrow.rule(job, False, sender=arbiter)
     (settled,) = receipt.decode_logs(m.escrow.JobSettled)
     assert settled.paid == PRICE - PRICE * 250 // 10_000 and settled.refunded == 0
-    assert m.escrow.balanceOf(p) == bond
+    # The bond and (no delegators) the whole payment.
+    assert m.escrow.balanceOf(p) == bond + settled.paid
     assert m.escrow.balanceOf(client) == 10_000 * TOKEN - PRICE - bond
 
 
