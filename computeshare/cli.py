@@ -559,6 +559,7 @@ def show_devices(manifest, since):
     rows = []
     for event in _events(cs.registry, "DeviceRegistered", _start(cs, since)):
         device = cs.registry.device(event.device_id)
+        record = cs.escrow.device_record(event.device_id)
         rows.append(
             {
                 "device": "0x" + bytes(event.device_id).hex()[:10],
@@ -567,9 +568,10 @@ def show_devices(manifest, since):
                 "cpus": device.spec.cpu_cores,
                 "gpus": device.spec.gpu_count,
                 "region": device.spec.region,
-                "done": device.completed,
-                "failed": device.failed,
-                "slashed": device.slashed,
+                "running": record.running,
+                "done": record.completed,
+                "failed": record.failed,
+                "slashed": record.slashed,
             }
         )
     click.echo(format_table(rows, list(rows[0]) if rows else ["device"]))

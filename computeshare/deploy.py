@@ -36,7 +36,7 @@ from computeshare.params import (
     parameter,
 )
 
-SLASHER, LOCKER, REPORTER, AUDITOR, ARBITER, MATCHER = 1, 2, 4, 8, 16, 32
+SLASHER, LOCKER, AUDITOR, ARBITER, MATCHER = 1, 2, 4, 8, 16
 DEPLOYMENTS = PROJECT_ROOT / "deployments"
 CONFIG_DIR = DEPLOYMENTS / "config"
 MANIFEST_FORMAT = 1
@@ -406,7 +406,6 @@ class Deployment:
             ),
             lambda: self._deploy("OfferBook", self.contract("JobEscrow")),
             lambda: self._grant("Staking", self.contract("JobEscrow").address, SLASHER | LOCKER),
-            lambda: self._grant("DeviceRegistry", self.contract("JobEscrow").address, REPORTER),
             lambda: self._grant("JobEscrow", self.contract("OfferBook").address, MATCHER),
         ]
         if c.arbiter:
@@ -485,7 +484,6 @@ class Deployment:
                 "escrow is SLASHER|LOCKER",
                 staking.roles(escrow) & (SLASHER | LOCKER) == SLASHER | LOCKER,
             ),
-            ("escrow is REPORTER", registry.roles(escrow) & REPORTER == REPORTER),
             ("offer book is MATCHER", escrow.roles(offers) & MATCHER == MATCHER),
         ]
         if c.arbiter:

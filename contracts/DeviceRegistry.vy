@@ -12,16 +12,17 @@
         stake in Staking covers `MIN_STAKE_PER_DEVICE` for each of its active devices.
         Auditors appointed by the DAO vouch for a device's hardware attributes; the
         audit binds to a hash of those attributes, so it lapses when they change
-        (price and concurrency are not hardware and do not void it). JobEscrow (the
-        REPORTER) keeps per-device reputation counters.
+        (price and concurrency are not hardware and do not void it). A device's job
+        record (running jobs and outcomes) is kept by JobEscrow, which settles jobs:
+        `JobEscrow.device_record`.
 
         Ids are `keccak256(owner, owner's device nonce)`: no global counter, so
         providers never contend for the same storage slot. Events carry every field,
         so an indexer can rebuild the registry from logs alone.
 
         Storage per device: a header word `owner | status << 160 | registered_at << 168`,
-        a spec word (the numeric fields), the GPU model, the attestation, the URI, a
-        reputation word (three uint64 counters) and an audit record.
+        a spec word (the numeric fields), the GPU model, the attestation, the URI and
+        an audit record.
 """
 
 # Static analysis (vyper-guard, `make analyze`), contract-wide:
@@ -55,10 +56,6 @@ STATUS_ACTIVE: public(constant(uint8)) = 1
 STATUS_PAUSED: public(constant(uint8)) = 2
 STATUS_RETIRED: public(constant(uint8)) = 3
 
-# Reputation outcomes reported by JobEscrow.
-OUTCOME_COMPLETED: public(constant(uint8)) = 0
-OUTCOME_FAILED: public(constant(uint8)) = 1
-OUTCOME_SLASHED: public(constant(uint8)) = 2
 
 # Parameter keys.
 MIN_STAKE_PER_DEVICE: public(constant(uint256)) = 0
@@ -82,7 +79,6 @@ _ADDRESS_MASK: constant(uint256) = 2**160 - 1
 _U8: constant(uint256) = 2**8 - 1
 _U16: constant(uint256) = 2**16 - 1
 _U32: constant(uint256) = 2**32 - 1
-_U64: constant(uint256) = 2**64 - 1
 
 
 # @notice The staking contract whose bonded stake makes devices eligible.
@@ -98,7 +94,6 @@ _spec: HashMap[bytes32, uint256]
 _gpu_model: HashMap[bytes32, bytes32]
 _attestation: HashMap[bytes32, bytes32]
 _metadata_uri: HashMap[bytes32, String[1024]]
-_reputation: HashMap[bytes32, uint256]
 _audit: HashMap[bytes32, uint256]
 _audited_hash: HashMap[bytes32, bytes32]
 
@@ -131,13 +126,6 @@ event DeviceAudited:
 event AuditRevoked:
     device_id: indexed(bytes32)
     by: indexed(address)
-
-event ReputationRecorded:
-    device_id: indexed(bytes32)
-    outcome: uint8
-    completed: uint64
-    failed: uint64
-    slashed: uint64
 
 
 @deploy
@@ -269,28 +257,6 @@ def revoke_audit(device_id: bytes32):
     log AuditRevoked(device_id=device_id, by=msg.sender)
 
 
-@external
-def record_outcome(device_id: bytes32, outcome: uint8):
-    """
-    @notice Counts a job outcome in the device's reputation. REPORTER (JobEscrow) only.
-    @param device_id The device.
-    @param outcome `OUTCOME_COMPLETED`, `OUTCOME_FAILED` or `OUTCOME_SLASHED`.
-    """
-    assert IAccess.Role.REPORTER in access.roles[msg.sender], "device_registry: caller is not a reporter"
-    assert self._header[device_id] != 0, "device_registry: unknown device"
-    assert outcome <= OUTCOME_SLASHED, "device_registry: unknown outcome"
-    # Counters are uint64 fields 0, 64 and 128 of the word; each reporter call adds one.
-    packed: uint256 = self._reputation[device_id] + (1 << (64 * convert(outcome, uint256)))
-    self._reputation[device_id] = packed
-    log ReputationRecorded(
-        device_id=device_id,
-        outcome=outcome,
-        completed=convert(packed & _U64, uint64),
-        failed=convert((packed >> 64) & _U64, uint64),
-        slashed=convert((packed >> 128) & _U64, uint64),
-    )
-
-
 # ---------------------------------------------------------------- governance
 
 
@@ -356,7 +322,6 @@ def device(device_id: bytes32) -> IDeviceRegistry.Device:
     @return Device The device (all zero if unknown).
     """
     header: uint256 = self._header[device_id]
-    reputation: uint256 = self._reputation[device_id]
     audit: uint256 = self._audit[device_id]
     owner: address = self._owner(header)
     return IDeviceRegistry.Device(
@@ -365,9 +330,6 @@ def device(device_id: bytes32) -> IDeviceRegistry.Device:
         registered_at=convert(self._registered_at(header), uint48),
         spec=self._load_spec(device_id),
         metadata_uri=self._metadata_uri[device_id],
-        completed=convert(reputation & _U64, uint64),
-        failed=convert((reputation >> 64) & _U64, uint64),
-        slashed=convert((reputation >> 128) & _U64, uint64),
         auditor=convert(audit & _ADDRESS_MASK, address),
         audited_at=convert(audit >> 160, uint48),
         audited_hash=self._audited_hash[device_id],

@@ -91,12 +91,11 @@ _FEE_SHARDS: constant(uint256) = 16
 _PARAM_BITS: constant(uint256) = 24
 _PAUSE_SHIFT: constant(uint256) = 192
 _PARAMS_MASK: constant(uint256) = 2**192 - 1
-# Set in a device's running-job count once it took a job, so the count never returns to
-# zero: every later acceptance rewrites a live word (2,900 gas) instead of creating one
-# (20,000), as OpenZeppelin's ReentrancyGuard keeps 1/2 instead of 0/1.
-_IN_USE: constant(uint256) = 1 << 255
-# Gas budget of one reputation write in the registry (about 30,000 when cold).
-_REPUTATION_GAS: constant(uint256) = 60_000
+# A device's record, one word: running jobs (bits 0..63), then jobs completed, failed
+# and slashed (64 bits each). Settlement moves a job from running to its outcome in one
+# write, and the word never returns to zero once used, so each later acceptance rewrites
+# a live word (2,900 gas) instead of creating one (20,000).
+_RECORD_BITS: constant(uint256) = 64
 
 # Job status.
 STATUS_OPEN: public(constant(uint8)) = 1
@@ -109,7 +108,7 @@ REPLICA_ACCEPTED: public(constant(uint8)) = 1
 REPLICA_COMMITTED: public(constant(uint8)) = 2
 REPLICA_REVEALED: public(constant(uint8)) = 3
 
-# Settlement outcomes of a replica (also the registry's reputation outcomes).
+# Settlement outcomes of a replica (also the order of the counters in a device record).
 _OUTCOME_COMPLETED: constant(uint8) = 0
 _OUTCOME_FAILED: constant(uint8) = 1
 _OUTCOME_SLASHED: constant(uint8) = 2
@@ -167,8 +166,8 @@ _assignments: HashMap[bytes32, HashMap[uint256, uint256]]
 _commitments: HashMap[bytes32, HashMap[uint256, bytes32]]
 _votes: HashMap[bytes32, HashMap[bytes32, uint256]]
 _fee_shards: HashMap[uint256, uint256]
-# Unsettled jobs per device (`device_jobs`), with `_IN_USE` set.
-_device_jobs: HashMap[bytes32, uint256]
+# running | completed << 64 | failed << 128 | slashed << 192 (`device_record`)
+_devices: HashMap[bytes32, uint256]
 
 
 event Deposited:
@@ -231,6 +230,7 @@ event Ruled:
 event ReplicaSettled:
     job_id: indexed(bytes32)
     provider: indexed(address)
+    device_id: indexed(bytes32)
     slot: uint256
     outcome: uint8
     paid: uint256
@@ -247,11 +247,6 @@ event JobSettled:
     refunded: uint256
     compensation: uint256
     bounty: uint256
-
-event ReputationNotRecorded:
-    job_id: indexed(bytes32)
-    device_id: indexed(bytes32)
-    outcome: uint8
 
 event FeesSwept:
     shard: uint256
@@ -741,13 +736,20 @@ def paused_until() -> uint256:
 
 @external
 @view
-def device_jobs(device_id: bytes32) -> uint256:
+def device_record(device_id: bytes32) -> IJobEscrow.DeviceRecord:
     """
-    @notice Unsettled jobs of a device, capped by its `max_concurrent_jobs`.
+    @notice A device's job record: its unsettled jobs (capped by its
+            `max_concurrent_jobs`) and how its settled jobs ended (its reputation).
     @param device_id The device.
-    @return uint256 The count.
+    @return DeviceRecord Running, completed, failed and slashed jobs.
     """
-    return self._device_jobs[device_id] & ~_IN_USE
+    record: uint256 = self._devices[device_id]
+    return IJobEscrow.DeviceRecord(
+        running=record & _U64,
+        completed=(record >> _RECORD_BITS) & _U64,
+        failed=(record >> (2 * _RECORD_BITS)) & _U64,
+        slashed=record >> (3 * _RECORD_BITS),
+    )
 
 
 @external
@@ -1003,8 +1005,8 @@ def _accept(job_id: bytes32, provider: address, device_nonce: uint256, priced_by
     if priced_by_device:
         cost: uint256 = convert(spec.price_per_second, uint256) * ((reqs >> 112) & _U32)
         assert cost <= money & _U96, "job_escrow: device too expensive"
-    running: uint256 = self._device_jobs[device_id] & ~_IN_USE
-    assert running < convert(spec.max_concurrent_jobs, uint256), "job_escrow: device at capacity"
+    record: uint256 = self._devices[device_id]
+    assert record & _U64 < convert(spec.max_concurrent_jobs, uint256), "job_escrow: device at capacity"
     # A provider takes at most one replica of a job, or redundancy means nothing.
     for i: uint256 in range(MAX_REPLICAS):
         if i >= slot:
@@ -1018,7 +1020,8 @@ def _accept(job_id: bytes32, provider: address, device_nonce: uint256, priced_by
     else:
         self._assignments[job_id][slot] = replica
     self._core[job_id] = self._with8(core, 176, slot + 1)
-    self._device_jobs[device_id] = (running + 1) | _IN_USE
+    # Cannot carry: running jobs stay below the device's 16-bit capacity.
+    self._devices[device_id] = unsafe_add(record, 1)
     collateral: uint256 = (money >> 96) & _U96
     log ReplicaAccepted(job_id=job_id, provider=provider, slot=slot, device_id=device_id, collateral=collateral)
     extcall IStaking(STAKING).lock(provider, collateral)
@@ -1075,8 +1078,9 @@ def _settle(job_id: bytes32, core: uint256, ruling: uint256):
         elif revealed and self._commitments[job_id][slot] == leader:
             outcome = _OUTCOME_COMPLETED
         device_id: bytes32 = keccak256(abi_encode(provider, (word >> 168) & _U32))
-        # The device holds this job, so its count is at least 1 (`_IN_USE` stays set).
-        self._device_jobs[device_id] -= 1
+        # The job leaves the device's running count (at least 1: this job) for its
+        # outcome's counter (a counter would need 2**64 jobs of one device to overflow).
+        self._devices[device_id] = unsafe_sub(self._devices[device_id], 1) + (1 << (_RECORD_BITS * (convert(outcome, uint256) + 1)))
 
         replica_paid: uint256 = 0
         replica_fee: uint256 = 0
@@ -1103,10 +1107,10 @@ def _settle(job_id: bytes32, core: uint256, ruling: uint256):
                 before: uint256 = staticcall IERC20(_STAKE_TOKEN).balanceOf(self)
                 replica_slashed = extcall IStaking(STAKING).slash(provider, collateral, collateral, self)
                 reward += staticcall IERC20(_STAKE_TOKEN).balanceOf(self) - before
-        self._record_outcome(job_id, device_id, outcome)
         log ReplicaSettled(
             job_id=job_id,
             provider=provider,
+            device_id=device_id,
             slot=slot,
             outcome=outcome,
             paid=replica_paid,
@@ -1151,27 +1155,6 @@ def _settle(job_id: bytes32, core: uint256, ruling: uint256):
         compensation=compensation,
         bounty=bounty,
     )
-
-
-@internal
-def _record_outcome(job_id: bytes32, device_id: bytes32, outcome: uint8):
-    """
-    @dev Reputation is bookkeeping: if the registry refuses it (say a governance mistake
-         revoked this contract's REPORTER role), payments, refunds and collateral must
-         still settle. The call gets a fixed gas budget, and settlement requires enough
-         gas left for it, so a keeper cannot starve the call to hide a provider's slash.
-         (EIP-150 already makes that hard today: after a starved call, the 1/64 left
-         cannot finish settlement. The explicit floor keeps it so if settlement changes.)
-    """
-    assert msg.gas >= _REPUTATION_GAS + _REPUTATION_GAS // 63 + 10_000, "job_escrow: not enough gas to settle"
-    recorded: bool = raw_call(
-        REGISTRY,
-        abi_encode(device_id, outcome, method_id=method_id("record_outcome(bytes32,uint8)")),
-        gas=_REPUTATION_GAS,
-        revert_on_failure=False,
-    )
-    if not recorded:
-        log ReputationNotRecorded(job_id=job_id, device_id=device_id, outcome=outcome)
 
 
 @internal

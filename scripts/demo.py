@@ -322,15 +322,16 @@ def summary(cs: ComputeShare, jobs, names, fee_before: int) -> None:
     rows = []
     for address, name in names.items():
         for device_id, device in cs.devices_of(address):
+            record = cs.escrow.device_record(device_id)
             rows.append(
                 {
                     "provider": name,
                     "device": "0x" + device_id.hex()[:10],
                     "region": device.spec.region,
                     "gpus": device.spec.gpu_count,
-                    "completed": device.completed,
-                    "failed": device.failed,
-                    "slashed": device.slashed,
+                    "completed": record.completed,
+                    "failed": record.failed,
+                    "slashed": record.slashed,
                 }
             )
     click.echo(format_table(rows, list(rows[0])))

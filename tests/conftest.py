@@ -115,7 +115,7 @@ def delegate(token, delegatee, sender):
 
 
 # Role flags of interfaces/IAccess.vyi.
-SLASHER, LOCKER, REPORTER, AUDITOR = 1, 2, 4, 8
+SLASHER, LOCKER, AUDITOR = 1, 2, 4
 
 
 @pytest.fixture(scope="session")
@@ -130,7 +130,7 @@ def delegator(accounts):
 
 @pytest.fixture(scope="session")
 def escrow_role(accounts):
-    """Account holding the roles JobEscrow holds in production (LOCKER, SLASHER, REPORTER)."""
+    """Account holding the roles JobEscrow holds in Staking in production (LOCKER, SLASHER)."""
     return accounts[6]
 
 
@@ -163,15 +163,14 @@ def gpu_spec(**overrides) -> dict:
 
 
 @pytest.fixture
-def registry(project, staking, deployer, escrow_role, auditor):
-    """DeviceRegistry over `staking`; `escrow_role` reports outcomes, `auditor` audits."""
+def registry(project, staking, deployer, auditor):
+    """DeviceRegistry over `staking`; `auditor` audits."""
     registry = deployer.deploy(project.DeviceRegistry, staking)
-    registry.set_roles(escrow_role, REPORTER, sender=deployer)
     registry.set_roles(auditor, AUDITOR, sender=deployer)
     return registry
 
 
-ARBITER, MATCHER = 16, 32
+ARBITER, MATCHER = 8, 16
 
 
 @pytest.fixture(scope="session")

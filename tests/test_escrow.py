@@ -167,7 +167,7 @@ def test_accept_locks_collateral(market, client, providers, chain):
     device = m.registry.device_id_of(providers[0], 0)
     assert (event.slot, event.device_id, event.collateral) == (0, device, COLLATERAL)
     assert m.staking.pool(providers[0]).locked == COLLATERAL
-    assert m.escrow.device_jobs(device) == 1
+    assert m.escrow.device_record(device).running == 1
     a = m.escrow.assignment(job, 0)
     assert (a.provider, a.status, a.device_id) == (providers[0], REPLICA_ACCEPTED, device)
     assert m.escrow.accept(job, 0, sender=providers[1]).return_value == 1
@@ -342,7 +342,7 @@ def test_optimistic_job_pays_after_challenge_window(
     assert m.escrow.balanceOf(p) == balance_before + PRICE - fee
     assert not receipt.decode_logs(m.staking.IncomeAdded)
     device = m.registry.device_id_of(p, 0)
-    assert m.registry.device(device).completed == 1 and m.escrow.device_jobs(device) == 0
+    assert tuple(m.escrow.device_record(device)) == (0, 1, 0, 0)
     assert m.escrow.job(job).status == STATUS_FINALIZED
     with ape.reverts("job_escrow: job not open"):
         m.escrow.finalize(job, sender=keeper)
@@ -430,7 +430,7 @@ def test_dispute_ruled_for_client(market, client, providers, arbiter, chain, kee
     assert m.escrow.balanceOf(client) == 10_000 * TOKEN + reward - bounty
     assert m.escrow.balanceOf(arbiter) == bounty
     device = m.registry.device_id_of(p, 0)
-    assert m.registry.device(device).slashed == 1
+    assert tuple(m.escrow.device_record(device)) == (0, 0, 0, 1)
     assert m.token.balanceOf(m.escrow) == escrow_owes(m, [client, p, arbiter], [job])
 
 
@@ -531,6 +531,8 @@ def test_no_majority_refunds_and_pays_nobody(market, client, providers, chain, k
     assert m.escrow.balanceOf(client) == 10_000 * TOKEN
     for p in providers:
         assert m.staking.pool(p).own_stake == 10_000 * TOKEN and m.staking.pool(p).locked == 0
+        record = m.escrow.device_record(m.registry.device_id_of(p, 0))
+        assert tuple(record) == (0, 0, 1, 0)
 
 
 def test_expire_refunds_missing_and_slashes_no_shows(market, client, providers, chain, keeper):
@@ -750,50 +752,27 @@ def test_post_with_permit_pays_from_the_wallet(market, token, client, chain, cha
     assert token.allowance(client, m.escrow) == 0
 
 
-def test_settlement_survives_a_registry_that_refuses_reputation(
-    market, client, providers, chain, keeper, deployer
-):
+def test_device_record_counts_running_jobs_and_outcomes(market, client, providers, chain, keeper):
+    """A device's record moves each job from running to its outcome in the settlement
+    itself: there is no separate reputation write that could fail or be starved."""
     m = market
     p = providers[0]
-    job = post(m, client, chain)
-    slot = run_replica(m, job, p, GOOD)
-    reveal(m, job, p, slot, GOOD)
-    # A governance mistake: JobEscrow loses its REPORTER role.
-    m.registry.set_roles(m.escrow, 0, sender=deployer)
-    chain.pending_timestamp = m.escrow.job(job).challenge_end
-    receipt = m.escrow.finalize(job, sender=keeper)
-    (skipped,) = receipt.decode_logs(m.escrow.ReputationNotRecorded)
-    assert (
-        skipped.device_id == m.registry.device_id_of(p, 0) and skipped.outcome == OUTCOME_COMPLETED
-    )
-    assert m.escrow.job(job).status == STATUS_FINALIZED
-    assert m.staking.pool(p).locked == 0
-    assert m.registry.device(skipped.device_id).completed == 0
-
-
-def test_a_keeper_cannot_starve_the_reputation_write(market, client, providers, chain, keeper):
-    m = market
-    p = providers[0]
-    job = post(m, client, chain)
-    run_replica(m, job, p, BAD)  # commits, never reveals: expiry slashes it
-    chain.pending_timestamp = m.escrow.job(job).reveal_end
-    chain.mine()
     device = m.registry.device_id_of(p, 0)
-    estimate = m.escrow.expire.estimate_gas_cost(job, sender=keeper)
-    outcomes = set()
-    # Whatever gas a keeper sends, settlement either fails whole or counts the slash.
-    for gas in range(estimate - 80_000, estimate + 1, 4_000):
-        with chain.isolate():
-            try:
-                receipt = m.escrow.expire(job, sender=keeper, gas=gas)
-            except (ape.exceptions.ContractLogicError, ape.exceptions.OutOfGasError):
-                assert m.escrow.job(job).status == STATUS_OPEN
-                outcomes.add("reverted")
-                continue
-            assert receipt.decode_logs(m.escrow.ReputationNotRecorded) == []
-            assert m.registry.device(device).slashed == 1
-            outcomes.add("settled")
-    assert outcomes == {"reverted", "settled"}
+    assert tuple(m.escrow.device_record(device)) == (0, 0, 0, 0)
+    done, silent = post(m, client, chain), post(m, client, chain)
+    reveal(m, done, p, run_replica(m, done, p, GOOD), GOOD)
+    run_replica(m, silent, p, BAD)  # commits, never reveals: expiry slashes it
+    assert tuple(m.escrow.device_record(device)) == (2, 0, 0, 0)
+    chain.pending_timestamp = m.escrow.job(done).challenge_end
+    receipt = m.escrow.finalize(done, sender=keeper)
+    (settled,) = receipt.decode_logs(m.escrow.ReplicaSettled)
+    assert settled.device_id == device and settled.outcome == OUTCOME_COMPLETED
+    assert tuple(m.escrow.device_record(device)) == (1, 1, 0, 0)
+    chain.pending_timestamp = max(chain.pending_timestamp, m.escrow.job(silent).reveal_end)
+    receipt = m.escrow.expire(silent, sender=keeper)
+    (settled,) = receipt.decode_logs(m.escrow.ReplicaSettled)
+    assert settled.device_id == device and settled.outcome == OUTCOME_SLASHED
+    assert tuple(m.escrow.device_record(device)) == (0, 1, 0, 1)
 
 
 def test_post_with_permit_survives_a_front_run_permit(

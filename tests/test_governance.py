@@ -24,7 +24,7 @@ from computeshare.governance import (
     propose,
 )
 from computeshare.signing import sign_ballot
-from tests.conftest import DAY, TOKEN, delegate, gpu_spec
+from tests.conftest import AUDITOR, DAY, TOKEN, delegate, gpu_spec
 from tests.test_escrow import GOOD, PRICE, post, reveal, run_replica
 
 VOTING_DELAY, VOTING_PERIOD, PROPOSAL_THRESHOLD, QUORUM_BPS, LATE_QUORUM_EXTENSION = range(5)
@@ -89,7 +89,7 @@ def test_hand_over_leaves_the_deployer_no_power(dao, deployer, guardian):
     with ape.reverts("ownable: caller is not the owner"):
         dao.escrow.set_guardian(deployer, 1, sender=deployer)
     with ape.reverts("ownable: caller is not the owner"):
-        dao.registry.set_roles(deployer, 8, sender=deployer)
+        dao.registry.set_roles(deployer, AUDITOR, sender=deployer)
     with ape.reverts("timelock: caller is not the initializer"):
         t.initialize(deployer, sender=deployer)
     with ape.reverts("timelock: caller is not the timelock"):

@@ -14,7 +14,7 @@ import ape
 import pytest
 
 from computeshare.governance import encode
-from tests.conftest import DAY, LOCKER, REPORTER, SLASHER, TOKEN
+from tests.conftest import DAY, LOCKER, SLASHER, TOKEN
 from tests.test_escrow import GOOD, post, reveal, run_replica
 
 MAX = 2**256 - 1
@@ -32,7 +32,6 @@ def paid_in_hostile(project, market, hostile, deployer, treasury, client, provid
     100,000 hostile tokens and has approved it."""
     escrow = deployer.deploy(project.JobEscrow, hostile, market.staking, market.registry, treasury)
     market.staking.set_roles(escrow, SLASHER | LOCKER, sender=deployer)
-    market.registry.set_roles(escrow, REPORTER, sender=deployer)
     hostile.transfer(client, 100_000 * TOKEN, sender=deployer)
     hostile.approve(escrow, MAX, sender=client)
     return dataclasses.replace(market, escrow=escrow)

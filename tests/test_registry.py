@@ -10,7 +10,6 @@ from eth_utils import keccak
 from tests.conftest import TOKEN, gpu_spec
 
 ACTIVE, PAUSED, RETIRED = 1, 2, 3
-COMPLETED, FAILED, SLASHED = 0, 1, 2
 URI = "ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"
 
 
@@ -45,7 +44,6 @@ def test_register_stores_device_and_logs_everything(registry, provider, chain):
     assert device.owner == provider and device.status == ACTIVE
     assert device.registered_at == receipt.timestamp
     assert tuple(device.spec) == spec_tuple(spec) and device.metadata_uri == URI
-    assert (device.completed, device.failed, device.slashed) == (0, 0, 0)
     assert not device.attested
     assert registry.device_count(provider) == 1 and registry.active_devices(provider) == 1
     second = registry.register(
@@ -231,21 +229,6 @@ def test_audit_rejects_unknown_and_retired(registry, registered, provider, audit
     registry.retire(registered, sender=provider)
     with ape.reverts("device_registry: device retired"):
         registry.audit(registered, hardware, sender=auditor)
-
-
-def test_reputation_is_reporter_only(registry, registered, escrow_role, alice):
-    for outcome in (COMPLETED, COMPLETED, FAILED, SLASHED):
-        receipt = registry.record_outcome(registered, outcome, sender=escrow_role)
-    (event,) = receipt.decode_logs(registry.ReputationRecorded)
-    assert (event.outcome, event.completed, event.failed, event.slashed) == (SLASHED, 2, 1, 1)
-    device = registry.device(registered)
-    assert (device.completed, device.failed, device.slashed) == (2, 1, 1)
-    with ape.reverts("device_registry: caller is not a reporter"):
-        registry.record_outcome(registered, COMPLETED, sender=alice)
-    with ape.reverts("device_registry: unknown outcome"):
-        registry.record_outcome(registered, 3, sender=escrow_role)
-    with ape.reverts("device_registry: unknown device"):
-        registry.record_outcome(b"\x01" * 32, COMPLETED, sender=escrow_role)
 
 
 def test_min_stake_parameter(registry, staking, registered, provider, deployer, alice):
