@@ -278,7 +278,7 @@ def __init__(token: address, staking: IStaking, registry: IDeviceRegistry, treas
             it hands ownership to the DAO timelock.
     @param token The payment token (the protocol token, or e.g. a stablecoin).
     @param staking Staking; this contract needs its LOCKER and SLASHER roles.
-    @param registry DeviceRegistry; this contract needs its REPORTER role.
+    @param registry DeviceRegistry, which says whether a device may take a job.
     @param treasury Receiver of protocol fees.
     """
     ownable.__init__()

@@ -69,15 +69,19 @@ def post(path, client, replicas, price=100 * TOKEN):
 def test_three_honest_agents_agree_and_are_paid(chain, manifest, providers, client, tmp_path):
     agents = [agent_for(manifest, p, tmp_path) for p in providers]
     stakes = [a.cs.staking.bonded_stake(a.me) for a in agents]
+    balances = [a.cs.escrow.balanceOf(a.me) for a in agents]
     view, job_id = post(manifest, client, replicas=3)
     run_until_final(chain, view, job_id, agents)
     settled = next(iter(view.escrow.JobSettled.range(0, chain.blocks.height + 1)))
     assert bytes(settled.result_hash) == result_hash(execute(SPEC))
-    for agent, before in zip(agents, stakes, strict=True):
-        # 100 tokens less the 2.5% protocol fee, as income to the provider's pool.
+    for agent, stake, balance in zip(agents, stakes, balances, strict=True):
+        # 100 tokens less the 2.5% protocol fee; no delegators, so all of it goes to the
+        # provider's escrow balance and its stake is unchanged (collateral released).
         assert agent.journal.done["0x" + job_id.hex()] == completed(97_500 * TOKEN // 1_000)
         assert agent.journal.jobs == {}
-        assert agent.cs.staking.bonded_stake(agent.me) == before + 97_500 * TOKEN // 1_000
+        assert agent.cs.escrow.balanceOf(agent.me) == balance + 97_500 * TOKEN // 1_000
+        assert agent.cs.staking.bonded_stake(agent.me) == stake
+        assert agent.cs.staking.free_stake(agent.me) == stake
 
 
 def test_faulty_agent_is_outvoted_and_slashed(chain, manifest, providers, client, tmp_path):
