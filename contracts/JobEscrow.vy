@@ -20,7 +20,9 @@
         storage words (core, money, requirements and phase end); a replica two
         (provider/status/device nonce, commitment then result). A k = 1 job keeps its
         one replica in its requirements word, which the accepted job no longer needs,
-        so it costs one word less. Protocol fees
+        so it costs one word less. Each device's record (running jobs, then jobs
+        completed, failed and slashed: its reputation) is one word, which settlement
+        moves in the same write that frees the device's capacity. Protocol fees
         accrue in 16 shards picked by the payee's address, swept to the treasury by
         anyone, so independent jobs do not write one hot slot.
 
