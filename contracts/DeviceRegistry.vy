@@ -56,7 +56,6 @@ STATUS_ACTIVE: public(constant(uint8)) = 1
 STATUS_PAUSED: public(constant(uint8)) = 2
 STATUS_RETIRED: public(constant(uint8)) = 3
 
-
 # Parameter keys.
 MIN_STAKE_PER_DEVICE: public(constant(uint256)) = 0
 _PARAMETER_COUNT: constant(uint256) = 1

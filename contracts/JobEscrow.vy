@@ -1022,7 +1022,7 @@ def _accept(job_id: bytes32, provider: address, device_nonce: uint256, priced_by
     else:
         self._assignments[job_id][slot] = replica
     self._core[job_id] = self._with8(core, 176, slot + 1)
-    # Cannot carry: running jobs stay below the device's 16-bit capacity.
+    # analysis: integer_overflow: running jobs stay below the device's 16-bit capacity (checked above), so adding one cannot carry.
     self._devices[device_id] = unsafe_add(record, 1)
     collateral: uint256 = (money >> 96) & _U96
     log ReplicaAccepted(job_id=job_id, provider=provider, slot=slot, device_id=device_id, collateral=collateral)
@@ -1080,8 +1080,9 @@ def _settle(job_id: bytes32, core: uint256, ruling: uint256):
         elif revealed and self._commitments[job_id][slot] == leader:
             outcome = _OUTCOME_COMPLETED
         device_id: bytes32 = keccak256(abi_encode(provider, (word >> 168) & _U32))
-        # The job leaves the device's running count (at least 1: this job) for its
-        # outcome's counter (a counter would need 2**64 jobs of one device to overflow).
+        # analysis: integer_overflow: the running count holds this job, so subtracting one cannot borrow; the checked add guards the top counter.
+        # The job leaves the device's running count for its outcome's counter (a counter
+        # would need 2**64 jobs of one device to overflow).
         self._devices[device_id] = unsafe_sub(self._devices[device_id], 1) + (1 << (_RECORD_BITS * (convert(outcome, uint256) + 1)))
 
         replica_paid: uint256 = 0
