@@ -1,16 +1,50 @@
-"""Job helpers shared by clients, providers and tests: commitments and outcome names."""
+"""Job helpers shared by clients, providers and tests: terms, commitments and outcome names.
+
+JobEscrow stores one word of state per job; a job's terms live in its `JobPosted` event and
+every call after `post` passes them back (a k = 1 job's replica too, from its events).
+`JobBook` recovers both from the chain and makes those calls by job id.
+"""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
 from eth_abi import encode
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 
 # JobEscrow job status.
 STATUS_OPEN, STATUS_DISPUTED, STATUS_FINALIZED, STATUS_CANCELLED = 1, 2, 3, 4
 # Replica status.
 REPLICA_ACCEPTED, REPLICA_COMMITTED, REPLICA_REVEALED = 1, 2, 3
-# Replica outcomes, as JobEscrow reports them to the registry.
+# Replica outcomes, as JobEscrow reports them in `ReplicaSettled`.
 OUTCOME_COMPLETED, OUTCOME_FAILED, OUTCOME_SLASHED = 0, 1, 2
+
+TERMS_FIELDS = (
+    "client",
+    "nonce",
+    "spec_hash",
+    "requirements",
+    "price_per_replica",
+    "collateral_per_replica",
+    "replicas",
+    "deadline",
+    "reveal_window",
+    "challenge_window",
+    "fee_bps",
+)
+TERMS_TYPES = ["address", "uint256", "bytes32"] + ["uint256"] * 8
+# Packed requirements in the terms: (field, bit offset, bits).
+REQUIREMENT_BITS = (
+    ("min_cpu_cores", 0, 16),
+    ("min_memory_mb", 16, 32),
+    ("min_gpu_count", 48, 8),
+    ("min_vram_mb", 56, 32),
+    ("region", 88, 16),
+    ("attested_only", 104, 8),
+    ("compute_seconds", 112, 32),
+)
+NO_REPLICA = ("0x" + "00" * 20, 0, b"\x00" * 32)
 
 
 def commitment(job_id: bytes, provider: str, result_hash: bytes, salt: bytes) -> bytes:
@@ -20,7 +54,140 @@ def commitment(job_id: bytes, provider: str, result_hash: bytes, salt: bytes) ->
     )
 
 
-def job_id(client: str, nonce: int, spec: bytes) -> bytes:
-    """keccak256(abi_encode(client, nonce, keccak256(spec))), as JobEscrow derives it: the
-    id commits to the spec, so a provider can check the spec it was given against it."""
-    return keccak(encode(["address", "uint256", "bytes32"], [client, nonce, keccak(spec)]))
+def pack_requirements(requirements: dict) -> int:
+    """Requirements as the terms carry them: one word, fields at `REQUIREMENT_BITS`."""
+    return sum(int(requirements[name]) << offset for name, offset, _ in REQUIREMENT_BITS)
+
+
+def unpack_requirements(packed: int) -> dict:
+    fields: dict[str, Any] = {
+        name: (packed >> offset) & ((1 << bits) - 1) for name, offset, bits in REQUIREMENT_BITS
+    }
+    fields["attested_only"] = bool(fields["attested_only"])
+    return fields
+
+
+def terms_tuple(terms: Any) -> tuple:
+    """Terms (an event's struct, a dict or a tuple) as the tuple JobEscrow takes."""
+    if isinstance(terms, tuple | list):
+        values = list(terms)
+    elif isinstance(terms, dict):
+        values = [terms[name] for name in TERMS_FIELDS]
+    else:
+        values = [getattr(terms, name) for name in TERMS_FIELDS]
+    values[0] = to_checksum_address(str(values[0]))
+    values[2] = bytes(values[2])
+    return tuple(values)
+
+
+def job_id_of(terms: Any) -> bytes:
+    """keccak256(abi_encode(terms)), as JobEscrow derives it: the id commits to the client,
+    its nonce, the spec hash and every term, so a provider can check what it was given."""
+    return keccak(encode(TERMS_TYPES, list(terms_tuple(terms))))
+
+
+class JobBook:
+    """JobEscrow's job calls addressed by job id: the terms come from the job's
+    `JobPosted` event (remembered once seen, they never change), a k = 1 job's replica
+    from its `ReplicaAccepted`, `ResultCommitted` and `ResultRevealed` events."""
+
+    def __init__(self, escrow, start_block: int = 0):
+        self.escrow = escrow
+        self.start_block = start_block
+        self._terms: dict[bytes, tuple] = {}
+
+    # -- reading the chain
+
+    def _logs(self, event: str, job_id: bytes) -> list:
+        abi = getattr(self.escrow, event).abi
+        provider = self.escrow.chain_manager.provider
+        topic = "0x" + keccak(text=abi.selector).hex()
+        raw = provider.make_request(
+            "eth_getLogs",
+            [
+                {
+                    "address": str(self.escrow.address),
+                    "fromBlock": hex(self.start_block),
+                    "toBlock": "latest",
+                    "topics": [topic, "0x" + bytes(job_id).hex()],
+                }
+            ],
+        )
+        return list(provider.network.ecosystem.decode_logs(raw, abi))
+
+    def remember(self, terms: Any) -> bytes:
+        """Records terms seen elsewhere (e.g. a `JobPosted` already in hand); returns the id."""
+        values = terms_tuple(terms)
+        job_id = job_id_of(values)
+        self._terms[job_id] = values
+        return job_id
+
+    def terms(self, job_id: bytes) -> tuple:
+        job_id = bytes(job_id)
+        if job_id not in self._terms:
+            posted = self._logs("JobPosted", job_id)
+            if not posted:
+                raise LookupError(f"no job 0x{job_id.hex()} posted on this chain")
+            self.remember(posted[0].terms)
+        return self._terms[job_id]
+
+    def replica(self, job_id: bytes) -> tuple:
+        """A k = 1 job's replica as JobEscrow binds it: (provider, device nonce, digest), the
+        digest being zero, then the commitment, then the result. Empty if none accepted."""
+        accepted = self._logs("ReplicaAccepted", job_id)
+        if not accepted:
+            return NO_REPLICA
+        digest = b"\x00" * 32
+        revealed = self._logs("ResultRevealed", job_id)
+        committed = self._logs("ResultCommitted", job_id)
+        if revealed:
+            digest = bytes(revealed[-1].result_hash)
+        elif committed:
+            digest = bytes(committed[-1].commitment)
+        # `provider` is also a property of every ape log: read the argument by name.
+        last = accepted[-1].event_arguments
+        return (to_checksum_address(last["provider"]), last["device_nonce"], digest)
+
+    def settlement_replica(self, job_id: bytes) -> tuple:
+        """What settlement calls take: the k = 1 replica, empty for k > 1."""
+        return self.replica(job_id) if self.terms(job_id)[6] == 1 else NO_REPLICA
+
+    def device_nonce(self, job_id: bytes, slot: int) -> int:
+        if self.terms(job_id)[6] == 1:
+            return self.replica(job_id)[1]
+        return self.escrow.assignment(job_id, slot).device_nonce
+
+    def view(self, job_id: bytes) -> SimpleNamespace:
+        """The job's terms (requirements unpacked) and its stored state, as attributes."""
+        terms = dict(zip(TERMS_FIELDS, self.terms(job_id), strict=True))
+        terms["requirements"] = unpack_requirements(terms["requirements"])
+        return SimpleNamespace(**{**terms, **dict(self.escrow.job(job_id).items())})
+
+    # -- JobEscrow calls by job id
+
+    def cancel(self, job_id: bytes, **tx):
+        return self.escrow.cancel(self.terms(job_id), **tx)
+
+    def dispute(self, job_id: bytes, **tx):
+        return self.escrow.dispute(self.terms(job_id), **tx)
+
+    def accept(self, job_id: bytes, device_nonce: int, **tx):
+        return self.escrow.accept(self.terms(job_id), device_nonce, **tx)
+
+    def commit(self, job_id: bytes, slot: int, digest: bytes, **tx):
+        nonce = self.device_nonce(job_id, slot)
+        return self.escrow.commit(self.terms(job_id), slot, nonce, digest, **tx)
+
+    def reveal(self, job_id: bytes, slot: int, result_hash: bytes, salt: bytes, **tx):
+        nonce = self.device_nonce(job_id, slot)
+        return self.escrow.reveal(self.terms(job_id), slot, nonce, result_hash, salt, **tx)
+
+    def finalize(self, job_id: bytes, **tx):
+        return self.escrow.finalize(self.terms(job_id), self.settlement_replica(job_id), **tx)
+
+    def expire(self, job_id: bytes, **tx):
+        return self.escrow.expire(self.terms(job_id), self.settlement_replica(job_id), **tx)
+
+    def rule(self, job_id: bytes, for_client: bool, **tx):
+        replica = self.settlement_replica(job_id)
+        return self.escrow.rule(self.terms(job_id), replica, for_client, **tx)

@@ -6,6 +6,7 @@ Everything is deployed by computeshare.deploy, the same steps `ape run deploy` r
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from computeshare.deploy import (
@@ -18,6 +19,7 @@ from computeshare.deploy import (
     DeployConfig,
     deploy,
 )
+from computeshare.jobs import JobBook
 from computeshare.params import DAY, TOKEN
 
 __all__ = [
@@ -45,6 +47,11 @@ class Suite:
     offers: Any
     timelock: Any = None
     governor: Any = None
+
+    @cached_property
+    def jobs(self) -> JobBook:
+        """JobEscrow's job calls by job id (terms and k = 1 replicas from the events)."""
+        return JobBook(self.escrow)
 
     @classmethod
     def from_contracts(cls, contracts: dict[str, Any]) -> Suite:

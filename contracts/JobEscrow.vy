@@ -15,16 +15,20 @@
         income is credited to its balance here, less its delegators' cut, which
         Staking takes into the pool in the same settlement (staked token only).
 
-        Jobs: `keccak256(abi_encode(client, client nonce, spec hash))`, no global
-        counter; the id commits to the spec, so it is not stored apart. A job is three
-        storage words (core, money, requirements and phase end); a replica two
-        (provider/status/device nonce, commitment then result). A k = 1 job keeps its
-        one replica in its requirements word, which the accepted job no longer needs,
-        so it costs one word less. Each device's record (running jobs, then jobs
-        completed, failed and slashed: its reputation) is one word, which settlement
-        moves in the same write that frees the device's capacity. Protocol fees
-        accrue in 16 shards picked by the payee's address, swept to the treasury by
-        anyone, so independent jobs do not write one hot slot.
+        Jobs: a job's terms (client, client nonce, spec hash, requirements, price,
+        collateral, replicas, deadline, and the reveal window, challenge window and fee
+        fixed when it was posted) are emitted in `JobPosted` and never stored; the job id
+        is `keccak256(abi_encode(terms))`, and every later call passes the terms back,
+        checked against the id. No global counter. What changes is one storage word per
+        job: status, replica counts and the end of the current phase. A k = 1 job keeps
+        its one replica in that word too, as a 192-bit hash binding the provider, its
+        device and its commitment (then its result); the calls that need the replica
+        (`commit`, `reveal`, settlement) take it back the same way. A k > 1 replica is
+        two words (provider/status/device nonce, commitment then result). Each device's
+        record (running jobs, then jobs completed, failed and slashed: its reputation)
+        is one word, which settlement moves in the same write that frees the device's
+        capacity. Protocol fees accrue in 16 shards picked by the payee's address,
+        swept to the treasury by anyone, so independent jobs do not write one hot slot.
 
         Direct matching of a provider's signed offer lives in OfferBook, which calls
         `post_matched` (MATCHER role).
@@ -105,6 +109,12 @@ STATUS_DISPUTED: public(constant(uint8)) = 2
 STATUS_FINALIZED: public(constant(uint8)) = 3
 STATUS_CANCELLED: public(constant(uint8)) = 4
 
+# The same, for packing.
+_OPEN: constant(uint256) = 1
+_DISPUTED: constant(uint256) = 2
+_FINALIZED: constant(uint256) = 3
+_CANCELLED: constant(uint256) = 4
+
 # Assignment status.
 REPLICA_ACCEPTED: public(constant(uint8)) = 1
 REPLICA_COMMITTED: public(constant(uint8)) = 2
@@ -122,18 +132,29 @@ _RULING_PROVIDER: constant(uint256) = 2
 
 _ADDRESS_MASK: constant(uint256) = 2**160 - 1
 _U8: constant(uint256) = 2**8 - 1
-_U16: constant(uint256) = 2**16 - 1
 _U24: constant(uint256) = 2**24 - 1
+_U16: constant(uint256) = 2**16 - 1
 _U32: constant(uint256) = 2**32 - 1
-_U48: constant(uint256) = 2**48 - 1
 _U64: constant(uint256) = 2**64 - 1
-# Requirements word: requirements (bits 0..143) or, once a k = 1 job is accepted, its
-# replica (bits 0..199); the end of the challenge window or ruling period at bit 200.
-_PHASE_SHIFT: constant(uint256) = 200
-_REPLICA_MASK: constant(uint256) = 2**200 - 1
+_U40: constant(uint256) = 2**40 - 1
 _U96: constant(uint256) = 2**96 - 1
 _BALANCE_MASK: constant(uint256) = 2**192 - 1
 _NONCE_ONE: constant(uint256) = 1 << 192
+# Job word: status (bits 0..7), replicas (8..15), the end of the current phase (16..55:
+# the reveal window's, then for k = 1 the challenge window's or ruling period's) and
+# accepted replicas (56..63). k > 1: committed replicas (64..71), revealed replicas
+# (72..79) and the votes of the leading result (80..87). k = 1: bits 56..63 hold the
+# replica's status (1 accepted, 2 committed, 3 revealed; so the accepted count is still
+# right) and bits 64..255 the top 192 bits of keccak256(abi_encode(provider, device
+# nonce, digest)), the digest being zero, then the commitment, then the result.
+_REPLICAS_AT: constant(uint256) = 8
+_PHASE_AT: constant(uint256) = 16
+_ACCEPTED_AT: constant(uint256) = 56
+_COMMITTED_AT: constant(uint256) = 64
+_REVEALED_AT: constant(uint256) = 72
+_LEADER_AT: constant(uint256) = 80
+_BINDING_AT: constant(uint256) = 64
+_BELOW_BINDING: constant(uint256) = 2**64 - 1
 
 
 # @notice The payment token.
@@ -159,9 +180,7 @@ guardian_expiry: public(uint256)
 _config: uint256
 # balance (192 bits) | job nonce << 192
 _accounts: HashMap[address, uint256]
-_core: HashMap[bytes32, uint256]
-_money: HashMap[bytes32, uint256]
-_reqs: HashMap[bytes32, uint256]
+_jobs: HashMap[bytes32, uint256]
 _leader: HashMap[bytes32, bytes32]
 _bond: HashMap[bytes32, uint256]
 _assignments: HashMap[bytes32, HashMap[uint256, uint256]]
@@ -185,14 +204,8 @@ event Withdrawn:
 event JobPosted:
     job_id: indexed(bytes32)
     client: indexed(address)
-    nonce: uint256
-    spec_hash: bytes32
+    terms: IJobEscrow.Terms
     spec: Bytes[4096]
-    requirements: IJobEscrow.Requirements
-    price_per_replica: uint256
-    replicas: uint256
-    deadline: uint256
-    collateral_per_replica: uint256
 
 event JobCancelled:
     job_id: indexed(bytes32)
@@ -204,6 +217,7 @@ event ReplicaAccepted:
     provider: indexed(address)
     slot: uint256
     device_id: bytes32
+    device_nonce: uint256
     collateral: uint256
 
 event ResultCommitted:
@@ -358,7 +372,10 @@ def post(
            `MIN_COLLATERAL_BPS` of the price.
     @return bytes32 The job id.
     """
-    return self._post(msg.sender, spec, requirements, price_per_replica, replicas, deadline, collateral_per_replica, True)
+    job_id: bytes32 = empty(bytes32)
+    terms: IJobEscrow.Terms = empty(IJobEscrow.Terms)
+    job_id, terms = self._post(msg.sender, spec, requirements, price_per_replica, replicas, deadline, collateral_per_replica, True)
+    return job_id
 
 
 @external
@@ -408,7 +425,10 @@ def post_with_permit(
         revert_on_failure=False,
     )
     self._deposit(msg.sender, amount)
-    return self._post(msg.sender, spec, requirements, price_per_replica, replicas, deadline, collateral_per_replica, True)
+    job_id: bytes32 = empty(bytes32)
+    terms: IJobEscrow.Terms = empty(IJobEscrow.Terms)
+    job_id, terms = self._post(msg.sender, spec, requirements, price_per_replica, replicas, deadline, collateral_per_replica, True)
+    return job_id
 
 
 @external
@@ -437,51 +457,55 @@ def post_matched(
     """
     assert IAccess.Role.MATCHER in access.roles[msg.sender], "job_escrow: caller is not a matcher"
     no_requirements: IJobEscrow.Requirements = empty(IJobEscrow.Requirements)
-    job_id: bytes32 = self._post(client, spec, no_requirements, price, 1, deadline, collateral, False)
-    self._accept(job_id, provider, device_nonce, False)
+    job_id: bytes32 = empty(bytes32)
+    terms: IJobEscrow.Terms = empty(IJobEscrow.Terms)
+    job_id, terms = self._post(client, spec, no_requirements, price, 1, deadline, collateral, False)
+    self._accept(job_id, terms, provider, device_nonce, False)
     return job_id
 
 
 @external
-def cancel(job_id: bytes32):
+def cancel(terms: IJobEscrow.Terms):
     """
     @notice Cancels a job of the caller that no provider has accepted; the whole
             payment returns to the caller's balance.
-    @param job_id The job.
+    @param terms The job's terms, as `JobPosted` emitted them.
     """
-    core: uint256 = self._core[job_id]
-    assert self._client(core) == msg.sender, "job_escrow: caller is not the client"
-    assert self._status(core) == STATUS_OPEN, "job_escrow: job not open"
-    assert self._field8(core, 176) == 0, "job_escrow: job already accepted"
-    refund: uint256 = (self._money[job_id] & _U96) * self._field8(core, 168)
-    self._core[job_id] = self._with8(core, 160, convert(STATUS_CANCELLED, uint256))
+    job_id: bytes32 = empty(bytes32)
+    word: uint256 = 0
+    job_id, word = self._load(terms)
+    assert terms.client == msg.sender, "job_escrow: caller is not the client"
+    assert word & _U8 == _OPEN, "job_escrow: job not open"
+    assert ((word >> _ACCEPTED_AT) & _U8) == 0, "job_escrow: job already accepted"
+    refund: uint256 = terms.price_per_replica * terms.replicas
+    self._jobs[job_id] = (word & ~_U8) | _CANCELLED
     self._accounts[msg.sender] += refund
     log JobCancelled(job_id=job_id, client=msg.sender, refunded=refund)
 
 
 @external
-def dispute(job_id: bytes32):
+def dispute(terms: IJobEscrow.Terms):
     """
     @notice Disputes the revealed result of the caller's k = 1 job within the
             challenge window, locking a bond of `DISPUTE_BOND_BPS` of the price
             from the caller's balance. The arbiter then has `RULING_PERIOD` to rule.
-    @param job_id The job.
+    @param terms The job's terms.
     """
-    core: uint256 = self._core[job_id]
-    assert self._client(core) == msg.sender, "job_escrow: caller is not the client"
-    assert self._field8(core, 168) == 1, "job_escrow: only optimistic jobs are disputed"
-    assert self._status(core) == STATUS_OPEN and self._field8(core, 192) == 1, "job_escrow: no result to dispute"
-    reqs: uint256 = self._reqs[job_id]
-    assert block.timestamp < reqs >> _PHASE_SHIFT, "job_escrow: challenge window closed"
+    job_id: bytes32 = empty(bytes32)
+    word: uint256 = 0
+    job_id, word = self._load(terms)
+    assert terms.client == msg.sender, "job_escrow: caller is not the client"
+    assert terms.replicas == 1, "job_escrow: only optimistic jobs are disputed"
+    assert word & _U8 == _OPEN and ((word >> _ACCEPTED_AT) & _U8) == convert(REPLICA_REVEALED, uint256), "job_escrow: no result to dispute"
+    assert block.timestamp < ((word >> _PHASE_AT) & _U40), "job_escrow: challenge window closed"
     config: uint256 = self._config
-    bond: uint256 = (self._money[job_id] & _U96) * self._param(config, DISPUTE_BOND_BPS) // _BPS
-    word: uint256 = self._accounts[msg.sender]
-    assert word & _BALANCE_MASK >= bond, "job_escrow: insufficient balance for bond"
-    self._accounts[msg.sender] = word - bond
+    bond: uint256 = terms.price_per_replica * self._param(config, DISPUTE_BOND_BPS) // _BPS
+    account: uint256 = self._accounts[msg.sender]
+    assert account & _BALANCE_MASK >= bond, "job_escrow: insufficient balance for bond"
+    self._accounts[msg.sender] = account - bond
     self._bond[job_id] = bond
     ruling_end: uint256 = block.timestamp + self._param(config, RULING_PERIOD)
-    self._reqs[job_id] = (reqs & _REPLICA_MASK) | (ruling_end << _PHASE_SHIFT)
-    self._core[job_id] = self._with8(core, 160, convert(STATUS_DISPUTED, uint256))
+    self._jobs[job_id] = (word & ~(_U8 | (_U40 << _PHASE_AT))) | _DISPUTED | (ruling_end << _PHASE_AT)
     log Disputed(job_id=job_id, client=msg.sender, bond=bond, ruling_end=ruling_end)
 
 
@@ -489,75 +513,93 @@ def dispute(job_id: bytes32):
 
 
 @external
-def accept(job_id: bytes32, device_nonce: uint256) -> uint256:
+def accept(terms: IJobEscrow.Terms, device_nonce: uint256) -> uint256:
     """
     @notice Takes the next replica of an open job with the caller's device number
             `device_nonce`, locking `collateral_per_replica` of the caller's free stake.
-    @param job_id The job.
+    @param terms The job's terms, as `JobPosted` emitted them.
     @param device_nonce The device's nonce in the registry (its id is keccak256(caller, nonce)).
     @return uint256 The replica slot, used to commit and reveal.
     """
-    return self._accept(job_id, msg.sender, device_nonce, True)
+    return self._accept(keccak256(abi_encode(terms)), terms, msg.sender, device_nonce, True)
 
 
 @external
-def commit(job_id: bytes32, slot: uint256, commitment: bytes32):
+def commit(terms: IJobEscrow.Terms, slot: uint256, device_nonce: uint256, commitment: bytes32):
     """
     @notice Commits to a result before the deadline:
             `keccak256(abi_encode(job_id, provider, result_hash, salt))`.
-    @param job_id The job.
+    @param terms The job's terms.
     @param slot The caller's replica slot.
+    @param device_nonce The device the caller accepted the replica with.
     @param commitment The commitment.
     """
-    core: uint256 = self._core[job_id]
-    assignment: uint256 = self._own_replica(job_id, slot, core)
-    assert self._field8(assignment, 160) == convert(REPLICA_ACCEPTED, uint256), "job_escrow: already committed"
-    assert block.timestamp < core >> 208, "job_escrow: commit deadline passed"
-    self._commitments[job_id][slot] = commitment
-    self._set_replica(job_id, slot, core, self._with8(assignment, 160, convert(REPLICA_COMMITTED, uint256)))
-    committed: uint256 = self._field8(core, 184) + 1
-    self._core[job_id] = self._with8(core, 184, committed)
-    if committed == self._field8(core, 168):
+    job_id: bytes32 = empty(bytes32)
+    word: uint256 = 0
+    job_id, word = self._load(terms)
+    assert word & _U8 == _OPEN, "job_escrow: job not open"
+    assert block.timestamp < terms.deadline, "job_escrow: commit deadline passed"
+    committed: uint256 = 1
+    if terms.replicas == 1:
+        assert slot == 0 and ((word >> _ACCEPTED_AT) & _U8) != 0, "job_escrow: caller has no such replica"
+        assert ((word >> _ACCEPTED_AT) & _U8) == convert(REPLICA_ACCEPTED, uint256), "job_escrow: already committed"
+        assert word >> _BINDING_AT == self._binding(msg.sender, device_nonce, empty(bytes32)), "job_escrow: caller has no such replica"
+        word = (word & _BELOW_BINDING) | (self._binding(msg.sender, device_nonce, commitment) << _BINDING_AT)
+        word += 1 << _ACCEPTED_AT  # accepted -> committed
+    else:
+        assignment: uint256 = self._own_replica(job_id, slot, word, device_nonce)
+        assert ((assignment >> 160) & _U8) == convert(REPLICA_ACCEPTED, uint256), "job_escrow: already committed"
+        self._commitments[job_id][slot] = commitment
+        self._assignments[job_id][slot] = assignment + (1 << 160)  # accepted -> committed
+        committed = ((word >> _COMMITTED_AT) & _U8) + 1
+        word += 1 << _COMMITTED_AT
+    if committed == terms.replicas:
         # Every replica committed: the reveal phase starts now.
-        money: uint256 = self._money[job_id]
-        reveal_end: uint256 = block.timestamp + self._param(self._config, REVEAL_WINDOW)
-        self._money[job_id] = (money & ~(_U48 << 192)) | (reveal_end << 192)
+        word = (word & ~(_U40 << _PHASE_AT)) | ((block.timestamp + terms.reveal_window) << _PHASE_AT)
+    self._jobs[job_id] = word
     log ResultCommitted(job_id=job_id, provider=msg.sender, slot=slot, commitment=commitment)
 
 
 @external
-def reveal(job_id: bytes32, slot: uint256, result_hash: bytes32, salt: bytes32):
+def reveal(terms: IJobEscrow.Terms, slot: uint256, device_nonce: uint256, result_hash: bytes32, salt: bytes32):
     """
     @notice Reveals the committed result, once every replica committed or the
             deadline passed, and before the reveal window closes.
-    @param job_id The job.
+    @param terms The job's terms.
     @param slot The caller's replica slot.
+    @param device_nonce The device the caller accepted the replica with.
     @param result_hash The result hash committed to.
     @param salt The salt committed with it.
     """
-    core: uint256 = self._core[job_id]
-    assignment: uint256 = self._own_replica(job_id, slot, core)
-    assert self._field8(assignment, 160) == convert(REPLICA_COMMITTED, uint256), "job_escrow: nothing to reveal"
-    replicas: uint256 = self._field8(core, 168)
-    assert self._field8(core, 184) == replicas or block.timestamp >= core >> 208, "job_escrow: reveal not open"
-    assert block.timestamp < (self._money[job_id] >> 192) & _U48, "job_escrow: reveal window closed"
+    job_id: bytes32 = empty(bytes32)
+    word: uint256 = 0
+    job_id, word = self._load(terms)
+    assert word & _U8 == _OPEN, "job_escrow: job not open"
     expected: bytes32 = keccak256(abi_encode(job_id, msg.sender, result_hash, salt))
-    assert self._commitments[job_id][slot] == expected, "job_escrow: reveal does not match commitment"
-    self._commitments[job_id][slot] = result_hash
-    assignment = self._with8(assignment, 160, convert(REPLICA_REVEALED, uint256))
-    core = self._with8(core, 192, self._field8(core, 192) + 1)
-    if replicas == 1:
-        # Optimistic: the challenge window opens (one write: the replica shares the word).
-        challenge_end: uint256 = block.timestamp + self._param(self._config, CHALLENGE_WINDOW)
-        self._reqs[job_id] = assignment | (challenge_end << _PHASE_SHIFT)
+    if terms.replicas == 1:
+        # Only a committed replica can reveal, and then every replica has committed.
+        assert slot == 0 and ((word >> _ACCEPTED_AT) & _U8) == convert(REPLICA_COMMITTED, uint256), "job_escrow: nothing to reveal"
+        assert block.timestamp < ((word >> _PHASE_AT) & _U40), "job_escrow: reveal window closed"
+        assert word >> _BINDING_AT == self._binding(msg.sender, device_nonce, expected), "job_escrow: reveal does not match commitment"
+        # Optimistic: the challenge window opens, in the same write.
+        word = (word & _BELOW_BINDING) | (self._binding(msg.sender, device_nonce, result_hash) << _BINDING_AT)
+        # committed -> revealed
+        word = (word & ~(_U40 << _PHASE_AT)) + (1 << _ACCEPTED_AT) + ((block.timestamp + terms.challenge_window) << _PHASE_AT)
     else:
-        self._assignments[job_id][slot] = assignment
+        assignment: uint256 = self._own_replica(job_id, slot, word, device_nonce)
+        assert ((assignment >> 160) & _U8) == convert(REPLICA_COMMITTED, uint256), "job_escrow: nothing to reveal"
+        assert ((word >> _COMMITTED_AT) & _U8) == terms.replicas or block.timestamp >= terms.deadline, "job_escrow: reveal not open"
+        assert block.timestamp < ((word >> _PHASE_AT) & _U40), "job_escrow: reveal window closed"
+        assert self._commitments[job_id][slot] == expected, "job_escrow: reveal does not match commitment"
+        self._commitments[job_id][slot] = result_hash
+        self._assignments[job_id][slot] = assignment + (1 << 160)  # committed -> revealed
+        word += 1 << _REVEALED_AT
         votes: uint256 = self._votes[job_id][result_hash] + 1
         self._votes[job_id][result_hash] = votes
-        if votes > self._field8(core, 200):
-            core = self._with8(core, 200, votes)
+        if votes > ((word >> _LEADER_AT) & _U8):
+            word = (word & ~(_U8 << _LEADER_AT)) | (votes << _LEADER_AT)
             self._leader[job_id] = result_hash
-    self._core[job_id] = core
+    self._jobs[job_id] = word
     log ResultRevealed(job_id=job_id, provider=msg.sender, slot=slot, result_hash=result_hash)
 
 
@@ -565,66 +607,70 @@ def reveal(job_id: bytes32, slot: uint256, result_hash: bytes32, salt: bytes32):
 
 
 @external
-def finalize(job_id: bytes32):
+def finalize(terms: IJobEscrow.Terms, replica: IJobEscrow.Replica):
     """
     @notice Settles a job whose outcome is known: every replica revealed (k > 1), or
             the challenge window passed undisputed (k = 1), or a dispute's ruling
             period passed unruled (the result then stands and the bond returns), or
             the reveal window closed. Anyone may call; a caller that triggers slashing
             earns `KEEPER_BOUNTY_BPS` of the slash reward.
-    @param job_id The job.
+    @param terms The job's terms.
+    @param replica For k = 1, its replica as the events show it (provider, device nonce,
+           and the zero digest, the commitment or the result); ignored for k > 1.
     """
-    core: uint256 = self._core[job_id]
-    status: uint8 = self._status(core)
+    job_id: bytes32 = empty(bytes32)
+    word: uint256 = 0
+    job_id, word = self._load(terms)
+    status: uint8 = convert(word & _U8, uint8)
     assert status == STATUS_OPEN or status == STATUS_DISPUTED, "job_escrow: job not open"
-    replicas: uint256 = self._field8(core, 168)
-    revealed: uint256 = self._field8(core, 192)
-    reveal_end: uint256 = (self._money[job_id] >> 192) & _U48
-    phase_end: uint256 = self._reqs[job_id] >> _PHASE_SHIFT
-    ready: bool = block.timestamp >= reveal_end
-    if replicas == 1 and revealed == 1:
-        # Undisputed: the challenge window; disputed: the ruling period.
-        ready = block.timestamp >= phase_end
-    elif replicas > 1 and revealed == replicas:
+    # k = 1: the reveal window, then the challenge window or the ruling period.
+    ready: bool = block.timestamp >= ((word >> _PHASE_AT) & _U40)
+    if terms.replicas > 1 and ((word >> _REVEALED_AT) & _U8) == terms.replicas:
         ready = True
     assert ready, "job_escrow: not ready to settle"
-    self._settle(job_id, core, _RULING_NONE)
+    self._settle(job_id, word, terms, replica, _RULING_NONE)
 
 
 @external
-def expire(job_id: bytes32):
+def expire(terms: IJobEscrow.Terms, replica: IJobEscrow.Replica):
     """
     @notice Settles a job once its reveal window has closed, whatever state it is in:
             the client is refunded for missing and failed replicas, providers that did
             not reveal are slashed, and the caller earns the keeper bounty.
-    @param job_id The job.
+    @param terms The job's terms.
+    @param replica For k = 1, its replica (see `finalize`); ignored for k > 1.
     """
-    core: uint256 = self._core[job_id]
-    assert self._status(core) == STATUS_OPEN, "job_escrow: job not open"
-    assert block.timestamp >= (self._money[job_id] >> 192) & _U48, "job_escrow: reveal window still open"
-    if self._field8(core, 168) == 1 and self._field8(core, 192) == 1:
-        assert block.timestamp >= self._reqs[job_id] >> _PHASE_SHIFT, "job_escrow: challenge window still open"
-    self._settle(job_id, core, _RULING_NONE)
+    job_id: bytes32 = empty(bytes32)
+    word: uint256 = 0
+    job_id, word = self._load(terms)
+    assert word & _U8 == _OPEN, "job_escrow: job not open"
+    if terms.replicas == 1 and ((word >> _ACCEPTED_AT) & _U8) == convert(REPLICA_REVEALED, uint256):
+        assert block.timestamp >= ((word >> _PHASE_AT) & _U40), "job_escrow: challenge window still open"
+    assert block.timestamp >= ((word >> _PHASE_AT) & _U40), "job_escrow: reveal window still open"
+    self._settle(job_id, word, terms, replica, _RULING_NONE)
 
 
 @external
-def rule(job_id: bytes32, for_client: bool):
+def rule(terms: IJobEscrow.Terms, replica: IJobEscrow.Replica, for_client: bool):
     """
     @notice Rules on a disputed k = 1 job within the ruling period and settles it.
             ARBITER only. For the client: the provider is slashed, the client refunded
             and its bond returned. For the provider: it is paid and receives the bond.
-    @param job_id The job.
+    @param terms The job's terms.
+    @param replica Its replica (see `finalize`).
     @param for_client Whether the result was wrong.
     """
     assert IAccess.Role.ARBITER in access.roles[msg.sender], "job_escrow: caller is not an arbiter"
-    core: uint256 = self._core[job_id]
-    assert self._status(core) == STATUS_DISPUTED, "job_escrow: job not disputed"
-    assert block.timestamp < self._reqs[job_id] >> _PHASE_SHIFT, "job_escrow: ruling period over"
+    job_id: bytes32 = empty(bytes32)
+    word: uint256 = 0
+    job_id, word = self._load(terms)
+    assert word & _U8 == _DISPUTED, "job_escrow: job not disputed"
+    assert block.timestamp < ((word >> _PHASE_AT) & _U40), "job_escrow: ruling period over"
     log Ruled(job_id=job_id, arbiter=msg.sender, for_client=for_client)
     ruling: uint256 = _RULING_PROVIDER
     if for_client:
         ruling = _RULING_CLIENT
-    self._settle(job_id, core, ruling)
+    self._settle(job_id, word, terms, replica, ruling)
 
 
 @external
@@ -767,55 +813,53 @@ def job_nonce(client: address) -> uint256:
 
 @external
 @view
-def job_id_of(client: address, nonce: uint256, spec_hash: bytes32) -> bytes32:
+def job_id_of(terms: IJobEscrow.Terms) -> bytes32:
     """
-    @notice Id of `client`'s job number `nonce` with spec hash `spec_hash`: the id
-            commits to the spec, so anyone holding the spec can check it against the id.
-    @param client The client.
-    @param nonce The job nonce.
-    @param spec_hash keccak256 of the spec bytes.
+    @notice Id of the job with these terms: `keccak256(abi_encode(terms))`. The id
+            commits to the spec hash, so anyone holding the spec can check it.
+    @param terms The terms.
     @return bytes32 The job id.
     """
-    return keccak256(abi_encode(client, nonce, spec_hash))
+    return keccak256(abi_encode(terms))
 
 
 @external
 @view
-def job(job_id: bytes32) -> IJobEscrow.Job:
+def job(job_id: bytes32) -> IJobEscrow.JobState:
     """
-    @notice Everything stored for a job. The spec hash is committed in the id
-            (`job_id_of`), and a k = 1 job's requirements read zero once it is accepted
-            (its word then holds the replica); `JobPosted` has both.
+    @notice What is stored for a job: its status, replica counts and the end of its
+            current phase. The terms are in `JobPosted`; a k = 1 replica's provider,
+            device and result are in its events.
     @param job_id The job.
-    @return Job The job (all zero if unknown).
+    @return JobState The job's state (all zero if unknown).
     """
-    core: uint256 = self._core[job_id]
-    money: uint256 = self._money[job_id]
-    reqs: uint256 = self._reqs[job_id]
-    replicas: uint256 = self._field8(core, 168)
-    requirements: IJobEscrow.Requirements = empty(IJobEscrow.Requirements)
-    if replicas != 1 or self._field8(core, 176) == 0:
-        requirements = self._unpack_requirements(reqs)
-    result: bytes32 = empty(bytes32)
-    if replicas == 1 and self._field8(core, 192) == 1:
-        result = self._commitments[job_id][0]
-    elif self._field8(core, 200) * 2 > replicas:
-        result = self._leader[job_id]
-    return IJobEscrow.Job(
-        client=self._client(core),
-        status=self._status(core),
+    word: uint256 = self._jobs[job_id]
+    replicas: uint256 = ((word >> _REPLICAS_AT) & _U8)
+    accepted: uint256 = ((word >> _ACCEPTED_AT) & _U8)
+    committed: uint256 = 0
+    revealed: uint256 = 0
+    leader_votes: uint256 = 0
+    leading_result: bytes32 = empty(bytes32)
+    if replicas == 1:
+        # The replica's status: accepted, committed, revealed.
+        committed = convert(accepted >= convert(REPLICA_COMMITTED, uint256), uint256)
+        revealed = convert(accepted == convert(REPLICA_REVEALED, uint256), uint256)
+        accepted = convert(accepted != 0, uint256)
+    else:
+        committed = ((word >> _COMMITTED_AT) & _U8)
+        revealed = ((word >> _REVEALED_AT) & _U8)
+        leader_votes = ((word >> _LEADER_AT) & _U8)
+        if leader_votes != 0:
+            leading_result = self._leader[job_id]
+    return IJobEscrow.JobState(
+        status=convert(word & _U8, uint8),
         replicas=convert(replicas, uint8),
-        accepted=convert(self._field8(core, 176), uint8),
-        committed=convert(self._field8(core, 184), uint8),
-        revealed=convert(self._field8(core, 192), uint8),
-        price_per_replica=convert(money & _U96, uint96),
-        collateral_per_replica=convert((money >> 96) & _U96, uint96),
-        deadline=convert(core >> 208, uint48),
-        reveal_end=convert((money >> 192) & _U48, uint48),
-        challenge_end=convert(reqs >> _PHASE_SHIFT, uint48),
-        requirements=requirements,
-        result_hash=result,
-        leader_votes=convert(self._field8(core, 200), uint8),
+        accepted=convert(accepted, uint8),
+        committed=convert(committed, uint8),
+        revealed=convert(revealed, uint8),
+        phase_end=convert(((word >> _PHASE_AT) & _U40), uint40),
+        leader_votes=convert(leader_votes, uint8),
+        leading_result=leading_result,
     )
 
 
@@ -824,22 +868,34 @@ def job(job_id: bytes32) -> IJobEscrow.Job:
 def assignment(job_id: bytes32, slot: uint256) -> IJobEscrow.Assignment:
     """
     @notice A replica of a job: provider, status, device, and its commitment (before
-            reveal) or result (after).
+            reveal) or result (after). A k = 1 replica is stored as a hash: only its
+            status is returned, the rest is in its events.
     @param job_id The job.
     @param slot The replica slot.
     @return Assignment The replica (all zero if none).
     """
-    word: uint256 = self._replica(job_id, slot, self._core[job_id])
-    provider: address = convert(word & _ADDRESS_MASK, address)
-    device_nonce: uint256 = (word >> 168) & _U32
-    device_id: bytes32 = empty(bytes32)
-    if provider != empty(address):
-        device_id = keccak256(abi_encode(provider, device_nonce))
+    word: uint256 = self._jobs[job_id]
+    if ((word >> _REPLICAS_AT) & _U8) == 1:
+        status: uint256 = 0
+        if slot == 0:
+            status = ((word >> _ACCEPTED_AT) & _U8)
+        return IJobEscrow.Assignment(
+            provider=empty(address),
+            status=convert(status, uint8),
+            device_nonce=0,
+            device_id=empty(bytes32),
+            commitment_or_result=empty(bytes32),
+        )
+    if slot >= ((word >> _ACCEPTED_AT) & _U8):
+        return empty(IJobEscrow.Assignment)
+    replica: uint256 = self._assignments[job_id][slot]
+    provider: address = convert(replica & _ADDRESS_MASK, address)
+    device_nonce: uint256 = (replica >> 168) & _U32
     return IJobEscrow.Assignment(
         provider=provider,
-        status=convert(self._field8(word, 160), uint8),
+        status=convert(((replica >> 160) & _U8), uint8),
         device_nonce=convert(device_nonce, uint64),
-        device_id=device_id,
+        device_id=keccak256(abi_encode(provider, device_nonce)),
         commitment_or_result=self._commitments[job_id][slot],
     )
 
@@ -919,7 +975,7 @@ def _post(
     deadline: uint256,
     collateral: uint256,
     priced_by_device: bool,
-) -> bytes32:
+) -> (bytes32, IJobEscrow.Terms):
     config: uint256 = self._config
     assert block.timestamp >= config >> _PAUSE_SHIFT, "job_escrow: paused"
     assert replicas != 0 and replicas <= MAX_REPLICAS, "job_escrow: replicas out of range"
@@ -942,52 +998,52 @@ def _post(
         ), "job_escrow: no device can satisfy the job"
 
     locked: uint256 = price * replicas
-    word: uint256 = self._accounts[client]
-    assert word & _BALANCE_MASK >= locked, "job_escrow: insufficient balance"
-    nonce: uint256 = word >> 192
-    spec_hash: bytes32 = keccak256(spec)
-    job_id: bytes32 = keccak256(abi_encode(client, nonce, spec_hash))
+    account: uint256 = self._accounts[client]
+    assert account & _BALANCE_MASK >= locked, "job_escrow: insufficient balance"
     # analysis: integer_overflow: see the bound below.
     # Cannot wrap: the balance holds at least `locked`, and the nonce counts jobs.
-    self._accounts[client] = unsafe_add(unsafe_sub(word, locked), _NONCE_ONE)
+    self._accounts[client] = unsafe_add(unsafe_sub(account, locked), _NONCE_ONE)
 
-    self._core[job_id] = (
-        convert(client, uint256)
-        | (convert(STATUS_OPEN, uint256) << 160)
-        | (replicas << 168)
-        | (deadline << 208)
-    )
-    reveal_end: uint256 = deadline + self._param(config, REVEAL_WINDOW)
-    self._money[job_id] = price | (collateral << 96) | (reveal_end << 192)
-    self._reqs[job_id] = self._pack_requirements(requirements)
-    log JobPosted(
-        job_id=job_id,
+    # The windows and the fee in force now are part of the terms: a job runs under the
+    # rules it was posted under.
+    reveal_window: uint256 = self._param(config, REVEAL_WINDOW)
+    terms: IJobEscrow.Terms = IJobEscrow.Terms(
         client=client,
-        nonce=nonce,
-        spec_hash=spec_hash,
-        spec=spec,
-        requirements=requirements,
+        nonce=account >> 192,
+        spec_hash=keccak256(spec),
+        requirements=self._pack_requirements(requirements),
         price_per_replica=price,
+        collateral_per_replica=collateral,
         replicas=replicas,
         deadline=deadline,
-        collateral_per_replica=collateral,
+        reveal_window=reveal_window,
+        challenge_window=self._param(config, CHALLENGE_WINDOW),
+        fee_bps=self._param(config, PROTOCOL_FEE_BPS),
     )
-    return job_id
+    job_id: bytes32 = keccak256(abi_encode(terms))
+    self._jobs[job_id] = (
+        _OPEN
+        | (replicas << _REPLICAS_AT)
+        | ((deadline + reveal_window) << _PHASE_AT)
+    )
+    log JobPosted(job_id=job_id, client=client, terms=terms, spec=spec)
+    return job_id, terms
 
 
 @internal
-def _accept(job_id: bytes32, provider: address, device_nonce: uint256, priced_by_device: bool) -> uint256:
+def _accept(job_id: bytes32, terms: IJobEscrow.Terms, provider: address, device_nonce: uint256, priced_by_device: bool) -> uint256:
     assert block.timestamp >= self._config >> _PAUSE_SHIFT, "job_escrow: paused"
-    core: uint256 = self._core[job_id]
-    assert self._status(core) == STATUS_OPEN, "job_escrow: job not open"
-    assert block.timestamp < core >> 208, "job_escrow: deadline passed"
-    slot: uint256 = self._field8(core, 176)
-    assert slot < self._field8(core, 168), "job_escrow: all replicas taken"
+    word: uint256 = self._jobs[job_id]
+    assert word & _U8 == _OPEN, "job_escrow: job not open"
+    assert block.timestamp < terms.deadline, "job_escrow: deadline passed"
+    # For k = 1 this is the replica's status: any acceptance takes the only slot.
+    slot: uint256 = ((word >> _ACCEPTED_AT) & _U8)
+    assert slot < terms.replicas, "job_escrow: all replicas taken"
     # Replica words keep 32 bits of device nonce (a provider's devices are numbered from 0).
     assert device_nonce <= _U32, "job_escrow: no such device"
 
     device_id: bytes32 = keccak256(abi_encode(provider, device_nonce))
-    reqs: uint256 = self._reqs[job_id]
+    reqs: uint256 = terms.requirements
     attested_only: bool = (reqs >> 104) & _U8 != 0
     # analysis: cei_violation: a view of the registry, fixed at deploy; nothing can change state in between.
     info: IDeviceRegistry.Match = staticcall IDeviceRegistry(REGISTRY).job_fit(device_id, attested_only)
@@ -1003,54 +1059,55 @@ def _accept(job_id: bytes32, provider: address, device_nonce: uint256, priced_by
     region: uint256 = (reqs >> 88) & _U16
     assert region == 0 or convert(spec.region, uint256) == region, "job_escrow: device in another region"
     assert not attested_only or info.attested, "job_escrow: device not audited"
-    money: uint256 = self._money[job_id]
     if priced_by_device:
         cost: uint256 = convert(spec.price_per_second, uint256) * ((reqs >> 112) & _U32)
-        assert cost <= money & _U96, "job_escrow: device too expensive"
+        assert cost <= terms.price_per_replica, "job_escrow: device too expensive"
     record: uint256 = self._devices[device_id]
     assert record & _U64 < convert(spec.max_concurrent_jobs, uint256), "job_escrow: device at capacity"
-    # A provider takes at most one replica of a job, or redundancy means nothing.
-    for i: uint256 in range(MAX_REPLICAS):
-        if i >= slot:
-            break
-        assert self._assignments[job_id][i] & _ADDRESS_MASK != convert(provider, uint256), "job_escrow: provider already on job"
 
-    replica: uint256 = convert(provider, uint256) | (convert(REPLICA_ACCEPTED, uint256) << 160) | (device_nonce << 168)
-    if self._field8(core, 168) == 1:
-        # The requirements are checked: the replica takes their place in the word.
-        self._reqs[job_id] = (reqs & ~_REPLICA_MASK) | replica
+    if terms.replicas == 1:
+        # The replica's status and binding share the job's word.
+        word = word | (1 << _ACCEPTED_AT) | (self._binding(provider, device_nonce, empty(bytes32)) << _BINDING_AT)
     else:
-        self._assignments[job_id][slot] = replica
-    self._core[job_id] = self._with8(core, 176, slot + 1)
+        # A provider takes at most one replica of a job, or redundancy means nothing.
+        for i: uint256 in range(MAX_REPLICAS):
+            if i >= slot:
+                break
+            assert self._assignments[job_id][i] & _ADDRESS_MASK != convert(provider, uint256), "job_escrow: provider already on job"
+        self._assignments[job_id][slot] = convert(provider, uint256) | (convert(REPLICA_ACCEPTED, uint256) << 160) | (device_nonce << 168)
+        word += 1 << _ACCEPTED_AT
+    self._jobs[job_id] = word
     # analysis: integer_overflow: running jobs stay below the device's 16-bit capacity (checked above), so adding one cannot carry.
     self._devices[device_id] = unsafe_add(record, 1)
-    collateral: uint256 = (money >> 96) & _U96
-    log ReplicaAccepted(job_id=job_id, provider=provider, slot=slot, device_id=device_id, collateral=collateral)
+    collateral: uint256 = terms.collateral_per_replica
+    log ReplicaAccepted(job_id=job_id, provider=provider, slot=slot, device_id=device_id, device_nonce=device_nonce, collateral=collateral)
     extcall IStaking(STAKING).lock(provider, collateral)
     return slot
 
 
 @internal
-def _settle(job_id: bytes32, core: uint256, ruling: uint256):
+def _settle(job_id: bytes32, word: uint256, terms: IJobEscrow.Terms, replica: IJobEscrow.Replica, ruling: uint256):
     """
     @dev Pays, refunds and slashes every replica of a job, once. The job is marked
          settled before any external call.
     """
-    self._core[job_id] = self._with8(core, 160, convert(STATUS_FINALIZED, uint256))
-    client: address = self._client(core)
-    replicas: uint256 = self._field8(core, 168)
-    accepted: uint256 = self._field8(core, 176)
-    money: uint256 = self._money[job_id]
-    price: uint256 = money & _U96
-    collateral: uint256 = (money >> 96) & _U96
+    replicas: uint256 = terms.replicas
+    accepted: uint256 = ((word >> _ACCEPTED_AT) & _U8)
+    if replicas == 1 and accepted != 0:
+        # The k = 1 replica comes back as calldata: it must be the one the job holds.
+        assert word >> _BINDING_AT == self._binding(replica.provider, replica.device_nonce, replica.digest), "job_escrow: replica does not match the job"
+        accepted = 1
+    self._jobs[job_id] = (word & ~_U8) | _FINALIZED
+    client: address = terms.client
+    price: uint256 = terms.price_per_replica
+    collateral: uint256 = terms.collateral_per_replica
     # Only k > 1 jobs have a leading result; only disputed jobs a bond.
     leader: bytes32 = empty(bytes32)
+    majority: bool = False
     if replicas > 1:
+        majority = ((word >> _LEADER_AT) & _U8) * 2 > replicas
         leader = self._leader[job_id]
-    majority: bool = self._field8(core, 200) * 2 > replicas
 
-    config: uint256 = self._config
-    fee_bps: uint256 = self._param(config, PROTOCOL_FEE_BPS)
     paid: uint256 = 0
     fees: uint256 = 0
     # Replicas nobody accepted are refunded.
@@ -1065,21 +1122,26 @@ def _settle(job_id: bytes32, core: uint256, ruling: uint256):
     for slot: uint256 in range(MAX_REPLICAS):
         if slot >= accepted:
             break
-        word: uint256 = self._replica(job_id, slot, core)
-        provider: address = convert(word & _ADDRESS_MASK, address)
-        status: uint256 = self._field8(word, 160)
+        provider: address = replica.provider
+        device_nonce: uint256 = replica.device_nonce
+        status: uint256 = ((word >> _ACCEPTED_AT) & _U8)
+        if replicas > 1:
+            assignment: uint256 = self._assignments[job_id][slot]
+            provider = convert(assignment & _ADDRESS_MASK, address)
+            device_nonce = (assignment >> 168) & _U32
+            status = ((assignment >> 160) & _U8)
         revealed: bool = status == convert(REPLICA_REVEALED, uint256)
         outcome: uint8 = _OUTCOME_SLASHED
         if replicas == 1:
             if revealed and ruling != _RULING_CLIENT:
                 # Undisputed, ruled for the provider, or unruled: the result stands.
                 outcome = _OUTCOME_COMPLETED
-                result = self._commitments[job_id][0]
+                result = replica.digest
         elif revealed and not majority:
             outcome = _OUTCOME_FAILED
         elif revealed and self._commitments[job_id][slot] == leader:
             outcome = _OUTCOME_COMPLETED
-        device_id: bytes32 = keccak256(abi_encode(provider, (word >> 168) & _U32))
+        device_id: bytes32 = keccak256(abi_encode(provider, device_nonce))
         # analysis: integer_overflow: the running count holds this job, so subtracting one cannot borrow; the checked add guards the top counter.
         # The job leaves the device's running count for its outcome's counter (a counter
         # would need 2**64 jobs of one device to overflow).
@@ -1089,9 +1151,10 @@ def _settle(job_id: bytes32, core: uint256, ruling: uint256):
         replica_fee: uint256 = 0
         replica_slashed: uint256 = 0
         if outcome == _OUTCOME_COMPLETED:
-            replica_fee = price * fee_bps // _BPS
+            replica_fee = price * terms.fee_bps // _BPS
             replica_paid = price - replica_fee
-            self._fee_shards[convert(provider, uint256) % _FEE_SHARDS] += replica_fee
+            if replica_fee != 0:
+                self._fee_shards[convert(provider, uint256) % _FEE_SHARDS] += replica_fee
             paid += replica_paid
             fees += replica_fee
             # Delegators' cut into the pool (paid in the staked token only), the rest to
@@ -1123,16 +1186,18 @@ def _settle(job_id: bytes32, core: uint256, ruling: uint256):
 
     # The dispute bond: to the provider when the arbiter ruled for it, else back to the client.
     bond: uint256 = 0
-    if self._status(core) == STATUS_DISPUTED:
+    if word & _U8 == _DISPUTED:
         bond = self._bond[job_id]
     if bond != 0:
         self._bond[job_id] = 0
         if ruling == _RULING_PROVIDER:
-            self._accounts[convert(self._replica(job_id, 0, core) & _ADDRESS_MASK, address)] += bond
+            self._accounts[replica.provider] += bond
         else:
             refunded += bond
 
-    bounty: uint256 = reward * self._param(config, KEEPER_BOUNTY_BPS) // _BPS
+    bounty: uint256 = 0
+    if reward != 0:
+        bounty = reward * self._param(self._config, KEEPER_BOUNTY_BPS) // _BPS
     compensation: uint256 = reward - bounty
     # Zero credits are skipped: each costs a storage load.
     owed: uint256 = refunded
@@ -1177,41 +1242,43 @@ def _param(config: uint256, key: uint256) -> uint256:
 
 @internal
 @view
-def _own_replica(job_id: bytes32, slot: uint256, core: uint256) -> uint256:
+def _load(terms: IJobEscrow.Terms) -> (bytes32, uint256):
     """
-    @dev The caller's replica word of an open job, for commit and reveal.
+    @dev The id and word of the job with these terms; only `_post` writes a word, so a
+         word that is not zero proves the terms are the job's.
     """
-    assert self._status(core) == STATUS_OPEN, "job_escrow: job not open"
-    word: uint256 = self._replica(job_id, slot, core)
-    assert convert(word & _ADDRESS_MASK, address) == msg.sender, "job_escrow: caller has no such replica"
-    return word
+    job_id: bytes32 = keccak256(abi_encode(terms))
+    word: uint256 = self._jobs[job_id]
+    assert word != 0, "job_escrow: no such job"
+    return job_id, word
+
+
+@internal
+@view
+def _own_replica(job_id: bytes32, slot: uint256, word: uint256, device_nonce: uint256) -> uint256:
+    """
+    @dev The caller's replica word of a k > 1 job, for commit and reveal.
+    """
+    assignment: uint256 = 0
+    if slot < ((word >> _ACCEPTED_AT) & _U8):
+        assignment = self._assignments[job_id][slot]
+    assert convert(assignment & _ADDRESS_MASK, address) == msg.sender and (assignment >> 168) & _U32 == device_nonce, "job_escrow: caller has no such replica"
+    return assignment
+
+
+@internal
+@pure
+def _binding(provider: address, device_nonce: uint256, digest: bytes32) -> uint256:
+    """
+    @dev The top 192 bits of the hash binding a k = 1 replica: provider, device and
+         digest (zero, then the commitment, then the result).
+    """
+    return convert(keccak256(abi_encode(provider, device_nonce, digest)), uint256) >> _BINDING_AT
 
 
 @internal
 def _transfer(token: address, to: address, amount: uint256):
     assert extcall IERC20(token).transfer(to, amount, default_return_value=True), "job_escrow: transfer failed"
-
-
-@internal
-@view
-def _replica(job_id: bytes32, slot: uint256, core: uint256) -> uint256:
-    """
-    @dev Replica word of `slot` (zero if not accepted): for k = 1 the low bits of the
-         requirements word, else its own word.
-    """
-    if slot >= self._field8(core, 176):
-        return 0
-    if self._field8(core, 168) == 1:
-        return self._reqs[job_id] & _REPLICA_MASK
-    return self._assignments[job_id][slot]
-
-
-@internal
-def _set_replica(job_id: bytes32, slot: uint256, core: uint256, word: uint256):
-    if self._field8(core, 168) == 1:
-        self._reqs[job_id] = (self._reqs[job_id] & ~_REPLICA_MASK) | word
-    else:
-        self._assignments[job_id][slot] = word
 
 
 @internal
@@ -1229,41 +1296,3 @@ def _pack_requirements(r: IJobEscrow.Requirements) -> uint256:
         | (attested << 104)
         | (convert(r.compute_seconds, uint256) << 112)
     )
-
-
-@internal
-@pure
-def _unpack_requirements(reqs: uint256) -> IJobEscrow.Requirements:
-    return IJobEscrow.Requirements(
-        min_cpu_cores=convert(reqs & _U16, uint16),
-        min_memory_mb=convert((reqs >> 16) & _U32, uint32),
-        min_gpu_count=convert((reqs >> 48) & _U8, uint8),
-        min_vram_mb=convert((reqs >> 56) & _U32, uint32),
-        region=convert((reqs >> 88) & _U16, uint16),
-        attested_only=(reqs >> 104) & _U8 != 0,
-        compute_seconds=convert((reqs >> 112) & _U32, uint32),
-    )
-
-
-@internal
-@pure
-def _client(core: uint256) -> address:
-    return convert(core & _ADDRESS_MASK, address)
-
-
-@internal
-@pure
-def _status(core: uint256) -> uint8:
-    return convert((core >> 160) & _U8, uint8)
-
-
-@internal
-@pure
-def _field8(word: uint256, offset: uint256) -> uint256:
-    return (word >> offset) & _U8
-
-
-@internal
-@pure
-def _with8(word: uint256, offset: uint256, field: uint256) -> uint256:
-    return (word & ~(_U8 << offset)) | (field << offset)

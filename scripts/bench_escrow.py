@@ -80,21 +80,21 @@ class Bench:
         job = r.return_value
         slots = []
         for p in providers:
-            r = s.escrow.accept(job, 0, sender=p)
+            r = s.jobs.accept(job, 0, sender=p)
             receipts.append(r)
             steps["accept"] = steps.get("accept", 0) + r.gas_used
             slots.append(r.return_value)
         for p, slot, res in zip(providers, slots, results, strict=True):
-            r = s.escrow.commit(job, slot, commitment(job, p.address, res, SALT), sender=p)
+            r = s.jobs.commit(job, slot, commitment(job, p.address, res, SALT), sender=p)
             receipts.append(r)
             steps["commit"] = steps.get("commit", 0) + r.gas_used
         for p, slot, res in zip(providers, slots, results, strict=True):
-            r = s.escrow.reveal(job, slot, res, SALT, sender=p)
+            r = s.jobs.reveal(job, slot, res, SALT, sender=p)
             receipts.append(r)
             steps["reveal"] = steps.get("reveal", 0) + r.gas_used
         if k == 1:
-            chain.pending_timestamp = s.escrow.job(job).challenge_end
-        r = s.escrow.finalize(job, sender=client)
+            chain.pending_timestamp = s.jobs.view(job).phase_end
+        r = s.jobs.finalize(job, sender=client)
         receipts.append(r)
         steps["finalize"] = r.gas_used
         for step, used in steps.items():
@@ -137,8 +137,8 @@ class Bench:
             SPEC, chain.pending_timestamp + 3_600, offer, signature, sender=client
         )
         gas["match offer (post + accept)"] = r.gas_used
-        chain.pending_timestamp = s.escrow.job(r.return_value).reveal_end
-        gas["expire (no-show slashed)"] = s.escrow.expire(r.return_value, sender=client).gas_used
+        chain.pending_timestamp = s.jobs.view(r.return_value).phase_end
+        gas["expire (no-show slashed)"] = s.jobs.expire(r.return_value, sender=client).gas_used
         return gas
 
     def breakdown(self, label: str) -> list[dict]:

@@ -46,14 +46,14 @@ def run_until_final(chain, cs, job_id, agents, max_rounds=12):
         sent = sum(agent.account.nonce for agent in agents)
         for agent in agents:
             agent.step()
-        if cs.escrow.job(job_id).status == STATUS_FINALIZED:
+        if cs.jobs.view(job_id).status == STATUS_FINALIZED:
             for agent in agents:
                 agent.step()  # record the settlement
             return
         if sum(agent.account.nonce for agent in agents) == sent:
             chain.pending_timestamp += DAY + 1
             chain.mine()
-    raise AssertionError(f"job not final: {cs.escrow.job(job_id)}")
+    raise AssertionError(f"job not final: {cs.jobs.view(job_id)}")
 
 
 def completed(paid):
@@ -107,9 +107,9 @@ def test_optimistic_job_settles_after_the_challenge_window(
     view, job_id = post(manifest, client, replicas=1)
     agent.step()  # accept and commit
     agent.step()  # reveal (the only replica committed)
-    assert view.escrow.job(job_id).revealed == 1
+    assert view.jobs.view(job_id).revealed == 1
     agent.step()
-    assert view.escrow.job(job_id).status != STATUS_FINALIZED, "challenge window still open"
+    assert view.jobs.view(job_id).status != STATUS_FINALIZED, "challenge window still open"
     run_until_final(chain, view, job_id, [agent])
     assert agent.journal.done["0x" + job_id.hex()] == completed(97_500 * TOKEN // 1_000)
 
@@ -154,7 +154,7 @@ def test_agent_skips_jobs_its_device_cannot_serve(chain, manifest, providers, cl
     nonce = providers[0].nonce
     agent.step()
     assert providers[0].nonce == nonce, "nothing sent for a job the device cannot serve"
-    assert view.escrow.job(job_id).accepted == 0
+    assert view.jobs.view(job_id).accepted == 0
 
 
 def test_client_refuses_a_manifest_it_cannot_use(manifest, tmp_path):

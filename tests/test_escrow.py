@@ -19,7 +19,9 @@ from computeshare.jobs import (
     STATUS_FINALIZED,
     STATUS_OPEN,
     commitment,
-    job_id,
+    job_id_of,
+    pack_requirements,
+    unpack_requirements,
 )
 from computeshare.signing import sign_offer
 from computeshare.specs import job_requirements
@@ -40,13 +42,13 @@ def post(m, client, chain, k=1, price=PRICE, collateral=COLLATERAL, deadline_in=
 
 
 def run_replica(m, job, provider, result):
-    slot = m.escrow.accept(job, 0, sender=provider).return_value
-    m.escrow.commit(job, slot, commitment(job, provider.address, result, SALT), sender=provider)
+    slot = m.jobs.accept(job, 0, sender=provider).return_value
+    m.jobs.commit(job, slot, commitment(job, provider.address, result, SALT), sender=provider)
     return slot
 
 
 def reveal(m, job, provider, slot, result):
-    return m.escrow.reveal(job, slot, result, SALT, sender=provider)
+    return m.jobs.reveal(job, slot, result, SALT, sender=provider)
 
 
 def escrow_owes(m, accounts, open_jobs):
@@ -54,7 +56,7 @@ def escrow_owes(m, accounts, open_jobs):
     balances = sum(m.escrow.balanceOf(a) for a in accounts)
     locked = 0
     for job in open_jobs:
-        info = m.escrow.job(job)
+        info = m.jobs.view(job)
         if info.status in (STATUS_OPEN, STATUS_DISPUTED):
             locked += info.price_per_replica * info.replicas + m.escrow.dispute_bond(job)
     fees = sum(m.escrow.fees(s) for s in range(16))
@@ -87,31 +89,59 @@ def test_deposit_and_withdraw(market, token, client):
 # ------------------------------------------------------------------ posting
 
 
-def test_post_locks_payment_and_logs_spec(market, client, chain):
+def test_post_locks_payment_and_logs_terms(market, client, chain):
     m = market
     deadline = chain.pending_timestamp + DAY
     receipt = m.escrow.post(SPEC, REQS, PRICE, 3, deadline, COLLATERAL, sender=client)
-    expected = job_id(client.address, 0, SPEC)
-    assert receipt.return_value == expected == m.escrow.job_id_of(client, 0, keccak(SPEC))
     assert m.escrow.job_nonce(client) == 1
     assert m.escrow.balanceOf(client) == 10_000 * TOKEN - 3 * PRICE
     (event,) = receipt.decode_logs(m.escrow.JobPosted)
-    assert event.spec == SPEC and event.replicas == 3 and event.price_per_replica == PRICE
-    assert event.requirements[6] == 600  # compute_seconds
-    info = m.escrow.job(expected)
-    assert (info.client, info.status, info.replicas, info.accepted) == (client, STATUS_OPEN, 3, 0)
-    assert (info.price_per_replica, info.collateral_per_replica, info.deadline) == (
+    assert event.spec == SPEC and event.client == client
+    # The terms: what the client asked for, and the windows and fee in force now.
+    expected = (
+        client.address,
+        0,
+        keccak(SPEC),
+        pack_requirements(REQS),
         PRICE,
         COLLATERAL,
+        3,
         deadline,
+        HOUR,
+        DAY,
+        250,
     )
-    assert info.reveal_end == deadline + HOUR
-    assert event.spec_hash == keccak(SPEC)
-    assert tuple(info.requirements) == tuple(event.requirements)
+    terms = m.jobs.terms(receipt.return_value)
+    assert terms == expected and unpack_requirements(terms[3]) == REQS
+    assert receipt.return_value == event.job_id == job_id_of(expected)
+    assert m.escrow.job_id_of(expected) == job_id_of(expected)
+    # One word of state: open, 3 replicas, the reveal window ends an hour after the deadline.
+    info = m.escrow.job(receipt.return_value)
+    assert (info.status, info.replicas, info.accepted, info.committed) == (STATUS_OPEN, 3, 0, 0)
+    assert info.phase_end == deadline + HOUR
     # The id commits to the spec: the same nonce with another spec is another id.
-    assert m.escrow.job_id_of(client, 0, keccak(SPEC + b" ")) != expected
+    other = (*expected[:2], keccak(SPEC + b" "), *expected[3:])
+    assert job_id_of(other) != job_id_of(expected)
     second = m.escrow.post(SPEC, REQS, PRICE, 1, deadline, COLLATERAL, sender=client).return_value
-    assert second == job_id(client.address, 1, SPEC)
+    assert second == job_id_of((*expected[:1], 1, *expected[2:6], 1, *expected[7:]))
+
+
+def test_terms_must_be_the_jobs(market, client, providers, chain):
+    """Every call after `post` passes the terms back; terms that differ in anything (a
+    higher price, a lower collateral) name no job, so nothing can be taken on them."""
+    m = market
+    job = post(m, client, chain)
+    terms = m.jobs.terms(job)
+    for index, value in ((4, PRICE * 2), (5, 1), (6, 2), (10, 0)):
+        forged = (*terms[:index], value, *terms[index + 1 :])
+        with ape.reverts("job_escrow: no such job"):
+            m.escrow.cancel(forged, sender=client)
+        with ape.reverts("job_escrow: no such job"):
+            m.escrow.commit(forged, 0, 0, b"\x01" * 32, sender=providers[0])
+    # accept checks the job's status, which a forged id does not have.
+    forged = (*terms[:4], PRICE * 2, *terms[5:])
+    with ape.reverts("job_escrow: job not open"):
+        m.escrow.accept(forged, 0, sender=providers[0])
 
 
 @pytest.mark.parametrize(
@@ -141,18 +171,18 @@ def test_cancel_refunds_before_acceptance(market, client, providers, chain, outs
     m = market
     job = post(m, client, chain, k=2)
     with ape.reverts("job_escrow: caller is not the client"):
-        m.escrow.cancel(job, sender=outsider)
-    receipt = m.escrow.cancel(job, sender=client)
+        m.jobs.cancel(job, sender=outsider)
+    receipt = m.jobs.cancel(job, sender=client)
     (event,) = receipt.decode_logs(m.escrow.JobCancelled)
     assert event.refunded == 2 * PRICE
     assert m.escrow.balanceOf(client) == 10_000 * TOKEN
-    assert m.escrow.job(job).status == STATUS_CANCELLED
+    assert m.jobs.view(job).status == STATUS_CANCELLED
     with ape.reverts("job_escrow: job not open"):
-        m.escrow.cancel(job, sender=client)
+        m.jobs.cancel(job, sender=client)
     accepted = post(m, client, chain)
-    m.escrow.accept(accepted, 0, sender=providers[0])
+    m.jobs.accept(accepted, 0, sender=providers[0])
     with ape.reverts("job_escrow: job already accepted"):
-        m.escrow.cancel(accepted, sender=client)
+        m.jobs.cancel(accepted, sender=client)
 
 
 # ------------------------------------------------------------------ acceptance
@@ -161,7 +191,7 @@ def test_cancel_refunds_before_acceptance(market, client, providers, chain, outs
 def test_accept_locks_collateral(market, client, providers, chain):
     m = market
     job = post(m, client, chain, k=2)
-    receipt = m.escrow.accept(job, 0, sender=providers[0])
+    receipt = m.jobs.accept(job, 0, sender=providers[0])
     assert receipt.return_value == 0
     (event,) = receipt.decode_logs(m.escrow.ReplicaAccepted)
     device = m.registry.device_id_of(providers[0], 0)
@@ -170,49 +200,61 @@ def test_accept_locks_collateral(market, client, providers, chain):
     assert m.escrow.device_record(device).running == 1
     a = m.escrow.assignment(job, 0)
     assert (a.provider, a.status, a.device_id) == (providers[0], REPLICA_ACCEPTED, device)
-    assert m.escrow.accept(job, 0, sender=providers[1]).return_value == 1
+    assert m.jobs.accept(job, 0, sender=providers[1]).return_value == 1
     with ape.reverts("job_escrow: all replicas taken"):
-        m.escrow.accept(job, 0, sender=providers[2])
+        m.jobs.accept(job, 0, sender=providers[2])
 
 
-def test_k1_replica_takes_the_place_of_the_requirements(market, client, providers, chain):
-    """A k = 1 job keeps its replica in the word that held its requirements: before
-    acceptance the view shows the requirements and no replica; after, the replica, and
-    the requirements read zero. No other slot exists, for any caller."""
+def test_k1_replica_is_bound_in_the_job_word(market, client, providers, chain, keeper):
+    """A k = 1 job keeps its replica in its one word, as a hash of provider, device and
+    digest: the replica's calls pass them back, and nothing else matches."""
     m = market
-    p = providers[0]
+    p, other = providers[0], providers[1]
     job = post(m, client, chain)
-    assert tuple(m.escrow.job(job).requirements) == tuple(REQS.values())
-    assert m.escrow.assignment(job, 0).provider == ZERO_ADDRESS
+    terms = m.jobs.terms(job)
     with ape.reverts("job_escrow: caller has no such replica"):
-        m.escrow.commit(job, 0, b"\x01" * 32, sender=p)
-    m.escrow.accept(job, 0, sender=p)
-    device = m.registry.device_id_of(p, 0)
-    a = m.escrow.assignment(job, 0)
-    assert (a.provider, a.status, a.device_nonce, a.device_id) == (p, REPLICA_ACCEPTED, 0, device)
-    assert not any(m.escrow.job(job).requirements)
-    assert m.escrow.assignment(job, 1).provider == ZERO_ADDRESS
-    with ape.reverts("job_escrow: caller has no such replica"):
-        m.escrow.commit(job, 1, b"\x01" * 32, sender=p)
+        m.escrow.commit(terms, 0, 0, b"\x01" * 32, sender=p)
+    receipt = m.jobs.accept(job, 0, sender=p)
+    (event,) = receipt.decode_logs(m.escrow.ReplicaAccepted)
+    assert (event["provider"], event.device_nonce, event.slot) == (p, 0, 0)
+    assert m.escrow.assignment(job, 0).status == REPLICA_ACCEPTED
+    assert m.escrow.assignment(job, 1).status == 0
     with ape.reverts("job_escrow: all replicas taken"):
-        m.escrow.accept(job, 0, sender=providers[1])
-    # Commit, reveal and the challenge window all live in the same word.
-    slot = 0
-    m.escrow.commit(job, slot, commitment(job, p.address, GOOD, SALT), sender=p)
-    m.escrow.reveal(job, slot, GOOD, SALT, sender=p)
-    a = m.escrow.assignment(job, 0)
-    assert (a.provider, a.status, a.commitment_or_result) == (p, REPLICA_REVEALED, GOOD)
-    assert m.escrow.job(job).challenge_end == chain.blocks.head.timestamp + DAY
+        m.jobs.accept(job, 0, sender=other)
+    # Another provider, another device of the same provider, another slot: no replica.
+    c = commitment(job, p.address, GOOD, SALT)
+    for sender, nonce, slot in ((other, 0, 0), (p, 1, 0), (p, 0, 1)):
+        with ape.reverts("job_escrow: caller has no such replica"):
+            m.escrow.commit(terms, slot, nonce, c, sender=sender)
+    m.escrow.commit(terms, 0, 0, c, sender=p)
+    info = m.escrow.job(job)
+    assert (info.accepted, info.committed, info.revealed) == (1, 1, 0)
+    with ape.reverts("job_escrow: reveal does not match commitment"):
+        m.escrow.reveal(terms, 0, 1, GOOD, SALT, sender=p)
+    with ape.reverts("job_escrow: reveal does not match commitment"):
+        m.escrow.reveal(terms, 0, 0, GOOD, SALT, sender=other)
+    m.escrow.reveal(terms, 0, 0, GOOD, SALT, sender=p)
+    assert m.escrow.job(job).phase_end == chain.blocks.head.timestamp + DAY
+    assert m.escrow.assignment(job, 0).status == REPLICA_REVEALED
+    # Settlement takes the replica back: a wrong provider, device or result is refused.
+    chain.pending_timestamp = m.escrow.job(job).phase_end
+    for replica in ((other.address, 0, GOOD), (p.address, 1, GOOD), (p.address, 0, BAD)):
+        with ape.reverts("job_escrow: replica does not match the job"):
+            m.escrow.finalize(terms, replica, sender=keeper)
+    (settled,) = m.escrow.finalize(terms, (p.address, 0, GOOD), sender=keeper).decode_logs(
+        m.escrow.JobSettled
+    )
+    assert settled.result_hash == GOOD
 
 
 def test_accept_rejects_ineligible_devices(market, client, providers, chain):
     m = market
     p = providers[0]
     with ape.reverts("job_escrow: no such device"):
-        m.escrow.accept(post(m, client, chain), 5, sender=p)
+        m.jobs.accept(post(m, client, chain), 5, sender=p)
     # Replica words keep 32 bits of device nonce; no registry numbers a device beyond.
     with ape.reverts("job_escrow: no such device"):
-        m.escrow.accept(post(m, client, chain), 2**32, sender=p)
+        m.jobs.accept(post(m, client, chain), 2**32, sender=p)
     for reqs, reason in (
         ({**REQS, "min_gpu_count": 4}, "device below requirements"),
         ({**REQS, "min_vram_mb": 100_000}, "device below requirements"),
@@ -222,29 +264,29 @@ def test_accept_rejects_ineligible_devices(market, client, providers, chain):
     ):
         job = post(m, client, chain, reqs=reqs)
         with ape.reverts(f"job_escrow: {reason}"):
-            m.escrow.accept(job, 0, sender=p)
+            m.jobs.accept(job, 0, sender=p)
     # Not eligible: a second device halves the stake behind each, below the minimum.
     m.registry.register(gpu_spec(), "", sender=p)
     m.staking.request_thaw(9_000 * TOKEN, sender=p)
     with ape.reverts("job_escrow: device not eligible"):
-        m.escrow.accept(post(m, client, chain), 0, sender=p)
+        m.jobs.accept(post(m, client, chain), 0, sender=p)
 
 
 def test_accept_rejects_duplicates_capacity_and_missing_stake(market, client, providers, chain):
     m = market
     p = providers[0]
     job = post(m, client, chain, k=3)
-    m.escrow.accept(job, 0, sender=p)
+    m.jobs.accept(job, 0, sender=p)
     with ape.reverts("job_escrow: provider already on job"):
-        m.escrow.accept(job, 0, sender=p)
+        m.jobs.accept(job, 0, sender=p)
     # The device runs at most 4 jobs at once.
     for _ in range(3):
-        m.escrow.accept(post(m, client, chain), 0, sender=p)
+        m.jobs.accept(post(m, client, chain), 0, sender=p)
     with ape.reverts("job_escrow: device at capacity"):
-        m.escrow.accept(post(m, client, chain), 0, sender=p)
+        m.jobs.accept(post(m, client, chain), 0, sender=p)
     big = post(m, client, chain, collateral=10_001 * TOKEN, price=100 * TOKEN)
     with ape.reverts("staking: insufficient free stake"):
-        m.escrow.accept(big, 0, sender=providers[1])
+        m.jobs.accept(big, 0, sender=providers[1])
 
 
 def test_accept_after_deadline_fails(market, client, providers, chain):
@@ -252,7 +294,7 @@ def test_accept_after_deadline_fails(market, client, providers, chain):
     job = post(m, client, chain, deadline_in=HOUR)
     chain.pending_timestamp += HOUR
     with ape.reverts("job_escrow: deadline passed"):
-        m.escrow.accept(job, 0, sender=providers[0])
+        m.jobs.accept(job, 0, sender=providers[0])
 
 
 # ------------------------------------------------------------------ commit and reveal
@@ -261,42 +303,42 @@ def test_accept_after_deadline_fails(market, client, providers, chain):
 def test_commit_reveal_rules(market, client, providers, chain, outsider):
     m = market
     job = post(m, client, chain, k=2)
-    slot0 = m.escrow.accept(job, 0, sender=providers[0]).return_value
-    slot1 = m.escrow.accept(job, 0, sender=providers[1]).return_value
+    slot0 = m.jobs.accept(job, 0, sender=providers[0]).return_value
+    slot1 = m.jobs.accept(job, 0, sender=providers[1]).return_value
     c0 = commitment(job, providers[0].address, GOOD, SALT)
     with ape.reverts("job_escrow: caller has no such replica"):
-        m.escrow.commit(job, slot0, c0, sender=outsider)
-    receipt = m.escrow.commit(job, slot0, c0, sender=providers[0])
+        m.jobs.commit(job, slot0, c0, sender=outsider)
+    receipt = m.jobs.commit(job, slot0, c0, sender=providers[0])
     (event,) = receipt.decode_logs(m.escrow.ResultCommitted)
     assert event.commitment == c0
     with ape.reverts("job_escrow: already committed"):
-        m.escrow.commit(job, slot0, c0, sender=providers[0])
+        m.jobs.commit(job, slot0, c0, sender=providers[0])
     # Not every replica committed and the deadline has not passed: no reveals yet.
     with ape.reverts("job_escrow: reveal not open"):
-        m.escrow.reveal(job, slot0, GOOD, SALT, sender=providers[0])
+        m.jobs.reveal(job, slot0, GOOD, SALT, sender=providers[0])
     # Copying another replica's commitment does not help: it binds the committer.
-    m.escrow.commit(job, slot1, c0, sender=providers[1])
+    m.jobs.commit(job, slot1, c0, sender=providers[1])
     with ape.reverts("job_escrow: reveal does not match commitment"):
-        m.escrow.reveal(job, slot1, GOOD, SALT, sender=providers[1])
+        m.jobs.reveal(job, slot1, GOOD, SALT, sender=providers[1])
     with ape.reverts("job_escrow: reveal does not match commitment"):
-        m.escrow.reveal(job, slot0, BAD, SALT, sender=providers[0])
-    receipt = m.escrow.reveal(job, slot0, GOOD, SALT, sender=providers[0])
+        m.jobs.reveal(job, slot0, BAD, SALT, sender=providers[0])
+    receipt = m.jobs.reveal(job, slot0, GOOD, SALT, sender=providers[0])
     (event,) = receipt.decode_logs(m.escrow.ResultRevealed)
     assert event.result_hash == GOOD
     assert m.escrow.assignment(job, slot0).status == REPLICA_REVEALED
     assert m.escrow.assignment(job, slot1).status == REPLICA_COMMITTED
     chain.pending_timestamp += HOUR
     with ape.reverts("job_escrow: reveal window closed"):
-        m.escrow.reveal(job, slot1, GOOD, SALT, sender=providers[1])
+        m.jobs.reveal(job, slot1, GOOD, SALT, sender=providers[1])
 
 
 def test_commit_after_deadline_fails(market, client, providers, chain):
     m = market
     job = post(m, client, chain, deadline_in=HOUR)
-    slot = m.escrow.accept(job, 0, sender=providers[0]).return_value
+    slot = m.jobs.accept(job, 0, sender=providers[0]).return_value
     chain.pending_timestamp += HOUR
     with ape.reverts("job_escrow: commit deadline passed"):
-        m.escrow.commit(
+        m.jobs.commit(
             job, slot, commitment(job, providers[0].address, GOOD, SALT), sender=providers[0]
         )
 
@@ -312,14 +354,14 @@ def test_optimistic_job_pays_after_challenge_window(
     job = post(m, client, chain)
     slot = run_replica(m, job, p, GOOD)
     reveal(m, job, p, slot, GOOD)
-    info = m.escrow.job(job)
-    assert info.revealed == 1 and info.result_hash == GOOD
+    info = m.jobs.view(job)
+    assert info.revealed == 1 and m.jobs.replica(job) == (p.address, 0, GOOD)
     with ape.reverts("job_escrow: not ready to settle"):
-        m.escrow.finalize(job, sender=keeper)
-    chain.pending_timestamp = info.challenge_end
+        m.jobs.finalize(job, sender=keeper)
+    chain.pending_timestamp = info.phase_end
     own_before = m.staking.pool(p).own_stake
     balance_before = m.escrow.balanceOf(p)
-    receipt = m.escrow.finalize(job, sender=keeper)
+    receipt = m.jobs.finalize(job, sender=keeper)
     fee = PRICE * 250 // 10_000
     (settled,) = receipt.decode_logs(m.escrow.JobSettled)
     assert (settled.paid, settled.fees, settled.refunded, settled.result_hash) == (
@@ -343,9 +385,9 @@ def test_optimistic_job_pays_after_challenge_window(
     assert not receipt.decode_logs(m.staking.IncomeAdded)
     device = m.registry.device_id_of(p, 0)
     assert tuple(m.escrow.device_record(device)) == (0, 1, 0, 0)
-    assert m.escrow.job(job).status == STATUS_FINALIZED
+    assert m.jobs.view(job).status == STATUS_FINALIZED
     with ape.reverts("job_escrow: job not open"):
-        m.escrow.finalize(job, sender=keeper)
+        m.jobs.finalize(job, sender=keeper)
     shard = int(p.address, 16) % 16
     assert m.escrow.fees(shard) == fee
     before = token.balanceOf(treasury)
@@ -367,10 +409,10 @@ def test_income_is_shared_with_delegators(
     m.staking.delegate_to(p, 1_000 * TOKEN, sender=delegator)
     job = post(m, client, chain)
     reveal(m, job, p, run_replica(m, job, p, GOOD), GOOD)
-    chain.pending_timestamp = m.escrow.job(job).challenge_end
+    chain.pending_timestamp = m.jobs.view(job).phase_end
     delegated, own = m.staking.pool(p).delegated_tokens, m.staking.pool(p).own_stake
     staked, balance = token.balanceOf(m.staking), m.escrow.balanceOf(p)
-    receipt = m.escrow.finalize(job, sender=keeper)
+    receipt = m.jobs.finalize(job, sender=keeper)
     paid = PRICE - PRICE * 250 // 10_000
     cut = paid * 2_000 // 10_000
     pool = m.staking.pool(p)
@@ -399,7 +441,7 @@ def _disputed_job(m, client, p, chain):
     job = post(m, client, chain)
     slot = run_replica(m, job, p, BAD)
     reveal(m, job, p, slot, BAD)
-    receipt = m.escrow.dispute(job, sender=client)
+    receipt = m.jobs.dispute(job, sender=client)
     return job, receipt
 
 
@@ -410,12 +452,12 @@ def test_dispute_ruled_for_client(market, client, providers, arbiter, chain, kee
     bond = PRICE * 1_000 // 10_000
     (event,) = receipt.decode_logs(m.escrow.Disputed)
     assert event.bond == bond and m.escrow.dispute_bond(job) == bond
-    assert m.escrow.job(job).status == STATUS_DISPUTED
+    assert m.jobs.view(job).status == STATUS_DISPUTED
     assert m.escrow.balanceOf(client) == 10_000 * TOKEN - PRICE - bond
     with ape.reverts("job_escrow: caller is not an arbiter"):
-        m.escrow.rule(job, True, sender=outsider)
+        m.jobs.rule(job, True, sender=outsider)
     own_before = m.staking.pool(p).own_stake
-    receipt = m.escrow.rule(job, True, sender=arbiter)
+    receipt = m.jobs.rule(job, True, sender=arbiter)
     (settled,) = receipt.decode_logs(m.escrow.JobSettled)
     reward = COLLATERAL * 2_500 // 10_000
     bounty = reward * 1_000 // 10_000
@@ -439,7 +481,7 @@ def test_dispute_ruled_for_provider(market, client, providers, arbiter, chain):
     p = providers[0]
     job, _ = _disputed_job(m, client, p, chain)
     bond = PRICE * 1_000 // 10_000
-    receipt = m.escrow.rule(job, False, sender=arbiter)
+    receipt = m.jobs.rule(job, False, sender=arbiter)
     (settled,) = receipt.decode_logs(m.escrow.JobSettled)
     assert settled.paid == PRICE - PRICE * 250 // 10_000 and settled.refunded == 0
     # The bond and (no delegators) the whole payment.
@@ -453,11 +495,11 @@ def test_unruled_dispute_lets_the_result_stand(market, client, providers, arbite
     job, receipt = _disputed_job(m, client, p, chain)
     (event,) = receipt.decode_logs(m.escrow.Disputed)
     with ape.reverts("job_escrow: not ready to settle"):
-        m.escrow.finalize(job, sender=keeper)
+        m.jobs.finalize(job, sender=keeper)
     chain.pending_timestamp = event.ruling_end
     with ape.reverts("job_escrow: ruling period over"):
-        m.escrow.rule(job, True, sender=arbiter)
-    receipt = m.escrow.finalize(job, sender=keeper)
+        m.jobs.rule(job, True, sender=arbiter)
+    receipt = m.jobs.finalize(job, sender=keeper)
     (settled,) = receipt.decode_logs(m.escrow.JobSettled)
     bond = PRICE * 1_000 // 10_000
     assert settled.paid == PRICE - PRICE * 250 // 10_000 and settled.refunded == bond
@@ -470,16 +512,16 @@ def test_dispute_rules(market, client, providers, chain, outsider):
     job = post(m, client, chain)
     slot = run_replica(m, job, p, GOOD)
     with ape.reverts("job_escrow: no result to dispute"):
-        m.escrow.dispute(job, sender=client)
+        m.jobs.dispute(job, sender=client)
     reveal(m, job, p, slot, GOOD)
     with ape.reverts("job_escrow: caller is not the client"):
-        m.escrow.dispute(job, sender=outsider)
-    chain.pending_timestamp = m.escrow.job(job).challenge_end
+        m.jobs.dispute(job, sender=outsider)
+    chain.pending_timestamp = m.jobs.view(job).phase_end
     with ape.reverts("job_escrow: challenge window closed"):
-        m.escrow.dispute(job, sender=client)
+        m.jobs.dispute(job, sender=client)
     replicated = post(m, client, chain, k=3)
     with ape.reverts("job_escrow: only optimistic jobs are disputed"):
-        m.escrow.dispute(replicated, sender=client)
+        m.jobs.dispute(replicated, sender=client)
 
 
 # ------------------------------------------------------------------ replicated (k = 3)
@@ -492,12 +534,12 @@ def test_majority_pays_agreeing_and_slashes_dissenter(
     job = post(m, client, chain, k=3)
     results = [GOOD, GOOD, BAD]
     slots = [run_replica(m, job, p, r) for p, r in zip(providers, results, strict=True)]
-    assert m.escrow.job(job).reveal_end < m.escrow.job(job).deadline  # all committed early
+    assert m.jobs.view(job).phase_end < m.jobs.view(job).deadline  # all committed early
     for p, slot, r in zip(providers, slots, results, strict=True):
         reveal(m, job, p, slot, r)
-    info = m.escrow.job(job)
-    assert info.result_hash == GOOD and info.leader_votes == 2
-    receipt = m.escrow.finalize(job, sender=keeper)
+    info = m.jobs.view(job)
+    assert info.leading_result == GOOD and info.leader_votes == 2
+    receipt = m.jobs.finalize(job, sender=keeper)
     outcomes = [(e["provider"], e.outcome) for e in receipt.decode_logs(m.escrow.ReplicaSettled)]
     assert outcomes == [
         (providers[0], OUTCOME_COMPLETED),
@@ -524,7 +566,7 @@ def test_no_majority_refunds_and_pays_nobody(market, client, providers, chain, k
     slots = [run_replica(m, job, p, r) for p, r in zip(providers, results, strict=True)]
     for p, slot, r in zip(providers, slots, results, strict=True):
         reveal(m, job, p, slot, r)
-    receipt = m.escrow.finalize(job, sender=keeper)
+    receipt = m.jobs.finalize(job, sender=keeper)
     assert {e.outcome for e in receipt.decode_logs(m.escrow.ReplicaSettled)} == {OUTCOME_FAILED}
     (settled,) = receipt.decode_logs(m.escrow.JobSettled)
     assert (settled.paid, settled.refunded, settled.compensation) == (0, 3 * PRICE, 0)
@@ -539,29 +581,29 @@ def test_expire_refunds_missing_and_slashes_no_shows(market, client, providers, 
     m = market
     job = post(m, client, chain, k=3, deadline_in=HOUR)
     s0 = run_replica(m, job, providers[0], GOOD)
-    m.escrow.accept(job, 0, sender=providers[1])  # accepts, never commits
+    m.jobs.accept(job, 0, sender=providers[1])  # accepts, never commits
     with ape.reverts("job_escrow: reveal window still open"):
-        m.escrow.expire(job, sender=keeper)
+        m.jobs.expire(job, sender=keeper)
     chain.pending_timestamp += HOUR
     reveal(m, job, providers[0], s0, GOOD)
-    chain.pending_timestamp = m.escrow.job(job).reveal_end
-    receipt = m.escrow.expire(job, sender=keeper)
+    chain.pending_timestamp = m.jobs.view(job).phase_end
+    receipt = m.jobs.expire(job, sender=keeper)
     outcomes = [(e["provider"], e.outcome) for e in receipt.decode_logs(m.escrow.ReplicaSettled)]
     # One revealed vote of three is no majority: no pay; the silent provider is slashed.
     assert outcomes == [(providers[0], OUTCOME_FAILED), (providers[1], OUTCOME_SLASHED)]
     (settled,) = receipt.decode_logs(m.escrow.JobSettled)
     assert settled.refunded == 3 * PRICE and settled.bounty > 0
     # No majority: no result is reported as accepted.
-    assert settled.result_hash == b"\x00" * 32 and m.escrow.job(job).result_hash == b"\x00" * 32
+    assert settled.result_hash == b"\x00" * 32 and m.jobs.view(job).leader_votes == 1
     with ape.reverts("job_escrow: job not open"):
-        m.escrow.expire(job, sender=keeper)
+        m.jobs.expire(job, sender=keeper)
 
 
 def test_expire_without_any_acceptance_refunds_all(market, client, chain, keeper):
     m = market
     job = post(m, client, chain, k=2, deadline_in=HOUR)
     chain.pending_timestamp += 2 * HOUR
-    receipt = m.escrow.expire(job, sender=keeper)
+    receipt = m.jobs.expire(job, sender=keeper)
     (settled,) = receipt.decode_logs(m.escrow.JobSettled)
     assert settled.refunded == 2 * PRICE and settled.bounty == 0
     assert m.escrow.balanceOf(client) == 10_000 * TOKEN
@@ -596,14 +638,14 @@ def test_match_offer(market, client, providers, chain, chain_id):
     job = receipt.return_value
     (event,) = receipt.decode_logs(m.offers.OfferMatched)
     assert (event.job_id, event.client, event.nonce) == (job, client, 7)
-    info = m.escrow.job(job)
+    info = m.jobs.view(job)
     assert (info.client, info.replicas, info.accepted, info.price_per_replica) == (
         client,
         1,
         1,
         PRICE,
     )
-    assert m.escrow.assignment(job, 0).provider == p
+    assert m.jobs.replica(job) == (p.address, 0, b"\x00" * 32)
     assert m.staking.pool(p).locked == COLLATERAL
     with ape.reverts("offer_book: offer used or cancelled"):
         m.offers.match_offer(SPEC, deadline, offer, signature, sender=client)
@@ -681,8 +723,8 @@ def test_guardian_pauses_new_work_only(
         post(m, client, chain)
     # Everything already under way goes on.
     reveal(m, job, p, slot, GOOD)
-    chain.pending_timestamp = m.escrow.job(job).challenge_end
-    m.escrow.finalize(job, sender=keeper)
+    chain.pending_timestamp = m.jobs.view(job).phase_end
+    m.jobs.finalize(job, sender=keeper)
     m.escrow.withdraw(TOKEN, sender=client)
     m.escrow.unpause(sender=guardian)
     post(m, client, chain)
@@ -745,7 +787,7 @@ def test_post_with_permit_pays_from_the_wallet(market, token, client, chain, cha
     receipt = m.escrow.post_with_permit(
         SPEC, REQS, PRICE, 2, deadline, COLLATERAL, deadline, *sig.args, sender=client
     )
-    assert m.escrow.job(receipt.return_value).replicas == 2
+    assert m.jobs.view(receipt.return_value).replicas == 2
     assert token.balanceOf(client) == wallet - 2 * PRICE
     # The deposit covered exactly the job: the earlier balance is untouched.
     assert m.escrow.balanceOf(client) == 10_000 * TOKEN
@@ -763,13 +805,13 @@ def test_device_record_counts_running_jobs_and_outcomes(market, client, provider
     reveal(m, done, p, run_replica(m, done, p, GOOD), GOOD)
     run_replica(m, silent, p, BAD)  # commits, never reveals: expiry slashes it
     assert tuple(m.escrow.device_record(device)) == (2, 0, 0, 0)
-    chain.pending_timestamp = m.escrow.job(done).challenge_end
-    receipt = m.escrow.finalize(done, sender=keeper)
+    chain.pending_timestamp = m.jobs.view(done).phase_end
+    receipt = m.jobs.finalize(done, sender=keeper)
     (settled,) = receipt.decode_logs(m.escrow.ReplicaSettled)
     assert settled.device_id == device and settled.outcome == OUTCOME_COMPLETED
     assert tuple(m.escrow.device_record(device)) == (1, 1, 0, 0)
-    chain.pending_timestamp = max(chain.pending_timestamp, m.escrow.job(silent).reveal_end)
-    receipt = m.escrow.expire(silent, sender=keeper)
+    chain.pending_timestamp = max(chain.pending_timestamp, m.jobs.view(silent).phase_end)
+    receipt = m.jobs.expire(silent, sender=keeper)
     (settled,) = receipt.decode_logs(m.escrow.ReplicaSettled)
     assert settled.device_id == device and settled.outcome == OUTCOME_SLASHED
     assert tuple(m.escrow.device_record(device)) == (0, 1, 0, 1)
@@ -798,7 +840,7 @@ def test_post_with_permit_survives_a_front_run_permit(
     receipt = m.escrow.post_with_permit(
         SPEC, REQS, PRICE, 1, deadline, COLLATERAL, deadline, *sig.args, sender=client
     )
-    assert m.escrow.job(receipt.return_value).client == client
+    assert m.jobs.view(receipt.return_value).client == client
     # Without the allowance a failed permit still stops the post.
     with ape.reverts("compute_token: insufficient allowance"):
         m.escrow.post_with_permit(

@@ -115,13 +115,13 @@ class EscrowMachine(CountedMachine):
         slashed = settled.compensation > 0
         event(f"settled: k={job.k}, {revealed} revealed, {job.status}, slashed={slashed}")
         job.status, job.bond = "settled", 0
-        assert self.m.escrow.job(job.job_id).status == STATUS_FINALIZED
+        assert self.m.jobs.view(job.job_id).status == STATUS_FINALIZED
         with ape.reverts("job_escrow: job not open"):
-            self.m.escrow.finalize(job.job_id, sender=self.keeper)
+            self.m.jobs.finalize(job.job_id, sender=self.keeper)
 
     def _finalize(self, job: JobModel) -> bool:
         try:
-            receipt = self.m.escrow.finalize(job.job_id, sender=self.keeper)
+            receipt = self.m.jobs.finalize(job.job_id, sender=self.keeper)
         except ape.exceptions.ContractLogicError as err:
             assert "not ready to settle" in str(err), err
             return False
@@ -136,7 +136,7 @@ class EscrowMachine(CountedMachine):
         for job in self._live():
             assert self._finalize(job), f"job {job.job_id.hex()} stuck after its deadlines"
         for job in self.jobs:
-            assert self.m.escrow.job(job.job_id).status in (STATUS_FINALIZED, STATUS_CANCELLED)
+            assert self.m.jobs.view(job.job_id).status in (STATUS_FINALIZED, STATUS_CANCELLED)
         self.escrow_holds_what_it_owes()
         for account in self.everyone:
             balance = self.m.escrow.balanceOf(account)
@@ -182,7 +182,7 @@ class EscrowMachine(CountedMachine):
     def _accept(self, job, p) -> None:
         if self._running(p) >= 4 or self.m.staking.free_stake(p) < job.price:
             return
-        self.m.escrow.accept(job.job_id, 0, sender=p)
+        self.m.jobs.accept(job.job_id, 0, sender=p)
         job.replicas.append(Replica(p))
 
     @rule(pick=st.integers(0, 99))
@@ -203,7 +203,7 @@ class EscrowMachine(CountedMachine):
         r.result = BAD if self.behaviour[r.provider.address] == FAULTY else GOOD
         slot = job.replicas.index(r)
         digest = commitment(job.job_id, r.provider.address, r.result, SALT)
-        self.m.escrow.commit(job.job_id, slot, digest, sender=r.provider)
+        self.m.jobs.commit(job.job_id, slot, digest, sender=r.provider)
         r.state = COMMITTED
 
     @rule(pick=st.integers(0, 99))
@@ -221,9 +221,9 @@ class EscrowMachine(CountedMachine):
             self._reveal(*chosen)
 
     def _reveal(self, job, r) -> None:
-        if self._now() >= self.m.escrow.job(job.job_id).reveal_end:
+        if self._now() >= self.m.jobs.view(job.job_id).phase_end:
             return
-        self.m.escrow.reveal(job.job_id, job.replicas.index(r), r.result, SALT, sender=r.provider)
+        self.m.jobs.reveal(job.job_id, job.replicas.index(r), r.result, SALT, sender=r.provider)
         r.state = REVEALED
 
     @rule(pick=st.integers(0, 99))
@@ -261,18 +261,18 @@ class EscrowMachine(CountedMachine):
             j for j in candidates if j.replicas[0].state == REVEALED and j.replicas[0].result == BAD
         ]
         job = self._pick(candidates, pick)
-        if job is None or self._now() >= self.m.escrow.job(job.job_id).challenge_end:
+        if job is None or self._now() >= self.m.jobs.view(job.job_id).phase_end:
             return
         self.m.escrow.deposit(50 * TOKEN, sender=job.client)
-        self.m.escrow.dispute(job.job_id, sender=job.client)
+        self.m.jobs.dispute(job.job_id, sender=job.client)
         job.status, job.bond = "disputed", self.m.escrow.dispute_bond(job.job_id)
 
     @rule(pick=st.integers(0, 99), for_client=st.booleans())
     def rule_dispute(self, pick, for_client):
         job = self._pick([j for j in self._live() if j.status == "disputed"], pick)
-        if job is None or self._now() >= self.m.escrow.job(job.job_id).challenge_end:
+        if job is None or self._now() >= self.m.jobs.view(job.job_id).phase_end:
             return
-        receipt = self.m.escrow.rule(job.job_id, for_client, sender=self.arbiter)
+        receipt = self.m.jobs.rule(job.job_id, for_client, sender=self.arbiter)
         self._settled(job, receipt, job.bond if for_client else 0)
 
     @rule(pick=st.integers(0, 99))
@@ -285,7 +285,7 @@ class EscrowMachine(CountedMachine):
     def cancel(self, pick):
         job = self._pick([j for j in self._live() if j.status == "open" and not j.replicas], pick)
         if job is not None:
-            self.m.escrow.cancel(job.job_id, sender=job.client)
+            self.m.jobs.cancel(job.job_id, sender=job.client)
             job.status = "cancelled"
 
     @rule(who=st.integers(0, 6), share=st.integers(1, 100))

@@ -500,8 +500,8 @@ def test_end_to_end_fee_change_and_grant(
     job = post(dao, client, chain)
     slot = run_replica(dao, job, provider, GOOD)
     reveal(dao, job, provider, slot, GOOD)
-    chain.pending_timestamp = escrow.job(job).challenge_end
-    [settled] = escrow.finalize(job, sender=outsider).decode_logs(escrow.JobSettled)
+    chain.pending_timestamp = dao.jobs.view(job).phase_end
+    [settled] = dao.jobs.finalize(job, sender=outsider).decode_logs(escrow.JobSettled)
     assert settled.fees == PRICE * 100 // 10_000
 
 

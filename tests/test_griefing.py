@@ -28,14 +28,14 @@ def test_dust_job_settles_and_harms_nobody(market, client, providers, chain, kee
     job = m.escrow.post(SPEC, reqs, 1, 3, deadline, 1, sender=client).return_value
     for p in providers:
         m.registry.register(gpu_spec(price_per_second=1), "", sender=p)  # device nonce 1
-        slot = m.escrow.accept(job, 1, sender=p).return_value
-        m.escrow.commit(job, slot, commitment(job, p.address, GOOD, SALT), sender=p)
+        slot = m.jobs.accept(job, 1, sender=p).return_value
+        m.jobs.commit(job, slot, commitment(job, p.address, GOOD, SALT), sender=p)
     for slot, p in enumerate(providers):
         reveal(m, job, p, slot, GOOD)
-    receipt = m.escrow.finalize(job, sender=keeper)
+    receipt = m.jobs.finalize(job, sender=keeper)
     (settled,) = receipt.decode_logs(m.escrow.JobSettled)
     assert (settled.paid, settled.fees, settled.refunded) == (3, 0, 0)
-    assert m.escrow.job(job).status == STATUS_FINALIZED
+    assert m.jobs.view(job).status == STATUS_FINALIZED
     assert m.escrow.balanceOf(client) == before - 3
     assert all(m.staking.pool(p).locked == 0 for p in providers)
 
@@ -49,8 +49,8 @@ def test_many_devices_hurt_only_their_own_provider(market, client, providers, ch
     gas = [m.registry.register(gpu_spec(), "", sender=spammer).gas_used for _ in range(99)]
     assert max(gas[1:]) == min(gas[1:])
     with ape.reverts("job_escrow: device not eligible"):
-        m.escrow.accept(post(m, client, chain), 0, sender=spammer)
-    m.escrow.accept(post(m, client, chain), 0, sender=honest)
+        m.jobs.accept(post(m, client, chain), 0, sender=spammer)
+    m.jobs.accept(post(m, client, chain), 0, sender=honest)
 
 
 def test_offer_signed_for_another_offer_book_is_refused(

@@ -47,8 +47,8 @@ def optimistic_job(m, client, provider, chain, price=10 * TOKEN):
     job = post(m, client, chain, price=price, collateral=price)
     slot = run_replica(m, job, provider, GOOD)
     reveal(m, job, provider, slot, GOOD)
-    chain.pending_timestamp = m.escrow.job(job).challenge_end
-    return m.escrow.finalize(job, sender=client)
+    chain.pending_timestamp = m.jobs.view(job).phase_end
+    return m.jobs.finalize(job, sender=client)
 
 
 # ---------------------------------------------------------------- fee on transfer
@@ -122,12 +122,12 @@ def test_token_reverting_on_zero_transfers_never_blocks_a_payout(
     optimistic_job(m, client, providers[0], chain)
     silent = post(m, client, chain, k=3, price=5 * TOKEN, collateral=5 * TOKEN)
     slot = run_replica(m, silent, providers[1], GOOD)  # the others never show up
-    chain.pending_timestamp = m.escrow.job(silent).deadline + 1
+    chain.pending_timestamp = m.jobs.view(silent).deadline + 1
     reveal(m, silent, providers[1], slot, GOOD)
-    chain.pending_timestamp = m.escrow.job(silent).reveal_end + 1
-    m.escrow.finalize(silent, sender=keeper)  # no majority: refunded, nobody paid
+    chain.pending_timestamp = m.jobs.view(silent).phase_end + 1
+    m.jobs.finalize(silent, sender=keeper)  # no majority: refunded, nobody paid
     cancelled = post(m, client, chain)
-    m.escrow.cancel(cancelled, sender=client)
+    m.jobs.cancel(cancelled, sender=client)
 
     everyone = [client, *providers, keeper]
     for shard in range(16):
