@@ -21,6 +21,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 from ape.exceptions import ApeException, ContractLogicError
 from eth_utils import keccak
@@ -110,14 +111,15 @@ class Agent:
         for posted in self.cs.escrow.JobPosted.range(start, head + 1):
             key = "0x" + bytes(posted.job_id).hex()
             if key not in self.journal.jobs and key not in self.journal.done:
+                self.cs.jobs.remember(posted.terms)
                 self._consider(bytes(posted.job_id), bytes(posted.spec))
         self.journal.from_block = min(head + 1, self._retry_from)
         self.journal.save()
 
     def _consider(self, job_id: bytes, spec: bytes) -> None:
         key = "0x" + job_id.hex()
-        job = self.cs.escrow.job(job_id)
-        held = self._held_slot(job_id, job.accepted)
+        job = self.cs.jobs.view(job_id)
+        held = self._held_slot(job_id, job)
         if held is not None:  # accepted before a restart: adopt it
             self.journal.jobs[key] = {
                 "slot": held,
@@ -129,7 +131,9 @@ class Agent:
         if not self._can_serve(job):
             return
         try:
-            receipt = self._send(self.cs.escrow.accept, job_id, self._device_nonce())
+            receipt = self._send(
+                self.cs.escrow.accept, self.cs.jobs.terms(job_id), self._device_nonce()
+            )
         except ContractLogicError as error:
             if error.message and error.message.startswith("job_escrow:"):
                 self.log(f"job {key[:10]}: not accepted ({error.message})")
@@ -162,8 +166,11 @@ class Agent:
         self.log(f"job {key[:10]}: accept failed ({_first_line(error)}); retrying")
         self._retry_from = min(self._retry_from, self.journal.from_block)
 
-    def _held_slot(self, job_id: bytes, accepted: int) -> int | None:
-        for slot in range(accepted):  # at most MAX_REPLICAS
+    def _held_slot(self, job_id: bytes, job) -> int | None:
+        if job.replicas == 1:  # a k = 1 replica is a hash on chain: its provider is in the events
+            held = job.accepted and self.cs.jobs.replica(job_id)[0] == self.me
+            return 0 if held else None
+        for slot in range(job.accepted):  # at most MAX_REPLICAS
             if self.cs.escrow.assignment(job_id, slot).provider == self.me:
                 return slot
         return None
@@ -181,7 +188,7 @@ class Agent:
 
     def _can_serve(self, job) -> bool:
         """The contract's own eligibility rules, checked locally so nothing doomed is sent."""
-        requirements = job.requirements
+        requirements = SimpleNamespace(**job.requirements)
         if job.status != STATUS_OPEN or job.accepted >= job.replicas:
             return False
         if job.deadline <= self.cs.escrow.chain_manager.pending_timestamp:
@@ -204,7 +211,7 @@ class Agent:
     def _advance(self, key: str) -> None:
         entry = self.journal.jobs[key]
         job_id, slot = bytes.fromhex(key[2:]), entry["slot"]
-        job = self.cs.escrow.job(job_id)
+        job = self.cs.jobs.view(job_id)
         status = self.cs.escrow.assignment(job_id, slot).status
         now = self.cs.escrow.chain_manager.pending_timestamp
         try:
@@ -238,16 +245,23 @@ class Agent:
             entry["salt"] = "0x" + os.urandom(32).hex()
             self.journal.save()  # the secrets are durable before the commitment is public
         digest, salt = bytes.fromhex(entry["result_hash"][2:]), bytes.fromhex(entry["salt"][2:])
-        self._send(self.cs.escrow.commit, job_id, slot, commitment(job_id, self.me, digest, salt))
+        self._send(
+            self.cs.escrow.commit,
+            self.cs.jobs.terms(job_id),
+            slot,
+            self._device_nonce(),
+            commitment(job_id, self.me, digest, salt),
+        )
         self.log(f"job {key[:10]}: committed" + (" (faulty result)" if self.faulty else ""))
 
     @staticmethod
     def _reveal_open(job, now: int) -> bool:
-        return (job.committed == job.replicas or now >= job.deadline) and now < job.reveal_end
+        return (job.committed == job.replicas or now >= job.deadline) and now < job.phase_end
 
     def _reveal(self, key: str, job_id: bytes, slot: int, entry: dict) -> None:
         digest, salt = bytes.fromhex(entry["result_hash"][2:]), bytes.fromhex(entry["salt"][2:])
-        self._send(self.cs.escrow.reveal, job_id, slot, digest, salt)
+        terms, nonce = self.cs.jobs.terms(job_id), self._device_nonce()
+        self._send(self.cs.escrow.reveal, terms, slot, nonce, digest, salt)
         self.log(f"job {key[:10]}: revealed {entry['result_hash'][:10]}")
 
     # Replicas other than slot 0 wait this many steps before finalizing a due job, so the
@@ -255,19 +269,16 @@ class Agent:
     FINALIZE_BACKOFF = 4
 
     def _finalize_if_due(self, key: str, job_id: bytes, job, now: int) -> None:
-        if job.replicas == 1 and job.revealed == 1:
-            due = now >= job.challenge_end
-        elif job.replicas > 1 and job.revealed == job.replicas:
-            due = True
-        else:
-            due = now >= job.reveal_end
+        # k = 1: the reveal window, then the challenge window (or a dispute's ruling period).
+        due = now >= job.phase_end or (job.replicas > 1 and job.revealed == job.replicas)
         if due:
             entry = self.journal.jobs[key]
             waited = entry.get("waited", 0)
             if entry["slot"] != 0 and waited < self.FINALIZE_BACKOFF * entry["slot"]:
                 entry["waited"] = waited + 1
                 return
-            self._send(self.cs.escrow.finalize, job_id)
+            jobs = self.cs.jobs
+            self._send(self.cs.escrow.finalize, jobs.terms(job_id), jobs.settlement_replica(job_id))
             self.log(f"job {key[:10]}: finalized")
 
     def _settled(self, key: str, job_id: bytes) -> None:

@@ -72,7 +72,7 @@ def friendly(func):
             return func(*args, **kwargs)
         except ContractLogicError as error:
             raise click.ClickException(f"reverted: {error.message}") from None
-        except (ClientError, DeployError, WorkloadError, ValueError) as error:
+        except (ClientError, DeployError, WorkloadError, ValueError, LookupError) as error:
             raise click.ClickException(str(error)) from None
         except ApeException as error:
             raise click.ClickException(str(error).splitlines()[0]) from None
@@ -343,9 +343,9 @@ def _job_command(action: str, doc: str):
     @click.argument("job_id", callback=lambda ctx, param, value: hex32(value))
     def run(account, manifest, job_id):
         cs = connect(manifest, account)
-        if cs.escrow.job(job_id).client != account.address:
+        if cs.jobs.terms(job_id)[0] != account.address:
             raise click.ClickException("not your job")
-        getattr(cs.escrow, action)(job_id, sender=account)
+        getattr(cs.jobs, action)(job_id, sender=account)
         click.echo(f"job 0x{job_id.hex()}: {STATUS_NAMES[cs.escrow.job(job_id).status]}")
 
     run.__doc__ = doc
@@ -361,10 +361,10 @@ _job_command("dispute", "Dispute an optimistic result within its challenge windo
 def client_status(manifest, job_id, watch):
     """Show a job (or follow it with --watch)."""
     cs = connect(manifest)
+    if cs.escrow.job(job_id).status == 0:
+        raise click.ClickException("no such job")
     views = cs.watch_job(job_id) if watch else [cs.job(job_id)]
     for view in views:
-        if view["status"] == 0:
-            raise click.ClickException("no such job")
         click.echo(
             f"{view['status_name']}: replicas {view['replicas']}, accepted {view['accepted']}, "
             f"committed {view['committed']}, revealed {view['revealed']} "

@@ -22,7 +22,7 @@ from typing import Any
 from ape import Contract, chain
 
 from computeshare.deploy import DEPLOYMENTS, manifest_path
-from computeshare.jobs import STATUS_CANCELLED, STATUS_FINALIZED
+from computeshare.jobs import STATUS_CANCELLED, STATUS_FINALIZED, JobBook
 
 STATUS_NAMES = {0: "none", 1: "open", 2: "disputed", 3: "finalized", 4: "cancelled"}
 REPLICA_NAMES = {0: "none", 1: "accepted", 2: "committed", 3: "revealed"}
@@ -49,6 +49,7 @@ class ComputeShare:
         self.manifest = manifest
         self.account = account
         self._contracts: dict[str, Any] = {}
+        self._jobs: JobBook | None = None
 
     @classmethod
     def from_manifest(cls, path: Path | str, account=None) -> ComputeShare:
@@ -139,8 +140,17 @@ class ComputeShare:
         )
         return bytes(receipt.return_value)
 
+    @property
+    def jobs(self) -> JobBook:
+        """JobEscrow's job calls by job id; terms are read from the escrow's events."""
+        if self._jobs is None:
+            start = self.manifest["contracts"]["JobEscrow"].get("block") or 0
+            self._jobs = JobBook(self.escrow, start_block=start)
+        return self._jobs
+
     def job(self, job_id: bytes) -> dict:
-        view = dict(self.escrow.job(job_id).items())
+        """The job's terms and state, with status and replica states named."""
+        view = vars(self.jobs.view(job_id))
         view["status_name"] = STATUS_NAMES.get(view["status"], str(view["status"]))
         view["replica_states"] = [
             REPLICA_NAMES.get(self.escrow.assignment(job_id, slot).status, "?")

@@ -136,7 +136,7 @@ def test_agent_adopts_an_acceptance_its_journal_missed(
     agent = agent_for(manifest, providers[0], tmp_path)
     start = agent.journal.from_block
     view, job_id = post(manifest, client, replicas=1)
-    agent.cs.escrow.accept(job_id, 0, sender=providers[0])
+    agent.cs.jobs.accept(job_id, 0, sender=providers[0])
     agent.journal.from_block = start
     agent.step()
     key = "0x" + job_id.hex()
