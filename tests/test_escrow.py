@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ape
 import pytest
-from ape.utils import ZERO_ADDRESS
 from eth_utils import keccak
 
 from computeshare.jobs import (
