@@ -98,10 +98,10 @@ class JobBook:
 
     # -- reading the chain
 
-    def _logs(self, event: str, job_id: bytes) -> list:
-        abi = getattr(self.escrow, event).abi
+    def _logs(self, job_id: bytes, *events: str) -> list:
+        """The job's logs of these events, in chain order: one `eth_getLogs` request."""
+        abis = [getattr(self.escrow, event).abi for event in events]
         provider = self.escrow.chain_manager.provider
-        topic = "0x" + keccak(text=abi.selector).hex()
         raw = provider.make_request(
             "eth_getLogs",
             [
@@ -109,11 +109,14 @@ class JobBook:
                     "address": str(self.escrow.address),
                     "fromBlock": hex(self.start_block),
                     "toBlock": "latest",
-                    "topics": [topic, "0x" + bytes(job_id).hex()],
+                    "topics": [
+                        ["0x" + keccak(text=abi.selector).hex() for abi in abis],
+                        "0x" + bytes(job_id).hex(),
+                    ],
                 }
             ],
         )
-        return list(provider.network.ecosystem.decode_logs(raw, abi))
+        return list(provider.network.ecosystem.decode_logs(raw, *abis))
 
     def remember(self, terms: Any) -> bytes:
         """Records terms seen elsewhere (e.g. a `JobPosted` already in hand); returns the id."""
@@ -125,7 +128,7 @@ class JobBook:
     def terms(self, job_id: bytes) -> tuple:
         job_id = bytes(job_id)
         if job_id not in self._terms:
-            posted = self._logs("JobPosted", job_id)
+            posted = self._logs(job_id, "JobPosted")
             if not posted:
                 raise LookupError(f"no job 0x{job_id.hex()} posted on this chain")
             self.remember(posted[0].terms)
@@ -134,19 +137,17 @@ class JobBook:
     def replica(self, job_id: bytes) -> tuple:
         """A k = 1 job's replica as JobEscrow binds it: (provider, device nonce, digest), the
         digest being zero, then the commitment, then the result. Empty if none accepted."""
-        accepted = self._logs("ReplicaAccepted", job_id)
-        if not accepted:
-            return NO_REPLICA
-        digest = b"\x00" * 32
-        revealed = self._logs("ResultRevealed", job_id)
-        committed = self._logs("ResultCommitted", job_id)
-        if revealed:
-            digest = bytes(revealed[-1].result_hash)
-        elif committed:
-            digest = bytes(committed[-1].commitment)
-        # `provider` is also a property of every ape log: read the argument by name.
-        last = accepted[-1].event_arguments
-        return (to_checksum_address(last["provider"]), last["device_nonce"], digest)
+        provider, device_nonce, digest = NO_REPLICA
+        for log in self._logs(job_id, "ReplicaAccepted", "ResultCommitted", "ResultRevealed"):
+            # Read arguments by name: `provider` is also a property of every ape log.
+            args = log.event_arguments
+            if log.event_name == "ReplicaAccepted":
+                provider, device_nonce = to_checksum_address(args["provider"]), args["device_nonce"]
+            elif log.event_name == "ResultCommitted":
+                digest = bytes(args["commitment"])
+            else:
+                digest = bytes(args["result_hash"])
+        return (provider, device_nonce, digest)
 
     def settlement_replica(self, job_id: bytes) -> tuple:
         """What settlement calls take: the k = 1 replica, empty for k > 1."""
