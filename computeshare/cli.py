@@ -584,7 +584,7 @@ def show_jobs(manifest, since):
     cs = connect(manifest)
     rows = []
     for event in _events(cs.escrow, "JobPosted", _start(cs, since)):
-        view = cs.job(bytes(event.job_id))
+        view = cs.job(cs.jobs.remember(event.terms))
         rows.append(
             {
                 "job": "0x" + bytes(event.job_id).hex()[:10],
