@@ -132,8 +132,8 @@ _RULING_PROVIDER: constant(uint256) = 2
 
 _ADDRESS_MASK: constant(uint256) = 2**160 - 1
 _U8: constant(uint256) = 2**8 - 1
-_U24: constant(uint256) = 2**24 - 1
 _U16: constant(uint256) = 2**16 - 1
+_U24: constant(uint256) = 2**24 - 1
 _U32: constant(uint256) = 2**32 - 1
 _U64: constant(uint256) = 2**64 - 1
 _U40: constant(uint256) = 2**40 - 1
@@ -360,7 +360,8 @@ def post(
 ) -> bytes32:
     """
     @notice Posts a job paid from the caller's escrow balance: `price_per_replica *
-            replicas` is locked until settlement.
+            replicas` is locked until settlement. `JobPosted` emits the job's terms,
+            which every later call on the job passes back.
     @param spec The job spec (workload and input); emitted, only its hash is stored.
     @param requirements What a device must offer; `compute_seconds` prices the job for
            devices: a device matches when its price per second times `compute_seconds`
