@@ -645,9 +645,11 @@ def expire(terms: IJobEscrow.Terms, replica: IJobEscrow.Replica):
     word: uint256 = 0
     job_id, word = self._load(terms)
     assert word & _U8 == _OPEN, "job_escrow: job not open"
-    if terms.replicas == 1 and ((word >> _ACCEPTED_AT) & _U8) == convert(REPLICA_REVEALED, uint256):
-        assert block.timestamp >= ((word >> _PHASE_AT) & _U40), "job_escrow: challenge window still open"
-    assert block.timestamp >= ((word >> _PHASE_AT) & _U40), "job_escrow: reveal window still open"
+    # k = 1 and revealed: the phase is the challenge window; otherwise the reveal window.
+    if block.timestamp < ((word >> _PHASE_AT) & _U40):
+        if terms.replicas == 1 and ((word >> _ACCEPTED_AT) & _U8) == convert(REPLICA_REVEALED, uint256):
+            raise "job_escrow: challenge window still open"
+        raise "job_escrow: reveal window still open"
     self._settle(job_id, word, terms, replica, _RULING_NONE)
 
 
@@ -1102,11 +1104,11 @@ def _settle(job_id: bytes32, word: uint256, terms: IJobEscrow.Terms, replica: IJ
     client: address = terms.client
     price: uint256 = terms.price_per_replica
     collateral: uint256 = terms.collateral_per_replica
-    # Only k > 1 jobs have a leading result; only disputed jobs a bond.
+    # Only a k > 1 job with a strict majority has a leading result to read (and only a
+    # disputed job a bond).
+    majority: bool = replicas > 1 and ((word >> _LEADER_AT) & _U8) * 2 > replicas
     leader: bytes32 = empty(bytes32)
-    majority: bool = False
-    if replicas > 1:
-        majority = ((word >> _LEADER_AT) & _U8) * 2 > replicas
+    if majority:
         leader = self._leader[job_id]
 
     paid: uint256 = 0
@@ -1115,9 +1117,7 @@ def _settle(job_id: bytes32, word: uint256, terms: IJobEscrow.Terms, replica: IJ
     refunded: uint256 = (replicas - accepted) * price
     reward: uint256 = 0
     # The accepted result: the strict majority's, or the optimistic one that stands.
-    result: bytes32 = empty(bytes32)
-    if majority:
-        result = leader
+    result: bytes32 = leader
 
     # analysis: send_in_loop, cei_violation: the job is already final (above); the loop is bounded by MAX_REPLICAS and calls only Staking, fixed at deploy and nonreentrant.
     for slot: uint256 in range(MAX_REPLICAS):
