@@ -12,6 +12,15 @@ State lives on the chain; the journal (a JSON file, replaced atomically) holds w
 must not see early: the result and salt behind each commitment, written before the commit is
 sent. After a restart the agent rescans from its last processed block and adopts any replica
 the chain shows it holds, so no accepted job is lost and nothing is revealed uncommitted.
+
+Everything a client sends is hostile. Before accepting, the agent decodes the spec, checks it
+against the workload's schema and the operator's `Policy` (workloads, collateral, price per
+fuel, fuel the device can burn in the compute-seconds paid for) and compiles a wasm module in
+a worker process: it never locks collateral on a spec it has not validated. Workloads run in
+worker processes (`computeshare.worker`) with a wall-clock limit, polled from the loop, so a
+job can stall neither the loop nor the other jobs. Nothing a spec, an event or an RPC answer
+holds can raise out of `step()`: each failure is one log line and the job is declined,
+retried or left to settle.
 """
 
 from __future__ import annotations
@@ -19,13 +28,15 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import SimpleNamespace
 
+import yaml
 from ape.exceptions import ApeException, ContractLogicError
 from eth_utils import keccak
 
+from computeshare import worker
 from computeshare.jobs import (
     OUTCOME_COMPLETED,
     OUTCOME_FAILED,
@@ -38,9 +49,71 @@ from computeshare.jobs import (
     STATUS_OPEN,
     commitment,
 )
-from computeshare.workloads import WorkloadError, execute, result_hash
+from computeshare.sandbox import RunResult
+from computeshare.workloads import WORKLOADS, Job, WorkloadError, decode_spec, resolve_module
 
 OUTCOMES = {OUTCOME_COMPLETED: "completed", OUTCOME_FAILED: "failed", OUTCOME_SLASHED: "slashed"}
+
+
+class AgentError(Exception):
+    """The agent cannot start: a one-line reason (journal, policy or device)."""
+
+
+@dataclass
+class Policy:
+    """What the operator lets its agent accept (`--policy FILE`, YAML with these keys).
+
+    Amounts are in wei. `max_collateral_fraction` bounds a job's collateral by the free
+    stake at the time; `min_price_per_gigafuel` is the least price per 10**9 fuel;
+    `fuel_per_second` is what the device burns (it turns a job's fuel limit into the
+    compute-seconds its price must cover, and sets the run's wall-clock limit)."""
+
+    workloads: tuple[str, ...] = WORKLOADS
+    max_collateral: int | None = None
+    max_collateral_fraction: float = 0.5
+    min_price_per_gigafuel: int = 0
+    fuel_per_second: int = 500_000_000
+    fetch_modules: bool = True
+    min_wall_seconds: float = 30.0
+
+    @classmethod
+    def load(cls, path: Path | None) -> Policy:
+        if path is None:
+            return cls()
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as error:
+            raise AgentError(f"policy {path}: {_first_line(error)}") from None
+        known = {f.name for f in fields(cls)}
+        if not isinstance(data, dict) or set(data) - known:
+            extra = sorted(set(data) - known) if isinstance(data, dict) else data
+            raise AgentError(f"policy {path}: unknown keys {extra}; known: {sorted(known)}")
+        if "workloads" in data:
+            data["workloads"] = tuple(data["workloads"])
+        policy = cls(**data)
+        if set(policy.workloads) - set(WORKLOADS) or not 0 < policy.max_collateral_fraction <= 1:
+            raise AgentError(f"policy {path}: workloads among {WORKLOADS}, fraction in (0, 1]")
+        if policy.fuel_per_second <= 0:
+            raise AgentError(f"policy {path}: fuel_per_second must be positive")
+        return policy
+
+    def wall_seconds(self, fuel: int) -> float:
+        """The wall-clock limit of a run: three times its fuel's time, at least the floor."""
+        return max(self.min_wall_seconds, 3 * fuel / self.fuel_per_second)
+
+    def refusal(self, job: Job, price: int, collateral: int, compute_seconds: int, free: int):
+        """Why a decoded job does not fit this policy, or None."""
+        if job.workload not in self.workloads:
+            return f"workload {job.workload} not allowed here"
+        if self.max_collateral is not None and collateral > self.max_collateral:
+            return "collateral above the policy's maximum"
+        if collateral > free * self.max_collateral_fraction:
+            return "collateral above the policy's share of free stake"
+        if price * 10**9 < self.min_price_per_gigafuel * job.fuel:
+            return "price per fuel below the policy's minimum"
+        if job.fuel > self.fuel_per_second * compute_seconds:
+            return f"fuel {job.fuel:,} needs more than the {compute_seconds} s paid for"
+        return None
 
 
 @dataclass
@@ -55,9 +128,14 @@ class Journal:
     @classmethod
     def open(cls, path: Path, from_block: int = 0) -> Journal:
         path = Path(path)
+        if not path.parent.is_dir():
+            raise AgentError(f"journal folder {path.parent} does not exist")
         if path.exists():
-            data = json.loads(path.read_text())
-            return cls(path, data["from_block"], data["jobs"], data.get("done", {}))
+            try:
+                data = json.loads(path.read_text())
+                return cls(path, int(data["from_block"]), dict(data["jobs"]), dict(data["done"]))
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                raise AgentError(f"journal {path} is corrupt ({_first_line(error)})") from None
         return cls(path, from_block)
 
     def save(self) -> None:
@@ -88,20 +166,38 @@ class Agent:
         journal: Journal,
         *,
         faulty: bool = False,
+        policy: Policy | None = None,
         log: Callable[[str], None] = print,
+        module_cache: Path | None = None,
     ):
         self.cs, self.account, self.device_id = cs, account, bytes(device_id)
         self.journal, self.faulty, self.log = journal, faulty, log
+        self.policy = policy or Policy()
+        self.module_cache = module_cache or journal.path.parent / "modules"
         self.me = account.address
         self._nonce: int | None = None
+        self._runs: dict[str, worker.Run] = {}
 
     # -- the loop
 
     def step(self) -> None:
+        """One pass: scan for new jobs, then move each held job on. Never raises."""
         self._retry_from = 2**63
-        self._scan()
+        try:
+            self._scan()
+        except Exception as error:  # a hostile or failing RPC answer: rescan next step
+            self.log(f"scan failed ({type(error).__name__}: {_first_line(error)}); retrying")
         for key in list(self.journal.jobs):
-            self._advance(key)
+            try:
+                self._advance(key)
+            except Exception as error:
+                self.log(f"job {key[:10]}: {type(error).__name__}: {_first_line(error)}")
+
+    def close(self) -> None:
+        """Stops every workload still running."""
+        for run in self._runs.values():
+            run.kill()
+        self._runs.clear()
 
     def _scan(self) -> None:
         head = self.cs.escrow.chain_manager.blocks.height
@@ -110,11 +206,40 @@ class Agent:
             return
         for posted in self.cs.escrow.JobPosted.range(start, head + 1):
             key = "0x" + bytes(posted.job_id).hex()
-            if key not in self.journal.jobs and key not in self.journal.done:
+            if key in self.journal.jobs or key in self.journal.done:
+                continue
+            try:
                 self.cs.jobs.remember(posted.terms)
                 self._consider(bytes(posted.job_id), bytes(posted.spec))
+            except Exception as error:  # one job's trouble never stops the scan
+                self.log(f"job {key[:10]}: skipped ({type(error).__name__}: {_first_line(error)})")
         self.journal.from_block = min(head + 1, self._retry_from)
         self.journal.save()
+
+    def _validate(self, key: str, spec: bytes, job) -> Job | None:
+        """The whole spec checked before any collateral is locked; None (and a log line) if
+        it is malformed, outside the policy, or its module does not compile."""
+        try:
+            decoded = decode_spec(spec)
+            requirements = job.requirements
+            refusal = self.policy.refusal(
+                decoded,
+                job.price_per_replica,
+                job.collateral_per_replica,
+                requirements["compute_seconds"],
+                self.cs.staking.free_stake(self.me),
+            )
+            if refusal is None and decoded.workload == "wasm":
+                module = resolve_module(
+                    decoded.input.module, self.module_cache, fetch=self.policy.fetch_modules
+                )
+                worker.check(spec, module, self.policy.min_wall_seconds)
+        except (WorkloadError, worker.WorkerError) as error:
+            refusal = _first_line(error)
+        if refusal is not None:
+            self.log(f"job {key[:10]}: declined ({refusal})")
+            return None
+        return decoded
 
     def _consider(self, job_id: bytes, spec: bytes) -> None:
         key = "0x" + job_id.hex()
@@ -128,7 +253,7 @@ class Agent:
             }
             self.log(f"job {key[:10]}: adopted replica {held} from the chain")
             return
-        if not self._can_serve(job):
+        if not self._can_serve(job) or self._validate(key, spec, job) is None:
             return
         try:
             receipt = self._send(
@@ -228,22 +353,52 @@ class Agent:
         except ApeException as error:  # a failed send: the next step retries this stage
             self.log(f"job {key[:10]}: {_first_line(error)}; retrying")
 
+    def _result(self, key: str, entry: dict) -> RunResult | None:
+        """The job's run result; starts or polls its worker. None while it runs or after it
+        failed (then the job is dropped from the journal and left to settle)."""
+        spec = bytes.fromhex(entry["spec"][2:])
+        run = self._runs.get(key)
+        try:
+            if run is None:
+                job = decode_spec(spec)
+                module = None
+                if job.workload == "wasm":
+                    module = resolve_module(
+                        job.input.module, self.module_cache, fetch=self.policy.fetch_modules
+                    )
+                run = worker.Run("run", spec, module, self.policy.wall_seconds(job.fuel))
+                self._runs[key] = run
+                self.log(f"job {key[:10]}: running {job.workload} (fuel limit {job.fuel:,})")
+            answer = run.poll()
+            if answer is None:
+                self.log(f"job {key[:10]}: running, {run.elapsed:.1f} s")
+                return None
+            self._runs.pop(key, None)
+            return worker.run_result(answer)
+        except (WorkloadError, worker.WorkerError) as error:
+            self._runs.pop(key, None)
+            self.log(f"job {key[:10]}: cannot run ({_first_line(error)}); leaving it")
+            self.journal.jobs.pop(key)
+            self.journal.done[key] = {"outcome": "unrunnable"}
+            self.journal.save()
+            return None
+
     def _commit(self, key: str, job_id: bytes, slot: int, entry: dict) -> None:
         if "result_hash" not in entry:
-            try:
-                result = execute(bytes.fromhex(entry["spec"][2:]))
-            except WorkloadError as error:
-                self.log(f"job {key[:10]}: cannot run ({error}); leaving it")
-                self.journal.jobs.pop(key)
-                self.journal.done[key] = {"outcome": "unrunnable"}
-                self.journal.save()
+            result = self._result(key, entry)
+            if result is None:
                 return
-            digest = result_hash(result)
+            digest = result.digest()
             if self.faulty:
                 digest = keccak(b"faulty" + digest)
+            entry["result"] = result.to_json()
             entry["result_hash"] = "0x" + digest.hex()
             entry["salt"] = "0x" + os.urandom(32).hex()
             self.journal.save()  # the secrets are durable before the commitment is public
+            self.log(
+                f"job {key[:10]}: ran, {result.status_name}, fuel {result.fuel:,}, "
+                f"{len(result.output)} bytes out"
+            )
         digest, salt = bytes.fromhex(entry["result_hash"][2:]), bytes.fromhex(entry["salt"][2:])
         self._send(
             self.cs.escrow.commit,
@@ -299,6 +454,8 @@ class Agent:
             "paid": settled.paid,
             "slashed": settled.slashed,
         }
+        if "result" in entry:
+            self.journal.done[key]["result"] = entry["result"]
         self.journal.save()
         self.log(
             f"job {key[:10]}: settled, {outcome}: paid {settled.paid / 1e18:,.2f}, "

@@ -24,14 +24,15 @@ from ape import accounts, chain
 from ape.cli import ConnectedProviderCommand, account_option
 from ape.exceptions import ApeException, ContractLogicError
 
-from computeshare.agent import Agent, Journal
+from computeshare.agent import Agent, AgentError, Journal, Policy
 from computeshare.client import ALIASES, STATUS_NAMES, ClientError, ComputeShare
 from computeshare.deploy import DeployError, parse_value
 from computeshare.gas import format_table
 from computeshare.governance import STATE_NAMES, Action, call, rehearse
 from computeshare.params import parameter
+from computeshare.results import ResultError, start_server
 from computeshare.specs import device_spec, job_requirements
-from computeshare.workloads import WorkloadError, encode_spec
+from computeshare.workloads import CATALOGUE, WorkloadError, encode_spec, wasm_spec
 
 TOKEN = 10**18
 SUPPORT = {"against": 0, "for": 1, "abstain": 2}
@@ -72,7 +73,10 @@ def friendly(func):
             return func(*args, **kwargs)
         except ContractLogicError as error:
             raise click.ClickException(f"reverted: {error.message}") from None
-        except (ClientError, DeployError, WorkloadError, ValueError, LookupError) as error:
+        except (
+            AgentError, ClientError, DeployError, ResultError, WorkloadError, ValueError,
+            LookupError, OSError,
+        ) as error:  # fmt: skip
             raise click.ClickException(str(error)) from None
         except ApeException as error:
             raise click.ClickException(str(error).splitlines()[0]) from None
@@ -299,8 +303,15 @@ def client_withdraw(account, manifest, amount):
 
 
 @command(client, "post")
-@click.option("--workload", required=True, help="sha256-chain, matrix-power or python")
-@click.option("--input", "payload", required=True, help="the workload's input as JSON")
+@click.option("--workload", help="sha256-chain or matrix-power (with --input), or wasm")
+@click.option("--input", "payload", help="the workload's input as JSON")
+@click.option(
+    "--wasm",
+    "module",
+    help=f"a wasm module: a catalogue name ({', '.join(CATALOGUE)}) or a .wasm file (inline)",
+)
+@click.option("--stdin", "stdin_hex", default="", help="the wasm module's stdin, as hex")
+@click.option("--fuel", type=click.IntRange(1), help="the wasm run's fuel limit")
 @click.option("--price", required=True, help="tokens per replica")
 @click.option("--replicas", type=click.IntRange(1, 9), default=1, show_default=True)
 @click.option("--duration", type=click.IntRange(60), default=3_600, show_default=True)
@@ -308,15 +319,13 @@ def client_withdraw(account, manifest, amount):
 @click.option("--min-gpus", type=click.IntRange(0, 255), default=0, show_default=True)
 @click.option("--compute-seconds", type=click.IntRange(1), default=60, show_default=True)
 def client_post(
-    account, manifest, workload, payload, price, replicas, duration, collateral, min_gpus,
-    compute_seconds,
+    account, manifest, workload, payload, module, stdin_hex, fuel, price, replicas, duration,
+    collateral, min_gpus, compute_seconds,
 ):  # fmt: skip
-    """Post a job; payment for every replica is locked from your escrow balance."""
-    try:
-        data = json.loads(payload)
-    except ValueError as error:
-        raise click.BadParameter(f"not JSON: {error}", param_hint="--input") from None
-    spec = encode_spec(workload, data)
+    """Post a job; payment for every replica is locked from your escrow balance. The spec is
+    checked against its workload's schema (and a wasm module compiled) before anything is
+    sent."""
+    spec = _job_spec(workload, payload, module, stdin_hex, fuel)
     cs = connect(manifest, account)
     price_wei = tokens(price)
     collateral_wei = tokens(collateral) if collateral else price_wei
@@ -336,6 +345,26 @@ def client_post(
         collateral=collateral_wei,
     )
     click.echo(f"job 0x{job_id.hex()}")
+
+
+def _job_spec(workload, payload, module, stdin_hex, fuel) -> bytes:
+    if module is not None or workload == "wasm":
+        if module is None or fuel is None or payload is not None:
+            raise click.UsageError("a wasm job takes --wasm and --fuel (and --stdin), not --input")
+        try:
+            stdin = bytes.fromhex(stdin_hex.removeprefix("0x"))
+        except ValueError:
+            raise click.BadParameter("not hex", param_hint="--stdin") from None
+        if module in CATALOGUE:
+            return wasm_spec(module, stdin, fuel=fuel)
+        return wasm_spec(Path(module).read_bytes(), stdin, fuel=fuel)
+    if workload is None or payload is None:
+        raise click.UsageError("give --workload and --input, or --wasm and --fuel")
+    try:
+        data = json.loads(payload)
+    except ValueError as error:
+        raise click.BadParameter(f"not JSON: {error}", param_hint="--input") from None
+    return encode_spec(workload, data)
 
 
 def _job_command(action: str, doc: str):
@@ -370,6 +399,20 @@ def client_status(manifest, job_id, watch):
             f"committed {view['committed']}, revealed {view['revealed']} "
             f"{view['replica_states']}"
         )
+
+
+@command(client, "result", signer=False)
+@click.argument("job_id", callback=lambda ctx, param, value: hex32(value))
+@click.option("--endpoint", multiple=True, help="result endpoint (default: the device's URI)")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="output file")
+def client_result(manifest, job_id, endpoint, out):
+    """Fetch a job's output from its provider and check it against the chain."""
+    result = connect(manifest).result(job_id, list(endpoint))
+    click.echo(f"{result.status_name}, fuel {result.fuel:,}, {len(result.output)} bytes")
+    if out is not None:
+        out.write_bytes(result.output)
+    else:
+        click.echo(result.output.hex())
 
 
 # ---------------------------------------------------------------- governance
@@ -644,12 +687,19 @@ def show_proposals(manifest):
 @manifest_option
 @click.option("--device", "device_id", help="device id (default: your first device)")
 @click.option("--journal", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--policy", type=click.Path(dir_okay=False, path_type=Path), help="policy YAML")
+@click.option("--serve", help="serve results at HOST:PORT (e.g. 127.0.0.1:8700)")
 @click.option("--faulty", is_flag=True, help="return wrong results (to demonstrate slashing)")
 @click.option("--poll", type=float, default=1.0, show_default=True, help="seconds")
 @click.option("--steps", type=click.IntRange(1), help="stop after this many polls")
 @friendly
-def agent(account, manifest, device_id, journal, faulty, poll, steps):
-    """Serve your device's jobs: accept, run, commit, reveal, finalize; resumable."""
+def agent(account, manifest, device_id, journal, policy, serve, faulty, poll, steps):
+    """Serve your device's jobs: validate, accept, run, commit, reveal, finalize; resumable."""
+    from ape.logging import logger
+
+    logger.set_level("WARNING")  # no per-transaction INFO lines
+    rules = Policy.load(policy)
+    book = Journal.open(journal, from_block=0)
     cs = connect(manifest, account)
     if device_id is None:
         if cs.registry.device_count(account) == 0:
@@ -657,18 +707,30 @@ def agent(account, manifest, device_id, journal, faulty, poll, steps):
         device = bytes(cs.registry.device_id_of(account, 0))
     else:
         device = hex32(device_id)
-    start = cs.manifest["contracts"]["JobEscrow"]["block"]
+    if cs.registry.device(device).owner != account.address:
+        raise click.ClickException(f"device 0x{device.hex()[:10]} is not {account.address}'s")
+    if not journal.exists():
+        book.from_block = cs.manifest["contracts"]["JobEscrow"]["block"]
+    prefix = f"[{account.address[:8]}]"
     runner = Agent(
         cs,
         account,
         device,
-        Journal.open(journal, from_block=start),
+        book,
         faulty=faulty,
-        log=lambda message: click.echo(f"[{account.address[:8]}] {message}"),
+        policy=rules,
+        log=lambda message: click.echo(f"{prefix} {message}"),
     )
-    click.echo(f"[{account.address[:8]}] serving device 0x{device.hex()[:10]}")
+    server = start_server(book, serve) if serve else None
+    where = f", results at {server.url}" if server else ""
+    click.echo(f"{prefix} serving device 0x{device.hex()[:10]}{where}")
     count = 0
-    while steps is None or count < steps:
-        runner.step()
-        count += 1
-        time.sleep(poll)
+    try:
+        while steps is None or count < steps:
+            runner.step()
+            count += 1
+            time.sleep(poll)
+    finally:
+        runner.close()
+        if server is not None:
+            server.stop()

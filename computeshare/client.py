@@ -23,6 +23,9 @@ from ape import Contract, chain
 
 from computeshare.deploy import DEPLOYMENTS, manifest_path
 from computeshare.jobs import STATUS_CANCELLED, STATUS_FINALIZED, JobBook
+from computeshare.results import ResultError, fetch_result
+from computeshare.sandbox import RunResult
+from computeshare.workloads import decode_spec
 
 STATUS_NAMES = {0: "none", 1: "open", 2: "disputed", 3: "finalized", 4: "cancelled"}
 REPLICA_NAMES = {0: "none", 1: "accepted", 2: "committed", 3: "revealed"}
@@ -130,6 +133,7 @@ class ComputeShare:
     ) -> bytes:
         """Posts a job (depositing what the balance lacks); returns its id."""
         me = self._sender()
+        decode_spec(spec)  # the checks every provider makes: refuse a doomed spec here
         collateral = price if collateral is None else collateral
         missing = price * replicas - self.escrow.balanceOf(me)
         if missing > 0:
@@ -170,6 +174,39 @@ class ComputeShare:
             if view["status"] in (STATUS_FINALIZED, STATUS_CANCELLED):
                 return
             time.sleep(poll)
+
+    def result(self, job_id: bytes, endpoints: list[str] | None = None) -> RunResult:
+        """The job's whole result (status, fuel, output) from a provider's agent, checked
+        against the chain: the settled result once final, else a revealed one. Endpoints
+        default to the http(s) metadata URIs of the devices that revealed."""
+        job_id = bytes(job_id)
+        escrow, height = self.escrow, chain.blocks.height + 1
+        start = self.jobs.start_block
+        topics = {"job_id": job_id}
+        settled = list(escrow.JobSettled.range(start, height, search_topics=topics))
+        revealed = list(escrow.ResultRevealed.range(start, height, search_topics=topics))
+        if settled and any(bytes(settled[0].result_hash)):
+            agreed = {bytes(settled[0].result_hash)}
+        else:
+            agreed = {bytes(event.result_hash) for event in revealed}
+        if not agreed:
+            raise ResultError("no result revealed for this job yet")
+        if not endpoints:
+            providers = {event.provider for event in revealed}
+            accepted = escrow.ReplicaAccepted.range(start, height, search_topics=topics)
+            uris = [
+                self.registry.device(bytes(event.device_id)).metadata_uri
+                for event in accepted
+                if event.provider in providers
+            ]
+            endpoints = [uri for uri in uris if uri.startswith(("http://", "https://"))]
+        problems = []
+        for endpoint in endpoints:
+            try:
+                return fetch_result(endpoint, job_id, agreed)
+            except ResultError as error:
+                problems.append(str(error))
+        raise ResultError("; ".join(problems) or "no provider of this job serves results")
 
     # -- governance
 

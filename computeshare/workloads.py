@@ -1,146 +1,377 @@
-"""The workload catalogue: real, deterministic computations that replicas can agree on.
+"""The workload catalogue and its spec format: what a job asks a provider to compute.
 
 A job spec is canonical JSON, `{"workload": <name>, "input": {...}}`, posted on-chain as the
-job's spec bytes. `execute(spec)` returns the result bytes; the provider commits to and
-reveals `result_hash(result)`. Every workload is deterministic across machines (integer
-arithmetic only), and bounded so a spec cannot make a provider run forever.
+job's spec bytes (at most `MAX_SPEC_BYTES`). Specs come from anyone, so `decode_spec` treats
+them as hostile: strict UTF-8, bounded size and nesting, no duplicate keys, no NaN, no lone
+surrogates, and each workload's input checked against a strict schema (unknown fields,
+wrong types and out-of-range values are refused with the field's name).
+
+Workloads:
+
+- `wasm`: a WebAssembly module run in the sandbox (`computeshare.sandbox`). The spec names
+  the module by SHA-256 and carries it inline (base64), or gives a URI whose bytes must
+  hash to it, or neither (a module of the catalogue below, or one the provider cached).
+  It names the export to call, the bytes its stdin reads, and the fuel limit.
+- `sha256-chain` and `matrix-power`: native kernels, deterministic integer arithmetic.
+
+Every run yields a `RunResult(status, fuel, output)`; replicas commit to its `digest()`.
+Native kernels report their work count as fuel (hash rounds; n**3 * power).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import functools
 import hashlib
 import json
-import resource
-import subprocess
-import sys
-from collections.abc import Callable
+import re
+import struct
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
 
 import numpy as np
-from eth_utils import keccak
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from computeshare.sandbox import (
+    MAX_FUEL,
+    MAX_MODULE_BYTES,
+    STATUS_OK,
+    ModuleError,
+    RunResult,
+    module_hash,
+)
 
 
 class WorkloadError(ValueError):
     """The spec names no known workload, or its input is malformed or out of bounds."""
 
 
+MAX_SPEC_BYTES = 4_096  # JobEscrow's bound on a spec
+MAX_DEPTH = 6
 MAX_ROUNDS = 5_000_000
 MAX_MATRIX = 128
 MAX_POWER = 32
-PY_CPU_SECONDS = 2
-PY_MEMORY_BYTES = 256 * 1024 * 1024
-PY_MAX_SOURCE = 2_000
+MAX_STDIN_BYTES = 3_072
+MODULE_FETCH_SECONDS = 10
+
+WASM_DIR = Path(__file__).parent / "wasm"
+# Catalogue modules: name -> WAT source file; compiled with wasmtime's wat2wasm.
+CATALOGUE = {
+    "hash-chain": "hash_chain.wat",
+    "matmul": "matmul.wat",
+    "monte-carlo": "monte_carlo.wat",
+    "checked-div": "checked_div.wat",
+}
+
+
+# ---------------------------------------------------------------- schemas
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class ModuleRef(_Strict):
+    sha256: Hex64
+    inline: str | None = Field(default=None, max_length=MAX_SPEC_BYTES)
+    uri: str | None = Field(default=None, max_length=512, pattern=r"^https?://[^\s]+$")
+
+
+class WasmInput(_Strict):
+    module: ModuleRef
+    export: str = Field(default="_start", min_length=1, max_length=64)
+    stdin: str = Field(default="", max_length=MAX_SPEC_BYTES)
+    fuel: int = Field(ge=1, le=MAX_FUEL)
+
+
+class Sha256ChainInput(_Strict):
+    seed: str = Field(max_length=256)
+    rounds: int = Field(ge=1, le=MAX_ROUNDS)
+
+
+class MatrixPowerInput(_Strict):
+    seed: int = Field(ge=0, le=2**63 - 1)
+    n: int = Field(ge=1, le=MAX_MATRIX)
+    power: int = Field(ge=1, le=MAX_POWER)
+    modulus: int = Field(ge=2, le=2**31 - 1)
+
+
+SCHEMAS: dict[str, type[_Strict]] = {
+    "wasm": WasmInput,
+    "sha256-chain": Sha256ChainInput,
+    "matrix-power": MatrixPowerInput,
+}
+WORKLOADS = tuple(SCHEMAS)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A decoded, validated spec."""
+
+    workload: str
+    input: Any  # the workload's schema instance
+
+    @property
+    def fuel(self) -> int:
+        """The most fuel a run can use: the wasm limit, or the native kernel's work count."""
+        if isinstance(self.input, WasmInput):
+            return self.input.fuel
+        if isinstance(self.input, Sha256ChainInput):
+            return self.input.rounds
+        return self.input.n**3 * self.input.power
+
+    @property
+    def stdin(self) -> bytes:
+        return _base64(self.input.stdin, "stdin")
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def _check_depth(text: str) -> None:
+    """Refuses nesting deeper than MAX_DEPTH before the parser recurses into it."""
+    depth, in_string, escaped = 0, False, False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise WorkloadError(f"spec nests deeper than {MAX_DEPTH} levels")
+        elif char in "]}":
+            depth -= 1
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise WorkloadError("spec repeats a key")
+    return dict(pairs)
+
+
+def _no_constant(name: str):
+    raise WorkloadError(f"spec contains {name}")
+
+
+def _check_strings(value: Any) -> None:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise WorkloadError("spec contains a lone surrogate") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_strings(key)
+            _check_strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_strings(item)
+
+
+def _schema_error(error: ValidationError) -> WorkloadError:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "input"
+    return WorkloadError(f"input {where!r}: {first['msg']}")
+
+
+def decode_spec(spec: bytes) -> Job:
+    """Decodes and validates a spec; raises `WorkloadError` with a one-line reason."""
+    raw = bytes(spec)
+    if len(raw) > MAX_SPEC_BYTES:
+        raise WorkloadError(f"spec is {len(raw)} bytes; the limit is {MAX_SPEC_BYTES}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise WorkloadError("spec is not UTF-8") from None
+    _check_depth(text)
+    try:
+        data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as error:
+        if isinstance(error, WorkloadError):
+            raise
+        raise WorkloadError(f"not a workload spec: {str(error)[:80]}") from None
+    _check_strings(data)
+    if not isinstance(data, dict) or set(data) != {"workload", "input"}:
+        raise WorkloadError('a spec is {"workload": NAME, "input": {...}}')
+    workload, payload = data["workload"], data["input"]
+    if not isinstance(workload, str) or workload not in SCHEMAS:
+        raise WorkloadError(f"unknown workload {str(workload)[:40]!r}; known: {', '.join(SCHEMAS)}")
+    return Job(workload, validate_input(workload, payload))
+
+
+def validate_input(workload: str, payload: Any) -> Any:
+    """The workload's input checked against its schema (the client's check before posting)."""
+    if workload not in SCHEMAS:
+        raise WorkloadError(f"unknown workload {workload!r}; known: {', '.join(SCHEMAS)}")
+    if not isinstance(payload, dict):
+        raise WorkloadError("input must be a JSON object")
+    try:
+        parsed = SCHEMAS[workload].model_validate(payload)
+    except ValidationError as error:
+        raise _schema_error(error) from None
+    if isinstance(parsed, WasmInput):
+        if len(_base64(parsed.stdin, "stdin")) > MAX_STDIN_BYTES:
+            raise WorkloadError(f"input 'stdin' is longer than {MAX_STDIN_BYTES} bytes")
+        if parsed.module.inline is not None:
+            inline = _base64(parsed.module.inline, "module.inline")
+            if module_hash(inline) != parsed.module.sha256:
+                raise WorkloadError("input 'module.inline' does not hash to 'module.sha256'")
+    return parsed
 
 
 def encode_spec(workload: str, payload: dict) -> bytes:
-    """The canonical spec bytes for `workload` with input `payload`."""
-    if workload not in WORKLOADS:
-        raise WorkloadError(f"unknown workload {workload!r}; known: {', '.join(WORKLOADS)}")
-    return json.dumps({"workload": workload, "input": payload}, sort_keys=True).encode()
+    """The canonical spec bytes for `workload` with input `payload`, validated first."""
+    validate_input(workload, payload)
+    spec = json.dumps({"workload": workload, "input": payload}, sort_keys=True).encode()
+    decode_spec(spec)  # the same checks a provider will make
+    return spec
 
 
-def decode_spec(spec: bytes) -> tuple[str, dict]:
+def _base64(text: str, name: str) -> bytes:
+    if not re.fullmatch(r"[A-Za-z0-9+/]*={0,2}", text):
+        raise WorkloadError(f"input {name!r} is not base64")
     try:
-        data = json.loads(bytes(spec).decode())
-        workload, payload = data["workload"], data["input"]
-    except (ValueError, KeyError, TypeError) as error:
-        raise WorkloadError(f"not a workload spec: {error}") from None
-    if workload not in WORKLOADS or not isinstance(payload, dict):
-        raise WorkloadError(f"unknown workload {workload!r}")
-    return workload, payload
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise WorkloadError(f"input {name!r} is not base64") from None
 
 
-def execute(spec: bytes) -> bytes:
-    """Runs the workload a spec names; returns its result bytes."""
-    workload, payload = decode_spec(spec)
-    return WORKLOADS[workload](payload)
+# ---------------------------------------------------------------- wasm modules
 
 
-def result_hash(result: bytes) -> bytes:
-    return keccak(result)
+@functools.cache
+def catalogue_module(name: str) -> bytes:
+    """A catalogue module's bytes, compiled from its WAT source."""
+    import wasmtime
+
+    return bytes(wasmtime.wat2wasm((WASM_DIR / CATALOGUE[name]).read_text()))
 
 
-def _int(payload: dict, name: str, low: int, high: int) -> int:
-    value = payload.get(name)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise WorkloadError(f"input {name!r} must be an integer in [{low}, {high}]")
-    return value
+@functools.cache
+def _catalogue_by_hash() -> dict[str, bytes]:
+    return {module_hash(catalogue_module(name)): catalogue_module(name) for name in CATALOGUE}
 
 
-def sha256_chain(payload: dict) -> bytes:
+def wasm_spec(
+    module: str | bytes, stdin: bytes = b"", *, fuel: int, export: str = "_start", inline=None
+) -> bytes:
+    """A `wasm` spec for a catalogue module (by name) or module bytes. Catalogue modules are
+    named by hash only (providers hold them); other bytes travel inline unless `inline` is
+    False (then the provider must hold or fetch them)."""
+    raw = catalogue_module(module) if isinstance(module, str) else bytes(module)
+    ref: dict[str, str] = {"sha256": module_hash(raw)}
+    if inline if inline is not None else not isinstance(module, str):
+        ref["inline"] = base64.b64encode(raw).decode()
+    payload = {"module": ref, "export": export, "fuel": fuel}
+    if stdin:
+        payload["stdin"] = base64.b64encode(stdin).decode()
+    return encode_spec("wasm", payload)
+
+
+def resolve_module(ref: ModuleRef, cache: Path | None = None, *, fetch: bool = True) -> bytes:
+    """The module's bytes, checked against its hash: inline, the catalogue, the cache folder,
+    or (when `fetch`) its URI (http or https, at most MAX_MODULE_BYTES, no redirects to
+    other schemes). A fetched module is cached under its hash."""
+    if ref.inline is not None:
+        return _base64(ref.inline, "module.inline")  # its hash was checked on decoding
+    known = _catalogue_by_hash().get(ref.sha256)
+    if known is not None:
+        return known
+    cached = cache / f"{ref.sha256}.wasm" if cache is not None else None
+    if cached is not None and cached.is_file():
+        raw = cached.read_bytes()
+        if module_hash(raw) == ref.sha256:
+            return raw
+    if ref.uri is None:
+        raise WorkloadError(f"module {ref.sha256[:12]} is not inline, known or fetchable")
+    if not fetch:
+        raise WorkloadError("fetching modules is off in this provider's policy")
+    try:
+        with urllib.request.urlopen(ref.uri, timeout=MODULE_FETCH_SECONDS) as response:
+            raw = response.read(MAX_MODULE_BYTES + 1)
+    except (OSError, ValueError) as error:
+        raise WorkloadError(f"module fetch failed: {str(error)[:80]}") from None
+    if len(raw) > MAX_MODULE_BYTES:
+        raise WorkloadError(f"module at its URI is larger than {MAX_MODULE_BYTES} bytes")
+    if module_hash(raw) != ref.sha256:
+        raise WorkloadError("module at its URI does not hash to 'module.sha256'")
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        cached.write_bytes(raw)
+    return raw
+
+
+# ---------------------------------------------------------------- running
+
+
+def execute(job: Job | bytes, module: bytes | None = None) -> RunResult:
+    """Runs a job in this process (the agent runs it in a worker: `computeshare.worker`).
+    A wasm job needs its module's bytes unless they are inline or in the catalogue."""
+    if not isinstance(job, Job):
+        job = decode_spec(job)
+    if job.workload == "wasm":
+        from computeshare import sandbox
+
+        raw = module if module is not None else resolve_module(job.input.module, fetch=False)
+        if module_hash(raw) != job.input.module.sha256:
+            raise WorkloadError("module does not hash to 'module.sha256'")
+        return sandbox.run(raw, job.input.export, job.stdin, job.input.fuel)
+    output = _NATIVE[job.workload](job.input)
+    return RunResult(STATUS_OK, job.fuel, output)
+
+
+def check_module(job: Job, module: bytes) -> None:
+    """Compiles a wasm job's module and checks it can run in the sandbox."""
+    from computeshare import sandbox
+
+    try:
+        sandbox.check(module, job.input.export)
+    except ModuleError as error:
+        raise WorkloadError(str(error)) from None
+
+
+def result_hash(result: RunResult) -> bytes:
+    """What replicas commit to for a run."""
+    return result.digest()
+
+
+def sha256_chain(payload: Sha256ChainInput) -> bytes:
     """`rounds` iterated SHA-256 over the UTF-8 `seed`: a proof-of-work-like hashing chain."""
-    seed = payload.get("seed")
-    if not isinstance(seed, str):
-        raise WorkloadError("input 'seed' must be a string")
-    digest = seed.encode()
-    for _ in range(_int(payload, "rounds", 1, MAX_ROUNDS)):
+    digest = payload.seed.encode()
+    for _ in range(payload.rounds):
         digest = hashlib.sha256(digest).digest()
     return digest
 
 
-def matrix_power(payload: dict) -> bytes:
+def matrix_power(payload: MatrixPowerInput) -> bytes:
     """A seeded random n x n integer matrix raised to `power` modulo `modulus` (NumPy, int64:
     entries stay below 2**31 so products never overflow; exact on every machine)."""
-    n = _int(payload, "n", 1, MAX_MATRIX)
-    power = _int(payload, "power", 1, MAX_POWER)
-    modulus = _int(payload, "modulus", 2, 2**31 - 1)
-    rng = np.random.default_rng(_int(payload, "seed", 0, 2**63 - 1))
+    n, modulus = payload.n, payload.modulus
+    rng = np.random.default_rng(payload.seed)
     base = rng.integers(0, modulus, size=(n, n), dtype=np.int64)
     result = np.identity(n, dtype=np.int64)
-    for _ in range(power):
+    for _ in range(payload.power):
         # Each product is reduced before summing: a sum stays below n * modulus < 2**63.
         result = (result[:, :, None] * base[None, :, :] % modulus).sum(axis=1) % modulus
     return result.astype("<i8").tobytes()
 
 
-_SANDBOX = """
-import json, sys
-source, function, args = json.loads(sys.stdin.read())
-scope = {"__builtins__": {n: __builtins__.__dict__[n] for n in (
-    "abs", "all", "any", "bool", "dict", "divmod", "enumerate", "filter", "float", "int",
-    "len", "list", "map", "max", "min", "pow", "range", "reversed", "round", "set",
-    "sorted", "str", "sum", "tuple", "zip", "ValueError")}}
-exec(compile(source, "<job>", "exec"), scope)
-print(json.dumps(scope[function](*args), sort_keys=True))
-"""
+_NATIVE = {"sha256-chain": sha256_chain, "matrix-power": matrix_power}
 
 
-def _limit() -> None:
-    resource.setrlimit(resource.RLIMIT_CPU, (PY_CPU_SECONDS, PY_CPU_SECONDS))
-    resource.setrlimit(resource.RLIMIT_AS, (PY_MEMORY_BYTES, PY_MEMORY_BYTES))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (16, 16))
-
-
-def python_function(payload: dict) -> bytes:
-    """Calls `function(*args)` defined in `source`, in a separate interpreter (isolated
-    mode, empty environment, a handful of builtins, no imports) under CPU, memory and
-    file limits. The result is its JSON encoding."""
-    source, function, args = payload.get("source"), payload.get("function"), payload.get("args")
-    if not isinstance(source, str) or len(source) > PY_MAX_SOURCE:
-        raise WorkloadError(f"input 'source' must be a string of at most {PY_MAX_SOURCE} chars")
-    if not isinstance(function, str) or not function.isidentifier():
-        raise WorkloadError("input 'function' must be an identifier")
-    if not isinstance(args, list):
-        raise WorkloadError("input 'args' must be a list")
-    try:
-        done = subprocess.run(
-            [sys.executable, "-I", "-S", "-c", _SANDBOX],
-            input=json.dumps([source, function, args]),
-            capture_output=True,
-            text=True,
-            env={},
-            preexec_fn=_limit,
-            timeout=PY_CPU_SECONDS * 3,
-        )
-    except subprocess.TimeoutExpired:
-        raise WorkloadError("python workload timed out") from None
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["killed by a resource limit"])[-1]
-        raise WorkloadError(f"python workload failed: {last}")
-    return done.stdout.strip().encode()
-
-
-WORKLOADS: dict[str, Callable[[dict], bytes]] = {
-    "sha256-chain": sha256_chain,
-    "matrix-power": matrix_power,
-    "python": python_function,
-}
+def pack_u64(*values: int) -> bytes:
+    """Little-endian u64s: the stdin of the catalogue's hash-chain, monte-carlo modules."""
+    return struct.pack(f"<{len(values)}Q", *values)

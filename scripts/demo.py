@@ -4,8 +4,10 @@
    and hand every owner role to the timelock.
 2. Four providers stake and register devices; four provider agents start as separate
    processes (`computeshare agent`), one of them `--faulty`.
-3. Two clients post k = 3 and k = 1 jobs running real workloads (hashing chain, NumPy
-   matrix power, sandboxed Python). The agents accept, run, commit, reveal and finalize.
+3. Two clients post k = 3 and k = 1 jobs running real workloads (a native hashing chain,
+   a WebAssembly Monte Carlo estimate, a WebAssembly module that traps). The agents validate
+   each spec, accept, run it in a worker process, commit, reveal and finalize; each serves
+   its results, which the summary fetches and checks against the chain.
    The faulty provider is outvoted and slashed in a k = 3 job; its wrong optimistic result
    in a k = 1 job is disputed by the client, who re-runs the workload, and the arbiter
    rules for the client.
@@ -20,6 +22,7 @@ node and every agent process stop when the script ends.
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -40,7 +43,7 @@ from computeshare.jobs import OUTCOME_COMPLETED, STATUS_DISPUTED, STATUS_FINALIZ
 from computeshare.params import parameter
 from computeshare.signing import sign_ballot
 from computeshare.specs import device_spec, job_requirements
-from computeshare.workloads import encode_spec, execute, result_hash
+from computeshare.workloads import encode_spec, execute, pack_u64, result_hash, wasm_spec
 
 TOKEN = 10**18
 DAY = 86_400
@@ -65,34 +68,29 @@ def show(amount: int) -> str:
 
 
 JOBS = [
-    # label, client, replicas, workload, input, requirements
+    # label, client, replicas, workload, spec, requirements
     (
         "hash-k3",
         7,
         3,
         "sha256-chain",
-        {"seed": "computeshare", "rounds": 200_000},
+        encode_spec("sha256-chain", {"seed": "computeshare", "rounds": 200_000}),
         {"region": 276},
     ),
     (
-        "matrix-k3",
+        "montecarlo-k3",
         8,
         3,
-        "matrix-power",
-        {"seed": 42, "n": 96, "power": 16, "modulus": 2_147_483_647},
+        "wasm monte-carlo",
+        wasm_spec("monte-carlo", pack_u64(42, 200_000), fuel=50_000_000),
         {},
     ),
     (
-        "python-k1",
+        "trap-k1",
         7,
         1,
-        "python",
-        {
-            "source": "def primes(n):\n    return [p for p in range(2, n) "
-            "if all(p % d for d in range(2, int(p ** 0.5) + 1))]",
-            "function": "primes",
-            "args": [2_000],
-        },
+        "wasm checked-div",
+        wasm_spec("checked-div", (7).to_bytes(4, "little") + bytes(4), fuel=100_000),
         {"region": 840},
     ),
     (
@@ -100,10 +98,16 @@ JOBS = [
         8,
         1,
         "sha256-chain",
-        {"seed": "mallory-gets-this", "rounds": 50_000},
+        encode_spec("sha256-chain", {"seed": "mallory-gets-this", "rounds": 50_000}),
         {"min_gpu_count": 4},
     ),
 ]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 @click.command(cls=ConnectedProviderCommand)
@@ -134,18 +138,21 @@ def cli():
         cs.token.invoke_transaction("delegate", test[index], sender=test[index])
     cs.token.transfer(timelock, 5_000_000 * TOKEN, sender=deployer)
 
-    step("providers stake 10,000 tokens and register a device each")
+    step("providers stake 10,000 tokens and register a device each (its URI serves results)")
+    ports = {index: free_port() for index in PROVIDERS}
     for index, (name, region, gpus, faulty) in PROVIDERS.items():
         me = ComputeShare.from_manifest(manifest_file, account=test[index])
         me.stake(10_000 * TOKEN)
         me.register_device(
-            device_spec(region=region, gpu_count=gpus), f"ipfs://computeshare/{name}"
+            device_spec(region=region, gpu_count=gpus), f"http://127.0.0.1:{ports[index]}"
         )
         click.echo(f"    {name:<8} region {region}, {gpus} GPUs" + (" (faulty)" if faulty else ""))
 
-    agents = start_agents(chain.provider.uri, manifest_file, workdir)
+    agents = start_agents(chain.provider.uri, manifest_file, workdir, ports)
     try:
         jobs = run_jobs(cs, manifest_file, test, agents)
+        for job in jobs:
+            job["result"] = cs.result(job["id"])  # from the agents, checked against the chain
     finally:
         for process in agents:
             process.terminate()
@@ -163,7 +170,9 @@ def cli():
     click.echo(f"\ndemo finished in {time.monotonic() - started:.0f} s")
 
 
-def start_agents(uri: str, manifest_file: Path, workdir: Path) -> list[subprocess.Popen]:
+def start_agents(
+    uri: str, manifest_file: Path, workdir: Path, ports: dict[int, int]
+) -> list[subprocess.Popen]:
     step("starting 4 provider agents as separate processes")
     executable = Path(sys.executable).with_name("computeshare")
     processes = []
@@ -181,6 +190,8 @@ def start_agents(uri: str, manifest_file: Path, workdir: Path) -> list[subproces
             str(workdir / f"agent-{index}.json"),
             "--poll",
             "0.3",
+            "--serve",
+            f"127.0.0.1:{ports[index]}",
         ] + (["--faulty"] if faulty else [])
         processes.append(subprocess.Popen(command))
     return processes
@@ -191,9 +202,8 @@ def run_jobs(cs: ComputeShare, manifest_file: Path, test, agents) -> list[dict]:
     for index in CLIENTS:
         ComputeShare.from_manifest(manifest_file, account=test[index]).deposit(1_000 * TOKEN)
     jobs = []
-    for label, client_index, replicas, workload, payload, requirements in JOBS:
+    for label, client_index, replicas, workload, spec, requirements in JOBS:
         client = ComputeShare.from_manifest(manifest_file, account=test[client_index])
-        spec = encode_spec(workload, payload)
         job_id = client.post_job(
             spec,
             job_requirements(**requirements),
@@ -211,7 +221,7 @@ def run_jobs(cs: ComputeShare, manifest_file: Path, test, agents) -> list[dict]:
                 "expected": result_hash(execute(spec)),
             }
         )
-        click.echo(f"    {label:<17} k={replicas} {workload:<13} job 0x{job_id.hex()[:10]}")
+        click.echo(f"    {label:<17} k={replicas} {workload:<17} job 0x{job_id.hex()[:10]}")
 
     step("agents run the jobs; the clients check optimistic results; the arbiter rules")
     deadline = time.monotonic() + JOB_TIMEOUT
@@ -347,14 +357,19 @@ def summary(cs: ComputeShare, jobs, names, fee_before: int) -> None:
                 provider = cs.jobs.replica(job["id"])[0]
             event = settled.get((job["id"], provider))
             outcome = outcome_names[event.outcome] if event else "?"
-            replicas.append(f"{names.get(provider, provider[:8])}:{outcome}")
+            paid = f" {show(event.paid)}" if event and event.paid else ""
+            replicas.append(f"{names.get(provider, provider[:8])}:{outcome}{paid}")
         rows.append(
             {
                 "job": job["label"],
                 "k": job["k"],
                 "workload": job["workload"],
                 "status": "finalized" if view.status == STATUS_FINALIZED else str(view.status),
-                "replicas": " ".join(replicas),
+                "result": job["result"].status_name,
+                "fuel": f"{job['result'].fuel:,}",
+                "output": job["result"].output[:8].hex()
+                + ("…" if len(job["result"].output) > 8 else ""),
+                "replicas (paid)": " ".join(replicas),
                 "dispute": job.get("ruling", "-"),
             }
         )

@@ -1,26 +1,43 @@
-"""The workload catalogue: deterministic results, bounded inputs, a sandbox that holds."""
+"""The workload catalogue: deterministic results, strict specs, catalogue modules that match
+their reference implementations."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import struct
 
 import numpy as np
 import pytest
 
-from computeshare.workloads import WorkloadError, decode_spec, encode_spec, execute
+from computeshare.sandbox import STATUS_OK, STATUS_TRAP, RunResult
+from computeshare.workloads import (
+    MAX_SPEC_BYTES,
+    WorkloadError,
+    decode_spec,
+    encode_spec,
+    execute,
+    pack_u64,
+    wasm_spec,
+)
+
+M64 = 2**64 - 1
 
 
 def test_sha256_chain_is_iterated_sha256():
     digest = b"seed"
     for _ in range(1_000):
         digest = hashlib.sha256(digest).digest()
-    assert execute(encode_spec("sha256-chain", {"seed": "seed", "rounds": 1_000})) == digest
+    result = execute(encode_spec("sha256-chain", {"seed": "seed", "rounds": 1_000}))
+    assert result == RunResult(STATUS_OK, 1_000, digest)
 
 
 def test_matrix_power_equals_exact_integer_arithmetic():
     payload = {"seed": 11, "n": 5, "power": 7, "modulus": 2**31 - 1}
-    got = np.frombuffer(execute(encode_spec("matrix-power", payload)), dtype="<i8").reshape(5, 5)
+    result = execute(encode_spec("matrix-power", payload))
+    assert result.fuel == 5**3 * 7
+    got = np.frombuffer(result.output, dtype="<i8").reshape(5, 5)
     rng = np.random.default_rng(11)
     base = [[int(x) for x in row] for row in rng.integers(0, 2**31 - 1, size=(5, 5))]
     want = [[int(i == j) for j in range(5)] for i in range(5)]
@@ -32,43 +49,131 @@ def test_matrix_power_equals_exact_integer_arithmetic():
     assert got.tolist() == want
 
 
-def test_python_function_runs_in_a_separate_interpreter():
-    source = "def f(n, m):\n    return [i * m for i in range(n)]"
-    spec = encode_spec("python", {"source": source, "function": "f", "args": [4, 3]})
-    assert json.loads(execute(spec)) == [0, 3, 6, 9]
+def _splitmix(z: int) -> int:
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+    return z ^ (z >> 31)
 
 
-@pytest.mark.parametrize(
-    ("source", "message"),
-    [
-        ("import os\ndef f():\n    return os.getcwd()", "__import__ not found"),
-        ("def f():\n    return open('/etc/passwd').read()", "name 'open' is not defined"),
-        ("def f():\n    while True:\n        pass", "resource limit|timed out"),
-        ("def f():\n    return 'x' * 10**10", "MemoryError|resource limit"),
-    ],
-)
-def test_python_sandbox_refuses_escapes_and_runaway_code(source, message):
-    spec = encode_spec("python", {"source": source, "function": "f", "args": []})
-    with pytest.raises(WorkloadError, match=message):
-        execute(spec)
+def _xorshift(x: int):
+    while True:
+        x ^= (x << 13) & M64
+        x ^= x >> 7
+        x ^= (x << 17) & M64
+        yield x
+
+
+def test_wasm_hash_chain_matches_its_reference():
+    state = 0xCBF29CE484222325
+    for byte in b"computeshare":
+        state = ((state ^ byte) * 0x100000001B3) & M64
+    for i in range(5_000):
+        state = _splitmix(state ^ i)
+    result = execute(wasm_spec("hash-chain", pack_u64(5_000) + b"computeshare", fuel=10**8))
+    assert (result.status, result.output) == (STATUS_OK, struct.pack("<Q", state))
+    assert 0 < result.fuel < 10**8
+
+
+def test_wasm_monte_carlo_matches_its_reference_and_estimates_pi():
+    draws = _xorshift(42)
+    inside = sum((next(draws) >> 33) ** 2 + (next(draws) >> 33) ** 2 < 2**62 for _ in range(20_000))
+    result = execute(wasm_spec("monte-carlo", pack_u64(42, 20_000), fuel=10**8))
+    assert struct.unpack("<QQ", result.output) == (inside, 20_000)
+    assert abs(4 * inside / 20_000 - 3.14159) < 0.05
+
+
+def test_wasm_matmul_matches_its_reference():
+    n, draws = 6, _xorshift(7)
+    a = [[next(draws) & 0xFFFF for _ in range(n)] for _ in range(n)]
+    b = [[next(draws) & 0xFFFF for _ in range(n)] for _ in range(n)]
+    want = [sum(a[i][k] * b[k][j] for k in range(n)) & M64 for i in range(n) for j in range(n)]
+    result = execute(wasm_spec("matmul", struct.pack("<IQ", n, 7), fuel=10**8))
+    assert list(struct.unpack(f"<{n * n}Q", result.output)) == want
+
+
+def test_a_trap_is_a_result_with_the_output_so_far():
+    result = execute(wasm_spec("checked-div", struct.pack("<II", 7, 0), fuel=100_000))
+    assert (result.status, result.output) == (STATUS_TRAP, b"dividing\n")
+    assert result.fuel > 0
+    fine = execute(wasm_spec("checked-div", struct.pack("<II", 7, 2), fuel=100_000))
+    assert (fine.status, fine.output) == (STATUS_OK, b"dividing\n" + struct.pack("<I", 3))
+
+
+def test_digest_covers_status_fuel_and_output():
+    base = RunResult(STATUS_OK, 10, b"x")
+    others = [RunResult(STATUS_TRAP, 10, b"x"), RunResult(STATUS_OK, 11, b"x"), RunResult(0, 10)]
+    assert len({base.digest(), *(other.digest() for other in others)}) == 4
 
 
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
         (b"not json", "not a workload spec"),
+        (b"\xff\xfe", "not UTF-8"),
+        (b"[" * 10_000 + b"]" * 10_000, "larger than|is \\d+ bytes"),
+        (b"[" * 100 + b"]" * 100, "nests deeper"),
+        (b'{"workload": [], "input": {}}', "unknown workload"),
         (b'{"workload": "mine-bitcoin", "input": {}}', "unknown workload"),
-        (encode_spec("sha256-chain", {"seed": "x", "rounds": 10**9}), "rounds"),
-        (encode_spec("matrix-power", {"seed": 1, "n": 1_000, "power": 2, "modulus": 7}), "'n'"),
-        (encode_spec("python", {"source": "x", "function": "1f", "args": []}), "identifier"),
+        (b'{"workload": "sha256-chain", "input": {"seed": "\\ud800", "rounds": 1}}', "surrogate"),
+        (b'{"workload": "sha256-chain", "input": {"sead": "hello", "rounds": 1}}', "seed"),
+        (b'{"workload": "sha256-chain", "input": {"seed": "a", "rounds": true}}', "rounds"),
+        (b'{"workload": "sha256-chain", "input": {"seed": "a", "rounds": 1.0}}', "rounds"),
+        (b'{"workload": "sha256-chain", "input": {"seed": "a", "rounds": NaN}}', "NaN"),
+        (b'{"workload": "sha256-chain", "input": {"seed": 1, "seed": 2}}', "repeats"),
+        (b'{"workload": "sha256-chain", "input": [], "extra": 1}', "a spec is"),
+        (b'{"workload": "sha256-chain", "input": {"seed": "x", "rounds": 10000000000}}', "rounds"),
+        (
+            b'{"workload": "matrix-power", "input": '
+            b'{"seed": 1, "n": 1000, "power": 2, "modulus": 7}}',
+            "'n'",
+        ),
+        (
+            b'{"workload": "sha256-chain", "input": {"seed": "x", "rounds": 1'
+            + b"0" * 5000
+            + b"}}",
+            "is \\d+ bytes",
+        ),
     ],
 )
 def test_bad_specs_are_refused_with_a_reason(spec, message):
     with pytest.raises(WorkloadError, match=message):
-        execute(spec)
+        decode_spec(spec)
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"module": {"sha256": "00" * 32}, "fuel": 0}, "fuel"),
+        ({"module": {"sha256": "00" * 32}, "fuel": 10**12}, "fuel"),
+        ({"module": {"sha256": "zz"}, "fuel": 1}, "sha256"),
+        ({"module": {"sha256": "00" * 32, "inline": "AAAA"}, "fuel": 1}, "does not hash"),
+        ({"module": {"sha256": "00" * 32, "inline": "%%%"}, "fuel": 1}, "base64"),
+        ({"module": {"sha256": "00" * 32, "uri": "file:///etc/passwd"}, "fuel": 1}, "uri"),
+        ({"module": {"sha256": "00" * 32}, "fuel": 1, "stdin": "!"}, "base64"),
+        ({"module": {"sha256": "00" * 32}, "fuel": 1, "env": {}}, "env"),
+    ],
+)
+def test_bad_wasm_inputs_are_refused(payload, message):
+    with pytest.raises(WorkloadError, match=message):
+        encode_spec("wasm", payload)
+
+
+def test_client_side_check_refuses_a_typo_before_posting():
+    with pytest.raises(WorkloadError, match="seed"):
+        encode_spec("sha256-chain", {"sead": "hello", "rounds": 10})
 
 
 def test_spec_round_trip_is_canonical():
     spec = encode_spec("sha256-chain", {"rounds": 3, "seed": "a"})
     assert spec == encode_spec("sha256-chain", {"seed": "a", "rounds": 3})
-    assert decode_spec(spec) == ("sha256-chain", {"seed": "a", "rounds": 3})
+    job = decode_spec(spec)
+    assert (job.workload, job.input.seed, job.input.rounds, job.fuel) == ("sha256-chain", "a", 3, 3)
+
+
+def test_inline_module_fits_the_on_chain_spec_bound():
+    spec = wasm_spec(b"\x00asm\x01\x00\x00\x00" + bytes(2_000), fuel=1)
+    assert len(spec) <= MAX_SPEC_BYTES
+    module = json.loads(spec)["input"]["module"]
+    assert base64.b64decode(module["inline"])[:4] == b"\x00asm"
+    with pytest.raises(WorkloadError, match=r"inline|bytes"):
+        wasm_spec(bytes(4_000), fuel=1)

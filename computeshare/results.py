@@ -1,0 +1,89 @@
+"""Results reach the client: the agent serves each run's output, the client checks it.
+
+The chain holds only a run's digest (`RunResult.digest()`: status, fuel and the output's
+hash). A provider's agent serves the whole result at `GET /results/0x<job id>` (JSON:
+status, fuel, output as hex) from its journal; `fetch_result` asks an endpoint and accepts
+the answer only if its digest is one the chain agreed on, so a tampered or stale output is
+refused whoever serves it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from computeshare.sandbox import MAX_OUTPUT_BYTES, RunResult
+
+FETCH_SECONDS = 10
+_PATH = re.compile(r"^/results/0x([0-9a-f]{64})$")
+
+
+class ResultError(Exception):
+    """No endpoint served a result that matches the chain."""
+
+
+class ResultServer:
+    """Serves the results a journal holds, on a loopback or public address of the operator's
+    choosing, from a daemon thread. Read-only: GET on one path shape, nothing else."""
+
+    def __init__(self, journal, host: str = "127.0.0.1", port: int = 0):
+        self.journal = journal
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                match = _PATH.match(self.path)
+                result = server.lookup("0x" + match.group(1)) if match else None
+                body = json.dumps(result).encode() if result else b'{"error": "no such result"}'
+                self.send_response(200 if result else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):  # no per-request lines in the agent's output
+                pass
+
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.url = f"http://{host}:{self.httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def lookup(self, key: str) -> dict | None:
+        entry = self.journal.jobs.get(key) or self.journal.done.get(key) or {}
+        result = entry.get("result")
+        return dict(result) if isinstance(result, dict) else None
+
+    def start(self) -> ResultServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def fetch_result(endpoint: str, job_id: bytes, agreed: set[bytes]) -> RunResult:
+    """The result `endpoint` serves for the job, if its digest is in `agreed`."""
+    if not re.match(r"^https?://", endpoint):
+        raise ResultError(f"{endpoint!r} is not an http(s) endpoint")
+    url = f"{endpoint.rstrip('/')}/results/0x{bytes(job_id).hex()}"
+    try:
+        with urllib.request.urlopen(url, timeout=FETCH_SECONDS) as response:
+            raw = response.read(2 * MAX_OUTPUT_BYTES + 1_024)
+        result = RunResult.from_json(json.loads(raw))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ResultError(f"{endpoint}: {str(error)[:80]}") from None
+    if result.digest() not in agreed:
+        raise ResultError(f"{endpoint} served a result that does not match the chain")
+    return result
+
+
+def start_server(journal, address: str) -> ResultServer:
+    """`HOST:PORT` -> a started server."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"{address!r} is not HOST:PORT")
+    return ResultServer(journal, host, int(port)).start()

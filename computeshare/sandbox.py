@@ -1,0 +1,299 @@
+"""The WebAssembly sandbox: client code runs here and nowhere else.
+
+A module runs on wasmtime with an engine set for determinism and containment:
+
+- fuel metering on: every instruction costs fuel, a run stops when its fuel limit is spent;
+- NaN canonicalisation on; threads, relaxed SIMD, SIMD, multi-memory, memory64, GC, the
+  component model and exceptions off (nothing whose result may differ between machines);
+- one instance, one memory of at most `MAX_MEMORY_BYTES`, one table of at most
+  `MAX_TABLE_ELEMENTS`, a wasm stack of `MAX_STACK_BYTES`;
+- no WASI capability but an in-memory stdin (the job's input) and stdout (its output, at
+  most `MAX_OUTPUT_BYTES`): the host defines `fd_read` on fd 0, `fd_write` on fd 1 (fd 2 is
+  accepted and discarded), `proc_exit`, and empty argument and environment lists. There is
+  no clock, randomness, file, socket or environment: a module importing anything else is
+  refused before it runs.
+
+A run's result is `RunResult(status, fuel, output)`: a trap, running out of fuel or exiting
+non-zero are outcomes like any other, the same on every replica. Replicas commit to
+`RunResult.digest()`, which covers all three.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass
+
+import wasmtime
+from eth_abi import encode
+from eth_utils import keccak
+
+STATUS_OK, STATUS_TRAP, STATUS_OUT_OF_FUEL, STATUS_INVALID = 0, 1, 2, 3
+STATUS_NAMES = {
+    STATUS_OK: "ok",
+    STATUS_TRAP: "trap",
+    STATUS_OUT_OF_FUEL: "out of fuel",
+    STATUS_INVALID: "invalid",
+}
+
+MAX_MODULE_BYTES = 1 << 20
+MAX_MEMORY_BYTES = 64 << 20
+MAX_TABLE_ELEMENTS = 10_000
+MAX_STACK_BYTES = 256 << 10
+MAX_OUTPUT_BYTES = 64 << 10
+MAX_FUEL = 20_000_000_000
+# Fuel charged per byte a module reads or writes through the host, so I/O is metered too.
+BYTE_FUEL = 1
+
+_WASI = "wasi_snapshot_preview1"
+_I32 = wasmtime.ValType.i32()
+_ERRNO_SUCCESS, _ERRNO_BADF, _ERRNO_FAULT = 0, 8, 21
+# (name, params, results) of the only host functions a module may import.
+_HOST_FUNCTIONS = {
+    "fd_read": ([_I32] * 4, [_I32]),
+    "fd_write": ([_I32] * 4, [_I32]),
+    "proc_exit": ([_I32], []),
+    "args_sizes_get": ([_I32] * 2, [_I32]),
+    "args_get": ([_I32] * 2, [_I32]),
+    "environ_sizes_get": ([_I32] * 2, [_I32]),
+    "environ_get": ([_I32] * 2, [_I32]),
+}
+
+
+class ModuleError(ValueError):
+    """The module cannot run here: malformed, too large, or asks for what the sandbox lacks."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run produced; deterministic for a given module, export, input and fuel limit."""
+
+    status: int
+    fuel: int
+    output: bytes = b""
+
+    def digest(self) -> bytes:
+        """What replicas commit to: keccak256(abi_encode(uint8 status, uint64 fuel,
+        bytes32 keccak256(output)))."""
+        return keccak(
+            encode(["uint8", "uint64", "bytes32"], [self.status, self.fuel, keccak(self.output)])
+        )
+
+    def to_json(self) -> dict:
+        return {"status": self.status, "fuel": self.fuel, "output": self.output.hex()}
+
+    @classmethod
+    def from_json(cls, data: dict) -> RunResult:
+        return cls(int(data["status"]), int(data["fuel"]), bytes.fromhex(data["output"]))
+
+    @property
+    def status_name(self) -> str:
+        return STATUS_NAMES.get(self.status, str(self.status))
+
+
+def module_hash(module: bytes) -> str:
+    """A module's content address: the hex SHA-256 of its bytes."""
+    return hashlib.sha256(module).hexdigest()
+
+
+@functools.cache
+def engine() -> wasmtime.Engine:
+    config = wasmtime.Config()
+    config.consume_fuel = True
+    config.cranelift_nan_canonicalization = True
+    config.wasm_threads = False
+    config.wasm_relaxed_simd = False
+    config.wasm_simd = False
+    config.wasm_multi_memory = False
+    config.wasm_memory64 = False
+    config.wasm_gc = False
+    config.wasm_function_references = False
+    config.wasm_component_model = False
+    config.wasm_exceptions = False
+    config.wasm_tail_call = False
+    config.max_wasm_stack = MAX_STACK_BYTES
+    config.parallel_compilation = False
+    return wasmtime.Engine(config)
+
+
+def _func_shape(func_type: wasmtime.FuncType) -> tuple[list[str], list[str]]:
+    return [str(t) for t in func_type.params], [str(t) for t in func_type.results]
+
+
+def check(module_bytes: bytes, export: str) -> wasmtime.Module:
+    """Compiles the module and checks it can run here; raises `ModuleError` if not."""
+    if len(module_bytes) > MAX_MODULE_BYTES:
+        raise ModuleError(f"module is {len(module_bytes)} bytes; the limit is {MAX_MODULE_BYTES}")
+    try:
+        module = wasmtime.Module(engine(), module_bytes)
+    except wasmtime.WasmtimeError as error:
+        raise ModuleError(f"not a valid module: {_first_line(error)}") from None
+    for imported in module.imports:
+        wanted = _HOST_FUNCTIONS.get(imported.name or "")
+        if imported.module != _WASI or wanted is None:
+            raise ModuleError(f"imports {imported.module}.{imported.name}, which the sandbox lacks")
+        if not isinstance(imported.type, wasmtime.FuncType) or _func_shape(imported.type) != (
+            [str(t) for t in wanted[0]],
+            [str(t) for t in wanted[1]],
+        ):
+            raise ModuleError(f"imports {imported.name} with the wrong type")
+    exports = {item.name: item.type for item in module.exports}
+    func_type = exports.get(export)
+    if not isinstance(func_type, wasmtime.FuncType) or _func_shape(func_type) != ([], []):
+        raise ModuleError(f"exports no function {export!r} taking and returning nothing")
+    for item in module.exports:
+        limits = None
+        if isinstance(item.type, wasmtime.MemoryType):
+            limits, most = item.type.limits.min * 65_536, MAX_MEMORY_BYTES
+        elif isinstance(item.type, wasmtime.TableType):
+            limits, most = item.type.limits.min, MAX_TABLE_ELEMENTS
+        if limits is not None and limits > most:
+            raise ModuleError(f"{item.name} starts larger than the sandbox allows")
+    return module
+
+
+class _Exit(Exception):
+    def __init__(self, code: int):
+        self.code = code
+
+
+class _OutputLimit(Exception):
+    pass
+
+
+class _Host:
+    """The in-memory stdin and stdout of one run."""
+
+    def __init__(self, store: wasmtime.Store, stdin: bytes):
+        self.store, self.stdin, self.cursor, self.output = store, stdin, 0, bytearray()
+
+    def _charge(self, size: int) -> None:
+        self.store.set_fuel(max(0, self.store.get_fuel() - size * BYTE_FUEL))
+
+    @staticmethod
+    def _memory(caller: wasmtime.Caller) -> wasmtime.Memory | None:
+        memory = caller.get("memory")
+        return memory if isinstance(memory, wasmtime.Memory) else None
+
+    def _iovecs(self, caller, memory, iovs: int, count: int) -> list[tuple[int, int]] | None:
+        size = memory.data_len(caller)
+        if count < 0 or iovs < 0 or iovs + 8 * count > size:
+            return None
+        raw = memory.read(caller, iovs, iovs + 8 * count)
+        vectors = []
+        for i in range(count):
+            start = int.from_bytes(raw[8 * i : 8 * i + 4], "little")
+            length = int.from_bytes(raw[8 * i + 4 : 8 * i + 8], "little")
+            if start + length > size:
+                return None
+            vectors.append((start, length))
+        return vectors
+
+    def _store_u32(self, caller, memory, address: int, value: int) -> bool:
+        if address < 0 or address + 4 > memory.data_len(caller):
+            return False
+        memory.write(caller, value.to_bytes(4, "little"), address)
+        return True
+
+    def fd_read(self, caller, fd: int, iovs: int, count: int, nread: int) -> int:
+        memory = self._memory(caller)
+        if fd != 0:
+            return _ERRNO_BADF
+        vectors = memory and self._iovecs(caller, memory, iovs, count)
+        if vectors is None or memory is None:
+            return _ERRNO_FAULT
+        total = 0
+        for start, length in vectors:
+            chunk = self.stdin[self.cursor : self.cursor + length]
+            if not chunk:
+                break
+            memory.write(caller, chunk, start)
+            self.cursor += len(chunk)
+            total += len(chunk)
+        self._charge(total)
+        return _ERRNO_SUCCESS if self._store_u32(caller, memory, nread, total) else _ERRNO_FAULT
+
+    def fd_write(self, caller, fd: int, iovs: int, count: int, nwritten: int) -> int:
+        memory = self._memory(caller)
+        if fd not in (1, 2):
+            return _ERRNO_BADF
+        vectors = memory and self._iovecs(caller, memory, iovs, count)
+        if vectors is None or memory is None:
+            return _ERRNO_FAULT
+        total = sum(length for _, length in vectors)
+        if fd == 1:
+            if len(self.output) + total > MAX_OUTPUT_BYTES:
+                raise _OutputLimit
+            for start, length in vectors:
+                self.output += memory.read(caller, start, start + length)
+        self._charge(total)
+        return _ERRNO_SUCCESS if self._store_u32(caller, memory, nwritten, total) else _ERRNO_FAULT
+
+    def proc_exit(self, code: int) -> None:
+        raise _Exit(code)
+
+    def empty_list(self, caller, first: int, second: int) -> int:
+        """args/environ: sizes (0, 0), and nothing to copy."""
+        memory = self._memory(caller)
+        if memory is None:
+            return _ERRNO_FAULT
+        stored = self._store_u32(caller, memory, first, 0)
+        stored = stored and self._store_u32(caller, memory, second, 0)
+        return _ERRNO_SUCCESS if stored else _ERRNO_FAULT
+
+
+def _linker(host: _Host) -> wasmtime.Linker:
+    linker = wasmtime.Linker(engine())
+    handlers = {
+        "fd_read": host.fd_read,
+        "fd_write": host.fd_write,
+        "proc_exit": lambda caller, code: host.proc_exit(code),
+        "args_sizes_get": host.empty_list,
+        "args_get": host.empty_list,
+        "environ_sizes_get": host.empty_list,
+        "environ_get": host.empty_list,
+    }
+    for name, (params, results) in _HOST_FUNCTIONS.items():
+        func_type = wasmtime.FuncType(params, results)
+        linker.define_func(_WASI, name, func_type, handlers[name], access_caller=True)
+    return linker
+
+
+def run(module_bytes: bytes, export: str, stdin: bytes, fuel: int) -> RunResult:
+    """Runs `export` of the module on `stdin` with at most `fuel` fuel."""
+    if not 0 < fuel <= MAX_FUEL:
+        raise ModuleError(f"fuel must be in [1, {MAX_FUEL}]")
+    try:
+        module = check(module_bytes, export)
+    except ModuleError:
+        return RunResult(STATUS_INVALID, 0)
+    store = wasmtime.Store(engine())
+    store.set_limits(
+        memory_size=MAX_MEMORY_BYTES,
+        table_elements=MAX_TABLE_ELEMENTS,
+        instances=1,
+        tables=1,
+        memories=1,
+    )
+    store.set_fuel(fuel)
+    host = _Host(store, stdin)
+    status = STATUS_OK
+    try:
+        instance = _linker(host).instantiate(store, module)
+        instance.exports(store)[export](store)
+    except _Exit as exit_:
+        status = STATUS_OK if exit_.code == 0 else STATUS_TRAP
+    except _OutputLimit:
+        status = STATUS_TRAP
+    except wasmtime.Trap as trap:
+        out_of_fuel = trap.trap_code == wasmtime.TrapCode.OUT_OF_FUEL
+        status = STATUS_OUT_OF_FUEL if out_of_fuel else STATUS_TRAP
+    except wasmtime.WasmtimeError:
+        # Instantiation failed (e.g. a data segment out of bounds): the module's own fault.
+        status = STATUS_TRAP
+    used = fuel - store.get_fuel()
+    return RunResult(status, used, bytes(host.output))
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]

@@ -1,0 +1,146 @@
+"""Workloads run in a worker process, never in the agent's own.
+
+`Run` starts `python -m computeshare.worker` with the request in a file on its stdin and its
+answer going to another file (no pipe can fill and block either side), under CPU-time,
+file-size and core-dump limits, in a session of its own. The agent polls it from its loop
+and kills it when its wall-clock limit passes, so a job can stall neither the loop nor the
+other jobs. The worker decodes the spec again, so nothing the agent parsed is trusted.
+
+Protocol: stdin is JSON `{"op": "run" | "check", "spec": hex, "module": hex | null}`;
+stdout is JSON `{"result": {...}}` (run), `{"ok": true}` (check) or `{"error": "..."}`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from computeshare.sandbox import RunResult
+
+ANSWER_LIMIT_BYTES = 1 << 20
+
+
+class WorkerError(Exception):
+    """The worker did not answer: it timed out, crashed, or said something malformed."""
+
+
+class SpecRefused(WorkerError):
+    """The worker decoded the request and refused it (an invalid spec or module)."""
+
+
+def _limits(cpu_seconds: int) -> None:
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (ANSWER_LIMIT_BYTES, ANSWER_LIMIT_BYTES))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+class Run:
+    """One request to a worker process; `poll()` until it answers."""
+
+    def __init__(self, op: str, spec: bytes, module: bytes | None, wall_seconds: float):
+        self.wall_seconds, self.started = wall_seconds, time.monotonic()
+        request = {"op": op, "spec": bytes(spec).hex(), "module": module and bytes(module).hex()}
+        self._stdin = tempfile.TemporaryFile()  # noqa: SIM115 (closed in poll)
+        self._stdin.write(json.dumps(request).encode())
+        self._stdin.seek(0)
+        self._stdout = tempfile.TemporaryFile()  # noqa: SIM115 (closed in poll)
+        cpu = int(wall_seconds) + 2
+        self.process = subprocess.Popen(
+            [sys.executable, "-I", "-m", "computeshare.worker"],
+            stdin=self._stdin,
+            stdout=self._stdout,
+            stderr=subprocess.DEVNULL,
+            env={"PATH": os.defpath},
+            cwd=tempfile.gettempdir(),
+            preexec_fn=lambda: _limits(cpu),
+            start_new_session=True,
+        )
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def poll(self) -> dict | None:
+        """The worker's answer once it has one; None while it runs. Raises `WorkerError`."""
+        code = self.process.poll()
+        if code is None:
+            if self.elapsed > self.wall_seconds:
+                self.kill()
+                raise WorkerError(f"timed out after {self.wall_seconds:.0f} s")
+            return None
+        self._stdin.close()
+        self._stdout.seek(0)
+        raw = self._stdout.read(ANSWER_LIMIT_BYTES + 1)
+        self._stdout.close()
+        if code != 0:
+            raise WorkerError(f"worker exited with {code}")
+        try:
+            answer = json.loads(raw)
+        except ValueError:
+            raise WorkerError("worker answered malformed JSON") from None
+        if not isinstance(answer, dict):
+            raise WorkerError("worker answered malformed JSON")
+        if "error" in answer:
+            raise SpecRefused(str(answer["error"]))
+        return answer
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def wait(self) -> dict:
+        while True:
+            answer = self.poll()
+            if answer is not None:
+                return answer
+            time.sleep(0.01)
+
+
+def run_result(answer: dict) -> RunResult:
+    try:
+        return RunResult.from_json(answer["result"])
+    except (KeyError, TypeError, ValueError):
+        raise WorkerError("worker answered malformed JSON") from None
+
+
+def run(spec: bytes, module: bytes | None, wall_seconds: float) -> RunResult:
+    """Runs a spec in a worker and waits for its result."""
+    return run_result(Run("run", spec, module, wall_seconds).wait())
+
+
+def check(spec: bytes, module: bytes | None, wall_seconds: float) -> None:
+    """Decodes a spec and compiles its module in a worker; raises `SpecRefused` if invalid."""
+    Run("check", spec, module, wall_seconds).wait()
+
+
+def _serve() -> None:
+    from computeshare.workloads import WorkloadError, check_module, decode_spec, execute
+
+    try:
+        request = json.loads(sys.stdin.buffer.read())
+        job = decode_spec(bytes.fromhex(request["spec"]))
+        module = bytes.fromhex(request["module"]) if request.get("module") else None
+        if request["op"] == "check":
+            if job.workload == "wasm":
+                if module is None:
+                    raise WorkloadError("no module given")
+                check_module(job, module)
+            answer: dict = {"ok": True}
+        else:
+            answer = {"result": execute(job, module).to_json()}
+    except (WorkloadError, KeyError, TypeError, ValueError) as error:
+        answer = {"error": (str(error).splitlines() or [type(error).__name__])[0][:200]}
+    sys.stdout.write(json.dumps(answer))
+
+
+if __name__ == "__main__":
+    _serve()

@@ -1,0 +1,187 @@
+"""The WebAssembly sandbox against hostile modules: whatever a module does, it gets a
+deterministic result, never a capability, and never more than its fuel, memory and output."""
+
+from __future__ import annotations
+
+import struct
+import time
+
+import pytest
+import wasmtime
+
+from computeshare import worker
+from computeshare.sandbox import (
+    MAX_MEMORY_BYTES,
+    MAX_OUTPUT_BYTES,
+    STATUS_INVALID,
+    STATUS_OK,
+    STATUS_OUT_OF_FUEL,
+    STATUS_TRAP,
+    ModuleError,
+    check,
+    run,
+)
+from computeshare.workloads import WorkloadError, decode_spec, encode_spec, pack_u64, wasm_spec
+
+IO = """
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func $emit_i32 (param $value i32)
+    (i32.store (i32.const 100) (local.get $value))
+    (i32.store (i32.const 0) (i32.const 100))
+    (i32.store (i32.const 4) (i32.const 4))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))
+"""
+
+
+def wat(body: str, imports: str = IO) -> bytes:
+    return bytes(wasmtime.wat2wasm(f"(module {imports} {body})"))
+
+
+def start(body: str) -> str:
+    return f'(func (export "_start") {body})'
+
+
+FUEL = 10_000_000
+
+
+@pytest.mark.parametrize(
+    "imported",
+    [
+        '(import "wasi_snapshot_preview1" "path_open" '
+        "(func (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))",
+        '(import "wasi_snapshot_preview1" "sock_accept" (func (param i32 i32 i32) (result i32)))',
+        '(import "wasi_snapshot_preview1" "clock_time_get" '
+        "(func (param i32 i64 i32) (result i32)))",
+        '(import "wasi_snapshot_preview1" "random_get" (func (param i32 i32) (result i32)))',
+        '(import "wasi_snapshot_preview1" "proc_raise" (func (param i32) (result i32)))',
+        '(import "env" "system" (func (param i32) (result i32)))',
+        '(import "env" "memory" (memory 1))',
+        '(import "wasi_snapshot_preview1" "fd_write" (func (param i64) (result i32)))',
+    ],
+    ids=["files", "sockets", "clock", "randomness", "signals", "host", "memory", "wrong-type"],
+)
+def test_a_module_asking_for_any_other_capability_is_refused(imported):
+    module = wat(start("nop"), imports=imported)
+    with pytest.raises(ModuleError):
+        check(module, "_start")
+    assert run(module, "_start", b"", FUEL).status == STATUS_INVALID
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '(memory (export "memory") 1 1 shared) ' + start("nop"),  # threads
+        start("(drop (i32x4.splat (i32.const 1)))"),  # SIMD
+        '(memory (export "memory") 2000) ' + start("nop"),  # above the memory bound
+    ],
+    ids=["threads", "simd", "huge-initial-memory"],
+)
+def test_features_outside_the_deterministic_subset_are_refused(text):
+    module = bytes(wasmtime.wat2wasm(f"(module {text})"))
+    assert run(module, "_start", b"", FUEL).status == STATUS_INVALID
+
+
+def test_garbage_and_missing_exports_are_invalid():
+    assert run(b"\x00asm garbage", "_start", b"", FUEL).status == STATUS_INVALID
+    assert run(wat(start("nop")), "main", b"", FUEL).status == STATUS_INVALID
+    takes_args = wat('(func (export "_start") (param i32))')
+    assert run(takes_args, "_start", b"", FUEL).status == STATUS_INVALID
+
+
+def test_an_infinite_loop_runs_out_of_its_fuel_exactly():
+    result = run(wat(start("(loop $l (br $l))")), "_start", b"", FUEL)
+    assert (result.status, result.fuel) == (STATUS_OUT_OF_FUEL, FUEL)
+
+
+def test_a_memory_bomb_gets_minus_one_not_memory():
+    pages = MAX_MEMORY_BYTES // 65_536
+    grown = run(
+        wat(start(f"(call $emit_i32 (memory.grow (i32.const {pages})))")), "_start", b"", FUEL
+    )
+    assert (grown.status, grown.output) == (STATUS_OK, struct.pack("<i", -1))
+    fits = run(
+        wat(start(f"(call $emit_i32 (memory.grow (i32.const {pages - 1})))")), "_start", b"", FUEL
+    )
+    assert fits.output == struct.pack("<i", 1)  # the old size in pages
+
+
+def test_deep_recursion_traps_without_harming_the_host():
+    module = wat("(func $f (call $f)) " + start("(call $f)"))
+    assert run(module, "_start", b"", FUEL).status == STATUS_TRAP
+    assert run(module, "_start", b"", FUEL) == run(module, "_start", b"", FUEL)
+
+
+def test_output_beyond_the_bound_traps_and_is_cut():
+    body = start(
+        "(i32.store (i32.const 0) (i32.const 0)) (i32.store (i32.const 4) (i32.const 60000))"
+        "(loop $l (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))"
+        " (br $l))"
+    )
+    result = run(wat(body), "_start", b"", 10**9)
+    assert result.status == STATUS_TRAP
+    assert len(result.output) <= MAX_OUTPUT_BYTES
+
+
+@pytest.mark.parametrize(
+    ("fd", "iovec", "errno"),
+    [(0, 0, 8), (5, 0, 8), (1, 65_530, 21), (1, -8, 21)],
+    ids=["stdin-for-writing", "unknown-fd", "iovec-out-of-memory", "negative-pointer"],
+)
+def test_host_calls_with_bad_arguments_fail_with_an_errno(fd, iovec, errno):
+    body = start(
+        "(i32.store (i32.const 0) (i32.const 0)) (i32.store (i32.const 4) (i32.const 4))"
+        f"(call $emit_i32 (call $fd_write (i32.const {fd}) (i32.const {iovec}) (i32.const 1)"
+        " (i32.const 8)))"
+    )
+    result = run(wat(body), "_start", b"", FUEL)
+    assert (result.status, result.output) == (STATUS_OK, struct.pack("<i", errno))
+
+
+def test_exit_codes_are_results():
+    imports = '(import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))' + IO
+    ok = wat(start("(call $exit (i32.const 0)) unreachable"), imports)
+    failed = wat(start("(call $exit (i32.const 3))"), imports)
+    assert run(ok, "_start", b"", FUEL).status == STATUS_OK
+    assert run(failed, "_start", b"", FUEL).status == STATUS_TRAP
+
+
+def test_the_python_workload_is_gone_with_its_escape():
+    escape = (
+        "def f():\n    return [c for c in ().__class__.__base__.__subclasses__()"
+        " if c.__name__ == 'BuiltinImporter'][0].load_module('os').system('touch /tmp/x')"
+    )
+    with pytest.raises(WorkloadError, match="unknown workload"):
+        encode_spec("python", {"source": escape, "function": "f", "args": []})
+
+
+def test_two_worker_processes_agree_on_status_fuel_and_output():
+    specs = [
+        wasm_spec("monte-carlo", pack_u64(9, 5_000), fuel=10**8),
+        wasm_spec("checked-div", bytes(8), fuel=10_000),
+        wasm_spec("hash-chain", pack_u64(10**9), fuel=50_000),
+    ]
+    for spec in specs:
+        first, second = worker.run(spec, None, 30), worker.run(spec, None, 30)
+        assert first == second
+    assert [worker.run(spec, None, 30).status for spec in specs] == [
+        STATUS_OK,
+        STATUS_TRAP,
+        STATUS_OUT_OF_FUEL,
+    ]
+
+
+def test_a_worker_past_its_wall_clock_limit_is_killed():
+    spec = wasm_spec(wat(start("(loop $l (br $l))")), fuel=20_000_000_000)
+    began = time.monotonic()
+    with pytest.raises(worker.WorkerError, match="timed out"):
+        worker.run(spec, bytes(wasmtime.wat2wasm(f"(module {IO} {start('(loop $l (br $l))')})")), 1)
+    assert time.monotonic() - began < 10
+
+
+def test_a_worker_refuses_a_module_that_does_not_compile():
+    spec = wasm_spec(b"\x00asm\x01\x00\x00\x00\x01", fuel=10)
+    with pytest.raises(worker.SpecRefused, match="not a valid module"):
+        worker.check(
+            spec, decode_spec(spec).input.module.inline and b"\x00asm\x01\x00\x00\x00\x01", 30
+        )
