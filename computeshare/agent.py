@@ -193,6 +193,11 @@ class Agent:
             except Exception as error:
                 self.log(f"job {key[:10]}: {type(error).__name__}: {_first_line(error)}")
 
+    @property
+    def busy(self) -> bool:
+        """A workload is running in a worker."""
+        return bool(self._runs)
+
     def close(self) -> None:
         """Stops every workload still running."""
         for run in self._runs.values():

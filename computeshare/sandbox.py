@@ -25,8 +25,7 @@ import hashlib
 from dataclasses import dataclass
 
 import wasmtime
-from eth_abi import encode
-from eth_utils import keccak
+from Crypto.Hash import keccak as _keccak
 
 STATUS_OK, STATUS_TRAP, STATUS_OUT_OF_FUEL, STATUS_INVALID = 0, 1, 2, 3
 STATUS_NAMES = {
@@ -75,9 +74,8 @@ class RunResult:
     def digest(self) -> bytes:
         """What replicas commit to: keccak256(abi_encode(uint8 status, uint64 fuel,
         bytes32 keccak256(output)))."""
-        return keccak(
-            encode(["uint8", "uint64", "bytes32"], [self.status, self.fuel, keccak(self.output)])
-        )
+        words = self.status.to_bytes(32, "big") + self.fuel.to_bytes(32, "big")
+        return keccak(words + keccak(self.output))
 
     def to_json(self) -> dict:
         return {"status": self.status, "fuel": self.fuel, "output": self.output.hex()}
@@ -89,6 +87,10 @@ class RunResult:
     @property
     def status_name(self) -> str:
         return STATUS_NAMES.get(self.status, str(self.status))
+
+
+def keccak(data: bytes) -> bytes:
+    return _keccak.new(digest_bits=256, data=data).digest()
 
 
 def module_hash(module: bytes) -> str:

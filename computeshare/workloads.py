@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from computeshare.sandbox import (
@@ -359,6 +358,8 @@ def sha256_chain(payload: Sha256ChainInput) -> bytes:
 def matrix_power(payload: MatrixPowerInput) -> bytes:
     """A seeded random n x n integer matrix raised to `power` modulo `modulus` (NumPy, int64:
     entries stay below 2**31 so products never overflow; exact on every machine)."""
+    import numpy as np  # only this kernel needs it: workers start faster without
+
     n, modulus = payload.n, payload.modulus
     rng = np.random.default_rng(payload.seed)
     base = rng.integers(0, modulus, size=(n, n), dtype=np.int64)

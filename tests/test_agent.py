@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-import pytest
+import json
+import struct
+import time
 
-from computeshare.agent import Agent, Journal
+import pytest
+import wasmtime
+from ape import chain
+
+from computeshare.agent import Agent, AgentError, Journal, Policy
 from computeshare.client import ClientError, ComputeShare
 from computeshare.deploy import DeployConfig, Deployment, Manifest
 from computeshare.jobs import STATUS_FINALIZED
+from computeshare.results import ResultError, ResultServer
+from computeshare.sandbox import MAX_FUEL, STATUS_OUT_OF_FUEL, STATUS_TRAP, RunResult
 from computeshare.specs import device_spec, job_requirements
-from computeshare.workloads import encode_spec, execute, result_hash
+from computeshare.workloads import encode_spec, execute, pack_u64, result_hash, wasm_spec
 
 TOKEN = 10**18
 DAY = 86_400
+PAID = 97_500 * TOKEN // 1_000  # 100 tokens less the 2.5% protocol fee
 SPEC = encode_spec("sha256-chain", {"seed": "computeshare", "rounds": 2_000})
 
 
@@ -39,7 +48,16 @@ def agent_for(path, account, tmp_path, **kwargs) -> Agent:
     return Agent(cs, account, device_id, journal, log=print, **kwargs)
 
 
-def run_until_final(chain, cs, job_id, agents, max_rounds=12):
+def step(agent: Agent) -> None:
+    """One step of the agent, then more until the workload it started has finished (the
+    step that starts a run returns at once; a later one commits its result)."""
+    agent.step()
+    while agent.busy:
+        time.sleep(0.05)
+        agent.step()
+
+
+def run_until_final(chain, cs, job_id, agents, max_rounds=60):
     """Steps every agent until nobody sends anything, then lets a day pass (past any reveal
     or challenge window), until the job is final."""
     for _ in range(max_rounds):
@@ -50,10 +68,16 @@ def run_until_final(chain, cs, job_id, agents, max_rounds=12):
             for agent in agents:
                 agent.step()  # record the settlement
             return
-        if sum(agent.account.nonce for agent in agents) == sent:
+        if any(agent.busy for agent in agents):
+            time.sleep(0.2)  # a workload runs in a worker: the chain's clock waits for it
+        elif sum(agent.account.nonce for agent in agents) == sent:
             chain.pending_timestamp += DAY + 1
             chain.mine()
     raise AssertionError(f"job not final: {cs.jobs.view(job_id)}")
+
+
+def outcome_of(record: dict) -> dict:
+    return {name: record[name] for name in ("outcome", "paid", "slashed")}
 
 
 def completed(paid):
@@ -77,7 +101,9 @@ def test_three_honest_agents_agree_and_are_paid(chain, manifest, providers, clie
     for agent, stake, balance in zip(agents, stakes, balances, strict=True):
         # 100 tokens less the 2.5% protocol fee; no delegators, so all of it goes to the
         # provider's escrow balance and its stake is unchanged (collateral released).
-        assert agent.journal.done["0x" + job_id.hex()] == completed(97_500 * TOKEN // 1_000)
+        assert outcome_of(agent.journal.done["0x" + job_id.hex()]) == completed(
+            97_500 * TOKEN // 1_000
+        )
         assert agent.journal.jobs == {}
         assert agent.cs.escrow.balanceOf(agent.me) == balance + 97_500 * TOKEN // 1_000
         assert agent.cs.staking.bonded_stake(agent.me) == stake
@@ -97,7 +123,9 @@ def test_faulty_agent_is_outvoted_and_slashed(chain, manifest, providers, client
     assert record["slashed"] > 0
     assert faulty.cs.staking.bonded_stake(faulty.me) == before - record["slashed"]
     for agent in honest:
-        assert agent.journal.done["0x" + job_id.hex()] == completed(97_500 * TOKEN // 1_000)
+        assert outcome_of(agent.journal.done["0x" + job_id.hex()]) == completed(
+            97_500 * TOKEN // 1_000
+        )
 
 
 def test_optimistic_job_settles_after_the_challenge_window(
@@ -105,13 +133,13 @@ def test_optimistic_job_settles_after_the_challenge_window(
 ):
     agent = agent_for(manifest, providers[0], tmp_path)
     view, job_id = post(manifest, client, replicas=1)
-    agent.step()  # accept and commit
-    agent.step()  # reveal (the only replica committed)
+    step(agent)  # accept and commit
+    step(agent)  # reveal (the only replica committed)
     assert view.jobs.view(job_id).revealed == 1
-    agent.step()
+    step(agent)
     assert view.jobs.view(job_id).status != STATUS_FINALIZED, "challenge window still open"
     run_until_final(chain, view, job_id, [agent])
-    assert agent.journal.done["0x" + job_id.hex()] == completed(97_500 * TOKEN // 1_000)
+    assert outcome_of(agent.journal.done["0x" + job_id.hex()]) == completed(PAID)
 
 
 def test_restarted_agent_finishes_the_job_it_committed(
@@ -120,13 +148,13 @@ def test_restarted_agent_finishes_the_job_it_committed(
     first = agent_for(manifest, providers[0], tmp_path)
     others = [agent_for(manifest, p, tmp_path) for p in providers[1:]]
     view, job_id = post(manifest, client, replicas=3)
-    first.step()  # accepted and committed; the process then dies
+    step(first)  # accepted and committed; the process then dies
     key = "0x" + job_id.hex()
     assert first.journal.jobs[key]["salt"]
     restarted = agent_for(manifest, providers[0], tmp_path)
     assert restarted.journal.jobs[key] == first.journal.jobs[key]
     run_until_final(chain, view, job_id, [restarted, *others])
-    assert restarted.journal.done[key] == completed(97_500 * TOKEN // 1_000)
+    assert outcome_of(restarted.journal.done[key]) == completed(PAID)
 
 
 def test_agent_adopts_an_acceptance_its_journal_missed(
@@ -142,7 +170,7 @@ def test_agent_adopts_an_acceptance_its_journal_missed(
     key = "0x" + job_id.hex()
     assert agent.journal.jobs[key]["slot"] == 0
     run_until_final(chain, view, job_id, [agent])
-    assert agent.journal.done[key] == completed(97_500 * TOKEN // 1_000)
+    assert outcome_of(agent.journal.done[key]) == completed(PAID)
 
 
 def test_agent_skips_jobs_its_device_cannot_serve(chain, manifest, providers, client, tmp_path):
@@ -163,3 +191,177 @@ def test_client_refuses_a_manifest_it_cannot_use(manifest, tmp_path):
     read_only = ComputeShare.from_manifest(manifest)
     with pytest.raises(ClientError, match="needs an account"):
         read_only.deposit(1)
+
+
+# ---------------------------------------------------------------- hostile clients
+
+MARKER_ESCAPE = (
+    "def f():\n    return [c for c in ().__class__.__base__.__subclasses__()"
+    " if c.__name__ == 'BuiltinImporter'][0].load_module('os').system('touch {marker}')"
+)
+
+
+def wat_module(body: str, imports: str = "") -> bytes:
+    return bytes(wasmtime.wat2wasm(f'(module {imports} (func (export "_start") {body}))'))
+
+
+def hostile_specs(marker) -> dict[str, bytes]:
+    escape = MARKER_ESCAPE.format(marker=marker)
+    raw_python = {"workload": "python", "input": {"source": escape, "function": "f", "args": []}}
+    files = '(import "wasi_snapshot_preview1" "path_open" (func (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))'  # noqa: E501
+    return {
+        "python escape": json.dumps(raw_python).encode(),
+        "non-string workload": b'{"workload": [], "input": {}}',
+        "lone surrogate": b'{"workload": "sha256-chain", '
+        b'"input": {"seed": "\\udc80", "rounds": 5}}',
+        "deep nesting": b"[" * 2_000 + b"]" * 2_000,
+        "invalid utf-8": b'{"workload": "\xff\xfe"}',
+        "typo": b'{"workload": "sha256-chain", "input": {"sead": "hello", "rounds": 5}}',
+        "huge number": b'{"workload": "sha256-chain", "input": {"seed": "a", "rounds": '
+        + b"9" * 4_000
+        + b"}}",
+        "file import": wasm_spec(wat_module("nop", files), fuel=1_000),
+        "not a module": wasm_spec(b"\x00asm\x01\x00\x00\x00\xff\xff", fuel=1_000),
+        "unknown module": encode_spec("wasm", {"module": {"sha256": "ab" * 32}, "fuel": 10}),
+        "fuel beyond capacity": wasm_spec("monte-carlo", pack_u64(1, 10**12), fuel=MAX_FUEL),
+    }
+
+
+def post_raw(cs: ComputeShare, spec: bytes, requirements=None, **terms) -> bytes:
+    """Posts a spec without the client's checks, as a hostile client would."""
+    price = terms.get("price", 100 * TOKEN)
+    cs.deposit(price)
+    receipt = cs.escrow.post(
+        spec,
+        requirements or job_requirements(),
+        price,
+        1,
+        chain.pending_timestamp + DAY,
+        terms.get("collateral", price),
+        sender=cs.account,
+    )
+    return bytes(receipt.return_value)
+
+
+def test_hostile_specs_are_declined_while_an_honest_job_is_served(
+    chain, manifest, providers, client, tmp_path
+):
+    marker = tmp_path / "escaped"
+    agent = agent_for(manifest, providers[0], tmp_path)
+    stake = agent.cs.staking.bonded_stake(agent.me)
+    cs = ComputeShare.from_manifest(manifest, account=client)
+    hostile = {}
+    for name, spec in hostile_specs(marker).items():
+        seconds = 1 if name == "fuel beyond capacity" else 600
+        hostile[name] = post_raw(cs, spec, job_requirements(compute_seconds=seconds))
+    honest = cs.post_job(SPEC, job_requirements(), price=100 * TOKEN, replicas=1, duration=DAY)
+    run_until_final(chain, cs, honest, [agent])
+    for name, job_id in hostile.items():
+        assert cs.jobs.view(job_id).accepted == 0, f"{name} was accepted"
+    assert not marker.exists()
+    assert outcome_of(agent.journal.done["0x" + honest.hex()]) == completed(PAID)
+    assert agent.cs.staking.bonded_stake(agent.me) == stake, "never slashed for a hostile spec"
+    restarted = agent_for(manifest, providers[0], tmp_path)
+    restarted.journal.from_block = 0  # rescans every hostile job
+    step(restarted)
+    assert not marker.exists()
+    assert all(cs.jobs.view(job_id).accepted == 0 for job_id in hostile.values())
+
+
+def test_policy_declines_collateral_above_its_share_of_free_stake(
+    manifest, providers, client, tmp_path
+):
+    agent = agent_for(manifest, providers[0], tmp_path, policy=Policy(max_collateral_fraction=0.1))
+    cs = ComputeShare.from_manifest(manifest, account=client)
+    greedy = post_raw(cs, SPEC, collateral=5_000 * TOKEN)
+    modest = post_raw(cs, SPEC, collateral=500 * TOKEN)
+    step(agent)
+    assert (cs.jobs.view(greedy).accepted, cs.jobs.view(modest).accepted) == (0, 1)
+
+
+def test_replicas_agree_that_a_module_trapped_and_are_paid_for_it(
+    chain, manifest, providers, client, tmp_path
+):
+    agents = [agent_for(manifest, p, tmp_path) for p in providers]
+    spec = wasm_spec("checked-div", bytes(8), fuel=100_000)
+    cs = ComputeShare.from_manifest(manifest, account=client)
+    job_id = cs.post_job(spec, job_requirements(), price=100 * TOKEN, replicas=3, duration=DAY)
+    run_until_final(chain, cs, job_id, agents)
+    expected = execute(spec)
+    assert expected.status == STATUS_TRAP
+    settled = next(iter(cs.escrow.JobSettled.range(0, chain.blocks.height + 1)))
+    assert bytes(settled.result_hash) == expected.digest()
+    for agent in agents:
+        record = agent.journal.done["0x" + job_id.hex()]
+        assert outcome_of(record) == completed(PAID)
+        assert RunResult.from_json(record["result"]) == expected
+
+
+def test_an_endless_loop_runs_out_of_fuel_and_is_paid_not_slashed(
+    chain, manifest, providers, client, tmp_path
+):
+    agent = agent_for(manifest, providers[0], tmp_path)
+    spec = wasm_spec(wat_module("(loop $l (br $l))"), fuel=50_000_000)
+    cs = ComputeShare.from_manifest(manifest, account=client)
+    job_id = cs.post_job(spec, job_requirements(), price=100 * TOKEN, replicas=1, duration=DAY)
+    run_until_final(chain, cs, job_id, [agent])
+    record = agent.journal.done["0x" + job_id.hex()]
+    assert outcome_of(record) == completed(PAID)
+    assert RunResult.from_json(record["result"]) == RunResult(STATUS_OUT_OF_FUEL, 50_000_000)
+
+
+def test_an_agent_restarted_in_the_middle_of_a_wasm_run_finishes_the_job(
+    chain, manifest, providers, client, tmp_path
+):
+    first = agent_for(manifest, providers[0], tmp_path)
+    spec = wasm_spec("monte-carlo", pack_u64(3, 2_000_000), fuel=10**9)
+    cs = ComputeShare.from_manifest(manifest, account=client)
+    job_id = cs.post_job(spec, job_requirements(), price=100 * TOKEN, replicas=1, duration=DAY)
+    first.step()  # accepts and starts the worker
+    first.step()
+    assert first.busy and "result_hash" not in first.journal.jobs["0x" + job_id.hex()]
+    first.close()  # the process dies with its worker
+    restarted = agent_for(manifest, providers[0], tmp_path)
+    run_until_final(chain, cs, job_id, [restarted])
+    record = restarted.journal.done["0x" + job_id.hex()]
+    assert RunResult.from_json(record["result"]) == execute(spec)
+
+
+def test_results_reach_the_client_and_a_tampered_one_is_refused(
+    chain, manifest, providers, client, tmp_path
+):
+    agent = agent_for(manifest, providers[0], tmp_path)
+    spec = wasm_spec("matmul", struct.pack("<IQ", 4, 5), fuel=10**7)
+    cs = ComputeShare.from_manifest(manifest, account=client)
+    job_id = cs.post_job(spec, job_requirements(), price=100 * TOKEN, replicas=1, duration=DAY)
+    step(agent)
+    step(agent)  # revealed: the result is agreed on chain (k = 1, before the challenge window)
+    server = ResultServer(agent.journal).start()
+    forged = Journal(tmp_path / "forged.json")
+    entry = dict(agent.journal.jobs["0x" + job_id.hex()]["result"])
+    entry["output"] = "00" + entry["output"][2:]
+    forged.jobs["0x" + job_id.hex()] = {"result": entry}
+    liar = ResultServer(forged).start()
+    try:
+        assert cs.result(job_id, [server.url]) == execute(spec)
+        with pytest.raises(ResultError, match="does not match the chain"):
+            cs.result(job_id, [liar.url])
+        assert cs.result(job_id, [liar.url, server.url]) == execute(spec)
+        with pytest.raises(ResultError, match=r"no such result|404"):
+            cs.result(job_id, [ResultServer(Journal(tmp_path / "empty.json")).start().url])
+    finally:
+        server.stop()
+        liar.stop()
+
+
+def test_agent_start_up_errors_are_one_line(tmp_path):
+    with pytest.raises(AgentError, match="does not exist"):
+        Journal.open(tmp_path / "missing" / "journal.json")
+    corrupt = tmp_path / "journal.json"
+    corrupt.write_text("{not json")
+    with pytest.raises(AgentError, match=f"journal {corrupt} is corrupt"):
+        Journal.open(corrupt)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("max_colateral: 5\n")
+    with pytest.raises(AgentError, match="unknown keys"):
+        Policy.load(policy)
