@@ -192,12 +192,13 @@ class ComputeShare:
         if not agreed:
             raise ResultError("no result revealed for this job yet")
         if not endpoints:
-            providers = {event.provider for event in revealed}
+            # `provider` is shadowed on ape's log objects: read it from the event arguments.
+            providers = {event.event_arguments["provider"] for event in revealed}
             accepted = escrow.ReplicaAccepted.range(start, height, search_topics=topics)
             uris = [
                 self.registry.device(bytes(event.device_id)).metadata_uri
                 for event in accepted
-                if event.provider in providers
+                if event.event_arguments["provider"] in providers
             ]
             endpoints = [uri for uri in uris if uri.startswith(("http://", "https://"))]
         problems = []

@@ -41,6 +41,7 @@ from computeshare.gas import format_table
 from computeshare.governance import FOR, STATE_NAMES, call
 from computeshare.jobs import OUTCOME_COMPLETED, STATUS_DISPUTED, STATUS_FINALIZED
 from computeshare.params import parameter
+from computeshare.results import ResultError
 from computeshare.signing import sign_ballot
 from computeshare.specs import device_spec, job_requirements
 from computeshare.workloads import encode_spec, execute, pack_u64, result_hash, wasm_spec
@@ -151,8 +152,12 @@ def cli():
     agents = start_agents(chain.provider.uri, manifest_file, workdir, ports)
     try:
         jobs = run_jobs(cs, manifest_file, test, agents)
-        for job in jobs:
-            job["result"] = cs.result(job["id"])  # from the agents, checked against the chain
+        for job in jobs:  # each result from the agents, checked against the chain
+            try:
+                job["result"] = cs.result(job["id"])
+            except ResultError as error:
+                job["result"] = None
+                click.echo(f"    {job['label']}: no result that matches the chain ({error})")
     finally:
         for process in agents:
             process.terminate()
@@ -365,10 +370,7 @@ def summary(cs: ComputeShare, jobs, names, fee_before: int) -> None:
                 "k": job["k"],
                 "workload": job["workload"],
                 "status": "finalized" if view.status == STATUS_FINALIZED else str(view.status),
-                "result": job["result"].status_name,
-                "fuel": f"{job['result'].fuel:,}",
-                "output": job["result"].output[:8].hex()
-                + ("…" if len(job["result"].output) > 8 else ""),
+                **result_columns(job["result"]),
                 "replicas (paid)": " ".join(replicas),
                 "dispute": job.get("ruling", "-"),
             }
@@ -402,6 +404,17 @@ def summary(cs: ComputeShare, jobs, names, fee_before: int) -> None:
 
     click.echo("\nGas used, by operation (every transaction of the demo)")
     click.echo(format_table(gas_by_operation(cs, start, head), ["operation", "calls", "gas_used"]))
+
+
+def result_columns(result) -> dict:
+    """What the agents served for a job, checked against the chain."""
+    if result is None:
+        return {"result": "refused", "fuel": "-", "output": "-"}
+    return {
+        "result": result.status_name,
+        "fuel": f"{result.fuel:,}",
+        "output": f"{len(result.output)} B {result.output[:6].hex()}",
+    }
 
 
 def gas_by_operation(cs: ComputeShare, start: int, head: int) -> list[dict]:

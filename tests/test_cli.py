@@ -65,11 +65,39 @@ def test_client_posts_a_job_an_agent_serves_and_status_follows(cli, accounts, tm
     job = result.output.split()[-1]
     assert "open: replicas 1, accepted 0" in cli("client", "status", job).output
     journal = str(tmp_path / "agent.json")
-    result = cli("agent", "--journal", journal, "--steps", "2", "--poll", "0", account=4)
+    result = cli(
+        "agent", "--journal", journal, "--steps", "60", "--poll", "0.1", "--serve",
+        "127.0.0.1:0", account=4,
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "accepted replica 0" in result.output and "revealed" in result.output
+    assert "running sha256-chain (fuel limit 9)" in result.output
+    assert "INFO" not in result.output, "no per-transaction lines"
     assert "revealed 1" in cli("client", "status", job).output
     assert "open" in cli("show", "jobs").output
+
+
+def test_client_post_checks_the_spec_before_sending(cli, accounts):
+    nonce = accounts[12].nonce
+    one_line_error(
+        cli("client", "post", "--workload", "sha256-chain", "--input", '{"sead": "a", "rounds": 9}',
+            "--price", "1", account=12),
+        "input 'seed': Field required",
+    )  # fmt: skip
+    one_line_error(
+        cli("client", "post", "--wasm", "monte-carlo", "--price", "1", account=12),
+        "a wasm job takes --wasm and --fuel",
+    )
+    one_line_error(
+        cli("client", "post", "--wasm", "monte-carlo", "--fuel", "0", "--price", "1", account=12),
+        "0 is not in the range",
+    )
+    assert accounts[12].nonce == nonce, "no transaction was sent"
+    result = cli(
+        "client", "post", "--wasm", "monte-carlo", "--stdin", "01" + "00" * 7 + "10" + "00" * 7,
+        "--fuel", "100000", "--price", "10", account=12,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
 
 
 def test_bad_input_gets_one_line_and_sends_nothing(cli, accounts):
