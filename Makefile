@@ -58,6 +58,7 @@ bench: setup
 	ape run bench_staking
 	ape run bench_escrow
 	ape run bench_governance
+	ape run bench_sandbox
 
 abi: setup
 	ape run export_abi
