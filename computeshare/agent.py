@@ -133,7 +133,8 @@ class Journal:
         if path.exists():
             try:
                 data = json.loads(path.read_text())
-                return cls(path, int(data["from_block"]), dict(data["jobs"]), dict(data["done"]))
+                jobs, done = dict(data["jobs"]), dict(data.get("done", {}))
+                return cls(path, int(data["from_block"]), jobs, done)
             except (OSError, ValueError, KeyError, TypeError) as error:
                 raise AgentError(f"journal {path} is corrupt ({_first_line(error)})") from None
         return cls(path, from_block)
@@ -221,6 +222,9 @@ class Agent:
         self.journal.from_block = min(head + 1, self._retry_from)
         self.journal.save()
 
+    # A module that takes longer than this to compile is declined.
+    CHECK_SECONDS = 10.0
+
     def _validate(self, key: str, spec: bytes, job) -> Job | None:
         """The whole spec checked before any collateral is locked; None (and a log line) if
         it is malformed, outside the policy, or its module does not compile."""
@@ -238,7 +242,7 @@ class Agent:
                 module = resolve_module(
                     decoded.input.module, self.module_cache, fetch=self.policy.fetch_modules
                 )
-                worker.check(spec, module, self.policy.min_wall_seconds)
+                worker.check(spec, module, self.CHECK_SECONDS)
         except (WorkloadError, worker.WorkerError) as error:
             refusal = _first_line(error)
         if refusal is not None:
@@ -344,6 +348,9 @@ class Agent:
         job = self.cs.jobs.view(job_id)
         status = self.cs.escrow.assignment(job_id, slot).status
         now = self.cs.escrow.chain_manager.pending_timestamp
+        if key in self._runs and not (status == REPLICA_ACCEPTED and now < job.deadline):
+            self._runs.pop(key).kill()  # too late to commit what it would produce
+            self.log(f"job {key[:10]}: run stopped, the commit deadline passed")
         try:
             if job.status in (STATUS_FINALIZED, STATUS_CANCELLED):
                 self._settled(key, job_id)

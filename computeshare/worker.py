@@ -96,6 +96,8 @@ class Run:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+        self._stdin.close()
+        self._stdout.close()
 
     def wait(self) -> dict:
         while True:

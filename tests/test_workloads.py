@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.server
 import json
 import struct
+import threading
 
 import numpy as np
 import pytest
@@ -14,11 +16,14 @@ import pytest
 from computeshare.sandbox import STATUS_OK, STATUS_TRAP, RunResult
 from computeshare.workloads import (
     MAX_SPEC_BYTES,
+    ModuleRef,
     WorkloadError,
+    catalogue_module,
     decode_spec,
     encode_spec,
     execute,
     pack_u64,
+    resolve_module,
     wasm_spec,
 )
 
@@ -177,3 +182,45 @@ def test_inline_module_fits_the_on_chain_spec_bound():
     assert base64.b64decode(module["inline"])[:4] == b"\x00asm"
     with pytest.raises(WorkloadError, match=r"inline|bytes"):
         wasm_spec(bytes(4_000), fuel=1)
+
+
+@pytest.fixture
+def module_server():
+    """Serves files from a dict over HTTP on loopback: {path: bytes}."""
+    files: dict[str, bytes] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = files.get(self.path)
+            self.send_response(200 if body is not None else 404)
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield files, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_module_by_uri_must_match_its_hash_and_is_cached(module_server, tmp_path):
+    files, base = module_server
+    module = catalogue_module("monte-carlo") + b"\x00"  # another module: not in the catalogue
+    files["/good.wasm"], files["/bad.wasm"] = module, module + b"x"
+    digest = hashlib.sha256(module).hexdigest()
+    good = ModuleRef(sha256=digest, uri=f"{base}/good.wasm")
+    with pytest.raises(WorkloadError, match="fetching modules is off"):
+        resolve_module(good, tmp_path, fetch=False)
+    assert resolve_module(good, tmp_path) == module
+    assert (tmp_path / f"{digest}.wasm").read_bytes() == module
+    del files["/good.wasm"]
+    assert resolve_module(good, tmp_path, fetch=False) == module, "served from the cache"
+    bad = ModuleRef(sha256=hashlib.sha256(b"other").hexdigest(), uri=f"{base}/bad.wasm")
+    with pytest.raises(WorkloadError, match="does not hash"):
+        resolve_module(bad, tmp_path)
+    missing = ModuleRef(sha256=hashlib.sha256(b"gone").hexdigest(), uri=f"{base}/gone.wasm")
+    with pytest.raises(WorkloadError, match="module fetch failed"):
+        resolve_module(missing, tmp_path)
