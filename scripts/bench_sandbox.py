@@ -15,60 +15,29 @@ import time
 
 import click
 
-from computeshare import worker
+from computeshare import reference, worker
 from computeshare.gas import format_table
 from computeshare.workloads import execute, pack_u64, wasm_spec
 
-M64 = 2**64 - 1
 REPEATS = 5
 
 
-def _xorshift(x: int):
-    while True:
-        x ^= (x << 13) & M64
-        x ^= x >> 7
-        x ^= (x << 17) & M64
-        yield x
-
-
-def native_monte_carlo(seed: int, samples: int) -> bytes:
-    draws = _xorshift(seed)
-    inside = sum(
-        (next(draws) >> 33) ** 2 + (next(draws) >> 33) ** 2 < 2**62 for _ in range(samples)
-    )
-    return struct.pack("<QQ", inside, samples)
-
-
-def native_hash_chain(rounds: int, seed: bytes) -> bytes:
-    state = 0xCBF29CE484222325
-    for byte in seed:
-        state = ((state ^ byte) * 0x100000001B3) & M64
-    for i in range(rounds):
-        z = state ^ i
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
-        state = z ^ (z >> 31)
-    return struct.pack("<Q", state)
-
-
-def native_matmul(n: int, seed: int) -> bytes:
-    draws = _xorshift(seed)
-    a = [[next(draws) & 0xFFFF for _ in range(n)] for _ in range(n)]
-    b = [[next(draws) & 0xFFFF for _ in range(n)] for _ in range(n)]
-    cells = [sum(a[i][k] * b[k][j] for k in range(n)) & M64 for i in range(n) for j in range(n)]
-    return struct.pack(f"<{n * n}Q", *cells)
-
-
 CASES = [
-    ("monte-carlo 1M", "monte-carlo", pack_u64(42, 1_000_000), native_monte_carlo, (42, 1_000_000)),
+    (
+        "monte-carlo 1M",
+        "monte-carlo",
+        pack_u64(42, 1_000_000),
+        reference.monte_carlo,
+        (42, 1_000_000),
+    ),
     (
         "hash-chain 1M",
         "hash-chain",
         pack_u64(1_000_000) + b"seed",
-        native_hash_chain,
+        reference.hash_chain,
         (1_000_000, b"seed"),
     ),
-    ("matmul 64", "matmul", struct.pack("<IQ", 64, 7), native_matmul, (64, 7)),
+    ("matmul 64", "matmul", struct.pack("<IQ", 64, 7), reference.matmul, (64, 7)),
 ]
 
 

@@ -13,6 +13,7 @@ import threading
 import numpy as np
 import pytest
 
+from computeshare import reference
 from computeshare.sandbox import STATUS_OK, STATUS_TRAP, RunResult
 from computeshare.workloads import (
     MAX_SPEC_BYTES,
@@ -26,8 +27,6 @@ from computeshare.workloads import (
     resolve_module,
     wasm_spec,
 )
-
-M64 = 2**64 - 1
 
 
 def test_sha256_chain_is_iterated_sha256():
@@ -54,46 +53,28 @@ def test_matrix_power_equals_exact_integer_arithmetic():
     assert got.tolist() == want
 
 
-def _splitmix(z: int) -> int:
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
-    return z ^ (z >> 31)
-
-
-def _xorshift(x: int):
-    while True:
-        x ^= (x << 13) & M64
-        x ^= x >> 7
-        x ^= (x << 17) & M64
-        yield x
-
-
 def test_wasm_hash_chain_matches_its_reference():
-    state = 0xCBF29CE484222325
-    for byte in b"computeshare":
-        state = ((state ^ byte) * 0x100000001B3) & M64
-    for i in range(5_000):
-        state = _splitmix(state ^ i)
     result = execute(wasm_spec("hash-chain", pack_u64(5_000) + b"computeshare", fuel=10**8))
-    assert (result.status, result.output) == (STATUS_OK, struct.pack("<Q", state))
+    assert (result.status, result.output) == (
+        STATUS_OK,
+        reference.hash_chain(5_000, b"computeshare"),
+    )
     assert 0 < result.fuel < 10**8
 
 
 def test_wasm_monte_carlo_matches_its_reference_and_estimates_pi():
-    draws = _xorshift(42)
-    inside = sum((next(draws) >> 33) ** 2 + (next(draws) >> 33) ** 2 < 2**62 for _ in range(20_000))
     result = execute(wasm_spec("monte-carlo", pack_u64(42, 20_000), fuel=10**8))
-    assert struct.unpack("<QQ", result.output) == (inside, 20_000)
-    assert abs(4 * inside / 20_000 - 3.14159) < 0.05
+    assert result.output == reference.monte_carlo(42, 20_000)
+    inside, samples = struct.unpack("<QQ", result.output)
+    assert abs(4 * inside / samples - 3.14159) < 0.05
 
 
 def test_wasm_matmul_matches_its_reference():
-    n, draws = 6, _xorshift(7)
-    a = [[next(draws) & 0xFFFF for _ in range(n)] for _ in range(n)]
-    b = [[next(draws) & 0xFFFF for _ in range(n)] for _ in range(n)]
-    want = [sum(a[i][k] * b[k][j] for k in range(n)) & M64 for i in range(n) for j in range(n)]
-    result = execute(wasm_spec("matmul", struct.pack("<IQ", n, 7), fuel=10**8))
-    assert list(struct.unpack(f"<{n * n}Q", result.output)) == want
+    result = execute(wasm_spec("matmul", struct.pack("<IQ", 6, 7), fuel=10**8))
+    assert result.output == reference.matmul(6, 7)
+    assert execute(wasm_spec("matmul", struct.pack("<IQ", 3, 0), fuel=10**8)).output == (
+        reference.matmul(3, 0)
+    ), "the seed 0 is replaced by 1 in both"
 
 
 def test_a_trap_is_a_result_with_the_output_so_far():
