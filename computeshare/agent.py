@@ -404,6 +404,9 @@ class Agent:
             if self.faulty:
                 digest = keccak(b"faulty" + digest)
             entry["result"] = result.to_json()
+            recipient = decode_spec(bytes.fromhex(entry["spec"][2:])).encrypt_to
+            if recipient is not None:  # served encrypted to the client's key
+                entry["result"]["encrypt_to"] = recipient.hex()
             entry["result_hash"] = "0x" + digest.hex()
             entry["salt"] = "0x" + os.urandom(32).hex()
             self.journal.save()  # the secrets are durable before the commitment is public

@@ -32,7 +32,7 @@ from computeshare.governance import STATE_NAMES, Action, call, rehearse
 from computeshare.params import parameter
 from computeshare.results import ResultError, start_server
 from computeshare.specs import device_spec, job_requirements
-from computeshare.workloads import CATALOGUE, WorkloadError, encode_spec, wasm_spec
+from computeshare.workloads import CATALOGUE, WorkloadError, encode_spec, public_key, wasm_spec
 
 TOKEN = 10**18
 SUPPORT = {"against": 0, "for": 1, "abstain": 2}
@@ -312,6 +312,7 @@ def client_withdraw(account, manifest, amount):
 )
 @click.option("--stdin", "stdin_hex", default="", help="the wasm module's stdin, as hex")
 @click.option("--fuel", type=click.IntRange(1), help="the wasm run's fuel limit")
+@click.option("--encrypt-to", help="a public key (hex): providers serve the output encrypted")
 @click.option("--price", required=True, help="tokens per replica")
 @click.option("--replicas", type=click.IntRange(1, 9), default=1, show_default=True)
 @click.option("--duration", type=click.IntRange(60), default=3_600, show_default=True)
@@ -319,13 +320,14 @@ def client_withdraw(account, manifest, amount):
 @click.option("--min-gpus", type=click.IntRange(0, 255), default=0, show_default=True)
 @click.option("--compute-seconds", type=click.IntRange(1), default=60, show_default=True)
 def client_post(
-    account, manifest, workload, payload, module, stdin_hex, fuel, price, replicas, duration,
-    collateral, min_gpus, compute_seconds,
+    account, manifest, workload, payload, module, stdin_hex, fuel, encrypt_to, price, replicas,
+    duration, collateral, min_gpus, compute_seconds,
 ):  # fmt: skip
     """Post a job; payment for every replica is locked from your escrow balance. The spec is
     checked against its workload's schema (and a wasm module compiled) before anything is
     sent."""
-    spec = _job_spec(workload, payload, module, stdin_hex, fuel)
+    recipient = public_key(encrypt_to) if encrypt_to else None
+    spec = _job_spec(workload, payload, module, stdin_hex, fuel, recipient)
     cs = connect(manifest, account)
     price_wei = tokens(price)
     collateral_wei = tokens(collateral) if collateral else price_wei
@@ -347,7 +349,7 @@ def client_post(
     click.echo(f"job 0x{job_id.hex()}")
 
 
-def _job_spec(workload, payload, module, stdin_hex, fuel) -> bytes:
+def _job_spec(workload, payload, module, stdin_hex, fuel, recipient) -> bytes:
     if module is not None or workload == "wasm":
         if module is None or fuel is None or payload is not None:
             raise click.UsageError("a wasm job takes --wasm and --fuel (and --stdin), not --input")
@@ -355,16 +357,15 @@ def _job_spec(workload, payload, module, stdin_hex, fuel) -> bytes:
             stdin = bytes.fromhex(stdin_hex.removeprefix("0x"))
         except ValueError:
             raise click.BadParameter("not hex", param_hint="--stdin") from None
-        if module in CATALOGUE:
-            return wasm_spec(module, stdin, fuel=fuel)
-        return wasm_spec(Path(module).read_bytes(), stdin, fuel=fuel)
+        raw = module if module in CATALOGUE else Path(module).read_bytes()
+        return wasm_spec(raw, stdin, fuel=fuel, encrypt_to=recipient)
     if workload is None or payload is None:
         raise click.UsageError("give --workload and --input, or --wasm and --fuel")
     try:
         data = json.loads(payload)
     except ValueError as error:
         raise click.BadParameter(f"not JSON: {error}", param_hint="--input") from None
-    return encode_spec(workload, data)
+    return encode_spec(workload, data, recipient)
 
 
 def _job_command(action: str, doc: str):
@@ -405,14 +406,35 @@ def client_status(manifest, job_id, watch):
 @click.argument("job_id", callback=lambda ctx, param, value: hex32(value))
 @click.option("--endpoint", multiple=True, help="result endpoint (default: the device's URI)")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="output file")
-def client_result(manifest, job_id, endpoint, out):
+@click.option(
+    "--key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="the private key file from `client keygen` (for an encrypted output)",
+)
+def client_result(manifest, job_id, endpoint, out, key):
     """Fetch a job's output from its provider and check it against the chain."""
-    result = connect(manifest).result(job_id, list(endpoint))
+    private = bytes.fromhex(key.read_text().strip()) if key else None
+    result = connect(manifest).result(job_id, list(endpoint), private)
     click.echo(f"{result.status_name}, fuel {result.fuel:,}, {len(result.output)} bytes")
     if out is not None:
         out.write_bytes(result.output)
     else:
         click.echo(result.output.hex())
+
+
+@client.command("keygen")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def client_keygen(path):
+    """Write a new private key to PATH (mode 600) and print its public key, for
+    `client post --encrypt-to` and `client result --key`."""
+    from coincurve import PrivateKey
+
+    if path.exists():
+        raise click.ClickException(f"{path} exists: not overwritten")
+    key = PrivateKey()
+    path.touch(mode=0o600)
+    path.write_text(key.secret.hex() + "\n")
+    click.echo(key.public_key.format(compressed=True).hex())
 
 
 # ---------------------------------------------------------------- governance

@@ -175,10 +175,13 @@ class ComputeShare:
                 return
             time.sleep(poll)
 
-    def result(self, job_id: bytes, endpoints: list[str] | None = None) -> RunResult:
+    def result(
+        self, job_id: bytes, endpoints: list[str] | None = None, private_key: bytes | None = None
+    ) -> RunResult:
         """The job's whole result (status, fuel, output) from a provider's agent, checked
         against the chain: the settled result once final, else a revealed one. Endpoints
-        default to the http(s) metadata URIs of the devices that revealed."""
+        default to the http(s) metadata URIs of the devices that revealed; `private_key`
+        reads an output encrypted to the spec's `encrypt_to`."""
         job_id = bytes(job_id)
         escrow, height = self.escrow, chain.blocks.height + 1
         start = self.jobs.start_block
@@ -204,7 +207,7 @@ class ComputeShare:
         problems = []
         for endpoint in endpoints:
             try:
-                return fetch_result(endpoint, job_id, agreed)
+                return fetch_result(endpoint, job_id, agreed, private_key)
             except ResultError as error:
                 problems.append(str(error))
         raise ResultError("; ".join(problems) or "no provider of this job serves results")

@@ -4,7 +4,9 @@ The chain holds only a run's digest (`RunResult.digest()`: status, fuel and the 
 hash). A provider's agent serves the whole result at `GET /results/0x<job id>` (JSON:
 status, fuel, output as hex) from its journal; `fetch_result` asks an endpoint and accepts
 the answer only if its digest is one the chain agreed on, so a tampered or stale output is
-refused whoever serves it.
+refused whoever serves it. When the spec named a public key (`encrypt_to`), the output is
+served ECIES-encrypted to it (secp256k1, eciespy) and only that key's holder can read and
+check it.
 """
 
 from __future__ import annotations
@@ -54,7 +56,16 @@ class ResultServer:
     def lookup(self, key: str) -> dict | None:
         entry = self.journal.jobs.get(key) or self.journal.done.get(key) or {}
         result = entry.get("result")
-        return dict(result) if isinstance(result, dict) else None
+        if not isinstance(result, dict):
+            return None
+        served = {name: result[name] for name in ("status", "fuel", "output")}
+        recipient = result.get("encrypt_to")
+        if recipient:
+            import ecies
+
+            served["output"] = ecies.encrypt(recipient, bytes.fromhex(result["output"])).hex()
+            served["encrypted"] = True
+        return served
 
     def start(self) -> ResultServer:
         self._thread.start()
@@ -65,17 +76,31 @@ class ResultServer:
         self.httpd.server_close()
 
 
-def fetch_result(endpoint: str, job_id: bytes, agreed: set[bytes]) -> RunResult:
-    """The result `endpoint` serves for the job, if its digest is in `agreed`."""
+def fetch_result(
+    endpoint: str, job_id: bytes, agreed: set[bytes], private_key: bytes | None = None
+) -> RunResult:
+    """The result `endpoint` serves for the job, if its digest is in `agreed`; an encrypted
+    output is decrypted with `private_key` first."""
     if not re.match(r"^https?://", endpoint):
         raise ResultError(f"{endpoint!r} is not an http(s) endpoint")
     url = f"{endpoint.rstrip('/')}/results/0x{bytes(job_id).hex()}"
     try:
         with urllib.request.urlopen(url, timeout=FETCH_SECONDS) as response:
             raw = response.read(2 * MAX_OUTPUT_BYTES + 1_024)
-        result = RunResult.from_json(json.loads(raw))
+        answer = json.loads(raw)
+        result = RunResult.from_json(answer)
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ResultError(f"{endpoint}: {str(error)[:80]}") from None
+    if answer.get("encrypted"):
+        if private_key is None:
+            raise ResultError("the output is encrypted: give the key named in the spec")
+        import ecies
+
+        try:
+            plain = ecies.decrypt(bytes(private_key), result.output)
+        except ValueError:
+            raise ResultError(f"{endpoint}: the output does not decrypt with this key") from None
+        result = RunResult(result.status, result.fuel, plain)
     if result.digest() not in agreed:
         raise ResultError(f"{endpoint} served a result that does not match the chain")
     return result

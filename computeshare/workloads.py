@@ -1,10 +1,14 @@
 """The workload catalogue and its spec format: what a job asks a provider to compute.
 
 A job spec is canonical JSON, `{"workload": <name>, "input": {...}}`, posted on-chain as the
-job's spec bytes (at most `MAX_SPEC_BYTES`). Specs come from anyone, so `decode_spec` treats
-them as hostile: strict UTF-8, bounded size and nesting, no duplicate keys, no NaN, no lone
-surrogates, and each workload's input checked against a strict schema (unknown fields,
-wrong types and out-of-range values are refused with the field's name).
+job's spec bytes (at most `MAX_SPEC_BYTES`). A client that wants privacy adds
+`"encrypt_to": <hex secp256k1 public key>`: providers then serve the output ECIES-encrypted
+to that key (`computeshare.results`); replicas still agree on the plaintext's digest.
+
+Specs come from anyone, so `decode_spec` treats them as hostile: strict UTF-8, bounded size
+and nesting, no duplicate keys, no NaN, no lone surrogates, and each workload's input
+checked against a strict schema (unknown fields, wrong types and out-of-range values are
+refused with the field's name).
 
 Workloads:
 
@@ -115,6 +119,7 @@ class Job:
 
     workload: str
     input: Any  # the workload's schema instance
+    encrypt_to: bytes | None = None  # a secp256k1 public key the output is served to
 
     @property
     def fuel(self) -> int:
@@ -203,12 +208,28 @@ def decode_spec(spec: bytes) -> Job:
             raise
         raise WorkloadError(f"not a workload spec: {str(error)[:80]}") from None
     _check_strings(data)
-    if not isinstance(data, dict) or set(data) != {"workload", "input"}:
-        raise WorkloadError('a spec is {"workload": NAME, "input": {...}}')
+    if not isinstance(data, dict) or not {"workload", "input"} <= set(data) <= _SPEC_KEYS:
+        raise WorkloadError('a spec is {"workload": NAME, "input": {...}[, "encrypt_to": KEY]}')
     workload, payload = data["workload"], data["input"]
     if not isinstance(workload, str) or workload not in SCHEMAS:
         raise WorkloadError(f"unknown workload {str(workload)[:40]!r}; known: {', '.join(SCHEMAS)}")
-    return Job(workload, validate_input(workload, payload))
+    key = data.get("encrypt_to")
+    return Job(workload, validate_input(workload, payload), key and public_key(key))
+
+
+_SPEC_KEYS = {"workload", "input", "encrypt_to"}
+
+
+def public_key(text: Any) -> bytes:
+    """A secp256k1 public key from hex (compressed or not), checked to be on the curve."""
+    from coincurve import PublicKey
+
+    try:
+        if not isinstance(text, str) or len(text) > 200:
+            raise ValueError
+        return PublicKey(bytes.fromhex(text.removeprefix("0x"))).format(compressed=True)
+    except ValueError:
+        raise WorkloadError("'encrypt_to' is not a secp256k1 public key in hex") from None
 
 
 def validate_input(workload: str, payload: Any) -> Any:
@@ -231,10 +252,14 @@ def validate_input(workload: str, payload: Any) -> Any:
     return parsed
 
 
-def encode_spec(workload: str, payload: dict) -> bytes:
-    """The canonical spec bytes for `workload` with input `payload`, validated first."""
+def encode_spec(workload: str, payload: dict, encrypt_to: bytes | None = None) -> bytes:
+    """The canonical spec bytes for `workload` with input `payload`, validated first;
+    with `encrypt_to` (a public key), providers serve the output encrypted to it."""
     validate_input(workload, payload)
-    spec = json.dumps({"workload": workload, "input": payload}, sort_keys=True).encode()
+    data: dict[str, Any] = {"workload": workload, "input": payload}
+    if encrypt_to is not None:
+        data["encrypt_to"] = bytes(encrypt_to).hex()
+    spec = json.dumps(data, sort_keys=True).encode()
     decode_spec(spec)  # the same checks a provider will make
     return spec
 
@@ -265,7 +290,13 @@ def _catalogue_by_hash() -> dict[str, bytes]:
 
 
 def wasm_spec(
-    module: str | bytes, stdin: bytes = b"", *, fuel: int, export: str = "_start", inline=None
+    module: str | bytes,
+    stdin: bytes = b"",
+    *,
+    fuel: int,
+    export: str = "_start",
+    inline: bool | None = None,
+    encrypt_to: bytes | None = None,
 ) -> bytes:
     """A `wasm` spec for a catalogue module (by name) or module bytes. Catalogue modules are
     named by hash only (providers hold them); other bytes travel inline unless `inline` is
@@ -277,7 +308,7 @@ def wasm_spec(
     payload = {"module": ref, "export": export, "fuel": fuel}
     if stdin:
         payload["stdin"] = base64.b64encode(stdin).decode()
-    return encode_spec("wasm", payload)
+    return encode_spec("wasm", payload, encrypt_to)
 
 
 def resolve_module(ref: ModuleRef, cache: Path | None = None, *, fetch: bool = True) -> bytes:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import struct
 import time
+import urllib.request
 
 import pytest
 import wasmtime
 from ape import chain
+from coincurve import PrivateKey
 
 from computeshare.agent import Agent, AgentError, Journal, Policy
 from computeshare.client import ClientError, ComputeShare
@@ -365,3 +367,30 @@ def test_agent_start_up_errors_are_one_line(tmp_path):
     policy.write_text("max_colateral: 5\n")
     with pytest.raises(AgentError, match="unknown keys"):
         Policy.load(policy)
+
+
+def test_an_output_encrypted_to_the_client_is_readable_only_with_its_key(
+    chain, manifest, providers, client, tmp_path
+):
+    key = PrivateKey()
+    agent = agent_for(manifest, providers[0], tmp_path)
+    spec = wasm_spec(
+        "monte-carlo", pack_u64(8, 1_000), fuel=10**7, encrypt_to=key.public_key.format()
+    )
+    cs = ComputeShare.from_manifest(manifest, account=client)
+    job_id = cs.post_job(spec, job_requirements(), price=100 * TOKEN, replicas=1, duration=DAY)
+    step(agent)
+    step(agent)  # revealed
+    expected = execute(spec)
+    server = ResultServer(agent.journal).start()
+    try:
+        with urllib.request.urlopen(f"{server.url}/results/0x{job_id.hex()}") as response:
+            served = json.loads(response.read())
+        assert served["encrypted"] and expected.output.hex() not in served["output"]
+        with pytest.raises(ResultError, match="the output is encrypted"):
+            cs.result(job_id, [server.url])
+        with pytest.raises(ResultError, match="does not decrypt"):
+            cs.result(job_id, [server.url], PrivateKey().secret)
+        assert cs.result(job_id, [server.url], key.secret) == expected
+    finally:
+        server.stop()

@@ -107,6 +107,11 @@ def test_digest_covers_status_fuel_and_output():
         (b'{"workload": "sha256-chain", "input": {"seed": "a", "rounds": NaN}}', "NaN"),
         (b'{"workload": "sha256-chain", "input": {"seed": 1, "seed": 2}}', "repeats"),
         (b'{"workload": "sha256-chain", "input": [], "extra": 1}', "a spec is"),
+        (
+            b'{"workload": "sha256-chain", "input": {"seed": "a", "rounds": 1}, '
+            b'"encrypt_to": "02"}',
+            "not a secp256k1 public key",
+        ),
         (b'{"workload": "sha256-chain", "input": {"seed": "x", "rounds": 10000000000}}', "rounds"),
         (
             b'{"workload": "matrix-power", "input": '
