@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 import re
 import threading
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from computeshare import fetch
 from computeshare.sandbox import MAX_OUTPUT_BYTES, RunResult
 
 FETCH_SECONDS = 10
@@ -36,6 +36,8 @@ class ResultServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = 5  # an idle or trickling client does not hold a thread
+
             def do_GET(self):
                 match = _PATH.match(self.path)
                 result = server.lookup("0x" + match.group(1)) if match else None
@@ -54,7 +56,10 @@ class ResultServer:
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def lookup(self, key: str) -> dict | None:
-        entry = self.journal.jobs.get(key) or self.journal.done.get(key) or {}
+        """The result to serve, once it is public: after this replica revealed it (before
+        that, another replica could copy it) or after the job settled."""
+        live = self.journal.jobs.get(key)
+        entry = live if live and live.get("revealed") else self.journal.done.get(key) or {}
         result = entry.get("result")
         if not isinstance(result, dict):
             return None
@@ -76,20 +81,36 @@ class ResultServer:
         self.httpd.server_close()
 
 
+def agreed_results(settled: bytes | None, revealed: list[bytes], replicas: int) -> set[bytes]:
+    """The digests a client may accept: once the job settled, its settled result only (none
+    if it settled without one: no majority, or a ruling against the provider); before,
+    a k = 1 job's revealed result (optimistic: it may still be disputed) or a result that a
+    strict majority of a k > 1 job's replicas revealed."""
+    if settled is not None:
+        if not any(settled):
+            raise ResultError("the job settled without an agreed result")
+        return {bytes(settled)}
+    if replicas == 1:
+        agreed = set(revealed[:1])
+    else:
+        agreed = {d for d in set(revealed) if 2 * revealed.count(d) > replicas}
+    if not agreed:
+        raise ResultError("no result is agreed yet")
+    return agreed
+
+
 def fetch_result(
     endpoint: str, job_id: bytes, agreed: set[bytes], private_key: bytes | None = None
 ) -> RunResult:
     """The result `endpoint` serves for the job, if its digest is in `agreed`; an encrypted
     output is decrypted with `private_key` first."""
-    if not re.match(r"^https?://", endpoint):
-        raise ResultError(f"{endpoint!r} is not an http(s) endpoint")
     url = f"{endpoint.rstrip('/')}/results/0x{bytes(job_id).hex()}"
     try:
-        with urllib.request.urlopen(url, timeout=FETCH_SECONDS) as response:
-            raw = response.read(2 * MAX_OUTPUT_BYTES + 1_024)
-        answer = json.loads(raw)
+        answer = json.loads(fetch.get(url, 4 * MAX_OUTPUT_BYTES + 1_024, FETCH_SECONDS))
         result = RunResult.from_json(answer)
-    except (OSError, ValueError, KeyError, TypeError) as error:
+        if not (0 <= result.status <= 3 and 0 <= result.fuel < 2**64):
+            raise ValueError("status or fuel out of range")
+    except (ValueError, KeyError, TypeError, AttributeError, ArithmeticError) as error:
         raise ResultError(f"{endpoint}: {str(error)[:80]}") from None
     if answer.get("encrypted"):
         if private_key is None:

@@ -41,12 +41,17 @@ MAX_TABLE_ELEMENTS = 10_000
 MAX_STACK_BYTES = 256 << 10
 MAX_OUTPUT_BYTES = 64 << 10
 MAX_FUEL = 20_000_000_000
-# Fuel charged per byte a module reads or writes through the host, so I/O is metered too.
+# Host calls are metered like instructions, charged before the host does any work: a fixed
+# cost per call and per iovec (what a call costs the host in Python, at the 5 * 10**8 fuel a
+# second a provider's policy assumes, with margin), and a cost per byte moved.
+HOST_CALL_FUEL = 50_000
+IOVEC_FUEL = 2_000
 BYTE_FUEL = 1
+MAX_IOVECS = 1_024
 
 _WASI = "wasi_snapshot_preview1"
 _I32 = wasmtime.ValType.i32()
-_ERRNO_SUCCESS, _ERRNO_BADF, _ERRNO_FAULT = 0, 8, 21
+_ERRNO_SUCCESS, _ERRNO_BADF, _ERRNO_FAULT, _ERRNO_INVAL = 0, 8, 21, 28
 # (name, params, results) of the only host functions a module may import.
 _HOST_FUNCTIONS = {
     "fd_read": ([_I32] * 4, [_I32]),
@@ -163,14 +168,23 @@ class _OutputLimit(Exception):
     pass
 
 
+class _OutOfFuel(Exception):
+    pass
+
+
 class _Host:
     """The in-memory stdin and stdout of one run."""
 
     def __init__(self, store: wasmtime.Store, stdin: bytes):
         self.store, self.stdin, self.cursor, self.output = store, stdin, 0, bytearray()
 
-    def _charge(self, size: int) -> None:
-        self.store.set_fuel(max(0, self.store.get_fuel() - size * BYTE_FUEL))
+    def _charge(self, amount: int) -> None:
+        """Takes `amount` fuel, or all that is left and stops the run (out of fuel)."""
+        left = self.store.get_fuel()
+        if amount > left:
+            self.store.set_fuel(0)
+            raise _OutOfFuel
+        self.store.set_fuel(left - amount)
 
     @staticmethod
     def _memory(caller: wasmtime.Caller) -> wasmtime.Memory | None:
@@ -178,8 +192,10 @@ class _Host:
         return memory if isinstance(memory, wasmtime.Memory) else None
 
     def _iovecs(self, caller, memory, iovs: int, count: int) -> list[tuple[int, int]] | None:
+        """The iovec array, charged for before it is read; None if it lies outside memory."""
+        self._charge(HOST_CALL_FUEL + IOVEC_FUEL * max(0, min(count, MAX_IOVECS)))
         size = memory.data_len(caller)
-        if count < 0 or iovs < 0 or iovs + 8 * count > size:
+        if count < 0 or count > MAX_IOVECS or iovs < 0 or iovs + 8 * count > size:
             return None
         raw = memory.read(caller, iovs, iovs + 8 * count)
         vectors = []
@@ -200,6 +216,7 @@ class _Host:
     def fd_read(self, caller, fd: int, iovs: int, count: int, nread: int) -> int:
         memory = self._memory(caller)
         if fd != 0:
+            self._charge(HOST_CALL_FUEL)
             return _ERRNO_BADF
         vectors = memory and self._iovecs(caller, memory, iovs, count)
         if vectors is None or memory is None:
@@ -218,11 +235,17 @@ class _Host:
     def fd_write(self, caller, fd: int, iovs: int, count: int, nwritten: int) -> int:
         memory = self._memory(caller)
         if fd not in (1, 2):
+            self._charge(HOST_CALL_FUEL)
             return _ERRNO_BADF
         vectors = memory and self._iovecs(caller, memory, iovs, count)
         if vectors is None or memory is None:
             return _ERRNO_FAULT
         total = sum(length for _, length in vectors)
+        if total > MAX_OUTPUT_BYTES:
+            # More than stdout may ever hold (and possibly more than the u32 reply holds).
+            if fd == 1:
+                raise _OutputLimit
+            return _ERRNO_INVAL
         if fd == 1:
             if len(self.output) + total > MAX_OUTPUT_BYTES:
                 raise _OutputLimit
@@ -236,6 +259,7 @@ class _Host:
 
     def empty_list(self, caller, first: int, second: int) -> int:
         """args/environ: sizes (0, 0), and nothing to copy."""
+        self._charge(HOST_CALL_FUEL)
         memory = self._memory(caller)
         if memory is None:
             return _ERRNO_FAULT
@@ -287,11 +311,17 @@ def run(module_bytes: bytes, export: str, stdin: bytes, fuel: int) -> RunResult:
         status = STATUS_OK if exit_.code == 0 else STATUS_TRAP
     except _OutputLimit:
         status = STATUS_TRAP
+    except _OutOfFuel:
+        status = STATUS_OUT_OF_FUEL
     except wasmtime.Trap as trap:
         out_of_fuel = trap.trap_code == wasmtime.TrapCode.OUT_OF_FUEL
         status = STATUS_OUT_OF_FUEL if out_of_fuel else STATUS_TRAP
     except wasmtime.WasmtimeError:
         # Instantiation failed (e.g. a data segment out of bounds): the module's own fault.
+        status = STATUS_TRAP
+    except Exception:  # a host call failed on the module's arguments
+        # Deterministic for a given module and input, like a trap: never a worker crash,
+        # which would leave an accepted job without a result.
         status = STATUS_TRAP
     used = fuel - store.get_fuel()
     return RunResult(status, used, bytes(host.output))

@@ -141,6 +141,8 @@ def _serve() -> None:
             answer = {"result": execute(job, module).to_json()}
     except (WorkloadError, KeyError, TypeError, ValueError) as error:
         answer = {"error": (str(error).splitlines() or [type(error).__name__])[0][:200]}
+    except Exception as error:  # the request is hostile: answer, never crash
+        answer = {"error": f"{type(error).__name__}: {str(error)[:160]}"}
     sys.stdout.write(json.dumps(answer))
 
 

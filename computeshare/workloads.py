@@ -19,7 +19,8 @@ Workloads:
 - `sha256-chain` and `matrix-power`: native kernels, deterministic integer arithmetic.
 
 Every run yields a `RunResult(status, fuel, output)`; replicas commit to its `digest()`.
-Native kernels report their work count as fuel (hash rounds; n**3 * power).
+Native kernels report their work as fuel (`SHA256_ROUND_FUEL` a hash round,
+`MATRIX_OP_FUEL` a multiply-add), priced like the wasm instructions that take as long.
 """
 
 from __future__ import annotations
@@ -31,13 +32,13 @@ import hashlib
 import json
 import re
 import struct
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from computeshare import fetch as http_fetch
 from computeshare.sandbox import (
     MAX_FUEL,
     MAX_MODULE_BYTES,
@@ -59,6 +60,11 @@ MAX_MATRIX = 128
 MAX_POWER = 32
 MAX_STDIN_BYTES = 3_072
 MODULE_FETCH_SECONDS = 10
+# Native kernels report fuel in the sandbox's unit: the wasm fuel their work takes the same
+# time for (measured: a SHA-256 round ~0.5 us, a matrix multiply-add ~10 ns, at the
+# 5 * 10**8 fuel a second a provider's policy assumes; rounded up).
+SHA256_ROUND_FUEL = 300
+MATRIX_OP_FUEL = 6
 
 WASM_DIR = Path(__file__).parent / "wasm"
 # Catalogue modules: name -> WAT source file; compiled with wasmtime's wat2wasm.
@@ -127,8 +133,8 @@ class Job:
         if isinstance(self.input, WasmInput):
             return self.input.fuel
         if isinstance(self.input, Sha256ChainInput):
-            return self.input.rounds
-        return self.input.n**3 * self.input.power
+            return self.input.rounds * SHA256_ROUND_FUEL
+        return self.input.n**3 * self.input.power * MATRIX_OP_FUEL
 
     @property
     def stdin(self) -> bytes:
@@ -214,7 +220,8 @@ def decode_spec(spec: bytes) -> Job:
     if not isinstance(workload, str) or workload not in SCHEMAS:
         raise WorkloadError(f"unknown workload {str(workload)[:40]!r}; known: {', '.join(SCHEMAS)}")
     key = data.get("encrypt_to")
-    return Job(workload, validate_input(workload, payload), key and public_key(key))
+    recipient = None if key is None else public_key(key)
+    return Job(workload, validate_input(workload, payload), recipient)
 
 
 _SPEC_KEYS = {"workload", "input", "encrypt_to"}
@@ -313,8 +320,9 @@ def wasm_spec(
 
 def resolve_module(ref: ModuleRef, cache: Path | None = None, *, fetch: bool = True) -> bytes:
     """The module's bytes, checked against its hash: inline, the catalogue, the cache folder,
-    or (when `fetch`) its URI (http or https, at most MAX_MODULE_BYTES, no redirects to
-    other schemes). A fetched module is cached under its hash."""
+    or (when `fetch`) its URI (`computeshare.fetch`: http(s), at most MAX_MODULE_BYTES
+    within MODULE_FETCH_SECONDS in all, no redirects). A fetched module is cached under its
+    hash."""
     if ref.inline is not None:
         return _base64(ref.inline, "module.inline")  # its hash was checked on decoding
     known = _catalogue_by_hash().get(ref.sha256)
@@ -330,12 +338,9 @@ def resolve_module(ref: ModuleRef, cache: Path | None = None, *, fetch: bool = T
     if not fetch:
         raise WorkloadError("fetching modules is off in this provider's policy")
     try:
-        with urllib.request.urlopen(ref.uri, timeout=MODULE_FETCH_SECONDS) as response:
-            raw = response.read(MAX_MODULE_BYTES + 1)
-    except (OSError, ValueError) as error:
-        raise WorkloadError(f"module fetch failed: {str(error)[:80]}") from None
-    if len(raw) > MAX_MODULE_BYTES:
-        raise WorkloadError(f"module at its URI is larger than {MAX_MODULE_BYTES} bytes")
+        raw = http_fetch.get(ref.uri, MAX_MODULE_BYTES, MODULE_FETCH_SECONDS)
+    except http_fetch.FetchError as error:
+        raise WorkloadError(f"module fetch failed: {error}") from None
     if module_hash(raw) != ref.sha256:
         raise WorkloadError("module at its URI does not hash to 'module.sha256'")
     if cached is not None:

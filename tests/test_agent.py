@@ -285,7 +285,7 @@ def test_replicas_agree_that_a_module_trapped_and_are_paid_for_it(
     chain, manifest, providers, client, tmp_path
 ):
     agents = [agent_for(manifest, p, tmp_path) for p in providers]
-    spec = wasm_spec("checked-div", bytes(8), fuel=100_000)
+    spec = wasm_spec("checked-div", bytes(8), fuel=1_000_000)
     cs = ComputeShare.from_manifest(manifest, account=client)
     job_id = cs.post_job(spec, job_requirements(), price=100 * TOKEN, replicas=3, duration=DAY)
     run_until_final(chain, cs, job_id, agents)

@@ -11,6 +11,7 @@ import wasmtime
 
 from computeshare import worker
 from computeshare.sandbox import (
+    HOST_CALL_FUEL,
     MAX_MEMORY_BYTES,
     MAX_OUTPUT_BYTES,
     STATUS_INVALID,
@@ -18,6 +19,7 @@ from computeshare.sandbox import (
     STATUS_OUT_OF_FUEL,
     STATUS_TRAP,
     ModuleError,
+    RunResult,
     check,
     run,
 )
@@ -158,7 +160,7 @@ def test_the_python_workload_is_gone_with_its_escape():
 def test_two_worker_processes_agree_on_status_fuel_and_output():
     specs = [
         wasm_spec("monte-carlo", pack_u64(9, 5_000), fuel=10**8),
-        wasm_spec("checked-div", bytes(8), fuel=10_000),
+        wasm_spec("checked-div", bytes(8), fuel=1_000_000),
         wasm_spec("hash-chain", pack_u64(10**9), fuel=50_000),
     ]
     for spec in specs:
@@ -185,3 +187,55 @@ def test_a_worker_refuses_a_module_that_does_not_compile():
         worker.check(
             spec, decode_spec(spec).input.module.inline and b"\x00asm\x01\x00\x00\x00\x01", 30
         )
+
+
+# ---------------------------------------------------------------- host calls are metered
+
+BIG_MEMORY_WRITE = """
+  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") {pages})
+"""
+
+
+def test_a_host_call_over_four_gibibytes_of_iovecs_is_a_result_not_a_crash():
+    """65,537 iovecs of 64 KiB to fd 2: their total does not fit the u32 the call returns."""
+    body = start(
+        "(local $i i32)"
+        "(loop $l"
+        " (i32.store (i32.add (i32.const 65536) (i32.mul (local.get $i) (i32.const 8)))"
+        "  (i32.const 0))"
+        " (i32.store (i32.add (i32.const 65540) (i32.mul (local.get $i) (i32.const 8)))"
+        "  (i32.const 65536))"
+        " (local.set $i (i32.add (local.get $i) (i32.const 1)))"
+        " (br_if $l (i32.lt_u (local.get $i) (i32.const 65537))))"
+        "(drop (call $w (i32.const 2) (i32.const 65536) (i32.const 65537) (i32.const 0)))"
+    )
+    module = wat(body, BIG_MEMORY_WRITE.format(pages=10))
+    first = run(module, "_start", b"", 10**8)
+    assert first == run(module, "_start", b"", 10**8)
+    spec = wasm_spec(module, fuel=10**8)
+    assert worker.run(spec, module, 60) == first
+
+
+@pytest.mark.parametrize("fd", [1, 2])
+def test_a_flood_of_empty_iovecs_costs_fuel_not_wall_time(fd):
+    """A cheap job must not buy hours of host work: 8M zero-length iovecs per call."""
+    body = start(
+        f"(loop $l (drop (call $w (i32.const {fd}) (i32.const 0) (i32.const 8388607)"
+        " (i32.const 0))) (br $l))"
+    )
+    module = wat(body, BIG_MEMORY_WRITE.format(pages=1024))
+    began = time.monotonic()
+    result = run(module, "_start", b"", 10_000)
+    assert time.monotonic() - began < 2
+    assert result.status in (STATUS_OUT_OF_FUEL, STATUS_OK)
+
+
+def test_host_calls_charge_fuel_for_their_work():
+    """A loop of empty writes burns its fuel in few calls: each call costs HOST_CALL_FUEL."""
+    body = start(
+        "(loop $l (drop (call $w (i32.const 1) (i32.const 0) (i32.const 0) (i32.const 8))) (br $l))"
+    )
+    result = run(wat(body, BIG_MEMORY_WRITE.format(pages=1)), "_start", b"", 1_000_000)
+    assert result == RunResult(STATUS_OUT_OF_FUEL, 1_000_000)
+    assert HOST_CALL_FUEL * 10 <= 1_000_000 < HOST_CALL_FUEL * 1_000

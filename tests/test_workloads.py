@@ -16,7 +16,9 @@ import pytest
 from computeshare import reference
 from computeshare.sandbox import STATUS_OK, STATUS_TRAP, RunResult
 from computeshare.workloads import (
+    MATRIX_OP_FUEL,
     MAX_SPEC_BYTES,
+    SHA256_ROUND_FUEL,
     ModuleRef,
     WorkloadError,
     catalogue_module,
@@ -34,13 +36,13 @@ def test_sha256_chain_is_iterated_sha256():
     for _ in range(1_000):
         digest = hashlib.sha256(digest).digest()
     result = execute(encode_spec("sha256-chain", {"seed": "seed", "rounds": 1_000}))
-    assert result == RunResult(STATUS_OK, 1_000, digest)
+    assert result == RunResult(STATUS_OK, 1_000 * SHA256_ROUND_FUEL, digest)
 
 
 def test_matrix_power_equals_exact_integer_arithmetic():
     payload = {"seed": 11, "n": 5, "power": 7, "modulus": 2**31 - 1}
     result = execute(encode_spec("matrix-power", payload))
-    assert result.fuel == 5**3 * 7
+    assert result.fuel == 5**3 * 7 * MATRIX_OP_FUEL
     got = np.frombuffer(result.output, dtype="<i8").reshape(5, 5)
     rng = np.random.default_rng(11)
     base = [[int(x) for x in row] for row in rng.integers(0, 2**31 - 1, size=(5, 5))]
@@ -78,10 +80,10 @@ def test_wasm_matmul_matches_its_reference():
 
 
 def test_a_trap_is_a_result_with_the_output_so_far():
-    result = execute(wasm_spec("checked-div", struct.pack("<II", 7, 0), fuel=100_000))
+    result = execute(wasm_spec("checked-div", struct.pack("<II", 7, 0), fuel=1_000_000))
     assert (result.status, result.output) == (STATUS_TRAP, b"dividing\n")
     assert result.fuel > 0
-    fine = execute(wasm_spec("checked-div", struct.pack("<II", 7, 2), fuel=100_000))
+    fine = execute(wasm_spec("checked-div", struct.pack("<II", 7, 2), fuel=1_000_000))
     assert (fine.status, fine.output) == (STATUS_OK, b"dividing\n" + struct.pack("<I", 3))
 
 
@@ -107,6 +109,14 @@ def test_digest_covers_status_fuel_and_output():
         (b'{"workload": "sha256-chain", "input": {"seed": "a", "rounds": NaN}}', "NaN"),
         (b'{"workload": "sha256-chain", "input": {"seed": 1, "seed": 2}}', "repeats"),
         (b'{"workload": "sha256-chain", "input": [], "extra": 1}', "a spec is"),
+        (
+            b'{"workload": "sha256-chain", "input": {"seed": "a", "rounds": 1}, "encrypt_to": ""}',
+            "not a secp256k1",
+        ),
+        (
+            b'{"workload": "sha256-chain", "input": {"seed": "a", "rounds": 1}, "encrypt_to": 0}',
+            "not a secp256k1",
+        ),
         (
             b'{"workload": "sha256-chain", "input": {"seed": "a", "rounds": 1}, '
             b'"encrypt_to": "02"}',
@@ -158,7 +168,12 @@ def test_spec_round_trip_is_canonical():
     spec = encode_spec("sha256-chain", {"rounds": 3, "seed": "a"})
     assert spec == encode_spec("sha256-chain", {"seed": "a", "rounds": 3})
     job = decode_spec(spec)
-    assert (job.workload, job.input.seed, job.input.rounds, job.fuel) == ("sha256-chain", "a", 3, 3)
+    assert (job.workload, job.input.seed, job.input.rounds, job.fuel) == (
+        "sha256-chain",
+        "a",
+        3,
+        3 * SHA256_ROUND_FUEL,
+    )
 
 
 def test_inline_module_fits_the_on_chain_spec_bound():
