@@ -305,7 +305,7 @@ class Agent:
             held = job.accepted and self.cs.jobs.replica(job_id)[0] == self.me
             return 0 if held else None
         for slot in range(job.accepted):  # at most MAX_REPLICAS
-            if self.cs.escrow.assignment(job_id, slot).provider == self.me:
+            if self.cs.escrow_view.assignment(job_id, slot).provider == self.me:
                 return slot
         return None
 
@@ -346,7 +346,7 @@ class Agent:
         entry = self.journal.jobs[key]
         job_id, slot = bytes.fromhex(key[2:]), entry["slot"]
         job = self.cs.jobs.view(job_id)
-        status = self.cs.escrow.assignment(job_id, slot).status
+        status = self.cs.escrow_view.assignment(job_id, slot).status
         now = self.cs.escrow.chain_manager.pending_timestamp
         if key in self._runs and not (status == REPLICA_ACCEPTED and now < job.deadline):
             self._runs.pop(key).kill()  # too late to commit what it would produce
@@ -432,6 +432,8 @@ class Agent:
         digest, salt = bytes.fromhex(entry["result_hash"][2:]), bytes.fromhex(entry["salt"][2:])
         terms, nonce = self.cs.jobs.terms(job_id), self._device_nonce()
         self._send(self.cs.escrow.reveal, terms, slot, nonce, digest, salt)
+        entry["revealed"] = True  # public now: the result server may serve it
+        self.journal.save()
         self.log(f"job {key[:10]}: revealed {entry['result_hash'][:10]}")
 
     # Replicas other than slot 0 wait this many steps before finalizing a due job, so the

@@ -376,7 +376,7 @@ def _job_command(action: str, doc: str):
         if cs.jobs.terms(job_id)[0] != account.address:
             raise click.ClickException("not your job")
         getattr(cs.jobs, action)(job_id, sender=account)
-        click.echo(f"job 0x{job_id.hex()}: {STATUS_NAMES[cs.escrow.job(job_id).status]}")
+        click.echo(f"job 0x{job_id.hex()}: {STATUS_NAMES[cs.escrow_view.job(job_id).status]}")
 
     run.__doc__ = doc
 
@@ -391,7 +391,7 @@ _job_command("dispute", "Dispute an optimistic result within its challenge windo
 def client_status(manifest, job_id, watch):
     """Show a job (or follow it with --watch)."""
     cs = connect(manifest)
-    if cs.escrow.job(job_id).status == 0:
+    if cs.escrow_view.job(job_id).status == 0:
         raise click.ClickException("no such job")
     views = cs.watch_job(job_id) if watch else [cs.job(job_id)]
     for view in views:
@@ -624,7 +624,7 @@ def show_devices(manifest, since):
     rows = []
     for event in _events(cs.registry, "DeviceRegistered", _start(cs, since)):
         device = cs.registry.device(event.device_id)
-        record = cs.escrow.device_record(event.device_id)
+        record = cs.escrow_view.device_record(event.device_id)
         rows.append(
             {
                 "device": "0x" + bytes(event.device_id).hex()[:10],

@@ -23,7 +23,7 @@ from ape import Contract, chain
 
 from computeshare.deploy import DEPLOYMENTS, manifest_path
 from computeshare.jobs import STATUS_CANCELLED, STATUS_FINALIZED, JobBook
-from computeshare.results import ResultError, fetch_result
+from computeshare.results import ResultError, agreed_results, fetch_result
 from computeshare.sandbox import RunResult
 from computeshare.workloads import decode_spec
 
@@ -34,6 +34,7 @@ ALIASES = {
     "staking": "Staking",
     "registry": "DeviceRegistry",
     "escrow": "JobEscrow",
+    "escrow_view": "JobEscrowView",
     "offers": "OfferBook",
     "governor": "Governor",
     "timelock": "Timelock",
@@ -149,7 +150,7 @@ class ComputeShare:
         """JobEscrow's job calls by job id; terms are read from the escrow's events."""
         if self._jobs is None:
             start = self.manifest["contracts"]["JobEscrow"].get("block") or 0
-            self._jobs = JobBook(self.escrow, start_block=start)
+            self._jobs = JobBook(self.escrow, self.escrow_view, start_block=start)
         return self._jobs
 
     def job(self, job_id: bytes) -> dict:
@@ -157,7 +158,7 @@ class ComputeShare:
         view = vars(self.jobs.view(job_id))
         view["status_name"] = STATUS_NAMES.get(view["status"], str(view["status"]))
         view["replica_states"] = [
-            REPLICA_NAMES.get(self.escrow.assignment(job_id, slot).status, "?")
+            REPLICA_NAMES.get(self.escrow_view.assignment(job_id, slot).status, "?")
             for slot in range(view["accepted"])
         ]
         return view
@@ -188,12 +189,11 @@ class ComputeShare:
         topics = {"job_id": job_id}
         settled = list(escrow.JobSettled.range(start, height, search_topics=topics))
         revealed = list(escrow.ResultRevealed.range(start, height, search_topics=topics))
-        if settled and any(bytes(settled[0].result_hash)):
-            agreed = {bytes(settled[0].result_hash)}
-        else:
-            agreed = {bytes(event.result_hash) for event in revealed}
-        if not agreed:
-            raise ResultError("no result revealed for this job yet")
+        agreed = agreed_results(
+            bytes(settled[0].result_hash) if settled else None,
+            [bytes(event.result_hash) for event in revealed],
+            self.jobs.terms(job_id)[6],
+        )
         if not endpoints:
             # `provider` is shadowed on ape's log objects: read it from the event arguments.
             providers = {event.event_arguments["provider"] for event in revealed}

@@ -404,6 +404,7 @@ class Deployment:
                 self.contract("DeviceRegistry"),
                 treasury(),
             ),
+            lambda: self._deploy("JobEscrowView", self.contract("JobEscrow")),
             lambda: self._deploy("OfferBook", self.contract("JobEscrow")),
             lambda: self._grant("Staking", self.contract("JobEscrow").address, SLASHER | LOCKER),
             lambda: self._grant("JobEscrow", self.contract("OfferBook").address, MATCHER),
@@ -480,6 +481,10 @@ class Deployment:
             ("escrow registry", escrow.REGISTRY() == registry.address),
             ("escrow treasury", escrow.treasury() == treasury),
             ("offer book escrow", offers.ESCROW() == escrow.address),
+            (
+                "escrow view reads the escrow",
+                self.contract("JobEscrowView").ESCROW() == escrow.address,
+            ),
             (
                 "escrow is SLASHER|LOCKER",
                 staking.roles(escrow) & (SLASHER | LOCKER) == SLASHER | LOCKER,

@@ -91,8 +91,8 @@ class JobBook:
     `JobPosted` event (remembered once seen, they never change), a k = 1 job's replica
     from its `ReplicaAccepted`, `ResultCommitted` and `ResultRevealed` events."""
 
-    def __init__(self, escrow, start_block: int = 0):
-        self.escrow = escrow
+    def __init__(self, escrow, view, start_block: int = 0):
+        self.escrow, self.escrow_view = escrow, view  # JobEscrow and JobEscrowView
         self.start_block = start_block
         self._terms: dict[bytes, tuple] = {}
 
@@ -156,13 +156,13 @@ class JobBook:
     def device_nonce(self, job_id: bytes, slot: int) -> int:
         if self.terms(job_id)[6] == 1:
             return self.replica(job_id)[1]
-        return self.escrow.assignment(job_id, slot).device_nonce
+        return self.escrow_view.assignment(job_id, slot).device_nonce
 
     def view(self, job_id: bytes) -> SimpleNamespace:
         """The job's terms (requirements unpacked) and its stored state, as attributes."""
         terms = dict(zip(TERMS_FIELDS, self.terms(job_id), strict=True))
         terms["requirements"] = unpack_requirements(terms["requirements"])
-        return SimpleNamespace(**{**terms, **dict(self.escrow.job(job_id).items())})
+        return SimpleNamespace(**{**terms, **dict(self.escrow_view.job(job_id).items())})
 
     # -- JobEscrow calls by job id
 

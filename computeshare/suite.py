@@ -44,6 +44,7 @@ class Suite:
     staking: Any
     registry: Any
     escrow: Any
+    escrow_view: Any
     offers: Any
     timelock: Any = None
     governor: Any = None
@@ -51,7 +52,7 @@ class Suite:
     @cached_property
     def jobs(self) -> JobBook:
         """JobEscrow's job calls by job id (terms and k = 1 replicas from the events)."""
-        return JobBook(self.escrow)
+        return JobBook(self.escrow, self.escrow_view)
 
     @classmethod
     def from_contracts(cls, contracts: dict[str, Any]) -> Suite:
@@ -60,6 +61,7 @@ class Suite:
             staking=contracts["Staking"],
             registry=contracts["DeviceRegistry"],
             escrow=contracts["JobEscrow"],
+            escrow_view=contracts["JobEscrowView"],
             offers=contracts["OfferBook"],
             timelock=contracts.get("Timelock"),
             governor=contracts.get("Governor"),
@@ -77,8 +79,9 @@ class Suite:
 
 
 def deploy_suite(project, deployer, treasury, *, token=None, arbiter=None) -> Suite:
-    """Staking, DeviceRegistry, JobEscrow and OfferBook (and ComputeToken unless one is given)
-    wired to each other, without governance: the deployer keeps every owner role."""
+    """Staking, DeviceRegistry, JobEscrow and its view, and OfferBook (and ComputeToken unless
+    one is given) wired to each other, without governance: the deployer keeps every owner
+    role."""
     config = DeployConfig(
         governance=False,
         treasury=str(treasury.address if hasattr(treasury, "address") else treasury),

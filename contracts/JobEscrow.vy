@@ -52,6 +52,7 @@ from interfaces import IJobEscrow
 from interfaces import IStaking
 from snekmate.auth import ownable
 from contracts.modules import access
+from contracts.modules import job_layout
 
 implements: IJobEscrow
 
@@ -67,30 +68,25 @@ exports: (
 # `renounce_ownership` is intentionally not exported: parameters and roles must stay governable.
 
 
-# Parameter keys.
-PROTOCOL_FEE_BPS: public(constant(uint256)) = 0
-REVEAL_WINDOW: public(constant(uint256)) = 1
-CHALLENGE_WINDOW: public(constant(uint256)) = 2
-RULING_PERIOD: public(constant(uint256)) = 3
-DISPUTE_BOND_BPS: public(constant(uint256)) = 4
-KEEPER_BOUNTY_BPS: public(constant(uint256)) = 5
-MAX_JOB_DURATION: public(constant(uint256)) = 6
-MIN_COLLATERAL_BPS: public(constant(uint256)) = 7
-_PARAMETER_COUNT: constant(uint256) = 8
+# Parameter keys, bounds and defaults (`job_layout`, shared with JobEscrowView).
+PROTOCOL_FEE_BPS: constant(uint256) = job_layout.PROTOCOL_FEE_BPS
+REVEAL_WINDOW: constant(uint256) = job_layout.REVEAL_WINDOW
+CHALLENGE_WINDOW: constant(uint256) = job_layout.CHALLENGE_WINDOW
+RULING_PERIOD: constant(uint256) = job_layout.RULING_PERIOD
+DISPUTE_BOND_BPS: constant(uint256) = job_layout.DISPUTE_BOND_BPS
+KEEPER_BOUNTY_BPS: constant(uint256) = job_layout.KEEPER_BOUNTY_BPS
+MAX_JOB_DURATION: constant(uint256) = job_layout.MAX_JOB_DURATION
+MIN_COLLATERAL_BPS: constant(uint256) = job_layout.MIN_COLLATERAL_BPS
+_PARAMETER_COUNT: constant(uint256) = job_layout.PARAMETER_COUNT
+_HIGH: constant(uint256[_PARAMETER_COUNT]) = job_layout.HIGH
+_DEFAULT: constant(uint256[_PARAMETER_COUNT]) = job_layout.DEFAULTS
 
-_HOUR: constant(uint256) = 3600
 _DAY: constant(uint256) = 86400
 _BPS: constant(uint256) = 10_000
-_LOW: constant(uint256[_PARAMETER_COUNT]) = [0, 10 * 60, _HOUR, _HOUR, 100, 0, _HOUR, 0]
-_HIGH: constant(uint256[_PARAMETER_COUNT]) = [1_000, _DAY, 3 * _DAY, 3 * _DAY, 5_000, 2_000, 30 * _DAY, 50_000]
-_DEFAULT: constant(uint256[_PARAMETER_COUNT]) = [250, _HOUR, _DAY, 2 * _DAY, 1_000, 1_000, 7 * _DAY, 5_000]
 
-# @notice Most replicas a job can ask for.
-MAX_REPLICAS: public(constant(uint256)) = 9
-# @notice Longest a job spec can be, in bytes.
-MAX_SPEC_LENGTH: public(constant(uint256)) = 4096
-# @notice Longest the guardian can pause new work for at a time.
-MAX_PAUSE: public(constant(uint256)) = 14 * _DAY
+MAX_REPLICAS: constant(uint256) = job_layout.MAX_REPLICAS
+MAX_SPEC_LENGTH: constant(uint256) = job_layout.MAX_SPEC_LENGTH
+MAX_PAUSE: constant(uint256) = job_layout.MAX_PAUSE
 _FEE_SHARDS: constant(uint256) = 16
 # Parameters are packed 24 bits each (every bound is below 2**24) with the end of a pause
 # above them, so a job step reads all its settings in one storage load.
@@ -101,13 +97,13 @@ _PARAMS_MASK: constant(uint256) = 2**192 - 1
 # and slashed (64 bits each). Settlement moves a job from running to its outcome in one
 # write, and the word never returns to zero once used, so each later acceptance rewrites
 # a live word (2,900 gas) instead of creating one (20,000).
-_RECORD_BITS: constant(uint256) = 64
+_RECORD_BITS: constant(uint256) = job_layout.RECORD_BITS
 
-# Job status.
-STATUS_OPEN: public(constant(uint8)) = 1
-STATUS_DISPUTED: public(constant(uint8)) = 2
-STATUS_FINALIZED: public(constant(uint8)) = 3
-STATUS_CANCELLED: public(constant(uint8)) = 4
+# Job status (`job_layout`; JobEscrowView exports them).
+STATUS_OPEN: constant(uint8) = job_layout.STATUS_OPEN
+STATUS_DISPUTED: constant(uint8) = job_layout.STATUS_DISPUTED
+STATUS_FINALIZED: constant(uint8) = job_layout.STATUS_FINALIZED
+STATUS_CANCELLED: constant(uint8) = job_layout.STATUS_CANCELLED
 
 # The same, for packing.
 _OPEN: constant(uint256) = 1
@@ -116,9 +112,9 @@ _FINALIZED: constant(uint256) = 3
 _CANCELLED: constant(uint256) = 4
 
 # Assignment status.
-REPLICA_ACCEPTED: public(constant(uint8)) = 1
-REPLICA_COMMITTED: public(constant(uint8)) = 2
-REPLICA_REVEALED: public(constant(uint8)) = 3
+REPLICA_ACCEPTED: constant(uint8) = job_layout.REPLICA_ACCEPTED
+REPLICA_COMMITTED: constant(uint8) = job_layout.REPLICA_COMMITTED
+REPLICA_REVEALED: constant(uint8) = job_layout.REPLICA_REVEALED
 
 # Settlement outcomes of a replica (also the order of the counters in a device record).
 _OUTCOME_COMPLETED: constant(uint8) = 0
@@ -140,20 +136,14 @@ _U40: constant(uint256) = 2**40 - 1
 _U96: constant(uint256) = 2**96 - 1
 _BALANCE_MASK: constant(uint256) = 2**192 - 1
 _NONCE_ONE: constant(uint256) = 1 << 192
-# Job word: status (bits 0..7), replicas (8..15), the end of the current phase (16..55:
-# the reveal window's, then for k = 1 the challenge window's or ruling period's) and
-# accepted replicas (56..63). k > 1: committed replicas (64..71), revealed replicas
-# (72..79) and the votes of the leading result (80..87). k = 1: bits 56..63 hold the
-# replica's status (1 accepted, 2 committed, 3 revealed; so the accepted count is still
-# right) and bits 64..255 the top 192 bits of keccak256(abi_encode(provider, device
-# nonce, digest)), the digest being zero, then the commitment, then the result.
-_REPLICAS_AT: constant(uint256) = 8
-_PHASE_AT: constant(uint256) = 16
-_ACCEPTED_AT: constant(uint256) = 56
-_COMMITTED_AT: constant(uint256) = 64
-_REVEALED_AT: constant(uint256) = 72
-_LEADER_AT: constant(uint256) = 80
-_BINDING_AT: constant(uint256) = 64
+# The job word's fields: the bit table is in `job_layout`.
+_REPLICAS_AT: constant(uint256) = job_layout.REPLICAS_AT
+_PHASE_AT: constant(uint256) = job_layout.PHASE_AT
+_ACCEPTED_AT: constant(uint256) = job_layout.ACCEPTED_AT
+_COMMITTED_AT: constant(uint256) = job_layout.COMMITTED_AT
+_REVEALED_AT: constant(uint256) = job_layout.REVEALED_AT
+_LEADER_AT: constant(uint256) = job_layout.LEADER_AT
+_BINDING_AT: constant(uint256) = job_layout.BINDING_AT
 _BELOW_BINDING: constant(uint256) = 2**64 - 1
 
 
@@ -476,7 +466,7 @@ def cancel(terms: IJobEscrow.Terms):
     word: uint256 = 0
     job_id, word = self._load(terms)
     assert terms.client == msg.sender, "job_escrow: caller is not the client"
-    assert word & _U8 == _OPEN, "job_escrow: job not open"
+    self._check_open(word)
     assert ((word >> _ACCEPTED_AT) & _U8) == 0, "job_escrow: job already accepted"
     refund: uint256 = terms.price_per_replica * terms.replicas
     self._jobs[job_id] = (word & ~_U8) | _CANCELLED
@@ -538,7 +528,7 @@ def commit(terms: IJobEscrow.Terms, slot: uint256, device_nonce: uint256, commit
     job_id: bytes32 = empty(bytes32)
     word: uint256 = 0
     job_id, word = self._load(terms)
-    assert word & _U8 == _OPEN, "job_escrow: job not open"
+    self._check_open(word)
     assert block.timestamp < terms.deadline, "job_escrow: commit deadline passed"
     committed: uint256 = 1
     if terms.replicas == 1:
@@ -575,7 +565,7 @@ def reveal(terms: IJobEscrow.Terms, slot: uint256, device_nonce: uint256, result
     job_id: bytes32 = empty(bytes32)
     word: uint256 = 0
     job_id, word = self._load(terms)
-    assert word & _U8 == _OPEN, "job_escrow: job not open"
+    self._check_open(word)
     expected: bytes32 = keccak256(abi_encode(job_id, msg.sender, result_hash, salt))
     if terms.replicas == 1:
         # Only a committed replica can reveal, and then every replica has committed.
@@ -644,7 +634,7 @@ def expire(terms: IJobEscrow.Terms, replica: IJobEscrow.Replica):
     job_id: bytes32 = empty(bytes32)
     word: uint256 = 0
     job_id, word = self._load(terms)
-    assert word & _U8 == _OPEN, "job_escrow: job not open"
+    self._check_open(word)
     # k = 1 and revealed: the phase is the challenge window; otherwise the reveal window.
     if block.timestamp < ((word >> _PHASE_AT) & _U40):
         if terms.replicas == 1 and ((word >> _ACCEPTED_AT) & _U8) == convert(REPLICA_REVEALED, uint256):
@@ -705,7 +695,7 @@ def set_parameter(key: uint256, new_value: uint256):
     """
     ownable._check_owner()
     assert key < _PARAMETER_COUNT, "job_escrow: unknown parameter"
-    assert new_value >= _LOW[key] and new_value <= _HIGH[key], "job_escrow: parameter out of bounds"
+    assert new_value >= job_layout.bound(job_layout.LOW_PACKED, key) and new_value <= job_layout.bound(job_layout.HIGH_PACKED, key), "job_escrow: parameter out of bounds"
     self._set_parameter(key, new_value)
 
 
@@ -787,24 +777,6 @@ def paused_until() -> uint256:
 
 @external
 @view
-def device_record(device_id: bytes32) -> IJobEscrow.DeviceRecord:
-    """
-    @notice A device's job record: its unsettled jobs (capped by its
-            `max_concurrent_jobs`) and how its settled jobs ended (its reputation).
-    @param device_id The device.
-    @return DeviceRecord Running, completed, failed and slashed jobs.
-    """
-    record: uint256 = self._devices[device_id]
-    return IJobEscrow.DeviceRecord(
-        running=record & _U64,
-        completed=(record >> _RECORD_BITS) & _U64,
-        failed=(record >> (2 * _RECORD_BITS)) & _U64,
-        slashed=record >> (3 * _RECORD_BITS),
-    )
-
-
-@external
-@view
 def job_nonce(client: address) -> uint256:
     """
     @notice The nonce `client`'s next job will use.
@@ -816,102 +788,24 @@ def job_nonce(client: address) -> uint256:
 
 @external
 @view
-def job_id_of(terms: IJobEscrow.Terms) -> bytes32:
+def job_words(job_id: bytes32, slot: uint256, device_id: bytes32) -> uint256[6]:
     """
-    @notice Id of the job with these terms: `keccak256(abi_encode(terms))`. The id
-            commits to the spec hash, so anyone holding the spec can check it.
-    @param terms The terms.
-    @return bytes32 The job id.
+    @notice Raw words for JobEscrowView, which decodes them (layout in `job_layout`).
+    @param job_id A job.
+    @param slot One of its replica slots (k > 1).
+    @param device_id A device.
+    @return uint256[6] The job word, its leading result (k > 1), the assignment word of
+            `slot` and its commitment then result (k > 1), the device's record, and the
+            job's dispute bond.
     """
-    return keccak256(abi_encode(terms))
-
-
-@external
-@view
-def job(job_id: bytes32) -> IJobEscrow.JobState:
-    """
-    @notice What is stored for a job: its status, replica counts and the end of its
-            current phase. The terms are in `JobPosted`; a k = 1 replica's provider,
-            device and result are in its events.
-    @param job_id The job.
-    @return JobState The job's state (all zero if unknown).
-    """
-    word: uint256 = self._jobs[job_id]
-    replicas: uint256 = ((word >> _REPLICAS_AT) & _U8)
-    accepted: uint256 = ((word >> _ACCEPTED_AT) & _U8)
-    committed: uint256 = 0
-    revealed: uint256 = 0
-    leader_votes: uint256 = 0
-    leading_result: bytes32 = empty(bytes32)
-    if replicas == 1:
-        # The replica's status: accepted, committed, revealed.
-        committed = convert(accepted >= convert(REPLICA_COMMITTED, uint256), uint256)
-        revealed = convert(accepted == convert(REPLICA_REVEALED, uint256), uint256)
-        accepted = convert(accepted != 0, uint256)
-    else:
-        committed = ((word >> _COMMITTED_AT) & _U8)
-        revealed = ((word >> _REVEALED_AT) & _U8)
-        leader_votes = ((word >> _LEADER_AT) & _U8)
-        if leader_votes != 0:
-            leading_result = self._leader[job_id]
-    return IJobEscrow.JobState(
-        status=convert(word & _U8, uint8),
-        replicas=convert(replicas, uint8),
-        accepted=convert(accepted, uint8),
-        committed=convert(committed, uint8),
-        revealed=convert(revealed, uint8),
-        phase_end=convert(((word >> _PHASE_AT) & _U40), uint40),
-        leader_votes=convert(leader_votes, uint8),
-        leading_result=leading_result,
-    )
-
-
-@external
-@view
-def assignment(job_id: bytes32, slot: uint256) -> IJobEscrow.Assignment:
-    """
-    @notice A replica of a job: provider, status, device, and its commitment (before
-            reveal) or result (after). A k = 1 replica is stored as a hash: only its
-            status is returned, the rest is in its events.
-    @param job_id The job.
-    @param slot The replica slot.
-    @return Assignment The replica (all zero if none).
-    """
-    word: uint256 = self._jobs[job_id]
-    if ((word >> _REPLICAS_AT) & _U8) == 1:
-        status: uint256 = 0
-        if slot == 0:
-            status = ((word >> _ACCEPTED_AT) & _U8)
-        return IJobEscrow.Assignment(
-            provider=empty(address),
-            status=convert(status, uint8),
-            device_nonce=0,
-            device_id=empty(bytes32),
-            commitment_or_result=empty(bytes32),
-        )
-    if slot >= ((word >> _ACCEPTED_AT) & _U8):
-        return empty(IJobEscrow.Assignment)
-    replica: uint256 = self._assignments[job_id][slot]
-    provider: address = convert(replica & _ADDRESS_MASK, address)
-    device_nonce: uint256 = (replica >> 168) & _U32
-    return IJobEscrow.Assignment(
-        provider=provider,
-        status=convert(((replica >> 160) & _U8), uint8),
-        device_nonce=convert(device_nonce, uint64),
-        device_id=keccak256(abi_encode(provider, device_nonce)),
-        commitment_or_result=self._commitments[job_id][slot],
-    )
-
-
-@external
-@view
-def dispute_bond(job_id: bytes32) -> uint256:
-    """
-    @notice Bond the client locked to dispute the job (zero if none).
-    @param job_id The job.
-    @return uint256 Amount in wei.
-    """
-    return self._bond[job_id]
+    return [
+        self._jobs[job_id],
+        convert(self._leader[job_id], uint256),
+        self._assignments[job_id][slot],
+        convert(self._commitments[job_id][slot], uint256),
+        self._devices[device_id],
+        self._bond[job_id],
+    ]
 
 
 @external
@@ -935,19 +829,6 @@ def parameter(key: uint256) -> uint256:
     """
     assert key < _PARAMETER_COUNT, "job_escrow: unknown parameter"
     return self._param(self._config, key)
-
-
-@external
-@view
-def parameter_bounds(key: uint256) -> (uint256, uint256):
-    """
-    @notice Hard bounds of parameter `key`.
-    @param key A parameter key.
-    @return uint256 Lowest allowed value.
-    @return uint256 Highest allowed value.
-    """
-    assert key < _PARAMETER_COUNT, "job_escrow: unknown parameter"
-    return _LOW[key], _HIGH[key]
 
 
 # ---------------------------------------------------------------- internal
@@ -1037,7 +918,7 @@ def _post(
 def _accept(job_id: bytes32, terms: IJobEscrow.Terms, provider: address, device_nonce: uint256, priced_by_device: bool) -> uint256:
     assert block.timestamp >= self._config >> _PAUSE_SHIFT, "job_escrow: paused"
     word: uint256 = self._jobs[job_id]
-    assert word & _U8 == _OPEN, "job_escrow: job not open"
+    self._check_open(word)
     assert block.timestamp < terms.deadline, "job_escrow: deadline passed"
     # For k = 1 this is the replica's status: any acceptance takes the only slot.
     slot: uint256 = ((word >> _ACCEPTED_AT) & _U8)
@@ -1252,6 +1133,15 @@ def _load(terms: IJobEscrow.Terms) -> (bytes32, uint256):
     word: uint256 = self._jobs[job_id]
     assert word != 0, "job_escrow: no such job"
     return job_id, word
+
+
+@internal
+@pure
+def _check_open(word: uint256):
+    """
+    @dev One copy of the check (and its reason) that five job steps make.
+    """
+    assert word & _U8 == _OPEN, "job_escrow: job not open"
 
 
 @internal

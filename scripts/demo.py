@@ -91,7 +91,7 @@ JOBS = [
         7,
         1,
         "wasm checked-div",
-        wasm_spec("checked-div", (7).to_bytes(4, "little") + bytes(4), fuel=100_000),
+        wasm_spec("checked-div", (7).to_bytes(4, "little") + bytes(4), fuel=1_000_000),
         {"region": 840},
     ),
     (
@@ -235,7 +235,7 @@ def run_jobs(cs: ComputeShare, manifest_file: Path, test, agents) -> list[dict]:
         stopped = [p for p in agents if p.poll() is not None]
         if stopped:
             raise click.ClickException(f"an agent exited with code {stopped[0].returncode}")
-        views = [cs.escrow.job(job["id"]) for job in jobs]
+        views = [cs.escrow_view.job(job["id"]) for job in jobs]
         if all(view.status == STATUS_FINALIZED for view in views):
             return jobs
         for job, view in zip(jobs, views, strict=True):
@@ -337,7 +337,7 @@ def summary(cs: ComputeShare, jobs, names, fee_before: int) -> None:
     rows = []
     for address, name in names.items():
         for device_id, device in cs.devices_of(address):
-            record = cs.escrow.device_record(device_id)
+            record = cs.escrow_view.device_record(device_id)
             rows.append(
                 {
                     "provider": name,
@@ -354,10 +354,10 @@ def summary(cs: ComputeShare, jobs, names, fee_before: int) -> None:
     click.echo("\nJobs")
     rows = []
     for job in jobs:
-        view = cs.escrow.job(job["id"])
+        view = cs.escrow_view.job(job["id"])
         replicas = []
         for slot in range(view.accepted):
-            provider = cs.escrow.assignment(job["id"], slot).provider
+            provider = cs.escrow_view.assignment(job["id"], slot).provider
             if view.replicas == 1:  # a k = 1 replica is a hash on chain: see its events
                 provider = cs.jobs.replica(job["id"])[0]
             event = settled.get((job["id"], provider))

@@ -57,7 +57,7 @@ def escrow_owes(m, accounts, open_jobs):
     for job in open_jobs:
         info = m.jobs.view(job)
         if info.status in (STATUS_OPEN, STATUS_DISPUTED):
-            locked += info.price_per_replica * info.replicas + m.escrow.dispute_bond(job)
+            locked += info.price_per_replica * info.replicas + m.escrow_view.dispute_bond(job)
     fees = sum(m.escrow.fees(s) for s in range(16))
     return balances + locked + fees
 
@@ -113,9 +113,9 @@ def test_post_locks_payment_and_logs_terms(market, client, chain):
     terms = m.jobs.terms(receipt.return_value)
     assert terms == expected and unpack_requirements(terms[3]) == REQS
     assert receipt.return_value == event.job_id == job_id_of(expected)
-    assert m.escrow.job_id_of(expected) == job_id_of(expected)
+    assert m.escrow_view.job_id_of(expected) == job_id_of(expected)
     # One word of state: open, 3 replicas, the reveal window ends an hour after the deadline.
-    info = m.escrow.job(receipt.return_value)
+    info = m.escrow_view.job(receipt.return_value)
     assert (info.status, info.replicas, info.accepted, info.committed) == (STATUS_OPEN, 3, 0, 0)
     assert info.phase_end == deadline + HOUR
     # The id commits to the spec: the same nonce with another spec is another id.
@@ -196,8 +196,8 @@ def test_accept_locks_collateral(market, client, providers, chain):
     device = m.registry.device_id_of(providers[0], 0)
     assert (event.slot, event.device_id, event.collateral) == (0, device, COLLATERAL)
     assert m.staking.pool(providers[0]).locked == COLLATERAL
-    assert m.escrow.device_record(device).running == 1
-    a = m.escrow.assignment(job, 0)
+    assert m.escrow_view.device_record(device).running == 1
+    a = m.escrow_view.assignment(job, 0)
     assert (a.provider, a.status, a.device_id) == (providers[0], REPLICA_ACCEPTED, device)
     assert m.jobs.accept(job, 0, sender=providers[1]).return_value == 1
     with ape.reverts("job_escrow: all replicas taken"):
@@ -216,8 +216,8 @@ def test_k1_replica_is_bound_in_the_job_word(market, client, providers, chain, k
     receipt = m.jobs.accept(job, 0, sender=p)
     (event,) = receipt.decode_logs(m.escrow.ReplicaAccepted)
     assert (event["provider"], event.device_nonce, event.slot) == (p, 0, 0)
-    assert m.escrow.assignment(job, 0).status == REPLICA_ACCEPTED
-    assert m.escrow.assignment(job, 1).status == 0
+    assert m.escrow_view.assignment(job, 0).status == REPLICA_ACCEPTED
+    assert m.escrow_view.assignment(job, 1).status == 0
     with ape.reverts("job_escrow: all replicas taken"):
         m.jobs.accept(job, 0, sender=other)
     # Another provider, another device of the same provider, another slot: no replica.
@@ -226,17 +226,17 @@ def test_k1_replica_is_bound_in_the_job_word(market, client, providers, chain, k
         with ape.reverts("job_escrow: caller has no such replica"):
             m.escrow.commit(terms, slot, nonce, c, sender=sender)
     m.escrow.commit(terms, 0, 0, c, sender=p)
-    info = m.escrow.job(job)
+    info = m.escrow_view.job(job)
     assert (info.accepted, info.committed, info.revealed) == (1, 1, 0)
     with ape.reverts("job_escrow: reveal does not match commitment"):
         m.escrow.reveal(terms, 0, 1, GOOD, SALT, sender=p)
     with ape.reverts("job_escrow: reveal does not match commitment"):
         m.escrow.reveal(terms, 0, 0, GOOD, SALT, sender=other)
     m.escrow.reveal(terms, 0, 0, GOOD, SALT, sender=p)
-    assert m.escrow.job(job).phase_end == chain.blocks.head.timestamp + DAY
-    assert m.escrow.assignment(job, 0).status == REPLICA_REVEALED
+    assert m.escrow_view.job(job).phase_end == chain.blocks.head.timestamp + DAY
+    assert m.escrow_view.assignment(job, 0).status == REPLICA_REVEALED
     # Settlement takes the replica back: a wrong provider, device or result is refused.
-    chain.pending_timestamp = m.escrow.job(job).phase_end
+    chain.pending_timestamp = m.escrow_view.job(job).phase_end
     for replica in ((other.address, 0, GOOD), (p.address, 1, GOOD), (p.address, 0, BAD)):
         with ape.reverts("job_escrow: replica does not match the job"):
             m.escrow.finalize(terms, replica, sender=keeper)
@@ -324,8 +324,8 @@ def test_commit_reveal_rules(market, client, providers, chain, outsider):
     receipt = m.jobs.reveal(job, slot0, GOOD, SALT, sender=providers[0])
     (event,) = receipt.decode_logs(m.escrow.ResultRevealed)
     assert event.result_hash == GOOD
-    assert m.escrow.assignment(job, slot0).status == REPLICA_REVEALED
-    assert m.escrow.assignment(job, slot1).status == REPLICA_COMMITTED
+    assert m.escrow_view.assignment(job, slot0).status == REPLICA_REVEALED
+    assert m.escrow_view.assignment(job, slot1).status == REPLICA_COMMITTED
     chain.pending_timestamp += HOUR
     with ape.reverts("job_escrow: reveal window closed"):
         m.jobs.reveal(job, slot1, GOOD, SALT, sender=providers[1])
@@ -383,7 +383,7 @@ def test_optimistic_job_pays_after_challenge_window(
     assert m.escrow.balanceOf(p) == balance_before + PRICE - fee
     assert not receipt.decode_logs(m.staking.IncomeAdded)
     device = m.registry.device_id_of(p, 0)
-    assert tuple(m.escrow.device_record(device)) == (0, 1, 0, 0)
+    assert tuple(m.escrow_view.device_record(device)) == (0, 1, 0, 0)
     assert m.jobs.view(job).status == STATUS_FINALIZED
     with ape.reverts("job_escrow: job not open"):
         m.jobs.finalize(job, sender=keeper)
@@ -450,7 +450,7 @@ def test_dispute_ruled_for_client(market, client, providers, arbiter, chain, kee
     job, receipt = _disputed_job(m, client, p, chain)
     bond = PRICE * 1_000 // 10_000
     (event,) = receipt.decode_logs(m.escrow.Disputed)
-    assert event.bond == bond and m.escrow.dispute_bond(job) == bond
+    assert event.bond == bond and m.escrow_view.dispute_bond(job) == bond
     assert m.jobs.view(job).status == STATUS_DISPUTED
     assert m.escrow.balanceOf(client) == 10_000 * TOKEN - PRICE - bond
     with ape.reverts("job_escrow: caller is not an arbiter"):
@@ -471,7 +471,7 @@ def test_dispute_ruled_for_client(market, client, providers, arbiter, chain, kee
     assert m.escrow.balanceOf(client) == 10_000 * TOKEN + reward - bounty
     assert m.escrow.balanceOf(arbiter) == bounty
     device = m.registry.device_id_of(p, 0)
-    assert tuple(m.escrow.device_record(device)) == (0, 0, 0, 1)
+    assert tuple(m.escrow_view.device_record(device)) == (0, 0, 0, 1)
     assert m.token.balanceOf(m.escrow) == escrow_owes(m, [client, p, arbiter], [job])
 
 
@@ -572,7 +572,7 @@ def test_no_majority_refunds_and_pays_nobody(market, client, providers, chain, k
     assert m.escrow.balanceOf(client) == 10_000 * TOKEN
     for p in providers:
         assert m.staking.pool(p).own_stake == 10_000 * TOKEN and m.staking.pool(p).locked == 0
-        record = m.escrow.device_record(m.registry.device_id_of(p, 0))
+        record = m.escrow_view.device_record(m.registry.device_id_of(p, 0))
         assert tuple(record) == (0, 0, 1, 0)
 
 
@@ -735,7 +735,7 @@ def test_guardian_pauses_new_work_only(
 
 def test_parameters_are_bounded(market, deployer, outsider):
     m = market
-    assert m.escrow.parameter(0) == 250 and m.escrow.parameter_bounds(0) == (0, 1_000)
+    assert m.escrow.parameter(0) == 250 and m.escrow_view.parameter_bounds(0) == (0, 1_000)
     with ape.reverts("job_escrow: parameter out of bounds"):
         m.escrow.set_parameter(0, 1_001, sender=deployer)
     with ape.reverts("ownable: caller is not the owner"):
@@ -754,7 +754,7 @@ def test_parameters_and_pause_share_a_word_without_overlap(market, chain, deploy
     until = chain.pending_timestamp + DAY
     m.escrow.pause(until, sender=deployer)
     for key in range(8):
-        for value in m.escrow.parameter_bounds(key):
+        for value in m.escrow_view.parameter_bounds(key):
             receipt = m.escrow.set_parameter(key, value, sender=deployer)
             (event,) = receipt.decode_logs(m.escrow.ParameterChanged)
             assert (event.key, event.old_value, event.new_value) == (key, expected[key], value)
@@ -799,21 +799,21 @@ def test_device_record_counts_running_jobs_and_outcomes(market, client, provider
     m = market
     p = providers[0]
     device = m.registry.device_id_of(p, 0)
-    assert tuple(m.escrow.device_record(device)) == (0, 0, 0, 0)
+    assert tuple(m.escrow_view.device_record(device)) == (0, 0, 0, 0)
     done, silent = post(m, client, chain), post(m, client, chain)
     reveal(m, done, p, run_replica(m, done, p, GOOD), GOOD)
     run_replica(m, silent, p, BAD)  # commits, never reveals: expiry slashes it
-    assert tuple(m.escrow.device_record(device)) == (2, 0, 0, 0)
+    assert tuple(m.escrow_view.device_record(device)) == (2, 0, 0, 0)
     chain.pending_timestamp = m.jobs.view(done).phase_end
     receipt = m.jobs.finalize(done, sender=keeper)
     (settled,) = receipt.decode_logs(m.escrow.ReplicaSettled)
     assert settled.device_id == device and settled.outcome == OUTCOME_COMPLETED
-    assert tuple(m.escrow.device_record(device)) == (1, 1, 0, 0)
+    assert tuple(m.escrow_view.device_record(device)) == (1, 1, 0, 0)
     chain.pending_timestamp = max(chain.pending_timestamp, m.jobs.view(silent).phase_end)
     receipt = m.jobs.expire(silent, sender=keeper)
     (settled,) = receipt.decode_logs(m.escrow.ReplicaSettled)
     assert settled.device_id == device and settled.outcome == OUTCOME_SLASHED
-    assert tuple(m.escrow.device_record(device)) == (0, 1, 0, 1)
+    assert tuple(m.escrow_view.device_record(device)) == (0, 1, 0, 1)
 
 
 def test_post_with_permit_survives_a_front_run_permit(

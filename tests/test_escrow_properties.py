@@ -265,7 +265,7 @@ class EscrowMachine(CountedMachine):
             return
         self.m.escrow.deposit(50 * TOKEN, sender=job.client)
         self.m.jobs.dispute(job.job_id, sender=job.client)
-        job.status, job.bond = "disputed", self.m.escrow.dispute_bond(job.job_id)
+        job.status, job.bond = "disputed", self.m.escrow_view.dispute_bond(job.job_id)
 
     @rule(pick=st.integers(0, 99), for_client=st.booleans())
     def rule_dispute(self, pick, for_client):

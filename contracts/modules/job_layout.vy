@@ -1,0 +1,188 @@
+# pragma version ~=0.4.3
+"""
+@title Job escrow layout
+@custom:contract-name job_layout
+@license GNU Affero General Public License v3.0 only
+@notice The words JobEscrow packs, documented once, with the constants both JobEscrow and
+        JobEscrowView use and the pure decoders the view applies to JobEscrow's raw words.
+
+        Job word (`_jobs[job_id]`):
+        | bits     | k > 1                        | k = 1                                |
+        | -------- | ---------------------------- | ------------------------------------ |
+        | 0..7     | status (1 open, 2 disputed, 3 finalized, 4 cancelled)               |
+        | 8..15    | replicas                                                            |
+        | 16..55   | end of the current phase: the reveal window's, then (k = 1) the     |
+        |          | challenge window's or the ruling period's                           |
+        | 56..63   | accepted replicas            | the replica's status (0 none,        |
+        |          |                              | 1 accepted, 2 committed, 3 revealed) |
+        | 64..71   | committed replicas           | bits 64..255: the top 192 bits of    |
+        | 72..79   | revealed replicas            | keccak256(abi_encode(provider,       |
+        | 80..87   | votes of the leading result  | device nonce, digest)), the digest   |
+        |          | (the result: `_leader`)      | zero, then the commitment, then the  |
+        |          |                              | result                               |
+
+        Assignment word of a k > 1 replica (`_assignments[job_id][slot]`), with its
+        commitment, then result, in `_commitments[job_id][slot]`:
+        | bits     | field                                      |
+        | -------- | ------------------------------------------ |
+        | 0..159   | provider                                   |
+        | 160..167 | status (1 accepted, 2 committed, 3 revealed) |
+        | 168..199 | device nonce (the device id is keccak256(abi_encode(provider, nonce))) |
+
+        Device record (`_devices[device_id]`): running jobs (bits 0..63), then jobs
+        completed (64..127), failed (128..191) and slashed (192..255).
+"""
+
+from interfaces import IJobEscrow
+
+_HOUR: constant(uint256) = 3600
+_DAY: constant(uint256) = 86400
+
+# Parameter keys, their hard bounds and defaults.
+PROTOCOL_FEE_BPS: constant(uint256) = 0
+REVEAL_WINDOW: constant(uint256) = 1
+CHALLENGE_WINDOW: constant(uint256) = 2
+RULING_PERIOD: constant(uint256) = 3
+DISPUTE_BOND_BPS: constant(uint256) = 4
+KEEPER_BOUNTY_BPS: constant(uint256) = 5
+MAX_JOB_DURATION: constant(uint256) = 6
+MIN_COLLATERAL_BPS: constant(uint256) = 7
+PARAMETER_COUNT: constant(uint256) = 8
+LOW: constant(uint256[PARAMETER_COUNT]) = [0, 10 * 60, _HOUR, _HOUR, 100, 0, _HOUR, 0]
+HIGH: constant(uint256[PARAMETER_COUNT]) = [1_000, _DAY, 3 * _DAY, 3 * _DAY, 5_000, 2_000, 30 * _DAY, 50_000]
+DEFAULTS: constant(uint256[PARAMETER_COUNT]) = [250, _HOUR, _DAY, 2 * _DAY, 1_000, 1_000, 7 * _DAY, 5_000]
+# The bounds packed 24 bits a key (every bound is below 2**24, which JobEscrow's
+# constructor checks): a runtime check reads one constant word instead of building an array.
+PARAM_BITS: constant(uint256) = 24
+LOW_PACKED: constant(uint256) = LOW[0] | LOW[1] << 24 | LOW[2] << 48 | LOW[3] << 72 | LOW[4] << 96 | LOW[5] << 120 | LOW[6] << 144 | LOW[7] << 168
+HIGH_PACKED: constant(uint256) = HIGH[0] | HIGH[1] << 24 | HIGH[2] << 48 | HIGH[3] << 72 | HIGH[4] << 96 | HIGH[5] << 120 | HIGH[6] << 144 | HIGH[7] << 168
+
+# @notice Most replicas a job can ask for.
+MAX_REPLICAS: constant(uint256) = 9
+# @notice Longest a job spec can be, in bytes.
+MAX_SPEC_LENGTH: constant(uint256) = 4096
+# @notice Longest the guardian can pause new work for at a time.
+MAX_PAUSE: constant(uint256) = 14 * _DAY
+
+# Job status.
+STATUS_OPEN: constant(uint8) = 1
+STATUS_DISPUTED: constant(uint8) = 2
+STATUS_FINALIZED: constant(uint8) = 3
+STATUS_CANCELLED: constant(uint8) = 4
+
+# Replica status.
+REPLICA_ACCEPTED: constant(uint8) = 1
+REPLICA_COMMITTED: constant(uint8) = 2
+REPLICA_REVEALED: constant(uint8) = 3
+
+# Job word fields.
+REPLICAS_AT: constant(uint256) = 8
+PHASE_AT: constant(uint256) = 16
+ACCEPTED_AT: constant(uint256) = 56
+COMMITTED_AT: constant(uint256) = 64
+REVEALED_AT: constant(uint256) = 72
+LEADER_AT: constant(uint256) = 80
+BINDING_AT: constant(uint256) = 64
+
+# Assignment word fields.
+ASSIGNMENT_STATUS_AT: constant(uint256) = 160
+ASSIGNMENT_NONCE_AT: constant(uint256) = 168
+
+# Device record: four counters of this many bits.
+RECORD_BITS: constant(uint256) = 64
+
+U8: constant(uint256) = 2**8 - 1
+U24: constant(uint256) = 2**24 - 1
+U32: constant(uint256) = 2**32 - 1
+U40: constant(uint256) = 2**40 - 1
+U64: constant(uint256) = 2**64 - 1
+ADDRESS_MASK: constant(uint256) = 2**160 - 1
+
+
+@internal
+@pure
+def job_state(word: uint256, leader: bytes32) -> IJobEscrow.JobState:
+    """
+    @notice A job word decoded; `leader` is the leading result (read only when it has votes).
+    """
+    replicas: uint256 = (word >> REPLICAS_AT) & U8
+    accepted: uint256 = (word >> ACCEPTED_AT) & U8
+    committed: uint256 = 0
+    revealed: uint256 = 0
+    leader_votes: uint256 = 0
+    leading_result: bytes32 = empty(bytes32)
+    if replicas == 1:
+        # The replica's status: accepted, committed, revealed.
+        committed = convert(accepted >= convert(REPLICA_COMMITTED, uint256), uint256)
+        revealed = convert(accepted == convert(REPLICA_REVEALED, uint256), uint256)
+        accepted = convert(accepted != 0, uint256)
+    else:
+        committed = (word >> COMMITTED_AT) & U8
+        revealed = (word >> REVEALED_AT) & U8
+        leader_votes = (word >> LEADER_AT) & U8
+        if leader_votes != 0:
+            leading_result = leader
+    return IJobEscrow.JobState(
+        status=convert(word & U8, uint8),
+        replicas=convert(replicas, uint8),
+        accepted=convert(accepted, uint8),
+        committed=convert(committed, uint8),
+        revealed=convert(revealed, uint8),
+        phase_end=convert((word >> PHASE_AT) & U40, uint40),
+        leader_votes=convert(leader_votes, uint8),
+        leading_result=leading_result,
+    )
+
+
+@internal
+@pure
+def assignment(word: uint256, slot: uint256, replica: uint256, commitment: bytes32) -> IJobEscrow.Assignment:
+    """
+    @notice Replica `slot` of the job whose word is `word`, from its assignment word and
+            commitment. A k = 1 replica is a hash in the job word: only its status.
+    """
+    if (word >> REPLICAS_AT) & U8 == 1:
+        status: uint256 = 0
+        if slot == 0:
+            status = (word >> ACCEPTED_AT) & U8
+        return IJobEscrow.Assignment(
+            provider=empty(address),
+            status=convert(status, uint8),
+            device_nonce=0,
+            device_id=empty(bytes32),
+            commitment_or_result=empty(bytes32),
+        )
+    if slot >= (word >> ACCEPTED_AT) & U8:
+        return empty(IJobEscrow.Assignment)
+    provider: address = convert(replica & ADDRESS_MASK, address)
+    device_nonce: uint256 = (replica >> ASSIGNMENT_NONCE_AT) & U32
+    return IJobEscrow.Assignment(
+        provider=provider,
+        status=convert((replica >> ASSIGNMENT_STATUS_AT) & U8, uint8),
+        device_nonce=convert(device_nonce, uint64),
+        device_id=keccak256(abi_encode(provider, device_nonce)),
+        commitment_or_result=commitment,
+    )
+
+
+@internal
+@pure
+def device_record(record: uint256) -> IJobEscrow.DeviceRecord:
+    """
+    @notice A device record decoded.
+    """
+    return IJobEscrow.DeviceRecord(
+        running=record & U64,
+        completed=(record >> RECORD_BITS) & U64,
+        failed=(record >> (2 * RECORD_BITS)) & U64,
+        slashed=record >> (3 * RECORD_BITS),
+    )
+
+
+@internal
+@pure
+def bound(packed: uint256, key: uint256) -> uint256:
+    """
+    @notice Parameter `key`'s bound from `LOW_PACKED` or `HIGH_PACKED`.
+    """
+    return (packed >> (key * PARAM_BITS)) & U24
