@@ -24,7 +24,8 @@ def test_demo_runs_the_market_end_to_end():
     jobs = out[out.index("\nJobs\n") : out.index("\nMoney")]
     assert re.search(r"hash-k3 .* finalized .*mallory:slashed", jobs)
     assert re.search(r"hash-k1-disputed .*mallory:slashed\s+for client", jobs)
-    assert re.search(r"montecarlo-k3 .* finalized\s+ok\s+[\d,]+ .*mallory:slashed", jobs)
+    # Any three of the four devices may take it: which ones is a race between the agents.
+    assert re.search(r"montecarlo-k3 .* finalized\s+ok\s+[\d,]+ .*completed 48.75", jobs)
     assert re.search(r"trap-k1 .* finalized\s+trap\s+[\d,]+ .*delta:completed 48.75", jobs)
     assert "fee is now 1.00%" in out
     assert "protocol fee: 2.50% before the proposal, 1.00% after" in out
