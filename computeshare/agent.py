@@ -34,7 +34,6 @@ from types import SimpleNamespace
 
 import yaml
 from ape.exceptions import ApeException, ContractLogicError
-from eth_utils import keccak
 
 from computeshare import worker
 from computeshare.jobs import (
@@ -402,7 +401,7 @@ class Agent:
                 return
             digest = result.digest()
             if self.faulty:
-                digest = keccak(b"faulty" + digest)
+                digest = self._faulty(result).digest()
             entry["result"] = result.to_json()
             recipient = decode_spec(bytes.fromhex(entry["spec"][2:])).encrypt_to
             if recipient is not None:  # served encrypted to the client's key
@@ -414,6 +413,9 @@ class Agent:
                 f"job {key[:10]}: ran, {result.status_name}, fuel {result.fuel:,}, "
                 f"{len(result.output)} bytes out"
             )
+        if self.cs.jobs.terms(job_id)[6] == 1:
+            self._submit(key, job_id, entry)
+            return
         digest, salt = bytes.fromhex(entry["result_hash"][2:]), bytes.fromhex(entry["salt"][2:])
         self._send(
             self.cs.escrow.commit,
@@ -423,6 +425,27 @@ class Agent:
             commitment(job_id, self.me, digest, salt),
         )
         self.log(f"job {key[:10]}: committed" + (" (faulty result)" if self.faulty else ""))
+
+    @staticmethod
+    def _faulty(result: RunResult) -> RunResult:
+        """What `--faulty` claims instead: the same run with a wrong output."""
+        return RunResult(result.status, result.fuel, b"faulty" + result.output)
+
+    def _submit(self, key: str, job_id: bytes, entry: dict) -> None:
+        """k = 1: the result goes on chain in one transaction (no commit-reveal), its output
+        too unless it is private (encrypted to the client) or long."""
+        result = RunResult.from_json(entry["result"])
+        if self.faulty:
+            result = self._faulty(result)
+        private = "encrypt_to" in entry["result"]
+        args = self.cs.jobs.submit_args(job_id, result, output_on_chain=not private)
+        self._send(self.cs.escrow.submit, *args)
+        entry["revealed"] = True  # public now: the result server may serve it
+        self.journal.save()
+        self.log(
+            f"job {key[:10]}: submitted {result.status_name}, fuel {result.fuel:,}"
+            + (" (faulty result)" if self.faulty else "")
+        )
 
     @staticmethod
     def _reveal_open(job, now: int) -> bool:

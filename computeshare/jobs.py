@@ -183,6 +183,28 @@ class JobBook:
         nonce = self.device_nonce(job_id, slot)
         return self.escrow.reveal(self.terms(job_id), slot, nonce, result_hash, salt, **tx)
 
+    def submit_args(self, job_id: bytes, result, output_on_chain: bool = True) -> tuple:
+        """`JobEscrow.submit`'s arguments for a k = 1 `RunResult`: its output travels in the
+        event unless `output_on_chain` is false (private) or it is longer than
+        MAX_ON_CHAIN_OUTPUT (then the provider serves it)."""
+        from computeshare.sandbox import MAX_ON_CHAIN_OUTPUT, keccak
+
+        on_chain = output_on_chain and len(result.output) <= MAX_ON_CHAIN_OUTPUT
+        output = result.output if on_chain else b""
+        nonce = self.replica(job_id)[1]
+        return (
+            self.terms(job_id),
+            nonce,
+            result.status,
+            result.fuel,
+            keccak(result.output),
+            output,
+        )
+
+    def submit(self, job_id: bytes, result, output_on_chain: bool = True, **tx):
+        """Submits a k = 1 job's result directly (see `submit_args`)."""
+        return self.escrow.submit(*self.submit_args(job_id, result, output_on_chain), **tx)
+
     def finalize(self, job_id: bytes, **tx):
         return self.escrow.finalize(self.terms(job_id), self.settlement_replica(job_id), **tx)
 

@@ -40,6 +40,8 @@ MAX_MEMORY_BYTES = 64 << 20
 MAX_TABLE_ELEMENTS = 10_000
 MAX_STACK_BYTES = 256 << 10
 MAX_OUTPUT_BYTES = 64 << 10
+# Longest output a k = 1 result carries on chain (JobEscrow.submit); longer ones are served.
+MAX_ON_CHAIN_OUTPUT = 4_096
 MAX_FUEL = 20_000_000_000
 # Host calls are metered like instructions, charged before the host does any work: a fixed
 # cost per call and per iovec (what a call costs the host in Python, at the 5 * 10**8 fuel a

@@ -222,6 +222,13 @@ event ResultRevealed:
     slot: uint256
     result_hash: bytes32
 
+event ResultSubmitted:
+    job_id: indexed(bytes32)
+    status: uint8
+    fuel: uint64
+    output_hash: bytes32
+    output: Bytes[4096]
+
 event Disputed:
     job_id: indexed(bytes32)
     client: indexed(address)
@@ -592,6 +599,39 @@ def reveal(terms: IJobEscrow.Terms, slot: uint256, device_nonce: uint256, result
             self._leader[job_id] = result_hash
     self._jobs[job_id] = word
     log ResultRevealed(job_id=job_id, provider=msg.sender, slot=slot, result_hash=result_hash)
+
+
+@external
+def submit(terms: IJobEscrow.Terms, device_nonce: uint256, status: uint8, fuel: uint64, output_hash: bytes32, output: Bytes[4096]):
+    """
+    @notice Submits a k = 1 job's result directly, before the deadline: with no other
+            replica to copy from, it needs no commit-reveal. The result is the run's
+            status, the fuel it used and its output's hash; its hash,
+            `keccak256(abi_encode(status, fuel, output_hash))`, is what the replica is
+            bound to and a dispute is about. A short output travels in the
+            `ResultSubmitted` event (empty when it is long or private: the provider serves
+            it). The challenge window opens.
+    @param terms The job's terms.
+    @param device_nonce The device the caller accepted the replica with.
+    @param status The run's status (0 ok, 1 trap, 2 out of fuel, 3 invalid).
+    @param fuel The fuel the run used.
+    @param output_hash keccak256 of the output.
+    @param output The output itself, or empty.
+    """
+    job_id: bytes32 = empty(bytes32)
+    word: uint256 = 0
+    job_id, word = self._load(terms)
+    self._check_open(word)
+    assert block.timestamp < terms.deadline, "job_escrow: commit deadline passed"
+    assert terms.replicas == 1 and ((word >> _ACCEPTED_AT) & _U8) == convert(REPLICA_ACCEPTED, uint256) and word >> _BINDING_AT == self._binding(msg.sender, device_nonce, empty(bytes32)), "job_escrow: caller has no such replica"
+    assert len(output) == 0 or keccak256(output) == output_hash, "job_escrow: output does not match its hash"
+    result_hash: bytes32 = keccak256(abi_encode(status, fuel, output_hash))
+    word = (word & _BELOW_BINDING) | (self._binding(msg.sender, device_nonce, result_hash) << _BINDING_AT)
+    # accepted -> revealed, and the challenge window opens, in the same write.
+    word = (word & ~(_U40 << _PHASE_AT)) + (2 << _ACCEPTED_AT) + ((block.timestamp + terms.challenge_window) << _PHASE_AT)
+    self._jobs[job_id] = word
+    log ResultRevealed(job_id=job_id, provider=msg.sender, slot=0, result_hash=result_hash)
+    log ResultSubmitted(job_id=job_id, status=status, fuel=fuel, output_hash=output_hash, output=output)
 
 
 # ---------------------------------------------------------------- settlement

@@ -332,17 +332,20 @@ def test_an_agent_restarted_in_the_middle_of_a_wasm_run_finishes_the_job(
 def test_results_reach_the_client_and_a_tampered_one_is_refused(
     chain, manifest, providers, client, tmp_path
 ):
+    """An 8 KiB output is too long for the chain: the agent serves it."""
     agent = agent_for(manifest, providers[0], tmp_path)
-    spec = wasm_spec("matmul", struct.pack("<IQ", 4, 5), fuel=10**7)
+    spec = wasm_spec("matmul", struct.pack("<IQ", 32, 5), fuel=10**8)
     cs = ComputeShare.from_manifest(manifest, account=client)
     job_id = cs.post_job(spec, job_requirements(), price=100 * TOKEN, replicas=1, duration=DAY)
-    step(agent)
-    step(agent)  # revealed: the result is agreed on chain (k = 1, before the challenge window)
+    step(agent)  # accepted, run and submitted: agreed on chain (k = 1, challenge window open)
+    assert len(execute(spec).output) == 8_192
+    with pytest.raises(ResultError, match="no provider of this job serves results"):
+        cs.result(job_id)  # the device's URI is not http: nobody to ask
     server = ResultServer(agent.journal).start()
     forged = Journal(tmp_path / "forged.json")
     entry = dict(agent.journal.jobs["0x" + job_id.hex()]["result"])
     entry["output"] = "00" + entry["output"][2:]
-    forged.jobs["0x" + job_id.hex()] = {"result": entry}
+    forged.jobs["0x" + job_id.hex()] = {"result": entry, "revealed": True}
     liar = ResultServer(forged).start()
     try:
         assert cs.result(job_id, [server.url]) == execute(spec)
@@ -394,3 +397,14 @@ def test_an_output_encrypted_to_the_client_is_readable_only_with_its_key(
         assert cs.result(job_id, [server.url], key.secret) == expected
     finally:
         server.stop()
+
+
+def test_a_short_k1_output_is_read_from_the_chain(chain, manifest, providers, client, tmp_path):
+    agent = agent_for(manifest, providers[0], tmp_path)
+    spec = wasm_spec("monte-carlo", pack_u64(5, 1_000), fuel=10**7)
+    cs = ComputeShare.from_manifest(manifest, account=client)
+    job_id = cs.post_job(spec, job_requirements(), price=100 * TOKEN, replicas=1, duration=DAY)
+    step(agent)
+    (event,) = cs.escrow.ResultSubmitted.range(0, chain.blocks.height + 1)
+    assert bytes(event.output) == execute(spec).output
+    assert cs.result(job_id, endpoints=[]) == execute(spec), "no endpoint needed"

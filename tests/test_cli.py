@@ -70,8 +70,8 @@ def test_client_posts_a_job_an_agent_serves_and_status_follows(cli, accounts, tm
         "127.0.0.1:0", account=4,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "accepted replica 0" in result.output and "revealed" in result.output
-    assert "running sha256-chain (fuel limit 9)" in result.output
+    assert "accepted replica 0" in result.output and "submitted ok" in result.output
+    assert "running sha256-chain (fuel limit 2,700)" in result.output
     assert "INFO" not in result.output, "no per-transaction lines"
     assert "revealed 1" in cli("client", "status", job).output
     assert "open" in cli("show", "jobs").output

@@ -22,6 +22,7 @@ from computeshare.jobs import (
     pack_requirements,
     unpack_requirements,
 )
+from computeshare.sandbox import STATUS_TRAP, RunResult
 from computeshare.signing import sign_offer
 from computeshare.specs import job_requirements
 from tests.conftest import DAY, TOKEN, gpu_spec
@@ -845,3 +846,59 @@ def test_post_with_permit_survives_a_front_run_permit(
         m.escrow.post_with_permit(
             SPEC, REQS, PRICE, 1, deadline, COLLATERAL, deadline, *sig.args, sender=client
         )
+
+
+def test_a_k1_result_is_submitted_directly_with_its_status_fuel_and_output(
+    market, client, providers, chain, keeper, outsider
+):
+    """k = 1 needs no commit-reveal: one `submit` binds (status, fuel, output hash) and
+    opens the challenge window; a short output travels in the event."""
+    m, p = market, providers[0]
+    job = post(m, client, chain)
+    terms = m.jobs.terms(job)
+    result = RunResult(STATUS_TRAP, 45_000, b"dividing\n")
+    m.jobs.accept(job, 0, sender=p)
+    with ape.reverts("job_escrow: output does not match its hash"):
+        m.escrow.submit(terms, 0, 1, 45_000, keccak(b"other"), b"dividing\n", sender=p)
+    for sender, nonce in ((outsider, 0), (p, 1)):
+        with ape.reverts("job_escrow: caller has no such replica"):
+            m.escrow.submit(terms, nonce, 1, 45_000, keccak(result.output), b"", sender=sender)
+    receipt = m.jobs.submit(job, result, sender=p)
+    (event,) = receipt.decode_logs(m.escrow.ResultSubmitted)
+    assert (event.status, event.fuel, event.output) == (STATUS_TRAP, 45_000, b"dividing\n")
+    (revealed,) = receipt.decode_logs(m.escrow.ResultRevealed)
+    assert bytes(revealed.result_hash) == result.digest()
+    info = m.escrow_view.job(job)
+    assert (info.committed, info.revealed) == (1, 1)
+    assert info.phase_end == chain.blocks.head.timestamp + DAY
+    with ape.reverts("job_escrow: caller has no such replica"):
+        m.jobs.submit(job, result, sender=p)  # once only
+    chain.pending_timestamp = info.phase_end
+    (settled,) = m.jobs.finalize(job, sender=keeper).decode_logs(m.escrow.JobSettled)
+    assert bytes(settled.result_hash) == result.digest()
+    (paid,) = [e for e in m.escrow.ReplicaSettled.range(0, chain.blocks.height + 1)
+               if bytes(e.job_id) == job]  # fmt: skip
+    assert paid.outcome == OUTCOME_COMPLETED, "a trap agreed on is a result, and paid"
+
+
+def test_submit_is_for_k1_jobs_before_the_deadline_and_can_be_disputed(
+    market, client, providers, chain, arbiter
+):
+    m, p = market, providers[0]
+    result = RunResult(0, 7, b"out")
+    k3 = post(m, client, chain, k=3)
+    m.jobs.accept(k3, 0, sender=p)
+    with ape.reverts("job_escrow: caller has no such replica"):
+        m.escrow.submit(m.jobs.terms(k3), 0, 0, 7, keccak(b"out"), b"out", sender=p)
+    late = post(m, client, chain, deadline_in=HOUR)
+    m.jobs.accept(late, 0, sender=p)
+    chain.pending_timestamp += HOUR
+    with ape.reverts("job_escrow: commit deadline passed"):
+        m.jobs.submit(late, result, sender=p)
+    job = post(m, client, chain)
+    m.jobs.accept(job, 0, sender=p)
+    m.jobs.submit(job, result, output_on_chain=False, sender=p)
+    m.jobs.dispute(job, sender=client)
+    assert m.escrow_view.job(job).status == STATUS_DISPUTED
+    (settled,) = m.jobs.rule(job, True, sender=arbiter).decode_logs(m.escrow.JobSettled)
+    assert settled.refunded >= PRICE
