@@ -16,6 +16,7 @@ from ape.cli import ConnectedProviderCommand
 from computeshare.gas import format_table, receipt_breakdown
 from computeshare.jobs import commitment
 from computeshare.populate import Populator, addresses
+from computeshare.sandbox import RunResult
 from computeshare.signing import sign_offer
 from computeshare.specs import device_spec, job_requirements
 from computeshare.suite import TOKEN, deploy_suite
@@ -26,6 +27,7 @@ SPEC = b'{"workload": "sha256-chain", "input": "00", "rounds": 1000}'
 DEVICE = device_spec(max_concurrent_jobs=16)
 SALT = b"\x5a" * 32
 RESULT = b"\xaa" * 32
+SUBMITTED = RunResult(0, 14_027_773, bytes(range(8)))  # a run's status, fuel and output
 
 
 class Bench:
@@ -101,6 +103,26 @@ class Bench:
             gas[f"{label}: {step}"] = used
         gas[f"{label}: whole lifecycle"] = sum(steps.values())
 
+    def lifecycle_submit(self, client, provider, gas: dict, label: str) -> None:
+        """A k = 1 job with a direct result: post, accept, submit (the run's status, fuel,
+        output hash and its 8-byte output), finalize."""
+        s = self.suite
+        chain.pending_timestamp += 12
+        r = s.escrow.post(
+            SPEC, REQS, PRICE, 1, chain.pending_timestamp + 86_400, COLLATERAL, sender=client
+        )
+        job, steps = r.return_value, {"post": r.gas_used}
+        receipts = self.receipts[label] = [r]
+        receipts.append(s.jobs.accept(job, 0, sender=provider))
+        receipts.append(s.jobs.submit(job, SUBMITTED, sender=provider))
+        chain.pending_timestamp = s.jobs.view(job).phase_end
+        receipts.append(s.jobs.finalize(job, sender=client))
+        for step, receipt in zip(("accept", "submit", "finalize"), receipts[1:], strict=True):
+            steps[step] = receipt.gas_used
+        for step, used in steps.items():
+            gas[f"{label}: {step}"] = used
+        gas[f"{label}: whole lifecycle"] = sum(steps.values())
+
     def measure(self) -> dict:
         s = self.suite
         gas: dict[str, int] = {}
@@ -115,6 +137,7 @@ class Bench:
         gas["deposit"] = s.escrow.deposit(5_000 * TOKEN, sender=client).gas_used
         self.lifecycle(client, providers[:1], gas, "k=1 first job")
         self.lifecycle(client, providers[:1], gas, "k=1")
+        self.lifecycle_submit(client, providers[0], gas, "k=1 submit")
         self.lifecycle(client, providers, gas, "k=3 first job")
         self.lifecycle(client, providers, gas, "k=3")
         # A direct match of a signed offer, then its expiry with a silent provider.
@@ -189,7 +212,12 @@ def cli():
     verdict = "within" if whole <= target else "OVER"
     steps = "post, accept, commit, reveal, finalize"
     click.echo(f"\nk = 1 lifecycle ({steps}): {whole:,} gas, {verdict} the {target:,} target")
-    parts = bench.breakdown("k=1")
-    assert sum(p["gas"] for p in parts) == whole
-    click.echo(f"\nWhere the k = 1 lifecycle's {whole:,} gas goes (opcode trace):\n")
-    click.echo(format_table(parts, ["part", "gas"]))
+    direct, direct_target = large["k=1 submit: whole lifecycle"], 250_000
+    verdict = "within" if direct <= direct_target else "OVER"
+    steps = "post, accept, submit with an 8-byte output, finalize"
+    click.echo(f"k = 1 lifecycle ({steps}): {direct:,} gas, {verdict} the {direct_target:,} target")
+    for label, total in (("k=1", whole), ("k=1 submit", direct)):
+        parts = bench.breakdown(label)
+        assert sum(p["gas"] for p in parts) == total
+        click.echo(f"\nWhere the {label} lifecycle's {total:,} gas goes (opcode trace):\n")
+        click.echo(format_table(parts, ["part", "gas"]))
