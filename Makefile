@@ -59,6 +59,7 @@ bench: setup
 	ape run bench_escrow
 	ape run bench_governance
 	ape run bench_sandbox
+	ape run bench_agent
 
 abi: setup
 	ape run export_abi
