@@ -14,7 +14,7 @@
         audit binds to a hash of those attributes, so it lapses when they change
         (price and concurrency are not hardware and do not void it). A device's job
         record (running jobs and outcomes) is kept by JobEscrow, which settles jobs:
-        `JobEscrow.device_record`.
+        `JobEscrowView.device_record`.
 
         Ids are `keccak256(owner, owner's device nonce)`: no global counter, so
         providers never contend for the same storage slot. Events carry every field,

@@ -4,7 +4,7 @@
 @custom:contract-name JobEscrowView
 @license GNU Affero General Public License v3.0 only
 @notice Read-only views of JobEscrow's jobs, replicas and device records, decoded from the
-        raw words JobEscrow returns (`job_words`, `device_word`) with the layout in
+        raw words JobEscrow returns (`job_words`) with the layout in
         `job_layout`. It holds no state and moves nothing: keeping the views here leaves
         room in JobEscrow, which holds the money, under the contract size limit (as
         curve-stablecoin's ControllerView does for its controller).
