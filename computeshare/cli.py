@@ -16,7 +16,7 @@ import functools
 import json
 import sys
 import time
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, DecimalException, InvalidOperation
 from pathlib import Path
 
 import click
@@ -43,7 +43,9 @@ def tokens(text: str) -> int:
     """ "12.5" -> 12.5 tokens in wei; refuses zero, negatives and more than 18 decimals."""
     try:
         value = Decimal(text) * TOKEN
-    except InvalidOperation:
+        if not value.is_finite():
+            raise InvalidOperation
+    except DecimalException:  # NaN, infinities, overflow
         raise click.BadParameter(f"{text!r} is not an amount") from None
     if value <= 0 or value != value.to_integral_value():
         raise click.BadParameter(f"{text!r} must be positive with at most 18 decimals")
@@ -152,8 +154,8 @@ def provider():
 @click.option("--cpus", type=click.IntRange(1, 65_535), default=32, show_default=True)
 @click.option("--memory-mb", type=click.IntRange(1), default=128 * 1024, show_default=True)
 @click.option("--gpus", type=click.IntRange(0, 255), default=2, show_default=True)
-@click.option("--gpu-model", default="nvidia-a100-80gb", show_default=True)
-@click.option("--vram-mb", type=click.IntRange(0), default=80 * 1024, show_default=True)
+@click.option("--gpu-model", help="[default: nvidia-a100-80gb with GPUs, none without]")
+@click.option("--vram-mb", type=click.IntRange(0), help="[default: 81920 with GPUs, 0 without]")
 @click.option("--region", type=click.IntRange(0, 65_535), default=276, show_default=True)
 @click.option("--price-per-second", default="0.001", show_default=True, help="tokens")
 @click.option("--max-jobs", type=click.IntRange(1, 65_535), default=4, show_default=True)
@@ -163,6 +165,10 @@ def provider_register(
     max_jobs, uri,
 ):  # fmt: skip
     """Register a device (needs free stake of MIN_STAKE_PER_DEVICE per device)."""
+    if gpu_model is None:
+        gpu_model = "nvidia-a100-80gb" if gpus else ""
+    if vram_mb is None:
+        vram_mb = 80 * 1024 if gpus else 0
     cs = connect(manifest, account)
     if len(gpu_model.encode()) > 32:
         raise click.BadParameter("at most 32 bytes", param_hint="--gpu-model")

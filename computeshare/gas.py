@@ -36,7 +36,7 @@ def gas_row(label: str, receipt, peer: int | None = None) -> dict:
 def format_table(rows: list[dict], columns: list[str]) -> str:
     """Plain-text table, right-aligned numbers, for benchmark output and the README."""
     cells = [[str(r.get(c, "")) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
     line = "  ".join(
         c.ljust(w) if i == 0 else c.rjust(w)
         for i, (c, w) in enumerate(zip(columns, widths, strict=True))

@@ -33,6 +33,7 @@ from pathlib import Path
 import click
 from ape import accounts, chain, project
 from ape.cli import ConnectedProviderCommand
+from ape.logging import logger
 
 from computeshare.abi import selectors
 from computeshare.client import ComputeShare
@@ -114,6 +115,7 @@ def free_port() -> int:
 @click.command(cls=ConnectedProviderCommand)
 def cli():
     """Run the ComputeShare market end to end on a local node and print a summary."""
+    logger.set_level("WARNING")  # the story, not a line per transaction
     started = time.monotonic()
     test = accounts.test_accounts
     deployer = test[0]

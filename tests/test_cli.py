@@ -141,3 +141,25 @@ def test_revert_reason_is_shown_as_the_reason(cli, accounts):
     device = cli("provider", "register", account=4).output.split()[-1]
     assert cli("provider", "pause", device, account=4).exit_code == 0
     one_line_error(cli("provider", "pause", device, account=4), "reverted: device_registry:")
+
+
+def test_a_fresh_deployment_shows_empty_tables_and_odd_input_gets_one_line(cli, accounts):
+    """No proposal yet: a header, not a traceback. NaN and infinite prices: one line."""
+    result = cli("show", "proposals")
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    assert result.output.splitlines()[0].strip() == "proposal"
+    nonce = accounts[12].nonce
+    for price in ("NaN", "Infinity", "-Infinity", "1e999999999"):
+        one_line_error(
+            cli("client", "post", "--workload", "sha256-chain", "--input",
+                '{"seed": "a", "rounds": 9}', "--price", price, account=12),
+            "is not an amount",
+        )  # fmt: skip
+    assert accounts[12].nonce == nonce
+
+
+def test_a_device_without_gpus_needs_no_gpu_options(cli):
+    assert cli("provider", "stake", "5000", account=4).exit_code == 0
+    result = cli("provider", "register", "--gpus", "0", account=4)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("device 0x")
