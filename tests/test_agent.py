@@ -316,7 +316,8 @@ def test_an_agent_restarted_in_the_middle_of_a_wasm_run_finishes_the_job(
     chain, manifest, providers, client, tmp_path
 ):
     first = agent_for(manifest, providers[0], tmp_path)
-    spec = wasm_spec("monte-carlo", pack_u64(3, 2_000_000), fuel=10**9)
+    # About 7 * 10**9 fuel, a few seconds: still running at the second step on any machine.
+    spec = wasm_spec("monte-carlo", pack_u64(3, 100_000_000), fuel=10**10)
     cs = ComputeShare.from_manifest(manifest, account=client)
     job_id = cs.post_job(spec, job_requirements(), price=100 * TOKEN, replicas=1, duration=DAY)
     first.step()  # accepts and starts the worker

@@ -62,8 +62,8 @@ def test_manifest_records_addresses_abis_blocks_and_parameters(
     escrow = project.JobEscrow.at(data["contracts"]["JobEscrow"]["address"])
     assert escrow.parameter(0) == 300
     assert project.Staking.at(data["contracts"]["Staking"]["address"]).parameter(0) == 10 * DAY
-    # 7 contracts, initialize, set_vault, 3 roles, 2 parameters, guardian, 4 hand-overs.
-    assert deployment.sent == 7 + 1 + 1 + 3 + 2 + 1 + 4
+    # 8 contracts, initialize, set_vault, 3 roles, 2 parameters, guardian, 4 hand-overs.
+    assert deployment.sent == 8 + 1 + 1 + 3 + 2 + 1 + 4
     assert deployment.verify() == []
 
 
