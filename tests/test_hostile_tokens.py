@@ -34,7 +34,8 @@ def paid_in_hostile(project, market, hostile, deployer, treasury, client, provid
     market.staking.set_roles(escrow, SLASHER | LOCKER, sender=deployer)
     hostile.transfer(client, 100_000 * TOKEN, sender=deployer)
     hostile.approve(escrow, MAX, sender=client)
-    return dataclasses.replace(market, escrow=escrow)
+    view = deployer.deploy(project.JobEscrowView, escrow)
+    return dataclasses.replace(market, escrow=escrow, escrow_view=view)
 
 
 def owed(m, accounts) -> int:
