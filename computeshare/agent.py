@@ -47,6 +47,7 @@ from computeshare.jobs import (
     STATUS_FINALIZED,
     STATUS_OPEN,
     commitment,
+    terms_from_json,
 )
 from computeshare.sandbox import RunResult
 from computeshare.workloads import WORKLOADS, Job, WorkloadError, decode_spec, resolve_module
@@ -205,17 +206,26 @@ class Agent:
         self._runs.clear()
 
     def _scan(self) -> None:
-        head = self.cs.escrow.chain_manager.blocks.height
         start = self.journal.from_block
+        index = self.cs.jobs.index
+        if index is not None:  # the event index, synced: one query
+            head = index.sync().last
+            posted = index.posted(start, head) if start <= head else []
+        else:
+            head = self.cs.escrow.chain_manager.blocks.height
+            posted = [
+                (bytes(p.job_id), p.terms, bytes(p.spec))
+                for p in (self.cs.escrow.JobPosted.range(start, head + 1) if start <= head else [])
+            ]
         if start > head:
             return
-        for posted in self.cs.escrow.JobPosted.range(start, head + 1):
-            key = "0x" + bytes(posted.job_id).hex()
+        for job_id, terms, spec in posted:
+            key = "0x" + job_id.hex()
             if key in self.journal.jobs or key in self.journal.done:
                 continue
             try:
-                self.cs.jobs.remember(posted.terms)
-                self._consider(bytes(posted.job_id), bytes(posted.spec))
+                self.cs.jobs.remember(terms_from_json(terms) if index is not None else terms)
+                self._consider(job_id, spec)
             except Exception as error:  # one job's trouble never stops the scan
                 self.log(f"job {key[:10]}: skipped ({type(error).__name__}: {_first_line(error)})")
         self.journal.from_block = min(head + 1, self._retry_from)

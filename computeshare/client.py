@@ -49,11 +49,27 @@ class ClientError(Exception):
 class ComputeShare:
     """One deployment, seen from one account (or read-only without one)."""
 
-    def __init__(self, manifest: dict, account=None):
+    def __init__(self, manifest: dict, account=None, path: Path | None = None):
         self.manifest = manifest
         self.account = account
+        self.path = path  # where the manifest was read from, if from a file
         self._contracts: dict[str, Any] = {}
         self._jobs: JobBook | None = None
+        self.index = None  # an EventIndex once `open_index` is called
+
+    def open_index(self, where: str | Path | None = None, **options):
+        """Opens (creating it if needed) the event index of this deployment: `where` is a
+        file or SQLAlchemy URL, by default `<manifest>.sqlite` next to the manifest. From
+        then on job look-ups read the index."""
+        from computeshare.index import EventIndex  # SQLAlchemy only when an index is used
+
+        if where is None:
+            if self.path is None:
+                raise ClientError("no index file: this deployment was not read from a file")
+            where = EventIndex.default_path(self.path)
+        self.index = EventIndex.open(where, self.manifest, chain.provider.web3, **options)
+        self.jobs.index = self.index
+        return self.index
 
     @classmethod
     def from_manifest(cls, path: Path | str, account=None) -> ComputeShare:
@@ -67,7 +83,7 @@ class ComputeShare:
             raise ClientError(
                 f"{path} is for chain {manifest.get('chain_id')}, connected to {chain.chain_id}"
             )
-        return cls(manifest, account)
+        return cls(manifest, account, path)
 
     @classmethod
     def connected(cls, account=None, directory: Path = DEPLOYMENTS) -> ComputeShare:

@@ -854,6 +854,41 @@ class EventIndex:
                 state[job_id][slot] = OUTCOMES.get(detail.get("outcome"), "settled")
         return state
 
+    def posted(self, first: int, last: int) -> list[tuple[bytes, dict, bytes]]:
+        """(job id, terms, spec) of every job posted in blocks `first`..`last`, in order."""
+        query = (
+            select(jobs.c.job_id, jobs.c.terms, jobs.c.spec)
+            .where(jobs.c.block.between(first, last))
+            .order_by(jobs.c.block, jobs.c.log_index)
+        )
+        return [
+            (bytes.fromhex(j[2:]), terms, bytes.fromhex(spec[2:]))
+            for j, terms, spec in self._rows_raw(query)
+        ]
+
+    def single_replica(self, job_id: str) -> tuple[str, int, bytes] | None:
+        """A k = 1 job's replica as JobEscrow binds it: (provider, device nonce, digest), the
+        digest zero, then the commitment, then the result; None if nobody accepted it."""
+        query = (
+            select(job_steps.c.step, job_steps.c.actor, job_steps.c.detail)
+            .where(job_steps.c.job_id == job_id)
+            .where(job_steps.c.step.in_(("accepted", "committed", "revealed", "submitted")))
+            .order_by(job_steps.c.block, job_steps.c.log_index)
+        )
+        replica = None
+        for step, actor, detail in self._rows_raw(query):
+            if step == "accepted":
+                replica = (actor, int(detail["device_nonce"]), b"\x00" * 32)
+            elif replica is not None and step == "committed":
+                replica = (replica[0], replica[1], bytes.fromhex(detail["commitment"][2:]))
+            elif replica is not None and step == "revealed":
+                replica = (replica[0], replica[1], bytes.fromhex(detail["result_hash"][2:]))
+        return replica
+
+    def _rows_raw(self, query) -> list[tuple]:
+        with self.engine.connect() as db:
+            return [tuple(row) for row in db.execute(query)]
+
     def job(self, job_id: str) -> dict | None:
         with self.engine.connect() as db:
             row = db.execute(select(jobs).where(jobs.c.job_id == job_id)).first()

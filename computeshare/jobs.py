@@ -80,6 +80,20 @@ def terms_tuple(terms: Any) -> tuple:
     return tuple(values)
 
 
+def terms_from_json(terms: dict) -> tuple:
+    """Terms as the index stores them (JSON: hex bytes, big numbers as strings) -> a tuple."""
+    values = []
+    for name, kind in zip(TERMS_FIELDS, TERMS_TYPES, strict=True):
+        value = terms[name]
+        if kind == "bytes32":
+            values.append(bytes.fromhex(value[2:]) if isinstance(value, str) else bytes(value))
+        elif kind == "address":
+            values.append(to_checksum_address(value))
+        else:
+            values.append(int(value))
+    return tuple(values)
+
+
 def job_id_of(terms: Any) -> bytes:
     """keccak256(abi_encode(terms)), as JobEscrow derives it: the id commits to the client,
     its nonce, the spec hash and every term, so a provider can check what it was given."""
@@ -91,9 +105,10 @@ class JobBook:
     `JobPosted` event (remembered once seen, they never change), a k = 1 job's replica
     from its `ReplicaAccepted`, `ResultCommitted` and `ResultRevealed` events."""
 
-    def __init__(self, escrow, view, start_block: int = 0):
+    def __init__(self, escrow, view, start_block: int = 0, index=None):
         self.escrow, self.escrow_view = escrow, view  # JobEscrow and JobEscrowView
         self.start_block = start_block
+        self.index = index  # an EventIndex: look-ups read it instead of eth_getLogs
         self._terms: dict[bytes, tuple] = {}
 
     # -- reading the chain
@@ -127,6 +142,11 @@ class JobBook:
 
     def terms(self, job_id: bytes) -> tuple:
         job_id = bytes(job_id)
+        if job_id not in self._terms and self.index is not None:
+            self.index.sync()
+            found = self.index.job_terms("0x" + job_id.hex())
+            if found is not None:
+                self.remember(terms_from_json(found))
         if job_id not in self._terms:
             posted = self._logs(job_id, "JobPosted")
             if not posted:
@@ -137,6 +157,9 @@ class JobBook:
     def replica(self, job_id: bytes) -> tuple:
         """A k = 1 job's replica as JobEscrow binds it: (provider, device nonce, digest), the
         digest being zero, then the commitment, then the result. Empty if none accepted."""
+        if self.index is not None:
+            self.index.sync()
+            return self.index.single_replica("0x" + bytes(job_id).hex()) or NO_REPLICA
         provider, device_nonce, digest = NO_REPLICA
         for log in self._logs(job_id, "ReplicaAccepted", "ResultCommitted", "ResultRevealed"):
             # Read arguments by name: `provider` is also a property of every ape log.

@@ -40,8 +40,12 @@ def manifest(project, deployer, arbiter, guardian, providers, client, tmp_path):
     return path
 
 
-def agent_for(path, account, tmp_path, **kwargs) -> Agent:
+def agent_for(path, account, tmp_path, indexed: bool = False, **kwargs) -> Agent:
+    """An agent for `account`'s first device (staking and registering one if needed); with
+    `indexed`, its scan and job look-ups read an event index instead of eth_getLogs."""
     cs = ComputeShare.from_manifest(path, account=account)
+    if indexed:
+        cs.open_index(tmp_path / f"{account.address}.sqlite")
     if cs.registry.device_count(account) == 0:
         cs.stake(10_000 * TOKEN)
         cs.register_device(device_spec(), "ipfs://device")
@@ -113,8 +117,9 @@ def test_three_honest_agents_agree_and_are_paid(chain, manifest, providers, clie
 
 
 def test_faulty_agent_is_outvoted_and_slashed(chain, manifest, providers, client, tmp_path):
-    honest = [agent_for(manifest, p, tmp_path) for p in providers[:2]]
-    faulty = agent_for(manifest, providers[2], tmp_path, faulty=True)
+    honest = [agent_for(manifest, providers[0], tmp_path, indexed=True)]
+    honest.append(agent_for(manifest, providers[1], tmp_path))
+    faulty = agent_for(manifest, providers[2], tmp_path, indexed=True, faulty=True)
     before = faulty.cs.staking.bonded_stake(faulty.me)
     view, job_id = post(manifest, client, replicas=3)
     run_until_final(chain, view, job_id, [*honest, faulty])
@@ -133,7 +138,7 @@ def test_faulty_agent_is_outvoted_and_slashed(chain, manifest, providers, client
 def test_optimistic_job_settles_after_the_challenge_window(
     chain, manifest, providers, client, tmp_path
 ):
-    agent = agent_for(manifest, providers[0], tmp_path)
+    agent = agent_for(manifest, providers[0], tmp_path, indexed=True)
     view, job_id = post(manifest, client, replicas=1)
     step(agent)  # accept and commit
     step(agent)  # reveal (the only replica committed)

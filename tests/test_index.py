@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from computeshare.index import EventIndex, IndexFailure
+from computeshare.jobs import JobBook
 from tests.market import TOKEN, build_market
 
 
@@ -133,3 +134,16 @@ def test_id_prefixes_resolve_when_unambiguous(market, chain, tmp_path):
         index.resolve(jobs, "job_id", "0x" + ("0" if full[2] != "0" else "1") * 12)
     with pytest.raises(IndexFailure, match="at least 6 hex digits"):
         index.resolve(jobs, "job_id", "0x12")
+
+
+def test_job_look_ups_from_the_index_equal_those_from_the_logs(market, chain, tmp_path):
+    cs = market.cs
+    start = cs.manifest["contracts"]["JobEscrow"]["block"]
+    from_logs = JobBook(cs.escrow, cs.escrow_view, start)
+    from_index = JobBook(
+        cs.escrow, cs.escrow_view, start, index=open_index(market, chain, tmp_path)
+    )
+    for job_id in market.jobs.values():
+        assert from_index.terms(job_id) == from_logs.terms(job_id)
+        assert from_index.replica(job_id) == from_logs.replica(job_id)
+    assert from_index.replica(market.jobs["paid"])[0] == market.providers[0].address
