@@ -1,25 +1,50 @@
-"""The command line against a deployed system on the local node: happy paths and bad input."""
+"""The command line against a deployed system on the local node: happy paths, bad input,
+one-line errors, ids, times, approvals, tokens, offers and start-up time.
+
+One deployment serves the module (ape reverts each test to it); commands run in-process
+through click's runner, except where the process itself is the point (ape's call trace goes
+to the process's stdout; start-up imports; connection failures)."""
 
 from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from computeshare.cli import main
+from computeshare.cli import COMMANDS, main
+from computeshare.cli.common import MAX_UINT, duration, match_prefix, when
 from computeshare.client import ComputeShare
 from computeshare.deploy import DeployConfig, Deployment, Manifest
+from computeshare.governance import advance
 
 TOKEN = 10**18
+DAY = 86_400
+ROOT = Path(__file__).parent.parent
+EXECUTABLE = Path(sys.executable).with_name("computeshare")
+INPUT = '{"seed": "a", "rounds": 9}'
 
 
-@pytest.fixture
-def manifest(project, deployer, accounts, tmp_path):
-    path = tmp_path / "manifest.json"
+@pytest.fixture(scope="module")
+def manifest(project, accounts, tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "manifest.json"
+    deployer = accounts[0]
     Deployment(project, deployer, DeployConfig(), Manifest.open(path)).run()
     cs = ComputeShare.from_manifest(path, account=deployer)
     for index in (4, 10, 12):
         cs.token.transfer(accounts[index], 100_000 * TOKEN, sender=deployer)
     return path
+
+
+@pytest.fixture
+def cs(manifest):
+    return ComputeShare.from_manifest(manifest)
 
 
 @pytest.fixture
@@ -30,21 +55,27 @@ def cli(manifest, chain):
         extra = ["--manifest", str(manifest), "--network", chain.provider.uri]
         if account is not None:
             extra += ["--account", f"TEST::{account}"]
-        result = runner.invoke(main, [*args, *extra], catch_exceptions=False)
-        return result
+        return runner.invoke(main, [*args, *extra], catch_exceptions=False)
 
     return invoke
 
 
-def test_provider_stakes_registers_and_shows(cli):
-    result = cli("provider", "stake", "5000", account=4)
-    assert result.exit_code == 0, result.output
-    assert "bonded stake: 5,000 tokens" in result.output
-    result = cli("provider", "register", "--gpus", "1", account=4)
-    assert result.exit_code == 0, result.output
-    assert result.output.startswith("device 0x")
-    table = cli("show", "devices").output
-    assert "active" in table and "0x15d34AAf" in table
+@pytest.fixture
+def run(manifest, chain):
+    """The installed `computeshare` in a process of its own: (exit code, stdout, stderr)."""
+
+    def process(*args, account: int | None = None, network: str | None = "node"):
+        extra = ["--manifest", str(manifest)]
+        if network is not None:
+            extra += ["--network", chain.provider.uri if network == "node" else network]
+        if account is not None:
+            extra += ["--account", f"TEST::{account}"]
+        done = subprocess.run(
+            [str(EXECUTABLE), *args, *extra], capture_output=True, text=True, timeout=120
+        )
+        return done.returncode, done.stdout, done.stderr
+
+    return process
 
 
 def one_line_error(result, expected: str):
@@ -54,16 +85,51 @@ def one_line_error(result, expected: str):
     assert expected in lines[0], lines[0]
 
 
-def test_client_posts_a_job_an_agent_serves_and_status_follows(cli, accounts, tmp_path):
+def last_word(result) -> str:
+    assert result.exit_code == 0, result.output
+    return result.output.split()[-1]
+
+
+def test_provider_stakes_registers_and_shows(cli, cs, accounts):
+    result = cli("provider", "stake", "5000", account=4)
+    assert result.exit_code == 0, result.output
+    assert "approving Staking to spend 5,000 tokens" in result.output
+    assert "bonded stake: 5,000 tokens" in result.output
+    assert cs.token.allowance(accounts[4], cs.staking) == 0, "exactly the amount, not unlimited"
+    device = last_word(cli("provider", "register", "--gpus", "1", account=4))
+    assert device.startswith("0x") and len(device) == 66
+    table = cli("show", "devices").output
+    assert table.splitlines()[0].split()[:3] == ["device", "owner", "status"]
+    assert "active" in table and "0x15d34AAf" in table
+    assert device[:12] in table and device not in table, "short ids"
+    assert device in cli("show", "devices", "--full").output
+
+
+def test_approvals_are_exact_unless_asked_and_said(cli, cs, accounts):
+    result = cli("client", "deposit", "100", account=12)
+    assert "approving JobEscrow to spend 100 tokens" in result.output, result.output
+    assert cs.token.allowance(accounts[12], cs.escrow) == 0
+    result = cli("provider", "stake", "2000", "--approve-max", account=4)
+    assert "approving Staking to spend an unlimited amount of tokens" in result.output
+    assert cs.token.allowance(accounts[4], cs.staking) > MAX_UINT // 2
+    result = cli("provider", "stake", "1", account=4)
+    assert result.exit_code == 0 and "approving" not in result.output, result.output
+
+
+def test_a_job_is_served_watched_and_expired_by_id_prefix(cli, accounts, chain, tmp_path):
     assert cli("provider", "stake", "5000", account=4).exit_code == 0
     assert cli("provider", "register", account=4).exit_code == 0
     result = cli(
-        "client", "post", "--workload", "sha256-chain", "--input", '{"seed": "a", "rounds": 9}',
-        "--price", "10", "--replicas", "1", account=12,
+        "client", "post", "--workload", "sha256-chain", "--input", INPUT, "--price", "10",
+        "--replicas", "1", "--duration", "1h", account=12,
     )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    job = result.output.split()[-1]
-    assert "open: replicas 1, accepted 0" in cli("client", "status", job).output
+    job = last_word(result)
+    assert re.search(r"commit deadline \d{4}-\d\d-\d\d \d\d:\d\d UTC, in (59m|1h)", result.output)
+    prefix = job[:8]
+    status = cli("client", "status", prefix).output
+    assert "open: replicas 1, accepted 0" in status
+    assert re.search(r"commit deadline .* UTC, in (59m|1h)", status), status
+    one_line_error(cli("client", "expire", prefix, account=10), "not yet: running")
     journal = str(tmp_path / "agent.json")
     result = cli(
         "agent", "--journal", journal, "--steps", "60", "--poll", "0.1", "--serve",
@@ -73,8 +139,21 @@ def test_client_posts_a_job_an_agent_serves_and_status_follows(cli, accounts, tm
     assert "accepted replica 0" in result.output and "submitted ok" in result.output
     assert "running sha256-chain (fuel limit 2,700)" in result.output
     assert "INFO" not in result.output, "no per-transaction lines"
-    assert "revealed 1" in cli("client", "status", job).output
+    result = cli("client", "status", prefix, "--watch", "--timeout", "1", "--poll", "0.2")
+    lines = result.output.strip().splitlines()
+    assert "revealed 1" in lines[0]
+    assert re.search(r"waits out its challenge window until .* UTC, in (23h 59m|1d),", lines[1])
+    assert "pays the provider once finalized" in lines[1]
+    assert result.exit_code == 1 and lines[-1].startswith("Error: stopped watching after 1 s")
+    assert "still open" in lines[-1]
     assert "open" in cli("show", "jobs").output
+    advance(chain, 2 * DAY)
+    result = cli("client", "expire", prefix, account=10)
+    assert result.exit_code == 0, result.output
+    settled = f"job {job}: finalized; paid 9.75 tokens to providers, refunded 0, fees 0.25"
+    assert settled in result.output
+    result = cli("client", "status", job, "--watch")
+    assert result.exit_code == 0 and "settled: paid 9.75 tokens" in result.output, result.output
 
 
 def test_client_post_checks_the_spec_before_sending(cli, accounts):
@@ -92,6 +171,11 @@ def test_client_post_checks_the_spec_before_sending(cli, accounts):
         cli("client", "post", "--wasm", "monte-carlo", "--fuel", "0", "--price", "1", account=12),
         "0 is not in the range",
     )
+    one_line_error(
+        cli("client", "post", "--workload", "sha256-chain", "--input", INPUT, "--price", "1",
+            "--duration", "soon", account=12),
+        "'soon' is not a duration",
+    )  # fmt: skip
     assert accounts[12].nonce == nonce, "no transaction was sent"
     result = cli(
         "client", "post", "--wasm", "monte-carlo", "--stdin", "01" + "00" * 7 + "10" + "00" * 7,
@@ -105,8 +189,10 @@ def test_bad_input_gets_one_line_and_sends_nothing(cli, accounts):
     nonce = client.nonce
     one_line_error(cli("client", "deposit", "1000000", account=12), "balance is 100,000 tokens")
     one_line_error(cli("client", "deposit", "0", account=12), "must be positive")
-    one_line_error(cli("client", "status", "0x1234"), "is not a 32-byte hex id")
+    one_line_error(cli("client", "status", "0x1234"), "not an id or a prefix of at least 6")
     one_line_error(cli("client", "status", "0x" + "00" * 32), "no such job")
+    one_line_error(cli("client", "status", "0xabcdef12"), "no job id starts with 0xabcdef12")
+    one_line_error(cli("provider", "pause", "0xabcdef", account=4), "no device id starts with")
     one_line_error(
         cli("client", "post", "--workload", "mine", "--input", "{}", "--price", "1", account=12),
         "unknown workload 'mine'",
@@ -129,18 +215,48 @@ def test_bad_input_gets_one_line_and_sends_nothing(cli, accounts):
     one_line_error(
         cli("gov", "propose", "--set", "JobEscrow.PROTOCOL_FEE_BPS=100", "--description", "x",
             account=12),
-        "you have 0 votes; proposing needs 100,000",
+        "you have 0 votes; proposing needs 100,000 (delegate your tokens first",
     )  # fmt: skip
     one_line_error(cli("gov", "vote", "1", "for", account=12), "no proposal 1")
     one_line_error(cli("provider", "register", account=12), "stake 1,000 tokens first")
+    one_line_error(cli("provider", "withdraw", account=12), "nothing is thawing")
+    one_line_error(cli("provider", "stake", "10", account=12), "the minimum is 1,000")
+    one_line_error(cli("token", "transfer", "0x1234", "1", account=12), "is not an address")
+    one_line_error(
+        cli("token", "transfer", str(accounts[9]), "100001", account=12), "balance is 100,000"
+    )
     assert client.nonce == nonce, "no transaction was sent"
 
 
-def test_revert_reason_is_shown_as_the_reason(cli, accounts):
+def test_revert_is_its_reason_without_ape_call_trace(cli, run):
     assert cli("provider", "stake", "5000", account=4).exit_code == 0
-    device = cli("provider", "register", account=4).output.split()[-1]
-    assert cli("provider", "pause", device, account=4).exit_code == 0
+    device = last_word(cli("provider", "register", account=4))
+    assert cli("provider", "pause", device[:10], account=4).exit_code == 0
     one_line_error(cli("provider", "pause", device, account=4), "reverted: device_registry:")
+    # ape prints its call trace to the process's stdout, where click's runner does not look.
+    code, out, err = run("provider", "pause", device[:10], account=4)
+    assert code == 1 and out == "", out
+    assert err.strip() == "Error: reverted: device_registry: device not active", err
+
+
+def test_network_problems_are_one_line(run):
+    """No --network: no throwaway node, but which network to pass and where manifests are."""
+    result = CliRunner().invoke(main, ["show", "jobs"])
+    one_line_error(result, "give --network")
+    assert "deployments/custom-<chain id>.json" in result.output
+    result = CliRunner().invoke(main, ["show", "jobs", "--network", "ethereum:nonsense"])
+    one_line_error(result, "No network in 'ethereum' named 'nonsense'. Options: devnet, ")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens there
+    code, out, err = run("show", "jobs", network=f"http://127.0.0.1:{port}")
+    assert code == 1 and out == "" and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"Error: no node answers at http://127.0.0.1:{port}"), err
+    # Without a configured URI, ape tries public RPCs: offline, none answers; online, the
+    # deployment manifest is missing. Either way, one line.
+    code, out, err = run("show", "jobs", network="ethereum:sepolia")
+    assert code == 1 and out == "" and len(err.strip().splitlines()) == 1, err
+    assert "no RPC URI configured for ethereum:sepolia" in err or "no deployment manifest" in err
 
 
 def test_a_fresh_deployment_shows_empty_tables_and_odd_input_gets_one_line(cli, accounts):
@@ -151,8 +267,8 @@ def test_a_fresh_deployment_shows_empty_tables_and_odd_input_gets_one_line(cli, 
     nonce = accounts[12].nonce
     for price in ("NaN", "Infinity", "-Infinity", "1e999999999"):
         one_line_error(
-            cli("client", "post", "--workload", "sha256-chain", "--input",
-                '{"seed": "a", "rounds": 9}', "--price", price, account=12),
+            cli("client", "post", "--workload", "sha256-chain", "--input", INPUT, "--price", price,
+                account=12),
             "is not an amount",
         )  # fmt: skip
     assert accounts[12].nonce == nonce
@@ -163,3 +279,129 @@ def test_a_device_without_gpus_needs_no_gpu_options(cli):
     result = cli("provider", "register", "--gpus", "0", account=4)
     assert result.exit_code == 0, result.output
     assert result.output.startswith("device 0x")
+
+
+def test_tokens_move_and_delegated_votes_propose_and_vote(cli, cs, accounts, chain):
+    """A fresh deployment is usable from the CLI alone: tokens move, votes are delegated,
+    the holder proposes; a vote without power warns and a second vote is refused."""
+    deployer, holder = accounts[0], accounts[12]
+    balance = cli("token", "balance", account=12).output
+    assert "balance:  100,000 tokens" in balance and "votes:    0" in balance
+    assert "delegate: nobody" in balance
+    result = cli("token", "transfer", str(accounts[9]), "2.5", account=12)
+    assert f"sent 2.5 tokens to {accounts[9].address}" in result.output, result.output
+    assert cs.token.balanceOf(accounts[9]) == 25 * TOKEN // 10
+    result = cli("token", "delegate", account=0)
+    assert result.exit_code == 0, result.output
+    assert "votes delegated to yourself" in result.output
+    balance = cli("token", "balance", str(deployer)).output
+    assert "delegate: itself" in balance and "votes:    0" not in balance
+    one_line_error(cli("token", "delegate", account=0), "your votes already go to")
+    advance(chain, 1)  # votes count from the second after the delegation
+    proposal = last_word(
+        cli("gov", "propose", "--set", "JobEscrow.PROTOCOL_FEE_BPS=100", "--description", "x",
+            account=0)
+    )  # fmt: skip
+    advance(chain, cs.governor.votingDelay() + 1)
+    result = cli("gov", "vote", proposal, "for", account=12)
+    assert result.exit_code == 0, result.output
+    assert "Warning: you had 0 votes at the proposal's snapshot" in result.output
+    assert cs.governor.hasVoted(int(proposal), holder)
+    nonce = holder.nonce
+    one_line_error(cli("gov", "vote", proposal, "against", account=12), "already voted")
+    assert holder.nonce == nonce
+    result = cli("gov", "vote", proposal, "for", account=0)
+    assert "Warning" not in result.output and "with 999,7" in result.output, result.output
+    status = cli("gov", "status", proposal).output
+    assert status.splitlines()[0].split()[:3] == ["proposal", "state", "for"]
+    assert "voting closes" in status and "UTC, in " in status
+    assert "executable    - (not queued)" in status
+
+
+def test_offers_are_signed_matched_cancelled_and_listed(cli, cs, accounts, tmp_path):
+    provider, client = accounts[4], accounts[12]
+    assert cli("provider", "stake", "5000", account=4).exit_code == 0
+    assert cli("provider", "register", account=4).exit_code == 0
+    path = tmp_path / "offer.json"
+    result = cli(
+        "offer", "sign", "--client", str(client), "--price", "10", "--nonce", "7",
+        "--expires-in", "2h", "--out", str(path), account=4,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert re.search(r"offer 7 for 0x\w+: 10 tokens, expires .* UTC, in (1h 59m|2h)", result.output)
+    document = json.loads(path.read_text())
+    assert document["offer"]["provider"] == provider.address and document["offer"]["nonce"] == "7"
+    spec = ["--workload", "sha256-chain", "--input", INPUT]
+    one_line_error(cli("offer", "match", str(path), *spec, account=10), "this offer is for")
+    job = last_word(cli("offer", "match", str(path), *spec, account=12))
+    assert "accepted 1" in cli("client", "status", job[:10]).output
+    one_line_error(
+        cli("offer", "match", str(path), *spec, account=12), "offer 7 is already matched"
+    )
+    other = tmp_path / "other.json"
+    assert cli("offer", "sign", "--client", str(client), "--price", "1", "--nonce", "8",
+               "--out", str(other), account=4).exit_code == 0  # fmt: skip
+    assert "offer 8: cancelled" in cli("offer", "cancel", "8", account=4).output
+    one_line_error(cli("offer", "cancel", "8", account=4), "already matched or cancelled")
+    one_line_error(cli("offer", "match", str(other), *spec, account=12), "offer 8 is already")
+    listing = cli("offer", "list").output.splitlines()
+    assert listing[0].split() == ["provider", "nonce", "state", "job", "client", "block"]
+    assert [line.split()[1:3] for line in listing[1:]] == [["7", "matched"], ["8", "cancelled"]]
+    assert job[:12] in listing[1]
+    assert len(cli("offer", "list", "--client", str(client)).output.splitlines()) == 2
+
+
+def test_help_loads_neither_ape_nor_web3():
+    """`computeshare --help` imports click and the command registry only."""
+    probe = (
+        "import sys\n"
+        "from computeshare.cli import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('ape', 'web3', 'wasmtime', 'computeshare.agent', 'computeshare.client')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "client     Deposit, post" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
+
+
+def test_a_missing_command_module_breaks_nothing_else(monkeypatch):
+    monkeypatch.setitem(COMMANDS, "nothing", ("computeshare.cli.nothing", "nothing", "Absent."))
+    runner = CliRunner()
+    result = runner.invoke(main, ["--help"])
+    assert result.exit_code == 0 and "provider" in result.output
+    assert "nothing" not in result.output, "a command that cannot load is not listed"
+    assert runner.invoke(main, ["token", "--help"]).exit_code == 0
+    one_line_error(runner.invoke(main, ["nothing"]), "`nothing` is not available")
+
+
+def test_ids_and_times_for_people():
+    ids = [bytes.fromhex("abcdef01" + "00" * 28), bytes.fromhex("abcdef02" + "00" * 28)]
+    assert match_prefix(ids, "abcdef01", "job") == ids[0]
+    with pytest.raises(Exception, match="0xabcdef is ambiguous: 2 jobs start with it"):
+        match_prefix(ids, "abcdef", "job")
+    with pytest.raises(Exception, match="no job id starts with 0x123456"):
+        match_prefix(ids, "123456", "job")
+    now = 1_796_119_200  # 2026-12-01 10:00 UTC
+    assert when(now + 3 * 3_600 + 12 * 60, now) == "2026-12-01 13:12 UTC, in 3h 12m"
+    assert when(now - 300, now) == "2026-12-01 09:55 UTC, 5m ago"
+    assert duration(59) == "59s" and duration(DAY + 3_600 + 5) == "1d 1h"
+
+
+def test_the_cli_agrees_with_the_packages_it_summarises():
+    from computeshare import jobs
+    from computeshare.cli import client
+    from computeshare.cli.common import job_spec_options
+    from computeshare.workloads import CATALOGUE
+
+    assert (client.OPEN, client.DISPUTED, client.FINALIZED, client.CANCELLED) == (
+        jobs.STATUS_OPEN, jobs.STATUS_DISPUTED, jobs.STATUS_FINALIZED, jobs.STATUS_CANCELLED,
+    )  # fmt: skip
+    wasm = next(p for p in job_spec_options(lambda: None).__click_params__ if p.name == "module")
+    assert all(name in wasm.help for name in CATALOGUE)
+    license_ = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license"]
+    assert license_ == "AGPL-3.0-only", "an SPDX expression, not the deprecated table"

@@ -1,0 +1,67 @@
+"""`computeshare agent`: the provider agent (computeshare.agent) as a command."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+from ape.cli import account_option
+
+from computeshare.cli.common import ChainCommand, connect, friendly, manifest_option, step
+
+
+@click.command("agent", cls=ChainCommand)
+@account_option()
+@manifest_option
+@click.option("--device", "device_id", help="device id or prefix (default: your first device)")
+@click.option("--journal", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--policy", type=click.Path(dir_okay=False, path_type=Path), help="policy YAML")
+@click.option("--serve", help="serve results at HOST:PORT (e.g. 127.0.0.1:8700)")
+@click.option("--faulty", is_flag=True, help="return wrong results (to demonstrate slashing)")
+@click.option("--poll", type=float, default=1.0, show_default=True, help="seconds")
+@click.option("--steps", type=click.IntRange(1), help="stop after this many polls")
+@friendly
+def agent(account, manifest, device_id, journal, policy, serve, faulty, poll, steps):
+    """Serve your device's jobs: validate, accept, run, commit, reveal, finalize; resumable."""
+    from computeshare.agent import Agent, Journal, Policy
+    from computeshare.cli.common import resolve_device
+    from computeshare.results import start_server
+
+    rules = Policy.load(policy)
+    book = Journal.open(journal, from_block=0)
+    cs = connect(manifest, account)
+    if device_id is None:
+        if cs.registry.device_count(account) == 0:
+            raise click.ClickException("you have no device: `computeshare provider register`")
+        device = bytes(cs.registry.device_id_of(account, 0))
+    else:
+        device = resolve_device(cs, device_id)
+    if cs.registry.device(device).owner != account.address:
+        raise click.ClickException(f"device 0x{device.hex()[:10]} is not {account.address}'s")
+    if not journal.exists():
+        book.from_block = cs.manifest["contracts"]["JobEscrow"]["block"]
+    prefix = f"[{account.address[:8]}]"
+    runner = Agent(
+        cs,
+        account,
+        device,
+        book,
+        faulty=faulty,
+        policy=rules,
+        log=lambda message: click.echo(f"{prefix} {message}"),
+    )
+    server = start_server(book, serve) if serve else None
+    where = f", results at {server.url}" if server else ""
+    click.echo(f"{prefix} serving device 0x{device.hex()[:10]}{where}")
+    count = 0
+    try:
+        with step(f"serving device 0x{device.hex()[:10]} (Ctrl-C stops)"):
+            while steps is None or count < steps:
+                runner.step()
+                count += 1
+                time.sleep(poll)
+    finally:
+        runner.close()
+        if server is not None:
+            server.stop()

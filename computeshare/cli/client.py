@@ -1,0 +1,286 @@
+"""`computeshare client`: the escrow balance, jobs and their results."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from computeshare.cli.common import (
+    Duration,
+    amount_argument,
+    approve,
+    approve_max_option,
+    chain_now,
+    command,
+    connect,
+    fund_escrow,
+    job_argument,
+    job_spec,
+    job_spec_options,
+    require,
+    resolve_job,
+    send,
+    show,
+    sleep,
+    tokens,
+    when,
+)
+
+# JobEscrow's job status, as `computeshare.jobs` names them (not imported here: it loads
+# eth-abi, and `computeshare client --help` should not wait for it).
+OPEN, DISPUTED, FINALIZED, CANCELLED = 1, 2, 3, 4
+
+
+@click.group()
+def client():
+    """Deposit, post, follow and settle jobs. JOB is a job id or a prefix of 6+ hex digits."""
+
+
+@command(client, "deposit")
+@amount_argument
+@approve_max_option
+def client_deposit(account, manifest, amount, approve_max):
+    """Deposit AMOUNT tokens into your JobEscrow balance (approves exactly AMOUNT first)."""
+    cs = connect(manifest, account)
+    require(cs.token.balanceOf(account), amount, "balance")
+    approve(cs, account, cs.escrow, "JobEscrow", amount, approve_max)
+    send("depositing", cs.escrow.deposit, amount, sender=account)
+    click.echo(f"escrow balance: {show(cs.escrow.balanceOf(account))} tokens")
+
+
+@command(client, "withdraw")
+@amount_argument
+def client_withdraw(account, manifest, amount):
+    """Withdraw AMOUNT tokens of your unlocked JobEscrow balance."""
+    cs = connect(manifest, account)
+    require(cs.escrow.balanceOf(account), amount, "escrow balance")
+    send("withdrawing", cs.escrow.withdraw, amount, sender=account)
+    click.echo(f"escrow balance: {show(cs.escrow.balanceOf(account))} tokens")
+
+
+@command(client, "post")
+@job_spec_options
+@click.option("--price", required=True, help="tokens per replica")
+@click.option("--replicas", type=click.IntRange(1, 9), default=1, show_default=True)
+@click.option(
+    "--duration",
+    type=Duration(),
+    default="3600",
+    show_default=True,
+    help="until the commit deadline: seconds, or e.g. 90m, 2h",
+)
+@click.option("--collateral", help="tokens per replica (default: the price)")
+@click.option("--min-gpus", type=click.IntRange(0, 255), default=0, show_default=True)
+@click.option("--compute-seconds", type=click.IntRange(1), default=60, show_default=True)
+@approve_max_option
+def client_post(
+    account, manifest, workload, payload, module, stdin_hex, fuel, encrypt_to, price, replicas,
+    duration, collateral, min_gpus, compute_seconds, approve_max,
+):  # fmt: skip
+    """Post a job; payment for every replica is locked from your escrow balance (what it
+    lacks is deposited first). The spec is checked against its workload's schema (and a
+    wasm module compiled) before anything is sent."""
+    from ape import chain
+
+    from computeshare.specs import job_requirements
+
+    price_wei = tokens(price)
+    collateral_wei = tokens(collateral) if collateral else price_wei
+    if duration < 60:
+        raise click.BadParameter("at least 60 seconds", param_hint="--duration")
+    spec = job_spec(workload, payload, module, stdin_hex, fuel, encrypt_to)
+    cs = connect(manifest, account)
+    needed = price_wei * replicas - cs.escrow.balanceOf(account)
+    if needed > cs.token.balanceOf(account):
+        raise click.ClickException(f"needs {show(needed)} more tokens than you hold")
+    fund_escrow(cs, account, price_wei * replicas, approve_max)
+    requirements = job_requirements(
+        min_cpu_cores=1, min_memory_mb=1, min_gpu_count=min_gpus, min_vram_mb=0,
+        compute_seconds=compute_seconds,
+    )  # fmt: skip
+    deadline = chain.pending_timestamp + duration
+    receipt = send(
+        "posting the job", cs.escrow.post, spec, requirements, price_wei, replicas, deadline,
+        collateral_wei, sender=account,
+    )  # fmt: skip
+    click.echo(f"commit deadline {when(deadline, chain_now())}")
+    click.echo(f"job 0x{bytes(receipt.return_value).hex()}")
+
+
+def _own_job(cs, account, job_id: str) -> bytes:
+    job = resolve_job(cs, job_id)
+    if cs.escrow_view.job(job).status == 0:
+        raise click.ClickException("no such job")
+    if cs.jobs.terms(job)[0] != account.address:
+        raise click.ClickException("not your job")
+    return job
+
+
+@command(client, "cancel")
+@job_argument
+def client_cancel(account, manifest, job_id):
+    """Cancel a job nobody accepted; everything is refunded."""
+    cs = connect(manifest, account)
+    job = _own_job(cs, account, job_id)
+    send("cancelling", cs.jobs.cancel, job, sender=account)
+    click.echo(f"job 0x{job.hex()}: {cs.job(job)['status_name']}")
+
+
+@command(client, "dispute")
+@job_argument
+def client_dispute(account, manifest, job_id):
+    """Dispute an optimistic result within its challenge window (posts a bond)."""
+    cs = connect(manifest, account)
+    job = _own_job(cs, account, job_id)
+    send("disputing", cs.jobs.dispute, job, sender=account)
+    click.echo(f"job 0x{job.hex()}: {cs.job(job)['status_name']}")
+
+
+@command(client, "expire")
+@job_argument
+def client_expire(account, manifest, job_id):
+    """Settle a job past its reveal window (or a k = 1 result past its challenge window):
+    missing and failed replicas are refunded, providers that did not reveal are slashed,
+    a revealed result is paid. Anyone may call; the caller earns the keeper bounty."""
+    cs = connect(manifest, account)
+    job = _existing_job(cs, job_id)
+    view, now = cs.job(job), chain_now()
+    if view["status"] != OPEN:
+        raise click.ClickException(f"job 0x{job.hex()} is {view['status_name']}, not open")
+    if now < view["phase_end"]:
+        raise click.ClickException(f"not yet: {_phase(cs, job, view, now)}")
+    receipt = send("settling", cs.jobs.expire, job, sender=account)
+    (settled,) = receipt.decode_logs(cs.escrow.JobSettled)
+    click.echo(f"job 0x{job.hex()}: {cs.job(job)['status_name']}; {_settlement(settled)}")
+
+
+def _existing_job(cs, job_id: str) -> bytes:
+    job = resolve_job(cs, job_id)
+    if cs.escrow_view.job(job).status == 0:
+        raise click.ClickException("no such job")
+    return job
+
+
+def _summary(view: dict) -> str:
+    states = f" ({', '.join(view['replica_states'])})" if view["replica_states"] else ""
+    return (
+        f"{view['status_name']}: replicas {view['replicas']}, accepted {view['accepted']}, "
+        f"committed {view['committed']}, revealed {view['revealed']}{states}"
+    )
+
+
+def _settlement(event) -> str:
+    parts = [f"paid {show(event.paid)} tokens to providers", f"refunded {show(event.refunded)}"]
+    if event.fees:
+        parts.append(f"fees {show(event.fees)}")
+    if event.compensation:
+        parts.append(f"compensation {show(event.compensation)}")
+    if event.bounty:
+        parts.append(f"keeper bounty {show(event.bounty)}")
+    return ", ".join(parts)
+
+
+def _phase(cs, job: bytes, view: dict, now: int) -> str:
+    """Where the job stands and what happens next, with times on the chain's clock."""
+    status, end, k = view["status"], view["phase_end"], view["replicas"]
+    if status == FINALIZED:
+        from ape import chain
+
+        height = chain.blocks.height + 1
+        events = list(
+            cs.escrow.JobSettled.range(cs.jobs.start_block, height, search_topics={"job_id": job})
+        )
+        return "settled: " + (_settlement(events[0]) if events else "see JobSettled")
+    if status == CANCELLED:
+        return "cancelled: the payment went back to the client's escrow balance"
+    if status == DISPUTED:
+        return f"disputed: the arbiter rules by {when(end, now)}"
+    if k == 1 and view["replica_states"] == ["revealed"]:
+        if now < end:
+            return (
+                f"result in: it waits out its challenge window until {when(end, now)}, "
+                "then pays the provider once finalized"
+            )
+        return (
+            f"challenge window closed {when(end, now)}: it pays once settled "
+            "(the provider finalizes, or `computeshare client expire JOB`)"
+        )
+    deadline = view["deadline"]
+    if now < deadline and view["committed"] < k:
+        waiting = f"{view['accepted']} of {k} accepted, {view['committed']} committed"
+        return f"running ({waiting}): commit deadline {when(deadline, now)}"
+    if now < end:
+        return f"reveal window until {when(end, now)}"
+    return f"reveal window closed {when(end, now)}: `computeshare client expire JOB` settles it"
+
+
+@command(client, "status", signer=False)
+@job_argument
+@click.option("--watch", is_flag=True, help="follow the job until it is final")
+@click.option("--poll", type=click.FloatRange(0.05), default=1.0, show_default=True)
+@click.option(
+    "--timeout", type=Duration(), default="600", show_default=True, help="stop watching after"
+)
+def client_status(manifest, job_id, watch, poll, timeout):
+    """Show a job, or follow it with --watch: a line on every change, until it is final."""
+    cs = connect(manifest)
+    job = _existing_job(cs, job_id)
+    stop = time.monotonic() + timeout
+    last = None
+    while True:
+        view, now = cs.job(job), chain_now()
+        phase = _phase(cs, job, view, now)
+        key = (view["status"], tuple(view["replica_states"]), view["phase_end"])
+        if key != last:
+            click.echo(f"{_summary(view)}\n  {phase}")
+            last = key
+        if not watch or view["status"] in (FINALIZED, CANCELLED):
+            return
+        if time.monotonic() >= stop:
+            raise click.ClickException(
+                f"stopped watching after {timeout} s; the job is still {view['status_name']} "
+                f"(`computeshare client status 0x{job.hex()[:10]} --watch` to go on)"
+            )
+        sleep(poll, f"watching job 0x{job.hex()[:10]}: {view['status_name']}")
+
+
+@command(client, "result", signer=False)
+@job_argument
+@click.option("--endpoint", multiple=True, help="result endpoint (default: the device's URI)")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="output file")
+@click.option(
+    "--key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="the private key file from `client keygen` (for an encrypted output)",
+)
+def client_result(manifest, job_id, endpoint, out, key):
+    """Fetch a job's output from its provider and check it against the chain."""
+    from computeshare.cli.common import step
+
+    private = bytes.fromhex(key.read_text().strip()) if key else None
+    cs = connect(manifest)
+    job = _existing_job(cs, job_id)
+    with step("fetching the result"):
+        result = cs.result(job, list(endpoint), private)
+    click.echo(f"{result.status_name}, fuel {result.fuel:,}, {len(result.output)} bytes")
+    if out is not None:
+        out.write_bytes(result.output)
+    else:
+        click.echo(result.output.hex())
+
+
+@client.command("keygen")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def client_keygen(path):
+    """Write a new private key to PATH (mode 600) and print its public key, for
+    `client post --encrypt-to` and `client result --key`."""
+    from coincurve import PrivateKey
+
+    if path.exists():
+        raise click.ClickException(f"{path} exists: not overwritten")
+    key = PrivateKey()
+    path.touch(mode=0o600)
+    path.write_text(key.secret.hex() + "\n")
+    click.echo(key.public_key.format(compressed=True).hex())

@@ -1,0 +1,539 @@
+"""What every command group shares: amounts, ids, times, tables, a progress line, the
+connected command class and one-line errors.
+
+Nothing here loads ape's managers, web3 or the agent at import time (only `ape.cli`, which
+is light): each group's `--help` stays fast, and the chain is touched only by a command
+that runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import re
+import sys
+import time
+from datetime import UTC, datetime
+from decimal import Decimal, DecimalException, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import click
+from ape.cli import ConnectedProviderCommand, account_option
+
+TOKEN = 10**18
+MAX_UINT = 2**256 - 1
+MIN_PREFIX = 6  # hex digits of an id prefix
+SHORT_ID = 10  # hex digits tables show
+
+# ---------------------------------------------------------------- amounts and durations
+
+
+def tokens(text: str) -> int:
+    """ "12.5" -> 12.5 tokens in wei; refuses zero, negatives and more than 18 decimals."""
+    try:
+        value = Decimal(text) * TOKEN
+        if not value.is_finite():
+            raise InvalidOperation
+    except DecimalException:  # NaN, infinities, overflow
+        raise click.BadParameter(f"{text!r} is not an amount") from None
+    if value <= 0 or value != value.to_integral_value():
+        raise click.BadParameter(f"{text!r} must be positive with at most 18 decimals")
+    return int(value)
+
+
+def show(amount: int) -> str:
+    """Wei as tokens: 5000 * 10**18 -> "5,000", at most 4 decimals."""
+    return f"{Decimal(amount) / TOKEN:,.4f}".rstrip("0").rstrip(".")
+
+
+def amount_text(amount: int) -> str:
+    return "an unlimited amount of" if amount == MAX_UINT else show(amount)
+
+
+amount_argument = click.argument("amount", callback=lambda ctx, param, value: tokens(value))
+
+_UNITS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400, "w": 604_800}
+
+
+class Duration(click.ParamType):
+    """Seconds, or a duration such as 90s, 15m, 2h, 1d12h."""
+
+    name = "DURATION"
+
+    def convert(self, value, param, ctx) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().lower()
+        if text.isdigit():
+            return int(text)
+        parts = re.findall(r"(\d+)\s*([smhdw])", text)
+        if not parts or re.sub(r"(\d+)\s*([smhdw])", "", text).strip():
+            self.fail(f"{value!r} is not a duration (e.g. 3600, 90s, 15m, 2h, 1d12h)", param, ctx)
+        return sum(int(number) * _UNITS[unit] for number, unit in parts)
+
+
+def duration(seconds: int) -> str:
+    """A countdown's two largest units: 11_520 -> "3h 12m", 59 -> "59s"."""
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    parts = []
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return " ".join(parts[:2])
+
+
+def when(timestamp: int, now: int) -> str:
+    """A chain timestamp as a UTC date and a countdown measured on the chain's clock:
+    "2026-12-01 10:00 UTC, in 3h 12m" or "..., 5m ago"."""
+    date = datetime.fromtimestamp(int(timestamp), UTC).strftime("%Y-%m-%d %H:%M UTC")
+    delta = int(timestamp) - int(now)
+    if delta > 0:
+        return f"{date}, in {duration(delta)}"
+    if delta < 0:
+        return f"{date}, {duration(-delta)} ago"
+    return f"{date}, now"
+
+
+def chain_now() -> int:
+    """The timestamp of the latest block: the clock contracts compare against."""
+    from ape import chain
+
+    return chain.blocks.head.timestamp
+
+
+# ---------------------------------------------------------------- ids
+
+
+def hex32(text: str) -> bytes:
+    try:
+        raw = bytes.fromhex(text.removeprefix("0x"))
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise click.BadParameter(f"{text!r} is not a 32-byte hex id")
+    return raw
+
+
+def id_prefix(text: str) -> str:
+    """A full id or a prefix of at least MIN_PREFIX hex digits, as lowercase hex."""
+    digits = text.lower().removeprefix("0x")
+    if not re.fullmatch(r"[0-9a-f]*", digits) or not MIN_PREFIX <= len(digits) <= 64:
+        raise click.BadParameter(
+            f"{text!r} is not an id or a prefix of at least {MIN_PREFIX} hex digits"
+        )
+    return digits
+
+
+def address(text: str) -> str:
+    """`text` as a checksummed address, or a one-line error."""
+    from eth_utils import is_address, to_checksum_address
+
+    if not is_address(text):
+        raise click.BadParameter(f"{text!r} is not an address")
+    return to_checksum_address(text)
+
+
+def short_id(raw: bytes, full: bool = False) -> str:
+    digits = bytes(raw).hex()
+    return "0x" + (digits if full else digits[:SHORT_ID])
+
+
+def match_prefix(ids: list[bytes], prefix: str, what: str) -> bytes:
+    """The one id among `ids` that starts with `prefix` (hex digits)."""
+    found = sorted({bytes(i) for i in ids if bytes(i).hex().startswith(prefix)})
+    if not found:
+        raise click.ClickException(f"no {what} id starts with 0x{prefix}")
+    if len(found) > 1:
+        shown = ", ".join(short_id(i) for i in found[:3]) + (", ..." if len(found) > 3 else "")
+        raise click.ClickException(
+            f"0x{prefix} is ambiguous: {len(found)} {what}s start with it ({shown}); "
+            "give more digits"
+        )
+    return found[0]
+
+
+def _indexed_ids(contract, event: str, since: int) -> list[bytes]:
+    """The first indexed argument (an id) of every `event` of `contract` since block
+    `since`: one `eth_getLogs` request, nothing decoded."""
+    from eth_utils import keccak
+
+    abi = getattr(contract, event).abi
+    provider = contract.chain_manager.provider
+    logs = provider.make_request(
+        "eth_getLogs",
+        [
+            {
+                "address": str(contract.address),
+                "fromBlock": hex(since),
+                "toBlock": "latest",
+                "topics": ["0x" + keccak(text=abi.selector).hex()],
+            }
+        ],
+    )
+    return [bytes.fromhex(_hex(log["topics"][1])) for log in logs]
+
+
+def _hex(value: Any) -> str:
+    return (value.hex() if isinstance(value, bytes) else str(value)).removeprefix("0x")
+
+
+def resolve_job(cs, text: str) -> bytes:
+    """A job id from a full id or an unambiguous prefix (from `JobPosted` events)."""
+    prefix = id_prefix(text)
+    if len(prefix) == 64:
+        return bytes.fromhex(prefix)
+    with step("looking the job id up"):
+        ids = _indexed_ids(cs.escrow, "JobPosted", cs.jobs.start_block)
+    return match_prefix(ids, prefix, "job")
+
+
+def resolve_device(cs, text: str) -> bytes:
+    """A device id from a full id or an unambiguous prefix (from `DeviceRegistered`)."""
+    prefix = id_prefix(text)
+    if len(prefix) == 64:
+        return bytes.fromhex(prefix)
+    since = cs.manifest["contracts"]["DeviceRegistry"].get("block") or 0
+    with step("looking the device id up"):
+        ids = _indexed_ids(cs.registry, "DeviceRegistered", since)
+    return match_prefix(ids, prefix, "device")
+
+
+job_argument = click.argument(
+    "job_id", metavar="JOB", callback=lambda ctx, param, value: id_prefix(value)
+)
+device_argument = click.argument(
+    "device_id", metavar="DEVICE", callback=lambda ctx, param, value: id_prefix(value)
+)
+full_option = click.option("--full", is_flag=True, help="print whole ids, not their prefixes")
+
+# ---------------------------------------------------------------- output
+
+
+def _terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def table(rows: list[dict], columns: list[str] | None = None) -> None:
+    """Prints `rows` as a table with its column headers (even when empty). On a terminal
+    it is drawn by rich; otherwise plain aligned text that scripts and tests can read."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    columns = columns or (list(rows[0]) if rows else [])
+    out = sys.stdout
+    terminal = _terminal(out)
+    grid = Table(
+        box=box.SIMPLE_HEAD if terminal else None,
+        header_style="bold" if terminal else "",
+        show_edge=False,
+        pad_edge=False,
+    )
+    for index, column in enumerate(columns):
+        grid.add_column(column, justify="left" if index == 0 else "right", no_wrap=True)
+    for row in rows:
+        grid.add_row(*(str(row.get(column, "")) for column in columns))
+    console = Console(
+        file=out,
+        width=None if terminal else 100_000,
+        no_color=not terminal,
+        highlight=False,
+        emoji=False,
+        markup=False,
+    )
+    if terminal:
+        console.print(grid)
+    else:
+        with console.capture() as captured:
+            console.print(grid)
+        click.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
+
+
+def warn(message: str) -> None:
+    click.echo(f"Warning: {message}", err=True)
+
+
+class _Progress:
+    """One transient status line on stderr, only when stderr is a terminal. Steps nest: an
+    inner step replaces the text until it ends."""
+
+    def __init__(self):
+        self.live = None
+        self.texts: list[str] = []
+
+    @contextlib.contextmanager
+    def step(self, text: str):
+        if not _terminal(sys.stderr):
+            yield
+            return
+        from rich.console import Console
+        from rich.live import Live
+        from rich.spinner import Spinner
+
+        self.texts.append(text)
+        started = self.live is None
+        if started:
+            self.spinner = Spinner("dots", text)
+            self.live = Live(
+                self.spinner,
+                console=Console(stderr=True),
+                transient=True,
+                refresh_per_second=12.5,
+                redirect_stdout=_terminal(sys.stdout),
+                redirect_stderr=True,
+            )
+            self.live.start()
+        else:
+            self.spinner.update(text=text)
+        try:
+            yield
+        finally:
+            self.texts.pop()
+            if started:
+                self.live.stop()
+                self.live = None
+            else:
+                self.spinner.update(text=self.texts[-1])
+
+
+_progress = _Progress()
+step = _progress.step
+
+
+def send(what: str, method, *args, **kwargs):
+    """Sends a transaction with a progress line while it waits for its receipt."""
+    with step(f"{what}: waiting for the transaction"):
+        return method(*args, **kwargs)
+
+
+# ---------------------------------------------------------------- errors
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    """The project's own error classes, from the modules already loaded (an error class
+    whose module was never imported cannot have been raised)."""
+    names = {
+        "computeshare.agent": "AgentError",
+        "computeshare.client": "ClientError",
+        "computeshare.deploy": "DeployError",
+        "computeshare.results": "ResultError",
+        "computeshare.workloads": "WorkloadError",
+    }
+    found = [getattr(sys.modules[m], n) for m, n in names.items() if m in sys.modules]
+    return (*found, ValueError, LookupError, OSError)
+
+
+_NO_NODE = re.compile(r"No \(supported\) node found on '([^']+)'")
+_NO_URI = re.compile(r"Missing URI for network '([^']+)' on '([^']+)'")
+
+
+def ape_message(error: Exception) -> str:
+    """An ape error as one line, with what to do where it is a set-up problem."""
+    text = str(error).strip()
+    if match := _NO_NODE.search(text):
+        return (
+            f"no node answers at {match[1]}: start one there (e.g. `anvil`) or pass "
+            "the --network of the node that has your deployment"
+        )
+    if match := _NO_URI.search(text):
+        return (
+            f"no RPC URI configured for {match[2]}:{match[1]}: set `node: {match[2]}: "
+            f"{match[1]}: uri:` in ape-config.yaml, or pass --network https://<your RPC>"
+        )
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def friendly(func):
+    """Turns known failures into one-line messages instead of tracebacks."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from ape.exceptions import ApeException, ContractLogicError
+
+        try:
+            return func(*args, **kwargs)
+        except ContractLogicError as error:
+            raise click.ClickException(f"reverted: {error.message}") from None
+        except click.ClickException:
+            raise
+        except _known_errors() as error:
+            raise click.ClickException(str(error)) from None
+        except ApeException as error:
+            raise click.ClickException(ape_message(error)) from None
+
+    return wrapper
+
+
+@contextlib.contextmanager
+def quiet_ape():
+    """While a command runs: no call trace on a revert (ape prints one to the process's
+    stdout before raising; the error is shown as its reason instead), no per-transaction
+    INFO lines (commands say what they did) and no retry warnings (a failure is one line)."""
+    from ape.logging import logger
+    from ape_ethereum.trace import Trace
+
+    show, level = Trace.show, logger.level
+    Trace.show = lambda self, *args, **kwargs: None
+    logger.set_level("ERROR")
+    try:
+        yield
+    finally:
+        Trace.show = show
+        logger.set_level(level)
+
+
+NO_NETWORK = (
+    "give --network: the node your deployment is on, e.g. --network http://127.0.0.1:8545 "
+    "(manifest deployments/custom-<chain id>.json) or ethereum:sepolia:node "
+    "(deployments/sepolia-11155111.json); manifests live in deployments/, or pass --manifest"
+)
+
+
+class ChainCommand(ConnectedProviderCommand):
+    """A command connected to `--network`. It refuses to start a throwaway local node when
+    no network is given, and turns connection failures into one line."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        given = any(arg == "--network" or arg.startswith("--network=") for arg in args)
+        if not given and "--help" not in args and not ctx.resilient_parsing:
+            # Checked before ape loads its plugins: the answer comes at once.
+            raise click.UsageError(NO_NETWORK, ctx)
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context):
+        from ape.exceptions import ApeException
+
+        try:
+            with quiet_ape(), step("connecting to the network"):
+                return super().invoke(ctx)
+        except ApeException as error:
+            raise click.ClickException(ape_message(error)) from None
+
+
+manifest_option = click.option(
+    "--manifest",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="deployment manifest (default: deployments/<network>-<chain id>.json, "
+    "custom-<chain id>.json for a URI)",
+)
+
+
+def connect(manifest: Path | None, account=None):
+    """The deployment on the connected chain, as a `ComputeShare` client."""
+    from computeshare.client import ComputeShare
+
+    if manifest is not None:
+        return ComputeShare.from_manifest(manifest, account)
+    return ComputeShare.connected(account)
+
+
+def command(group, name: str, *, signer: bool = True, optional_signer: bool = False):
+    """A subcommand of `group` connected to --network, with --manifest and, for commands
+    that send transactions, --account (optional for `optional_signer`)."""
+
+    def decorate(func):
+        func = friendly(func)
+        func = manifest_option(func)
+        if signer or optional_signer:
+            func = (account_option(prompt=False) if optional_signer else account_option())(func)
+        return group.command(name, cls=ChainCommand)(func)
+
+    return decorate
+
+
+def require(have: int, need: int, what: str) -> None:
+    """Stops with `<what> is <have> tokens` when `have` < `need`: nothing is sent."""
+    if have < need:
+        raise click.ClickException(f"{what} is {show(have)} tokens")
+
+
+approve_max_option = click.option(
+    "--approve-max",
+    is_flag=True,
+    help="approve an unlimited amount instead of exactly what this needs",
+)
+
+
+def approve(cs, account, spender, name: str, amount: int, unlimited: bool) -> None:
+    """Lets `spender` (named `name`) take `amount` of `account`'s tokens: approves exactly
+    `amount` (or an unlimited amount with `unlimited`) and says so; nothing when the
+    allowance already covers it."""
+    allowance = cs.token.allowance(account, spender)
+    if allowance >= amount:
+        return
+    value = MAX_UINT if unlimited else amount
+    click.echo(f"approving {name} to spend {amount_text(value)} tokens")
+    send("approval", cs.token.approve, spender, value, sender=account)
+
+
+# ---------------------------------------------------------------- job specs
+
+
+def job_spec_options(func):
+    """--workload/--input, or --wasm/--stdin/--fuel, and --encrypt-to."""
+    options = [
+        click.option("--workload", help="sha256-chain or matrix-power (with --input), or wasm"),
+        click.option("--input", "payload", help="the workload's input as JSON"),
+        click.option(
+            "--wasm",
+            "module",
+            help="a wasm module: a catalogue name (hash-chain, matmul, monte-carlo, "
+            "checked-div) or a .wasm file (inline)",
+        ),
+        click.option("--stdin", "stdin_hex", default="", help="the wasm module's stdin, as hex"),
+        click.option("--fuel", type=click.IntRange(1), help="the wasm run's fuel limit"),
+        click.option(
+            "--encrypt-to", help="a public key (hex): providers serve the output encrypted"
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def job_spec(workload, payload, module, stdin_hex, fuel, encrypt_to) -> bytes:
+    """The spec the options describe, checked against its workload's schema (and a wasm
+    module compiled) before anything is sent."""
+    from computeshare.workloads import CATALOGUE, encode_spec, public_key, wasm_spec
+
+    recipient = public_key(encrypt_to) if encrypt_to else None
+    if module is not None or workload == "wasm":
+        if module is None or fuel is None or payload is not None:
+            raise click.UsageError("a wasm job takes --wasm and --fuel (and --stdin), not --input")
+        try:
+            stdin = bytes.fromhex(stdin_hex.removeprefix("0x"))
+        except ValueError:
+            raise click.BadParameter("not hex", param_hint="--stdin") from None
+        raw = module if module in CATALOGUE else Path(module).read_bytes()
+        return wasm_spec(raw, stdin, fuel=fuel, encrypt_to=recipient)
+    if workload is None or payload is None:
+        raise click.UsageError("give --workload and --input, or --wasm and --fuel")
+    try:
+        data = json.loads(payload)
+    except ValueError as error:
+        raise click.BadParameter(f"not JSON: {error}", param_hint="--input") from None
+    return encode_spec(workload, data, recipient)
+
+
+def fund_escrow(cs, account, needed: int, unlimited: bool) -> None:
+    """Deposits what `account`'s escrow balance lacks of `needed`, approving exactly that."""
+    missing = needed - cs.escrow.balanceOf(account)
+    if missing <= 0:
+        return
+    require(cs.token.balanceOf(account), missing, "balance")
+    approve(cs, account, cs.escrow, "JobEscrow", missing, unlimited)
+    click.echo(f"depositing {show(missing)} tokens into your escrow balance")
+    send("deposit", cs.escrow.deposit, missing, sender=account)
+
+
+def sleep(seconds: float, text: str) -> None:
+    with step(text):
+        time.sleep(seconds)

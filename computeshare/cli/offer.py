@@ -1,0 +1,238 @@
+"""`computeshare offer`: OfferBook's signed offers.
+
+A provider signs an EIP-712 offer off-chain (`offer sign` writes it to a JSON file) naming
+its device, a price and collateral, the one client it is for, an expiry and a nonce. That
+client matches it (`offer match FILE ...`): one transaction posts a k = 1 job already
+accepted by the device, paid from the client's escrow balance. A provider cancels an unused
+offer by its nonce (`offer cancel`); `offer list` shows matched and cancelled offers.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+
+import click
+
+from computeshare.cli.common import (
+    Duration,
+    address,
+    approve_max_option,
+    chain_now,
+    command,
+    connect,
+    full_option,
+    fund_escrow,
+    job_spec,
+    job_spec_options,
+    resolve_device,
+    send,
+    short_id,
+    show,
+    step,
+    table,
+    tokens,
+    when,
+)
+
+OFFER_FIELDS = ("provider", "device_nonce", "client", "price", "collateral", "expiry", "nonce")
+MAX_UINT96, MAX_UINT48 = 2**96 - 1, 2**48 - 1
+
+
+@click.group()
+def offer():
+    """Signed provider offers: sign, match, cancel, list."""
+
+
+def _device_nonce(cs, owner: str, device: bytes) -> int:
+    for nonce in range(cs.registry.device_count(owner)):
+        if bytes(cs.registry.device_id_of(owner, nonce)) == device:
+            return nonce
+    raise click.ClickException(f"device 0x{device.hex()[:10]} is not yours")
+
+
+@command(offer, "sign")
+@click.option("--client", "client_address", required=True, help="the one client who may match")
+@click.option("--price", required=True, help="tokens for the job")
+@click.option("--collateral", help="tokens locked from your stake (default: the price)")
+@click.option("--device", "device_id", help="device id or prefix (default: your first device)")
+@click.option("--expires-in", type=Duration(), default="1h", show_default=True)
+@click.option("--nonce", type=click.IntRange(0, 2**256 - 1), help="[default: random]")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def offer_sign(
+    account, manifest, client_address, price, collateral, device_id, expires_in, nonce, out
+):
+    """Sign an offer for one client and write it to a JSON file (nothing is sent)."""
+    from ape import chain
+    from eth_account.messages import encode_typed_data
+
+    from computeshare.signing import OFFER_EIP712_NAME, OFFER_EIP712_VERSION, OFFER_TYPES, domain
+
+    client_address = address(client_address)
+    price_wei = tokens(price)
+    collateral_wei = tokens(collateral) if collateral else price_wei
+    if max(price_wei, collateral_wei) > MAX_UINT96:
+        raise click.BadParameter("price and collateral must fit in 96 bits")
+    if out.exists():
+        raise click.ClickException(f"{out} exists: not overwritten")
+    cs = connect(manifest, account)
+    if device_id is None:
+        if cs.registry.device_count(account) == 0:
+            raise click.ClickException("you have no device: `computeshare provider register`")
+        device = bytes(cs.registry.device_id_of(account, 0))
+    else:
+        device = resolve_device(cs, device_id)
+    device_nonce = _device_nonce(cs, account.address, device)
+    if cs.registry.device(device).status != 1:
+        raise click.ClickException(f"device 0x{device.hex()[:10]} is not active")
+    nonce = secrets.randbits(64) if nonce is None else nonce
+    if cs.offers.offer_used(account, nonce):
+        raise click.ClickException(f"nonce {nonce} is already matched or cancelled")
+    expiry = min(chain.pending_timestamp + expires_in, MAX_UINT48)
+    message = {
+        "provider": account.address,
+        "device_nonce": device_nonce,
+        "client": client_address,
+        "price": price_wei,
+        "collateral": collateral_wei,
+        "expiry": expiry,
+        "nonce": nonce,
+    }
+    offer_book = str(cs.offers.address)
+    signable = encode_typed_data(
+        domain_data=domain(OFFER_EIP712_NAME, OFFER_EIP712_VERSION, chain.chain_id, offer_book),
+        message_types=OFFER_TYPES,
+        message_data=message,
+    )
+    signature = account.sign_message(signable)
+    if signature is None:
+        raise click.ClickException("the account did not sign")
+    document = {
+        "chain_id": chain.chain_id,
+        "offer_book": offer_book,
+        # Amounts and the nonce as strings: JSON readers may not hold 96- and 256-bit numbers.
+        "offer": {
+            k: str(v) if k in ("price", "collateral", "nonce") else v for k, v in message.items()
+        },
+        "signature": "0x" + signature.encode_rsv().hex(),
+    }
+    out.write_text(json.dumps(document, indent=2) + "\n")
+    free = cs.staking.free_stake(account)
+    if free < collateral_wei:
+        click.echo(
+            f"Warning: your free stake is {show(free)} tokens, less than the collateral: a match "
+            "would revert until you stake more",
+            err=True,
+        )
+    click.echo(f"offer {nonce} for {client_address}: {show(price_wei)} tokens, expires "
+               f"{when(expiry, chain_now())}")  # fmt: skip
+    click.echo(f"written to {out}")
+
+
+def _load(path: Path) -> tuple[dict, bytes, dict]:
+    try:
+        document = json.loads(path.read_text())
+        fields = document["offer"]
+        offer_tuple = {name: fields[name] for name in OFFER_FIELDS}
+        for name in ("device_nonce", "price", "collateral", "expiry", "nonce"):
+            offer_tuple[name] = int(offer_tuple[name])
+        signature = bytes.fromhex(document["signature"].removeprefix("0x"))
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise click.ClickException(f"{path} is not a signed offer ({error})") from None
+    return offer_tuple, signature, document
+
+
+@command(offer, "match")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@job_spec_options
+@click.option(
+    "--duration",
+    type=Duration(),
+    default="3600",
+    show_default=True,
+    help="until the commit deadline: seconds, or e.g. 90m, 2h",
+)
+@approve_max_option
+def offer_match(
+    account, manifest, path, workload, payload, module, stdin_hex, fuel, encrypt_to, duration,
+    approve_max,
+):  # fmt: skip
+    """Post a k = 1 job through the signed offer in PATH, already accepted by its device and
+    paid from your escrow balance (what it lacks is deposited first)."""
+    from ape import chain
+
+    terms, signature, document = _load(path)
+    spec = job_spec(workload, payload, module, stdin_hex, fuel, encrypt_to)
+    cs = connect(manifest, account)
+    if document.get("chain_id") != chain.chain_id or (
+        str(document.get("offer_book", "")).lower() != str(cs.offers.address).lower()
+    ):
+        raise click.ClickException(
+            f"{path} is for OfferBook {document.get('offer_book')} on chain "
+            f"{document.get('chain_id')}, not this deployment's"
+        )
+    if terms["client"].lower() != account.address.lower():
+        raise click.ClickException(f"this offer is for {terms['client']}, not {account.address}")
+    now = chain.pending_timestamp
+    if now > terms["expiry"]:
+        raise click.ClickException(f"the offer expired {when(terms['expiry'], chain_now())}")
+    if cs.offers.offer_used(terms["provider"], terms["nonce"]):
+        raise click.ClickException(f"offer {terms['nonce']} is already matched or cancelled")
+    fund_escrow(cs, account, terms["price"], approve_max)
+    receipt = send(
+        "matching the offer", cs.offers.match_offer, spec, now + duration, terms, signature,
+        sender=account,
+    )  # fmt: skip
+    click.echo(f"commit deadline {when(now + duration, chain_now())}")
+    click.echo(f"job 0x{bytes(receipt.return_value).hex()}")
+
+
+@command(offer, "cancel")
+@click.argument("nonce", type=click.IntRange(0, 2**256 - 1))
+def offer_cancel(account, manifest, nonce):
+    """Cancel your unused offer with NONCE: it can no longer be matched."""
+    cs = connect(manifest, account)
+    if cs.offers.offer_used(account, nonce):
+        raise click.ClickException(f"offer {nonce} is already matched or cancelled")
+    send("cancelling the offer", cs.offers.cancel_offer, nonce, sender=account)
+    click.echo(f"offer {nonce}: cancelled")
+
+
+@command(offer, "list", signer=False)
+@click.option("--provider", "provider_address", help="only this provider's offers")
+@click.option("--client", "client_address", help="only offers matched by this client")
+@full_option
+def offer_list(manifest, provider_address, client_address, full):
+    """Matched and cancelled offers, from OfferBook's events."""
+    from ape import chain
+
+    cs = connect(manifest)
+    start = cs.manifest["contracts"]["OfferBook"].get("block") or 0
+    height = chain.blocks.height + 1
+    wanted_provider = address(provider_address) if provider_address else None
+    wanted_client = address(client_address) if client_address else None
+    rows = []
+    with step("reading offers"):
+        events = [
+            *cs.offers.OfferMatched.range(start, height),
+            *cs.offers.OfferCancelled.range(start, height),
+        ]
+    for event in sorted(events, key=lambda e: (e.block_number, e.log_index)):
+        args = event.event_arguments  # `provider` is also a property of every ape log
+        matched = event.event_name == "OfferMatched"
+        if wanted_provider and args["provider"] != wanted_provider:
+            continue
+        if wanted_client and (not matched or args["client"] != wanted_client):
+            continue
+        rows.append(
+            {
+                "provider": args["provider"] if full else args["provider"][:10],
+                "nonce": args["nonce"],
+                "state": "matched" if matched else "cancelled",
+                "job": short_id(args["job_id"], full) if matched else "-",
+                "client": (args["client"] if full else args["client"][:10]) if matched else "-",
+                "block": event.block_number,
+            }
+        )
+    table(rows, ["provider", "nonce", "state", "job", "client", "block"])
