@@ -34,6 +34,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -339,9 +340,15 @@ def _named(item: dict, value: Any) -> Any:
     if item["type"].startswith("tuple["):
         inner = {**item, "type": "tuple"}
         return [_named(inner, v) for v in value]
-    if isinstance(value, str) and item["type"] == "address":
-        return to_checksum_address(value)
+    if item["type"] == "address":
+        return _checksum(value)
     return value
+
+
+@lru_cache(maxsize=65_536)
+def _checksum(address: str) -> str:
+    """Checksummed address (cached: the same few thousand accounts recur in every page)."""
+    return to_checksum_address(address)
 
 
 @dataclass
@@ -354,8 +361,7 @@ class Decoder:
     @classmethod
     def from_manifest(cls, manifest: dict) -> Decoder:
         by_address = {
-            to_checksum_address(entry["address"]): name
-            for name, entry in manifest["contracts"].items()
+            entry["address"].lower(): name for name, entry in manifest["contracts"].items()
         }
         decoder = cls(by_address)
         for name, abi in manifest.get("abis", {}).items():
@@ -365,8 +371,8 @@ class Decoder:
         return decoder
 
     def decode(self, log: dict) -> tuple[str, str, dict] | None:
-        contract = self.by_address.get(to_checksum_address(log["address"]))
-        topics = [bytes(t) for t in log["topics"]]
+        contract = self.by_address.get(log["address"].lower())
+        topics = [bytes.fromhex(t[2:]) for t in log["topics"]]
         if contract is None or not topics:
             return None
         item = self.by_topic.get((contract, topics[0]))
@@ -379,7 +385,7 @@ class Decoder:
         args: dict[str, Any] = {}
         for spec, topic in zip(indexed, topics[1:], strict=True):
             (args[spec["name"]],) = abi_decode([_type(spec)], topic)
-        values = abi_decode([_type(i) for i in plain], bytes(log["data"]))
+        values = abi_decode([_type(i) for i in plain], bytes.fromhex(log["data"][2:]))
         for spec, value in zip(plain, values, strict=True):
             args[spec["name"]] = value
         return (
@@ -430,7 +436,7 @@ class EventIndex:
         self.page = page
         self.confirmations = confirmations
         self.decoder = Decoder.from_manifest(manifest)
-        self.addresses = sorted(self.decoder.by_address)
+        self.addresses = sorted(to_checksum_address(a) for a in self.decoder.by_address)
         self._contracts: dict[str, Any] = {}
         metadata.create_all(engine)
         self._bind()
@@ -491,9 +497,7 @@ class EventIndex:
         while start <= target:
             end = min(start + page - 1, target)
             try:
-                logs = self.web3.eth.get_logs(
-                    {"address": self.addresses, "fromBlock": start, "toBlock": end}
-                )
+                logs = self._get_logs(start, end)
             except Exception as error:  # a capped range, a timeout: try a smaller page
                 if page > 1:
                     page = max(1, page // 2)
@@ -509,6 +513,14 @@ class EventIndex:
                 progress(end, target, total)
             start = end + 1
         return SyncReport(first, target, total, skipped, rolled_back, time.monotonic() - began)
+
+    def _get_logs(self, start: int, end: int) -> list[dict]:
+        """Raw `eth_getLogs` (hex strings, no client-side formatting: it is the hot path)."""
+        params = {"address": self.addresses, "fromBlock": hex(start), "toBlock": hex(end)}
+        answer = self.web3.provider.make_request("eth_getLogs", [params])
+        if "error" in answer:
+            raise ValueError(answer["error"].get("message", answer["error"]))
+        return answer["result"]
 
     def _call(self, fetch: Callable[[], Any]) -> Any:
         try:
@@ -560,11 +572,11 @@ class EventIndex:
                 page.skipped += 1
                 continue
             contract, name, args = decoded
-            where = {"block": int(log["blockNumber"]), "log_index": int(log["logIndex"])}
+            where = {"block": int(log["blockNumber"], 16), "log_index": int(log["logIndex"], 16)}
             page.rows[events].append(
                 {
                     **where,
-                    "tx": _hex(log["transactionHash"]),
+                    "tx": log["transactionHash"],
                     "contract": contract,
                     "name": name,
                     "args": _jsonable(args),
@@ -577,7 +589,7 @@ class EventIndex:
         return page
 
     def _write(self, start: int, end: int, logs: list, page: Page) -> None:
-        numbers = {int(log["blockNumber"]) for log in logs} | {end}
+        numbers = {int(log["blockNumber"], 16) for log in logs} | {end}
         headers = self._headers(sorted(numbers))
         snapshots = self._snapshots(end, page)
         with self.engine.begin() as db:
@@ -1001,7 +1013,7 @@ class EventIndex:
     def decode_action(self, action: dict) -> str:
         """`Contract.function(arg=value, ...)` for a suite contract, else the raw call."""
         target = to_checksum_address(action["target"])
-        name = self.decoder.by_address.get(target)
+        name = self.decoder.by_address.get(target.lower())
         data = bytes.fromhex(action["calldata"].removeprefix("0x"))
         value = int(action["value"])
         if name is None or len(data) < 4:

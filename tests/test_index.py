@@ -89,24 +89,29 @@ def test_a_reorg_is_rolled_back_and_read_again(market, chain, tmp_path):
 
 
 def test_a_node_that_caps_log_ranges_is_paged_around(market, chain, tmp_path):
-    web3 = chain.provider.web3
-    real = web3.eth.get_logs
+    provider = chain.provider.web3.provider
+    real = provider.make_request
     refused, answered = [], []
 
-    def capped(params):
-        span = params["toBlock"] - params["fromBlock"] + 1
-        if span > 5:
-            refused.append(span)
-            raise ValueError("query exceeds max block range 5")
-        answered.append(span)
-        return real(params)
+    def capped(method, params):
+        if method == "eth_getLogs":
+            span = int(params[0]["toBlock"], 16) - int(params[0]["fromBlock"], 16) + 1
+            if span > 5:
+                refused.append(span)
+                return {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "error": {"code": -32005, "message": "max range 5"},
+                }
+            answered.append(span)
+        return real(method, params)
 
-    web3.eth.get_logs = capped
+    provider.make_request = capped
     try:
         index = open_index(market, chain, tmp_path, page=1_000)
         index.sync()
     finally:
-        web3.eth.get_logs = real
+        provider.make_request = real
     assert 1 <= len(refused) <= 10  # the page halves on each refusal, then stays small
     assert max(answered) <= 5
     assert index.counts()["jobs"] == 5
