@@ -1,0 +1,405 @@
+"""The dashboard in a real browser: Debian's headless Chromium driven by Playwright against
+the dashboard served by uvicorn over an index of a small market on the local node.
+
+Every page loads without console errors or failed requests, the figures it shows equal the
+contracts' views, links navigate, hostile strings from events are shown as text and never
+run, and the static snapshot opens from disk. Screenshots of every page are kept under
+build/test-artifacts/dashboard/. One market, one index, one server and one browser serve
+the whole module.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urldefrag, urlsplit
+
+import pytest
+
+from computeshare.dashboard import create_app, write_static
+from computeshare.governance import call, propose
+from computeshare.index import EventIndex
+from computeshare.specs import device_spec
+from tests.market import build_market
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "build" / "test-artifacts" / "dashboard"
+CHROMIUM = "/usr/bin/chromium"
+# Playwright adds --headless (headless=True) and a fresh --user-data-dir of its own to every
+# launch; without the background-networking flags Chromium dials Google's services, which
+# are refused here and would show up as failed requests.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+HOSTILE_URI = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
+SCRIPT_URI = "javascript:window.pwned = 3"
+HOSTILE_DESCRIPTION = '<script>window.pwned = 4</script>\n<b onmouseover="window.pwned = 5">Raise'
+JOB_NAMES = {1: "open", 2: "disputed", 3: "finalized", 4: "cancelled"}
+
+
+# ---------------------------------------------------------------- the browser
+
+
+def find_chromium() -> str | None:
+    for candidate in (CHROMIUM, shutil.which("chromium")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def install_chromium() -> str:
+    """Debian's chromium package, when this runs as root with apt; else why it cannot."""
+    if os.name != "posix" or os.geteuid() != 0:
+        return "not root: install it with `sudo apt-get install chromium`"
+    if shutil.which("apt-get") is None:
+        return "no apt-get on this machine: install Chromium and put it at /usr/bin/chromium"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"]
+    for step in (install, ["apt-get", "update", "-q"], install):
+        done = subprocess.run(step, env=env, capture_output=True, text=True, timeout=900)
+        if step is install and done.returncode == 0:
+            return ""
+    return f"apt-get install chromium failed: {done.stderr.strip().splitlines()[-1:]}"
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    path = find_chromium()
+    if path is None:
+        problem = install_chromium()
+        path = find_chromium()
+        if path is None:
+            pytest.skip(f"the dashboard's browser tests need Chromium at {CHROMIUM}: {problem}")
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser(chromium):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium, headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+class Tab:
+    """A page that records what went wrong: console errors, script errors, failed requests
+    and error responses."""
+
+    def __init__(self, page):
+        self.page = page
+        self.problems: list[str] = []
+        page.on("console", lambda m: m.type == "error" and self.problems.append(m.text))
+        page.on("pageerror", lambda e: self.problems.append(f"script error: {e}"))
+        page.on("dialog", lambda d: (self.problems.append(f"dialog: {d.message}"), d.dismiss()))
+        page.on("requestfailed", lambda r: self.problems.append(f"failed: {r.url} {r.failure}"))
+        page.on(
+            "response",
+            lambda r: r.status >= 400 and self.problems.append(f"{r.status}: {r.url}"),
+        )
+
+    def open(self, url: str, status: int = 200):
+        response = self.page.goto(url)
+        assert response is not None and response.status == status, url
+        return self.page
+
+    def clean(self, what: str) -> None:
+        problems, self.problems = self.problems, []
+        assert not problems, f"{what}: {problems}"
+        assert self.page.locator("script").count() == 0, f"{what}: a script element"
+        assert self.page.evaluate("typeof window.pwned") == "undefined", what
+
+    def shot(self, name: str) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        ignore = ARTIFACTS.parent / ".gitignore"  # test output, never committed
+        if not ignore.exists():
+            ignore.write_text("*\n")
+        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture
+def tab(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(10_000)
+    yield Tab(context.new_page())
+    context.close()
+
+
+# ---------------------------------------------------------------- the market and the server
+
+
+@pytest.fixture(scope="module")
+def market(project, chain, accounts, tmp_path_factory):
+    market = build_market(project, chain, accounts, tmp_path_factory.mktemp("market"))
+    cs = market.cs
+    # Events are hostile input: a device whose URI and GPU model are markup, one whose URI
+    # is a javascript: link, and a proposal whose description is a script.
+    mallory = accounts[7]
+    hostile = device_spec(gpu_model=b"<i>gpu</i>".ljust(32, b"\0"))
+    cs.registry.register(hostile, HOSTILE_URI, sender=mallory)
+    cs.registry.register(hostile, SCRIPT_URI, sender=mallory)
+    market.devices["hostile"] = bytes(cs.registry.device_id_of(mallory, 0))
+    market.devices["script"] = bytes(cs.registry.device_id_of(mallory, 1))
+    voter = accounts[9]
+    action = call(cs.escrow, "set_parameter", 0, 200)
+    market.hostile_proposal = propose(cs.governor, voter, [action], HOSTILE_DESCRIPTION)
+    chain.mine()
+    return market
+
+
+@pytest.fixture(scope="module")
+def index(market, chain, tmp_path_factory):
+    index = EventIndex.open(
+        tmp_path_factory.mktemp("index") / "index.sqlite", market.cs.manifest, chain.provider.web3
+    )
+    index.sync()
+    return index
+
+
+@pytest.fixture(scope="module")
+def server(index):
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(create_app(index), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="dashboard", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the dashboard did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def hexid(raw: bytes) -> str:
+    return "0x" + bytes(raw).hex()
+
+
+def wei(page, selector: str) -> int:
+    """The exact amount an amount element carries."""
+    return int(page.locator(f"{selector} data").first.get_attribute("value"))
+
+
+# ---------------------------------------------------------------- tests
+
+
+def test_every_page_loads_clean_and_is_screenshotted(tab, server, market, index):
+    pages = {
+        "overview": "/",
+        "devices": "/devices",
+        "jobs": "/jobs",
+        "jobs-finalized": "/jobs?status=finalized",
+        "pools": "/pools",
+        "proposals": "/proposals",
+    }
+    for name, job_id in market.jobs.items():
+        pages[f"job-{name}"] = f"/jobs/{hexid(job_id)}"
+    for n, pool in enumerate(index.pools()):
+        pages[f"pool-{n}"] = f"/pools/{pool['provider']}"
+    for proposal in index.proposals():
+        pages[f"proposal-{proposal['proposal_id']}"] = f"/proposals/{proposal['proposal_id']}"
+    for name, path in pages.items():
+        page = tab.open(server + path)
+        assert page.locator("h1").count() == 1 and page.title().endswith("ComputeShare")
+        assert page.locator("nav[aria-label=Main] a[aria-current=page]").count() == 1, path
+        assert page.locator("section.cli pre").inner_text().startswith("computeshare "), path
+        tab.clean(path)
+        tab.shot(name)
+    assert len(list(ARTIFACTS.glob("*.png"))) >= len(pages)
+
+
+def test_bad_ids_give_a_404_page(tab, server):
+    for path in (
+        "/jobs/0x" + "ab" * 32,
+        "/jobs/not-a-job",
+        "/jobs?status=lost",
+        "/jobs?page=99",
+        "/pools/0x" + "00" * 20,
+        "/pools/nobody",
+        "/proposals/999",
+        "/proposals/x1",
+        "/no/such/page",
+    ):
+        page = tab.open(server + path, status=404)
+        assert page.locator("h1").inner_text() == "Not found", path
+        assert page.locator("#error-message").inner_text(), path
+        assert "Traceback" not in page.content()
+        tab.problems.clear()  # the browser reports the 404 itself
+    tab.shot("not-found")
+
+
+def test_figures_equal_the_chains_views(tab, server, market, index):
+    cs = market.cs
+    page = tab.open(server + "/jobs")
+    for job_id in market.jobs.values():
+        name = JOB_NAMES[cs.escrow_view.job(job_id).status]
+        row = page.locator(f"tr[data-job='{hexid(job_id)}'] [data-field=status]")
+        assert row.inner_text().strip() == name
+    for job_id in market.jobs.values():
+        page = tab.open(f"{server}/jobs/{hexid(job_id)}")
+        view = cs.escrow_view.job(job_id)
+        assert page.locator("#job-status").inner_text().strip() == JOB_NAMES[view.status]
+        assert page.locator("#replicas tbody tr").count() == view.accepted
+    page = tab.open(f"{server}/jobs/{hexid(market.jobs['paid'])}")
+    assert page.locator("#output-text").inner_text() == "hello"
+    assert page.locator("#output-sources a").first.get_attribute("href") == "http://127.0.0.1:1/0"
+    for pool in index.pools():
+        page = tab.open(f"{server}/pools/{pool['provider']}")
+        onchain = cs.staking.pool(pool["provider"])
+        assert wei(page, "#own-stake") == onchain.own_stake
+        assert wei(page, "#delegated") == onchain.delegated_tokens
+        assert wei(page, "#locked") == onchain.locked
+    page = tab.open(f"{server}/proposals/{market.proposal_id}")
+    against, for_, abstain = cs.governor.proposalVotes(market.proposal_id)
+    assert (wei(page, "#votes-for"), wei(page, "#votes-against")) == (for_, against)
+    assert wei(page, "#votes-abstain") == abstain
+    assert wei(page, "#quorum") == cs.governor.proposalQuorum(market.proposal_id)
+    assert page.locator("#state").inner_text().strip() == "Executed"
+    assert page.locator("#actions code").first.inner_text() == (
+        "JobEscrow.set_parameter(key=0, new_value=100)"
+    )
+    page = tab.open(server + "/")
+    assert wei(page, "#treasury-balance") == cs.token.balanceOf(cs.timelock)
+    assert int(page.locator("#job-count").inner_text()) == len(market.jobs)
+    for status, count in index.job_count().items():
+        assert page.locator(f"#jobs-by-status [data-status={status}]").inner_text() == str(count)
+    assert page.locator("svg.chart").count() == 4
+    page = tab.open(server + "/devices")
+    for device_id in market.devices.values():
+        record = cs.escrow_view.device_record(device_id)
+        row = page.locator(f"tr[id='device-{hexid(device_id)}']")
+        assert row.locator("[data-field=completed]").inner_text() == str(record.completed)
+        assert row.locator("[data-field=slashed]").inner_text() == str(record.slashed)
+    tab.clean("figures")
+
+
+def test_links_navigate(tab, server, market):
+    page = tab.open(server + "/")
+    page.get_by_role("link", name="Jobs", exact=True).click()
+    page.wait_for_url(server + "/jobs")
+    first = page.locator("#jobs tbody tr th a").first
+    job_id = first.inner_text()
+    assert re.fullmatch(r"0x[0-9a-f]{64}", job_id)  # full ids
+    first.click()
+    page.wait_for_url(f"{server}/jobs/{job_id}")
+    assert job_id in page.locator("h1").inner_text()
+    page = tab.open(f"{server}/jobs/{hexid(market.jobs['replicated'])}")
+    page.locator("#replicas tbody tr").first.locator("td a").nth(1).click()  # the device
+    page.wait_for_url(re.compile(r".*/devices#device-0x[0-9a-f]{64}$"))
+    page = tab.open(f"{server}/jobs/{hexid(market.jobs['replicated'])}")
+    page.locator("#replicas tbody tr").first.locator("td a").first.click()  # the provider
+    page.wait_for_url(re.compile(r".*/pools/0x[0-9a-fA-F]{40}$"))
+    assert page.locator("#own-stake data").count() == 1
+    page.get_by_role("link", name="Proposals", exact=True).click()
+    page.locator(f"tr[data-proposal='{market.proposal_id}'] a").click()
+    page.wait_for_url(f"{server}/proposals/{market.proposal_id}")
+    # a short prefix typed by hand lands on the job's page
+    page = tab.open(f"{server}/jobs/{hexid(market.jobs['paid'])[:12]}")
+    assert page.url == f"{server}/jobs/{hexid(market.jobs['paid'])}"
+    tab.clean("navigation")
+
+
+def test_hostile_event_strings_are_text_and_never_run(tab, server, market):
+    page = tab.open(server + "/devices")
+    hostile = page.locator(f"tr[id='device-{hexid(market.devices['hostile'])}']")
+    assert hostile.locator("[data-field=uri]").inner_text() == HOSTILE_URI
+    assert "<i>gpu</i>" in hostile.inner_text()
+    script = page.locator(f"tr[id='device-{hexid(market.devices['script'])}']")
+    assert script.locator("[data-field=uri]").inner_text() == SCRIPT_URI
+    assert page.locator("a[href^='javascript:' i]").count() == 0
+    assert page.locator("main img, main i, main b").count() == 0
+    tab.shot("hostile-devices")
+    tab.clean("devices")
+    page = tab.open(f"{server}/proposals/{market.hostile_proposal}")
+    assert page.locator("#description").inner_text() == HOSTILE_DESCRIPTION
+    assert page.locator("main b").count() == 0
+    assert page.locator("#state").inner_text().strip() in ("Pending", "Active")
+    tab.shot("hostile-proposal")
+    tab.clean("proposal")
+    page = tab.open(server + "/proposals")
+    assert page.locator("main b").count() == 0
+    tab.clean("proposals")
+
+
+def test_each_page_shows_its_cli_commands(tab, server, market):
+    open_job = hexid(market.jobs["open"])
+    page = tab.open(f"{server}/jobs/{open_job}")
+    commands = page.locator("section.cli pre").inner_text()
+    assert f"computeshare client cancel {open_job}" in commands
+    assert f"computeshare client status {open_job}" in commands
+    page = tab.open(f"{server}/proposals/{market.hostile_proposal}")
+    assert f"computeshare gov vote {market.hostile_proposal} for" in page.inner_text("main")
+    provider = market.providers[0].address
+    page = tab.open(f"{server}/pools/{provider}")
+    assert f"computeshare delegator delegate {provider} <amount>" in page.inner_text("main")
+    tab.clean("commands")
+
+
+class Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.hrefs: list[str] = []
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "a" and attrs.get("href"):
+            self.hrefs.append(attrs["href"])
+        if attrs.get("id"):
+            self.ids.add(attrs["id"])
+
+
+def test_write_static_opens_from_disk(tab, index, market, tmp_path):
+    out = tmp_path / "report"
+    written = write_static(index, out)
+    expected = ["index.html", "devices.html", "jobs.html", "jobs-open.html", "pools.html"]
+    expected += [f"jobs/{hexid(j)}.html" for j in market.jobs.values()]
+    expected += [f"pools/{p['provider']}.html" for p in index.pools()]
+    expected += [f"proposals/{market.proposal_id}.html", "proposals.html"]
+    for name in expected:
+        assert (out / name).is_file(), name
+    parsed = {}
+    for path in written:
+        parsed[path] = Links()
+        parsed[path].feed(path.read_text(encoding="utf-8"))
+    checked = 0
+    for path, links in parsed.items():
+        for href in links.hrefs:
+            if urlsplit(href).scheme in ("http", "https"):  # a device's metadata URI
+                continue
+            assert not urlsplit(href).scheme and not href.startswith("/"), (path, href)
+            target, fragment = urldefrag(href)
+            resolved = (path.parent / target).resolve() if target else path
+            assert resolved.is_file(), (path, href)
+            if fragment:
+                assert fragment in parsed[resolved].ids, (path, href)
+            checked += 1
+    assert checked > 100
+    page = tab.open((out / "index.html").as_uri())
+    assert wei(page, "#treasury-balance") == market.cs.token.balanceOf(market.cs.timelock)
+    page.get_by_role("link", name="Jobs", exact=True).click()
+    page.wait_for_url((out / "jobs.html").as_uri())
+    page.locator("#jobs tbody tr th a").first.click()
+    page.wait_for_url(re.compile(r".*/jobs/0x[0-9a-f]{64}\.html$"))
+    assert page.locator("#job-status").count() == 1
+    tab.shot("static-job")
+    tab.clean("static snapshot")
