@@ -23,9 +23,9 @@ from urllib.parse import urldefrag, urlsplit
 
 import pytest
 
-from computeshare.dashboard import create_app, write_static
+from computeshare.dashboard import _follow, amount, create_app, tokens, utc, web_link, write_static
 from computeshare.governance import call, propose
-from computeshare.index import EventIndex
+from computeshare.index import EventIndex, IndexFailure
 from computeshare.specs import device_spec
 from tests.market import build_market
 
@@ -403,3 +403,39 @@ def test_write_static_opens_from_disk(tab, index, market, tmp_path):
     assert page.locator("#job-status").count() == 1
     tab.shot("static-job")
     tab.clean("static snapshot")
+
+
+def test_amounts_times_and_links_are_formatted_safely():
+    assert tokens(5_000 * 10**18) == "5,000"
+    assert tokens(19_500_000_000_000_000_000) == "19.5"
+    assert tokens(60_000_000 * 10**18) == "60,000,000"
+    assert tokens(1) == "<0.0001" and tokens(0) == "0"
+    assert (
+        str(amount(10**18))
+        == '<data value="1000000000000000000" title="1000000000000000000 wei">1</data>'
+    )
+    assert str(utc(0)) == "&ndash;"
+    assert "2026-12-03 14:02:05 UTC" in str(utc(1796306525))
+    assert web_link("https://agent.example/x") == "https://agent.example/x"
+    for hostile in (SCRIPT_URI, " javascript:x", "data:text/html,<b>", "http://", "http://a b"):
+        assert web_link(hostile) is None, hostile
+
+
+def test_the_follower_syncs_until_stopped_and_outlives_a_failing_node():
+    calls = []
+
+    class Flaky:
+        def sync(self):
+            calls.append(time.monotonic())
+            if len(calls) == 1:
+                raise IndexFailure("the node did not answer: connection refused")
+
+    stop = threading.Event()
+    worker = threading.Thread(target=_follow, args=(Flaky(), 0.01, stop))
+    worker.start()
+    deadline = time.monotonic() + 5
+    while len(calls) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    worker.join(timeout=5)
+    assert len(calls) >= 3 and not worker.is_alive()
