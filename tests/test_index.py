@@ -152,3 +152,31 @@ def test_job_look_ups_from_the_index_equal_those_from_the_logs(market, chain, tm
         assert from_index.terms(job_id) == from_logs.terms(job_id)
         assert from_index.replica(job_id) == from_logs.replica(job_id)
     assert from_index.replica(market.jobs["paid"])[0] == market.providers[0].address
+
+
+def test_index_and_dashboard_commands(market, chain, tmp_path):
+    from click.testing import CliRunner
+
+    from computeshare.cli import main
+
+    where = ["--manifest", str(market.manifest_path), "--network", chain.provider.uri]
+    db = tmp_path / "cli.sqlite"
+    runner = CliRunner(env={"COMPUTESHARE_TRACEBACK": "1"})
+    result = runner.invoke(main, ["index", "--db", str(db), *where])
+    assert result.exit_code == 0, result.output
+    assert "5 jobs" in result.output and "1 proposals" in result.output
+    again = runner.invoke(main, ["index", "--db", str(db), *where])
+    assert ": 0 events" in again.output  # resumed: nothing new to read
+    report = tmp_path / "report"
+    result = runner.invoke(main, ["dashboard", "--db", str(db), "--static", str(report), *where])
+    assert result.exit_code == 0, result.output
+    page = (report / "index.html").read_text()
+    assert "jobs.html" in page and (report / "jobs.html").exists()
+    job_page = report / "jobs" / f"0x{market.jobs['replicated'].hex()}.html"
+    assert "slashed" in job_page.read_text()
+    other = tmp_path / "other.json"
+    other.write_text(market.manifest_path.read_text().replace('"chain_id": 31337', '"chain_id": 5'))
+    result = runner.invoke(
+        main, ["index", "--db", str(db), "--manifest", str(other), "--network", chain.provider.uri]
+    )
+    assert result.exit_code != 0 and len(result.output.strip().splitlines()) == 1, result.output

@@ -215,6 +215,8 @@ full_option = click.option("--full", is_flag=True, help="print whole ids, not th
 
 
 def _terminal(stream) -> bool:
+    """Whether `stream` is a terminal (seen through rich's proxy while a status shows)."""
+    stream = getattr(stream, "rich_proxied_file", stream)
     try:
         return stream.isatty()
     except (AttributeError, ValueError):
@@ -263,27 +265,32 @@ def warn(message: str) -> None:
 
 class _Progress:
     """One transient status line on stderr, only when stderr is a terminal. Steps nest: an
-    inner step replaces the text until it ends."""
+    inner step replaces the text until it ends; a step without text hides the line."""
 
     def __init__(self):
         self.live = None
-        self.texts: list[str] = []
+        self.texts: list[str | None] = []
+
+    @staticmethod
+    def _render(text: str | None):
+        from rich.spinner import Spinner
+        from rich.text import Text
+
+        return Spinner("dots", text) if text else Text("")
 
     @contextlib.contextmanager
-    def step(self, text: str):
+    def step(self, text: str | None):
         if not _terminal(sys.stderr):
             yield
             return
         from rich.console import Console
         from rich.live import Live
-        from rich.spinner import Spinner
 
         self.texts.append(text)
         started = self.live is None
         if started:
-            self.spinner = Spinner("dots", text)
             self.live = Live(
-                self.spinner,
+                self._render(text),
                 console=Console(stderr=True),
                 transient=True,
                 refresh_per_second=12.5,
@@ -292,7 +299,7 @@ class _Progress:
             )
             self.live.start()
         else:
-            self.spinner.update(text=text)
+            self.live.update(self._render(text), refresh=True)
         try:
             yield
         finally:
@@ -301,16 +308,25 @@ class _Progress:
                 self.live.stop()
                 self.live = None
             else:
-                self.spinner.update(text=self.texts[-1])
+                self.live.update(self._render(self.texts[-1]), refresh=True)
 
 
 _progress = _Progress()
 step = _progress.step
 
 
+GAS_HEADROOM = 1.5  # as the agent's
+
+
 def send(what: str, method, *args, **kwargs):
-    """Sends a transaction with a progress line while it waits for its receipt."""
+    """Sends a transaction with a progress line while it waits for its receipt. A contract
+    method is sent with gas headroom over its estimate: the estimate runs against the
+    latest block, and a transfer by a holder with delegated votes writes a new vote
+    checkpoint when its block's timestamp is later, which costs more."""
     with step(f"{what}: waiting for the transaction"):
+        if "gas" not in kwargs and hasattr(method, "estimate_gas_cost"):
+            estimate = method.estimate_gas_cost(*args, sender=kwargs["sender"])
+            kwargs["gas"] = int(estimate * GAS_HEADROOM) + 50_000
         return method(*args, **kwargs)
 
 
@@ -324,6 +340,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         "computeshare.agent": "AgentError",
         "computeshare.client": "ClientError",
         "computeshare.deploy": "DeployError",
+        "computeshare.index": "IndexFailure",
         "computeshare.results": "ResultError",
         "computeshare.workloads": "WorkloadError",
     }
@@ -359,7 +376,8 @@ def friendly(func):
         from ape.exceptions import ApeException, ContractLogicError
 
         try:
-            return func(*args, **kwargs)
+            with step(None):  # the connection is made: the command shows its own steps
+                return func(*args, **kwargs)
         except ContractLogicError as error:
             raise click.ClickException(f"reverted: {error.message}") from None
         except click.ClickException:
