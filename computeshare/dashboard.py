@@ -393,7 +393,7 @@ class Links:
         self.static = static
         self.prefix = "../" * depth
 
-    def __call__(self, page: str, key: str | None = None, **query: Any) -> str:
+    def __call__(self, page: str, key: str | None = None, /, **query: Any) -> str:
         if not self.static:
             paths = {
                 "overview": "/",

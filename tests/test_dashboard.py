@@ -23,7 +23,17 @@ from urllib.parse import urldefrag, urlsplit
 
 import pytest
 
-from computeshare.dashboard import _follow, amount, create_app, tokens, utc, web_link, write_static
+from computeshare import dashboard
+from computeshare.dashboard import (
+    Links,
+    _follow,
+    amount,
+    create_app,
+    tokens,
+    utc,
+    web_link,
+    write_static,
+)
 from computeshare.governance import call, propose
 from computeshare.index import EventIndex, IndexFailure
 from computeshare.specs import device_spec
@@ -354,7 +364,7 @@ def test_each_page_shows_its_cli_commands(tab, server, market):
     tab.clean("commands")
 
 
-class Links(HTMLParser):
+class Anchors(HTMLParser):
     def __init__(self):
         super().__init__()
         self.hrefs: list[str] = []
@@ -368,10 +378,28 @@ class Links(HTMLParser):
             self.ids.add(attrs["id"])
 
 
-def test_write_static_opens_from_disk(tab, index, market, tmp_path):
+def test_the_job_list_pages(tab, server, market, monkeypatch):
+    monkeypatch.setattr(dashboard, "PAGE_SIZE", 2)
+    page = tab.open(server + "/jobs")
+    assert page.locator("#jobs tbody tr").count() == 2
+    page.get_by_role("link", name="Older →").click()
+    page.wait_for_url(server + "/jobs?page=2")
+    page.get_by_role("link", name="Older →").click()
+    page.wait_for_url(server + "/jobs?page=3")
+    assert page.locator("#jobs tbody tr").count() == len(market.jobs) - 4
+    page.get_by_role("link", name="finalized (2)").click()
+    page.wait_for_url(server + "/jobs?status=finalized")
+    assert page.locator("#jobs tbody tr").count() == 2
+    assert page.get_by_role("link", name="Older →").count() == 0
+    tab.clean("paging")
+
+
+def test_write_static_opens_from_disk(tab, index, market, tmp_path, monkeypatch):
+    monkeypatch.setattr(dashboard, "PAGE_SIZE", 2)  # pages of the list are files too
     out = tmp_path / "report"
     written = write_static(index, out)
     expected = ["index.html", "devices.html", "jobs.html", "jobs-open.html", "pools.html"]
+    expected += ["jobs-page-2.html", "jobs-page-3.html", "jobs-finalized.html"]
     expected += [f"jobs/{hexid(j)}.html" for j in market.jobs.values()]
     expected += [f"pools/{p['provider']}.html" for p in index.pools()]
     expected += [f"proposals/{market.proposal_id}.html", "proposals.html"]
@@ -379,7 +407,7 @@ def test_write_static_opens_from_disk(tab, index, market, tmp_path):
         assert (out / name).is_file(), name
     parsed = {}
     for path in written:
-        parsed[path] = Links()
+        parsed[path] = Anchors()
         parsed[path].feed(path.read_text(encoding="utf-8"))
     checked = 0
     for path, links in parsed.items():
@@ -417,6 +445,11 @@ def test_amounts_times_and_links_are_formatted_safely():
     assert str(utc(0)) == "&ndash;"
     assert "2026-12-03 14:02:05 UTC" in str(utc(1796306525))
     assert web_link("https://agent.example/x") == "https://agent.example/x"
+    server, disk = Links(), Links(static=True, depth=1)
+    assert server("jobs", status="open", page=2) == "/jobs?status=open&page=2"
+    assert server("jobs", status=None, page=1) == "/jobs"
+    assert disk("jobs", status="open", page=2) == "../jobs-open-page-2.html"
+    assert disk("job", "0xab") == "../jobs/0xab.html" and disk("overview") == "../index.html"
     for hostile in (SCRIPT_URI, " javascript:x", "data:text/html,<b>", "http://", "http://a b"):
         assert web_link(hostile) is None, hostile
 
