@@ -133,7 +133,9 @@ def relative(timestamp: int | None, now: int) -> str:
 
 
 def percent(bps: int | None) -> str:
-    return f"{Decimal(int(bps or 0)) / 100:f}".rstrip("0").rstrip(".") + " %"
+    """Basis points as a percentage: 250 -> "2.5 %", 1000 -> "10 %"."""
+    text = f"{Decimal(int(bps or 0)) / 100:f}"
+    return (text.rstrip("0").rstrip(".") if "." in text else text) + " %"
 
 
 def text_of(value: Any) -> str:

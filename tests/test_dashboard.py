@@ -29,6 +29,7 @@ from computeshare.dashboard import (
     _follow,
     amount,
     create_app,
+    percent,
     tokens,
     utc,
     web_link,
@@ -442,6 +443,13 @@ def test_amounts_times_and_links_are_formatted_safely():
         str(amount(10**18))
         == '<data value="1000000000000000000" title="1000000000000000000 wei">1</data>'
     )
+    assert [percent(b) for b in (0, 250, 1000, 10_000, 1)] == [
+        "0 %",
+        "2.5 %",
+        "10 %",
+        "100 %",
+        "0.01 %",
+    ]
     assert str(utc(0)) == "&ndash;"
     assert "2026-12-03 14:02:05 UTC" in str(utc(1796306525))
     assert web_link("https://agent.example/x") == "https://agent.example/x"
