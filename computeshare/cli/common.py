@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import json
 import re
+import shutil
 import sys
 import time
 from datetime import UTC, datetime
@@ -243,9 +245,11 @@ def table(rows: list[dict], columns: list[str] | None = None) -> None:
         grid.add_column(column, justify="left" if index == 0 else "right", no_wrap=True)
     for row in rows:
         grid.add_row(*(str(row.get(column, "")) for column in columns))
+    # Never truncate a cell (ids are copied from tables): as wide as the table needs.
+    natural = Console(file=io.StringIO(), width=100_000).measure(grid).maximum
     console = Console(
         file=out,
-        width=None if terminal else 100_000,
+        width=max(natural, shutil.get_terminal_size().columns) if terminal else 100_000,
         no_color=not terminal,
         highlight=False,
         emoji=False,
@@ -315,7 +319,7 @@ _progress = _Progress()
 step = _progress.step
 
 
-GAS_HEADROOM = 1.5  # as the agent's
+GAS_HEADROOM, GAS_EXTRA = 1.5, 50_000  # as the agent's
 
 
 def send(what: str, method, *args, **kwargs):
@@ -326,7 +330,7 @@ def send(what: str, method, *args, **kwargs):
     with step(f"{what}: waiting for the transaction"):
         if "gas" not in kwargs and hasattr(method, "estimate_gas_cost"):
             estimate = method.estimate_gas_cost(*args, sender=kwargs["sender"])
-            kwargs["gas"] = int(estimate * GAS_HEADROOM) + 50_000
+            kwargs["gas"] = int(estimate * GAS_HEADROOM) + GAS_EXTRA
         return method(*args, **kwargs)
 
 
