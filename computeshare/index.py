@@ -1068,7 +1068,7 @@ def _device(page: Page, where: dict, a: dict, contract: str) -> None:
             "cpus": spec["cpu_cores"],
             "memory_mb": spec["memory_mb"],
             "gpus": spec["gpu_count"],
-            "gpu_model": spec["gpu_model"],
+            "gpu_model": bytes(spec["gpu_model"]).rstrip(b"\0").decode("utf-8", "replace"),
             "vram_mb": spec["vram_mb"],
             "region": spec["region"],
             "price_per_second": str(spec["price_per_second"]),

@@ -13,7 +13,8 @@
    rules for the client.
 4. Token holders pass a proposal that lowers the protocol fee and pays a grant from the
    treasury: vote (one by signature), queue, timelock delay, execute.
-5. A summary: devices, jobs and outcomes, balances and stakes, the treasury, gas used.
+5. A summary: devices, jobs and outcomes, balances and stakes, the treasury, gas used;
+   the market indexed and the dashboard's pages written to build/demo-report/.
 
 Only the chain's clock is moved (challenge windows, voting period, timelock delay); the
 node and every agent process stop when the script ends.
@@ -35,7 +36,7 @@ from ape import accounts, chain, project
 from ape.cli import ConnectedProviderCommand
 from ape.logging import logger
 
-from computeshare.abi import selectors
+from computeshare.abi import PROJECT_ROOT, selectors
 from computeshare.client import ComputeShare
 from computeshare.deploy import DeployConfig, Deployment, Manifest
 from computeshare.gas import format_table
@@ -173,8 +174,28 @@ def cli():
     govern(cs, test)
 
     summary(cs, jobs, names, fee_before)
+    report(cs, workdir)
     shutil.rmtree(workdir)
     click.echo(f"\ndemo finished in {time.monotonic() - started:.0f} s")
+
+
+REPORT = PROJECT_ROOT / "build" / "demo-report"
+
+
+def report(cs: ComputeShare, workdir: Path) -> None:
+    """Indexes the demo's market and writes the dashboard's pages as static files, so the
+    demo leaves something to open with nothing running."""
+    from computeshare.dashboard import write_static
+
+    index = cs.open_index(workdir / "index.sqlite")
+    synced = index.sync()
+    if REPORT.exists():
+        shutil.rmtree(REPORT)
+    pages = write_static(index, REPORT)
+    click.echo(
+        f"\nDashboard snapshot: {REPORT.relative_to(PROJECT_ROOT)}/index.html "
+        f"({len(pages)} pages from {synced.events:,} events)"
+    )
 
 
 def start_agents(

@@ -30,3 +30,9 @@ def test_demo_runs_the_market_end_to_end():
     assert "fee is now 1.00%" in out
     assert "protocol fee: 2.50% before the proposal, 1.00% after" in out
     assert re.search(r"Governor\.castVoteBySig\s+1\s", out)
+    # The dashboard snapshot of the demo's market, to open from disk.
+    report = PROJECT_ROOT / "build" / "demo-report"
+    assert re.search(r"Dashboard snapshot: build/demo-report/index.html \(\d+ pages", out)
+    overview = (report / "index.html").read_text()
+    assert "jobs.html" in overview and "<script" not in overview
+    assert len(list((report / "jobs").glob("*.html"))) == 4  # one page per demo job

@@ -167,6 +167,13 @@ def test_index_and_dashboard_commands(market, chain, tmp_path):
     assert "5 jobs" in result.output and "1 proposals" in result.output
     again = runner.invoke(main, ["index", "--db", str(db), *where])
     assert ": 0 events" in again.output  # resumed: nothing new to read
+    jobs = runner.invoke(main, ["show", "jobs", "--db", str(db), *where]).output
+    assert jobs.count("finalized") == 2 and "completed,completed,slashed" in jobs
+    assert "disputed" in jobs and "cancelled" in jobs
+    pools = runner.invoke(main, ["show", "pools", "--db", str(db), *where]).output
+    assert "5,000" in pools and "20" in pools  # the delegation; the slash
+    proposals = runner.invoke(main, ["show", "proposals", "--db", str(db), *where]).output
+    assert "Executed" in proposals and "Lower the fee" in proposals
     report = tmp_path / "report"
     result = runner.invoke(main, ["dashboard", "--db", str(db), "--static", str(report), *where])
     assert result.exit_code == 0, result.output

@@ -1,10 +1,15 @@
-"""`computeshare show`: read-only tables, read from events and views."""
+"""`computeshare show`: read-only tables, read from the event index.
+
+Each command first brings the index (`deployments/<network>-<chain id>.sqlite`, or `--db`)
+up to the head, then answers from it: one `eth_getLogs` per new page of blocks instead of a
+rescan from the deployment block, and no view call per row.
+"""
 
 from __future__ import annotations
 
 import click
 
-from computeshare.cli.common import command, connect, full_option, short_id, show, step, table
+from computeshare.cli.common import command, connect, full_option, show, step, table
 
 
 @click.group(name="show")
@@ -12,105 +17,104 @@ def show_group():
     """Read-only tables: devices, jobs, pools, proposals."""
 
 
-def _events(contract, name: str, since: int):
-    return getattr(contract, name).range(since, contract.chain_manager.blocks.height + 1)
+db_option = click.option(
+    "--db", help="index file or SQLAlchemy URL (default: the manifest's name, .sqlite)"
+)
 
 
-def _start(cs, since: int | None) -> int:
-    return since if since is not None else cs.manifest["contracts"]["JobEscrow"]["block"]
+def synced(manifest, db):
+    """The deployment's event index, brought up to the head."""
+    index = connect(manifest).open_index(db)
+    with step("updating the index"):
+        index.sync()
+    return index
 
 
-since_option = click.option("--since", type=click.IntRange(0), help="first block to read")
+def _short(text: str | None, full: bool, size: int = 10) -> str:
+    return (text or "-") if full else (text or "-")[:size]
 
 
 @command(show_group, "devices", signer=False)
-@since_option
+@db_option
 @full_option
-def show_devices(manifest, since, full):
+def show_devices(manifest, db, full):
     """Every registered device with its spec, status and record."""
-    cs = connect(manifest)
-    rows = []
-    with step("reading devices"):
-        for event in _events(cs.registry, "DeviceRegistered", _start(cs, since)):
-            device = cs.registry.device(event.device_id)
-            record = cs.escrow_view.device_record(event.device_id)
-            rows.append(
-                {
-                    "device": short_id(event.device_id, full),
-                    "owner": device.owner if full else device.owner[:10],
-                    "status": {1: "active", 2: "paused", 3: "retired"}.get(device.status, "?"),
-                    "cpus": device.spec.cpu_cores,
-                    "gpus": device.spec.gpu_count,
-                    "region": device.spec.region,
-                    "running": record.running,
-                    "done": record.completed,
-                    "failed": record.failed,
-                    "slashed": record.slashed,
-                }
-            )
+    rows = [
+        {
+            "device": _short(d["device_id"], full),
+            "owner": _short(d["owner"], full),
+            "status": d["status"],
+            "cpus": d["cpus"],
+            "gpus": d["gpus"],
+            "region": d["region"],
+            "audits": len(d["auditors"]),
+            "running": d["running"],
+            "done": d["completed"],
+            "failed": d["failed"],
+            "slashed": d["slashed"],
+        }
+        for d in synced(manifest, db).devices()
+    ]
     table(rows, list(rows[0]) if rows else ["device"])
 
 
 @command(show_group, "jobs", signer=False)
-@since_option
+@db_option
 @full_option
-def show_jobs(manifest, since, full):
-    """Every posted job with its status and replicas."""
-    cs = connect(manifest)
-    rows = []
-    with step("reading jobs"):
-        for event in _events(cs.escrow, "JobPosted", _start(cs, since)):
-            view = cs.job(cs.jobs.remember(event.terms))
-            rows.append(
-                {
-                    "job": short_id(event.job_id, full),
-                    "client": event.client if full else event.client[:10],
-                    "k": view["replicas"],
-                    "price": show(view["price_per_replica"]),
-                    "status": view["status_name"],
-                    "replicas": ",".join(view["replica_states"]) or "-",
-                }
-            )
+@click.option("--status", type=click.Choice(["open", "disputed", "finalized", "cancelled"]))
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+def show_jobs(manifest, db, full, status, limit):
+    """The newest jobs with their status and replicas."""
+    rows = [
+        {
+            "job": _short(j["job_id"], full),
+            "client": _short(j["client"], full),
+            "k": j["replicas"],
+            "price": show(int(j["price"])),
+            "status": j["status"],
+            "replicas": ",".join(j["replica_states"][s] for s in sorted(j["replica_states"]))
+            or "-",
+        }
+        for j in synced(manifest, db).jobs(limit=limit, status=status)
+    ]
     table(rows, list(rows[0]) if rows else ["job"])
 
 
 @command(show_group, "pools", signer=False)
-@since_option
-def show_pools(manifest, since):
-    """Every provider pool: own stake, delegated stake, locked collateral."""
-    cs = connect(manifest)
-    rows = []
-    with step("reading pools"):
-        owners = {e.owner for e in _events(cs.registry, "DeviceRegistered", _start(cs, since))}
-        for owner in sorted(owners):
-            pool = cs.staking.pool(owner)
-            rows.append(
-                {
-                    "provider": owner,
-                    **{k: show(v) if isinstance(v, int) else v for k, v in pool.items()},
-                }
-            )
+@db_option
+def show_pools(manifest, db):
+    """Every provider pool: own stake, delegated stake, locked collateral, income, slashes."""
+    rows = [
+        {
+            "provider": p["provider"],
+            "own stake": show(int(p["own_stake"])),
+            "delegated": show(int(p["delegated"])),
+            "delegators": p["delegators"],
+            "locked": show(int(p["locked"])),
+            "thawing": show(int(p["own_thawing"]) + int(p["delegated_thawing"])),
+            "cut": f"{p['cut_bps'] / 100:.2f}%",
+            "income": show(p["income"]),
+            "slashed": show(p["slashed"]),
+        }
+        for p in synced(manifest, db).pools()
+    ]
     table(rows, list(rows[0]) if rows else ["provider"])
 
 
 @command(show_group, "proposals", signer=False)
-def show_proposals(manifest):
+@db_option
+def show_proposals(manifest, db):
     """Every proposal with its state and tally."""
-    from computeshare.governance import STATE_NAMES
-
-    cs = connect(manifest)
-    rows = []
-    with step("reading proposals"):
-        for proposal_id in range(1, cs.governor.proposalCount() + 1):
-            against, for_, abstain = cs.governor.proposalVotes(proposal_id)
-            rows.append(
-                {
-                    "proposal": proposal_id,
-                    "proposer": cs.governor.proposalProposer(proposal_id)[:10],
-                    "state": STATE_NAMES[cs.governor.state(proposal_id)],
-                    "for": show(for_),
-                    "against": show(against),
-                    "abstain": show(abstain),
-                }
-            )
+    rows = [
+        {
+            "proposal": p["proposal_id"],
+            "proposer": p["proposer"][:10],
+            "state": p["state_name"],
+            "for": show(int(p.get("for_", 0))),
+            "against": show(int(p.get("against", 0))),
+            "abstain": show(int(p.get("abstain", 0))),
+            "description": p["description"].splitlines()[0][:40] if p["description"] else "",
+        }
+        for p in synced(manifest, db).proposals()
+    ]
     table(rows, list(rows[0]) if rows else ["proposal"])
