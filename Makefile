@@ -15,21 +15,27 @@ export HYPOTHESIS_PROFILE ?= ci
 
 .PHONY: setup demo test lint analyze fuzz bench abi clean
 
+# One line per step: a first install takes minutes, and says what it is waiting for.
 setup: $(PY_STAMP) $(NODE_STAMP)
+	@echo "setup: ready (Python packages in $(VENV), anvil in node_modules)"
 
 $(PY_STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
 		{ echo "Python 3.11 is required (found $$($(PYTHON) --version))"; exit 1; }
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
-	touch $@
+	@test -x $(BIN)/python || { echo "setup: creating the virtualenv $(VENV)"; \
+		$(PYTHON) -m venv $(VENV); }
+	@echo "setup: upgrading pip"
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "setup: installing the Python packages pinned in constraints.txt (minutes the first time)"
+	@$(BIN)/python -m pip install --quiet -c constraints.txt -e .
+	@touch $@
 
 # `npm install`, not `npm ci`: npm 11 locks only this platform's optional anvil binary.
 $(NODE_STAMP): package.json
-	npm install --no-audit --no-fund --loglevel=error
-	anvil --version >/dev/null
-	touch $@
+	@echo "setup: installing anvil from npm into node_modules"
+	@npm install --no-audit --no-fund --loglevel=error
+	@echo "setup: $$(anvil --version | head -n 1)"
+	@touch $@
 
 $(ANALYSIS_STAMP): constraints-analysis.txt
 	test -x $(ANALYSIS_VENV)/bin/python || $(PYTHON) -m venv $(ANALYSIS_VENV)
