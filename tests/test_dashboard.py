@@ -77,8 +77,9 @@ def install_chromium() -> str:
     if shutil.which("apt-get") is None:
         return "no apt-get on this machine: install Chromium and put it at /usr/bin/chromium"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"]
-    for step in (install, ["apt-get", "update", "-q"], install):
+    wait = ["-o", "DPkg::Lock::Timeout=900"]  # .ci/run may be installing it already
+    install = ["apt-get", *wait, "install", "-y", "-q", "--no-install-recommends", "chromium"]
+    for step in (install, ["apt-get", *wait, "update", "-q"], install):
         done = subprocess.run(step, env=env, capture_output=True, text=True, timeout=900)
         if step is install and done.returncode == 0:
             return ""
