@@ -447,7 +447,9 @@ class EventIndex:
     def open(cls, where: str | Path, manifest: dict, web3, **options) -> EventIndex:
         """`where` is a SQLAlchemy URL or a file path (SQLite)."""
         url = str(where) if "://" in str(where) else f"sqlite:///{Path(where)}"
-        return cls(create_engine(url), manifest, web3, **options)
+        # Several processes may share one SQLite file: wait for its lock, don't fail.
+        connect_args = {"timeout": 30} if url.startswith("sqlite") else {}
+        return cls(create_engine(url, connect_args=connect_args), manifest, web3, **options)
 
     @staticmethod
     def default_path(manifest_path: Path) -> Path:
@@ -789,9 +791,12 @@ class EventIndex:
                 .all()
             )
         if not found:
-            raise IndexFailure(f"no {column.removesuffix('_id')} starts with 0x{text}")
+            raise IndexFailure(f"no {column.replace('_', ' ')} starts with 0x{text}")
         if len(found) > 1:
-            raise IndexFailure(f"0x{text} names more than one {column.removesuffix('_id')}")
+            what = column.removesuffix("_id")
+            raise IndexFailure(
+                f"0x{text} is ambiguous: several {what}s start with it; give more digits"
+            )
         return found[0]
 
     def job_terms(self, job_id: str) -> dict | None:

@@ -135,7 +135,7 @@ def test_id_prefixes_resolve_when_unambiguous(market, chain, tmp_path):
     index.sync()
     full = "0x" + market.jobs["paid"].hex()
     assert index.resolve(jobs, "job_id", full[:12]) == full
-    with pytest.raises(IndexFailure, match="no job starts with"):
+    with pytest.raises(IndexFailure, match="no job id starts with"):
         index.resolve(jobs, "job_id", "0x" + ("0" if full[2] != "0" else "1") * 12)
     with pytest.raises(IndexFailure, match="at least 6 hex digits"):
         index.resolve(jobs, "job_id", "0x12")

@@ -21,8 +21,11 @@ from computeshare.cli.common import ChainCommand, connect, friendly, manifest_op
 @click.option("--faulty", is_flag=True, help="return wrong results (to demonstrate slashing)")
 @click.option("--poll", type=float, default=1.0, show_default=True, help="seconds")
 @click.option("--steps", type=click.IntRange(1), help="stop after this many polls")
+@click.option(
+    "--db", help="the agent's event index: file or SQLAlchemy URL (default: <journal>.sqlite)"
+)
 @friendly
-def agent(account, manifest, device_id, journal, policy, serve, faulty, poll, steps):
+def agent(account, manifest, device_id, journal, policy, serve, faulty, poll, steps, db):
     """Serve your device's jobs: validate, accept, run, commit, reveal, finalize; resumable."""
     from computeshare.agent import Agent, Journal, Policy
     from computeshare.cli.common import resolve_device
@@ -31,6 +34,7 @@ def agent(account, manifest, device_id, journal, policy, serve, faulty, poll, st
     rules = Policy.load(policy)
     book = Journal.open(journal, from_block=0)
     cs = connect(manifest, account)
+    cs.open_index(db or journal.with_suffix(".sqlite"))  # its scan and look-ups read it
     if device_id is None:
         if cs.registry.device_count(account) == 0:
             raise click.ClickException("you have no device: `computeshare provider register`")

@@ -189,9 +189,25 @@ def resolve_job(cs, text: str) -> bytes:
     prefix = id_prefix(text)
     if len(prefix) == 64:
         return bytes.fromhex(prefix)
+    index = _index(cs)
+    if index is not None:
+        from computeshare.index import jobs
+
+        return bytes.fromhex(index.resolve(jobs, "job_id", prefix)[2:])
     with step("looking the job id up"):
         ids = _indexed_ids(cs.escrow, "JobPosted", cs.jobs.start_block)
     return match_prefix(ids, prefix, "job")
+
+
+def _index(cs):
+    """The deployment's event index, synced (opened next to the manifest if need be); None
+    for a deployment not read from a file."""
+    if cs.index is None and cs.path is None:
+        return None
+    index = cs.index or cs.open_index()
+    with step("updating the index"):
+        index.sync()
+    return index
 
 
 def resolve_device(cs, text: str) -> bytes:
@@ -199,6 +215,11 @@ def resolve_device(cs, text: str) -> bytes:
     prefix = id_prefix(text)
     if len(prefix) == 64:
         return bytes.fromhex(prefix)
+    index = _index(cs)
+    if index is not None:
+        from computeshare.index import devices
+
+        return bytes.fromhex(index.resolve(devices, "device_id", prefix)[2:])
     since = cs.manifest["contracts"]["DeviceRegistry"].get("block") or 0
     with step("looking the device id up"):
         ids = _indexed_ids(cs.registry, "DeviceRegistered", since)
@@ -522,9 +543,9 @@ def job_spec_options(func):
 
 
 def job_spec(workload, payload, module, stdin_hex, fuel, encrypt_to) -> bytes:
-    """The spec the options describe, checked against its workload's schema (and a wasm
-    module compiled) before anything is sent."""
-    from computeshare.workloads import CATALOGUE, encode_spec, public_key, wasm_spec
+    """The spec the options describe, checked as every provider checks it (its workload's
+    schema, its size; a wasm module compiled) before anything is sent."""
+    from computeshare.workloads import CATALOGUE, decode_spec, encode_spec, public_key, wasm_spec
 
     recipient = public_key(encrypt_to) if encrypt_to else None
     if module is not None or workload == "wasm":
@@ -535,14 +556,17 @@ def job_spec(workload, payload, module, stdin_hex, fuel, encrypt_to) -> bytes:
         except ValueError:
             raise click.BadParameter("not hex", param_hint="--stdin") from None
         raw = module if module in CATALOGUE else Path(module).read_bytes()
-        return wasm_spec(raw, stdin, fuel=fuel, encrypt_to=recipient)
-    if workload is None or payload is None:
-        raise click.UsageError("give --workload and --input, or --wasm and --fuel")
-    try:
-        data = json.loads(payload)
-    except ValueError as error:
-        raise click.BadParameter(f"not JSON: {error}", param_hint="--input") from None
-    return encode_spec(workload, data, recipient)
+        spec = wasm_spec(raw, stdin, fuel=fuel, encrypt_to=recipient)
+    else:
+        if workload is None or payload is None:
+            raise click.UsageError("give --workload and --input, or --wasm and --fuel")
+        try:
+            data = json.loads(payload)
+        except ValueError as error:
+            raise click.BadParameter(f"not JSON: {error}", param_hint="--input") from None
+        spec = encode_spec(workload, data, recipient)
+    decode_spec(spec)
+    return spec
 
 
 def fund_escrow(cs, account, needed: int, unlimited: bool) -> None:
