@@ -249,9 +249,9 @@ def test_network_problems_are_one_line(run):
     result = CliRunner().invoke(main, ["show", "jobs", "--network", "ethereum:nonsense"])
     one_line_error(result, "No network in 'ethereum' named 'nonsense'. Options: devnet, ")
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]  # nothing listens there
-    code, out, err = run("show", "jobs", network=f"http://127.0.0.1:{port}")
+        probe.bind(("127.0.0.1", 0))  # held, never listening: connections are refused
+        port = probe.getsockname()[1]
+        code, out, err = run("show", "jobs", network=f"http://127.0.0.1:{port}")
     assert code == 1 and out == "" and len(err.strip().splitlines()) == 1, err
     assert err.startswith(f"Error: no node answers at http://127.0.0.1:{port}"), err
     # Without a configured URI, ape tries public RPCs: offline, none answers; online, the
