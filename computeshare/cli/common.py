@@ -111,16 +111,6 @@ def chain_now() -> int:
 # ---------------------------------------------------------------- ids
 
 
-def hex32(text: str) -> bytes:
-    try:
-        raw = bytes.fromhex(text.removeprefix("0x"))
-    except ValueError:
-        raw = b""
-    if len(raw) != 32:
-        raise click.BadParameter(f"{text!r} is not a 32-byte hex id")
-    return raw
-
-
 def id_prefix(text: str) -> str:
     """A full id or a prefix of at least MIN_PREFIX hex digits, as lowercase hex."""
     digits = text.lower().removeprefix("0x")

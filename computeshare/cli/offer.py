@@ -33,6 +33,7 @@ from computeshare.cli.common import (
     step,
     table,
     tokens,
+    warn,
     when,
 )
 
@@ -120,10 +121,9 @@ def offer_sign(
     out.write_text(json.dumps(document, indent=2) + "\n")
     free = cs.staking.free_stake(account)
     if free < collateral_wei:
-        click.echo(
-            f"Warning: your free stake is {show(free)} tokens, less than the collateral: a match "
-            "would revert until you stake more",
-            err=True,
+        warn(
+            f"your free stake is {show(free)} tokens, less than the collateral: a match "
+            "would revert until you stake more"
         )
     click.echo(f"offer {nonce} for {client_address}: {show(price_wei)} tokens, expires "
                f"{when(expiry, chain_now())}")  # fmt: skip
