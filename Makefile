@@ -7,6 +7,8 @@ BIN := $(CURDIR)/$(VENV)/bin
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 ANALYSIS_VENV := .venv-analysis
+# Test processes, each with its own anvil (pytest-xdist; a test file is the unit).
+TEST_WORKERS ?= auto
 ANALYSIS_STAMP := $(ANALYSIS_VENV)/.installed
 
 # ape-foundry looks anvil up on PATH: use the one shipped inside the npm package.
@@ -46,7 +48,7 @@ demo: setup
 	ape run demo
 
 test: setup lint analyze
-	ape test tests -p no:warnings
+	ape test tests -p no:warnings -n $(TEST_WORKERS) --dist loadfile
 
 lint: setup
 	ruff check .
@@ -66,6 +68,7 @@ bench: setup
 	ape run bench_governance
 	ape run bench_sandbox
 	ape run bench_agent
+	ape run bench_index
 
 abi: setup
 	ape run export_abi

@@ -7,6 +7,7 @@ contract calls that change real state, only cheaper to send than through ape.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 from eth_utils import keccak, to_checksum_address
@@ -42,6 +43,17 @@ class Populator:
         if self.in_blocks:
             self._request("evm_setAutomine", [True])
 
+    def _mine(self) -> None:
+        """Mines a block; a full block can take anvil longer than the client's keep-alive,
+        so a dropped connection is retried (a block mined twice is harmless)."""
+        for attempt in range(5):
+            try:
+                self._request("evm_mine", [])
+                return
+            except OSError:  # requests' ConnectionError, a reset
+                time.sleep(1 + attempt)
+        self._request("evm_mine", [])
+
     def fund_gas(self, accounts: Iterable[str], wei: int = 10**20) -> None:
         for account in accounts:
             self._request("anvil_setBalance", [account, hex(wei)])
@@ -56,7 +68,7 @@ class Populator:
     def wait(self) -> None:
         """Waits for every sent transaction and fails loudly if any reverted."""
         while self.in_blocks and self._pending:  # mine until the pool is empty
-            self._request("evm_mine", [])
+            self._mine()
             if int(self._request("txpool_status", [])["pending"], 16) == 0:
                 break
         for tx_hash in self._pending:
