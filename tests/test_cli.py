@@ -116,6 +116,15 @@ def test_approvals_are_exact_unless_asked_and_said(cli, cs, accounts):
     assert cs.token.allowance(accounts[4], cs.staking) > MAX_UINT // 2
     result = cli("provider", "stake", "1", account=4)
     assert result.exit_code == 0 and "approving" not in result.output, result.output
+    result = cli("delegator", "delegate", str(accounts[4]), "100", account=10)
+    assert "approving Staking to spend 100 tokens" in result.output, result.output
+    assert cs.token.allowance(accounts[10], cs.staking) == 0
+    # Unlock times are dates with a countdown; withdrawing early is refused with the date.
+    result = cli("provider", "thaw", "1", account=4)
+    assert re.search(r"thawing 1 tokens: withdrawable .* UTC, in \d+d", result.output)
+    one_line_error(cli("provider", "withdraw", account=4), "1 tokens unlock ")
+    result = cli("delegator", "undelegate", str(accounts[4]), "1000", account=10)
+    assert re.search(r"withdrawable .* UTC, in \d+d", result.output), result.output
 
 
 def test_a_job_is_served_watched_and_expired_by_id_prefix(cli, accounts, chain, tmp_path):
