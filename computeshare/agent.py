@@ -208,8 +208,15 @@ class Agent:
     def _scan(self) -> None:
         start = self.journal.from_block
         index = self.cs.jobs.index
-        if index is not None:  # the event index, synced: one query
-            head = index.sync().last
+        try:  # the event index, synced: one query
+            report = index.sync() if index is not None else None
+        except Exception as error:  # a broken index never stops the agent: read the logs
+            self.log(f"event index unusable ({_first_line(error)}): reading the logs")
+            report = None
+        if report is not None:
+            if report.rolled_back_from is not None:  # a reorg: its jobs are read again
+                start = min(start, report.rolled_back_from)
+            head = report.last
             posted = index.posted(start, head) if start <= head else []
         else:
             head = self.cs.escrow.chain_manager.blocks.height

@@ -52,10 +52,12 @@ from sqlalchemy import (
     case,
     create_engine,
     delete,
+    event,
     func,
     insert,
     select,
 )
+from sqlalchemy import Index as SqlIndex
 from sqlalchemy.engine import Engine
 
 SCHEMA_VERSION = 1
@@ -97,6 +99,12 @@ def _amount(name: str) -> Column:
     return Column(name, String(78), nullable=False, default="0")  # uint256 as decimal text
 
 
+pages = Table(  # every page written: a rollback restarts at the start of a page
+    "pages",
+    metadata,
+    Column("start", BigInteger, primary_key=True),
+    Column("end", BigInteger, nullable=False),
+)
 meta = Table("meta", metadata, Column("key", String(64), primary_key=True), Column("value", Text))
 blocks = Table(
     "blocks",
@@ -197,7 +205,7 @@ results = _table(
     "results",
     Column("job_id", String(66)),
     Column("status", Integer),
-    Column("fuel", BigInteger),
+    _amount("fuel"),  # uint64: above SQLite's signed 64-bit integers
     Column("output_hash", String(66)),
     Column("output", Text),
     keys=("job_id",),
@@ -301,11 +309,20 @@ parameters = _table(
     _amount("old"),
     _amount("new"),
 )
+SqlIndex("job_steps_by_job_and_step", job_steps.c.job_id, job_steps.c.step)
 EVENT_TABLES = [t for t in metadata.sorted_tables if "log_index" in t.c]
 
 
 class IndexFailure(Exception):
     """A problem the index reports in one line (wrong deployment, node refusing)."""
+
+
+class _Moved(Exception):
+    """The page cannot be written as read; sync resumes at `resume`."""
+
+    def __init__(self, resume: int):
+        super().__init__(resume)
+        self.resume = resume
 
 
 def _hex(value: Any) -> str:
@@ -327,9 +344,13 @@ def _jsonable(value: Any) -> Any:
 
 
 def _type(item: dict) -> str:
+    """The ABI type to decode with; strings as bytes (Vyper does not check that a `String`
+    is UTF-8, and one bad byte must not hide an event: `_named` decodes them leniently)."""
     if item["type"].startswith("tuple"):
         inner = ",".join(_type(c) for c in item["components"])
         return f"({inner}){item['type'][5:]}"
+    if item["type"].startswith("string"):
+        return "bytes" + item["type"][6:]
     return item["type"]
 
 
@@ -342,6 +363,10 @@ def _named(item: dict, value: Any) -> Any:
         return [_named(inner, v) for v in value]
     if item["type"] == "address":
         return _checksum(value)
+    if item["type"] == "string":
+        return bytes(value).decode("utf-8", "replace")
+    if item["type"] == "string[]":
+        return [bytes(v).decode("utf-8", "replace") for v in value]
     return value
 
 
@@ -404,6 +429,8 @@ class Page:
     devices: set[str] = field(default_factory=set)
     delegations: set[tuple[str, str]] = field(default_factory=set)
     proposals: set[int] = field(default_factory=set)
+    revalue: set[str] = field(default_factory=set)  # providers whose share price moved
+    hashes: dict[int, str] = field(default_factory=dict)  # block -> hash its logs carry
     skipped: int = 0
     count: int = 0
 
@@ -416,6 +443,7 @@ class SyncReport:
     skipped: int
     rolled_back: int
     seconds: float
+    rolled_back_from: int | None = None  # the first block read again after a reorg
 
 
 class EventIndex:
@@ -449,7 +477,11 @@ class EventIndex:
         url = str(where) if "://" in str(where) else f"sqlite:///{Path(where)}"
         # Several processes may share one SQLite file: wait for its lock, don't fail.
         connect_args = {"timeout": 30} if url.startswith("sqlite") else {}
-        return cls(create_engine(url, connect_args=connect_args), manifest, web3, **options)
+        engine = create_engine(url, connect_args=connect_args)
+        if url.startswith("sqlite"):
+            # WAL: readers (the dashboard, `show`) never block the writer's commit.
+            event.listen(engine, "connect", _wal)
+        return cls(engine, manifest, web3, **options)
 
     @staticmethod
     def default_path(manifest_path: Path) -> Path:
@@ -492,10 +524,12 @@ class EventIndex:
         began = time.monotonic()
         head = self._call(lambda: self.web3.eth.block_number)
         target = head if to_block is None else min(to_block, head)
-        rolled_back = self._check_reorg(head)
+        rolled_from = self._check_reorg(head)
+        rolled_back = 0 if rolled_from is None else self.cursor_before_rollback - rolled_from + 1
         first = self.cursor() + 1
         start, total, skipped = first, 0, 0
         page = self.page
+        retries = 0
         while start <= target:
             end = min(start + page - 1, target)
             try:
@@ -507,14 +541,23 @@ class EventIndex:
                 raise IndexFailure(
                     f"the node refused eth_getLogs at block {start}: {error}"
                 ) from None
-            parsed = self._parse(logs)
-            self._write(start, end, logs, parsed)
+            parsed = self._parse(logs, start, end)
+            try:
+                self._write(start, end, parsed)
+            except _Moved as moved:  # a reorg under the page, or another writer: re-read
+                retries += 1
+                if retries > 5:
+                    raise IndexFailure(f"the chain keeps changing under block {start}") from None
+                start = moved.resume
+                continue
             total += parsed.count
             skipped += parsed.skipped
             if progress is not None:
                 progress(end, target, total)
             start = end + 1
-        return SyncReport(first, target, total, skipped, rolled_back, time.monotonic() - began)
+        return SyncReport(
+            first, target, total, skipped, rolled_back, time.monotonic() - began, rolled_from
+        )
 
     def _get_logs(self, start: int, end: int) -> list[dict]:
         """Raw `eth_getLogs` (hex strings, no client-side formatting: it is the hot path)."""
@@ -530,26 +573,40 @@ class EventIndex:
         except Exception as error:
             raise IndexFailure(f"the node did not answer: {str(error).splitlines()[0]}") from None
 
-    def _check_reorg(self, head: int) -> int:
-        """Rolls back every row from the lowest kept block whose hash changed; returns how
-        many blocks were rolled back."""
-        cursor = self.cursor()
+    def _check_reorg(self, head: int) -> int | None:
+        """Compares the kept block hashes within `confirmations` of the cursor with the
+        node's, newest first. Every block above the newest one that still matches may have
+        changed (only blocks with events and page ends are kept), so rows are rolled back
+        from the start of the page holding the block after it. Returns the first block to
+        read again, or None."""
+        cursor = self.cursor_before_rollback = self.cursor()
+        floor = max(self.start_block, cursor - self.confirmations + 1)
         with self.engine.connect() as db:
             kept = db.execute(
                 select(blocks.c.number, blocks.c.hash)
-                .where(blocks.c.number > cursor - self.confirmations)
+                .where(blocks.c.number >= floor)
                 .order_by(blocks.c.number.desc())
             ).all()
-        changed_from = None
+        if not kept:
+            return None
+        matched = None
         for number, stored_hash in kept:
-            block = self.web3.eth.get_block(number) if number <= head else None
+            block = (
+                self._call(lambda n=number: self.web3.eth.get_block(n)) if number <= head else None
+            )
             if block is not None and _hex(block["hash"]) == stored_hash:
+                matched = number
                 break
-            changed_from = number
-        if changed_from is None:
-            return 0
-        self.rollback(changed_from)
-        return cursor - changed_from + 1
+        if matched == kept[0][0]:
+            return None  # the newest kept block is unchanged, so is every block below it
+        changed = min(floor if matched is None else matched + 1, head + 1)
+        with self.engine.connect() as db:
+            page_start = db.execute(
+                select(func.max(pages.c.start)).where(pages.c.start <= changed)
+            ).scalar()
+        start = min(changed, page_start) if page_start is not None else changed
+        self.rollback(start)
+        return start
 
     def rollback(self, block: int) -> None:
         """Forgets every row from `block` on; the next sync reads them again."""
@@ -557,24 +614,39 @@ class EventIndex:
             for table in EVENT_TABLES:
                 db.execute(delete(table).where(table.c.block >= block))
             db.execute(delete(blocks).where(blocks.c.number >= block))
+            db.execute(delete(pages).where(pages.c.start >= block))
             self._set_cursor(db, block - 1)
 
     def _set_cursor(self, db, block: int) -> None:
         db.execute(delete(meta).where(meta.c.key == "cursor"))
         db.execute(insert(meta).values(key="cursor", value=str(block)))
 
-    def _parse(self, logs: Iterable[dict]) -> Page:
+    def _parse(self, logs: Iterable[dict], start: int, end: int) -> Page:
         page = Page()
+        seen: set[tuple[int, int]] = set()
         for log in logs:
-            try:
+            try:  # everything from the node is checked before it is used
+                where = {
+                    "block": int(log["blockNumber"], 16),
+                    "log_index": int(log["logIndex"], 16),
+                }
+                if (
+                    log.get("removed")
+                    or not start <= where["block"] <= end
+                    or not 0 <= where["log_index"] < 1 << 30
+                    or (where["block"], where["log_index"]) in seen
+                ):
+                    raise ValueError("a log outside the page, removed, or repeated")
+                seen.add((where["block"], where["log_index"]))
                 decoded = self.decoder.decode(log)
+                block_hash = str(log["blockHash"]).lower()
             except Exception:  # malformed data from the node: skipped, counted
                 decoded = None
             if decoded is None:
                 page.skipped += 1
                 continue
+            page.hashes[where["block"]] = block_hash
             contract, name, args = decoded
-            where = {"block": int(log["blockNumber"], 16), "log_index": int(log["logIndex"], 16)}
             page.rows[events].append(
                 {
                     **where,
@@ -590,18 +662,25 @@ class EventIndex:
             page.count += 1
         return page
 
-    def _write(self, start: int, end: int, logs: list, page: Page) -> None:
-        numbers = {int(log["blockNumber"], 16) for log in logs} | {end}
-        headers = self._headers(sorted(numbers))
-        snapshots = self._snapshots(end, page)
+    def _write(self, start: int, end: int, page: Page) -> None:
+        headers = self._headers(sorted(set(page.hashes) | {end}))
+        by_number = {h["number"]: h["hash"] for h in headers}
+        if any(by_number.get(n) != h for n, h in page.hashes.items()):
+            raise _Moved(start)  # logs and headers from different forks: read the page again
+        snapshots = self._snapshots(end, page, by_number[end])
         with self.engine.begin() as db:
+            cursor = db.execute(select(meta.c.value).where(meta.c.key == "cursor")).scalar()
+            if cursor is not None and int(cursor) != start - 1:
+                raise _Moved(int(cursor) + 1)  # another process moved the cursor meanwhile
             for table in EVENT_TABLES:  # a page read again replaces its rows
                 db.execute(delete(table).where(table.c.block.between(start, end)))
             db.execute(delete(blocks).where(blocks.c.number.between(start, end)))
+            db.execute(delete(pages).where(pages.c.start >= start))
             for table, rows in list(page.rows.items()) + snapshots:
                 if rows:
                     db.execute(insert(table), rows)
             db.execute(insert(blocks), headers)
+            db.execute(insert(pages).values(start=start, end=end))
             self._set_cursor(db, end)
 
     def _headers(self, numbers: list[int]) -> list[dict]:
@@ -631,8 +710,8 @@ class EventIndex:
             )
         return self._contracts[name]
 
-    def _snapshots(self, block: int, page: Page) -> list[tuple[Table, list[dict]]]:
-        at = {"block_identifier": block}
+    def _snapshots(self, block: int, page: Page, block_hash: str) -> list[tuple[Table, list[dict]]]:
+        at = {"block_identifier": block_hash}  # the views of exactly the block read
         key = {"block": block, "log_index": 1 << 30}  # after every event of the block
         if not all(
             int(e.get("block") or 0) <= block for e in self.manifest["contracts"].values()
@@ -657,8 +736,18 @@ class EventIndex:
                     "pending_cut_at": p[10],
                 }
             )
+        pairs = set(page.delegations)
+        if page.revalue:  # income and slashes move every delegator's value
+            with self.engine.connect() as db:
+                pairs |= set(
+                    db.execute(
+                        select(delegations.c.provider, delegations.c.delegator)
+                        .where(delegations.c.provider.in_(page.revalue))
+                        .distinct()
+                    ).all()
+                )
         positions = []
-        for n, (provider, delegator) in enumerate(sorted(page.delegations)):
+        for n, (provider, delegator) in enumerate(sorted(pairs)):
             d = staking.functions.delegation(provider, delegator).call(**at)
             positions.append(
                 {
@@ -932,6 +1021,8 @@ class EventIndex:
         job["result"] = next(
             iter(self._rows(select(results).where(results.c.job_id == job_id))), None
         )
+        if job["result"] is not None:
+            job["result"]["fuel"] = int(job["result"]["fuel"])  # stored as text: a uint64
         times = self._times([job["block"], *(s["block"] for s in steps)])
         job["posted_at"] = times.get(job["block"])
         for step in steps:
@@ -948,10 +1039,8 @@ class EventIndex:
         records = {r["device_id"]: r for r in self._rows(select(record))}
         audit_rows = self._rows(select(audits).order_by(audits.c.block, audits.c.log_index))
         audited: dict[str, set] = defaultdict(set)
-        for a in audit_rows:
-            (audited[a["device_id"]].discard if a["revoked"] else audited[a["device_id"]].add)(
-                a["auditor"]
-            )
+        for a in audit_rows:  # a device holds one audit: the newest, until revoked
+            audited[a["device_id"]] = set() if a["revoked"] else {a["auditor"]}
         for row in rows:
             r = records.get(row["device_id"], {})
             row["status"] = DEVICE_STATUS.get(states.get(row["device_id"], 1), "?")
@@ -1049,6 +1138,12 @@ class EventIndex:
                 t.name: db.execute(select(func.count()).select_from(t)).scalar()
                 for t in (events, jobs, devices, proposals, votes, slashes)
             }
+
+
+def _wal(connection, record) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
 
 
 def _and(conditions):
@@ -1178,7 +1273,7 @@ def _submitted(page: Page, where: dict, a: dict, contract: str) -> None:
             **where,
             "job_id": _hex(a["job_id"]),
             "status": a["status"],
-            "fuel": a["fuel"],
+            "fuel": str(a["fuel"]),
             "output_hash": _hex(a["output_hash"]),
             "output": _hex(a["output"]),
         }
@@ -1237,6 +1332,7 @@ def _stake(kind: str):
 
 def _income(page: Page, where: dict, a: dict, contract: str) -> None:
     page.providers.add(a["provider"])
+    page.revalue.add(a["provider"])
     page.rows[income].append(
         {
             **where,
@@ -1250,6 +1346,7 @@ def _income(page: Page, where: dict, a: dict, contract: str) -> None:
 
 def _slashed(page: Page, where: dict, a: dict, contract: str) -> None:
     page.providers.add(a["provider"])
+    page.revalue.add(a["provider"])
     own = a["from_own_stake"] + a["from_own_thawing"]
     delegated = a["from_delegated"] + a["from_delegated_thawing"]
     page.rows[slashes].append(

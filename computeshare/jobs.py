@@ -7,6 +7,7 @@ every call after `post` passes them back (a k = 1 job's replica too, from its ev
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -45,6 +46,7 @@ REQUIREMENT_BITS = (
     ("compute_seconds", 112, 32),
 )
 NO_REPLICA = ("0x" + "00" * 20, 0, b"\x00" * 32)
+_FAILED = object()  # an index look-up that could not be made
 
 
 def commitment(job_id: bytes, provider: str, result_hash: bytes, salt: bytes) -> bytes:
@@ -133,6 +135,16 @@ class JobBook:
         )
         return list(provider.network.ecosystem.decode_logs(raw, *abis))
 
+    def _from_index(self, query: Callable[[Any], Any]) -> Any:
+        """`query` on the index brought up to date; `_FAILED` when the index cannot be (a
+        node error, a full disk): the caller reads the logs instead, so a broken index
+        never stops a provider from settling."""
+        try:
+            self.index.sync()
+            return query(self.index)
+        except Exception:
+            return _FAILED
+
     def remember(self, terms: Any) -> bytes:
         """Records terms seen elsewhere (e.g. a `JobPosted` already in hand); returns the id."""
         values = terms_tuple(terms)
@@ -143,9 +155,8 @@ class JobBook:
     def terms(self, job_id: bytes) -> tuple:
         job_id = bytes(job_id)
         if job_id not in self._terms and self.index is not None:
-            self.index.sync()
-            found = self.index.job_terms("0x" + job_id.hex())
-            if found is not None:
+            found = self._from_index(lambda index: index.job_terms("0x" + job_id.hex()))
+            if found is not None and found is not _FAILED:
                 self.remember(terms_from_json(found))
         if job_id not in self._terms:
             posted = self._logs(job_id, "JobPosted")
@@ -158,8 +169,9 @@ class JobBook:
         """A k = 1 job's replica as JobEscrow binds it: (provider, device nonce, digest), the
         digest being zero, then the commitment, then the result. Empty if none accepted."""
         if self.index is not None:
-            self.index.sync()
-            return self.index.single_replica("0x" + bytes(job_id).hex()) or NO_REPLICA
+            found = self._from_index(lambda index: index.single_replica("0x" + bytes(job_id).hex()))
+            if found is not _FAILED:
+                return found or NO_REPLICA
         provider, device_nonce, digest = NO_REPLICA
         for log in self._logs(job_id, "ReplicaAccepted", "ResultCommitted", "ResultRevealed"):
             # Read arguments by name: `provider` is also a property of every ape log.

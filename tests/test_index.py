@@ -5,9 +5,11 @@ that caps log ranges, and refuses another deployment's database."""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
-from computeshare.index import EventIndex, IndexFailure
+from computeshare.index import EventIndex, IndexFailure, events
 from computeshare.jobs import JobBook
+from computeshare.specs import device_spec
 from tests.market import TOKEN, build_market
 
 
@@ -187,3 +189,99 @@ def test_index_and_dashboard_commands(market, chain, tmp_path):
         main, ["index", "--db", str(db), "--manifest", str(other), "--network", chain.provider.uri]
     )
     assert result.exit_code != 0 and len(result.output.strip().splitlines()) == 1, result.output
+
+
+# ------------------------------------------------------------------ attacks on the index
+
+
+def test_a_fuel_above_signed_64_bits_does_not_stop_the_index(market, chain, tmp_path):
+    """`submit` takes any uint64 fuel: 2**64 - 1 once overflowed SQLite's signed integers and
+    stopped every index on the chain at that page."""
+    cs, provider = market.cs, market.providers[0]
+    deadline = chain.pending_timestamp + 86_400
+    spec = b'{"workload": "sha256-chain", "input": {"seed": "x", "rounds": 1}}'
+    reqs = (0, 0, 0, 0, 0, False, 60)
+    job = cs.escrow.post(spec, reqs, TOKEN, 1, deadline, TOKEN, sender=market.client).return_value
+    cs.jobs.accept(job, 0, sender=provider)
+    fuel = 2**64 - 1
+    cs.escrow.submit(cs.jobs.terms(job), 0, 0, fuel, b"\x01" * 32, b"", sender=provider)
+    index = open_index(market, chain, tmp_path)
+    assert index.sync().skipped == 0
+    assert index.job("0x" + bytes(job).hex())["result"]["fuel"] == fuel
+
+
+def test_a_reorg_below_a_gap_is_read_again_from_where_the_chains_part(market, chain, tmp_path):
+    """Only blocks with events (and page ends) keep a hash: a fork that starts in a gap below
+    the newest kept block must be read from the fork point, not from that newest block."""
+    index = open_index(market, chain, tmp_path)
+    index.sync()
+    snapshot = chain.snapshot()
+    chain.mine(3)
+    market.cs.token.transfer(market.providers[1], 1, sender=market.client)
+    index.sync()
+    chain.restore(snapshot)
+    market.cs.token.transfer(market.providers[2], 2 * TOKEN, sender=market.client)  # in the gap
+    chain.mine(5)
+    report = index.sync()
+    assert report.rolled_back >= 4
+    values = [
+        int(e["args"]["value"])
+        for e in index._rows(select(events).where(events.c.name == "Transfer"))
+    ]
+    assert 2 * TOKEN in values and 1 not in values  # the new fork's transfer, not the old
+
+
+def test_invalid_utf8_in_a_string_does_not_hide_the_event(market, chain, tmp_path):
+    """Vyper does not check that a `String` is UTF-8: a device registered with a metadata URI
+    holding a 0xff byte must still be indexed (its URI shown with a replacement character)."""
+    from eth_abi import encode
+
+    cs = market.cs
+    owner = chain.provider.web3.eth.accounts[15]
+    cs.token.transfer(owner, 20_000 * TOKEN, sender=market.client)
+    web3 = chain.provider.web3
+    approve = cs.token.approve.encode_input(cs.staking.address, 10_000 * TOKEN)
+    stake = cs.staking.stake.encode_input(10_000 * TOKEN)
+    spec = tuple(device_spec(gpu_count=0, gpu_model=b"\0" * 32, vram_mb=0).values())
+    spec_type = "(uint16,uint32,uint8,bytes32,uint32,uint16,uint256,uint16,bytes32)"
+    selector = bytes(cs.registry.register.encode_input(device_spec(), "x"))[:4]
+    register = selector + encode([spec_type, "bytes"], [spec, b"http://evil/\xff\xfe"])
+    for to, data in ((cs.token, approve), (cs.staking, stake), (cs.registry, register)):
+        tx = web3.eth.send_transaction({"from": owner, "to": to.address, "data": data})
+        assert web3.eth.wait_for_transaction_receipt(tx)["status"] == 1
+    index = open_index(market, chain, tmp_path)
+    assert index.sync().skipped == 0
+    (device,) = [d for d in index.devices() if d["owner"] == owner]
+    assert device["uri"] == "http://evil/\ufffd\ufffd"
+
+
+def test_a_hostile_node_s_malformed_logs_are_skipped_not_fatal(market, chain, tmp_path):
+    provider = chain.provider.web3.provider
+    real = provider.make_request
+
+    def hostile(method, params):
+        answer = real(method, params)
+        if method == "eth_getLogs" and answer.get("result"):
+            good = answer["result"][0]
+            answer["result"] += [
+                {**good},  # a repeat
+                {**good, "logIndex": "0x7fffffff"},  # where snapshot rows live
+                {**good, "blockNumber": "0xzz"},
+                {**good, "blockNumber": hex(10**12)},  # outside the page
+                {**good, "removed": True, "logIndex": "0x999"},
+                {**good, "topics": ["0x" + "ab" * 32], "logIndex": "0x998"},  # no such event
+                {"address": good["address"]},
+            ]
+        return answer
+
+    provider.make_request = hostile
+    try:
+        index = open_index(market, chain, tmp_path)
+        report = index.sync()
+    finally:
+        provider.make_request = real
+    assert report.skipped >= 7
+    (tmp_path / "clean").mkdir()
+    clean = open_index(market, chain, tmp_path / "clean")
+    assert clean.sync().events == report.events
+    assert index.counts() == clean.counts()
