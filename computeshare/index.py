@@ -63,7 +63,13 @@ from sqlalchemy.engine import Engine
 SCHEMA_VERSION = 1
 DEFAULT_PAGE = 2_000
 DEFAULT_CONFIRMATIONS = 64
-JOB_STATUS = {"posted": "open", "cancelled": "cancelled", "disputed": "disputed"}
+# The steps that decide a job's status, and the status each leaves it in.
+DECIDING = {
+    "cancelled": "cancelled",
+    "disputed": "disputed",
+    "ruled": "open",
+    "settled": "finalized",
+}
 DEVICE_STATUS = {1: "active", 2: "paused", 3: "retired"}
 OUTCOMES = {0: "completed", 1: "failed", 2: "slashed"}  # ReplicaSettled.outcome
 PROPOSAL_STATES = (
@@ -1001,16 +1007,16 @@ class EventIndex:
         if row is None:
             return None
         job = dict(row._mapping)
-        decided = self._status_query()
-        with self.engine.connect() as db:
-            status = db.execute(select(decided.c.status).where(decided.c.job_id == job_id)).scalar()
-        job["status"] = status or "open"
         job["replica_states"] = self._replica_states([job_id]).get(job_id, {})
         steps = self._rows(
             select(job_steps)
             .where(job_steps.c.job_id == job_id)
             .order_by(job_steps.c.block, job_steps.c.log_index)
         )
+        job["status"] = "open"  # from its own newest deciding step (no scan of all jobs)
+        for step in steps:
+            if step["step"] in DECIDING:
+                job["status"] = DECIDING[step["step"]]
         job["replica_list"] = self._rows(
             select(replicas).where(replicas.c.job_id == job_id).order_by(replicas.c.slot)
         )
