@@ -37,9 +37,7 @@ from ape.exceptions import ApeException, ContractLogicError
 
 from computeshare import worker
 from computeshare.jobs import (
-    OUTCOME_COMPLETED,
-    OUTCOME_FAILED,
-    OUTCOME_SLASHED,
+    OUTCOMES,
     REPLICA_ACCEPTED,
     REPLICA_COMMITTED,
     REPLICA_REVEALED,
@@ -51,8 +49,6 @@ from computeshare.jobs import (
 )
 from computeshare.sandbox import RunResult
 from computeshare.workloads import WORKLOADS, Job, WorkloadError, decode_spec, resolve_module
-
-OUTCOMES = {OUTCOME_COMPLETED: "completed", OUTCOME_FAILED: "failed", OUTCOME_SLASHED: "slashed"}
 
 
 class AgentError(Exception):

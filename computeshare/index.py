@@ -60,6 +60,9 @@ from sqlalchemy import (
 from sqlalchemy import Index as SqlIndex
 from sqlalchemy.engine import Engine
 
+from computeshare.governance import CANCELED, DEFEATED, EXECUTED, EXPIRED, STATE_NAMES
+from computeshare.jobs import OUTCOMES
+
 SCHEMA_VERSION = 1
 DEFAULT_PAGE = 2_000
 DEFAULT_CONFIRMATIONS = 64
@@ -71,18 +74,8 @@ DECIDING = {
     "settled": "finalized",
 }
 DEVICE_STATUS = {1: "active", 2: "paused", 3: "retired"}
-OUTCOMES = {0: "completed", 1: "failed", 2: "slashed"}  # ReplicaSettled.outcome
-PROPOSAL_STATES = (
-    "Pending",
-    "Active",
-    "Canceled",
-    "Defeated",
-    "Succeeded",
-    "Queued",
-    "Expired",
-    "Executed",
-)
-FINAL_PROPOSAL_STATES = {2, 3, 6, 7}
+PROPOSAL_STATES = STATE_NAMES
+FINAL_PROPOSAL_STATES = {CANCELED, DEFEATED, EXPIRED, EXECUTED}
 
 metadata = MetaData()
 
