@@ -29,7 +29,7 @@ $(PY_STAMP): pyproject.toml constraints.txt
 	@echo "setup: upgrading pip"
 	@$(BIN)/python -m pip install --quiet --upgrade pip
 	@echo "setup: installing the Python packages pinned in constraints.txt (minutes the first time)"
-	@$(BIN)/python -m pip install --quiet -c constraints.txt -e .
+	@$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $@
 
 # `npm install`, not `npm ci`: npm 11 locks only this platform's optional anvil binary.
@@ -56,7 +56,7 @@ lint: setup
 
 # vyper-guard on every contract; fails on a finding not fixed or justified in the code.
 analyze: setup $(ANALYSIS_STAMP)
-	python -m computeshare.analysis
+	python -m devtools.analysis
 
 fuzz: setup
 	HYPOTHESIS_PROFILE=deep ape test tests -p no:warnings -k "properties or stateful"

@@ -1,27 +1,8 @@
-"""ABI helpers: compile an interface file, and compare ABIs independent of order."""
+"""ABI helpers: a compiled contract's ABI, selectors, and ABIs compared independent of order."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 from eth_utils import keccak
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-def interface_abi(vyi: Path) -> list[dict]:
-    """ABI of a `.vyi` interface, compiled by the project's vyper."""
-    vyper = Path(sys.executable).with_name("vyper")
-    out = subprocess.run(
-        [str(vyper), "-p", str(PROJECT_ROOT), "-f", "abi", str(vyi)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return json.loads(out.stdout)
 
 
 def _params(params: list[dict], with_indexed: bool = False) -> tuple:
@@ -60,36 +41,12 @@ def signatures(abi: list[dict]) -> set[tuple]:
     return out
 
 
-ABI_DIR = PROJECT_ROOT / "interfaces" / "abi"
-
-
-def deployables() -> list[str]:
-    """Names of the deployable contracts (top-level files of contracts/)."""
-    return sorted(p.stem for p in (PROJECT_ROOT / "contracts").glob("*.vy"))
-
-
 def contract_abi(project, name: str) -> list[dict]:
     """The ABI of a compiled contract of `project`, as JSON-ready dicts in source order."""
     return [
         item.model_dump(by_alias=True, mode="json", exclude_none=True)
         for item in getattr(project, name).contract_type.abi
     ]
-
-
-def abi_text(abi: list[dict]) -> str:
-    """The canonical text of an ABI file: indented JSON with a trailing newline."""
-    return json.dumps(abi, indent=2) + "\n"
-
-
-def export_abis(project, directory: Path = ABI_DIR) -> list[Path]:
-    """Writes interfaces/abi/<Name>.json for every deployable; returns the paths written."""
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name in deployables():
-        path = directory / f"{name}.json"
-        path.write_text(abi_text(contract_abi(project, name)))
-        written.append(path)
-    return written
 
 
 def selectors(abi: list[dict]) -> dict[bytes, str]:

@@ -314,7 +314,7 @@ class Agent:
 
     def _held_slot(self, job_id: bytes, job) -> int | None:
         if job.replicas == 1:  # a k = 1 replica is a hash on chain: its provider is in the events
-            held = job.accepted and self.cs.jobs.replica(job_id)[0] == self.me
+            held = job.accepted and self.cs.jobs.replica(job_id).provider == self.me
             return 0 if held else None
         for slot in range(job.accepted):  # at most MAX_REPLICAS
             if self.cs.escrow_view.assignment(job_id, slot).provider == self.me:
@@ -339,7 +339,7 @@ class Agent:
             return False
         if job.deadline <= self.cs.escrow.chain_manager.pending_timestamp:
             return False
-        info = self.cs.registry.match_info(self.device_id)
+        info = self.cs.registry.job_fit(self.device_id, True)
         spec = info.spec
         fits = (
             info.owner == self.me
@@ -426,7 +426,7 @@ class Agent:
                 f"job {key[:10]}: ran, {result.status_name}, fuel {result.fuel:,}, "
                 f"{len(result.output)} bytes out"
             )
-        if self.cs.jobs.terms(job_id)[6] == 1:
+        if self.cs.jobs.terms(job_id).replicas == 1:
             self._submit(key, job_id, entry)
             return
         digest, salt = bytes.fromhex(entry["result_hash"][2:]), bytes.fromhex(entry["salt"][2:])

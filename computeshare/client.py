@@ -1,4 +1,4 @@
-"""A small client API over a deployment manifest, for Python dApps, the CLI and the agent.
+"""One connected deployment: for Python dApps, the CLI, the agent, scripts and tests.
 
     from computeshare.client import ComputeShare
     cs = ComputeShare.from_manifest("deployments/sepolia-11155111.json", account=me)
@@ -8,12 +8,13 @@
                       job_requirements(), price=10**18, replicas=3, duration=3600)
     for status in cs.watch_job(job): ...
 
-Contracts are built from the ABIs in the manifest, so no compiler or project is needed.
+Contracts are built from the ABIs in the manifest, so no compiler or project is needed;
+`computeshare.deploy.deploy_suite` / `deploy_system` return the same class over the
+contracts they deployed.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,41 +22,102 @@ from typing import Any
 
 from ape import Contract, chain
 
-from computeshare.deploy import DEPLOYMENTS, manifest_path
-from computeshare.jobs import STATUS_CANCELLED, STATUS_FINALIZED, JobBook
+from computeshare.constants import FEE_SHARDS, MAX_UINT, JobStatus, ReplicaStatus, label
+from computeshare.jobs import JobBook
+from computeshare.manifest import OWNED, Manifest, network_manifest_path
 from computeshare.results import ResultError, agreed_results, fetch_result
 from computeshare.sandbox import RunResult
 from computeshare.workloads import decode_spec
-
-STATUS_NAMES = {0: "none", 1: "open", 2: "disputed", 3: "finalized", 4: "cancelled"}
-REPLICA_NAMES = {0: "none", 1: "accepted", 2: "committed", 3: "revealed"}
-ALIASES = {
-    "token": "ComputeToken",
-    "staking": "Staking",
-    "registry": "DeviceRegistry",
-    "escrow": "JobEscrow",
-    "escrow_view": "JobEscrowView",
-    "offers": "OfferBook",
-    "governor": "Governor",
-    "timelock": "Timelock",
-}
-MAX_UINT = 2**256 - 1
 
 
 class ClientError(Exception):
     """A request the client refuses before sending, e.g. a missing manifest."""
 
 
-class ComputeShare:
-    """One deployment, seen from one account (or read-only without one)."""
+class _Deployed:
+    """A contract of the deployment as an attribute (`cs.escrow`); None if not deployed."""
 
-    def __init__(self, manifest: dict, account=None, path: Path | None = None):
-        self.manifest = manifest
+    def __init__(self, name: str):
+        self.name = name
+
+    def __get__(self, cs: ComputeShare | None, owner=None):
+        return self if cs is None else cs.contract(self.name)
+
+
+class ComputeShare:
+    """One connected deployment, seen from one account (or read-only without one): the
+    contracts by role (`token`, `staking`, `registry`, `escrow`, `escrow_view`, `offers`,
+    and `timelock` and `governor` when governed), its jobs by id (`jobs`), and the calls a
+    provider, a client or a voter makes. Tests, benchmarks and scripts get one from
+    `computeshare.deploy.deploy_suite` / `deploy_system`; users from a manifest."""
+
+    token = _Deployed("ComputeToken")
+    staking = _Deployed("Staking")
+    registry = _Deployed("DeviceRegistry")
+    escrow = _Deployed("JobEscrow")
+    escrow_view = _Deployed("JobEscrowView")
+    offers = _Deployed("OfferBook")
+    governor = _Deployed("Governor")
+    timelock = _Deployed("Timelock")
+
+    def __init__(self, manifest: Manifest, account=None, contracts: dict[str, Any] | None = None):
+        self.manifest = manifest if isinstance(manifest, Manifest) else Manifest(None, manifest)
         self.account = account
-        self.path = path  # where the manifest was read from, if from a file
-        self._contracts: dict[str, Any] = {}
+        self._contracts: dict[str, Any] = dict(contracts or {})
         self._jobs: JobBook | None = None
         self.index = None  # an EventIndex once `open_index` is called
+
+    @property
+    def path(self) -> Path | None:
+        """Where the manifest was read from, if from a file."""
+        return self.manifest.path
+
+    @classmethod
+    def from_contracts(cls, contracts: dict[str, Any], account=None) -> ComputeShare:
+        """A deployment from contract instances by name (e.g. `ape`'s project contracts)."""
+        entries = {name: {"address": str(c.address)} for name, c in contracts.items()}
+        return cls(Manifest(None, {"contracts": entries}), account, contracts)
+
+    @classmethod
+    def from_manifest(cls, path: Path | str, account=None) -> ComputeShare:
+        path = Path(path)
+        if not path.exists():
+            raise ClientError(f"no deployment manifest at {path}: run `ape run deploy` first")
+        manifest = Manifest.open(path)
+        if not manifest.complete:
+            raise ClientError(f"deployment in {path} is incomplete: re-run `ape run deploy`")
+        if manifest.chain_id != chain.chain_id:
+            raise ClientError(
+                f"{path} is for chain {manifest.chain_id}, connected to {chain.chain_id}"
+            )
+        return cls(manifest, account)
+
+    @classmethod
+    def connected(cls, account=None, directory: Path | None = None) -> ComputeShare:
+        """The deployment on the connected network, from <deployments>/<network>-<chain id>
+        (see `computeshare.manifest`). A fork without a deployment of its own
+        (`sepolia-fork`) uses its upstream's."""
+        path = network_manifest_path(chain.provider.network.name, chain.chain_id, directory)
+        return cls.from_manifest(path, account)
+
+    def as_account(self, account) -> ComputeShare:
+        """The same deployment seen from `account` (contracts and job terms shared)."""
+        other = type(self)(self.manifest, account)
+        other._contracts, other._jobs, other.index = self._contracts, self._jobs, self.index
+        return other
+
+    def contract(self, name: str):
+        """The deployment's contract `name` (e.g. "JobEscrow"); None if it has none."""
+        if name not in self._contracts:
+            if not self.manifest.has(name):
+                return None
+            address, abi = self.manifest.address(name), self.manifest.abi(name)
+            self._contracts[name] = Contract(address, abi=abi)
+        return self._contracts[name]
+
+    def owned(self) -> list:
+        """The contracts whose owner must be the timelock after hand-over."""
+        return [self.contract(name) for name in OWNED]
 
     def open_index(self, where: str | Path | None = None, **options):
         """Opens (creating it if needed) the event index of this deployment: `where` is a
@@ -70,38 +132,6 @@ class ComputeShare:
         self.index = EventIndex.open(where, self.manifest, chain.provider.web3, **options)
         self.jobs.index = self.index
         return self.index
-
-    @classmethod
-    def from_manifest(cls, path: Path | str, account=None) -> ComputeShare:
-        path = Path(path)
-        if not path.exists():
-            raise ClientError(f"no deployment manifest at {path}: run `ape run deploy` first")
-        manifest = json.loads(path.read_text())
-        if not manifest.get("complete"):
-            raise ClientError(f"deployment in {path} is incomplete: re-run `ape run deploy`")
-        if manifest.get("chain_id") != chain.chain_id:
-            raise ClientError(
-                f"{path} is for chain {manifest.get('chain_id')}, connected to {chain.chain_id}"
-            )
-        return cls(manifest, account, path)
-
-    @classmethod
-    def connected(cls, account=None, directory: Path = DEPLOYMENTS) -> ComputeShare:
-        """The deployment on the connected network, from deployments/<network>-<chain id>.
-        A fork without a deployment of its own (`sepolia-fork`) uses its upstream's."""
-        network = chain.provider.network.name
-        path = manifest_path(network, chain.chain_id, directory)
-        upstream = manifest_path(network.removesuffix("-fork"), chain.chain_id, directory)
-        return cls.from_manifest(path if path.exists() else upstream, account)
-
-    def __getattr__(self, alias: str):
-        if alias not in ALIASES:
-            raise AttributeError(alias)
-        name = ALIASES[alias]
-        if name not in self._contracts:
-            entry = self.manifest["contracts"][name]
-            self._contracts[name] = Contract(entry["address"], abi=self.manifest["abis"][name])
-        return self._contracts[name]
 
     def _sender(self):
         if self.account is None:
@@ -165,16 +195,16 @@ class ComputeShare:
     def jobs(self) -> JobBook:
         """JobEscrow's job calls by job id; terms are read from the escrow's events."""
         if self._jobs is None:
-            start = self.manifest["contracts"]["JobEscrow"].get("block") or 0
+            start = self.manifest.block("JobEscrow")
             self._jobs = JobBook(self.escrow, self.escrow_view, start_block=start)
         return self._jobs
 
     def job(self, job_id: bytes) -> dict:
         """The job's terms and state, with status and replica states named."""
         view = vars(self.jobs.view(job_id))
-        view["status_name"] = STATUS_NAMES.get(view["status"], str(view["status"]))
+        view["status_name"] = label(JobStatus, view["status"])
         view["replica_states"] = [
-            REPLICA_NAMES.get(self.escrow_view.assignment(job_id, slot).status, "?")
+            label(ReplicaStatus, self.escrow_view.assignment(job_id, slot).status)
             for slot in range(view["accepted"])
         ]
         return view
@@ -188,7 +218,7 @@ class ComputeShare:
             if key != last:
                 last = key
                 yield view
-            if view["status"] in (STATUS_FINALIZED, STATUS_CANCELLED):
+            if view["status"] in (JobStatus.FINALIZED, JobStatus.CANCELLED):
                 return
             time.sleep(poll)
 
@@ -209,7 +239,7 @@ class ComputeShare:
         agreed = agreed_results(
             bytes(settled[0].result_hash) if settled else None,
             [bytes(event.result_hash) for event in revealed],
-            self.jobs.terms(job_id)[6],
+            self.jobs.terms(job_id).replicas,
         )
         for event in escrow.ResultSubmitted.range(start, height, search_topics=topics):
             on_chain = RunResult(event.status, event.fuel, bytes(event.output))
@@ -233,6 +263,14 @@ class ComputeShare:
                 problems.append(str(error))
         raise ResultError("; ".join(problems) or "no provider of this job serves results")
 
+    def sweep_fees(self) -> int:
+        """Sweeps every shard of JobEscrow's protocol fees to the treasury (anyone may);
+        returns the amount swept."""
+        me = self._sender()
+        return sum(
+            self.escrow.sweep_fees(shard, sender=me).return_value for shard in range(FEE_SHARDS)
+        )
+
     # -- governance
 
     def vote(self, proposal_id: int, support: int, reason: str = ""):
@@ -240,3 +278,6 @@ class ComputeShare:
         if reason:
             return self.governor.castVoteWithReason(proposal_id, support, reason, sender=me)
         return self.governor.castVote(proposal_id, support, sender=me)
+
+
+ALIASES = {alias: d.name for alias, d in vars(ComputeShare).items() if isinstance(d, _Deployed)}

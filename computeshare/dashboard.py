@@ -42,10 +42,10 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from computeshare import index as ix
+from computeshare.constants import TOKEN
 
 log = logging.getLogger(__name__)
 
-TOKEN = 10**18
 PAGE_SIZE = 25
 JOB_STATUSES = ("open", "disputed", "finalized", "cancelled")
 STATUS_COLOURS = {

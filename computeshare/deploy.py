@@ -9,13 +9,13 @@ resumes instead of deploying twice:
   resume a contract found at the CREATE address of that nonce is adopted;
 - every wiring step first reads the chain and is skipped if its effect is already there.
 
-`ape run deploy` writes the manifest to deployments/<network>-<chain id>.json; tests and the
-fixtures in computeshare.suite use the same steps with an in-memory manifest.
+`ape run deploy` writes the manifest to deployments/<network>-<chain id>.json (reading it
+back is `computeshare.manifest`); `deploy_suite` and `deploy_system`, for tests, benchmarks
+and scripts, run the same steps with an in-memory manifest.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,22 +26,18 @@ import rlp
 import yaml
 from eth_utils import keccak, to_checksum_address
 
-from computeshare.abi import PROJECT_ROOT, contract_abi
+from computeshare.abi import contract_abi
+from computeshare.client import ComputeShare
+from computeshare.constants import DAY, HOUR, TOKEN, Role
+from computeshare.manifest import FORMAT, OWNED, Manifest, deployments_dir
 from computeshare.params import (
     MAX_GUARDIAN_TERM,
     PARAMETERS,
     TIMELOCK_DELAY,
     TIMELOCK_GRACE,
-    TOKEN,
     parameter,
 )
 
-SLASHER, LOCKER, AUDITOR, ARBITER, MATCHER = 1, 2, 4, 8, 16
-DEPLOYMENTS = PROJECT_ROOT / "deployments"
-CONFIG_DIR = DEPLOYMENTS / "config"
-MANIFEST_FORMAT = 1
-# Contracts whose owner role goes to the timelock.
-OWNED = ("ComputeToken", "Staking", "DeviceRegistry", "JobEscrow")
 # Parameters the deployer may set before hand-over (the Governor's change only by proposal).
 DEPLOY_TIME_PARAMETERS = ("JobEscrow", "Staking", "DeviceRegistry")
 
@@ -52,7 +48,7 @@ class DeployError(Exception):
 
 # ---------------------------------------------------------------- configuration
 
-_UNITS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400, "token": TOKEN, "tokens": TOKEN}
+_UNITS = {"s": 1, "m": 60, "h": HOUR, "d": DAY, "token": TOKEN, "tokens": TOKEN}
 
 
 def parse_value(value: Any) -> int:
@@ -78,7 +74,7 @@ class DeployConfig:
     grace_period: int = TIMELOCK_GRACE.default
     arbiter: str | None = None
     guardian: str | None = None
-    guardian_term: int = 180 * 86_400
+    guardian_term: int = 180 * DAY
     parameters: dict[str, dict[str, int]] = field(default_factory=dict)
     governance: bool = True
     treasury: str | None = None
@@ -159,6 +155,11 @@ class DeployConfig:
 DEV_CHAIN_IDS = (31337, 1337)
 
 
+def config_dir() -> Path:
+    """Deployment configs: `config/` in the deployments directory (`deployments/config`)."""
+    return deployments_dir() / "config"
+
+
 def config_path(network_name: str, chain_id: int | None = None) -> Path:
     """deployments/config/<network>.yaml; a fork (`sepolia-fork`) uses its upstream's file,
     and a node reached by URI with a development chain id uses local.yaml."""
@@ -166,53 +167,13 @@ def config_path(network_name: str, chain_id: int | None = None) -> Path:
     if chain_id in DEV_CHAIN_IDS:
         names.append("local")
     for name in names:
-        path = CONFIG_DIR / f"{name}.yaml"
+        path = config_dir() / f"{name}.yaml"
         if path.exists():
             return path
-    raise DeployError(f"no deployment config for network {network_name!r} in {CONFIG_DIR}")
+    raise DeployError(f"no deployment config for network {network_name!r} in {config_dir()}")
 
 
 # ---------------------------------------------------------------- manifest
-
-
-class Manifest:
-    """The record of one deployment on one chain; saved after every step when it has a path."""
-
-    def __init__(self, path: Path | None, data: dict | None = None):
-        self.path = path
-        self.data = data or {}
-
-    @classmethod
-    def open(cls, path: Path | None) -> Manifest:
-        if path is not None and Path(path).exists():
-            return cls(Path(path), json.loads(Path(path).read_text()))
-        return cls(Path(path) if path else None)
-
-    def save(self) -> None:
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.data, indent=2) + "\n")
-            tmp.replace(self.path)  # atomic: a cut-off run never leaves half a manifest
-
-    @property
-    def contracts(self) -> dict[str, dict]:
-        return self.data.setdefault("contracts", {})
-
-    @property
-    def steps(self) -> dict[str, dict]:
-        return self.data.setdefault("steps", {})
-
-    @property
-    def complete(self) -> bool:
-        return bool(self.data.get("complete"))
-
-    def address(self, name: str) -> str:
-        return self.contracts[name]["address"]
-
-
-def manifest_path(network_name: str, chain_id: int, directory: Path = DEPLOYMENTS) -> Path:
-    return Path(directory) / f"{network_name}-{chain_id}.json"
 
 
 def open_manifest(path: Path, chain, log: Callable[[str], None] = print) -> Manifest:
@@ -226,6 +187,11 @@ def open_manifest(path: Path, chain, log: Callable[[str], None] = print) -> Mani
         log(f"{path.name} is from an earlier run of this development chain: moved to {stale.name}")
         manifest = Manifest(Path(path))
     return manifest
+
+
+def has_roles(contract, account, roles: Role) -> bool:
+    """Whether `account` holds every role in `roles` in `contract`."""
+    return contract.roles(account) & roles == roles
 
 
 def create_address(sender: str, nonce: int) -> str:
@@ -258,7 +224,7 @@ class Deployment:
         genesis = self.chain.blocks[0].hash.hex()
         if not data:
             data.update(
-                format=MANIFEST_FORMAT,
+                format=FORMAT,
                 chain_id=self.chain.chain_id,
                 network=self.chain.provider.network_choice,
                 genesis=genesis,
@@ -320,7 +286,7 @@ class Deployment:
             "block": block,
             "args": [getattr(a, "address", a) for a in args],
         }
-        self.manifest.data.setdefault("abis", {})[name] = contract_abi(self.project, name)
+        self.manifest.abis[name] = contract_abi(self.project, name)
         self.manifest.data.pop("pending", None)
         self.manifest.save()
         self.instances[name] = instance
@@ -336,12 +302,14 @@ class Deployment:
         self._record(name, receipt)
         self.log(name)
 
-    def _grant(self, contract: str, account: str, roles: int) -> None:
+    def _grant(self, contract: str, account: str, roles: Role) -> None:
         target = self.contract(contract)
         self._step(
-            f"{contract}.set_roles({account}, {roles})",
-            lambda: target.roles(account) & roles == roles,
-            lambda: target.set_roles(account, target.roles(account) | roles, sender=self.deployer),
+            f"{contract}.set_roles({account}, {int(roles)})",
+            lambda: has_roles(target, account, roles),
+            lambda: target.set_roles(
+                account, int(target.roles(account) | roles), sender=self.deployer
+            ),
         )
 
     # -- the deployment
@@ -406,11 +374,13 @@ class Deployment:
             ),
             lambda: self._deploy("JobEscrowView", self.contract("JobEscrow")),
             lambda: self._deploy("OfferBook", self.contract("JobEscrow")),
-            lambda: self._grant("Staking", self.contract("JobEscrow").address, SLASHER | LOCKER),
-            lambda: self._grant("JobEscrow", self.contract("OfferBook").address, MATCHER),
+            lambda: self._grant(
+                "Staking", self.contract("JobEscrow").address, Role.SLASHER | Role.LOCKER
+            ),
+            lambda: self._grant("JobEscrow", self.contract("OfferBook").address, Role.MATCHER),
         ]
         if c.arbiter:
-            plan.append(lambda: self._grant("JobEscrow", c.arbiter, ARBITER))
+            plan.append(lambda: self._grant("JobEscrow", c.arbiter, Role.ARBITER))
         for contract, values in c.parameters.items():
             for name, value in values.items():
                 plan.append(self._parameter_step(contract, name, value))
@@ -485,14 +455,11 @@ class Deployment:
                 "escrow view reads the escrow",
                 self.contract("JobEscrowView").ESCROW() == escrow.address,
             ),
-            (
-                "escrow is SLASHER|LOCKER",
-                staking.roles(escrow) & (SLASHER | LOCKER) == SLASHER | LOCKER,
-            ),
-            ("offer book is MATCHER", escrow.roles(offers) & MATCHER == MATCHER),
+            ("escrow is SLASHER|LOCKER", has_roles(staking, escrow, Role.SLASHER | Role.LOCKER)),
+            ("offer book is MATCHER", has_roles(escrow, offers, Role.MATCHER)),
         ]
         if c.arbiter:
-            checks.append(("arbiter is ARBITER", escrow.roles(c.arbiter) & ARBITER == ARBITER))
+            checks.append(("arbiter is ARBITER", has_roles(escrow, c.arbiter, Role.ARBITER)))
         if c.guardian:
             checks.append(("escrow guardian", escrow.guardian() == c.guardian))
         for contract, values in c.parameters.items():
@@ -522,7 +489,8 @@ def deploy(
     log: Callable[[str], None] = lambda message: None,
 ) -> dict[str, Any]:
     """Deploys (or resumes, or confirms) `config`; returns the contracts by name."""
-    return Deployment(project, deployer, config.check(), manifest or Manifest(None), log).run()
+    manifest = manifest if manifest is not None else Manifest(None)
+    return Deployment(project, deployer, config.check(), manifest, log).run()
 
 
 def verify_deployment(project, manifest: Manifest, reader) -> list[str]:
@@ -530,5 +498,44 @@ def verify_deployment(project, manifest: Manifest, reader) -> list[str]:
     the network it went to); `reader` is any account. Returns what is wrong."""
     if not manifest.complete:
         return [f"deployment in {manifest.path} is incomplete"]
-    config = DeployConfig.from_dict(manifest.data["config"])
+    config = DeployConfig.from_dict(manifest.config)
     return Deployment(project, reader, config, manifest).verify()
+
+
+def deploy_connected(
+    project, deployer, config: DeployConfig, path: Path | None = None
+) -> ComputeShare:
+    """Deploys `config`, recording it in the manifest at `path` (in memory without one);
+    returns the deployment, seen from `deployer`."""
+    deployment = Deployment(project, deployer, config.check(), Manifest.open(path))
+    return ComputeShare(deployment.manifest, deployer, contracts=deployment.run())
+
+
+def deploy_suite(project, deployer, treasury, *, token=None, arbiter=None) -> ComputeShare:
+    """Staking, DeviceRegistry, JobEscrow and its view, and OfferBook (and ComputeToken unless
+    one is given) wired to each other, without governance: the deployer keeps every owner
+    role."""
+    config = DeployConfig(
+        governance=False,
+        treasury=str(getattr(treasury, "address", treasury)),
+        token=token.address if token is not None else None,
+        initial_holder=deployer.address,
+        arbiter=arbiter.address if arbiter is not None else None,
+    )
+    return deploy_connected(project, deployer, config)
+
+
+def deploy_system(
+    project, deployer, *, arbiter=None, guardian=None, guardian_term=180 * DAY
+) -> ComputeShare:
+    """The production layout, as `ape run deploy` builds it: governance first (the timelock
+    is the treasury), then the suite over it, then every owner role handed to the timelock.
+    The guardian, if any, is appointed in JobEscrow before the hand-over; in the Governor
+    only the timelock can appoint it."""
+    config = DeployConfig(
+        initial_holder=deployer.address,
+        arbiter=arbiter.address if arbiter is not None else None,
+        guardian=guardian.address if guardian is not None else None,
+        guardian_term=guardian_term,
+    )
+    return deploy_connected(project, deployer, config)

@@ -6,19 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-# OpenZeppelin's ProposalState numbering, as Governor.state() returns it.
-PENDING, ACTIVE, CANCELED, DEFEATED, SUCCEEDED, QUEUED, EXPIRED, EXECUTED = range(8)
-STATE_NAMES = (
-    "Pending",
-    "Active",
-    "Canceled",
-    "Defeated",
-    "Succeeded",
-    "Queued",
-    "Expired",
-    "Executed",
-)
-AGAINST, FOR, ABSTAIN = 0, 1, 2
+from computeshare.constants import ProposalState, Support
+
+# Short names of the enum members (the same objects).
+PENDING, ACTIVE, CANCELED, DEFEATED, SUCCEEDED, QUEUED, EXPIRED, EXECUTED = ProposalState
+STATE_NAMES = tuple(state.label for state in ProposalState)  # "Pending", ..., by number
+AGAINST, FOR, ABSTAIN = Support
 
 
 @dataclass(frozen=True)
@@ -47,15 +40,19 @@ def call(contract, name: str, *args, value: int = 0) -> Action:
     return Action(str(contract.address), value, encode(contract, name, *args))
 
 
-def propose(governor, proposer, actions: list[Action], description: str) -> int:
-    """Proposes `actions`; returns the proposal id."""
-    receipt = governor.propose(
+def proposal_args(actions: list[Action], description: str) -> tuple:
+    """`Governor.propose`'s arguments: targets, values, calldatas and the description."""
+    return (
         [a.target for a in actions],
         [a.value for a in actions],
         [a.calldata for a in actions],
         description,
-        sender=proposer,
     )
+
+
+def propose(governor, proposer, actions: list[Action], description: str) -> int:
+    """Proposes `actions`; returns the proposal id."""
+    receipt = governor.propose(*proposal_args(actions, description), sender=proposer)
     return receipt.return_value
 
 
@@ -65,19 +62,51 @@ def advance(chain, seconds: int) -> None:
     chain.mine()
 
 
+def open_voting(governor, chain, proposal_id: int) -> None:
+    """Waits out the voting delay: the proposal is Active from the next block."""
+    advance(chain, governor.votingDelay() + 1)
+
+
+def queue(governor, chain, proposal_id: int, sender) -> Any:
+    """Closes the vote (the clock moves past its deadline) and queues the proposal in the
+    timelock. Returns the queue receipt."""
+    chain.pending_timestamp = governor.proposalDeadline(proposal_id) + 1
+    return governor.queue(proposal_id, sender=sender)
+
+
+def execute(governor, chain, proposal_id: int, sender) -> Any:
+    """Waits out the timelock delay and executes a queued proposal; returns the receipt."""
+    chain.pending_timestamp = governor.proposalEta(proposal_id)
+    return governor.execute(proposal_id, sender=sender)
+
+
+def vote_by_signature(governor, chain, voter, proposal_id: int, support: int, relayer) -> Any:
+    """`voter` signs an EIP-712 ballot (no gas of its own); `relayer` sends it."""
+    from computeshare.signing import sign_ballot  # eth-account only when a ballot is signed
+
+    signature = sign_ballot(
+        voter.private_key,
+        chain_id=chain.chain_id,
+        governor=governor.address,
+        proposal_id=proposal_id,
+        support=support,
+        voter=voter.address,
+        nonce=governor.nonces(voter),
+    )
+    return governor.castVoteBySig(proposal_id, support, voter, signature, sender=relayer)
+
+
 def pass_proposal(
     governor, chain, proposer, voters, actions: list[Action], description: str
 ) -> Any:
     """Proposes, lets `voters` vote for, queues, waits out the delay and executes.
     Returns the execute receipt."""
     proposal_id = propose(governor, proposer, actions, description)
-    advance(chain, governor.votingDelay() + 1)
+    open_voting(governor, chain, proposal_id)
     for voter in voters:
         governor.castVote(proposal_id, FOR, sender=voter)
-    chain.pending_timestamp = governor.proposalDeadline(proposal_id) + 1
-    governor.queue(proposal_id, sender=proposer)
-    chain.pending_timestamp = governor.proposalEta(proposal_id)
-    return governor.execute(proposal_id, sender=proposer)
+    queue(governor, chain, proposal_id, proposer)
+    return execute(governor, chain, proposal_id, proposer)
 
 
 GAS_MONEY = 10**18  # ether an impersonated voter is given on a fork to pay for its votes

@@ -14,27 +14,15 @@ from typing import Any
 from eth_abi import encode
 from eth_utils import keccak, to_checksum_address
 
-# JobEscrow job status.
-STATUS_OPEN, STATUS_DISPUTED, STATUS_FINALIZED, STATUS_CANCELLED = 1, 2, 3, 4
-# Replica status.
-REPLICA_ACCEPTED, REPLICA_COMMITTED, REPLICA_REVEALED = 1, 2, 3
-# Replica outcomes, as JobEscrow reports them in `ReplicaSettled`.
-OUTCOME_COMPLETED, OUTCOME_FAILED, OUTCOME_SLASHED = 0, 1, 2
-OUTCOMES = {OUTCOME_COMPLETED: "completed", OUTCOME_FAILED: "failed", OUTCOME_SLASHED: "slashed"}
+from computeshare.constants import JobStatus, Outcome, Replica, ReplicaStatus, Terms
 
-TERMS_FIELDS = (
-    "client",
-    "nonce",
-    "spec_hash",
-    "requirements",
-    "price_per_replica",
-    "collateral_per_replica",
-    "replicas",
-    "deadline",
-    "reveal_window",
-    "challenge_window",
-    "fee_bps",
-)
+# Short names of the enum members (the same objects), for call sites that compare often.
+STATUS_OPEN, STATUS_DISPUTED, STATUS_FINALIZED, STATUS_CANCELLED = list(JobStatus)[1:]
+REPLICA_ACCEPTED, REPLICA_COMMITTED, REPLICA_REVEALED = list(ReplicaStatus)[1:]
+OUTCOME_COMPLETED, OUTCOME_FAILED, OUTCOME_SLASHED = Outcome
+OUTCOMES = {outcome: outcome.name.lower() for outcome in Outcome}
+
+TERMS_FIELDS = Terms._fields
 TERMS_TYPES = ["address", "uint256", "bytes32"] + ["uint256"] * 8
 # Packed requirements in the terms: (field, bit offset, bits).
 REQUIREMENT_BITS = (
@@ -46,7 +34,7 @@ REQUIREMENT_BITS = (
     ("attested_only", 104, 8),
     ("compute_seconds", 112, 32),
 )
-NO_REPLICA = ("0x" + "00" * 20, 0, b"\x00" * 32)
+NO_REPLICA = Replica("0x" + "00" * 20, 0, b"\x00" * 32)
 _FAILED = object()  # an index look-up that could not be made
 
 
@@ -70,7 +58,7 @@ def unpack_requirements(packed: int) -> dict:
     return fields
 
 
-def terms_tuple(terms: Any) -> tuple:
+def terms_tuple(terms: Any) -> Terms:
     """Terms (an event's struct, a dict or a tuple) as the tuple JobEscrow takes."""
     if isinstance(terms, tuple | list):
         values = list(terms)
@@ -80,10 +68,10 @@ def terms_tuple(terms: Any) -> tuple:
         values = [getattr(terms, name) for name in TERMS_FIELDS]
     values[0] = to_checksum_address(str(values[0]))
     values[2] = bytes(values[2])
-    return tuple(values)
+    return Terms(*values)
 
 
-def terms_from_json(terms: dict) -> tuple:
+def terms_from_json(terms: dict) -> Terms:
     """Terms as the index stores them (JSON: hex bytes, big numbers as strings) -> a tuple."""
     values = []
     for name, kind in zip(TERMS_FIELDS, TERMS_TYPES, strict=True):
@@ -94,7 +82,7 @@ def terms_from_json(terms: dict) -> tuple:
             values.append(to_checksum_address(value))
         else:
             values.append(int(value))
-    return tuple(values)
+    return Terms(*values)
 
 
 def job_id_of(terms: Any) -> bytes:
@@ -112,7 +100,7 @@ class JobBook:
         self.escrow, self.escrow_view = escrow, view  # JobEscrow and JobEscrowView
         self.start_block = start_block
         self.index = index  # an EventIndex: look-ups read it instead of eth_getLogs
-        self._terms: dict[bytes, tuple] = {}
+        self._terms: dict[bytes, Terms] = {}
 
     # -- reading the chain
 
@@ -153,7 +141,7 @@ class JobBook:
         self._terms[job_id] = values
         return job_id
 
-    def terms(self, job_id: bytes) -> tuple:
+    def terms(self, job_id: bytes) -> Terms:
         job_id = bytes(job_id)
         if job_id not in self._terms and self.index is not None:
             found = self._from_index(lambda index: index.job_terms("0x" + job_id.hex()))
@@ -166,13 +154,13 @@ class JobBook:
             self.remember(posted[0].terms)
         return self._terms[job_id]
 
-    def replica(self, job_id: bytes) -> tuple:
+    def replica(self, job_id: bytes) -> Replica:
         """A k = 1 job's replica as JobEscrow binds it: (provider, device nonce, digest), the
         digest being zero, then the commitment, then the result. Empty if none accepted."""
         if self.index is not None:
             found = self._from_index(lambda index: index.single_replica("0x" + bytes(job_id).hex()))
             if found is not _FAILED:
-                return found or NO_REPLICA
+                return Replica(*found) if found else NO_REPLICA
         provider, device_nonce, digest = NO_REPLICA
         for log in self._logs(job_id, "ReplicaAccepted", "ResultCommitted", "ResultRevealed"):
             # Read arguments by name: `provider` is also a property of every ape log.
@@ -183,20 +171,20 @@ class JobBook:
                 digest = bytes(args["commitment"])
             else:
                 digest = bytes(args["result_hash"])
-        return (provider, device_nonce, digest)
+        return Replica(provider, device_nonce, digest)
 
-    def settlement_replica(self, job_id: bytes) -> tuple:
+    def settlement_replica(self, job_id: bytes) -> Replica:
         """What settlement calls take: the k = 1 replica, empty for k > 1."""
-        return self.replica(job_id) if self.terms(job_id)[6] == 1 else NO_REPLICA
+        return self.replica(job_id) if self.terms(job_id).replicas == 1 else NO_REPLICA
 
     def device_nonce(self, job_id: bytes, slot: int) -> int:
-        if self.terms(job_id)[6] == 1:
-            return self.replica(job_id)[1]
+        if self.terms(job_id).replicas == 1:
+            return self.replica(job_id).device_nonce
         return self.escrow_view.assignment(job_id, slot).device_nonce
 
     def view(self, job_id: bytes) -> SimpleNamespace:
         """The job's terms (requirements unpacked) and its stored state, as attributes."""
-        terms = dict(zip(TERMS_FIELDS, self.terms(job_id), strict=True))
+        terms = self.terms(job_id)._asdict()
         terms["requirements"] = unpack_requirements(terms["requirements"])
         return SimpleNamespace(**{**terms, **dict(self.escrow_view.job(job_id).items())})
 
@@ -227,7 +215,7 @@ class JobBook:
 
         on_chain = output_on_chain and len(result.output) <= MAX_ON_CHAIN_OUTPUT
         output = result.output if on_chain else b""
-        nonce = self.replica(job_id)[1]
+        nonce = self.replica(job_id).device_nonce
         return (
             self.terms(job_id),
             nonce,

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-DAY = 86_400
-HOUR = 3_600
-TOKEN = 10**18
+from computeshare.constants import DAY, HOUR, TOKEN
 
 
 @dataclass(frozen=True)

@@ -21,13 +21,12 @@ from ape.cli import ConnectedProviderCommand
 from ape.logging import logger
 
 from computeshare.agent import Agent, Journal
-from computeshare.client import ComputeShare
-from computeshare.deploy import DeployConfig, Deployment, Manifest
-from computeshare.gas import format_table
+from computeshare.constants import TOKEN
+from computeshare.deploy import DeployConfig, deploy_connected
+from computeshare.report import format_table
 from computeshare.specs import device_spec, job_requirements
 from computeshare.workloads import pack_u64, wasm_spec
 
-TOKEN = 10**18
 POLL = 0.1
 JOBS = 3
 SPEC = wasm_spec("monte-carlo", pack_u64(42, 100_000), fuel=50_000_000)
@@ -53,18 +52,17 @@ def cli():
     deployer, client = test[0], test[9]
     workdir = Path(tempfile.mkdtemp(prefix="computeshare-bench-agent-"))
     manifest = workdir / "manifest.json"
-    Deployment(project, deployer, DeployConfig(), Manifest.open(manifest)).run()
-    cs = ComputeShare.from_manifest(manifest, account=deployer)
+    cs = deploy_connected(project, deployer, DeployConfig(), manifest)
     agents = []
     for index in (3, 4, 5):
         cs.token.transfer(test[index], 20_000 * TOKEN, sender=deployer)
-        me = ComputeShare.from_manifest(manifest, account=test[index])
+        me = cs.as_account(test[index])
         me.stake(10_000 * TOKEN)
         device = me.register_device(device_spec(max_concurrent_jobs=8), "ipfs://bench")
         journal = Journal.open(workdir / f"agent-{index}.json", chain.blocks.height + 1)
         agents.append(Agent(me, test[index], device, journal, log=lambda _: None))
     cs.token.transfer(client, 100_000 * TOKEN, sender=deployer)
-    buyer = ComputeShare.from_manifest(manifest, account=client)
+    buyer = cs.as_account(client)
     rows = []
     for k in (1, 3):
         accept, result, reveal = [], [], []

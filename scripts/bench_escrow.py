@@ -13,13 +13,15 @@ import click
 from ape import accounts, chain, project
 from ape.cli import ConnectedProviderCommand
 
-from computeshare.gas import format_table, receipt_breakdown
+from computeshare.constants import TOKEN
+from computeshare.deploy import deploy_suite
 from computeshare.jobs import commitment
-from computeshare.populate import Populator, addresses
+from computeshare.report import format_table
 from computeshare.sandbox import RunResult
 from computeshare.signing import sign_offer
 from computeshare.specs import device_spec, job_requirements
-from computeshare.suite import TOKEN, deploy_suite
+from devtools.gas import receipt_breakdown
+from devtools.populate import Populator, addresses
 
 PRICE, COLLATERAL = 10 * TOKEN, 20 * TOKEN
 REQS = job_requirements()

@@ -14,10 +14,12 @@ import click
 from ape import accounts, chain, project
 from ape.cli import ConnectedProviderCommand
 
-from computeshare.gas import format_table, gas_row
+from computeshare.constants import TOKEN
+from computeshare.deploy import deploy_system
 from computeshare.governance import FOR, call
+from computeshare.report import format_table
 from computeshare.signing import sign_ballot
-from computeshare.suite import TOKEN, deploy_system
+from devtools.gas import gas_row
 
 # Peer figures, gas above intrinsic (solc 0.8.30, optimizer 200, prague, anvil 1.7.1,
 # proposal threshold > 0, one transaction per block).

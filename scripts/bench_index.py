@@ -25,15 +25,15 @@ from ape import accounts, chain, project
 from ape.cli import ConnectedProviderCommand
 
 from computeshare.client import ComputeShare
-from computeshare.deploy import DeployConfig, Deployment, Manifest
-from computeshare.gas import format_table
+from computeshare.constants import TOKEN
+from computeshare.deploy import DeployConfig, deploy_connected
 from computeshare.index import EventIndex
 from computeshare.jobs import pack_requirements
-from computeshare.populate import Populator, addresses
+from computeshare.report import format_table
 from computeshare.sandbox import RunResult, keccak
 from computeshare.specs import device_spec, job_requirements
+from devtools.populate import Populator, addresses
 
-TOKEN = 10**18
 JOBS, PROVIDERS, CLIENTS = int(os.environ.get("BENCH_INDEX_JOBS", 10_000)), 20, 100
 SPEC = b'{"workload": "sha256-chain", "input": {"seed": "bench", "rounds": 10}}'
 REQS = job_requirements(min_gpu_count=0, min_vram_mb=0)
@@ -71,8 +71,7 @@ def start_dashboard(index):
 def build(directory: Path) -> tuple[ComputeShare, int]:
     deployer = accounts.test_accounts[0]
     path = directory / "bench.json"
-    Deployment(project, deployer, DeployConfig(), Manifest.open(path)).run()
-    cs = ComputeShare.from_manifest(path, account=deployer)
+    cs = deploy_connected(project, deployer, DeployConfig(), path)
     pop = Populator(chain.provider, in_blocks=True)
     providers, clients = addresses("provider", PROVIDERS), addresses("client", CLIENTS)
     pop.fund_gas(providers + clients)

@@ -15,9 +15,10 @@ import time
 
 import click
 
-from computeshare import reference, worker
-from computeshare.gas import format_table
+from computeshare import worker
+from computeshare.report import format_table
 from computeshare.workloads import execute, pack_u64, wasm_spec
+from devtools import reference
 
 REPEATS = 5
 

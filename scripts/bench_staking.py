@@ -10,12 +10,12 @@ import click
 from ape import accounts, chain, project
 from ape.cli import ConnectedProviderCommand
 
-from computeshare.gas import execution_gas, format_table
-from computeshare.populate import Populator, addresses
+from computeshare.constants import TOKEN
+from computeshare.report import format_table
 from computeshare.specs import device_spec
+from devtools.gas import execution_gas
+from devtools.populate import Populator, addresses
 
-TOKEN = 10**18
-DAY = 86_400
 SLASHER, LOCKER = 1, 2
 SPEC = device_spec()
 URI = "ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"

@@ -11,10 +11,11 @@ import click
 from ape import accounts, chain, project
 from ape.cli import ConnectedProviderCommand
 
-from computeshare.gas import format_table, gas_row
+from computeshare.constants import TOKEN
+from computeshare.report import format_table
 from computeshare.signing import sign_permit
+from devtools.gas import gas_row
 
-TOKEN = 10**18
 BLOCK_TIME = 12
 
 # Peer figures, gas above intrinsic: OpenZeppelin 5.7.0 ERC20Votes + ERC20Permit, solc 0.8.30,

@@ -28,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 import click
@@ -36,20 +35,18 @@ from ape import accounts, chain, project
 from ape.cli import ConnectedProviderCommand
 from ape.logging import logger
 
-from computeshare.abi import PROJECT_ROOT, selectors
+from computeshare import governance as gov
+from computeshare import report as tables
 from computeshare.client import ComputeShare
-from computeshare.deploy import DeployConfig, Deployment, Manifest
-from computeshare.gas import format_table
-from computeshare.governance import FOR, STATE_NAMES, call
-from computeshare.jobs import OUTCOME_COMPLETED, STATUS_DISPUTED, STATUS_FINALIZED
+from computeshare.constants import DAY, HOUR, TOKEN, JobStatus, ProposalState, Support
+from computeshare.deploy import DeployConfig, deploy_connected
 from computeshare.params import parameter
+from computeshare.report import format_table
 from computeshare.results import ResultError
-from computeshare.signing import sign_ballot
 from computeshare.specs import device_spec, job_requirements
 from computeshare.workloads import encode_spec, execute, pack_u64, result_hash, wasm_spec
 
-TOKEN = 10**18
-DAY = 86_400
+FEE = parameter("JobEscrow", "PROTOCOL_FEE_BPS")
 PROVIDERS = {  # test account index -> (name, region, gpus, faulty)
     3: ("alpha", 276, 2, False),
     4: ("bravo", 276, 2, False),
@@ -64,10 +61,6 @@ JOB_TIMEOUT = 90
 
 def step(message: str) -> None:
     click.secho(f"==> {message}", bold=True)
-
-
-def show(amount: int) -> str:
-    return f"{amount / TOKEN:,.2f}"
 
 
 JOBS = [
@@ -127,12 +120,10 @@ def cli():
     step(f"deploying ComputeShare on chain {chain.chain_id} ({chain.provider.uri})")
     config = DeployConfig(arbiter=test[ARBITER].address, guardian=test[GUARDIAN].address)
     manifest_file = workdir / "manifest.json"
-    deployment = Deployment(project, deployer, config, Manifest.open(manifest_file))
-    deployment.run()
-    cs = ComputeShare.from_manifest(manifest_file, account=deployer)
+    cs = deploy_connected(project, deployer, config, manifest_file)
     timelock = cs.timelock.address
     names[timelock] = "treasury (timelock)"
-    click.echo(f"    {deployment.sent} transactions; every owner role is the timelock's")
+    click.echo(f"    {cs.manifest.transactions} transactions; every owner role is the timelock's")
 
     step("funding participants; voters delegate to themselves; the treasury gets 5M tokens")
     for index in (*PROVIDERS, *CLIENTS):
@@ -145,7 +136,7 @@ def cli():
     step("providers stake 10,000 tokens and register a device each (its URI serves results)")
     ports = {index: free_port() for index in PROVIDERS}
     for index, (name, region, gpus, faulty) in PROVIDERS.items():
-        me = ComputeShare.from_manifest(manifest_file, account=test[index])
+        me = cs.as_account(test[index])
         me.stake(10_000 * TOKEN)
         me.register_device(
             device_spec(region=region, gpu_count=gpus), f"http://127.0.0.1:{ports[index]}"
@@ -154,7 +145,7 @@ def cli():
 
     agents = start_agents(chain.provider.uri, manifest_file, workdir, ports)
     try:
-        jobs = run_jobs(cs, manifest_file, test, agents)
+        jobs = run_jobs(cs, test, agents)
         for job in jobs:  # each result from the agents, checked against the chain
             try:
                 job["result"] = cs.result(job["id"])
@@ -168,9 +159,10 @@ def cli():
             process.wait(timeout=10)
     click.echo("    agents stopped")
 
-    fee_before = cs.escrow.parameter(parameter("JobEscrow", "PROTOCOL_FEE_BPS").key)
-    swept = sum(cs.escrow.sweep_fees(shard, sender=deployer).return_value for shard in range(16))
-    click.echo(f"    {show(swept)} tokens of protocol fees swept to the treasury")
+    fee_before = cs.escrow.parameter(FEE.key)
+    click.echo(
+        f"    {tables.tokens(cs.sweep_fees())} tokens of protocol fees swept to the treasury"
+    )
     govern(cs, test)
 
     summary(cs, jobs, names, fee_before)
@@ -179,22 +171,14 @@ def cli():
     click.echo(f"\ndemo finished in {time.monotonic() - started:.0f} s")
 
 
-REPORT = PROJECT_ROOT / "build" / "demo-report"
-
-
 def report(cs: ComputeShare, workdir: Path) -> None:
     """Indexes the demo's market and writes the dashboard's pages as static files, so the
     demo leaves something to open with nothing running."""
-    from computeshare.dashboard import write_static
-
-    index = cs.open_index(workdir / "index.sqlite")
-    synced = index.sync()
-    if REPORT.exists():
-        shutil.rmtree(REPORT)
-    pages = write_static(index, REPORT)
+    directory = project.path / "build" / "demo-report"
+    pages, events = tables.write_dashboard(cs, workdir / "index.sqlite", directory)
     click.echo(
-        f"\nDashboard snapshot: {REPORT.relative_to(PROJECT_ROOT)}/index.html "
-        f"({len(pages)} pages from {synced.events:,} events)"
+        f"\nDashboard snapshot: {directory.relative_to(project.path)}/index.html "
+        f"({pages} pages from {events:,} events)"
     )
 
 
@@ -225,19 +209,19 @@ def start_agents(
     return processes
 
 
-def run_jobs(cs: ComputeShare, manifest_file: Path, test, agents) -> list[dict]:
+def run_jobs(cs: ComputeShare, test, agents) -> list[dict]:
     step("clients deposit 1,000 tokens and post jobs: " + ", ".join(label for label, *_ in JOBS))
     for index in CLIENTS:
-        ComputeShare.from_manifest(manifest_file, account=test[index]).deposit(1_000 * TOKEN)
+        cs.as_account(test[index]).deposit(1_000 * TOKEN)
     jobs = []
     for label, client_index, replicas, workload, spec, requirements in JOBS:
-        client = ComputeShare.from_manifest(manifest_file, account=test[client_index])
+        client = cs.as_account(test[client_index])
         job_id = client.post_job(
             spec,
             job_requirements(**requirements),
             price=50 * TOKEN,
             replicas=replicas,
-            duration=2 * 3_600,
+            duration=2 * HOUR,
         )
         jobs.append(
             {
@@ -259,7 +243,7 @@ def run_jobs(cs: ComputeShare, manifest_file: Path, test, agents) -> list[dict]:
         if stopped:
             raise click.ClickException(f"an agent exited with code {stopped[0].returncode}")
         views = [cs.escrow_view.job(job["id"]) for job in jobs]
-        if all(view.status == STATUS_FINALIZED for view in views):
+        if all(view.status == JobStatus.FINALIZED for view in views):
             return jobs
         for job, view in zip(jobs, views, strict=True):
             check_optimistic(cs, job, view, test)
@@ -267,7 +251,7 @@ def run_jobs(cs: ComputeShare, manifest_file: Path, test, agents) -> list[dict]:
         if height != last_height:
             last_height, idle_since = height, time.monotonic()
         elif time.monotonic() - idle_since > 2 and waiting_on_windows(views):
-            end = max(v.phase_end for v in views if v.status != STATUS_FINALIZED)
+            end = max(v.phase_end for v in views if v.status != JobStatus.FINALIZED)
             click.echo("    every open job waits on its challenge window: the clock moves a day")
             chain.pending_timestamp = max(end + 1, chain.pending_timestamp)
             chain.mine()
@@ -278,10 +262,10 @@ def run_jobs(cs: ComputeShare, manifest_file: Path, test, agents) -> list[dict]:
 def check_optimistic(cs: ComputeShare, job: dict, view, test) -> None:
     """A k = 1 client re-runs the workload and disputes a wrong result; the arbiter, who
     re-runs it too, rules."""
-    if job["k"] != 1 or view.revealed != 1 or view.status == STATUS_FINALIZED:
+    if job["k"] != 1 or view.revealed != 1 or view.status == JobStatus.FINALIZED:
         return
-    revealed = cs.jobs.replica(job["id"])[2]
-    if view.status == STATUS_DISPUTED:
+    revealed = cs.jobs.replica(job["id"]).digest
+    if view.status == JobStatus.DISPUTED:
         for_client = revealed != job["expected"]
         cs.jobs.rule(job["id"], for_client, sender=test[ARBITER])
         job["ruling"] = "for client" if for_client else "for provider"
@@ -294,172 +278,50 @@ def check_optimistic(cs: ComputeShare, job: dict, view, test) -> None:
 
 def waiting_on_windows(views) -> bool:
     """Every open job is an undisputed, revealed k = 1 job: only time can settle it."""
-    open_views = [v for v in views if v.status != STATUS_FINALIZED]
+    open_views = [v for v in views if v.status != JobStatus.FINALIZED]
     return bool(open_views) and all(
-        v.replicas == 1 and v.revealed == 1 and v.status != STATUS_DISPUTED for v in open_views
+        v.replicas == 1 and v.revealed == 1 and v.status != JobStatus.DISPUTED for v in open_views
     )
 
 
 def govern(cs: ComputeShare, test) -> None:
     step("DAO: lower the protocol fee to 1% and pay a 100,000-token grant from the treasury")
-    key = parameter("JobEscrow", "PROTOCOL_FEE_BPS").key
-    grantee = test[12]
+    grantee, proposer = test[12], test[9]
     actions = [
-        call(cs.escrow, "set_parameter", key, 100),
-        call(cs.token, "transfer", grantee.address, 100_000 * TOKEN),
+        gov.call(cs.escrow, "set_parameter", FEE.key, 100),
+        gov.call(cs.token, "transfer", grantee.address, 100_000 * TOKEN),
     ]
-    proposer = test[9]
-    receipt = cs.governor.propose(
-        [a.target for a in actions],
-        [a.value for a in actions],
-        [a.calldata for a in actions],
-        "Lower the protocol fee to 1% and fund the agent-tooling grant",
-        sender=proposer,
-    )
-    proposal = receipt.return_value
+    description = "Lower the protocol fee to 1% and fund the agent-tooling grant"
+    proposal = gov.propose(cs.governor, proposer, actions, description)
     click.echo(f"    proposal {proposal} by voter-1")
-    chain.pending_timestamp += cs.governor.votingDelay() + 1
-    chain.mine()
-    cs.governor.castVote(proposal, FOR, sender=test[9])
-    cs.governor.castVoteWithReason(proposal, FOR, "cheaper jobs, more clients", sender=test[10])
-    signature = sign_ballot(
-        test[11].private_key,
-        chain_id=chain.chain_id,
-        governor=cs.governor.address,
-        proposal_id=proposal,
-        support=FOR,
-        voter=test[11].address,
-        nonce=cs.governor.nonces(test[11]),
-    )
-    cs.governor.castVoteBySig(proposal, FOR, test[11], signature, sender=test[12])
+    gov.open_voting(cs.governor, chain, proposal)
+    cs.as_account(test[9]).vote(proposal, Support.FOR)
+    cs.as_account(test[10]).vote(proposal, Support.FOR, "cheaper jobs, more clients")
+    gov.vote_by_signature(cs.governor, chain, test[11], proposal, Support.FOR, relayer=grantee)
     for_ = cs.governor.proposalVotes(proposal)[1]
-    click.echo(f"    3 votes for ({show(for_)}), one cast by signature and relayed")
-    chain.pending_timestamp = cs.governor.proposalDeadline(proposal) + 1
-    chain.mine()
-    cs.governor.queue(proposal, sender=proposer)
+    click.echo(f"    3 votes for ({tables.tokens(for_)}), one cast by signature and relayed")
+    gov.queue(cs.governor, chain, proposal, proposer)
     click.echo(f"    queued in the timelock; delay {cs.timelock.delay() // DAY} days")
-    chain.pending_timestamp = cs.governor.proposalEta(proposal)
-    chain.mine()
-    cs.governor.execute(proposal, sender=proposer)
-    state = STATE_NAMES[cs.governor.state(proposal)]
-    click.echo(f"    {state}: fee is now {cs.escrow.parameter(key) / 100:.2f}%")
+    gov.execute(cs.governor, chain, proposal, proposer)
+    state = ProposalState(cs.governor.state(proposal)).label
+    click.echo(f"    {state}: fee is now {cs.escrow.parameter(FEE.key) / 100:.2f}%")
 
 
 def summary(cs: ComputeShare, jobs, names, fee_before: int) -> None:
     step("summary")
-    start = cs.manifest["contracts"]["ComputeToken"]["block"]
-    head = chain.blocks.height + 1
-    settled = {
-        # `provider` is shadowed on ape's log objects: read it from the event arguments.
-        (bytes(e.job_id), e.event_arguments["provider"]): e
-        for e in cs.escrow.ReplicaSettled.range(start, head)
-    }
-    outcome_names = {0: "completed", 1: "failed", 2: "slashed"}
-
-    click.echo("\nDevices")
-    rows = []
-    for address, name in names.items():
-        for device_id, device in cs.devices_of(address):
-            record = cs.escrow_view.device_record(device_id)
-            rows.append(
-                {
-                    "provider": name,
-                    "device": "0x" + device_id.hex()[:10],
-                    "region": device.spec.region,
-                    "gpus": device.spec.gpu_count,
-                    "completed": record.completed,
-                    "failed": record.failed,
-                    "slashed": record.slashed,
-                }
-            )
-    click.echo(format_table(rows, list(rows[0])))
-
-    click.echo("\nJobs")
-    rows = []
-    for job in jobs:
-        view = cs.escrow_view.job(job["id"])
-        replicas = []
-        for slot in range(view.accepted):
-            provider = cs.escrow_view.assignment(job["id"], slot).provider
-            if view.replicas == 1:  # a k = 1 replica is a hash on chain: see its events
-                provider = cs.jobs.replica(job["id"])[0]
-            event = settled.get((job["id"], provider))
-            outcome = outcome_names[event.outcome] if event else "?"
-            paid = f" {show(event.paid)}" if event and event.paid else ""
-            replicas.append(f"{names.get(provider, provider[:8])}:{outcome}{paid}")
-        rows.append(
-            {
-                "job": job["label"],
-                "k": job["k"],
-                "workload": job["workload"],
-                "status": "finalized" if view.status == STATUS_FINALIZED else str(view.status),
-                **result_columns(job["result"]),
-                "replicas (paid)": " ".join(replicas),
-                "dispute": job.get("ruling", "-"),
-            }
-        )
-    click.echo(format_table(rows, list(rows[0])))
-
-    click.echo("\nMoney (tokens)")
-    paid = Counter()
-    slashed = Counter()
-    for (_, provider), event in settled.items():
-        paid[provider] += event.paid if event.outcome == OUTCOME_COMPLETED else 0
-        slashed[provider] += event.slashed
-    rows = []
-    for address, name in names.items():
-        pool = cs.staking.pool(address)
-        rows.append(
-            {
-                "account": name,
-                "wallet": show(cs.token.balanceOf(address)),
-                "escrow balance": show(cs.escrow.balanceOf(address)),
-                "own stake": show(pool.own_stake),
-                "earned": show(paid[address]) if address in paid else "-",
-                "slashed": show(slashed[address]) if address in slashed else "-",
-            }
-        )
-    click.echo(format_table(rows, list(rows[0])))
+    start, head = cs.manifest.start_block, chain.blocks.height + 1
+    settled = tables.settled_replicas(cs, start, head)
+    for title, rows in (
+        ("Devices", tables.device_rows(cs, names)),
+        ("Jobs", tables.job_rows(cs, jobs, names, settled)),
+        ("Money (tokens)", tables.money_rows(cs, names, settled)),
+    ):
+        click.echo(f"\n{title}")
+        click.echo(format_table(rows, list(rows[0])))
     click.echo(
         f"\nprotocol fee: {fee_before / 100:.2f}% before the proposal, "
-        f"{cs.escrow.parameter(0) / 100:.2f}% after"
+        f"{cs.escrow.parameter(FEE.key) / 100:.2f}% after"
     )
-
     click.echo("\nGas used, by operation (every transaction of the demo)")
-    click.echo(format_table(gas_by_operation(cs, start, head), ["operation", "calls", "gas_used"]))
-
-
-def result_columns(result) -> dict:
-    """What the agents served for a job, checked against the chain."""
-    if result is None:
-        return {"result": "refused", "fuel": "-", "output": "-"}
-    return {
-        "result": result.status_name,
-        "fuel": f"{result.fuel:,}",
-        "output": f"{len(result.output)} B {result.output[:6].hex()}",
-    }
-
-
-def gas_by_operation(cs: ComputeShare, start: int, head: int) -> list[dict]:
-    """Walks every block of the demo and totals receipts by contract method."""
-    methods = {
-        entry["address"].lower(): (name, selectors(cs.manifest["abis"][name]))
-        for name, entry in cs.manifest["contracts"].items()
-    }
-    calls, gas = Counter(), Counter()
-    web3 = chain.provider.web3
-    for number in range(start, head):
-        block = web3.eth.get_block(number, full_transactions=True)
-        for tx in block.transactions:
-            if tx["to"] is None:
-                label = "deploy"
-            else:
-                name, known = methods.get(tx["to"].lower(), ("other", {}))
-                label = f"{name}.{known.get(bytes(tx['input'])[:4], '?')}"
-            receipt = web3.eth.get_transaction_receipt(tx["hash"])
-            calls[label] += 1
-            gas[label] += receipt["gasUsed"]
-    return [
-        {"operation": label, "calls": calls[label], "gas_used": f"{gas[label]:,}"}
-        for label in sorted(gas, key=gas.get, reverse=True)
-    ]
+    gas = tables.gas_by_operation(cs, start, head)
+    click.echo(format_table(gas, ["operation", "calls", "gas_used"]))

@@ -17,15 +17,8 @@ import click
 from ape import chain, project
 from ape.cli import ConnectedProviderCommand, account_option
 
-from computeshare.deploy import (
-    DEPLOYMENTS,
-    DeployConfig,
-    DeployError,
-    Deployment,
-    config_path,
-    manifest_path,
-    open_manifest,
-)
+from computeshare.deploy import DeployConfig, DeployError, Deployment, config_path, open_manifest
+from computeshare.manifest import deployments_dir, manifest_path
 
 
 @click.command(cls=ConnectedProviderCommand)
@@ -34,7 +27,7 @@ from computeshare.deploy import (
 @click.option(
     "--manifest-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=DEPLOYMENTS,
+    default=deployments_dir(),
     show_default=True,
 )
 def cli(network, account, config_file, manifest_dir):
@@ -50,5 +43,5 @@ def cli(network, account, config_file, manifest_dir):
         raise click.ClickException(str(error)) from None
     click.echo(f"{'deployed' if deployment.sent else 'already deployed'}: {path}")
     click.echo(f"transactions sent: {deployment.sent}")
-    for name, entry in manifest.contracts.items():
-        click.echo(f"  {name:<15} {entry['address']}  block {entry['block']}")
+    for name in manifest.names():
+        click.echo(f"  {name:<15} {manifest.address(name)}  block {manifest.block(name)}")

@@ -8,7 +8,8 @@ from __future__ import annotations
 import click
 from ape import project
 
-from computeshare.abi import PROJECT_ROOT, export_abis
+from devtools import PROJECT_ROOT
+from devtools.abi_export import export_abis
 
 
 @click.command()

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant
 
+from computeshare.deploy import deploy_suite, deploy_system
 from computeshare.governance import advance
 from computeshare.specs import device_spec
-from computeshare.suite import deploy_suite, deploy_system
 
 DAY = 86_400
 YEAR = 365 * DAY

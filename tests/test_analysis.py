@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from computeshare.analysis import ANALYZER, CONTRACTS, justifications, main
+from devtools.analysis import ANALYZER, CONTRACTS, justifications, main
 
 SOURCE = """# analysis: timestamp_dependence: windows last days.
 

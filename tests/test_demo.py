@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from computeshare.abi import PROJECT_ROOT
+from devtools import PROJECT_ROOT
 
 
 def test_demo_runs_the_market_end_to_end():

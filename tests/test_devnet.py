@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from computeshare.abi import PROJECT_ROOT
 from computeshare.params import parameter
+from devtools import PROJECT_ROOT
 
 DEVNET_CHAIN_ID = 4242
 DEPLOYER = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"  # TEST::0 of the test mnemonic

@@ -3,7 +3,7 @@ accounted for, and storage words, calls and events land with the contract that r
 
 from __future__ import annotations
 
-from computeshare.gas import receipt_breakdown
+from devtools.gas import receipt_breakdown
 from tests.conftest import TOKEN
 
 

@@ -5,15 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from computeshare.abi import (
-    ABI_DIR,
-    PROJECT_ROOT,
-    abi_text,
-    contract_abi,
-    deployables,
-    interface_abi,
-    signatures,
-)
+from computeshare.abi import contract_abi, signatures
+from devtools import PROJECT_ROOT
+from devtools.abi_export import ABI_DIR, abi_text, deployables, interface_abi
 
 DEPLOYABLES = deployables()
 

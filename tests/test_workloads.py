@@ -13,7 +13,6 @@ import threading
 import numpy as np
 import pytest
 
-from computeshare import reference
 from computeshare.sandbox import STATUS_OK, STATUS_TRAP, RunResult
 from computeshare.workloads import (
     MATRIX_OP_FUEL,
@@ -29,6 +28,7 @@ from computeshare.workloads import (
     resolve_module,
     wasm_spec,
 )
+from devtools import reference
 
 
 def test_sha256_chain_is_iterated_sha256():

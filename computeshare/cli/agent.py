@@ -44,7 +44,7 @@ def agent(account, manifest, device_id, journal, policy, serve, faulty, poll, st
     if cs.registry.device(device).owner != account.address:
         raise click.ClickException(f"device 0x{device.hex()[:10]} is not {account.address}'s")
     if not journal.exists():
-        book.from_block = cs.manifest["contracts"]["JobEscrow"]["block"]
+        book.from_block = cs.manifest.block("JobEscrow")
     prefix = f"[{account.address[:8]}]"
     runner = Agent(
         cs,

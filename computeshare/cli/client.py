@@ -27,10 +27,7 @@ from computeshare.cli.common import (
     tokens,
     when,
 )
-
-# JobEscrow's job status, as `computeshare.jobs` names them (not imported here: it loads
-# eth-abi, and `computeshare client --help` should not wait for it).
-OPEN, DISPUTED, FINALIZED, CANCELLED = 1, 2, 3, 4
+from computeshare.constants import JobStatus
 
 
 @click.group()
@@ -113,7 +110,7 @@ def _own_job(cs, account, job_id: str) -> bytes:
     job = resolve_job(cs, job_id)
     if cs.escrow_view.job(job).status == 0:
         raise click.ClickException("no such job")
-    if cs.jobs.terms(job)[0] != account.address:
+    if cs.jobs.terms(job).client != account.address:
         raise click.ClickException("not your job")
     return job
 
@@ -147,7 +144,7 @@ def client_expire(account, manifest, job_id):
     cs = connect(manifest, account)
     job = _existing_job(cs, job_id)
     view, now = cs.job(job), chain_now()
-    if view["status"] != OPEN:
+    if view["status"] != JobStatus.OPEN:
         raise click.ClickException(f"job 0x{job.hex()} is {view['status_name']}, not open")
     if now < view["phase_end"]:
         raise click.ClickException(f"not yet: {_phase(cs, job, view, now)}")
@@ -185,7 +182,7 @@ def _settlement(event) -> str:
 def _phase(cs, job: bytes, view: dict, now: int) -> str:
     """Where the job stands and what happens next, with times on the chain's clock."""
     status, end, k = view["status"], view["phase_end"], view["replicas"]
-    if status == FINALIZED:
+    if status == JobStatus.FINALIZED:
         from ape import chain
 
         height = chain.blocks.height + 1
@@ -193,9 +190,9 @@ def _phase(cs, job: bytes, view: dict, now: int) -> str:
             cs.escrow.JobSettled.range(cs.jobs.start_block, height, search_topics={"job_id": job})
         )
         return "settled: " + (_settlement(events[0]) if events else "see JobSettled")
-    if status == CANCELLED:
+    if status == JobStatus.CANCELLED:
         return "cancelled: the payment went back to the client's escrow balance"
-    if status == DISPUTED:
+    if status == JobStatus.DISPUTED:
         return f"disputed: the arbiter rules by {when(end, now)}"
     if k == 1 and view["replica_states"] == ["revealed"]:
         if now < end:
@@ -236,7 +233,7 @@ def client_status(manifest, job_id, watch, poll, timeout):
         if key != last:
             click.echo(f"{_summary(view)}\n  {phase}")
             last = key
-        if not watch or view["status"] in (FINALIZED, CANCELLED):
+        if not watch or view["status"] in (JobStatus.FINALIZED, JobStatus.CANCELLED):
             return
         if time.monotonic() >= stop:
             raise click.ClickException(

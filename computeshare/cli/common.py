@@ -24,8 +24,8 @@ from typing import Any
 import click
 from ape.cli import ConnectedProviderCommand, account_option
 
-TOKEN = 10**18
-MAX_UINT = 2**256 - 1
+from computeshare.constants import DAY, HOUR, MAX_UINT, TOKEN
+
 MIN_PREFIX = 6  # hex digits of an id prefix
 SHORT_ID = 10  # hex digits tables show
 
@@ -56,7 +56,7 @@ def amount_text(amount: int) -> str:
 
 amount_argument = click.argument("amount", callback=lambda ctx, param, value: tokens(value))
 
-_UNITS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400, "w": 604_800}
+_UNITS = {"s": 1, "m": 60, "h": HOUR, "d": DAY, "w": 7 * DAY}
 
 
 class Duration(click.ParamType):
@@ -82,7 +82,7 @@ def duration(seconds: int) -> str:
     if seconds < 60:
         return f"{seconds}s"
     parts = []
-    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)):
+    for unit, size in (("d", DAY), ("h", HOUR), ("m", 60), ("s", 1)):
         if seconds >= size:
             parts.append(f"{seconds // size}{unit}")
             seconds %= size
@@ -210,7 +210,7 @@ def resolve_device(cs, text: str) -> bytes:
         from computeshare.index import devices
 
         return bytes.fromhex(index.resolve(devices, "device_id", prefix)[2:])
-    since = cs.manifest["contracts"]["DeviceRegistry"].get("block") or 0
+    since = cs.manifest.block("DeviceRegistry")
     with step("looking the device id up"):
         ids = _indexed_ids(cs.registry, "DeviceRegistered", since)
     return match_prefix(ids, prefix, "device")

@@ -16,9 +16,11 @@ from computeshare.cli.common import (
     warn,
     when,
 )
-from computeshare.governance import STATE_NAMES
+from computeshare.constants import ProposalState, Support
+from computeshare.governance import call, proposal_args
+from computeshare.params import parameter
 
-SUPPORT = {"against": 0, "for": 1, "abstain": 2}
+SUPPORT = {support.name.lower(): support for support in Support}
 
 
 @click.group()
@@ -39,17 +41,9 @@ def with_proposal_options(func):
     return func
 
 
-def _alias_of(contract: str) -> str:
-    from computeshare.client import ALIASES
-
-    return {name: alias for alias, name in ALIASES.items()}[contract]
-
-
 def proposal_actions(cs, settings, grant) -> list:
     """The actions of `--set` and `--grant`, with every value checked against its bounds."""
     from computeshare.deploy import parse_value
-    from computeshare.governance import call
-    from computeshare.params import parameter
 
     actions = []
     for setting in settings:
@@ -57,7 +51,7 @@ def proposal_actions(cs, settings, grant) -> list:
         contract, _, name = target.partition(".")
         p = parameter(contract, name)
         amount = p.check(parse_value(value))
-        actions.append(call(getattr(cs, _alias_of(p.contract)), "set_parameter", p.key, amount))
+        actions.append(call(cs.contract(p.contract), "set_parameter", p.key, amount))
     for recipient, amount in grant:
         actions.append(call(cs.token, "transfer", recipient, tokens(amount)))
     if not actions:
@@ -85,13 +79,7 @@ def gov_propose(account, manifest, settings, grant, description):
             "propose again in a moment"
         )
     receipt = send(
-        "proposing",
-        cs.governor.propose,
-        [a.target for a in actions],
-        [a.value for a in actions],
-        [a.calldata for a in actions],
-        description,
-        sender=account,
+        "proposing", cs.governor.propose, *proposal_args(actions, description), sender=account
     )
     proposal_id = receipt.return_value
     click.echo(
@@ -123,7 +111,7 @@ def gov_rehearse(manifest, settings, grant, description, voters):
         )
     cs = connect(manifest)
     actions = proposal_actions(cs, settings, grant)
-    voters = list(voters) or [cs.manifest["contracts"]["ComputeToken"]["args"][0]]
+    voters = list(voters) or [cs.manifest.initial_holder]
     targets = [setting.partition("=")[0] for setting in settings]
     readers = {target: _parameter_reader(cs, target) for target in targets}
     for recipient, _ in grant:
@@ -137,10 +125,8 @@ def gov_rehearse(manifest, settings, grant, description, voters):
 
 
 def _parameter_reader(cs, target: str):
-    from computeshare.params import parameter
-
     p = parameter(*target.split(".", 1))
-    contract = getattr(cs, _alias_of(p.contract))
+    contract = cs.contract(p.contract)
     return lambda: contract.parameter(p.key)
 
 
@@ -157,9 +143,9 @@ def gov_vote(account, manifest, proposal_id, support, reason):
     """Vote for, against or abstain on PROPOSAL_ID, with your votes at its snapshot."""
     cs = connect(manifest, account)
     _check_exists(cs, proposal_id)
-    state = cs.governor.state(proposal_id)
-    if STATE_NAMES[state] != "Active":
-        raise click.ClickException(f"proposal {proposal_id} is {STATE_NAMES[state]}, not Active")
+    state = ProposalState(cs.governor.state(proposal_id))
+    if state != ProposalState.ACTIVE:
+        raise click.ClickException(f"proposal {proposal_id} is {state.label}, not Active")
     if cs.governor.hasVoted(proposal_id, account):
         raise click.ClickException(f"{account.address} already voted on proposal {proposal_id}")
     snapshot = cs.governor.proposalSnapshot(proposal_id)
@@ -173,30 +159,36 @@ def gov_vote(account, manifest, proposal_id, support, reason):
     click.echo(f"voted {support} on {proposal_id} with {show(weight)} votes")
 
 
-def _gov_step(action: str, want: str):
+def _state(cs, proposal_id: int) -> ProposalState:
+    return ProposalState(cs.governor.state(proposal_id))
+
+
+def _gov_step(action: str, want: ProposalState):
     @command(gov, action)
     @click.argument("proposal_id", type=click.IntRange(1))
     def run(account, manifest, proposal_id):
         cs = connect(manifest, account)
         _check_exists(cs, proposal_id)
-        state = STATE_NAMES[cs.governor.state(proposal_id)]
+        state = _state(cs, proposal_id)
         if state != want:
-            raise click.ClickException(f"proposal {proposal_id} is {state}, not {want}")
+            raise click.ClickException(f"proposal {proposal_id} is {state.label}, not {want.label}")
         if action == "execute":
             eta, now = cs.governor.proposalEta(proposal_id), chain_now()
             if now < eta:
                 raise click.ClickException(f"the timelock delay ends {when(eta, now)}")
         send(action, getattr(cs.governor, action), proposal_id, sender=account)
-        state = STATE_NAMES[cs.governor.state(proposal_id)]
+        state = _state(cs, proposal_id)
         eta = cs.governor.proposalEta(proposal_id)
-        executable = f", executable {when(eta, chain_now())}" if state == "Queued" else ""
-        click.echo(f"proposal {proposal_id}: {state}{executable}")
+        executable = (
+            f", executable {when(eta, chain_now())}" if state == ProposalState.QUEUED else ""
+        )
+        click.echo(f"proposal {proposal_id}: {state.label}{executable}")
 
-    run.__doc__ = f"{action.capitalize()} a {want.lower()} proposal."
+    run.__doc__ = f"{action.capitalize()} a {want.label.lower()} proposal."
 
 
-_gov_step("queue", "Succeeded")
-_gov_step("execute", "Queued")
+_gov_step("queue", ProposalState.SUCCEEDED)
+_gov_step("execute", ProposalState.QUEUED)
 
 
 @command(gov, "status", signer=False)
@@ -210,7 +202,7 @@ def gov_status(manifest, proposal_id):
         [
             {
                 "proposal": proposal_id,
-                "state": STATE_NAMES[cs.governor.state(proposal_id)],
+                "state": _state(cs, proposal_id).label,
                 "for": show(for_),
                 "against": show(against),
                 "abstain": show(abstain),

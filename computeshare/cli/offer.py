@@ -208,7 +208,7 @@ def offer_list(manifest, provider_address, client_address, full):
     from ape import chain
 
     cs = connect(manifest)
-    start = cs.manifest["contracts"]["OfferBook"].get("block") or 0
+    start = cs.manifest.block("OfferBook")
     height = chain.blocks.height + 1
     wanted_provider = address(provider_address) if provider_address else None
     wanted_client = address(client_address) if client_address else None

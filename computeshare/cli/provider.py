@@ -19,6 +19,7 @@ from computeshare.cli.common import (
     tokens,
     when,
 )
+from computeshare.params import parameter
 
 
 @click.group()
@@ -50,7 +51,7 @@ def provider_register(
     cs = connect(manifest, account)
     if len(gpu_model.encode()) > 32:
         raise click.BadParameter("at most 32 bytes", param_hint="--gpu-model")
-    per_device = cs.registry.parameter(0)
+    per_device = cs.registry.parameter(parameter("DeviceRegistry", "MIN_STAKE_PER_DEVICE").key)
     needed = per_device * (cs.registry.active_devices(account) + 1)
     if cs.staking.bonded_stake(account) < needed:
         raise click.ClickException(
@@ -97,8 +98,6 @@ for _action in ("pause", "resume", "retire"):
 @approve_max_option
 def provider_stake(account, manifest, amount, approve_max):
     """Bond AMOUNT tokens as your own stake (approves Staking for exactly AMOUNT first)."""
-    from computeshare.params import parameter
-
     cs = connect(manifest, account)
     require(cs.token.balanceOf(account), amount, "balance")
     minimum = cs.staking.parameter(parameter("Staking", "MIN_PROVIDER_STAKE").key)

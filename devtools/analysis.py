@@ -1,6 +1,6 @@
 """Static analysis of the contracts with vyper-guard, every finding fixed or justified.
 
-    python -m computeshare.analysis [--analyzer PATH] [contracts/X.vy ...]
+    python -m devtools.analysis [--analyzer PATH] [contracts/X.vy ...]
 
 Runs `vyper-guard analyze` on each deployable contract and matches every finding with a
 justification written in the contract itself:
@@ -24,7 +24,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from computeshare.abi import PROJECT_ROOT
+from devtools import PROJECT_ROOT
 
 ANALYZER = PROJECT_ROOT / ".venv-analysis" / "bin" / "vyper-guard"
 CONTRACTS = PROJECT_ROOT / "contracts"

@@ -33,25 +33,6 @@ def gas_row(label: str, receipt, peer: int | None = None) -> dict:
     return row
 
 
-def format_table(rows: list[dict], columns: list[str]) -> str:
-    """Plain-text table, right-aligned numbers, for benchmark output and the README."""
-    cells = [[str(r.get(c, "")) for c in columns] for r in rows]
-    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
-    line = "  ".join(
-        c.ljust(w) if i == 0 else c.rjust(w)
-        for i, (c, w) in enumerate(zip(columns, widths, strict=True))
-    )
-    out = [line, "  ".join("-" * w for w in widths)]
-    for row in cells:
-        out.append(
-            "  ".join(
-                v.ljust(w) if i == 0 else v.rjust(w)
-                for i, (v, w) in enumerate(zip(row, widths, strict=True))
-            )
-        )
-    return "\n".join(out)
-
-
 NEW_WORD_GAS = 20_000  # an SSTORE that creates a storage word costs at least this
 _CALLS = ("CALL", "STATICCALL", "DELEGATECALL", "CALLCODE")
 

@@ -1,0 +1,165 @@
+"""Reading a deployment: where its manifest lives and what it records.
+
+A manifest is the JSON record `ape run deploy` writes, one per network and chain id:
+every contract's address, deploy block, constructor arguments and ABI, the configuration
+(roles, parameters) and the steps done. `Manifest` reads and saves it; the accessors give
+typed values, so no caller indexes the JSON by hand. Nothing here needs a source checkout,
+a compiler or ape: manifests are found under `$COMPUTESHARE_DEPLOYMENTS`, else under
+`deployments/` of the current directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+FORMAT = 1
+# Contracts whose owner role goes to the timelock in a governed deployment.
+OWNED = ("ComputeToken", "Staking", "DeviceRegistry", "JobEscrow")
+DEPLOYMENTS_ENV = "COMPUTESHARE_DEPLOYMENTS"
+
+
+def deployments_dir() -> Path:
+    """Where manifests live: `$COMPUTESHARE_DEPLOYMENTS`, else `./deployments`."""
+    return Path(os.environ.get(DEPLOYMENTS_ENV) or Path.cwd() / "deployments")
+
+
+def manifest_path(network_name: str, chain_id: int, directory: Path | None = None) -> Path:
+    """`<directory>/<network>-<chain id>.json` (by default in `deployments_dir()`)."""
+    return Path(directory or deployments_dir()) / f"{network_name}-{chain_id}.json"
+
+
+def network_manifest_path(network_name: str, chain_id: int, directory: Path | None = None) -> Path:
+    """The manifest of the connected network: its own, or, for a fork without one
+    (`sepolia-fork`), its upstream's."""
+    path = manifest_path(network_name, chain_id, directory)
+    if path.exists():
+        return path
+    return manifest_path(network_name.removesuffix("-fork"), chain_id, directory)
+
+
+class Manifest(Mapping):
+    """The record of one deployment on one chain; saved after every step when it has a path.
+    It reads as the JSON mapping too (`manifest["contracts"]`), for code that stores it."""
+
+    def __init__(self, path: Path | None, data: Mapping | None = None):
+        self.path = Path(path) if path is not None else None
+        if isinstance(data, Manifest):
+            data = data.data
+        self.data: dict = data if data is not None else {}
+
+    @classmethod
+    def open(cls, path: Path | None) -> Manifest:
+        """The manifest at `path`, or an empty one to be written there."""
+        if path is not None and Path(path).exists():
+            return cls(Path(path), json.loads(Path(path).read_text()))
+        return cls(path)
+
+    def save(self) -> None:
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.data, indent=2) + "\n")
+            tmp.replace(self.path)  # atomic: a cut-off run never leaves half a manifest
+
+    # -- the JSON mapping
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    # -- the deployment
+
+    @property
+    def contracts(self) -> dict[str, dict]:
+        return self.data.setdefault("contracts", {})
+
+    @property
+    def steps(self) -> dict[str, dict]:
+        return self.data.setdefault("steps", {})
+
+    @property
+    def abis(self) -> dict[str, list[dict]]:
+        return self.data.setdefault("abis", {})
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.data.get("complete"))
+
+    @property
+    def chain_id(self) -> int | None:
+        return self.data.get("chain_id")
+
+    @property
+    def network(self) -> str | None:
+        return self.data.get("network")
+
+    @property
+    def deployer(self) -> str | None:
+        return self.data.get("deployer")
+
+    @property
+    def config(self) -> dict:
+        """The deployment's configuration as recorded (`DeployConfig.as_dict()`)."""
+        return self.data.get("config") or {}
+
+    def names(self) -> list[str]:
+        """The deployed contracts' names, in deployment order."""
+        return list(self.contracts)
+
+    def has(self, name: str) -> bool:
+        return name in self.contracts
+
+    def address(self, name: str) -> str:
+        return self.contracts[name]["address"]
+
+    def abi(self, name: str) -> list[dict]:
+        return self.abis[name]
+
+    def block(self, name: str) -> int:
+        """The block `name` was deployed in (0 when the manifest does not say)."""
+        return int(self.contracts[name].get("block") or 0)
+
+    def args(self, name: str) -> list:
+        """`name`'s constructor arguments (addresses as strings)."""
+        return list(self.contracts[name].get("args") or [])
+
+    @property
+    def transactions(self) -> int:
+        """How many transactions the deployment sent (contracts and steps, as recorded)."""
+        entries = [*self.contracts.values(), *self.steps.values()]
+        return sum(1 for entry in entries if entry.get("tx"))
+
+    @property
+    def start_block(self) -> int:
+        """The first block of the deployment: no event of it is older."""
+        blocks = [int(entry["block"]) for entry in self.contracts.values() if entry.get("block")]
+        return min(blocks, default=0)
+
+    @property
+    def initial_holder(self) -> str:
+        """Who received the initial token supply (ComputeToken's first argument)."""
+        return self.args("ComputeToken")[0]
+
+    # -- roles and parameters set at deployment
+
+    @property
+    def arbiter(self) -> str | None:
+        return self.config.get("arbiter")
+
+    @property
+    def guardian(self) -> str | None:
+        return (self.config.get("guardian") or {}).get("address")
+
+    @property
+    def parameters(self) -> dict[str, dict[str, int]]:
+        """Parameters set at deployment, by contract and constant name."""
+        return self.config.get("parameters") or {}
