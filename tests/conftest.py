@@ -8,16 +8,30 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
-from hypothesis.stateful import RuleBasedStateMachine, invariant
 
 from computeshare.deploy import deploy_suite, deploy_system
 from computeshare.governance import advance
-from computeshare.specs import device_spec
+from computeshare.jobs import commitment
+from computeshare.sandbox import RunResult
+from tests.helpers import (
+    AUDITOR,
+    COLLATERAL,
+    COVERAGE,
+    DAY,
+    GOOD,
+    INITIAL_SUPPLY,
+    LOCKER,
+    PRICE,
+    REQS,
+    SALT,
+    SLASHER,
+    SPEC,
+    TOKEN,
+    delegate,
+    gpu_spec,
+)
 
-DAY = 86_400
-YEAR = 365 * DAY
-TOKEN = 10**18
-INITIAL_SUPPLY = 1_000_000_000 * TOKEN
+MAX_UINT = 2**256 - 1
 
 # Profiles: `ci` runs on every push, `quick` while editing, `deep` for `make fuzz`.
 _COMMON = {
@@ -28,24 +42,6 @@ settings.register_profile("ci", max_examples=25, stateful_step_count=25, **_COMM
 settings.register_profile("quick", max_examples=5, stateful_step_count=10, **_COMMON)
 settings.register_profile("deep", max_examples=100, stateful_step_count=50, **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
-
-# Examples and steps each state machine ran, printed at the end of the run.
-COVERAGE: dict[str, Counter] = {}
-
-
-class CountedMachine(RuleBasedStateMachine):
-    """A state machine that counts its examples and steps for the end-of-run report."""
-
-    def __init__(self):
-        super().__init__()
-        self._coverage = COVERAGE.setdefault(type(self).__name__, Counter())
-        self._coverage["examples"] += 1
-        self._coverage["steps"] -= 1  # invariants run once before the first step
-
-    @invariant()
-    def count_step(self):
-        self._coverage["steps"] += 1
-
 
 # The longest files first: with `-n` (pytest-xdist, --dist loadfile) the workers then end
 # together instead of one finishing a long file alone.
@@ -144,15 +140,6 @@ def funded(token, deployer, alice, bob, carol):
     return token
 
 
-def delegate(token, delegatee, sender):
-    """Calls ERC-5805 `delegate`, which ape's `BaseAddress.delegate` (EIP-7702) shadows."""
-    return token.invoke_transaction("delegate", delegatee, sender=sender)
-
-
-# Role flags of interfaces/IAccess.vyi.
-SLASHER, LOCKER, AUDITOR = 1, 2, 4
-
-
 @pytest.fixture(scope="session")
 def provider(accounts):
     return accounts[4]
@@ -188,13 +175,8 @@ def staking(project, token, deployer, treasury, escrow_role, provider, delegator
     staking.set_roles(escrow_role, SLASHER | LOCKER, sender=deployer)
     for account in (provider, delegator, alice, bob):
         token.transfer(account, 1_000_000 * TOKEN, sender=deployer)
-        token.approve(staking, 2**256 - 1, sender=account)
+        token.approve(staking, MAX_UINT, sender=account)
     return staking
-
-
-def gpu_spec(**overrides) -> dict:
-    """A valid GPU device spec for DeviceRegistry.register, with optional overrides."""
-    return device_spec(**overrides)
 
 
 @pytest.fixture
@@ -203,9 +185,6 @@ def registry(project, staking, deployer, auditor):
     registry = deployer.deploy(project.DeviceRegistry, staking)
     registry.set_roles(auditor, AUDITOR, sender=deployer)
     return registry
-
-
-ARBITER, MATCHER = 8, 16
 
 
 @pytest.fixture(scope="session")
@@ -235,21 +214,105 @@ def guardian(accounts):
 
 
 @pytest.fixture
-def market(project, token, deployer, treasury, arbiter, providers, client):
+def market(
+    project, token, deployer, treasury, arbiter, providers, client, fund_provider, fund_client
+):
     """The deployed suite: token, Staking, DeviceRegistry, JobEscrow, OfferBook, wired as in
     production. Each provider stakes 10,000 tokens and registers one GPU device (nonce 0);
     the client deposits 10,000 tokens."""
     m = deploy_suite(project, deployer, treasury, token=token, arbiter=arbiter)
-    staking, registry, escrow = m.staking, m.registry, m.escrow
     for p in providers:
-        token.transfer(p, 100_000 * TOKEN, sender=deployer)
-        token.approve(staking, 2**256 - 1, sender=p)
-        staking.stake(10_000 * TOKEN, sender=p)
-        registry.register(gpu_spec(), "ipfs://device", sender=p)
-    token.transfer(client, 100_000 * TOKEN, sender=deployer)
-    token.approve(escrow, 2**256 - 1, sender=client)
-    escrow.deposit(10_000 * TOKEN, sender=client)
+        fund_provider(p, m=m)
+    fund_client(client, m=m)
     return m
+
+
+# ---------------------------------------------------------------- factory fixtures
+# Each returns a function. `m` is the suite to act on: the `market` fixture unless given
+# (e.g. `m=dao` on the system as deployed).
+
+
+def _suite(request, m):
+    return request.getfixturevalue("market") if m is None else m
+
+
+@pytest.fixture
+def fund_client(request, deployer):
+    """fund_client(account, tokens=100,000, deposit=10,000): sends `account` tokens from
+    the deployer, approves JobEscrow for all of them and deposits `deposit`."""
+
+    def fund(account, *, tokens=100_000 * TOKEN, deposit=10_000 * TOKEN, m=None):
+        m = _suite(request, m)
+        if tokens:
+            m.token.transfer(account, tokens, sender=deployer)
+        m.token.approve(m.escrow, MAX_UINT, sender=account)
+        if deposit:
+            m.escrow.deposit(deposit, sender=account)
+
+    return fund
+
+
+@pytest.fixture
+def fund_provider(request, deployer):
+    """fund_provider(account, tokens=100,000, stake=10,000, spec=gpu_spec()): sends
+    `account` tokens from the deployer, approves Staking, stakes `stake` and registers a
+    device with `spec` (nonce 0 for a new provider). Returns the registration receipt."""
+
+    def fund(account, *, tokens=100_000 * TOKEN, stake=10_000 * TOKEN, spec=None, uri=None, m=None):
+        m = _suite(request, m)
+        if tokens:
+            m.token.transfer(account, tokens, sender=deployer)
+        m.token.approve(m.staking, MAX_UINT, sender=account)
+        m.staking.stake(stake, sender=account)
+        return m.registry.register(spec or gpu_spec(), uri or "ipfs://device", sender=account)
+
+    return fund
+
+
+@pytest.fixture
+def post_job(request, chain, client):
+    """post_job(k=1, price=PRICE, collateral=COLLATERAL, deadline_in=DAY, reqs=REQS,
+    client=client): posts a job of SPEC from the client's escrow balance; returns its id."""
+
+    def post(
+        k=1,
+        *,
+        price=PRICE,
+        collateral=COLLATERAL,
+        deadline_in=DAY,
+        reqs=None,
+        client=client,
+        m=None,
+    ):
+        m = _suite(request, m)
+        deadline = chain.pending_timestamp + deadline_in
+        receipt = m.escrow.post(SPEC, reqs or REQS, price, k, deadline, collateral, sender=client)
+        return receipt.return_value
+
+    return post
+
+
+@pytest.fixture
+def run_replica(request):
+    """run_replica(job, provider, result=GOOD, reveal=True, device=0): `provider` accepts
+    `job` with its device `device`, commits `result` (salted with SALT) and reveals it,
+    or stops after the commit with reveal=False (on a k > 1 job, every replica commits
+    before any reveals). A RunResult `result` is submitted directly instead (k = 1).
+    Returns the replica's slot."""
+
+    def run(job, provider, result=GOOD, *, reveal=True, device=0, m=None):
+        m = _suite(request, m)
+        slot = m.jobs.accept(job, device, sender=provider).return_value
+        if isinstance(result, RunResult):
+            m.jobs.submit(job, result, sender=provider)
+            return slot
+        digest = commitment(job, provider.address, result, SALT)
+        m.jobs.commit(job, slot, digest, sender=provider)
+        if reveal:
+            m.jobs.reveal(job, slot, result, SALT, sender=provider)
+        return slot
+
+    return run
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from computeshare.jobs import (
 from computeshare.sandbox import STATUS_TRAP, RunResult
 from computeshare.signing import sign_offer
 from computeshare.specs import job_requirements
-from tests.conftest import DAY, TOKEN, gpu_spec
+from tests.helpers import DAY, TOKEN, gpu_spec
 
 REQS = job_requirements()
 SPEC = b'{"workload": "sha256-chain", "input": "00", "rounds": 1000}'
@@ -737,11 +737,11 @@ def test_guardian_pauses_new_work_only(
 def test_parameters_are_bounded(market, deployer, outsider):
     m = market
     assert m.escrow.parameter(0) == 250 and m.escrow_view.parameter_bounds(0) == (0, 1_000)
-    with ape.reverts("job_escrow: parameter out of bounds"):
+    with ape.reverts("parameters: out of bounds"):
         m.escrow.set_parameter(0, 1_001, sender=deployer)
     with ape.reverts("ownable: caller is not the owner"):
         m.escrow.set_parameter(0, 100, sender=outsider)
-    with ape.reverts("job_escrow: unknown parameter"):
+    with ape.reverts("parameters: unknown parameter"):
         m.escrow.set_parameter(8, 1, sender=deployer)
     m.escrow.set_parameter(0, 100, sender=deployer)
     assert m.escrow.parameter(0) == 100

@@ -4,7 +4,7 @@ accounted for, and storage words, calls and events land with the contract that r
 from __future__ import annotations
 
 from devtools.gas import receipt_breakdown
-from tests.conftest import TOKEN
+from tests.helpers import TOKEN
 
 
 def test_breakdown_of_deposits_adds_up_and_sees_the_new_word(market, token, deployer, alice, chain):

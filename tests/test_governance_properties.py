@@ -27,7 +27,7 @@ from computeshare.governance import (
     SUCCEEDED,
     call,
 )
-from tests.conftest import DAY, TOKEN, CountedMachine, delegate
+from tests.helpers import DAY, TOKEN, CountedMachine, delegate
 
 QUORUM = 40_000_000 * TOKEN  # 4% of the fixed 1B supply
 THRESHOLD = 100_000 * TOKEN

@@ -13,7 +13,7 @@ import ape
 from computeshare.jobs import STATUS_FINALIZED, commitment
 from computeshare.signing import sign_ballot, sign_delegation, sign_offer
 from computeshare.specs import job_requirements
-from tests.conftest import DAY, TOKEN, delegate, gpu_spec
+from tests.helpers import DAY, TOKEN, delegate, gpu_spec
 from tests.test_escrow import GOOD, SALT, SPEC, _offer, post, reveal
 from tests.test_governance import fee_action, propose, to_active
 

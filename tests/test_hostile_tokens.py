@@ -14,7 +14,7 @@ import ape
 import pytest
 
 from computeshare.governance import encode
-from tests.conftest import DAY, LOCKER, SLASHER, TOKEN
+from tests.helpers import DAY, LOCKER, SLASHER, TOKEN
 from tests.test_escrow import GOOD, post, reveal, run_replica
 
 MAX = 2**256 - 1

@@ -7,7 +7,7 @@ import pytest
 from eth_abi import encode
 from eth_utils import keccak
 
-from tests.conftest import TOKEN, gpu_spec
+from tests.helpers import TOKEN, gpu_spec
 
 ACTIVE, PAUSED, RETIRED = 1, 2, 3
 URI = "ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"
@@ -147,25 +147,26 @@ def test_eligibility_follows_stake_per_active_device(
     assert registry.is_eligible(registered) and registry.is_eligible(second)
     registry.pause(second, sender=provider)
     assert not registry.is_eligible(second)
-    match = registry.match_info(registered)
+    match = registry.job_fit(registered, True)
     assert match.owner == provider and match.eligible and not match.attested
-    assert tuple(match.spec) == spec_tuple(gpu_spec())
+    numeric = list(spec_tuple(gpu_spec()))
+    numeric[3] = numeric[8] = b"\x00" * 32  # gpu_model, attestation
+    assert list(match.spec) == numeric
 
 
-def test_job_fit_is_match_info_without_the_unused_reads(
+def test_job_fit_is_the_device_without_the_unused_reads(
     registry, staking, registered, provider, auditor
 ):
-    """JobEscrow's lean look-up: the numeric spec, owner and eligibility of `match_info`;
+    """JobEscrow's lean look-up: the numeric spec, owner and eligibility of `device`;
     the GPU model and attestation left zero; the audit checked only when asked."""
     staking.stake(1_000 * TOKEN, sender=provider)
     registry.audit(registered, registry.hardware_hash(registered), sender=auditor)
-    full = registry.match_info(registered)
-    assert full.attested
+    full = registry.device(registered)
     without_audit = registry.job_fit(registered, False)
     with_audit = registry.job_fit(registered, True)
     assert not without_audit.attested and with_audit.attested
     for fit in (without_audit, with_audit):
-        assert (fit.owner, fit.eligible) == (full.owner, full.eligible)
+        assert fit.owner == full.owner and fit.eligible == registry.is_eligible(registered)
         numeric = list(full.spec)
         numeric[3] = numeric[8] = b"\x00" * 32  # gpu_model, attestation
         assert list(fit.spec) == numeric
@@ -240,9 +241,9 @@ def test_min_stake_parameter(registry, staking, registered, provider, deployer, 
     assert not registry.is_eligible(registered)
     with ape.reverts("ownable: caller is not the owner"):
         registry.set_parameter(0, TOKEN, sender=alice)
-    with ape.reverts("device_registry: parameter out of bounds"):
+    with ape.reverts("parameters: out of bounds"):
         registry.set_parameter(0, 0, sender=deployer)
-    with ape.reverts("device_registry: unknown parameter"):
+    with ape.reverts("parameters: unknown parameter"):
         registry.set_parameter(1, TOKEN, sender=deployer)
 
 

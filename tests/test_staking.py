@@ -5,7 +5,7 @@ from __future__ import annotations
 import ape
 import pytest
 
-from tests.conftest import DAY, LOCKER, SLASHER, TOKEN, delegate
+from tests.helpers import DAY, LOCKER, SLASHER, TOKEN, delegate
 
 ZERO = "0x0000000000000000000000000000000000000000"
 THAWING_PERIOD, MAX_DELEGATION_RATIO, MIN_DELEGATION, MIN_PROVIDER_STAKE = 0, 1, 2, 3
@@ -71,11 +71,11 @@ def test_owner_sets_parameters_within_bounds(staking, deployer, alice):
         (BENEFICIARY_SHARE_BPS, 5_001),
         (BURN_SLASHED, 2),
     ):
-        with ape.reverts("staking: parameter out of bounds"):
+        with ape.reverts("parameters: out of bounds"):
             staking.set_parameter(key, bad, sender=deployer)
-    with ape.reverts("staking: unknown parameter"):
+    with ape.reverts("parameters: unknown parameter"):
         staking.set_parameter(7, 1, sender=deployer)
-    with ape.reverts("staking: unknown parameter"):
+    with ape.reverts("parameters: unknown parameter"):
         staking.parameter(7)
     assert staking.thawing_period() == 21 * DAY
 
@@ -325,23 +325,23 @@ def test_income_without_delegators_goes_to_provider(staked, provider, alice):
 # ------------------------------------------------------------------ collateral
 
 
-def test_lock_and_unlock(staked, provider, escrow_role, alice):
+def test_lock_and_release(staked, provider, escrow_role, alice):
     receipt = staked.lock(provider, 4_000 * TOKEN, sender=escrow_role)
     (event,) = receipt.decode_logs(staked.CollateralLocked)
     assert (event.locker, event.amount, event.locked) == (escrow_role, 4_000 * TOKEN, 4_000 * TOKEN)
     with ape.reverts("staking: insufficient free stake"):
         staked.lock(provider, 6_000 * TOKEN + 1, sender=escrow_role)
-    receipt = staked.unlock(provider, 1_000 * TOKEN, sender=escrow_role)
+    receipt = staked.release(provider, 1_000 * TOKEN, 0, sender=escrow_role)
     (event,) = receipt.decode_logs(staked.CollateralUnlocked)
     assert (event.amount, event.locked) == (1_000 * TOKEN, 3_000 * TOKEN)
     # Releasing more than is locked releases what there is.
-    receipt = staked.unlock(provider, 5_000 * TOKEN, sender=escrow_role)
+    receipt = staked.release(provider, 5_000 * TOKEN, 0, sender=escrow_role)
     (event,) = receipt.decode_logs(staked.CollateralUnlocked)
     assert (event.amount, event.locked) == (3_000 * TOKEN, 0)
     with ape.reverts("staking: caller is not a locker"):
         staked.lock(provider, 1, sender=alice)
     with ape.reverts("staking: caller is not a locker"):
-        staked.unlock(provider, 1, sender=alice)
+        staked.release(provider, 1, 0, sender=alice)
 
 
 # ------------------------------------------------------------------ slashing

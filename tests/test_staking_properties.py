@@ -20,7 +20,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from tests.conftest import DAY, TOKEN, CountedMachine
+from tests.helpers import DAY, TOKEN, CountedMachine
 
 BPS = 10_000
 VIRTUAL = "virtual"
@@ -219,9 +219,9 @@ class StakingMachine(CountedMachine):
             self.staking.lock(self.provider, self.own - self.locked + extra, sender=self.escrow)
 
     @rule(share=st.integers(0, 120))
-    def unlock(self, share):
+    def release(self, share):
         amount = self.locked * share // 100
-        self.staking.unlock(self.provider, amount, sender=self.escrow)
+        self.staking.release(self.provider, amount, 0, sender=self.escrow)
         self.locked -= min(amount, self.locked)
 
     @rule(share=st.integers(0, 150), unlock_share=st.integers(0, 100), rewarded=st.booleans())

@@ -37,8 +37,8 @@ from computeshare.governance import (
 from computeshare.params import PARAMETERS, parameter
 from computeshare.signing import sign_offer
 from computeshare.specs import job_requirements
-from tests.conftest import DAY, TOKEN, delegate, gpu_spec
-from tests.test_escrow_properties import HOUR, SPEC, EscrowMachine, JobModel, Replica
+from tests.escrow_machine import SPEC, EscrowMachine, JobModel, Replica
+from tests.helpers import DAY, FEE_SHARDS, HOUR, TOKEN, delegate
 
 # Parameters the DAO rule changes: the ones that change money flows and windows without
 # making the providers' devices ineligible or the clients' posts invalid.
@@ -54,7 +54,6 @@ GOVERNED = [
     parameter("Staking", "BURN_SLASHED"),
 ]
 EVERY_PARAMETER = [p for table in PARAMETERS.values() for p in table.values()]
-FEE_SHARDS = 16
 
 
 class SystemMachine(EscrowMachine):
@@ -339,7 +338,9 @@ class SystemMachine(EscrowMachine):
         self.every_token_is_accounted_for()
 
 
-def test_system_state_machine(dao, deployer, accounts, providers, client, arbiter, keeper, chain):
+def test_system_state_machine(
+    dao, deployer, accounts, providers, client, arbiter, keeper, chain, fund_provider, fund_client
+):
     """The system as deployed, under random use by every role."""
     m = dao
     actors = {
@@ -354,14 +355,9 @@ def test_system_state_machine(dao, deployer, accounts, providers, client, arbite
         "deployer": deployer,
     }
     for p in providers:
-        m.token.transfer(p, 200_000 * TOKEN, sender=deployer)
-        m.token.approve(m.staking, 2**256 - 1, sender=p)
-        m.staking.stake(10_000 * TOKEN, sender=p)
-        m.registry.register(gpu_spec(), "ipfs://device", sender=p)
+        fund_provider(p, tokens=200_000 * TOKEN, m=m)
     for c in actors["clients"]:
-        m.token.transfer(c, 200_000 * TOKEN, sender=deployer)
-        m.token.approve(m.escrow, 2**256 - 1, sender=c)
-        m.escrow.deposit(10_000 * TOKEN, sender=c)
+        fund_client(c, tokens=200_000 * TOKEN, m=m)
     for d in actors["delegators"]:
         m.token.transfer(d, 200_000 * TOKEN, sender=deployer)
         m.token.approve(m.staking, 2**256 - 1, sender=d)

@@ -8,7 +8,7 @@ from eth_abi import encode
 from eth_utils import keccak
 
 from computeshare.signing import sign_delegation, sign_permit
-from tests.conftest import DAY, INITIAL_SUPPLY, TOKEN, YEAR, delegate
+from tests.helpers import DAY, INITIAL_SUPPLY, TOKEN, YEAR, delegate
 
 ZERO = "0x0000000000000000000000000000000000000000"
 MAX_UINT = 2**256 - 1

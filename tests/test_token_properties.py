@@ -18,7 +18,7 @@ from hypothesis.stateful import (
 )
 
 from computeshare.signing import sign_delegation, sign_permit
-from tests.conftest import TOKEN, CountedMachine, delegate
+from tests.helpers import TOKEN, CountedMachine, delegate
 
 ZERO = "0x0000000000000000000000000000000000000000"
 

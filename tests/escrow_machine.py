@@ -1,0 +1,305 @@
+"""EscrowMachine: the stateful model of the job market that test_escrow_properties runs
+on the suite and test_system_properties extends to the system as deployed (a helper
+module, not a test module). Its rules, invariants and checks at settlement are described
+in test_escrow_properties.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import ape
+from hypothesis import event
+from hypothesis import strategies as st
+from hypothesis.stateful import initialize, invariant, rule
+
+from computeshare.jobs import OUTCOME_COMPLETED, STATUS_CANCELLED, STATUS_FINALIZED, commitment
+from computeshare.specs import job_requirements
+from tests.helpers import BAD, DAY, GOOD, HOUR, TOKEN, CountedMachine, escrow_owes
+
+SALT = b"\x01" * 32
+SPEC = b'{"workload": "sha256-chain"}'
+HONEST, FAULTY, SILENT = "honest", "faulty", "silent"
+ACCEPTED, COMMITTED, REVEALED = "accepted", "committed", "revealed"
+
+
+@dataclass
+class Replica:
+    provider: object
+    state: str = ACCEPTED
+    result: bytes = b""
+
+
+@dataclass
+class JobModel:
+    job_id: bytes
+    client: object
+    k: int
+    price: int
+    deadline: int
+    status: str = "open"  # open, disputed, settled, cancelled
+    replicas: list[Replica] = field(default_factory=list)
+    bond: int = 0
+
+    @property
+    def locked(self) -> int:
+        return self.price * self.k + self.bond if self.status in ("open", "disputed") else 0
+
+
+class EscrowMachine(CountedMachine):
+    def __init__(self, m, clients, providers, arbiter, keeper, chain):
+        super().__init__()
+        self.m, self.clients, self.providers = m, clients, providers
+        self.arbiter, self.keeper, self.chain = arbiter, keeper, chain
+        self.snapshot = chain.snapshot()
+        self.jobs: list[JobModel] = []
+        # Two honest providers and a faulty one; rules change that as they go.
+        self.behaviour = {
+            providers[0].address: HONEST,
+            providers[1].address: HONEST,
+            providers[2].address: FAULTY,
+        }
+        self.fees = 0
+        self.everyone = [*clients, *providers, arbiter, keeper]
+
+    def teardown(self):
+        try:
+            self._settle_everything()
+        finally:
+            self.chain.restore(self.snapshot)
+
+    # ------------------------------------------------------------ helpers
+
+    def _now(self) -> int:
+        return self.chain.pending_timestamp
+
+    def _pick(self, items, index):
+        return items[index % len(items)] if items else None
+
+    def _live(self) -> list[JobModel]:
+        return [j for j in self.jobs if j.status in ("open", "disputed")]
+
+    def _running(self, provider) -> int:
+        return sum(1 for j in self._live() for r in j.replicas if r.provider == provider)
+
+    def _settled(self, job: JobModel, receipt, bond_returned: int) -> None:
+        """Money of a settled job adds up, once; an honest strict majority is paid."""
+        assert job.status in ("open", "disputed"), "job settled twice"
+        (settled,) = receipt.decode_logs(self.m.escrow.JobSettled)
+        assert settled.paid + settled.fees + settled.refunded - bond_returned == job.price * job.k
+        outcomes = {
+            e["provider"]: e.outcome for e in receipt.decode_logs(self.m.escrow.ReplicaSettled)
+        }
+        honest = [r for r in job.replicas if r.state == REVEALED and r.result == GOOD]
+        if job.k > 1 and len(honest) * 2 > job.k:
+            for r in honest:
+                assert outcomes[r.provider.address] == OUTCOME_COMPLETED, "honest majority slashed"
+        self.fees += settled.fees
+        revealed = sum(r.state == REVEALED for r in job.replicas)
+        slashed = settled.compensation > 0
+        event(f"settled: k={job.k}, {revealed} revealed, {job.status}, slashed={slashed}")
+        job.status, job.bond = "settled", 0
+        assert self.m.jobs.view(job.job_id).status == STATUS_FINALIZED
+        with ape.reverts("job_escrow: job not open"):
+            self.m.jobs.finalize(job.job_id, sender=self.keeper)
+
+    def _finalize(self, job: JobModel) -> bool:
+        try:
+            receipt = self.m.jobs.finalize(job.job_id, sender=self.keeper)
+        except ape.exceptions.ContractLogicError as err:
+            assert "not ready to settle" in str(err), err
+            return False
+        # Settled without a ruling: any bond goes back to the client.
+        self._settled(job, receipt, job.bond)
+        return True
+
+    def _settle_everything(self):
+        """Past every deadline, window and ruling period, every job settles."""
+        self.chain.pending_timestamp += 8 * DAY
+        self.chain.mine()
+        for job in self._live():
+            assert self._finalize(job), f"job {job.job_id.hex()} stuck after its deadlines"
+        for job in self.jobs:
+            assert self.m.jobs.view(job.job_id).status in (STATUS_FINALIZED, STATUS_CANCELLED)
+        self.escrow_holds_what_it_owes()
+        for account in self.everyone:
+            balance = self.m.escrow.balanceOf(account)
+            if balance:
+                self.m.escrow.withdraw(balance, sender=account)
+        assert self.m.token.balanceOf(self.m.escrow) == self.fees
+
+    # ------------------------------------------------------------ rules
+
+    @initialize(prices=st.tuples(st.integers(1, 50), st.integers(1, 50), st.integers(1, 50)))
+    def live_jobs(self, prices):
+        """Every example starts with a k = 1, a k = 2 and a k = 3 job to work on."""
+        for k, price in zip((1, 2, 3), prices, strict=True):
+            self.post(k % 2, k, price)
+
+    @rule(client=st.integers(0, 1), k=st.sampled_from([1, 1, 2, 3]), price=st.integers(1, 50))
+    def post(self, client, k, price):
+        c = self.clients[client]
+        amount = price * TOKEN
+        if self.m.escrow.balanceOf(c) < amount * k:
+            self.m.escrow.deposit(amount * k, sender=c)
+        deadline = self._now() + 2 * HOUR
+        receipt = self.m.escrow.post(
+            SPEC, job_requirements(), amount, k, deadline, amount, sender=c
+        )
+        self.jobs.append(JobModel(receipt.return_value, c, k, amount, deadline))
+
+    @rule(pick=st.integers(0, 99), provider=st.integers(0, 2))
+    def accept(self, pick, provider):
+        p = self.providers[provider]
+        candidates = [
+            j
+            for j in self._live()
+            if j.status == "open"
+            and len(j.replicas) < j.k
+            and self._now() < j.deadline
+            and all(r.provider != p for r in j.replicas)
+        ]
+        job = self._pick(candidates, pick)
+        if job is not None:
+            self._accept(job, p)
+
+    def _accept(self, job, p) -> None:
+        if self._running(p) >= 4 or self.m.staking.free_stake(p) < job.price:
+            return
+        self.m.jobs.accept(job.job_id, 0, sender=p)
+        job.replicas.append(Replica(p))
+
+    @rule(pick=st.integers(0, 99))
+    def commit(self, pick):
+        candidates = [
+            (j, r)
+            for j in self._live()
+            for r in j.replicas
+            if r.state == ACCEPTED
+            and self._now() < j.deadline
+            and self.behaviour[r.provider.address] != SILENT
+        ]
+        chosen = self._pick(candidates, pick)
+        if chosen is not None:
+            self._commit(*chosen)
+
+    def _commit(self, job, r) -> None:
+        r.result = BAD if self.behaviour[r.provider.address] == FAULTY else GOOD
+        slot = job.replicas.index(r)
+        digest = commitment(job.job_id, r.provider.address, r.result, SALT)
+        self.m.jobs.commit(job.job_id, slot, digest, sender=r.provider)
+        r.state = COMMITTED
+
+    @rule(pick=st.integers(0, 99))
+    def reveal(self, pick):
+        candidates = [
+            (j, r)
+            for j in self._live()
+            for r in j.replicas
+            if j.status == "open"
+            and r.state == COMMITTED
+            and (sum(x.state != ACCEPTED for x in j.replicas) == j.k or self._now() >= j.deadline)
+        ]
+        chosen = self._pick(candidates, pick)
+        if chosen is not None:
+            self._reveal(*chosen)
+
+    def _reveal(self, job, r) -> None:
+        if self._now() >= self.m.jobs.view(job.job_id).phase_end:
+            return
+        self.m.jobs.reveal(job.job_id, job.replicas.index(r), r.result, SALT, sender=r.provider)
+        r.state = REVEALED
+
+    @rule(pick=st.integers(0, 99))
+    def progress(self, pick):
+        """Takes one live job as far as it can go now: fill replicas, commit, reveal."""
+        job = self._pick([j for j in self._live() if j.status == "open"], pick)
+        if job is None:
+            return
+        for p in self.providers:
+            if (
+                len(job.replicas) < job.k
+                and self._now() < job.deadline
+                and all(r.provider != p for r in job.replicas)
+            ):
+                self._accept(job, p)
+        for r in job.replicas:
+            if (
+                r.state == ACCEPTED
+                and self._now() < job.deadline
+                and self.behaviour[r.provider.address] != SILENT
+            ):
+                self._commit(job, r)
+        everyone_committed = len(job.replicas) == job.k and all(
+            r.state != ACCEPTED for r in job.replicas
+        )
+        if everyone_committed or self._now() >= job.deadline:
+            for r in job.replicas:
+                if r.state == COMMITTED:
+                    self._reveal(job, r)
+
+    @rule(pick=st.integers(0, 99))
+    def dispute_wrong_result(self, pick):
+        candidates = [j for j in self._live() if j.status == "open" and j.k == 1 and j.replicas]
+        candidates = [
+            j for j in candidates if j.replicas[0].state == REVEALED and j.replicas[0].result == BAD
+        ]
+        job = self._pick(candidates, pick)
+        if job is None or self._now() >= self.m.jobs.view(job.job_id).phase_end:
+            return
+        self.m.escrow.deposit(50 * TOKEN, sender=job.client)
+        self.m.jobs.dispute(job.job_id, sender=job.client)
+        job.status, job.bond = "disputed", self.m.escrow_view.dispute_bond(job.job_id)
+
+    @rule(pick=st.integers(0, 99), for_client=st.booleans())
+    def rule_dispute(self, pick, for_client):
+        job = self._pick([j for j in self._live() if j.status == "disputed"], pick)
+        if job is None or self._now() >= self.m.jobs.view(job.job_id).phase_end:
+            return
+        receipt = self.m.jobs.rule(job.job_id, for_client, sender=self.arbiter)
+        self._settled(job, receipt, job.bond if for_client else 0)
+
+    @rule(pick=st.integers(0, 99))
+    def settle(self, pick):
+        job = self._pick(self._live(), pick)
+        if job is not None:
+            self._finalize(job)
+
+    @rule(pick=st.integers(0, 99))
+    def cancel(self, pick):
+        job = self._pick([j for j in self._live() if j.status == "open" and not j.replicas], pick)
+        if job is not None:
+            self.m.jobs.cancel(job.job_id, sender=job.client)
+            job.status = "cancelled"
+
+    @rule(who=st.integers(0, 6), share=st.integers(1, 100))
+    def withdraw(self, who, share):
+        account = self.everyone[who % len(self.everyone)]
+        amount = self.m.escrow.balanceOf(account) * share // 100
+        if amount:
+            self.m.escrow.withdraw(amount, sender=account)
+
+    @rule(provider=st.integers(0, 2), behaviour=st.sampled_from([HONEST, HONEST, FAULTY, SILENT]))
+    def change_behaviour(self, provider, behaviour):
+        self.behaviour[self.providers[provider].address] = behaviour
+
+    @rule(seconds=st.sampled_from([60, 600, HOUR, DAY]))
+    def advance_time(self, seconds):
+        self.chain.pending_timestamp += seconds
+
+    # ------------------------------------------------------------ invariants
+
+    @invariant()
+    def escrow_holds_what_it_owes(self):
+        locked = sum(j.locked for j in self.jobs)  # from the model, not the chain
+        owed = escrow_owes(self.m, self.everyone, locked=locked, fees=self.fees)
+        assert self.m.token.balanceOf(self.m.escrow) == owed
+
+    @invariant()
+    def staking_holds_its_pools_and_locks_fit(self):
+        total = 0
+        for p in self.providers:
+            pool = self.m.staking.pool(p)
+            assert pool.locked <= pool.own_stake
+            total += pool.own_stake + pool.own_thawing + pool.delegated_tokens + pool.thawing_tokens
+        assert self.m.token.balanceOf(self.m.staking) == total

@@ -1,0 +1,127 @@
+"""Constants and small functions the tests share (a helper module, not a test module).
+
+Fixtures live in conftest.py, including the factory fixtures that fund accounts and post
+and run jobs (`fund_client`, `fund_provider`, `post_job`, `run_replica`). Units come from
+the package's own definition, so a test and the code it checks cannot disagree on them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from hypothesis.stateful import RuleBasedStateMachine, invariant
+
+from computeshare.governance import call
+from computeshare.jobs import STATUS_DISPUTED, STATUS_OPEN
+from computeshare.params import DAY, HOUR, TOKEN
+from computeshare.specs import device_spec, job_requirements
+
+__all__ = ["DAY", "HOUR", "TOKEN"]  # re-exported from computeshare
+
+# ---------------------------------------------------------------- units and roles
+
+YEAR = 365 * DAY
+INITIAL_SUPPLY = 1_000_000_000 * TOKEN  # ComputeToken's fixed initial supply
+FEE_SHARDS = 16  # JobEscrow keeps protocol fees in this many shards
+
+# Role flags of interfaces/IAccess.vyi.
+SLASHER, LOCKER, AUDITOR, ARBITER, MATCHER = 1, 2, 4, 8, 16
+
+
+def delegate(token, delegatee, sender):
+    """Calls ERC-5805 `delegate`, which ape's `BaseAddress.delegate` (EIP-7702) shadows."""
+    return token.invoke_transaction("delegate", delegatee, sender=sender)
+
+
+def gpu_spec(**overrides) -> dict:
+    """A valid GPU device spec for DeviceRegistry.register, with optional overrides."""
+    return device_spec(**overrides)
+
+
+# ---------------------------------------------------------------- jobs
+
+REQS = job_requirements()
+SPEC = b'{"workload": "sha256-chain", "input": "00", "rounds": 1000}'
+PRICE, COLLATERAL = 10 * TOKEN, 20 * TOKEN
+GOOD, BAD = b"\xaa" * 32, b"\xbb" * 32
+SALT = b"\x5a" * 32
+
+
+def reveal(m, job, provider, slot, result, salt=SALT):
+    """Reveals the `result` that `provider` committed in `slot` of `job`."""
+    return m.jobs.reveal(job, slot, result, salt, sender=provider)
+
+
+def offer_terms(m, provider, client, chain, **overrides) -> dict:
+    """OfferBook terms `provider` (device nonce 0) offers `client`, valid for an hour."""
+    offer = {
+        "provider": provider.address,
+        "device_nonce": 0,
+        "client": client.address,
+        "price": PRICE,
+        "collateral": COLLATERAL,
+        "expiry": chain.pending_timestamp + HOUR,
+        "nonce": 7,
+    }
+    offer.update(overrides)
+    return offer
+
+
+def escrow_owes(m, accounts, open_jobs=(), *, locked=None, fees=None) -> int:
+    """What JobEscrow owes: the balances of `accounts`, the payment and dispute bond locked
+    in each of `open_jobs` still open or disputed, and the unswept protocol fees. A state
+    machine passes `locked` and `fees` from its own model instead of reading them."""
+    owed = sum(m.escrow.balanceOf(a) for a in accounts)
+    if locked is None:
+        locked = 0
+        for job in open_jobs:
+            info = m.jobs.view(job)
+            if info.status in (STATUS_OPEN, STATUS_DISPUTED):
+                locked += info.price_per_replica * info.replicas + m.escrow_view.dispute_bond(job)
+    if fees is None:
+        fees = sum(m.escrow.fees(s) for s in range(FEE_SHARDS))
+    return owed + locked + fees
+
+
+# ---------------------------------------------------------------- governance
+
+ESCROW_FEE = 0  # JobEscrow.PROTOCOL_FEE_BPS
+
+
+def fee_action(dao, bps):
+    """A proposal action setting JobEscrow's protocol fee to `bps`."""
+    return call(dao.escrow, "set_parameter", ESCROW_FEE, bps)
+
+
+def at_least(chain, timestamp):
+    """Mines a block at `timestamp`, or the next block if time is already past it."""
+    chain.pending_timestamp = max(timestamp, chain.blocks.head.timestamp + 1)
+    chain.mine()
+
+
+def to_active(dao, chain, proposal_id):
+    at_least(chain, dao.governor.proposalSnapshot(proposal_id) + 1)
+
+
+def to_end(dao, chain, proposal_id):
+    at_least(chain, dao.governor.proposalDeadline(proposal_id) + 1)
+
+
+# ---------------------------------------------------------------- state machines
+
+# Examples and steps each state machine ran, printed at the end of the run (conftest.py).
+COVERAGE: dict[str, Counter] = {}
+
+
+class CountedMachine(RuleBasedStateMachine):
+    """A state machine that counts its examples and steps for the end-of-run report."""
+
+    def __init__(self):
+        super().__init__()
+        self._coverage = COVERAGE.setdefault(type(self).__name__, Counter())
+        self._coverage["examples"] += 1
+        self._coverage["steps"] -= 1  # invariants run once before the first step
+
+    @invariant()
+    def count_step(self):
+        self._coverage["steps"] += 1
