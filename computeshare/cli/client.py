@@ -29,6 +29,14 @@ from computeshare.cli.common import (
 )
 from computeshare.constants import JobStatus
 
+# Job statuses by their short names (the enum members themselves).
+OPEN, DISPUTED, FINALIZED, CANCELLED = (
+    JobStatus.OPEN,
+    JobStatus.DISPUTED,
+    JobStatus.FINALIZED,
+    JobStatus.CANCELLED,
+)
+
 
 @click.group()
 def client():
@@ -144,7 +152,7 @@ def client_expire(account, manifest, job_id):
     cs = connect(manifest, account)
     job = _existing_job(cs, job_id)
     view, now = cs.job(job), chain_now()
-    if view["status"] != JobStatus.OPEN:
+    if view["status"] != OPEN:
         raise click.ClickException(f"job 0x{job.hex()} is {view['status_name']}, not open")
     if now < view["phase_end"]:
         raise click.ClickException(f"not yet: {_phase(cs, job, view, now)}")
@@ -182,7 +190,7 @@ def _settlement(event) -> str:
 def _phase(cs, job: bytes, view: dict, now: int) -> str:
     """Where the job stands and what happens next, with times on the chain's clock."""
     status, end, k = view["status"], view["phase_end"], view["replicas"]
-    if status == JobStatus.FINALIZED:
+    if status == FINALIZED:
         from ape import chain
 
         height = chain.blocks.height + 1
@@ -190,9 +198,9 @@ def _phase(cs, job: bytes, view: dict, now: int) -> str:
             cs.escrow.JobSettled.range(cs.jobs.start_block, height, search_topics={"job_id": job})
         )
         return "settled: " + (_settlement(events[0]) if events else "see JobSettled")
-    if status == JobStatus.CANCELLED:
+    if status == CANCELLED:
         return "cancelled: the payment went back to the client's escrow balance"
-    if status == JobStatus.DISPUTED:
+    if status == DISPUTED:
         return f"disputed: the arbiter rules by {when(end, now)}"
     if k == 1 and view["replica_states"] == ["revealed"]:
         if now < end:
@@ -233,7 +241,7 @@ def client_status(manifest, job_id, watch, poll, timeout):
         if key != last:
             click.echo(f"{_summary(view)}\n  {phase}")
             last = key
-        if not watch or view["status"] in (JobStatus.FINALIZED, JobStatus.CANCELLED):
+        if not watch or view["status"] in (FINALIZED, CANCELLED):
             return
         if time.monotonic() >= stop:
             raise click.ClickException(
