@@ -30,7 +30,6 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from types import SimpleNamespace
 
 import yaml
 from ape.exceptions import ApeException, ContractLogicError
@@ -274,7 +273,7 @@ class Agent:
             }
             self.log(f"job {key[:10]}: adopted replica {held} from the chain")
             return
-        if not self._can_serve(job) or self._validate(key, spec, job) is None:
+        if not self._can_serve(job_id, job) or self._validate(key, spec, job) is None:
             return
         try:
             receipt = self._send(
@@ -332,27 +331,24 @@ class Agent:
                 raise ValueError("the agent's device does not belong to its account")
         return self._nonce
 
-    def _can_serve(self, job) -> bool:
-        """The contract's own eligibility rules, checked locally so nothing doomed is sent."""
-        requirements = SimpleNamespace(**job.requirements)
+    def _can_serve(self, job_id: bytes, job) -> bool:
+        """The contract's own eligibility rules, checked before sending so nothing doomed
+        is sent: the registry's `check_fit` is the view JobEscrow calls on acceptance."""
         if job.status != STATUS_OPEN or job.accepted >= job.replicas:
             return False
         if job.deadline <= self.cs.escrow.chain_manager.pending_timestamp:
             return False
-        info = self.cs.registry.job_fit(self.device_id, True)
-        spec = info.spec
-        fits = (
-            info.owner == self.me
-            and info.eligible
-            and spec.cpu_cores >= requirements.min_cpu_cores
-            and spec.memory_mb >= requirements.min_memory_mb
-            and spec.gpu_count >= requirements.min_gpu_count
-            and spec.vram_mb >= requirements.min_vram_mb
-            and (requirements.region == 0 or spec.region == requirements.region)
-            and (info.attested or not requirements.attested_only)
-            and spec.price_per_second * requirements.compute_seconds <= job.price_per_replica
+        packed = self.cs.jobs.terms(job_id).requirements
+        try:
+            capacity = self.cs.registry.check_fit(
+                self.device_id, self.me, packed, job.price_per_replica
+            )
+        except ContractLogicError:
+            return False
+        running = self.cs.escrow_view.device_record(self.device_id).running
+        return (
+            running < capacity and self.cs.staking.free_stake(self.me) >= job.collateral_per_replica
         )
-        return fits and self.cs.staking.free_stake(self.me) >= job.collateral_per_replica
 
     def _advance(self, key: str) -> None:
         entry = self.journal.jobs[key]

@@ -48,8 +48,9 @@ from ethereum.ercs import IERC20
 from ethereum.ercs import IERC20Detailed
 from interfaces import IComputeToken
 from snekmate.auth import ownable
-from snekmate.utils import ecdsa
 from snekmate.utils import eip712_domain_separator
+from contracts.modules import signatures
+from contracts.modules import constants
 
 implements: IERC20
 implements: IERC20Detailed
@@ -76,9 +77,8 @@ MAX_SUPPLY: public(constant(uint256)) = 2**96 - 1
 # @notice Owner minting per 365-day epoch, in basis points of the supply at the epoch start.
 MAX_INFLATION_BPS: public(constant(uint256)) = 500
 # @notice Length of a minting epoch.
-MINT_EPOCH: public(constant(uint256)) = 365 * 86400
+MINT_EPOCH: public(constant(uint256)) = constants.YEAR
 
-_BPS: constant(uint256) = 10_000
 _EIP712_NAME: constant(String[50]) = "ComputeShare Token"
 _EIP712_VERSION: constant(String[20]) = "1"
 _PERMIT_TYPEHASH: constant(bytes32) = keccak256(
@@ -89,7 +89,6 @@ _DELEGATION_TYPEHASH: constant(bytes32) = keccak256(
 )
 
 _BALANCE_MASK: constant(uint256) = 2**96 - 1
-_U32: constant(uint256) = 2**32 - 1
 _U30: constant(uint256) = 2**30 - 1
 _BONDED_SHIFT: constant(uint256) = 96
 _NONCE_SHIFT: constant(uint256) = 192
@@ -129,38 +128,6 @@ mint_epoch_cap: public(uint256)
 # @notice Minted by the owner in the current epoch.
 mint_epoch_minted: public(uint256)
 
-
-event Transfer:
-    sender: indexed(address)
-    receiver: indexed(address)
-    value: uint256
-
-event Approval:
-    owner: indexed(address)
-    spender: indexed(address)
-    value: uint256
-
-event DelegateChanged:
-    delegator: indexed(address)
-    from_delegate: indexed(address)
-    to_delegate: indexed(address)
-
-event DelegateVotesChanged:
-    delegate: indexed(address)
-    previous_votes: uint256
-    new_votes: uint256
-
-event VaultSet:
-    vault: indexed(address)
-
-event BondedChanged:
-    owner: indexed(address)
-    previous_units: uint256
-    new_units: uint256
-
-event MintEpochStarted:
-    start: uint256
-    cap: uint256
 
 
 @deploy
@@ -256,9 +223,7 @@ def permit(
     digest: bytes32 = eip712_domain_separator._hash_typed_data_v4(
         keccak256(abi_encode(_PERMIT_TYPEHASH, owner, spender, amount, nonce, deadline))
     )
-    signer: address = ecdsa._try_recover_vrs(
-        digest, convert(v, uint256), convert(r, uint256), convert(s, uint256)
-    )
+    signer: address = signatures._recover(digest, v, r, s)
     assert signer == owner, "compute_token: invalid signature"
     self._approve(owner, spender, amount)
 
@@ -319,7 +284,7 @@ def burn(amount: uint256):
     # analysis: unchecked_subtraction: checked arithmetic; the balance check above bounds it anyway.
     self.totalSupply -= amount
     self._account[_SUPPLY_KEY] = self._checkpoint(_SUPPLY_KEY, self._account[_SUPPLY_KEY], amount, False)
-    log Transfer(sender=msg.sender, receiver=empty(address), value=amount)
+    log IComputeToken.Transfer(sender=msg.sender, receiver=empty(address), value=amount)
     self._move_votes(self._delegate_of(msg.sender, word), empty(address), amount)
 
 
@@ -331,7 +296,7 @@ def mintable() -> uint256:
     @return uint256 Amount in wei.
     """
     if block.timestamp >= self.mint_epoch_start + MINT_EPOCH:
-        return min(self.totalSupply * MAX_INFLATION_BPS // _BPS, MAX_SUPPLY - self.totalSupply)
+        return min(self.totalSupply * MAX_INFLATION_BPS // constants.BPS, MAX_SUPPLY - self.totalSupply)
     return min(self.mint_epoch_cap - self.mint_epoch_minted, MAX_SUPPLY - self.totalSupply)
 
 
@@ -350,7 +315,7 @@ def set_vault(new_vault: address):
     assert new_vault != empty(address), "compute_token: zero vault"
     assert (self._account[new_vault] >> _MODE_SHIFT) & 3 == _MODE_NONE, "compute_token: the vault delegates"
     self.vault = new_vault
-    log VaultSet(vault=new_vault)
+    log IComputeToken.VaultSet(vault=new_vault)
 
 
 @external
@@ -368,7 +333,7 @@ def add_bonded(owner: address, amount: uint256):
     assert units <= MAX_SUPPLY, "compute_token: bonded units overflow"
     # Cannot carry out of the bonded bits: units <= MAX_SUPPLY was just checked.
     self._account[owner] = unsafe_add(word, amount << _BONDED_SHIFT)
-    log BondedChanged(owner=owner, previous_units=previous, new_units=units)
+    log IComputeToken.BondedChanged(owner=owner, previous_units=previous, new_units=units)
     self._move_votes(empty(address), self._delegate_of(owner, word), amount)
 
 
@@ -386,7 +351,7 @@ def sub_bonded(owner: address, amount: uint256):
     assert previous >= amount, "compute_token: bonded units underflow"
     # Cannot wrap: the bonded bits hold at least `amount`.
     self._account[owner] = unsafe_sub(word, amount << _BONDED_SHIFT)
-    log BondedChanged(owner=owner, previous_units=previous, new_units=unsafe_sub(previous, amount))
+    log IComputeToken.BondedChanged(owner=owner, previous_units=previous, new_units=unsafe_sub(previous, amount))
     self._move_votes(self._delegate_of(owner, word), empty(address), amount)
 
 
@@ -460,9 +425,7 @@ def delegateBySig(delegatee: address, nonce: uint256, expiry: uint256, v: uint8,
     digest: bytes32 = eip712_domain_separator._hash_typed_data_v4(
         keccak256(abi_encode(_DELEGATION_TYPEHASH, delegatee, nonce, expiry))
     )
-    signer: address = ecdsa._try_recover_vrs(
-        digest, convert(v, uint256), convert(r, uint256), convert(s, uint256)
-    )
+    signer: address = signatures._recover(digest, v, r, s)
     assert self._use_nonce(signer) == nonce, "compute_token: invalid nonce"
     self._delegate(signer, delegatee)
 
@@ -550,7 +513,7 @@ def _transfer(owner: address, to: address, amount: uint256):
     assert to != empty(address), "compute_token: transfer to the zero address"
     owner_word: uint256 = self._account[owner]
     assert owner_word & _BALANCE_MASK >= amount, "compute_token: transfer amount exceeds balance"
-    log Transfer(sender=owner, receiver=to, value=amount)
+    log IComputeToken.Transfer(sender=owner, receiver=to, value=amount)
     if owner == to or amount == 0:
         return
     # Cannot wrap: the balance bits hold at least `amount`.
@@ -586,24 +549,24 @@ def _mint(to: address, amount: uint256):
     self._account[_SUPPLY_KEY] = self._checkpoint(_SUPPLY_KEY, self._account[_SUPPLY_KEY], amount, True)
     # Cannot carry out of the balance bits: balance + amount <= supply <= MAX_SUPPLY.
     self._account[to] = unsafe_add(self._account[to], amount)
-    log Transfer(sender=empty(address), receiver=to, value=amount)
+    log IComputeToken.Transfer(sender=empty(address), receiver=to, value=amount)
     self._move_votes(empty(address), self._delegate_of(to, self._account[to]), amount)
 
 
 @internal
 def _start_mint_epoch():
-    cap: uint256 = self.totalSupply * MAX_INFLATION_BPS // _BPS
+    cap: uint256 = self.totalSupply * MAX_INFLATION_BPS // constants.BPS
     self.mint_epoch_start = block.timestamp
     self.mint_epoch_cap = cap
     self.mint_epoch_minted = 0
-    log MintEpochStarted(start=block.timestamp, cap=cap)
+    log IComputeToken.MintEpochStarted(start=block.timestamp, cap=cap)
 
 
 @internal
 def _approve(owner: address, spender: address, amount: uint256):
     assert spender != empty(address), "compute_token: approve to the zero address"
     self.allowance[owner][spender] = amount
-    log Approval(owner=owner, spender=spender, value=amount)
+    log IComputeToken.Approval(owner=owner, spender=spender, value=amount)
 
 
 @internal
@@ -652,7 +615,7 @@ def _delegate(account: address, delegatee: address):
         self._delegatee[account] = empty(address)
     assert account != self.vault or mode == _MODE_NONE, "compute_token: the vault cannot delegate"
     self._account[account] = (word & _MODE_CLEAR) | (mode << _MODE_SHIFT)
-    log DelegateChanged(delegator=account, from_delegate=previous, to_delegate=delegatee)
+    log IComputeToken.DelegateChanged(delegator=account, from_delegate=previous, to_delegate=delegatee)
     units: uint256 = (word & _BALANCE_MASK) + ((word >> _BONDED_SHIFT) & _BALANCE_MASK)
     self._move_votes(previous, delegatee, units)
 
@@ -679,7 +642,7 @@ def _checkpoint(key: address, word: uint256, amount: uint256, increase: bool) ->
          timestamp, appends one otherwise. Logs vote changes (not supply changes).
     @return uint256 `word` with the checkpoint count updated; the caller stores it.
     """
-    n: uint256 = (word >> _COUNT_SHIFT) & _U32
+    n: uint256 = (word >> _COUNT_SHIFT) & constants.U32
     base: uint256 = convert(key, uint256) << 32
     previous: uint256 = 0
     last_time: uint256 = 0
@@ -695,7 +658,7 @@ def _checkpoint(key: address, word: uint256, amount: uint256, increase: bool) ->
         new = previous - amount
     packed: uint256 = (block.timestamp << _VALUE_BITS) | new
     if key != _SUPPLY_KEY:
-        log DelegateVotesChanged(delegate=key, previous_votes=previous, new_votes=new)
+        log IComputeToken.DelegateVotesChanged(delegate=key, previous_votes=previous, new_votes=new)
     if n != 0 and last_time == block.timestamp:
         # Cannot wrap: n != 0 here.
         self._checkpoints[base | unsafe_sub(n, 1)] = packed
@@ -709,7 +672,7 @@ def _checkpoint(key: address, word: uint256, amount: uint256, increase: bool) ->
 @internal
 @view
 def _count(key: address) -> uint256:
-    return (self._account[key] >> _COUNT_SHIFT) & _U32
+    return (self._account[key] >> _COUNT_SHIFT) & constants.U32
 
 
 @internal

@@ -34,19 +34,22 @@ from interfaces import IDeviceRegistry
 from interfaces import IStaking
 from snekmate.auth import ownable
 from contracts.modules import access
-from contracts.modules import bounded_params
+from contracts.modules import governed
+from contracts.modules import constants
 
 implements: IDeviceRegistry
 
 initializes: ownable
 initializes: access[ownable := ownable]
-initializes: bounded_params
+initializes: governed
 
 exports: (
     ownable.owner,
     ownable.transfer_ownership,
     access.roles,
     access.set_roles,
+    governed.parameter,
+    governed.parameter_bounds,
 )
 # `renounce_ownership` is intentionally not exported: parameters and roles must stay governable.
 
@@ -59,10 +62,9 @@ STATUS_RETIRED: public(constant(uint8)) = 3
 # Parameter keys.
 MIN_STAKE_PER_DEVICE: public(constant(uint256)) = 0
 _PARAMETER_COUNT: constant(uint256) = 1
-_TOKEN: constant(uint256) = 10**18
-_LOW: constant(uint256[_PARAMETER_COUNT]) = [_TOKEN]
-_HIGH: constant(uint256[_PARAMETER_COUNT]) = [1_000_000 * _TOKEN]
-_DEFAULT: constant(uint256[_PARAMETER_COUNT]) = [1_000 * _TOKEN]
+_LOW: constant(DynArray[uint256, governed.MAX_KEYS]) = [constants.TOKEN]
+_HIGH: constant(DynArray[uint256, governed.MAX_KEYS]) = [1_000_000 * constants.TOKEN]
+_DEFAULT: constant(DynArray[uint256, governed.MAX_KEYS]) = [1_000 * constants.TOKEN]
 
 # Hard bounds of a spec.
 MAX_CPU_CORES: public(constant(uint16)) = 4096
@@ -74,10 +76,13 @@ MAX_PRICE_PER_SECOND: public(constant(uint96)) = 10**24
 MAX_CONCURRENT_JOBS: public(constant(uint16)) = 1024
 MAX_URI_LENGTH: public(constant(uint256)) = 256
 
-_ADDRESS_MASK: constant(uint256) = 2**160 - 1
-_U8: constant(uint256) = 2**8 - 1
-_U16: constant(uint256) = 2**16 - 1
-_U32: constant(uint256) = 2**32 - 1
+# Registry-only fields of the spec word (the shared ones are in `constants`), the header
+# word and the audit word.
+_CONCURRENCY_AT: constant(uint256) = 104
+_PRICE_AT: constant(uint256) = 120
+_HEADER_STATUS_AT: constant(uint256) = 160
+_REGISTERED_AT: constant(uint256) = 168
+_AUDITED_AT: constant(uint256) = 160
 
 
 # @notice The staking contract whose bonded stake makes devices eligible.
@@ -97,35 +102,6 @@ _audit: HashMap[bytes32, uint256]
 _audited_hash: HashMap[bytes32, bytes32]
 
 
-event DeviceRegistered:
-    device_id: indexed(bytes32)
-    owner: indexed(address)
-    nonce: uint256
-    spec: IDeviceRegistry.Spec
-    metadata_uri: String[1024]
-
-event DeviceUpdated:
-    device_id: indexed(bytes32)
-    owner: indexed(address)
-    spec: IDeviceRegistry.Spec
-    metadata_uri: String[1024]
-
-event DeviceStatusChanged:
-    device_id: indexed(bytes32)
-    owner: indexed(address)
-    previous_status: uint8
-    new_status: uint8
-    active_devices: uint256
-
-event DeviceAudited:
-    device_id: indexed(bytes32)
-    auditor: indexed(address)
-    hardware_hash: bytes32
-
-event AuditRevoked:
-    device_id: indexed(bytes32)
-    by: indexed(address)
-
 
 @deploy
 def __init__(staking: IStaking):
@@ -137,8 +113,7 @@ def __init__(staking: IStaking):
     ownable.__init__()
     assert staking.address != empty(address), "device_registry: zero staking"
     STAKING = staking.address
-    for key: uint256 in range(_PARAMETER_COUNT):
-        bounded_params._set(key, _DEFAULT[key])
+    governed.__init__(_LOW, _HIGH, _DEFAULT)
 
 
 # ---------------------------------------------------------------- providers
@@ -160,8 +135,8 @@ def register(spec: IDeviceRegistry.Spec, metadata_uri: String[1024]) -> bytes32:
     self._store_spec(device_id, spec, metadata_uri)
     active: uint256 = self.active_devices[msg.sender] + 1
     self.active_devices[msg.sender] = active
-    log DeviceRegistered(device_id=device_id, owner=msg.sender, nonce=nonce, spec=spec, metadata_uri=metadata_uri)
-    log DeviceStatusChanged(
+    log IDeviceRegistry.DeviceRegistered(device_id=device_id, owner=msg.sender, nonce=nonce, spec=spec, metadata_uri=metadata_uri)
+    log IDeviceRegistry.DeviceStatusChanged(
         device_id=device_id, owner=msg.sender, previous_status=0, new_status=STATUS_ACTIVE, active_devices=active
     )
     return device_id
@@ -180,7 +155,7 @@ def update(device_id: bytes32, spec: IDeviceRegistry.Spec, metadata_uri: String[
     assert self._status(header) != STATUS_RETIRED, "device_registry: device retired"
     self._check_spec(spec, metadata_uri)
     self._store_spec(device_id, spec, metadata_uri)
-    log DeviceUpdated(device_id=device_id, owner=msg.sender, spec=spec, metadata_uri=metadata_uri)
+    log IDeviceRegistry.DeviceUpdated(device_id=device_id, owner=msg.sender, spec=spec, metadata_uri=metadata_uri)
 
 
 @external
@@ -215,12 +190,12 @@ def retire(device_id: bytes32):
         active -= 1
         self.active_devices[msg.sender] = active
     self._header[device_id] = self._pack_header(msg.sender, STATUS_RETIRED, self._registered_at(header))
-    log DeviceStatusChanged(
+    log IDeviceRegistry.DeviceStatusChanged(
         device_id=device_id, owner=msg.sender, previous_status=status, new_status=STATUS_RETIRED, active_devices=active
     )
 
 
-# ---------------------------------------------------------------- auditors and reporter
+# ---------------------------------------------------------------- auditors
 
 
 @external
@@ -237,9 +212,9 @@ def audit(device_id: bytes32, hardware_hash: bytes32):
     assert header != 0, "device_registry: unknown device"
     assert self._status(header) != STATUS_RETIRED, "device_registry: device retired"
     assert hardware_hash == self._hardware_hash(device_id), "device_registry: attributes changed"
-    self._audit[device_id] = convert(msg.sender, uint256) | (block.timestamp << 160)
+    self._audit[device_id] = convert(msg.sender, uint256) | (block.timestamp << _AUDITED_AT)
     self._audited_hash[device_id] = hardware_hash
-    log DeviceAudited(device_id=device_id, auditor=msg.sender, hardware_hash=hardware_hash)
+    log IDeviceRegistry.DeviceAudited(device_id=device_id, auditor=msg.sender, hardware_hash=hardware_hash)
 
 
 @external
@@ -248,12 +223,12 @@ def revoke_audit(device_id: bytes32):
     @notice Withdraws a device's audit: by the auditor that made it, or the owner (the DAO).
     @param device_id The device.
     """
-    auditor: address = convert(self._audit[device_id] & _ADDRESS_MASK, address)
+    auditor: address = convert(self._audit[device_id] & constants.ADDRESS_MASK, address)
     assert auditor != empty(address), "device_registry: not audited"
     assert msg.sender == auditor or msg.sender == ownable.owner, "device_registry: caller cannot revoke"
     self._audit[device_id] = 0
     self._audited_hash[device_id] = empty(bytes32)
-    log AuditRevoked(device_id=device_id, by=msg.sender)
+    log IDeviceRegistry.AuditRevoked(device_id=device_id, by=msg.sender)
 
 
 # ---------------------------------------------------------------- governance
@@ -267,37 +242,10 @@ def set_parameter(key: uint256, new_value: uint256):
     @param new_value The value, within `parameter_bounds(key)`.
     """
     ownable._check_owner()
-    assert key < _PARAMETER_COUNT, "device_registry: unknown parameter"
-    assert new_value >= _LOW[key] and new_value <= _HIGH[key], "device_registry: parameter out of bounds"
-    bounded_params._set(key, new_value)
+    governed._set_checked(key, new_value)
 
 
 # ---------------------------------------------------------------- views
-
-
-@external
-@view
-def parameter(key: uint256) -> uint256:
-    """
-    @notice Current value of parameter `key`.
-    @param key A parameter key.
-    @return uint256 Its value.
-    """
-    assert key < _PARAMETER_COUNT, "device_registry: unknown parameter"
-    return bounded_params._get(key)
-
-
-@external
-@view
-def parameter_bounds(key: uint256) -> (uint256, uint256):
-    """
-    @notice Hard bounds of parameter `key`.
-    @param key A parameter key.
-    @return uint256 Lowest allowed value.
-    @return uint256 Highest allowed value.
-    """
-    assert key < _PARAMETER_COUNT, "device_registry: unknown parameter"
-    return _LOW[key], _HIGH[key]
 
 
 @external
@@ -329,8 +277,8 @@ def device(device_id: bytes32) -> IDeviceRegistry.Device:
         registered_at=convert(self._registered_at(header), uint48),
         spec=self._load_spec(device_id),
         metadata_uri=self._metadata_uri[device_id],
-        auditor=convert(audit & _ADDRESS_MASK, address),
-        audited_at=convert(audit >> 160, uint48),
+        auditor=convert(audit & constants.ADDRESS_MASK, address),
+        audited_at=convert(audit >> _AUDITED_AT, uint48),
         audited_hash=self._audited_hash[device_id],
         attested=self._attested(device_id),
         eligible=self._eligible(header),
@@ -339,42 +287,37 @@ def device(device_id: bytes32) -> IDeviceRegistry.Device:
 
 @external
 @view
-def match_info(device_id: bytes32) -> IDeviceRegistry.Match:
+def check_fit(device_id: bytes32, provider: address, requirements: uint256, budget: uint256) -> uint256:
     """
-    @notice What JobEscrow needs to match a device to a job, in few storage reads.
+    @notice Checks that `provider`'s device `device_id` may take a job with these
+            requirements for at most `budget` per replica, and reverts naming the
+            first rule it breaks. JobEscrow calls it on every acceptance; a provider's
+            agent calls it before sending one. The requirements word shares the
+            numeric spec word's offsets (`constants`), so each field is compared in
+            place.
     @param device_id The device.
-    @return Match Owner, spec, eligibility and audit status.
+    @param provider Who accepts: the device's owner.
+    @param requirements The job's packed requirements (`IJobEscrow.Terms.requirements`).
+    @param budget The most the job pays a replica (the maximum when an offer set the price).
+    @return uint256 The device's concurrency cap (`max_concurrent_jobs`).
     """
     header: uint256 = self._header[device_id]
-    return IDeviceRegistry.Match(
-        owner=self._owner(header),
-        spec=self._load_spec(device_id),
-        eligible=self._eligible(header),
-        attested=self._attested(device_id),
-    )
-
-
-@external
-@view
-def job_fit(device_id: bytes32, need_attestation: bool) -> IDeviceRegistry.Match:
-    """
-    @notice `match_info` in fewer storage reads, for JobEscrow's acceptance check: the
-            spec comes without `gpu_model` and `attestation` (zero), and the audit is
-            checked only when `need_attestation` (`attested` is false otherwise).
-    @param device_id The device.
-    @param need_attestation Whether the job accepts only audited devices.
-    @return Match Owner, numeric spec, eligibility and (if asked) audit status.
-    """
-    header: uint256 = self._header[device_id]
-    attested: bool = False
-    if need_attestation:
-        attested = self._attested(device_id)
-    return IDeviceRegistry.Match(
-        owner=self._owner(header),
-        spec=self._unpack_spec(self._spec[device_id]),
-        eligible=self._eligible(header),
-        attested=attested,
-    )
+    assert self._owner(header) == provider and provider != empty(address), "device_registry: no such device"
+    assert self._eligible(header), "device_registry: device not eligible"
+    spec: uint256 = self._spec[device_id]
+    assert (
+        spec & constants.U16 >= requirements & constants.U16
+        and (spec >> constants.MEMORY_AT) & constants.U32 >= (requirements >> constants.MEMORY_AT) & constants.U32
+        and (spec >> constants.GPU_AT) & constants.U8 >= (requirements >> constants.GPU_AT) & constants.U8
+        and (spec >> constants.VRAM_AT) & constants.U32 >= (requirements >> constants.VRAM_AT) & constants.U32
+    ), "device_registry: device below requirements"
+    region: uint256 = (requirements >> constants.REGION_AT) & constants.U16
+    assert region == 0 or (spec >> constants.REGION_AT) & constants.U16 == region, "device_registry: device in another region"
+    if (requirements >> constants.ATTESTED_AT) & constants.U8 != 0:
+        assert self._attested(device_id), "device_registry: device not audited"
+    seconds: uint256 = (requirements >> constants.SECONDS_AT) & constants.U32
+    assert (spec >> _PRICE_AT) * seconds <= budget, "device_registry: device too expensive"
+    return (spec >> _CONCURRENCY_AT) & constants.U16
 
 
 @external
@@ -425,12 +368,12 @@ def _check_spec(spec: IDeviceRegistry.Spec, metadata_uri: String[1024]):
 def _store_spec(device_id: bytes32, spec: IDeviceRegistry.Spec, metadata_uri: String[1024]):
     self._spec[device_id] = (
         convert(spec.cpu_cores, uint256)
-        | (convert(spec.memory_mb, uint256) << 16)
-        | (convert(spec.gpu_count, uint256) << 48)
-        | (convert(spec.vram_mb, uint256) << 56)
-        | (convert(spec.region, uint256) << 88)
-        | (convert(spec.max_concurrent_jobs, uint256) << 104)
-        | (convert(spec.price_per_second, uint256) << 120)
+        | (convert(spec.memory_mb, uint256) << constants.MEMORY_AT)
+        | (convert(spec.gpu_count, uint256) << constants.GPU_AT)
+        | (convert(spec.vram_mb, uint256) << constants.VRAM_AT)
+        | (convert(spec.region, uint256) << constants.REGION_AT)
+        | (convert(spec.max_concurrent_jobs, uint256) << _CONCURRENCY_AT)
+        | (convert(spec.price_per_second, uint256) << _PRICE_AT)
     )
     self._gpu_model[device_id] = spec.gpu_model
     self._attestation[device_id] = spec.attestation
@@ -454,14 +397,14 @@ def _unpack_spec(packed: uint256) -> IDeviceRegistry.Spec:
          stored apart, are left zero.
     """
     return IDeviceRegistry.Spec(
-        cpu_cores=convert(packed & _U16, uint16),
-        memory_mb=convert((packed >> 16) & _U32, uint32),
-        gpu_count=convert((packed >> 48) & _U8, uint8),
+        cpu_cores=convert(packed & constants.U16, uint16),
+        memory_mb=convert((packed >> constants.MEMORY_AT) & constants.U32, uint32),
+        gpu_count=convert((packed >> constants.GPU_AT) & constants.U8, uint8),
         gpu_model=empty(bytes32),
-        vram_mb=convert((packed >> 56) & _U32, uint32),
-        region=convert((packed >> 88) & _U16, uint16),
-        price_per_second=convert(packed >> 120, uint96),
-        max_concurrent_jobs=convert((packed >> 104) & _U16, uint16),
+        vram_mb=convert((packed >> constants.VRAM_AT) & constants.U32, uint32),
+        region=convert((packed >> constants.REGION_AT) & constants.U16, uint16),
+        price_per_second=convert(packed >> _PRICE_AT, uint96),
+        max_concurrent_jobs=convert((packed >> _CONCURRENCY_AT) & constants.U16, uint16),
         attestation=empty(bytes32),
     )
 
@@ -490,7 +433,7 @@ def _eligible(header: uint256) -> bool:
     if self._status(header) != STATUS_ACTIVE:
         return False
     owner: address = self._owner(header)
-    required: uint256 = bounded_params._get(MIN_STAKE_PER_DEVICE) * self.active_devices[owner]
+    required: uint256 = governed._get(MIN_STAKE_PER_DEVICE) * self.active_devices[owner]
     return staticcall IStaking(STAKING).bonded_stake(owner) >= required
 
 
@@ -509,7 +452,7 @@ def _set_status(device_id: bytes32, expected: uint8, new_status: uint8):
         active -= 1
     self.active_devices[msg.sender] = active
     self._header[device_id] = self._pack_header(msg.sender, new_status, self._registered_at(header))
-    log DeviceStatusChanged(
+    log IDeviceRegistry.DeviceStatusChanged(
         device_id=device_id, owner=msg.sender, previous_status=status, new_status=new_status, active_devices=active
     )
 
@@ -526,22 +469,22 @@ def _owned(device_id: bytes32) -> uint256:
 @internal
 @pure
 def _pack_header(owner: address, status: uint8, registered_at: uint256) -> uint256:
-    return convert(owner, uint256) | (convert(status, uint256) << 160) | (registered_at << 168)
+    return convert(owner, uint256) | (convert(status, uint256) << _HEADER_STATUS_AT) | (registered_at << _REGISTERED_AT)
 
 
 @internal
 @pure
 def _owner(header: uint256) -> address:
-    return convert(header & _ADDRESS_MASK, address)
+    return convert(header & constants.ADDRESS_MASK, address)
 
 
 @internal
 @pure
 def _status(header: uint256) -> uint8:
-    return convert((header >> 160) & _U8, uint8)
+    return convert((header >> _HEADER_STATUS_AT) & constants.U8, uint8)
 
 
 @internal
 @pure
 def _registered_at(header: uint256) -> uint256:
-    return header >> 168
+    return header >> _REGISTERED_AT

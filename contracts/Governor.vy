@@ -45,15 +45,25 @@ from interfaces import IComputeToken
 from interfaces import IGovernor
 from interfaces import ITimelock
 from snekmate.utils import eip712_domain_separator
-from snekmate.utils import signature_checker
-from contracts.modules import bounded_params
+from contracts.modules import governed
+from contracts.modules import guardianship
+from contracts.modules import signatures
+from contracts.modules import constants
 
 implements: IGovernor
 
 initializes: eip712_domain_separator
-initializes: bounded_params
+initializes: governed
+initializes: guardianship
 
-exports: eip712_domain_separator.eip712Domain
+exports: (
+    eip712_domain_separator.eip712Domain,
+    governed.parameter,
+    governed.parameter_bounds,
+    guardianship.guardian,
+    guardianship.guardian_expiry,
+    guardianship.MAX_GUARDIAN_TERM,
+)
 
 
 # Parameter keys (see `parameter_bounds`).
@@ -64,12 +74,9 @@ QUORUM_BPS: public(constant(uint256)) = 3
 LATE_QUORUM_EXTENSION: public(constant(uint256)) = 4
 _PARAMETER_COUNT: constant(uint256) = 5
 
-_DAY: constant(uint256) = 86400
-_TOKEN: constant(uint256) = 10**18
-_BPS: constant(uint256) = 10_000
-_LOW: constant(uint256[_PARAMETER_COUNT]) = [1, _DAY, _TOKEN, 100, 3600]
-_HIGH: constant(uint256[_PARAMETER_COUNT]) = [7 * _DAY, 30 * _DAY, 10_000_000 * _TOKEN, 5_000, 7 * _DAY]
-_DEFAULT: constant(uint256[_PARAMETER_COUNT]) = [_DAY, 5 * _DAY, 100_000 * _TOKEN, 400, _DAY]
+_LOW: constant(DynArray[uint256, governed.MAX_KEYS]) = [1, constants.DAY, constants.TOKEN, 100, 3600]
+_HIGH: constant(DynArray[uint256, governed.MAX_KEYS]) = [7 * constants.DAY, 30 * constants.DAY, 10_000_000 * constants.TOKEN, 5_000, 7 * constants.DAY]
+_DEFAULT: constant(DynArray[uint256, governed.MAX_KEYS]) = [constants.DAY, 5 * constants.DAY, 100_000 * constants.TOKEN, 400, constants.DAY]
 
 # @notice Most actions one proposal may hold (the timelock's bound).
 MAX_ACTIONS: public(constant(uint256)) = 10
@@ -78,8 +85,6 @@ MAX_CALLDATA: public(constant(uint256)) = 1024
 # @notice Longest description and vote reason.
 MAX_DESCRIPTION: public(constant(uint256)) = 2048
 MAX_REASON: public(constant(uint256)) = 512
-# @notice Longest guardian appointment.
-MAX_GUARDIAN_TERM: public(constant(uint256)) = 365 * _DAY
 # @notice EIP-712 type of a vote by signature (OpenZeppelin 5's).
 BALLOT_TYPEHASH: public(constant(bytes32)) = keccak256(
     "Ballot(uint256 proposalId,uint8 support,address voter,uint256 nonce)"
@@ -95,32 +100,24 @@ STATE_QUEUED: public(constant(uint8)) = 5
 STATE_EXPIRED: public(constant(uint8)) = 6
 STATE_EXECUTED: public(constant(uint8)) = 7
 
-_MALLEABILITY_THRESHOLD: constant(uint256) = (
-    57896044618658097711785492504343953926418782139537452191302581570759080747168
-)
-
 _AGAINST: constant(uint8) = 0
 _FOR: constant(uint8) = 1
 _ABSTAIN: constant(uint8) = 2
 
 # Proposal word: snapshot | deadline << 48 | for-votes << 96 | flags << 192 | actions << 200
 # | quorum bps << 208 | late-quorum extension << 224.
-_U48: constant(uint256) = 2**48 - 1
-_U96: constant(uint256) = 2**96 - 1
-_U160: constant(uint256) = 2**160 - 1
 _DEADLINE_SHIFT: constant(uint256) = 48
 _FOR_SHIFT: constant(uint256) = 96
 _FLAGS_SHIFT: constant(uint256) = 192
 _COUNT_SHIFT: constant(uint256) = 200
 _QUORUM_SHIFT: constant(uint256) = 208
 _EXTENSION_SHIFT: constant(uint256) = 224
-_U16: constant(uint256) = 2**16 - 1
 _CANCELED: constant(uint256) = 1 << 192
 _QUEUED: constant(uint256) = 2 << 192
 _EXECUTED: constant(uint256) = 4 << 192
 _EXTENDED: constant(uint256) = 8 << 192
-_DEADLINE_CLEAR: constant(uint256) = ~(_U48 << 48)
-_FOR_CLEAR: constant(uint256) = ~(_U96 << 96)
+_DEADLINE_CLEAR: constant(uint256) = ~(constants.U48 << 48)
+_FOR_CLEAR: constant(uint256) = ~(constants.U96 << 96)
 # Tally word: against | abstain << 96. Meta word: proposer | eta << 160.
 _ABSTAIN_SHIFT: constant(uint256) = 96
 _ETA_SHIFT: constant(uint256) = 160
@@ -133,10 +130,6 @@ TIMELOCK: public(immutable(address))
 
 # @notice Number of proposals ever made; proposal ids run from 1 to it.
 proposalCount: public(uint256)
-# @notice May cancel proposals that are not final until `guardian_expiry`.
-guardian: public(address)
-# @notice End of the guardian's appointment.
-guardian_expiry: public(uint256)
 
 _proposals: HashMap[uint256, uint256]
 _tallies: HashMap[uint256, uint256]
@@ -149,42 +142,6 @@ _latest: HashMap[address, uint256]
 _receipts: HashMap[address, HashMap[uint256, uint256]]
 _nonces: HashMap[address, uint256]
 
-
-event ProposalCreated:
-    proposalId: uint256
-    proposer: address
-    targets: DynArray[address, MAX_ACTIONS]
-    values: DynArray[uint256, MAX_ACTIONS]
-    signatures: DynArray[String[1], MAX_ACTIONS]
-    calldatas: DynArray[Bytes[MAX_CALLDATA], MAX_ACTIONS]
-    voteStart: uint256
-    voteEnd: uint256
-    description: String[MAX_DESCRIPTION]
-
-event VoteCast:
-    voter: indexed(address)
-    proposalId: uint256
-    support: uint8
-    weight: uint256
-    reason: String[MAX_REASON]
-
-event ProposalExtended:
-    proposalId: indexed(uint256)
-    extendedDeadline: uint64
-
-event ProposalQueued:
-    proposalId: uint256
-    etaSeconds: uint256
-
-event ProposalExecuted:
-    proposalId: uint256
-
-event ProposalCanceled:
-    proposalId: uint256
-
-event GuardianSet:
-    guardian: indexed(address)
-    expiry: uint256
 
 
 @deploy
@@ -200,8 +157,7 @@ def __init__(token: IComputeToken, timelock: ITimelock):
     eip712_domain_separator.__init__("ComputeShare Governor", "1")
     TOKEN = token.address
     TIMELOCK = timelock.address
-    for key: uint256 in range(_PARAMETER_COUNT):
-        bounded_params._set(key, _DEFAULT[key])
+    governed.__init__(_LOW, _HIGH, _DEFAULT)
 
 
 # ---------------------------------------------------------------- proposals
@@ -228,38 +184,38 @@ def propose(
     assert len(values) == count and len(calldatas) == count, "governor: invalid proposal length"
     # analysis: cei_violation: a view of the protocol token's past votes, fixed at deploy.
     votes: uint256 = staticcall IComputeToken(TOKEN).getPastVotes(msg.sender, block.timestamp - 1)
-    assert votes >= bounded_params._get(PROPOSAL_THRESHOLD), "governor: proposer votes below threshold"
+    assert votes >= governed._get(PROPOSAL_THRESHOLD), "governor: proposer votes below threshold"
     latest: uint256 = self._latest[msg.sender]
     if latest != 0:
         assert self._is_final(self._state(latest)), "governor: proposer has a live proposal"
 
     proposal_id: uint256 = self.proposalCount + 1
     self.proposalCount = proposal_id
-    snapshot: uint256 = block.timestamp + bounded_params._get(VOTING_DELAY)
-    deadline: uint256 = snapshot + bounded_params._get(VOTING_PERIOD)
+    snapshot: uint256 = block.timestamp + governed._get(VOTING_DELAY)
+    deadline: uint256 = snapshot + governed._get(VOTING_PERIOD)
     self._proposals[proposal_id] = (
         snapshot
         | (deadline << _DEADLINE_SHIFT)
         | (count << _COUNT_SHIFT)
-        | (bounded_params._get(QUORUM_BPS) << _QUORUM_SHIFT)
-        | (bounded_params._get(LATE_QUORUM_EXTENSION) << _EXTENSION_SHIFT)
+        | (governed._get(QUORUM_BPS) << _QUORUM_SHIFT)
+        | (governed._get(LATE_QUORUM_EXTENSION) << _EXTENSION_SHIFT)
     )
     self._meta[proposal_id] = convert(msg.sender, uint256)
     self._latest[msg.sender] = proposal_id
-    signatures: DynArray[String[1], MAX_ACTIONS] = []
+    empty_signatures: DynArray[String[1], MAX_ACTIONS] = []
     for i: uint256 in range(count, bound=MAX_ACTIONS):
-        assert values[i] <= _U96, "governor: value too large"
+        assert values[i] <= constants.U96, "governor: value too large"
         key: uint256 = (proposal_id << 8) | i
         self._actions[key] = convert(targets[i], uint256) | (values[i] << 160)
         if len(calldatas[i]) != 0:
             self._calldatas[key] = calldatas[i]
-        signatures.append("")
-    log ProposalCreated(
+        empty_signatures.append("")
+    log IGovernor.ProposalCreated(
         proposalId=proposal_id,
         proposer=msg.sender,
         targets=targets,
         values=values,
-        signatures=signatures,
+        signatures=empty_signatures,
         calldatas=calldatas,
         voteStart=snapshot,
         voteEnd=deadline,
@@ -279,7 +235,7 @@ def queue(proposalId: uint256) -> uint256:
     self._proposals[proposalId] |= _QUEUED
     eta: uint256 = extcall ITimelock(TIMELOCK).queue(self._operation(proposalId), proposalId)
     self._meta[proposalId] |= eta << _ETA_SHIFT
-    log ProposalQueued(proposalId=proposalId, etaSeconds=eta)
+    log IGovernor.ProposalQueued(proposalId=proposalId, etaSeconds=eta)
     return proposalId
 
 
@@ -298,7 +254,7 @@ def execute(proposalId: uint256) -> uint256:
     word: uint256 = self._proposals[proposalId]
     assert word & (_QUEUED | _EXECUTED | _CANCELED) == _QUEUED, "governor: proposal not queued"
     self._proposals[proposalId] = word | _EXECUTED
-    log ProposalExecuted(proposalId=proposalId)
+    log IGovernor.ProposalExecuted(proposalId=proposalId)
     targets: DynArray[address, MAX_ACTIONS] = []
     values: DynArray[uint256, MAX_ACTIONS] = []
     calldatas: DynArray[Bytes[MAX_CALLDATA], MAX_ACTIONS] = []
@@ -317,13 +273,13 @@ def cancel(proposalId: uint256) -> uint256:
     @return uint256 The proposal id.
     """
     state: uint8 = self._state(proposalId)
-    if msg.sender == self.guardian and block.timestamp < self.guardian_expiry:
+    if guardianship._is_active(msg.sender):
         assert not self._is_final(state), "governor: proposal is final"
     else:
-        assert msg.sender == convert(self._meta[proposalId] & _U160, address), "governor: caller cannot cancel"
+        assert msg.sender == convert(self._meta[proposalId] & constants.ADDRESS_MASK, address), "governor: caller cannot cancel"
         assert state == STATE_PENDING, "governor: proposal not pending"
     self._proposals[proposalId] |= _CANCELED
-    log ProposalCanceled(proposalId=proposalId)
+    log IGovernor.ProposalCanceled(proposalId=proposalId)
     if state == STATE_QUEUED:
         extcall ITimelock(TIMELOCK).cancel(self._operation(proposalId))
     return proposalId
@@ -372,7 +328,7 @@ def castVoteBySig(proposalId: uint256, support: uint8, voter: address, signature
     digest: bytes32 = eip712_domain_separator._hash_typed_data_v4(
         keccak256(abi_encode(BALLOT_TYPEHASH, proposalId, support, voter, nonce))
     )
-    assert self._is_valid_signature(voter, digest, signature), "governor: invalid signature"
+    assert signatures._is_valid(voter, digest, signature), "governor: invalid signature"
     # analysis: missing_event_emission: `_cast_vote` logs VoteCast.
     return self._cast_vote(proposalId, voter, support, "")
 
@@ -390,9 +346,7 @@ def set_parameter(key: uint256, new_value: uint256):
     @param new_value The value, within `parameter_bounds(key)`.
     """
     assert msg.sender == TIMELOCK, "governor: caller is not the timelock"
-    assert key < _PARAMETER_COUNT, "governor: unknown parameter"
-    assert new_value >= _LOW[key] and new_value <= _HIGH[key], "governor: parameter out of bounds"
-    bounded_params._set(key, new_value)
+    governed._set_checked(key, new_value)
 
 
 @external
@@ -406,10 +360,7 @@ def set_guardian(new_guardian: address, expiry: uint256):
     """
     # analysis: unprotected_state_change, missing_zero_address_check: timelock only, by the next line; the zero address removes the guardian.
     assert msg.sender == TIMELOCK, "governor: caller is not the timelock"
-    assert expiry <= block.timestamp + MAX_GUARDIAN_TERM, "governor: guardian term too long"
-    self.guardian = new_guardian
-    self.guardian_expiry = expiry
-    log GuardianSet(guardian=new_guardian, expiry=expiry)
+    guardianship._appoint(new_guardian, expiry)
 
 
 # ---------------------------------------------------------------- views (OpenZeppelin names)
@@ -473,7 +424,7 @@ def votingDelay() -> uint256:
     @notice Seconds from proposal to snapshot.
     @return uint256 The voting delay.
     """
-    return bounded_params._get(VOTING_DELAY)
+    return governed._get(VOTING_DELAY)
 
 
 @external
@@ -483,7 +434,7 @@ def votingPeriod() -> uint256:
     @notice Seconds from snapshot to deadline.
     @return uint256 The voting period.
     """
-    return bounded_params._get(VOTING_PERIOD)
+    return governed._get(VOTING_PERIOD)
 
 
 @external
@@ -493,7 +444,7 @@ def proposalThreshold() -> uint256:
     @notice Votes needed to propose.
     @return uint256 The threshold in wei of votes.
     """
-    return bounded_params._get(PROPOSAL_THRESHOLD)
+    return governed._get(PROPOSAL_THRESHOLD)
 
 
 @external
@@ -503,7 +454,7 @@ def lateQuorumVoteExtension() -> uint48:
     @notice How far a vote that first reaches quorum late pushes the deadline.
     @return uint48 Seconds.
     """
-    return convert(bounded_params._get(LATE_QUORUM_EXTENSION), uint48)
+    return convert(governed._get(LATE_QUORUM_EXTENSION), uint48)
 
 
 @external
@@ -513,7 +464,7 @@ def quorumNumerator() -> uint256:
     @notice Quorum fraction new proposals get, over `quorumDenominator()`.
     @return uint256 Basis points of the supply.
     """
-    return bounded_params._get(QUORUM_BPS)
+    return governed._get(QUORUM_BPS)
 
 
 @external
@@ -523,7 +474,7 @@ def quorumDenominator() -> uint256:
     @notice Denominator of the quorum fraction.
     @return uint256 10,000.
     """
-    return _BPS
+    return constants.BPS
 
 
 @external
@@ -534,7 +485,7 @@ def quorum(timepoint: uint256) -> uint256:
     @param timepoint A past timestamp.
     @return uint256 Votes needed (for + abstain).
     """
-    return staticcall IComputeToken(TOKEN).getPastTotalSupply(timepoint) * bounded_params._get(QUORUM_BPS) // _BPS
+    return staticcall IComputeToken(TOKEN).getPastTotalSupply(timepoint) * governed._get(QUORUM_BPS) // constants.BPS
 
 
 @external
@@ -581,7 +532,7 @@ def proposalSnapshot(proposalId: uint256) -> uint256:
     @param proposalId The proposal.
     @return uint256 The snapshot timestamp.
     """
-    return self._proposal(proposalId) & _U48
+    return self._proposal(proposalId) & constants.U48
 
 
 @external
@@ -592,7 +543,7 @@ def proposalDeadline(proposalId: uint256) -> uint256:
     @param proposalId The proposal.
     @return uint256 The deadline timestamp.
     """
-    return (self._proposal(proposalId) >> _DEADLINE_SHIFT) & _U48
+    return (self._proposal(proposalId) >> _DEADLINE_SHIFT) & constants.U48
 
 
 @external
@@ -603,7 +554,7 @@ def proposalProposer(proposalId: uint256) -> address:
     @param proposalId The proposal.
     @return address The proposer (zero for an unknown id).
     """
-    return convert(self._meta[proposalId] & _U160, address)
+    return convert(self._meta[proposalId] & constants.ADDRESS_MASK, address)
 
 
 @external
@@ -640,7 +591,7 @@ def proposalVotes(proposalId: uint256) -> (uint256, uint256, uint256):
     """
     word: uint256 = self._proposals[proposalId]
     tally: uint256 = self._tallies[proposalId]
-    return tally & _U96, (word >> _FOR_SHIFT) & _U96, tally >> _ABSTAIN_SHIFT
+    return tally & constants.U96, (word >> _FOR_SHIFT) & constants.U96, tally >> _ABSTAIN_SHIFT
 
 
 @external
@@ -713,39 +664,14 @@ def token() -> address:
     return TOKEN
 
 
-@external
-@view
-def parameter(key: uint256) -> uint256:
-    """
-    @notice Current value of parameter `key`.
-    @param key A parameter key.
-    @return uint256 Its value.
-    """
-    assert key < _PARAMETER_COUNT, "governor: unknown parameter"
-    return bounded_params._get(key)
-
-
-@external
-@view
-def parameter_bounds(key: uint256) -> (uint256, uint256):
-    """
-    @notice Hard bounds of parameter `key`: no governance decision can leave them.
-    @param key A parameter key.
-    @return uint256 Lowest allowed value.
-    @return uint256 Highest allowed value.
-    """
-    assert key < _PARAMETER_COUNT, "governor: unknown parameter"
-    return _LOW[key], _HIGH[key]
-
-
 # ---------------------------------------------------------------- internal
 
 
 @internal
 def _cast_vote(proposal_id: uint256, voter: address, support: uint8, reason: String[MAX_REASON]) -> uint256:
     word: uint256 = self._proposals[proposal_id]
-    snapshot: uint256 = word & _U48
-    deadline: uint256 = (word >> _DEADLINE_SHIFT) & _U48
+    snapshot: uint256 = word & constants.U48
+    deadline: uint256 = (word >> _DEADLINE_SHIFT) & constants.U48
     assert (
         word != 0 and word & _CANCELED == 0 and block.timestamp > snapshot and block.timestamp <= deadline
     ), "governor: vote not currently active"
@@ -758,20 +684,20 @@ def _cast_vote(proposal_id: uint256, voter: address, support: uint8, reason: Str
     # analysis: cei_violation: a view of the protocol token's past votes, fixed at deploy.
     weight: uint256 = staticcall IComputeToken(TOKEN).getPastVotes(voter, snapshot)
 
-    for_votes: uint256 = (word >> _FOR_SHIFT) & _U96
+    for_votes: uint256 = (word >> _FOR_SHIFT) & constants.U96
     if support == _FOR:
         for_votes += weight
-        assert for_votes <= _U96, "governor: tally overflow"
+        assert for_votes <= constants.U96, "governor: tally overflow"
         word = (word & _FOR_CLEAR) | (for_votes << _FOR_SHIFT)
     else:
         tally: uint256 = self._tallies[proposal_id]
-        against: uint256 = tally & _U96
+        against: uint256 = tally & constants.U96
         abstain: uint256 = tally >> _ABSTAIN_SHIFT
         if support == _AGAINST:
             against += weight
         else:
             abstain += weight
-        assert against <= _U96 and abstain <= _U96, "governor: tally overflow"
+        assert against <= constants.U96 and abstain <= constants.U96, "governor: tally overflow"
         self._tallies[proposal_id] = against | (abstain << _ABSTAIN_SHIFT)
 
     # Late quorum: only a for or abstain vote in the last `LATE_QUORUM_EXTENSION` seconds
@@ -783,31 +709,11 @@ def _cast_vote(proposal_id: uint256, voter: address, support: uint8, reason: Str
         if counted >= quorum and counted - weight < quorum:
             deadline = block.timestamp + extension
             word = (word & _DEADLINE_CLEAR) | (deadline << _DEADLINE_SHIFT) | _EXTENDED
-            log ProposalExtended(proposalId=proposal_id, extendedDeadline=convert(deadline, uint64))
+            log IGovernor.ProposalExtended(proposalId=proposal_id, extendedDeadline=convert(deadline, uint64))
     if support == _FOR or word & _EXTENDED != 0:
         self._proposals[proposal_id] = word
-    log VoteCast(voter=voter, proposalId=proposal_id, support=support, weight=weight, reason=reason)
+    log IGovernor.VoteCast(voter=voter, proposalId=proposal_id, support=support, weight=weight, reason=reason)
     return weight
-
-
-@internal
-@view
-def _is_valid_signature(voter: address, digest: bytes32, signature: Bytes[65]) -> bool:
-    """
-    @dev As OpenZeppelin's `SignatureChecker`: an ECDSA signature by `voter` is valid;
-         otherwise a contract voter decides through EIP-1271. Recovering first spares
-         EOA voters the code-size look-up.
-    """
-    if len(signature) == 65:
-        s: uint256 = convert(extract32(signature, 32), uint256)
-        # Only low-s signatures (EIP-2), so no signature has a malleable twin.
-        if s <= _MALLEABILITY_THRESHOLD:
-            signer: address = ecrecover(
-                digest, convert(slice(signature, 64, 1), uint256), convert(extract32(signature, 0), uint256), s
-            )
-            if signer == voter and signer != empty(address):
-                return True
-    return voter.is_contract and signature_checker._is_valid_ERC1271_signature_now(voter, digest, signature)
 
 
 @internal
@@ -821,8 +727,8 @@ def _proposal(proposal_id: uint256) -> uint256:
 @internal
 @view
 def _quorum(word: uint256) -> uint256:
-    supply: uint256 = staticcall IComputeToken(TOKEN).getPastTotalSupply(word & _U48)
-    return supply * ((word >> _QUORUM_SHIFT) & _U16) // _BPS
+    supply: uint256 = staticcall IComputeToken(TOKEN).getPastTotalSupply(word & constants.U48)
+    return supply * ((word >> _QUORUM_SHIFT) & constants.U16) // constants.BPS
 
 
 @internal
@@ -833,9 +739,9 @@ def _state(proposal_id: uint256) -> uint8:
         return STATE_EXECUTED
     if word & _CANCELED != 0:
         return STATE_CANCELED
-    if block.timestamp <= word & _U48:
+    if block.timestamp <= word & constants.U48:
         return STATE_PENDING
-    if block.timestamp <= (word >> _DEADLINE_SHIFT) & _U48:
+    if block.timestamp <= (word >> _DEADLINE_SHIFT) & constants.U48:
         return STATE_ACTIVE
     if word & _QUEUED != 0:
         # Only a succeeded proposal is ever queued.
@@ -843,9 +749,9 @@ def _state(proposal_id: uint256) -> uint8:
         if block.timestamp >= eta + staticcall ITimelock(TIMELOCK).grace_period():
             return STATE_EXPIRED
         return STATE_QUEUED
-    for_votes: uint256 = (word >> _FOR_SHIFT) & _U96
+    for_votes: uint256 = (word >> _FOR_SHIFT) & constants.U96
     tally: uint256 = self._tallies[proposal_id]
-    if for_votes <= tally & _U96 or for_votes + (tally >> _ABSTAIN_SHIFT) < self._quorum(word):
+    if for_votes <= tally & constants.U96 or for_votes + (tally >> _ABSTAIN_SHIFT) < self._quorum(word):
         return STATE_DEFEATED
     return STATE_SUCCEEDED
 
@@ -870,7 +776,7 @@ def _load_actions(proposal_id: uint256) -> (
     for i: uint256 in range(count, bound=MAX_ACTIONS):
         key: uint256 = (proposal_id << 8) | i
         action: uint256 = self._actions[key]
-        targets.append(convert(action & _U160, address))
+        targets.append(convert(action & constants.ADDRESS_MASK, address))
         values.append(action >> 160)
         calldatas.append(self._calldatas[key])
     return targets, values, calldatas

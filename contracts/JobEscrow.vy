@@ -52,18 +52,24 @@ from interfaces import IJobEscrow
 from interfaces import IStaking
 from snekmate.auth import ownable
 from contracts.modules import access
+from contracts.modules import governed
+from contracts.modules import guardianship
 from contracts.modules import job_layout
+from contracts.modules import constants
 
 implements: IJobEscrow
 
 initializes: ownable
 initializes: access[ownable := ownable]
+initializes: guardianship
 
 exports: (
     ownable.owner,
     ownable.transfer_ownership,
     access.roles,
     access.set_roles,
+    guardianship.guardian,
+    guardianship.guardian_expiry,
 )
 # `renounce_ownership` is intentionally not exported: parameters and roles must stay governable.
 
@@ -81,8 +87,6 @@ _PARAMETER_COUNT: constant(uint256) = job_layout.PARAMETER_COUNT
 _HIGH: constant(uint256[_PARAMETER_COUNT]) = job_layout.HIGH
 _DEFAULT: constant(uint256[_PARAMETER_COUNT]) = job_layout.DEFAULTS
 
-_DAY: constant(uint256) = 86400
-_BPS: constant(uint256) = 10_000
 
 MAX_REPLICAS: constant(uint256) = job_layout.MAX_REPLICAS
 MAX_SPEC_LENGTH: constant(uint256) = job_layout.MAX_SPEC_LENGTH
@@ -99,22 +103,14 @@ _PARAMS_MASK: constant(uint256) = 2**192 - 1
 # a live word (2,900 gas) instead of creating one (20,000).
 _RECORD_BITS: constant(uint256) = job_layout.RECORD_BITS
 
-# Job status (`job_layout`; JobEscrowView exports them).
-STATUS_OPEN: constant(uint8) = job_layout.STATUS_OPEN
-STATUS_DISPUTED: constant(uint8) = job_layout.STATUS_DISPUTED
-STATUS_FINALIZED: constant(uint8) = job_layout.STATUS_FINALIZED
-STATUS_CANCELLED: constant(uint8) = job_layout.STATUS_CANCELLED
-
-# The same, for packing.
-_OPEN: constant(uint256) = 1
-_DISPUTED: constant(uint256) = 2
-_FINALIZED: constant(uint256) = 3
-_CANCELLED: constant(uint256) = 4
-
-# Assignment status.
-REPLICA_ACCEPTED: constant(uint8) = job_layout.REPLICA_ACCEPTED
-REPLICA_COMMITTED: constant(uint8) = job_layout.REPLICA_COMMITTED
-REPLICA_REVEALED: constant(uint8) = job_layout.REPLICA_REVEALED
+# Job and replica status (`job_layout`; JobEscrowView exports them).
+_OPEN: constant(uint256) = job_layout.STATUS_OPEN
+_DISPUTED: constant(uint256) = job_layout.STATUS_DISPUTED
+_FINALIZED: constant(uint256) = job_layout.STATUS_FINALIZED
+_CANCELLED: constant(uint256) = job_layout.STATUS_CANCELLED
+_ACCEPTED: constant(uint256) = job_layout.REPLICA_ACCEPTED
+_COMMITTED: constant(uint256) = job_layout.REPLICA_COMMITTED
+_REVEALED: constant(uint256) = job_layout.REPLICA_REVEALED
 
 # Settlement outcomes of a replica (also the order of the counters in a device record).
 _OUTCOME_COMPLETED: constant(uint8) = 0
@@ -126,16 +122,9 @@ _RULING_NONE: constant(uint256) = 0
 _RULING_CLIENT: constant(uint256) = 1
 _RULING_PROVIDER: constant(uint256) = 2
 
-_ADDRESS_MASK: constant(uint256) = 2**160 - 1
-_U8: constant(uint256) = 2**8 - 1
-_U16: constant(uint256) = 2**16 - 1
-_U24: constant(uint256) = 2**24 - 1
-_U32: constant(uint256) = 2**32 - 1
-_U64: constant(uint256) = 2**64 - 1
-_U40: constant(uint256) = 2**40 - 1
-_U96: constant(uint256) = 2**96 - 1
 _BALANCE_MASK: constant(uint256) = 2**192 - 1
-_NONCE_ONE: constant(uint256) = 1 << 192
+_ACCOUNT_NONCE_AT: constant(uint256) = 192
+_NONCE_ONE: constant(uint256) = 1 << _ACCOUNT_NONCE_AT
 # The job word's fields: the bit table is in `job_layout`.
 _REPLICAS_AT: constant(uint256) = job_layout.REPLICAS_AT
 _PHASE_AT: constant(uint256) = job_layout.PHASE_AT
@@ -144,6 +133,8 @@ _COMMITTED_AT: constant(uint256) = job_layout.COMMITTED_AT
 _REVEALED_AT: constant(uint256) = job_layout.REVEALED_AT
 _LEADER_AT: constant(uint256) = job_layout.LEADER_AT
 _BINDING_AT: constant(uint256) = job_layout.BINDING_AT
+_STATUS_AT: constant(uint256) = job_layout.ASSIGNMENT_STATUS_AT
+_NONCE_AT: constant(uint256) = job_layout.ASSIGNMENT_NONCE_AT
 _BELOW_BINDING: constant(uint256) = 2**64 - 1
 
 
@@ -161,10 +152,6 @@ _STAKE_TOKEN: immutable(address)
 
 # @notice Receives swept protocol fees (the DAO timelock).
 treasury: public(address)
-# @notice May pause new work while its appointment lasts.
-guardian: public(address)
-# @notice End of the guardian's appointment.
-guardian_expiry: public(uint256)
 
 # parameter `key` at bit 24 * key | paused until << 192
 _config: uint256
@@ -180,108 +167,6 @@ _fee_shards: HashMap[uint256, uint256]
 # running | completed << 64 | failed << 128 | slashed << 192 (`device_record`)
 _devices: HashMap[bytes32, uint256]
 
-
-event Deposited:
-    account: indexed(address)
-    amount: uint256
-    balance: uint256
-
-event Withdrawn:
-    account: indexed(address)
-    amount: uint256
-    balance: uint256
-
-event JobPosted:
-    job_id: indexed(bytes32)
-    client: indexed(address)
-    terms: IJobEscrow.Terms
-    spec: Bytes[4096]
-
-event JobCancelled:
-    job_id: indexed(bytes32)
-    client: indexed(address)
-    refunded: uint256
-
-event ReplicaAccepted:
-    job_id: indexed(bytes32)
-    provider: indexed(address)
-    slot: uint256
-    device_id: bytes32
-    device_nonce: uint256
-    collateral: uint256
-
-event ResultCommitted:
-    job_id: indexed(bytes32)
-    provider: indexed(address)
-    slot: uint256
-    commitment: bytes32
-
-event ResultRevealed:
-    job_id: indexed(bytes32)
-    provider: indexed(address)
-    slot: uint256
-    result_hash: bytes32
-
-event ResultSubmitted:
-    job_id: indexed(bytes32)
-    status: uint8
-    fuel: uint64
-    output_hash: bytes32
-    output: Bytes[4096]
-
-event Disputed:
-    job_id: indexed(bytes32)
-    client: indexed(address)
-    bond: uint256
-    ruling_end: uint256
-
-event Ruled:
-    job_id: indexed(bytes32)
-    arbiter: indexed(address)
-    for_client: bool
-
-event ReplicaSettled:
-    job_id: indexed(bytes32)
-    provider: indexed(address)
-    device_id: indexed(bytes32)
-    slot: uint256
-    outcome: uint8
-    paid: uint256
-    fee: uint256
-    slashed: uint256
-
-event JobSettled:
-    job_id: indexed(bytes32)
-    client: indexed(address)
-    keeper: indexed(address)
-    result_hash: bytes32
-    paid: uint256
-    fees: uint256
-    refunded: uint256
-    compensation: uint256
-    bounty: uint256
-
-event FeesSwept:
-    shard: uint256
-    amount: uint256
-    treasury: indexed(address)
-
-event PausedUntil:
-    by: indexed(address)
-    until: uint256
-
-event GuardianSet:
-    guardian: indexed(address)
-    expiry: uint256
-
-event ParameterChanged:
-    key: indexed(uint256)
-    old_value: uint256
-    new_value: uint256
-
-event TreasurySet:
-    previous_treasury: indexed(address)
-    new_treasury: indexed(address)
 
 
 @deploy
@@ -307,7 +192,7 @@ def __init__(token: address, staking: IStaking, registry: IDeviceRegistry, treas
     PAYS_INTO_POOL = token == _STAKE_TOKEN
     self.treasury = treasury
     for key: uint256 in range(_PARAMETER_COUNT):
-        assert _HIGH[key] <= _U24, "job_escrow: bound too wide to pack"
+        assert _HIGH[key] <= constants.U24, "job_escrow: bound too wide to pack"
         self._set_parameter(key, _DEFAULT[key])
     if PAYS_INTO_POOL:
         assert extcall IERC20(token).approve(staking.address, max_value(uint256), default_return_value=True), "job_escrow: approve failed"
@@ -339,7 +224,7 @@ def withdraw(amount: uint256):
     balance: uint256 = word & _BALANCE_MASK
     assert balance >= amount, "job_escrow: amount exceeds balance"
     self._accounts[msg.sender] = word - amount
-    log Withdrawn(account=msg.sender, amount=amount, balance=balance - amount)
+    log IJobEscrow.Withdrawn(account=msg.sender, amount=amount, balance=balance - amount)
     self._transfer(TOKEN, msg.sender, amount)
 
 
@@ -407,7 +292,7 @@ def post_with_permit(
     amount: uint256 = price_per_replica * replicas
     # analysis: unsafe_raw_call: a failed permit is expected (front-run copies); `_deposit` then fails on the allowance if there is none.
     # Anyone can copy a permit from the mempool and submit it first; the allowance is then
-    # already in place, so a failed permit is not an error (the deposit checks the allowance).
+    # already in place, so a failed permit is an error only when there is no allowance.
     permitted: bool = raw_call(
         TOKEN,
         abi_encode(
@@ -422,6 +307,8 @@ def post_with_permit(
         ),
         revert_on_failure=False,
     )
+    if not permitted:
+        assert staticcall IERC20(TOKEN).allowance(msg.sender, self) >= amount, "job_escrow: permit failed and no allowance"
     self._deposit(msg.sender, amount)
     job_id: bytes32 = empty(bytes32)
     terms: IJobEscrow.Terms = empty(IJobEscrow.Terms)
@@ -474,11 +361,11 @@ def cancel(terms: IJobEscrow.Terms):
     job_id, word = self._load(terms)
     assert terms.client == msg.sender, "job_escrow: caller is not the client"
     self._check_open(word)
-    assert ((word >> _ACCEPTED_AT) & _U8) == 0, "job_escrow: job already accepted"
+    assert ((word >> _ACCEPTED_AT) & constants.U8) == 0, "job_escrow: job already accepted"
     refund: uint256 = terms.price_per_replica * terms.replicas
-    self._jobs[job_id] = (word & ~_U8) | _CANCELLED
+    self._jobs[job_id] = (word & ~constants.U8) | _CANCELLED
     self._accounts[msg.sender] += refund
-    log JobCancelled(job_id=job_id, client=msg.sender, refunded=refund)
+    log IJobEscrow.JobCancelled(job_id=job_id, client=msg.sender, refunded=refund)
 
 
 @external
@@ -494,17 +381,17 @@ def dispute(terms: IJobEscrow.Terms):
     job_id, word = self._load(terms)
     assert terms.client == msg.sender, "job_escrow: caller is not the client"
     assert terms.replicas == 1, "job_escrow: only optimistic jobs are disputed"
-    assert word & _U8 == _OPEN and ((word >> _ACCEPTED_AT) & _U8) == convert(REPLICA_REVEALED, uint256), "job_escrow: no result to dispute"
-    assert block.timestamp < ((word >> _PHASE_AT) & _U40), "job_escrow: challenge window closed"
+    assert word & constants.U8 == _OPEN and ((word >> _ACCEPTED_AT) & constants.U8) == _REVEALED, "job_escrow: no result to dispute"
+    assert block.timestamp < ((word >> _PHASE_AT) & constants.U40), "job_escrow: challenge window closed"
     config: uint256 = self._config
-    bond: uint256 = terms.price_per_replica * self._param(config, DISPUTE_BOND_BPS) // _BPS
+    bond: uint256 = terms.price_per_replica * self._param(config, DISPUTE_BOND_BPS) // constants.BPS
     account: uint256 = self._accounts[msg.sender]
     assert account & _BALANCE_MASK >= bond, "job_escrow: insufficient balance for bond"
     self._accounts[msg.sender] = account - bond
     self._bond[job_id] = bond
     ruling_end: uint256 = block.timestamp + self._param(config, RULING_PERIOD)
-    self._jobs[job_id] = (word & ~(_U8 | (_U40 << _PHASE_AT))) | _DISPUTED | (ruling_end << _PHASE_AT)
-    log Disputed(job_id=job_id, client=msg.sender, bond=bond, ruling_end=ruling_end)
+    self._jobs[job_id] = (word & ~(constants.U8 | (constants.U40 << _PHASE_AT))) | _DISPUTED | (ruling_end << _PHASE_AT)
+    log IJobEscrow.Disputed(job_id=job_id, client=msg.sender, bond=bond, ruling_end=ruling_end)
 
 
 # ---------------------------------------------------------------- providers
@@ -539,23 +426,23 @@ def commit(terms: IJobEscrow.Terms, slot: uint256, device_nonce: uint256, commit
     assert block.timestamp < terms.deadline, "job_escrow: commit deadline passed"
     committed: uint256 = 1
     if terms.replicas == 1:
-        assert slot == 0 and ((word >> _ACCEPTED_AT) & _U8) != 0, "job_escrow: caller has no such replica"
-        assert ((word >> _ACCEPTED_AT) & _U8) == convert(REPLICA_ACCEPTED, uint256), "job_escrow: already committed"
+        assert slot == 0 and ((word >> _ACCEPTED_AT) & constants.U8) != 0, "job_escrow: caller has no such replica"
+        assert ((word >> _ACCEPTED_AT) & constants.U8) == _ACCEPTED, "job_escrow: already committed"
         assert word >> _BINDING_AT == self._binding(msg.sender, device_nonce, empty(bytes32)), "job_escrow: caller has no such replica"
         word = (word & _BELOW_BINDING) | (self._binding(msg.sender, device_nonce, commitment) << _BINDING_AT)
         word += 1 << _ACCEPTED_AT  # accepted -> committed
     else:
         assignment: uint256 = self._own_replica(job_id, slot, word, device_nonce)
-        assert ((assignment >> 160) & _U8) == convert(REPLICA_ACCEPTED, uint256), "job_escrow: already committed"
+        assert ((assignment >> _STATUS_AT) & constants.U8) == _ACCEPTED, "job_escrow: already committed"
         self._commitments[job_id][slot] = commitment
-        self._assignments[job_id][slot] = assignment + (1 << 160)  # accepted -> committed
-        committed = ((word >> _COMMITTED_AT) & _U8) + 1
+        self._assignments[job_id][slot] = assignment + (1 << _STATUS_AT)  # accepted -> committed
+        committed = ((word >> _COMMITTED_AT) & constants.U8) + 1
         word += 1 << _COMMITTED_AT
     if committed == terms.replicas:
         # Every replica committed: the reveal phase starts now.
-        word = (word & ~(_U40 << _PHASE_AT)) | ((block.timestamp + terms.reveal_window) << _PHASE_AT)
+        word = (word & ~(constants.U40 << _PHASE_AT)) | ((block.timestamp + terms.reveal_window) << _PHASE_AT)
     self._jobs[job_id] = word
-    log ResultCommitted(job_id=job_id, provider=msg.sender, slot=slot, commitment=commitment)
+    log IJobEscrow.ResultCommitted(job_id=job_id, provider=msg.sender, slot=slot, commitment=commitment)
 
 
 @external
@@ -576,29 +463,29 @@ def reveal(terms: IJobEscrow.Terms, slot: uint256, device_nonce: uint256, result
     expected: bytes32 = keccak256(abi_encode(job_id, msg.sender, result_hash, salt))
     if terms.replicas == 1:
         # Only a committed replica can reveal, and then every replica has committed.
-        assert slot == 0 and ((word >> _ACCEPTED_AT) & _U8) == convert(REPLICA_COMMITTED, uint256), "job_escrow: nothing to reveal"
-        assert block.timestamp < ((word >> _PHASE_AT) & _U40), "job_escrow: reveal window closed"
+        assert slot == 0 and ((word >> _ACCEPTED_AT) & constants.U8) == _COMMITTED, "job_escrow: nothing to reveal"
+        assert block.timestamp < ((word >> _PHASE_AT) & constants.U40), "job_escrow: reveal window closed"
         assert word >> _BINDING_AT == self._binding(msg.sender, device_nonce, expected), "job_escrow: reveal does not match commitment"
         # Optimistic: the challenge window opens, in the same write.
         word = (word & _BELOW_BINDING) | (self._binding(msg.sender, device_nonce, result_hash) << _BINDING_AT)
         # committed -> revealed
-        word = (word & ~(_U40 << _PHASE_AT)) + (1 << _ACCEPTED_AT) + ((block.timestamp + terms.challenge_window) << _PHASE_AT)
+        word = (word & ~(constants.U40 << _PHASE_AT)) + (1 << _ACCEPTED_AT) + ((block.timestamp + terms.challenge_window) << _PHASE_AT)
     else:
         assignment: uint256 = self._own_replica(job_id, slot, word, device_nonce)
-        assert ((assignment >> 160) & _U8) == convert(REPLICA_COMMITTED, uint256), "job_escrow: nothing to reveal"
-        assert ((word >> _COMMITTED_AT) & _U8) == terms.replicas or block.timestamp >= terms.deadline, "job_escrow: reveal not open"
-        assert block.timestamp < ((word >> _PHASE_AT) & _U40), "job_escrow: reveal window closed"
+        assert ((assignment >> _STATUS_AT) & constants.U8) == _COMMITTED, "job_escrow: nothing to reveal"
+        assert ((word >> _COMMITTED_AT) & constants.U8) == terms.replicas or block.timestamp >= terms.deadline, "job_escrow: reveal not open"
+        assert block.timestamp < ((word >> _PHASE_AT) & constants.U40), "job_escrow: reveal window closed"
         assert self._commitments[job_id][slot] == expected, "job_escrow: reveal does not match commitment"
         self._commitments[job_id][slot] = result_hash
-        self._assignments[job_id][slot] = assignment + (1 << 160)  # committed -> revealed
+        self._assignments[job_id][slot] = assignment + (1 << _STATUS_AT)  # committed -> revealed
         word += 1 << _REVEALED_AT
         votes: uint256 = self._votes[job_id][result_hash] + 1
         self._votes[job_id][result_hash] = votes
-        if votes > ((word >> _LEADER_AT) & _U8):
-            word = (word & ~(_U8 << _LEADER_AT)) | (votes << _LEADER_AT)
+        if votes > ((word >> _LEADER_AT) & constants.U8):
+            word = (word & ~(constants.U8 << _LEADER_AT)) | (votes << _LEADER_AT)
             self._leader[job_id] = result_hash
     self._jobs[job_id] = word
-    log ResultRevealed(job_id=job_id, provider=msg.sender, slot=slot, result_hash=result_hash)
+    log IJobEscrow.ResultRevealed(job_id=job_id, provider=msg.sender, slot=slot, result_hash=result_hash)
 
 
 @external
@@ -623,15 +510,15 @@ def submit(terms: IJobEscrow.Terms, device_nonce: uint256, status: uint8, fuel: 
     job_id, word = self._load(terms)
     self._check_open(word)
     assert block.timestamp < terms.deadline, "job_escrow: commit deadline passed"
-    assert terms.replicas == 1 and ((word >> _ACCEPTED_AT) & _U8) == convert(REPLICA_ACCEPTED, uint256) and word >> _BINDING_AT == self._binding(msg.sender, device_nonce, empty(bytes32)), "job_escrow: caller has no such replica"
+    assert terms.replicas == 1 and ((word >> _ACCEPTED_AT) & constants.U8) == _ACCEPTED and word >> _BINDING_AT == self._binding(msg.sender, device_nonce, empty(bytes32)), "job_escrow: caller has no such replica"
     assert len(output) == 0 or keccak256(output) == output_hash, "job_escrow: output does not match its hash"
     result_hash: bytes32 = keccak256(abi_encode(status, fuel, output_hash))
     word = (word & _BELOW_BINDING) | (self._binding(msg.sender, device_nonce, result_hash) << _BINDING_AT)
     # accepted -> revealed, and the challenge window opens, in the same write.
-    word = (word & ~(_U40 << _PHASE_AT)) + (2 << _ACCEPTED_AT) + ((block.timestamp + terms.challenge_window) << _PHASE_AT)
+    word = (word & ~(constants.U40 << _PHASE_AT)) + (2 << _ACCEPTED_AT) + ((block.timestamp + terms.challenge_window) << _PHASE_AT)
     self._jobs[job_id] = word
-    log ResultRevealed(job_id=job_id, provider=msg.sender, slot=0, result_hash=result_hash)
-    log ResultSubmitted(job_id=job_id, status=status, fuel=fuel, output_hash=output_hash, output=output)
+    log IJobEscrow.ResultRevealed(job_id=job_id, provider=msg.sender, slot=0, result_hash=result_hash)
+    log IJobEscrow.ResultSubmitted(job_id=job_id, status=status, fuel=fuel, output_hash=output_hash, output=output)
 
 
 # ---------------------------------------------------------------- settlement
@@ -652,11 +539,11 @@ def finalize(terms: IJobEscrow.Terms, replica: IJobEscrow.Replica):
     job_id: bytes32 = empty(bytes32)
     word: uint256 = 0
     job_id, word = self._load(terms)
-    status: uint8 = convert(word & _U8, uint8)
-    assert status == STATUS_OPEN or status == STATUS_DISPUTED, "job_escrow: job not open"
+    status: uint256 = word & constants.U8
+    assert status == _OPEN or status == _DISPUTED, "job_escrow: job not open"
     # k = 1: the reveal window, then the challenge window or the ruling period.
-    ready: bool = block.timestamp >= ((word >> _PHASE_AT) & _U40)
-    if terms.replicas > 1 and ((word >> _REVEALED_AT) & _U8) == terms.replicas:
+    ready: bool = block.timestamp >= ((word >> _PHASE_AT) & constants.U40)
+    if terms.replicas > 1 and ((word >> _REVEALED_AT) & constants.U8) == terms.replicas:
         ready = True
     assert ready, "job_escrow: not ready to settle"
     self._settle(job_id, word, terms, replica, _RULING_NONE)
@@ -676,8 +563,8 @@ def expire(terms: IJobEscrow.Terms, replica: IJobEscrow.Replica):
     job_id, word = self._load(terms)
     self._check_open(word)
     # k = 1 and revealed: the phase is the challenge window; otherwise the reveal window.
-    if block.timestamp < ((word >> _PHASE_AT) & _U40):
-        if terms.replicas == 1 and ((word >> _ACCEPTED_AT) & _U8) == convert(REPLICA_REVEALED, uint256):
+    if block.timestamp < ((word >> _PHASE_AT) & constants.U40):
+        if terms.replicas == 1 and ((word >> _ACCEPTED_AT) & constants.U8) == _REVEALED:
             raise "job_escrow: challenge window still open"
         raise "job_escrow: reveal window still open"
     self._settle(job_id, word, terms, replica, _RULING_NONE)
@@ -697,9 +584,9 @@ def rule(terms: IJobEscrow.Terms, replica: IJobEscrow.Replica, for_client: bool)
     job_id: bytes32 = empty(bytes32)
     word: uint256 = 0
     job_id, word = self._load(terms)
-    assert word & _U8 == _DISPUTED, "job_escrow: job not disputed"
-    assert block.timestamp < ((word >> _PHASE_AT) & _U40), "job_escrow: ruling period over"
-    log Ruled(job_id=job_id, arbiter=msg.sender, for_client=for_client)
+    assert word & constants.U8 == _DISPUTED, "job_escrow: job not disputed"
+    assert block.timestamp < ((word >> _PHASE_AT) & constants.U40), "job_escrow: ruling period over"
+    log IJobEscrow.Ruled(job_id=job_id, arbiter=msg.sender, for_client=for_client)
     ruling: uint256 = _RULING_PROVIDER
     if for_client:
         ruling = _RULING_CLIENT
@@ -717,7 +604,7 @@ def sweep_fees(shard: uint256) -> uint256:
     amount: uint256 = self._fee_shards[shard]
     self._fee_shards[shard] = 0
     treasury: address = self.treasury
-    log FeesSwept(shard=shard, amount=amount, treasury=treasury)
+    log IJobEscrow.FeesSwept(shard=shard, amount=amount, treasury=treasury)
     if amount != 0:
         self._transfer(TOKEN, treasury, amount)
     return amount
@@ -734,8 +621,7 @@ def set_parameter(key: uint256, new_value: uint256):
     @param new_value The value, within `parameter_bounds(key)`.
     """
     ownable._check_owner()
-    assert key < _PARAMETER_COUNT, "job_escrow: unknown parameter"
-    assert new_value >= job_layout.bound(job_layout.LOW_PACKED, key) and new_value <= job_layout.bound(job_layout.HIGH_PACKED, key), "job_escrow: parameter out of bounds"
+    governed._check_bounds(key, new_value, job_layout.bound(job_layout.LOW_PACKED, key), job_layout.bound(job_layout.HIGH_PACKED, key), _PARAMETER_COUNT)
     self._set_parameter(key, new_value)
 
 
@@ -747,7 +633,7 @@ def set_treasury(new_treasury: address):
     """
     ownable._check_owner()
     assert new_treasury != empty(address), "job_escrow: zero treasury"
-    log TreasurySet(previous_treasury=self.treasury, new_treasury=new_treasury)
+    log IJobEscrow.TreasurySet(previous_treasury=self.treasury, new_treasury=new_treasury)
     self.treasury = new_treasury
 
 
@@ -757,14 +643,11 @@ def set_guardian(new_guardian: address, expiry: uint256):
     @notice Appoints (or, with the zero address, removes) the guardian until `expiry`.
             Owner only.
     @param new_guardian The guardian.
-    @param expiry When its power to pause ends, at most 365 days from now.
+    @param expiry When its power to pause ends, at most `MAX_GUARDIAN_TERM` from now.
     """
     # analysis: unprotected_state_change, missing_zero_address_check: owner (timelock) only, by the next line; the zero address removes the guardian.
     ownable._check_owner()
-    assert expiry <= block.timestamp + 365 * 86400, "job_escrow: guardian term too long"
-    self.guardian = new_guardian
-    self.guardian_expiry = expiry
-    log GuardianSet(guardian=new_guardian, expiry=expiry)
+    guardianship._appoint(new_guardian, expiry)
 
 
 @external
@@ -774,21 +657,20 @@ def pause(until: uint256):
             now). The guardian, during its appointment, or the owner.
     @param until End of the pause.
     """
-    if msg.sender != ownable.owner:
-        assert msg.sender == self.guardian and block.timestamp < self.guardian_expiry, "job_escrow: caller cannot pause"
+    assert msg.sender == ownable.owner or guardianship._is_active(msg.sender), "job_escrow: caller cannot pause"
     assert until > block.timestamp and until <= block.timestamp + MAX_PAUSE, "job_escrow: pause out of bounds"
     self._config = (self._config & _PARAMS_MASK) | (until << _PAUSE_SHIFT)
-    log PausedUntil(by=msg.sender, until=until)
+    log IJobEscrow.PausedUntil(by=msg.sender, until=until)
 
 
 @external
 def unpause():
     """
-    @notice Ends a pause now. The guardian or the owner.
+    @notice Ends a pause now. The guardian, during its appointment, or the owner.
     """
-    assert msg.sender == ownable.owner or msg.sender == self.guardian, "job_escrow: caller cannot pause"
+    assert msg.sender == ownable.owner or guardianship._is_active(msg.sender), "job_escrow: caller cannot pause"
     self._config = self._config & _PARAMS_MASK
-    log PausedUntil(by=msg.sender, until=0)
+    log IJobEscrow.PausedUntil(by=msg.sender, until=0)
 
 
 # ---------------------------------------------------------------- views
@@ -823,7 +705,7 @@ def job_nonce(client: address) -> uint256:
     @param client The client.
     @return uint256 The nonce.
     """
-    return self._accounts[client] >> 192
+    return self._accounts[client] >> _ACCOUNT_NONCE_AT
 
 
 @external
@@ -867,7 +749,7 @@ def parameter(key: uint256) -> uint256:
     @param key A parameter key.
     @return uint256 Its value.
     """
-    assert key < _PARAMETER_COUNT, "job_escrow: unknown parameter"
+    assert key < _PARAMETER_COUNT, "parameters: unknown parameter"
     return self._param(self._config, key)
 
 
@@ -885,7 +767,7 @@ def _deposit(account: address, amount: uint256) -> uint256:
     word: uint256 = self._accounts[account] + received
     assert word & _BALANCE_MASK >= received, "job_escrow: balance overflow"
     self._accounts[account] = word
-    log Deposited(account=account, amount=received, balance=word & _BALANCE_MASK)
+    log IJobEscrow.Deposited(account=account, amount=received, balance=word & _BALANCE_MASK)
     return received
 
 
@@ -904,8 +786,8 @@ def _post(
     assert block.timestamp >= config >> _PAUSE_SHIFT, "job_escrow: paused"
     assert replicas != 0 and replicas <= MAX_REPLICAS, "job_escrow: replicas out of range"
     assert price != 0, "job_escrow: zero price"
-    assert price <= _U96 and collateral <= _U96, "job_escrow: amount too large"
-    assert collateral * _BPS >= price * self._param(config, MIN_COLLATERAL_BPS), "job_escrow: collateral below minimum"
+    assert price <= constants.U96 and collateral <= constants.U96, "job_escrow: amount too large"
+    assert collateral * constants.BPS >= price * self._param(config, MIN_COLLATERAL_BPS), "job_escrow: collateral below minimum"
     assert deadline > block.timestamp, "job_escrow: deadline in the past"
     assert deadline <= block.timestamp + self._param(config, MAX_JOB_DURATION), "job_escrow: deadline too far"
     assert len(spec) != 0, "job_escrow: empty spec"
@@ -933,7 +815,7 @@ def _post(
     reveal_window: uint256 = self._param(config, REVEAL_WINDOW)
     terms: IJobEscrow.Terms = IJobEscrow.Terms(
         client=client,
-        nonce=account >> 192,
+        nonce=account >> _ACCOUNT_NONCE_AT,
         spec_hash=keccak256(spec),
         requirements=self._pack_requirements(requirements),
         price_per_replica=price,
@@ -950,7 +832,7 @@ def _post(
         | (replicas << _REPLICAS_AT)
         | ((deadline + reveal_window) << _PHASE_AT)
     )
-    log JobPosted(job_id=job_id, client=client, terms=terms, spec=spec)
+    log IJobEscrow.JobPosted(job_id=job_id, client=client, terms=terms, spec=spec)
     return job_id, terms
 
 
@@ -961,33 +843,19 @@ def _accept(job_id: bytes32, terms: IJobEscrow.Terms, provider: address, device_
     self._check_open(word)
     assert block.timestamp < terms.deadline, "job_escrow: deadline passed"
     # For k = 1 this is the replica's status: any acceptance takes the only slot.
-    slot: uint256 = ((word >> _ACCEPTED_AT) & _U8)
+    slot: uint256 = ((word >> _ACCEPTED_AT) & constants.U8)
     assert slot < terms.replicas, "job_escrow: all replicas taken"
     # Replica words keep 32 bits of device nonce (a provider's devices are numbered from 0).
-    assert device_nonce <= _U32, "job_escrow: no such device"
+    assert device_nonce <= constants.U32, "job_escrow: no such device"
 
     device_id: bytes32 = keccak256(abi_encode(provider, device_nonce))
-    reqs: uint256 = terms.requirements
-    attested_only: bool = (reqs >> 104) & _U8 != 0
-    # analysis: cei_violation: a view of the registry, fixed at deploy; nothing can change state in between.
-    info: IDeviceRegistry.Match = staticcall IDeviceRegistry(REGISTRY).job_fit(device_id, attested_only)
-    assert info.owner == provider, "job_escrow: no such device"
-    assert info.eligible, "job_escrow: device not eligible"
-    spec: IDeviceRegistry.Spec = info.spec
-    assert (
-        convert(spec.cpu_cores, uint256) >= reqs & _U16
-        and convert(spec.memory_mb, uint256) >= (reqs >> 16) & _U32
-        and convert(spec.gpu_count, uint256) >= (reqs >> 48) & _U8
-        and convert(spec.vram_mb, uint256) >= (reqs >> 56) & _U32
-    ), "job_escrow: device below requirements"
-    region: uint256 = (reqs >> 88) & _U16
-    assert region == 0 or convert(spec.region, uint256) == region, "job_escrow: device in another region"
-    assert not attested_only or info.attested, "job_escrow: device not audited"
+    budget: uint256 = max_value(uint256)
     if priced_by_device:
-        cost: uint256 = convert(spec.price_per_second, uint256) * ((reqs >> 112) & _U32)
-        assert cost <= terms.price_per_replica, "job_escrow: device too expensive"
+        budget = terms.price_per_replica
+    # analysis: cei_violation: a view of the registry, fixed at deploy; nothing can change state in between.
+    capacity: uint256 = staticcall IDeviceRegistry(REGISTRY).check_fit(device_id, provider, terms.requirements, budget)
     record: uint256 = self._devices[device_id]
-    assert record & _U64 < convert(spec.max_concurrent_jobs, uint256), "job_escrow: device at capacity"
+    assert record & constants.U64 < capacity, "job_escrow: device at capacity"
 
     if terms.replicas == 1:
         # The replica's status and binding share the job's word.
@@ -997,14 +865,14 @@ def _accept(job_id: bytes32, terms: IJobEscrow.Terms, provider: address, device_
         for i: uint256 in range(MAX_REPLICAS):
             if i >= slot:
                 break
-            assert self._assignments[job_id][i] & _ADDRESS_MASK != convert(provider, uint256), "job_escrow: provider already on job"
-        self._assignments[job_id][slot] = convert(provider, uint256) | (convert(REPLICA_ACCEPTED, uint256) << 160) | (device_nonce << 168)
+            assert self._assignments[job_id][i] & constants.ADDRESS_MASK != convert(provider, uint256), "job_escrow: provider already on job"
+        self._assignments[job_id][slot] = convert(provider, uint256) | (_ACCEPTED << _STATUS_AT) | (device_nonce << _NONCE_AT)
         word += 1 << _ACCEPTED_AT
     self._jobs[job_id] = word
     # analysis: integer_overflow: running jobs stay below the device's 16-bit capacity (checked above), so adding one cannot carry.
     self._devices[device_id] = unsafe_add(record, 1)
     collateral: uint256 = terms.collateral_per_replica
-    log ReplicaAccepted(job_id=job_id, provider=provider, slot=slot, device_id=device_id, device_nonce=device_nonce, collateral=collateral)
+    log IJobEscrow.ReplicaAccepted(job_id=job_id, provider=provider, slot=slot, device_id=device_id, device_nonce=device_nonce, collateral=collateral)
     extcall IStaking(STAKING).lock(provider, collateral)
     return slot
 
@@ -1016,18 +884,18 @@ def _settle(job_id: bytes32, word: uint256, terms: IJobEscrow.Terms, replica: IJ
          settled before any external call.
     """
     replicas: uint256 = terms.replicas
-    accepted: uint256 = ((word >> _ACCEPTED_AT) & _U8)
+    accepted: uint256 = ((word >> _ACCEPTED_AT) & constants.U8)
     if replicas == 1 and accepted != 0:
         # The k = 1 replica comes back as calldata: it must be the one the job holds.
         assert word >> _BINDING_AT == self._binding(replica.provider, replica.device_nonce, replica.digest), "job_escrow: replica does not match the job"
         accepted = 1
-    self._jobs[job_id] = (word & ~_U8) | _FINALIZED
+    self._jobs[job_id] = (word & ~constants.U8) | _FINALIZED
     client: address = terms.client
     price: uint256 = terms.price_per_replica
     collateral: uint256 = terms.collateral_per_replica
     # Only a k > 1 job with a strict majority has a leading result to read (and only a
     # disputed job a bond).
-    majority: bool = replicas > 1 and ((word >> _LEADER_AT) & _U8) * 2 > replicas
+    majority: bool = replicas > 1 and ((word >> _LEADER_AT) & constants.U8) * 2 > replicas
     leader: bytes32 = empty(bytes32)
     if majority:
         leader = self._leader[job_id]
@@ -1046,13 +914,13 @@ def _settle(job_id: bytes32, word: uint256, terms: IJobEscrow.Terms, replica: IJ
             break
         provider: address = replica.provider
         device_nonce: uint256 = replica.device_nonce
-        status: uint256 = ((word >> _ACCEPTED_AT) & _U8)
+        status: uint256 = ((word >> _ACCEPTED_AT) & constants.U8)
         if replicas > 1:
             assignment: uint256 = self._assignments[job_id][slot]
-            provider = convert(assignment & _ADDRESS_MASK, address)
-            device_nonce = (assignment >> 168) & _U32
-            status = ((assignment >> 160) & _U8)
-        revealed: bool = status == convert(REPLICA_REVEALED, uint256)
+            provider = convert(assignment & constants.ADDRESS_MASK, address)
+            device_nonce = (assignment >> _NONCE_AT) & constants.U32
+            status = ((assignment >> _STATUS_AT) & constants.U8)
+        revealed: bool = status == _REVEALED
         outcome: uint8 = _OUTCOME_SLASHED
         if replicas == 1:
             if revealed and ruling != _RULING_CLIENT:
@@ -1073,7 +941,7 @@ def _settle(job_id: bytes32, word: uint256, terms: IJobEscrow.Terms, replica: IJ
         replica_fee: uint256 = 0
         replica_slashed: uint256 = 0
         if outcome == _OUTCOME_COMPLETED:
-            replica_fee = price * terms.fee_bps // _BPS
+            replica_fee = price * terms.fee_bps // constants.BPS
             replica_paid = price - replica_fee
             if replica_fee != 0:
                 self._fee_shards[convert(provider, uint256) % _FEE_SHARDS] += replica_fee
@@ -1095,7 +963,7 @@ def _settle(job_id: bytes32, word: uint256, terms: IJobEscrow.Terms, replica: IJ
                 before: uint256 = staticcall IERC20(_STAKE_TOKEN).balanceOf(self)
                 replica_slashed = extcall IStaking(STAKING).slash(provider, collateral, collateral, self)
                 reward += staticcall IERC20(_STAKE_TOKEN).balanceOf(self) - before
-        log ReplicaSettled(
+        log IJobEscrow.ReplicaSettled(
             job_id=job_id,
             provider=provider,
             device_id=device_id,
@@ -1108,7 +976,7 @@ def _settle(job_id: bytes32, word: uint256, terms: IJobEscrow.Terms, replica: IJ
 
     # The dispute bond: to the provider when the arbiter ruled for it, else back to the client.
     bond: uint256 = 0
-    if word & _U8 == _DISPUTED:
+    if word & constants.U8 == _DISPUTED:
         bond = self._bond[job_id]
     if bond != 0:
         self._bond[job_id] = 0
@@ -1119,7 +987,7 @@ def _settle(job_id: bytes32, word: uint256, terms: IJobEscrow.Terms, replica: IJ
 
     bounty: uint256 = 0
     if reward != 0:
-        bounty = reward * self._param(self._config, KEEPER_BOUNTY_BPS) // _BPS
+        bounty = reward * self._param(self._config, KEEPER_BOUNTY_BPS) // constants.BPS
     compensation: uint256 = reward - bounty
     # Zero credits are skipped: each costs a storage load.
     owed: uint256 = refunded
@@ -1134,7 +1002,7 @@ def _settle(job_id: bytes32, word: uint256, terms: IJobEscrow.Terms, replica: IJ
             self._transfer(_STAKE_TOKEN, client, compensation)
         if bounty != 0:
             self._transfer(_STAKE_TOKEN, msg.sender, bounty)
-    log JobSettled(
+    log IJobEscrow.JobSettled(
         job_id=job_id,
         client=client,
         keeper=msg.sender,
@@ -1151,15 +1019,15 @@ def _settle(job_id: bytes32, word: uint256, terms: IJobEscrow.Terms, replica: IJ
 def _set_parameter(key: uint256, new_value: uint256):
     config: uint256 = self._config
     offset: uint256 = key * _PARAM_BITS
-    old: uint256 = (config >> offset) & _U24
-    self._config = (config & ~(_U24 << offset)) | (new_value << offset)
-    log ParameterChanged(key=key, old_value=old, new_value=new_value)
+    old: uint256 = (config >> offset) & constants.U24
+    self._config = (config & ~(constants.U24 << offset)) | (new_value << offset)
+    log governed.ParameterChanged(key=key, old_value=old, new_value=new_value)
 
 
 @internal
 @pure
 def _param(config: uint256, key: uint256) -> uint256:
-    return (config >> (key * _PARAM_BITS)) & _U24
+    return (config >> (key * _PARAM_BITS)) & constants.U24
 
 
 @internal
@@ -1181,7 +1049,7 @@ def _check_open(word: uint256):
     """
     @dev One copy of the check (and its reason) that five job steps make.
     """
-    assert word & _U8 == _OPEN, "job_escrow: job not open"
+    assert word & constants.U8 == _OPEN, "job_escrow: job not open"
 
 
 @internal
@@ -1191,9 +1059,9 @@ def _own_replica(job_id: bytes32, slot: uint256, word: uint256, device_nonce: ui
     @dev The caller's replica word of a k > 1 job, for commit and reveal.
     """
     assignment: uint256 = 0
-    if slot < ((word >> _ACCEPTED_AT) & _U8):
+    if slot < ((word >> _ACCEPTED_AT) & constants.U8):
         assignment = self._assignments[job_id][slot]
-    assert convert(assignment & _ADDRESS_MASK, address) == msg.sender and (assignment >> 168) & _U32 == device_nonce, "job_escrow: caller has no such replica"
+    assert convert(assignment & constants.ADDRESS_MASK, address) == msg.sender and (assignment >> _NONCE_AT) & constants.U32 == device_nonce, "job_escrow: caller has no such replica"
     return assignment
 
 
@@ -1220,10 +1088,10 @@ def _pack_requirements(r: IJobEscrow.Requirements) -> uint256:
         attested = 1
     return (
         convert(r.min_cpu_cores, uint256)
-        | (convert(r.min_memory_mb, uint256) << 16)
-        | (convert(r.min_gpu_count, uint256) << 48)
-        | (convert(r.min_vram_mb, uint256) << 56)
-        | (convert(r.region, uint256) << 88)
-        | (attested << 104)
-        | (convert(r.compute_seconds, uint256) << 112)
+        | (convert(r.min_memory_mb, uint256) << job_layout.REQ_MEMORY_AT)
+        | (convert(r.min_gpu_count, uint256) << job_layout.REQ_GPU_AT)
+        | (convert(r.min_vram_mb, uint256) << job_layout.REQ_VRAM_AT)
+        | (convert(r.region, uint256) << job_layout.REQ_REGION_AT)
+        | (attested << job_layout.REQ_ATTESTED_AT)
+        | (convert(r.compute_seconds, uint256) << job_layout.REQ_SECONDS_AT)
     )

@@ -23,10 +23,10 @@ implements: IJobEscrowView
 ESCROW: public(immutable(IJobEscrow))
 
 # @notice Job status.
-STATUS_OPEN: public(constant(uint8)) = job_layout.STATUS_OPEN
-STATUS_DISPUTED: public(constant(uint8)) = job_layout.STATUS_DISPUTED
-STATUS_FINALIZED: public(constant(uint8)) = job_layout.STATUS_FINALIZED
-STATUS_CANCELLED: public(constant(uint8)) = job_layout.STATUS_CANCELLED
+STATUS_OPEN: public(constant(uint256)) = job_layout.STATUS_OPEN
+STATUS_DISPUTED: public(constant(uint256)) = job_layout.STATUS_DISPUTED
+STATUS_FINALIZED: public(constant(uint256)) = job_layout.STATUS_FINALIZED
+STATUS_CANCELLED: public(constant(uint256)) = job_layout.STATUS_CANCELLED
 # @notice JobEscrow's parameter keys (`parameter`, `set_parameter`).
 PROTOCOL_FEE_BPS: public(constant(uint256)) = job_layout.PROTOCOL_FEE_BPS
 REVEAL_WINDOW: public(constant(uint256)) = job_layout.REVEAL_WINDOW
@@ -43,9 +43,9 @@ MAX_SPEC_LENGTH: public(constant(uint256)) = job_layout.MAX_SPEC_LENGTH
 # @notice Longest the guardian can pause new work for at a time.
 MAX_PAUSE: public(constant(uint256)) = job_layout.MAX_PAUSE
 # @notice Replica status.
-REPLICA_ACCEPTED: public(constant(uint8)) = job_layout.REPLICA_ACCEPTED
-REPLICA_COMMITTED: public(constant(uint8)) = job_layout.REPLICA_COMMITTED
-REPLICA_REVEALED: public(constant(uint8)) = job_layout.REPLICA_REVEALED
+REPLICA_ACCEPTED: public(constant(uint256)) = job_layout.REPLICA_ACCEPTED
+REPLICA_COMMITTED: public(constant(uint256)) = job_layout.REPLICA_COMMITTED
+REPLICA_REVEALED: public(constant(uint256)) = job_layout.REPLICA_REVEALED
 
 
 @deploy
@@ -120,7 +120,7 @@ def parameter_bounds(key: uint256) -> (uint256, uint256):
     @return uint256 Lowest allowed value.
     @return uint256 Highest allowed value.
     """
-    assert key < job_layout.PARAMETER_COUNT, "job_escrow_view: unknown parameter"
+    assert key < job_layout.PARAMETER_COUNT, "parameters: unknown parameter"
     return job_layout.LOW[key], job_layout.HIGH[key]
 
 

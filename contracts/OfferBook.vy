@@ -22,7 +22,7 @@
 from interfaces import IJobEscrow
 from interfaces import IOfferBook
 from snekmate.utils import eip712_domain_separator
-from snekmate.utils import signature_checker
+from contracts.modules import signatures
 
 implements: IOfferBook
 
@@ -41,16 +41,6 @@ ESCROW: public(immutable(address))
 # @notice Offer nonces each provider has matched or cancelled.
 offer_used: public(HashMap[address, HashMap[uint256, bool]])
 
-
-event OfferMatched:
-    job_id: indexed(bytes32)
-    provider: indexed(address)
-    client: indexed(address)
-    nonce: uint256
-
-event OfferCancelled:
-    provider: indexed(address)
-    nonce: uint256
 
 
 @deploy
@@ -77,7 +67,7 @@ def match_offer(spec: Bytes[4096], deadline: uint256, offer: IOfferBook.Offer, s
     assert offer.client == msg.sender, "offer_book: offer is for another client"
     assert block.timestamp <= convert(offer.expiry, uint256), "offer_book: offer expired"
     assert not self.offer_used[offer.provider][offer.nonce], "offer_book: offer used or cancelled"
-    assert signature_checker._is_valid_signature_now(offer.provider, self._digest(offer), signature), "offer_book: invalid signature"
+    assert signatures._is_valid(offer.provider, self._digest(offer), signature), "offer_book: invalid signature"
     self.offer_used[offer.provider][offer.nonce] = True
     job_id: bytes32 = extcall IJobEscrow(ESCROW).post_matched(
         msg.sender,
@@ -88,7 +78,7 @@ def match_offer(spec: Bytes[4096], deadline: uint256, offer: IOfferBook.Offer, s
         convert(offer.price, uint256),
         convert(offer.collateral, uint256),
     )
-    log OfferMatched(job_id=job_id, provider=offer.provider, client=msg.sender, nonce=offer.nonce)
+    log IOfferBook.OfferMatched(job_id=job_id, provider=offer.provider, client=msg.sender, nonce=offer.nonce)
     return job_id
 
 
@@ -100,7 +90,7 @@ def cancel_offer(nonce: uint256):
     """
     assert not self.offer_used[msg.sender][nonce], "offer_book: offer used or cancelled"
     self.offer_used[msg.sender][nonce] = True
-    log OfferCancelled(provider=msg.sender, nonce=nonce)
+    log IOfferBook.OfferCancelled(provider=msg.sender, nonce=nonce)
 
 
 @external

@@ -44,19 +44,22 @@ from interfaces import IComputeToken
 from interfaces import IStaking
 from snekmate.auth import ownable
 from contracts.modules import access
-from contracts.modules import bounded_params
+from contracts.modules import governed
+from contracts.modules import constants
 
 implements: IStaking
 
 initializes: ownable
 initializes: access[ownable := ownable]
-initializes: bounded_params
+initializes: governed
 
 exports: (
     ownable.owner,
     ownable.transfer_ownership,
     access.roles,
     access.set_roles,
+    governed.parameter,
+    governed.parameter_bounds,
 )
 # `renounce_ownership` is intentionally not exported: parameters and roles must stay governable.
 
@@ -73,17 +76,14 @@ _PARAMETER_COUNT: constant(uint256) = 7
 
 # @notice The thawing period can never be shorter than this: it bounds JobEscrow's dispute
 #         window and ruling period from above (JobEscrow checks this at deploy).
-MIN_THAWING_PERIOD: public(constant(uint256)) = 7 * 86400
+MIN_THAWING_PERIOD: public(constant(uint256)) = 7 * constants.DAY
 
-_DAY: constant(uint256) = 86400
-_TOKEN: constant(uint256) = 10**18
-_BPS: constant(uint256) = 10_000
-_LOW: constant(uint256[_PARAMETER_COUNT]) = [MIN_THAWING_PERIOD, 1, _TOKEN, _TOKEN, 0, 0, _DAY]
-_HIGH: constant(uint256[_PARAMETER_COUNT]) = [
-    60 * _DAY, 50, 100_000 * _TOKEN, 1_000_000 * _TOKEN, 5_000, 1, 30 * _DAY
+_LOW: constant(DynArray[uint256, governed.MAX_KEYS]) = [MIN_THAWING_PERIOD, 1, constants.TOKEN, constants.TOKEN, 0, 0, constants.DAY]
+_HIGH: constant(DynArray[uint256, governed.MAX_KEYS]) = [
+    60 * constants.DAY, 50, 100_000 * constants.TOKEN, 1_000_000 * constants.TOKEN, 5_000, 1, 30 * constants.DAY
 ]
-_DEFAULT: constant(uint256[_PARAMETER_COUNT]) = [
-    14 * _DAY, 10, 100 * _TOKEN, 1_000 * _TOKEN, 2_500, 0, 7 * _DAY
+_DEFAULT: constant(DynArray[uint256, governed.MAX_KEYS]) = [
+    14 * constants.DAY, 10, 100 * constants.TOKEN, 1_000 * constants.TOKEN, 2_500, 0, 7 * constants.DAY
 ]
 
 # Set in a pool's stored `locked` once it locked collateral, so the word never returns to
@@ -105,89 +105,6 @@ _pools: HashMap[address, IStaking.Pool]
 _delegations: HashMap[address, HashMap[address, IStaking.Delegation]]
 
 
-event Staked:
-    provider: indexed(address)
-    amount: uint256
-    own_stake: uint256
-
-event ThawRequested:
-    provider: indexed(address)
-    amount: uint256
-    thawing: uint256
-    unlock_at: uint256
-
-event ThawCancelled:
-    provider: indexed(address)
-    amount: uint256
-    own_stake: uint256
-
-event Withdrawn:
-    provider: indexed(address)
-    amount: uint256
-
-event Delegated:
-    provider: indexed(address)
-    delegator: indexed(address)
-    amount: uint256
-    shares: uint256
-
-event Undelegated:
-    provider: indexed(address)
-    delegator: indexed(address)
-    shares: uint256
-    amount: uint256
-    thaw_shares: uint256
-    unlock_at: uint256
-
-event UndelegationCancelled:
-    provider: indexed(address)
-    delegator: indexed(address)
-    amount: uint256
-    shares: uint256
-
-event DelegationWithdrawn:
-    provider: indexed(address)
-    delegator: indexed(address)
-    amount: uint256
-
-event IncomeAdded:
-    provider: indexed(address)
-    payer: indexed(address)
-    amount: uint256
-    to_delegators: uint256
-
-event DelegatorCutScheduled:
-    provider: indexed(address)
-    cut_bps: uint256
-    effective_at: uint256
-
-event CollateralLocked:
-    provider: indexed(address)
-    locker: indexed(address)
-    amount: uint256
-    locked: uint256
-
-event CollateralUnlocked:
-    provider: indexed(address)
-    locker: indexed(address)
-    amount: uint256
-    locked: uint256
-
-event Slashed:
-    provider: indexed(address)
-    beneficiary: indexed(address)
-    from_own_stake: uint256
-    from_delegated: uint256
-    from_own_thawing: uint256
-    from_delegated_thawing: uint256
-    reward: uint256
-    remainder: uint256
-    burned: bool
-
-event TreasurySet:
-    previous_treasury: indexed(address)
-    new_treasury: indexed(address)
-
 
 @deploy
 def __init__(token: IComputeToken, treasury: address):
@@ -202,8 +119,7 @@ def __init__(token: IComputeToken, treasury: address):
     assert treasury != empty(address), "staking: zero treasury"
     TOKEN = token.address
     self.treasury = treasury
-    for key: uint256 in range(_PARAMETER_COUNT):
-        bounded_params._set(key, _DEFAULT[key])
+    governed.__init__(_LOW, _HIGH, _DEFAULT)
 
 
 # ---------------------------------------------------------------- provider
@@ -218,9 +134,9 @@ def stake(amount: uint256):
     """
     assert amount != 0, "staking: zero amount"
     own: uint256 = self._pools[msg.sender].own_stake + amount
-    assert own >= bounded_params._get(MIN_PROVIDER_STAKE), "staking: stake below minimum"
+    assert own >= governed._get(MIN_PROVIDER_STAKE), "staking: stake below minimum"
     self._pools[msg.sender].own_stake = own
-    log Staked(provider=msg.sender, amount=amount, own_stake=own)
+    log IStaking.Staked(provider=msg.sender, amount=amount, own_stake=own)
     self._pull(msg.sender, amount)
     self._bond(msg.sender, amount)
 
@@ -236,11 +152,11 @@ def request_thaw(amount: uint256):
     own: uint256 = self._pools[msg.sender].own_stake
     assert own - self._locked(msg.sender) >= amount, "staking: amount exceeds free stake"
     thawing: uint256 = self._pools[msg.sender].own_thawing + amount
-    unlock_at: uint256 = block.timestamp + bounded_params._get(THAWING_PERIOD)
+    unlock_at: uint256 = block.timestamp + governed._get(THAWING_PERIOD)
     self._pools[msg.sender].own_stake = own - amount
     self._pools[msg.sender].own_thawing = thawing
     self._pools[msg.sender].own_unlock_at = unlock_at
-    log ThawRequested(provider=msg.sender, amount=amount, thawing=thawing, unlock_at=unlock_at)
+    log IStaking.ThawRequested(provider=msg.sender, amount=amount, thawing=thawing, unlock_at=unlock_at)
 
 
 @external
@@ -254,7 +170,7 @@ def cancel_thaw():
     self._pools[msg.sender].own_stake = own
     self._pools[msg.sender].own_thawing = 0
     self._pools[msg.sender].own_unlock_at = 0
-    log ThawCancelled(provider=msg.sender, amount=amount, own_stake=own)
+    log IStaking.ThawCancelled(provider=msg.sender, amount=amount, own_stake=own)
 
 
 @external
@@ -267,7 +183,7 @@ def withdraw():
     assert block.timestamp >= self._pools[msg.sender].own_unlock_at, "staking: still thawing"
     self._pools[msg.sender].own_thawing = 0
     self._pools[msg.sender].own_unlock_at = 0
-    log Withdrawn(provider=msg.sender, amount=amount)
+    log IStaking.Withdrawn(provider=msg.sender, amount=amount)
     self._unbond(msg.sender, amount)
     self._push(msg.sender, amount)
 
@@ -280,16 +196,16 @@ def set_delegator_cut(cut_bps: uint256):
             can leave first; with none it applies at once.
     @param cut_bps Share in basis points, at most 10,000.
     """
-    assert cut_bps <= _BPS, "staking: cut above 100%"
+    assert cut_bps <= constants.BPS, "staking: cut above 100%"
     self._settle_cut(msg.sender)
     effective_at: uint256 = block.timestamp
     if self._pools[msg.sender].delegated_shares == 0:
         self._pools[msg.sender].delegator_cut_bps = cut_bps
     else:
-        effective_at += bounded_params._get(CUT_CHANGE_DELAY)
+        effective_at += governed._get(CUT_CHANGE_DELAY)
         self._pools[msg.sender].pending_cut_bps = cut_bps
         self._pools[msg.sender].pending_cut_at = effective_at
-    log DelegatorCutScheduled(provider=msg.sender, cut_bps=cut_bps, effective_at=effective_at)
+    log IStaking.DelegatorCutScheduled(provider=msg.sender, cut_bps=cut_bps, effective_at=effective_at)
 
 
 # ---------------------------------------------------------------- delegator
@@ -305,7 +221,7 @@ def delegate_to(provider: address, amount: uint256) -> uint256:
     @return uint256 Shares minted.
     """
     # analysis: missing_event_emission: `_add_delegation` logs Delegated.
-    assert amount >= bounded_params._get(MIN_DELEGATION), "staking: delegation below minimum"
+    assert amount >= governed._get(MIN_DELEGATION), "staking: delegation below minimum"
     shares: uint256 = self._add_delegation(provider, msg.sender, amount)
     self._delegations[provider][msg.sender].units += amount
     self._pull(msg.sender, amount)
@@ -342,10 +258,10 @@ def undelegate(provider: address, shares: uint256) -> uint256:
     thaw_shares: uint256 = self._to_shares(amount, thaw_tokens, thaw_total)
     self._pools[provider].thawing_tokens = thaw_tokens + amount
     self._pools[provider].thawing_shares = thaw_total + thaw_shares
-    unlock_at: uint256 = block.timestamp + bounded_params._get(THAWING_PERIOD)
+    unlock_at: uint256 = block.timestamp + governed._get(THAWING_PERIOD)
     self._delegations[provider][msg.sender].thaw_shares += thaw_shares
     self._delegations[provider][msg.sender].unlock_at = unlock_at
-    log Undelegated(
+    log IStaking.Undelegated(
         provider=provider,
         delegator=msg.sender,
         shares=shares,
@@ -369,7 +285,7 @@ def cancel_undelegation(provider: address) -> uint256:
     self._delegations[provider][msg.sender].units += self._delegations[provider][msg.sender].thaw_units
     self._delegations[provider][msg.sender].thaw_units = 0
     shares: uint256 = self._add_delegation(provider, msg.sender, amount)
-    log UndelegationCancelled(provider=provider, delegator=msg.sender, amount=amount, shares=shares)
+    log IStaking.UndelegationCancelled(provider=provider, delegator=msg.sender, amount=amount, shares=shares)
     return shares
 
 
@@ -385,7 +301,7 @@ def withdraw_delegation(provider: address) -> uint256:
     assert amount != 0, "staking: nothing thawing"
     units: uint256 = self._delegations[provider][msg.sender].thaw_units
     self._delegations[provider][msg.sender].thaw_units = 0
-    log DelegationWithdrawn(provider=provider, delegator=msg.sender, amount=amount)
+    log IStaking.DelegationWithdrawn(provider=provider, delegator=msg.sender, amount=amount)
     self._unbond(msg.sender, units)
     self._push(msg.sender, amount)
     return amount
@@ -407,10 +323,10 @@ def add_income(provider: address, amount: uint256):
     self._settle_cut(provider)
     to_delegators: uint256 = 0
     if self._pools[provider].delegated_shares != 0:
-        to_delegators = amount * self._pools[provider].delegator_cut_bps // _BPS
+        to_delegators = amount * self._pools[provider].delegator_cut_bps // constants.BPS
         self._pools[provider].delegated_tokens += to_delegators
     self._pools[provider].own_stake += amount - to_delegators
-    log IncomeAdded(provider=provider, payer=msg.sender, amount=amount, to_delegators=to_delegators)
+    log IStaking.IncomeAdded(provider=provider, payer=msg.sender, amount=amount, to_delegators=to_delegators)
     self._pull(msg.sender, amount)
     self._bond(provider, amount - to_delegators)
 
@@ -427,30 +343,15 @@ def lock(provider: address, amount: uint256):
     locked: uint256 = self._locked(provider) + amount
     assert locked <= self._pools[provider].own_stake, "staking: insufficient free stake"
     self._pools[provider].locked = locked | _IN_USE
-    log CollateralLocked(provider=provider, locker=msg.sender, amount=amount, locked=locked)
-
-
-@external
-def unlock(provider: address, amount: uint256):
-    """
-    @notice Releases up to `amount` of `provider`'s locked collateral. LOCKER only.
-            Releasing more than is locked (after a slash shrank the stake) releases all.
-    @param provider The provider.
-    @param amount Amount in wei.
-    """
-    # analysis: missing_input_validation: LOCKER/SLASHER only (JobEscrow); the amounts are checked against the pool below.
-    assert IAccess.Role.LOCKER in access.roles[msg.sender], "staking: caller is not a locker"
-    locked: uint256 = self._locked(provider)
-    released: uint256 = min(amount, locked)
-    self._pools[provider].locked = (locked - released) | _IN_USE
-    log CollateralUnlocked(provider=provider, locker=msg.sender, amount=released, locked=locked - released)
+    log IStaking.CollateralLocked(provider=provider, locker=msg.sender, amount=amount, locked=locked)
 
 
 @external
 def release(provider: address, amount: uint256, income: uint256) -> uint256:
     """
     @notice Settles one job's collateral and income in a call: releases up to `amount`
-            of `provider`'s locked collateral (as `unlock`) and, when the pool has
+            of `provider`'s locked collateral (all of it when a slash shrank the stake
+            below `amount`) and, when the pool has
             delegators, takes their cut of `income` from the caller into the pool
             (as `add_income`, for that cut only). The caller pays the provider the
             rest itself, so a pool without delegators moves no tokens. LOCKER only;
@@ -465,15 +366,15 @@ def release(provider: address, amount: uint256, income: uint256) -> uint256:
     locked: uint256 = self._locked(provider)
     released: uint256 = min(amount, locked)
     self._pools[provider].locked = (locked - released) | _IN_USE
-    log CollateralUnlocked(provider=provider, locker=msg.sender, amount=released, locked=locked - released)
+    log IStaking.CollateralUnlocked(provider=provider, locker=msg.sender, amount=released, locked=locked - released)
     if income == 0 or self._pools[provider].delegated_shares == 0:
         return 0
     self._settle_cut(provider)
-    cut: uint256 = income * self._pools[provider].delegator_cut_bps // _BPS
+    cut: uint256 = income * self._pools[provider].delegator_cut_bps // constants.BPS
     if cut == 0:
         return 0
     self._pools[provider].delegated_tokens += cut
-    log IncomeAdded(provider=provider, payer=msg.sender, amount=cut, to_delegators=cut)
+    log IStaking.IncomeAdded(provider=provider, payer=msg.sender, amount=cut, to_delegators=cut)
     self._pull(msg.sender, cut)
     return cut
 
@@ -522,10 +423,10 @@ def slash(provider: address, amount: uint256, unlock_amount: uint256, beneficiar
     slashed: uint256 = from_bonded + from_thawing
     reward: uint256 = 0
     if beneficiary != empty(address):
-        reward = slashed * bounded_params._get(BENEFICIARY_SHARE_BPS) // _BPS
+        reward = slashed * governed._get(BENEFICIARY_SHARE_BPS) // constants.BPS
     remainder: uint256 = slashed - reward
-    burned: bool = bounded_params._get(BURN_SLASHED) == 1
-    log Slashed(
+    burned: bool = governed._get(BURN_SLASHED) == 1
+    log IStaking.Slashed(
         provider=provider,
         beneficiary=beneficiary,
         from_own_stake=from_own,
@@ -558,9 +459,7 @@ def set_parameter(key: uint256, new_value: uint256):
     @param new_value The value, within `parameter_bounds(key)`.
     """
     ownable._check_owner()
-    assert key < _PARAMETER_COUNT, "staking: unknown parameter"
-    assert new_value >= _LOW[key] and new_value <= _HIGH[key], "staking: parameter out of bounds"
-    bounded_params._set(key, new_value)
+    governed._set_checked(key, new_value)
 
 
 @external
@@ -571,36 +470,11 @@ def set_treasury(new_treasury: address):
     """
     ownable._check_owner()
     assert new_treasury != empty(address), "staking: zero treasury"
-    log TreasurySet(previous_treasury=self.treasury, new_treasury=new_treasury)
+    log IStaking.TreasurySet(previous_treasury=self.treasury, new_treasury=new_treasury)
     self.treasury = new_treasury
 
 
 # ---------------------------------------------------------------- views
-
-
-@external
-@view
-def parameter(key: uint256) -> uint256:
-    """
-    @notice Current value of parameter `key`.
-    @param key A parameter key.
-    @return uint256 Its value.
-    """
-    assert key < _PARAMETER_COUNT, "staking: unknown parameter"
-    return bounded_params._get(key)
-
-
-@external
-@view
-def parameter_bounds(key: uint256) -> (uint256, uint256):
-    """
-    @notice Hard bounds of parameter `key`: no governance decision can leave them.
-    @param key A parameter key.
-    @return uint256 Lowest allowed value.
-    @return uint256 Highest allowed value.
-    """
-    assert key < _PARAMETER_COUNT, "staking: unknown parameter"
-    return _LOW[key], _HIGH[key]
 
 
 @external
@@ -610,7 +484,7 @@ def thawing_period() -> uint256:
     @notice How long stake thaws before it can be withdrawn.
     @return uint256 Seconds.
     """
-    return bounded_params._get(THAWING_PERIOD)
+    return governed._get(THAWING_PERIOD)
 
 
 @external
@@ -718,14 +592,14 @@ def _add_delegation(provider: address, delegator: address, amount: uint256) -> u
     own: uint256 = self._pools[provider].own_stake
     assert own != 0, "staking: provider has no stake"
     tokens: uint256 = self._pools[provider].delegated_tokens
-    assert tokens + amount <= own * bounded_params._get(MAX_DELEGATION_RATIO), "staking: delegation over cap"
+    assert tokens + amount <= own * governed._get(MAX_DELEGATION_RATIO), "staking: delegation over cap"
     total: uint256 = self._pools[provider].delegated_shares
     shares: uint256 = self._to_shares(amount, tokens, total)
     assert shares != 0, "staking: delegation too small"
     self._pools[provider].delegated_tokens = tokens + amount
     self._pools[provider].delegated_shares = total + shares
     self._delegations[provider][delegator].shares += shares
-    log Delegated(provider=provider, delegator=delegator, amount=amount, shares=shares)
+    log IStaking.Delegated(provider=provider, delegator=delegator, amount=amount, shares=shares)
     return shares
 
 

@@ -27,16 +27,17 @@
 # analysis: missing_nonreentrant: `# pragma nonreentrancy on` makes every external function nonreentrant (tests/test_hostile_tokens.py: a token calling back is refused).
 
 from interfaces import ITimelock
+from contracts.modules import constants
 
 implements: ITimelock
 
 
 # @notice Hard bounds of `delay`.
-MIN_DELAY: public(constant(uint256)) = 86400
-MAX_DELAY: public(constant(uint256)) = 30 * 86400
+MIN_DELAY: public(constant(uint256)) = constants.DAY
+MAX_DELAY: public(constant(uint256)) = 30 * constants.DAY
 # @notice Hard bounds of `grace_period`.
-MIN_GRACE_PERIOD: public(constant(uint256)) = 7 * 86400
-MAX_GRACE_PERIOD: public(constant(uint256)) = 60 * 86400
+MIN_GRACE_PERIOD: public(constant(uint256)) = 7 * constants.DAY
+MAX_GRACE_PERIOD: public(constant(uint256)) = 60 * constants.DAY
 # @notice Most actions one operation may hold; bounds every loop here.
 MAX_ACTIONS: public(constant(uint256)) = 10
 # @notice Longest calldata of one action.
@@ -57,36 +58,6 @@ eta: public(HashMap[bytes32, uint256])
 _initializer: address
 
 
-event GovernorSet:
-    previous_governor: indexed(address)
-    new_governor: indexed(address)
-
-event DelayChanged:
-    previous_delay: uint256
-    new_delay: uint256
-
-event GracePeriodChanged:
-    previous_grace_period: uint256
-    new_grace_period: uint256
-
-event OperationQueued:
-    operation: indexed(bytes32)
-    proposal_id: indexed(uint256)
-    eta: uint256
-
-event OperationExecuted:
-    operation: indexed(bytes32)
-    proposal_id: indexed(uint256)
-    actions: uint256
-    value: uint256
-
-event OperationCancelled:
-    operation: indexed(bytes32)
-
-event Received:
-    sender: indexed(address)
-    amount: uint256
-
 
 @deploy
 def __init__(delay_: uint256, grace_period_: uint256):
@@ -100,8 +71,8 @@ def __init__(delay_: uint256, grace_period_: uint256):
     self.delay = delay_
     self.grace_period = grace_period_
     self._initializer = msg.sender
-    log DelayChanged(previous_delay=0, new_delay=delay_)
-    log GracePeriodChanged(previous_grace_period=0, new_grace_period=grace_period_)
+    log ITimelock.DelayChanged(previous_delay=0, new_delay=delay_)
+    log ITimelock.GracePeriodChanged(previous_grace_period=0, new_grace_period=grace_period_)
 
 
 @external
@@ -111,7 +82,7 @@ def __default__():
     """
     @notice Accepts ether for the treasury.
     """
-    log Received(sender=msg.sender, amount=msg.value)
+    log ITimelock.Received(sender=msg.sender, amount=msg.value)
 
 
 @external
@@ -124,7 +95,7 @@ def initialize(governor_: address):
     assert msg.sender == self._initializer, "timelock: caller is not the initializer"
     assert governor_ != empty(address), "timelock: zero governor"
     self._initializer = empty(address)
-    log GovernorSet(previous_governor=self.governor, new_governor=governor_)
+    log ITimelock.GovernorSet(previous_governor=self.governor, new_governor=governor_)
     self.governor = governor_
 
 
@@ -140,7 +111,7 @@ def queue(operation: bytes32, proposal_id: uint256) -> uint256:
     assert self.eta[operation] == 0, "timelock: operation already queued"
     ready_at: uint256 = block.timestamp + self.delay
     self.eta[operation] = ready_at
-    log OperationQueued(operation=operation, proposal_id=proposal_id, eta=ready_at)
+    log ITimelock.OperationQueued(operation=operation, proposal_id=proposal_id, eta=ready_at)
     return ready_at
 
 
@@ -171,7 +142,7 @@ def execute(
     total: uint256 = 0
     for i: uint256 in range(len(targets), bound=MAX_ACTIONS):
         total += values[i]
-    log OperationExecuted(operation=operation, proposal_id=proposal_id, actions=len(targets), value=total)
+    log ITimelock.OperationExecuted(operation=operation, proposal_id=proposal_id, actions=len(targets), value=total)
     for i: uint256 in range(len(targets), bound=MAX_ACTIONS):
         success: bool = False
         response: Bytes[_MAX_RETURN] = b""
@@ -192,7 +163,7 @@ def cancel(operation: bytes32):
     assert msg.sender == self.governor, "timelock: caller is not the governor"
     assert self.eta[operation] != 0, "timelock: operation not queued"
     self.eta[operation] = 0
-    log OperationCancelled(operation=operation)
+    log ITimelock.OperationCancelled(operation=operation)
 
 
 @external
@@ -204,7 +175,7 @@ def set_delay(new_delay: uint256):
     """
     assert msg.sender == self, "timelock: caller is not the timelock"
     self._check_delay(new_delay)
-    log DelayChanged(previous_delay=self.delay, new_delay=new_delay)
+    log ITimelock.DelayChanged(previous_delay=self.delay, new_delay=new_delay)
     self.delay = new_delay
 
 
@@ -217,7 +188,7 @@ def set_grace_period(new_grace_period: uint256):
     """
     assert msg.sender == self, "timelock: caller is not the timelock"
     self._check_grace_period(new_grace_period)
-    log GracePeriodChanged(previous_grace_period=self.grace_period, new_grace_period=new_grace_period)
+    log ITimelock.GracePeriodChanged(previous_grace_period=self.grace_period, new_grace_period=new_grace_period)
     self.grace_period = new_grace_period
 
 
@@ -230,7 +201,7 @@ def set_governor(new_governor: address):
     """
     assert msg.sender == self, "timelock: caller is not the timelock"
     assert new_governor != empty(address), "timelock: zero governor"
-    log GovernorSet(previous_governor=self.governor, new_governor=new_governor)
+    log ITimelock.GovernorSet(previous_governor=self.governor, new_governor=new_governor)
     self.governor = new_governor
 
 

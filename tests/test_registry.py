@@ -7,7 +7,10 @@ import pytest
 from eth_abi import encode
 from eth_utils import keccak
 
+from computeshare.jobs import pack_requirements
 from tests.helpers import TOKEN, gpu_spec
+
+MAX_BUDGET = 2**256 - 1
 
 ACTIVE, PAUSED, RETIRED = 1, 2, 3
 URI = "ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"
@@ -147,31 +150,55 @@ def test_eligibility_follows_stake_per_active_device(
     assert registry.is_eligible(registered) and registry.is_eligible(second)
     registry.pause(second, sender=provider)
     assert not registry.is_eligible(second)
-    match = registry.job_fit(registered, True)
-    assert match.owner == provider and match.eligible and not match.attested
-    numeric = list(spec_tuple(gpu_spec()))
-    numeric[3] = numeric[8] = b"\x00" * 32  # gpu_model, attestation
-    assert list(match.spec) == numeric
+    assert (
+        registry.check_fit(registered, provider, 0, MAX_BUDGET) == gpu_spec()["max_concurrent_jobs"]
+    )
+    with ape.reverts("device_registry: device not eligible"):
+        registry.check_fit(second, provider, 0, MAX_BUDGET)
 
 
-def test_job_fit_is_the_device_without_the_unused_reads(
-    registry, staking, registered, provider, auditor
+def test_check_fit_names_the_first_rule_a_device_breaks(
+    registry, staking, registered, provider, auditor, alice
 ):
-    """JobEscrow's lean look-up: the numeric spec, owner and eligibility of `device`;
-    the GPU model and attestation left zero; the audit checked only when asked."""
+    """The registry's acceptance check, which JobEscrow and the agent both call: the
+    requirements word shares the spec word's offsets, so each field is compared in place."""
     staking.stake(1_000 * TOKEN, sender=provider)
+    spec = gpu_spec()
+    exact = {
+        "min_cpu_cores": spec["cpu_cores"],
+        "min_memory_mb": spec["memory_mb"],
+        "min_gpu_count": spec["gpu_count"],
+        "min_vram_mb": spec["vram_mb"],
+        "region": spec["region"],
+        "attested_only": False,
+        "compute_seconds": 600,
+    }
+    cost = spec["price_per_second"] * 600
+    assert registry.check_fit(registered, provider, pack_requirements(exact), cost) == 4
+    with ape.reverts("device_registry: no such device"):
+        registry.check_fit(registered, alice, pack_requirements(exact), cost)
+    for field, value, reason in (
+        ("min_cpu_cores", spec["cpu_cores"] + 1, "device below requirements"),
+        ("min_memory_mb", spec["memory_mb"] + 1, "device below requirements"),
+        ("min_gpu_count", spec["gpu_count"] + 1, "device below requirements"),
+        ("min_vram_mb", spec["vram_mb"] + 1, "device below requirements"),
+        ("region", spec["region"] + 1, "device in another region"),
+        ("attested_only", True, "device not audited"),
+    ):
+        with ape.reverts(f"device_registry: {reason}"):
+            registry.check_fit(
+                registered, provider, pack_requirements({**exact, field: value}), cost
+            )
+    with ape.reverts("device_registry: device too expensive"):
+        registry.check_fit(registered, provider, pack_requirements(exact), cost - 1)
+    # Region 0 is any region; an audit satisfies attested_only until the spec changes.
+    assert registry.check_fit(registered, provider, pack_requirements({**exact, "region": 0}), cost)
     registry.audit(registered, registry.hardware_hash(registered), sender=auditor)
-    full = registry.device(registered)
-    without_audit = registry.job_fit(registered, False)
-    with_audit = registry.job_fit(registered, True)
-    assert not without_audit.attested and with_audit.attested
-    for fit in (without_audit, with_audit):
-        assert fit.owner == full.owner and fit.eligible == registry.is_eligible(registered)
-        numeric = list(full.spec)
-        numeric[3] = numeric[8] = b"\x00" * 32  # gpu_model, attestation
-        assert list(fit.spec) == numeric
+    attested = pack_requirements({**exact, "min_vram_mb": 40 * 1024, "attested_only": True})
+    assert registry.check_fit(registered, provider, attested, cost) == 4
     registry.update(registered, gpu_spec(vram_mb=40 * 1024), URI, sender=provider)
-    assert not registry.job_fit(registered, True).attested
+    with ape.reverts("device_registry: device not audited"):
+        registry.check_fit(registered, provider, attested, cost)
 
 
 def test_audit_binds_to_hardware_attributes(registry, registered, provider, auditor, alice):

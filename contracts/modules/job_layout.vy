@@ -29,14 +29,27 @@
         | 160..167 | status (1 accepted, 2 committed, 3 revealed) |
         | 168..199 | device nonce (the device id is keccak256(abi_encode(provider, nonce))) |
 
+        Requirements word (`IJobEscrow.Terms.requirements`, packed from
+        `IJobEscrow.Requirements` at posting):
+        | bits     | field            |
+        | -------- | ---------------- |
+        | 0..15    | min CPU cores    |
+        | 16..47   | min memory (MB)  |
+        | 48..55   | min GPU count    |
+        | 56..87   | min VRAM (MB)    |
+        | 88..103  | region (0 any)   |
+        | 104..111 | attested only    |
+        | 112..143 | compute seconds  |
+
         Device record (`_devices[device_id]`): running jobs (bits 0..63), then jobs
         completed (64..127), failed (128..191) and slashed (192..255).
 """
 
 from interfaces import IJobEscrow
+from contracts.modules import constants
 
-_HOUR: constant(uint256) = 3600
-_DAY: constant(uint256) = 86400
+_HOUR: constant(uint256) = constants.HOUR
+_DAY: constant(uint256) = constants.DAY
 
 # Parameter keys, their hard bounds and defaults.
 PROTOCOL_FEE_BPS: constant(uint256) = 0
@@ -64,16 +77,16 @@ MAX_SPEC_LENGTH: constant(uint256) = 4096
 # @notice Longest the guardian can pause new work for at a time.
 MAX_PAUSE: constant(uint256) = 14 * _DAY
 
-# Job status.
-STATUS_OPEN: constant(uint8) = 1
-STATUS_DISPUTED: constant(uint8) = 2
-STATUS_FINALIZED: constant(uint8) = 3
-STATUS_CANCELLED: constant(uint8) = 4
+# Job status (the job word's low byte; `IJobEscrow.JobState.status`).
+STATUS_OPEN: constant(uint256) = 1
+STATUS_DISPUTED: constant(uint256) = 2
+STATUS_FINALIZED: constant(uint256) = 3
+STATUS_CANCELLED: constant(uint256) = 4
 
-# Replica status.
-REPLICA_ACCEPTED: constant(uint8) = 1
-REPLICA_COMMITTED: constant(uint8) = 2
-REPLICA_REVEALED: constant(uint8) = 3
+# Replica status (an assignment word's status byte, or a k = 1 job word's bits 56..63).
+REPLICA_ACCEPTED: constant(uint256) = 1
+REPLICA_COMMITTED: constant(uint256) = 2
+REPLICA_REVEALED: constant(uint256) = 3
 
 # Job word fields.
 REPLICAS_AT: constant(uint256) = 8
@@ -88,15 +101,24 @@ BINDING_AT: constant(uint256) = 64
 ASSIGNMENT_STATUS_AT: constant(uint256) = 160
 ASSIGNMENT_NONCE_AT: constant(uint256) = 168
 
+# Requirements word fields.
+REQ_MEMORY_AT: constant(uint256) = constants.MEMORY_AT
+REQ_GPU_AT: constant(uint256) = constants.GPU_AT
+REQ_VRAM_AT: constant(uint256) = constants.VRAM_AT
+REQ_REGION_AT: constant(uint256) = constants.REGION_AT
+REQ_ATTESTED_AT: constant(uint256) = constants.ATTESTED_AT
+REQ_SECONDS_AT: constant(uint256) = constants.SECONDS_AT
+
 # Device record: four counters of this many bits.
 RECORD_BITS: constant(uint256) = 64
 
-U8: constant(uint256) = 2**8 - 1
-U24: constant(uint256) = 2**24 - 1
-U32: constant(uint256) = 2**32 - 1
-U40: constant(uint256) = 2**40 - 1
-U64: constant(uint256) = 2**64 - 1
-ADDRESS_MASK: constant(uint256) = 2**160 - 1
+U8: constant(uint256) = constants.U8
+U16: constant(uint256) = constants.U16
+U24: constant(uint256) = constants.U24
+U32: constant(uint256) = constants.U32
+U40: constant(uint256) = constants.U40
+U64: constant(uint256) = constants.U64
+ADDRESS_MASK: constant(uint256) = constants.ADDRESS_MASK
 
 
 @internal
@@ -113,8 +135,8 @@ def job_state(word: uint256, leader: bytes32) -> IJobEscrow.JobState:
     leading_result: bytes32 = empty(bytes32)
     if replicas == 1:
         # The replica's status: accepted, committed, revealed.
-        committed = convert(accepted >= convert(REPLICA_COMMITTED, uint256), uint256)
-        revealed = convert(accepted == convert(REPLICA_REVEALED, uint256), uint256)
+        committed = convert(accepted >= REPLICA_COMMITTED, uint256)
+        revealed = convert(accepted == REPLICA_REVEALED, uint256)
         accepted = convert(accepted != 0, uint256)
     else:
         committed = (word >> COMMITTED_AT) & U8

@@ -78,6 +78,6 @@ def test_rehearse_a_fee_change(chain, accounts, cs, voters):
 def test_rehearsal_shows_a_proposal_that_would_fail(chain, accounts, cs, voters):
     before = cs.escrow.parameter(FEE.key)
     action = call(cs.escrow, "set_parameter", FEE.key, FEE.high + 1)
-    with ape.reverts("job_escrow: parameter out of bounds"):
+    with ape.reverts("parameters: out of bounds"):
         rehearse(cs.governor, cs.token, chain, accounts, voters, [action], "a fee out of bounds")
     assert cs.escrow.parameter(FEE.key) == before
