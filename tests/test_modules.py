@@ -1,0 +1,86 @@
+"""The contract modules several contracts share: governed parameters (`governed`), the
+guardian (`guardianship`) and the signature rule (`signatures`). One check, one revert
+reason and one event wherever a module is used."""
+
+from __future__ import annotations
+
+import ape
+
+from computeshare.params import PARAMETERS
+from computeshare.signing import sign_offer
+from tests.helpers import DAY, SPEC, offer_terms
+
+# secp256k1's group order: (r, n - s, the other v) is the malleable twin of a valid signature.
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+def test_every_governed_contract_has_one_bounds_check(market, deployer, outsider):
+    """DeviceRegistry, Staking and JobEscrow (packed) answer the same way: the bounds
+    the Python side declares, one reason for an unknown key and one for a value out of
+    bounds, and one `ParameterChanged` event."""
+    contracts = {"DeviceRegistry": market.registry, "Staking": market.staking}
+    contracts["JobEscrow"] = market.escrow
+    for name, contract in contracts.items():
+        declared = sorted(PARAMETERS[name].values(), key=lambda p: p.key)
+        assert declared, name
+        for param in declared:
+            bounds_of = market.escrow_view if name == "JobEscrow" else contract
+            assert tuple(bounds_of.parameter_bounds(param.key)) == (param.low, param.high)
+        param = declared[0]
+        count = len(declared)
+        with ape.reverts("parameters: unknown parameter"):
+            contract.set_parameter(count, param.low, sender=deployer)
+        with ape.reverts("parameters: unknown parameter"):
+            contract.parameter(count)
+        with ape.reverts("parameters: out of bounds"):
+            contract.set_parameter(param.key, param.high + 1, sender=deployer)
+        if param.low > 0:
+            with ape.reverts("parameters: out of bounds"):
+                contract.set_parameter(param.key, param.low - 1, sender=deployer)
+        with ape.reverts():
+            contract.set_parameter(param.key, param.high, sender=outsider)
+        old = contract.parameter(param.key)
+        receipt = contract.set_parameter(param.key, param.high, sender=deployer)
+        (event,) = receipt.decode_logs(contract.ParameterChanged)
+        assert (event.key, event.old_value, event.new_value) == (param.key, old, param.high)
+        assert contract.parameter(param.key) == param.high
+
+
+def test_an_expired_guardian_has_no_power(market, deployer, guardian, chain):
+    """A guardian's power ends with its term: it can neither pause nor lift a pause
+    (it could lift one before), and the owner's pause stands."""
+    escrow = market.escrow
+    with ape.reverts("guardian: term too long"):
+        escrow.set_guardian(guardian, chain.pending_timestamp + 366 * DAY, sender=deployer)
+    expiry = chain.pending_timestamp + DAY
+    receipt = escrow.set_guardian(guardian, expiry, sender=deployer)
+    (event,) = receipt.decode_logs(escrow.GuardianSet)
+    assert (event.guardian, event.expiry) == (guardian, expiry)
+    escrow.pause(chain.pending_timestamp + DAY, sender=guardian)
+    escrow.unpause(sender=guardian)
+    chain.pending_timestamp = expiry
+    with ape.reverts("job_escrow: caller cannot pause"):
+        escrow.pause(chain.pending_timestamp + DAY, sender=guardian)
+    escrow.pause(chain.pending_timestamp + 10 * DAY, sender=deployer)
+    with ape.reverts("job_escrow: caller cannot pause"):
+        escrow.unpause(sender=guardian)
+    assert escrow.paused_until() > chain.pending_timestamp
+
+
+def test_a_malleable_twin_of_a_signature_is_refused_not_reverted(
+    market, client, providers, chain, chain_id
+):
+    """The signature rule takes only low-s ECDSA signatures (EIP-2): the high-s twin of
+    a provider's valid offer signature is an invalid signature (the offer's own reason),
+    and the original still matches."""
+    provider = providers[0]
+    offer = offer_terms(provider, client, chain)
+    signature = sign_offer(
+        provider.private_key, chain_id=chain_id, offer_book=market.offers.address, offer=offer
+    )
+    r, s, v = signature[:32], int.from_bytes(signature[32:64], "big"), signature[64]
+    twin = r + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - v])  # 27 <-> 28
+    deadline = chain.pending_timestamp + DAY
+    with ape.reverts("offer_book: invalid signature"):
+        market.offers.match_offer(SPEC, deadline, offer, twin, sender=client)
+    market.offers.match_offer(SPEC, deadline, offer, signature, sender=client)
