@@ -4,8 +4,12 @@ reason and one event wherever a module is used."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import ape
 
+from computeshare.constants import JobStatus, ProposalState, ReplicaStatus, Role
 from computeshare.params import PARAMETERS
 from computeshare.signing import sign_offer
 from tests.helpers import DAY, SPEC, offer_terms
@@ -84,3 +88,23 @@ def test_a_malleable_twin_of_a_signature_is_refused_not_reverted(
     with ape.reverts("offer_book: invalid signature"):
         market.offers.match_offer(SPEC, deadline, offer, twin, sender=client)
     market.offers.match_offer(SPEC, deadline, offer, signature, sender=client)
+
+
+def test_the_python_enums_are_the_contracts_numbers(market, dao):
+    """computeshare.constants declares each status, role and state once for the Python
+    side; each value is the number the contracts use."""
+    view = market.escrow_view
+    for status in JobStatus:
+        if status is not JobStatus.NONE:
+            assert getattr(view, f"STATUS_{status.name}")() == status
+    for status in ReplicaStatus:
+        if status is not ReplicaStatus.NONE:
+            assert getattr(view, f"REPLICA_{status.name}")() == status
+    for state in ProposalState:
+        assert getattr(dao.governor, f"STATE_{state.name}")() == state
+    # A Vyper flag's members are 1, 2, 4, ... in the order IAccess declares them.
+    text = (Path(__file__).parents[1] / "interfaces" / "IAccess.vyi").read_text()
+    members = re.search(r"^flag Role:\n((?:    .*\n|\n)+?)(?=\S)", text, re.M).group(1)
+    names = [line.split("#")[0].strip() for line in members.splitlines()]
+    names = [name for name in names if name]
+    assert {name: 1 << i for i, name in enumerate(names)} == {r.name: r.value for r in Role}
