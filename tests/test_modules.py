@@ -14,6 +14,10 @@ from computeshare.params import PARAMETERS
 from computeshare.signing import sign_offer
 from tests.helpers import DAY, SPEC, offer_terms
 
+CONTRACTS = (
+    "ComputeToken", "Staking", "DeviceRegistry", "JobEscrow", "JobEscrowView", "OfferBook",
+    "Governor", "Timelock",
+)  # fmt: skip
 # secp256k1's group order: (r, n - s, the other v) is the malleable twin of a valid signature.
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
@@ -108,3 +112,15 @@ def test_the_python_enums_are_the_contracts_numbers(market, dao):
     names = [line.split("#")[0].strip() for line in members.splitlines()]
     names = [name for name in names if name]
     assert {name: 1 << i for i, name in enumerate(names)} == {r.name: r.value for r in Role}
+
+
+def test_every_contract_fits_eip170_and_jobescrow_keeps_2_kib_of_room(project):
+    """EIP-170 caps deployed code at 24,576 bytes. JobEscrow, which the job steps live in,
+    keeps at least 2 KiB of that free for the changes still to come."""
+    limit = 24_576
+    sizes = {}
+    for name in CONTRACTS:
+        code = getattr(project, name).contract_type.runtime_bytecode.bytecode
+        sizes[name] = len(bytes.fromhex(code.removeprefix("0x")))
+    assert all(size <= limit for size in sizes.values()), sizes
+    assert limit - sizes["JobEscrow"] >= 2_048, sizes
