@@ -52,7 +52,7 @@ def reveal(m, job, provider, slot, result, salt=SALT):
     return m.jobs.reveal(job, slot, result, salt, sender=provider)
 
 
-def offer_terms(m, provider, client, chain, **overrides) -> dict:
+def offer_terms(provider, client, chain, **overrides) -> dict:
     """OfferBook terms `provider` (device nonce 0) offers `client`, valid for an hour."""
     offer = {
         "provider": provider.address,

@@ -18,8 +18,8 @@ from computeshare.deploy import (
     parse_value,
 )
 from computeshare.params import PARAMETERS, TIMELOCK_DELAY, TIMELOCK_GRACE
+from tests.helpers import DAY
 
-DAY = 86_400
 # Transactions of a whole deployment: 8 contracts, then wiring, parameters and hand-over.
 DEPLOY_TRANSACTIONS = 20
 

@@ -24,44 +24,22 @@ from computeshare.jobs import (
 )
 from computeshare.sandbox import STATUS_TRAP, RunResult
 from computeshare.signing import sign_offer
-from computeshare.specs import job_requirements
-from tests.helpers import DAY, TOKEN, gpu_spec
-
-REQS = job_requirements()
-SPEC = b'{"workload": "sha256-chain", "input": "00", "rounds": 1000}'
-PRICE, COLLATERAL = 10 * TOKEN, 20 * TOKEN
-GOOD, BAD = b"\xaa" * 32, b"\xbb" * 32
-SALT = b"\x5a" * 32
-HOUR = 3600
-
-
-def post(m, client, chain, k=1, price=PRICE, collateral=COLLATERAL, deadline_in=DAY, reqs=None):
-    deadline = chain.pending_timestamp + deadline_in
-    receipt = m.escrow.post(SPEC, reqs or REQS, price, k, deadline, collateral, sender=client)
-    return receipt.return_value
-
-
-def run_replica(m, job, provider, result):
-    slot = m.jobs.accept(job, 0, sender=provider).return_value
-    m.jobs.commit(job, slot, commitment(job, provider.address, result, SALT), sender=provider)
-    return slot
-
-
-def reveal(m, job, provider, slot, result):
-    return m.jobs.reveal(job, slot, result, SALT, sender=provider)
-
-
-def escrow_owes(m, accounts, open_jobs):
-    """What JobEscrow owes: balances, payment locked in open jobs, bonds and fee shards."""
-    balances = sum(m.escrow.balanceOf(a) for a in accounts)
-    locked = 0
-    for job in open_jobs:
-        info = m.jobs.view(job)
-        if info.status in (STATUS_OPEN, STATUS_DISPUTED):
-            locked += info.price_per_replica * info.replicas + m.escrow_view.dispute_bond(job)
-    fees = sum(m.escrow.fees(s) for s in range(16))
-    return balances + locked + fees
-
+from tests.helpers import (
+    BAD,
+    COLLATERAL,
+    DAY,
+    GOOD,
+    HOUR,
+    PRICE,
+    REQS,
+    SALT,
+    SPEC,
+    TOKEN,
+    escrow_owes,
+    gpu_spec,
+    offer_terms,
+    reveal,
+)
 
 # ------------------------------------------------------------------ balances
 
@@ -126,11 +104,11 @@ def test_post_locks_payment_and_logs_terms(market, client, chain):
     assert second == job_id_of((*expected[:1], 1, *expected[2:6], 1, *expected[7:]))
 
 
-def test_terms_must_be_the_jobs(market, client, providers, chain):
+def test_terms_must_be_the_jobs(market, client, providers, chain, post_job):
     """Every call after `post` passes the terms back; terms that differ in anything (a
     higher price, a lower collateral) name no job, so nothing can be taken on them."""
     m = market
-    job = post(m, client, chain)
+    job = post_job()
     terms = m.jobs.terms(job)
     for index, value in ((4, PRICE * 2), (5, 1), (6, 2), (10, 0)):
         forged = (*terms[:index], value, *terms[index + 1 :])
@@ -159,17 +137,17 @@ def test_terms_must_be_the_jobs(market, client, providers, chain):
         ({"reqs": {**REQS, "region": 1000}}, "no device can satisfy the job"),
     ],
 )
-def test_post_rejects_bad_input(market, client, chain, change, reason):
+def test_post_rejects_bad_input(market, client, chain, change, reason, post_job):
     m = market
     before = m.escrow.balanceOf(client)
     with ape.reverts(f"job_escrow: {reason}"):
-        post(m, client, chain, **change)
+        post_job(**change)
     assert m.escrow.balanceOf(client) == before and m.escrow.job_nonce(client) == 0
 
 
-def test_cancel_refunds_before_acceptance(market, client, providers, chain, outsider):
+def test_cancel_refunds_before_acceptance(market, client, providers, chain, outsider, post_job):
     m = market
-    job = post(m, client, chain, k=2)
+    job = post_job(k=2)
     with ape.reverts("job_escrow: caller is not the client"):
         m.jobs.cancel(job, sender=outsider)
     receipt = m.jobs.cancel(job, sender=client)
@@ -179,7 +157,7 @@ def test_cancel_refunds_before_acceptance(market, client, providers, chain, outs
     assert m.jobs.view(job).status == STATUS_CANCELLED
     with ape.reverts("job_escrow: job not open"):
         m.jobs.cancel(job, sender=client)
-    accepted = post(m, client, chain)
+    accepted = post_job()
     m.jobs.accept(accepted, 0, sender=providers[0])
     with ape.reverts("job_escrow: job already accepted"):
         m.jobs.cancel(accepted, sender=client)
@@ -188,9 +166,9 @@ def test_cancel_refunds_before_acceptance(market, client, providers, chain, outs
 # ------------------------------------------------------------------ acceptance
 
 
-def test_accept_locks_collateral(market, client, providers, chain):
+def test_accept_locks_collateral(market, client, providers, chain, post_job):
     m = market
-    job = post(m, client, chain, k=2)
+    job = post_job(k=2)
     receipt = m.jobs.accept(job, 0, sender=providers[0])
     assert receipt.return_value == 0
     (event,) = receipt.decode_logs(m.escrow.ReplicaAccepted)
@@ -205,12 +183,12 @@ def test_accept_locks_collateral(market, client, providers, chain):
         m.jobs.accept(job, 0, sender=providers[2])
 
 
-def test_k1_replica_is_bound_in_the_job_word(market, client, providers, chain, keeper):
+def test_k1_replica_is_bound_in_the_job_word(market, client, providers, chain, keeper, post_job):
     """A k = 1 job keeps its replica in its one word, as a hash of provider, device and
     digest: the replica's calls pass them back, and nothing else matches."""
     m = market
     p, other = providers[0], providers[1]
-    job = post(m, client, chain)
+    job = post_job()
     terms = m.jobs.terms(job)
     with ape.reverts("job_escrow: caller has no such replica"):
         m.escrow.commit(terms, 0, 0, b"\x01" * 32, sender=p)
@@ -247,14 +225,14 @@ def test_k1_replica_is_bound_in_the_job_word(market, client, providers, chain, k
     assert settled.result_hash == GOOD
 
 
-def test_accept_rejects_ineligible_devices(market, client, providers, chain):
+def test_accept_rejects_ineligible_devices(market, client, providers, chain, post_job):
     m = market
     p = providers[0]
-    with ape.reverts("job_escrow: no such device"):
-        m.jobs.accept(post(m, client, chain), 5, sender=p)
+    with ape.reverts("device_registry: no such device"):
+        m.jobs.accept(post_job(), 5, sender=p)
     # Replica words keep 32 bits of device nonce; no registry numbers a device beyond.
     with ape.reverts("job_escrow: no such device"):
-        m.jobs.accept(post(m, client, chain), 2**32, sender=p)
+        m.jobs.accept(post_job(), 2**32, sender=p)
     for reqs, reason in (
         ({**REQS, "min_gpu_count": 4}, "device below requirements"),
         ({**REQS, "min_vram_mb": 100_000}, "device below requirements"),
@@ -262,36 +240,38 @@ def test_accept_rejects_ineligible_devices(market, client, providers, chain):
         ({**REQS, "attested_only": True}, "device not audited"),
         ({**REQS, "compute_seconds": 20_000}, "device too expensive"),
     ):
-        job = post(m, client, chain, reqs=reqs)
-        with ape.reverts(f"job_escrow: {reason}"):
+        job = post_job(reqs=reqs)
+        with ape.reverts(f"device_registry: {reason}"):
             m.jobs.accept(job, 0, sender=p)
     # Not eligible: a second device halves the stake behind each, below the minimum.
     m.registry.register(gpu_spec(), "", sender=p)
     m.staking.request_thaw(9_000 * TOKEN, sender=p)
-    with ape.reverts("job_escrow: device not eligible"):
-        m.jobs.accept(post(m, client, chain), 0, sender=p)
+    with ape.reverts("device_registry: device not eligible"):
+        m.jobs.accept(post_job(), 0, sender=p)
 
 
-def test_accept_rejects_duplicates_capacity_and_missing_stake(market, client, providers, chain):
+def test_accept_rejects_duplicates_capacity_and_missing_stake(
+    market, client, providers, chain, post_job
+):
     m = market
     p = providers[0]
-    job = post(m, client, chain, k=3)
+    job = post_job(k=3)
     m.jobs.accept(job, 0, sender=p)
     with ape.reverts("job_escrow: provider already on job"):
         m.jobs.accept(job, 0, sender=p)
     # The device runs at most 4 jobs at once.
     for _ in range(3):
-        m.jobs.accept(post(m, client, chain), 0, sender=p)
+        m.jobs.accept(post_job(), 0, sender=p)
     with ape.reverts("job_escrow: device at capacity"):
-        m.jobs.accept(post(m, client, chain), 0, sender=p)
-    big = post(m, client, chain, collateral=10_001 * TOKEN, price=100 * TOKEN)
+        m.jobs.accept(post_job(), 0, sender=p)
+    big = post_job(collateral=10_001 * TOKEN, price=100 * TOKEN)
     with ape.reverts("staking: insufficient free stake"):
         m.jobs.accept(big, 0, sender=providers[1])
 
 
-def test_accept_after_deadline_fails(market, client, providers, chain):
+def test_accept_after_deadline_fails(market, client, providers, chain, post_job):
     m = market
-    job = post(m, client, chain, deadline_in=HOUR)
+    job = post_job(deadline_in=HOUR)
     chain.pending_timestamp += HOUR
     with ape.reverts("job_escrow: deadline passed"):
         m.jobs.accept(job, 0, sender=providers[0])
@@ -300,9 +280,9 @@ def test_accept_after_deadline_fails(market, client, providers, chain):
 # ------------------------------------------------------------------ commit and reveal
 
 
-def test_commit_reveal_rules(market, client, providers, chain, outsider):
+def test_commit_reveal_rules(market, client, providers, chain, outsider, post_job):
     m = market
-    job = post(m, client, chain, k=2)
+    job = post_job(k=2)
     slot0 = m.jobs.accept(job, 0, sender=providers[0]).return_value
     slot1 = m.jobs.accept(job, 0, sender=providers[1]).return_value
     c0 = commitment(job, providers[0].address, GOOD, SALT)
@@ -332,9 +312,9 @@ def test_commit_reveal_rules(market, client, providers, chain, outsider):
         m.jobs.reveal(job, slot1, GOOD, SALT, sender=providers[1])
 
 
-def test_commit_after_deadline_fails(market, client, providers, chain):
+def test_commit_after_deadline_fails(market, client, providers, chain, post_job):
     m = market
-    job = post(m, client, chain, deadline_in=HOUR)
+    job = post_job(deadline_in=HOUR)
     slot = m.jobs.accept(job, 0, sender=providers[0]).return_value
     chain.pending_timestamp += HOUR
     with ape.reverts("job_escrow: commit deadline passed"):
@@ -347,13 +327,12 @@ def test_commit_after_deadline_fails(market, client, providers, chain):
 
 
 def test_optimistic_job_pays_after_challenge_window(
-    market, token, client, providers, chain, keeper, treasury
+    market, token, client, providers, chain, keeper, treasury, post_job, run_replica
 ):
     m = market
     p = providers[0]
-    job = post(m, client, chain)
-    slot = run_replica(m, job, p, GOOD)
-    reveal(m, job, p, slot, GOOD)
+    job = post_job()
+    run_replica(job, p, GOOD)
     info = m.jobs.view(job)
     assert info.revealed == 1 and m.jobs.replica(job) == (p.address, 0, GOOD)
     with ape.reverts("job_escrow: not ready to settle"):
@@ -397,7 +376,7 @@ def test_optimistic_job_pays_after_challenge_window(
 
 
 def test_income_is_shared_with_delegators(
-    market, token, client, providers, chain, keeper, accounts, deployer
+    market, token, client, providers, chain, keeper, accounts, deployer, post_job, run_replica
 ):
     """With delegators, their cut of the income goes into the pool in Staking (tokens
     move there); the provider's part goes to its balance here."""
@@ -407,8 +386,8 @@ def test_income_is_shared_with_delegators(
     token.transfer(delegator, 1_000 * TOKEN, sender=deployer)
     token.approve(m.staking, 2**256 - 1, sender=delegator)
     m.staking.delegate_to(p, 1_000 * TOKEN, sender=delegator)
-    job = post(m, client, chain)
-    reveal(m, job, p, run_replica(m, job, p, GOOD), GOOD)
+    job = post_job()
+    run_replica(job, p, GOOD)
     chain.pending_timestamp = m.jobs.view(job).phase_end
     delegated, own = m.staking.pool(p).delegated_tokens, m.staking.pool(p).own_stake
     staked, balance = token.balanceOf(m.staking), m.escrow.balanceOf(p)
@@ -437,18 +416,25 @@ def test_release_is_for_lockers_only(market, providers, outsider):
         market.staking.release(providers[0], 1, 1, sender=outsider)
 
 
-def _disputed_job(m, client, p, chain):
-    job = post(m, client, chain)
-    slot = run_replica(m, job, p, BAD)
-    reveal(m, job, p, slot, BAD)
-    receipt = m.jobs.dispute(job, sender=client)
-    return job, receipt
+@pytest.fixture
+def disputed_job(market, client, post_job, run_replica):
+    """disputed_job(provider): a k = 1 job that `provider` ran to BAD and the client
+    disputed; returns the job id and the dispute's receipt."""
+
+    def dispute(p):
+        job = post_job()
+        run_replica(job, p, BAD)
+        return job, market.jobs.dispute(job, sender=client)
+
+    return dispute
 
 
-def test_dispute_ruled_for_client(market, client, providers, arbiter, chain, keeper, outsider):
+def test_dispute_ruled_for_client(
+    market, client, providers, arbiter, chain, keeper, outsider, disputed_job
+):
     m = market
     p = providers[0]
-    job, receipt = _disputed_job(m, client, p, chain)
+    job, receipt = disputed_job(p)
     bond = PRICE * 1_000 // 10_000
     (event,) = receipt.decode_logs(m.escrow.Disputed)
     assert event.bond == bond and m.escrow_view.dispute_bond(job) == bond
@@ -476,10 +462,10 @@ def test_dispute_ruled_for_client(market, client, providers, arbiter, chain, kee
     assert m.token.balanceOf(m.escrow) == escrow_owes(m, [client, p, arbiter], [job])
 
 
-def test_dispute_ruled_for_provider(market, client, providers, arbiter, chain):
+def test_dispute_ruled_for_provider(market, client, providers, arbiter, chain, disputed_job):
     m = market
     p = providers[0]
-    job, _ = _disputed_job(m, client, p, chain)
+    job, _ = disputed_job(p)
     bond = PRICE * 1_000 // 10_000
     receipt = m.jobs.rule(job, False, sender=arbiter)
     (settled,) = receipt.decode_logs(m.escrow.JobSettled)
@@ -489,10 +475,12 @@ def test_dispute_ruled_for_provider(market, client, providers, arbiter, chain):
     assert m.escrow.balanceOf(client) == 10_000 * TOKEN - PRICE - bond
 
 
-def test_unruled_dispute_lets_the_result_stand(market, client, providers, arbiter, chain, keeper):
+def test_unruled_dispute_lets_the_result_stand(
+    market, client, providers, arbiter, chain, keeper, disputed_job
+):
     m = market
     p = providers[0]
-    job, receipt = _disputed_job(m, client, p, chain)
+    job, receipt = disputed_job(p)
     (event,) = receipt.decode_logs(m.escrow.Disputed)
     with ape.reverts("job_escrow: not ready to settle"):
         m.jobs.finalize(job, sender=keeper)
@@ -506,11 +494,11 @@ def test_unruled_dispute_lets_the_result_stand(market, client, providers, arbite
     assert m.escrow.balanceOf(client) == 10_000 * TOKEN - PRICE
 
 
-def test_dispute_rules(market, client, providers, chain, outsider):
+def test_dispute_rules(market, client, providers, chain, outsider, post_job, run_replica):
     m = market
     p = providers[0]
-    job = post(m, client, chain)
-    slot = run_replica(m, job, p, GOOD)
+    job = post_job()
+    slot = run_replica(job, p, GOOD, reveal=False)
     with ape.reverts("job_escrow: no result to dispute"):
         m.jobs.dispute(job, sender=client)
     reveal(m, job, p, slot, GOOD)
@@ -519,7 +507,7 @@ def test_dispute_rules(market, client, providers, chain, outsider):
     chain.pending_timestamp = m.jobs.view(job).phase_end
     with ape.reverts("job_escrow: challenge window closed"):
         m.jobs.dispute(job, sender=client)
-    replicated = post(m, client, chain, k=3)
+    replicated = post_job(k=3)
     with ape.reverts("job_escrow: only optimistic jobs are disputed"):
         m.jobs.dispute(replicated, sender=client)
 
@@ -528,12 +516,12 @@ def test_dispute_rules(market, client, providers, chain, outsider):
 
 
 def test_majority_pays_agreeing_and_slashes_dissenter(
-    market, token, client, providers, chain, keeper
+    market, token, client, providers, chain, keeper, post_job, run_replica
 ):
     m = market
-    job = post(m, client, chain, k=3)
+    job = post_job(k=3)
     results = [GOOD, GOOD, BAD]
-    slots = [run_replica(m, job, p, r) for p, r in zip(providers, results, strict=True)]
+    slots = [run_replica(job, p, r, reveal=False) for p, r in zip(providers, results, strict=True)]
     assert m.jobs.view(job).phase_end < m.jobs.view(job).deadline  # all committed early
     for p, slot, r in zip(providers, slots, results, strict=True):
         reveal(m, job, p, slot, r)
@@ -559,11 +547,13 @@ def test_majority_pays_agreeing_and_slashes_dissenter(
     assert token.balanceOf(m.escrow) == escrow_owes(m, [client, keeper, *providers], [job])
 
 
-def test_no_majority_refunds_and_pays_nobody(market, client, providers, chain, keeper):
+def test_no_majority_refunds_and_pays_nobody(
+    market, client, providers, chain, keeper, post_job, run_replica
+):
     m = market
-    job = post(m, client, chain, k=3)
+    job = post_job(k=3)
     results = [GOOD, BAD, b"\xcc" * 32]
-    slots = [run_replica(m, job, p, r) for p, r in zip(providers, results, strict=True)]
+    slots = [run_replica(job, p, r, reveal=False) for p, r in zip(providers, results, strict=True)]
     for p, slot, r in zip(providers, slots, results, strict=True):
         reveal(m, job, p, slot, r)
     receipt = m.jobs.finalize(job, sender=keeper)
@@ -577,10 +567,12 @@ def test_no_majority_refunds_and_pays_nobody(market, client, providers, chain, k
         assert tuple(record) == (0, 0, 1, 0)
 
 
-def test_expire_refunds_missing_and_slashes_no_shows(market, client, providers, chain, keeper):
+def test_expire_refunds_missing_and_slashes_no_shows(
+    market, client, providers, chain, keeper, post_job, run_replica
+):
     m = market
-    job = post(m, client, chain, k=3, deadline_in=HOUR)
-    s0 = run_replica(m, job, providers[0], GOOD)
+    job = post_job(k=3, deadline_in=HOUR)
+    s0 = run_replica(job, providers[0], GOOD, reveal=False)
     m.jobs.accept(job, 0, sender=providers[1])  # accepts, never commits
     with ape.reverts("job_escrow: reveal window still open"):
         m.jobs.expire(job, sender=keeper)
@@ -599,9 +591,9 @@ def test_expire_refunds_missing_and_slashes_no_shows(market, client, providers, 
         m.jobs.expire(job, sender=keeper)
 
 
-def test_expire_without_any_acceptance_refunds_all(market, client, chain, keeper):
+def test_expire_without_any_acceptance_refunds_all(market, client, chain, keeper, post_job):
     m = market
-    job = post(m, client, chain, k=2, deadline_in=HOUR)
+    job = post_job(k=2, deadline_in=HOUR)
     chain.pending_timestamp += 2 * HOUR
     receipt = m.jobs.expire(job, sender=keeper)
     (settled,) = receipt.decode_logs(m.escrow.JobSettled)
@@ -612,24 +604,10 @@ def test_expire_without_any_acceptance_refunds_all(market, client, chain, keeper
 # ------------------------------------------------------------------ offers
 
 
-def _offer(m, p, client, chain, **overrides):
-    offer = {
-        "provider": p.address,
-        "device_nonce": 0,
-        "client": client.address,
-        "price": PRICE,
-        "collateral": COLLATERAL,
-        "expiry": chain.pending_timestamp + HOUR,
-        "nonce": 7,
-    }
-    offer.update(overrides)
-    return offer
-
-
 def test_match_offer(market, client, providers, chain, chain_id):
     m = market
     p = providers[0]
-    offer = _offer(m, p, client, chain)
+    offer = offer_terms(p, client, chain)
     signature = sign_offer(
         p.private_key, chain_id=chain_id, offer_book=m.offers.address, offer=offer
     )
@@ -655,7 +633,7 @@ def test_offer_rejections(market, client, providers, chain, chain_id, outsider):
     m = market
     p = providers[0]
     deadline = chain.pending_timestamp + DAY
-    offer = _offer(m, p, client, chain)
+    offer = offer_terms(p, client, chain)
     signature = sign_offer(
         p.private_key, chain_id=chain_id, offer_book=m.offers.address, offer=offer
     )
@@ -669,7 +647,7 @@ def test_offer_rejections(market, client, providers, chain, chain_id, outsider):
     )
     with ape.reverts("offer_book: invalid signature"):
         m.offers.match_offer(SPEC, deadline, offer, wrong_chain, sender=client)
-    expired = _offer(m, p, client, chain, expiry=chain.pending_timestamp - 1)
+    expired = offer_terms(p, client, chain, expiry=chain.pending_timestamp - 1)
     sig = sign_offer(p.private_key, chain_id=chain_id, offer_book=m.offers.address, offer=expired)
     with ape.reverts("offer_book: offer expired"):
         m.offers.match_offer(SPEC, deadline, expired, sig, sender=client)
@@ -688,7 +666,7 @@ def test_offer_digest_matches_python_signing(market, client, providers, chain, c
     from computeshare.signing import OFFER_TYPES, domain
 
     m = market
-    offer = _offer(m, providers[0], client, chain)
+    offer = offer_terms(providers[0], client, chain)
     message = encode_typed_data(
         domain_data=domain("ComputeShare OfferBook", "1", chain_id, m.offers.address),
         message_types=OFFER_TYPES,
@@ -706,12 +684,12 @@ def test_offer_digest_matches_python_signing(market, client, providers, chain, c
 
 
 def test_guardian_pauses_new_work_only(
-    market, client, providers, chain, deployer, guardian, keeper
+    market, client, providers, chain, deployer, guardian, keeper, post_job, run_replica
 ):
     m = market
     p = providers[0]
-    job = post(m, client, chain)
-    slot = run_replica(m, job, p, GOOD)
+    job = post_job()
+    slot = run_replica(job, p, GOOD, reveal=False)
     with ape.reverts("job_escrow: caller cannot pause"):
         m.escrow.pause(chain.pending_timestamp + DAY, sender=guardian)
     m.escrow.set_guardian(guardian, chain.pending_timestamp + 30 * DAY, sender=deployer)
@@ -720,14 +698,14 @@ def test_guardian_pauses_new_work_only(
     receipt = m.escrow.pause(chain.pending_timestamp + DAY, sender=guardian)
     assert receipt.decode_logs(m.escrow.PausedUntil)[0].by == guardian
     with ape.reverts("job_escrow: paused"):
-        post(m, client, chain)
+        post_job()
     # Everything already under way goes on.
     reveal(m, job, p, slot, GOOD)
     chain.pending_timestamp = m.jobs.view(job).phase_end
     m.jobs.finalize(job, sender=keeper)
     m.escrow.withdraw(TOKEN, sender=client)
     m.escrow.unpause(sender=guardian)
-    post(m, client, chain)
+    post_job()
     # An expired appointment pauses nothing.
     chain.pending_timestamp += 31 * DAY
     with ape.reverts("job_escrow: caller cannot pause"):
@@ -794,16 +772,18 @@ def test_post_with_permit_pays_from_the_wallet(market, token, client, chain, cha
     assert token.allowance(client, m.escrow) == 0
 
 
-def test_device_record_counts_running_jobs_and_outcomes(market, client, providers, chain, keeper):
+def test_device_record_counts_running_jobs_and_outcomes(
+    market, client, providers, chain, keeper, post_job, run_replica
+):
     """A device's record moves each job from running to its outcome in the settlement
     itself: there is no separate reputation write that could fail or be starved."""
     m = market
     p = providers[0]
     device = m.registry.device_id_of(p, 0)
     assert tuple(m.escrow_view.device_record(device)) == (0, 0, 0, 0)
-    done, silent = post(m, client, chain), post(m, client, chain)
-    reveal(m, done, p, run_replica(m, done, p, GOOD), GOOD)
-    run_replica(m, silent, p, BAD)  # commits, never reveals: expiry slashes it
+    done, silent = post_job(), post_job()
+    run_replica(done, p, GOOD)
+    run_replica(silent, p, BAD, reveal=False)  # commits, never reveals: expiry slashes it
     assert tuple(m.escrow_view.device_record(device)) == (2, 0, 0, 0)
     chain.pending_timestamp = m.jobs.view(done).phase_end
     receipt = m.jobs.finalize(done, sender=keeper)
@@ -842,19 +822,19 @@ def test_post_with_permit_survives_a_front_run_permit(
     )
     assert m.jobs.view(receipt.return_value).client == client
     # Without the allowance a failed permit still stops the post.
-    with ape.reverts("compute_token: insufficient allowance"):
+    with ape.reverts("job_escrow: permit failed and no allowance"):
         m.escrow.post_with_permit(
             SPEC, REQS, PRICE, 1, deadline, COLLATERAL, deadline, *sig.args, sender=client
         )
 
 
 def test_a_k1_result_is_submitted_directly_with_its_status_fuel_and_output(
-    market, client, providers, chain, keeper, outsider
+    market, client, providers, chain, keeper, outsider, post_job
 ):
     """k = 1 needs no commit-reveal: one `submit` binds (status, fuel, output hash) and
     opens the challenge window; a short output travels in the event."""
     m, p = market, providers[0]
-    job = post(m, client, chain)
+    job = post_job()
     terms = m.jobs.terms(job)
     result = RunResult(STATUS_TRAP, 45_000, b"dividing\n")
     m.jobs.accept(job, 0, sender=p)
@@ -882,20 +862,20 @@ def test_a_k1_result_is_submitted_directly_with_its_status_fuel_and_output(
 
 
 def test_submit_is_for_k1_jobs_before_the_deadline_and_can_be_disputed(
-    market, client, providers, chain, arbiter
+    market, client, providers, chain, arbiter, post_job
 ):
     m, p = market, providers[0]
     result = RunResult(0, 7, b"out")
-    k3 = post(m, client, chain, k=3)
+    k3 = post_job(k=3)
     m.jobs.accept(k3, 0, sender=p)
     with ape.reverts("job_escrow: caller has no such replica"):
         m.escrow.submit(m.jobs.terms(k3), 0, 0, 7, keccak(b"out"), b"out", sender=p)
-    late = post(m, client, chain, deadline_in=HOUR)
+    late = post_job(deadline_in=HOUR)
     m.jobs.accept(late, 0, sender=p)
     chain.pending_timestamp += HOUR
     with ape.reverts("job_escrow: commit deadline passed"):
         m.jobs.submit(late, result, sender=p)
-    job = post(m, client, chain)
+    job = post_job()
     m.jobs.accept(job, 0, sender=p)
     m.jobs.submit(job, result, output_on_chain=False, sender=p)
     m.jobs.dispute(job, sender=client)

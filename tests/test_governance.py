@@ -24,11 +24,20 @@ from computeshare.governance import (
     propose,
 )
 from computeshare.signing import sign_ballot
-from tests.helpers import AUDITOR, DAY, TOKEN, delegate, gpu_spec
-from tests.test_escrow import GOOD, PRICE, post, reveal, run_replica
+from tests.helpers import (
+    AUDITOR,
+    DAY,
+    ESCROW_FEE,
+    GOOD,
+    PRICE,
+    TOKEN,
+    delegate,
+    fee_action,
+    to_active,
+    to_end,
+)
 
 VOTING_DELAY, VOTING_PERIOD, PROPOSAL_THRESHOLD, QUORUM_BPS, LATE_QUORUM_EXTENSION = range(5)
-ESCROW_FEE = 0  # JobEscrow.PROTOCOL_FEE_BPS
 ZERO = "0x" + "00" * 20
 
 
@@ -54,23 +63,6 @@ def queued(dao, chain, proposer, actions, voters):
     to_end(dao, chain, proposal_id)
     g.queue(proposal_id, sender=proposer)
     return proposal_id
-
-
-def fee_action(dao, bps):
-    return call(dao.escrow, "set_parameter", ESCROW_FEE, bps)
-
-
-def _at_least(chain, timestamp):
-    chain.pending_timestamp = max(timestamp, chain.blocks.head.timestamp + 1)
-    chain.mine()
-
-
-def to_active(dao, chain, proposal_id):
-    _at_least(chain, dao.governor.proposalSnapshot(proposal_id) + 1)
-
-
-def to_end(dao, chain, proposal_id):
-    _at_least(chain, dao.governor.proposalDeadline(proposal_id) + 1)
 
 
 # ------------------------------------------------------------------ deployment and hand-over
@@ -450,7 +442,19 @@ def test_early_quorum_does_not_extend(dao, alice, bob, chain):
 
 
 def test_end_to_end_fee_change_and_grant(
-    dao, alice, bob, carol, outsider, chain, chain_id, client, deployer
+    dao,
+    alice,
+    bob,
+    carol,
+    outsider,
+    chain,
+    chain_id,
+    client,
+    deployer,
+    post_job,
+    run_replica,
+    fund_provider,
+    fund_client,
 ):
     """Propose a fee change plus a treasury grant; vote (one by signature); queue; wait;
     execute; the next job pays the new fee."""
@@ -490,16 +494,11 @@ def test_end_to_end_fee_change_and_grant(
         g.execute(proposal_id, sender=outsider)
 
     # The next job pays the new 1% fee.
-    provider = outsider
-    token.approve(dao.staking, 2**256 - 1, sender=provider)
-    dao.staking.stake(10_000 * TOKEN, sender=provider)
-    dao.registry.register(gpu_spec(), "ipfs://device", sender=provider)
-    token.transfer(client, 100_000 * TOKEN, sender=deployer)
-    token.approve(escrow, 2**256 - 1, sender=client)
-    escrow.deposit(10_000 * TOKEN, sender=client)
-    job = post(dao, client, chain)
-    slot = run_replica(dao, job, provider, GOOD)
-    reveal(dao, job, provider, slot, GOOD)
+    provider = outsider  # holds the grant
+    fund_provider(provider, tokens=0, m=dao)
+    fund_client(client, m=dao)
+    job = post_job(m=dao)
+    run_replica(job, provider, GOOD, m=dao)
     chain.pending_timestamp = dao.jobs.view(job).phase_end
     [settled] = dao.jobs.finalize(job, sender=outsider).decode_logs(escrow.JobSettled)
     assert settled.fees == PRICE * 100 // 10_000

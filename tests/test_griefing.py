@@ -10,15 +10,25 @@ from __future__ import annotations
 
 import ape
 
-from computeshare.jobs import STATUS_FINALIZED, commitment
+from computeshare.governance import propose
+from computeshare.jobs import STATUS_FINALIZED
 from computeshare.signing import sign_ballot, sign_delegation, sign_offer
 from computeshare.specs import job_requirements
-from tests.helpers import DAY, TOKEN, delegate, gpu_spec
-from tests.test_escrow import GOOD, SALT, SPEC, _offer, post, reveal
-from tests.test_governance import fee_action, propose, to_active
+from tests.helpers import (
+    DAY,
+    GOOD,
+    SPEC,
+    TOKEN,
+    delegate,
+    fee_action,
+    gpu_spec,
+    offer_terms,
+    reveal,
+    to_active,
+)
 
 
-def test_dust_job_settles_and_harms_nobody(market, client, providers, chain, keeper):
+def test_dust_job_settles_and_harms_nobody(market, client, providers, chain, keeper, run_replica):
     """A 1-wei, three-replica job on devices priced at 1 wei a second: it settles like any
     other, the fee rounds to zero, and balances and collateral stay exact."""
     m = market
@@ -28,8 +38,7 @@ def test_dust_job_settles_and_harms_nobody(market, client, providers, chain, kee
     job = m.escrow.post(SPEC, reqs, 1, 3, deadline, 1, sender=client).return_value
     for p in providers:
         m.registry.register(gpu_spec(price_per_second=1), "", sender=p)  # device nonce 1
-        slot = m.jobs.accept(job, 1, sender=p).return_value
-        m.jobs.commit(job, slot, commitment(job, p.address, GOOD, SALT), sender=p)
+        run_replica(job, p, GOOD, reveal=False, device=1)
     for slot, p in enumerate(providers):
         reveal(m, job, p, slot, GOOD)
     receipt = m.jobs.finalize(job, sender=keeper)
@@ -40,7 +49,7 @@ def test_dust_job_settles_and_harms_nobody(market, client, providers, chain, kee
     assert all(m.staking.pool(p).locked == 0 for p in providers)
 
 
-def test_many_devices_hurt_only_their_own_provider(market, client, providers, chain):
+def test_many_devices_hurt_only_their_own_provider(market, client, providers, chain, post_job):
     """Registering is open, but each active device needs MIN_STAKE_PER_DEVICE behind it: a
     provider with more devices than stake makes only its own devices ineligible, and the
     100th registration costs what the 2nd does."""
@@ -48,9 +57,9 @@ def test_many_devices_hurt_only_their_own_provider(market, client, providers, ch
     spammer, honest = providers[0], providers[1]
     gas = [m.registry.register(gpu_spec(), "", sender=spammer).gas_used for _ in range(99)]
     assert max(gas[1:]) == min(gas[1:])
-    with ape.reverts("job_escrow: device not eligible"):
-        m.jobs.accept(post(m, client, chain), 0, sender=spammer)
-    m.jobs.accept(post(m, client, chain), 0, sender=honest)
+    with ape.reverts("device_registry: device not eligible"):
+        m.jobs.accept(post_job(), 0, sender=spammer)
+    m.jobs.accept(post_job(), 0, sender=honest)
 
 
 def test_offer_signed_for_another_offer_book_is_refused(
@@ -58,7 +67,7 @@ def test_offer_signed_for_another_offer_book_is_refused(
 ):
     m = market
     other = deployer.deploy(project.OfferBook, m.escrow)
-    offer = _offer(m, providers[0], client, chain)
+    offer = offer_terms(providers[0], client, chain)
     signature = sign_offer(
         providers[0].private_key, chain_id=chain_id, offer_book=other.address, offer=offer
     )

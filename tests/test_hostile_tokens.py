@@ -14,8 +14,7 @@ import ape
 import pytest
 
 from computeshare.governance import encode
-from tests.helpers import DAY, LOCKER, SLASHER, TOKEN
-from tests.test_escrow import GOOD, post, reveal, run_replica
+from tests.helpers import DAY, GOOD, LOCKER, SLASHER, TOKEN, escrow_owes, reveal
 
 MAX = 2**256 - 1
 NORMAL, RETURNS_FALSE, TAKES_FEE, REVERTS_ON_ZERO, REENTERS = range(5)
@@ -38,25 +37,25 @@ def paid_in_hostile(project, market, hostile, deployer, treasury, client, provid
     return dataclasses.replace(market, escrow=escrow, escrow_view=view)
 
 
-def owed(m, accounts) -> int:
-    """What the escrow owes when no job is live: balances and unswept fees."""
-    return sum(m.escrow.balanceOf(a) for a in accounts) + sum(m.escrow.fees(s) for s in range(16))
+@pytest.fixture
+def optimistic_job(chain, client, post_job, run_replica):
+    """optimistic_job(m, provider): posts, runs and settles on `m` a k = 1 job of 10 tokens
+    that `provider` completes."""
 
+    def run(m, provider, price=10 * TOKEN):
+        job = post_job(price=price, collateral=price, m=m)
+        run_replica(job, provider, GOOD, m=m)
+        chain.pending_timestamp = m.jobs.view(job).phase_end
+        return m.jobs.finalize(job, sender=client)
 
-def optimistic_job(m, client, provider, chain, price=10 * TOKEN):
-    """Posts, runs and settles a k = 1 job that `provider` completes."""
-    job = post(m, client, chain, price=price, collateral=price)
-    slot = run_replica(m, job, provider, GOOD)
-    reveal(m, job, provider, slot, GOOD)
-    chain.pending_timestamp = m.jobs.view(job).phase_end
-    return m.jobs.finalize(job, sender=client)
+    return run
 
 
 # ---------------------------------------------------------------- fee on transfer
 
 
 def test_fee_on_transfer_token_is_credited_what_arrived(
-    paid_in_hostile, hostile, client, providers, treasury, chain
+    paid_in_hostile, hostile, client, providers, treasury, chain, optimistic_job
 ):
     m = paid_in_hostile
     hostile.set_mode(TAKES_FEE, sender=client)
@@ -64,16 +63,16 @@ def test_fee_on_transfer_token_is_credited_what_arrived(
     (event,) = receipt.decode_logs(m.escrow.Deposited)
     assert event.amount == receipt.return_value == 990 * TOKEN  # 1% never arrived
     assert m.escrow.balanceOf(client) == 990 * TOKEN
-    assert hostile.balanceOf(m.escrow) == owed(m, [client])
+    assert hostile.balanceOf(m.escrow) == escrow_owes(m, [client])
 
-    optimistic_job(m, client, providers[0], chain)
+    optimistic_job(m, providers[0])
     everyone = [client, providers[0]]
-    assert hostile.balanceOf(m.escrow) == owed(m, everyone)
+    assert hostile.balanceOf(m.escrow) == escrow_owes(m, everyone)
     for shard in range(16):
         m.escrow.sweep_fees(shard, sender=client)
     for account in everyone:
         m.escrow.withdraw(m.escrow.balanceOf(account), sender=account)
-    assert hostile.balanceOf(m.escrow) == 0 == owed(m, everyone)
+    assert hostile.balanceOf(m.escrow) == 0 == escrow_owes(m, everyone)
     assert hostile.balanceOf(providers[0]) > 0 and hostile.balanceOf(treasury) > 0
 
 
@@ -110,7 +109,15 @@ def test_false_returning_token_cannot_stake(project, hostile, deployer, treasury
 
 
 def test_token_reverting_on_zero_transfers_never_blocks_a_payout(
-    paid_in_hostile, hostile, client, providers, keeper, chain
+    paid_in_hostile,
+    hostile,
+    client,
+    providers,
+    keeper,
+    chain,
+    post_job,
+    run_replica,
+    optimistic_job,
 ):
     """Every path that can move zero tokens (a sweep of an empty shard, an expiry that
     refunds everything, a settlement that pays nobody) skips the transfer."""
@@ -120,14 +127,14 @@ def test_token_reverting_on_zero_transfers_never_blocks_a_payout(
     for shard in range(16):  # all empty
         assert m.escrow.sweep_fees(shard, sender=keeper).return_value == 0
 
-    optimistic_job(m, client, providers[0], chain)
-    silent = post(m, client, chain, k=3, price=5 * TOKEN, collateral=5 * TOKEN)
-    slot = run_replica(m, silent, providers[1], GOOD)  # the others never show up
+    optimistic_job(m, providers[0])
+    silent = post_job(k=3, price=5 * TOKEN, collateral=5 * TOKEN, m=m)
+    slot = run_replica(silent, providers[1], GOOD, reveal=False, m=m)  # the others never show up
     chain.pending_timestamp = m.jobs.view(silent).deadline + 1
     reveal(m, silent, providers[1], slot, GOOD)
     chain.pending_timestamp = m.jobs.view(silent).phase_end + 1
     m.jobs.finalize(silent, sender=keeper)  # no majority: refunded, nobody paid
-    cancelled = post(m, client, chain)
+    cancelled = post_job(m=m)
     m.jobs.cancel(cancelled, sender=client)
 
     everyone = [client, *providers, keeper]
@@ -136,13 +143,15 @@ def test_token_reverting_on_zero_transfers_never_blocks_a_payout(
     for account in everyone:
         if m.escrow.balanceOf(account):
             m.escrow.withdraw(m.escrow.balanceOf(account), sender=account)
-    assert hostile.balanceOf(m.escrow) == 0 == owed(m, everyone)
+    assert hostile.balanceOf(m.escrow) == 0 == escrow_owes(m, everyone)
 
 
 # ---------------------------------------------------------------- reentrancy
 
 
-def test_token_cannot_reenter_the_escrow(paid_in_hostile, hostile, client, providers, chain):
+def test_token_cannot_reenter_the_escrow(
+    paid_in_hostile, hostile, client, providers, chain, optimistic_job
+):
     m = paid_in_hostile
     # The token contract holds an escrow balance of its own, so `withdraw` from it is a
     # call that succeeds whenever it is not reentrant.
@@ -154,13 +163,13 @@ def test_token_cannot_reenter_the_escrow(paid_in_hostile, hostile, client, provi
 
     m.escrow.deposit(500 * TOKEN, sender=client)  # transferFrom calls back: refused
     m.escrow.withdraw(100 * TOKEN, sender=client)  # transfer calls back: refused
-    optimistic_job(m, client, providers[0], chain)  # payouts stay internal: no callback
+    optimistic_job(m, providers[0])  # payouts stay internal: no callback
     assert hostile.reentries() == 2 and hostile.reentries_succeeded() == 0
     assert m.escrow.balanceOf(hostile) == 100 * TOKEN
 
     hostile.call(m.escrow, encode(m.escrow, "withdraw", 10 * TOKEN), sender=client)
     assert m.escrow.balanceOf(hostile) == 90 * TOKEN  # the same call, not reentrant, works
-    assert hostile.balanceOf(m.escrow) == owed(m, [client, providers[0], hostile])
+    assert hostile.balanceOf(m.escrow) == escrow_owes(m, [client, providers[0], hostile])
 
 
 def test_token_cannot_reenter_staking(project, hostile, deployer, treasury, provider, chain):
