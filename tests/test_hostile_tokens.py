@@ -8,11 +8,10 @@ release could bring: reentrancy and false returns."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import ape
 import pytest
 
+from computeshare.client import ComputeShare
 from computeshare.governance import encode
 from tests.helpers import DAY, GOOD, LOCKER, SLASHER, TOKEN, escrow_owes, reveal
 
@@ -34,7 +33,9 @@ def paid_in_hostile(project, market, hostile, deployer, treasury, client, provid
     hostile.transfer(client, 100_000 * TOKEN, sender=deployer)
     hostile.approve(escrow, MAX, sender=client)
     view = deployer.deploy(project.JobEscrowView, escrow)
-    return dataclasses.replace(market, escrow=escrow, escrow_view=view)
+    names = ("ComputeToken", "Staking", "DeviceRegistry", "OfferBook")
+    contracts = {name: market.contract(name) for name in names}
+    return ComputeShare.from_contracts({**contracts, "JobEscrow": escrow, "JobEscrowView": view})
 
 
 @pytest.fixture
