@@ -24,7 +24,11 @@
           happens at most once.
         - `Executed` is recorded before the call into the timelock.
         - The guardian, appointed by the DAO until an expiry, may cancel any proposal that
-          is not final (a queued one included). It cannot move funds or call anything.
+          is not final (a queued one included), except one that calls `set_guardian`:
+          the DAO can always replace it within one proposal cycle. It cannot move funds
+          or call anything.
+        - A queued proposal's window (eta and expiry) is the timelock's, fixed when it is
+          queued: a later delay or grace-period change neither revives nor extends it.
         - Every parameter has hard bounds in this contract; only the timelock sets them.
           `set_parameter` and `set_guardian` are `@reentrant` on purpose: the timelock
           calls them while `execute` holds the lock, and both check the caller first.
@@ -121,6 +125,8 @@ _FOR_CLEAR: constant(uint256) = ~(constants.U96 << 96)
 # Tally word: against | abstain << 96. Meta word: proposer | eta << 160.
 _ABSTAIN_SHIFT: constant(uint256) = 96
 _ETA_SHIFT: constant(uint256) = 160
+_EXPIRY_SHIFT: constant(uint256) = 208
+_SET_GUARDIAN: constant(Bytes[4]) = method_id("set_guardian(address,uint256)", output_type=Bytes[4])
 
 
 # @notice The votes token (ComputeToken).
@@ -233,8 +239,11 @@ def queue(proposalId: uint256) -> uint256:
     """
     assert self._state(proposalId) == STATE_SUCCEEDED, "governor: proposal not successful"
     self._proposals[proposalId] |= _QUEUED
-    eta: uint256 = extcall ITimelock(TIMELOCK).queue(self._operation(proposalId), proposalId)
-    self._meta[proposalId] |= eta << _ETA_SHIFT
+    eta: uint256 = 0
+    expires_at: uint256 = 0
+    eta, expires_at = extcall ITimelock(TIMELOCK).queue(self._operation(proposalId), proposalId)
+    # The window is the timelock's, fixed now: later changes never revive or extend it.
+    self._meta[proposalId] |= (eta << _ETA_SHIFT) | (expires_at << _EXPIRY_SHIFT)
     log IGovernor.ProposalQueued(proposalId=proposalId, etaSeconds=eta)
     return proposalId
 
@@ -275,6 +284,8 @@ def cancel(proposalId: uint256) -> uint256:
     state: uint8 = self._state(proposalId)
     if guardianship._is_active(msg.sender):
         assert not self._is_final(state), "governor: proposal is final"
+        # The DAO can always replace its guardian: a guardian cannot cancel that.
+        assert not self._changes_guardian(proposalId), "governor: guardian cannot cancel a guardian change"
     else:
         assert msg.sender == convert(self._meta[proposalId] & constants.ADDRESS_MASK, address), "governor: caller cannot cancel"
         assert state == STATE_PENDING, "governor: proposal not pending"
@@ -565,7 +576,7 @@ def proposalEta(proposalId: uint256) -> uint256:
     @param proposalId The proposal.
     @return uint256 The timestamp, zero if not queued.
     """
-    return self._meta[proposalId] >> _ETA_SHIFT
+    return (self._meta[proposalId] >> _ETA_SHIFT) & constants.U48
 
 
 @external
@@ -745,8 +756,7 @@ def _state(proposal_id: uint256) -> uint8:
         return STATE_ACTIVE
     if word & _QUEUED != 0:
         # Only a succeeded proposal is ever queued.
-        eta: uint256 = self._meta[proposal_id] >> _ETA_SHIFT
-        if block.timestamp >= eta + staticcall ITimelock(TIMELOCK).grace_period():
+        if block.timestamp >= self._meta[proposal_id] >> _EXPIRY_SHIFT:
             return STATE_EXPIRED
         return STATE_QUEUED
     for_votes: uint256 = (word >> _FOR_SHIFT) & constants.U96
@@ -780,6 +790,20 @@ def _load_actions(proposal_id: uint256) -> (
         values.append(action >> 160)
         calldatas.append(self._calldatas[key])
     return targets, values, calldatas
+
+
+@internal
+@view
+def _changes_guardian(proposal_id: uint256) -> bool:
+    """
+    @dev Whether an action of the proposal calls `set_guardian` (of any contract).
+    """
+    count: uint256 = (self._proposals[proposal_id] >> _COUNT_SHIFT) & 255
+    for i: uint256 in range(count, bound=MAX_ACTIONS):
+        calldata: Bytes[MAX_CALLDATA] = self._calldatas[(proposal_id << 8) | i]
+        if len(calldata) >= 4 and slice(calldata, 0, 4) == _SET_GUARDIAN:
+            return True
+    return False
 
 
 @internal

@@ -70,6 +70,8 @@ exports: (
     access.set_roles,
     guardianship.guardian,
     guardianship.guardian_expiry,
+    guardianship.guardian_pause_used,
+    guardianship.MAX_GUARDIAN_PAUSE,
 )
 # `renounce_ownership` is intentionally not exported: parameters and roles must stay governable.
 
@@ -654,11 +656,15 @@ def set_guardian(new_guardian: address, expiry: uint256):
 def pause(until: uint256):
     """
     @notice Refuses new jobs and acceptances until `until` (at most `MAX_PAUSE` from
-            now). The guardian, during its appointment, or the owner.
+            now). The owner, or the guardian during its appointment: the time its pause
+            adds (beyond a running pause) is charged to its `MAX_GUARDIAN_PAUSE` budget.
     @param until End of the pause.
     """
-    assert msg.sender == ownable.owner or guardianship._is_active(msg.sender), "job_escrow: caller cannot pause"
     assert until > block.timestamp and until <= block.timestamp + MAX_PAUSE, "job_escrow: pause out of bounds"
+    if not self._check_pauser():
+        running: uint256 = max(self._config >> _PAUSE_SHIFT, block.timestamp)
+        if until > running:
+            guardianship._charge_pause(until - running)
     self._config = (self._config & _PARAMS_MASK) | (until << _PAUSE_SHIFT)
     log IJobEscrow.PausedUntil(by=msg.sender, until=until)
 
@@ -668,7 +674,7 @@ def unpause():
     """
     @notice Ends a pause now. The guardian, during its appointment, or the owner.
     """
-    assert msg.sender == ownable.owner or guardianship._is_active(msg.sender), "job_escrow: caller cannot pause"
+    self._check_pauser()
     self._config = self._config & _PARAMS_MASK
     log IJobEscrow.PausedUntil(by=msg.sender, until=0)
 
@@ -1041,6 +1047,19 @@ def _load(terms: IJobEscrow.Terms) -> (bytes32, uint256):
     word: uint256 = self._jobs[job_id]
     assert word != 0, "job_escrow: no such job"
     return job_id, word
+
+
+@internal
+@view
+def _check_pauser() -> bool:
+    """
+    @dev Reverts unless the caller is the owner or the guardian during its appointment;
+         returns whether it is the owner.
+    """
+    if msg.sender == ownable.owner:
+        return True
+    assert guardianship._is_active(msg.sender), "job_escrow: caller cannot pause"
+    return False
 
 
 @internal

@@ -44,6 +44,7 @@ MAX_ACTIONS: public(constant(uint256)) = 10
 MAX_CALLDATA: public(constant(uint256)) = 1024
 
 _MAX_RETURN: constant(uint256) = 1024
+_U128: constant(uint256) = 2**128 - 1
 
 
 # @notice The only account that may queue, execute and cancel operations.
@@ -52,8 +53,9 @@ governor: public(address)
 delay: public(uint256)
 # @notice Seconds after that during which it may still run; afterwards it expires.
 grace_period: public(uint256)
-# @notice Time from which each queued operation may run (zero: not queued).
-eta: public(HashMap[bytes32, uint256])
+# Each queued operation's window, fixed when it is queued: the time from which it may
+# run (low 128 bits) and the time it expires (high 128 bits); zero when not queued.
+_windows: HashMap[bytes32, uint256]
 
 _initializer: address
 
@@ -100,19 +102,23 @@ def initialize(governor_: address):
 
 
 @external
-def queue(operation: bytes32, proposal_id: uint256) -> uint256:
+def queue(operation: bytes32, proposal_id: uint256) -> (uint256, uint256):
     """
-    @notice Queues `operation` to run after `delay`. Governor only.
+    @notice Queues `operation` to run after `delay` and before `delay + grace_period`,
+            both read now: later changes of either never move this operation's window.
+            Governor only.
     @param operation `hash_operation(proposal_id, targets, values, calldatas)`.
     @param proposal_id The proposal it comes from (for the event).
     @return uint256 The time from which it may run.
+    @return uint256 The time it expires.
     """
     assert msg.sender == self.governor, "timelock: caller is not the governor"
-    assert self.eta[operation] == 0, "timelock: operation already queued"
+    assert self._windows[operation] == 0, "timelock: operation already queued"
     ready_at: uint256 = block.timestamp + self.delay
-    self.eta[operation] = ready_at
+    expires_at: uint256 = ready_at + self.grace_period
+    self._windows[operation] = ready_at | (expires_at << 128)
     log ITimelock.OperationQueued(operation=operation, proposal_id=proposal_id, eta=ready_at)
-    return ready_at
+    return ready_at, expires_at
 
 
 @external
@@ -134,11 +140,11 @@ def execute(
     """
     assert msg.sender == self.governor, "timelock: caller is not the governor"
     operation: bytes32 = self._hash_operation(proposal_id, targets, values, calldatas)
-    eta: uint256 = self.eta[operation]
-    assert eta != 0, "timelock: operation not queued"
-    assert block.timestamp >= eta, "timelock: operation not ready"
-    assert block.timestamp < eta + self.grace_period, "timelock: operation expired"
-    self.eta[operation] = 0
+    window: uint256 = self._windows[operation]
+    assert window != 0, "timelock: operation not queued"
+    assert block.timestamp >= window & _U128, "timelock: operation not ready"
+    assert block.timestamp < window >> 128, "timelock: operation expired"
+    self._windows[operation] = 0
     total: uint256 = 0
     for i: uint256 in range(len(targets), bound=MAX_ACTIONS):
         total += values[i]
@@ -161,8 +167,8 @@ def cancel(operation: bytes32):
     @param operation The operation.
     """
     assert msg.sender == self.governor, "timelock: caller is not the governor"
-    assert self.eta[operation] != 0, "timelock: operation not queued"
-    self.eta[operation] = 0
+    assert self._windows[operation] != 0, "timelock: operation not queued"
+    self._windows[operation] = 0
     log ITimelock.OperationCancelled(operation=operation)
 
 
@@ -203,6 +209,28 @@ def set_governor(new_governor: address):
     assert new_governor != empty(address), "timelock: zero governor"
     log ITimelock.GovernorSet(previous_governor=self.governor, new_governor=new_governor)
     self.governor = new_governor
+
+
+@external
+@view
+def eta(operation: bytes32) -> uint256:
+    """
+    @notice Time from which a queued operation may run.
+    @param operation The operation.
+    @return uint256 A timestamp (zero: not queued).
+    """
+    return self._windows[operation] & _U128
+
+
+@external
+@view
+def expires_at(operation: bytes32) -> uint256:
+    """
+    @notice Time a queued operation expires, fixed when it was queued.
+    @param operation The operation.
+    @return uint256 A timestamp (zero: not queued).
+    """
+    return self._windows[operation] >> 128
 
 
 @external
