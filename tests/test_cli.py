@@ -313,6 +313,14 @@ def test_tokens_move_and_delegated_votes_propose_and_vote(cli, cs, accounts, cha
         cli("gov", "propose", "--set", "JobEscrow.PROTOCOL_FEE_BPS=100", "--description", "x",
             account=0)
     )  # fmt: skip
+    # A grant the treasury cannot pay is refused before anything is sent.
+    treasury = cs.token.balanceOf(cs.timelock) // TOKEN
+    grant = ("--grant", str(accounts[9]), str(treasury + 1), "--description", "too much")
+    one_line_error(cli("gov", "propose", *grant, account=12), "the treasury holds")
+    # Pending: the quorum depends on the supply at a snapshot still ahead.
+    status = cli("gov", "status", proposal)
+    assert status.exit_code == 0, status.output
+    assert "Pending" in status.output and "at the snapshot" in status.output
     advance(chain, cs.governor.votingDelay() + 1)
     result = cli("gov", "vote", proposal, "for", account=12)
     assert result.exit_code == 0, result.output

@@ -52,8 +52,17 @@ def proposal_actions(cs, settings, grant) -> list:
         p = parameter(contract, name)
         amount = p.check(parse_value(value))
         actions.append(call(cs.contract(p.contract), "set_parameter", p.key, amount))
+    granted = 0
     for recipient, amount in grant:
+        granted += tokens(amount)
         actions.append(call(cs.token, "transfer", recipient, tokens(amount)))
+    if granted:
+        # A grant the treasury cannot pay would pass the vote and then fail at execution.
+        treasury = cs.token.balanceOf(cs.timelock)
+        if granted > treasury:
+            raise click.ClickException(
+                f"the grants total {show(granted)} tokens; the treasury holds {show(treasury)}"
+            )
     if not actions:
         raise click.UsageError("nothing to propose: give --set or --grant")
     return actions
@@ -198,15 +207,22 @@ def gov_status(manifest, proposal_id):
     cs = connect(manifest)
     _check_exists(cs, proposal_id)
     against, for_, abstain = cs.governor.proposalVotes(proposal_id)
+    state = _state(cs, proposal_id)
+    if state == ProposalState.PENDING:
+        # The quorum is a share of the supply at the snapshot, which is still ahead: the
+        # chain cannot look it up yet (a future lookup reverts).
+        quorum = "at the snapshot"
+    else:
+        quorum = show(cs.governor.proposalQuorum(proposal_id))
     table(
         [
             {
                 "proposal": proposal_id,
-                "state": _state(cs, proposal_id).label,
+                "state": state.label,
                 "for": show(for_),
                 "against": show(against),
                 "abstain": show(abstain),
-                "quorum": show(cs.governor.proposalQuorum(proposal_id)),
+                "quorum": quorum,
             }
         ]
     )
