@@ -11,21 +11,23 @@ from collections import Counter
 
 from hypothesis.stateful import RuleBasedStateMachine, invariant
 
-from computeshare.governance import call
+from computeshare.constants import DAY, FEE_SHARDS, HOUR, TOKEN, Role, Support
+from computeshare.governance import call, pass_proposal, propose
 from computeshare.jobs import STATUS_DISPUTED, STATUS_OPEN
-from computeshare.params import DAY, HOUR, TOKEN
+from computeshare.params import parameter
 from computeshare.specs import device_spec, job_requirements
 
-__all__ = ["DAY", "HOUR", "TOKEN"]  # re-exported from computeshare
+__all__ = ["DAY", "FEE_SHARDS", "HOUR", "TOKEN"]  # re-exported from computeshare.constants
 
 # ---------------------------------------------------------------- units and roles
 
 YEAR = 365 * DAY
 INITIAL_SUPPLY = 1_000_000_000 * TOKEN  # ComputeToken's fixed initial supply
-FEE_SHARDS = 16  # JobEscrow keeps protocol fees in this many shards
 
-# Role flags of interfaces/IAccess.vyi.
-SLASHER, LOCKER, AUDITOR, ARBITER, MATCHER = 1, 2, 4, 8, 16
+# Role flags of interfaces/IAccess.vyi (computeshare.constants.Role).
+SLASHER, LOCKER, AUDITOR, ARBITER, MATCHER = (
+    Role.SLASHER, Role.LOCKER, Role.AUDITOR, Role.ARBITER, Role.MATCHER,
+)  # fmt: skip
 
 
 def delegate(token, delegatee, sender):
@@ -85,7 +87,7 @@ def escrow_owes(m, accounts, open_jobs=(), *, locked=None, fees=None) -> int:
 
 # ---------------------------------------------------------------- governance
 
-ESCROW_FEE = 0  # JobEscrow.PROTOCOL_FEE_BPS
+ESCROW_FEE = parameter("JobEscrow", "PROTOCOL_FEE_BPS").key
 
 
 def fee_action(dao, bps):
@@ -105,6 +107,26 @@ def to_active(dao, chain, proposal_id):
 
 def to_end(dao, chain, proposal_id):
     at_least(chain, dao.governor.proposalDeadline(proposal_id) + 1)
+
+
+def queued(dao, chain, proposer, actions, voters, description="queued"):
+    """A proposal of `actions` that `voters` passed and `proposer` queued."""
+    g = dao.governor
+    proposal_id = propose(g, proposer, actions, description)
+    to_active(dao, chain, proposal_id)
+    for voter in voters:
+        g.castVote(proposal_id, Support.FOR, sender=voter)
+    to_end(dao, chain, proposal_id)
+    g.queue(proposal_id, sender=proposer)
+    return proposal_id
+
+
+def appoint_guardian(dao, chain, guardian, voters, term=180 * DAY):
+    """Appoints `guardian` in the Governor by proposal; returns its expiry."""
+    expiry = chain.pending_timestamp + 30 * DAY + term
+    action = call(dao.governor, "set_guardian", guardian, expiry)
+    pass_proposal(dao.governor, chain, voters[0], voters, [action], "appoint the guardian")
+    return expiry
 
 
 # ---------------------------------------------------------------- state machines

@@ -10,6 +10,7 @@ from pathlib import Path
 from eth_utils import keccak
 
 from computeshare.client import ComputeShare
+from computeshare.constants import DAY, FEE_SHARDS, TOKEN
 from computeshare.deploy import DeployConfig, Deployment, Manifest
 from computeshare.governance import advance, call, method, pass_proposal
 from computeshare.jobs import commitment
@@ -17,8 +18,6 @@ from computeshare.sandbox import STATUS_OK, RunResult
 from computeshare.specs import device_spec, job_requirements
 from computeshare.workloads import encode_spec
 
-TOKEN = 10**18
-DAY = 86_400
 SALT = b"\x5a" * 32
 
 
@@ -99,7 +98,7 @@ def build_market(project, chain, accounts, directory: Path) -> Market:
     action = call(escrow, "set_parameter", 0, 100)
     receipt = pass_proposal(cs.governor, chain, voters[0], voters, [action], "Lower the fee")
     market.proposal_id = int(receipt.decode_logs(cs.governor.ProposalExecuted)[0].proposalId)
-    for shard in range(16):
+    for shard in range(FEE_SHARDS):
         if escrow.fees(shard):
             escrow.sweep_fees(shard, sender=accounts[14])
     chain.mine()

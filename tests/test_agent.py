@@ -14,6 +14,7 @@ from coincurve import PrivateKey
 
 from computeshare.agent import Agent, AgentError, Journal, Policy
 from computeshare.client import ClientError, ComputeShare
+from computeshare.constants import DAY, TOKEN
 from computeshare.deploy import DeployConfig, Deployment, Manifest
 from computeshare.jobs import STATUS_FINALIZED
 from computeshare.results import ResultError, ResultServer
@@ -21,8 +22,6 @@ from computeshare.sandbox import MAX_FUEL, STATUS_OUT_OF_FUEL, STATUS_TRAP, RunR
 from computeshare.specs import device_spec, job_requirements
 from computeshare.workloads import encode_spec, execute, pack_u64, result_hash, wasm_spec
 
-TOKEN = 10**18
-DAY = 86_400
 PAID = 97_500 * TOKEN // 1_000  # 100 tokens less the 2.5% protocol fee
 SPEC = encode_spec("sha256-chain", {"seed": "computeshare", "rounds": 2_000})
 

@@ -21,11 +21,10 @@ from click.testing import CliRunner
 from computeshare.cli import COMMANDS, main
 from computeshare.cli.common import MAX_UINT, duration, match_prefix, when
 from computeshare.client import ComputeShare
+from computeshare.constants import DAY, TOKEN
 from computeshare.deploy import DeployConfig, Deployment, Manifest
 from computeshare.governance import advance
 
-TOKEN = 10**18
-DAY = 86_400
 ROOT = Path(__file__).parent.parent
 EXECUTABLE = Path(sys.executable).with_name("computeshare")
 INPUT = '{"seed": "a", "rounds": 9}'

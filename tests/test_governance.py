@@ -31,8 +31,10 @@ from tests.helpers import (
     GOOD,
     PRICE,
     TOKEN,
+    appoint_guardian,
     delegate,
     fee_action,
+    queued,
     to_active,
     to_end,
 )
@@ -51,18 +53,6 @@ def ballot(governor, proposal_id, support, voter, nonce, key, chain_id):
         voter=voter,
         nonce=nonce,
     )
-
-
-def queued(dao, chain, proposer, actions, voters):
-    """A proposal of `actions` that `voters` passed and `proposer` queued."""
-    g = dao.governor
-    proposal_id = propose(g, proposer, actions, "queued")
-    to_active(dao, chain, proposal_id)
-    for voter in voters:
-        g.castVote(proposal_id, FOR, sender=voter)
-    to_end(dao, chain, proposal_id)
-    g.queue(proposal_id, sender=proposer)
-    return proposal_id
 
 
 # ------------------------------------------------------------------ deployment and hand-over
@@ -566,13 +556,6 @@ def test_proposer_cancels_only_while_pending(dao, alice, bob, chain):
     to_active(dao, chain, other)
     with ape.reverts("governor: vote not currently active"):
         g.castVote(other, FOR, sender=alice)
-
-
-def appoint_guardian(dao, chain, guardian, voters, term=180 * DAY):
-    expiry = chain.pending_timestamp + 30 * DAY + term
-    action = call(dao.governor, "set_guardian", guardian, expiry)
-    pass_proposal(dao.governor, chain, voters[0], voters, [action], "appoint the guardian")
-    return expiry
 
 
 def test_guardian_cancels_a_queued_proposal_but_cannot_move_funds(

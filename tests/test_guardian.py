@@ -9,17 +9,9 @@ import ape
 
 from computeshare.constants import DAY, ProposalState
 from computeshare.governance import call, pass_proposal, propose
-from tests.helpers import at_least, fee_action, to_active, to_end
+from tests.helpers import appoint_guardian, at_least, fee_action, queued, to_active, to_end
 
 ZERO = "0x" + "00" * 20
-
-
-def appoint(dao, chain, guardian, voters, term=180 * DAY) -> int:
-    """Appoints `guardian` in the Governor by proposal; returns its expiry."""
-    expiry = chain.pending_timestamp + 30 * DAY + term
-    action = call(dao.governor, "set_guardian", guardian, expiry)
-    pass_proposal(dao.governor, chain, voters[0], voters, [action], "appoint the guardian")
-    return expiry
 
 
 def test_a_guardian_cannot_cancel_the_proposal_that_replaces_it(
@@ -29,7 +21,7 @@ def test_a_guardian_cannot_cancel_the_proposal_that_replaces_it(
     It cannot cancel a proposal that calls any `set_guardian`, in any state; it can still
     cancel others, and the DAO removes it within one proposal cycle."""
     g = dao.governor
-    appoint(dao, chain, guardian, [alice, bob])
+    appoint_guardian(dao, chain, guardian, [alice, bob])
     removals = [
         [call(g, "set_guardian", ZERO, 0)],
         [fee_action(dao, 300), call(dao.escrow, "set_guardian", ZERO, 0)],
@@ -109,12 +101,7 @@ def test_an_expired_proposal_stays_expired_when_the_grace_period_grows(
     revived proposals that had expired, and anyone could execute them. The window is
     fixed when the proposal is queued."""
     g, t = dao.governor, dao.timelock
-    stale = propose(g, carol, [fee_action(dao, 900)], "a fee nobody executed")
-    to_active(dao, chain, stale)
-    for voter in (alice, bob):
-        g.castVote(stale, 1, sender=voter)
-    to_end(dao, chain, stale)
-    g.queue(stale, sender=carol)
+    stale = queued(dao, chain, carol, [fee_action(dao, 900)], [alice, bob], "never executed")
     eta = g.proposalEta(stale)
     at_least(chain, eta + t.grace_period())
     assert g.state(stale) == ProposalState.EXPIRED
@@ -132,17 +119,12 @@ def test_a_queued_proposal_keeps_the_window_it_was_queued_with(dao, alice, bob, 
     lengthening it does not extend one: each keeps the window it was queued with."""
     g, t = dao.governor, dao.timelock
     grace_before = t.grace_period()
-    queued = propose(g, bob, [fee_action(dao, 500)], "fee 5%")
-    to_active(dao, chain, queued)
-    for voter in (alice, bob):
-        g.castVote(queued, 1, sender=voter)
-    to_end(dao, chain, queued)
-    g.queue(queued, sender=bob)
-    eta = g.proposalEta(queued)
+    waiting = queued(dao, chain, bob, [fee_action(dao, 500)], [alice, bob], "fee 5%")
+    eta = g.proposalEta(waiting)
     shorter = call(t, "set_grace_period", t.MIN_GRACE_PERIOD())
     pass_proposal(g, chain, alice, [alice, bob], [shorter], "a shorter grace period")
     assert t.grace_period() < grace_before
     at_least(chain, eta + t.grace_period() + DAY)
-    assert g.state(queued) == ProposalState.QUEUED
-    g.execute(queued, sender=bob)
+    assert g.state(waiting) == ProposalState.QUEUED
+    g.execute(waiting, sender=bob)
     assert dao.escrow.parameter(0) == 500

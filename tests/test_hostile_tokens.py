@@ -13,7 +13,7 @@ import pytest
 
 from computeshare.client import ComputeShare
 from computeshare.governance import encode
-from tests.helpers import DAY, GOOD, LOCKER, SLASHER, TOKEN, escrow_owes, reveal
+from tests.helpers import DAY, FEE_SHARDS, GOOD, LOCKER, SLASHER, TOKEN, escrow_owes, reveal
 
 MAX = 2**256 - 1
 NORMAL, RETURNS_FALSE, TAKES_FEE, REVERTS_ON_ZERO, REENTERS = range(5)
@@ -69,7 +69,7 @@ def test_fee_on_transfer_token_is_credited_what_arrived(
     optimistic_job(m, providers[0])
     everyone = [client, providers[0]]
     assert hostile.balanceOf(m.escrow) == escrow_owes(m, everyone)
-    for shard in range(16):
+    for shard in range(FEE_SHARDS):
         m.escrow.sweep_fees(shard, sender=client)
     for account in everyone:
         m.escrow.withdraw(m.escrow.balanceOf(account), sender=account)
@@ -125,7 +125,7 @@ def test_token_reverting_on_zero_transfers_never_blocks_a_payout(
     m = paid_in_hostile
     hostile.set_mode(REVERTS_ON_ZERO, sender=client)
     m.escrow.deposit(1_000 * TOKEN, sender=client)
-    for shard in range(16):  # all empty
+    for shard in range(FEE_SHARDS):  # all empty
         assert m.escrow.sweep_fees(shard, sender=keeper).return_value == 0
 
     optimistic_job(m, providers[0])
@@ -139,7 +139,7 @@ def test_token_reverting_on_zero_transfers_never_blocks_a_payout(
     m.jobs.cancel(cancelled, sender=client)
 
     everyone = [client, *providers, keeper]
-    for shard in range(16):
+    for shard in range(FEE_SHARDS):
         m.escrow.sweep_fees(shard, sender=keeper)
     for account in everyone:
         if m.escrow.balanceOf(account):
