@@ -217,13 +217,14 @@ def test_cli_rehearses_a_proposal_on_a_fork(devnet, deployment):
     assert re.search(r"proposal \d+ executed on the fork", done.stdout)
     assert f"JobEscrow.PROTOCOL_FEE_BPS: {before} -> 100" in done.stdout
 
-    # The treasury of a fresh deployment is empty: the rehearsal shows the grant would fail.
+    # The treasury of a fresh deployment is empty: the CLI refuses the grant before it
+    # rehearses anything.
     done = devnet.run(
         *rehearse, "--network", FORK, "--grant", DEPLOYER, "5", "--description", "A grant",
     )  # fmt: skip
     assert done.returncode == 1
     last_line = done.stderr.strip().splitlines()[-1]
-    assert last_line == "Error: reverted: compute_token: transfer amount exceeds balance"
+    assert last_line == "Error: the grants total 5 tokens; the treasury holds 0"
 
     done = devnet.run(
         *rehearse, "--network", "ethereum:devnet", "--set", "JobEscrow.PROTOCOL_FEE_BPS=100",
