@@ -368,10 +368,9 @@ class Market:
                 for slot in account.get("storage") or {}:
                     writes.add((address.lower(), int(slot, 16)))
         for address, account in post.items():
-            before = pre.get(address, {}).get("balance")
-            if "balance" in account and account["balance"] != before:
-                if address.lower() not in (coinbase, sender):
-                    writes.add(("balance", int(address, 16)))
+            changed = account.get("balance", None) != pre.get(address, {}).get("balance")
+            if "balance" in account and changed and address.lower() not in (coinbase, sender):
+                writes.add(("balance", int(address, 16)))
         reads |= {k for k in writes if k[0] != "balance"}
         return reads, writes
 
@@ -644,6 +643,10 @@ def format_report(rows: list[dict]) -> str:
         }
         for r in rows
     ]
+    hot = "hot slots (writers/touching)"
+    width = max(len(hot), *(len(row[hot]) for row in table))
+    for row in table:  # left-aligned: format_table right-aligns every column but the first
+        row[hot] = row[hot].ljust(width)
     return format_table(table, list(table[0]))
 
 
@@ -656,7 +659,9 @@ def main(argv=None) -> int:
         parser.error("--n must be at least 3")
 
     from ape import networks
+    from ape.logging import logger
 
+    logger.set_level("ERROR")  # ape's deployment and confirmation lines
     port = free_port()
     node = start_anvil(port)
     began = time.perf_counter()
