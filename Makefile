@@ -15,7 +15,7 @@ ANALYSIS_STAMP := $(ANALYSIS_VENV)/.installed
 export PATH := $(CURDIR)/node_modules/.bin:$(BIN):$(PATH)
 export HYPOTHESIS_PROFILE ?= ci
 
-.PHONY: bench-index setup demo test lint analyze fuzz bench abi clean
+.PHONY: bench-index parallel setup demo test lint analyze fuzz bench abi clean
 
 # One line per step: a first install takes minutes, and says what it is waiting for.
 setup: $(PY_STAMP) $(NODE_STAMP)
@@ -77,6 +77,12 @@ bench-index: setup
 	anvil --port $$port --silent & node=$$!; \
 	trap 'kill $$node' EXIT; sleep 2; \
 	ape run bench_index --network http://127.0.0.1:$$port
+
+# Storage conflicts between the N transactions of one block, per market operation (for
+# parallel EVMs); starts and stops a plain anvil of its own. `make parallel N=20`.
+parallel: N ?= 100
+parallel: setup
+	python -m devtools.parallel --n $(N)
 
 abi: setup
 	ape run export_abi
