@@ -1,0 +1,92 @@
+"""`make parallel` (devtools.parallel): storage conflicts between the transactions of one
+block. The tool runs at N = 20 on a plain anvil it starts itself (not ape's test network);
+conflict counts are deterministic, so they are asserted exactly."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from devtools import PROJECT_ROOT
+from devtools.parallel import conflicting_pairs, critical_path, summary
+
+N = 20
+ANVIL_PATH = os.pathsep.join([str(PROJECT_ROOT / "node_modules" / ".bin"), os.environ["PATH"]])
+PER_USER = (
+    "token transfer",
+    "post (k=1)",
+    "accept (k=1)",
+    "commit (k=1)",
+    "submit (k=1)",
+    "reveal (k=1)",
+)
+
+
+def test_conflict_arithmetic():
+    """Four transactions: 0 writes a, which 2 reads; 2 writes c, which 3 reads; 1 is alone."""
+    reads = [{"a"}, {"b"}, {"a", "c"}, {"c"}]
+    writes = [{"a"}, {"b"}, {"c"}, set()]
+    assert conflicting_pairs(reads, writes) == [(0, 2), (2, 3)]
+    assert critical_path(4, [(0, 2), (2, 3)]) == 3
+    result = summary(reads, writes)
+    assert result["pairs"] == 2
+    assert result["rate"] == pytest.approx(2 / 6)
+    assert result["critical_path"] == 3
+    assert result["speedup"] == pytest.approx(4 / 3)
+
+
+def test_conflict_directions():
+    """A later write of an earlier read conflicts too; reads alone never do."""
+    assert conflicting_pairs([{"x"}, set()], [set(), {"x"}]) == [(0, 1)]
+    assert conflicting_pairs([{"x"}, {"x"}], [set(), set()]) == []
+    independent = summary([{k} for k in "abcde"], [{k} for k in "abcde"])
+    assert (independent["pairs"], independent["critical_path"]) == (0, 1)
+    assert independent["speedup"] == 5.0
+    chained = summary([{"s"}] * 4, [{"s"}] * 4)
+    assert (chained["pairs"], chained["rate"], chained["critical_path"]) == (6, 1.0, 4)
+
+
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory) -> dict[str, dict]:
+    if shutil.which("anvil", path=ANVIL_PATH) is None:
+        pytest.skip("anvil is not installed (make setup puts it in node_modules/.bin)")
+    out = tmp_path_factory.mktemp("parallel") / "rows.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "devtools.parallel", "--n", str(N), "--json", str(out)],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PATH": ANVIL_PATH},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    assert "transient storage" in done.stdout  # the note on what the tracer cannot see
+    return {row["operation"]: row for row in json.loads(Path(out).read_text())}
+
+
+def test_one_block_per_operation(rows):
+    assert all(r["transactions"] == N for n, r in rows.items() if not n.startswith("finalize k=3"))
+    assert rows[f"finalize k=3 ({N // 3} jobs)"]["transactions"] == N // 3
+
+
+@pytest.mark.parametrize("operation", PER_USER)
+def test_per_user_storage_does_not_conflict(rows, operation):
+    row = rows[operation]
+    assert (row["pairs"], row["critical_path"], row["speedup"]) == (0, 1, N)
+
+
+@pytest.mark.parametrize(("operation", "holder"), [("deposit", "JobEscrow"), ("stake", "Staking")])
+def test_hot_slot_is_the_contracts_token_balance(rows, operation, holder):
+    """Every deposit credits JobEscrow's balance word in the token (every stake, Staking's):
+    all pairs conflict, and the tool names that word from the storage layout."""
+    row = rows[operation]
+    assert row["pairs"] == N * (N - 1) // 2
+    assert row["critical_path"] == N
+    name = row["hot_names"][0]
+    assert name.startswith("ComputeToken.") and name.endswith(f"[{holder}]"), name
