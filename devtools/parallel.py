@@ -159,22 +159,26 @@ def mapping_slot(slot: int, key) -> int:
 class SlotNames:
     """Storage slots named from `vyper -f layout`, HashMap keys recomputed from known keys.
 
-    `keys` maps a key type ("address", "uint256", "bytes32") to {value: label};
-    `partners(value)` gives the second-level keys worth trying under a first-level key."""
+    `keys` maps a key type ("address", "uint256", "bytes32") to {value: label}, `own_keys`
+    a contract name to more such labels for its maps alone (e.g. proposal ids in the
+    Governor); `partners(value, kind)` gives the second-level keys worth trying under a
+    first-level key."""
 
     STRUCT_WORDS = 8  # a HashMap of structs: fields at hash + 0..7
 
-    def __init__(self, contracts: dict[str, str], keys: dict[str, dict], partners):
+    def __init__(self, contracts: dict[str, str], keys: dict, partners, own_keys=None):
         self.names: dict[Key, str] = {}
         for contract, address in contracts.items():
             where = address.lower()
+            own = (own_keys or {}).get(contract, {})
+            labels = {kind: {**keys.get(kind, {}), **own.get(kind, {})} for kind in keys}
             for var, entry in _variables(storage_layout(contract)):
                 base, types = entry["slot"], _key_types(entry["type"])
                 if not types:
                     for k in range(entry.get("n_slots", 1)):
                         self.names[(where, base + k)] = f"{contract}.{var}"
                     continue
-                for value, label in keys.get(self._kind(types[0]), {}).items():
+                for value, label in labels.get(self._kind(types[0]), {}).items():
                     first = mapping_slot(base, value)
                     if len(types) == 1:
                         self._add(where, first, f"{contract}.{var}[{label}]")
@@ -587,7 +591,6 @@ class Market:
             for k in range(4):
                 uints[(int(a, 16) << 32) | k] = f"{label} #{k}"
         uints.update({k: str(k) for k in range(16)})
-        uints.update({p: f"proposal {p}"[:24] for p in self.proposals})
         words = {job: label for label, job in self.jobs.items()}
         for a, label in addresses.items():
             device = keccak(_word(a) + _word(0))
@@ -606,7 +609,8 @@ class Market:
                 out.update({users[i]: f"{role} {i}" for role, users in self.users.items()})
             return out
 
-        return SlotNames(self.contracts, keys, partners)
+        proposals = {"uint256": {p: f"proposal {p}"[:24] for p in self.proposals}}
+        return SlotNames(self.contracts, keys, partners, {"Governor": proposals})
 
 
 # ---------------------------------------------------------------- report
