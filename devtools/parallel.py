@@ -651,7 +651,8 @@ def format_report(rows: list[dict]) -> str:
     width = max(len(hot), *(len(row[hot]) for row in table))
     for row in table:  # left-aligned: format_table right-aligns every column but the first
         row[hot] = row[hot].ljust(width)
-    return format_table(table, list(table[0]))
+    lines = format_table(table, list(table[0])).splitlines()
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def main(argv=None) -> int:
