@@ -441,6 +441,9 @@ class Market:
             calls += [(p, cs.token, "approve", cs.staking.address, big)]
             calls += [(p, cs.staking, "stake", 10_000 * TOKEN)]
             calls += [(p, cs.registry, "register", device, "ipfs://device")]
+        # The pooled providers share income with their delegators (10%, set before any
+        # delegator joins, so at once): settlement then moves the cut into Staking.
+        calls += [(q, cs.staking, "set_delegator_cut", 1_000) for q in pooled]
         for d in delegators:
             calls += [(d, cs.token, "approve", cs.staking.address, big)]
         for h in holders:
