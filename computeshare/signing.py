@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_account import Account
+from eth_utils import keccak
 
 TOKEN_EIP712_NAME = "ComputeShare Token"
 TOKEN_EIP712_VERSION = "1"
@@ -108,6 +109,10 @@ def sign_delegation(
 
 OFFER_EIP712_NAME = "ComputeShare OfferBook"
 OFFER_EIP712_VERSION = "1"
+# OfferBook's `Offer`, field for field in its typehash's order. Beside the price the offer
+# binds what the client could otherwise turn against the provider: the spec it runs
+# (`spec_hash`, zero for any spec) and how far after the match the commit deadline may be
+# (`min_duration` to `max_duration` seconds, both inclusive; `min_duration` is at least 1).
 OFFER_TYPES = {
     "Offer": [
         {"name": "provider", "type": "address"},
@@ -115,10 +120,21 @@ OFFER_TYPES = {
         {"name": "client", "type": "address"},
         {"name": "price", "type": "uint96"},
         {"name": "collateral", "type": "uint96"},
+        {"name": "spec_hash", "type": "bytes32"},
+        {"name": "min_duration", "type": "uint32"},
+        {"name": "max_duration", "type": "uint32"},
         {"name": "expiry", "type": "uint48"},
         {"name": "nonce", "type": "uint256"},
     ]
 }
+# An offer's `spec_hash` for "any spec the client chooses".
+ANY_SPEC = bytes(32)
+
+
+def spec_hash(spec: bytes) -> bytes:
+    """The `spec_hash` of an offer for exactly `spec`: keccak256 of its bytes, as JobEscrow
+    records the spec of a job."""
+    return keccak(bytes(spec))
 
 
 def sign_offer(private_key: str | bytes, *, chain_id: int, offer_book: str, offer: dict) -> bytes:

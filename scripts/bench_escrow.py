@@ -13,12 +13,12 @@ import click
 from ape import accounts, chain, project
 from ape.cli import ConnectedProviderCommand
 
-from computeshare.constants import TOKEN
+from computeshare.constants import DAY, TOKEN
 from computeshare.deploy import deploy_suite
 from computeshare.jobs import commitment
 from computeshare.report import format_table
 from computeshare.sandbox import RunResult
-from computeshare.signing import sign_offer
+from computeshare.signing import sign_offer, spec_hash
 from computeshare.specs import device_spec, job_requirements
 from devtools.gas import receipt_breakdown
 from devtools.populate import Populator, addresses
@@ -149,6 +149,9 @@ class Bench:
             "client": client.address,
             "price": PRICE,
             "collateral": COLLATERAL,
+            "spec_hash": spec_hash(SPEC),
+            "min_duration": 600,
+            "max_duration": 7 * DAY,
             "expiry": chain.pending_timestamp + 3_600,
             "nonce": self.live,
         }

@@ -15,6 +15,7 @@ from computeshare.constants import DAY, FEE_SHARDS, HOUR, TOKEN, Role, Support
 from computeshare.governance import call, pass_proposal, propose
 from computeshare.jobs import STATUS_DISPUTED, STATUS_OPEN
 from computeshare.params import parameter
+from computeshare.signing import spec_hash
 from computeshare.specs import device_spec, job_requirements
 
 __all__ = ["DAY", "FEE_SHARDS", "HOUR", "TOKEN"]  # re-exported from computeshare.constants
@@ -55,13 +56,17 @@ def reveal(m, job, provider, slot, result, salt=SALT):
 
 
 def offer_terms(provider, client, chain, **overrides) -> dict:
-    """OfferBook terms `provider` (device nonce 0) offers `client`, valid for an hour."""
+    """OfferBook terms `provider` (device nonce 0) offers `client`, valid for an hour: SPEC
+    only, with a commit deadline 10 minutes to 7 days after the match."""
     offer = {
         "provider": provider.address,
         "device_nonce": 0,
         "client": client.address,
         "price": PRICE,
         "collateral": COLLATERAL,
+        "spec_hash": spec_hash(SPEC),
+        "min_duration": 10 * 60,
+        "max_duration": 7 * DAY,
         "expiry": chain.pending_timestamp + HOUR,
         "nonce": 7,
     }

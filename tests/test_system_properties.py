@@ -35,7 +35,7 @@ from computeshare.governance import (
     pass_proposal,
 )
 from computeshare.params import PARAMETERS, parameter
-from computeshare.signing import sign_offer
+from computeshare.signing import sign_offer, spec_hash
 from computeshare.specs import job_requirements
 from tests.escrow_machine import SPEC, EscrowMachine, JobModel, Replica
 from tests.helpers import DAY, FEE_SHARDS, HOUR, TOKEN, delegate
@@ -143,6 +143,9 @@ class SystemMachine(EscrowMachine):
             "client": c.address,
             "price": amount,
             "collateral": amount,
+            "spec_hash": spec_hash(SPEC),
+            "min_duration": HOUR,
+            "max_duration": 2 * HOUR,
             "expiry": self._now() + HOUR,
             "nonce": self.offer_nonce,
         }
