@@ -5,15 +5,23 @@ offer already had (one client, each nonce once, EIP-1271 signers) still hold."""
 
 from __future__ import annotations
 
+import json
+import re
+
 import ape
 import pytest
+from click.testing import CliRunner
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils import keccak
 
+from computeshare.cli import main
+from computeshare.client import ComputeShare
+from computeshare.deploy import DeployConfig, Deployment, Manifest
 from computeshare.governance import encode
 from computeshare.jobs import STATUS_FINALIZED, commitment
 from computeshare.signing import ANY_SPEC, OFFER_TYPES, domain, sign_offer, spec_hash
+from computeshare.workloads import encode_spec
 from tests.helpers import (
     COLLATERAL,
     DAY,
@@ -254,3 +262,86 @@ def test_a_contract_provider_signs_its_bounds_through_eip1271(
     job = m.offers.match_offer(SPEC, deadline, offer, signature, sender=client).return_value
     assert m.jobs.replica(job).provider == wallet.address
     assert m.staking.pool(wallet).locked == COLLATERAL
+
+
+# ------------------------------------------------------------------ the command line
+
+
+@pytest.fixture(scope="module")
+def manifest(project, accounts, tmp_path_factory):
+    """A deployment for the `computeshare` command; the provider (4) and the client (12)
+    hold 100,000 tokens."""
+    path = tmp_path_factory.mktemp("offers") / "manifest.json"
+    deployer = accounts[0]
+    Deployment(project, deployer, DeployConfig(), Manifest.open(path)).run()
+    cs = ComputeShare.from_manifest(path, account=deployer)
+    for index in (4, 12):
+        cs.token.transfer(accounts[index], 100_000 * TOKEN, sender=deployer)
+    return path
+
+
+@pytest.fixture
+def cli(manifest, chain):
+    runner = CliRunner()
+
+    def invoke(*args, account: int):
+        extra = ["--manifest", str(manifest), "--network", chain.provider.uri]
+        extra += ["--account", f"TEST::{account}"]
+        return runner.invoke(main, [*args, *extra], catch_exceptions=False)
+
+    return invoke
+
+
+def refused(result, expected: str):
+    lines = result.output.strip().splitlines()
+    assert result.exit_code != 0 and len(lines) == 1, result.output
+    assert expected in lines[0], lines[0]
+
+
+def test_the_command_line_signs_the_bounds_and_checks_them_before_matching(cli, accounts, tmp_path):
+    client = str(accounts[12])
+    assert cli("provider", "stake", "5000", account=4).exit_code == 0
+    assert cli("provider", "register", account=4).exit_code == 0
+    spec = encode_spec("sha256-chain", {"seed": "a", "rounds": 9})
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_bytes(spec)
+    other = ["--workload", "sha256-chain", "--input", '{"seed": "b", "rounds": 9}']
+    path = tmp_path / "offer.json"
+    sign = ("offer", "sign", "--client", client, "--price", "10", "--out", str(path))
+
+    refused(cli(*sign, "--min-duration", "2h", "--max-duration", "1h", account=4), "at least")
+    refused(cli(*sign, "--min-duration", "0", account=4), "1s or more")
+    refused(cli(*sign, "--spec-hash", "0x1234", account=4), "not a 32-byte hex hash")
+    refused(cli(*sign, "--spec-file", str(spec_file), "--spec-hash", "0x12", account=4), "not both")
+    assert not path.exists()
+
+    result = cli(
+        *sign, "--spec-file", str(spec_file), "--min-duration", "30m", "--max-duration", "2h",
+        "--nonce", "1", account=4,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    digest = spec_hash(spec).hex()
+    assert f"spec 0x{digest[:10]} only, commit deadline 30m to 2h after the match" in result.output
+    offer = json.loads(path.read_text())["offer"]
+    assert (offer["spec_hash"], offer["min_duration"], offer["max_duration"]) == (
+        "0x" + digest,
+        30 * 60,
+        2 * HOUR,
+    )
+    refused(cli("offer", "match", str(path), *other, account=12), "this offer is for the spec")
+    matching = ("offer", "match", str(path), "--spec-file", str(spec_file))
+    refused(cli(*matching, "--duration", "10m", account=12), "outside the offer's 30m to 2h")
+    refused(cli(*matching, "--duration", "3h", account=12), "outside the offer's 30m to 2h")
+    result = cli(*matching, account=12)  # an hour: within the range, past its floor
+    assert result.exit_code == 0, result.output
+    assert re.search(r"commit deadline .* UTC, in (59m|1h)", result.output), result.output
+
+    any_spec = tmp_path / "any.json"
+    result = cli(
+        "offer", "sign", "--client", client, "--price", "10", "--nonce", "2",
+        "--out", str(any_spec), account=4,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "any spec, commit deadline 10m to 7d after the match" in result.output
+    result = cli("offer", "match", str(any_spec), *other, account=12)
+    assert result.exit_code == 0, result.output
