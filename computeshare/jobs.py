@@ -235,6 +235,14 @@ class JobBook:
     def expire(self, job_id: bytes, **tx):
         return self.escrow.expire(self.terms(job_id), self.settlement_replica(job_id), **tx)
 
-    def rule(self, job_id: bytes, for_client: bool, **tx):
-        replica = self.settlement_replica(job_id)
+    def rule(self, job_id: bytes, for_client: bool = False, *, result: bytes | None = None, **tx):
+        """The arbiter's ruling. k = 1: for the client or for the provider. k > 1 (the
+        replicas disagreed): `result` is the result hash found right; replicas that
+        revealed it are paid, the others slashed."""
+        if self.terms(job_id).replicas == 1:
+            replica = self.settlement_replica(job_id)
+        else:
+            if result is None:
+                raise ValueError("a replicated job's ruling names the right result hash")
+            replica = Replica(NO_REPLICA.provider, 0, bytes(result))
         return self.escrow.rule(self.terms(job_id), replica, for_client, **tx)

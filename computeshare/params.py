@@ -52,6 +52,7 @@ PARAMETERS: dict[str, dict[str, Parameter]] = {
             ("KEEPER_BOUNTY_BPS", 0, 2_000, 1_000),
             ("MAX_JOB_DURATION", HOUR, 30 * DAY, 7 * DAY),
             ("MIN_COLLATERAL_BPS", 0, 50_000, 5_000),
+            ("RECORD_MIN_FEE", 0, 10_000_000, 1_000),
         ],
     ),
     "Staking": _table(
@@ -64,6 +65,7 @@ PARAMETERS: dict[str, dict[str, Parameter]] = {
             ("BENEFICIARY_SHARE_BPS", 0, 5_000, 2_500),
             ("BURN_SLASHED", 0, 1, 0),
             ("CUT_CHANGE_DELAY", DAY, 30 * DAY, 7 * DAY),
+            ("WARMUP", DAY, 60 * DAY, 11 * DAY),
         ],
     ),
     "DeviceRegistry": _table(

@@ -6,12 +6,15 @@
 @license GNU Affero General Public License v3.0 only
 @notice Clients escrow payment for compute jobs; providers accept replicas with
         eligible devices (locking collateral in Staking), commit to a result, then
-        reveal it. With k > 1 replicas a strict majority of k wins; with k = 1 the
-        result is optimistic and the client may dispute it within a challenge window,
-        posting a bond, for the arbiter to rule on. Settlement pays agreeing providers
-        (minus the protocol fee), refunds the client for every replica not paid,
-        slashes dissenters and no-shows, and shares the slash between the client and
-        the caller. Payments are pulled: everyone withdraws their balance. A provider's
+        reveal it. With k > 1 replicas, results the revealed replicas agree on settle
+        at once; dissent goes to the arbiter, whose ruling pays the replicas it shows
+        right and slashes the others (no ruling in time: no one is paid or slashed for
+        a result). With k = 1 the result is optimistic and the client may dispute it
+        within a challenge window, posting a bond, for the arbiter to rule on.
+        Settlement pays providers with the accepted result (minus the protocol fee),
+        refunds the client for every replica not paid, slashes no-shows and replicas
+        shown wrong from their own stake, and shares a bounded part of what the
+        provider lost between the client and the caller. Payments are pulled: everyone withdraws their balance. A provider's
         income is credited to its balance here, less its delegators' cut, which
         Staking takes into the pool in the same settlement (staked token only).
 
@@ -85,6 +88,7 @@ DISPUTE_BOND_BPS: constant(uint256) = job_layout.DISPUTE_BOND_BPS
 KEEPER_BOUNTY_BPS: constant(uint256) = job_layout.KEEPER_BOUNTY_BPS
 MAX_JOB_DURATION: constant(uint256) = job_layout.MAX_JOB_DURATION
 MIN_COLLATERAL_BPS: constant(uint256) = job_layout.MIN_COLLATERAL_BPS
+RECORD_MIN_FEE: constant(uint256) = job_layout.RECORD_MIN_FEE
 _PARAMETER_COUNT: constant(uint256) = job_layout.PARAMETER_COUNT
 _HIGH: constant(uint256[_PARAMETER_COUNT]) = job_layout.HIGH
 _DEFAULT: constant(uint256[_PARAMETER_COUNT]) = job_layout.DEFAULTS
@@ -95,10 +99,10 @@ MAX_SPEC_LENGTH: constant(uint256) = job_layout.MAX_SPEC_LENGTH
 MAX_PAUSE: constant(uint256) = job_layout.MAX_PAUSE
 _FEE_SHARDS: constant(uint256) = 16
 # Parameters are packed 24 bits each (every bound is below 2**24) with the end of a pause
-# above them, so a job step reads all its settings in one storage load.
+# (40 bits) above them, so a job step reads all its settings in one storage load.
 _PARAM_BITS: constant(uint256) = 24
-_PAUSE_SHIFT: constant(uint256) = 192
-_PARAMS_MASK: constant(uint256) = 2**192 - 1
+_PAUSE_SHIFT: constant(uint256) = 216
+_PARAMS_MASK: constant(uint256) = 2**216 - 1
 # A device's record, one word: running jobs (bits 0..63), then jobs completed, failed
 # and slashed (64 bits each). Settlement moves a job from running to its outcome in one
 # write, and the word never returns to zero once used, so each later acceptance rewrites
@@ -391,7 +395,7 @@ def dispute(terms: IJobEscrow.Terms):
     assert account & _BALANCE_MASK >= bond, "job_escrow: insufficient balance for bond"
     self._accounts[msg.sender] = account - bond
     self._bond[job_id] = bond
-    ruling_end: uint256 = block.timestamp + self._param(config, RULING_PERIOD)
+    ruling_end: uint256 = block.timestamp + self._param(self._config, RULING_PERIOD)
     self._jobs[job_id] = (word & ~(constants.U8 | (constants.U40 << _PHASE_AT))) | _DISPUTED | (ruling_end << _PHASE_AT)
     log IJobEscrow.Disputed(job_id=job_id, client=msg.sender, bond=bond, ruling_end=ruling_end)
 
@@ -545,7 +549,7 @@ def finalize(terms: IJobEscrow.Terms, replica: IJobEscrow.Replica):
     assert status == _OPEN or status == _DISPUTED, "job_escrow: job not open"
     # k = 1: the reveal window, then the challenge window or the ruling period.
     ready: bool = block.timestamp >= ((word >> _PHASE_AT) & constants.U40)
-    if terms.replicas > 1 and ((word >> _REVEALED_AT) & constants.U8) == terms.replicas:
+    if terms.replicas > 1 and status == _OPEN and ((word >> _REVEALED_AT) & constants.U8) == terms.replicas:
         ready = True
     assert ready, "job_escrow: not ready to settle"
     self._settle(job_id, word, terms, replica, _RULING_NONE)
@@ -575,12 +579,15 @@ def expire(terms: IJobEscrow.Terms, replica: IJobEscrow.Replica):
 @external
 def rule(terms: IJobEscrow.Terms, replica: IJobEscrow.Replica, for_client: bool):
     """
-    @notice Rules on a disputed k = 1 job within the ruling period and settles it.
-            ARBITER only. For the client: the provider is slashed, the client refunded
-            and its bond returned. For the provider: it is paid and receives the bond.
+    @notice Rules on a disputed job within the ruling period and settles it.
+            ARBITER only. k = 1: for the client, the provider is slashed, the client
+            refunded and its bond returned; for the provider, it is paid and receives
+            the bond. k > 1 (replicas that revealed different results): the replicas
+            that revealed `replica.digest`, the result the arbiter found right (a
+            deterministic workload is re-run), are paid; the others are slashed.
     @param terms The job's terms.
-    @param replica Its replica (see `finalize`).
-    @param for_client Whether the result was wrong.
+    @param replica k = 1: its replica (see `finalize`). k > 1: only `digest` is read.
+    @param for_client k = 1: whether the result was wrong. Ignored for k > 1.
     """
     assert IAccess.Role.ARBITER in access.roles[msg.sender], "job_escrow: caller is not an arbiter"
     job_id: bytes32 = empty(bytes32)
@@ -891,28 +898,42 @@ def _settle(job_id: bytes32, word: uint256, terms: IJobEscrow.Terms, replica: IJ
     """
     replicas: uint256 = terms.replicas
     accepted: uint256 = ((word >> _ACCEPTED_AT) & constants.U8)
+    votes: uint256 = (word >> _LEADER_AT) & constants.U8
     if replicas == 1 and accepted != 0:
         # The k = 1 replica comes back as calldata: it must be the one the job holds.
         assert word >> _BINDING_AT == self._binding(replica.provider, replica.device_nonce, replica.digest), "job_escrow: replica does not match the job"
         accepted = 1
+    elif ruling == _RULING_NONE and word & constants.U8 == _OPEN and votes != (word >> _REVEALED_AT) & constants.U8:
+        # k > 1 replicas revealed different results. A vote is evidence, not proof:
+        # the arbiter rules within the ruling period (`rule`), else nobody is paid or
+        # slashed for a result.
+        ruling_end: uint256 = block.timestamp + self._param(self._config, RULING_PERIOD)
+        self._jobs[job_id] = (word & ~(constants.U8 | (constants.U40 << _PHASE_AT))) | _DISPUTED | (ruling_end << _PHASE_AT)
+        log IJobEscrow.Disputed(job_id=job_id, client=terms.client, bond=0, ruling_end=ruling_end)
+        return
     self._jobs[job_id] = (word & ~constants.U8) | _FINALIZED
     client: address = terms.client
     price: uint256 = terms.price_per_replica
     collateral: uint256 = terms.collateral_per_replica
-    # Only a k > 1 job with a strict majority has a leading result to read (and only a
-    # disputed job a bond).
-    majority: bool = replicas > 1 and ((word >> _LEADER_AT) & constants.U8) * 2 > replicas
-    leader: bytes32 = empty(bytes32)
-    if majority:
+    # A k > 1 job settles on a result when its revealed replicas agree and are a strict
+    # majority of k, or on the arbiter's ruling (`replica.digest` names the right
+    # result); replicas revealing another result are then slashed. Otherwise (too few
+    # reveals, or dissent and no ruling) no result is paid and only no-shows are slashed.
+    decided: bool = ruling != _RULING_NONE or (votes * 2 > replicas and votes == (word >> _REVEALED_AT) & constants.U8)
+    leader: bytes32 = replica.digest
+    if replicas > 1 and ruling == _RULING_NONE and decided:
         leader = self._leader[job_id]
 
     paid: uint256 = 0
     fees: uint256 = 0
+    record_floor: uint256 = self._param(self._config, RECORD_MIN_FEE) * job_layout.RECORD_FEE_UNIT
     # Replicas nobody accepted are refunded.
     refunded: uint256 = (replicas - accepted) * price
     reward: uint256 = 0
-    # The accepted result: the strict majority's, or the optimistic one that stands.
-    result: bytes32 = leader
+    # The accepted result: the replicas' or the arbiter's, or the optimistic one that stands.
+    result: bytes32 = empty(bytes32)
+    if replicas > 1 and decided:
+        result = leader
 
     # analysis: send_in_loop, cei_violation: the job is already final (above); the loop is bounded by MAX_REPLICAS and calls only Staking, fixed at deploy and nonreentrant.
     for slot: uint256 in range(MAX_REPLICAS):
@@ -933,21 +954,26 @@ def _settle(job_id: bytes32, word: uint256, terms: IJobEscrow.Terms, replica: IJ
                 # Undisputed, ruled for the provider, or unruled: the result stands.
                 outcome = _OUTCOME_COMPLETED
                 result = replica.digest
-        elif revealed and not majority:
+        elif revealed and not decided:
             outcome = _OUTCOME_FAILED
         elif revealed and self._commitments[job_id][slot] == leader:
             outcome = _OUTCOME_COMPLETED
         device_id: bytes32 = keccak256(abi_encode(provider, device_nonce))
-        # analysis: integer_overflow: the running count holds this job, so subtracting one cannot borrow; the checked add guards the top counter.
-        # The job leaves the device's running count for its outcome's counter (a counter
-        # would need 2**64 jobs of one device to overflow).
-        self._devices[device_id] = unsafe_sub(self._devices[device_id], 1) + (1 << (_RECORD_BITS * (convert(outcome, uint256) + 1)))
-
         replica_paid: uint256 = 0
         replica_fee: uint256 = 0
         replica_slashed: uint256 = 0
+        counted: uint256 = 1 << (_RECORD_BITS * (convert(outcome, uint256) + 1))
+        fee_due: uint256 = price * terms.fee_bps // constants.BPS
+        # A completed job counts in the record only when it paid the protocol at least
+        # the floor, so padding a record costs that much per job.
+        if outcome == _OUTCOME_COMPLETED and fee_due < record_floor:
+            counted = 0
+        # analysis: integer_overflow: the running count holds this job, so subtracting one cannot borrow; the checked add guards the top counter.
+        # The job leaves the device's running count for its outcome's counter (a counter
+        # would need 2**64 jobs of one device to overflow).
+        self._devices[device_id] = unsafe_sub(self._devices[device_id], 1) + counted
         if outcome == _OUTCOME_COMPLETED:
-            replica_fee = price * terms.fee_bps // constants.BPS
+            replica_fee = fee_due
             replica_paid = price - replica_fee
             if replica_fee != 0:
                 self._fee_shards[convert(provider, uint256) % _FEE_SHARDS] += replica_fee
@@ -967,7 +993,7 @@ def _settle(job_id: bytes32, word: uint256, terms: IJobEscrow.Terms, replica: IJ
                 extcall IStaking(STAKING).release(provider, collateral, 0)
             else:
                 before: uint256 = staticcall IERC20(_STAKE_TOKEN).balanceOf(self)
-                replica_slashed = extcall IStaking(STAKING).slash(provider, collateral, collateral, self)
+                replica_slashed = extcall IStaking(STAKING).slash(provider, collateral, collateral, self, price)
                 reward += staticcall IERC20(_STAKE_TOKEN).balanceOf(self) - before
         log IJobEscrow.ReplicaSettled(
             job_id=job_id,

@@ -9,16 +9,25 @@
 
         - Own stake: a plain amount. Collateral for jobs is locked against it and
           cannot thaw while locked.
+        - Warm-up: delegated tokens first wait `WARMUP` outside the pool, earning
+          nothing and bearing no slash (the delegator may take them back at once);
+          then anyone activates them into shares at the pool's price. A delegation
+          therefore shares only income that settles after its warm-up, which the
+          default sets longer than a job can live: it never takes income from a job
+          accepted before it joined.
         - Delegation pool: delegators hold shares; income raises the value of a
           share, a slash lowers it, both O(1) whatever the number of delegators.
         - Thawing: a provider's thawing stake is one bucket with one unlock time;
           delegators' thawing stake is a second share pool, so it stays slashable
           pro rata until withdrawn. A new thaw request restarts the clock of the
           caller's bucket: every token waits the full thawing period.
-        - Slashing (by accounts with the SLASHER role): bonded stake first (own and
-          delegated, pro rata), then thawing stake (pro rata); never more than the
-          pool holds. A bounded share goes to a beneficiary, the rest to the
-          treasury or is burned.
+        - Slashing (by accounts with the SLASHER role): the provider pays first,
+          from its own stake (its locked collateral is part of it), then from its
+          own thawing stake; delegators bear only what exceeds both, bonded and
+          thawing delegated stake pro rata, so undelegating after a fault does not
+          dodge it. A beneficiary's share is taken only from what the provider
+          itself lost and is capped by the caller, so no one profits from slashing
+          a provider it controls; the rest goes to the treasury or is burned.
 
         Votes: staked tokens keep their voting power for their owner. This contract
         is ComputeToken's vault: it reports each owner's bonded units to the token,
@@ -72,18 +81,23 @@ MIN_PROVIDER_STAKE: public(constant(uint256)) = 3
 BENEFICIARY_SHARE_BPS: public(constant(uint256)) = 4
 BURN_SLASHED: public(constant(uint256)) = 5
 CUT_CHANGE_DELAY: public(constant(uint256)) = 6
-_PARAMETER_COUNT: constant(uint256) = 7
+WARMUP: public(constant(uint256)) = 7
+_PARAMETER_COUNT: constant(uint256) = 8
 
 # @notice The thawing period can never be shorter than this: it bounds JobEscrow's dispute
 #         window and ruling period from above (JobEscrow checks this at deploy).
 MIN_THAWING_PERIOD: public(constant(uint256)) = 7 * constants.DAY
 
-_LOW: constant(DynArray[uint256, governed.MAX_KEYS]) = [MIN_THAWING_PERIOD, 1, constants.TOKEN, constants.TOKEN, 0, 0, constants.DAY]
-_HIGH: constant(DynArray[uint256, governed.MAX_KEYS]) = [
-    60 * constants.DAY, 50, 100_000 * constants.TOKEN, 1_000_000 * constants.TOKEN, 5_000, 1, 30 * constants.DAY
+_LOW: constant(DynArray[uint256, governed.MAX_KEYS]) = [
+    MIN_THAWING_PERIOD, 1, constants.TOKEN, constants.TOKEN, 0, 0, constants.DAY, constants.DAY
 ]
+_HIGH: constant(DynArray[uint256, governed.MAX_KEYS]) = [
+    60 * constants.DAY, 50, 100_000 * constants.TOKEN, 1_000_000 * constants.TOKEN, 5_000, 1, 30 * constants.DAY, 60 * constants.DAY
+]
+# The default warm-up, 11 days, is longer than a job lives under JobEscrow's defaults
+# (7-day deadline + 1-hour reveal window + 2-day ruling period or 1-day challenge window).
 _DEFAULT: constant(DynArray[uint256, governed.MAX_KEYS]) = [
-    14 * constants.DAY, 10, 100 * constants.TOKEN, 1_000 * constants.TOKEN, 2_500, 0, 7 * constants.DAY
+    14 * constants.DAY, 10, 100 * constants.TOKEN, 1_000 * constants.TOKEN, 2_500, 0, 7 * constants.DAY, 11 * constants.DAY
 ]
 
 # Set in a pool's stored `locked` once it locked collateral, so the word never returns to
@@ -192,14 +206,14 @@ def withdraw():
 def set_delegator_cut(cut_bps: uint256):
     """
     @notice Sets the share of the caller's income that goes to its delegators. With
-            delegators in the pool the change applies after `CUT_CHANGE_DELAY`, so they
-            can leave first; with none it applies at once.
+            delegators in the pool or warming up the change applies after
+            `CUT_CHANGE_DELAY`, so they can leave first; with none it applies at once.
     @param cut_bps Share in basis points, at most 10,000.
     """
     assert cut_bps <= constants.BPS, "staking: cut above 100%"
     self._settle_cut(msg.sender)
     effective_at: uint256 = block.timestamp
-    if self._pools[msg.sender].delegated_shares == 0:
+    if self._pools[msg.sender].delegated_shares == 0 and self._pools[msg.sender].warming_tokens == 0:
         self._pools[msg.sender].delegator_cut_bps = cut_bps
     else:
         effective_at += governed._get(CUT_CHANGE_DELAY)
@@ -212,21 +226,72 @@ def set_delegator_cut(cut_bps: uint256):
 
 
 @external
-def delegate_to(provider: address, amount: uint256) -> uint256:
+def delegate_to(provider: address, amount: uint256, min_cut_bps: uint256) -> uint256:
     """
-    @notice Bonds `amount` of the caller's tokens into `provider`'s delegation pool.
+    @notice Delegates `amount` of the caller's tokens to `provider`: they warm up for
+            `WARMUP` (earning nothing, bearing no slash, cancellable at once with
+            `cancel_warmup`), then `activate` turns them into pool shares. A warm-up
+            position still running restarts its clock. Reverts when the provider's
+            cut, or a cut it has scheduled, is below `min_cut_bps`.
     @param provider A provider with own stake.
-    @param amount At least `MIN_DELEGATION`; the pool may hold at most
-           `MAX_DELEGATION_RATIO` times the provider's own stake.
-    @return uint256 Shares minted.
+    @param amount At least `MIN_DELEGATION`; the pool, with what is warming up, may
+           hold at most `MAX_DELEGATION_RATIO` times the provider's own stake.
+    @param min_cut_bps The smallest delegator cut the caller accepts, in basis points.
+    @return uint256 The caller's tokens warming up at `provider`.
     """
-    # analysis: missing_event_emission: `_add_delegation` logs Delegated.
     assert amount >= governed._get(MIN_DELEGATION), "staking: delegation below minimum"
-    shares: uint256 = self._add_delegation(provider, msg.sender, amount)
+    self._settle_cut(provider)
+    pool: IStaking.Pool = self._pools[provider]
+    assert pool.delegator_cut_bps >= min_cut_bps and (pool.pending_cut_at == 0 or pool.pending_cut_bps >= min_cut_bps), "staking: delegator cut below minimum"
+    assert pool.own_stake != 0, "staking: provider has no stake"
+    assert pool.delegated_tokens + pool.warming_tokens + amount <= pool.own_stake * governed._get(MAX_DELEGATION_RATIO), "staking: delegation over cap"
+    self._activate(provider, msg.sender)
+    warming: uint256 = self._delegations[provider][msg.sender].warming + amount
+    warm_until: uint256 = block.timestamp + governed._get(WARMUP)
+    self._pools[provider].warming_tokens += amount
+    self._delegations[provider][msg.sender].warming = warming
+    self._delegations[provider][msg.sender].warm_until = warm_until
     self._delegations[provider][msg.sender].units += amount
+    log IStaking.Delegated(provider=provider, delegator=msg.sender, amount=amount, shares=0)
     self._pull(msg.sender, amount)
     self._bond(msg.sender, amount)
-    return shares
+    return warming
+
+
+@external
+def activate(provider: address, delegator: address) -> uint256:
+    """
+    @notice Turns `delegator`'s warmed-up tokens at `provider` into pool shares at the
+            pool's price. Anyone may call; `delegate_to`, `undelegate` and
+            `cancel_undelegation` also do it first.
+    @param provider The provider.
+    @param delegator The delegator.
+    @return uint256 Shares minted.
+    """
+    assert self._delegations[provider][delegator].warming != 0, "staking: nothing warming"
+    assert block.timestamp >= self._delegations[provider][delegator].warm_until, "staking: still warming up"
+    return self._activate(provider, delegator)
+
+
+@external
+def cancel_warmup(provider: address) -> uint256:
+    """
+    @notice Pays the caller back its tokens still warming up at `provider`; they never
+            entered the pool, so they leave at once.
+    @param provider The provider.
+    @return uint256 Tokens paid.
+    """
+    amount: uint256 = self._delegations[provider][msg.sender].warming
+    assert amount != 0, "staking: nothing warming"
+    assert block.timestamp < self._delegations[provider][msg.sender].warm_until, "staking: warm-up over, activate"
+    self._pools[provider].warming_tokens -= amount
+    self._delegations[provider][msg.sender].warming = 0
+    self._delegations[provider][msg.sender].warm_until = 0
+    self._delegations[provider][msg.sender].units -= amount
+    log IStaking.WarmupCancelled(provider=provider, delegator=msg.sender, amount=amount)
+    self._unbond(msg.sender, amount)
+    self._push(msg.sender, amount)
+    return amount
 
 
 @external
@@ -239,6 +304,7 @@ def undelegate(provider: address, shares: uint256) -> uint256:
     @return uint256 Tokens moved to thawing.
     """
     assert shares != 0, "staking: zero shares"
+    self._activate(provider, msg.sender)
     held: uint256 = self._delegations[provider][msg.sender].shares
     assert shares <= held, "staking: shares exceed delegation"
     tokens: uint256 = self._pools[provider].delegated_tokens
@@ -247,10 +313,11 @@ def undelegate(provider: address, shares: uint256) -> uint256:
     self._pools[provider].delegated_tokens = tokens - amount
     self._pools[provider].delegated_shares = total - shares
     self._delegations[provider][msg.sender].shares = held - shares
-    # The undelegated shares take their part of the position's voting units to thawing.
-    units: uint256 = self._delegations[provider][msg.sender].units
+    # The undelegated shares take their part of the active position's voting units to
+    # thawing (units still warming up stay).
+    units: uint256 = self._delegations[provider][msg.sender].units - self._delegations[provider][msg.sender].warming
     moved_units: uint256 = units * shares // held
-    self._delegations[provider][msg.sender].units = units - moved_units
+    self._delegations[provider][msg.sender].units -= moved_units
     self._delegations[provider][msg.sender].thaw_units += moved_units
 
     thaw_tokens: uint256 = self._pools[provider].thawing_tokens
@@ -280,6 +347,7 @@ def cancel_undelegation(provider: address) -> uint256:
     @param provider The provider.
     @return uint256 Shares minted.
     """
+    self._activate(provider, msg.sender)
     amount: uint256 = self._take_thawing(provider, msg.sender)
     assert amount != 0, "staking: nothing thawing"
     self._delegations[provider][msg.sender].units += self._delegations[provider][msg.sender].thaw_units
@@ -380,37 +448,41 @@ def release(provider: address, amount: uint256, income: uint256) -> uint256:
 
 
 @external
-def slash(provider: address, amount: uint256, unlock_amount: uint256, beneficiary: address) -> uint256:
+def slash(provider: address, amount: uint256, unlock_amount: uint256, beneficiary: address, max_reward: uint256) -> uint256:
     """
     @notice Slashes up to `amount` from `provider`'s pool and releases `unlock_amount`
-            of the collateral this slash settles. SLASHER only. Bonded stake goes first
-            (own and delegated pro rata), then thawing stake (pro rata), never more than
-            the pool holds. `BENEFICIARY_SHARE_BPS` of it is paid to `beneficiary` (none
-            if zero); the rest is burned or sent to the treasury (`BURN_SLASHED`).
+            of the collateral this slash settles. SLASHER only. The provider pays
+            first: its own stake, then its own thawing stake. Delegators bear only
+            the rest, bonded and thawing delegated stake pro rata, and never more
+            than the pool holds. The beneficiary (none if zero) receives
+            `BENEFICIARY_SHARE_BPS` of what the provider itself lost, at most
+            `max_reward`; the rest is burned or sent to the treasury (`BURN_SLASHED`).
+            So a beneficiary never gains more than half of what the provider lost,
+            and nothing from delegators.
     @param provider The provider.
     @param amount Amount to slash in wei.
     @param unlock_amount Collateral released by this slash.
     @param beneficiary Harmed party or challenger, or the zero address.
+    @param max_reward The most the beneficiary may receive, in wei.
     @return uint256 Amount actually slashed.
     """
-    # analysis: missing_input_validation: LOCKER/SLASHER only (JobEscrow); the amounts are checked against the pool below.
+    # analysis: missing_input_validation: SLASHER only (JobEscrow); the amounts are checked against the pool below.
     assert IAccess.Role.SLASHER in access.roles[msg.sender], "staking: caller is not a slasher"
     pool: IStaking.Pool = self._pool(provider)
 
-    bonded: uint256 = pool.own_stake + pool.delegated_tokens
-    from_bonded: uint256 = min(amount, bonded)
+    # The provider's own stake first (its locked collateral is part of it), then its
+    # own thawing stake.
+    from_own: uint256 = min(amount, pool.own_stake)
+    from_own_thawing: uint256 = min(amount - from_own, pool.own_thawing)
+    # Delegators only beyond that, bonded and thawing pro rata: stake that was in the
+    # pool when the fault happened bears it whether or not it left since.
+    delegated: uint256 = pool.delegated_tokens + pool.thawing_tokens
+    from_delegators: uint256 = min(amount - from_own - from_own_thawing, delegated)
     from_delegated: uint256 = 0
-    if bonded != 0:
-        from_delegated = from_bonded * pool.delegated_tokens // bonded
-    # Rounds in favour of delegators; still at most own stake since from_bonded <= bonded.
-    from_own: uint256 = from_bonded - from_delegated
-
-    thawing: uint256 = pool.own_thawing + pool.thawing_tokens
-    from_thawing: uint256 = min(amount - from_bonded, thawing)
-    from_delegated_thawing: uint256 = 0
-    if thawing != 0:
-        from_delegated_thawing = from_thawing * pool.thawing_tokens // thawing
-    from_own_thawing: uint256 = from_thawing - from_delegated_thawing
+    if delegated != 0:
+        from_delegated = from_delegators * pool.delegated_tokens // delegated
+    # The rest is at most the thawing tokens: ceil(from_delegators * thawing / delegated).
+    from_delegated_thawing: uint256 = from_delegators - from_delegated
 
     own: uint256 = pool.own_stake - from_own
     self._pools[provider].own_stake = own
@@ -420,10 +492,11 @@ def slash(provider: address, amount: uint256, unlock_amount: uint256, beneficiar
     # Locked collateral never exceeds own stake.
     self._pools[provider].locked = min(pool.locked - min(unlock_amount, pool.locked), own) | _IN_USE
 
-    slashed: uint256 = from_bonded + from_thawing
+    provider_lost: uint256 = from_own + from_own_thawing
+    slashed: uint256 = provider_lost + from_delegators
     reward: uint256 = 0
     if beneficiary != empty(address):
-        reward = slashed * governed._get(BENEFICIARY_SHARE_BPS) // constants.BPS
+        reward = min(provider_lost * governed._get(BENEFICIARY_SHARE_BPS) // constants.BPS, max_reward)
     remainder: uint256 = slashed - reward
     burned: bool = governed._get(BURN_SLASHED) == 1
     log IStaking.Slashed(
@@ -437,7 +510,7 @@ def slash(provider: address, amount: uint256, unlock_amount: uint256, beneficiar
         remainder=remainder,
         burned=burned,
     )
-    self._unbond(provider, from_own + from_own_thawing)
+    self._unbond(provider, provider_lost)
     if reward != 0:
         self._push(beneficiary, reward)
     if remainder != 0:
@@ -539,7 +612,8 @@ def delegator_cut(provider: address) -> uint256:
 def delegation(provider: address, delegator: address) -> IStaking.DelegationView:
     """
     @notice `delegator`'s position at `provider`: shares and their value, its
-            thawing stake with the time it unlocks, and the votes it carries.
+            thawing stake with the time it unlocks, the votes it carries, and the
+            tokens warming up with the time they can be activated.
     @param provider The provider.
     @param delegator The delegator.
     @return DelegationView The position.
@@ -555,6 +629,8 @@ def delegation(provider: address, delegator: address) -> IStaking.DelegationView
         ),
         unlock_at=position.unlock_at,
         votes=position.units + position.thaw_units,
+        warming=position.warming,
+        warm_until=position.warm_until,
     )
 
 
@@ -592,7 +668,7 @@ def _add_delegation(provider: address, delegator: address, amount: uint256) -> u
     own: uint256 = self._pools[provider].own_stake
     assert own != 0, "staking: provider has no stake"
     tokens: uint256 = self._pools[provider].delegated_tokens
-    assert tokens + amount <= own * governed._get(MAX_DELEGATION_RATIO), "staking: delegation over cap"
+    assert tokens + self._pools[provider].warming_tokens + amount <= own * governed._get(MAX_DELEGATION_RATIO), "staking: delegation over cap"
     total: uint256 = self._pools[provider].delegated_shares
     shares: uint256 = self._to_shares(amount, tokens, total)
     assert shares != 0, "staking: delegation too small"
@@ -600,6 +676,29 @@ def _add_delegation(provider: address, delegator: address, amount: uint256) -> u
     self._pools[provider].delegated_shares = total + shares
     self._delegations[provider][delegator].shares += shares
     log IStaking.Delegated(provider=provider, delegator=delegator, amount=amount, shares=shares)
+    return shares
+
+
+@internal
+def _activate(provider: address, delegator: address) -> uint256:
+    """
+    @dev Moves `delegator`'s warmed-up tokens at `provider` into the pool as shares at
+         the pool's price; nothing when none are warming or the warm-up still runs.
+         The cap counted them when they were delegated.
+    """
+    amount: uint256 = self._delegations[provider][delegator].warming
+    if amount == 0 or block.timestamp < self._delegations[provider][delegator].warm_until:
+        return 0
+    tokens: uint256 = self._pools[provider].delegated_tokens
+    total: uint256 = self._pools[provider].delegated_shares
+    shares: uint256 = self._to_shares(amount, tokens, total)
+    self._pools[provider].warming_tokens -= amount
+    self._pools[provider].delegated_tokens = tokens + amount
+    self._pools[provider].delegated_shares = total + shares
+    self._delegations[provider][delegator].warming = 0
+    self._delegations[provider][delegator].warm_until = 0
+    self._delegations[provider][delegator].shares += shares
+    log IStaking.DelegationActivated(provider=provider, delegator=delegator, amount=amount, shares=shares)
     return shares
 
 

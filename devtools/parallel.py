@@ -456,8 +456,14 @@ class Market:
         self.measure("stake", [(p, cs.staking, "stake", 100 * TOKEN) for p in providers])
         self.measure(
             "delegate",
-            [(d, cs.staking, "delegate_to", q, 1_000 * TOKEN) for d, q in pair(delegators, pooled)],
+            [
+                (d, cs.staking, "delegate_to", q, 1_000 * TOKEN, 0)
+                for d, q in pair(delegators, pooled)
+            ],
         )
+        # The delegations warm up, then join their pools (set-up, not measured).
+        self.chain.pending_timestamp += cs.staking.parameter(7)  # Staking's WARMUP
+        self.setup([(d, cs.staking, "activate", q, d) for d, q in pair(delegators, pooled)])
         self.measure(
             "token transfer",
             [(h, cs.token, "transfer", r, TOKEN) for h, r in pair(holders, recipients)],

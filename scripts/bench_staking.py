@@ -46,7 +46,11 @@ def populate(populator, deployer, token, staking, registry, start: int, count: i
         populator.send(account, registry, "register", SPEC, URI)
     populator.wait()
     for i, account in enumerate(delegators):
-        populator.send(account, staking, "delegate_to", providers[i], 1_000 * TOKEN)
+        populator.send(account, staking, "delegate_to", providers[i], 1_000 * TOKEN, 0)
+    populator.wait()
+    chain.pending_timestamp += staking.parameter(7)  # WARMUP
+    for i, account in enumerate(delegators):
+        populator.send(account, staking, "activate", providers[i], account)
     populator.wait()
 
 
@@ -71,11 +75,13 @@ def measure(deployer, escrow, token, staking, registry) -> dict[str, tuple[int, 
     new_price = {**SPEC, "price_per_second": 2 * 10**15}
     record("update device", registry.update(device, new_price, URI, sender=provider))
     record("stake (first)", staking.stake(10_000 * TOKEN, sender=provider))
-    record("delegate (first)", staking.delegate_to(provider, 2_000 * TOKEN, sender=delegator))
+    record("delegate (first)", staking.delegate_to(provider, 2_000 * TOKEN, 0, sender=delegator))
+    chain.pending_timestamp += staking.parameter(7)  # WARMUP
+    record("activate delegation", staking.activate(provider, delegator, sender=delegator))
     record("lock collateral", staking.lock(provider, 1_000 * TOKEN, sender=escrow))
     record(
         "slash (with unlock)",
-        staking.slash(provider, 500 * TOKEN, 1_000 * TOKEN, delegator, sender=escrow),
+        staking.slash(provider, 500 * TOKEN, 1_000 * TOKEN, delegator, 2**256 - 1, sender=escrow),
     )
     record("request thaw", staking.request_thaw(2_000 * TOKEN, sender=provider))
     chain.pending_timestamp += staking.thawing_period()

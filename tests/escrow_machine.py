@@ -13,7 +13,13 @@ from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, rule
 
-from computeshare.jobs import OUTCOME_COMPLETED, STATUS_CANCELLED, STATUS_FINALIZED, commitment
+from computeshare.jobs import (
+    OUTCOME_COMPLETED,
+    OUTCOME_SLASHED,
+    STATUS_CANCELLED,
+    STATUS_FINALIZED,
+    commitment,
+)
 from computeshare.specs import job_requirements
 from tests.helpers import BAD, DAY, GOOD, HOUR, TOKEN, CountedMachine, escrow_owes
 
@@ -91,9 +97,17 @@ class EscrowMachine(CountedMachine):
             e["provider"]: e.outcome for e in receipt.decode_logs(self.m.escrow.ReplicaSettled)
         }
         honest = [r for r in job.replicas if r.state == REVEALED and r.result == GOOD]
-        if job.k > 1 and len(honest) * 2 > job.k:
+        revealed_results = {r.result for r in job.replicas if r.state == REVEALED}
+        if job.k > 1:
+            # An honest replica is never slashed, whoever outvotes it; a unanimous strict
+            # majority is paid at once.
             for r in honest:
-                assert outcomes[r.provider.address] == OUTCOME_COMPLETED, "honest majority slashed"
+                assert outcomes[r.provider.address] != OUTCOME_SLASHED, "honest replica slashed"
+            if len(honest) * 2 > job.k and revealed_results == {GOOD}:
+                for r in honest:
+                    assert outcomes[r.provider.address] == OUTCOME_COMPLETED, (
+                        "honest majority unpaid"
+                    )
         self.fees += settled.fees
         revealed = sum(r.state == REVEALED for r in job.replicas)
         slashed = settled.compensation > 0
@@ -109,6 +123,12 @@ class EscrowMachine(CountedMachine):
         except ape.exceptions.ContractLogicError as err:
             assert "not ready to settle" in str(err), err
             return False
+        if receipt.decode_logs(self.m.escrow.Disputed):
+            # k > 1 replicas disagreed: the job waits for the arbiter's ruling.
+            assert job.k > 1 and job.status == "open"
+            job.status, job.bond = "disputed", 0
+            event("dissent escalated to the arbiter")
+            return True
         # Settled without a ruling: any bond goes back to the client.
         self._settled(job, receipt, job.bond)
         return True
@@ -119,6 +139,10 @@ class EscrowMachine(CountedMachine):
         self.chain.mine()
         for job in self._live():
             assert self._finalize(job), f"job {job.job_id.hex()} stuck after its deadlines"
+        # Escalated dissent: past the ruling period, it settles without a ruling.
+        self.chain.pending_timestamp += 4 * DAY
+        for job in self._live():
+            assert self._finalize(job), f"job {job.job_id.hex()} stuck after its ruling period"
         for job in self.jobs:
             assert self.m.jobs.view(job.job_id).status in (STATUS_FINALIZED, STATUS_CANCELLED)
         self.escrow_holds_what_it_owes()
@@ -256,8 +280,17 @@ class EscrowMachine(CountedMachine):
         job = self._pick([j for j in self._live() if j.status == "disputed"], pick)
         if job is None or self._now() >= self.m.jobs.view(job.job_id).phase_end:
             return
-        receipt = self.m.jobs.rule(job.job_id, for_client, sender=self.arbiter)
+        # k > 1: the arbiter re-runs the workload and names the right result.
+        receipt = self.m.jobs.rule(job.job_id, for_client, result=GOOD, sender=self.arbiter)
         self._settled(job, receipt, job.bond if for_client else 0)
+        if job.k > 1:
+            outcomes = {
+                e["provider"]: e.outcome for e in receipt.decode_logs(self.m.escrow.ReplicaSettled)
+            }
+            for r in job.replicas:
+                if r.state == REVEALED:
+                    expected = OUTCOME_COMPLETED if r.result == GOOD else OUTCOME_SLASHED
+                    assert outcomes[r.provider.address] == expected, "the ruling was not applied"
 
     @rule(pick=st.integers(0, 99))
     def settle(self, pick):
@@ -302,4 +335,5 @@ class EscrowMachine(CountedMachine):
             pool = self.m.staking.pool(p)
             assert pool.locked <= pool.own_stake
             total += pool.own_stake + pool.own_thawing + pool.delegated_tokens + pool.thawing_tokens
+            total += pool.warming_tokens
         assert self.m.token.balanceOf(self.m.staking) == total

@@ -41,6 +41,17 @@ def gpu_spec(**overrides) -> dict:
     return device_spec(**overrides)
 
 
+def warm_delegation(staking, chain, provider, amount, sender, min_cut_bps=0):
+    """Delegates `amount` of `sender`'s tokens to `provider`, waits out the warm-up and
+    activates them into pool shares; returns the shares minted."""
+    staking.delegate_to(provider, amount, min_cut_bps, sender=sender)
+    chain.pending_timestamp += staking.parameter(STAKING_WARMUP)
+    return staking.activate(provider, sender, sender=sender).return_value
+
+
+STAKING_WARMUP = 7  # Staking's WARMUP parameter key
+
+
 # ---------------------------------------------------------------- jobs
 
 REQS = job_requirements()

@@ -56,7 +56,9 @@ def build_market(project, chain, accounts, directory: Path) -> Market:
         registry.register(spec, f"http://127.0.0.1:1/{n}", sender=provider)
         market.devices[f"p{n}"] = bytes(registry.device_id_of(provider, 0))
     token.approve(staking, 2**256 - 1, sender=delegator)
-    staking.delegate_to(providers[0], 5_000 * TOKEN, sender=delegator)
+    staking.delegate_to(providers[0], 5_000 * TOKEN, 0, sender=delegator)
+    chain.pending_timestamp += staking.parameter(7)  # WARMUP
+    staking.activate(providers[0], delegator, sender=delegator)
     token.approve(escrow, 2**256 - 1, sender=client)
     escrow.deposit(10_000 * TOKEN, sender=client)
     jobs = market.jobs
@@ -91,7 +93,9 @@ def build_market(project, chain, accounts, directory: Path) -> Market:
     book.cancel(jobs["cancelled"], sender=client)
     advance(chain, 2 * DAY)
     book.finalize(jobs["paid"], sender=accounts[14])
+    # The replicas disagree: finalizing escalates to the arbiter, who rules `good`.
     book.finalize(jobs["replicated"], sender=accounts[14])
+    book.rule(jobs["replicated"], result=good, sender=accounts[3])
     jobs["open"] = post(2)
     # Governance: the fee drops to 1% by proposal.
     advance(chain, 1)

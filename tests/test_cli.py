@@ -106,7 +106,7 @@ def test_provider_stakes_registers_and_shows(cli, cs, accounts):
     assert f"device {device}: paused" in cli("provider", "pause", shown, account=4).output
 
 
-def test_approvals_are_exact_unless_asked_and_said(cli, cs, accounts):
+def test_approvals_are_exact_unless_asked_and_said(cli, cs, accounts, chain):
     result = cli("client", "deposit", "100", account=12)
     assert "approving JobEscrow to spend 100 tokens" in result.output, result.output
     assert cs.token.allowance(accounts[12], cs.escrow) == 0
@@ -122,6 +122,17 @@ def test_approvals_are_exact_unless_asked_and_said(cli, cs, accounts):
     result = cli("provider", "thaw", "1", account=4)
     assert re.search(r"thawing 1 tokens: withdrawable .* UTC, in \d+d", result.output)
     one_line_error(cli("provider", "withdraw", account=4), "1 tokens unlock ")
+    # A delegation warms up before it earns: activating early is refused with the date.
+    result = cli("delegator", "delegate", str(accounts[4]), "100", "--min-cut", "0", account=10)
+    assert re.search(r"warming up: 100 tokens .* activate .* UTC, in \d+d", result.output), (
+        result.output
+    )
+    one_line_error(
+        cli("delegator", "activate", str(accounts[4]), account=10), "still warming up: activate "
+    )
+    chain.pending_timestamp += 11 * 86_400
+    result = cli("delegator", "activate", str(accounts[4]), account=10)
+    assert "shares received: " in result.output, result.output
     result = cli("delegator", "undelegate", str(accounts[4]), "1000", account=10)
     assert re.search(r"withdrawable .* UTC, in \d+d", result.output), result.output
 

@@ -39,6 +39,7 @@ from tests.helpers import (
     gpu_spec,
     offer_terms,
     reveal,
+    warm_delegation,
 )
 
 # ------------------------------------------------------------------ balances
@@ -385,7 +386,7 @@ def test_income_is_shared_with_delegators(
     m.staking.set_delegator_cut(2_000, sender=p)
     token.transfer(delegator, 1_000 * TOKEN, sender=deployer)
     token.approve(m.staking, 2**256 - 1, sender=delegator)
-    m.staking.delegate_to(p, 1_000 * TOKEN, sender=delegator)
+    warm_delegation(m.staking, chain, p, 1_000 * TOKEN, delegator)
     job = post_job()
     run_replica(job, p, GOOD)
     chain.pending_timestamp = m.jobs.view(job).phase_end
@@ -515,8 +516,8 @@ def test_dispute_rules(market, client, providers, chain, outsider, post_job, run
 # ------------------------------------------------------------------ replicated (k = 3)
 
 
-def test_majority_pays_agreeing_and_slashes_dissenter(
-    market, token, client, providers, chain, keeper, post_job, run_replica
+def test_the_ruling_pays_the_right_replicas_and_slashes_the_dissenter(
+    market, token, client, providers, chain, keeper, arbiter, post_job, run_replica
 ):
     m = market
     job = post_job(k=3)
@@ -527,7 +528,10 @@ def test_majority_pays_agreeing_and_slashes_dissenter(
         reveal(m, job, p, slot, r)
     info = m.jobs.view(job)
     assert info.leading_result == GOOD and info.leader_votes == 2
+    # A vote is evidence, not proof: dissent goes to the arbiter, who finds GOOD right.
     receipt = m.jobs.finalize(job, sender=keeper)
+    assert receipt.decode_logs(m.escrow.Disputed)[0].ruling_end > chain.blocks.head.timestamp
+    receipt = m.jobs.rule(job, result=GOOD, sender=arbiter)
     outcomes = [(e["provider"], e.outcome) for e in receipt.decode_logs(m.escrow.ReplicaSettled)]
     assert outcomes == [
         (providers[0], OUTCOME_COMPLETED),
@@ -540,14 +544,14 @@ def test_majority_pays_agreeing_and_slashes_dissenter(
     bounty = reward * 1_000 // 10_000
     assert (settled.paid, settled.fees, settled.refunded) == (2 * (PRICE - fee), 2 * fee, PRICE)
     assert (settled.compensation, settled.bounty) == (reward - bounty, bounty)
-    assert m.escrow.balanceOf(keeper) == bounty
+    assert m.escrow.balanceOf(arbiter) == bounty
     assert m.staking.pool(providers[2]).own_stake == 10_000 * TOKEN - COLLATERAL
     for p in providers:
         assert m.staking.pool(p).locked == 0
-    assert token.balanceOf(m.escrow) == escrow_owes(m, [client, keeper, *providers], [job])
+    assert token.balanceOf(m.escrow) == escrow_owes(m, [client, arbiter, *providers], [job])
 
 
-def test_no_majority_refunds_and_pays_nobody(
+def test_unruled_dissent_refunds_and_pays_nobody(
     market, client, providers, chain, keeper, post_job, run_replica
 ):
     m = market
@@ -556,6 +560,11 @@ def test_no_majority_refunds_and_pays_nobody(
     slots = [run_replica(job, p, r, reveal=False) for p, r in zip(providers, results, strict=True)]
     for p, slot, r in zip(providers, slots, results, strict=True):
         reveal(m, job, p, slot, r)
+    # Dissent escalates; with no ruling in the ruling period nobody is paid or slashed.
+    m.jobs.finalize(job, sender=keeper)
+    with ape.reverts("job_escrow: not ready to settle"):
+        m.jobs.finalize(job, sender=keeper)
+    chain.pending_timestamp = m.jobs.view(job).phase_end
     receipt = m.jobs.finalize(job, sender=keeper)
     assert {e.outcome for e in receipt.decode_logs(m.escrow.ReplicaSettled)} == {OUTCOME_FAILED}
     (settled,) = receipt.decode_logs(m.escrow.JobSettled)
@@ -581,7 +590,8 @@ def test_expire_refunds_missing_and_slashes_no_shows(
     chain.pending_timestamp = m.jobs.view(job).phase_end
     receipt = m.jobs.expire(job, sender=keeper)
     outcomes = [(e["provider"], e.outcome) for e in receipt.decode_logs(m.escrow.ReplicaSettled)]
-    # One revealed vote of three is no majority: no pay; the silent provider is slashed.
+    # One revealed vote of three is no majority (nothing to rule on either): no pay; the
+    # silent provider is slashed.
     assert outcomes == [(providers[0], OUTCOME_FAILED), (providers[1], OUTCOME_SLASHED)]
     (settled,) = receipt.decode_logs(m.escrow.JobSettled)
     assert settled.refunded == 3 * PRICE and settled.bounty > 0
@@ -720,19 +730,19 @@ def test_parameters_are_bounded(market, deployer, outsider):
     with ape.reverts("ownable: caller is not the owner"):
         m.escrow.set_parameter(0, 100, sender=outsider)
     with ape.reverts("parameters: unknown parameter"):
-        m.escrow.set_parameter(8, 1, sender=deployer)
+        m.escrow.set_parameter(9, 1, sender=deployer)
     m.escrow.set_parameter(0, 100, sender=deployer)
     assert m.escrow.parameter(0) == 100
 
 
 def test_parameters_and_pause_share_a_word_without_overlap(market, chain, deployer):
-    """The eight parameters and the end of a pause are packed in one storage word: setting
+    """The nine parameters and the end of a pause are packed in one storage word: setting
     any of them to either bound leaves every other as it was."""
     m = market
-    expected = [m.escrow.parameter(key) for key in range(8)]
+    expected = [m.escrow.parameter(key) for key in range(9)]
     until = chain.pending_timestamp + DAY
     m.escrow.pause(until, sender=deployer)
-    for key in range(8):
+    for key in range(9):
         for value in m.escrow_view.parameter_bounds(key):
             receipt = m.escrow.set_parameter(key, value, sender=deployer)
             (event,) = receipt.decode_logs(m.escrow.ParameterChanged)

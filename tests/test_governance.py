@@ -305,7 +305,7 @@ def test_staked_tokens_vote_for_their_owner(dao, deployer, outsider, alice, chai
     token.approve(staking, 2**256 - 1, sender=outsider)
     staking.stake(600_000 * TOKEN, sender=outsider)
     token.approve(staking, 2**256 - 1, sender=alice)
-    staking.delegate_to(outsider, 1_000_000 * TOKEN, sender=alice)
+    staking.delegate_to(outsider, 1_000_000 * TOKEN, 0, sender=alice)
     advance(chain, 1)
     proposal_id = propose(g, outsider, [fee_action(dao, 300)], "stakers vote")
     to_active(dao, chain, proposal_id)

@@ -8,7 +8,7 @@ from eth_abi import encode
 from eth_utils import keccak
 
 from computeshare.jobs import pack_requirements
-from tests.helpers import TOKEN, gpu_spec
+from tests.helpers import STAKING_WARMUP, TOKEN, gpu_spec
 
 MAX_BUDGET = 2**256 - 1
 
@@ -138,15 +138,18 @@ def test_pause_resume_retire(registry, registered, provider, alice):
 
 
 def test_eligibility_follows_stake_per_active_device(
-    registry, staking, registered, provider, delegator
+    registry, staking, registered, provider, delegator, chain
 ):
     assert not registry.is_eligible(registered)
     staking.stake(1_000 * TOKEN, sender=provider)
     assert registry.is_eligible(registered)
     second = registry.register(gpu_spec(), URI, sender=provider).return_value
     assert not registry.is_eligible(registered) and not registry.is_eligible(second)
-    # Delegated stake counts towards bonded stake.
-    staking.delegate_to(provider, 1_000 * TOKEN, sender=delegator)
+    # Delegated stake counts towards bonded stake once it has warmed up.
+    staking.delegate_to(provider, 1_000 * TOKEN, 0, sender=delegator)
+    assert not registry.is_eligible(registered)
+    chain.pending_timestamp += staking.parameter(STAKING_WARMUP)
+    staking.activate(provider, delegator, sender=delegator)
     assert registry.is_eligible(registered) and registry.is_eligible(second)
     registry.pause(second, sender=provider)
     assert not registry.is_eligible(second)

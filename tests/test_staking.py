@@ -5,11 +5,12 @@ from __future__ import annotations
 import ape
 import pytest
 
-from tests.helpers import DAY, LOCKER, SLASHER, TOKEN, delegate
+from tests.helpers import DAY, LOCKER, SLASHER, TOKEN, delegate, warm_delegation
 
 ZERO = "0x0000000000000000000000000000000000000000"
+MAX = 2**256 - 1
 THAWING_PERIOD, MAX_DELEGATION_RATIO, MIN_DELEGATION, MIN_PROVIDER_STAKE = 0, 1, 2, 3
-BENEFICIARY_SHARE_BPS, BURN_SLASHED, CUT_CHANGE_DELAY = 4, 5, 6
+BENEFICIARY_SHARE_BPS, BURN_SLASHED, CUT_CHANGE_DELAY, WARMUP = 4, 5, 6, 7
 VIRTUAL_SHARES = 10**6
 
 
@@ -19,7 +20,13 @@ def holdings(token, staking) -> int:
 
 
 def pool_total(pool) -> int:
-    return pool.own_stake + pool.own_thawing + pool.delegated_tokens + pool.thawing_tokens
+    return (
+        pool.own_stake
+        + pool.own_thawing
+        + pool.delegated_tokens
+        + pool.thawing_tokens
+        + pool.warming_tokens
+    )
 
 
 @pytest.fixture
@@ -44,6 +51,7 @@ def test_defaults_and_bounds(staking, token, treasury):
         BENEFICIARY_SHARE_BPS: (2_500, 0, 5_000),
         BURN_SLASHED: (0, 0, 1),
         CUT_CHANGE_DELAY: (7 * DAY, DAY, 30 * DAY),
+        WARMUP: (11 * DAY, DAY, 60 * DAY),
     }
     for key, (value, low, high) in expected.items():
         assert staking.parameter(key) == value
@@ -74,9 +82,9 @@ def test_owner_sets_parameters_within_bounds(staking, deployer, alice):
         with ape.reverts("parameters: out of bounds"):
             staking.set_parameter(key, bad, sender=deployer)
     with ape.reverts("parameters: unknown parameter"):
-        staking.set_parameter(7, 1, sender=deployer)
+        staking.set_parameter(8, 1, sender=deployer)
     with ape.reverts("parameters: unknown parameter"):
-        staking.parameter(7)
+        staking.parameter(8)
     assert staking.thawing_period() == 21 * DAY
 
 
@@ -196,7 +204,7 @@ def test_delegator_cut_applies_at_once_without_delegators(staking, provider):
 
 
 def test_delegator_cut_change_waits_when_delegated(staked, provider, delegator, chain):
-    staked.delegate_to(provider, 1_000 * TOKEN, sender=delegator)
+    warm_delegation(staked, chain, provider, 1_000 * TOKEN, delegator)
     receipt = staked.set_delegator_cut(1_000, sender=provider)
     effective = receipt.timestamp + 7 * DAY
     (event,) = receipt.decode_logs(staked.DelegatorCutScheduled)
@@ -213,39 +221,55 @@ def test_delegator_cut_change_waits_when_delegated(staked, provider, delegator, 
 # ------------------------------------------------------------------ delegation
 
 
-def test_delegate_mints_shares(staked, token, provider, delegator):
-    receipt = staked.delegate_to(provider, 1_000 * TOKEN, sender=delegator)
-    shares = 1_000 * TOKEN * VIRTUAL_SHARES
+def test_delegate_warms_up_then_mints_shares(staked, token, provider, delegator, chain):
+    receipt = staked.delegate_to(provider, 1_000 * TOKEN, 0, sender=delegator)
     (event,) = receipt.decode_logs(staked.Delegated)
     assert (event["provider"], event.delegator, event.amount, event.shares) == (
         provider,
         delegator,
         1_000 * TOKEN,
-        shares,
+        0,
     )
+    warm_until = receipt.timestamp + 11 * DAY
+    position = staked.delegation(provider, delegator)
+    assert (position.shares, position.warming, position.warm_until) == (
+        0,
+        1_000 * TOKEN,
+        warm_until,
+    )
+    # Warming tokens are held here but do not back the provider yet.
+    assert staked.bonded_stake(provider) == 10_000 * TOKEN
+    assert token.balanceOf(staked) == 11_000 * TOKEN
+    chain.pending_timestamp = warm_until
+    receipt = staked.activate(provider, delegator, sender=provider)
+    shares = 1_000 * TOKEN * VIRTUAL_SHARES
+    (event,) = receipt.decode_logs(staked.DelegationActivated)
+    assert (event.delegator, event.amount, event.shares) == (delegator, 1_000 * TOKEN, shares)
     assert receipt.return_value == shares
     position = staked.delegation(provider, delegator)
-    assert position.shares == shares
-    assert position.value == 1_000 * TOKEN
+    assert (position.shares, position.value, position.warming) == (shares, 1_000 * TOKEN, 0)
     assert staked.bonded_stake(provider) == 11_000 * TOKEN
-    assert token.balanceOf(staked) == 11_000 * TOKEN
+    with ape.reverts("staking: nothing warming"):
+        staked.activate(provider, delegator, sender=provider)
 
 
 def test_delegation_limits(staked, staking, provider, delegator, alice, deployer):
     with ape.reverts("staking: delegation below minimum"):
-        staked.delegate_to(provider, 100 * TOKEN - 1, sender=delegator)
+        staked.delegate_to(provider, 100 * TOKEN - 1, 0, sender=delegator)
     with ape.reverts("staking: provider has no stake"):
-        staked.delegate_to(alice, 100 * TOKEN, sender=delegator)
-    # Cap: 10 x 10,000 own stake.
-    staked.delegate_to(provider, 99_000 * TOKEN, sender=delegator)
+        staked.delegate_to(alice, 100 * TOKEN, 0, sender=delegator)
+    with ape.reverts("staking: delegator cut below minimum"):
+        staked.delegate_to(provider, 100 * TOKEN, 5_001, sender=delegator)
+    # Cap: 10 x 10,000 own stake, counting what is still warming up.
+    staked.delegate_to(provider, 99_000 * TOKEN, 5_000, sender=delegator)
     with ape.reverts("staking: delegation over cap"):
-        staked.delegate_to(provider, 1_000 * TOKEN + 1, sender=alice)
-    staked.delegate_to(provider, 1_000 * TOKEN, sender=alice)
-    assert staked.pool(provider).delegated_tokens == 100_000 * TOKEN
+        staked.delegate_to(provider, 1_000 * TOKEN + 1, 0, sender=alice)
+    staked.delegate_to(provider, 1_000 * TOKEN, 0, sender=alice)
+    assert staked.pool(provider).warming_tokens == 100_000 * TOKEN
 
 
 def test_undelegate_then_withdraw(staked, token, provider, delegator, chain):
-    shares = staked.delegate_to(provider, 1_000 * TOKEN, sender=delegator).return_value
+    shares = warm_delegation(staked, chain, provider, 1_000 * TOKEN, delegator)
     receipt = staked.undelegate(provider, shares // 4, sender=delegator)
     unlock = receipt.timestamp + 14 * DAY
     (event,) = receipt.decode_logs(staked.Undelegated)
@@ -270,16 +294,16 @@ def test_undelegate_then_withdraw(staked, token, provider, delegator, chain):
         staked.withdraw_delegation(provider, sender=delegator)
 
 
-def test_undelegate_rejects_bad_share_counts(staked, provider, delegator):
-    shares = staked.delegate_to(provider, 1_000 * TOKEN, sender=delegator).return_value
+def test_undelegate_rejects_bad_share_counts(staked, provider, delegator, chain):
+    shares = warm_delegation(staked, chain, provider, 1_000 * TOKEN, delegator)
     with ape.reverts("staking: zero shares"):
         staked.undelegate(provider, 0, sender=delegator)
     with ape.reverts("staking: shares exceed delegation"):
         staked.undelegate(provider, shares + 1, sender=delegator)
 
 
-def test_cancel_undelegation_rebonds(staked, provider, delegator):
-    shares = staked.delegate_to(provider, 1_000 * TOKEN, sender=delegator).return_value
+def test_cancel_undelegation_rebonds(staked, provider, delegator, chain):
+    shares = warm_delegation(staked, chain, provider, 1_000 * TOKEN, delegator)
     staked.undelegate(provider, shares, sender=delegator)
     receipt = staked.cancel_undelegation(provider, sender=delegator)
     (event,) = receipt.decode_logs(staked.UndelegationCancelled)
@@ -290,8 +314,10 @@ def test_cancel_undelegation_rebonds(staked, provider, delegator):
         staked.cancel_undelegation(provider, sender=delegator)
 
 
-def test_delegators_can_leave_while_collateral_is_locked(staked, provider, delegator, escrow_role):
-    shares = staked.delegate_to(provider, 1_000 * TOKEN, sender=delegator).return_value
+def test_delegators_can_leave_while_collateral_is_locked(
+    staked, provider, delegator, escrow_role, chain
+):
+    shares = warm_delegation(staked, chain, provider, 1_000 * TOKEN, delegator)
     staked.lock(provider, 10_000 * TOKEN, sender=escrow_role)
     staked.undelegate(provider, shares, sender=delegator)
     assert staked.delegation(provider, delegator).thawing == 1_000 * TOKEN
@@ -300,9 +326,9 @@ def test_delegators_can_leave_while_collateral_is_locked(staked, provider, deleg
 # ------------------------------------------------------------------ income
 
 
-def test_income_splits_by_cut(staked, token, provider, delegator, alice):
-    staked.delegate_to(provider, 1_000 * TOKEN, sender=delegator)
-    staked.delegate_to(provider, 3_000 * TOKEN, sender=alice)
+def test_income_splits_by_cut(staked, token, provider, delegator, alice, chain):
+    warm_delegation(staked, chain, provider, 1_000 * TOKEN, delegator)
+    warm_delegation(staked, chain, provider, 3_000 * TOKEN, alice)
     receipt = staked.add_income(provider, 800 * TOKEN, sender=alice)
     (event,) = receipt.decode_logs(staked.IncomeAdded)
     assert (event.payer, event.amount, event.to_delegators) == (alice, 800 * TOKEN, 400 * TOKEN)
@@ -347,46 +373,60 @@ def test_lock_and_release(staked, provider, escrow_role, alice):
 # ------------------------------------------------------------------ slashing
 
 
-def test_slash_bonded_pro_rata_and_pay_beneficiary(
-    staked, token, provider, delegator, escrow_role, alice, treasury
+def test_slash_takes_own_stake_first_and_pays_a_bounded_reward(
+    staked, token, provider, delegator, escrow_role, alice, treasury, chain
 ):
-    staked.delegate_to(provider, 10_000 * TOKEN, sender=delegator)
+    warm_delegation(staked, chain, provider, 10_000 * TOKEN, delegator)
     staked.lock(provider, 2_000 * TOKEN, sender=escrow_role)
     alice_before, treasury_before = token.balanceOf(alice), token.balanceOf(treasury)
-    receipt = staked.slash(provider, 2_000 * TOKEN, 2_000 * TOKEN, alice, sender=escrow_role)
+    receipt = staked.slash(provider, 2_000 * TOKEN, 2_000 * TOKEN, alice, MAX, sender=escrow_role)
     assert receipt.return_value == 2_000 * TOKEN
     (event,) = receipt.decode_logs(staked.Slashed)
-    assert (event.from_own_stake, event.from_delegated) == (1_000 * TOKEN, 1_000 * TOKEN)
+    # The provider pays its fault alone while its own stake lasts.
+    assert (event.from_own_stake, event.from_delegated) == (2_000 * TOKEN, 0)
     assert (event.from_own_thawing, event.from_delegated_thawing) == (0, 0)
     assert (event.reward, event.remainder, event.burned) == (500 * TOKEN, 1_500 * TOKEN, False)
     pool = staked.pool(provider)
-    assert (pool.own_stake, pool.delegated_tokens, pool.locked) == (9_000 * TOKEN, 9_000 * TOKEN, 0)
-    assert staked.delegation(provider, delegator).value == 9_000 * TOKEN
+    assert (pool.own_stake, pool.delegated_tokens, pool.locked) == (
+        8_000 * TOKEN,
+        10_000 * TOKEN,
+        0,
+    )
+    assert staked.delegation(provider, delegator).value == pytest.approx(10_000 * TOKEN, abs=1)
     assert token.balanceOf(alice) == alice_before + 500 * TOKEN
     assert token.balanceOf(treasury) == treasury_before + 1_500 * TOKEN
     assert token.balanceOf(staked) == pool_total(pool)
+    # The caller caps the reward (JobEscrow passes the job's price).
+    receipt = staked.slash(provider, 1_000 * TOKEN, 0, alice, 100 * TOKEN, sender=escrow_role)
+    (event,) = receipt.decode_logs(staked.Slashed)
+    assert (event.reward, event.remainder) == (100 * TOKEN, 900 * TOKEN)
 
 
-def test_slash_reaches_thawing_stake_and_stops_at_the_pool(
-    staked, token, provider, delegator, escrow_role, deployer
+def test_slash_reaches_delegators_only_beyond_the_providers_own_stake(
+    staked, token, provider, delegator, escrow_role, deployer, alice, chain
 ):
-    shares = staked.delegate_to(provider, 10_000 * TOKEN, sender=delegator).return_value
+    shares = warm_delegation(staked, chain, provider, 10_000 * TOKEN, delegator)
     staked.request_thaw(6_000 * TOKEN, sender=provider)
     staked.undelegate(provider, shares // 2, sender=delegator)
-    # Bonded 4,000 own + 5,000 delegated; thawing 6,000 own + 5,000 delegated.
+    # Own: 4,000 bonded + 6,000 thawing; delegated: 5,000 bonded + 5,000 thawing.
     staked.set_parameter(BURN_SLASHED, 1, sender=deployer)
     supply = token.totalSupply()
-    receipt = staked.slash(provider, 14_500 * TOKEN, 0, ZERO, sender=escrow_role)
+    receipt = staked.slash(provider, 14_500 * TOKEN, 0, alice, MAX, sender=escrow_role)
     (event,) = receipt.decode_logs(staked.Slashed)
-    assert event.from_own_stake + event.from_delegated == 9_000 * TOKEN
-    assert event.from_own_thawing + event.from_delegated_thawing == 5_500 * TOKEN
-    assert (event.from_own_thawing, event.from_delegated_thawing) == (3_000 * TOKEN, 2_500 * TOKEN)
-    assert (event.reward, event.remainder, event.burned) == (0, 14_500 * TOKEN, True)
-    assert token.totalSupply() == supply - 14_500 * TOKEN
-    assert staked.delegation(provider, delegator).thawing == 2_500 * TOKEN
-    # Whatever is asked, a slash never takes more than the pool holds.
-    receipt = staked.slash(provider, 10**30, 0, ZERO, sender=escrow_role)
+    assert (event.from_own_stake, event.from_own_thawing) == (4_000 * TOKEN, 6_000 * TOKEN)
+    # The 4,500 beyond: bonded and thawing delegated stake pro rata (undelegating after
+    # a fault does not dodge it).
+    assert (event.from_delegated, event.from_delegated_thawing) == (2_250 * TOKEN, 2_250 * TOKEN)
+    # The beneficiary's share comes only from what the provider itself lost.
+    assert (event.reward, event.remainder, event.burned) == (2_500 * TOKEN, 12_000 * TOKEN, True)
+    assert token.totalSupply() == supply - 12_000 * TOKEN
+    assert staked.delegation(provider, delegator).thawing == pytest.approx(2_750 * TOKEN, abs=1)
+    # Whatever is asked, a slash never takes more than the pool holds; with the provider's
+    # own stake gone a beneficiary gets nothing.
+    receipt = staked.slash(provider, 10**30, 0, alice, MAX, sender=escrow_role)
     assert receipt.return_value == 5_500 * TOKEN
+    (event,) = receipt.decode_logs(staked.Slashed)
+    assert event.reward == 0
     pool = staked.pool(provider)
     assert pool_total(pool) == 0
     assert token.balanceOf(staked) == 0
@@ -394,7 +434,7 @@ def test_slash_reaches_thawing_stake_and_stops_at_the_pool(
 
 def test_slash_clamps_locked_to_own_stake(staked, provider, escrow_role):
     staked.lock(provider, 8_000 * TOKEN, sender=escrow_role)
-    staked.slash(provider, 5_000 * TOKEN, 0, ZERO, sender=escrow_role)
+    staked.slash(provider, 5_000 * TOKEN, 0, ZERO, 0, sender=escrow_role)
     pool = staked.pool(provider)
     assert pool.own_stake == 5_000 * TOKEN
     assert pool.locked == 5_000 * TOKEN
@@ -403,7 +443,7 @@ def test_slash_clamps_locked_to_own_stake(staked, provider, escrow_role):
 def test_slash_requires_role(staked, provider, alice):
     before = staked.pool(provider)
     with ape.reverts("staking: caller is not a slasher"):
-        staked.slash(provider, 1, 0, alice, sender=alice)
+        staked.slash(provider, 1, 0, alice, MAX, sender=alice)
     assert staked.pool(provider) == before
 
 
@@ -417,7 +457,7 @@ def test_staked_tokens_keep_their_votes(
         delegate(token, account, account)
     before = {a: token.getVotes(a) for a in (provider, delegator)}
     staking.stake(10_000 * TOKEN, sender=provider)
-    staking.delegate_to(provider, 4_000 * TOKEN, sender=delegator)
+    warm_delegation(staking, chain, provider, 4_000 * TOKEN, delegator)
     assert token.bonded_of(provider) == 10_000 * TOKEN
     assert token.bonded_of(delegator) == 4_000 * TOKEN
     assert {a: token.getVotes(a) for a in (provider, delegator)} == before
@@ -426,7 +466,7 @@ def test_staked_tokens_keep_their_votes(
     # Income to the provider's own stake votes for it; a slash of its own stake stops voting.
     staking.add_income(provider, 1_000 * TOKEN, sender=alice)
     assert token.bonded_of(provider) == 11_000 * TOKEN
-    tx = staking.slash(provider, 1_500 * TOKEN, 0, ZERO, sender=escrow_role)
+    tx = staking.slash(provider, 1_500 * TOKEN, 0, ZERO, 0, sender=escrow_role)
     [slash] = tx.decode_logs(staking.Slashed)
     assert token.bonded_of(provider) == 11_000 * TOKEN - slash.from_own_stake
     assert token.getVotes(provider) == token.balanceOf(provider) + token.bonded_of(provider)
@@ -454,8 +494,8 @@ def test_withdrawn_own_stake_stops_counting_as_bonded(staked, token, provider, c
     assert token.getVotes(provider) == votes
 
 
-def test_cancelled_undelegation_keeps_its_units(staked, token, provider, delegator):
-    staked.delegate_to(provider, 2_000 * TOKEN, sender=delegator)
+def test_cancelled_undelegation_keeps_its_units(staked, token, provider, delegator, chain):
+    warm_delegation(staked, chain, provider, 2_000 * TOKEN, delegator)
     shares = staked.delegation(provider, delegator).shares
     staked.undelegate(provider, shares, sender=delegator)
     staked.cancel_undelegation(provider, sender=delegator)

@@ -62,7 +62,8 @@ class StakingMachine(CountedMachine):
         staking.stake(20_000 * TOKEN, sender=provider)
         staking.set_delegator_cut(6_000, sender=provider)
         self.own, self.locked, self.own_thawing = 20_000 * TOKEN, 0, 0
-        self.delegated_tokens, self.thawing_tokens = 0, 0
+        self.delegated_tokens, self.thawing_tokens, self.warming_tokens = 0, 0, 0
+        self.warming: dict[str, int] = {}
         self.bonded_pool, self.thaw_pool = PoolModel(), PoolModel()
         self.operations = 0
 
@@ -74,6 +75,22 @@ class StakingMachine(CountedMachine):
 
     def _position(self, account):
         return self.staking.delegation(self.provider, account)
+
+    def _warmed(self, account) -> bool:
+        position = self._position(account)
+        return position.warming != 0 and self.chain.pending_timestamp >= position.warm_until
+
+    def _activate(self, account):
+        """Activates `account`'s warmed-up tokens (a transaction of its own, so the rule
+        that follows sees the shares) and moves them in the model."""
+        amount = self.warming.pop(account.address)
+        receipt = self.staking.activate(self.provider, account, sender=self.payer)
+        (event,) = receipt.decode_logs(self.staking.DelegationActivated)
+        assert event.amount == amount
+        self.warming_tokens -= amount
+        self.delegated_tokens += amount
+        self.bonded_pool.add(account.address, amount)
+        self.operations += 1
 
     # ------------------------------------------------------------ provider
 
@@ -112,29 +129,57 @@ class StakingMachine(CountedMachine):
 
     # ------------------------------------------------------------ delegators
 
-    @rule(index=st.integers(0, 2), amount=delegations)
-    def delegate(self, index, amount):
+    @rule(index=st.integers(0, 2), amount=delegations, min_cut=st.sampled_from([0, 6_000, 6_001]))
+    def delegate(self, index, amount, min_cut):
         account = self._delegator(index)
         if amount < 100 * TOKEN:
             with ape.reverts("staking: delegation below minimum"):
-                self.staking.delegate_to(self.provider, amount, sender=account)
+                self.staking.delegate_to(self.provider, amount, min_cut, sender=account)
+            return
+        if min_cut > 6_000:
+            with ape.reverts("staking: delegator cut below minimum"):
+                self.staking.delegate_to(self.provider, amount, min_cut, sender=account)
             return
         if self.own == 0:
             with ape.reverts("staking: provider has no stake"):
-                self.staking.delegate_to(self.provider, amount, sender=account)
+                self.staking.delegate_to(self.provider, amount, min_cut, sender=account)
             return
-        if self.delegated_tokens + amount > self.own * 10:
+        if self.delegated_tokens + self.warming_tokens + amount > self.own * 10:
             with ape.reverts("staking: delegation over cap"):
-                self.staking.delegate_to(self.provider, amount, sender=account)
+                self.staking.delegate_to(self.provider, amount, min_cut, sender=account)
             return
-        self.staking.delegate_to(self.provider, amount, sender=account)
-        self.delegated_tokens += amount
-        self.bonded_pool.add(account.address, amount)
-        self.operations += 1
+        if self._warmed(account):
+            self._activate(account)
+        self.staking.delegate_to(self.provider, amount, min_cut, sender=account)
+        self.warming[account.address] = self.warming.get(account.address, 0) + amount
+        self.warming_tokens += amount
+
+    @rule(index=st.integers(0, 2))
+    def activate_or_cancel_warmup(self, index):
+        account = self._delegator(index)
+        position = self._position(account)
+        if position.warming == 0:
+            with ape.reverts("staking: nothing warming"):
+                self.staking.activate(self.provider, account, sender=self.payer)
+            return
+        if self._warmed(account):
+            with ape.reverts("staking: warm-up over, activate"):
+                self.staking.cancel_warmup(self.provider, sender=account)
+            self._activate(account)
+            return
+        with ape.reverts("staking: still warming up"):
+            self.staking.activate(self.provider, account, sender=self.payer)
+        # Leaving during the warm-up returns exactly what came in.
+        before = self.token.balanceOf(account)
+        self.staking.cancel_warmup(self.provider, sender=account)
+        assert self.token.balanceOf(account) - before == self.warming.pop(account.address)
+        self.warming_tokens -= position.warming
 
     @rule(index=st.integers(0, 2), share=st.integers(1, 100))
     def undelegate(self, index, share):
         account = self._delegator(index)
+        if self._warmed(account):
+            self._activate(account)
         held = self._position(account).shares
         shares = held * share // 100
         if shares == 0:
@@ -176,6 +221,8 @@ class StakingMachine(CountedMachine):
     @rule(index=st.integers(0, 2))
     def cancel_undelegation(self, index):
         account = self._delegator(index)
+        if self._warmed(account):
+            self._activate(account)
         position = self._position(account)
         if position.thawing == 0:
             return
@@ -183,7 +230,7 @@ class StakingMachine(CountedMachine):
             with ape.reverts("staking: provider has no stake"):
                 self.staking.cancel_undelegation(self.provider, sender=account)
             return
-        if self.delegated_tokens + position.thawing > self.own * 10:
+        if self.delegated_tokens + self.warming_tokens + position.thawing > self.own * 10:
             with ape.reverts("staking: delegation over cap"):
                 self.staking.cancel_undelegation(self.provider, sender=account)
             return
@@ -233,24 +280,29 @@ class StakingMachine(CountedMachine):
             self.payer.address if rewarded else "0x0000000000000000000000000000000000000000"
         )
         receipt = self.staking.slash(
-            self.provider, amount, unlock_amount, beneficiary, sender=self.escrow
+            self.provider, amount, unlock_amount, beneficiary, 2**256 - 1, sender=self.escrow
         )
         (event,) = receipt.decode_logs(self.staking.Slashed)
         # Never more than the pool holds, and exactly what was asked when it holds enough.
         assert receipt.return_value == min(amount, held)
-        bonded = self.own + self.delegated_tokens
-        from_bonded = min(amount, bonded)
-        from_delegated = from_bonded * self.delegated_tokens // bonded if bonded else 0
-        thawing = self.own_thawing + self.thawing_tokens
-        from_thawing = min(amount - from_bonded, thawing)
-        from_delegated_thawing = from_thawing * self.thawing_tokens // thawing if thawing else 0
+        # The provider first (own, then own thawing); delegators only beyond, pro rata.
+        from_own = min(amount, self.own)
+        from_own_thawing = min(amount - from_own, self.own_thawing)
+        delegated = self.delegated_tokens + self.thawing_tokens
+        beyond = min(amount - from_own - from_own_thawing, delegated)
+        from_delegated = beyond * self.delegated_tokens // delegated if delegated else 0
+        from_delegated_thawing = beyond - from_delegated
+        assert (event.from_own_stake, event.from_own_thawing) == (from_own, from_own_thawing)
         assert (event.from_delegated, event.from_delegated_thawing) == (
             from_delegated,
             from_delegated_thawing,
         )
-        self.own -= from_bonded - from_delegated
+        # The beneficiary's share comes only from what the provider itself lost.
+        reward = (from_own + from_own_thawing) * 2_500 // BPS if rewarded else 0
+        assert event.reward == reward
+        self.own -= from_own
         self.delegated_tokens -= from_delegated
-        self.own_thawing -= from_thawing - from_delegated_thawing
+        self.own_thawing -= from_own_thawing
         self.thawing_tokens -= from_delegated_thawing
         self.locked = min(self.locked - min(unlock_amount, self.locked), self.own)
         self.bonded_pool.change(-from_delegated)
@@ -271,16 +323,17 @@ class StakingMachine(CountedMachine):
             self.locked,
             self.own_thawing,
         )
-        assert (pool.delegated_tokens, pool.thawing_tokens) == (
+        assert (pool.delegated_tokens, pool.thawing_tokens, pool.warming_tokens) == (
             self.delegated_tokens,
             self.thawing_tokens,
+            self.warming_tokens,
         )
         assert pool.locked <= pool.own_stake
 
     @invariant()
     def tokens_held_equal_pool_buckets(self):
         held = self.own + self.own_thawing + self.delegated_tokens + self.thawing_tokens
-        assert self.token.balanceOf(self.staking) == held
+        assert self.token.balanceOf(self.staking) == held + self.warming_tokens
 
     @invariant()
     def delegator_values_follow_model(self):
@@ -294,6 +347,7 @@ class StakingMachine(CountedMachine):
                 float(expected),
             )
             assert abs(position.thawing - expected_thawing) <= self.operations + 1
+            assert position.warming == self.warming.get(account.address, 0)
             total_value += position.value
             total_thawing += position.thawing
         # Shares never claim more than the pool holds.

@@ -165,9 +165,21 @@ class SystemMachine(EscrowMachine):
     def delegate(self, who, provider, amount):
         d, p = self.delegators[who], self.providers[provider]
         pool = self.m.staking.pool(p)
-        room = pool.own_stake * self.m.staking.parameter(1) - pool.delegated_tokens
+        cap = pool.own_stake * self.m.staking.parameter(1)
+        room = cap - pool.delegated_tokens - pool.warming_tokens
         if amount * TOKEN <= room:
-            self.m.staking.delegate_to(p, amount * TOKEN, sender=d)
+            self.m.staking.delegate_to(p, amount * TOKEN, 0, sender=d)
+
+    @rule(who=st.integers(0, 1), provider=st.integers(0, 2))
+    def activate_or_leave_warmup(self, who, provider):
+        d, p = self.delegators[who], self.providers[provider]
+        view = self.m.staking.delegation(p, d)
+        if not view.warming:
+            return
+        if self._now() >= view.warm_until:
+            self.m.staking.activate(p, d, sender=self.keeper)
+        else:
+            self.m.staking.cancel_warmup(p, sender=d)
 
     @rule(who=st.integers(0, 1), provider=st.integers(0, 2), share=st.integers(1, 100))
     def undelegate(self, who, provider, share):
@@ -317,6 +329,13 @@ class SystemMachine(EscrowMachine):
         owed = {}
         for d in self.delegators:
             for p in self.providers:
+                view = staking.delegation(p, d)
+                if view.warming and self._now() >= view.warm_until:
+                    staking.activate(p, d, sender=d)
+                elif view.warming:
+                    before = token.balanceOf(d)
+                    staking.cancel_warmup(p, sender=d)
+                    assert token.balanceOf(d) - before == view.warming
                 view = staking.delegation(p, d)
                 if view.shares:
                     staking.undelegate(p, view.shares, sender=d)

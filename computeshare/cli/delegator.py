@@ -26,19 +26,62 @@ def delegator():
 @command(delegator, "delegate")
 @click.argument("provider_address")
 @amount_argument
+@click.option(
+    "--min-cut",
+    type=click.IntRange(0, 10_000),
+    default=None,
+    help="Least delegator cut you accept, in basis points (default: the provider's cut now).",
+)
 @approve_max_option
-def delegator_delegate(account, manifest, provider_address, amount, approve_max):
-    """Delegate AMOUNT tokens to PROVIDER_ADDRESS's pool (approves exactly AMOUNT first)."""
+def delegator_delegate(account, manifest, provider_address, amount, min_cut, approve_max):
+    """Delegate AMOUNT tokens to PROVIDER_ADDRESS's pool (approves exactly AMOUNT first).
+
+    The tokens warm up first (Staking's WARMUP): they earn nothing, bear no slash and
+    can be taken back with `cancel-warmup`; then `activate` turns them into shares. The
+    transaction reverts if the provider's cut, or one it scheduled, is below --min-cut."""
     from computeshare.params import parameter
 
     cs = connect(manifest, account)
     minimum = cs.staking.parameter(parameter("Staking", "MIN_DELEGATION").key)
     if amount < minimum:
         raise click.ClickException(f"the minimum delegation is {show(minimum)}")
+    if min_cut is None:
+        min_cut = cs.staking.delegator_cut(provider_address)
     require(cs.token.balanceOf(account), amount, "balance")
     approve(cs, account, cs.staking, "Staking", amount, approve_max)
-    receipt = send("delegating", cs.staking.delegate_to, provider_address, amount, sender=account)
+    send("delegating", cs.staking.delegate_to, provider_address, amount, min_cut, sender=account)
+    position = cs.staking.delegation(provider_address, account)
+    click.echo(
+        f"warming up: {show(position.warming)} tokens at a cut of at least {min_cut / 100:g}%; "
+        f"activate {when(position.warm_until, chain_now())}"
+    )
+
+
+@command(delegator, "activate")
+@click.argument("provider_address")
+def delegator_activate(account, manifest, provider_address):
+    """Turn your warmed-up tokens at PROVIDER_ADDRESS into pool shares."""
+    cs = connect(manifest, account)
+    position = cs.staking.delegation(provider_address, account)
+    if position.warming == 0:
+        raise click.ClickException("nothing is warming up at this provider")
+    if position.warm_until > chain_now():
+        raise click.ClickException(
+            f"still warming up: activate {when(position.warm_until, chain_now())}"
+        )
+    receipt = send("activating", cs.staking.activate, provider_address, account, sender=account)
     click.echo(f"shares received: {receipt.return_value}")
+
+
+@command(delegator, "cancel-warmup")
+@click.argument("provider_address")
+def delegator_cancel_warmup(account, manifest, provider_address):
+    """Take back tokens still warming up at PROVIDER_ADDRESS, at once."""
+    cs = connect(manifest, account)
+    receipt = send(
+        "cancelling the warm-up", cs.staking.cancel_warmup, provider_address, sender=account
+    )
+    click.echo(f"returned: {show(receipt.return_value)} tokens")
 
 
 @command(delegator, "undelegate")

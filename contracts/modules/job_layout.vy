@@ -60,15 +60,19 @@ DISPUTE_BOND_BPS: constant(uint256) = 4
 KEEPER_BOUNTY_BPS: constant(uint256) = 5
 MAX_JOB_DURATION: constant(uint256) = 6
 MIN_COLLATERAL_BPS: constant(uint256) = 7
-PARAMETER_COUNT: constant(uint256) = 8
-LOW: constant(uint256[PARAMETER_COUNT]) = [0, 10 * 60, _HOUR, _HOUR, 100, 0, _HOUR, 0]
-HIGH: constant(uint256[PARAMETER_COUNT]) = [1_000, _DAY, 3 * _DAY, 3 * _DAY, 5_000, 2_000, 30 * _DAY, 50_000]
-DEFAULTS: constant(uint256[PARAMETER_COUNT]) = [250, _HOUR, _DAY, 2 * _DAY, 1_000, 1_000, 7 * _DAY, 5_000]
+# The smallest protocol fee, in units of `RECORD_FEE_UNIT` wei, for which a completed job
+# counts in its device's record: padding a record costs at least this fee per job.
+RECORD_MIN_FEE: constant(uint256) = 8
+PARAMETER_COUNT: constant(uint256) = 9
+RECORD_FEE_UNIT: constant(uint256) = 10**12
+LOW: constant(uint256[PARAMETER_COUNT]) = [0, 10 * 60, _HOUR, _HOUR, 100, 0, _HOUR, 0, 0]
+HIGH: constant(uint256[PARAMETER_COUNT]) = [1_000, _DAY, 3 * _DAY, 3 * _DAY, 5_000, 2_000, 30 * _DAY, 50_000, 10_000_000]
+DEFAULTS: constant(uint256[PARAMETER_COUNT]) = [250, _HOUR, _DAY, 2 * _DAY, 1_000, 1_000, 7 * _DAY, 5_000, 1_000]
 # The bounds packed 24 bits a key (every bound is below 2**24, which JobEscrow's
 # constructor checks): a runtime check reads one constant word instead of building an array.
 PARAM_BITS: constant(uint256) = 24
-LOW_PACKED: constant(uint256) = LOW[0] | LOW[1] << 24 | LOW[2] << 48 | LOW[3] << 72 | LOW[4] << 96 | LOW[5] << 120 | LOW[6] << 144 | LOW[7] << 168
-HIGH_PACKED: constant(uint256) = HIGH[0] | HIGH[1] << 24 | HIGH[2] << 48 | HIGH[3] << 72 | HIGH[4] << 96 | HIGH[5] << 120 | HIGH[6] << 144 | HIGH[7] << 168
+LOW_PACKED: constant(uint256) = LOW[0] | LOW[1] << 24 | LOW[2] << 48 | LOW[3] << 72 | LOW[4] << 96 | LOW[5] << 120 | LOW[6] << 144 | LOW[7] << 168 | LOW[8] << 192
+HIGH_PACKED: constant(uint256) = HIGH[0] | HIGH[1] << 24 | HIGH[2] << 48 | HIGH[3] << 72 | HIGH[4] << 96 | HIGH[5] << 120 | HIGH[6] << 144 | HIGH[7] << 168 | HIGH[8] << 192
 
 # @notice Most replicas a job can ask for.
 MAX_REPLICAS: constant(uint256) = 9
