@@ -474,7 +474,10 @@ class Agent:
 
     def _finalize_if_due(self, key: str, job_id: bytes, job, now: int) -> None:
         # k = 1: the reveal window, then the challenge window (or a dispute's ruling period).
-        due = now >= job.phase_end or (job.replicas > 1 and job.revealed == job.replicas)
+        # k > 1: every replica revealed, unless their dissent already went to the arbiter
+        # (then the ruling period's end).
+        everyone_revealed = job.replicas > 1 and job.revealed == job.replicas
+        due = now >= job.phase_end or (everyone_revealed and job.status == STATUS_OPEN)
         if due:
             entry = self.journal.jobs[key]
             waited = entry.get("waited", 0)
@@ -482,8 +485,13 @@ class Agent:
                 entry["waited"] = waited + 1
                 return
             jobs = self.cs.jobs
-            self._send(self.cs.escrow.finalize, jobs.terms(job_id), jobs.settlement_replica(job_id))
-            self.log(f"job {key[:10]}: finalized")
+            receipt = self._send(
+                self.cs.escrow.finalize, jobs.terms(job_id), jobs.settlement_replica(job_id)
+            )
+            if receipt is not None and receipt.decode_logs(self.cs.escrow.Disputed):
+                self.log(f"job {key[:10]}: the replicas disagree; the arbiter rules")
+            else:
+                self.log(f"job {key[:10]}: finalized")
 
     def _settled(self, key: str, job_id: bytes) -> None:
         """Records what settlement did to this replica, from its ReplicaSettled event."""

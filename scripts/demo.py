@@ -8,9 +8,9 @@
    a WebAssembly Monte Carlo estimate, a WebAssembly module that traps). The agents validate
    each spec, accept, run it in a worker process, commit, reveal and finalize; each serves
    its results, which the summary fetches and checks against the chain.
-   The faulty provider is outvoted and slashed in a k = 3 job; its wrong optimistic result
-   in a k = 1 job is disputed by the client, who re-runs the workload, and the arbiter
-   rules for the client.
+   The faulty provider disagrees in a k = 3 job, which goes to the arbiter, whose ruling
+   slashes it; its wrong optimistic result in a k = 1 job is disputed by the client, who
+   re-runs the workload, and the arbiter rules for the client.
 4. Token holders pass a proposal that lowers the protocol fee and pays a grant from the
    treasury: vote (one by signature), queue, timelock delay, execute.
 5. A summary: devices, jobs and outcomes, balances and stakes, the treasury, gas used;
@@ -261,7 +261,12 @@ def run_jobs(cs: ComputeShare, test, agents) -> list[dict]:
 
 def check_optimistic(cs: ComputeShare, job: dict, view, test) -> None:
     """A k = 1 client re-runs the workload and disputes a wrong result; the arbiter, who
-    re-runs it too, rules."""
+    re-runs it too, rules. Replicas that disagree send their job to the arbiter at once."""
+    if job["k"] > 1 and view.status == JobStatus.DISPUTED and "ruling" not in job:
+        cs.jobs.rule(job["id"], result=job["expected"], sender=test[ARBITER])
+        job["ruling"] = "for the replicas with the right result"
+        click.echo(f"    {job['label']}: the replicas disagree; the arbiter re-ran it and ruled")
+        return
     if job["k"] != 1 or view.revealed != 1 or view.status == JobStatus.FINALIZED:
         return
     revealed = cs.jobs.replica(job["id"]).digest
