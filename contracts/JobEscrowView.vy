@@ -36,6 +36,7 @@ DISPUTE_BOND_BPS: public(constant(uint256)) = job_layout.DISPUTE_BOND_BPS
 KEEPER_BOUNTY_BPS: public(constant(uint256)) = job_layout.KEEPER_BOUNTY_BPS
 MAX_JOB_DURATION: public(constant(uint256)) = job_layout.MAX_JOB_DURATION
 MIN_COLLATERAL_BPS: public(constant(uint256)) = job_layout.MIN_COLLATERAL_BPS
+RECORD_MIN_FEE: public(constant(uint256)) = job_layout.RECORD_MIN_FEE
 # @notice Most replicas a job can ask for.
 MAX_REPLICAS: public(constant(uint256)) = job_layout.MAX_REPLICAS
 # @notice Longest a job spec can be, in bytes.

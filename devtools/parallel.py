@@ -462,7 +462,7 @@ class Market:
             ],
         )
         # The delegations warm up, then join their pools (set-up, not measured).
-        self.chain.pending_timestamp += cs.staking.parameter(7)  # Staking's WARMUP
+        self.request("evm_increaseTime", [cs.staking.parameter(7)])  # Staking's WARMUP
         self.setup([(d, cs.staking, "activate", q, d) for d, q in pair(delegators, pooled)])
         self.measure(
             "token transfer",

@@ -108,6 +108,13 @@ class EscrowMachine(CountedMachine):
                     assert outcomes[r.provider.address] == OUTCOME_COMPLETED, (
                         "honest majority unpaid"
                     )
+        # A slash reaches delegators only once the provider's own stake (bonded and
+        # thawing) is gone.
+        for slash in receipt.decode_logs(self.m.staking.Slashed):
+            if slash.from_delegated + slash.from_delegated_thawing:
+                pool = self.m.staking.pool(slash.event_arguments["provider"])
+                assert pool.own_stake == 0 and pool.own_thawing == 0, "delegators paid first"
+                event("a slash reached delegators")
         self.fees += settled.fees
         revealed = sum(r.state == REVEALED for r in job.replicas)
         slashed = settled.compensation > 0
@@ -117,9 +124,9 @@ class EscrowMachine(CountedMachine):
         with ape.reverts("job_escrow: job not open"):
             self.m.jobs.finalize(job.job_id, sender=self.keeper)
 
-    def _finalize(self, job: JobModel) -> bool:
+    def _finalize(self, job: JobModel, keeper=None) -> bool:
         try:
-            receipt = self.m.jobs.finalize(job.job_id, sender=self.keeper)
+            receipt = self.m.jobs.finalize(job.job_id, sender=keeper or self.keeper)
         except ape.exceptions.ContractLogicError as err:
             assert "not ready to settle" in str(err), err
             return False
@@ -280,6 +287,9 @@ class EscrowMachine(CountedMachine):
         job = self._pick([j for j in self._live() if j.status == "disputed"], pick)
         if job is None or self._now() >= self.m.jobs.view(job.job_id).phase_end:
             return
+        self._rule_on(job, for_client)
+
+    def _rule_on(self, job: JobModel, for_client: bool) -> None:
         # k > 1: the arbiter re-runs the workload and names the right result.
         receipt = self.m.jobs.rule(job.job_id, for_client, result=GOOD, sender=self.arbiter)
         self._settled(job, receipt, job.bond if for_client else 0)

@@ -16,7 +16,7 @@ from computeshare.agent import Agent, AgentError, Journal, Policy
 from computeshare.client import ClientError, ComputeShare
 from computeshare.constants import DAY, TOKEN
 from computeshare.deploy import DeployConfig, Deployment, Manifest
-from computeshare.jobs import STATUS_FINALIZED
+from computeshare.jobs import STATUS_DISPUTED, STATUS_FINALIZED
 from computeshare.results import ResultError, ResultServer
 from computeshare.sandbox import MAX_FUEL, STATUS_OUT_OF_FUEL, STATUS_TRAP, RunResult
 from computeshare.specs import device_spec, job_requirements
@@ -62,13 +62,18 @@ def step(agent: Agent) -> None:
         agent.step()
 
 
-def run_until_final(chain, cs, job_id, agents, max_rounds=60):
+def run_until_final(chain, cs, job_id, agents, max_rounds=60, ruling=None):
     """Steps every agent until nobody sends anything, then lets a day pass (past any reveal
-    or challenge window), until the job is final."""
+    or challenge window), until the job is final. `ruling` (arbiter, result hash) rules on
+    a replicated job whose replicas disagreed."""
     for _ in range(max_rounds):
         sent = sum(agent.account.nonce for agent in agents)
         for agent in agents:
             agent.step()
+        view = cs.jobs.view(job_id)
+        if ruling is not None and view.replicas > 1 and view.status == STATUS_DISPUTED:
+            arbiter, result = ruling
+            cs.jobs.rule(job_id, result=result, sender=arbiter)
         if cs.jobs.view(job_id).status == STATUS_FINALIZED:
             for agent in agents:
                 agent.step()  # record the settlement
@@ -115,13 +120,18 @@ def test_three_honest_agents_agree_and_are_paid(chain, manifest, providers, clie
         assert agent.cs.staking.free_stake(agent.me) == stake
 
 
-def test_faulty_agent_is_outvoted_and_slashed(chain, manifest, providers, client, tmp_path):
+def test_faulty_agent_disagrees_and_the_ruling_slashes_it(
+    chain, manifest, providers, client, arbiter, tmp_path
+):
     honest = [agent_for(manifest, providers[0], tmp_path, indexed=True)]
     honest.append(agent_for(manifest, providers[1], tmp_path))
     faulty = agent_for(manifest, providers[2], tmp_path, indexed=True, faulty=True)
     before = faulty.cs.staking.bonded_stake(faulty.me)
     view, job_id = post(manifest, client, replicas=3)
-    run_until_final(chain, view, job_id, [*honest, faulty])
+    # The replicas disagree: settlement goes to the arbiter, who re-runs the workload.
+    ruling = (arbiter, result_hash(execute(SPEC)))
+    run_until_final(chain, view, job_id, [*honest, faulty], ruling=ruling)
+    assert list(view.escrow.Disputed.range(0, chain.blocks.height + 1))
     settled = next(iter(view.escrow.JobSettled.range(0, chain.blocks.height + 1)))
     assert bytes(settled.result_hash) == result_hash(execute(SPEC))
     record = faulty.journal.done["0x" + job_id.hex()]

@@ -748,11 +748,11 @@ def test_parameters_and_pause_share_a_word_without_overlap(market, chain, deploy
             (event,) = receipt.decode_logs(m.escrow.ParameterChanged)
             assert (event.key, event.old_value, event.new_value) == (key, expected[key], value)
             expected[key] = value
-            assert [m.escrow.parameter(k) for k in range(8)] == expected
+            assert [m.escrow.parameter(k) for k in range(9)] == expected
             assert m.escrow.paused_until() == until
     m.escrow.unpause(sender=deployer)
     assert m.escrow.paused_until() == 0
-    assert [m.escrow.parameter(k) for k in range(8)] == expected
+    assert [m.escrow.parameter(k) for k in range(9)] == expected
 
 
 def test_post_with_permit_pays_from_the_wallet(market, token, client, chain, chain_id):

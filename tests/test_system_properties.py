@@ -12,7 +12,10 @@ fails). Checked after every step, besides the escrow's own invariants:
 - every ComputeToken is held by a known account or contract: the balances add up to the
   total supply, which only falls, and only while slashes are burned by DAO decision;
 - every parameter of every contract equals what executed proposals set, within bounds;
-- Staking holds exactly its pools, and no pool's locked collateral exceeds its stake.
+- Staking holds exactly its pools, and no pool's locked collateral exceeds its stake;
+- a coalition of accounts under one owner (a provider, a client, a delegator, a keeper)
+  never gains from a settlement or a slash of its own job, and a slash reaches delegators
+  only beyond the provider's own stake.
 
 At the end every deadline passes, every job settles, and everyone withdraws what the
 contracts say is theirs: escrow balances, delegations and own stake, for real.
@@ -20,344 +23,11 @@ contracts say is theirs: escrow balances, delegations and own stake, for real.
 
 from __future__ import annotations
 
-import ape
-from hypothesis import event, settings
-from hypothesis import strategies as st
-from hypothesis.stateful import invariant, rule, run_state_machine_as_test
+from hypothesis import settings
+from hypothesis.stateful import run_state_machine_as_test
 
-from computeshare.governance import (
-    ACTIVE,
-    EXECUTED,
-    PENDING,
-    QUEUED,
-    SUCCEEDED,
-    call,
-    pass_proposal,
-)
-from computeshare.params import PARAMETERS, parameter
-from computeshare.signing import sign_offer, spec_hash
-from computeshare.specs import job_requirements
-from tests.escrow_machine import SPEC, EscrowMachine, JobModel, Replica
-from tests.helpers import DAY, FEE_SHARDS, HOUR, TOKEN, delegate
-
-# Parameters the DAO rule changes: the ones that change money flows and windows without
-# making the providers' devices ineligible or the clients' posts invalid.
-GOVERNED = [
-    parameter("JobEscrow", "PROTOCOL_FEE_BPS"),
-    parameter("JobEscrow", "REVEAL_WINDOW"),
-    parameter("JobEscrow", "CHALLENGE_WINDOW"),
-    parameter("JobEscrow", "RULING_PERIOD"),
-    parameter("JobEscrow", "DISPUTE_BOND_BPS"),
-    parameter("JobEscrow", "KEEPER_BOUNTY_BPS"),
-    parameter("Staking", "THAWING_PERIOD"),
-    parameter("Staking", "BENEFICIARY_SHARE_BPS"),
-    parameter("Staking", "BURN_SLASHED"),
-]
-EVERY_PARAMETER = [p for table in PARAMETERS.values() for p in table.values()]
-
-
-class SystemMachine(EscrowMachine):
-    def __init__(self, m, actors, chain):
-        super().__init__(
-            m, actors["clients"], actors["providers"], actors["arbiter"], actors["keeper"], chain
-        )
-        self.delegators, self.voters = actors["delegators"], actors["voters"]
-        self.guardian, self.stranger = actors["guardian"], actors["stranger"]
-        self.holders = [
-            *{a.address for a in [*self.everyone, *self.delegators, *self.voters]},
-            self.guardian.address,
-            self.stranger.address,
-            actors["deployer"].address,
-            *(c.address for c in (m.token, m.staking, m.registry, m.escrow, m.offers)),
-            *(c.address for c in (m.timelock, m.governor)),
-        ]
-        self.contracts = {
-            "JobEscrow": m.escrow,
-            "Staking": m.staking,
-            "DeviceRegistry": m.registry,
-            "Governor": m.governor,
-        }
-        self.expected = {(p.contract, p.name): self._read(p) for p in EVERY_PARAMETER}
-        self.supply = m.token.totalSupply()
-        self.burning_since_check = self.expected[("Staking", "BURN_SLASHED")] == 1
-        self.paused_until = 0
-        self.offer_nonce = 0
-
-    # ------------------------------------------------------------ helpers
-
-    def _read(self, p) -> int:
-        return self.contracts[p.contract].parameter(p.key)
-
-    def _paused(self) -> bool | None:
-        """True or False when the next block is clearly inside or outside the pause."""
-        now = self._now()
-        if now + 5 < self.paused_until:
-            return True
-        if now > self.paused_until + 5:
-            return False
-        return None
-
-    def _free_proposer(self):
-        g = self.m.governor
-        for voter in self.voters:
-            latest = g.latestProposalId(voter)
-            if latest == 0 or g.state(latest) not in (PENDING, ACTIVE, SUCCEEDED, QUEUED):
-                return voter
-        return None
-
-    # ------------------------------------------------------------ the market, paused or not
-
-    @rule(client=st.integers(0, 1), k=st.sampled_from([1, 1, 2, 3]), price=st.integers(1, 50))
-    def post(self, client, k, price):
-        paused, c = self._paused(), self.clients[client]
-        if paused is None:
-            return
-        if paused:
-            with ape.reverts("job_escrow: paused"):
-                self.m.escrow.post(
-                    SPEC, job_requirements(), TOKEN, k, self._now() + DAY, TOKEN, sender=c
-                )
-            event("post refused while paused")
-            return
-        super().post(client, k, price)
-
-    def _accept(self, job, p) -> None:
-        if self._paused() is False:
-            super()._accept(job, p)
-
-    @rule(client=st.integers(0, 1), provider=st.integers(0, 2), price=st.integers(1, 50))
-    def match_offer(self, client, provider, price):
-        """A client takes a provider's signed offer: a k = 1 job, accepted at once."""
-        c, p = self.clients[client], self.providers[provider]
-        amount = price * TOKEN
-        if self._paused() is not False or self._running(p) >= 4:
-            return
-        if self.m.staking.free_stake(p) < amount:
-            return
-        if self.m.escrow.balanceOf(c) < amount:
-            self.m.escrow.deposit(amount, sender=c)
-        self.offer_nonce += 1
-        offer = {
-            "provider": p.address,
-            "device_nonce": 0,
-            "client": c.address,
-            "price": amount,
-            "collateral": amount,
-            "spec_hash": spec_hash(SPEC),
-            "min_duration": HOUR,
-            "max_duration": 2 * HOUR,
-            "expiry": self._now() + HOUR,
-            "nonce": self.offer_nonce,
-        }
-        signature = sign_offer(
-            p.private_key, chain_id=self.chain.chain_id, offer_book=self.m.offers.address,
-            offer=offer,
-        )  # fmt: skip
-        deadline = self._now() + 2 * HOUR
-        receipt = self.m.offers.match_offer(SPEC, deadline, offer, signature, sender=c)
-        job = JobModel(receipt.return_value, c, 1, amount, deadline, replicas=[Replica(p)])
-        self.jobs.append(job)
-        event("offer matched")
-
-    # ------------------------------------------------------------ staking
-
-    @rule(who=st.integers(0, 1), provider=st.integers(0, 2), amount=st.integers(100, 5_000))
-    def delegate(self, who, provider, amount):
-        d, p = self.delegators[who], self.providers[provider]
-        pool = self.m.staking.pool(p)
-        cap = pool.own_stake * self.m.staking.parameter(1)
-        room = cap - pool.delegated_tokens - pool.warming_tokens
-        if amount * TOKEN <= room:
-            self.m.staking.delegate_to(p, amount * TOKEN, 0, sender=d)
-
-    @rule(who=st.integers(0, 1), provider=st.integers(0, 2))
-    def activate_or_leave_warmup(self, who, provider):
-        d, p = self.delegators[who], self.providers[provider]
-        view = self.m.staking.delegation(p, d)
-        if not view.warming:
-            return
-        if self._now() >= view.warm_until:
-            self.m.staking.activate(p, d, sender=self.keeper)
-        else:
-            self.m.staking.cancel_warmup(p, sender=d)
-
-    @rule(who=st.integers(0, 1), provider=st.integers(0, 2), share=st.integers(1, 100))
-    def undelegate(self, who, provider, share):
-        d, p = self.delegators[who], self.providers[provider]
-        shares = self.m.staking.delegation(p, d).shares * share // 100
-        if shares:
-            self.m.staking.undelegate(p, shares, sender=d)
-
-    @rule(who=st.integers(0, 1), provider=st.integers(0, 2))
-    def withdraw_delegation(self, who, provider):
-        d, p = self.delegators[who], self.providers[provider]
-        view = self.m.staking.delegation(p, d)
-        if view.thawing and self._now() > view.unlock_at:
-            before = self.m.token.balanceOf(d)
-            paid = self.m.staking.withdraw_delegation(p, sender=d).return_value
-            assert self.m.token.balanceOf(d) - before == paid
-
-    @rule(provider=st.integers(0, 2), amount=st.integers(100, 3_000))
-    def stake_more(self, provider, amount):
-        self.m.staking.stake(amount * TOKEN, sender=self.providers[provider])
-
-    @rule(provider=st.integers(0, 2), share=st.integers(1, 50))
-    def thaw(self, provider, share):
-        p = self.providers[provider]
-        pool = self.m.staking.pool(p)
-        amount = (pool.own_stake - pool.locked) * share // 100
-        minimum = self.m.staking.parameter(3) + 2 * self.m.registry.parameter(0)
-        if amount and pool.own_stake - amount >= minimum:  # stays eligible for new jobs
-            self.m.staking.request_thaw(amount, sender=p)
-
-    @rule(provider=st.integers(0, 2))
-    def withdraw_stake(self, provider):
-        p = self.providers[provider]
-        pool = self.m.staking.pool(p)
-        if pool.own_thawing and self._now() > pool.own_unlock_at:
-            self.m.staking.withdraw(sender=p)
-
-    @rule(provider=st.integers(0, 2))
-    def cancel_thaw(self, provider):
-        p = self.providers[provider]
-        if self.m.staking.pool(p).own_thawing:
-            self.m.staking.cancel_thaw(sender=p)
-
-    @rule(who=st.integers(0, 1), provider=st.integers(0, 2))
-    def cancel_undelegation(self, who, provider):
-        d, p = self.delegators[who], self.providers[provider]
-        if self.m.staking.delegation(p, d).thawing:
-            self.m.staking.cancel_undelegation(p, sender=d)
-
-    @rule(provider=st.integers(0, 2), cut=st.integers(0, 10_000))
-    def set_delegator_cut(self, provider, cut):
-        self.m.staking.set_delegator_cut(cut, sender=self.providers[provider])
-
-    # ------------------------------------------------------------ keepers, guardian, DAO
-
-    @rule(shard=st.integers(0, FEE_SHARDS - 1))
-    def sweep_fees(self, shard):
-        treasury = self.m.timelock.address
-        before = self.m.token.balanceOf(treasury)
-        swept = self.m.escrow.sweep_fees(shard, sender=self.keeper).return_value
-        assert self.m.token.balanceOf(treasury) - before == swept
-        self.fees -= swept
-
-    @rule(hours=st.integers(1, 48))
-    def guardian_pauses(self, hours):
-        until = self._now() + hours * 3600
-        if self._now() >= self.m.escrow.guardian_expiry():
-            with ape.reverts("job_escrow: caller cannot pause"):
-                self.m.escrow.pause(until, sender=self.guardian)
-            event("guardian appointment over")
-            return
-        self.m.escrow.pause(until, sender=self.guardian)
-        self.paused_until = until
-
-    @rule()
-    def guardian_unpauses(self):
-        self.m.escrow.unpause(sender=self.guardian)
-        self.paused_until = 0
-
-    @rule(pick=st.sampled_from(EVERY_PARAMETER))
-    def stranger_cannot_set_parameters(self, pick):
-        owner = "governor: caller is not the timelock" if pick.contract == "Governor" else None
-        with ape.reverts(owner or "ownable: caller is not the owner"):
-            self.contracts[pick.contract].set_parameter(pick.key, pick.low, sender=self.stranger)
-
-    @rule(pick=st.sampled_from(GOVERNED), data=st.data())
-    def dao_changes_a_parameter(self, pick, data):
-        proposer = self._free_proposer()
-        if proposer is None:
-            return
-        value = data.draw(st.integers(pick.low, pick.high))
-        action = call(self.contracts[pick.contract], "set_parameter", pick.key, value)
-        g = self.m.governor
-        pass_proposal(g, self.chain, proposer, self.voters, [action], "change")
-        assert g.state(g.latestProposalId(proposer)) == EXECUTED
-        self.expected[(pick.contract, pick.name)] = value
-        if pick.name == "BURN_SLASHED" and value == 1:
-            self.burning_since_check = True
-        event(f"DAO set {pick.contract}.{pick.name}")
-
-    @rule(pick=st.sampled_from(EVERY_PARAMETER))
-    def dao_cannot_leave_the_bounds(self, pick):
-        proposer = self._free_proposer()
-        if proposer is None:
-            return
-        contract = self.contracts[pick.contract]
-        action = call(contract, "set_parameter", pick.key, pick.high + 1)
-        g = self.m.governor
-        with ape.reverts():
-            pass_proposal(g, self.chain, proposer, self.voters, [action], "bad")
-        proposal = g.latestProposalId(proposer)
-        assert g.state(proposal) == QUEUED  # it can never execute; it expires
-        self.chain.pending_timestamp = g.proposalEta(proposal) + self.m.timelock.grace_period() + 1
-
-    # ------------------------------------------------------------ invariants
-
-    @invariant()
-    def every_token_is_accounted_for(self):
-        supply = self.m.token.totalSupply()
-        assert sum(self.m.token.balanceOf(h) for h in self.holders) == supply
-        assert supply <= self.supply, "tokens were created"
-        if supply < self.supply:
-            assert self.burning_since_check, "tokens were lost"
-            event("slashed stake burned")
-        self.supply = supply
-        self.burning_since_check = self.expected[("Staking", "BURN_SLASHED")] == 1
-
-    @invariant()
-    def parameters_are_what_the_dao_set(self):
-        for p in EVERY_PARAMETER:
-            value = self._read(p)
-            assert value == self.expected[(p.contract, p.name)]
-            assert p.low <= value <= p.high
-
-    # ------------------------------------------------------------ the end
-
-    def teardown(self):
-        try:
-            self._settle_everything()
-            self._everyone_leaves_staking()
-        finally:
-            self.chain.restore(self.snapshot)
-
-    def _everyone_leaves_staking(self):
-        """Every delegator and provider takes out all it has, for real."""
-        staking, token = self.m.staking, self.m.token
-        owed = {}
-        for d in self.delegators:
-            for p in self.providers:
-                view = staking.delegation(p, d)
-                if view.warming and self._now() >= view.warm_until:
-                    staking.activate(p, d, sender=d)
-                elif view.warming:
-                    before = token.balanceOf(d)
-                    staking.cancel_warmup(p, sender=d)
-                    assert token.balanceOf(d) - before == view.warming
-                view = staking.delegation(p, d)
-                if view.shares:
-                    staking.undelegate(p, view.shares, sender=d)
-                owed[(d.address, p.address)] = staking.delegation(p, d).thawing
-        for p in self.providers:
-            pool = staking.pool(p)
-            assert pool.locked == 0, "collateral still locked after every job settled"
-            if pool.own_stake:
-                staking.request_thaw(pool.own_stake, sender=p)
-            owed[(p.address, None)] = staking.pool(p).own_thawing
-        self.chain.pending_timestamp += staking.parameter(0) + 1
-        for (who, p), amount in owed.items():
-            if amount == 0:
-                continue
-            before = token.balanceOf(who)
-            if p is None:
-                staking.withdraw(sender=who)
-            else:
-                staking.withdraw_delegation(p, sender=who)
-            assert token.balanceOf(who) - before == amount
-        self.staking_holds_its_pools_and_locks_fit()
-        self.every_token_is_accounted_for()
+from tests.helpers import TOKEN, delegate
+from tests.system_machine import SystemMachine
 
 
 def test_system_state_machine(
@@ -365,6 +35,8 @@ def test_system_state_machine(
 ):
     """The system as deployed, under random use by every role."""
     m = dao
+    coalition_keeper = accounts.test_accounts.generate_test_account()
+    deployer.transfer(coalition_keeper, 10**19)
     actors = {
         "clients": [client, accounts[17]],
         "providers": providers,
@@ -375,12 +47,19 @@ def test_system_state_machine(
         "guardian": accounts[15],
         "stranger": accounts[9],
         "deployer": deployer,
+        # providers[2] also works for everyone else (and starts faulty).
+        "coalition": {
+            "provider": providers[2],
+            "client": accounts[18],
+            "delegator": accounts[19],
+            "keeper": coalition_keeper,
+        },
     }
     for p in providers:
         fund_provider(p, tokens=200_000 * TOKEN, m=m)
-    for c in actors["clients"]:
+    for c in [*actors["clients"], actors["coalition"]["client"]]:
         fund_client(c, tokens=200_000 * TOKEN, m=m)
-    for d in actors["delegators"]:
+    for d in [*actors["delegators"], actors["coalition"]["delegator"]]:
         m.token.transfer(d, 200_000 * TOKEN, sender=deployer)
         m.token.approve(m.staking, 2**256 - 1, sender=d)
         delegate(m.token, d, d)

@@ -16,11 +16,15 @@ import os
 
 import ape
 import pytest
+from hypothesis import settings
+from hypothesis.stateful import run_state_machine_as_test
 
 from computeshare.client import ALIASES, ComputeShare
+from computeshare.constants import DAY, TOKEN, Role
 from computeshare.deploy import OWNED, Manifest, verify_deployment
 from computeshare.governance import EXECUTED, call, rehearse
 from computeshare.params import parameter
+from tests.system_machine import SystemMachine, fund_actors
 
 FEE = parameter("JobEscrow", "PROTOCOL_FEE_BPS")
 
@@ -81,3 +85,43 @@ def test_rehearsal_shows_a_proposal_that_would_fail(chain, accounts, cs, voters)
     with ape.reverts("parameters: out of bounds"):
         rehearse(cs.governor, cs.token, chain, accounts, voters, [action], "a fee out of bounds")
     assert cs.escrow.parameter(FEE.key) == before
+
+
+def test_the_system_machine_holds_on_the_fork(chain, accounts, cs):
+    """The whole-system state machine (tests/system_machine.py), in a small profile, on the
+    deployment as it stands on the forked network: every role, the coalition of one owner,
+    and every invariant after every step. It needs the test accounts to hold the
+    deployment's tokens, as on a devnet deployed by TEST::0."""
+    deployer = accounts[0]
+    if cs.token.balanceOf(deployer) < 100_000_000 * TOKEN:
+        pytest.skip("the test accounts hold no tokens here: this runs on forks of a devnet")
+    timelock = accounts[cs.timelock.address]
+    timelock.balance += 10**20
+    arbiter, guardian = accounts[7], accounts[15]
+    cs.escrow.set_roles(arbiter, Role.ARBITER, sender=timelock)
+    cs.escrow.set_guardian(guardian, chain.pending_timestamp + 180 * DAY, sender=timelock)
+    providers = [accounts[4], accounts[10], accounts[11]]
+    keeper = accounts.test_accounts.generate_test_account()
+    deployer.transfer(keeper, 10**19)
+    actors = {
+        "clients": [accounts[12], accounts[17]],
+        "providers": providers,
+        "delegators": [accounts[5], accounts[16]],
+        "voters": [accounts[1], accounts[2], accounts[3]],
+        "arbiter": arbiter,
+        "keeper": accounts[8],
+        "guardian": guardian,
+        "stranger": accounts[9],
+        "deployer": deployer,
+        "coalition": {
+            "provider": providers[2],
+            "client": accounts[18],
+            "delegator": accounts[19],
+            "keeper": keeper,
+        },
+    }
+    fund_actors(cs, chain, deployer, actors)
+    run_state_machine_as_test(
+        lambda: SystemMachine(cs, actors, chain),
+        settings=settings(max_examples=2, stateful_step_count=25, deadline=None),
+    )
