@@ -6,10 +6,10 @@
 @license GNU Affero General Public License v3.0 only
 @notice Clients escrow payment for compute jobs; providers accept replicas with
         eligible devices (locking collateral in Staking), commit to a result, then
-        reveal it. With k > 1 replicas, results the revealed replicas agree on settle
-        at once; dissent goes to the arbiter, whose ruling pays the replicas it shows
-        right and slashes the others (no ruling in time: no one is paid or slashed for
-        a result). With k = 1 the result is optimistic and the client may dispute it
+        reveal it. With k > 1 replicas, a result the revealed replicas agree on, when
+        they are a strict majority of k, settles at once; dissent or too few reveals
+        go to the arbiter, whose ruling pays the replicas it shows right and slashes
+        the others (no ruling in time: no one is paid or slashed for a result). With k = 1 the result is optimistic and the client may dispute it
         within a challenge window, posting a bond, for the arbiter to rule on.
         Settlement pays providers with the accepted result (minus the protocol fee),
         refunds the client for every replica not paid, slashes no-shows and replicas
@@ -535,9 +535,12 @@ def finalize(terms: IJobEscrow.Terms, replica: IJobEscrow.Replica):
     """
     @notice Settles a job whose outcome is known: every replica revealed (k > 1), or
             the challenge window passed undisputed (k = 1), or a dispute's ruling
-            period passed unruled (the result then stands and the bond returns), or
-            the reveal window closed. Anyone may call; a caller that triggers slashing
-            earns `KEEPER_BOUNTY_BPS` of the slash reward.
+            period passed unruled (k = 1: the result then stands and the bond returns;
+            k > 1: nobody is paid or slashed for a result), or the reveal window closed.
+            A k > 1 job whose revealed replicas disagree, or are too few for a strict
+            majority, is not settled but sent to the arbiter: it becomes disputed for
+            `RULING_PERIOD`. Anyone may call; a caller that triggers slashing earns
+            `KEEPER_BOUNTY_BPS` of the slash reward.
     @param terms The job's terms.
     @param replica For k = 1, its replica as the events show it (provider, device nonce,
            and the zero digest, the commitment or the result); ignored for k > 1.
@@ -560,7 +563,9 @@ def expire(terms: IJobEscrow.Terms, replica: IJobEscrow.Replica):
     """
     @notice Settles a job once its reveal window has closed, whatever state it is in:
             the client is refunded for missing and failed replicas, providers that did
-            not reveal are slashed, and the caller earns the keeper bounty.
+            not reveal are slashed, and the caller earns the keeper bounty. A k > 1 job
+            whose revealed replicas disagree or are too few for a majority goes to the
+            arbiter instead (see `finalize`).
     @param terms The job's terms.
     @param replica For k = 1, its replica (see `finalize`); ignored for k > 1.
     """
@@ -898,15 +903,19 @@ def _settle(job_id: bytes32, word: uint256, terms: IJobEscrow.Terms, replica: IJ
     """
     replicas: uint256 = terms.replicas
     accepted: uint256 = ((word >> _ACCEPTED_AT) & constants.U8)
+    # k > 1: a result is decided when the revealed replicas agree and are a strict
+    # majority of k, or by the arbiter's ruling (`replica.digest` names the right result).
     votes: uint256 = (word >> _LEADER_AT) & constants.U8
+    revealed_count: uint256 = (word >> _REVEALED_AT) & constants.U8
+    decided: bool = ruling != _RULING_NONE or (votes * 2 > replicas and votes == revealed_count)
     if replicas == 1 and accepted != 0:
         # The k = 1 replica comes back as calldata: it must be the one the job holds.
         assert word >> _BINDING_AT == self._binding(replica.provider, replica.device_nonce, replica.digest), "job_escrow: replica does not match the job"
         accepted = 1
-    elif ruling == _RULING_NONE and word & constants.U8 == _OPEN and votes != (word >> _REVEALED_AT) & constants.U8:
-        # k > 1 replicas revealed different results. A vote is evidence, not proof:
-        # the arbiter rules within the ruling period (`rule`), else nobody is paid or
-        # slashed for a result.
+    elif not decided and revealed_count != 0 and word & constants.U8 == _OPEN:
+        # k > 1 replicas revealed different results, or too few of them for a majority.
+        # A vote is evidence, not proof: the arbiter rules within the ruling period
+        # (`rule`), else nobody is paid or slashed for a result.
         ruling_end: uint256 = block.timestamp + self._param(self._config, RULING_PERIOD)
         self._jobs[job_id] = (word & ~(constants.U8 | (constants.U40 << _PHASE_AT))) | _DISPUTED | (ruling_end << _PHASE_AT)
         log IJobEscrow.Disputed(job_id=job_id, client=terms.client, bond=0, ruling_end=ruling_end)
@@ -915,11 +924,8 @@ def _settle(job_id: bytes32, word: uint256, terms: IJobEscrow.Terms, replica: IJ
     client: address = terms.client
     price: uint256 = terms.price_per_replica
     collateral: uint256 = terms.collateral_per_replica
-    # A k > 1 job settles on a result when its revealed replicas agree and are a strict
-    # majority of k, or on the arbiter's ruling (`replica.digest` names the right
-    # result); replicas revealing another result are then slashed. Otherwise (too few
-    # reveals, or dissent and no ruling) no result is paid and only no-shows are slashed.
-    decided: bool = ruling != _RULING_NONE or (votes * 2 > replicas and votes == (word >> _REVEALED_AT) & constants.U8)
+    # Replicas revealing another result than the decided one are slashed. Undecided
+    # (no ruling in time), no result is paid and only no-shows are slashed.
     leader: bytes32 = replica.digest
     if replicas > 1 and ruling == _RULING_NONE and decided:
         leader = self._leader[job_id]

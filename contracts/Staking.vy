@@ -215,6 +215,9 @@ def set_delegator_cut(cut_bps: uint256):
     effective_at: uint256 = block.timestamp
     if self._pools[msg.sender].delegated_shares == 0 and self._pools[msg.sender].warming_tokens == 0:
         self._pools[msg.sender].delegator_cut_bps = cut_bps
+        # An older scheduled change must not land later over this one.
+        self._pools[msg.sender].pending_cut_bps = 0
+        self._pools[msg.sender].pending_cut_at = 0
     else:
         effective_at += governed._get(CUT_CHANGE_DELAY)
         self._pools[msg.sender].pending_cut_bps = cut_bps
@@ -229,13 +232,14 @@ def set_delegator_cut(cut_bps: uint256):
 def delegate_to(provider: address, amount: uint256, min_cut_bps: uint256) -> uint256:
     """
     @notice Delegates `amount` of the caller's tokens to `provider`: they warm up for
-            `WARMUP` (earning nothing, bearing no slash, cancellable at once with
-            `cancel_warmup`), then `activate` turns them into pool shares. A warm-up
-            position still running restarts its clock. Reverts when the provider's
-            cut, or a cut it has scheduled, is below `min_cut_bps`.
+            `WARMUP` (earning nothing, bearing no slash, returned at once by
+            `cancel_warmup` until they join), then `activate` turns them into pool
+            shares. A warm-up position still running restarts its clock. Reverts when
+            the provider's cut, or a cut it has scheduled, is below `min_cut_bps`.
     @param provider A provider with own stake.
-    @param amount At least `MIN_DELEGATION`; the pool, with what is warming up, may
-           hold at most `MAX_DELEGATION_RATIO` times the provider's own stake.
+    @param amount At least `MIN_DELEGATION`; the pool may hold at most
+           `MAX_DELEGATION_RATIO` times the provider's own stake (checked now and when
+           the tokens join).
     @param min_cut_bps The smallest delegator cut the caller accepts, in basis points.
     @return uint256 The caller's tokens warming up at `provider`.
     """
@@ -244,7 +248,9 @@ def delegate_to(provider: address, amount: uint256, min_cut_bps: uint256) -> uin
     pool: IStaking.Pool = self._pools[provider]
     assert pool.delegator_cut_bps >= min_cut_bps and (pool.pending_cut_at == 0 or pool.pending_cut_bps >= min_cut_bps), "staking: delegator cut below minimum"
     assert pool.own_stake != 0, "staking: provider has no stake"
-    assert pool.delegated_tokens + pool.warming_tokens + amount <= pool.own_stake * governed._get(MAX_DELEGATION_RATIO), "staking: delegation over cap"
+    # Warming tokens do not hold room in the pool (they could be taken back at any time):
+    # the cap is checked here and again when they join.
+    assert pool.delegated_tokens + amount <= pool.own_stake * governed._get(MAX_DELEGATION_RATIO), "staking: delegation over cap"
     self._activate(provider, msg.sender)
     warming: uint256 = self._delegations[provider][msg.sender].warming + amount
     warm_until: uint256 = block.timestamp + governed._get(WARMUP)
@@ -262,28 +268,31 @@ def delegate_to(provider: address, amount: uint256, min_cut_bps: uint256) -> uin
 def activate(provider: address, delegator: address) -> uint256:
     """
     @notice Turns `delegator`'s warmed-up tokens at `provider` into pool shares at the
-            pool's price. Anyone may call; `delegate_to`, `undelegate` and
-            `cancel_undelegation` also do it first.
+            pool's price, if the pool has room for them under its cap. Anyone may call;
+            `delegate_to`, `undelegate` and `cancel_undelegation` also do it first when
+            there is room.
     @param provider The provider.
     @param delegator The delegator.
     @return uint256 Shares minted.
     """
-    assert self._delegations[provider][delegator].warming != 0, "staking: nothing warming"
+    amount: uint256 = self._delegations[provider][delegator].warming
+    assert amount != 0, "staking: nothing warming"
     assert block.timestamp >= self._delegations[provider][delegator].warm_until, "staking: still warming up"
+    assert self._pools[provider].delegated_tokens + amount <= self._pools[provider].own_stake * governed._get(MAX_DELEGATION_RATIO), "staking: delegation over cap"
     return self._activate(provider, delegator)
 
 
 @external
 def cancel_warmup(provider: address) -> uint256:
     """
-    @notice Pays the caller back its tokens still warming up at `provider`; they never
+    @notice Pays the caller back its tokens warming up at `provider` (during the
+            warm-up, or after it while they have not joined the pool); they never
             entered the pool, so they leave at once.
     @param provider The provider.
     @return uint256 Tokens paid.
     """
     amount: uint256 = self._delegations[provider][msg.sender].warming
     assert amount != 0, "staking: nothing warming"
-    assert block.timestamp < self._delegations[provider][msg.sender].warm_until, "staking: warm-up over, activate"
     self._pools[provider].warming_tokens -= amount
     self._delegations[provider][msg.sender].warming = 0
     self._delegations[provider][msg.sender].warm_until = 0
@@ -668,7 +677,7 @@ def _add_delegation(provider: address, delegator: address, amount: uint256) -> u
     own: uint256 = self._pools[provider].own_stake
     assert own != 0, "staking: provider has no stake"
     tokens: uint256 = self._pools[provider].delegated_tokens
-    assert tokens + self._pools[provider].warming_tokens + amount <= own * governed._get(MAX_DELEGATION_RATIO), "staking: delegation over cap"
+    assert tokens + amount <= own * governed._get(MAX_DELEGATION_RATIO), "staking: delegation over cap"
     total: uint256 = self._pools[provider].delegated_shares
     shares: uint256 = self._to_shares(amount, tokens, total)
     assert shares != 0, "staking: delegation too small"
@@ -683,13 +692,15 @@ def _add_delegation(provider: address, delegator: address, amount: uint256) -> u
 def _activate(provider: address, delegator: address) -> uint256:
     """
     @dev Moves `delegator`'s warmed-up tokens at `provider` into the pool as shares at
-         the pool's price; nothing when none are warming or the warm-up still runs.
-         The cap counted them when they were delegated.
+         the pool's price; nothing when none are warming, the warm-up still runs or the
+         pool has no room for them under its cap (an exit is never blocked by this).
     """
     amount: uint256 = self._delegations[provider][delegator].warming
     if amount == 0 or block.timestamp < self._delegations[provider][delegator].warm_until:
         return 0
     tokens: uint256 = self._pools[provider].delegated_tokens
+    if tokens + amount > self._pools[provider].own_stake * governed._get(MAX_DELEGATION_RATIO):
+        return 0
     total: uint256 = self._pools[provider].delegated_shares
     shares: uint256 = self._to_shares(amount, tokens, total)
     self._pools[provider].warming_tokens -= amount

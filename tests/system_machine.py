@@ -101,6 +101,11 @@ class SystemMachine(EscrowMachine):
                 return voter
         return None
 
+    def _has_room(self, provider, amount) -> bool:
+        """Whether `amount` fits in `provider`'s pool under the delegation cap."""
+        pool = self.m.staking.pool(provider)
+        return pool.delegated_tokens + amount <= pool.own_stake * self.m.staking.parameter(1)
+
     def _coalition_holdings(self) -> int:
         """Everything the coalition owns: wallets, escrow balances, the provider's own
         stake (bonded and thawing) and the delegator's position at the provider."""
@@ -180,14 +185,13 @@ class SystemMachine(EscrowMachine):
         view = staking.delegation(p, d)
         if step == "delegate":
             pool = staking.pool(p)
-            room = (
-                pool.own_stake * staking.parameter(1) - pool.delegated_tokens - pool.warming_tokens
-            )
+            room = pool.own_stake * staking.parameter(1) - pool.delegated_tokens
             if amount * TOKEN <= room:
                 staking.delegate_to(p, amount * TOKEN, 0, sender=d)
         elif step == "activate" and view.warming and self._now() >= view.warm_until:
-            staking.activate(p, d, sender=co["keeper"])
-        elif step == "leave" and view.warming and self._now() < view.warm_until:
+            if self._has_room(p, view.warming):
+                staking.activate(p, d, sender=co["keeper"])
+        elif step == "leave" and view.warming:
             staking.cancel_warmup(p, sender=d)
         elif step == "leave" and view.shares:
             staking.undelegate(p, view.shares, sender=d)
@@ -252,8 +256,7 @@ class SystemMachine(EscrowMachine):
     def delegate(self, who, provider, amount):
         d, p = self.delegators[who], self.providers[provider]
         pool = self.m.staking.pool(p)
-        cap = pool.own_stake * self.m.staking.parameter(1)
-        room = cap - pool.delegated_tokens - pool.warming_tokens
+        room = pool.own_stake * self.m.staking.parameter(1) - pool.delegated_tokens
         if amount * TOKEN <= room:
             self.m.staking.delegate_to(p, amount * TOKEN, 0, sender=d)
 
@@ -263,7 +266,7 @@ class SystemMachine(EscrowMachine):
         view = self.m.staking.delegation(p, d)
         if not view.warming:
             return
-        if self._now() >= view.warm_until:
+        if self._now() >= view.warm_until and self._has_room(p, view.warming):
             self.m.staking.activate(p, d, sender=self.keeper)
         else:
             self.m.staking.cancel_warmup(p, sender=d)
@@ -417,7 +420,11 @@ class SystemMachine(EscrowMachine):
         for d in [*self.delegators, self.coalition["delegator"]]:
             for p in self.providers:
                 view = staking.delegation(p, d)
-                if view.warming and self._now() >= view.warm_until:
+                if (
+                    view.warming
+                    and self._now() >= view.warm_until
+                    and self._has_room(p, view.warming)
+                ):
                     staking.activate(p, d, sender=d)
                 elif view.warming:
                     before = token.balanceOf(d)

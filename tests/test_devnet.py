@@ -187,14 +187,16 @@ def test_deploy_script_resumes_a_cut_off_run_and_then_sends_nothing(devnet, depl
 
 
 def test_fork_tests_pass_on_a_fork_of_the_devnet_and_leave_it_untouched(devnet, deployment):
+    """tests/fork on a fork of the devnet, including the whole-system state machine (a
+    small profile, with the coalition actor) on the deployment as deployed."""
     head = devnet.head()
     env_manifest = {**devnet.env, "COMPUTESHARE_MANIFEST": str(devnet.manifest)}
     done = devnet.run(
         str(BIN / "ape"), "test", "tests/fork", "--network", FORK, "-p", "no:warnings",
-        env=env_manifest,
+        env=env_manifest, timeout=1200,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    assert re.search(r"\b5 passed\b", done.stdout)
+    assert re.search(r"\b6 passed\b", done.stdout)
     assert devnet.head() == head
 
 

@@ -347,14 +347,33 @@ def test_warmup_rules(market, chain, deployer, providers, accounts, when):
         assert m.staking.bonded_stake(p) == m.staking.pool(p).own_stake
     else:
         chain.pending_timestamp += m.staking.parameter(7)
-        with ape.reverts("staking: warm-up over, activate"):
-            m.staking.cancel_warmup(p, sender=d)
         # Anyone may activate a warmed-up delegation.
         m.staking.activate(p, d, sender=deployer)
         assert m.staking.delegation(p, d).value == pytest.approx(1_000 * TOKEN, abs=2)
         assert m.staking.delegation(p, d).warming == 0
     # Warming tokens vote for their owner from the start.
     assert m.staking.delegation(p, d).votes == 1_000 * TOKEN
+
+
+def test_a_warmed_position_waits_for_room_and_can_always_leave(
+    market, chain, deployer, providers, accounts
+):
+    """Warming tokens hold no room under the delegation cap (else a squatter could hold
+    a provider's whole cap at no risk): the cap is checked again when they join. A
+    position that finds the pool full stays outside and its owner takes it back."""
+    m, p = market, providers[0]
+    early, late = accounts[14], accounts[15]
+    cap = m.staking.pool(p).own_stake * m.staking.parameter(1)
+    for a, amount in ((early, cap), (late, 1_000 * TOKEN)):
+        m.token.transfer(a, amount, sender=deployer)
+        m.token.approve(m.staking, MAX_UINT, sender=a)
+        m.staking.delegate_to(p, amount, 0, sender=a)
+    chain.pending_timestamp += m.staking.parameter(7)
+    m.staking.activate(p, early, sender=deployer)
+    with ape.reverts("staking: delegation over cap"):
+        m.staking.activate(p, late, sender=deployer)
+    m.staking.cancel_warmup(p, sender=late)
+    assert m.token.balanceOf(late) == 1_000 * TOKEN
 
 
 def test_the_warmup_outlasts_any_job_under_the_defaults(market):

@@ -588,17 +588,21 @@ def test_expire_refunds_missing_and_slashes_no_shows(
     chain.pending_timestamp += HOUR
     reveal(m, job, providers[0], s0, GOOD)
     chain.pending_timestamp = m.jobs.view(job).phase_end
+    # One revealed vote of three is no majority: the job goes to the arbiter, who could
+    # pay the revealed result; unruled, the revealed replica is released unpaid and the
+    # silent provider slashed.
     receipt = m.jobs.expire(job, sender=keeper)
+    assert receipt.decode_logs(m.escrow.Disputed)
+    chain.pending_timestamp = m.jobs.view(job).phase_end
+    receipt = m.jobs.finalize(job, sender=keeper)
     outcomes = [(e["provider"], e.outcome) for e in receipt.decode_logs(m.escrow.ReplicaSettled)]
-    # One revealed vote of three is no majority (nothing to rule on either): no pay; the
-    # silent provider is slashed.
     assert outcomes == [(providers[0], OUTCOME_FAILED), (providers[1], OUTCOME_SLASHED)]
     (settled,) = receipt.decode_logs(m.escrow.JobSettled)
     assert settled.refunded == 3 * PRICE and settled.bounty > 0
     # No majority: no result is reported as accepted.
     assert settled.result_hash == b"\x00" * 32 and m.jobs.view(job).leader_votes == 1
     with ape.reverts("job_escrow: job not open"):
-        m.jobs.expire(job, sender=keeper)
+        m.jobs.finalize(job, sender=keeper)
 
 
 def test_expire_without_any_acceptance_refunds_all(market, client, chain, keeper, post_job):

@@ -77,8 +77,11 @@ class StakingMachine(CountedMachine):
         return self.staking.delegation(self.provider, account)
 
     def _warmed(self, account) -> bool:
+        """Warmed up, and the pool has room for it under the cap (else it stays out)."""
         position = self._position(account)
-        return position.warming != 0 and self.chain.pending_timestamp >= position.warm_until
+        if position.warming == 0 or self.chain.pending_timestamp < position.warm_until:
+            return False
+        return self.delegated_tokens + position.warming <= self.own * 10
 
     def _activate(self, account):
         """Activates `account`'s warmed-up tokens (a transaction of its own, so the rule
@@ -144,7 +147,7 @@ class StakingMachine(CountedMachine):
             with ape.reverts("staking: provider has no stake"):
                 self.staking.delegate_to(self.provider, amount, min_cut, sender=account)
             return
-        if self.delegated_tokens + self.warming_tokens + amount > self.own * 10:
+        if self.delegated_tokens + amount > self.own * 10:
             with ape.reverts("staking: delegation over cap"):
                 self.staking.delegate_to(self.provider, amount, min_cut, sender=account)
             return
@@ -163,13 +166,15 @@ class StakingMachine(CountedMachine):
                 self.staking.activate(self.provider, account, sender=self.payer)
             return
         if self._warmed(account):
-            with ape.reverts("staking: warm-up over, activate"):
-                self.staking.cancel_warmup(self.provider, sender=account)
             self._activate(account)
             return
-        with ape.reverts("staking: still warming up"):
-            self.staking.activate(self.provider, account, sender=self.payer)
-        # Leaving during the warm-up returns exactly what came in.
+        if self.chain.pending_timestamp < position.warm_until:
+            with ape.reverts("staking: still warming up"):
+                self.staking.activate(self.provider, account, sender=self.payer)
+        else:
+            with ape.reverts("staking: delegation over cap"):
+                self.staking.activate(self.provider, account, sender=self.payer)
+        # Tokens not in the pool leave at once, exactly what came in.
         before = self.token.balanceOf(account)
         self.staking.cancel_warmup(self.provider, sender=account)
         assert self.token.balanceOf(account) - before == self.warming.pop(account.address)
@@ -230,7 +235,7 @@ class StakingMachine(CountedMachine):
             with ape.reverts("staking: provider has no stake"):
                 self.staking.cancel_undelegation(self.provider, sender=account)
             return
-        if self.delegated_tokens + self.warming_tokens + position.thawing > self.own * 10:
+        if self.delegated_tokens + position.thawing > self.own * 10:
             with ape.reverts("staking: delegation over cap"):
                 self.staking.cancel_undelegation(self.provider, sender=account)
             return
