@@ -196,9 +196,10 @@ def test_nobody_is_forced_into_a_pool_while_it_may_still_leave(
         assert m.token.balanceOf(d) == 20_000 * TOKEN
 
     with chain.isolate():
+        # Not yet in the pool after its warm-up: still the delegator's to take back.
         chain.pending_timestamp = warm_until
-        with ape.reverts("staking: warm-up over, activate"):
-            m.staking.cancel_warmup(p, sender=d)
+        m.staking.cancel_warmup(p, sender=d)
+        assert m.token.balanceOf(d) == 20_000 * TOKEN
     with chain.isolate():
         # A job is about to settle; a stranger activates the position first.
         deadline = chain.pending_timestamp + DAY
@@ -219,15 +220,6 @@ def test_nobody_is_forced_into_a_pool_while_it_may_still_leave(
     assert abs(position.value - 5_000 * TOKEN) <= 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "a warming position counts against the delegation cap but bears no slash and is "
-        "cancellable at once, and a top-up restarts its clock: a squatter holds a "
-        "provider's whole cap indefinitely at no cost, locking every other delegator out"
-    ),
-)
 def test_warming_positions_cannot_squat_the_delegation_cap(
     market, chain, deployer, providers, accounts
 ):
@@ -261,15 +253,6 @@ def test_warming_positions_cannot_squat_the_delegation_cap(
     assert joined, "an honest delegator is still locked out by a risk-free warming squat"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "set_delegator_cut's immediate branch (no shares, nothing warming) leaves an "
-        "earlier scheduled cut in place: it still applies at its time, overriding the "
-        "provider's latest cut, and until then refuses delegators asking for that cut"
-    ),
-)
 def test_an_immediate_cut_change_replaces_a_scheduled_one(
     market, chain, deployer, providers, accounts
 ):
@@ -433,15 +416,6 @@ def test_a_client_with_a_sybil_dissenter_gains_nothing(
         assert holdings(m, honest) == honest_before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "k > 1: one revealed result and no-shows for the rest is neither a strict majority "
-        "nor dissent, so the honest revealer is released unpaid; a client whose Sybil "
-        "no-shows gets the revealed result for 3.75 instead of 10"
-    ),
-)
 def test_a_no_show_sybil_cannot_take_an_honest_replicas_work_below_its_price(
     market, chain, post_job, run_replica, providers, arbiter, client
 ):
