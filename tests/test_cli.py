@@ -132,6 +132,7 @@ def test_approvals_are_exact_unless_asked_and_said(cli, cs, accounts, chain):
         cli("delegator", "activate", str(accounts[4]), account=10), "still warming up: activate "
     )
     chain.pending_timestamp += 11 * 86_400
+    chain.mine()
     result = cli("delegator", "activate", str(accounts[4]), account=10)
     assert "shares received: " in result.output, result.output
     result = cli("delegator", "undelegate", str(accounts[4]), "1000", account=10)

@@ -35,7 +35,7 @@ def test_system_state_machine(
 ):
     """The system as deployed, under random use by every role."""
     m = dao
-    coalition_keeper = accounts.test_accounts.generate_test_account()
+    coalition_keeper = accounts.generate_test_account()
     deployer.transfer(coalition_keeper, 10**19)
     actors = {
         "clients": [client, accounts[17]],

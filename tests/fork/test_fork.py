@@ -101,7 +101,7 @@ def test_the_system_machine_holds_on_the_fork(chain, accounts, cs):
     cs.escrow.set_roles(arbiter, Role.ARBITER, sender=timelock)
     cs.escrow.set_guardian(guardian, chain.pending_timestamp + 180 * DAY, sender=timelock)
     providers = [accounts[4], accounts[10], accounts[11]]
-    keeper = accounts.test_accounts.generate_test_account()
+    keeper = accounts.generate_test_account()
     deployer.transfer(keeper, 10**19)
     actors = {
         "clients": [accounts[12], accounts[17]],
