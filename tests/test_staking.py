@@ -253,19 +253,20 @@ def test_delegate_warms_up_then_mints_shares(staked, token, provider, delegator,
         staked.activate(provider, delegator, sender=provider)
 
 
-def test_delegation_limits(staked, staking, provider, delegator, alice, deployer):
+def test_delegation_limits(staked, staking, provider, delegator, alice, deployer, chain):
     with ape.reverts("staking: delegation below minimum"):
         staked.delegate_to(provider, 100 * TOKEN - 1, 0, sender=delegator)
     with ape.reverts("staking: provider has no stake"):
         staked.delegate_to(alice, 100 * TOKEN, 0, sender=delegator)
     with ape.reverts("staking: delegator cut below minimum"):
         staked.delegate_to(provider, 100 * TOKEN, 5_001, sender=delegator)
-    # Cap: 10 x 10,000 own stake, counting what is still warming up.
-    staked.delegate_to(provider, 99_000 * TOKEN, 5_000, sender=delegator)
+    # Cap: 10 x 10,000 own stake, of tokens in the pool (warming tokens hold no room).
+    warm_delegation(staked, chain, provider, 99_000 * TOKEN, delegator, min_cut_bps=5_000)
     with ape.reverts("staking: delegation over cap"):
         staked.delegate_to(provider, 1_000 * TOKEN + 1, 0, sender=alice)
     staked.delegate_to(provider, 1_000 * TOKEN, 0, sender=alice)
-    assert staked.pool(provider).warming_tokens == 100_000 * TOKEN
+    assert staked.pool(provider).delegated_tokens == 99_000 * TOKEN
+    assert staked.pool(provider).warming_tokens == 1_000 * TOKEN
 
 
 def test_undelegate_then_withdraw(staked, token, provider, delegator, chain):
