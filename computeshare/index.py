@@ -1440,6 +1440,8 @@ HANDLERS: dict[tuple[str, str], Callable[[Page, dict, dict, str], None]] = {
     ("Staking", "ThawCancelled"): _stake("thaw_cancelled"),
     ("Staking", "Withdrawn"): _stake("withdrawn"),
     ("Staking", "Delegated"): _stake("delegated"),
+    ("Staking", "DelegationActivated"): _stake("activated"),
+    ("Staking", "WarmupCancelled"): _stake("warmup_cancelled"),
     ("Staking", "Undelegated"): _stake("undelegated"),
     ("Staking", "UndelegationCancelled"): _stake("undelegation_cancelled"),
     ("Staking", "DelegationWithdrawn"): _stake("delegation_withdrawn"),
