@@ -106,6 +106,15 @@ _DEFAULT: constant(DynArray[uint256, governed.MAX_KEYS]) = [
 # `_locked`; the views report the amount alone.
 _IN_USE: constant(uint256) = 1 << 255
 _VIRTUAL_SHARES: constant(uint256) = 10**6
+# A delegation's warm-up position, one word (`Delegation.warm`):
+#
+#   | bits     | field                                  |
+#   | -------- | -------------------------------------- |
+#   | 0..191   | tokens warming up (below 2**192: every |
+#   |          | token of the fixed supply fits)        |
+#   | 192..255 | when they may join the pool            |
+_WARM_UNTIL_AT: constant(uint256) = 192
+_WARMING_MASK: constant(uint256) = 2**192 - 1
 _VIRTUAL_TOKENS: constant(uint256) = 1
 
 
@@ -244,19 +253,23 @@ def delegate_to(provider: address, amount: uint256, min_cut_bps: uint256) -> uin
     @return uint256 The caller's tokens warming up at `provider`.
     """
     assert amount >= governed._get(MIN_DELEGATION), "staking: delegation below minimum"
-    self._settle_cut(provider)
-    pool: IStaking.Pool = self._pools[provider]
-    assert pool.delegator_cut_bps >= min_cut_bps and (pool.pending_cut_at == 0 or pool.pending_cut_bps >= min_cut_bps), "staking: delegator cut below minimum"
-    assert pool.own_stake != 0, "staking: provider has no stake"
+    # The cut in force, and a scheduled one not yet in force, must both reach the minimum.
+    cut: uint256 = self._pools[provider].delegator_cut_bps
+    pending_at: uint256 = self._pools[provider].pending_cut_at
+    if pending_at != 0:
+        pending: uint256 = self._pools[provider].pending_cut_bps
+        cut = pending if block.timestamp >= pending_at else min(cut, pending)
+    assert cut >= min_cut_bps, "staking: delegator cut below minimum"
+    own: uint256 = self._pools[provider].own_stake
+    assert own != 0, "staking: provider has no stake"
     # Warming tokens do not hold room in the pool (they could be taken back at any time):
     # the cap is checked here and again when they join.
-    assert pool.delegated_tokens + amount <= pool.own_stake * governed._get(MAX_DELEGATION_RATIO), "staking: delegation over cap"
+    assert self._pools[provider].delegated_tokens + amount <= own * governed._get(MAX_DELEGATION_RATIO), "staking: delegation over cap"
     self._activate(provider, msg.sender)
-    warming: uint256 = self._delegations[provider][msg.sender].warming + amount
+    warming: uint256 = self._warming(self._delegations[provider][msg.sender].warm) + amount
     warm_until: uint256 = block.timestamp + governed._get(WARMUP)
     self._pools[provider].warming_tokens += amount
-    self._delegations[provider][msg.sender].warming = warming
-    self._delegations[provider][msg.sender].warm_until = warm_until
+    self._delegations[provider][msg.sender].warm = self._pack_warm(warming, warm_until)
     self._delegations[provider][msg.sender].units += amount
     log IStaking.Delegated(provider=provider, delegator=msg.sender, amount=amount, shares=0)
     self._pull(msg.sender, amount)
@@ -275,9 +288,10 @@ def activate(provider: address, delegator: address) -> uint256:
     @param delegator The delegator.
     @return uint256 Shares minted.
     """
-    amount: uint256 = self._delegations[provider][delegator].warming
+    warm: uint256 = self._delegations[provider][delegator].warm
+    amount: uint256 = self._warming(warm)
     assert amount != 0, "staking: nothing warming"
-    assert block.timestamp >= self._delegations[provider][delegator].warm_until, "staking: still warming up"
+    assert block.timestamp >= self._warm_until(warm), "staking: still warming up"
     assert self._pools[provider].delegated_tokens + amount <= self._pools[provider].own_stake * governed._get(MAX_DELEGATION_RATIO), "staking: delegation over cap"
     return self._activate(provider, delegator)
 
@@ -291,11 +305,10 @@ def cancel_warmup(provider: address) -> uint256:
     @param provider The provider.
     @return uint256 Tokens paid.
     """
-    amount: uint256 = self._delegations[provider][msg.sender].warming
+    amount: uint256 = self._warming(self._delegations[provider][msg.sender].warm)
     assert amount != 0, "staking: nothing warming"
     self._pools[provider].warming_tokens -= amount
-    self._delegations[provider][msg.sender].warming = 0
-    self._delegations[provider][msg.sender].warm_until = 0
+    self._delegations[provider][msg.sender].warm = 0
     self._delegations[provider][msg.sender].units -= amount
     log IStaking.WarmupCancelled(provider=provider, delegator=msg.sender, amount=amount)
     self._unbond(msg.sender, amount)
@@ -324,7 +337,7 @@ def undelegate(provider: address, shares: uint256) -> uint256:
     self._delegations[provider][msg.sender].shares = held - shares
     # The undelegated shares take their part of the active position's voting units to
     # thawing (units still warming up stay).
-    units: uint256 = self._delegations[provider][msg.sender].units - self._delegations[provider][msg.sender].warming
+    units: uint256 = self._delegations[provider][msg.sender].units - self._warming(self._delegations[provider][msg.sender].warm)
     moved_units: uint256 = units * shares // held
     self._delegations[provider][msg.sender].units -= moved_units
     self._delegations[provider][msg.sender].thaw_units += moved_units
@@ -638,8 +651,8 @@ def delegation(provider: address, delegator: address) -> IStaking.DelegationView
         ),
         unlock_at=position.unlock_at,
         votes=position.units + position.thaw_units,
-        warming=position.warming,
-        warm_until=position.warm_until,
+        warming=self._warming(position.warm),
+        warm_until=self._warm_until(position.warm),
     )
 
 
@@ -689,14 +702,33 @@ def _add_delegation(provider: address, delegator: address, amount: uint256) -> u
 
 
 @internal
+@pure
+def _warming(warm: uint256) -> uint256:
+    return warm & _WARMING_MASK
+
+
+@internal
+@pure
+def _warm_until(warm: uint256) -> uint256:
+    return warm >> _WARM_UNTIL_AT
+
+
+@internal
+@pure
+def _pack_warm(warming: uint256, warm_until: uint256) -> uint256:
+    return warming | (warm_until << _WARM_UNTIL_AT)
+
+
+@internal
 def _activate(provider: address, delegator: address) -> uint256:
     """
     @dev Moves `delegator`'s warmed-up tokens at `provider` into the pool as shares at
          the pool's price; nothing when none are warming, the warm-up still runs or the
          pool has no room for them under its cap (an exit is never blocked by this).
     """
-    amount: uint256 = self._delegations[provider][delegator].warming
-    if amount == 0 or block.timestamp < self._delegations[provider][delegator].warm_until:
+    warm: uint256 = self._delegations[provider][delegator].warm
+    amount: uint256 = self._warming(warm)
+    if amount == 0 or block.timestamp < self._warm_until(warm):
         return 0
     tokens: uint256 = self._pools[provider].delegated_tokens
     if tokens + amount > self._pools[provider].own_stake * governed._get(MAX_DELEGATION_RATIO):
@@ -706,8 +738,7 @@ def _activate(provider: address, delegator: address) -> uint256:
     self._pools[provider].warming_tokens -= amount
     self._pools[provider].delegated_tokens = tokens + amount
     self._pools[provider].delegated_shares = total + shares
-    self._delegations[provider][delegator].warming = 0
-    self._delegations[provider][delegator].warm_until = 0
+    self._delegations[provider][delegator].warm = 0
     self._delegations[provider][delegator].shares += shares
     log IStaking.DelegationActivated(provider=provider, delegator=delegator, amount=amount, shares=shares)
     return shares
