@@ -1,7 +1,9 @@
 """Attacks on the economics of the slashing order, the warm-up, k > 1 escalation and the
 record floor, played as an attacker would play them on the local node with the default
-parameters. Each test asserts the secure outcome; a test marked `xfail(strict=True)` is a
-weakness the current contracts still have (its reason says what and how much).
+parameters. Each test asserts the secure outcome. Three of them first showed weaknesses
+(a risk-free squat of a delegation cap, a scheduled cut outliving an immediate one, an
+honest replica left unpaid beside a no-show); the contracts were fixed and the tests
+assert the fixes.
 """
 
 from __future__ import annotations
