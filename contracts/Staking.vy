@@ -260,11 +260,10 @@ def delegate_to(provider: address, amount: uint256, min_cut_bps: uint256) -> uin
         pending: uint256 = self._pools[provider].pending_cut_bps
         cut = pending if block.timestamp >= pending_at else min(cut, pending)
     assert cut >= min_cut_bps, "staking: delegator cut below minimum"
-    own: uint256 = self._pools[provider].own_stake
-    assert own != 0, "staking: provider has no stake"
+    assert self._pools[provider].own_stake != 0, "staking: provider has no stake"
     # Warming tokens do not hold room in the pool (they could be taken back at any time):
     # the cap is checked here and again when they join.
-    assert self._pools[provider].delegated_tokens + amount <= own * governed._get(MAX_DELEGATION_RATIO), "staking: delegation over cap"
+    assert self._pools[provider].delegated_tokens + amount <= self._cap(provider), "staking: delegation over cap"
     self._activate(provider, msg.sender)
     warming: uint256 = self._warming(self._delegations[provider][msg.sender].warm) + amount
     warm_until: uint256 = block.timestamp + governed._get(WARMUP)
@@ -288,12 +287,14 @@ def activate(provider: address, delegator: address) -> uint256:
     @param delegator The delegator.
     @return uint256 Shares minted.
     """
-    warm: uint256 = self._delegations[provider][delegator].warm
-    amount: uint256 = self._warming(warm)
-    assert amount != 0, "staking: nothing warming"
-    assert block.timestamp >= self._warm_until(warm), "staking: still warming up"
-    assert self._pools[provider].delegated_tokens + amount <= self._pools[provider].own_stake * governed._get(MAX_DELEGATION_RATIO), "staking: delegation over cap"
-    return self._activate(provider, delegator)
+    shares: uint256 = self._activate(provider, delegator)
+    if shares == 0:
+        # `_activate` mints at least one share when it moves tokens: say why it did not.
+        warm: uint256 = self._delegations[provider][delegator].warm
+        assert self._warming(warm) != 0, "staking: nothing warming"
+        assert block.timestamp >= self._warm_until(warm), "staking: still warming up"
+        raise "staking: delegation over cap"
+    return shares
 
 
 @external
@@ -687,10 +688,9 @@ def _to_tokens(shares: uint256, tokens: uint256, total_shares: uint256) -> uint2
 
 @internal
 def _add_delegation(provider: address, delegator: address, amount: uint256) -> uint256:
-    own: uint256 = self._pools[provider].own_stake
-    assert own != 0, "staking: provider has no stake"
+    assert self._pools[provider].own_stake != 0, "staking: provider has no stake"
     tokens: uint256 = self._pools[provider].delegated_tokens
-    assert tokens + amount <= own * governed._get(MAX_DELEGATION_RATIO), "staking: delegation over cap"
+    assert tokens + amount <= self._cap(provider), "staking: delegation over cap"
     total: uint256 = self._pools[provider].delegated_shares
     shares: uint256 = self._to_shares(amount, tokens, total)
     assert shares != 0, "staking: delegation too small"
@@ -699,6 +699,16 @@ def _add_delegation(provider: address, delegator: address, amount: uint256) -> u
     self._delegations[provider][delegator].shares += shares
     log IStaking.Delegated(provider=provider, delegator=delegator, amount=amount, shares=shares)
     return shares
+
+
+@internal
+@view
+def _cap(provider: address) -> uint256:
+    """
+    @dev The most `provider`'s delegation pool may hold: `MAX_DELEGATION_RATIO` times its
+         own stake. Warming tokens are not counted (they hold no room).
+    """
+    return self._pools[provider].own_stake * governed._get(MAX_DELEGATION_RATIO)
 
 
 @internal
@@ -731,7 +741,7 @@ def _activate(provider: address, delegator: address) -> uint256:
     if amount == 0 or block.timestamp < self._warm_until(warm):
         return 0
     tokens: uint256 = self._pools[provider].delegated_tokens
-    if tokens + amount > self._pools[provider].own_stake * governed._get(MAX_DELEGATION_RATIO):
+    if tokens + amount > self._cap(provider):
         return 0
     total: uint256 = self._pools[provider].delegated_shares
     shares: uint256 = self._to_shares(amount, tokens, total)

@@ -101,6 +101,17 @@ class SystemMachine(EscrowMachine):
                 return voter
         return None
 
+    def _ready_to_match(self, client, provider, price, collateral) -> bool:
+        """Whether `provider` can take a k = 1 job of `client` now (not paused, below its
+        device's capacity, enough free stake); tops up the client's balance if so."""
+        if self._paused() is not False or self._running(provider) >= 4:
+            return False
+        if self.m.staking.free_stake(provider) < collateral:
+            return False
+        if self.m.escrow.balanceOf(client) < price:
+            self.m.escrow.deposit(price, sender=client)
+        return True
+
     def _has_room(self, provider, amount) -> bool:
         """Whether `amount` fits in `provider`'s pool under the delegation cap."""
         pool = self.m.staking.pool(provider)
@@ -153,12 +164,8 @@ class SystemMachine(EscrowMachine):
         p, c = co["provider"], co["client"]
         amount = price * TOKEN
         collateral = max(amount, self.m.staking.free_stake(p) * share // 100)
-        if self._paused() is not False or self._running(p) >= 4:
+        if not self._ready_to_match(c, p, amount, collateral):
             return
-        if self.m.staking.free_stake(p) < collateral:
-            return
-        if self.m.escrow.balanceOf(c) < amount:
-            self.m.escrow.deposit(amount, sender=c)
         deadline = self._now() + 2 * HOUR
         receipt = self.m.escrow.post(
             SPEC, job_requirements(), amount, 1, deadline, collateral, sender=c
@@ -221,12 +228,8 @@ class SystemMachine(EscrowMachine):
         """A client takes a provider's signed offer: a k = 1 job, accepted at once."""
         c, p = self.clients[client], self.providers[provider]
         amount = price * TOKEN
-        if self._paused() is not False or self._running(p) >= 4:
+        if not self._ready_to_match(c, p, amount, amount):
             return
-        if self.m.staking.free_stake(p) < amount:
-            return
-        if self.m.escrow.balanceOf(c) < amount:
-            self.m.escrow.deposit(amount, sender=c)
         self.offer_nonce += 1
         offer = {
             "provider": p.address,
@@ -454,10 +457,37 @@ class SystemMachine(EscrowMachine):
         self.every_token_is_accounted_for()
 
 
+def system_actors(accounts, deployer) -> dict:
+    """The machine's actors among the test accounts (the roles tests/conftest.py gives
+    them), and a coalition of one owner: providers[2], which also works for everyone else
+    (and starts faulty), with a client, a delegator and a keeper of its own."""
+    coalition_keeper = accounts.generate_test_account()
+    deployer.transfer(coalition_keeper, 10**19)
+    providers = [accounts[4], accounts[10], accounts[11]]
+    return {
+        "clients": [accounts[12], accounts[17]],
+        "providers": providers,
+        "delegators": [accounts[5], accounts[16]],
+        "voters": [accounts[1], accounts[2], accounts[3]],
+        "arbiter": accounts[13],
+        "keeper": accounts[14],
+        "guardian": accounts[15],
+        "stranger": accounts[9],
+        "deployer": deployer,
+        "coalition": {
+            "provider": providers[2],
+            "client": accounts[18],
+            "delegator": accounts[19],
+            "keeper": coalition_keeper,
+        },
+    }
+
+
 def fund_actors(m, chain, deployer, actors, *, voter_tokens=(30, 20, 10)) -> None:
     """Funds the machine's actors from `deployer`: providers stake 10,000 and register a
     device, clients deposit 10,000, delegators hold tokens, voters self-delegate
-    `voter_tokens` million tokens (quorum needs 40M of a billion)."""
+    `voter_tokens` million tokens (quorum needs 40M of a billion; none when the voters
+    already hold their votes)."""
     token, staking, escrow = m.token, m.staking, m.escrow
     unlimited = 2**256 - 1
     coalition = actors["coalition"]
@@ -474,7 +504,7 @@ def fund_actors(m, chain, deployer, actors, *, voter_tokens=(30, 20, 10)) -> Non
         token.transfer(d, 200_000 * TOKEN, sender=deployer)
         token.approve(staking, unlimited, sender=d)
         method(token, "delegate")(d, sender=d)
-    for voter, millions in zip(actors["voters"], voter_tokens, strict=True):
+    for voter, millions in zip(actors["voters"], voter_tokens or (), strict=False):
         token.transfer(voter, millions * 1_000_000 * TOKEN, sender=deployer)
         method(token, "delegate")(voter, sender=voter)
     advance(chain, 1)

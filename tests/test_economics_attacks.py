@@ -255,6 +255,27 @@ def test_warming_positions_cannot_squat_the_delegation_cap(
     assert joined, "an honest delegator is still locked out by a risk-free warming squat"
 
 
+def test_a_provider_shrinking_its_cap_cannot_trap_warmed_up_delegators(
+    market, chain, deployer, providers, accounts
+):
+    """A provider thaws most of its own stake while a delegation warms up, so the pool's cap
+    no longer has room for it. Nobody can force the tokens in (activation says why), and
+    their owner takes them back in full, at once: the provider gains nothing and the
+    delegator loses nothing."""
+    m, p = market, providers[0]
+    d = accounts[16]
+    _fund(m, deployer, d, 50_000 * TOKEN)
+    m.staking.delegate_to(p, 50_000 * TOKEN, 0, sender=d)
+    m.staking.request_thaw(9_000 * TOKEN, sender=p)  # the cap falls from 100,000 to 10,000
+    chain.pending_timestamp += m.staking.parameter(WARMUP)
+    with ape.reverts("staking: delegation over cap"):
+        m.staking.activate(p, d, sender=p)
+    assert m.staking.delegation(p, d).shares == 0
+    m.staking.cancel_warmup(p, sender=d)
+    assert m.token.balanceOf(d) == 50_000 * TOKEN
+    assert m.staking.pool(p).warming_tokens == 0
+
+
 def test_an_immediate_cut_change_replaces_a_scheduled_one(
     market, chain, deployer, providers, accounts
 ):

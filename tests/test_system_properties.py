@@ -26,43 +26,16 @@ from __future__ import annotations
 from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from tests.helpers import TOKEN, delegate
-from tests.system_machine import SystemMachine
+from tests.system_machine import SystemMachine, fund_actors, system_actors
 
 
-def test_system_state_machine(
-    dao, deployer, accounts, providers, client, arbiter, keeper, chain, fund_provider, fund_client
-):
+def test_system_state_machine(dao, deployer, accounts, arbiter, keeper, guardian, chain):
     """The system as deployed, under random use by every role."""
     m = dao
-    coalition_keeper = accounts.generate_test_account()
-    deployer.transfer(coalition_keeper, 10**19)
-    actors = {
-        "clients": [client, accounts[17]],
-        "providers": providers,
-        "delegators": [accounts[5], accounts[16]],
-        "voters": [accounts[1], accounts[2], accounts[3]],
-        "arbiter": arbiter,
-        "keeper": keeper,
-        "guardian": accounts[15],
-        "stranger": accounts[9],
-        "deployer": deployer,
-        # providers[2] also works for everyone else (and starts faulty).
-        "coalition": {
-            "provider": providers[2],
-            "client": accounts[18],
-            "delegator": accounts[19],
-            "keeper": coalition_keeper,
-        },
-    }
-    for p in providers:
-        fund_provider(p, tokens=200_000 * TOKEN, m=m)
-    for c in [*actors["clients"], actors["coalition"]["client"]]:
-        fund_client(c, tokens=200_000 * TOKEN, m=m)
-    for d in [*actors["delegators"], actors["coalition"]["delegator"]]:
-        m.token.transfer(d, 200_000 * TOKEN, sender=deployer)
-        m.token.approve(m.staking, 2**256 - 1, sender=d)
-        delegate(m.token, d, d)
+    actors = system_actors(accounts, deployer)
+    # The deployment named these as its arbiter and guardian; the voters hold their votes.
+    assert (actors["arbiter"], actors["keeper"], actors["guardian"]) == (arbiter, keeper, guardian)
+    fund_actors(m, chain, deployer, actors, voter_tokens=None)
     profile = settings()
     run_state_machine_as_test(
         lambda: SystemMachine(m, actors, chain),

@@ -24,7 +24,7 @@ from computeshare.constants import DAY, TOKEN, Role
 from computeshare.deploy import OWNED, Manifest, verify_deployment
 from computeshare.governance import EXECUTED, call, rehearse
 from computeshare.params import parameter
-from tests.system_machine import SystemMachine, fund_actors
+from tests.system_machine import SystemMachine, fund_actors, system_actors
 
 FEE = parameter("JobEscrow", "PROTOCOL_FEE_BPS")
 
@@ -97,29 +97,9 @@ def test_the_system_machine_holds_on_the_fork(chain, accounts, cs):
         pytest.skip("the test accounts hold no tokens here: this runs on forks of a devnet")
     timelock = accounts[cs.timelock.address]
     timelock.balance += 10**20
-    arbiter, guardian = accounts[7], accounts[15]
-    cs.escrow.set_roles(arbiter, Role.ARBITER, sender=timelock)
-    cs.escrow.set_guardian(guardian, chain.pending_timestamp + 180 * DAY, sender=timelock)
-    providers = [accounts[4], accounts[10], accounts[11]]
-    keeper = accounts.generate_test_account()
-    deployer.transfer(keeper, 10**19)
-    actors = {
-        "clients": [accounts[12], accounts[17]],
-        "providers": providers,
-        "delegators": [accounts[5], accounts[16]],
-        "voters": [accounts[1], accounts[2], accounts[3]],
-        "arbiter": arbiter,
-        "keeper": accounts[8],
-        "guardian": guardian,
-        "stranger": accounts[9],
-        "deployer": deployer,
-        "coalition": {
-            "provider": providers[2],
-            "client": accounts[18],
-            "delegator": accounts[19],
-            "keeper": keeper,
-        },
-    }
+    actors = system_actors(accounts, deployer)
+    cs.escrow.set_roles(actors["arbiter"], Role.ARBITER, sender=timelock)
+    cs.escrow.set_guardian(actors["guardian"], chain.pending_timestamp + 180 * DAY, sender=timelock)
     fund_actors(cs, chain, deployer, actors)
     run_state_machine_as_test(
         lambda: SystemMachine(cs, actors, chain),
