@@ -12,13 +12,17 @@
         and GovernorTimelockControl) where the concepts match, so governance
         front-ends and scripts can read it.
 
-        - Ids are sequential: a proposal cannot be front-run into someone else's id and
-          cancelled (OpenZeppelin CVE-2023-34234 came from ids that hash the content).
-        - Actions are stored on-chain, so `queue` and `execute` take only the id.
+        - A proposal's id is `hashProposal(targets, values, calldatas, descriptionHash)`,
+          exactly as OpenZeppelin computes it. Actions are not stored: `ProposalCreated`
+          carries them, and `queue`, `execute` and `cancel` take them again.
+        - A description ending in `#proposer=0x<address>` may only be proposed by that
+          address (OpenZeppelin's answer to front-running a proposal into its id and
+          cancelling it, CVE-2023-34234).
         - The proposal threshold is checked at `clock() - 1`; a proposer has at most one
           live (not yet final) proposal.
-        - The quorum fraction is stored on the proposal at creation, so a later change of
-          it cannot revive or kill the proposal (OpenZeppelin CVE-2022-31198).
+        - The quorum fraction is checkpointed: a proposal's quorum is the fraction in force
+          at its snapshot, so a later change cannot revive or kill it (OpenZeppelin
+          CVE-2022-31198), and `quorum(timepoint)` answers for any past time.
         - A vote that first reaches quorum within `LATE_QUORUM_EXTENSION` of the deadline
           moves the deadline to that far from now; quorum is reached only once, so this
           happens at most once.
@@ -29,15 +33,20 @@
           or call anything.
         - A queued proposal's window (eta and expiry) is the timelock's, fixed when it is
           queued: a later delay or grace-period change neither revives nor extends it.
+        - ERC-165: answers for IGovernor (OpenZeppelin 5.x, with and without
+          `getProposalId`) and ERC-165. The params variants of voting take params and
+          ignore them, as GovernorCountingSimple does.
         - Every parameter has hard bounds in this contract; only the timelock sets them.
           `set_parameter` and `set_guardian` are `@reentrant` on purpose: the timelock
           calls them while `execute` holds the lock, and both check the caller first.
 
-        Storage per proposal: one word holds snapshot, deadline, for-votes, flags, action
-        count and quorum fraction, so a vote for it reads and writes one proposal word;
-        against and abstain votes share a second word. A voter's receipts are bits of a
-        word per 256 proposals, so a voter pays for a new storage word once per 256
-        proposals rather than once per vote.
+        Storage per proposal: one word holds snapshot, deadline, for-votes, flags, the
+        late-quorum extension and the proposal's sequential number, so a vote for it
+        reads and writes one proposal word; against and abstain votes share a second
+        word; proposer, eta and expiry a third. A voter's account word holds its ballot
+        nonce and its receipts for a run of 160 proposal numbers (older runs move to
+        a word of their own), so a voter pays for a new storage word once, not once per
+        vote, and a signed vote creates no nonce word of its own.
 """
 
 # Static analysis (vyper-guard, `make analyze`), contract-wide:
@@ -86,12 +95,16 @@ _DEFAULT: constant(DynArray[uint256, governed.MAX_KEYS]) = [constants.DAY, 5 * c
 MAX_ACTIONS: public(constant(uint256)) = 10
 # @notice Longest calldata of one action.
 MAX_CALLDATA: public(constant(uint256)) = 1024
-# @notice Longest description and vote reason.
+# @notice Longest description, vote reason and vote params.
 MAX_DESCRIPTION: public(constant(uint256)) = 2048
 MAX_REASON: public(constant(uint256)) = 512
-# @notice EIP-712 type of a vote by signature (OpenZeppelin 5's).
+MAX_PARAMS: public(constant(uint256)) = 512
+# @notice EIP-712 types of votes by signature (OpenZeppelin 5's).
 BALLOT_TYPEHASH: public(constant(bytes32)) = keccak256(
     "Ballot(uint256 proposalId,uint8 support,address voter,uint256 nonce)"
+)
+EXTENDED_BALLOT_TYPEHASH: public(constant(bytes32)) = keccak256(
+    "ExtendedBallot(uint256 proposalId,uint8 support,address voter,uint256 nonce,string reason,bytes params)"
 )
 
 # OpenZeppelin's `IGovernor.ProposalState` numbering.
@@ -108,25 +121,47 @@ _AGAINST: constant(uint8) = 0
 _FOR: constant(uint8) = 1
 _ABSTAIN: constant(uint8) = 2
 
-# Proposal word: snapshot | deadline << 48 | for-votes << 96 | flags << 192 | actions << 200
-# | quorum bps << 208 | late-quorum extension << 224.
+# ERC-165 ids: ERC-165 itself; OpenZeppelin 5.x IGovernor (the XOR of its 27 function
+# selectors, tests/test_governor_compat.py recomputes it); and the same without
+# `getProposalId` (OpenZeppelin 5.0), which OpenZeppelin's Governor also answers for.
+_ERC165_ID: constant(bytes4) = 0x01ffc9a7
+_IGOVERNOR_ID: constant(bytes4) = 0xcdbdfcee
+_IGOVERNOR_V50_ID: constant(bytes4) = 0x65455a86
+
+# Proposal word:
+# | bits     | field                      | width |
+# | -------- | -------------------------- | ----- |
+# | 0..47    | snapshot                   | 48    |
+# | 48..95   | deadline                   | 48    |
+# | 96..191  | for-votes                  | 96    |
+# | 192..199 | flags (_CANCELED, ...)     | 8     |
+# | 200..223 | late-quorum extension (s)  | 24    |
+# | 224..255 | sequential number, from 1  | 32    |
 _DEADLINE_SHIFT: constant(uint256) = 48
 _FOR_SHIFT: constant(uint256) = 96
-_FLAGS_SHIFT: constant(uint256) = 192
-_COUNT_SHIFT: constant(uint256) = 200
-_QUORUM_SHIFT: constant(uint256) = 208
-_EXTENSION_SHIFT: constant(uint256) = 224
+_EXTENSION_SHIFT: constant(uint256) = 200
+_NUMBER_SHIFT: constant(uint256) = 224
 _CANCELED: constant(uint256) = 1 << 192
 _QUEUED: constant(uint256) = 2 << 192
 _EXECUTED: constant(uint256) = 4 << 192
 _EXTENDED: constant(uint256) = 8 << 192
 _DEADLINE_CLEAR: constant(uint256) = ~(constants.U48 << 48)
 _FOR_CLEAR: constant(uint256) = ~(constants.U96 << 96)
-# Tally word: against | abstain << 96. Meta word: proposer | eta << 160.
+# Tally word: against | abstain << 96. Meta word: proposer | eta << 160 | expiry << 208.
 _ABSTAIN_SHIFT: constant(uint256) = 96
 _ETA_SHIFT: constant(uint256) = 160
 _EXPIRY_SHIFT: constant(uint256) = 208
+# Account word: receipts of proposal numbers `run * 160 .. run * 160 + 159` (bit
+# `number % 160`) | run << 160 (32 bits) | ballot nonce << 192 (64 bits).
+_RUN: constant(uint256) = 160
+_RUN_SHIFT: constant(uint256) = 160
+_NONCE_SHIFT: constant(uint256) = 192
+_RECEIPTS_MASK: constant(uint256) = 2**160 - 1
+# Quorum checkpoint: timepoint | numerator << 48.
+_NUMERATOR_SHIFT: constant(uint256) = 48
 _SET_GUARDIAN: constant(Bytes[4]) = method_id("set_guardian(address,uint256)", output_type=Bytes[4])
+_PROPOSER_MARKER: constant(Bytes[10]) = b"#proposer="
+_SUFFIX: constant(uint256) = 52
 
 
 # @notice The votes token (ComputeToken).
@@ -134,19 +169,19 @@ TOKEN: public(immutable(address))
 # @notice Runs succeeded proposals and owns the protocol.
 TIMELOCK: public(immutable(address))
 
-# @notice Number of proposals ever made; proposal ids run from 1 to it.
+# @notice Number of proposals ever made (OpenZeppelin GovernorStorage's name); each
+#         proposal's sequential number runs from 1 to it.
 proposalCount: public(uint256)
 
 _proposals: HashMap[uint256, uint256]
 _tallies: HashMap[uint256, uint256]
 _meta: HashMap[uint256, uint256]
-# Action `i` of proposal `id` at key `id << 8 | i`: target | value << 160, and its calldata.
-_actions: HashMap[uint256, uint256]
-_calldatas: HashMap[uint256, Bytes[MAX_CALLDATA]]
 _latest: HashMap[address, uint256]
-# Bit `id % 256` of word `id >> 8`: the voter voted on proposal `id`.
-_receipts: HashMap[address, HashMap[uint256, uint256]]
-_nonces: HashMap[address, uint256]
+_accounts: HashMap[address, uint256]
+# Receipts of a voter's earlier runs of 160 proposal numbers, by run.
+_old_receipts: HashMap[address, HashMap[uint256, uint256]]
+_quorum_checkpoints: HashMap[uint256, uint256]
+_quorum_checkpoint_count: uint256
 
 
 
@@ -164,6 +199,7 @@ def __init__(token: IComputeToken, timelock: ITimelock):
     TOKEN = token.address
     TIMELOCK = timelock.address
     governed.__init__(_LOW, _HIGH, _DEFAULT)
+    self._checkpoint_quorum(governed._get(QUORUM_BPS))
 
 
 # ---------------------------------------------------------------- proposals
@@ -178,16 +214,19 @@ def propose(
 ) -> uint256:
     """
     @notice Proposes that the timelock make these calls. The caller needs
-            `PROPOSAL_THRESHOLD` votes at `clock() - 1` and no other live proposal.
+            `PROPOSAL_THRESHOLD` votes at `clock() - 1` and no other live proposal; a
+            description ending in `#proposer=0x<address>` only that address may propose.
     @param targets Contracts to call, 1 to `MAX_ACTIONS`.
-    @param values Wei to send with each call (below 2**96), from the timelock.
+    @param values Wei to send with each call, from the timelock.
     @param calldatas Calldata of each call.
     @param description What the proposal does and why.
-    @return uint256 The proposal id.
+    @return uint256 The proposal id, `hashProposal(targets, values, calldatas,
+            keccak256(description))`.
     """
     count: uint256 = len(targets)
     assert count != 0, "governor: empty proposal"
     assert len(values) == count and len(calldatas) == count, "governor: invalid proposal length"
+    assert self._is_valid_description_for_proposer(msg.sender, description), "governor: restricted proposer"
     # analysis: cei_violation: a view of the protocol token's past votes, fixed at deploy.
     votes: uint256 = staticcall IComputeToken(TOKEN).getPastVotes(msg.sender, block.timestamp - 1)
     assert votes >= governed._get(PROPOSAL_THRESHOLD), "governor: proposer votes below threshold"
@@ -195,26 +234,22 @@ def propose(
     if latest != 0:
         assert self._is_final(self._state(latest)), "governor: proposer has a live proposal"
 
-    proposal_id: uint256 = self.proposalCount + 1
-    self.proposalCount = proposal_id
+    proposal_id: uint256 = self._hash_proposal(targets, values, calldatas, keccak256(description))
+    assert self._proposals[proposal_id] == 0, "governor: proposal already exists"
+    number: uint256 = self.proposalCount + 1
+    self.proposalCount = number
     snapshot: uint256 = block.timestamp + governed._get(VOTING_DELAY)
     deadline: uint256 = snapshot + governed._get(VOTING_PERIOD)
     self._proposals[proposal_id] = (
         snapshot
         | (deadline << _DEADLINE_SHIFT)
-        | (count << _COUNT_SHIFT)
-        | (governed._get(QUORUM_BPS) << _QUORUM_SHIFT)
         | (governed._get(LATE_QUORUM_EXTENSION) << _EXTENSION_SHIFT)
+        | (number << _NUMBER_SHIFT)
     )
     self._meta[proposal_id] = convert(msg.sender, uint256)
     self._latest[msg.sender] = proposal_id
     empty_signatures: DynArray[String[1], MAX_ACTIONS] = []
     for i: uint256 in range(count, bound=MAX_ACTIONS):
-        assert values[i] <= constants.U96, "governor: value too large"
-        key: uint256 = (proposal_id << 8) | i
-        self._actions[key] = convert(targets[i], uint256) | (values[i] << 160)
-        if len(calldatas[i]) != 0:
-            self._calldatas[key] = calldatas[i]
         empty_signatures.append("")
     log IGovernor.ProposalCreated(
         proposalId=proposal_id,
@@ -231,69 +266,102 @@ def propose(
 
 
 @external
-def queue(proposalId: uint256) -> uint256:
+def queue(
+    targets: DynArray[address, MAX_ACTIONS],
+    values: DynArray[uint256, MAX_ACTIONS],
+    calldatas: DynArray[Bytes[MAX_CALLDATA], MAX_ACTIONS],
+    descriptionHash: bytes32,
+) -> uint256:
     """
-    @notice Queues a succeeded proposal in the timelock.
-    @param proposalId The proposal.
+    @notice Queues a succeeded proposal in the timelock (its `scheduleBatch`, with this
+            governor's salt). Anyone may call.
+    @param targets The proposal's targets.
+    @param values The proposal's values.
+    @param calldatas The proposal's calldatas.
+    @param descriptionHash keccak256 of the proposal's description.
     @return uint256 The proposal id.
     """
-    assert self._state(proposalId) == STATE_SUCCEEDED, "governor: proposal not successful"
-    self._proposals[proposalId] |= _QUEUED
+    proposal_id: uint256 = self._hash_proposal(targets, values, calldatas, descriptionHash)
+    assert self._state(proposal_id) == STATE_SUCCEEDED, "governor: proposal not successful"
+    self._proposals[proposal_id] |= _QUEUED
     eta: uint256 = 0
     expires_at: uint256 = 0
-    eta, expires_at = extcall ITimelock(TIMELOCK).queue(self._operation(proposalId), proposalId)
+    # The timelock waits at least its minimum delay: zero asks for exactly that.
+    eta, expires_at = extcall ITimelock(TIMELOCK).scheduleBatch(
+        targets, values, calldatas, empty(bytes32), self._salt(descriptionHash), 0
+    )
     # The window is the timelock's, fixed now: later changes never revive or extend it.
-    self._meta[proposalId] |= (eta << _ETA_SHIFT) | (expires_at << _EXPIRY_SHIFT)
-    log IGovernor.ProposalQueued(proposalId=proposalId, etaSeconds=eta)
-    return proposalId
+    self._meta[proposal_id] |= (eta << _ETA_SHIFT) | (expires_at << _EXPIRY_SHIFT)
+    log IGovernor.ProposalQueued(proposalId=proposal_id, etaSeconds=eta)
+    return proposal_id
 
 
 @external
 @payable
-def execute(proposalId: uint256) -> uint256:
+def execute(
+    targets: DynArray[address, MAX_ACTIONS],
+    values: DynArray[uint256, MAX_ACTIONS],
+    calldatas: DynArray[Bytes[MAX_CALLDATA], MAX_ACTIONS],
+    descriptionHash: bytes32,
+) -> uint256:
     """
     @notice Executes a queued proposal through the timelock once its delay has passed
             and before its grace period ends (the timelock checks both). Anyone may call;
             ether sent along is forwarded to the timelock.
-    @param proposalId The proposal.
+    @param targets The proposal's targets.
+    @param values The proposal's values.
+    @param calldatas The proposal's calldatas.
+    @param descriptionHash keccak256 of the proposal's description.
     @return uint256 The proposal id.
     """
+    proposal_id: uint256 = self._hash_proposal(targets, values, calldatas, descriptionHash)
     # Queued, and neither executed nor cancelled since. The timelock checks the time: it
     # rejects the call before the eta ("operation not ready") and after the grace period.
-    word: uint256 = self._proposals[proposalId]
+    word: uint256 = self._proposals[proposal_id]
     assert word & (_QUEUED | _EXECUTED | _CANCELED) == _QUEUED, "governor: proposal not queued"
-    self._proposals[proposalId] = word | _EXECUTED
-    log IGovernor.ProposalExecuted(proposalId=proposalId)
-    targets: DynArray[address, MAX_ACTIONS] = []
-    values: DynArray[uint256, MAX_ACTIONS] = []
-    calldatas: DynArray[Bytes[MAX_CALLDATA], MAX_ACTIONS] = []
-    targets, values, calldatas = self._load_actions(proposalId)
+    self._proposals[proposal_id] = word | _EXECUTED
+    log IGovernor.ProposalExecuted(proposalId=proposal_id)
     # analysis: locked_ether: ether sent along is forwarded to the timelock in the next line; the Governor keeps none.
-    extcall ITimelock(TIMELOCK).execute(proposalId, targets, values, calldatas, value=msg.value)
-    return proposalId
+    extcall ITimelock(TIMELOCK).executeBatch(
+        targets, values, calldatas, empty(bytes32), self._salt(descriptionHash), value=msg.value
+    )
+    return proposal_id
 
 
 @external
-def cancel(proposalId: uint256) -> uint256:
+def cancel(
+    targets: DynArray[address, MAX_ACTIONS],
+    values: DynArray[uint256, MAX_ACTIONS],
+    calldatas: DynArray[Bytes[MAX_CALLDATA], MAX_ACTIONS],
+    descriptionHash: bytes32,
+) -> uint256:
     """
     @notice Cancels a proposal: its proposer while it is pending, or the guardian during
-            its appointment at any time before the proposal is final (queued included).
-    @param proposalId The proposal.
+            its appointment at any time before the proposal is final (queued included),
+            unless the proposal calls `set_guardian`.
+    @param targets The proposal's targets.
+    @param values The proposal's values.
+    @param calldatas The proposal's calldatas.
+    @param descriptionHash keccak256 of the proposal's description.
     @return uint256 The proposal id.
     """
-    state: uint8 = self._state(proposalId)
+    proposal_id: uint256 = self._hash_proposal(targets, values, calldatas, descriptionHash)
+    state: uint8 = self._state(proposal_id)
     if guardianship._is_active(msg.sender):
         assert not self._is_final(state), "governor: proposal is final"
         # The DAO can always replace its guardian: a guardian cannot cancel that.
-        assert not self._changes_guardian(proposalId), "governor: guardian cannot cancel a guardian change"
+        assert not self._changes_guardian(calldatas), "governor: guardian cannot cancel a guardian change"
     else:
-        assert msg.sender == convert(self._meta[proposalId] & constants.ADDRESS_MASK, address), "governor: caller cannot cancel"
+        assert msg.sender == convert(self._meta[proposal_id] & constants.ADDRESS_MASK, address), "governor: caller cannot cancel"
         assert state == STATE_PENDING, "governor: proposal not pending"
-    self._proposals[proposalId] |= _CANCELED
-    log IGovernor.ProposalCanceled(proposalId=proposalId)
+    self._proposals[proposal_id] |= _CANCELED
+    log IGovernor.ProposalCanceled(proposalId=proposal_id)
     if state == STATE_QUEUED:
-        extcall ITimelock(TIMELOCK).cancel(self._operation(proposalId))
-    return proposalId
+        operation: bytes32 = keccak256(
+            abi_encode(targets, values, calldatas, empty(bytes32), self._salt(descriptionHash))
+        )
+        extcall ITimelock(TIMELOCK).cancel(operation)
+    return proposal_id
 
 
 # ---------------------------------------------------------------- votes
@@ -307,7 +375,7 @@ def castVote(proposalId: uint256, support: uint8) -> uint256:
     @param support 0 against, 1 for, 2 abstain.
     @return uint256 The weight counted.
     """
-    return self._cast_vote(proposalId, msg.sender, support, "")
+    return self._cast_vote(proposalId, msg.sender, support, "", b"")
 
 
 @external
@@ -319,7 +387,23 @@ def castVoteWithReason(proposalId: uint256, support: uint8, reason: String[MAX_R
     @param reason Free text.
     @return uint256 The weight counted.
     """
-    return self._cast_vote(proposalId, msg.sender, support, reason)
+    return self._cast_vote(proposalId, msg.sender, support, reason, b"")
+
+
+@external
+def castVoteWithReasonAndParams(
+    proposalId: uint256, support: uint8, reason: String[MAX_REASON], params: Bytes[MAX_PARAMS]
+) -> uint256:
+    """
+    @notice Votes like `castVoteWithReason`; this counting mode ignores `params`, which
+            are emitted in `VoteCastWithParams` when not empty.
+    @param proposalId The proposal.
+    @param support 0 against, 1 for, 2 abstain.
+    @param reason Free text.
+    @param params Extra data for other counting modules.
+    @return uint256 The weight counted.
+    """
+    return self._cast_vote(proposalId, msg.sender, support, reason, params)
 
 
 @external
@@ -334,14 +418,46 @@ def castVoteBySig(proposalId: uint256, support: uint8, voter: address, signature
     @param signature 65-byte ECDSA signature, or what the voter's EIP-1271 check takes.
     @return uint256 The weight counted.
     """
-    nonce: uint256 = self._nonces[voter]
-    self._nonces[voter] = nonce + 1
+    nonce: uint256 = self._use_nonce(voter)
     digest: bytes32 = eip712_domain_separator._hash_typed_data_v4(
         keccak256(abi_encode(BALLOT_TYPEHASH, proposalId, support, voter, nonce))
     )
     assert signatures._is_valid(voter, digest, signature), "governor: invalid signature"
     # analysis: missing_event_emission: `_cast_vote` logs VoteCast.
-    return self._cast_vote(proposalId, voter, support, "")
+    return self._cast_vote(proposalId, voter, support, "", b"")
+
+
+@external
+def castVoteWithReasonAndParamsBySig(
+    proposalId: uint256,
+    support: uint8,
+    voter: address,
+    reason: String[MAX_REASON],
+    params: Bytes[MAX_PARAMS],
+    signature: Bytes[65],
+) -> uint256:
+    """
+    @notice Casts `voter`'s vote from its EIP-712 `ExtendedBallot` signature, which also
+            binds the reason and the params.
+    @param proposalId The proposal.
+    @param support 0 against, 1 for, 2 abstain.
+    @param voter The voter who signed.
+    @param reason Free text.
+    @param params Extra data for other counting modules (ignored here).
+    @param signature 65-byte ECDSA signature, or what the voter's EIP-1271 check takes.
+    @return uint256 The weight counted.
+    """
+    nonce: uint256 = self._use_nonce(voter)
+    digest: bytes32 = eip712_domain_separator._hash_typed_data_v4(
+        keccak256(
+            abi_encode(
+                EXTENDED_BALLOT_TYPEHASH, proposalId, support, voter, nonce, keccak256(reason), keccak256(params)
+            )
+        )
+    )
+    assert signatures._is_valid(voter, digest, signature), "governor: invalid signature"
+    # analysis: missing_event_emission: `_cast_vote` logs VoteCast or VoteCastWithParams.
+    return self._cast_vote(proposalId, voter, support, reason, params)
 
 
 # ---------------------------------------------------------------- DAO only
@@ -351,13 +467,15 @@ def castVoteBySig(proposalId: uint256, support: uint8, voter: address, signature
 @reentrant
 def set_parameter(key: uint256, new_value: uint256):
     """
-    @notice Sets parameter `key` within its hard bounds. Timelock only. Changes apply
-            to proposals made afterwards (each proposal keeps its quorum fraction).
+    @notice Sets parameter `key` within its hard bounds. Timelock only. A new quorum
+            fraction applies to proposals whose snapshot is now or later.
     @param key One of the parameter keys (`VOTING_DELAY`, ...).
     @param new_value The value, within `parameter_bounds(key)`.
     """
     assert msg.sender == TIMELOCK, "governor: caller is not the timelock"
     governed._set_checked(key, new_value)
+    if key == QUORUM_BPS:
+        self._checkpoint_quorum(new_value)
 
 
 @external
@@ -375,6 +493,55 @@ def set_guardian(new_guardian: address, expiry: uint256):
 
 
 # ---------------------------------------------------------------- views (OpenZeppelin names)
+
+
+@external
+@pure
+def supportsInterface(interfaceId: bytes4) -> bool:
+    """
+    @notice ERC-165: whether this contract implements `interfaceId`.
+    @param interfaceId An ERC-165 interface id.
+    @return bool True for ERC-165 and IGovernor (OpenZeppelin 5.x and 5.0).
+    """
+    return interfaceId == _ERC165_ID or interfaceId == _IGOVERNOR_ID or interfaceId == _IGOVERNOR_V50_ID
+
+
+@external
+@pure
+def hashProposal(
+    targets: DynArray[address, MAX_ACTIONS],
+    values: DynArray[uint256, MAX_ACTIONS],
+    calldatas: DynArray[Bytes[MAX_CALLDATA], MAX_ACTIONS],
+    descriptionHash: bytes32,
+) -> uint256:
+    """
+    @notice The id of the proposal these actions and description form.
+    @param targets Contracts to call.
+    @param values Wei sent with each call.
+    @param calldatas Calldata of each call.
+    @param descriptionHash keccak256 of the description.
+    @return uint256 keccak256 of their ABI encoding.
+    """
+    return self._hash_proposal(targets, values, calldatas, descriptionHash)
+
+
+@external
+@view
+def getProposalId(
+    targets: DynArray[address, MAX_ACTIONS],
+    values: DynArray[uint256, MAX_ACTIONS],
+    calldatas: DynArray[Bytes[MAX_CALLDATA], MAX_ACTIONS],
+    descriptionHash: bytes32,
+) -> uint256:
+    """
+    @notice The id a proposal of these actions and description has (`hashProposal`).
+    @param targets Contracts to call.
+    @param values Wei sent with each call.
+    @param calldatas Calldata of each call.
+    @param descriptionHash keccak256 of the description.
+    @return uint256 The proposal id.
+    """
+    return self._hash_proposal(targets, values, calldatas, descriptionHash)
 
 
 @external
@@ -470,12 +637,14 @@ def lateQuorumVoteExtension() -> uint48:
 
 @external
 @view
-def quorumNumerator() -> uint256:
+def quorumNumerator(timepoint: uint256 = max_value(uint256)) -> uint256:
     """
-    @notice Quorum fraction new proposals get, over `quorumDenominator()`.
+    @notice Quorum fraction, over `quorumDenominator()`, in force at `timepoint` (now
+            when omitted).
+    @param timepoint A timestamp.
     @return uint256 Basis points of the supply.
     """
-    return governed._get(QUORUM_BPS)
+    return self._quorum_numerator(timepoint)
 
 
 @external
@@ -492,23 +661,22 @@ def quorumDenominator() -> uint256:
 @view
 def quorum(timepoint: uint256) -> uint256:
     """
-    @notice Quorum a proposal made now would need with `timepoint` as its snapshot.
+    @notice Quorum at `timepoint`: the fraction then in force of the supply then.
     @param timepoint A past timestamp.
     @return uint256 Votes needed (for + abstain).
     """
-    return staticcall IComputeToken(TOKEN).getPastTotalSupply(timepoint) * governed._get(QUORUM_BPS) // constants.BPS
+    return self._quorum(timepoint)
 
 
 @external
 @view
 def proposalQuorum(proposalId: uint256) -> uint256:
     """
-    @notice Quorum of `proposalId`: its own fraction of the supply at its snapshot.
+    @notice Quorum of `proposalId`: `quorum` at its snapshot.
     @param proposalId A proposal whose snapshot has passed.
     @return uint256 Votes needed (for + abstain).
     """
-    word: uint256 = self._proposal(proposalId)
-    return self._quorum(word)
+    return self._quorum(self._proposal(proposalId) & constants.U48)
 
 
 @external
@@ -518,6 +686,19 @@ def getVotes(account: address, timepoint: uint256) -> uint256:
     @notice Votes of `account` at `timepoint` (balance and bonded stake delegated to it).
     @param account The voter.
     @param timepoint A past timestamp.
+    @return uint256 Its votes.
+    """
+    return staticcall IComputeToken(TOKEN).getPastVotes(account, timepoint)
+
+
+@external
+@view
+def getVotesWithParams(account: address, timepoint: uint256, params: Bytes[MAX_PARAMS]) -> uint256:
+    """
+    @notice `getVotes`; this counting mode ignores `params`.
+    @param account The voter.
+    @param timepoint A past timestamp.
+    @param params Ignored.
     @return uint256 Its votes.
     """
     return staticcall IComputeToken(TOKEN).getPastVotes(account, timepoint)
@@ -541,9 +722,9 @@ def proposalSnapshot(proposalId: uint256) -> uint256:
     """
     @notice Timepoint whose votes count for `proposalId`; voting opens after it.
     @param proposalId The proposal.
-    @return uint256 The snapshot timestamp.
+    @return uint256 The snapshot timestamp (zero for an unknown id).
     """
-    return self._proposal(proposalId) & constants.U48
+    return self._proposals[proposalId] & constants.U48
 
 
 @external
@@ -552,9 +733,9 @@ def proposalDeadline(proposalId: uint256) -> uint256:
     """
     @notice Last timepoint at which `proposalId` takes votes (after any extension).
     @param proposalId The proposal.
-    @return uint256 The deadline timestamp.
+    @return uint256 The deadline timestamp (zero for an unknown id).
     """
-    return (self._proposal(proposalId) >> _DEADLINE_SHIFT) & constants.U48
+    return (self._proposals[proposalId] >> _DEADLINE_SHIFT) & constants.U48
 
 
 @external
@@ -577,6 +758,28 @@ def proposalEta(proposalId: uint256) -> uint256:
     @return uint256 The timestamp, zero if not queued.
     """
     return (self._meta[proposalId] >> _ETA_SHIFT) & constants.U48
+
+
+@external
+@view
+def proposalExpiry(proposalId: uint256) -> uint256:
+    """
+    @notice When a queued proposal expires unexecuted, fixed when it was queued.
+    @param proposalId The proposal.
+    @return uint256 The timestamp, zero if not queued.
+    """
+    return self._meta[proposalId] >> _EXPIRY_SHIFT
+
+
+@external
+@view
+def proposalNumber(proposalId: uint256) -> uint256:
+    """
+    @notice The sequential number of `proposalId`, from 1 (zero for an unknown id).
+    @param proposalId The proposal.
+    @return uint256 Its number.
+    """
+    return self._proposals[proposalId] >> _NUMBER_SHIFT
 
 
 @external
@@ -607,22 +810,6 @@ def proposalVotes(proposalId: uint256) -> (uint256, uint256, uint256):
 
 @external
 @view
-def proposalDetails(proposalId: uint256) -> (
-    DynArray[address, MAX_ACTIONS], DynArray[uint256, MAX_ACTIONS], DynArray[Bytes[MAX_CALLDATA], MAX_ACTIONS]
-):
-    """
-    @notice The stored actions of `proposalId`.
-    @param proposalId The proposal.
-    @return DynArray Targets.
-    @return DynArray Values in wei.
-    @return DynArray Calldatas.
-    """
-    self._proposal(proposalId)
-    return self._load_actions(proposalId)
-
-
-@external
-@view
 def hasVoted(proposalId: uint256, account: address) -> bool:
     """
     @notice Whether `account` voted on `proposalId`.
@@ -630,18 +817,26 @@ def hasVoted(proposalId: uint256, account: address) -> bool:
     @param account The voter.
     @return bool True once it voted.
     """
-    return (self._receipts[account][proposalId >> 8] >> (proposalId & 255)) & 1 == 1
+    number: uint256 = self._proposals[proposalId] >> _NUMBER_SHIFT
+    if number == 0:
+        return False
+    bit: uint256 = 1 << (number % _RUN)
+    word: uint256 = self._accounts[account]
+    run: uint256 = number // _RUN
+    if run == (word >> _RUN_SHIFT) & constants.U32:
+        return word & bit != 0
+    return self._old_receipts[account][run] & bit != 0
 
 
 @external
 @view
 def nonces(owner: address) -> uint256:
     """
-    @notice Next nonce `owner` must sign into a `Ballot`.
+    @notice Next nonce `owner` must sign into a ballot.
     @param owner The voter.
     @return uint256 Its nonce.
     """
-    return self._nonces[owner]
+    return self._accounts[owner] >> _NONCE_SHIFT
 
 
 @external
@@ -679,7 +874,9 @@ def token() -> address:
 
 
 @internal
-def _cast_vote(proposal_id: uint256, voter: address, support: uint8, reason: String[MAX_REASON]) -> uint256:
+def _cast_vote(
+    proposal_id: uint256, voter: address, support: uint8, reason: String[MAX_REASON], params: Bytes[MAX_PARAMS]
+) -> uint256:
     word: uint256 = self._proposals[proposal_id]
     snapshot: uint256 = word & constants.U48
     deadline: uint256 = (word >> _DEADLINE_SHIFT) & constants.U48
@@ -687,11 +884,7 @@ def _cast_vote(proposal_id: uint256, voter: address, support: uint8, reason: Str
         word != 0 and word & _CANCELED == 0 and block.timestamp > snapshot and block.timestamp <= deadline
     ), "governor: vote not currently active"
     assert support <= _ABSTAIN, "governor: invalid vote type"
-    receipt_key: uint256 = proposal_id >> 8
-    bit: uint256 = 1 << (proposal_id & 255)
-    receipts: uint256 = self._receipts[voter][receipt_key]
-    assert receipts & bit == 0, "governor: vote already cast"
-    self._receipts[voter][receipt_key] = receipts | bit
+    self._record_receipt(voter, word >> _NUMBER_SHIFT)
     # analysis: cei_violation: a view of the protocol token's past votes, fixed at deploy.
     weight: uint256 = staticcall IComputeToken(TOKEN).getPastVotes(voter, snapshot)
 
@@ -713,18 +906,57 @@ def _cast_vote(proposal_id: uint256, voter: address, support: uint8, reason: Str
 
     # Late quorum: only a for or abstain vote in the last `LATE_QUORUM_EXTENSION` seconds
     # can be the one that first reaches quorum and move the deadline.
-    extension: uint256 = word >> _EXTENSION_SHIFT
+    extension: uint256 = (word >> _EXTENSION_SHIFT) & constants.U24
     if support != _AGAINST and weight != 0 and block.timestamp + extension > deadline:
         counted: uint256 = for_votes + (self._tallies[proposal_id] >> _ABSTAIN_SHIFT)
-        quorum: uint256 = self._quorum(word)
+        quorum: uint256 = self._quorum(snapshot)
         if counted >= quorum and counted - weight < quorum:
             deadline = block.timestamp + extension
             word = (word & _DEADLINE_CLEAR) | (deadline << _DEADLINE_SHIFT) | _EXTENDED
             log IGovernor.ProposalExtended(proposalId=proposal_id, extendedDeadline=convert(deadline, uint64))
     if support == _FOR or word & _EXTENDED != 0:
         self._proposals[proposal_id] = word
-    log IGovernor.VoteCast(voter=voter, proposalId=proposal_id, support=support, weight=weight, reason=reason)
+    if len(params) == 0:
+        log IGovernor.VoteCast(voter=voter, proposalId=proposal_id, support=support, weight=weight, reason=reason)
+    else:
+        log IGovernor.VoteCastWithParams(
+            voter=voter, proposalId=proposal_id, support=support, weight=weight, reason=reason, params=params
+        )
     return weight
+
+
+@internal
+def _record_receipt(voter: address, number: uint256):
+    """
+    @dev Marks proposal number `number` voted by `voter`; reverts if it already was. The
+         account word keeps the run of 160 numbers the voter last voted in; moving to a
+         later run first keeps the earlier run's receipts in a word of their own.
+    """
+    bit: uint256 = 1 << (number % _RUN)
+    run: uint256 = number // _RUN
+    word: uint256 = self._accounts[voter]
+    current: uint256 = (word >> _RUN_SHIFT) & constants.U32
+    if run == current:
+        assert word & bit == 0, "governor: vote already cast"
+        self._accounts[voter] = word | bit
+    elif run > current:
+        receipts: uint256 = word & _RECEIPTS_MASK
+        if receipts != 0:
+            self._old_receipts[voter][current] = receipts
+        self._accounts[voter] = ((word >> _NONCE_SHIFT) << _NONCE_SHIFT) | (run << _RUN_SHIFT) | bit
+    else:
+        receipts: uint256 = self._old_receipts[voter][run]
+        assert receipts & bit == 0, "governor: vote already cast"
+        self._old_receipts[voter][run] = receipts | bit
+
+
+@internal
+def _use_nonce(voter: address) -> uint256:
+    word: uint256 = self._accounts[voter]
+    # The nonce has 64 bits; 2**64 signed votes are out of reach, and the sum would
+    # revert rather than wrap.
+    self._accounts[voter] = word + (1 << _NONCE_SHIFT)
+    return word >> _NONCE_SHIFT
 
 
 @internal
@@ -736,10 +968,53 @@ def _proposal(proposal_id: uint256) -> uint256:
 
 
 @internal
+def _checkpoint_quorum(numerator: uint256):
+    """
+    @dev Records `numerator` as the quorum fraction from now on (one checkpoint per
+         second: a second change in the same second replaces the first).
+    """
+    count: uint256 = self._quorum_checkpoint_count
+    checkpoint: uint256 = block.timestamp | (numerator << _NUMERATOR_SHIFT)
+    if count != 0 and self._quorum_checkpoints[count - 1] & constants.U48 == block.timestamp:
+        self._quorum_checkpoints[count - 1] = checkpoint
+    else:
+        self._quorum_checkpoints[count] = checkpoint
+        self._quorum_checkpoint_count = count + 1
+
+
+@internal
 @view
-def _quorum(word: uint256) -> uint256:
-    supply: uint256 = staticcall IComputeToken(TOKEN).getPastTotalSupply(word & constants.U48)
-    return supply * ((word >> _QUORUM_SHIFT) & constants.U16) // constants.BPS
+def _quorum_numerator(timepoint: uint256) -> uint256:
+    """
+    @dev The numerator of the newest checkpoint at or before `timepoint` (zero before
+         the first). The newest is checked first: the usual case is one read.
+    """
+    count: uint256 = self._quorum_checkpoint_count
+    latest: uint256 = self._quorum_checkpoints[count - 1]
+    if latest & constants.U48 <= timepoint:
+        return latest >> _NUMERATOR_SHIFT
+    # Binary search for the first checkpoint after `timepoint` among 0 .. count - 1;
+    # 64 halvings cover any count.
+    low: uint256 = 0
+    high: uint256 = count - 1
+    for _: uint256 in range(64):
+        if low >= high:
+            break
+        middle: uint256 = (low + high) // 2
+        if self._quorum_checkpoints[middle] & constants.U48 > timepoint:
+            high = middle
+        else:
+            low = middle + 1
+    if low == 0:
+        return 0
+    return self._quorum_checkpoints[low - 1] >> _NUMERATOR_SHIFT
+
+
+@internal
+@view
+def _quorum(timepoint: uint256) -> uint256:
+    supply: uint256 = staticcall IComputeToken(TOKEN).getPastTotalSupply(timepoint)
+    return supply * self._quorum_numerator(timepoint) // constants.BPS
 
 
 @internal
@@ -761,7 +1036,7 @@ def _state(proposal_id: uint256) -> uint8:
         return STATE_QUEUED
     for_votes: uint256 = (word >> _FOR_SHIFT) & constants.U96
     tally: uint256 = self._tallies[proposal_id]
-    if for_votes <= tally & constants.U96 or for_votes + (tally >> _ABSTAIN_SHIFT) < self._quorum(word):
+    if for_votes <= tally & constants.U96 or for_votes + (tally >> _ABSTAIN_SHIFT) < self._quorum(word & constants.U48):
         return STATE_DEFEATED
     return STATE_SUCCEEDED
 
@@ -775,42 +1050,63 @@ def _is_final(state: uint8) -> bool:
 
 
 @internal
-@view
-def _load_actions(proposal_id: uint256) -> (
-    DynArray[address, MAX_ACTIONS], DynArray[uint256, MAX_ACTIONS], DynArray[Bytes[MAX_CALLDATA], MAX_ACTIONS]
-):
-    count: uint256 = (self._proposals[proposal_id] >> _COUNT_SHIFT) & 255
-    targets: DynArray[address, MAX_ACTIONS] = []
-    values: DynArray[uint256, MAX_ACTIONS] = []
-    calldatas: DynArray[Bytes[MAX_CALLDATA], MAX_ACTIONS] = []
-    for i: uint256 in range(count, bound=MAX_ACTIONS):
-        key: uint256 = (proposal_id << 8) | i
-        action: uint256 = self._actions[key]
-        targets.append(convert(action & constants.ADDRESS_MASK, address))
-        values.append(action >> 160)
-        calldatas.append(self._calldatas[key])
-    return targets, values, calldatas
+@pure
+def _hash_proposal(
+    targets: DynArray[address, MAX_ACTIONS],
+    values: DynArray[uint256, MAX_ACTIONS],
+    calldatas: DynArray[Bytes[MAX_CALLDATA], MAX_ACTIONS],
+    description_hash: bytes32,
+) -> uint256:
+    return convert(keccak256(abi_encode(targets, values, calldatas, description_hash)), uint256)
 
 
 @internal
 @view
-def _changes_guardian(proposal_id: uint256) -> bool:
+def _salt(description_hash: bytes32) -> bytes32:
     """
-    @dev Whether an action of the proposal calls `set_guardian` (of any contract).
+    @dev The timelock salt of a proposal, as OpenZeppelin's GovernorTimelockControl:
+         this governor's address in the high 20 bytes, XOR the description hash.
     """
-    count: uint256 = (self._proposals[proposal_id] >> _COUNT_SHIFT) & 255
-    for i: uint256 in range(count, bound=MAX_ACTIONS):
-        calldata: Bytes[MAX_CALLDATA] = self._calldatas[(proposal_id << 8) | i]
+    return convert(convert(self, uint256) << 96 ^ convert(description_hash, uint256), bytes32)
+
+
+@internal
+@pure
+def _changes_guardian(calldatas: DynArray[Bytes[MAX_CALLDATA], MAX_ACTIONS]) -> bool:
+    """
+    @dev Whether an action calls `set_guardian` (of any contract).
+    """
+    for calldata: Bytes[MAX_CALLDATA] in calldatas:
         if len(calldata) >= 4 and slice(calldata, 0, 4) == _SET_GUARDIAN:
             return True
     return False
 
 
 @internal
-@view
-def _operation(proposal_id: uint256) -> bytes32:
-    targets: DynArray[address, MAX_ACTIONS] = []
-    values: DynArray[uint256, MAX_ACTIONS] = []
-    calldatas: DynArray[Bytes[MAX_CALLDATA], MAX_ACTIONS] = []
-    targets, values, calldatas = self._load_actions(proposal_id)
-    return keccak256(abi_encode(proposal_id, targets, values, calldatas))
+@pure
+def _is_valid_description_for_proposer(proposer: address, description: String[MAX_DESCRIPTION]) -> bool:
+    """
+    @dev OpenZeppelin's rule: a description ending in `#proposer=0x` and 40 hex digits
+         (either case) may only be proposed by that address; any other description by
+         anyone.
+    """
+    length: uint256 = len(description)
+    if length < _SUFFIX:
+        return True
+    suffix: Bytes[_SUFFIX] = slice(convert(description, Bytes[MAX_DESCRIPTION]), length - _SUFFIX, _SUFFIX)
+    if slice(suffix, 0, 10) != _PROPOSER_MARKER or slice(suffix, 10, 2) != b"0x":
+        return True
+    value: uint256 = 0
+    for i: uint256 in range(12, _SUFFIX):
+        char: uint256 = convert(slice(suffix, i, 1), uint256)
+        digit: uint256 = 0
+        if char >= 48 and char <= 57:
+            digit = char - 48
+        elif char >= 97 and char <= 102:
+            digit = char - 87
+        elif char >= 65 and char <= 70:
+            digit = char - 55
+        else:
+            return True
+        value = (value << 4) | digit
+    return value == convert(proposer, uint256)
