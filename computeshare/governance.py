@@ -1,5 +1,10 @@
 """Governance helpers shared by tests, benchmarks, scripts and the demo: build actions,
-propose, and walk a proposal through the timelock (ballot signing is in `signing`)."""
+propose, and walk a proposal through the timelock (ballot signing is in `signing`).
+
+Proposals follow OpenZeppelin's model: the id is `hashProposal(targets, values, calldatas,
+keccak256(description))`, the Governor stores no actions, and `queue`, `execute` and
+`cancel` take them again. A `Proposal` is that id as an int that also carries what it was
+hashed from, so it passes as the id to every view and gives the arrays to those three."""
 
 from __future__ import annotations
 
@@ -50,10 +55,84 @@ def proposal_args(actions: list[Action], description: str) -> tuple:
     )
 
 
-def propose(governor, proposer, actions: list[Action], description: str) -> int:
-    """Proposes `actions`; returns the proposal id."""
-    receipt = governor.propose(*proposal_args(actions, description), sender=proposer)
-    return receipt.return_value
+def description_hash(description: str) -> bytes:
+    """keccak256 of the description's UTF-8 bytes, as `queue`, `execute` and `cancel` take it."""
+    from eth_utils import keccak
+
+    return keccak(description.encode())
+
+
+def hash_proposal(actions, description: str) -> int:
+    """The proposal id, computed as OpenZeppelin's `hashProposal`."""
+    from eth_abi import encode as abi_encode
+    from eth_utils import keccak
+
+    targets, values, calldatas, _ = proposal_args(list(actions), description)
+    encoded = abi_encode(
+        ["address[]", "uint256[]", "bytes[]", "bytes32"],
+        [targets, values, calldatas, description_hash(description)],
+    )
+    return int.from_bytes(keccak(encoded), "big")
+
+
+class Proposal(int):
+    """A proposal id that also carries the actions and description it is hashed from."""
+
+    actions: tuple[Action, ...]
+    description: str
+
+    def __new__(cls, actions, description: str) -> Proposal:
+        actions = tuple(actions)
+        proposal = super().__new__(cls, hash_proposal(actions, description))
+        proposal.actions = actions
+        proposal.description = description
+        return proposal
+
+    @property
+    def id(self) -> int:
+        return int(self)
+
+    def propose_args(self) -> tuple:
+        """`propose`'s arguments."""
+        return proposal_args(list(self.actions), self.description)
+
+    def args(self) -> tuple:
+        """`queue`'s, `execute`'s and `cancel`'s arguments: the arrays and the description hash."""
+        return (*self.propose_args()[:3], description_hash(self.description))
+
+    @classmethod
+    def from_event(cls, event) -> Proposal:
+        """The proposal a `ProposalCreated` event (decoded: a mapping or attributes) made."""
+
+        def get(name):
+            return event[name] if isinstance(event, dict) else getattr(event, name)
+
+        actions = [
+            Action(str(t), int(v), bytes(c))
+            for t, v, c in zip(get("targets"), get("values"), get("calldatas"), strict=True)
+        ]
+        proposal = cls(actions, get("description"))
+        if proposal != int(get("proposalId")):
+            raise ValueError("the event's actions and description do not hash to its id")
+        return proposal
+
+
+def propose(governor, proposer, actions: list[Action], description: str) -> Proposal:
+    """Proposes `actions`; returns the proposal (its id, with its actions)."""
+    proposal = Proposal(actions, description)
+    receipt = governor.propose(*proposal.propose_args(), sender=proposer)
+    if receipt.return_value != proposal:
+        raise ValueError(f"the governor returned id {receipt.return_value}, not {int(proposal)}")
+    return proposal
+
+
+def find_proposal(governor, proposal_id: int, start_block: int = 0) -> Proposal:
+    """The proposal `proposal_id`, rebuilt from its `ProposalCreated` event (the Governor
+    stores no actions). Raises LookupError when no such event exists."""
+    for log in governor.ProposalCreated.range(start_block, governor.chain_manager.blocks.height + 1):
+        if int(log.event_arguments["proposalId"]) == int(proposal_id):
+            return Proposal.from_event(log.event_arguments)
+    raise LookupError(f"no proposal {proposal_id}")
 
 
 def advance(chain, seconds: int) -> None:
@@ -67,17 +146,17 @@ def open_voting(governor, chain, proposal_id: int) -> None:
     advance(chain, governor.votingDelay() + 1)
 
 
-def queue(governor, chain, proposal_id: int, sender) -> Any:
+def queue(governor, chain, proposal: Proposal, sender) -> Any:
     """Closes the vote (the clock moves past its deadline) and queues the proposal in the
     timelock. Returns the queue receipt."""
-    chain.pending_timestamp = governor.proposalDeadline(proposal_id) + 1
-    return governor.queue(proposal_id, sender=sender)
+    chain.pending_timestamp = governor.proposalDeadline(proposal) + 1
+    return governor.queue(*proposal.args(), sender=sender)
 
 
-def execute(governor, chain, proposal_id: int, sender) -> Any:
+def execute(governor, chain, proposal: Proposal, sender) -> Any:
     """Waits out the timelock delay and executes a queued proposal; returns the receipt."""
-    chain.pending_timestamp = governor.proposalEta(proposal_id)
-    return governor.execute(proposal_id, sender=sender)
+    chain.pending_timestamp = governor.proposalEta(proposal)
+    return governor.execute(*proposal.args(), sender=sender)
 
 
 def vote_by_signature(governor, chain, voter, proposal_id: int, support: int, relayer) -> Any:
@@ -101,12 +180,12 @@ def pass_proposal(
 ) -> Any:
     """Proposes, lets `voters` vote for, queues, waits out the delay and executes.
     Returns the execute receipt."""
-    proposal_id = propose(governor, proposer, actions, description)
-    open_voting(governor, chain, proposal_id)
+    proposal = propose(governor, proposer, actions, description)
+    open_voting(governor, chain, proposal)
     for voter in voters:
-        governor.castVote(proposal_id, FOR, sender=voter)
-    queue(governor, chain, proposal_id, proposer)
-    return execute(governor, chain, proposal_id, proposer)
+        governor.castVote(proposal, FOR, sender=voter)
+    queue(governor, chain, proposal, proposer)
+    return execute(governor, chain, proposal, proposer)
 
 
 GAS_MONEY = 10**18  # ether an impersonated voter is given on a fork to pay for its votes

@@ -1452,6 +1452,7 @@ HANDLERS: dict[tuple[str, str], Callable[[Page, dict, dict, str], None]] = {
     ("Staking", "Slashed"): _slashed,
     ("Governor", "ProposalCreated"): _proposal,
     ("Governor", "VoteCast"): _vote,
+    ("Governor", "VoteCastWithParams"): _vote,
     ("Governor", "ProposalQueued"): _proposal_step,
     ("Governor", "ProposalExecuted"): _proposal_step,
     ("Governor", "ProposalCanceled"): _proposal_step,

@@ -44,7 +44,7 @@
         late-quorum extension and the proposal's sequential number, so a vote for it
         reads and writes one proposal word; against and abstain votes share a second
         word; proposer, eta and expiry a third. A voter's account word holds its ballot
-        nonce and its receipts for a run of 160 proposal numbers (older runs move to
+        nonce and its receipts for a run of 128 proposal numbers (older runs move to
         a word of their own), so a voter pays for a new storage word once, not once per
         vote, and a signed vote creates no nonce word of its own.
 """
@@ -151,12 +151,17 @@ _FOR_CLEAR: constant(uint256) = ~(constants.U96 << 96)
 _ABSTAIN_SHIFT: constant(uint256) = 96
 _ETA_SHIFT: constant(uint256) = 160
 _EXPIRY_SHIFT: constant(uint256) = 208
-# Account word: receipts of proposal numbers `run * 160 .. run * 160 + 159` (bit
-# `number % 160`) | run << 160 (32 bits) | ballot nonce << 192 (64 bits).
-_RUN: constant(uint256) = 160
-_RUN_SHIFT: constant(uint256) = 160
+# Account word:
+# | bits     | field                                                        | width |
+# | -------- | ------------------------------------------------------------ | ----- |
+# | 0..127   | receipts of proposal numbers run * 128 .. run * 128 + 127    | 128   |
+# | 128..191 | run (the voter's latest)                                     | 64    |
+# | 192..255 | ballot nonce                                                 | 64    |
+_RUN_BITS: constant(uint256) = 7
+_RUN_SHIFT: constant(uint256) = 128
 _NONCE_SHIFT: constant(uint256) = 192
-_RECEIPTS_MASK: constant(uint256) = 2**160 - 1
+_RECEIPTS_MASK: constant(uint256) = 2**128 - 1
+_RECEIPT_INDEX: constant(uint256) = 127
 # Quorum checkpoint: timepoint | numerator << 48.
 _NUMERATOR_SHIFT: constant(uint256) = 48
 _SET_GUARDIAN: constant(Bytes[4]) = method_id("set_guardian(address,uint256)", output_type=Bytes[4])
@@ -178,7 +183,7 @@ _tallies: HashMap[uint256, uint256]
 _meta: HashMap[uint256, uint256]
 _latest: HashMap[address, uint256]
 _accounts: HashMap[address, uint256]
-# Receipts of a voter's earlier runs of 160 proposal numbers, by run.
+# Receipts of a voter's earlier runs of 128 proposal numbers, by run.
 _old_receipts: HashMap[address, HashMap[uint256, uint256]]
 _quorum_checkpoints: HashMap[uint256, uint256]
 _quorum_checkpoint_count: uint256
@@ -375,7 +380,9 @@ def castVote(proposalId: uint256, support: uint8) -> uint256:
     @param support 0 against, 1 for, 2 abstain.
     @return uint256 The weight counted.
     """
-    return self._cast_vote(proposalId, msg.sender, support, "", b"")
+    weight: uint256 = self._cast_vote(proposalId, msg.sender, support)
+    log IGovernor.VoteCast(voter=msg.sender, proposalId=proposalId, support=support, weight=weight, reason="")
+    return weight
 
 
 @external
@@ -387,7 +394,9 @@ def castVoteWithReason(proposalId: uint256, support: uint8, reason: String[MAX_R
     @param reason Free text.
     @return uint256 The weight counted.
     """
-    return self._cast_vote(proposalId, msg.sender, support, reason, b"")
+    weight: uint256 = self._cast_vote(proposalId, msg.sender, support)
+    log IGovernor.VoteCast(voter=msg.sender, proposalId=proposalId, support=support, weight=weight, reason=reason)
+    return weight
 
 
 @external
@@ -403,7 +412,9 @@ def castVoteWithReasonAndParams(
     @param params Extra data for other counting modules.
     @return uint256 The weight counted.
     """
-    return self._cast_vote(proposalId, msg.sender, support, reason, params)
+    weight: uint256 = self._cast_vote(proposalId, msg.sender, support)
+    self._log_vote(msg.sender, proposalId, support, weight, reason, params)
+    return weight
 
 
 @external
@@ -423,8 +434,9 @@ def castVoteBySig(proposalId: uint256, support: uint8, voter: address, signature
         keccak256(abi_encode(BALLOT_TYPEHASH, proposalId, support, voter, nonce))
     )
     assert signatures._is_valid(voter, digest, signature), "governor: invalid signature"
-    # analysis: missing_event_emission: `_cast_vote` logs VoteCast.
-    return self._cast_vote(proposalId, voter, support, "", b"")
+    weight: uint256 = self._cast_vote(proposalId, voter, support)
+    log IGovernor.VoteCast(voter=voter, proposalId=proposalId, support=support, weight=weight, reason="")
+    return weight
 
 
 @external
@@ -456,8 +468,9 @@ def castVoteWithReasonAndParamsBySig(
         )
     )
     assert signatures._is_valid(voter, digest, signature), "governor: invalid signature"
-    # analysis: missing_event_emission: `_cast_vote` logs VoteCast or VoteCastWithParams.
-    return self._cast_vote(proposalId, voter, support, reason, params)
+    weight: uint256 = self._cast_vote(proposalId, voter, support)
+    self._log_vote(voter, proposalId, support, weight, reason, params)
+    return weight
 
 
 # ---------------------------------------------------------------- DAO only
@@ -820,10 +833,10 @@ def hasVoted(proposalId: uint256, account: address) -> bool:
     number: uint256 = self._proposals[proposalId] >> _NUMBER_SHIFT
     if number == 0:
         return False
-    bit: uint256 = 1 << (number % _RUN)
+    bit: uint256 = 1 << (number & _RECEIPT_INDEX)
     word: uint256 = self._accounts[account]
-    run: uint256 = number // _RUN
-    if run == (word >> _RUN_SHIFT) & constants.U32:
+    run: uint256 = number >> _RUN_BITS
+    if run == (word >> _RUN_SHIFT) & constants.U64:
         return word & bit != 0
     return self._old_receipts[account][run] & bit != 0
 
@@ -874,9 +887,10 @@ def token() -> address:
 
 
 @internal
-def _cast_vote(
-    proposal_id: uint256, voter: address, support: uint8, reason: String[MAX_REASON], params: Bytes[MAX_PARAMS]
-) -> uint256:
+def _cast_vote(proposal_id: uint256, voter: address, support: uint8) -> uint256:
+    """
+    @dev Records `voter`'s vote and adds its weight to the tally; the caller logs it.
+    """
     word: uint256 = self._proposals[proposal_id]
     snapshot: uint256 = word & constants.U48
     deadline: uint256 = (word >> _DEADLINE_SHIFT) & constants.U48
@@ -884,7 +898,15 @@ def _cast_vote(
         word != 0 and word & _CANCELED == 0 and block.timestamp > snapshot and block.timestamp <= deadline
     ), "governor: vote not currently active"
     assert support <= _ABSTAIN, "governor: invalid vote type"
-    self._record_receipt(voter, word >> _NUMBER_SHIFT)
+    # The usual case inline: the proposal is in the voter's latest run of numbers.
+    number: uint256 = word >> _NUMBER_SHIFT
+    bit: uint256 = 1 << (number & _RECEIPT_INDEX)
+    account: uint256 = self._accounts[voter]
+    if number >> _RUN_BITS == (account >> _RUN_SHIFT) & constants.U64:
+        assert account & bit == 0, "governor: vote already cast"
+        self._accounts[voter] = account | bit
+    else:
+        self._record_receipt_in_another_run(voter, number, account)
     # analysis: cei_violation: a view of the protocol token's past votes, fixed at deploy.
     weight: uint256 = staticcall IComputeToken(TOKEN).getPastVotes(voter, snapshot)
 
@@ -916,30 +938,35 @@ def _cast_vote(
             log IGovernor.ProposalExtended(proposalId=proposal_id, extendedDeadline=convert(deadline, uint64))
     if support == _FOR or word & _EXTENDED != 0:
         self._proposals[proposal_id] = word
+    return weight
+
+
+@internal
+def _log_vote(
+    voter: address, proposal_id: uint256, support: uint8, weight: uint256, reason: String[MAX_REASON], params: Bytes[MAX_PARAMS]
+):
+    """
+    @dev OpenZeppelin's rule: `VoteCast` without params, `VoteCastWithParams` with them.
+    """
     if len(params) == 0:
         log IGovernor.VoteCast(voter=voter, proposalId=proposal_id, support=support, weight=weight, reason=reason)
     else:
         log IGovernor.VoteCastWithParams(
             voter=voter, proposalId=proposal_id, support=support, weight=weight, reason=reason, params=params
         )
-    return weight
 
 
 @internal
-def _record_receipt(voter: address, number: uint256):
+def _record_receipt_in_another_run(voter: address, number: uint256, word: uint256):
     """
-    @dev Marks proposal number `number` voted by `voter`; reverts if it already was. The
-         account word keeps the run of 160 numbers the voter last voted in; moving to a
-         later run first keeps the earlier run's receipts in a word of their own.
+    @dev Marks proposal number `number`, outside the run of 128 numbers `voter`'s account
+         word `word` holds, voted; reverts if it already was. Moving to a later run first
+         keeps the earlier run's receipts in a word of their own.
     """
-    bit: uint256 = 1 << (number % _RUN)
-    run: uint256 = number // _RUN
-    word: uint256 = self._accounts[voter]
-    current: uint256 = (word >> _RUN_SHIFT) & constants.U32
-    if run == current:
-        assert word & bit == 0, "governor: vote already cast"
-        self._accounts[voter] = word | bit
-    elif run > current:
+    bit: uint256 = 1 << (number & _RECEIPT_INDEX)
+    run: uint256 = number >> _RUN_BITS
+    current: uint256 = (word >> _RUN_SHIFT) & constants.U64
+    if run > current:
         receipts: uint256 = word & _RECEIPTS_MASK
         if receipts != 0:
             self._old_receipts[voter][current] = receipts

@@ -618,7 +618,7 @@ class Market:
                 out.update({users[i]: f"{role} {i}" for role, users in self.users.items()})
             return out
 
-        proposals = {"uint256": {p: f"proposal {p}"[:24] for p in self.proposals}}
+        proposals = {"uint256": {p: f"proposal 0x{int(p):064x}"[:21] for p in self.proposals}}
         return SlotNames(self.contracts, keys, partners, {"Governor": proposals})
 
 

@@ -4,8 +4,8 @@ GovernorTimelockControl + GovernorPreventLateQuorum, TimelockController and ERC2
 
 Run: `make bench` (or `ape run bench_governance`). Every measured transaction is alone in its
 block. "above intrinsic" is gasUsed minus 21,000 minus calldata: what the contracts cost.
-Our proposals store their actions (so `queue` and `execute` take only the id), which
-OpenZeppelin's base Governor does not: `propose` pays for that.
+Both follow OpenZeppelin's proposal model: the id hashes the actions, which only the event
+carries, and `queue` and `execute` take them again.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from ape.cli import ConnectedProviderCommand
 
 from computeshare.constants import TOKEN
 from computeshare.deploy import deploy_system
-from computeshare.governance import FOR, call
+from computeshare.governance import FOR, Proposal, call
 from computeshare.report import format_table
 from computeshare.signing import sign_ballot
 from devtools.gas import gas_row
@@ -31,7 +31,19 @@ PEER = {
     "castVoteBySig": 76_600,
     "queue": 123_230,
     "execute (1 action, a store)": 71_316,
+    # OpenZeppelin keeps no per-proposer state: a second proposal costs the same.
+    "propose (1 action), proposer's second": 51_401,
 }
+# The lifecycle: propose, three votes, queue, execute.
+LIFECYCLE = (
+    "propose (1 action)",
+    "castVote, first voter",
+    "castVote, later voter",
+    "castVote, 200 checkpoints",
+    "queue",
+    "execute (1 action, a store)",
+)
+PEER_LIFECYCLE = 51_401 + 3 * 46_713 + 123_230 + 71_316
 PEER_GROWTH_200_CHECKPOINTS = 7_700
 
 
@@ -73,14 +85,10 @@ def measure() -> tuple[list[dict], dict]:
         return call(escrow, "set_parameter", 0, bps)
 
     def propose_one(bps, label="propose (1 action)"):
-        action = fee(bps)
-        receipt = run(
-            label,
-            lambda: g.propose(
-                [action.target], [0], [action.calldata], f"Fee to {bps} bps", sender=proposer
-            ),
-        )
-        return receipt.return_value
+        proposal = Proposal([fee(bps)], f"Fee to {bps} bps")
+        receipt = run(label, lambda: g.propose(*proposal.propose_args(), sender=proposer))
+        assert receipt.return_value == proposal
+        return proposal
 
     first = propose_one(300)
     chain.pending_timestamp = g.proposalSnapshot(first) + 1
@@ -107,9 +115,9 @@ def measure() -> tuple[list[dict], dict]:
         lambda: g.castVote(first, FOR, sender=voters[3]),
     )
     chain.pending_timestamp = g.proposalDeadline(first) + 1
-    run("queue", lambda: g.queue(first, sender=relayer))
+    run("queue", lambda: g.queue(*first.args(), sender=relayer))
     chain.pending_timestamp = g.proposalEta(first)
-    run("execute (1 action, a store)", lambda: g.execute(first, sender=relayer))
+    run("execute (1 action, a store)", lambda: g.execute(*first.args(), sender=relayer))
 
     # A second proposal: voters who voted before pay no new receipt word.
     second = propose_one(200, "propose (1 action), proposer's second")
@@ -122,6 +130,12 @@ def measure() -> tuple[list[dict], dict]:
         - next(r for r in rows if r["operation"] == "castVote, later voter")["above_intrinsic"],
         "peer": PEER_GROWTH_200_CHECKPOINTS,
     }
+    lifecycle = [next(r for r in rows if r["operation"] == label) for label in LIFECYCLE]
+    above = sum(r["above_intrinsic"] for r in lifecycle)
+    used = sum(r["gas_used"] for r in lifecycle)
+    # Both governors take the same calls with the same calldata, so the peer's gasUsed is
+    # its figure above intrinsic plus the same intrinsic and calldata gas as ours.
+    growth["lifecycle"] = (above, PEER_LIFECYCLE, used, PEER_LIFECYCLE + used - above)
     return rows, growth
 
 
@@ -133,4 +147,10 @@ def cli():
     click.echo(
         f"castVote growth with 200 checkpoints: ours {growth['ours']:+,}, "
         f"peer about {growth['peer']:+,}"
+    )
+    above, peer_above, used, peer_used = growth["lifecycle"]
+    click.echo(
+        f"lifecycle (propose, 3 votes, queue, execute): above intrinsic {above:,} vs peer "
+        f"{peer_above:,} ({(above - peer_above) / peer_above:+.1%}); gasUsed {used:,} vs peer "
+        f"{peer_used:,} ({(used - peer_used) / peer_used:+.1%})"
     )

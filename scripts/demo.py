@@ -298,7 +298,7 @@ def govern(cs: ComputeShare, test) -> None:
     ]
     description = "Lower the protocol fee to 1% and fund the agent-tooling grant"
     proposal = gov.propose(cs.governor, proposer, actions, description)
-    click.echo(f"    proposal {proposal} by voter-1")
+    click.echo(f"    proposal 0x{int(proposal):064x}"[:22] + "... by voter-1")
     gov.open_voting(cs.governor, chain, proposal)
     cs.as_account(test[9]).vote(proposal, Support.FOR)
     cs.as_account(test[10]).vote(proposal, Support.FOR, "cheaper jobs, more clients")

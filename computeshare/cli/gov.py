@@ -8,6 +8,7 @@ from computeshare.cli.common import (
     chain_now,
     command,
     connect,
+    id_prefix,
     send,
     show,
     step,
@@ -17,7 +18,7 @@ from computeshare.cli.common import (
     when,
 )
 from computeshare.constants import ProposalState, Support
-from computeshare.governance import call, proposal_args
+from computeshare.governance import Proposal, call
 from computeshare.params import parameter
 
 SUPPORT = {support.name.lower(): support for support in Support}
@@ -25,7 +26,10 @@ SUPPORT = {support.name.lower(): support for support in Support}
 
 @click.group()
 def gov():
-    """Propose, vote, queue and execute."""
+    """Propose, vote, queue, execute and cancel.
+
+    A proposal is named by its id (OpenZeppelin's `hashProposal`: the decimal number
+    `propose` prints, or its hex form) or by an unambiguous hex prefix of it."""
 
 
 proposal_options = [
@@ -87,15 +91,17 @@ def gov_propose(account, manifest, settings, grant, description):
             "your votes were delegated in the latest block and count from the next second: "
             "propose again in a moment"
         )
-    receipt = send(
-        "proposing", cs.governor.propose, *proposal_args(actions, description), sender=account
-    )
-    proposal_id = receipt.return_value
+    proposal = Proposal(actions, description)
+    if cs.governor.proposalSnapshot(proposal) != 0:
+        raise click.ClickException(
+            f"proposal {int(proposal)} already exists (same actions and description)"
+        )
+    send("proposing", cs.governor.propose, *proposal.propose_args(), sender=account)
     click.echo(
-        f"voting opens {when(cs.governor.proposalSnapshot(proposal_id), chain_now())}, "
+        f"voting opens {when(cs.governor.proposalSnapshot(proposal), chain_now())}, "
         "with the votes delegated at that time"
     )
-    click.echo(f"proposal {proposal_id}")
+    click.echo(f"proposal {int(proposal)}")
 
 
 @command(gov, "rehearse", signer=False)
@@ -128,7 +134,7 @@ def gov_rehearse(manifest, settings, grant, description, voters):
     before = {what: read() for what, read in readers.items()}
     with step("rehearsing on the fork"):
         rehearse(cs.governor, cs.token, chain, accounts, voters, actions, description)
-    click.echo(f"proposal {cs.governor.proposalCount()} executed on the fork")
+    click.echo(f"proposal {int(Proposal(actions, description))} executed on the fork")
     for what, read in readers.items():
         click.echo(f"  {what}: {before[what]} -> {read()}")
 
@@ -139,19 +145,47 @@ def _parameter_reader(cs, target: str):
     return lambda: contract.parameter(p.key)
 
 
-def _check_exists(cs, proposal_id: int) -> None:
-    if proposal_id > cs.governor.proposalCount():
-        raise click.ClickException(f"no proposal {proposal_id}")
+def resolve_proposal(cs, text: str) -> Proposal:
+    """The proposal named by `text` (its decimal id, its hex id, or an unambiguous hex
+    prefix), rebuilt with its actions from its `ProposalCreated` event."""
+    text = text.strip()
+    if text.isdecimal():
+        matches = lambda p: int(p) == int(text)  # noqa: E731
+    else:
+        prefix = id_prefix(text)
+        matches = lambda p: f"{int(p):064x}".startswith(prefix)  # noqa: E731
+    governor = cs.governor
+    with step("looking the proposal up"):
+        start = cs.jobs.start_block
+        logs = governor.ProposalCreated.range(start, governor.chain_manager.blocks.height + 1)
+        found = []
+        for log in logs:
+            try:
+                proposal = Proposal.from_event(log.event_arguments)
+            except ValueError:
+                continue  # not this Governor's hashing: ignore
+            if matches(proposal):
+                found.append(proposal)
+    if not found:
+        raise click.ClickException(f"no proposal {text}")
+    if len(found) > 1:
+        raise click.ClickException(
+            f"{text} is ambiguous: {len(found)} proposals match; give more digits"
+        )
+    return found[0]
+
+
+proposal_argument = click.argument("proposal_text", metavar="PROPOSAL")
 
 
 @command(gov, "vote")
-@click.argument("proposal_id", type=click.IntRange(1))
+@proposal_argument
 @click.argument("support", type=click.Choice(list(SUPPORT)))
 @click.option("--reason", default="")
-def gov_vote(account, manifest, proposal_id, support, reason):
-    """Vote for, against or abstain on PROPOSAL_ID, with your votes at its snapshot."""
+def gov_vote(account, manifest, proposal_text, support, reason):
+    """Vote for, against or abstain on PROPOSAL, with your votes at its snapshot."""
     cs = connect(manifest, account)
-    _check_exists(cs, proposal_id)
+    proposal_id = int(resolve_proposal(cs, proposal_text))
     state = ProposalState(cs.governor.state(proposal_id))
     if state != ProposalState.ACTIVE:
         raise click.ClickException(f"proposal {proposal_id} is {state.label}, not Active")
@@ -172,40 +206,55 @@ def _state(cs, proposal_id: int) -> ProposalState:
     return ProposalState(cs.governor.state(proposal_id))
 
 
-def _gov_step(action: str, want: ProposalState):
+_CANCELLABLE = (
+    ProposalState.PENDING,
+    ProposalState.ACTIVE,
+    ProposalState.SUCCEEDED,
+    ProposalState.QUEUED,
+)
+
+
+def _gov_step(action: str, want: tuple[ProposalState, ...], doc: str):
     @command(gov, action)
-    @click.argument("proposal_id", type=click.IntRange(1))
-    def run(account, manifest, proposal_id):
+    @proposal_argument
+    def run(account, manifest, proposal_text):
         cs = connect(manifest, account)
-        _check_exists(cs, proposal_id)
-        state = _state(cs, proposal_id)
-        if state != want:
-            raise click.ClickException(f"proposal {proposal_id} is {state.label}, not {want.label}")
+        proposal = resolve_proposal(cs, proposal_text)
+        state = _state(cs, proposal)
+        if state not in want:
+            wanted = " or ".join(w.label for w in want)
+            raise click.ClickException(f"proposal {int(proposal)} is {state.label}, not {wanted}")
         if action == "execute":
-            eta, now = cs.governor.proposalEta(proposal_id), chain_now()
+            eta, now = cs.governor.proposalEta(proposal), chain_now()
             if now < eta:
                 raise click.ClickException(f"the timelock delay ends {when(eta, now)}")
-        send(action, getattr(cs.governor, action), proposal_id, sender=account)
-        state = _state(cs, proposal_id)
-        eta = cs.governor.proposalEta(proposal_id)
+        send(action, getattr(cs.governor, action), *proposal.args(), sender=account)
+        state = _state(cs, proposal)
+        eta = cs.governor.proposalEta(proposal)
         executable = (
             f", executable {when(eta, chain_now())}" if state == ProposalState.QUEUED else ""
         )
-        click.echo(f"proposal {proposal_id}: {state.label}{executable}")
+        click.echo(f"proposal {int(proposal)}: {state.label}{executable}")
 
-    run.__doc__ = f"{action.capitalize()} a {want.label.lower()} proposal."
+    run.__doc__ = doc
 
 
-_gov_step("queue", ProposalState.SUCCEEDED)
-_gov_step("execute", ProposalState.QUEUED)
+_gov_step("queue", (ProposalState.SUCCEEDED,), "Queue a succeeded proposal in the timelock.")
+_gov_step("execute", (ProposalState.QUEUED,), "Execute a queued proposal once its delay is over.")
+_gov_step(
+    "cancel",
+    _CANCELLABLE,
+    "Cancel a proposal: its proposer while it is pending, or the guardian before it is final.",
+)
 
 
 @command(gov, "status", signer=False)
-@click.argument("proposal_id", type=click.IntRange(1))
-def gov_status(manifest, proposal_id):
-    """Show a proposal's state, votes and timeline."""
+@proposal_argument
+def gov_status(manifest, proposal_text):
+    """Show a proposal's state, votes, timeline and actions."""
     cs = connect(manifest)
-    _check_exists(cs, proposal_id)
+    proposal = resolve_proposal(cs, proposal_text)
+    proposal_id = int(proposal)
     against, for_, abstain = cs.governor.proposalVotes(proposal_id)
     state = _state(cs, proposal_id)
     if state == ProposalState.PENDING:
@@ -228,6 +277,12 @@ def gov_status(manifest, proposal_id):
     )
     now = chain_now()
     eta = cs.governor.proposalEta(proposal_id)
+    expiry = cs.governor.proposalExpiry(proposal_id)
     click.echo(f"voting opens  {when(cs.governor.proposalSnapshot(proposal_id), now)}")
     click.echo(f"voting closes {when(cs.governor.proposalDeadline(proposal_id), now)}")
     click.echo(f"executable    {when(eta, now) if eta else '- (not queued)'}")
+    click.echo(f"expires       {when(expiry, now) if expiry else '- (not queued)'}")
+    click.echo(f"description   {proposal.description}")
+    for action in proposal.actions:
+        value = f" with {action.value} wei" if action.value else ""
+        click.echo(f"  call {action.target} 0x{action.calldata.hex()}{value}")
