@@ -129,7 +129,9 @@ def propose(governor, proposer, actions: list[Action], description: str) -> Prop
 def find_proposal(governor, proposal_id: int, start_block: int = 0) -> Proposal:
     """The proposal `proposal_id`, rebuilt from its `ProposalCreated` event (the Governor
     stores no actions). Raises LookupError when no such event exists."""
-    for log in governor.ProposalCreated.range(start_block, governor.chain_manager.blocks.height + 1):
+    for log in governor.ProposalCreated.range(
+        start_block, governor.chain_manager.blocks.height + 1
+    ):
         if int(log.event_arguments["proposalId"]) == int(proposal_id):
             return Proposal.from_event(log.event_arguments)
     raise LookupError(f"no proposal {proposal_id}")

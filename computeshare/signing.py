@@ -171,3 +171,42 @@ def sign_ballot(
     message = {"proposalId": proposal_id, "support": support, "voter": voter, "nonce": nonce}
     sig = sign_typed(private_key, domain_data, BALLOT_TYPES, message)
     return sig.r + sig.s + bytes([sig.v])
+
+
+EXTENDED_BALLOT_TYPES = {
+    "ExtendedBallot": [
+        {"name": "proposalId", "type": "uint256"},
+        {"name": "support", "type": "uint8"},
+        {"name": "voter", "type": "address"},
+        {"name": "nonce", "type": "uint256"},
+        {"name": "reason", "type": "string"},
+        {"name": "params", "type": "bytes"},
+    ]
+}
+
+
+def sign_extended_ballot(
+    private_key: str | bytes,
+    *,
+    chain_id: int,
+    governor: str,
+    proposal_id: int,
+    support: int,
+    voter: str,
+    nonce: int,
+    reason: str,
+    params: bytes,
+) -> bytes:
+    """A voter's EIP-712 `ExtendedBallot` signature (OpenZeppelin 5's) for
+    Governor.castVoteWithReasonAndParamsBySig, as 65 bytes (r, s, v)."""
+    domain_data = domain(GOVERNOR_EIP712_NAME, GOVERNOR_EIP712_VERSION, chain_id, governor)
+    message = {
+        "proposalId": proposal_id,
+        "support": support,
+        "voter": voter,
+        "nonce": nonce,
+        "reason": reason,
+        "params": params,
+    }
+    sig = sign_typed(private_key, domain_data, EXTENDED_BALLOT_TYPES, message)
+    return sig.r + sig.s + bytes([sig.v])
