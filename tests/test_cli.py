@@ -347,6 +347,36 @@ def test_tokens_move_and_delegated_votes_propose_and_vote(cli, cs, accounts, cha
     assert status.splitlines()[0].split()[:3] == ["proposal", "state", "for"]
     assert "voting closes" in status and "UTC, in " in status
     assert "executable    - (not queued)" in status
+    assert "description   x" in status and f"call {cs.escrow.address} 0x" in status
+
+
+def test_a_proposal_is_queued_executed_and_cancelled_by_its_id_prefix(cli, cs, accounts, chain):
+    """The Governor stores no actions (OpenZeppelin's model): the CLI rebuilds them from
+    the proposal's event, so a hex prefix of the id is enough to queue, execute or cancel."""
+    assert cli("token", "delegate", account=0).exit_code == 0
+    advance(chain, 1)
+    propose = ("gov", "propose", "--set", "JobEscrow.PROTOCOL_FEE_BPS=100", "--description")
+    proposal = int(last_word(cli(*propose, "fee", account=0)))
+    prefix = f"{proposal:064x}"[:8]
+    one_line_error(cli(*propose, "fee", account=0), "already exists")
+    one_line_error(cli("gov", "queue", prefix, account=0), "is Pending, not Succeeded")
+    advance(chain, cs.governor.votingDelay() + 1)
+    assert cli("gov", "vote", prefix, "for", account=0).exit_code == 0
+    advance(chain, cs.governor.votingPeriod() + 1)
+    result = cli("gov", "queue", "0x" + prefix, account=0)
+    assert result.exit_code == 0, result.output
+    assert "Queued, executable" in result.output
+    one_line_error(cli("gov", "execute", prefix, account=0), "the timelock delay ends")
+    advance(chain, cs.timelock.getMinDelay())
+    result = cli("gov", "execute", str(proposal), account=0)
+    assert result.exit_code == 0, result.output
+    assert "Executed" in result.output and cs.escrow.parameter(0) == 100
+    # A new proposal, cancelled by its proposer while pending.
+    second = int(last_word(cli(*propose, "again", account=0)))
+    result = cli("gov", "cancel", f"{second:064x}"[:10], account=0)
+    assert result.exit_code == 0, result.output
+    assert "Canceled" in result.output and cs.governor.state(second) == 2
+    one_line_error(cli("gov", "status", "0xdeadbeefdead"), "no proposal 0xdeadbeefdead")
 
 
 def test_a_holder_with_delegated_votes_moves_tokens_every_time(cli, cs, accounts):
