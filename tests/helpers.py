@@ -12,7 +12,7 @@ from collections import Counter
 from hypothesis.stateful import RuleBasedStateMachine, invariant
 
 from computeshare.constants import DAY, FEE_SHARDS, HOUR, TOKEN, Role, Support
-from computeshare.governance import call, pass_proposal, propose
+from computeshare.governance import Proposal, call, description_hash, pass_proposal, propose
 from computeshare.jobs import STATUS_DISPUTED, STATUS_OPEN
 from computeshare.params import parameter
 from computeshare.signing import spec_hash
@@ -125,16 +125,43 @@ def to_end(dao, chain, proposal_id):
     at_least(chain, dao.governor.proposalDeadline(proposal_id) + 1)
 
 
-def queued(dao, chain, proposer, actions, voters, description="queued"):
-    """A proposal of `actions` that `voters` passed and `proposer` queued."""
+def queued(dao, chain, proposer, actions, voters, description="queued") -> Proposal:
+    """A proposal of `actions` that `voters` passed and `proposer` queued (a `Proposal`:
+    the id, carrying the actions and description that `execute` and `cancel` take)."""
     g = dao.governor
-    proposal_id = propose(g, proposer, actions, description)
-    to_active(dao, chain, proposal_id)
+    proposal = propose(g, proposer, actions, description)
+    to_active(dao, chain, proposal)
     for voter in voters:
-        g.castVote(proposal_id, Support.FOR, sender=voter)
-    to_end(dao, chain, proposal_id)
-    g.queue(proposal_id, sender=proposer)
-    return proposal_id
+        g.castVote(proposal, Support.FOR, sender=voter)
+    to_end(dao, chain, proposal)
+    g.queue(*proposal.args(), sender=proposer)
+    return proposal
+
+
+ZERO32 = b"\x00" * 32  # no timelock predecessor
+
+
+def timelock_salt(governor, proposal: Proposal) -> bytes:
+    """The salt the Governor schedules `proposal` with, as OpenZeppelin's
+    GovernorTimelockControl: bytes20(governor) XOR keccak256(description)."""
+    governor_bits = int(str(governor.address), 16) << 96
+    salt = governor_bits ^ int.from_bytes(description_hash(proposal.description), "big")
+    return salt.to_bytes(32, "big")
+
+
+def operation_id(governor, proposal: Proposal) -> bytes:
+    """The Timelock operation of `proposal`: TimelockController's `hashOperationBatch` of its
+    actions, no predecessor and the governor's salt, computed here, not by the contract."""
+    from eth_abi import encode as abi_encode
+    from eth_utils import keccak
+
+    targets, values, calldatas, _ = proposal.args()
+    return keccak(
+        abi_encode(
+            ["address[]", "uint256[]", "bytes[]", "bytes32", "bytes32"],
+            [targets, values, calldatas, ZERO32, timelock_salt(governor, proposal)],
+        )
+    )
 
 
 def appoint_guardian(dao, chain, guardian, voters, term=180 * DAY):

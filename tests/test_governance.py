@@ -17,9 +17,12 @@ from computeshare.governance import (
     PENDING,
     QUEUED,
     SUCCEEDED,
+    Proposal,
     advance,
     call,
+    description_hash,
     encode,
+    hash_proposal,
     pass_proposal,
     propose,
 )
@@ -29,18 +32,25 @@ from tests.helpers import (
     DAY,
     ESCROW_FEE,
     GOOD,
+    HOUR,
     PRICE,
     TOKEN,
+    ZERO32,
     appoint_guardian,
+    at_least,
     delegate,
     fee_action,
+    operation_id,
     queued,
+    timelock_salt,
     to_active,
     to_end,
 )
 
 VOTING_DELAY, VOTING_PERIOD, PROPOSAL_THRESHOLD, QUORUM_BPS, LATE_QUORUM_EXTENSION = range(5)
 ZERO = "0x" + "00" * 20
+# Timelock operation states (TimelockController's `OperationState`).
+UNSET, WAITING, READY, DONE = range(4)
 
 
 def ballot(governor, proposal_id, support, voter, nonce, key, chain_id):
@@ -76,8 +86,13 @@ def test_hand_over_leaves_the_deployer_no_power(dao, deployer, guardian):
         t.initialize(deployer, sender=deployer)
     with ape.reverts("timelock: caller is not the timelock"):
         t.set_delay(DAY, sender=deployer)
+    a = fee_action(dao, 300)
     with ape.reverts("timelock: caller is not the governor"):
-        t.queue(b"\x01" * 32, 1, sender=deployer)
+        t.scheduleBatch([a.target], [0], [a.calldata], ZERO32, ZERO32, 0, sender=deployer)
+    with ape.reverts("timelock: caller is not the governor"):
+        t.executeBatch([a.target], [0], [a.calldata], ZERO32, ZERO32, sender=deployer)
+    with ape.reverts("timelock: caller is not the governor"):
+        t.cancel(b"\x01" * 32, sender=deployer)
     with ape.reverts("governor: caller is not the timelock"):
         dao.governor.set_parameter(QUORUM_BPS, 100, sender=deployer)
     with ape.reverts("governor: caller is not the timelock"):
@@ -108,7 +123,7 @@ def test_defaults_and_hard_bounds(dao):
     )
     assert g.COUNTING_MODE() == "support=bravo&quorum=for,abstain"
     assert g.CLOCK_MODE() == "mode=timestamp" and g.name() == "ComputeShare Governor"
-    assert (t.delay(), t.grace_period()) == (2 * DAY, 14 * DAY)
+    assert (t.delay(), t.getMinDelay(), t.grace_period()) == (2 * DAY, 2 * DAY, 14 * DAY)
     assert (t.MIN_DELAY(), t.MAX_DELAY(), t.MIN_GRACE_PERIOD(), t.MAX_GRACE_PERIOD()) == (
         DAY,
         30 * DAY,
@@ -129,7 +144,9 @@ def test_timelock_rejects_out_of_bounds_construction(project, deployer):
 # ------------------------------------------------------------------ proposing
 
 
-def test_propose_stores_actions_and_logs_them(dao, alice, chain):
+def test_propose_logs_the_actions_its_id_is_hashed_from(dao, alice, chain):
+    """The Governor stores no actions: `ProposalCreated` carries them, and the id is
+    OpenZeppelin's `hashProposal` of them and the description's hash."""
     g = dao.governor
     action = fee_action(dao, 300)
     receipt = g.propose([action.target], [0], [action.calldata], "Fee to 3%", sender=alice)
@@ -142,46 +159,74 @@ def test_propose_stores_actions_and_logs_them(dao, alice, chain):
         "Fee to 3%",
     )
     assert (event.voteStart, event.voteEnd) == (now + DAY, now + 6 * DAY)
-    assert list(event.targets) == [action.target] and list(event.calldatas) == [action.calldata]
-    assert g.proposalSnapshot(proposal_id) == now + DAY
-    assert g.proposalDeadline(proposal_id) == now + 6 * DAY
-    assert g.proposalProposer(proposal_id) == alice.address
-    assert g.proposalCount() == proposal_id == 1 and g.latestProposalId(alice) == 1
-    targets, values, calldatas = g.proposalDetails(proposal_id)
-    assert (list(targets), list(values), [bytes(c) for c in calldatas]) == (
+    assert (list(event.targets), list(event.values), [bytes(c) for c in event.calldatas]) == (
         [action.target],
         [0],
         [action.calldata],
     )
+    assert list(event.signatures) == [""]
+    args = ([action.target], [0], [action.calldata], description_hash("Fee to 3%"))
+    assert proposal_id == hash_proposal([action], "Fee to 3%") == g.hashProposal(*args)
+    assert g.getProposalId(*args) == proposal_id
+    assert Proposal.from_event(event) == proposal_id
+    assert Proposal.from_event(event).actions == (action,)
+    assert g.proposalSnapshot(proposal_id) == now + DAY
+    assert g.proposalDeadline(proposal_id) == now + 6 * DAY
+    assert g.proposalProposer(proposal_id) == alice.address
+    assert g.proposalCount() == g.proposalNumber(proposal_id) == 1
+    assert g.latestProposalId(alice) == proposal_id
+    assert (g.proposalEta(proposal_id), g.proposalExpiry(proposal_id)) == (0, 0)
     assert g.state(proposal_id) == PENDING and g.proposalNeedsQueuing(proposal_id)
 
 
-def test_propose_rejects_bad_input(dao, alice, outsider, chain):
+def test_propose_rejects_bad_input(dao, alice, bob, outsider, chain):
     g = dao.governor
     a = fee_action(dao, 300)
     with ape.reverts("governor: empty proposal"):
         g.propose([], [], [], "nothing", sender=alice)
     with ape.reverts("governor: invalid proposal length"):
         g.propose([a.target], [0, 0], [a.calldata], "x", sender=alice)
-    with ape.reverts("governor: value too large"):
-        g.propose([a.target], [2**96], [a.calldata], "x", sender=alice)
     with ape.reverts("governor: proposer votes below threshold"):
         g.propose([a.target], [0], [a.calldata], "x", sender=outsider)
-    propose(g, alice, [a], "first")
+    first = propose(g, alice, [a], "first")
     with ape.reverts("governor: proposer has a live proposal"):
         g.propose([a.target], [0], [a.calldata], "second", sender=alice)
+    # The same actions and description are the same id, whoever proposes them.
+    with ape.reverts("governor: proposal already exists"):
+        g.propose([a.target], [0], [a.calldata], "first", sender=bob)
     with ape.reverts("governor: unknown proposal"):
         g.state(99)
-    assert g.proposalCount() == 1
+    with ape.reverts("governor: unknown proposal"):
+        g.state(hash_proposal([a], "never proposed"))
+    assert g.proposalCount() == g.proposalNumber(first) == 1
+    assert g.proposalNumber(hash_proposal([a], "never proposed")) == 0
+
+
+def test_a_description_naming_its_proposer_is_reserved_to_it(dao, alice, bob):
+    """CVE-2023-34234: a description ending in `#proposer=0x<address>` may only be
+    proposed by that address, so nobody can front-run it into its id and cancel it."""
+    g = dao.governor
+    a = fee_action(dao, 300)
+    reserved = f"Fee to 3%#proposer={bob.address}"
+    for description in (reserved, f"Fee to 3%#proposer={bob.address.lower()}"):
+        with ape.reverts("governor: restricted proposer"):
+            g.propose([a.target], [0], [a.calldata], description, sender=alice)
+    proposal = propose(g, bob, [a], reserved)
+    assert g.proposalProposer(proposal) == bob.address and g.proposalCount() == 1
+    # A suffix that is not exactly 40 hex digits restricts nobody.
+    loose = propose(g, alice, [a], f"Fee to 3%#proposer={bob.address[:-1]}g")
+    assert g.proposalProposer(loose) == alice.address and g.proposalCount() == 2
 
 
 def test_proposer_may_propose_again_once_the_last_is_final(dao, alice, chain):
     g = dao.governor
     first = propose(g, alice, [fee_action(dao, 300)], "first")
-    g.cancel(first, sender=alice)
+    g.cancel(*first.args(), sender=alice)
     assert g.state(first) == CANCELED
     second = propose(g, alice, [fee_action(dao, 300)], "second")
-    assert second == first + 1
+    assert second == hash_proposal([fee_action(dao, 300)], "second") != first
+    assert (g.proposalNumber(first), g.proposalNumber(second), g.proposalCount()) == (1, 2, 2)
+    assert g.latestProposalId(alice) == second
 
 
 def in_one_block(chain, calls):
@@ -227,7 +272,8 @@ def test_flash_borrowed_tokens_cannot_propose(dao, deployer, outsider, chain):
     # Held for real, the same tokens may propose one second later.
     token.transfer(outsider, 200_000 * TOKEN, sender=deployer)
     advance(chain, 1)
-    assert propose(g, outsider, [a], "held") == 1
+    held = propose(g, outsider, [a], "held")
+    assert g.proposalNumber(held) == g.proposalCount() == 1
 
 
 # ------------------------------------------------------------------ voting
@@ -236,6 +282,7 @@ def test_flash_borrowed_tokens_cannot_propose(dao, deployer, outsider, chain):
 def test_votes_are_tallied_at_the_snapshot(dao, alice, bob, carol, chain):
     g = dao.governor
     proposal_id = propose(g, alice, [fee_action(dao, 300)], "fee")
+    other = propose(g, bob, [fee_action(dao, 300)], "another fee")
     with ape.reverts("governor: vote not currently active"):
         g.castVote(proposal_id, FOR, sender=bob)
     to_active(dao, chain, proposal_id)
@@ -256,7 +303,8 @@ def test_votes_are_tallied_at_the_snapshot(dao, alice, bob, carol, chain):
         30_000_000 * TOKEN,
         10_000_000 * TOKEN,
     )
-    assert g.hasVoted(proposal_id, alice) and not g.hasVoted(proposal_id + 1, alice)
+    assert g.hasVoted(proposal_id, alice) and not g.hasVoted(other, alice)
+    assert not g.hasVoted(proposal_id + 1, alice)  # an unknown id
     with ape.reverts("governor: vote already cast"):
         g.castVote(proposal_id, AGAINST, sender=alice)
     with ape.reverts("governor: invalid vote type"):
@@ -280,7 +328,7 @@ def test_defeated_without_quorum_or_majority(dao, alice, bob, carol, chain):
     to_end(dao, chain, tie)
     assert g.state(no_quorum) == DEFEATED and g.state(tie) == DEFEATED
     with ape.reverts("governor: proposal not successful"):
-        g.queue(no_quorum, sender=bob)
+        g.queue(*no_quorum.args(), sender=bob)
 
 
 def test_votes_bought_after_the_snapshot_count_for_nothing(dao, deployer, alice, outsider, chain):
@@ -388,12 +436,56 @@ def test_quorum_change_does_not_revive_or_kill_a_live_proposal(dao, alice, bob, 
     to_active(dao, chain, live)
     g.castVote(live, FOR, sender=carol)  # 10M: above 1%, below its own 4%
     to_end(dao, chain, first)
-    g.queue(first, sender=alice)
+    g.queue(*first.args(), sender=alice)
     chain.pending_timestamp = g.proposalEta(first)
-    g.execute(first, sender=alice)
+    g.execute(*first.args(), sender=alice)
     assert g.quorumNumerator() == 100
     to_end(dao, chain, live)
     assert g.proposalQuorum(live) == 40_000_000 * TOKEN and g.state(live) == DEFEATED
+
+
+def test_a_quorum_change_is_checkpointed_from_its_execution(dao, alice, bob, carol, chain):
+    """The quorum fraction is checkpointed: a change applies to proposals whose snapshot
+    is at or after it. One already active keeps the quorum of its snapshot; one still
+    pending when the change runs takes the new one."""
+    g = dao.governor
+    change = propose(g, alice, [call(g, "set_parameter", QUORUM_BPS, 1_000)], "quorum to 10%")
+    to_active(dao, chain, change)
+    g.castVote(change, FOR, sender=alice)
+    g.castVote(change, FOR, sender=bob)
+    to_end(dao, chain, change)
+    g.queue(*change.args(), sender=alice)
+    active = propose(g, carol, [fee_action(dao, 300)], "active during the change")
+    to_active(dao, chain, active)
+    assert g.state(active) == ACTIVE
+    quorum_before = g.proposalQuorum(active)
+    assert quorum_before == 40_000_000 * TOKEN  # 4% of 1B
+    at_least(chain, g.proposalEta(change) - 2 * HOUR)
+    pending = propose(g, bob, [fee_action(dao, 500)], "pending during the change")
+    at_least(chain, g.proposalEta(change))
+    changed_at = g.execute(*change.args(), sender=alice).timestamp
+    assert g.state(active) == ACTIVE and g.state(pending) == PENDING
+    assert g.proposalSnapshot(active) < changed_at <= g.proposalSnapshot(pending)
+
+    assert g.quorumNumerator() == 1_000 == g.parameter(QUORUM_BPS)
+    assert g.quorumNumerator(changed_at) == 1_000
+    assert g.quorumNumerator(changed_at - 1) == 400
+    assert g.quorumNumerator(g.proposalSnapshot(active)) == 400
+    assert g.proposalQuorum(active) == quorum_before
+    advance(chain, 1)
+    assert g.quorum(changed_at - 1) == quorum_before
+    assert g.quorum(changed_at) == 100_000_000 * TOKEN  # 10% of 1B
+    # 40M for meets the active proposal's 4%, though not the 10% now in force.
+    g.castVote(active, FOR, sender=alice)
+    g.castVote(active, FOR, sender=carol)
+    to_end(dao, chain, active)
+    assert g.proposalQuorum(active) == quorum_before and g.state(active) == SUCCEEDED
+    # The pending one's snapshot is after the change: 60M for miss its 10%.
+    to_active(dao, chain, pending)
+    for voter in (alice, bob, carol):
+        g.castVote(pending, FOR, sender=voter)
+    to_end(dao, chain, pending)
+    assert g.proposalQuorum(pending) == 100_000_000 * TOKEN and g.state(pending) == DEFEATED
 
 
 def test_late_quorum_extends_the_deadline_once(dao, alice, bob, carol, chain):
@@ -451,37 +543,44 @@ def test_end_to_end_fee_change_and_grant(
     g, t, token, escrow = dao.governor, dao.timelock, dao.token, dao.escrow
     grant = 250_000 * TOKEN
     actions = [fee_action(dao, 100), call(token, "transfer", outsider, grant)]
-    proposal_id = propose(g, alice, actions, "Fee to 1% and a grant to the outsider")
+    proposal = propose(g, alice, actions, "Fee to 1% and a grant to the outsider")
     advance(chain, DAY + 1)
-    g.castVote(proposal_id, FOR, sender=alice)
-    signature = ballot(g, proposal_id, FOR, bob.address, 0, bob.private_key, chain_id)
-    g.castVoteBySig(proposal_id, FOR, bob, signature, sender=carol)
-    g.castVote(proposal_id, AGAINST, sender=carol)
+    g.castVote(proposal, FOR, sender=alice)
+    signature = ballot(g, proposal, FOR, bob.address, 0, bob.private_key, chain_id)
+    g.castVoteBySig(proposal, FOR, bob, signature, sender=carol)
+    g.castVote(proposal, AGAINST, sender=carol)
     with ape.reverts("governor: proposal not successful"):
-        g.queue(proposal_id, sender=alice)
-    to_end(dao, chain, proposal_id)
-    receipt = g.queue(proposal_id, sender=outsider)
+        g.queue(*proposal.args(), sender=alice)
+    to_end(dao, chain, proposal)
+    receipt = g.queue(*proposal.args(), sender=outsider)
     eta = receipt.timestamp + 2 * DAY
     [queued] = receipt.decode_logs(g.ProposalQueued)
-    assert queued.etaSeconds == eta == g.proposalEta(proposal_id)
-    assert g.state(proposal_id) == QUEUED
-    operation = t.hash_operation(
-        proposal_id, [a.target for a in actions], [0, 0], [a.calldata for a in actions]
+    assert queued.etaSeconds == eta == g.proposalEta(proposal)
+    assert g.proposalExpiry(proposal) == eta + 14 * DAY
+    assert g.state(proposal) == QUEUED
+    operation = t.hashOperationBatch(
+        [a.target for a in actions],
+        [0, 0],
+        [a.calldata for a in actions],
+        ZERO32,
+        timelock_salt(g, proposal),
     )
-    assert t.eta(operation) == eta
+    assert operation == operation_id(g, proposal)
+    assert t.getTimestamp(operation) == eta
     with ape.reverts("timelock: operation not ready"):
-        g.execute(proposal_id, sender=outsider)
+        g.execute(*proposal.args(), sender=outsider)
     with ape.reverts("governor: proposal not successful"):
-        g.queue(proposal_id, sender=outsider)
+        g.queue(*proposal.args(), sender=outsider)
     chain.pending_timestamp = eta
     treasury_before = token.balanceOf(t)
-    receipt = g.execute(proposal_id, sender=outsider)
-    assert receipt.decode_logs(g.ProposalExecuted)[0].proposalId == proposal_id
-    assert g.state(proposal_id) == EXECUTED and t.eta(operation) == 0
+    receipt = g.execute(*proposal.args(), sender=outsider)
+    assert receipt.decode_logs(g.ProposalExecuted)[0].proposalId == proposal
+    assert g.state(proposal) == EXECUTED and t.getTimestamp(operation) == 1
+    assert t.isOperationDone(operation)
     assert escrow.parameter(ESCROW_FEE) == 100
     assert token.balanceOf(outsider) == grant and token.balanceOf(t) == treasury_before - grant
     with ape.reverts("governor: proposal not queued"):
-        g.execute(proposal_id, sender=outsider)
+        g.execute(*proposal.args(), sender=outsider)
 
     # The next job pays the new 1% fee.
     provider = outsider  # holds the grant
@@ -496,12 +595,13 @@ def test_end_to_end_fee_change_and_grant(
 
 def test_expired_after_the_grace_period(dao, alice, bob, chain):
     g = dao.governor
-    proposal_id = queued(dao, chain, alice, [fee_action(dao, 300)], [alice, bob])
-    chain.pending_timestamp = g.proposalEta(proposal_id) + 14 * DAY
+    proposal = queued(dao, chain, alice, [fee_action(dao, 300)], [alice, bob])
+    chain.pending_timestamp = g.proposalEta(proposal) + 14 * DAY
     chain.mine()
-    assert g.state(proposal_id) == EXPIRED
+    assert g.state(proposal) == EXPIRED
+    assert g.proposalExpiry(proposal) == g.proposalEta(proposal) + 14 * DAY
     with ape.reverts("timelock: operation expired"):
-        g.execute(proposal_id, sender=alice)
+        g.execute(*proposal.args(), sender=alice)
     assert dao.escrow.parameter(ESCROW_FEE) == 250
 
 
@@ -511,6 +611,7 @@ def test_out_of_bounds_parameter_fails_at_execution_and_changes_nothing(dao, ali
     with ape.reverts("parameters: out of bounds"):
         pass_proposal(g, chain, alice, [alice, bob], actions, "a 100% fee")
     proposal_id = g.latestProposalId(alice)
+    assert proposal_id == hash_proposal(actions, "a 100% fee")
     assert g.state(proposal_id) == QUEUED
     assert dao.escrow.parameter(ESCROW_FEE) == 250
     assert dao.token.balanceOf(bob) == 20_000_000 * TOKEN
@@ -526,16 +627,104 @@ def test_only_the_timelock_changes_its_delay_within_bounds(dao, alice, bob, chai
 
 
 def test_timelock_runs_only_what_was_queued(dao, alice, bob, chain):
-    """Even the governor cannot run actions other than the ones it queued."""
+    """Even the governor cannot run actions other than the ones it queued, nor the queued
+    ones under another salt or predecessor."""
     g, t = dao.governor, dao.timelock
-    proposal_id = queued(dao, chain, alice, [fee_action(dao, 300)], [alice, bob])
-    chain.pending_timestamp = g.proposalEta(proposal_id)
+    proposal = queued(dao, chain, alice, [fee_action(dao, 300)], [alice, bob])
+    at_least(chain, g.proposalEta(proposal))
     other = call(dao.token, "transfer", alice, TOKEN)
+    salt = timelock_salt(g, proposal)
+    targets, values, calldatas, _ = proposal.args()
     chain.provider.set_balance(g.address, 10**18)
-    with ape.reverts("timelock: operation not queued"):
-        t.execute(proposal_id, [other.target], [0], [other.calldata], sender=g.address)
+    with ape.reverts("timelock: operation not scheduled"):
+        t.executeBatch([other.target], [0], [other.calldata], ZERO32, salt, sender=g.address)
+    with ape.reverts("timelock: operation not scheduled"):
+        t.executeBatch(targets, values, calldatas, ZERO32, ZERO32, sender=g.address)
+    with ape.reverts("timelock: operation not scheduled"):
+        t.executeBatch(targets, values, calldatas, b"\x01" * 32, salt, sender=g.address)
     with ape.reverts("timelock: caller is not the governor"):
-        t.execute(proposal_id, [other.target], [0], [other.calldata], sender=alice)
+        t.executeBatch([other.target], [0], [other.calldata], ZERO32, salt, sender=alice)
+    with ape.reverts("timelock: caller is not the governor"):
+        t.executeBatch(targets, values, calldatas, ZERO32, salt, sender=alice)
+    assert t.isOperationReady(operation_id(g, proposal))
+    assert dao.escrow.parameter(ESCROW_FEE) == 250
+
+
+def test_timelock_views_follow_a_proposal_through_its_life(dao, alice, bob, chain):
+    """TimelockController's views and events, as tools read them: unset before queueing,
+    waiting, ready from the eta, done (timestamp 1) once executed; an operation left
+    past its grace period reads as unset and can never run."""
+    g, t = dao.governor, dao.timelock
+    assert (t.STATE_UNSET(), t.STATE_WAITING(), t.STATE_READY(), t.STATE_DONE()) == (
+        UNSET,
+        WAITING,
+        READY,
+        DONE,
+    )
+    delay, grace = t.getMinDelay(), t.grace_period()
+    assert delay == t.delay() == 2 * DAY
+    actions = [fee_action(dao, 300), call(dao.token, "transfer", bob, TOKEN)]
+    proposal = propose(g, alice, actions, "fee and a grant")
+    operation = operation_id(g, proposal)
+
+    def views():
+        return (
+            t.getTimestamp(operation),
+            t.getOperationState(operation),
+            t.isOperation(operation),
+            t.isOperationPending(operation),
+            t.isOperationReady(operation),
+            t.isOperationDone(operation),
+        )
+
+    assert views() == (0, UNSET, False, False, False, False)
+    to_active(dao, chain, proposal)
+    g.castVote(proposal, FOR, sender=alice)
+    g.castVote(proposal, FOR, sender=bob)
+    to_end(dao, chain, proposal)
+    receipt = g.queue(*proposal.args(), sender=bob)
+    eta = receipt.timestamp + delay
+    scheduled = receipt.decode_logs(t.CallScheduled)
+    assert [(e.id, e.index, e.target, e.value, bytes(e.data)) for e in scheduled] == [
+        (operation, i, a.target, a.value, a.calldata) for i, a in enumerate(actions)
+    ]
+    assert all(e.predecessor == ZERO32 and e.delay == delay for e in scheduled)
+    [salt] = receipt.decode_logs(t.CallSalt)
+    assert (salt.id, salt.salt) == (operation, timelock_salt(g, proposal))
+    assert t.expires_at(operation) == eta + grace == g.proposalExpiry(proposal)
+    assert views() == (eta, WAITING, True, True, False, False)
+    at_least(chain, eta - 1)
+    assert views() == (eta, WAITING, True, True, False, False)
+    at_least(chain, eta)
+    assert views() == (eta, READY, True, True, True, False)
+
+    receipt = g.execute(*proposal.args(), sender=bob)
+    executed = receipt.decode_logs(t.CallExecuted)
+    assert [(e.id, e.index, e.target, e.value, bytes(e.data)) for e in executed] == [
+        (operation, i, a.target, a.value, a.calldata) for i, a in enumerate(actions)
+    ]
+    assert views() == (1, DONE, True, False, False, True)
+    assert t.expires_at(operation) == 0
+    assert dao.escrow.parameter(ESCROW_FEE) == 300
+    chain.provider.set_balance(g.address, 10**18)
+    with ape.reverts("timelock: operation not pending"):
+        t.cancel(operation, sender=g.address)  # a done operation is not cancelled
+
+    # One left queued past its grace period expires: unset, and it can never run.
+    stale = queued(dao, chain, bob, [fee_action(dao, 500)], [alice, bob], "left to expire")
+    operation = operation_id(g, stale)
+    eta, expiry = g.proposalEta(stale), g.proposalExpiry(stale)
+    assert (t.getTimestamp(operation), t.expires_at(operation)) == (eta, expiry)
+    at_least(chain, expiry - 1)
+    assert views() == (eta, READY, True, True, True, False)
+    at_least(chain, expiry)
+    assert views() == (0, UNSET, False, False, False, False)
+    assert g.state(stale) == EXPIRED
+    with ape.reverts("timelock: operation expired"):
+        g.execute(*stale.args(), sender=bob)
+    with ape.reverts("timelock: operation not pending"):
+        t.cancel(operation, sender=g.address)
+    assert dao.escrow.parameter(ESCROW_FEE) == 300
 
 
 # ------------------------------------------------------------------ cancelling and the guardian
@@ -543,15 +732,16 @@ def test_timelock_runs_only_what_was_queued(dao, alice, bob, chain):
 
 def test_proposer_cancels_only_while_pending(dao, alice, bob, chain):
     g = dao.governor
-    proposal_id = propose(g, alice, [fee_action(dao, 300)], "fee")
+    proposal = propose(g, alice, [fee_action(dao, 300)], "fee")
     with ape.reverts("governor: caller cannot cancel"):
-        g.cancel(proposal_id, sender=bob)
-    to_active(dao, chain, proposal_id)
+        g.cancel(*proposal.args(), sender=bob)
+    to_active(dao, chain, proposal)
     with ape.reverts("governor: proposal not pending"):
-        g.cancel(proposal_id, sender=alice)
-    other = propose(g, bob, [fee_action(dao, 300)], "fee")
-    receipt = g.cancel(other, sender=bob)
+        g.cancel(*proposal.args(), sender=alice)
+    other = propose(g, bob, [fee_action(dao, 300)], "bob's fee")
+    receipt = g.cancel(*other.args(), sender=bob)
     assert receipt.decode_logs(g.ProposalCanceled)[0].proposalId == other
+    assert receipt.decode_logs(dao.timelock.Cancelled) == []  # nothing was scheduled
     assert g.state(other) == CANCELED
     to_active(dao, chain, other)
     with ape.reverts("governor: vote not currently active"):
@@ -565,23 +755,40 @@ def test_guardian_cancels_a_queued_proposal_but_cannot_move_funds(
     expiry = appoint_guardian(dao, chain, guardian, [alice, bob])
     assert (g.guardian(), g.guardian_expiry()) == (guardian.address, expiry)
     grab = call(token, "transfer", carol, 1_000_000 * TOKEN)
-    proposal_id = queued(dao, chain, carol, [grab], [alice, bob])
-    operation = t.hash_operation(proposal_id, [grab.target], [0], [grab.calldata])
-    receipt = g.cancel(proposal_id, sender=guardian)
-    assert receipt.decode_logs(t.OperationCancelled)[0].operation == operation
-    assert g.state(proposal_id) == CANCELED and t.eta(operation) == 0
+    proposal = queued(dao, chain, carol, [grab], [alice, bob])
+    operation = t.hashOperationBatch(
+        [grab.target], [0], [grab.calldata], ZERO32, timelock_salt(g, proposal)
+    )
+    assert operation == operation_id(g, proposal)
+    assert t.getOperationState(operation) == WAITING and t.isOperationPending(operation)
+    receipt = g.cancel(*proposal.args(), sender=guardian)
+    [cancelled] = receipt.decode_logs(t.Cancelled)
+    assert cancelled.id == operation
+    assert receipt.decode_logs(g.ProposalCanceled)[0].proposalId == proposal
+    assert g.state(proposal) == CANCELED and t.getTimestamp(operation) == 0
+    assert t.getOperationState(operation) == UNSET and not t.isOperation(operation)
     chain.pending_timestamp += 3 * DAY
     with ape.reverts("governor: proposal not queued"):
-        g.execute(proposal_id, sender=carol)
+        g.execute(*proposal.args(), sender=carol)
     # The guardian holds no role that moves funds or changes anything.
+    salt = timelock_salt(g, proposal)
     with ape.reverts("timelock: caller is not the governor"):
-        t.execute(proposal_id, [grab.target], [0], [grab.calldata], sender=guardian)
+        t.executeBatch([grab.target], [0], [grab.calldata], ZERO32, salt, sender=guardian)
+    with ape.reverts("timelock: caller is not the governor"):
+        t.cancel(operation, sender=guardian)
     with ape.reverts("ownable: caller is not the owner"):
         dao.escrow.set_treasury(guardian, sender=guardian)
     with ape.reverts("governor: caller is not the timelock"):
         g.set_guardian(guardian, expiry + DAY, sender=guardian)
     with ape.reverts("governor: proposal is final"):
-        g.cancel(proposal_id, sender=guardian)
+        g.cancel(*proposal.args(), sender=guardian)
+    # Not even the governor can cancel the operation twice or run it.
+    chain.provider.set_balance(g.address, 10**18)
+    with ape.reverts("timelock: operation not pending"):
+        t.cancel(operation, sender=g.address)
+    with ape.reverts("timelock: operation not scheduled"):
+        t.executeBatch([grab.target], [0], [grab.calldata], ZERO32, salt, sender=g.address)
+    assert token.balanceOf(carol) == 10_000_000 * TOKEN
     # It may pause new work in JobEscrow, within its bounded pause.
     dao.escrow.pause(chain.pending_timestamp + DAY, sender=guardian)
 
@@ -598,8 +805,8 @@ def test_guardian_power_ends_at_expiry_and_is_bounded(dao, guardian, alice, bob,
             "x",
         )
     expiry = appoint_guardian(dao, chain, guardian, [bob, alice], term=DAY)
-    proposal_id = propose(g, bob, [fee_action(dao, 300)], "fee")
+    proposal = propose(g, bob, [fee_action(dao, 300)], "fee")
     chain.pending_timestamp = expiry
     chain.mine()
     with ape.reverts("governor: caller cannot cancel"):
-        g.cancel(proposal_id, sender=guardian)
+        g.cancel(*proposal.args(), sender=guardian)

@@ -9,7 +9,15 @@ import ape
 
 from computeshare.constants import DAY, ProposalState
 from computeshare.governance import call, pass_proposal, propose
-from tests.helpers import appoint_guardian, at_least, fee_action, queued, to_active, to_end
+from tests.helpers import (
+    appoint_guardian,
+    at_least,
+    fee_action,
+    operation_id,
+    queued,
+    to_active,
+    to_end,
+)
 
 ZERO = "0x" + "00" * 20
 
@@ -31,23 +39,23 @@ def test_a_guardian_cannot_cancel_the_proposal_that_replaces_it(
         for voter, actions in zip((alice, bob), removals, strict=True)
     ]
     other = propose(g, carol, [fee_action(dao, 300)], "fee")
-    for proposal_id in ids:
+    for proposal in ids:
         with ape.reverts("governor: guardian cannot cancel a guardian change"):
-            g.cancel(proposal_id, sender=guardian)
-    g.cancel(other, sender=guardian)
+            g.cancel(*proposal.args(), sender=guardian)
+    g.cancel(*other.args(), sender=guardian)
     assert g.state(other) == ProposalState.CANCELED
     to_active(dao, chain, ids[0])
     g.castVote(ids[0], 1, sender=alice)
     g.castVote(ids[0], 1, sender=bob)
     to_end(dao, chain, ids[0])
-    g.queue(ids[0], sender=alice)
+    g.queue(*ids[0].args(), sender=alice)
     with ape.reverts("governor: guardian cannot cancel a guardian change"):
-        g.cancel(ids[0], sender=guardian)
+        g.cancel(*ids[0].args(), sender=guardian)
     at_least(chain, g.proposalEta(ids[0]))
-    g.execute(ids[0], sender=alice)
+    g.execute(*ids[0].args(), sender=alice)
     assert g.guardian() == ZERO
     with ape.reverts("governor: caller cannot cancel"):
-        g.cancel(ids[1], sender=guardian)
+        g.cancel(*ids[1].args(), sender=guardian)
 
 
 def test_a_guardians_pauses_are_bounded_in_total_per_term(dao, guardian, deployer, chain):
@@ -102,15 +110,20 @@ def test_an_expired_proposal_stays_expired_when_the_grace_period_grows(
     fixed when the proposal is queued."""
     g, t = dao.governor, dao.timelock
     stale = queued(dao, chain, carol, [fee_action(dao, 900)], [alice, bob], "never executed")
-    eta = g.proposalEta(stale)
+    eta, expiry = g.proposalEta(stale), g.proposalExpiry(stale)
+    operation = operation_id(g, stale)
+    assert expiry == eta + t.grace_period() == t.expires_at(operation)
     at_least(chain, eta + t.grace_period())
     assert g.state(stale) == ProposalState.EXPIRED
+    assert t.getOperationState(operation) == t.STATE_UNSET() and t.getTimestamp(operation) == 0
     grace = call(t, "set_grace_period", t.MAX_GRACE_PERIOD())
     pass_proposal(g, chain, alice, [alice, bob], [grace], "a longer grace period")
     assert t.grace_period() == t.MAX_GRACE_PERIOD()
     assert g.state(stale) == ProposalState.EXPIRED
+    assert g.proposalExpiry(stale) == expiry == t.expires_at(operation)
+    assert t.getOperationState(operation) == t.STATE_UNSET() and t.getTimestamp(operation) == 0
     with ape.reverts("timelock: operation expired"):
-        g.execute(stale, sender=carol)
+        g.execute(*stale.args(), sender=carol)
     assert dao.escrow.parameter(0) != 900
 
 
@@ -120,11 +133,15 @@ def test_a_queued_proposal_keeps_the_window_it_was_queued_with(dao, alice, bob, 
     g, t = dao.governor, dao.timelock
     grace_before = t.grace_period()
     waiting = queued(dao, chain, bob, [fee_action(dao, 500)], [alice, bob], "fee 5%")
-    eta = g.proposalEta(waiting)
+    eta, expiry = g.proposalEta(waiting), g.proposalExpiry(waiting)
+    operation = operation_id(g, waiting)
+    assert expiry == eta + grace_before == t.expires_at(operation)
     shorter = call(t, "set_grace_period", t.MIN_GRACE_PERIOD())
     pass_proposal(g, chain, alice, [alice, bob], [shorter], "a shorter grace period")
     assert t.grace_period() < grace_before
+    assert g.proposalExpiry(waiting) == expiry == t.expires_at(operation)
     at_least(chain, eta + t.grace_period() + DAY)
     assert g.state(waiting) == ProposalState.QUEUED
-    g.execute(waiting, sender=bob)
+    assert t.getOperationState(operation) == t.STATE_READY()
+    g.execute(*waiting.args(), sender=bob)
     assert dao.escrow.parameter(0) == 500
