@@ -39,6 +39,7 @@
 
 # Static analysis (vyper-guard, `make analyze`), contract-wide:
 # analysis: missing_nonreentrant: `# pragma nonreentrancy on` makes every external function nonreentrant (tests/test_hostile_tokens.py: a token calling back is refused).
+# analysis: timestamp_dependence: delays and grace periods last days; the seconds a block producer can shift a timestamp do not change which operation may run.
 
 from interfaces import ITimelock
 from contracts.modules import constants
