@@ -22,7 +22,7 @@ from typing import Any
 
 from ape import Contract, chain
 
-from computeshare.constants import FEE_SHARDS, MAX_UINT, JobStatus, ReplicaStatus, label
+from computeshare.constants import MAX_SWEEP, MAX_UINT, JobStatus, ReplicaStatus, label
 from computeshare.jobs import JobBook
 from computeshare.manifest import OWNED, Manifest, network_manifest_path
 from computeshare.results import ResultError, agreed_results, fetch_result
@@ -264,11 +264,15 @@ class ComputeShare:
         raise ResultError("; ".join(problems) or "no provider of this job serves results")
 
     def sweep_fees(self) -> int:
-        """Sweeps every shard of JobEscrow's protocol fees to the treasury (anyone may);
-        returns the amount swept."""
+        """Sweeps the protocol fees every device accrued to the treasury (anyone may), up to
+        `MAX_SWEEP` devices a transaction; returns the amount swept."""
+        from computeshare.jobs import devices_with_fees
+
         me = self._sender()
+        devices = devices_with_fees(self.escrow, self.jobs.start_block)
         return sum(
-            self.escrow.sweep_fees(shard, sender=me).return_value for shard in range(FEE_SHARDS)
+            self.escrow.sweep_fees(devices[i : i + MAX_SWEEP], sender=me).return_value
+            for i in range(0, len(devices), MAX_SWEEP)
         )
 
     # -- governance

@@ -16,8 +16,9 @@ TOKEN = 10**18  # one token in its smallest unit (18 decimals)
 HOUR = 3_600
 DAY = 86_400
 MAX_UINT = 2**256 - 1
-# JobEscrow keeps protocol fees in this many shards (`fees(shard)`, `sweep_fees(shard)`).
-FEE_SHARDS = 16
+# Most devices one `JobEscrow.sweep_fees` call takes (`MAX_SWEEP`): each device's record
+# accrues the protocol fees of its jobs (`fees(device_id)`).
+MAX_SWEEP = 64
 
 
 # ---------------------------------------------------------------- roles

@@ -63,7 +63,7 @@ from sqlalchemy.engine import Engine
 from computeshare.governance import CANCELED, DEFEATED, EXECUTED, EXPIRED, STATE_NAMES
 from computeshare.jobs import OUTCOMES
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: fee sweeps by devices, proposals by hashed id
 DEFAULT_PAGE = 2_000
 DEFAULT_CONFIRMATIONS = 64
 # The steps that decide a job's status, and the status each leaves it in.
@@ -269,7 +269,9 @@ slashes = _table(
     _amount("total"),
     keys=("provider",),
 )
-fees = _table("fees", Column("shard", Integer), _amount("amount"), Column("treasury", String(42)))
+fees = _table(
+    "fees", Column("devices", Integer), _amount("amount"), Column("treasury", String(42))
+)
 treasury = _table("treasury", Column("address", String(42)), _amount("balance"))
 proposals = _table(
     "proposals",
@@ -1363,7 +1365,7 @@ def _slashed(page: Page, where: dict, a: dict, contract: str) -> None:
 
 def _fees(page: Page, where: dict, a: dict, contract: str) -> None:
     page.rows[fees].append(
-        {**where, "shard": a["shard"], "amount": str(a["amount"]), "treasury": a["treasury"]}
+        {**where, "devices": a["devices"], "amount": str(a["amount"]), "treasury": a["treasury"]}
     )
 
 

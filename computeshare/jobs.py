@@ -91,6 +91,31 @@ def job_id_of(terms: Any) -> bytes:
     return keccak(encode(TERMS_TYPES, list(terms_tuple(terms))))
 
 
+def devices_with_fees(escrow, start_block: int = 0) -> list[bytes]:
+    """Devices whose completed jobs accrued protocol fees not yet swept, in the order
+    they first settled: every device of a `ReplicaSettled` event (its third topic, one
+    `eth_getLogs` request, nothing decoded), kept when `fees(device)` is not zero."""
+    provider = escrow.chain_manager.provider
+    topic = "0x" + keccak(text=escrow.ReplicaSettled.abi.selector).hex()
+    logs = provider.make_request(
+        "eth_getLogs",
+        [
+            {
+                "address": str(escrow.address),
+                "fromBlock": hex(start_block),
+                "toBlock": "latest",
+                "topics": [topic],
+            }
+        ],
+    )
+    devices = dict.fromkeys(bytes.fromhex(_hex(log["topics"][3])) for log in logs)
+    return [device for device in devices if escrow.fees(device)]
+
+
+def _hex(value: Any) -> str:
+    return (value.hex() if isinstance(value, bytes) else str(value)).removeprefix("0x")
+
+
 class JobBook:
     """JobEscrow's job calls addressed by job id: the terms come from the job's
     `JobPosted` event (remembered once seen, they never change), a k = 1 job's replica

@@ -30,8 +30,9 @@
         two words (provider/status/device nonce, commitment then result). Each device's
         record (running jobs, then jobs completed, failed and slashed: its reputation)
         is one word, which settlement moves in the same write that frees the device's
-        capacity. Protocol fees accrue in 16 shards picked by the payee's address,
-        swept to the treasury by anyone, so independent jobs do not write one hot slot.
+        capacity, and which also accrues the protocol fees of the jobs it completed:
+        settlement writes no word another device's settlement writes (no fee pool), and
+        anyone sweeps devices' fees to the treasury in batches (`sweep_fees`).
 
         Direct matching of a provider's signed offer lives in OfferBook, which calls
         `post_matched` (MATCHER role).
@@ -97,17 +98,20 @@ _DEFAULT: constant(uint256[_PARAMETER_COUNT]) = job_layout.DEFAULTS
 MAX_REPLICAS: constant(uint256) = job_layout.MAX_REPLICAS
 MAX_SPEC_LENGTH: constant(uint256) = job_layout.MAX_SPEC_LENGTH
 MAX_PAUSE: constant(uint256) = job_layout.MAX_PAUSE
-_FEE_SHARDS: constant(uint256) = 16
+# @notice Most devices one `sweep_fees` call takes.
+MAX_SWEEP: public(constant(uint256)) = 64
 # Parameters are packed 24 bits each (every bound is below 2**24) with the end of a pause
 # (40 bits) above them, so a job step reads all its settings in one storage load.
 _PARAM_BITS: constant(uint256) = 24
 _PAUSE_SHIFT: constant(uint256) = 216
 _PARAMS_MASK: constant(uint256) = 2**216 - 1
-# A device's record, one word: running jobs (bits 0..63), then jobs completed, failed
-# and slashed (64 bits each). Settlement moves a job from running to its outcome in one
-# write, and the word never returns to zero once used, so each later acceptance rewrites
-# a live word (2,900 gas) instead of creating one (20,000).
+# A device's record, one word (`job_layout`): running jobs, jobs completed, failed and
+# slashed (32 bits each), then its protocol fees not yet swept (bits 128..255).
+# Settlement moves a job from running to its outcome and adds its fee in one write, and
+# the word never returns to zero once used, so each later acceptance rewrites a live word
+# (2,900 gas) instead of creating one (20,000).
 _RECORD_BITS: constant(uint256) = job_layout.RECORD_BITS
+_FEES_AT: constant(uint256) = job_layout.RECORD_FEES_AT
 
 # Job and replica status (`job_layout`; JobEscrowView exports them).
 _OPEN: constant(uint256) = job_layout.STATUS_OPEN
@@ -169,8 +173,7 @@ _bond: HashMap[bytes32, uint256]
 _assignments: HashMap[bytes32, HashMap[uint256, uint256]]
 _commitments: HashMap[bytes32, HashMap[uint256, bytes32]]
 _votes: HashMap[bytes32, HashMap[bytes32, uint256]]
-_fee_shards: HashMap[uint256, uint256]
-# running | completed << 64 | failed << 128 | slashed << 192 (`device_record`)
+# running | completed << 32 | failed << 64 | slashed << 96 | fees << 128 (`device_record`)
 _devices: HashMap[bytes32, uint256]
 
 
@@ -608,17 +611,24 @@ def rule(terms: IJobEscrow.Terms, replica: IJobEscrow.Replica, for_client: bool)
 
 
 @external
-def sweep_fees(shard: uint256) -> uint256:
+def sweep_fees(device_ids: DynArray[bytes32, MAX_SWEEP]) -> uint256:
     """
-    @notice Moves the protocol fees of one shard to the treasury. Anyone may call.
-    @param shard 0 to 15.
+    @notice Moves the protocol fees the devices accrued to the treasury, in one
+            transfer. Anyone may call (a keeper batches the devices that earned fees,
+            from `ReplicaSettled` events).
+    @param device_ids Up to `MAX_SWEEP` devices; unknown ones and repeats add nothing.
     @return uint256 Amount swept.
     """
-    assert shard < _FEE_SHARDS, "job_escrow: no such shard"
-    amount: uint256 = self._fee_shards[shard]
-    self._fee_shards[shard] = 0
+    amount: uint256 = 0
+    for device_id: bytes32 in device_ids:
+        record: uint256 = self._devices[device_id]
+        owed: uint256 = record >> _FEES_AT
+        if owed != 0:
+            # The counters stay: the word stays live for the device's next job.
+            self._devices[device_id] = record & job_layout.RECORD_COUNTERS
+            amount += owed
     treasury: address = self.treasury
-    log IJobEscrow.FeesSwept(shard=shard, amount=amount, treasury=treasury)
+    log IJobEscrow.FeesSwept(devices=len(device_ids), amount=amount, treasury=treasury)
     if amount != 0:
         self._transfer(TOKEN, treasury, amount)
     return amount
@@ -750,13 +760,13 @@ def job_words(job_id: bytes32, slot: uint256, device_id: bytes32) -> uint256[6]:
 
 @external
 @view
-def fees(shard: uint256) -> uint256:
+def fees(device_id: bytes32) -> uint256:
     """
-    @notice Protocol fees accrued in a shard, not yet swept.
-    @param shard 0 to 15.
+    @notice Protocol fees a device's completed jobs accrued, not yet swept.
+    @param device_id The device.
     @return uint256 Amount in wei.
     """
-    return self._fee_shards[shard]
+    return self._devices[device_id] >> _FEES_AT
 
 
 @external
@@ -873,7 +883,7 @@ def _accept(job_id: bytes32, terms: IJobEscrow.Terms, provider: address, device_
     # analysis: cei_violation: a view of the registry, fixed at deploy; nothing can change state in between.
     capacity: uint256 = staticcall IDeviceRegistry(REGISTRY).check_fit(device_id, provider, terms.requirements, budget)
     record: uint256 = self._devices[device_id]
-    assert record & constants.U64 < capacity, "job_escrow: device at capacity"
+    assert record & constants.U32 < capacity, "job_escrow: device at capacity"
 
     if terms.replicas == 1:
         # The replica's status and binding share the job's word.
@@ -970,19 +980,21 @@ def _settle(job_id: bytes32, word: uint256, terms: IJobEscrow.Terms, replica: IJ
         replica_slashed: uint256 = 0
         counted: uint256 = 1 << (_RECORD_BITS * (convert(outcome, uint256) + 1))
         fee_due: uint256 = price * terms.fee_bps // constants.BPS
-        # A completed job counts in the record only when it paid the protocol at least
-        # the floor, so padding a record costs that much per job.
-        if outcome == _OUTCOME_COMPLETED and fee_due < record_floor:
-            counted = 0
-        # analysis: integer_overflow: the running count holds this job, so subtracting one cannot borrow; the checked add guards the top counter.
-        # The job leaves the device's running count for its outcome's counter (a counter
-        # would need 2**64 jobs of one device to overflow).
-        self._devices[device_id] = unsafe_sub(self._devices[device_id], 1) + counted
         if outcome == _OUTCOME_COMPLETED:
             replica_fee = fee_due
+            # A completed job counts in the record only when it paid the protocol at
+            # least the floor, so padding a record costs that much per job.
+            if fee_due < record_floor:
+                counted = 0
+            # The fee accrues in the device's record (below); a price is below 2**96, so
+            # 2**32 jobs of one device could not fill its 128 bits.
+            counted += replica_fee << _FEES_AT
+        # analysis: integer_overflow: the running count holds this job, so subtracting one cannot borrow; the checked add guards the fees at the top.
+        # The job leaves the device's running count for its outcome's counter (a counter
+        # would need 2**32 jobs of one device to overflow).
+        self._devices[device_id] = unsafe_sub(self._devices[device_id], 1) + counted
+        if outcome == _OUTCOME_COMPLETED:
             replica_paid = price - replica_fee
-            if replica_fee != 0:
-                self._fee_shards[convert(provider, uint256) % _FEE_SHARDS] += replica_fee
             paid += replica_paid
             fees += replica_fee
             # Delegators' cut into the pool (paid in the staked token only), the rest to

@@ -11,14 +11,14 @@ from collections import Counter
 
 from hypothesis.stateful import RuleBasedStateMachine, invariant
 
-from computeshare.constants import DAY, FEE_SHARDS, HOUR, TOKEN, Role, Support
+from computeshare.constants import DAY, HOUR, TOKEN, Role, Support
 from computeshare.governance import Proposal, call, description_hash, pass_proposal, propose
-from computeshare.jobs import STATUS_DISPUTED, STATUS_OPEN
+from computeshare.jobs import STATUS_DISPUTED, STATUS_OPEN, devices_with_fees
 from computeshare.params import parameter
 from computeshare.signing import spec_hash
 from computeshare.specs import device_spec, job_requirements
 
-__all__ = ["DAY", "FEE_SHARDS", "HOUR", "TOKEN"]  # re-exported from computeshare.constants
+__all__ = ["DAY", "HOUR", "TOKEN"]  # re-exported from computeshare.constants
 
 # ---------------------------------------------------------------- units and roles
 
@@ -97,7 +97,7 @@ def escrow_owes(m, accounts, open_jobs=(), *, locked=None, fees=None) -> int:
             if info.status in (STATUS_OPEN, STATUS_DISPUTED):
                 locked += info.price_per_replica * info.replicas + m.escrow_view.dispute_bond(job)
     if fees is None:
-        fees = sum(m.escrow.fees(s) for s in range(FEE_SHARDS))
+        fees = sum(m.escrow.fees(d) for d in devices_with_fees(m.escrow))
     return owed + locked + fees
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from eth_utils import keccak
 
 from computeshare.client import ComputeShare
-from computeshare.constants import DAY, FEE_SHARDS, TOKEN
+from computeshare.constants import DAY, TOKEN
+from computeshare.jobs import devices_with_fees
 from computeshare.deploy import DeployConfig, Deployment, Manifest
 from computeshare.governance import advance, call, method, pass_proposal
 from computeshare.jobs import commitment
@@ -102,8 +103,6 @@ def build_market(project, chain, accounts, directory: Path) -> Market:
     action = call(escrow, "set_parameter", 0, 100)
     receipt = pass_proposal(cs.governor, chain, voters[0], voters, [action], "Lower the fee")
     market.proposal_id = int(receipt.decode_logs(cs.governor.ProposalExecuted)[0].proposalId)
-    for shard in range(FEE_SHARDS):
-        if escrow.fees(shard):
-            escrow.sweep_fees(shard, sender=accounts[14])
+    escrow.sweep_fees(devices_with_fees(escrow), sender=accounts[14])
     chain.mine()
     return market

@@ -13,7 +13,8 @@ import pytest
 
 from computeshare.client import ComputeShare
 from computeshare.governance import encode
-from tests.helpers import DAY, FEE_SHARDS, GOOD, LOCKER, SLASHER, TOKEN, escrow_owes, reveal
+from computeshare.jobs import devices_with_fees
+from tests.helpers import DAY, GOOD, LOCKER, SLASHER, TOKEN, escrow_owes, reveal
 
 MAX = 2**256 - 1
 NORMAL, RETURNS_FALSE, TAKES_FEE, REVERTS_ON_ZERO, REENTERS = range(5)
@@ -69,8 +70,7 @@ def test_fee_on_transfer_token_is_credited_what_arrived(
     optimistic_job(m, providers[0])
     everyone = [client, providers[0]]
     assert hostile.balanceOf(m.escrow) == escrow_owes(m, everyone)
-    for shard in range(FEE_SHARDS):
-        m.escrow.sweep_fees(shard, sender=client)
+    m.escrow.sweep_fees(devices_with_fees(m.escrow), sender=client)
     for account in everyone:
         m.escrow.withdraw(m.escrow.balanceOf(account), sender=account)
     assert hostile.balanceOf(m.escrow) == 0 == escrow_owes(m, everyone)
@@ -120,13 +120,13 @@ def test_token_reverting_on_zero_transfers_never_blocks_a_payout(
     run_replica,
     optimistic_job,
 ):
-    """Every path that can move zero tokens (a sweep of an empty shard, an expiry that
+    """Every path that can move zero tokens (a sweep of devices with no fees, an expiry that
     refunds everything, a settlement that pays nobody) skips the transfer."""
     m = paid_in_hostile
     hostile.set_mode(REVERTS_ON_ZERO, sender=client)
     m.escrow.deposit(1_000 * TOKEN, sender=client)
-    for shard in range(FEE_SHARDS):  # all empty
-        assert m.escrow.sweep_fees(shard, sender=keeper).return_value == 0
+    nobody = [bytes(32), m.registry.device_id_of(providers[0], 0)]  # no fees yet
+    assert m.escrow.sweep_fees(nobody, sender=keeper).return_value == 0
 
     optimistic_job(m, providers[0])
     silent = post_job(k=3, price=5 * TOKEN, collateral=5 * TOKEN, m=m)
@@ -141,8 +141,7 @@ def test_token_reverting_on_zero_transfers_never_blocks_a_payout(
     m.jobs.cancel(cancelled, sender=client)
 
     everyone = [client, *providers, keeper]
-    for shard in range(FEE_SHARDS):
-        m.escrow.sweep_fees(shard, sender=keeper)
+    m.escrow.sweep_fees(devices_with_fees(m.escrow), sender=keeper)
     for account in everyone:
         if m.escrow.balanceOf(account):
             m.escrow.withdraw(m.escrow.balanceOf(account), sender=account)

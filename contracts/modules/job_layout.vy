@@ -41,8 +41,14 @@
         | 104..111 | attested only    |
         | 112..143 | compute seconds  |
 
-        Device record (`_devices[device_id]`): running jobs (bits 0..63), then jobs
-        completed (64..127), failed (128..191) and slashed (192..255).
+        Device record (`_devices[device_id]`):
+        | bits     | field                                        | width |
+        | -------- | -------------------------------------------- | ----- |
+        | 0..31    | running jobs                                 | 32    |
+        | 32..63   | jobs completed                               | 32    |
+        | 64..95   | jobs failed                                  | 32    |
+        | 96..127  | jobs slashed                                 | 32    |
+        | 128..255 | protocol fees of its jobs, not yet swept     | 128   |
 """
 
 from interfaces import IJobEscrow
@@ -113,8 +119,10 @@ REQ_REGION_AT: constant(uint256) = constants.REGION_AT
 REQ_ATTESTED_AT: constant(uint256) = constants.ATTESTED_AT
 REQ_SECONDS_AT: constant(uint256) = constants.SECONDS_AT
 
-# Device record: four counters of this many bits.
-RECORD_BITS: constant(uint256) = 64
+# Device record: four counters of this many bits, then the fees it accrued.
+RECORD_BITS: constant(uint256) = 32
+RECORD_FEES_AT: constant(uint256) = 128
+RECORD_COUNTERS: constant(uint256) = 2**128 - 1
 
 U8: constant(uint256) = constants.U8
 U16: constant(uint256) = constants.U16
@@ -198,10 +206,10 @@ def device_record(record: uint256) -> IJobEscrow.DeviceRecord:
     @notice A device record decoded.
     """
     return IJobEscrow.DeviceRecord(
-        running=record & U64,
-        completed=(record >> RECORD_BITS) & U64,
-        failed=(record >> (2 * RECORD_BITS)) & U64,
-        slashed=record >> (3 * RECORD_BITS),
+        running=record & U32,
+        completed=(record >> RECORD_BITS) & U32,
+        failed=(record >> (2 * RECORD_BITS)) & U32,
+        slashed=(record >> (3 * RECORD_BITS)) & U32,
     )
 
 
