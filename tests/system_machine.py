@@ -14,19 +14,22 @@ from hypothesis.stateful import invariant, rule
 from computeshare.governance import (
     ACTIVE,
     EXECUTED,
+    EXPIRED,
     PENDING,
     QUEUED,
     SUCCEEDED,
+    Proposal,
     advance,
     call,
     method,
     pass_proposal,
 )
+from computeshare.jobs import devices_with_fees
 from computeshare.params import PARAMETERS, parameter
 from computeshare.signing import sign_offer, spec_hash
 from computeshare.specs import device_spec, job_requirements
 from tests.escrow_machine import SPEC, EscrowMachine, JobModel, Replica
-from tests.helpers import DAY, FEE_SHARDS, HOUR, TOKEN
+from tests.helpers import DAY, HOUR, TOKEN
 
 # Parameters the DAO rule changes: the ones that change money flows and windows without
 # making the providers' devices ineligible or the clients' posts invalid.
@@ -78,6 +81,9 @@ class SystemMachine(EscrowMachine):
         self.burning_since_check = self.expected[("Staking", "BURN_SLASHED")] == 1
         self.paused_until = 0
         self.offer_nonce = 0
+        # Proposal descriptions carry a number: the same actions and description are the
+        # same proposal id, which the Governor takes once.
+        self.proposal_nonce = 0
 
     # ------------------------------------------------------------ helpers
 
@@ -92,6 +98,10 @@ class SystemMachine(EscrowMachine):
         if now > self.paused_until + 5:
             return False
         return None
+
+    def _description(self, what: str) -> str:
+        self.proposal_nonce += 1
+        return f"{what} (system machine #{self.proposal_nonce})"
 
     def _free_proposer(self):
         g = self.m.governor
@@ -328,12 +338,16 @@ class SystemMachine(EscrowMachine):
 
     # ------------------------------------------------------------ keepers, guardian, DAO
 
-    @rule(shard=st.integers(0, FEE_SHARDS - 1))
-    def sweep_fees(self, shard):
+    @rule(count=st.integers(0, 3))
+    def sweep_fees(self, count):
+        """A keeper sweeps the fees of the first `count` devices that earned some (found
+        from `ReplicaSettled` events), in one call."""
         treasury = self.m.timelock.address
         before = self.m.token.balanceOf(treasury)
-        swept = self.m.escrow.sweep_fees(shard, sender=self.keeper).return_value
+        devices = devices_with_fees(self.m.escrow)[:count]
+        swept = self.m.escrow.sweep_fees(devices, sender=self.keeper).return_value
         assert self.m.token.balanceOf(treasury) - before == swept
+        assert all(self.m.escrow.fees(d) == 0 for d in devices)
         self.fees -= swept
 
     @rule(hours=st.integers(1, 48))
@@ -366,8 +380,11 @@ class SystemMachine(EscrowMachine):
         value = data.draw(st.integers(pick.low, pick.high))
         action = call(self.contracts[pick.contract], "set_parameter", pick.key, value)
         g = self.m.governor
-        pass_proposal(g, self.chain, proposer, self.voters, [action], "change")
-        assert g.state(g.latestProposalId(proposer)) == EXECUTED
+        description = self._description(f"set {pick.contract}.{pick.name} to {value}")
+        pass_proposal(g, self.chain, proposer, self.voters, [action], description)
+        proposal = Proposal([action], description)
+        assert g.latestProposalId(proposer) == proposal
+        assert g.state(proposal) == EXECUTED
         self.expected[(pick.contract, pick.name)] = value
         if pick.name == "BURN_SLASHED" and value == 1:
             self.burning_since_check = True
@@ -381,11 +398,17 @@ class SystemMachine(EscrowMachine):
         contract = self.contracts[pick.contract]
         action = call(contract, "set_parameter", pick.key, pick.high + 1)
         g = self.m.governor
-        with ape.reverts():
-            pass_proposal(g, self.chain, proposer, self.voters, [action], "bad")
-        proposal = g.latestProposalId(proposer)
+        description = self._description(f"set {pick.contract}.{pick.name} out of bounds")
+        with ape.reverts("parameters: out of bounds"):
+            pass_proposal(g, self.chain, proposer, self.voters, [action], description)
+        proposal = Proposal([action], description)
+        assert g.latestProposalId(proposer) == proposal
         assert g.state(proposal) == QUEUED  # it can never execute; it expires
-        self.chain.pending_timestamp = g.proposalEta(proposal) + self.m.timelock.grace_period() + 1
+        # Its window was fixed when it was queued.
+        expiry = g.proposalExpiry(proposal)
+        assert expiry == g.proposalEta(proposal) + self.m.timelock.grace_period()
+        advance(self.chain, expiry - self._now())
+        assert g.state(proposal) == EXPIRED
 
     # ------------------------------------------------------------ invariants
 
