@@ -378,6 +378,7 @@ class Deployment:
                 "Staking", self.contract("JobEscrow").address, Role.SLASHER | Role.LOCKER
             ),
             lambda: self._grant("JobEscrow", self.contract("OfferBook").address, Role.MATCHER),
+            self._income_holder_step,
         ]
         if c.arbiter:
             plan.append(lambda: self._grant("JobEscrow", c.arbiter, Role.ARBITER))
@@ -408,6 +409,18 @@ class Deployment:
             )
 
         return step
+
+    def _income_holder_step(self) -> None:
+        """JobEscrow keeps the delegators' cut of each settlement until Staking collects it,
+        so a settlement moves no tokens (when it pays in the staked token)."""
+        staking, escrow = self.contract("Staking"), self.contract("JobEscrow")
+        if not escrow.PAYS_INTO_POOL():
+            return
+        self._step(
+            "Staking.set_income_holder",
+            lambda: staking.income_holder() == escrow.address,
+            lambda: staking.set_income_holder(escrow, sender=self.deployer),
+        )
 
     def _guardian_step(self) -> None:
         escrow = self.contract("JobEscrow")
@@ -456,6 +469,10 @@ class Deployment:
                 self.contract("JobEscrowView").ESCROW() == escrow.address,
             ),
             ("escrow is SLASHER|LOCKER", has_roles(staking, escrow, Role.SLASHER | Role.LOCKER)),
+            (
+                "Staking collects the delegators' cut from the escrow",
+                not escrow.PAYS_INTO_POOL() or staking.income_holder() == escrow.address,
+            ),
             ("offer book is MATCHER", has_roles(escrow, offers, Role.MATCHER)),
         ]
         if c.arbiter:

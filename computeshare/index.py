@@ -269,9 +269,7 @@ slashes = _table(
     _amount("total"),
     keys=("provider",),
 )
-fees = _table(
-    "fees", Column("devices", Integer), _amount("amount"), Column("treasury", String(42))
-)
+fees = _table("fees", Column("devices", Integer), _amount("amount"), Column("treasury", String(42)))
 treasury = _table("treasury", Column("address", String(42)), _amount("balance"))
 proposals = _table(
     "proposals",

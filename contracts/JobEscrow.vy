@@ -1010,6 +1010,9 @@ def _settle(job_id: bytes32, word: uint256, terms: IJobEscrow.Terms, replica: IJ
             if outcome == _OUTCOME_FAILED:
                 extcall IStaking(STAKING).release(provider, collateral, 0)
             else:
+                # The pool's income held here leaves first, so the balance measured
+                # around the slash moves by its reward alone.
+                extcall IStaking(STAKING).collect_income(provider)
                 before: uint256 = staticcall IERC20(_STAKE_TOKEN).balanceOf(self)
                 replica_slashed = extcall IStaking(STAKING).slash(provider, collateral, collateral, self, price)
                 reward += staticcall IERC20(_STAKE_TOKEN).balanceOf(self) - before

@@ -100,11 +100,24 @@ _DEFAULT: constant(DynArray[uint256, governed.MAX_KEYS]) = [
     14 * constants.DAY, 10, 100 * constants.TOKEN, 1_000 * constants.TOKEN, 2_500, 0, 7 * constants.DAY, 11 * constants.DAY
 ]
 
-# Set in a pool's stored `locked` once it locked collateral, so the word never returns to
-# zero: every later lock rewrites a live word (2,900 gas) instead of creating one
-# (20,000), as OpenZeppelin's ReentrancyGuard keeps 1/2 instead of 0/1. Read through
-# `_locked`; the views report the amount alone.
+# A pool's stored `locked` word:
+#
+#   | bits     | field                                                   |
+#   | -------- | ------------------------------------------------------- |
+#   | 0..127   | locked collateral                                       |
+#   | 128..254 | delegators' income `income_holder` still holds for the  |
+#   |          | pool (below 2**127: every token of the supply fits)     |
+#   | 255      | in use: set once the pool locked collateral             |
+#
+# The in-use bit keeps the word from returning to zero: every later lock rewrites a live
+# word (2,900 gas) instead of creating one (20,000), as OpenZeppelin's ReentrancyGuard
+# keeps 1/2 instead of 0/1. Settlement writes this word anyway, so the delegators' cut
+# it leaves with JobEscrow costs no other write, and no token moves. Read through
+# `_locked` and `_owed`; the views report the amounts alone.
 _IN_USE: constant(uint256) = 1 << 255
+_LOCKED_MASK: constant(uint256) = 2**128 - 1
+_OWED_AT: constant(uint256) = 128
+_OWED_MASK: constant(uint256) = 2**127 - 1
 _VIRTUAL_SHARES: constant(uint256) = 10**6
 # A delegation's warm-up position, one word (`Delegation.warm`):
 #
@@ -123,6 +136,11 @@ TOKEN: public(immutable(address))
 
 # @notice Receives slashed stake that is neither rewarded nor burned (the DAO timelock).
 treasury: public(address)
+
+# @notice The locker whose settlements leave the delegators' cut with it (JobEscrow), set
+#         once by the owner; Staking collects a pool's cut from it before the pool's
+#         delegated tokens leave. Other lockers' cuts are pulled at once.
+income_holder: public(address)
 
 _pools: HashMap[address, IStaking.Pool]
 _delegations: HashMap[address, HashMap[address, IStaking.Delegation]]
@@ -388,6 +406,7 @@ def withdraw_delegation(provider: address) -> uint256:
     @return uint256 Tokens paid.
     """
     assert block.timestamp >= self._delegations[provider][msg.sender].unlock_at, "staking: still thawing"
+    self._collect(provider)
     amount: uint256 = self._take_thawing(provider, msg.sender)
     assert amount != 0, "staking: nothing thawing"
     units: uint256 = self._delegations[provider][msg.sender].thaw_units
@@ -431,9 +450,10 @@ def lock(provider: address, amount: uint256):
     """
     # analysis: missing_input_validation: LOCKER/SLASHER only (JobEscrow); the amounts are checked against the pool below.
     assert IAccess.Role.LOCKER in access.roles[msg.sender], "staking: caller is not a locker"
-    locked: uint256 = self._locked(provider) + amount
+    word: uint256 = self._pools[provider].locked
+    locked: uint256 = (word & _LOCKED_MASK) + amount
     assert locked <= self._pools[provider].own_stake, "staking: insufficient free stake"
-    self._pools[provider].locked = locked | _IN_USE
+    self._pools[provider].locked = (word & ~_LOCKED_MASK) | locked | _IN_USE
     log IStaking.CollateralLocked(provider=provider, locker=msg.sender, amount=amount, locked=locked)
 
 
@@ -454,19 +474,28 @@ def release(provider: address, amount: uint256, income: uint256) -> uint256:
     """
     # analysis: missing_input_validation: LOCKER only (JobEscrow); the amounts are checked against the pool below.
     assert IAccess.Role.LOCKER in access.roles[msg.sender], "staking: caller is not a locker"
-    locked: uint256 = self._locked(provider)
+    word: uint256 = self._pools[provider].locked
+    locked: uint256 = word & _LOCKED_MASK
     released: uint256 = min(amount, locked)
-    self._pools[provider].locked = (locked - released) | _IN_USE
+    owed: uint256 = (word >> _OWED_AT) & _OWED_MASK
     log IStaking.CollateralUnlocked(provider=provider, locker=msg.sender, amount=released, locked=locked - released)
-    if income == 0 or self._pools[provider].delegated_shares == 0:
-        return 0
-    self._settle_cut(provider)
-    cut: uint256 = income * self._pools[provider].delegator_cut_bps // constants.BPS
-    if cut == 0:
-        return 0
-    self._pools[provider].delegated_tokens += cut
-    log IStaking.IncomeAdded(provider=provider, payer=msg.sender, amount=cut, to_delegators=cut)
-    self._pull(msg.sender, cut)
+    cut: uint256 = 0
+    if income != 0 and self._pools[provider].delegated_shares != 0:
+        self._settle_cut(provider)
+        cut = income * self._pools[provider].delegator_cut_bps // constants.BPS
+    pull: bool = False
+    if cut != 0:
+        self._pools[provider].delegated_tokens += cut
+        log IStaking.IncomeAdded(provider=provider, payer=msg.sender, amount=cut, to_delegators=cut)
+        if msg.sender == self.income_holder:
+            # The cut stays with the caller until the pool's delegated tokens leave.
+            owed += cut
+            assert owed <= _OWED_MASK, "staking: income overflow"
+        else:
+            pull = True
+    self._pools[provider].locked = (locked - released) | (owed << _OWED_AT) | _IN_USE
+    if pull:
+        self._pull(msg.sender, cut)
     return cut
 
 
@@ -491,6 +520,9 @@ def slash(provider: address, amount: uint256, unlock_amount: uint256, beneficiar
     """
     # analysis: missing_input_validation: SLASHER only (JobEscrow); the amounts are checked against the pool below.
     assert IAccess.Role.SLASHER in access.roles[msg.sender], "staking: caller is not a slasher"
+    # The pool's delegated tokens may leave below: its income first (the word below then
+    # holds no income).
+    self._collect(provider)
     pool: IStaking.Pool = self._pool(provider)
 
     # The provider's own stake first (its locked collateral is part of it), then its
@@ -570,7 +602,47 @@ def set_treasury(new_treasury: address):
     self.treasury = new_treasury
 
 
+@external
+def set_income_holder(holder: address):
+    """
+    @notice Names the locker whose settlements leave the delegators' cut with it
+            (JobEscrow), so a settlement moves no tokens. Owner only, once: the cut
+            already left with a holder is collected from it.
+    @param holder The locker; it must have approved this contract for good.
+    """
+    ownable._check_owner()
+    assert self.income_holder == empty(address), "staking: income holder already set"
+    assert holder != empty(address), "staking: zero income holder"
+    self.income_holder = holder
+    log IStaking.IncomeHolderSet(holder=holder)
+
+
+@external
+def collect_income(provider: address) -> uint256:
+    """
+    @notice Pulls the delegators' income `income_holder` holds for `provider`'s pool into
+            this contract. Anyone may call; withdrawals and slashes do it themselves.
+    @param provider The provider.
+    @return uint256 Tokens pulled.
+    """
+    owed: uint256 = (self._pools[provider].locked >> _OWED_AT) & _OWED_MASK
+    self._collect(provider)
+    return owed
+
+
 # ---------------------------------------------------------------- views
+
+
+@external
+@view
+def uncollected_income(provider: address) -> uint256:
+    """
+    @notice Delegators' income of `provider`'s pool that `income_holder` still holds
+            (part of the pool's delegated tokens).
+    @param provider The provider.
+    @return uint256 Tokens.
+    """
+    return (self._pools[provider].locked >> _OWED_AT) & _OWED_MASK
 
 
 @external
@@ -663,14 +735,14 @@ def delegation(provider: address, delegator: address) -> IStaking.DelegationView
 @internal
 @view
 def _locked(provider: address) -> uint256:
-    return self._pools[provider].locked & ~_IN_USE
+    return self._pools[provider].locked & _LOCKED_MASK
 
 
 @internal
 @view
 def _pool(provider: address) -> IStaking.Pool:
     pool: IStaking.Pool = self._pools[provider]
-    pool.locked &= ~_IN_USE
+    pool.locked &= _LOCKED_MASK
     return pool
 
 
@@ -771,6 +843,21 @@ def _take_thawing(provider: address, delegator: address) -> uint256:
     self._delegations[provider][delegator].thaw_shares = 0
     self._delegations[provider][delegator].unlock_at = 0
     return amount
+
+
+@internal
+def _collect(provider: address):
+    """
+    @dev Pulls the delegators' income `income_holder` holds for `provider`'s pool; called
+         before any of the pool's delegated tokens leave this contract.
+    """
+    word: uint256 = self._pools[provider].locked
+    owed: uint256 = (word >> _OWED_AT) & _OWED_MASK
+    if owed != 0:
+        self._pools[provider].locked = word & ~(_OWED_MASK << _OWED_AT)
+        holder: address = self.income_holder
+        log IStaking.IncomeCollected(provider=provider, holder=holder, amount=owed)
+        self._pull(holder, owed)
 
 
 @internal

@@ -346,4 +346,6 @@ class EscrowMachine(CountedMachine):
             assert pool.locked <= pool.own_stake
             total += pool.own_stake + pool.own_thawing + pool.delegated_tokens + pool.thawing_tokens
             total += pool.warming_tokens
+            # The delegators' income JobEscrow still holds (part of delegated_tokens).
+            total -= self.m.staking.uncollected_income(p)
         assert self.m.token.balanceOf(self.m.staking) == total

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from eth_utils import keccak
 from hypothesis.stateful import RuleBasedStateMachine, invariant
 
 from computeshare.constants import DAY, HOUR, TOKEN, Role, Support
@@ -85,11 +86,26 @@ def offer_terms(provider, client, chain, **overrides) -> dict:
     return offer
 
 
+def income_held(m) -> int:
+    """The delegators' income JobEscrow holds for Staking (not yet collected): the sum of
+    `uncollected_income` over every pool that earned income (from `IncomeAdded` logs)."""
+    provider = m.staking.chain_manager.provider
+    topic = "0x" + keccak(text=m.staking.IncomeAdded.abi.selector).hex()
+    logs = provider.make_request(
+        "eth_getLogs",
+        [{"address": str(m.staking.address), "fromBlock": "0x0", "toBlock": "latest",
+          "topics": [topic]}],
+    )  # fmt: skip
+    pools = {"0x" + str(log["topics"][1]).removeprefix("0x")[-40:] for log in logs}
+    return sum(m.staking.uncollected_income(p) for p in pools)
+
+
 def escrow_owes(m, accounts, open_jobs=(), *, locked=None, fees=None) -> int:
-    """What JobEscrow owes: the balances of `accounts`, the payment and dispute bond locked
-    in each of `open_jobs` still open or disputed, and the unswept protocol fees. A state
-    machine passes `locked` and `fees` from its own model instead of reading them."""
-    owed = sum(m.escrow.balanceOf(a) for a in accounts)
+    """What JobEscrow holds for others: the balances of `accounts`, the payment and dispute
+    bond locked in each of `open_jobs` still open or disputed, the unswept protocol fees,
+    and the delegators' income it holds for Staking. A state machine passes `locked` and
+    `fees` from its own model instead of reading them."""
+    owed = sum(m.escrow.balanceOf(a) for a in accounts) + income_held(m)
     if locked is None:
         locked = 0
         for job in open_jobs:

@@ -11,10 +11,9 @@ from eth_utils import keccak
 
 from computeshare.client import ComputeShare
 from computeshare.constants import DAY, TOKEN
-from computeshare.jobs import devices_with_fees
 from computeshare.deploy import DeployConfig, Deployment, Manifest
 from computeshare.governance import advance, call, method, pass_proposal
-from computeshare.jobs import commitment
+from computeshare.jobs import commitment, devices_with_fees
 from computeshare.sandbox import STATUS_OK, RunResult
 from computeshare.specs import device_spec, job_requirements
 from computeshare.workloads import encode_spec

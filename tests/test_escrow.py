@@ -383,8 +383,10 @@ def test_optimistic_job_pays_after_challenge_window(
 def test_income_is_shared_with_delegators(
     market, token, client, providers, chain, keeper, accounts, deployer, post_job, run_replica
 ):
-    """With delegators, their cut of the income goes into the pool in Staking (tokens
-    move there); the provider's part goes to its balance here."""
+    """With delegators, their cut of the income goes into the pool in Staking; the
+    provider's part goes to its balance here. No token moves at settlement: the cut stays
+    with JobEscrow (Staking's income holder) until Staking collects it, which anyone may
+    trigger and every withdrawal of delegated tokens does."""
     m = market
     p, delegator = providers[0], accounts[16]
     m.staking.set_delegator_cut(2_000, sender=p)
@@ -396,13 +398,18 @@ def test_income_is_shared_with_delegators(
     chain.pending_timestamp = m.jobs.view(job).phase_end
     delegated, own = m.staking.pool(p).delegated_tokens, m.staking.pool(p).own_stake
     staked, balance = token.balanceOf(m.staking), m.escrow.balanceOf(p)
+    held = token.balanceOf(m.escrow)
     receipt = m.jobs.finalize(job, sender=keeper)
     paid = PRICE - PRICE * 250 // 10_000
     cut = paid * 2_000 // 10_000
     pool = m.staking.pool(p)
     assert (pool.delegated_tokens, pool.own_stake, pool.locked) == (delegated + cut, own, 0)
-    assert token.balanceOf(m.staking) == staked + cut
+    assert m.staking.income_holder() == m.escrow.address
+    assert token.balanceOf(m.staking) == staked and m.staking.uncollected_income(p) == cut
+    assert not receipt.decode_logs(token.Transfer)
     assert m.escrow.balanceOf(p) == balance + paid - cut
+    # JobEscrow still holds the price: the provider's part, the fee and the cut.
+    assert token.balanceOf(m.escrow) == held
     (income,) = receipt.decode_logs(m.staking.IncomeAdded)
     args = income.event_arguments
     assert (args["provider"], args["payer"], args["amount"], args["to_delegators"]) == (
@@ -414,6 +421,56 @@ def test_income_is_shared_with_delegators(
     # The delegator's shares are worth its stake plus the cut (less rounding).
     value = m.staking.delegation(p, delegator).value
     assert 1_000 * TOKEN + cut - 2 <= value <= 1_000 * TOKEN + cut
+    # Anyone collects; the tokens move once, and a second call moves nothing.
+    receipt = m.staking.collect_income(p, sender=keeper)
+    assert receipt.return_value == cut and m.staking.uncollected_income(p) == 0
+    (collected,) = receipt.decode_logs(m.staking.IncomeCollected)
+    args = collected.event_arguments
+    assert (args["provider"], args["holder"], args["amount"]) == (p, m.escrow, cut)
+    assert token.balanceOf(m.staking) == staked + cut
+    assert token.balanceOf(m.escrow) == held - cut
+    assert m.staking.collect_income(p, sender=keeper).return_value == 0
+
+
+def test_a_slash_collects_the_pools_income_first(
+    market, token, client, providers, chain, keeper, accounts, deployer, post_job, run_replica
+):
+    """The delegators' cut JobEscrow holds for a pool is collected before the pool is
+    slashed: the reward JobEscrow measures around the slash is the whole reward (the
+    client's compensation and the keeper's bounty), and both contracts still hold exactly
+    what they owe."""
+    m = market
+    p, delegator = providers[0], accounts[16]
+    m.staking.set_delegator_cut(2_000, sender=p)
+    token.transfer(delegator, 1_000 * TOKEN, sender=deployer)
+    token.approve(m.staking, 2**256 - 1, sender=delegator)
+    warm_delegation(m.staking, chain, p, 1_000 * TOKEN, delegator)
+    paid = post_job()
+    run_replica(paid, p, GOOD)
+    chain.pending_timestamp = m.jobs.view(paid).phase_end
+    m.jobs.finalize(paid, sender=keeper)
+    cut = m.staking.uncollected_income(p)
+    assert cut == (PRICE - PRICE * 250 // 10_000) * 2_000 // 10_000
+    silent = post_job(deadline_in=HOUR)
+    m.jobs.accept(silent, 0, sender=p)  # and never commits
+    chain.pending_timestamp = m.jobs.view(silent).deadline + DAY
+    staked = token.balanceOf(m.staking)
+    receipt = m.jobs.expire(silent, sender=keeper)
+    (replica,) = receipt.decode_logs(m.escrow.ReplicaSettled)
+    assert replica.outcome == OUTCOME_SLASHED
+    (collected,) = receipt.decode_logs(m.staking.IncomeCollected)
+    assert collected.event_arguments["amount"] == cut and m.staking.uncollected_income(p) == 0
+    (slashed,) = receipt.decode_logs(m.staking.Slashed)
+    (settled,) = receipt.decode_logs(m.escrow.JobSettled)
+    assert slashed.reward > 0 and settled.compensation + settled.bounty == slashed.reward
+    # Staking got the cut and paid out the reward and the remainder.
+    assert token.balanceOf(m.staking) == staked + cut - slashed.reward - slashed.remainder
+    assert token.balanceOf(m.escrow) == escrow_owes(m, [client, p, keeper], [paid, silent])
+    pool = m.staking.pool(p)
+    held = pool.own_stake + pool.own_thawing + pool.delegated_tokens + pool.thawing_tokens
+    assert token.balanceOf(m.staking) == held + pool.warming_tokens + sum(
+        m.staking.pool(q).own_stake for q in providers[1:]
+    )
 
 
 def test_release_is_for_lockers_only(market, providers, outsider):

@@ -96,3 +96,15 @@ def test_hot_slot_is_the_contracts_token_balance(rows, operation, holder):
     assert row["critical_path"] == N
     name = row["hot_names"][0]
     assert name.startswith("ComputeToken.") and name.endswith(f"[{holder}]"), name
+
+
+@pytest.mark.parametrize(
+    "operation", ["finalize k=1, no delegators", "finalize k=1, delegators", "finalize k=3"]
+)
+def test_settlements_of_independent_jobs_do_not_conflict(rows, operation):
+    """Each fee accrues in its device's record and the delegators' cut stays with JobEscrow
+    in the pool's own word: no settlement writes a word another one touches (before: 16 fee
+    shards, and the token balance words of JobEscrow and Staking for pools with delegators)."""
+    (row,) = [row for name, row in rows.items() if name.startswith(operation)]
+    assert (row["pairs"], row["critical_path"]) == (0, 1), row["hot_names"]
+    assert row["speedup"] == row["transactions"]
