@@ -467,3 +467,37 @@ def test_receipts_hold_across_runs_of_proposal_numbers(dao, chain, deployer, ali
                 g.castVote(proposal, FOR, sender=voter)
     assert not g.hasVoted(early, carol) and not g.hasVoted(late, carol)
     assert g.proposalVotes(early) == (30_000_000 * 10**18, 20_000_000 * 10**18, 0)
+
+
+def test_a_signed_ballot_cannot_be_replayed_as_another_ballot_type(
+    dao, chain, chain_id, alice, bob, outsider
+):
+    """`Ballot` and `ExtendedBallot` share the voter's nonce but not their type hash: a
+    signature of one is refused by the other function, and a used nonce is spent for both."""
+    from computeshare.signing import sign_ballot
+
+    g = dao.governor
+    proposal = Proposal([fee_action(dao, 300)], "fee")
+    g.propose(*proposal.propose_args(), sender=alice)
+    advance(chain, g.votingDelay() + 1)
+    plain = sign_ballot(
+        bob.private_key, chain_id=chain_id, governor=g.address, proposal_id=proposal,
+        support=FOR, voter=bob.address, nonce=0,
+    )  # fmt: skip
+    with ape.reverts("governor: invalid signature"):
+        g.castVoteWithReasonAndParamsBySig(proposal, FOR, bob, "", b"", plain, sender=outsider)
+    extended = sign_extended_ballot(
+        bob.private_key, chain_id=chain_id, governor=g.address, proposal_id=proposal,
+        support=FOR, voter=bob.address, nonce=0, reason="why", params=b"",
+    )  # fmt: skip
+    with ape.reverts("governor: invalid signature"):
+        g.castVoteBySig(proposal, FOR, bob, extended, sender=outsider)
+    # The reason is signed: another reason with the same signature is refused.
+    with ape.reverts("governor: invalid signature"):
+        g.castVoteWithReasonAndParamsBySig(
+            proposal, FOR, bob, "other", b"", extended, sender=outsider
+        )
+    g.castVoteWithReasonAndParamsBySig(proposal, FOR, bob, "why", b"", extended, sender=outsider)
+    assert g.nonces(bob) == 1 and g.hasVoted(proposal, bob)
+    with ape.reverts("governor: invalid signature"):
+        g.castVoteBySig(proposal, FOR, bob, plain, sender=outsider)  # nonce 0 is spent
