@@ -162,6 +162,13 @@ _RUN_SHIFT: constant(uint256) = 128
 _NONCE_SHIFT: constant(uint256) = 192
 _RECEIPTS_MASK: constant(uint256) = 2**128 - 1
 _RECEIPT_INDEX: constant(uint256) = 127
+# Settings word: a packed copy of the four parameters `propose` reads, rewritten by
+# `set_parameter` whenever one of them changes (`governed` keeps the values and bounds):
+# voting delay | voting period << 32 | late-quorum extension << 64 | threshold << 96.
+# Every bound fits: 7 days and 30 days below 2**32, 10M tokens below 2**160.
+_PERIOD_SHIFT: constant(uint256) = 32
+_SETTINGS_EXTENSION_SHIFT: constant(uint256) = 64
+_THRESHOLD_SHIFT: constant(uint256) = 96
 # Quorum checkpoint: timepoint | numerator << 48.
 _NUMERATOR_SHIFT: constant(uint256) = 48
 _SET_GUARDIAN: constant(Bytes[4]) = method_id("set_guardian(address,uint256)", output_type=Bytes[4])
@@ -187,6 +194,7 @@ _accounts: HashMap[address, uint256]
 _old_receipts: HashMap[address, HashMap[uint256, uint256]]
 _quorum_checkpoints: HashMap[uint256, uint256]
 _quorum_checkpoint_count: uint256
+_settings: uint256
 
 
 
@@ -205,6 +213,7 @@ def __init__(token: IComputeToken, timelock: ITimelock):
     TIMELOCK = timelock.address
     governed.__init__(_LOW, _HIGH, _DEFAULT)
     self._checkpoint_quorum(governed._get(QUORUM_BPS))
+    self._pack_settings()
 
 
 # ---------------------------------------------------------------- proposals
@@ -232,9 +241,10 @@ def propose(
     assert count != 0, "governor: empty proposal"
     assert len(values) == count and len(calldatas) == count, "governor: invalid proposal length"
     assert self._is_valid_description_for_proposer(msg.sender, description), "governor: restricted proposer"
+    settings: uint256 = self._settings
     # analysis: cei_violation: a view of the protocol token's past votes, fixed at deploy.
     votes: uint256 = staticcall IComputeToken(TOKEN).getPastVotes(msg.sender, block.timestamp - 1)
-    assert votes >= governed._get(PROPOSAL_THRESHOLD), "governor: proposer votes below threshold"
+    assert votes >= settings >> _THRESHOLD_SHIFT, "governor: proposer votes below threshold"
     latest: uint256 = self._latest[msg.sender]
     if latest != 0:
         assert self._is_final(self._state(latest)), "governor: proposer has a live proposal"
@@ -243,12 +253,12 @@ def propose(
     assert self._proposals[proposal_id] == 0, "governor: proposal already exists"
     number: uint256 = self.proposalCount + 1
     self.proposalCount = number
-    snapshot: uint256 = block.timestamp + governed._get(VOTING_DELAY)
-    deadline: uint256 = snapshot + governed._get(VOTING_PERIOD)
+    snapshot: uint256 = block.timestamp + (settings & constants.U32)
+    deadline: uint256 = snapshot + ((settings >> _PERIOD_SHIFT) & constants.U32)
     self._proposals[proposal_id] = (
         snapshot
         | (deadline << _DEADLINE_SHIFT)
-        | (governed._get(LATE_QUORUM_EXTENSION) << _EXTENSION_SHIFT)
+        | (((settings >> _SETTINGS_EXTENSION_SHIFT) & constants.U32) << _EXTENSION_SHIFT)
         | (number << _NUMBER_SHIFT)
     )
     self._meta[proposal_id] = convert(msg.sender, uint256)
@@ -489,6 +499,8 @@ def set_parameter(key: uint256, new_value: uint256):
     governed._set_checked(key, new_value)
     if key == QUORUM_BPS:
         self._checkpoint_quorum(new_value)
+    else:
+        self._pack_settings()
 
 
 @external
@@ -992,6 +1004,16 @@ def _proposal(proposal_id: uint256) -> uint256:
     word: uint256 = self._proposals[proposal_id]
     assert word != 0, "governor: unknown proposal"
     return word
+
+
+@internal
+def _pack_settings():
+    self._settings = (
+        governed._get(VOTING_DELAY)
+        | (governed._get(VOTING_PERIOD) << _PERIOD_SHIFT)
+        | (governed._get(LATE_QUORUM_EXTENSION) << _SETTINGS_EXTENSION_SHIFT)
+        | (governed._get(PROPOSAL_THRESHOLD) << _THRESHOLD_SHIFT)
+    )
 
 
 @internal
