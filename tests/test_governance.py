@@ -810,3 +810,37 @@ def test_guardian_power_ends_at_expiry_and_is_bounded(dao, guardian, alice, bob,
     chain.mine()
     with ape.reverts("governor: caller cannot cancel"):
         g.cancel(*proposal.args(), sender=guardian)
+
+
+def test_a_parameter_change_applies_to_the_next_proposal(dao, alice, bob, chain):
+    """`propose` reads its four parameters from one packed word, which `set_parameter`
+    rewrites: each change applies to the next proposal, and the views agree."""
+    g = dao.governor
+    timelock = ape.accounts[dao.timelock.address]  # impersonated: what a proposal would do
+    timelock.balance += 10**18
+    changes = {
+        g.VOTING_DELAY(): 3_600,
+        g.VOTING_PERIOD(): 2 * DAY,
+        g.LATE_QUORUM_EXTENSION(): 2 * 3_600,
+        g.PROPOSAL_THRESHOLD(): 10_000_000 * TOKEN,  # its highest
+    }
+    for key, value in changes.items():
+        g.set_parameter(key, value, sender=timelock)
+        assert g.parameter(key) == value
+    assert (g.votingDelay(), g.votingPeriod(), g.lateQuorumVoteExtension()) == (
+        3_600,
+        2 * DAY,
+        2 * 3_600,
+    )
+    assert g.proposalThreshold() == 10_000_000 * TOKEN
+    dao.token.transfer(alice, 15_000_000 * TOKEN, sender=bob)  # bob keeps 5M votes
+    advance(chain, 1)
+    with ape.reverts("governor: proposer votes below threshold"):
+        g.propose(*Proposal([fee_action(dao, 300)], "bob").propose_args(), sender=bob)
+    proposal = propose(g, alice, [fee_action(dao, 300)], "alice")
+    now = chain.blocks.head.timestamp
+    assert g.proposalSnapshot(proposal) == now + 3_600
+    assert g.proposalDeadline(proposal) == now + 3_600 + 2 * DAY
+    # A quorum change leaves the packed settings alone.
+    g.set_parameter(g.QUORUM_BPS(), 500, sender=timelock)
+    assert g.votingDelay() == 3_600 and g.proposalThreshold() == 10_000_000 * TOKEN
