@@ -167,9 +167,13 @@ def sign_ballot(
     nonce: int,
 ) -> bytes:
     """A voter's EIP-712 `Ballot` signature for Governor.castVoteBySig, as 65 bytes (r, s, v)."""
-    domain_data = domain(GOVERNOR_EIP712_NAME, GOVERNOR_EIP712_VERSION, chain_id, governor)
     message = {"proposalId": proposal_id, "support": support, "voter": voter, "nonce": nonce}
-    sig = sign_typed(private_key, domain_data, BALLOT_TYPES, message)
+    return _sign_for_governor(private_key, chain_id, governor, BALLOT_TYPES, message)
+
+
+def _sign_for_governor(private_key, chain_id: int, governor: str, types: dict, message: dict):
+    domain_data = domain(GOVERNOR_EIP712_NAME, GOVERNOR_EIP712_VERSION, chain_id, governor)
+    sig = sign_typed(private_key, domain_data, types, message)
     return sig.r + sig.s + bytes([sig.v])
 
 
@@ -199,7 +203,6 @@ def sign_extended_ballot(
 ) -> bytes:
     """A voter's EIP-712 `ExtendedBallot` signature (OpenZeppelin 5's) for
     Governor.castVoteWithReasonAndParamsBySig, as 65 bytes (r, s, v)."""
-    domain_data = domain(GOVERNOR_EIP712_NAME, GOVERNOR_EIP712_VERSION, chain_id, governor)
     message = {
         "proposalId": proposal_id,
         "support": support,
@@ -208,5 +211,4 @@ def sign_extended_ballot(
         "reason": reason,
         "params": params,
     }
-    sig = sign_typed(private_key, domain_data, EXTENDED_BALLOT_TYPES, message)
-    return sig.r + sig.s + bytes([sig.v])
+    return _sign_for_governor(private_key, chain_id, governor, EXTENDED_BALLOT_TYPES, message)

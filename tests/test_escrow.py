@@ -380,6 +380,15 @@ def test_optimistic_job_pays_after_challenge_window(
     assert token.balanceOf(m.escrow) == escrow_owes(m, [client, p, keeper], [job])
 
 
+def pool_with_a_delegator(m, token, chain, deployer, provider, delegator) -> None:
+    """`provider` gives delegators a 20% cut, and `delegator` has 1,000 tokens warmed up
+    and active in its pool."""
+    m.staking.set_delegator_cut(2_000, sender=provider)
+    token.transfer(delegator, 1_000 * TOKEN, sender=deployer)
+    token.approve(m.staking, 2**256 - 1, sender=delegator)
+    warm_delegation(m.staking, chain, provider, 1_000 * TOKEN, delegator)
+
+
 def test_income_is_shared_with_delegators(
     market, token, client, providers, chain, keeper, accounts, deployer, post_job, run_replica
 ):
@@ -389,10 +398,7 @@ def test_income_is_shared_with_delegators(
     trigger and every withdrawal of delegated tokens does."""
     m = market
     p, delegator = providers[0], accounts[16]
-    m.staking.set_delegator_cut(2_000, sender=p)
-    token.transfer(delegator, 1_000 * TOKEN, sender=deployer)
-    token.approve(m.staking, 2**256 - 1, sender=delegator)
-    warm_delegation(m.staking, chain, p, 1_000 * TOKEN, delegator)
+    pool_with_a_delegator(m, token, chain, deployer, p, delegator)
     job = post_job()
     run_replica(job, p, GOOD)
     chain.pending_timestamp = m.jobs.view(job).phase_end
@@ -441,10 +447,7 @@ def test_a_slash_collects_the_pools_income_first(
     what they owe."""
     m = market
     p, delegator = providers[0], accounts[16]
-    m.staking.set_delegator_cut(2_000, sender=p)
-    token.transfer(delegator, 1_000 * TOKEN, sender=deployer)
-    token.approve(m.staking, 2**256 - 1, sender=delegator)
-    warm_delegation(m.staking, chain, p, 1_000 * TOKEN, delegator)
+    pool_with_a_delegator(m, token, chain, deployer, p, delegator)
     paid = post_job()
     run_replica(paid, p, GOOD)
     chain.pending_timestamp = m.jobs.view(paid).phase_end
