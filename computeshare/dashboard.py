@@ -161,6 +161,12 @@ def mib(value: int | None) -> str:
     return f"{value / 1024:,.0f} GiB" if value >= 1024 and value % 1024 == 0 else f"{value:,} MiB"
 
 
+def proposal_label(proposal_id: str | int) -> str:
+    """A proposal id (OpenZeppelin's `hashProposal`, a 78-digit number) as the start of its
+    hex form, which the CLI takes as a prefix."""
+    return f"0x{int(proposal_id):064x}"[:12] + "\u2026"
+
+
 def decoded_output(hex_text: str | None) -> str | None:
     """An output's bytes as text when they are printable UTF-8, else None."""
     if not hex_text:
@@ -455,6 +461,7 @@ class Site:
             percent=percent,
             text_of=text_of,
             mib=mib,
+            proposal_label=proposal_label,
         )
         self.env.globals.update(
             web_link=web_link,
@@ -797,7 +804,7 @@ class Site:
             vote["time"] = times.get(vote["block"])
         counted = int(proposal.get("for_") or 0) + int(proposal.get("abstain") or 0)
         return {
-            "title": f"Proposal {proposal['proposal_id']}",
+            "title": f"Proposal {proposal_label(proposal['proposal_id'])}",
             "proposal": proposal,
             "quorum_reached": counted >= int(proposal.get("quorum") or 0) > 0,
             "actions": list(zip(proposal["actions"], proposal["decoded"], strict=False)),

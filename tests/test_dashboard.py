@@ -322,8 +322,12 @@ def test_links_navigate(tab, server, market):
     page.wait_for_url(re.compile(r".*/pools/0x[0-9a-fA-F]{40}$"))
     assert page.locator("#own-stake data").count() == 1
     page.get_by_role("link", name="Proposals", exact=True).click()
-    page.locator(f"tr[data-proposal='{market.proposal_id}'] a").click()
+    link = page.locator(f"tr[data-proposal='{market.proposal_id}'] a")
+    # A hashed id shows as the start of its hex form (what the CLI takes as a prefix).
+    assert link.inner_text() == f"0x{market.proposal_id:064x}"[:12] + "\u2026"
+    link.click()
     page.wait_for_url(f"{server}/proposals/{market.proposal_id}")
+    assert str(market.proposal_id) in page.inner_text("main")
     # a short prefix typed by hand lands on the job's page
     page = tab.open(f"{server}/jobs/{hexid(market.jobs['paid'])[:12]}")
     assert page.url == f"{server}/jobs/{hexid(market.jobs['paid'])}"
