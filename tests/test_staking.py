@@ -371,6 +371,57 @@ def test_lock_and_release(staked, provider, escrow_role, alice):
         staked.release(provider, 1, 0, sender=alice)
 
 
+def test_the_income_holder_keeps_the_cut_until_the_pool_pays_out(
+    staked, token, deployer, provider, delegator, escrow_role, alice, chain
+):
+    """With an income holder named, its releases leave the delegators' cut with it: the
+    pool's value rises, no token moves, and the cut shares the pool's locked word without
+    disturbing the collateral. Another locker's cut is pulled at once. A delegator's
+    withdrawal collects first, so Staking pays from what it holds."""
+    with ape.reverts("ownable: caller is not the owner"):
+        staked.set_income_holder(escrow_role, sender=alice)
+    with ape.reverts("staking: zero income holder"):
+        staked.set_income_holder(ZERO, sender=deployer)
+    receipt = staked.set_income_holder(escrow_role, sender=deployer)
+    assert receipt.decode_logs(staked.IncomeHolderSet)[0].holder == escrow_role.address
+    with ape.reverts("staking: income holder already set"):
+        staked.set_income_holder(alice, sender=deployer)
+    token.transfer(escrow_role, 1_000 * TOKEN, sender=deployer)
+    token.approve(staked, 2**256 - 1, sender=escrow_role)
+    shares = warm_delegation(staked, chain, provider, 10_000 * TOKEN, delegator)
+    held = holdings(token, staked)
+
+    staked.lock(provider, 3_000 * TOKEN, sender=escrow_role)
+    receipt = staked.release(provider, 1_000 * TOKEN, 1_000 * TOKEN, sender=escrow_role)
+    assert receipt.return_value == 500 * TOKEN  # the 50% cut
+    assert not receipt.decode_logs(token.Transfer)
+    assert staked.uncollected_income(provider) == 500 * TOKEN
+    assert holdings(token, staked) == held
+    staked.lock(provider, 500 * TOKEN, sender=escrow_role)  # the word keeps both
+    pool = staked.pool(provider)
+    assert (pool.locked, pool.delegated_tokens) == (2_500 * TOKEN, 10_500 * TOKEN)
+    assert staked.uncollected_income(provider) == 500 * TOKEN
+
+    staked.set_roles(alice, LOCKER, sender=deployer)  # another locker: pulled at once
+    receipt = staked.release(provider, 0, 100 * TOKEN, sender=alice)
+    assert receipt.return_value == 50 * TOKEN and holdings(token, staked) == held + 50 * TOKEN
+    assert staked.uncollected_income(provider) == 500 * TOKEN
+
+    staked.undelegate(provider, shares, sender=delegator)
+    chain.pending_timestamp += staked.thawing_period()
+    before = token.balanceOf(delegator)
+    receipt = staked.withdraw_delegation(provider, sender=delegator)
+    (collected,) = receipt.decode_logs(staked.IncomeCollected)
+    assert collected.event_arguments["amount"] == 500 * TOKEN
+    assert staked.uncollected_income(provider) == 0
+    paid = receipt.return_value
+    assert 10_550 * TOKEN - 2 <= paid <= 10_550 * TOKEN  # principal, both cuts, less rounding
+    assert token.balanceOf(delegator) == before + paid
+    assert token.balanceOf(escrow_role) == 500 * TOKEN
+    pool = staked.pool(provider)
+    assert holdings(token, staked) == pool_total(pool)
+
+
 # ------------------------------------------------------------------ slashing
 
 
