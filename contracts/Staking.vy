@@ -477,7 +477,7 @@ def release(provider: address, amount: uint256, income: uint256) -> uint256:
     word: uint256 = self._pools[provider].locked
     locked: uint256 = word & _LOCKED_MASK
     released: uint256 = min(amount, locked)
-    owed: uint256 = (word >> _OWED_AT) & _OWED_MASK
+    owed: uint256 = self._owed(word)
     log IStaking.CollateralUnlocked(provider=provider, locker=msg.sender, amount=released, locked=locked - released)
     cut: uint256 = 0
     if income != 0 and self._pools[provider].delegated_shares != 0:
@@ -625,9 +625,7 @@ def collect_income(provider: address) -> uint256:
     @param provider The provider.
     @return uint256 Tokens pulled.
     """
-    owed: uint256 = (self._pools[provider].locked >> _OWED_AT) & _OWED_MASK
-    self._collect(provider)
-    return owed
+    return self._collect(provider)
 
 
 # ---------------------------------------------------------------- views
@@ -642,7 +640,7 @@ def uncollected_income(provider: address) -> uint256:
     @param provider The provider.
     @return uint256 Tokens.
     """
-    return (self._pools[provider].locked >> _OWED_AT) & _OWED_MASK
+    return self._owed(self._pools[provider].locked)
 
 
 @external
@@ -736,6 +734,15 @@ def delegation(provider: address, delegator: address) -> IStaking.DelegationView
 @view
 def _locked(provider: address) -> uint256:
     return self._pools[provider].locked & _LOCKED_MASK
+
+
+@internal
+@pure
+def _owed(word: uint256) -> uint256:
+    """
+    @dev The income `income_holder` holds, from a pool's stored `locked` word.
+    """
+    return (word >> _OWED_AT) & _OWED_MASK
 
 
 @internal
@@ -846,18 +853,19 @@ def _take_thawing(provider: address, delegator: address) -> uint256:
 
 
 @internal
-def _collect(provider: address):
+def _collect(provider: address) -> uint256:
     """
     @dev Pulls the delegators' income `income_holder` holds for `provider`'s pool; called
          before any of the pool's delegated tokens leave this contract.
     """
     word: uint256 = self._pools[provider].locked
-    owed: uint256 = (word >> _OWED_AT) & _OWED_MASK
+    owed: uint256 = self._owed(word)
     if owed != 0:
         self._pools[provider].locked = word & ~(_OWED_MASK << _OWED_AT)
         holder: address = self.income_holder
         log IStaking.IncomeCollected(provider=provider, holder=holder, amount=owed)
         self._pull(holder, owed)
+    return owed
 
 
 @internal
