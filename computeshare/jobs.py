@@ -91,24 +91,31 @@ def job_id_of(terms: Any) -> bytes:
     return keccak(encode(TERMS_TYPES, list(terms_tuple(terms))))
 
 
-def devices_with_fees(escrow, start_block: int = 0) -> list[bytes]:
-    """Devices whose completed jobs accrued protocol fees not yet swept, in the order
-    they first settled: every device of a `ReplicaSettled` event (its third topic, one
-    `eth_getLogs` request, nothing decoded), kept when `fees(device)` is not zero."""
-    provider = escrow.chain_manager.provider
-    topic = "0x" + keccak(text=escrow.ReplicaSettled.abi.selector).hex()
+def indexed_topics(contract, event: str, since: int = 0, position: int = 1) -> list[bytes]:
+    """The `position`-th indexed argument (its 32-byte topic) of every `event` of
+    `contract` since block `since`, in chain order: one `eth_getLogs` request, nothing
+    decoded."""
+    provider = contract.chain_manager.provider
+    topic = "0x" + keccak(text=getattr(contract, event).abi.selector).hex()
     logs = provider.make_request(
         "eth_getLogs",
         [
             {
-                "address": str(escrow.address),
-                "fromBlock": hex(start_block),
+                "address": str(contract.address),
+                "fromBlock": hex(since),
                 "toBlock": "latest",
                 "topics": [topic],
             }
         ],
     )
-    devices = dict.fromkeys(bytes.fromhex(_hex(log["topics"][3])) for log in logs)
+    return [bytes.fromhex(_hex(log["topics"][position])) for log in logs]
+
+
+def devices_with_fees(escrow, start_block: int = 0) -> list[bytes]:
+    """Devices whose completed jobs accrued protocol fees not yet swept, in the order
+    they first settled: every device of a `ReplicaSettled` event (its third topic), kept
+    when `fees(device)` is not zero."""
+    devices = dict.fromkeys(indexed_topics(escrow, "ReplicaSettled", start_block, 3))
     return [device for device in devices if escrow.fees(device)]
 
 

@@ -14,7 +14,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant
 
 from computeshare.constants import DAY, HOUR, TOKEN, Role, Support
 from computeshare.governance import Proposal, call, description_hash, pass_proposal, propose
-from computeshare.jobs import STATUS_DISPUTED, STATUS_OPEN, devices_with_fees
+from computeshare.jobs import STATUS_DISPUTED, STATUS_OPEN, devices_with_fees, indexed_topics
 from computeshare.params import parameter
 from computeshare.signing import spec_hash
 from computeshare.specs import device_spec, job_requirements
@@ -89,14 +89,7 @@ def offer_terms(provider, client, chain, **overrides) -> dict:
 def income_held(m) -> int:
     """The delegators' income JobEscrow holds for Staking (not yet collected): the sum of
     `uncollected_income` over every pool that earned income (from `IncomeAdded` logs)."""
-    provider = m.staking.chain_manager.provider
-    topic = "0x" + keccak(text=m.staking.IncomeAdded.abi.selector).hex()
-    logs = provider.make_request(
-        "eth_getLogs",
-        [{"address": str(m.staking.address), "fromBlock": "0x0", "toBlock": "latest",
-          "topics": [topic]}],
-    )  # fmt: skip
-    pools = {"0x" + str(log["topics"][1]).removeprefix("0x")[-40:] for log in logs}
+    pools = {"0x" + topic[-20:].hex() for topic in indexed_topics(m.staking, "IncomeAdded")}
     return sum(m.staking.uncollected_income(p) for p in pools)
 
 
@@ -169,7 +162,6 @@ def operation_id(governor, proposal: Proposal) -> bytes:
     """The Timelock operation of `proposal`: TimelockController's `hashOperationBatch` of its
     actions, no predecessor and the governor's salt, computed here, not by the contract."""
     from eth_abi import encode as abi_encode
-    from eth_utils import keccak
 
     targets, values, calldatas, _ = proposal.args()
     return keccak(

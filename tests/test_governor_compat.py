@@ -501,3 +501,21 @@ def test_a_signed_ballot_cannot_be_replayed_as_another_ballot_type(
     assert g.nonces(bob) == 1 and g.hasVoted(proposal, bob)
     with ape.reverts("governor: invalid signature"):
         g.castVoteBySig(proposal, FOR, bob, plain, sender=outsider)  # nonce 0 is spent
+
+
+def test_an_event_whose_actions_do_not_hash_to_its_id_is_refused(dao):
+    """The CLI rebuilds a proposal from its `ProposalCreated` event, a node's answer: one
+    whose actions and description do not hash to its id is refused, never queued."""
+    action = fee_action(dao, 300)
+    honest = Proposal([action], "fee")
+    event = {
+        "proposalId": int(honest),
+        "targets": [action.target],
+        "values": [0],
+        "calldatas": [action.calldata],
+        "description": "fee",
+    }
+    assert Proposal.from_event(event) == honest
+    for forged in ({"calldatas": [fee_action(dao, 5_000).calldata]}, {"description": "x"}):
+        with pytest.raises(ValueError, match="do not hash to its id"):
+            Proposal.from_event({**event, **forged})

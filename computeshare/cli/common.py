@@ -19,7 +19,6 @@ import time
 from datetime import UTC, datetime
 from decimal import Decimal, DecimalException, InvalidOperation
 from pathlib import Path
-from typing import Any
 
 import click
 from ape.cli import ConnectedProviderCommand, account_option
@@ -149,31 +148,6 @@ def match_prefix(ids: list[bytes], prefix: str, what: str) -> bytes:
     return found[0]
 
 
-def _indexed_ids(contract, event: str, since: int) -> list[bytes]:
-    """The first indexed argument (an id) of every `event` of `contract` since block
-    `since`: one `eth_getLogs` request, nothing decoded."""
-    from eth_utils import keccak
-
-    abi = getattr(contract, event).abi
-    provider = contract.chain_manager.provider
-    logs = provider.make_request(
-        "eth_getLogs",
-        [
-            {
-                "address": str(contract.address),
-                "fromBlock": hex(since),
-                "toBlock": "latest",
-                "topics": ["0x" + keccak(text=abi.selector).hex()],
-            }
-        ],
-    )
-    return [bytes.fromhex(_hex(log["topics"][1])) for log in logs]
-
-
-def _hex(value: Any) -> str:
-    return (value.hex() if isinstance(value, bytes) else str(value)).removeprefix("0x")
-
-
 def resolve_job(cs, text: str) -> bytes:
     """A job id from a full id or an unambiguous prefix (from `JobPosted` events)."""
     prefix = id_prefix(text)
@@ -185,7 +159,9 @@ def resolve_job(cs, text: str) -> bytes:
 
         return bytes.fromhex(index.resolve(jobs, "job_id", prefix)[2:])
     with step("looking the job id up"):
-        ids = _indexed_ids(cs.escrow, "JobPosted", cs.jobs.start_block)
+        from computeshare.jobs import indexed_topics
+
+        ids = indexed_topics(cs.escrow, "JobPosted", cs.jobs.start_block)
     return match_prefix(ids, prefix, "job")
 
 
@@ -212,7 +188,9 @@ def resolve_device(cs, text: str) -> bytes:
         return bytes.fromhex(index.resolve(devices, "device_id", prefix)[2:])
     since = cs.manifest.block("DeviceRegistry")
     with step("looking the device id up"):
-        ids = _indexed_ids(cs.registry, "DeviceRegistered", since)
+        from computeshare.jobs import indexed_topics
+
+        ids = indexed_topics(cs.registry, "DeviceRegistered", since)
     return match_prefix(ids, prefix, "device")
 
 

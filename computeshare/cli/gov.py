@@ -154,18 +154,11 @@ def resolve_proposal(cs, text: str) -> Proposal:
     else:
         prefix = id_prefix(text)
         matches = lambda p: f"{int(p):064x}".startswith(prefix)  # noqa: E731
-    governor = cs.governor
+    from computeshare.governance import created_proposals
+
     with step("looking the proposal up"):
-        start = cs.jobs.start_block
-        logs = governor.ProposalCreated.range(start, governor.chain_manager.blocks.height + 1)
-        found = []
-        for log in logs:
-            try:
-                proposal = Proposal.from_event(log.event_arguments)
-            except ValueError:
-                continue  # not this Governor's hashing: ignore
-            if matches(proposal):
-                found.append(proposal)
+        proposals = created_proposals(cs.governor, cs.jobs.start_block)
+    found = [proposal for proposal in proposals if matches(proposal)]
     if not found:
         raise click.ClickException(f"no proposal {text}")
     if len(found) > 1:
