@@ -177,12 +177,10 @@ def _sign_for_governor(private_key, chain_id: int, governor: str, types: dict, m
     return sig.r + sig.s + bytes([sig.v])
 
 
+# OpenZeppelin 5's `ExtendedBallot`: a `Ballot` and then the reason and the params.
 EXTENDED_BALLOT_TYPES = {
     "ExtendedBallot": [
-        {"name": "proposalId", "type": "uint256"},
-        {"name": "support", "type": "uint8"},
-        {"name": "voter", "type": "address"},
-        {"name": "nonce", "type": "uint256"},
+        *BALLOT_TYPES["Ballot"],
         {"name": "reason", "type": "string"},
         {"name": "params", "type": "bytes"},
     ]

@@ -358,15 +358,7 @@ class GovernanceMachine(CountedMachine):
         proposal = Proposal(actions, description)
         args = proposal.propose_args()
         g = self.dao.governor
-        if tag == "another's":
-            reason = "governor: restricted proposer"
-        # The threshold is read one second before the proposing block.
-        elif self._votes_at(proposer.address, now - 1) < THRESHOLD:
-            reason = "governor: proposer votes below threshold"
-        elif self._live(proposer.address, now):
-            reason = "governor: proposer has a live proposal"
-        else:
-            reason = None
+        reason = self._propose_refusal(proposer, now, restricted=tag == "another's")
         if reason:
             self._refused(g, "propose", *args, sender=proposer, reason=reason)
             return
@@ -382,6 +374,18 @@ class GovernanceMachine(CountedMachine):
         )
         event(f"proposed: {kind}" + (" (#proposer=)" if tag else ""))
 
+    def _propose_refusal(self, proposer, now, restricted: bool) -> str | None:
+        """Why the Governor refuses `proposer`'s proposal at `now`, in its order of checks;
+        None if it does not (a duplicate aside)."""
+        if restricted:
+            return "governor: restricted proposer"
+        # The threshold is read one second before the proposing block.
+        if self._votes_at(proposer.address, now - 1) < THRESHOLD:
+            return "governor: proposer votes below threshold"
+        if self._live(proposer.address, now):
+            return "governor: proposer has a live proposal"
+        return None
+
     @rule(i=holder_index, which=proposal_index)
     def propose_again(self, i, which):
         """The same actions and description again, by any holder: the same id, refused."""
@@ -390,14 +394,9 @@ class GovernanceMachine(CountedMachine):
             return
         proposer = self._holder(i)
         now = self._next()
-        if p.restricted_to() not in (None, proposer.address):
-            reason = "governor: restricted proposer"
-        elif self._votes_at(proposer.address, now - 1) < THRESHOLD:
-            reason = "governor: proposer votes below threshold"
-        elif self._live(proposer.address, now):
-            reason = "governor: proposer has a live proposal"
-        else:
-            reason = "governor: proposal already exists"
+        restricted = p.restricted_to() not in (None, proposer.address)
+        reason = self._propose_refusal(proposer, now, restricted)
+        reason = reason or "governor: proposal already exists"
         self._refused(
             self.dao.governor, "propose", *p.id.propose_args(), sender=proposer, reason=reason
         )
