@@ -12,7 +12,8 @@
             bits  96..191  bonded units       (uint96, tokens the vault holds for it)
             bits 192..221  signature nonce    (uint30, shared by permit and delegateBySig)
             bits 222..253  checkpoint count   (uint32, as a delegatee)
-            bits 254..255  delegation mode    (0 none, 1 self, 2 another address)
+            bits 254..255  delegation mode    (0 none, 1 self, 2 another address,
+                                               3 a custody account of the vault)
         A transfer between accounts that are undelegated or self-delegated
         therefore reads and writes exactly the two account words; only accounts
         delegating to a third party keep their delegatee in `_delegatee`.
@@ -32,6 +33,17 @@
         each owner's bonded units (`add_bonded` / `sub_bonded`), and an account's
         voting units are its balance plus its bonded units, following its
         delegation like the balance does.
+
+        Custody accounts. The vault keeps the tokens it holds in accounts of their
+        own, one per key it chooses (Staking: one per provider pool), at addresses
+        derived from the vault and the key (`custody_account`). They are ordinary
+        accounts to every reader (`balanceOf`, `Transfer` logs, the supply is the sum
+        of all balances), but marked by the delegation mode: nobody can transfer out
+        of them, approve spending, or delegate from them; only the vault moves
+        their tokens (`custody_deposit`, `custody_withdraw`, `custody_burn`). So
+        stakes in different pools write different words: no balance word of the vault
+        is shared by every staker, and transactions of independent stakers run in
+        parallel. Their balances carry no votes; the owners' bonded units do.
 
         No function of this contract makes an external call (ecrecover is a
         precompile), so there is nothing to re-enter and no reentrancy lock.
@@ -100,6 +112,9 @@ _MODE_CLEAR: constant(uint256) = ~(3 << 254)
 _MODE_NONE: constant(uint256) = 0
 _MODE_SELF: constant(uint256) = 1
 _MODE_OTHER: constant(uint256) = 2
+_MODE_CUSTODY: constant(uint256) = 3
+# Domain of the custody account addresses: keccak256(tag, vault, key), low 160 bits.
+_CUSTODY_TAG: constant(bytes32) = keccak256("ComputeShare custody account")
 
 _VALUE_BITS: constant(uint256) = 208
 _VALUE_MASK: constant(uint256) = 2**208 - 1
@@ -167,7 +182,7 @@ def transfer(to: address, amount: uint256) -> bool:
     @param amount Amount in wei.
     @return bool True.
     """
-    self._transfer(msg.sender, to, amount)
+    self._transfer(msg.sender, to, amount, False)
     return True
 
 
@@ -181,7 +196,7 @@ def transferFrom(owner: address, to: address, amount: uint256) -> bool:
     @return bool True.
     """
     self._spend_allowance(owner, msg.sender, amount)
-    self._transfer(owner, to, amount)
+    self._transfer(owner, to, amount, False)
     return True
 
 
@@ -277,15 +292,7 @@ def burn(amount: uint256):
     @notice Destroys `amount` of the caller's tokens, and the votes they carried.
     @param amount Amount in wei.
     """
-    word: uint256 = self._account[msg.sender]
-    assert word & _BALANCE_MASK >= amount, "compute_token: burn amount exceeds balance"
-    # Cannot wrap: the balance bits hold at least `amount`.
-    self._account[msg.sender] = unsafe_sub(word, amount)
-    # analysis: unchecked_subtraction: checked arithmetic; the balance check above bounds it anyway.
-    self.totalSupply -= amount
-    self._account[_SUPPLY_KEY] = self._checkpoint(_SUPPLY_KEY, self._account[_SUPPLY_KEY], amount, False)
-    log IComputeToken.Transfer(sender=msg.sender, receiver=empty(address), value=amount)
-    self._move_votes(self._delegate_of(msg.sender, word), empty(address), amount)
+    self._burn(msg.sender, amount, False)
 
 
 @external
@@ -364,6 +371,83 @@ def bonded_of(owner: address) -> uint256:
     @return uint256 Its bonded units in wei.
     """
     return (self._account[owner] >> _BONDED_SHIFT) & _BALANCE_MASK
+
+
+# ---------------------------------------------------------------- custody accounts of the vault
+
+
+@external
+@view
+def custody_account(key: address) -> address:
+    """
+    @notice The account in which the vault keeps the tokens it holds under `key`
+            (Staking: the pool of provider `key`). Zero while there is no vault.
+    @param key The vault's key.
+    @return address The custody account.
+    """
+    if self.vault == empty(address):
+        return empty(address)
+    return self._custody_account(key)
+
+
+@external
+@view
+def custody_balance(key: address) -> uint256:
+    """
+    @notice Tokens in the vault's custody account `key`.
+    @param key The vault's key.
+    @return uint256 Its balance in wei.
+    """
+    return self._account[self._custody_account(key)] & _BALANCE_MASK
+
+
+@external
+def custody_deposit(owner: address, key: address, amount: uint256) -> bool:
+    """
+    @notice Moves `amount` of `owner`'s tokens into the vault's custody account
+            `key`, on `owner`'s allowance to the vault, as `transferFrom` would.
+            Vault only. The account is marked as custody on first use (an address
+            that delegates is refused: it cannot be one).
+    @param owner Account debited; it must have approved the vault.
+    @param key The vault's key.
+    @param amount Amount in wei.
+    @return bool True.
+    """
+    assert msg.sender == self.vault, "compute_token: caller is not the vault"
+    custody: address = self._custody_account(key)
+    word: uint256 = self._account[custody]
+    if word >> _MODE_SHIFT != _MODE_CUSTODY:
+        assert word >> _MODE_SHIFT == _MODE_NONE, "compute_token: custody account delegates"
+        self._account[custody] = word | (_MODE_CUSTODY << _MODE_SHIFT)
+        log IComputeToken.CustodyOpened(key=key, account=custody)
+    self._spend_allowance(owner, msg.sender, amount)
+    self._transfer(owner, custody, amount, False)
+    return True
+
+
+@external
+def custody_withdraw(key: address, to: address, amount: uint256) -> bool:
+    """
+    @notice Moves `amount` out of the vault's custody account `key` to `to`. Vault only.
+    @param key The vault's key.
+    @param to Receiver, not the zero address.
+    @param amount Amount in wei, at most the account's balance.
+    @return bool True.
+    """
+    assert msg.sender == self.vault, "compute_token: caller is not the vault"
+    self._transfer(self._custody_account(key), to, amount, True)
+    return True
+
+
+@external
+def custody_burn(key: address, amount: uint256):
+    """
+    @notice Destroys `amount` held in the vault's custody account `key`. Vault only.
+    @param key The vault's key.
+    @param amount Amount in wei, at most the account's balance.
+    """
+    assert msg.sender == self.vault, "compute_token: caller is not the vault"
+    self._burn(self._custody_account(key), amount, True)
 
 
 # ---------------------------------------------------------------- votes (ERC-5805, ERC-6372)
@@ -509,9 +593,14 @@ def checkpoints(account: address, pos: uint32) -> IComputeToken.Checkpoint:
 
 
 @internal
-def _transfer(owner: address, to: address, amount: uint256):
+def _transfer(owner: address, to: address, amount: uint256, from_custody: bool):
+    """
+    @dev Moves `amount` from `owner` to `to`. Only the vault's custody calls pass
+         `from_custody`: every other caller is refused a custody account's tokens.
+    """
     assert to != empty(address), "compute_token: transfer to the zero address"
     owner_word: uint256 = self._account[owner]
+    self._check_custody(owner_word, from_custody)
     assert owner_word & _BALANCE_MASK >= amount, "compute_token: transfer amount exceeds balance"
     log IComputeToken.Transfer(sender=owner, receiver=to, value=amount)
     if owner == to or amount == 0:
@@ -539,6 +628,37 @@ def _transfer(owner: address, to: address, amount: uint256):
             self._account[dst] = self._checkpoint(dst, self._account[dst], amount, True)
     self._account[owner] = owner_word
     self._account[to] = to_word
+
+
+@internal
+def _burn(owner: address, amount: uint256, from_custody: bool):
+    word: uint256 = self._account[owner]
+    self._check_custody(word, from_custody)
+    assert word & _BALANCE_MASK >= amount, "compute_token: burn amount exceeds balance"
+    # Cannot wrap: the balance bits hold at least `amount`.
+    self._account[owner] = unsafe_sub(word, amount)
+    # analysis: unchecked_subtraction: checked arithmetic; the balance check above bounds it anyway.
+    self.totalSupply -= amount
+    self._account[_SUPPLY_KEY] = self._checkpoint(_SUPPLY_KEY, self._account[_SUPPLY_KEY], amount, False)
+    log IComputeToken.Transfer(sender=owner, receiver=empty(address), value=amount)
+    self._move_votes(self._delegate_of(owner, word), empty(address), amount)
+
+
+@internal
+@pure
+def _check_custody(word: uint256, from_custody: bool):
+    """
+    @dev Refuses to move a custody account's tokens except on the vault's custody
+         calls, which pass `from_custody` with a custody account.
+    """
+    assert (word >> _MODE_SHIFT == _MODE_CUSTODY) == from_custody, "compute_token: custody account"
+
+
+@internal
+@view
+def _custody_account(key: address) -> address:
+    digest: bytes32 = keccak256(abi_encode(_CUSTODY_TAG, self.vault, key))
+    return convert(convert(convert(digest, uint256) & convert(max_value(uint160), uint256), uint160), address)
 
 
 @internal
@@ -591,17 +711,19 @@ def _use_nonce(owner: address) -> uint256:
 @internal
 @view
 def _delegate_of(account: address, word: uint256) -> address:
-    mode: uint256 = (word >> _MODE_SHIFT) & 3
-    if mode == _MODE_NONE:
-        return empty(address)
+    mode: uint256 = word >> _MODE_SHIFT
     if mode == _MODE_SELF:
         return account
-    return self._delegatee[account]
+    if mode == _MODE_OTHER:
+        return self._delegatee[account]
+    # Nobody, and a custody account carries no votes.
+    return empty(address)
 
 
 @internal
 def _delegate(account: address, delegatee: address):
     word: uint256 = self._account[account]
+    assert word >> _MODE_SHIFT != _MODE_CUSTODY, "compute_token: custody account"
     previous: address = self._delegate_of(account, word)
     mode: uint256 = _MODE_OTHER
     # analysis: missing_zero_address_check: ERC-5805: delegating to the zero address withdraws the votes.

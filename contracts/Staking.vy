@@ -37,6 +37,12 @@
         withdraws: a pool slash or income changes what its shares are worth, not
         its votes, because no O(1) update could reach every delegator.
 
+        Custody: each pool's tokens (own, thawing, warming and delegated stake, and
+        collected income) sit in a token account of their own, ComputeToken's
+        custody account keyed by the provider, which only this contract can move
+        (`IComputeToken.custody_*`). No balance word is shared by every staker, so
+        stakes and delegations to different providers touch disjoint storage.
+
         Share price uses a virtual offset (as OpenZeppelin's ERC-4626): minting
         `amount * (shares + 10**6) // (tokens + 1)` makes donation attacks on a
         pool's first delegator unprofitable.
@@ -47,7 +53,6 @@
 # analysis: timestamp_dependence: windows, deadlines and expiries last minutes to days; the seconds a block producer can shift a timestamp do not change who may act.
 # analysis: shadowed_state_variable: the flagged assignments in `__init__` set immutables; there is no local variable.
 
-from ethereum.ercs import IERC20
 from interfaces import IAccess
 from interfaces import IComputeToken
 from interfaces import IStaking
@@ -138,8 +143,9 @@ TOKEN: public(immutable(address))
 treasury: public(address)
 
 # @notice The locker whose settlements leave the delegators' cut with it (JobEscrow), set
-#         once by the owner; Staking collects a pool's cut from it before the pool's
-#         delegated tokens leave. Other lockers' cuts are pulled at once.
+#         once by the owner; Staking collects a pool's cut from it before a slash, and
+#         before a payment the pool's custody account could not make without it. Other
+#         lockers' cuts are pulled at once.
 income_holder: public(address)
 
 _pools: HashMap[address, IStaking.Pool]
@@ -178,7 +184,7 @@ def stake(amount: uint256):
     assert own >= governed._get(MIN_PROVIDER_STAKE), "staking: stake below minimum"
     self._pools[msg.sender].own_stake = own
     log IStaking.Staked(provider=msg.sender, amount=amount, own_stake=own)
-    self._pull(msg.sender, amount)
+    self._pull(msg.sender, msg.sender, amount)
     self._bond(msg.sender, amount)
 
 
@@ -226,7 +232,7 @@ def withdraw():
     self._pools[msg.sender].own_unlock_at = 0
     log IStaking.Withdrawn(provider=msg.sender, amount=amount)
     self._unbond(msg.sender, amount)
-    self._push(msg.sender, amount)
+    self._push(msg.sender, msg.sender, amount)
 
 
 @external
@@ -289,7 +295,7 @@ def delegate_to(provider: address, amount: uint256, min_cut_bps: uint256) -> uin
     self._delegations[provider][msg.sender].warm = self._pack_warm(warming, warm_until)
     self._delegations[provider][msg.sender].units += amount
     log IStaking.Delegated(provider=provider, delegator=msg.sender, amount=amount, shares=0)
-    self._pull(msg.sender, amount)
+    self._pull(provider, msg.sender, amount)
     self._bond(msg.sender, amount)
     return warming
 
@@ -331,7 +337,7 @@ def cancel_warmup(provider: address) -> uint256:
     self._delegations[provider][msg.sender].units -= amount
     log IStaking.WarmupCancelled(provider=provider, delegator=msg.sender, amount=amount)
     self._unbond(msg.sender, amount)
-    self._push(msg.sender, amount)
+    self._push(provider, msg.sender, amount)
     return amount
 
 
@@ -406,14 +412,13 @@ def withdraw_delegation(provider: address) -> uint256:
     @return uint256 Tokens paid.
     """
     assert block.timestamp >= self._delegations[provider][msg.sender].unlock_at, "staking: still thawing"
-    self._collect(provider)
     amount: uint256 = self._take_thawing(provider, msg.sender)
     assert amount != 0, "staking: nothing thawing"
     units: uint256 = self._delegations[provider][msg.sender].thaw_units
     self._delegations[provider][msg.sender].thaw_units = 0
     log IStaking.DelegationWithdrawn(provider=provider, delegator=msg.sender, amount=amount)
     self._unbond(msg.sender, units)
-    self._push(msg.sender, amount)
+    self._push(provider, msg.sender, amount)
     return amount
 
 
@@ -437,7 +442,7 @@ def add_income(provider: address, amount: uint256):
         self._pools[provider].delegated_tokens += to_delegators
     self._pools[provider].own_stake += amount - to_delegators
     log IStaking.IncomeAdded(provider=provider, payer=msg.sender, amount=amount, to_delegators=to_delegators)
-    self._pull(msg.sender, amount)
+    self._pull(provider, msg.sender, amount)
     self._bond(provider, amount - to_delegators)
 
 
@@ -495,7 +500,7 @@ def release(provider: address, amount: uint256, income: uint256) -> uint256:
             pull = True
     self._pools[provider].locked = (locked - released) | (owed << _OWED_AT) | _IN_USE
     if pull:
-        self._pull(msg.sender, cut)
+        self._pull(provider, msg.sender, cut)
     return cut
 
 
@@ -567,12 +572,12 @@ def slash(provider: address, amount: uint256, unlock_amount: uint256, beneficiar
     )
     self._unbond(provider, provider_lost)
     if reward != 0:
-        self._push(beneficiary, reward)
+        self._push(provider, beneficiary, reward)
     if remainder != 0:
         if burned:
-            extcall IComputeToken(TOKEN).burn(remainder)
+            extcall IComputeToken(TOKEN).custody_burn(provider, remainder)
         else:
-            self._push(self.treasury, remainder)
+            self._push(provider, self.treasury, remainder)
     return slashed
 
 
@@ -621,7 +626,8 @@ def set_income_holder(holder: address):
 def collect_income(provider: address) -> uint256:
     """
     @notice Pulls the delegators' income `income_holder` holds for `provider`'s pool into
-            this contract. Anyone may call; withdrawals and slashes do it themselves.
+            the pool's custody account. Anyone may call; a slash does it first, and a
+            payment the custody account could not make without it.
     @param provider The provider.
     @return uint256 Tokens pulled.
     """
@@ -855,8 +861,8 @@ def _take_thawing(provider: address, delegator: address) -> uint256:
 @internal
 def _collect(provider: address) -> uint256:
     """
-    @dev Pulls the delegators' income `income_holder` holds for `provider`'s pool; called
-         before any of the pool's delegated tokens leave this contract.
+    @dev Pulls the delegators' income `income_holder` holds for `provider`'s pool into
+         its custody account (see `_push`).
     """
     word: uint256 = self._pools[provider].locked
     owed: uint256 = self._owed(word)
@@ -864,7 +870,7 @@ def _collect(provider: address) -> uint256:
         self._pools[provider].locked = word & ~(_OWED_MASK << _OWED_AT)
         holder: address = self.income_holder
         log IStaking.IncomeCollected(provider=provider, holder=holder, amount=owed)
-        self._pull(holder, owed)
+        self._pull(provider, holder, owed)
     return owed
 
 
@@ -893,12 +899,27 @@ def _unbond(owner: address, amount: uint256):
 
 
 @internal
-def _pull(account: address, amount: uint256):
-    assert extcall IERC20(TOKEN).transferFrom(
-        account, self, amount, default_return_value=True
+def _pull(provider: address, account: address, amount: uint256):
+    """
+    @dev Moves `amount` of `account`'s tokens (on its allowance to this contract) into
+         `provider`'s custody account: each pool's tokens sit in a token account of
+         their own, so stakes in different pools write different words.
+    """
+    assert extcall IComputeToken(TOKEN).custody_deposit(
+        account, provider, amount, default_return_value=True
     ), "staking: transferFrom failed"
 
 
 @internal
-def _push(account: address, amount: uint256):
-    assert extcall IERC20(TOKEN).transfer(account, amount, default_return_value=True), "staking: transfer failed"
+def _push(provider: address, account: address, amount: uint256):
+    """
+    @dev Pays `amount` to `account` out of `provider`'s custody account. The account
+         holds the pool's buckets less the delegators' income `income_holder` still
+         keeps; only when that leaves too little is the income collected first, so a
+         payment rarely writes the holder's balance word.
+    """
+    if staticcall IComputeToken(TOKEN).custody_balance(provider) < amount:
+        self._collect(provider)
+    assert extcall IComputeToken(TOKEN).custody_withdraw(
+        provider, account, amount, default_return_value=True
+    ), "staking: transfer failed"

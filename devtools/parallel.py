@@ -576,6 +576,21 @@ class Market:
             f"finalize k=3 ({triples} jobs)",
             [(c, cs.escrow, "finalize", t, zero) for c, t in pair(clients[:triples], triple_terms)],
         )
+
+        # Stake leaving, from pools whose delegators' income JobEscrow still holds.
+        self.measure("request thaw", [(p, cs.staking, "request_thaw", 100 * TOKEN) for p in providers])
+        shares = [cs.staking.delegation(q, d).shares for d, q in pair(delegators, pooled)]
+        self.measure(
+            "undelegate",
+            [(d, cs.staking, "undelegate", q, s) for (d, q), s in zip(pair(delegators, pooled), shares)],
+        )
+        self.request("evm_increaseTime", [cs.staking.thawing_period() + 1])
+        self.request("evm_mine", [])
+        self.measure("withdraw stake", [(p, cs.staking, "withdraw") for p in providers])
+        self.measure(
+            "withdraw delegation",
+            [(d, cs.staking, "withdraw_delegation", q) for d, q in pair(delegators, pooled)],
+        )
         return self.blocks
 
     def _label_jobs(self, terms: list, label: str) -> None:
@@ -594,6 +609,10 @@ class Market:
             for i, a in enumerate(addresses):
                 labels[a] = f"{role} {i}"
                 index_of[a] = i
+        # The custody account ComputeToken keeps for each provider's pool in Staking.
+        for role in ("provider", "pooled"):
+            for i, a in enumerate(self.users.get(role, [])):
+                labels[self.cs.token.custody_account(a)] = f"pool of {role} {i}"
         addresses = {to_checksum_address(a): label for a, label in labels.items()}
         uints = {}
         for a, label in addresses.items():

@@ -21,7 +21,7 @@ from computeshare.jobs import (
     commitment,
 )
 from computeshare.specs import job_requirements
-from tests.helpers import BAD, DAY, GOOD, HOUR, TOKEN, CountedMachine, escrow_owes
+from tests.helpers import BAD, DAY, GOOD, HOUR, TOKEN, CountedMachine, escrow_owes, pool_expected, pool_holdings
 
 SALT = b"\x01" * 32
 SPEC = b'{"workload": "sha256-chain"}'
@@ -340,12 +340,10 @@ class EscrowMachine(CountedMachine):
 
     @invariant()
     def staking_holds_its_pools_and_locks_fit(self):
-        total = 0
         for p in self.providers:
             pool = self.m.staking.pool(p)
             assert pool.locked <= pool.own_stake
-            total += pool.own_stake + pool.own_thawing + pool.delegated_tokens + pool.thawing_tokens
-            total += pool.warming_tokens
-            # The delegators' income JobEscrow still holds (part of delegated_tokens).
-            total -= self.m.staking.uncollected_income(p)
-        assert self.m.token.balanceOf(self.m.staking) == total
+            # Each pool's custody account holds its buckets, less the delegators' income
+            # JobEscrow still holds (part of delegated_tokens); Staking itself holds none.
+            assert pool_holdings(self.m.token, p) == pool_expected(self.m.staking, p)
+        assert self.m.token.balanceOf(self.m.staking) == 0

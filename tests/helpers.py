@@ -62,6 +62,19 @@ GOOD, BAD = b"\xaa" * 32, b"\xbb" * 32
 SALT = b"\x5a" * 32
 
 
+def pool_holdings(token, provider) -> int:
+    """Tokens in the custody account ComputeToken keeps for `provider`'s pool in Staking."""
+    return token.balanceOf(token.custody_account(provider))
+
+
+def pool_expected(staking, provider) -> int:
+    """What `provider`'s custody account must hold: every bucket of its pool, less the
+    delegators' income the income holder still keeps."""
+    pool = staking.pool(provider)
+    buckets = pool.own_stake + pool.own_thawing + pool.delegated_tokens + pool.thawing_tokens
+    return buckets + pool.warming_tokens - staking.uncollected_income(provider)
+
+
 def reveal(m, job, provider, slot, result, salt=SALT):
     """Reveals the `result` that `provider` committed in `slot` of `job`."""
     return m.jobs.reveal(job, slot, result, salt, sender=provider)

@@ -38,6 +38,8 @@ from tests.helpers import (
     escrow_owes,
     gpu_spec,
     offer_terms,
+    pool_expected,
+    pool_holdings,
     reveal,
     warm_delegation,
 )
@@ -403,7 +405,7 @@ def test_income_is_shared_with_delegators(
     run_replica(job, p, GOOD)
     chain.pending_timestamp = m.jobs.view(job).phase_end
     delegated, own = m.staking.pool(p).delegated_tokens, m.staking.pool(p).own_stake
-    staked, balance = token.balanceOf(m.staking), m.escrow.balanceOf(p)
+    staked, balance = pool_holdings(token, p), m.escrow.balanceOf(p)
     held = token.balanceOf(m.escrow)
     receipt = m.jobs.finalize(job, sender=keeper)
     paid = PRICE - PRICE * 250 // 10_000
@@ -411,7 +413,7 @@ def test_income_is_shared_with_delegators(
     pool = m.staking.pool(p)
     assert (pool.delegated_tokens, pool.own_stake, pool.locked) == (delegated + cut, own, 0)
     assert m.staking.income_holder() == m.escrow.address
-    assert token.balanceOf(m.staking) == staked and m.staking.uncollected_income(p) == cut
+    assert pool_holdings(token, p) == staked and m.staking.uncollected_income(p) == cut
     assert not receipt.decode_logs(token.Transfer)
     assert m.escrow.balanceOf(p) == balance + paid - cut
     # JobEscrow still holds the price: the provider's part, the fee and the cut.
@@ -433,7 +435,7 @@ def test_income_is_shared_with_delegators(
     (collected,) = receipt.decode_logs(m.staking.IncomeCollected)
     args = collected.event_arguments
     assert (args["provider"], args["holder"], args["amount"]) == (p, m.escrow, cut)
-    assert token.balanceOf(m.staking) == staked + cut
+    assert pool_holdings(token, p) == staked + cut
     assert token.balanceOf(m.escrow) == held - cut
     assert m.staking.collect_income(p, sender=keeper).return_value == 0
 
@@ -457,7 +459,7 @@ def test_a_slash_collects_the_pools_income_first(
     silent = post_job(deadline_in=HOUR)
     m.jobs.accept(silent, 0, sender=p)  # and never commits
     chain.pending_timestamp = m.jobs.view(silent).deadline + DAY
-    staked = token.balanceOf(m.staking)
+    staked = pool_holdings(token, p)
     receipt = m.jobs.expire(silent, sender=keeper)
     (replica,) = receipt.decode_logs(m.escrow.ReplicaSettled)
     assert replica.outcome == OUTCOME_SLASHED
@@ -466,14 +468,12 @@ def test_a_slash_collects_the_pools_income_first(
     (slashed,) = receipt.decode_logs(m.staking.Slashed)
     (settled,) = receipt.decode_logs(m.escrow.JobSettled)
     assert slashed.reward > 0 and settled.compensation + settled.bounty == slashed.reward
-    # Staking got the cut and paid out the reward and the remainder.
-    assert token.balanceOf(m.staking) == staked + cut - slashed.reward - slashed.remainder
+    # The pool's custody account got the cut and paid out the reward and the remainder.
+    assert pool_holdings(token, p) == staked + cut - slashed.reward - slashed.remainder
     assert token.balanceOf(m.escrow) == escrow_owes(m, [client, p, keeper], [paid, silent])
-    pool = m.staking.pool(p)
-    held = pool.own_stake + pool.own_thawing + pool.delegated_tokens + pool.thawing_tokens
-    assert token.balanceOf(m.staking) == held + pool.warming_tokens + sum(
-        m.staking.pool(q).own_stake for q in providers[1:]
-    )
+    for q in providers:
+        assert pool_holdings(token, q) == pool_expected(m.staking, q)
+    assert token.balanceOf(m.staking) == 0
 
 
 def test_release_is_for_lockers_only(market, providers, outsider):

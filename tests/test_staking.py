@@ -5,7 +5,7 @@ from __future__ import annotations
 import ape
 import pytest
 
-from tests.helpers import DAY, LOCKER, SLASHER, TOKEN, delegate, warm_delegation
+from tests.helpers import DAY, LOCKER, SLASHER, TOKEN, delegate, pool_holdings, warm_delegation
 
 ZERO = "0x0000000000000000000000000000000000000000"
 MAX = 2**256 - 1
@@ -14,9 +14,9 @@ BENEFICIARY_SHARE_BPS, BURN_SLASHED, CUT_CHANGE_DELAY, WARMUP = 4, 5, 6, 7
 VIRTUAL_SHARES = 10**6
 
 
-def holdings(token, staking) -> int:
-    """What Staking should hold: the sum of every bucket of the pools under test."""
-    return token.balanceOf(staking)
+def holdings(token, provider) -> int:
+    """What Staking holds for `provider`'s pool: its custody account in the token."""
+    return pool_holdings(token, provider)
 
 
 def pool_total(pool) -> int:
@@ -119,7 +119,8 @@ def test_stake_bonds_tokens(staking, token, provider):
     )
     assert staking.pool(provider).own_stake == 2_000 * TOKEN
     assert staking.bonded_stake(provider) == staking.free_stake(provider) == 2_000 * TOKEN
-    assert token.balanceOf(staking) == 2_000 * TOKEN
+    assert holdings(token, provider) == 2_000 * TOKEN
+    assert token.balanceOf(staking) == 0  # the pool's tokens are in its custody account
     staking.stake(1, sender=provider)
     assert staking.pool(provider).own_stake == 2_000 * TOKEN + 1
 
@@ -131,7 +132,7 @@ def test_stake_rejects_zero_and_below_minimum(staking, token, provider, outsider
         staking.stake(1_000 * TOKEN - 1, sender=provider)
     with ape.reverts("compute_token: insufficient allowance"):
         staking.stake(1_000 * TOKEN, sender=outsider)
-    assert token.balanceOf(staking) == 0
+    assert holdings(token, outsider) == 0
 
 
 def test_thaw_then_withdraw(staked, token, provider, chain):
@@ -239,7 +240,7 @@ def test_delegate_warms_up_then_mints_shares(staked, token, provider, delegator,
     )
     # Warming tokens are held here but do not back the provider yet.
     assert staked.bonded_stake(provider) == 10_000 * TOKEN
-    assert token.balanceOf(staked) == 11_000 * TOKEN
+    assert holdings(token, provider) == 11_000 * TOKEN
     chain.pending_timestamp = warm_until
     receipt = staked.activate(provider, delegator, sender=provider)
     shares = 1_000 * TOKEN * VIRTUAL_SHARES
@@ -339,7 +340,7 @@ def test_income_splits_by_cut(staked, token, provider, delegator, alice, chain):
     # Pro rata: 1/4 and 3/4 of the 400 (virtual offset rounds down by at most 1 wei).
     assert 1_100 * TOKEN - 1 <= staked.delegation(provider, delegator).value <= 1_100 * TOKEN
     assert 3_300 * TOKEN - 1 <= staked.delegation(provider, alice).value <= 3_300 * TOKEN
-    assert token.balanceOf(staked) == pool_total(pool)
+    assert holdings(token, provider) == pool_total(pool)
 
 
 def test_income_without_delegators_goes_to_provider(staked, provider, alice):
@@ -376,8 +377,8 @@ def test_the_income_holder_keeps_the_cut_until_the_pool_pays_out(
 ):
     """With an income holder named, its releases leave the delegators' cut with it: the
     pool's value rises, no token moves, and the cut shares the pool's locked word without
-    disturbing the collateral. Another locker's cut is pulled at once. A delegator's
-    withdrawal collects first, so Staking pays from what it holds."""
+    disturbing the collateral. Another locker's cut is pulled at once. A payment collects
+    the cut first only when the pool's custody account could not make it otherwise."""
     with ape.reverts("ownable: caller is not the owner"):
         staked.set_income_holder(escrow_role, sender=alice)
     with ape.reverts("staking: zero income holder"):
@@ -389,14 +390,14 @@ def test_the_income_holder_keeps_the_cut_until_the_pool_pays_out(
     token.transfer(escrow_role, 1_000 * TOKEN, sender=deployer)
     token.approve(staked, 2**256 - 1, sender=escrow_role)
     shares = warm_delegation(staked, chain, provider, 10_000 * TOKEN, delegator)
-    held = holdings(token, staked)
+    held = holdings(token, provider)
 
     staked.lock(provider, 3_000 * TOKEN, sender=escrow_role)
     receipt = staked.release(provider, 1_000 * TOKEN, 1_000 * TOKEN, sender=escrow_role)
     assert receipt.return_value == 500 * TOKEN  # the 50% cut
     assert not receipt.decode_logs(token.Transfer)
     assert staked.uncollected_income(provider) == 500 * TOKEN
-    assert holdings(token, staked) == held
+    assert holdings(token, provider) == held
     staked.lock(provider, 500 * TOKEN, sender=escrow_role)  # the word keeps both
     pool = staked.pool(provider)
     assert (pool.locked, pool.delegated_tokens) == (2_500 * TOKEN, 10_500 * TOKEN)
@@ -404,22 +405,33 @@ def test_the_income_holder_keeps_the_cut_until_the_pool_pays_out(
 
     staked.set_roles(alice, LOCKER, sender=deployer)  # another locker: pulled at once
     receipt = staked.release(provider, 0, 100 * TOKEN, sender=alice)
-    assert receipt.return_value == 50 * TOKEN and holdings(token, staked) == held + 50 * TOKEN
+    assert receipt.return_value == 50 * TOKEN and holdings(token, provider) == held + 50 * TOKEN
     assert staked.uncollected_income(provider) == 500 * TOKEN
 
     staked.undelegate(provider, shares, sender=delegator)
     chain.pending_timestamp += staked.thawing_period()
-    before = token.balanceOf(delegator)
+    before, kept = token.balanceOf(delegator), token.balanceOf(escrow_role)
     receipt = staked.withdraw_delegation(provider, sender=delegator)
-    (collected,) = receipt.decode_logs(staked.IncomeCollected)
-    assert collected.event_arguments["amount"] == 500 * TOKEN
-    assert staked.uncollected_income(provider) == 0
+    # The pool's custody account can pay without the held income: it stays with the
+    # holder, whose balance word the withdrawal does not touch.
+    assert not receipt.decode_logs(staked.IncomeCollected)
+    assert staked.uncollected_income(provider) == 500 * TOKEN
+    assert token.balanceOf(escrow_role) == kept
     paid = receipt.return_value
     assert 10_550 * TOKEN - 2 <= paid <= 10_550 * TOKEN  # principal, both cuts, less rounding
     assert token.balanceOf(delegator) == before + paid
-    assert token.balanceOf(escrow_role) == 500 * TOKEN
-    pool = staked.pool(provider)
-    assert holdings(token, staked) == pool_total(pool)
+    assert holdings(token, provider) == pool_total(staked.pool(provider)) - 500 * TOKEN
+
+    # The provider's whole stake leaving would overdraw the account: the income comes first.
+    staked.release(provider, staked.pool(provider).locked, 0, sender=escrow_role)
+    staked.request_thaw(staked.pool(provider).own_stake, sender=provider)
+    chain.pending_timestamp += staked.thawing_period()
+    receipt = staked.withdraw(sender=provider)
+    (collected,) = receipt.decode_logs(staked.IncomeCollected)
+    assert collected.event_arguments["amount"] == 500 * TOKEN
+    assert staked.uncollected_income(provider) == 0
+    assert token.balanceOf(escrow_role) == kept - 500 * TOKEN
+    assert holdings(token, provider) == pool_total(staked.pool(provider)) < 3
 
 
 # ------------------------------------------------------------------ slashing
@@ -447,7 +459,7 @@ def test_slash_takes_own_stake_first_and_pays_a_bounded_reward(
     assert staked.delegation(provider, delegator).value == pytest.approx(10_000 * TOKEN, abs=1)
     assert token.balanceOf(alice) == alice_before + 500 * TOKEN
     assert token.balanceOf(treasury) == treasury_before + 1_500 * TOKEN
-    assert token.balanceOf(staked) == pool_total(pool)
+    assert holdings(token, provider) == pool_total(pool)
     # The caller caps the reward (JobEscrow passes the job's price).
     receipt = staked.slash(provider, 1_000 * TOKEN, 0, alice, 100 * TOKEN, sender=escrow_role)
     (event,) = receipt.decode_logs(staked.Slashed)
@@ -481,7 +493,7 @@ def test_slash_reaches_delegators_only_beyond_the_providers_own_stake(
     assert event.reward == 0
     pool = staked.pool(provider)
     assert pool_total(pool) == 0
-    assert token.balanceOf(staked) == 0
+    assert holdings(token, provider) == 0
 
 
 def test_slash_clamps_locked_to_own_stake(staked, provider, escrow_role):

@@ -583,3 +583,115 @@ def test_bonded_units_are_vault_only_and_cannot_underflow(funded, deployer, alic
     with ape.reverts("compute_token: bonded units overflow"):
         funded.add_bonded(alice, 2**96 - TOKEN, sender=carol)
     assert funded.bonded_of(alice) == TOKEN
+
+
+# ------------------------------------------------------------------ custody accounts (vault)
+
+CUSTODY_TAG = keccak(text="ComputeShare custody account")
+
+
+def custody_address(vault, key) -> str:
+    digest = keccak(CUSTODY_TAG + encode(["address", "address"], [vault.address, key.address]))
+    return ape.convert(digest[12:], ape.types.AddressType)
+
+
+def test_custody_accounts_are_derived_from_the_vault_and_key(funded, deployer, alice, bob, carol):
+    assert funded.custody_account(alice) == ZERO  # no vault yet
+    funded.set_vault(carol, sender=deployer)
+    assert funded.custody_account(alice) == custody_address(carol, alice)
+    assert funded.custody_account(alice) != funded.custody_account(bob)
+
+
+def test_custody_deposit_withdraw_and_burn(funded, deployer, alice, bob, carol, chain):
+    vault = carol
+    funded.set_vault(vault, sender=deployer)
+    pot = funded.custody_account(bob)
+    supply = funded.totalSupply()
+    with ape.reverts("compute_token: insufficient allowance"):
+        funded.custody_deposit(alice, bob, 100 * TOKEN, sender=vault)
+    funded.approve(vault, 300 * TOKEN, sender=alice)
+    for caller in (alice, bob):
+        with ape.reverts("compute_token: caller is not the vault"):
+            funded.custody_deposit(alice, bob, TOKEN, sender=caller)
+        with ape.reverts("compute_token: caller is not the vault"):
+            funded.custody_withdraw(bob, caller, 0, sender=caller)
+        with ape.reverts("compute_token: caller is not the vault"):
+            funded.custody_burn(bob, 0, sender=caller)
+
+    tx = funded.custody_deposit(alice, bob, 200 * TOKEN, sender=vault)
+    assert [(e.key, e.account) for e in tx.decode_logs(funded.CustodyOpened)] == [(bob.address, pot)]
+    [moved] = tx.decode_logs(funded.Transfer)
+    assert (moved.sender, moved.receiver, moved.value) == (alice.address, pot, 200 * TOKEN)
+    assert funded.allowance(alice, vault) == 100 * TOKEN
+    assert funded.balanceOf(pot) == 200 * TOKEN and funded.balanceOf(vault) == 1_000 * TOKEN
+    # Opened once: the second deposit into the same account logs no CustodyOpened.
+    tx = funded.custody_deposit(alice, bob, 100 * TOKEN, sender=vault)
+    assert not tx.decode_logs(funded.CustodyOpened)
+
+    tx = funded.custody_withdraw(bob, bob, 50 * TOKEN, sender=vault)
+    [moved] = tx.decode_logs(funded.Transfer)
+    assert (moved.sender, moved.receiver, moved.value) == (pot, bob.address, 50 * TOKEN)
+    with ape.reverts("compute_token: transfer amount exceeds balance"):
+        funded.custody_withdraw(bob, bob, 250 * TOKEN + 1, sender=vault)
+    with ape.reverts("compute_token: transfer to the zero address"):
+        funded.custody_withdraw(bob, ZERO, TOKEN, sender=vault)
+    funded.custody_burn(bob, 50 * TOKEN, sender=vault)
+    with ape.reverts("compute_token: burn amount exceeds balance"):
+        funded.custody_burn(bob, 200 * TOKEN + 1, sender=vault)
+    assert funded.balanceOf(pot) == 200 * TOKEN
+    # An ordinary ERC-20 to every reader: the supply is the sum of the balances.
+    holders = (deployer, alice, bob, carol, pot)
+    assert funded.totalSupply() == supply - 50 * TOKEN == sum(funded.balanceOf(a) for a in holders)
+    # A custody account's balance votes for nobody.
+    delegate(funded, alice, alice)
+    assert funded.delegates(pot) == ZERO
+    assert funded.getVotes(alice) == funded.balanceOf(alice) == 700 * TOKEN
+
+
+def test_nobody_but_the_vault_moves_a_custody_accounts_tokens(funded, deployer, alice, bob, carol):
+    """Whoever controlled the custody account's address (a key colliding with it, ~2**80
+    work) still could not spend, approve away, burn or delegate its tokens."""
+    vault = carol
+    funded.set_vault(vault, sender=deployer)
+    funded.approve(vault, MAX_UINT, sender=alice)
+    funded.custody_deposit(alice, bob, 100 * TOKEN, sender=vault)
+    pot = ape.accounts[funded.custody_account(bob)]  # impersonated
+    pot.balance += 10**18
+    before = state(funded, alice, bob, pot)
+    with ape.reverts("compute_token: custody account"):
+        funded.transfer(alice, TOKEN, sender=pot)
+    with ape.reverts("compute_token: custody account"):
+        funded.burn(TOKEN, sender=pot)
+    with ape.reverts("compute_token: custody account"):
+        funded.invoke_transaction("delegate", pot, sender=pot)
+    funded.approve(alice, MAX_UINT, sender=pot)
+    with ape.reverts("compute_token: custody account"):
+        funded.transferFrom(pot, alice, TOKEN, sender=alice)
+    assert state(funded, alice, bob, pot) == before
+    # The vault's custody calls in turn take nothing from an account it never opened.
+    unopened = funded.custody_account(deployer)
+    funded.transfer(unopened, TOKEN, sender=alice)
+    with ape.reverts("compute_token: custody account"):
+        funded.custody_withdraw(deployer, alice, TOKEN, sender=vault)
+    with ape.reverts("compute_token: custody account"):
+        funded.custody_burn(deployer, TOKEN, sender=vault)
+
+
+def test_a_delegating_address_cannot_become_a_custody_account(funded, deployer, alice, bob, carol):
+    vault = carol
+    funded.set_vault(vault, sender=deployer)
+    funded.approve(vault, MAX_UINT, sender=alice)
+    squatter = ape.accounts[funded.custody_account(bob)]  # impersonated, before any deposit
+    squatter.balance += 10**18
+    funded.transfer(squatter, 10 * TOKEN, sender=alice)
+    delegate(funded, squatter, squatter)
+    with ape.reverts("compute_token: custody account delegates"):
+        funded.custody_deposit(alice, bob, TOKEN, sender=vault)
+    # Tokens merely sent to the address before it opens become the account's; it stays
+    # the vault's alone from then on.
+    other = funded.custody_account(alice)
+    funded.transfer(other, 5 * TOKEN, sender=alice)
+    funded.custody_deposit(alice, alice, TOKEN, sender=vault)
+    assert funded.balanceOf(other) == 6 * TOKEN
+    funded.custody_withdraw(alice, bob, 6 * TOKEN, sender=vault)
+    assert funded.balanceOf(other) == 0

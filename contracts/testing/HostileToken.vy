@@ -13,7 +13,8 @@
         - `REENTERS`: before moving tokens, calls `hook_target` with `hook_data` and
           records whether that inner call succeeded.
         It also answers the vault hooks Staking calls on the protocol token
-        (`add_bonded`, `sub_bonded`) and `burn`, so Staking can hold it.
+        (`add_bonded`, `sub_bonded`, and the custody calls, with one custody account
+        per caller and key, moved as `mode` says), so Staking can hold it.
 """
 
 NORMAL: public(constant(uint256)) = 0
@@ -165,6 +166,71 @@ def burn(amount: uint256):
 
 
 @external
+@view
+def custody_account(key: address) -> address:
+    """
+    @notice The custody account of the caller under `key`.
+    @param key The caller's key.
+    @return address The account.
+    """
+    return self._custody_account(msg.sender, key)
+
+
+@external
+@view
+def custody_balance(key: address) -> uint256:
+    """
+    @notice Tokens in the caller's custody account `key`.
+    @param key The caller's key.
+    @return uint256 Its balance.
+    """
+    return self.balanceOf[self._custody_account(msg.sender, key)]
+
+
+@external
+def custody_deposit(owner: address, key: address, amount: uint256) -> bool:
+    """
+    @notice Moves `amount` from `owner`, on its allowance to the caller, into the
+            caller's custody account `key`, as `mode` says.
+    @param owner The payer.
+    @param key The caller's key.
+    @param amount Amount in wei.
+    @return bool False in `RETURNS_FALSE` mode, else True.
+    """
+    if self.mode != RETURNS_FALSE:
+        allowed: uint256 = self.allowance[owner][msg.sender]
+        if allowed != max_value(uint256):
+            assert allowed >= amount, "hostile_token: allowance exceeded"
+            self.allowance[owner][msg.sender] = allowed - amount
+    return self._transfer(owner, self._custody_account(msg.sender, key), amount)
+
+
+@external
+def custody_withdraw(key: address, receiver: address, amount: uint256) -> bool:
+    """
+    @notice Moves `amount` out of the caller's custody account `key`, as `mode` says.
+    @param key The caller's key.
+    @param receiver The receiver.
+    @param amount Amount in wei.
+    @return bool False in `RETURNS_FALSE` mode, else True.
+    """
+    return self._transfer(self._custody_account(msg.sender, key), receiver, amount)
+
+
+@external
+def custody_burn(key: address, amount: uint256):
+    """
+    @notice Destroys `amount` held in the caller's custody account `key`.
+    @param key The caller's key.
+    @param amount Amount in wei.
+    """
+    account: address = self._custody_account(msg.sender, key)
+    self.balanceOf[account] -= amount
+    self.totalSupply -= amount
+    log Transfer(sender=account, receiver=empty(address), value=amount)
+
+
+@external
 def add_bonded(owner: address, amount: uint256):
     """
     @notice Staking's vault hook: counts `amount` as bonded for `owner`.
@@ -184,6 +250,13 @@ def sub_bonded(owner: address, amount: uint256):
     """
     self.bonded_of[owner] -= amount
     log BondedChanged(owner=owner, bonded=self.bonded_of[owner])
+
+
+@internal
+@pure
+def _custody_account(custodian: address, key: address) -> address:
+    digest: uint256 = convert(keccak256(abi_encode(custodian, key)), uint256)
+    return convert(convert(digest & convert(max_value(uint160), uint256), uint160), address)
 
 
 @internal
