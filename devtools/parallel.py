@@ -578,11 +578,16 @@ class Market:
         )
 
         # Stake leaving, from pools whose delegators' income JobEscrow still holds.
-        self.measure("request thaw", [(p, cs.staking, "request_thaw", 100 * TOKEN) for p in providers])
+        self.measure(
+            "request thaw", [(p, cs.staking, "request_thaw", 100 * TOKEN) for p in providers]
+        )
         shares = [cs.staking.delegation(q, d).shares for d, q in pair(delegators, pooled)]
         self.measure(
             "undelegate",
-            [(d, cs.staking, "undelegate", q, s) for (d, q), s in zip(pair(delegators, pooled), shares)],
+            [
+                (d, cs.staking, "undelegate", q, s)
+                for (d, q), s in pair(pair(delegators, pooled), shares)
+            ],
         )
         self.request("evm_increaseTime", [cs.staking.thawing_period() + 1])
         self.request("evm_mine", [])

@@ -21,7 +21,17 @@ from computeshare.jobs import (
     commitment,
 )
 from computeshare.specs import job_requirements
-from tests.helpers import BAD, DAY, GOOD, HOUR, TOKEN, CountedMachine, escrow_owes, pool_expected, pool_holdings
+from tests.helpers import (
+    BAD,
+    DAY,
+    GOOD,
+    HOUR,
+    TOKEN,
+    CountedMachine,
+    escrow_owes,
+    pool_expected,
+    pool_holdings,
+)
 
 SALT = b"\x01" * 32
 SPEC = b'{"workload": "sha256-chain"}'

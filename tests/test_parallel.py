@@ -101,7 +101,9 @@ def test_stakes_in_different_pools_do_not_conflict(rows, operation):
     assert (row["pairs"], row["critical_path"]) == (0, 1), row["hot_names"]
 
 
-@pytest.mark.parametrize(("operation", "holder"), [("deposit", "JobEscrow"), ("withdraw", "JobEscrow")])
+@pytest.mark.parametrize(
+    ("operation", "holder"), [("deposit", "JobEscrow"), ("withdraw", "JobEscrow")]
+)
 def test_hot_slot_is_the_contracts_token_balance(rows, operation, holder):
     """Every deposit credits JobEscrow's balance word in the token (every withdrawal debits
     it): all pairs conflict, and the tool names that word from the storage layout."""
