@@ -429,13 +429,19 @@ def custody_deposit(owner: address, key: address, amount: uint256) -> bool:
 def custody_withdraw(key: address, to: address, amount: uint256) -> bool:
     """
     @notice Moves `amount` out of the vault's custody account `key` to `to`. Vault only.
+            Returns False, moving nothing, when the account holds less than `amount`
+            (the vault may then refill it and try again, in one call instead of a
+            balance read before every payment).
     @param key The vault's key.
     @param to Receiver, not the zero address.
-    @param amount Amount in wei, at most the account's balance.
-    @return bool True.
+    @param amount Amount in wei.
+    @return bool True when the tokens moved.
     """
     assert msg.sender == self.vault, "compute_token: caller is not the vault"
-    self._transfer(self._custody_account(key), to, amount, True)
+    custody: address = self._custody_account(key)
+    if self._account[custody] & _BALANCE_MASK < amount:
+        return False
+    self._transfer(custody, to, amount, True)
     return True
 
 

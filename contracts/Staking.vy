@@ -918,8 +918,8 @@ def _push(provider: address, account: address, amount: uint256):
          keeps; only when that leaves too little is the income collected first, so a
          payment rarely writes the holder's balance word.
     """
-    if staticcall IComputeToken(TOKEN).custody_balance(provider) < amount:
+    if not extcall IComputeToken(TOKEN).custody_withdraw(provider, account, amount, default_return_value=True):
         self._collect(provider)
-    assert extcall IComputeToken(TOKEN).custody_withdraw(
-        provider, account, amount, default_return_value=True
-    ), "staking: transfer failed"
+        assert extcall IComputeToken(TOKEN).custody_withdraw(
+            provider, account, amount, default_return_value=True
+        ), "staking: transfer failed"

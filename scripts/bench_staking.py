@@ -75,6 +75,7 @@ def measure(deployer, escrow, token, staking, registry) -> dict[str, tuple[int, 
     new_price = {**SPEC, "price_per_second": 2 * 10**15}
     record("update device", registry.update(device, new_price, URI, sender=provider))
     record("stake (first)", staking.stake(10_000 * TOKEN, sender=provider))
+    record("stake (again)", staking.stake(1_000 * TOKEN, sender=provider))
     record("delegate (first)", staking.delegate_to(provider, 2_000 * TOKEN, 0, sender=delegator))
     chain.pending_timestamp += staking.parameter(7)  # WARMUP
     record("activate delegation", staking.activate(provider, delegator, sender=delegator))

@@ -208,13 +208,17 @@ def custody_deposit(owner: address, key: address, amount: uint256) -> bool:
 @external
 def custody_withdraw(key: address, receiver: address, amount: uint256) -> bool:
     """
-    @notice Moves `amount` out of the caller's custody account `key`, as `mode` says.
+    @notice Moves `amount` out of the caller's custody account `key`, as `mode` says;
+            False, moving nothing, when the account holds less.
     @param key The caller's key.
     @param receiver The receiver.
     @param amount Amount in wei.
     @return bool False in `RETURNS_FALSE` mode, else True.
     """
-    return self._transfer(self._custody_account(msg.sender, key), receiver, amount)
+    account: address = self._custody_account(msg.sender, key)
+    if self.balanceOf[account] < amount:
+        return False
+    return self._transfer(account, receiver, amount)
 
 
 @external
