@@ -434,6 +434,43 @@ def test_the_income_holder_keeps_the_cut_until_the_pool_pays_out(
     assert holdings(token, provider) == pool_total(staked.pool(provider)) < 3
 
 
+def test_each_pool_has_its_own_custody_account(staking, token, provider, delegator, alice, chain):
+    """Two pools, two custody accounts: a stake, a delegation and a withdrawal move tokens
+    in and out of their own pool's account only, and Staking's balance stays empty."""
+    staking.stake(10_000 * TOKEN, sender=provider)
+    receipt = staking.stake(5_000 * TOKEN, sender=alice)
+    [moved] = receipt.decode_logs(token.Transfer)
+    assert (moved.sender, moved.receiver) == (alice.address, token.custody_account(alice))
+    warm_delegation(staking, chain, provider, 2_000 * TOKEN, delegator)
+    assert (holdings(token, provider), holdings(token, alice)) == (12_000 * TOKEN, 5_000 * TOKEN)
+    staking.request_thaw(1_000 * TOKEN, sender=alice)
+    chain.pending_timestamp += staking.thawing_period()
+    staking.withdraw(sender=alice)
+    assert (holdings(token, provider), holdings(token, alice)) == (12_000 * TOKEN, 4_000 * TOKEN)
+    assert token.balanceOf(staking) == 0
+    assert token.custody_account(provider) != token.custody_account(alice)
+
+
+def test_a_donation_to_a_pools_custody_account_pays_nobody(
+    staked, token, deployer, provider, delegator, chain
+):
+    """Tokens sent straight to a pool's custody account change no pool's books: the
+    provider still withdraws exactly its stake, and the donation stays behind."""
+    warm_delegation(staked, chain, provider, 1_000 * TOKEN, delegator)
+    before = staked.pool(provider)
+    token.transfer(token.custody_account(provider), 500 * TOKEN, sender=deployer)
+    assert staked.pool(provider) == before
+    staked.request_thaw(10_000 * TOKEN, sender=provider)
+    staked.undelegate(provider, staked.delegation(provider, delegator).shares, sender=delegator)
+    chain.pending_timestamp += staked.thawing_period()
+    wallet = token.balanceOf(provider)
+    staked.withdraw(sender=provider)
+    assert token.balanceOf(provider) == wallet + 10_000 * TOKEN
+    paid = staked.withdraw_delegation(provider, sender=delegator).return_value
+    assert 1_000 * TOKEN - 2 <= paid <= 1_000 * TOKEN
+    assert holdings(token, provider) == 500 * TOKEN + (1_000 * TOKEN - paid)
+
+
 # ------------------------------------------------------------------ slashing
 
 
