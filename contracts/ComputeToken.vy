@@ -38,9 +38,11 @@
         own, one per key it chooses (Staking: one per provider pool), at addresses
         derived from the vault and the key (`custody_account`). They are ordinary
         accounts to every reader (`balanceOf`, `Transfer` logs, the supply is the sum
-        of all balances), but marked by the delegation mode: nobody can transfer out
-        of them, approve spending, or delegate from them; only the vault moves
-        their tokens (`custody_deposit`, `custody_withdraw`, `custody_burn`). So
+        of all balances), but marked by the delegation mode: no transfer, transfer
+        on an allowance, burn or delegation starts from them (an allowance may be
+        set, but is never spendable); only the vault moves their tokens
+        (`custody_deposit`, `custody_withdraw`, `custody_burn`), never into another
+        custody account, where its books could not follow them. So
         stakes in different pools write different words: no balance word of the vault
         is shared by every staker, and transactions of independent stakers run in
         parallel. Their balances carry no votes; the owners' bonded units do.
@@ -394,10 +396,12 @@ def custody_account(key: address) -> address:
 @view
 def custody_balance(key: address) -> uint256:
     """
-    @notice Tokens in the vault's custody account `key`.
+    @notice Tokens in the vault's custody account `key`. Zero while there is no vault.
     @param key The vault's key.
     @return uint256 Its balance in wei.
     """
+    if self.vault == empty(address):
+        return 0
     return self._account[self._custody_account(key)] & _BALANCE_MASK
 
 
@@ -431,9 +435,10 @@ def custody_withdraw(key: address, to: address, amount: uint256) -> bool:
     @notice Moves `amount` out of the vault's custody account `key` to `to`. Vault only.
             Returns False, moving nothing, when the account holds less than `amount`
             (the vault may then refill it and try again, in one call instead of a
-            balance read before every payment).
+            balance read before every payment). Reverts for an account the vault never
+            opened, and for a receiver that is a custody account.
     @param key The vault's key.
-    @param to Receiver, not the zero address.
+    @param to Receiver: not the zero address, not a custody account.
     @param amount Amount in wei.
     @return bool True when the tokens moved.
     """
@@ -441,6 +446,7 @@ def custody_withdraw(key: address, to: address, amount: uint256) -> bool:
     custody: address = self._custody_account(key)
     if self._account[custody] & _BALANCE_MASK < amount:
         return False
+    assert self._account[to] >> _MODE_SHIFT != _MODE_CUSTODY, "compute_token: pays a custody account"
     self._transfer(custody, to, amount, True)
     return True
 

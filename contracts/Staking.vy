@@ -326,7 +326,9 @@ def cancel_warmup(provider: address) -> uint256:
     """
     @notice Pays the caller back its tokens warming up at `provider` (during the
             warm-up, or after it while they have not joined the pool); they never
-            entered the pool, so they leave at once.
+            entered the pool, so they leave at once. Like every payment out of the
+            pool's custody account, it first collects the income `income_holder` holds
+            for the pool when the account could not pay without it.
     @param provider The provider.
     @return uint256 Tokens paid.
     """
@@ -493,7 +495,8 @@ def release(provider: address, amount: uint256, income: uint256) -> uint256:
         self._pools[provider].delegated_tokens += cut
         log IStaking.IncomeAdded(provider=provider, payer=msg.sender, amount=cut, to_delegators=cut)
         if msg.sender == self.income_holder:
-            # The cut stays with the caller until the pool's delegated tokens leave.
+            # The cut stays with the caller until a slash, `collect_income`, or a
+            # payment the pool's custody account could not make without it.
             owed += cut
             assert owed <= _OWED_MASK, "staking: income overflow"
         else:

@@ -106,6 +106,28 @@ def test_false_returning_token_cannot_stake(project, hostile, deployer, treasury
     assert staking.pool(provider).own_stake == 0 and hostile.bonded_of(provider) == 0
 
 
+def test_false_returning_token_never_pays_out_of_staking(
+    project, hostile, deployer, treasury, provider, chain
+):
+    """A payout the token refuses (returns False) reverts whole: Staking's books and the
+    tokens stay where they were, and the same withdrawal works once the token pays."""
+    staking = deployer.deploy(project.Staking, hostile, treasury)
+    hostile.transfer(provider, 100_000 * TOKEN, sender=deployer)
+    hostile.approve(staking, MAX, sender=provider)
+    staking.stake(10_000 * TOKEN, sender=provider)
+    staking.request_thaw(4_000 * TOKEN, sender=provider)
+    chain.pending_timestamp += staking.thawing_period()
+    hostile.set_mode(RETURNS_FALSE, sender=provider)
+    with ape.reverts("staking: transfer failed"):
+        staking.withdraw(sender=provider)
+    assert staking.pool(provider).own_thawing == 4_000 * TOKEN
+    assert hostile.balanceOf(provider) == 90_000 * TOKEN
+    hostile.set_mode(NORMAL, sender=provider)
+    staking.withdraw(sender=provider)
+    assert staking.pool(provider).own_thawing == 0
+    assert hostile.balanceOf(provider) == 94_000 * TOKEN
+
+
 # ---------------------------------------------------------------- zero transfers
 
 

@@ -639,6 +639,11 @@ def test_custody_deposit_withdraw_and_burn(funded, deployer, alice, bob, carol, 
     assert funded.balanceOf(pot) == 250 * TOKEN
     with ape.reverts("compute_token: transfer to the zero address"):
         funded.custody_withdraw(bob, ZERO, TOKEN, sender=vault)
+    # Never into a custody account (itself or another): the vault's books could not follow.
+    funded.custody_deposit(alice, alice, 0, sender=vault)  # opens alice's key
+    for receiver in (pot, funded.custody_account(alice)):
+        with ape.reverts("compute_token: pays a custody account"):
+            funded.custody_withdraw(bob, receiver, TOKEN, sender=vault)
     funded.custody_burn(bob, 50 * TOKEN, sender=vault)
     with ape.reverts("compute_token: burn amount exceeds balance"):
         funded.custody_burn(bob, 200 * TOKEN + 1, sender=vault)

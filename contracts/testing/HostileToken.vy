@@ -14,7 +14,9 @@
           records whether that inner call succeeded.
         It also answers the vault hooks Staking calls on the protocol token
         (`add_bonded`, `sub_bonded`, and the custody calls, with one custody account
-        per caller and key, moved as `mode` says), so Staking can hold it.
+        per caller and key: deposits and withdrawals move as `mode` says, burns
+        plainly), so Staking can hold it. Its custody views answer for the caller, so
+        only the custodian itself reads its accounts through them.
 """
 
 NORMAL: public(constant(uint256)) = 0
