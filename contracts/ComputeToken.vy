@@ -394,6 +394,17 @@ def custody_account(key: address) -> address:
 
 @external
 @view
+def is_custody_account(account: address) -> bool:
+    """
+    @notice Whether `account` is a custody account of the vault (opened by a deposit).
+    @param account The account.
+    @return bool True for a custody account.
+    """
+    return self._account[account] >> _MODE_SHIFT == _MODE_CUSTODY
+
+
+@external
+@view
 def custody_balance(key: address) -> uint256:
     """
     @notice Tokens in the vault's custody account `key`. Zero while there is no vault.

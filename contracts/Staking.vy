@@ -602,10 +602,12 @@ def set_parameter(key: uint256, new_value: uint256):
 def set_treasury(new_treasury: address):
     """
     @notice Sets the receiver of slashed stake that is not burned. Owner only.
-    @param new_treasury The treasury, not the zero address.
+    @param new_treasury The treasury: not the zero address, not a custody account (the
+           token refuses payments into one, so every slash would revert).
     """
     ownable._check_owner()
     assert new_treasury != empty(address), "staking: zero treasury"
+    assert not staticcall IComputeToken(TOKEN).is_custody_account(new_treasury), "staking: treasury is a custody account"
     log IStaking.TreasurySet(previous_treasury=self.treasury, new_treasury=new_treasury)
     self.treasury = new_treasury
 

@@ -614,10 +614,13 @@ class Market:
             for i, a in enumerate(addresses):
                 labels[a] = f"{role} {i}"
                 index_of[a] = i
-        # The custody account ComputeToken keeps for each provider's pool in Staking.
+        # The custody account ComputeToken keeps for each provider's pool in Staking:
+        # keccak256(tag, vault, provider), low 160 bits (no call per provider).
+        tag, vault = keccak(text="ComputeShare custody account"), self.contracts["Staking"]
         for role in ("provider", "pooled"):
             for i, a in enumerate(self.users.get(role, [])):
-                labels[self.cs.token.custody_account(a)] = f"pool of {role} {i}"
+                custody = keccak(tag + _word(vault) + _word(a))[12:]
+                labels["0x" + custody.hex()] = f"pool of {role} {i}"
         addresses = {to_checksum_address(a): label for a, label in labels.items()}
         uints = {}
         for a, label in addresses.items():

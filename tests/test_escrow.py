@@ -391,19 +391,27 @@ def pool_with_a_delegator(m, token, chain, deployer, provider, delegator) -> Non
     warm_delegation(m.staking, chain, provider, 1_000 * TOKEN, delegator)
 
 
+def due_job_of_a_pool(m, token, chain, deployer, provider, delegator, post_job, run_replica):
+    """A job `provider` ran well, due for settlement, with `delegator` in its pool (see
+    `pool_with_a_delegator`)."""
+    pool_with_a_delegator(m, token, chain, deployer, provider, delegator)
+    job = post_job()
+    run_replica(job, provider, GOOD)
+    chain.pending_timestamp = m.jobs.view(job).phase_end
+    return job
+
+
 def test_income_is_shared_with_delegators(
     market, token, client, providers, chain, keeper, accounts, deployer, post_job, run_replica
 ):
     """With delegators, their cut of the income goes into the pool in Staking; the
     provider's part goes to its balance here. No token moves at settlement: the cut stays
     with JobEscrow (Staking's income holder) until Staking collects it, which anyone may
-    trigger and every withdrawal of delegated tokens does."""
+    trigger, a slash does first, and so does a payment the pool's custody account could
+    not make without it."""
     m = market
     p, delegator = providers[0], accounts[16]
-    pool_with_a_delegator(m, token, chain, deployer, p, delegator)
-    job = post_job()
-    run_replica(job, p, GOOD)
-    chain.pending_timestamp = m.jobs.view(job).phase_end
+    job = due_job_of_a_pool(m, token, chain, deployer, p, delegator, post_job, run_replica)
     delegated, own = m.staking.pool(p).delegated_tokens, m.staking.pool(p).own_stake
     staked, balance = pool_holdings(token, p), m.escrow.balanceOf(p)
     held = token.balanceOf(m.escrow)
@@ -449,10 +457,7 @@ def test_a_slash_collects_the_pools_income_first(
     what they owe."""
     m = market
     p, delegator = providers[0], accounts[16]
-    pool_with_a_delegator(m, token, chain, deployer, p, delegator)
-    paid = post_job()
-    run_replica(paid, p, GOOD)
-    chain.pending_timestamp = m.jobs.view(paid).phase_end
+    paid = due_job_of_a_pool(m, token, chain, deployer, p, delegator, post_job, run_replica)
     m.jobs.finalize(paid, sender=keeper)
     cut = m.staking.uncollected_income(p)
     assert cut == (PRICE - PRICE * 250 // 10_000) * 2_000 // 10_000

@@ -88,6 +88,16 @@ def test_owner_sets_parameters_within_bounds(staking, deployer, alice):
     assert staking.thawing_period() == 21 * DAY
 
 
+def test_a_custody_account_cannot_become_the_treasury(staking, token, deployer, provider):
+    """Slashed stake sent to a pool's custody account would stick there (and the token
+    refuses it, so every slash would revert): the owner cannot name one treasury."""
+    staking.stake(10_000 * TOKEN, sender=provider)
+    pot = token.custody_account(provider)
+    with ape.reverts("staking: treasury is a custody account"):
+        staking.set_treasury(pot, sender=deployer)
+    assert staking.treasury() != pot
+
+
 def test_treasury_and_roles_are_owner_only(staking, deployer, alice, bob):
     with ape.reverts("ownable: caller is not the owner"):
         staking.set_treasury(alice, sender=alice)

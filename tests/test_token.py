@@ -618,10 +618,12 @@ def test_custody_deposit_withdraw_and_burn(funded, deployer, alice, bob, carol, 
         with ape.reverts("compute_token: caller is not the vault"):
             funded.custody_burn(bob, 0, sender=caller)
 
+    assert not funded.is_custody_account(pot)
     tx = funded.custody_deposit(alice, bob, 200 * TOKEN, sender=vault)
     assert [(e.key, e.account) for e in tx.decode_logs(funded.CustodyOpened)] == [
         (bob.address, pot)
     ]
+    assert funded.is_custody_account(pot) and not funded.is_custody_account(alice)
     [moved] = tx.decode_logs(funded.Transfer)
     assert (moved.sender, moved.receiver, moved.value) == (alice.address, pot, 200 * TOKEN)
     assert funded.allowance(alice, vault) == 100 * TOKEN

@@ -180,6 +180,17 @@ def custody_account(key: address) -> address:
 
 @external
 @view
+def is_custody_account(account: address) -> bool:
+    """
+    @notice Always False: this fixture does not mark its custody accounts.
+    @param account The account.
+    @return bool False.
+    """
+    return False
+
+
+@external
+@view
 def custody_balance(key: address) -> uint256:
     """
     @notice Tokens in the caller's custody account `key`.
