@@ -607,6 +607,7 @@ def set_treasury(new_treasury: address):
     """
     ownable._check_owner()
     assert new_treasury != empty(address), "staking: zero treasury"
+    # analysis: cei_violation: a view of the staked token (a staticcall, which cannot change state), read before the write; under the reentrancy lock.
     assert not staticcall IComputeToken(TOKEN).is_custody_account(new_treasury), "staking: treasury is a custody account"
     log IStaking.TreasurySet(previous_treasury=self.treasury, new_treasury=new_treasury)
     self.treasury = new_treasury
