@@ -168,6 +168,40 @@ class ComputeShare:
         self._approve(self.escrow, amount)
         return self.escrow.deposit(amount, sender=self._sender())
 
+    def payout_shard(self, account: str, amount: int) -> int | None:
+        """The deposit shard a withdrawal of `amount` by `account` should take its tokens
+        from, when JobEscrow keeps deposits in shards: None when the account's own shard
+        holds the amount (plain `withdraw`), else the shard of the most recent client
+        that paid it and holds the amount, else one of the shards that hold it, picked
+        by the account's address (so different withdrawers spread over different
+        shards), else None (JobEscrow gathers from several)."""
+        from computeshare.jobs import payers_of
+
+        view = self.escrow_view
+        balances = list(view.shard_balances())
+        if not balances:
+            return None
+        own = int(view.deposit_shard(account)[0])
+        if balances[own] >= amount:
+            return None
+        for payer in payers_of(self.escrow, account, self.jobs.start_block):
+            shard = int(view.deposit_shard(payer)[0])
+            if balances[shard] >= amount:
+                return shard
+        holding = [shard for shard, balance in enumerate(balances) if balance >= amount]
+        if not holding:
+            return None
+        return holding[int(account, 16) % len(holding)]
+
+    def withdraw(self, amount: int):
+        """Withdraws `amount` of the caller's JobEscrow balance, from the shard
+        `payout_shard` picks."""
+        me = self._sender()
+        shard = self.payout_shard(me.address, amount)
+        if shard is None:
+            return self.escrow.withdraw(amount, sender=me)
+        return self.escrow.withdraw_from_shard(amount, shard, sender=me)
+
     def post_job(
         self,
         spec: bytes,

@@ -91,10 +91,13 @@ def job_id_of(terms: Any) -> bytes:
     return keccak(encode(TERMS_TYPES, list(terms_tuple(terms))))
 
 
-def indexed_topics(contract, event: str, since: int = 0, position: int = 1) -> list[bytes]:
+def indexed_topics(
+    contract, event: str, since: int = 0, position: int = 1, where: list | None = None
+) -> list[bytes]:
     """The `position`-th indexed argument (its 32-byte topic) of every `event` of
     `contract` since block `since`, in chain order: one `eth_getLogs` request, nothing
-    decoded."""
+    decoded. `where` filters the indexed arguments as `eth_getLogs` topics do (one entry
+    per argument: None for any, a hex topic, or a list of them)."""
     provider = contract.chain_manager.provider
     topic = "0x" + keccak(text=getattr(contract, event).abi.selector).hex()
     logs = provider.make_request(
@@ -104,11 +107,24 @@ def indexed_topics(contract, event: str, since: int = 0, position: int = 1) -> l
                 "address": str(contract.address),
                 "fromBlock": hex(since),
                 "toBlock": "latest",
-                "topics": [topic],
+                "topics": [topic, *(where or [])],
             }
         ],
     )
     return [bytes.fromhex(_hex(log["topics"][position])) for log in logs]
+
+
+def payers_of(escrow, provider: str, since: int = 0, last: int = 32) -> list[str]:
+    """Clients whose jobs paid `provider`, the most recent first: the jobs of its last
+    `last` `ReplicaSettled` events (the provider is their second topic), then the client
+    topic of those jobs' `JobSettled`. Two `eth_getLogs` requests."""
+    me = "0x" + bytes.fromhex(_hex(provider)).rjust(32, b"\0").hex()
+    jobs = list(dict.fromkeys(indexed_topics(escrow, "ReplicaSettled", since, 1, [None, me])))
+    jobs = jobs[-last:]
+    if not jobs:
+        return []
+    clients = indexed_topics(escrow, "JobSettled", since, 2, [["0x" + j.hex() for j in jobs]])
+    return [to_checksum_address(c[12:]) for c in reversed(dict.fromkeys(clients))]
 
 
 def devices_with_fees(escrow, start_block: int = 0) -> list[bytes]:

@@ -13,7 +13,7 @@
             bits 192..221  signature nonce    (uint30, shared by permit and delegateBySig)
             bits 222..253  checkpoint count   (uint32, as a delegatee)
             bits 254..255  delegation mode    (0 none, 1 self, 2 another address,
-                                               3 a custody account of the vault)
+                                               3 a custody account of a custodian)
         A transfer between accounts that are undelegated or self-delegated
         therefore reads and writes exactly the two account words; only accounts
         delegating to a third party keep their delegatee in `_delegatee`.
@@ -34,9 +34,11 @@
         voting units are its balance plus its bonded units, following its
         delegation like the balance does.
 
-        Custody accounts. The vault keeps the tokens it holds in accounts of their
-        own, one per key it chooses (Staking: one per provider pool), at addresses
-        derived from the vault and the key (`custody_account`). They are ordinary
+        Custody accounts. The vault, and the escrow (JobEscrow, a second custodian
+        set once by the owner, with no bonded units), keep the tokens they hold in
+        accounts of their own, one per key each chooses (Staking: one per provider
+        pool; JobEscrow: one per shard of its deposits), at addresses derived from
+        the custodian and the key (`custody_account`). They are ordinary
         accounts to every reader (`balanceOf`, `Transfer` logs, the supply is the sum
         of all balances), but marked by the delegation mode: no transfer, transfer
         on an allowance, burn or delegation starts from them (an allowance may be
@@ -44,8 +46,8 @@
         (`custody_deposit`, `custody_withdraw`, `custody_burn`), never into another
         custody account, where its books could not follow them. So
         stakes in different pools write different words: no balance word of the vault
-        is shared by every staker, and transactions of independent stakers run in
-        parallel. Their balances carry no votes; the owners' bonded units do.
+        is shared by every staker, and transactions of independent stakers (and
+        clients depositing into different shards) run in parallel. Their balances carry no votes; the owners' bonded units do.
 
         No function of this contract makes an external call (ecrecover is a
         precompile), so there is nothing to re-enter and no reentrancy lock.
@@ -115,7 +117,7 @@ _MODE_NONE: constant(uint256) = 0
 _MODE_SELF: constant(uint256) = 1
 _MODE_OTHER: constant(uint256) = 2
 _MODE_CUSTODY: constant(uint256) = 3
-# Domain of the custody account addresses: keccak256(tag, vault, key), low 160 bits.
+# Domain of the custody account addresses: keccak256(tag, custodian, key), low 160 bits.
 _CUSTODY_TAG: constant(bytes32) = keccak256("ComputeShare custody account")
 
 _VALUE_BITS: constant(uint256) = 208
@@ -137,6 +139,8 @@ totalSupply: public(uint256)
 
 # @notice Holds staked tokens for their owners and reports their bonded units (Staking).
 vault: public(address)
+# @notice The second custodian (JobEscrow): custody accounts, no bonded units.
+escrow: public(address)
 
 # @notice Start of the current minting epoch.
 mint_epoch_start: public(uint256)
@@ -328,6 +332,21 @@ def set_vault(new_vault: address):
 
 
 @external
+def set_escrow(new_escrow: address):
+    """
+    @notice Names the escrow, the second custodian: it may keep tokens in custody
+            accounts of its own (`custody_*`) but reports no bonded units. Owner only,
+            once.
+    @param new_escrow The escrow (JobEscrow).
+    """
+    ownable._check_owner()
+    assert self.escrow == empty(address), "compute_token: escrow already set"
+    assert new_escrow != empty(address), "compute_token: zero escrow"
+    self.escrow = new_escrow
+    log IComputeToken.EscrowSet(escrow=new_escrow)
+
+
+@external
 def add_bonded(owner: address, amount: uint256):
     """
     @notice Counts `amount` more of the vault's tokens as `owner`'s voting units,
@@ -375,28 +394,28 @@ def bonded_of(owner: address) -> uint256:
     return (self._account[owner] >> _BONDED_SHIFT) & _BALANCE_MASK
 
 
-# ---------------------------------------------------------------- custody accounts of the vault
+# ---------------------------------------------------------------- custody accounts (vault and escrow)
 
 
 @external
 @view
-def custody_account(key: address) -> address:
+def custody_account(custodian: address, key: address) -> address:
     """
-    @notice The account in which the vault keeps the tokens it holds under `key`
-            (Staking: the pool of provider `key`). Zero while there is no vault.
-    @param key The vault's key.
+    @notice The account in which `custodian` (the vault or the escrow) keeps the
+            tokens it holds under `key` (Staking: the pool of provider `key`;
+            JobEscrow: a shard of its deposits).
+    @param custodian The vault or the escrow.
+    @param key The custodian's key.
     @return address The custody account.
     """
-    if self.vault == empty(address):
-        return empty(address)
-    return self._custody_account(key)
+    return self._custody_account(custodian, key)
 
 
 @external
 @view
 def is_custody_account(account: address) -> bool:
     """
-    @notice Whether `account` is a custody account of the vault (opened by a deposit).
+    @notice Whether `account` is a custody account of the vault or the escrow (opened by a deposit).
     @param account The account.
     @return bool True for a custody account.
     """
@@ -405,36 +424,35 @@ def is_custody_account(account: address) -> bool:
 
 @external
 @view
-def custody_balance(key: address) -> uint256:
+def custody_balance(custodian: address, key: address) -> uint256:
     """
-    @notice Tokens in the vault's custody account `key`. Zero while there is no vault.
-    @param key The vault's key.
+    @notice Tokens in `custodian`'s custody account `key`.
+    @param custodian The vault or the escrow.
+    @param key The custodian's key.
     @return uint256 Its balance in wei.
     """
-    if self.vault == empty(address):
-        return 0
-    return self._account[self._custody_account(key)] & _BALANCE_MASK
+    return self._account[self._custody_account(custodian, key)] & _BALANCE_MASK
 
 
 @external
 def custody_deposit(owner: address, key: address, amount: uint256) -> bool:
     """
     @notice Moves `amount` of `owner`'s tokens into the vault's custody account
-            `key`, on `owner`'s allowance to the vault, as `transferFrom` would.
-            Vault only. The account is marked as custody on first use (an address
+            `key`, on `owner`'s allowance to the caller, as `transferFrom` would.
+            Vault or escrow only (the caller's custody account). The account is marked as custody on first use (an address
             that delegates is refused: it cannot be one).
     @param owner Account debited; it must have approved the vault.
     @param key The vault's key.
     @param amount Amount in wei.
     @return bool True.
     """
-    assert msg.sender == self.vault, "compute_token: caller is not the vault"
-    custody: address = self._custody_account(key)
+    self._check_custodian()
+    custody: address = self._custody_account(msg.sender, key)
     word: uint256 = self._account[custody]
     if word >> _MODE_SHIFT != _MODE_CUSTODY:
         assert word >> _MODE_SHIFT == _MODE_NONE, "compute_token: custody account delegates"
         self._account[custody] = word | (_MODE_CUSTODY << _MODE_SHIFT)
-        log IComputeToken.CustodyOpened(key=key, account=custody)
+        log IComputeToken.CustodyOpened(custodian=msg.sender, key=key, account=custody)
     self._spend_allowance(owner, msg.sender, amount)
     self._transfer(owner, custody, amount, False)
     return True
@@ -443,7 +461,8 @@ def custody_deposit(owner: address, key: address, amount: uint256) -> bool:
 @external
 def custody_withdraw(key: address, to: address, amount: uint256) -> bool:
     """
-    @notice Moves `amount` out of the vault's custody account `key` to `to`. Vault only.
+    @notice Moves `amount` out of the caller's custody account `key` to `to`. Vault or
+            escrow only.
             Returns False, moving nothing, when the account holds less than `amount`
             (the vault may then refill it and try again, in one call instead of a
             balance read before every payment). Reverts for an account the vault never
@@ -453,8 +472,8 @@ def custody_withdraw(key: address, to: address, amount: uint256) -> bool:
     @param amount Amount in wei.
     @return bool True when the tokens moved.
     """
-    assert msg.sender == self.vault, "compute_token: caller is not the vault"
-    custody: address = self._custody_account(key)
+    self._check_custodian()
+    custody: address = self._custody_account(msg.sender, key)
     if self._account[custody] & _BALANCE_MASK < amount:
         return False
     assert self._account[to] >> _MODE_SHIFT != _MODE_CUSTODY, "compute_token: pays a custody account"
@@ -465,12 +484,13 @@ def custody_withdraw(key: address, to: address, amount: uint256) -> bool:
 @external
 def custody_burn(key: address, amount: uint256):
     """
-    @notice Destroys `amount` held in the vault's custody account `key`. Vault only.
+    @notice Destroys `amount` held in the caller's custody account `key`. Vault or
+            escrow only.
     @param key The vault's key.
     @param amount Amount in wei, at most the account's balance.
     """
-    assert msg.sender == self.vault, "compute_token: caller is not the vault"
-    self._burn(self._custody_account(key), amount, True)
+    self._check_custodian()
+    self._burn(self._custody_account(msg.sender, key), amount, True)
 
 
 # ---------------------------------------------------------------- votes (ERC-5805, ERC-6372)
@@ -679,8 +699,15 @@ def _check_custody(word: uint256, from_custody: bool):
 
 @internal
 @view
-def _custody_account(key: address) -> address:
-    digest: bytes32 = keccak256(abi_encode(_CUSTODY_TAG, self.vault, key))
+def _check_custodian():
+    # Neither is ever the zero address once set; msg.sender never is.
+    assert msg.sender == self.vault or msg.sender == self.escrow, "compute_token: caller is not a custodian"
+
+
+@internal
+@pure
+def _custody_account(custodian: address, key: address) -> address:
+    digest: bytes32 = keccak256(abi_encode(_CUSTODY_TAG, custodian, key))
     return convert(convert(convert(digest, uint256) & convert(max_value(uint160), uint256), uint160), address)
 
 

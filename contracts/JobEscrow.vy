@@ -51,6 +51,7 @@
 
 from ethereum.ercs import IERC20
 from interfaces import IAccess
+from interfaces import IComputeToken
 from interfaces import IDeviceRegistry
 from interfaces import IJobEscrow
 from interfaces import IStaking
@@ -98,6 +99,7 @@ _DEFAULT: constant(uint256[_PARAMETER_COUNT]) = job_layout.DEFAULTS
 MAX_REPLICAS: constant(uint256) = job_layout.MAX_REPLICAS
 MAX_SPEC_LENGTH: constant(uint256) = job_layout.MAX_SPEC_LENGTH
 MAX_PAUSE: constant(uint256) = job_layout.MAX_PAUSE
+_SHARDS: constant(uint256) = job_layout.ESCROW_SHARDS
 # @notice Most devices one `sweep_fees` call takes.
 MAX_SWEEP: public(constant(uint256)) = 64
 # Parameters are packed 24 bits each (every bound is below 2**24) with the end of a pause
@@ -226,15 +228,47 @@ def deposit(amount: uint256) -> uint256:
 def withdraw(amount: uint256):
     """
     @notice Pays `amount` of the caller's unlocked escrow balance out. Never paused.
+            Paying in the staked token, the tokens come from the caller's own deposit
+            shard first (see `withdraw_from_shard`).
     @param amount Amount in wei.
     """
-    assert amount != 0, "job_escrow: zero amount"
-    word: uint256 = self._accounts[msg.sender]
-    balance: uint256 = word & _BALANCE_MASK
-    assert balance >= amount, "job_escrow: amount exceeds balance"
-    self._accounts[msg.sender] = word - amount
-    log IJobEscrow.Withdrawn(account=msg.sender, amount=amount, balance=balance - amount)
-    self._transfer(TOKEN, msg.sender, amount)
+    self._withdraw(amount, self._shard(msg.sender))
+
+
+@external
+def withdraw_from_shard(amount: uint256, shard: uint256):
+    """
+    @notice As `withdraw`, taking the tokens from deposit shard `shard` first (then the
+            shards after it, in turn): a provider paid by clients of other shards names
+            one that holds the amount (`JobEscrowView.shard_balances`), so withdrawals
+            of different users write different balance words. Never paused.
+    @param amount Amount in wei.
+    @param shard A deposit shard, taken modulo `JobEscrowView.ESCROW_SHARDS`.
+    """
+    self._withdraw(amount, shard % _SHARDS)
+
+
+@external
+@reentrant
+def fund(provider: address, amount: uint256):
+    """
+    @notice Makes this contract's own token balance hold at least `amount`, from its
+            deposit shards, so Staking can collect the delegators' income this
+            contract holds for `provider`'s pool (it pulls from that balance). STAKING
+            only; moves tokens between this contract's own accounts, so its books do
+            not change. Reentrant: Staking collects inside a slash this contract's
+            settlement asks for.
+    @param provider The pool whose income is collected; its shard is tried first.
+    @param amount Amount in wei.
+    """
+    assert msg.sender == STAKING, "job_escrow: caller is not staking"
+    if PAYS_INTO_POOL:
+        # Books never exceed holdings (every credit came from a deposit or a slash), so
+        # the shards hold what this balance lacks (were it not, Staking's pull from it
+        # would revert).
+        held: uint256 = staticcall IERC20(TOKEN).balanceOf(self)
+        if held < amount:
+            self._gather(self, amount - held, self._shard(provider))
 
 
 # ---------------------------------------------------------------- clients
@@ -368,7 +402,7 @@ def cancel(terms: IJobEscrow.Terms):
     job_id: bytes32 = empty(bytes32)
     word: uint256 = 0
     job_id, word = self._load(terms)
-    assert terms.client == msg.sender, "job_escrow: caller is not the client"
+    self._check_client(terms.client)
     self._check_open(word)
     assert ((word >> _ACCEPTED_AT) & constants.U8) == 0, "job_escrow: job already accepted"
     refund: uint256 = terms.price_per_replica * terms.replicas
@@ -388,7 +422,7 @@ def dispute(terms: IJobEscrow.Terms):
     job_id: bytes32 = empty(bytes32)
     word: uint256 = 0
     job_id, word = self._load(terms)
-    assert terms.client == msg.sender, "job_escrow: caller is not the client"
+    self._check_client(terms.client)
     assert terms.replicas == 1, "job_escrow: only optimistic jobs are disputed"
     assert word & constants.U8 == _OPEN and ((word >> _ACCEPTED_AT) & constants.U8) == _REVEALED, "job_escrow: no result to dispute"
     assert block.timestamp < ((word >> _PHASE_AT) & constants.U40), "job_escrow: challenge window closed"
@@ -432,17 +466,17 @@ def commit(terms: IJobEscrow.Terms, slot: uint256, device_nonce: uint256, commit
     word: uint256 = 0
     job_id, word = self._load(terms)
     self._check_open(word)
-    assert block.timestamp < terms.deadline, "job_escrow: commit deadline passed"
+    self._check_commit_deadline(terms.deadline)
     committed: uint256 = 1
     if terms.replicas == 1:
-        assert slot == 0 and ((word >> _ACCEPTED_AT) & constants.U8) != 0, "job_escrow: caller has no such replica"
-        assert ((word >> _ACCEPTED_AT) & constants.U8) == _ACCEPTED, "job_escrow: already committed"
-        assert word >> _BINDING_AT == self._binding(msg.sender, device_nonce, empty(bytes32)), "job_escrow: caller has no such replica"
+        self._check_replica(slot == 0 and ((word >> _ACCEPTED_AT) & constants.U8) != 0)
+        self._check_uncommitted(((word >> _ACCEPTED_AT) & constants.U8) == _ACCEPTED)
+        self._check_replica(word >> _BINDING_AT == self._binding(msg.sender, device_nonce, empty(bytes32)))
         word = (word & _BELOW_BINDING) | (self._binding(msg.sender, device_nonce, commitment) << _BINDING_AT)
         word += 1 << _ACCEPTED_AT  # accepted -> committed
     else:
         assignment: uint256 = self._own_replica(job_id, slot, word, device_nonce)
-        assert ((assignment >> _STATUS_AT) & constants.U8) == _ACCEPTED, "job_escrow: already committed"
+        self._check_uncommitted(((assignment >> _STATUS_AT) & constants.U8) == _ACCEPTED)
         self._commitments[job_id][slot] = commitment
         self._assignments[job_id][slot] = assignment + (1 << _STATUS_AT)  # accepted -> committed
         committed = ((word >> _COMMITTED_AT) & constants.U8) + 1
@@ -472,19 +506,19 @@ def reveal(terms: IJobEscrow.Terms, slot: uint256, device_nonce: uint256, result
     expected: bytes32 = keccak256(abi_encode(job_id, msg.sender, result_hash, salt))
     if terms.replicas == 1:
         # Only a committed replica can reveal, and then every replica has committed.
-        assert slot == 0 and ((word >> _ACCEPTED_AT) & constants.U8) == _COMMITTED, "job_escrow: nothing to reveal"
-        assert block.timestamp < ((word >> _PHASE_AT) & constants.U40), "job_escrow: reveal window closed"
-        assert word >> _BINDING_AT == self._binding(msg.sender, device_nonce, expected), "job_escrow: reveal does not match commitment"
+        self._check_committed(slot == 0 and ((word >> _ACCEPTED_AT) & constants.U8) == _COMMITTED)
+        self._check_reveal_open(block.timestamp < ((word >> _PHASE_AT) & constants.U40))
+        self._check_reveal(word >> _BINDING_AT == self._binding(msg.sender, device_nonce, expected))
         # Optimistic: the challenge window opens, in the same write.
         word = (word & _BELOW_BINDING) | (self._binding(msg.sender, device_nonce, result_hash) << _BINDING_AT)
         # committed -> revealed
         word = (word & ~(constants.U40 << _PHASE_AT)) + (1 << _ACCEPTED_AT) + ((block.timestamp + terms.challenge_window) << _PHASE_AT)
     else:
         assignment: uint256 = self._own_replica(job_id, slot, word, device_nonce)
-        assert ((assignment >> _STATUS_AT) & constants.U8) == _COMMITTED, "job_escrow: nothing to reveal"
+        self._check_committed(((assignment >> _STATUS_AT) & constants.U8) == _COMMITTED)
         assert ((word >> _COMMITTED_AT) & constants.U8) == terms.replicas or block.timestamp >= terms.deadline, "job_escrow: reveal not open"
-        assert block.timestamp < ((word >> _PHASE_AT) & constants.U40), "job_escrow: reveal window closed"
-        assert self._commitments[job_id][slot] == expected, "job_escrow: reveal does not match commitment"
+        self._check_reveal_open(block.timestamp < ((word >> _PHASE_AT) & constants.U40))
+        self._check_reveal(self._commitments[job_id][slot] == expected)
         self._commitments[job_id][slot] = result_hash
         self._assignments[job_id][slot] = assignment + (1 << _STATUS_AT)  # committed -> revealed
         word += 1 << _REVEALED_AT
@@ -518,8 +552,8 @@ def submit(terms: IJobEscrow.Terms, device_nonce: uint256, status: uint8, fuel: 
     word: uint256 = 0
     job_id, word = self._load(terms)
     self._check_open(word)
-    assert block.timestamp < terms.deadline, "job_escrow: commit deadline passed"
-    assert terms.replicas == 1 and ((word >> _ACCEPTED_AT) & constants.U8) == _ACCEPTED and word >> _BINDING_AT == self._binding(msg.sender, device_nonce, empty(bytes32)), "job_escrow: caller has no such replica"
+    self._check_commit_deadline(terms.deadline)
+    self._check_replica(terms.replicas == 1 and ((word >> _ACCEPTED_AT) & constants.U8) == _ACCEPTED and word >> _BINDING_AT == self._binding(msg.sender, device_nonce, empty(bytes32)))
     assert len(output) == 0 or keccak256(output) == output_hash, "job_escrow: output does not match its hash"
     result_hash: bytes32 = keccak256(abi_encode(status, fuel, output_hash))
     word = (word & _BELOW_BINDING) | (self._binding(msg.sender, device_nonce, result_hash) << _BINDING_AT)
@@ -630,7 +664,7 @@ def sweep_fees(device_ids: DynArray[bytes32, MAX_SWEEP]) -> uint256:
     treasury: address = self.treasury
     log IJobEscrow.FeesSwept(devices=len(device_ids), amount=amount, treasury=treasury)
     if amount != 0:
-        self._transfer(TOKEN, treasury, amount)
+        self._pay(treasury, amount, self._shard(treasury))
     return amount
 
 
@@ -786,11 +820,21 @@ def parameter(key: uint256) -> uint256:
 
 @internal
 def _deposit(account: address, amount: uint256) -> uint256:
-    assert amount != 0, "job_escrow: zero amount"
+    self._check_amount(amount)
     # analysis: cei_violation: credit what arrived, measured around the transfer (fee-on-transfer tokens); under the reentrancy lock.
-    before: uint256 = staticcall IERC20(TOKEN).balanceOf(self)
-    assert extcall IERC20(TOKEN).transferFrom(account, self, amount, default_return_value=True), "job_escrow: transferFrom failed"
-    received: uint256 = staticcall IERC20(TOKEN).balanceOf(self) - before
+    received: uint256 = amount
+    moved: bool = False
+    if PAYS_INTO_POOL:
+        # The staked token, which moves exact amounts (Staking relies on it too), into
+        # the depositor's shard: deposits of users in different shards write different
+        # balance words.
+        moved = extcall IComputeToken(TOKEN).custody_deposit(account, self._shard_key(self._shard(account)), amount, default_return_value=True)
+    else:
+        # Any token: credit what arrived (fee-on-transfer tokens).
+        before: uint256 = staticcall IERC20(TOKEN).balanceOf(self)
+        moved = extcall IERC20(TOKEN).transferFrom(account, self, amount, default_return_value=True)
+        received = staticcall IERC20(TOKEN).balanceOf(self) - before
+    assert moved, "job_escrow: transferFrom failed"
     assert received != 0, "job_escrow: nothing received"
     word: uint256 = self._accounts[account] + received
     assert word & _BALANCE_MASK >= received, "job_escrow: balance overflow"
@@ -811,7 +855,7 @@ def _post(
     priced_by_device: bool,
 ) -> (bytes32, IJobEscrow.Terms):
     config: uint256 = self._config
-    assert block.timestamp >= config >> _PAUSE_SHIFT, "job_escrow: paused"
+    self._check_unpaused(config)
     assert replicas != 0 and replicas <= MAX_REPLICAS, "job_escrow: replicas out of range"
     assert price != 0, "job_escrow: zero price"
     assert price <= constants.U96 and collateral <= constants.U96, "job_escrow: amount too large"
@@ -866,7 +910,7 @@ def _post(
 
 @internal
 def _accept(job_id: bytes32, terms: IJobEscrow.Terms, provider: address, device_nonce: uint256, priced_by_device: bool) -> uint256:
-    assert block.timestamp >= self._config >> _PAUSE_SHIFT, "job_escrow: paused"
+    self._check_unpaused(self._config)
     word: uint256 = self._jobs[job_id]
     self._check_open(word)
     assert block.timestamp < terms.deadline, "job_escrow: deadline passed"
@@ -1113,9 +1157,70 @@ def _check_pauser() -> bool:
 @pure
 def _check_open(word: uint256):
     """
-    @dev One copy of the check (and its reason) that five job steps make.
+    @dev One copy of the check (and its reason) that five job steps make; the checks
+         below likewise keep one copy of a reason several functions give.
     """
     assert word & constants.U8 == _OPEN, "job_escrow: job not open"
+
+
+@internal
+@view
+def _check_unpaused(config: uint256):
+    assert block.timestamp >= config >> _PAUSE_SHIFT, "job_escrow: paused"
+
+
+@internal
+@view
+def _check_client(client: address):
+    assert client == msg.sender, "job_escrow: caller is not the client"
+
+
+@internal
+@view
+def _check_commit_deadline(deadline: uint256):
+    assert block.timestamp < deadline, "job_escrow: commit deadline passed"
+
+
+@internal
+@pure
+def _check_amount(amount: uint256):
+    assert amount != 0, "job_escrow: zero amount"
+
+
+@internal
+@pure
+def _check_replica(ok: bool):
+    assert ok, "job_escrow: caller has no such replica"
+
+
+@internal
+@pure
+def _check_uncommitted(ok: bool):
+    assert ok, "job_escrow: already committed"
+
+
+@internal
+@pure
+def _check_committed(ok: bool):
+    assert ok, "job_escrow: nothing to reveal"
+
+
+@internal
+@pure
+def _check_reveal_open(ok: bool):
+    assert ok, "job_escrow: reveal window closed"
+
+
+@internal
+@pure
+def _check_reveal(ok: bool):
+    assert ok, "job_escrow: reveal does not match commitment"
+
+
+@internal
+@pure
+def _check_moved(moved: bool):
+    assert moved, "job_escrow: transfer failed"
 
 
 @internal
@@ -1127,7 +1232,7 @@ def _own_replica(job_id: bytes32, slot: uint256, word: uint256, device_nonce: ui
     assignment: uint256 = 0
     if slot < ((word >> _ACCEPTED_AT) & constants.U8):
         assignment = self._assignments[job_id][slot]
-    assert convert(assignment & constants.ADDRESS_MASK, address) == msg.sender and (assignment >> _NONCE_AT) & constants.U32 == device_nonce, "job_escrow: caller has no such replica"
+    self._check_replica(convert(assignment & constants.ADDRESS_MASK, address) == msg.sender and (assignment >> _NONCE_AT) & constants.U32 == device_nonce)
     return assignment
 
 
@@ -1142,8 +1247,69 @@ def _binding(provider: address, device_nonce: uint256, digest: bytes32) -> uint2
 
 
 @internal
+def _withdraw(amount: uint256, first: uint256):
+    self._check_amount(amount)
+    word: uint256 = self._accounts[msg.sender]
+    balance: uint256 = word & _BALANCE_MASK
+    assert balance >= amount, "job_escrow: amount exceeds balance"
+    self._accounts[msg.sender] = word - amount
+    log IJobEscrow.Withdrawn(account=msg.sender, amount=amount, balance=balance - amount)
+    self._pay(msg.sender, amount, first)
+
+
+@internal
+def _pay(to: address, amount: uint256, first: uint256):
+    """
+    @dev Pays `amount` of the payment token to `to`. With shards: from shard `first`
+         when it holds the amount (a client taking back its deposit from its own shard,
+         the common case), else from the shards in turn from `first` on, then from this
+         contract's own balance (slash compensation): paid straight out of the shards,
+         a payment writes no word another payment out of other shards writes.
+    """
+    left: uint256 = amount
+    if PAYS_INTO_POOL:
+        if extcall IComputeToken(TOKEN).custody_withdraw(self._shard_key(first), to, amount, default_return_value=True):
+            return
+        left = self._gather(to, amount, first)
+        if left == 0:
+            return
+    self._transfer(TOKEN, to, left)
+
+
+@internal
+def _gather(to: address, amount: uint256, start: uint256) -> uint256:
+    """
+    @dev Pays up to `amount` to `to` out of the shards, part from each, from shard
+         `start` on; returns what they could not pay.
+    """
+    left: uint256 = amount
+    # analysis: send_in_loop: bounded by the shard count; the token is fixed at deploy and calls nothing back.
+    for i: uint256 in range(_SHARDS):
+        key: address = self._shard_key((start + i) % _SHARDS)
+        part: uint256 = min(staticcall IComputeToken(TOKEN).custody_balance(self, key), left)
+        if part != 0:
+            self._check_moved(extcall IComputeToken(TOKEN).custody_withdraw(key, to, part, default_return_value=True))
+            left -= part
+            if left == 0:
+                break
+    return left
+
+
+@internal
+@pure
+def _shard(account: address) -> uint256:
+    return convert(account, uint256) % _SHARDS
+
+
+@internal
+@pure
+def _shard_key(shard: uint256) -> address:
+    return convert(convert(shard, uint160), address)
+
+
+@internal
 def _transfer(token: address, to: address, amount: uint256):
-    assert extcall IERC20(token).transfer(to, amount, default_return_value=True), "job_escrow: transfer failed"
+    self._check_moved(extcall IERC20(token).transfer(to, amount, default_return_value=True))
 
 
 @internal

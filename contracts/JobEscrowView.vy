@@ -13,6 +13,8 @@
 # Static analysis (vyper-guard, `make analyze`), contract-wide:
 # analysis: shadowed_state_variable: the flagged assignment in `__init__` sets the immutable; there is no local variable.
 
+from ethereum.ercs import IERC20
+from interfaces import IComputeToken
 from interfaces import IJobEscrow
 from interfaces import IJobEscrowView
 from contracts.modules import job_layout
@@ -43,6 +45,9 @@ MAX_REPLICAS: public(constant(uint256)) = job_layout.MAX_REPLICAS
 MAX_SPEC_LENGTH: public(constant(uint256)) = job_layout.MAX_SPEC_LENGTH
 # @notice Longest the guardian can pause new work for at a time.
 MAX_PAUSE: public(constant(uint256)) = job_layout.MAX_PAUSE
+# @notice Custody accounts ("shards") JobEscrow keeps deposits in, when it pays in the
+#         staked token.
+ESCROW_SHARDS: public(constant(uint256)) = job_layout.ESCROW_SHARDS
 # @notice Replica status.
 REPLICA_ACCEPTED: public(constant(uint256)) = job_layout.REPLICA_ACCEPTED
 REPLICA_COMMITTED: public(constant(uint256)) = job_layout.REPLICA_COMMITTED
@@ -135,3 +140,55 @@ def job_id_of(terms: IJobEscrow.Terms) -> bytes32:
     @return bytes32 The job id.
     """
     return keccak256(abi_encode(terms))
+
+
+@external
+@view
+def deposit_shard(account: address) -> (uint256, address):
+    """
+    @notice The shard `account`'s deposits go to and its withdrawals come from first
+            (when JobEscrow pays in the staked token), and the token account holding it.
+    @param account The depositor.
+    @return uint256 The shard (the address's low bits).
+    @return address The shard's custody account in the token (zero without shards).
+    """
+    shard: uint256 = convert(account, uint256) % job_layout.ESCROW_SHARDS
+    if not staticcall ESCROW.PAYS_INTO_POOL():
+        return shard, empty(address)
+    token: IComputeToken = IComputeToken(staticcall ESCROW.TOKEN())
+    return shard, staticcall token.custody_account(ESCROW.address, convert(convert(shard, uint160), address))
+
+
+@external
+@view
+def holdings() -> uint256:
+    """
+    @notice Payment tokens JobEscrow holds: its own balance plus, when it pays in the
+            staked token, its deposit shards. Never less than what its books owe
+            (balances, escrowed jobs, bonds, fees, income not yet collected). Reads
+            every shard: for off-chain calls.
+    @return uint256 Amount in wei.
+    """
+    token: address = staticcall ESCROW.TOKEN()
+    total: uint256 = staticcall IERC20(token).balanceOf(ESCROW.address)
+    if staticcall ESCROW.PAYS_INTO_POOL():
+        for shard: uint256 in range(job_layout.ESCROW_SHARDS):
+            total += staticcall IComputeToken(token).custody_balance(ESCROW.address, convert(convert(shard, uint160), address))
+    return total
+
+
+@external
+@view
+def shard_balances() -> DynArray[uint256, job_layout.ESCROW_SHARDS]:
+    """
+    @notice What each deposit shard holds (empty without shards), so a withdrawal can
+            name one that holds its amount (`JobEscrow.withdraw_from_shard`). Reads every
+            shard: for off-chain calls.
+    @return DynArray[uint256, 1024] Balance of shard i at index i, in wei.
+    """
+    balances: DynArray[uint256, job_layout.ESCROW_SHARDS] = []
+    if staticcall ESCROW.PAYS_INTO_POOL():
+        token: IComputeToken = IComputeToken(staticcall ESCROW.TOKEN())
+        for shard: uint256 in range(job_layout.ESCROW_SHARDS):
+            balances.append(staticcall token.custody_balance(ESCROW.address, convert(convert(shard, uint160), address)))
+    return balances

@@ -55,6 +55,7 @@
 
 from interfaces import IAccess
 from interfaces import IComputeToken
+from interfaces import IJobEscrow
 from interfaces import IStaking
 from snekmate.auth import ownable
 from contracts.modules import access
@@ -619,7 +620,8 @@ def set_income_holder(holder: address):
     @notice Names the locker whose settlements leave the delegators' cut with it
             (JobEscrow), so a settlement moves no tokens. Owner only, once: the cut
             already left with a holder is collected from it.
-    @param holder The locker; it must have approved this contract for good.
+    @param holder The locker; it must have approved this contract for good, and answer
+           `fund(provider, amount)` (gathering the income into its own balance first).
     """
     ownable._check_owner()
     assert self.income_holder == empty(address), "staking: income holder already set"
@@ -876,6 +878,9 @@ def _collect(provider: address) -> uint256:
         self._pools[provider].locked = word & ~(_OWED_MASK << _OWED_AT)
         holder: address = self.income_holder
         log IStaking.IncomeCollected(provider=provider, holder=holder, amount=owed)
+        # The holder (JobEscrow) keeps its deposits in shards: it first gathers the
+        # income into the balance this contract pulls from.
+        extcall IJobEscrow(holder).fund(provider, owed, skip_contract_check=True)
         self._pull(provider, holder, owed)
     return owed
 

@@ -143,6 +143,10 @@ def _key_types(type_: str) -> list[str]:
     return keys
 
 
+# JobEscrow's deposit shards (`job_layout.ESCROW_SHARDS`).
+ESCROW_SHARDS = 1024
+
+
 def _word(value) -> bytes:
     if isinstance(value, bytes):
         return value.rjust(32, b"\0")
@@ -621,6 +625,11 @@ class Market:
             for i, a in enumerate(self.users.get(role, [])):
                 custody = keccak(tag + _word(vault) + _word(a))[12:]
                 labels["0x" + custody.hex()] = f"pool of {role} {i}"
+        # And JobEscrow's deposit shards: keccak256(tag, escrow, shard as an address).
+        escrow = self.contracts["JobEscrow"]
+        for shard in range(ESCROW_SHARDS):
+            custody = keccak(tag + _word(escrow) + shard.to_bytes(32, "big"))[12:]
+            labels["0x" + custody.hex()] = f"JobEscrow shard {shard}"
         addresses = {to_checksum_address(a): label for a, label in labels.items()}
         uints = {}
         for a, label in addresses.items():

@@ -64,7 +64,7 @@ SALT = b"\x5a" * 32
 
 def pool_holdings(token, provider) -> int:
     """Tokens in the custody account ComputeToken keeps for `provider`'s pool in Staking."""
-    return token.balanceOf(token.custody_account(provider))
+    return token.balanceOf(token.custody_account(token.vault(), provider))
 
 
 def pool_expected(staking, provider) -> int:
@@ -104,6 +104,11 @@ def income_held(m) -> int:
     `uncollected_income` over every pool that earned income (from `IncomeAdded` logs)."""
     pools = {"0x" + topic[-20:].hex() for topic in indexed_topics(m.staking, "IncomeAdded")}
     return sum(m.staking.uncollected_income(p) for p in pools)
+
+
+def escrow_holdings(m) -> int:
+    """What JobEscrow holds in the payment token: its own balance and its deposit shards."""
+    return m.escrow_view.holdings()
 
 
 def escrow_owes(m, accounts, open_jobs=(), *, locked=None, fees=None) -> int:

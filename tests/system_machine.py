@@ -70,7 +70,10 @@ class SystemMachine(EscrowMachine):
             *(c.address for c in (m.token, m.staking, m.registry, m.escrow, m.offers)),
             *(c.address for c in (m.timelock, m.governor)),
             # Each provider's pool sits in its custody account in the token.
-            *{m.token.custody_account(p) for p in [*self.providers, self.coalition["provider"]]},
+            *{
+                m.token.custody_account(m.staking, p)
+                for p in [*self.providers, self.coalition["provider"]]
+            },
         ]
         self.contracts = {
             "JobEscrow": m.escrow,

@@ -35,6 +35,7 @@ from tests.helpers import (
     SALT,
     SPEC,
     TOKEN,
+    escrow_holdings,
     escrow_owes,
     gpu_spec,
     offer_terms,
@@ -64,7 +65,123 @@ def test_deposit_and_withdraw(market, token, client):
         m.escrow.withdraw(0, sender=client)
     with ape.reverts("job_escrow: zero amount"):
         m.escrow.deposit(0, sender=client)
-    assert token.balanceOf(m.escrow) == escrow_owes(m, [client], [])
+    assert escrow_holdings(m) == escrow_owes(m, [client], [])
+
+
+# ------------------------------------------------------------------ deposit shards
+
+
+def shard_of(m, account) -> tuple[int, str]:
+    """The deposit shard of `account` and the token account that holds it."""
+    shard, holder = m.escrow_view.deposit_shard(account)
+    return int(shard), holder
+
+
+def paid_job(m, chain, keeper, post_job, run_replica, provider):
+    """A k = 1 job of the client that `provider` ran well, finalized; the provider's pay."""
+    job = post_job()
+    run_replica(job, provider, GOOD)
+    chain.pending_timestamp = m.jobs.view(job).phase_end
+    m.jobs.finalize(job, sender=keeper)
+    return PRICE - PRICE * 250 // 10_000
+
+
+def test_deposits_sit_in_the_depositors_shard(market, token, client, accounts, fund_client):
+    """Paying in the staked token, JobEscrow keeps each deposit in the custody account of
+    the depositor's shard (its address's low 10 bits), never in its own balance word: two
+    depositors of different shards write different words, and a client takes its deposit
+    back out of its own shard."""
+    m = market
+    shard, holder = shard_of(m, client)
+    assert (
+        shard
+        == int(client.address, 16) % m.escrow_view.ESCROW_SHARDS()
+        == int(client.address, 16) % 1024
+    )
+    assert holder == token.custody_account(m.escrow, shard)
+    assert token.is_custody_account(holder)
+    assert token.balanceOf(holder) == 10_000 * TOKEN and token.balanceOf(m.escrow) == 0
+    receipt = m.escrow.deposit(500 * TOKEN, sender=client)
+    [moved] = receipt.decode_logs(token.Transfer)
+    assert (moved.sender, moved.receiver, moved.value) == (client.address, holder, 500 * TOKEN)
+    other = accounts[17]
+    assert shard_of(m, other)[0] != shard
+    fund_client(other, deposit=0)
+    receipt = m.escrow.deposit(200 * TOKEN, sender=other)
+    [moved] = receipt.decode_logs(token.Transfer)
+    assert moved.receiver == shard_of(m, other)[1] != holder
+    receipt = m.escrow.withdraw(300 * TOKEN, sender=client)
+    [moved] = receipt.decode_logs(token.Transfer)
+    assert (moved.sender, moved.receiver, moved.value) == (holder, client.address, 300 * TOKEN)
+    assert token.balanceOf(m.escrow) == 0
+    assert escrow_holdings(m) == escrow_owes(m, [client, other]) == 10_400 * TOKEN
+    assert list(m.escrow_view.shard_balances())[shard] == 10_200 * TOKEN
+
+
+def test_a_provider_withdraws_from_the_shard_of_the_client_that_paid_it(
+    market, token, client, providers, chain, keeper, post_job, run_replica
+):
+    """A provider's pay sits in its client's shard. Naming that shard, its withdrawal is one
+    transfer out of it, and JobEscrow's own balance word is never written; the client
+    library names it (`payout_shard`, from the provider's settled jobs)."""
+    m, p = market, providers[0]
+    pay = paid_job(m, chain, keeper, post_job, run_replica, p)
+    shard, holder = shard_of(m, client)
+    assert token.balanceOf(shard_of(m, p)[1]) == 0
+    cs = m.as_account(p)
+    assert cs.payout_shard(p.address, pay) == shard
+    assert cs.payout_shard(client.address, TOKEN) is None  # the client's own shard holds it
+    receipt = cs.withdraw(pay)
+    [moved] = receipt.decode_logs(token.Transfer)
+    assert (moved.sender, moved.receiver, moved.value) == (holder, p.address, pay)
+    assert m.escrow.balanceOf(p) == 0
+    assert escrow_holdings(m) == escrow_owes(m, [client, p, keeper])
+
+
+def test_withdrawals_are_paid_whatever_shards_hold_the_tokens(
+    market, token, client, providers, accounts, chain, keeper, fund_client, post_job, run_replica
+):
+    """Books never exceed holdings, so every withdrawal is paid in full, from any shard
+    named, however the tokens are spread: here a provider names a shard holding less than
+    its pay (part comes from the next shards in turn), which then leaves that shard's own
+    depositor short of its deposit (paid from the others). Naming a shard never lets
+    anyone take more than its balance."""
+    m, p, other = market, providers[0], accounts[17]
+    fund_client(other, deposit=3 * TOKEN)
+    pay = paid_job(m, chain, keeper, post_job, run_replica, p)
+    other_shard, other_holder = shard_of(m, other)
+    with ape.reverts("job_escrow: amount exceeds balance"):
+        m.escrow.withdraw_from_shard(pay + 1, other_shard, sender=p)
+    receipt = m.escrow.withdraw_from_shard(pay, other_shard, sender=p)
+    moves = [(e.sender, e.receiver, e.value) for e in receipt.decode_logs(token.Transfer)]
+    assert moves == [
+        (other_holder, p.address, 3 * TOKEN),
+        (shard_of(m, client)[1], p.address, pay - 3 * TOKEN),
+    ]
+    assert token.balanceOf(other_holder) == 0
+    receipt = m.escrow.withdraw(3 * TOKEN, sender=other)
+    [moved] = receipt.decode_logs(token.Transfer)
+    assert (moved.sender, moved.receiver, moved.value) == (
+        shard_of(m, client)[1],
+        other.address,
+        3 * TOKEN,
+    )
+    # A shard beyond the last wraps around: shard + 1024 is the same shard.
+    m.escrow.withdraw_from_shard(TOKEN, shard_of(m, client)[0] + 1024, sender=client)
+    assert escrow_holdings(m) == escrow_owes(m, [client, p, other, keeper])
+    m.escrow.withdraw(m.escrow.balanceOf(client), sender=client)
+    assert sum(m.escrow.balanceOf(a) for a in (client, p, other, keeper)) == 0
+    # All paid out: what stays is the protocol fee, until swept.
+    assert (
+        escrow_holdings(m) == m.escrow.fees(m.registry.device_id_of(p, 0)) == PRICE * 250 // 10_000
+    )
+
+
+def test_only_staking_moves_tokens_into_the_escrows_own_balance(market, client, providers):
+    """`fund` gathers tokens from the shards into JobEscrow's own balance for Staking to
+    collect income from: nobody else may call it."""
+    with ape.reverts("job_escrow: caller is not staking"):
+        market.escrow.fund(providers[0], TOKEN, sender=client)
 
 
 # ------------------------------------------------------------------ posting
@@ -379,7 +496,7 @@ def test_optimistic_job_pays_after_challenge_window(
     assert (swept.devices, swept.amount, swept.treasury) == (3, fee, treasury.address)
     assert token.balanceOf(treasury) == before + fee and m.escrow.fees(device) == 0
     assert tuple(m.escrow_view.device_record(device)) == (0, 1, 0, 0)
-    assert token.balanceOf(m.escrow) == escrow_owes(m, [client, p, keeper], [job])
+    assert escrow_holdings(m) == escrow_owes(m, [client, p, keeper], [job])
 
 
 def pool_with_a_delegator(m, token, chain, deployer, provider, delegator) -> None:
@@ -414,7 +531,7 @@ def test_income_is_shared_with_delegators(
     job = due_job_of_a_pool(m, token, chain, deployer, p, delegator, post_job, run_replica)
     delegated, own = m.staking.pool(p).delegated_tokens, m.staking.pool(p).own_stake
     staked, balance = pool_holdings(token, p), m.escrow.balanceOf(p)
-    held = token.balanceOf(m.escrow)
+    held = escrow_holdings(m)
     receipt = m.jobs.finalize(job, sender=keeper)
     paid = PRICE - PRICE * 250 // 10_000
     cut = paid * 2_000 // 10_000
@@ -425,7 +542,7 @@ def test_income_is_shared_with_delegators(
     assert not receipt.decode_logs(token.Transfer)
     assert m.escrow.balanceOf(p) == balance + paid - cut
     # JobEscrow still holds the price: the provider's part, the fee and the cut.
-    assert token.balanceOf(m.escrow) == held
+    assert escrow_holdings(m) == held
     (income,) = receipt.decode_logs(m.staking.IncomeAdded)
     args = income.event_arguments
     assert (args["provider"], args["payer"], args["amount"], args["to_delegators"]) == (
@@ -444,7 +561,7 @@ def test_income_is_shared_with_delegators(
     args = collected.event_arguments
     assert (args["provider"], args["holder"], args["amount"]) == (p, m.escrow, cut)
     assert pool_holdings(token, p) == staked + cut
-    assert token.balanceOf(m.escrow) == held - cut
+    assert escrow_holdings(m) == held - cut
     assert m.staking.collect_income(p, sender=keeper).return_value == 0
 
 
@@ -475,7 +592,7 @@ def test_a_slash_collects_the_pools_income_first(
     assert slashed.reward > 0 and settled.compensation + settled.bounty == slashed.reward
     # The pool's custody account got the cut and paid out the reward and the remainder.
     assert pool_holdings(token, p) == staked + cut - slashed.reward - slashed.remainder
-    assert token.balanceOf(m.escrow) == escrow_owes(m, [client, p, keeper], [paid, silent])
+    assert escrow_holdings(m) == escrow_owes(m, [client, p, keeper], [paid, silent])
     for q in providers:
         assert pool_holdings(token, q) == pool_expected(m.staking, q)
     assert token.balanceOf(m.staking) == 0
@@ -529,7 +646,7 @@ def test_dispute_ruled_for_client(
     assert m.escrow.balanceOf(arbiter) == bounty
     device = m.registry.device_id_of(p, 0)
     assert tuple(m.escrow_view.device_record(device)) == (0, 0, 0, 1)
-    assert m.token.balanceOf(m.escrow) == escrow_owes(m, [client, p, arbiter], [job])
+    assert escrow_holdings(m) == escrow_owes(m, [client, p, arbiter], [job])
 
 
 def test_dispute_ruled_for_provider(market, client, providers, arbiter, chain, disputed_job):
@@ -617,7 +734,7 @@ def test_the_ruling_pays_the_right_replicas_and_slashes_the_dissenter(
     assert m.staking.pool(providers[2]).own_stake == 10_000 * TOKEN - COLLATERAL
     for p in providers:
         assert m.staking.pool(p).locked == 0
-    assert token.balanceOf(m.escrow) == escrow_owes(m, [client, arbiter, *providers], [job])
+    assert escrow_holdings(m) == escrow_owes(m, [client, arbiter, *providers], [job])
 
 
 def test_unruled_dissent_refunds_and_pays_nobody(

@@ -92,7 +92,7 @@ def test_a_custody_account_cannot_become_the_treasury(staking, token, deployer, 
     """Slashed stake sent to a pool's custody account would stick there (and the token
     refuses it, so every slash would revert): the owner cannot name one treasury."""
     staking.stake(10_000 * TOKEN, sender=provider)
-    pot = token.custody_account(provider)
+    pot = token.custody_account(staking, provider)
     with ape.reverts("staking: treasury is a custody account"):
         staking.set_treasury(pot, sender=deployer)
     assert staking.treasury() != pot
@@ -450,7 +450,7 @@ def test_each_pool_has_its_own_custody_account(staking, token, provider, delegat
     staking.stake(10_000 * TOKEN, sender=provider)
     receipt = staking.stake(5_000 * TOKEN, sender=alice)
     [moved] = receipt.decode_logs(token.Transfer)
-    assert (moved.sender, moved.receiver) == (alice.address, token.custody_account(alice))
+    assert (moved.sender, moved.receiver) == (alice.address, token.custody_account(staking, alice))
     warm_delegation(staking, chain, provider, 2_000 * TOKEN, delegator)
     assert (holdings(token, provider), holdings(token, alice)) == (12_000 * TOKEN, 5_000 * TOKEN)
     staking.request_thaw(1_000 * TOKEN, sender=alice)
@@ -458,7 +458,7 @@ def test_each_pool_has_its_own_custody_account(staking, token, provider, delegat
     staking.withdraw(sender=alice)
     assert (holdings(token, provider), holdings(token, alice)) == (12_000 * TOKEN, 4_000 * TOKEN)
     assert token.balanceOf(staking) == 0
-    assert token.custody_account(provider) != token.custody_account(alice)
+    assert token.custody_account(staking, provider) != token.custody_account(staking, alice)
 
 
 def test_a_donation_to_a_pools_custody_account_pays_nobody(
@@ -468,7 +468,7 @@ def test_a_donation_to_a_pools_custody_account_pays_nobody(
     provider still withdraws exactly its stake, and the donation stays behind."""
     warm_delegation(staked, chain, provider, 1_000 * TOKEN, delegator)
     before = staked.pool(provider)
-    token.transfer(token.custody_account(provider), 500 * TOKEN, sender=deployer)
+    token.transfer(token.custody_account(staked, provider), 500 * TOKEN, sender=deployer)
     assert staked.pool(provider) == before
     staked.request_thaw(10_000 * TOKEN, sender=provider)
     staked.undelegate(provider, staked.delegation(provider, delegator).shares, sender=delegator)

@@ -585,7 +585,7 @@ def test_bonded_units_are_vault_only_and_cannot_underflow(funded, deployer, alic
     assert funded.bonded_of(alice) == TOKEN
 
 
-# ------------------------------------------------------------------ custody accounts (vault)
+# ------------------------------------------------------------------ custody accounts
 
 CUSTODY_TAG = keccak(text="ComputeShare custody account")
 
@@ -595,33 +595,73 @@ def custody_address(vault, key) -> str:
     return ape.convert(digest[12:], ape.types.AddressType)
 
 
-def test_custody_accounts_are_derived_from_the_vault_and_key(funded, deployer, alice, bob, carol):
-    assert funded.custody_account(alice) == ZERO  # no vault yet
-    funded.set_vault(carol, sender=deployer)
-    assert funded.custody_account(alice) == custody_address(carol, alice)
-    assert funded.custody_account(alice) != funded.custody_account(bob)
+def test_custody_accounts_are_derived_from_the_custodian_and_key(
+    funded, deployer, alice, bob, carol
+):
+    assert funded.custody_account(carol, alice) == custody_address(carol, alice)
+    assert funded.custody_account(carol, alice) != funded.custody_account(carol, bob)
+    # The same key of two custodians: two accounts.
+    assert funded.custody_account(carol, alice) != funded.custody_account(bob, alice)
+
+
+def test_the_escrow_is_a_second_custodian_without_bonded_units(funded, deployer, alice, bob, carol):
+    with ape.reverts("ownable: caller is not the owner"):
+        funded.set_escrow(bob, sender=alice)
+    with ape.reverts("compute_token: zero escrow"):
+        funded.set_escrow(ZERO, sender=deployer)
+    vault, escrow = carol, bob
+    funded.set_vault(vault, sender=deployer)
+    tx = funded.set_escrow(escrow, sender=deployer)
+    assert [e.escrow for e in tx.decode_logs(funded.EscrowSet)] == [escrow.address]
+    assert funded.escrow() == escrow.address
+    with ape.reverts("compute_token: escrow already set"):
+        funded.set_escrow(alice, sender=deployer)
+    with ape.reverts("compute_token: caller is not the vault"):
+        funded.add_bonded(alice, TOKEN, sender=escrow)
+    # Each custodian keeps its own accounts under the same key, and moves only its own.
+    funded.approve(vault, MAX_UINT, sender=alice)
+    funded.approve(escrow, MAX_UINT, sender=alice)
+    tx = funded.custody_deposit(alice, alice, 30 * TOKEN, sender=escrow)
+    in_escrow = funded.custody_account(escrow, alice)
+    assert [(e.custodian, e.key, e.account) for e in tx.decode_logs(funded.CustodyOpened)] == [
+        (escrow.address, alice.address, in_escrow)
+    ]
+    funded.custody_deposit(alice, alice, 20 * TOKEN, sender=vault)
+    in_vault = funded.custody_account(vault, alice)
+    assert funded.custody_balance(escrow, alice) == funded.balanceOf(in_escrow) == 30 * TOKEN
+    assert funded.custody_balance(vault, alice) == funded.balanceOf(in_vault) == 20 * TOKEN
+    tx = funded.custody_withdraw(alice, alice, 25 * TOKEN, sender=vault)
+    assert tx.return_value is False  # the vault's account holds 20, whatever the escrow's holds
+    funded.custody_withdraw(alice, bob, 25 * TOKEN, sender=escrow)
+    assert funded.custody_balance(escrow, alice) == 5 * TOKEN
+    assert funded.custody_balance(vault, alice) == 20 * TOKEN
+    # Never from one custodian's account into the other's.
+    with ape.reverts("compute_token: pays a custody account"):
+        funded.custody_withdraw(alice, in_vault, TOKEN, sender=escrow)
+    # And no ordinary transfer out of either.
+    assert funded.is_custody_account(in_escrow) and funded.is_custody_account(in_vault)
 
 
 def test_custody_deposit_withdraw_and_burn(funded, deployer, alice, bob, carol, chain):
     vault = carol
     funded.set_vault(vault, sender=deployer)
-    pot = funded.custody_account(bob)
+    pot = funded.custody_account(vault, bob)
     supply = funded.totalSupply()
     with ape.reverts("compute_token: insufficient allowance"):
         funded.custody_deposit(alice, bob, 100 * TOKEN, sender=vault)
     funded.approve(vault, 300 * TOKEN, sender=alice)
     for caller in (alice, bob):
-        with ape.reverts("compute_token: caller is not the vault"):
+        with ape.reverts("compute_token: caller is not a custodian"):
             funded.custody_deposit(alice, bob, TOKEN, sender=caller)
-        with ape.reverts("compute_token: caller is not the vault"):
+        with ape.reverts("compute_token: caller is not a custodian"):
             funded.custody_withdraw(bob, caller, 0, sender=caller)
-        with ape.reverts("compute_token: caller is not the vault"):
+        with ape.reverts("compute_token: caller is not a custodian"):
             funded.custody_burn(bob, 0, sender=caller)
 
     assert not funded.is_custody_account(pot)
     tx = funded.custody_deposit(alice, bob, 200 * TOKEN, sender=vault)
-    assert [(e.key, e.account) for e in tx.decode_logs(funded.CustodyOpened)] == [
-        (bob.address, pot)
+    assert [(e.custodian, e.key, e.account) for e in tx.decode_logs(funded.CustodyOpened)] == [
+        (vault.address, bob.address, pot)
     ]
     assert funded.is_custody_account(pot) and not funded.is_custody_account(alice)
     [moved] = tx.decode_logs(funded.Transfer)
@@ -643,7 +683,7 @@ def test_custody_deposit_withdraw_and_burn(funded, deployer, alice, bob, carol, 
         funded.custody_withdraw(bob, ZERO, TOKEN, sender=vault)
     # Never into a custody account (itself or another): the vault's books could not follow.
     funded.custody_deposit(alice, alice, 0, sender=vault)  # opens alice's key
-    for receiver in (pot, funded.custody_account(alice)):
+    for receiver in (pot, funded.custody_account(vault, alice)):
         with ape.reverts("compute_token: pays a custody account"):
             funded.custody_withdraw(bob, receiver, TOKEN, sender=vault)
     funded.custody_burn(bob, 50 * TOKEN, sender=vault)
@@ -666,7 +706,7 @@ def test_nobody_but_the_vault_moves_a_custody_accounts_tokens(funded, deployer, 
     funded.set_vault(vault, sender=deployer)
     funded.approve(vault, MAX_UINT, sender=alice)
     funded.custody_deposit(alice, bob, 100 * TOKEN, sender=vault)
-    pot = ape.accounts[funded.custody_account(bob)]  # impersonated
+    pot = ape.accounts[funded.custody_account(vault, bob)]  # impersonated
     pot.balance += 10**18
     before = state(funded, alice, bob, pot)
     with ape.reverts("compute_token: custody account"):
@@ -680,7 +720,7 @@ def test_nobody_but_the_vault_moves_a_custody_accounts_tokens(funded, deployer, 
         funded.transferFrom(pot, alice, TOKEN, sender=alice)
     assert state(funded, alice, bob, pot) == before
     # The vault's custody calls in turn take nothing from an account it never opened.
-    unopened = funded.custody_account(deployer)
+    unopened = funded.custody_account(vault, deployer)
     funded.transfer(unopened, TOKEN, sender=alice)
     with ape.reverts("compute_token: custody account"):
         funded.custody_withdraw(deployer, alice, TOKEN, sender=vault)
@@ -692,7 +732,7 @@ def test_a_delegating_address_cannot_become_a_custody_account(funded, deployer, 
     vault = carol
     funded.set_vault(vault, sender=deployer)
     funded.approve(vault, MAX_UINT, sender=alice)
-    squatter = ape.accounts[funded.custody_account(bob)]  # impersonated, before any deposit
+    squatter = ape.accounts[funded.custody_account(vault, bob)]  # impersonated, before any deposit
     squatter.balance += 10**18
     funded.transfer(squatter, 10 * TOKEN, sender=alice)
     delegate(funded, squatter, squatter)
@@ -700,7 +740,7 @@ def test_a_delegating_address_cannot_become_a_custody_account(funded, deployer, 
         funded.custody_deposit(alice, bob, TOKEN, sender=vault)
     # Tokens merely sent to the address before it opens become the account's; it stays
     # the vault's alone from then on.
-    other = funded.custody_account(alice)
+    other = funded.custody_account(vault, alice)
     funded.transfer(other, 5 * TOKEN, sender=alice)
     funded.custody_deposit(alice, alice, TOKEN, sender=vault)
     assert funded.balanceOf(other) == 6 * TOKEN

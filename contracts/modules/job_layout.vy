@@ -81,6 +81,11 @@ LOW_PACKED: constant(uint256) = LOW[0] | LOW[1] << 24 | LOW[2] << 48 | LOW[3] <<
 HIGH_PACKED: constant(uint256) = HIGH[0] | HIGH[1] << 24 | HIGH[2] << 48 | HIGH[3] << 72 | HIGH[4] << 96 | HIGH[5] << 120 | HIGH[6] << 144 | HIGH[7] << 168 | HIGH[8] << 192
 
 # @notice Most replicas a job can ask for.
+# Custody accounts JobEscrow keeps its deposits in when the payment token is the staked
+# token (ComputeToken's escrow custodian): a deposit goes to the shard of the depositor's
+# address (its low bits), so deposits and withdrawals of different users rarely write one
+# balance word. A power of two.
+ESCROW_SHARDS: constant(uint256) = 1024
 MAX_REPLICAS: constant(uint256) = 9
 # @notice Longest a job spec can be, in bytes.
 MAX_SPEC_LENGTH: constant(uint256) = 4096

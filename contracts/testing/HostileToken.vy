@@ -15,8 +15,8 @@
         It also answers the vault hooks Staking calls on the protocol token
         (`add_bonded`, `sub_bonded`, and the custody calls, with one custody account
         per caller and key: deposits and withdrawals move as `mode` says, burns
-        plainly), so Staking can hold it. Its custody views answer for the caller, so
-        only the custodian itself reads its accounts through them.
+        plainly), so Staking and JobEscrow can hold it. Its custody views take the
+        custodian, as ComputeToken's do.
 """
 
 NORMAL: public(constant(uint256)) = 0
@@ -169,13 +169,14 @@ def burn(amount: uint256):
 
 @external
 @view
-def custody_account(key: address) -> address:
+def custody_account(custodian: address, key: address) -> address:
     """
-    @notice The custody account of the caller under `key`.
-    @param key The caller's key.
+    @notice The custody account of `custodian` under `key`.
+    @param custodian Any caller of the `custody_*` functions.
+    @param key The custodian's key.
     @return address The account.
     """
-    return self._custody_account(msg.sender, key)
+    return self._custody_account(custodian, key)
 
 
 @external
@@ -191,13 +192,14 @@ def is_custody_account(account: address) -> bool:
 
 @external
 @view
-def custody_balance(key: address) -> uint256:
+def custody_balance(custodian: address, key: address) -> uint256:
     """
-    @notice Tokens in the caller's custody account `key`.
-    @param key The caller's key.
+    @notice Tokens in `custodian`'s custody account `key`.
+    @param custodian Any caller of the `custody_*` functions.
+    @param key The custodian's key.
     @return uint256 Its balance.
     """
-    return self.balanceOf[self._custody_account(msg.sender, key)]
+    return self.balanceOf[self._custody_account(custodian, key)]
 
 
 @external
