@@ -411,18 +411,11 @@ class Deployment:
         return step
 
     def _income_holder_step(self) -> None:
-        """When JobEscrow pays in the staked token, it keeps its deposits in custody shards
-        of the token (so the token must name it its escrow) and the delegators' cut of each
-        settlement until Staking collects it, so a settlement moves no tokens."""
-        token = self.contract("ComputeToken")
+        """JobEscrow keeps the delegators' cut of each settlement until Staking collects it,
+        so a settlement moves no tokens (when it pays in the staked token)."""
         staking, escrow = self.contract("Staking"), self.contract("JobEscrow")
         if not escrow.PAYS_INTO_POOL():
             return
-        self._step(
-            "ComputeToken.set_escrow",
-            lambda: token.escrow() == escrow.address,
-            lambda: token.set_escrow(escrow, sender=self.deployer),
-        )
         self._step(
             "Staking.set_income_holder",
             lambda: staking.income_holder() == escrow.address,

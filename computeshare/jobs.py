@@ -91,13 +91,11 @@ def job_id_of(terms: Any) -> bytes:
     return keccak(encode(TERMS_TYPES, list(terms_tuple(terms))))
 
 
-def indexed_topics(
-    contract, event: str, since: int = 0, position: int = 1, where: list | None = None
-) -> list[bytes]:
-    """The `position`-th indexed argument (its 32-byte topic) of every `event` of
-    `contract` since block `since`, in chain order: one `eth_getLogs` request, nothing
-    decoded. `where` filters the indexed arguments as `eth_getLogs` topics do (one entry
-    per argument: None for any, a hex topic, or a list of them)."""
+def event_topics(contract, event: str, since: int = 0, where: list | None = None) -> list[list]:
+    """The topics (the event's signature, then its indexed arguments, as 32-byte values)
+    of every `event` of `contract` since block `since`, in chain order: one `eth_getLogs`
+    request, nothing decoded. `where` filters the indexed arguments as `eth_getLogs`
+    topics do (one entry per argument: None for any, a hex topic, or a list of them)."""
     provider = contract.chain_manager.provider
     topic = "0x" + keccak(text=getattr(contract, event).abi.selector).hex()
     logs = provider.make_request(
@@ -111,20 +109,36 @@ def indexed_topics(
             }
         ],
     )
-    return [bytes.fromhex(_hex(log["topics"][position])) for log in logs]
+    return [[bytes.fromhex(_hex(t)) for t in log["topics"]] for log in logs]
+
+
+def indexed_topics(contract, event: str, since: int = 0, position: int = 1) -> list[bytes]:
+    """The `position`-th indexed argument (its 32-byte topic) of every `event` of
+    `contract` since block `since`, in chain order (see `event_topics`)."""
+    return [topics[position] for topics in event_topics(contract, event, since)]
 
 
 def payers_of(escrow, provider: str, since: int = 0, last: int = 32) -> list[str]:
-    """Clients whose jobs paid `provider`, the most recent first: the jobs of its last
-    `last` `ReplicaSettled` events (the provider is their second topic), then the client
-    topic of those jobs' `JobSettled`. Two `eth_getLogs` requests."""
+    """Clients whose jobs paid `provider` (its last `last` settled jobs), best to take its
+    pay from first: those whose job it served alone before those whose job other
+    replicas served too (who may take their pay from the same client), then the most
+    recent first. Three `eth_getLogs` requests."""
     me = "0x" + bytes.fromhex(_hex(provider)).rjust(32, b"\0").hex()
-    jobs = list(dict.fromkeys(indexed_topics(escrow, "ReplicaSettled", since, 1, [None, me])))
-    jobs = jobs[-last:]
+    mine = event_topics(escrow, "ReplicaSettled", since, [None, me])
+    jobs = list(dict.fromkeys(topics[1] for topics in mine))[-last:]
     if not jobs:
         return []
-    clients = indexed_topics(escrow, "JobSettled", since, 2, [["0x" + j.hex() for j in jobs]])
-    return [to_checksum_address(c[12:]) for c in reversed(dict.fromkeys(clients))]
+    wanted = [["0x" + job.hex() for job in jobs]]
+    replicas: dict[bytes, int] = {}
+    for topics in event_topics(escrow, "ReplicaSettled", since, wanted):
+        replicas[topics[1]] = replicas.get(topics[1], 0) + 1
+    client_of = {
+        t[1]: to_checksum_address(t[2][12:])
+        for t in event_topics(escrow, "JobSettled", since, wanted)
+    }
+    recent = [job for job in reversed(jobs) if job in client_of]
+    ranked = sorted(recent, key=lambda job: replicas.get(job, 1))  # stable: recency within
+    return list(dict.fromkeys(client_of[job] for job in ranked))
 
 
 def devices_with_fees(escrow, start_block: int = 0) -> list[bytes]:

@@ -34,20 +34,23 @@
         voting units are its balance plus its bonded units, following its
         delegation like the balance does.
 
-        Custody accounts. The vault, and the escrow (JobEscrow, a second custodian
-        set once by the owner, with no bonded units), keep the tokens they hold in
-        accounts of their own, one per key each chooses (Staking: one per provider
-        pool; JobEscrow: one per shard of its deposits), at addresses derived from
-        the custodian and the key (`custody_account`). They are ordinary
+        Custody accounts. Any contract may keep the tokens it holds for others in
+        accounts of its own, one per key it chooses (Staking: one per provider pool;
+        JobEscrow: one per shard of its deposits), at addresses derived from its
+        address and the key (`custody_account`): it is their custodian, and only
+        it can move their tokens. They are ordinary
         accounts to every reader (`balanceOf`, `Transfer` logs, the supply is the sum
         of all balances), but marked by the delegation mode: no transfer, transfer
         on an allowance, burn or delegation starts from them (an allowance may be
-        set, but is never spendable); only the vault moves their tokens
+        set, but is never spendable); only their custodian moves their tokens
         (`custody_deposit`, `custody_withdraw`, `custody_burn`), never into another
-        custody account, where its books could not follow them. So
-        stakes in different pools write different words: no balance word of the vault
-        is shared by every staker, and transactions of independent stakers (and
-        clients depositing into different shards) run in parallel. Their balances carry no votes; the owners' bonded units do.
+        custody account, where its books could not follow them. Opening one needs no
+        permission: an account holds only what its custodian put in, from owners who
+        approved that custodian, and no one else can reach it. So stakes in different
+        pools write different words: no balance word of the vault is shared by every
+        staker, and transactions of independent stakers (and of clients depositing
+        into different shards) run in parallel. Their balances carry no votes; the
+        owners' bonded units do.
 
         No function of this contract makes an external call (ecrecover is a
         precompile), so there is nothing to re-enter and no reentrancy lock.
@@ -139,8 +142,6 @@ totalSupply: public(uint256)
 
 # @notice Holds staked tokens for their owners and reports their bonded units (Staking).
 vault: public(address)
-# @notice The second custodian (JobEscrow): custody accounts, no bonded units.
-escrow: public(address)
 
 # @notice Start of the current minting epoch.
 mint_epoch_start: public(uint256)
@@ -331,20 +332,6 @@ def set_vault(new_vault: address):
     log IComputeToken.VaultSet(vault=new_vault)
 
 
-@external
-def set_escrow(new_escrow: address):
-    """
-    @notice Names the escrow, the second custodian: it may keep tokens in custody
-            accounts of its own (`custody_*`) but reports no bonded units. Owner only,
-            once.
-    @param new_escrow The escrow (JobEscrow).
-    """
-    ownable._check_owner()
-    assert self.escrow == empty(address), "compute_token: escrow already set"
-    assert new_escrow != empty(address), "compute_token: zero escrow"
-    self.escrow = new_escrow
-    log IComputeToken.EscrowSet(escrow=new_escrow)
-
 
 @external
 def add_bonded(owner: address, amount: uint256):
@@ -394,17 +381,16 @@ def bonded_of(owner: address) -> uint256:
     return (self._account[owner] >> _BONDED_SHIFT) & _BALANCE_MASK
 
 
-# ---------------------------------------------------------------- custody accounts (vault and escrow)
+# ---------------------------------------------------------------- custody accounts
 
 
 @external
 @view
 def custody_account(custodian: address, key: address) -> address:
     """
-    @notice The account in which `custodian` (the vault or the escrow) keeps the
-            tokens it holds under `key` (Staking: the pool of provider `key`;
-            JobEscrow: a shard of its deposits).
-    @param custodian The vault or the escrow.
+    @notice The account in which `custodian` keeps the tokens it holds under `key`
+            (Staking: the pool of provider `key`; JobEscrow: a shard of its deposits).
+    @param custodian The contract whose account it is.
     @param key The custodian's key.
     @return address The custody account.
     """
@@ -415,7 +401,7 @@ def custody_account(custodian: address, key: address) -> address:
 @view
 def is_custody_account(account: address) -> bool:
     """
-    @notice Whether `account` is a custody account of the vault or the escrow (opened by a deposit).
+    @notice Whether `account` is a custody account (opened by a deposit).
     @param account The account.
     @return bool True for a custody account.
     """
@@ -427,7 +413,7 @@ def is_custody_account(account: address) -> bool:
 def custody_balance(custodian: address, key: address) -> uint256:
     """
     @notice Tokens in `custodian`'s custody account `key`.
-    @param custodian The vault or the escrow.
+    @param custodian The contract whose account it is.
     @param key The custodian's key.
     @return uint256 Its balance in wei.
     """
@@ -437,16 +423,14 @@ def custody_balance(custodian: address, key: address) -> uint256:
 @external
 def custody_deposit(owner: address, key: address, amount: uint256) -> bool:
     """
-    @notice Moves `amount` of `owner`'s tokens into the vault's custody account
-            `key`, on `owner`'s allowance to the caller, as `transferFrom` would.
-            Vault or escrow only (the caller's custody account). The account is marked as custody on first use (an address
+    @notice Moves `amount` of `owner`'s tokens into the caller's custody account
+            `key`, on `owner`'s allowance to the caller, as `transferFrom` would. The account is marked as custody on first use (an address
             that delegates is refused: it cannot be one).
-    @param owner Account debited; it must have approved the vault.
-    @param key The vault's key.
+    @param owner Account debited; it must have approved the caller.
+    @param key The caller's key.
     @param amount Amount in wei.
     @return bool True.
     """
-    self._check_custodian()
     custody: address = self._custody_account(msg.sender, key)
     word: uint256 = self._account[custody]
     if word >> _MODE_SHIFT != _MODE_CUSTODY:
@@ -461,18 +445,16 @@ def custody_deposit(owner: address, key: address, amount: uint256) -> bool:
 @external
 def custody_withdraw(key: address, to: address, amount: uint256) -> bool:
     """
-    @notice Moves `amount` out of the caller's custody account `key` to `to`. Vault or
-            escrow only.
+    @notice Moves `amount` out of the caller's custody account `key` to `to`.
             Returns False, moving nothing, when the account holds less than `amount`
-            (the vault may then refill it and try again, in one call instead of a
-            balance read before every payment). Reverts for an account the vault never
+            (the custodian may then refill it and try again, in one call instead of a
+            balance read before every payment). Reverts for an account the caller never
             opened, and for a receiver that is a custody account.
-    @param key The vault's key.
+    @param key The caller's key.
     @param to Receiver: not the zero address, not a custody account.
     @param amount Amount in wei.
     @return bool True when the tokens moved.
     """
-    self._check_custodian()
     custody: address = self._custody_account(msg.sender, key)
     if self._account[custody] & _BALANCE_MASK < amount:
         return False
@@ -484,12 +466,10 @@ def custody_withdraw(key: address, to: address, amount: uint256) -> bool:
 @external
 def custody_burn(key: address, amount: uint256):
     """
-    @notice Destroys `amount` held in the caller's custody account `key`. Vault or
-            escrow only.
-    @param key The vault's key.
+    @notice Destroys `amount` held in the caller's custody account `key`.
+    @param key The caller's key.
     @param amount Amount in wei, at most the account's balance.
     """
-    self._check_custodian()
     self._burn(self._custody_account(msg.sender, key), amount, True)
 
 
@@ -638,7 +618,7 @@ def checkpoints(account: address, pos: uint32) -> IComputeToken.Checkpoint:
 @internal
 def _transfer(owner: address, to: address, amount: uint256, from_custody: bool):
     """
-    @dev Moves `amount` from `owner` to `to`. Only the vault's custody calls pass
+    @dev Moves `amount` from `owner` to `to`. Only a custodian's custody calls pass
          `from_custody`: every other caller is refused a custody account's tokens.
     """
     assert to != empty(address), "compute_token: transfer to the zero address"
@@ -691,17 +671,10 @@ def _burn(owner: address, amount: uint256, from_custody: bool):
 @pure
 def _check_custody(word: uint256, from_custody: bool):
     """
-    @dev Refuses to move a custody account's tokens except on the vault's custody
+    @dev Refuses to move a custody account's tokens except on its custodian's custody
          calls, which pass `from_custody` with a custody account.
     """
     assert (word >> _MODE_SHIFT == _MODE_CUSTODY) == from_custody, "compute_token: custody account"
-
-
-@internal
-@view
-def _check_custodian():
-    # Neither is ever the zero address once set; msg.sender never is.
-    assert msg.sender == self.vault or msg.sender == self.escrow, "compute_token: caller is not a custodian"
 
 
 @internal

@@ -581,6 +581,18 @@ class Market:
             [(c, cs.escrow, "finalize", t, zero) for c, t in pair(clients[:triples], triple_terms)],
         )
 
+        # Providers take their pay out of JobEscrow. It sits in the shards of the clients
+        # that paid them: the client library names such a shard (`payout_shard`, from the
+        # provider's settled jobs), so no two withdrawals write one balance word.
+        def payout(p: str) -> tuple:
+            amount = cs.escrow.balanceOf(p)
+            shard = cs.payout_shard(p, amount)
+            if shard is None:  # its own shard holds the amount
+                return (p, cs.escrow, "withdraw", amount)
+            return (p, cs.escrow, "withdraw_from_shard", amount, shard)
+
+        self.measure("withdraw earnings", [payout(p) for p in providers])
+
         # Stake leaving, from pools whose delegators' income JobEscrow still holds.
         self.measure(
             "request thaw", [(p, cs.staking, "request_thaw", 100 * TOKEN) for p in providers]

@@ -75,6 +75,10 @@ class SystemMachine(EscrowMachine):
                 for p in [*self.providers, self.coalition["provider"]]
             },
         ]
+        # JobEscrow's deposits sit in the custody accounts of its depositors' shards (a
+        # payment may come out of any shard, but only a deposit puts tokens into one).
+        shards = {m.escrow_view.deposit_shard(a)[1] for a in self.holders}
+        self.holders += sorted(shards - set(self.holders))
         self.contracts = {
             "JobEscrow": m.escrow,
             "Staking": m.staking,

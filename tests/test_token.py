@@ -604,42 +604,37 @@ def test_custody_accounts_are_derived_from_the_custodian_and_key(
     assert funded.custody_account(carol, alice) != funded.custody_account(bob, alice)
 
 
-def test_the_escrow_is_a_second_custodian_without_bonded_units(funded, deployer, alice, bob, carol):
-    with ape.reverts("ownable: caller is not the owner"):
-        funded.set_escrow(bob, sender=alice)
-    with ape.reverts("compute_token: zero escrow"):
-        funded.set_escrow(ZERO, sender=deployer)
-    vault, escrow = carol, bob
+def test_any_contract_keeps_custody_accounts_of_its_own(funded, deployer, alice, bob, carol):
+    """Opening custody accounts needs no permission (JobEscrow keeps its deposit shards in
+    them, Staking its pools): a custodian reaches only the accounts derived from its own
+    address, which hold only what it put in, and never pays into another's. Bonded units
+    stay the vault's alone."""
+    vault, other = carol, bob
     funded.set_vault(vault, sender=deployer)
-    tx = funded.set_escrow(escrow, sender=deployer)
-    assert [e.escrow for e in tx.decode_logs(funded.EscrowSet)] == [escrow.address]
-    assert funded.escrow() == escrow.address
-    with ape.reverts("compute_token: escrow already set"):
-        funded.set_escrow(alice, sender=deployer)
     with ape.reverts("compute_token: caller is not the vault"):
-        funded.add_bonded(alice, TOKEN, sender=escrow)
-    # Each custodian keeps its own accounts under the same key, and moves only its own.
+        funded.add_bonded(alice, TOKEN, sender=other)
     funded.approve(vault, MAX_UINT, sender=alice)
-    funded.approve(escrow, MAX_UINT, sender=alice)
-    tx = funded.custody_deposit(alice, alice, 30 * TOKEN, sender=escrow)
-    in_escrow = funded.custody_account(escrow, alice)
+    funded.approve(other, MAX_UINT, sender=alice)
+    tx = funded.custody_deposit(alice, alice, 30 * TOKEN, sender=other)
+    in_other = funded.custody_account(other, alice)
     assert [(e.custodian, e.key, e.account) for e in tx.decode_logs(funded.CustodyOpened)] == [
-        (escrow.address, alice.address, in_escrow)
+        (other.address, alice.address, in_other)
     ]
     funded.custody_deposit(alice, alice, 20 * TOKEN, sender=vault)
     in_vault = funded.custody_account(vault, alice)
-    assert funded.custody_balance(escrow, alice) == funded.balanceOf(in_escrow) == 30 * TOKEN
+    assert funded.custody_balance(other, alice) == funded.balanceOf(in_other) == 30 * TOKEN
     assert funded.custody_balance(vault, alice) == funded.balanceOf(in_vault) == 20 * TOKEN
     tx = funded.custody_withdraw(alice, alice, 25 * TOKEN, sender=vault)
-    assert tx.return_value is False  # the vault's account holds 20, whatever the escrow's holds
-    funded.custody_withdraw(alice, bob, 25 * TOKEN, sender=escrow)
-    assert funded.custody_balance(escrow, alice) == 5 * TOKEN
+    assert tx.return_value is False  # the vault's account holds 20, whatever the other's holds
+    funded.custody_withdraw(alice, bob, 25 * TOKEN, sender=other)
+    assert funded.custody_balance(other, alice) == 5 * TOKEN
     assert funded.custody_balance(vault, alice) == 20 * TOKEN
-    # Never from one custodian's account into the other's.
+    with ape.reverts("compute_token: burn amount exceeds balance"):
+        funded.custody_burn(alice, 6 * TOKEN, sender=other)
+    # Never from one custodian's account into another's.
     with ape.reverts("compute_token: pays a custody account"):
-        funded.custody_withdraw(alice, in_vault, TOKEN, sender=escrow)
-    # And no ordinary transfer out of either.
-    assert funded.is_custody_account(in_escrow) and funded.is_custody_account(in_vault)
+        funded.custody_withdraw(alice, in_vault, TOKEN, sender=other)
+    assert funded.is_custody_account(in_other) and funded.is_custody_account(in_vault)
 
 
 def test_custody_deposit_withdraw_and_burn(funded, deployer, alice, bob, carol, chain):
@@ -650,13 +645,10 @@ def test_custody_deposit_withdraw_and_burn(funded, deployer, alice, bob, carol, 
     with ape.reverts("compute_token: insufficient allowance"):
         funded.custody_deposit(alice, bob, 100 * TOKEN, sender=vault)
     funded.approve(vault, 300 * TOKEN, sender=alice)
+    # Anyone else reaches only accounts of its own, under the same key: empty ones.
     for caller in (alice, bob):
-        with ape.reverts("compute_token: caller is not a custodian"):
+        with ape.reverts("compute_token: insufficient allowance"):
             funded.custody_deposit(alice, bob, TOKEN, sender=caller)
-        with ape.reverts("compute_token: caller is not a custodian"):
-            funded.custody_withdraw(bob, caller, 0, sender=caller)
-        with ape.reverts("compute_token: caller is not a custodian"):
-            funded.custody_burn(bob, 0, sender=caller)
 
     assert not funded.is_custody_account(pot)
     tx = funded.custody_deposit(alice, bob, 200 * TOKEN, sender=vault)

@@ -82,7 +82,7 @@ HIGH_PACKED: constant(uint256) = HIGH[0] | HIGH[1] << 24 | HIGH[2] << 48 | HIGH[
 
 # @notice Most replicas a job can ask for.
 # Custody accounts JobEscrow keeps its deposits in when the payment token is the staked
-# token (ComputeToken's escrow custodian): a deposit goes to the shard of the depositor's
+# token (custody accounts of ComputeToken): a deposit goes to the shard of the depositor's
 # address (its low bits), so deposits and withdrawals of different users rarely write one
 # balance word. A power of two.
 ESCROW_SHARDS: constant(uint256) = 1024
