@@ -232,6 +232,7 @@ def withdraw(amount: uint256):
             shard first (see `withdraw_from_shard`).
     @param amount Amount in wei.
     """
+    # analysis: missing_input_validation: `_withdraw` refuses zero and more than the caller's balance.
     self._withdraw(amount, self._shard(msg.sender))
 
 
@@ -245,6 +246,7 @@ def withdraw_from_shard(amount: uint256, shard: uint256):
     @param amount Amount in wei.
     @param shard A deposit shard, taken modulo `JobEscrowView.ESCROW_SHARDS`.
     """
+    # analysis: missing_input_validation: `_withdraw` refuses zero and more than the caller's balance; any shard number names a shard.
     self._withdraw(amount, shard % _SHARDS)
 
 
@@ -261,6 +263,7 @@ def fund(provider: address, amount: uint256):
     @param provider The pool whose income is collected; its shard is tried first.
     @param amount Amount in wei.
     """
+    # analysis: missing_input_validation: STAKING only, asking for income its books say this contract holds; moving tokens between this contract's own accounts changes no books.
     assert msg.sender == STAKING, "job_escrow: caller is not staking"
     if PAYS_INTO_POOL:
         # Books never exceed holdings (every credit came from a deposit or a slash), so
@@ -1309,6 +1312,7 @@ def _shard_key(shard: uint256) -> address:
 
 @internal
 def _transfer(token: address, to: address, amount: uint256):
+    # analysis: incorrect_erc20_return: the returned bool (True when the token returns nothing) is asserted in `_check_moved`.
     self._check_moved(extcall IERC20(token).transfer(to, amount, default_return_value=True))
 
 

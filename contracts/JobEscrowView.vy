@@ -172,6 +172,7 @@ def holdings() -> uint256:
     token: address = staticcall ESCROW.TOKEN()
     total: uint256 = staticcall IERC20(token).balanceOf(ESCROW.address)
     if staticcall ESCROW.PAYS_INTO_POOL():
+        # analysis: send_in_loop: a view making staticcalls to the token, bounded by the shard count.
         for shard: uint256 in range(job_layout.ESCROW_SHARDS):
             total += staticcall IComputeToken(token).custody_balance(ESCROW.address, convert(convert(shard, uint160), address))
     return total

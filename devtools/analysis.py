@@ -28,7 +28,7 @@ from devtools import PROJECT_ROOT
 
 ANALYZER = PROJECT_ROOT / ".venv-analysis" / "bin" / "vyper-guard"
 CONTRACTS = PROJECT_ROOT / "contracts"
-_JUSTIFICATION = re.compile(r"#\s*analysis:\s*([a-z_,\s]+?):\s*(.+)$")
+_JUSTIFICATION = re.compile(r"#\s*analysis:\s*([a-z0-9_,\s]+?):\s*(.+)$")
 _FUNCTION = re.compile(r"^def\s+(\w+)\s*\(")
 
 

@@ -14,6 +14,7 @@ def pay():
     pass
 
 def other():
+    # analysis: incorrect_erc20_return: asserted by the caller.
     pass
 """
 
@@ -23,6 +24,7 @@ def test_justifications_are_scoped_to_the_contract_or_a_function():
         ("*", "timestamp_dependence"): "windows last days.",
         ("pay", "cei_violation"): "bounded and trusted.",
         ("pay", "send_in_loop"): "bounded and trusted.",
+        ("other", "incorrect_erc20_return"): "asserted by the caller.",  # digits in the name
     }
 
 

@@ -177,6 +177,24 @@ def test_withdrawals_are_paid_whatever_shards_hold_the_tokens(
     )
 
 
+def test_a_withdrawal_reads_every_shard_at_worst_and_is_still_paid(
+    market, token, client, providers, chain, keeper, post_job, run_replica
+):
+    """The worst case of the shard search: one shard holds everything, and the provider
+    names the one right after it, so JobEscrow reads all 1,024 shards before it finds the
+    tokens. The withdrawal is still paid, within an eighth of a 30 M gas block (3.18 M
+    measured: about 3,100 gas a shard read)."""
+    m, p = market, providers[0]
+    pay = paid_job(m, chain, keeper, post_job, run_replica, p)
+    shard, holder = shard_of(m, client)
+    assert [i for i, b in enumerate(m.escrow_view.shard_balances()) if b] == [shard]
+    receipt = m.escrow.withdraw_from_shard(pay, shard + 1, sender=p)
+    [moved] = receipt.decode_logs(token.Transfer)
+    assert (moved.sender, moved.receiver, moved.value) == (holder, p.address, pay)
+    assert receipt.gas_used < 3_750_000, receipt.gas_used
+    assert escrow_holdings(m) == escrow_owes(m, [client, p, keeper])
+
+
 def test_only_staking_moves_tokens_into_the_escrows_own_balance(market, client, providers):
     """`fund` gathers tokens from the shards into JobEscrow's own balance for Staking to
     collect income from: nobody else may call it."""
