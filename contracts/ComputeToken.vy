@@ -458,7 +458,8 @@ def custody_withdraw(key: address, to: address, amount: uint256) -> bool:
     custody: address = self._custody_account(msg.sender, key)
     if self._account[custody] & _BALANCE_MASK < amount:
         return False
-    assert self._account[to] >> _MODE_SHIFT != _MODE_CUSTODY, "compute_token: pays a custody account"
+    # `_transfer` refuses any other custody account as the receiver of a custody payment.
+    assert to != custody, "compute_token: pays a custody account"
     self._transfer(custody, to, amount, True)
     return True
 
@@ -632,6 +633,8 @@ def _transfer(owner: address, to: address, amount: uint256, from_custody: bool):
     owner_word = unsafe_sub(owner_word, amount)
     # Cannot carry out of the balance bits: balance + amount <= totalSupply <= MAX_SUPPLY.
     to_word: uint256 = unsafe_add(self._account[to], amount)
+    # A custodian pays out, never into a custody account, where no books could follow.
+    assert not from_custody or to_word >> _MODE_SHIFT != _MODE_CUSTODY, "compute_token: pays a custody account"
     src: address = self._delegate_of(owner, owner_word)
     dst: address = self._delegate_of(to, to_word)
     # The delegatees' checkpoint counts live in account words: update the words this

@@ -1271,7 +1271,7 @@ def _pay(to: address, amount: uint256, first: uint256):
     """
     left: uint256 = amount
     if PAYS_INTO_POOL:
-        if extcall IComputeToken(TOKEN).custody_withdraw(self._shard_key(first), to, amount, default_return_value=True):
+        if extcall IComputeToken(TOKEN).custody_withdraw(convert(convert(first, uint160), address), to, amount, default_return_value=True):
             return
         left = self._gather(to, amount, first)
         if left == 0:

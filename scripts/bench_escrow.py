@@ -70,6 +70,17 @@ class Bench:
         pop.wait()
         self.live += count
 
+    def shard(self, account) -> int:
+        """The deposit shard of `account` (JobEscrowView.deposit_shard, computed here)."""
+        return int(str(account), 16) % self.suite.escrow_view.ESCROW_SHARDS()
+
+    def new_account(self, wanted):
+        """A fresh test account whose deposit shard satisfies `wanted`."""
+        while True:
+            account = accounts.test_accounts.generate_test_account()
+            if wanted(self.shard(account.address)):
+                return account
+
     def lifecycle(self, client, providers, gas: dict, label: str, results=None) -> None:
         """post, accept, commit, reveal, finalize; gas per step summed under `label`."""
         s = self.suite
@@ -128,15 +139,22 @@ class Bench:
     def measure(self) -> dict:
         s = self.suite
         gas: dict[str, int] = {}
-        client = accounts.test_accounts.generate_test_account()
+        # The client's deposit shard is already open (a live job's client deposited into
+        # it), as nearly every shard soon is; another new client opens a shard.
+        opened = {self.shard(c) for c in addresses("client", self.live)}
+        client = self.new_account(lambda shard: shard in opened)
+        opener = self.new_account(lambda shard: shard not in opened)
         providers = [accounts.test_accounts.generate_test_account() for _ in range(3)]
-        for account in (client, *providers):
+        for account in (client, opener, *providers):
             self.deployer.transfer(account, 10**19)
         self.fund_client(client)
+        self.fund_client(opener)
         for p in providers:
             self.fund_provider(p)
         gas["deposit (first)"] = s.escrow.deposit(5_000 * TOKEN, sender=client).gas_used
         gas["deposit"] = s.escrow.deposit(5_000 * TOKEN, sender=client).gas_used
+        r = s.escrow.deposit(5_000 * TOKEN, sender=opener)
+        gas["deposit (first into a new shard)"] = r.gas_used
         self.lifecycle(client, providers[:1], gas, "k=1 first job")
         self.lifecycle(client, providers[:1], gas, "k=1")
         self.lifecycle_submit(client, providers[0], gas, "k=1 submit")
