@@ -174,33 +174,34 @@ class ComputeShare:
         holds the amount (plain `withdraw`), else the shard of the most recent client
         that paid it and holds the amount, else one of the shards that hold it, picked
         by the account's address (so different withdrawers spread over different
-        shards), else None (JobEscrow gathers from several)."""
-        from computeshare.jobs import payers_of
+        shards), else None (JobEscrow gathers from several). One call reads every
+        shard; the payers come from three `eth_getLogs` requests."""
+        from computeshare.jobs import deposit_shard, payers_of
 
-        view = self.escrow_view
-        balances = list(view.shard_balances())
-        if not balances:
-            return None
-        own = int(view.deposit_shard(account)[0])
-        if balances[own] >= amount:
+        balances = list(self.escrow_view.shard_balances())
+        if not balances or balances[deposit_shard(account)] >= amount:
             return None
         for payer in payers_of(self.escrow, account, self.jobs.start_block):
-            shard = int(view.deposit_shard(payer)[0])
-            if balances[shard] >= amount:
-                return shard
+            if balances[deposit_shard(payer)] >= amount:
+                return deposit_shard(payer)
         holding = [shard for shard, balance in enumerate(balances) if balance >= amount]
         if not holding:
             return None
         return holding[int(account, 16) % len(holding)]
 
-    def withdraw(self, amount: int):
-        """Withdraws `amount` of the caller's JobEscrow balance, from the shard
-        `payout_shard` picks."""
-        me = self._sender()
-        shard = self.payout_shard(me.address, amount)
+    def withdrawal(self, account: str, amount: int) -> tuple:
+        """The JobEscrow method and arguments of a withdrawal of `amount` by `account`,
+        from the shard `payout_shard` picks (for callers that send it themselves)."""
+        shard = self.payout_shard(account, amount)
         if shard is None:
-            return self.escrow.withdraw(amount, sender=me)
-        return self.escrow.withdraw_from_shard(amount, shard, sender=me)
+            return self.escrow.withdraw, (amount,)
+        return self.escrow.withdraw_from_shard, (amount, shard)
+
+    def withdraw(self, amount: int):
+        """Withdraws `amount` of the caller's JobEscrow balance (see `withdrawal`)."""
+        me = self._sender()
+        method, args = self.withdrawal(me.address, amount)
+        return method(*args, sender=me)
 
     def post_job(
         self,

@@ -19,6 +19,9 @@ MAX_UINT = 2**256 - 1
 # Most devices one `JobEscrow.sweep_fees` call takes (`MAX_SWEEP`): each device's record
 # accrues the protocol fees of its jobs (`fees(device_id)`).
 MAX_SWEEP = 64
+# JobEscrow's deposit shards (`JobEscrowView.ESCROW_SHARDS`): a deposit goes to the shard
+# of the depositor's address, its value modulo this.
+ESCROW_SHARDS = 1024
 
 
 # ---------------------------------------------------------------- roles

@@ -14,7 +14,14 @@ from typing import Any
 from eth_abi import encode
 from eth_utils import keccak, to_checksum_address
 
-from computeshare.constants import JobStatus, Outcome, Replica, ReplicaStatus, Terms
+from computeshare.constants import (
+    ESCROW_SHARDS,
+    JobStatus,
+    Outcome,
+    Replica,
+    ReplicaStatus,
+    Terms,
+)
 
 # Short names of the enum members (the same objects), for call sites that compare often.
 STATUS_OPEN, STATUS_DISPUTED, STATUS_FINALIZED, STATUS_CANCELLED = list(JobStatus)[1:]
@@ -116,6 +123,20 @@ def indexed_topics(contract, event: str, since: int = 0, position: int = 1) -> l
     """The `position`-th indexed argument (its 32-byte topic) of every `event` of
     `contract` since block `since`, in chain order (see `event_topics`)."""
     return [topics[position] for topics in event_topics(contract, event, since)]
+
+
+def deposit_shard(account: str) -> int:
+    """The JobEscrow deposit shard of `account` (`JobEscrowView.deposit_shard`)."""
+    return int(str(account), 16) % ESCROW_SHARDS
+
+
+def custody_address(custodian: str, key: str | int) -> str:
+    """ComputeToken's custody account of `custodian` under `key` (an address, or a
+    deposit shard's number): the low 160 bits of keccak256(tag, custodian, key)."""
+    key_bytes = (int(key, 16) if isinstance(key, str) else key).to_bytes(32, "big")
+    custodian_bytes = bytes.fromhex(_hex(custodian)).rjust(32, b"\0")
+    digest = keccak(keccak(text="ComputeShare custody account") + custodian_bytes + key_bytes)
+    return to_checksum_address(digest[12:])
 
 
 def payers_of(escrow, provider: str, since: int = 0, last: int = 32) -> list[str]:

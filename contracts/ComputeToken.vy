@@ -332,7 +332,6 @@ def set_vault(new_vault: address):
     log IComputeToken.VaultSet(vault=new_vault)
 
 
-
 @external
 def add_bonded(owner: address, amount: uint256):
     """
@@ -424,8 +423,9 @@ def custody_balance(custodian: address, key: address) -> uint256:
 def custody_deposit(owner: address, key: address, amount: uint256) -> bool:
     """
     @notice Moves `amount` of `owner`'s tokens into the caller's custody account
-            `key`, on `owner`'s allowance to the caller, as `transferFrom` would. The account is marked as custody on first use (an address
-            that delegates is refused: it cannot be one).
+            `key`, on `owner`'s allowance to the caller, as `transferFrom` would. The
+            account is marked as custody on first use (an address that delegates is
+            refused: it cannot be one).
     @param owner Account debited; it must have approved the caller.
     @param key The caller's key.
     @param amount Amount in wei.

@@ -233,7 +233,7 @@ def withdraw(amount: uint256):
     @param amount Amount in wei.
     """
     # analysis: missing_input_validation: `_withdraw` refuses zero and more than the caller's balance.
-    self._withdraw(amount, self._shard(msg.sender))
+    self._withdraw(amount, job_layout.deposit_shard(msg.sender))
 
 
 @external
@@ -271,7 +271,7 @@ def fund(provider: address, amount: uint256):
         # would revert).
         held: uint256 = staticcall IERC20(TOKEN).balanceOf(self)
         if held < amount:
-            self._gather(self, amount - held, self._shard(provider))
+            self._gather(self, amount - held, job_layout.deposit_shard(provider))
 
 
 # ---------------------------------------------------------------- clients
@@ -667,7 +667,7 @@ def sweep_fees(device_ids: DynArray[bytes32, MAX_SWEEP]) -> uint256:
     treasury: address = self.treasury
     log IJobEscrow.FeesSwept(devices=len(device_ids), amount=amount, treasury=treasury)
     if amount != 0:
-        self._pay(treasury, amount, self._shard(treasury))
+        self._pay(treasury, amount, job_layout.deposit_shard(treasury))
     return amount
 
 
@@ -831,7 +831,7 @@ def _deposit(account: address, amount: uint256) -> uint256:
         # The staked token, which moves exact amounts (Staking relies on it too), into
         # the depositor's shard: deposits of users in different shards write different
         # balance words.
-        moved = extcall IComputeToken(TOKEN).custody_deposit(account, self._shard_key(self._shard(account)), amount, default_return_value=True)
+        moved = extcall IComputeToken(TOKEN).custody_deposit(account, job_layout.shard_key(job_layout.deposit_shard(account)), amount, default_return_value=True)
     else:
         # Any token: credit what arrived (fee-on-transfer tokens).
         before: uint256 = staticcall IERC20(TOKEN).balanceOf(self)
@@ -1271,7 +1271,7 @@ def _pay(to: address, amount: uint256, first: uint256):
     """
     left: uint256 = amount
     if PAYS_INTO_POOL:
-        if extcall IComputeToken(TOKEN).custody_withdraw(convert(convert(first, uint160), address), to, amount, default_return_value=True):
+        if extcall IComputeToken(TOKEN).custody_withdraw(job_layout.shard_key(first), to, amount, default_return_value=True):
             return
         left = self._gather(to, amount, first)
         if left == 0:
@@ -1288,7 +1288,7 @@ def _gather(to: address, amount: uint256, start: uint256) -> uint256:
     left: uint256 = amount
     # analysis: send_in_loop: bounded by the shard count; the token is fixed at deploy and calls nothing back.
     for i: uint256 in range(_SHARDS):
-        key: address = self._shard_key((start + i) % _SHARDS)
+        key: address = job_layout.shard_key((start + i) % _SHARDS)
         part: uint256 = min(staticcall IComputeToken(TOKEN).custody_balance(self, key), left)
         if part != 0:
             self._check_moved(extcall IComputeToken(TOKEN).custody_withdraw(key, to, part, default_return_value=True))
@@ -1296,18 +1296,6 @@ def _gather(to: address, amount: uint256, start: uint256) -> uint256:
             if left == 0:
                 break
     return left
-
-
-@internal
-@pure
-def _shard(account: address) -> uint256:
-    return convert(account, uint256) % _SHARDS
-
-
-@internal
-@pure
-def _shard_key(shard: uint256) -> address:
-    return convert(convert(shard, uint160), address)
 
 
 @internal

@@ -152,11 +152,11 @@ def deposit_shard(account: address) -> (uint256, address):
     @return uint256 The shard (the address's low bits).
     @return address The shard's custody account in the token (zero without shards).
     """
-    shard: uint256 = convert(account, uint256) % job_layout.ESCROW_SHARDS
+    shard: uint256 = job_layout.deposit_shard(account)
     if not staticcall ESCROW.PAYS_INTO_POOL():
         return shard, empty(address)
     token: IComputeToken = IComputeToken(staticcall ESCROW.TOKEN())
-    return shard, staticcall token.custody_account(ESCROW.address, convert(convert(shard, uint160), address))
+    return shard, staticcall token.custody_account(ESCROW.address, job_layout.shard_key(shard))
 
 
 @external
@@ -169,12 +169,10 @@ def holdings() -> uint256:
             every shard: for off-chain calls.
     @return uint256 Amount in wei.
     """
-    token: address = staticcall ESCROW.TOKEN()
-    total: uint256 = staticcall IERC20(token).balanceOf(ESCROW.address)
-    if staticcall ESCROW.PAYS_INTO_POOL():
-        # analysis: send_in_loop: a view making staticcalls to the token, bounded by the shard count.
-        for shard: uint256 in range(job_layout.ESCROW_SHARDS):
-            total += staticcall IComputeToken(token).custody_balance(ESCROW.address, convert(convert(shard, uint160), address))
+    total: uint256 = staticcall IERC20(staticcall ESCROW.TOKEN()).balanceOf(ESCROW.address)
+    balances: DynArray[uint256, job_layout.ESCROW_SHARDS] = self._shard_balances()
+    for balance: uint256 in balances:
+        total += balance
     return total
 
 
@@ -187,9 +185,16 @@ def shard_balances() -> DynArray[uint256, job_layout.ESCROW_SHARDS]:
             shard: for off-chain calls.
     @return DynArray[uint256, 1024] Balance of shard i at index i, in wei.
     """
+    return self._shard_balances()
+
+
+@internal
+@view
+def _shard_balances() -> DynArray[uint256, job_layout.ESCROW_SHARDS]:
     balances: DynArray[uint256, job_layout.ESCROW_SHARDS] = []
     if staticcall ESCROW.PAYS_INTO_POOL():
         token: IComputeToken = IComputeToken(staticcall ESCROW.TOKEN())
+        # analysis: send_in_loop: a view making staticcalls to the token, bounded by the shard count.
         for shard: uint256 in range(job_layout.ESCROW_SHARDS):
-            balances.append(staticcall token.custody_balance(ESCROW.address, convert(convert(shard, uint160), address)))
+            balances.append(staticcall token.custody_balance(ESCROW.address, job_layout.shard_key(shard)))
     return balances

@@ -30,6 +30,8 @@ from pathlib import Path
 
 from eth_utils import keccak, to_checksum_address
 
+from computeshare.constants import ESCROW_SHARDS
+from computeshare.jobs import custody_address
 from devtools import PROJECT_ROOT
 
 NOTE = """\
@@ -141,10 +143,6 @@ def _key_types(type_: str) -> list[str]:
         key, _, type_ = inner.partition(", ")
         keys.append(key)
     return keys
-
-
-# JobEscrow's deposit shards (`job_layout.ESCROW_SHARDS`).
-ESCROW_SHARDS = 1024
 
 
 def _word(value) -> bytes:
@@ -630,18 +628,14 @@ class Market:
             for i, a in enumerate(addresses):
                 labels[a] = f"{role} {i}"
                 index_of[a] = i
-        # The custody account ComputeToken keeps for each provider's pool in Staking:
-        # keccak256(tag, vault, provider), low 160 bits (no call per provider).
-        tag, vault = keccak(text="ComputeShare custody account"), self.contracts["Staking"]
+        # The custody accounts ComputeToken keeps for each provider's pool in Staking and
+        # for JobEscrow's deposit shards, derived here (no call per account).
+        vault, escrow = self.contracts["Staking"], self.contracts["JobEscrow"]
         for role in ("provider", "pooled"):
             for i, a in enumerate(self.users.get(role, [])):
-                custody = keccak(tag + _word(vault) + _word(a))[12:]
-                labels["0x" + custody.hex()] = f"pool of {role} {i}"
-        # And JobEscrow's deposit shards: keccak256(tag, escrow, shard as an address).
-        escrow = self.contracts["JobEscrow"]
+                labels[custody_address(vault, a)] = f"pool of {role} {i}"
         for shard in range(ESCROW_SHARDS):
-            custody = keccak(tag + _word(escrow) + shard.to_bytes(32, "big"))[12:]
-            labels["0x" + custody.hex()] = f"JobEscrow shard {shard}"
+            labels[custody_address(escrow, shard)] = f"JobEscrow shard {shard}"
         addresses = {to_checksum_address(a): label for a, label in labels.items()}
         uints = {}
         for a, label in addresses.items():

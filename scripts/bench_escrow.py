@@ -15,7 +15,7 @@ from ape.cli import ConnectedProviderCommand
 
 from computeshare.constants import DAY, TOKEN
 from computeshare.deploy import deploy_suite
-from computeshare.jobs import commitment
+from computeshare.jobs import commitment, deposit_shard
 from computeshare.report import format_table
 from computeshare.sandbox import RunResult
 from computeshare.signing import sign_offer, spec_hash
@@ -70,15 +70,11 @@ class Bench:
         pop.wait()
         self.live += count
 
-    def shard(self, account) -> int:
-        """The deposit shard of `account` (JobEscrowView.deposit_shard, computed here)."""
-        return int(str(account), 16) % self.suite.escrow_view.ESCROW_SHARDS()
-
     def new_account(self, wanted):
         """A fresh test account whose deposit shard satisfies `wanted`."""
         while True:
             account = accounts.test_accounts.generate_test_account()
-            if wanted(self.shard(account.address)):
+            if wanted(deposit_shard(account.address)):
                 return account
 
     def lifecycle(self, client, providers, gas: dict, label: str, results=None) -> None:
@@ -141,7 +137,7 @@ class Bench:
         gas: dict[str, int] = {}
         # The client's deposit shard is already open (a live job's client deposited into
         # it), as nearly every shard soon is; another new client opens a shard.
-        opened = {self.shard(c) for c in addresses("client", self.live)}
+        opened = {deposit_shard(c) for c in addresses("client", self.live)}
         client = self.new_account(lambda shard: shard in opened)
         opener = self.new_account(lambda shard: shard not in opened)
         providers = [accounts.test_accounts.generate_test_account() for _ in range(3)]
@@ -192,8 +188,7 @@ class Bench:
         r = s.escrow.withdraw(1_000 * TOKEN, sender=client)
         gas["withdraw (own shard)"] = r.gas_used
         pay = s.escrow.balanceOf(providers[0])
-        shard = s.escrow_view.deposit_shard(client)[0]
-        r = s.escrow.withdraw_from_shard(pay, shard, sender=providers[0])
+        r = s.escrow.withdraw_from_shard(pay, deposit_shard(client), sender=providers[0])
         gas["withdraw (named shard)"] = r.gas_used
         return gas
 

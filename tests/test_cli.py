@@ -24,6 +24,7 @@ from computeshare.client import ComputeShare
 from computeshare.constants import DAY, TOKEN
 from computeshare.deploy import DeployConfig, Deployment, Manifest
 from computeshare.governance import advance
+from computeshare.jobs import deposit_shard
 
 ROOT = Path(__file__).parent.parent
 EXECUTABLE = Path(sys.executable).with_name("computeshare")
@@ -139,7 +140,7 @@ def test_approvals_are_exact_unless_asked_and_said(cli, cs, accounts, chain):
     assert re.search(r"withdrawable .* UTC, in \d+d", result.output), result.output
 
 
-def test_a_job_is_served_watched_and_expired_by_id_prefix(cli, accounts, chain, tmp_path):
+def test_a_job_is_served_watched_and_expired_by_id_prefix(cli, manifest, accounts, chain, tmp_path):
     assert cli("provider", "stake", "5000", account=4).exit_code == 0
     assert cli("provider", "register", account=4).exit_code == 0
     result = cli(
@@ -177,6 +178,17 @@ def test_a_job_is_served_watched_and_expired_by_id_prefix(cli, accounts, chain, 
     assert settled in result.output
     result = cli("client", "status", job, "--watch")
     assert result.exit_code == 0 and "settled: paid 9.75 tokens" in result.output, result.output
+    # The provider takes its pay out of the client's deposit shard, which `client withdraw`
+    # names for it (its own shard holds nothing).
+    cs = ComputeShare.from_manifest(manifest)
+    provider, client = accounts[4].address, accounts[12].address
+    assert deposit_shard(provider) != deposit_shard(client)
+    client_shard = cs.escrow_view.deposit_shard(client)[1]
+    before = cs.token.balanceOf(provider), cs.token.balanceOf(client_shard)
+    result = cli("client", "withdraw", "9.75", account=4)
+    assert result.exit_code == 0 and "escrow balance: 0 tokens" in result.output, result.output
+    after = cs.token.balanceOf(provider), cs.token.balanceOf(client_shard)
+    assert after == (before[0] + 975 * TOKEN // 100, before[1] - 975 * TOKEN // 100)
 
 
 def test_client_post_checks_the_spec_before_sending(cli, accounts):

@@ -6,6 +6,7 @@ import ape
 import pytest
 from eth_utils import keccak
 
+from computeshare.constants import ESCROW_SHARDS
 from computeshare.jobs import (
     OUTCOME_COMPLETED,
     OUTCOME_FAILED,
@@ -18,6 +19,8 @@ from computeshare.jobs import (
     STATUS_FINALIZED,
     STATUS_OPEN,
     commitment,
+    custody_address,
+    deposit_shard,
     job_id_of,
     pack_requirements,
     unpack_requirements,
@@ -93,12 +96,10 @@ def test_deposits_sit_in_the_depositors_shard(market, token, client, accounts, f
     back out of its own shard."""
     m = market
     shard, holder = shard_of(m, client)
-    assert (
-        shard
-        == int(client.address, 16) % m.escrow_view.ESCROW_SHARDS()
-        == int(client.address, 16) % 1024
-    )
-    assert holder == token.custody_account(m.escrow, shard)
+    # The client library derives both without a call.
+    assert m.escrow_view.ESCROW_SHARDS() == ESCROW_SHARDS == 1024
+    assert shard == deposit_shard(client.address) == int(client.address, 16) % 1024
+    assert holder == token.custody_account(m.escrow, shard) == custody_address(m.escrow, shard)
     assert token.is_custody_account(holder)
     assert token.balanceOf(holder) == 10_000 * TOKEN and token.balanceOf(m.escrow) == 0
     receipt = m.escrow.deposit(500 * TOKEN, sender=client)
@@ -614,6 +615,36 @@ def test_a_slash_collects_the_pools_income_first(
     for q in providers:
         assert pool_holdings(token, q) == pool_expected(m.staking, q)
     assert token.balanceOf(m.staking) == 0
+
+
+def test_a_slash_credits_its_whole_reward_when_the_escrow_already_holds_compensation(
+    market, token, client, providers, chain, keeper, accounts, deployer, post_job, run_replica
+):
+    """Attack on the reward JobEscrow measures around a slash: an earlier slash left its
+    compensation in JobEscrow's own balance, and the pool slashed now has income
+    JobEscrow holds, which Staking collects from that same balance (`fund` tops it up from
+    the shards only when it lacks). The income is collected before the measurement, so
+    the client and keeper are credited the whole reward and nothing is left over."""
+    m = market
+    p, other, delegator = providers[0], providers[1], accounts[16]
+    paid = due_job_of_a_pool(m, token, chain, deployer, p, delegator, post_job, run_replica)
+    m.jobs.finalize(paid, sender=keeper)
+    cut = m.staking.uncollected_income(p)
+    first, second = post_job(deadline_in=HOUR), post_job(deadline_in=HOUR)
+    m.jobs.accept(first, 0, sender=other)  # both never commit
+    m.jobs.accept(second, 0, sender=p)
+    chain.pending_timestamp = m.jobs.view(second).deadline + DAY
+    m.jobs.expire(first, sender=keeper)
+    held = token.balanceOf(m.escrow)
+    assert held > cut > 0  # the first slash's compensation covers the income
+    receipt = m.jobs.expire(second, sender=keeper)
+    (collected,) = receipt.decode_logs(m.staking.IncomeCollected)
+    assert collected.event_arguments["amount"] == cut
+    (slashed,) = receipt.decode_logs(m.staking.Slashed)
+    (settled,) = receipt.decode_logs(m.escrow.JobSettled)
+    assert slashed.reward > 0 and settled.compensation + settled.bounty == slashed.reward
+    assert token.balanceOf(m.escrow) == held - cut + slashed.reward
+    assert escrow_holdings(m) == escrow_owes(m, [client, p, other, keeper], [paid, first, second])
 
 
 def test_release_is_for_lockers_only(market, providers, outsider):

@@ -61,11 +61,8 @@ def client_withdraw(account, manifest, amount):
     """Withdraw AMOUNT tokens of your unlocked JobEscrow balance."""
     cs = connect(manifest, account)
     require(cs.escrow.balanceOf(account), amount, "escrow balance")
-    shard = cs.payout_shard(account.address, amount)
-    if shard is None:
-        send("withdrawing", cs.escrow.withdraw, amount, sender=account)
-    else:
-        send("withdrawing", cs.escrow.withdraw_from_shard, amount, shard, sender=account)
+    method, args = cs.withdrawal(account.address, amount)
+    send("withdrawing", method, *args, sender=account)
     click.echo(f"escrow balance: {show(cs.escrow.balanceOf(account))} tokens")
 
 

@@ -80,12 +80,12 @@ PARAM_BITS: constant(uint256) = 24
 LOW_PACKED: constant(uint256) = LOW[0] | LOW[1] << 24 | LOW[2] << 48 | LOW[3] << 72 | LOW[4] << 96 | LOW[5] << 120 | LOW[6] << 144 | LOW[7] << 168 | LOW[8] << 192
 HIGH_PACKED: constant(uint256) = HIGH[0] | HIGH[1] << 24 | HIGH[2] << 48 | HIGH[3] << 72 | HIGH[4] << 96 | HIGH[5] << 120 | HIGH[6] << 144 | HIGH[7] << 168 | HIGH[8] << 192
 
-# @notice Most replicas a job can ask for.
 # Custody accounts JobEscrow keeps its deposits in when the payment token is the staked
 # token (custody accounts of ComputeToken): a deposit goes to the shard of the depositor's
 # address (its low bits), so deposits and withdrawals of different users rarely write one
 # balance word. A power of two.
 ESCROW_SHARDS: constant(uint256) = 1024
+# @notice Most replicas a job can ask for.
 MAX_REPLICAS: constant(uint256) = 9
 # @notice Longest a job spec can be, in bytes.
 MAX_SPEC_LENGTH: constant(uint256) = 4096
@@ -225,3 +225,22 @@ def bound(packed: uint256, key: uint256) -> uint256:
     @notice Parameter `key`'s bound from `LOW_PACKED` or `HIGH_PACKED`.
     """
     return (packed >> (key * PARAM_BITS)) & U24
+
+
+@internal
+@pure
+def deposit_shard(account: address) -> uint256:
+    """
+    @dev The deposit shard of `account`: its address's low bits.
+    """
+    return convert(account, uint256) % ESCROW_SHARDS
+
+
+@internal
+@pure
+def shard_key(shard: uint256) -> address:
+    """
+    @dev The key of deposit shard `shard` among JobEscrow's custody accounts: the shard
+         number as an address.
+    """
+    return convert(convert(shard, uint160), address)
