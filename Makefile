@@ -32,7 +32,8 @@ $(PY_STAMP): pyproject.toml constraints.txt
 	@$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $@
 
-# `npm install`, not `npm ci`: npm 11 locks only this platform's optional anvil binary.
+# `npm install`, not `npm ci`; the lock names every platform's optional anvil binary, so a
+# fresh install leaves it as committed (tests/test_setup.py checks it).
 $(NODE_STAMP): package.json
 	@echo "setup: installing anvil from npm into node_modules"
 	@npm install --no-audit --no-fund --loglevel=error
