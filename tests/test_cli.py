@@ -276,7 +276,7 @@ def test_revert_is_its_reason_without_ape_call_trace(cli, run):
 
 def test_network_problems_are_one_line(run):
     """No --network: no throwaway node, but which network to pass and where manifests are."""
-    result = CliRunner().invoke(main, ["show", "jobs"])
+    result = CliRunner(env={"COMPUTESHARE_NETWORK": None}).invoke(main, ["show", "jobs"])
     one_line_error(result, "give --network")
     assert "deployments/custom-<chain id>.json" in result.output
     result = CliRunner().invoke(main, ["show", "jobs", "--network", "ethereum:nonsense"])
@@ -292,6 +292,28 @@ def test_network_problems_are_one_line(run):
     code, out, err = run("show", "jobs", network="ethereum:sepolia")
     assert code == 1 and out == "" and len(err.strip().splitlines()) == 1, err
     assert "no RPC URI configured for ethereum:sepolia" in err or "no deployment manifest" in err
+
+
+def test_network_and_account_come_from_the_environment(manifest, chain, cs, accounts):
+    """COMPUTESHARE_NETWORK and COMPUTESHARE_ACCOUNT stand for --network and --account;
+    an option on the line wins, and a command that sends nothing ignores the account."""
+    runner = CliRunner(
+        env={"COMPUTESHARE_NETWORK": chain.provider.uri, "COMPUTESHARE_ACCOUNT": "TEST::12"}
+    )
+    where = ["--manifest", str(manifest)]
+    result = runner.invoke(main, ["client", "deposit", "5", *where])
+    assert result.exit_code == 0, result.output
+    assert cs.escrow.balanceOf(accounts[12]) == 5 * TOKEN
+    result = runner.invoke(main, ["client", "deposit", "1", *where, "--account", "TEST::10"])
+    assert result.exit_code == 0, result.output
+    assert cs.escrow.balanceOf(accounts[10]) == 1 * TOKEN
+    assert cs.escrow.balanceOf(accounts[12]) == 5 * TOKEN
+    result = runner.invoke(main, ["show", "jobs", *where])
+    assert result.exit_code == 0 and result.output.splitlines()[0].split()[0] == "job", (
+        result.output
+    )
+    result = runner.invoke(main, ["show", "jobs", *where, "--network", "ethereum:nonsense"])
+    one_line_error(result, "No network in 'ethereum' named 'nonsense'")
 
 
 def test_a_fresh_deployment_shows_empty_tables_and_odd_input_gets_one_line(cli, accounts):

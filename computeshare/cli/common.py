@@ -12,6 +12,7 @@ import contextlib
 import functools
 import io
 import json
+import os
 import re
 import shutil
 import sys
@@ -401,8 +402,30 @@ def quiet_ape():
         logger.set_level(level)
 
 
+# Defaults for the options every chain command repeats; an option given on the line wins.
+ENVIRONMENT = {"--network": "COMPUTESHARE_NETWORK", "--account": "COMPUTESHARE_ACCOUNT"}
+
+
+def _given(args: list[str], option: str) -> bool:
+    return any(arg == option or arg.startswith(f"{option}=") for arg in args)
+
+
+def _from_environment(command: click.Command, args: list[str]) -> list[str]:
+    """`--network` and `--account` from COMPUTESHARE_NETWORK and COMPUTESHARE_ACCOUNT (an
+    ape account alias or TEST::n) for a command that takes them and was not given them."""
+    # ape adds --network to a connected command while parsing: every one takes it.
+    takes = {"--network", *(opt for param in command.params for opt in param.opts)}
+    extra = []
+    for option, variable in ENVIRONMENT.items():
+        value = os.environ.get(variable, "").strip()
+        if value and option in takes and not _given(args, option):
+            extra += [option, value]
+    return extra
+
+
 NO_NETWORK = (
-    "give --network: the node your deployment is on, e.g. --network http://127.0.0.1:8545 "
+    "give --network (or set COMPUTESHARE_NETWORK): the node your deployment is on, e.g. "
+    "--network http://127.0.0.1:8545 "
     "(manifest deployments/custom-<chain id>.json) or ethereum:sepolia:node "
     "(deployments/sepolia-11155111.json); manifests live in deployments/, or pass --manifest"
 )
@@ -413,8 +436,8 @@ class ChainCommand(ConnectedProviderCommand):
     no network is given, and turns connection failures into one line."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        given = any(arg == "--network" or arg.startswith("--network=") for arg in args)
-        if not given and "--help" not in args and not ctx.resilient_parsing:
+        args = [*_from_environment(self, args), *args]
+        if not _given(args, "--network") and "--help" not in args and not ctx.resilient_parsing:
             # Checked before ape loads its plugins: the answer comes at once.
             raise click.UsageError(NO_NETWORK, ctx)
         return super().parse_args(ctx, args)
