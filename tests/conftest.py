@@ -126,18 +126,84 @@ def chain_id(chain):
     return chain.chain_id
 
 
-@pytest.fixture
-def token(project, deployer):
-    """ComputeToken with the whole initial supply held by the deployer."""
+# ---------------------------------------------------------------- deployments
+# Each deployment is built once per test process (session scope) and every test starts from
+# the state it was built in: ape snapshots the chain before each test and reverts it after
+# (a deployment first built in the middle of the run is rebased by ape the same way). The
+# deployments are independent of each other: `staking` and `market` each have a token of
+# their own, as they did when every test built them anew.
+
+
+@pytest.fixture(scope="session")
+def _plain_token(project, deployer):
     return deployer.deploy(project.ComputeToken, deployer, INITIAL_SUPPLY)
 
 
-@pytest.fixture
-def funded(token, deployer, alice, bob, carol):
-    """Token with 1,000 tokens each for alice, bob and carol."""
+@pytest.fixture(scope="session")
+def _funded_token(project, deployer, alice, bob, carol):
+    token = deployer.deploy(project.ComputeToken, deployer, INITIAL_SUPPLY)
     for holder in (alice, bob, carol):
         token.transfer(holder, 1_000 * TOKEN, sender=deployer)
     return token
+
+
+@pytest.fixture(scope="session")
+def _staking_world(
+    project, deployer, treasury, escrow_role, auditor, provider, delegator, alice, bob
+):
+    token = deployer.deploy(project.ComputeToken, deployer, INITIAL_SUPPLY)
+    staking = deployer.deploy(project.Staking, token, treasury)
+    token.set_vault(staking, sender=deployer)
+    staking.set_roles(escrow_role, SLASHER | LOCKER, sender=deployer)
+    for account in (provider, delegator, alice, bob):
+        token.transfer(account, 1_000_000 * TOKEN, sender=deployer)
+        token.approve(staking, MAX_UINT, sender=account)
+    registry = deployer.deploy(project.DeviceRegistry, staking)
+    registry.set_roles(auditor, AUDITOR, sender=deployer)
+    return token, staking, registry
+
+
+@pytest.fixture(scope="session")
+def _market(project, deployer, treasury, arbiter, providers, client):
+    m = deploy_suite(project, deployer, treasury, arbiter=arbiter)
+    for p in providers:
+        _fund_provider(m, deployer, p)
+    _fund_client(m, deployer, client)
+    return m
+
+
+@pytest.fixture(scope="session")
+def _dao(project, deployer, arbiter, guardian, alice, bob, carol, chain):
+    system = deploy_system(project, deployer, arbiter=arbiter, guardian=guardian)
+    token = system.token
+    for holder, amount in ((alice, 30_000_000), (bob, 20_000_000), (carol, 10_000_000)):
+        token.transfer(holder, amount * TOKEN, sender=deployer)
+        delegate(token, holder, holder)
+    token.transfer(system.timelock, 5_000_000 * TOKEN, sender=deployer)
+    advance(chain, 1)
+    return system
+
+
+@pytest.fixture
+def token(request):
+    """ComputeToken with the whole initial supply held by the deployer; in a test of the
+    `market`, the market's token, and in a test of `staking` or `registry`, theirs."""
+    names = request.fixturenames
+    if "market" in names:
+        market = request.getfixturevalue("market")
+        if hasattr(market, "token"):
+            return market.token
+    if "staking" in names or "registry" in names:
+        return request.getfixturevalue("_staking_world")[0]
+    if "funded" in names:
+        return request.getfixturevalue("_funded_token")
+    return request.getfixturevalue("_plain_token")
+
+
+@pytest.fixture
+def funded(_funded_token):
+    """Token with 1,000 tokens each for alice, bob and carol."""
+    return _funded_token
 
 
 @pytest.fixture(scope="session")
@@ -167,24 +233,16 @@ def auditor(accounts):
 
 
 @pytest.fixture
-def staking(project, token, deployer, treasury, escrow_role, provider, delegator, alice, bob):
+def staking(_staking_world):
     """Staking with default parameters; provider, delegator, alice and bob hold 1M tokens
     each and have approved Staking; `escrow_role` may lock, unlock and slash."""
-    staking = deployer.deploy(project.Staking, token, treasury)
-    token.set_vault(staking, sender=deployer)
-    staking.set_roles(escrow_role, SLASHER | LOCKER, sender=deployer)
-    for account in (provider, delegator, alice, bob):
-        token.transfer(account, 1_000_000 * TOKEN, sender=deployer)
-        token.approve(staking, MAX_UINT, sender=account)
-    return staking
+    return _staking_world[1]
 
 
 @pytest.fixture
-def registry(project, staking, deployer, auditor):
+def registry(_staking_world):
     """DeviceRegistry over `staking`; `auditor` audits."""
-    registry = deployer.deploy(project.DeviceRegistry, staking)
-    registry.set_roles(auditor, AUDITOR, sender=deployer)
-    return registry
+    return _staking_world[2]
 
 
 @pytest.fixture(scope="session")
@@ -214,17 +272,11 @@ def guardian(accounts):
 
 
 @pytest.fixture
-def market(
-    project, token, deployer, treasury, arbiter, providers, client, fund_provider, fund_client
-):
+def market(_market):
     """The deployed suite: token, Staking, DeviceRegistry, JobEscrow, OfferBook, wired as in
     production. Each provider stakes 10,000 tokens and registers one GPU device (nonce 0);
     the client deposits 10,000 tokens."""
-    m = deploy_suite(project, deployer, treasury, token=token, arbiter=arbiter)
-    for p in providers:
-        fund_provider(p, m=m)
-    fund_client(client, m=m)
-    return m
+    return _market
 
 
 # ---------------------------------------------------------------- factory fixtures
@@ -236,18 +288,31 @@ def _suite(request, m):
     return request.getfixturevalue("market") if m is None else m
 
 
+def _fund_client(m, deployer, account, *, tokens=100_000 * TOKEN, deposit=10_000 * TOKEN):
+    if tokens:
+        m.token.transfer(account, tokens, sender=deployer)
+    m.token.approve(m.escrow, MAX_UINT, sender=account)
+    if deposit:
+        m.escrow.deposit(deposit, sender=account)
+
+
+def _fund_provider(
+    m, deployer, account, *, tokens=100_000 * TOKEN, stake=10_000 * TOKEN, spec=None, uri=None
+):
+    if tokens:
+        m.token.transfer(account, tokens, sender=deployer)
+    m.token.approve(m.staking, MAX_UINT, sender=account)
+    m.staking.stake(stake, sender=account)
+    return m.registry.register(spec or gpu_spec(), uri or "ipfs://device", sender=account)
+
+
 @pytest.fixture
 def fund_client(request, deployer):
     """fund_client(account, tokens=100,000, deposit=10,000): sends `account` tokens from
     the deployer, approves JobEscrow for all of them and deposits `deposit`."""
 
-    def fund(account, *, tokens=100_000 * TOKEN, deposit=10_000 * TOKEN, m=None):
-        m = _suite(request, m)
-        if tokens:
-            m.token.transfer(account, tokens, sender=deployer)
-        m.token.approve(m.escrow, MAX_UINT, sender=account)
-        if deposit:
-            m.escrow.deposit(deposit, sender=account)
+    def fund(account, *, m=None, **amounts):
+        _fund_client(_suite(request, m), deployer, account, **amounts)
 
     return fund
 
@@ -258,13 +323,8 @@ def fund_provider(request, deployer):
     `account` tokens from the deployer, approves Staking, stakes `stake` and registers a
     device with `spec` (nonce 0 for a new provider). Returns the registration receipt."""
 
-    def fund(account, *, tokens=100_000 * TOKEN, stake=10_000 * TOKEN, spec=None, uri=None, m=None):
-        m = _suite(request, m)
-        if tokens:
-            m.token.transfer(account, tokens, sender=deployer)
-        m.token.approve(m.staking, MAX_UINT, sender=account)
-        m.staking.stake(stake, sender=account)
-        return m.registry.register(spec or gpu_spec(), uri or "ipfs://device", sender=account)
+    def fund(account, *, m=None, **terms):
+        return _fund_provider(_suite(request, m), deployer, account, **terms)
 
     return fund
 
@@ -316,16 +376,9 @@ def run_replica(request):
 
 
 @pytest.fixture
-def dao(project, deployer, arbiter, guardian, alice, bob, carol, chain):
+def dao(_dao):
     """The whole system as deployed in production (every owner role with the timelock).
     Voters self-delegate: alice 30M, bob 20M, carol 10M tokens (quorum is 4% of 1B, i.e.
     40M); the timelock's treasury holds 5M. The deployer's remaining tokens are
     undelegated, so they carry no votes."""
-    system = deploy_system(project, deployer, arbiter=arbiter, guardian=guardian)
-    token = system.token
-    for holder, amount in ((alice, 30_000_000), (bob, 20_000_000), (carol, 10_000_000)):
-        token.transfer(holder, amount * TOKEN, sender=deployer)
-        delegate(token, holder, holder)
-    token.transfer(system.timelock, 5_000_000 * TOKEN, sender=deployer)
-    advance(chain, 1)
-    return system
+    return _dao
