@@ -8,6 +8,7 @@ the package's own definition, so a test and the code it checks cannot disagree o
 from __future__ import annotations
 
 from collections import Counter
+from contextlib import contextmanager
 
 from eth_utils import keccak
 from hypothesis.stateful import RuleBasedStateMachine, invariant
@@ -20,6 +21,23 @@ from computeshare.signing import spec_hash
 from computeshare.specs import device_spec, job_requirements
 
 __all__ = ["DAY", "HOUR", "TOKEN"]  # re-exported from computeshare.constants
+
+# ---------------------------------------------------------------- isolation
+
+
+@contextmanager
+def isolated(chain):
+    """Runs the block on a snapshot of the chain and reverts to it afterwards, raising
+    whatever the block raised. (ape's `chain.isolate()` swallows every exception raised in
+    its block, a failed assertion included, so a check inside it can never fail.)"""
+    snapshot = chain.snapshot()
+    pending = chain.pending_timestamp
+    try:
+        yield
+    finally:
+        chain.restore(snapshot)
+        chain.pending_timestamp = pending
+
 
 # ---------------------------------------------------------------- units and roles
 
