@@ -209,10 +209,15 @@ def operation_id(governor, proposal: Proposal) -> bytes:
 
 
 def appoint_guardian(dao, chain, guardian, voters, term=180 * DAY):
-    """Appoints `guardian` in the Governor by proposal; returns its expiry."""
+    """Appoints `guardian` in the Governor by proposal, which also registers JobEscrow as a
+    contract whose guardian changes the guardian cannot cancel; returns its expiry."""
+    g = dao.governor
     expiry = chain.pending_timestamp + 30 * DAY + term
-    action = call(dao.governor, "set_guardian", guardian, expiry)
-    pass_proposal(dao.governor, chain, voters[0], voters, [action], "appoint the guardian")
+    actions = [
+        call(g, "set_guardian", guardian, expiry),
+        call(g, "set_guardianship_contract", dao.escrow, True),
+    ]
+    pass_proposal(g, chain, voters[0], voters, actions, "appoint the guardian")
     return expiry
 
 
