@@ -4,16 +4,30 @@ The guardian may cancel any live proposal except one that only replaces guardian
 system's contracts (the Governor itself, and the contracts the DAO registered with
 `set_guardianship_contract`), so that the DAO can always replace a rogue guardian. Every
 way of dressing something else up as such a proposal must stay cancellable.
+
+A proposal made with the library or the CLI is reserved to its proposer (its description
+ends in `#proposer=<address>`), so nobody can take its id first and cancel it.
 """
 
 from __future__ import annotations
 
 import ape
 import pytest
+from eth_utils import keccak
 
 from computeshare.constants import DAY, TOKEN, ProposalState
-from computeshare.governance import Action, call, encode, pass_proposal, propose
-from tests.helpers import fee_action, isolated, queued
+from computeshare.governance import (
+    Action,
+    call,
+    encode,
+    execute,
+    open_voting,
+    pass_proposal,
+    propose,
+    queue,
+    reserved,
+)
+from tests.helpers import ESCROW_FEE, fee_action, isolated, queued
 
 ZERO = "0x" + "00" * 20
 CODELESS = "0x" + "c0de" * 10
@@ -192,3 +206,56 @@ def test_the_guardian_cancels_the_largest_proposal_cheaply(
     receipt = g.cancel(*proposal.args(), sender=guardian)
     print(f"cancel of {actions} actions: {receipt.gas_used} gas")
     assert receipt.gas_used < 60_000 + 6_000 * actions
+
+
+# ---------------------------------------------------------------- proposal ids
+
+
+def test_a_library_proposal_cannot_be_taken_first_and_cancelled(dao, alice, bob, carol, chain):
+    """CVE-2023-34234: a griefer at the threshold who sees a proposal in the mempool sends
+    the same transaction first, then cancels its copy while it is pending; the honest one
+    fails "already exists", on every retry. The library reserves the description to its
+    proposer, so the copy is refused and the honest proposal goes through to execution."""
+    g = dao.governor
+    actions = [fee_action(dao, 300)]
+    # What alice's `propose` sends, as the griefer reads it from the mempool.
+    with isolated(chain):
+        seen = propose(g, alice, actions, "Fee to 3%").propose_args()
+    griefed = False
+    try:
+        g.propose(*seen, sender=bob)
+        griefed = True
+    except ape.exceptions.ContractLogicError as error:
+        assert error.message == "governor: restricted proposer"
+    if griefed:  # the copy took the id: its proposer cancels it while it is pending
+        g.cancel(*seen[:3], keccak(text=seen[3]), sender=bob)
+    proposal = propose(g, alice, actions, "Fee to 3%")
+    assert proposal.propose_args() == seen
+    assert proposal.description == f"Fee to 3%#proposer={alice.address}"
+    assert g.proposalProposer(proposal) == alice.address
+    # Everything that recomputes the id from the description uses the reserved one.
+    open_voting(g, chain, proposal)
+    for voter in (alice, bob, carol):
+        g.castVote(proposal, 1, sender=voter)
+    queue(g, chain, proposal, carol)
+    execute(g, chain, proposal, carol)
+    assert g.state(proposal) == ProposalState.EXECUTED
+    assert dao.escrow.parameter(ESCROW_FEE) == 300
+
+
+def test_a_reserved_description_is_kept_and_another_proposers_is_refused(dao, alice, bob):
+    """A description already reserved to the proposer (either case) is sent as typed; one
+    reserved to someone else, or too long once reserved, is refused before sending."""
+    g = dao.governor
+    lower = f"fee#proposer={alice.address.lower()}"
+    assert reserved(lower, alice) == lower
+    assert reserved("fee", alice.address) == f"fee#proposer={alice.address}"
+    assert reserved("fee", alice, reserve=False) == "fee"
+    with pytest.raises(ValueError, match="reserved to another proposer"):
+        reserved(f"fee#proposer={bob.address}", alice)
+    longest = "x" * (g.MAX_DESCRIPTION() - len(reserved("", alice)))
+    assert len(reserved(longest, alice).encode()) == g.MAX_DESCRIPTION()
+    with pytest.raises(ValueError, match="too long"):
+        reserved(longest + "x", alice)
+    proposal = propose(g, alice, [fee_action(dao, 300)], lower)
+    assert proposal.description == lower and g.proposalProposer(proposal) == alice.address
