@@ -1180,7 +1180,7 @@ def _only_changes_guardians(
         elif self.guardianship_contract[target]:
             success: bool = False
             response: Bytes[32] = b""
-            # analysis: unchecked_call: the outcome is checked on the next line; any failure keeps the proposal cancellable.
+            # analysis: unchecked_call: the outcome is checked right after the call; any failure keeps the proposal cancellable.
             success, response = raw_call(
                 target,
                 _GUARDIAN,
