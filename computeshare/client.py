@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ape import Contract, chain
 
@@ -28,6 +28,9 @@ from computeshare.manifest import OWNED, Manifest, network_manifest_path
 from computeshare.results import ResultError, agreed_results, fetch_result
 from computeshare.sandbox import RunResult
 from computeshare.workloads import decode_spec
+
+if TYPE_CHECKING:
+    from computeshare.governance import Proposal
 
 
 class ClientError(Exception):
@@ -311,6 +314,27 @@ class ComputeShare:
         )
 
     # -- governance
+
+    def proposal(self, actions, description: str, *, reserve: bool = True) -> Proposal:
+        """The proposal this account would make of `actions`: its description reserved to
+        the account unless `reserve=False` (`computeshare.governance.reserved`: nobody else
+        can take its id first and cancel it), its id computed here. Raises ClientError if
+        that proposal already exists."""
+        from computeshare.governance import Proposal, reserved
+
+        proposal = Proposal(actions, reserved(description, self._sender(), reserve=reserve))
+        if self.governor.proposalSnapshot(proposal) != 0:
+            raise ClientError(
+                f"proposal {int(proposal)} already exists (same actions and description)"
+            )
+        return proposal
+
+    def propose(self, actions, description: str, *, reserve: bool = True) -> Proposal:
+        """Proposes `actions` from this account, reserved to it unless `reserve=False`;
+        returns the proposal (its id, with the actions and the description sent)."""
+        proposal = self.proposal(actions, description, reserve=reserve)
+        self.governor.propose(*proposal.propose_args(), sender=self._sender())
+        return proposal
 
     def vote(self, proposal_id: int, support: int, reason: str = ""):
         me = self._sender()

@@ -4,10 +4,16 @@ propose, and walk a proposal through the timelock (ballot signing is in `signing
 Proposals follow OpenZeppelin's model: the id is `hashProposal(targets, values, calldatas,
 keccak256(description))`, the Governor stores no actions, and `queue`, `execute` and
 `cancel` take them again. A `Proposal` is that id as an int that also carries what it was
-hashed from, so it passes as the id to every view and gives the arrays to those three."""
+hashed from, so it passes as the id to every view and gives the arrays to those three.
+
+`propose` reserves each proposal to its proposer by default: the description it sends ends
+in `#proposer=<address>` (OpenZeppelin's answer to CVE-2023-34234, which the Governor
+enforces), so nobody else can send the same proposal first, take its id and cancel it. The
+suffix is part of the description, so of the id and of what `queue` and `execute` hash."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +32,42 @@ class Action:
     target: str
     value: int
     calldata: bytes
+
+
+# The Governor's longest description (its `MAX_DESCRIPTION`), in UTF-8 bytes.
+MAX_DESCRIPTION = 2048
+# OpenZeppelin's suffix: `#proposer=0x` and 40 hex digits (either case) end the description.
+_RESERVATION = re.compile(r"#proposer=0x([0-9a-fA-F]{40})\Z")
+
+
+def reserved(description: str, proposer, *, reserve: bool = True) -> str:
+    """`description` as `propose` sends it for `proposer` (an account or an address): with
+    `#proposer=<checksummed address>` appended, so only `proposer` may propose it. A
+    description that already ends in a reservation for `proposer` (in either case) is
+    kept as typed; one reserved to another address, which the Governor would refuse, or
+    one longer than `MAX_DESCRIPTION` bytes once reserved raises ValueError.
+    `reserve=False` returns `description` unchanged."""
+    if not reserve:
+        return description
+    from eth_utils import to_checksum_address
+
+    address = to_checksum_address(str(getattr(proposer, "address", proposer)))
+    found = _RESERVATION.search(description)
+    if found:
+        if int(found.group(1), 16) != int(address, 16):
+            raise ValueError(
+                f"the description is reserved to another proposer (0x{found.group(1)}), "
+                f"not {address}"
+            )
+    else:
+        description = f"{description}#proposer={address}"
+    size = len(description.encode())
+    if size > MAX_DESCRIPTION:
+        raise ValueError(
+            f"the description is too long: {size} bytes with its #proposer= suffix, "
+            f"at most {MAX_DESCRIPTION}"
+        )
+    return description
 
 
 def method(contract, name: str):
@@ -117,9 +159,12 @@ class Proposal(int):
         return proposal
 
 
-def propose(governor, proposer, actions: list[Action], description: str) -> Proposal:
-    """Proposes `actions`; returns the proposal (its id, with its actions)."""
-    proposal = Proposal(actions, description)
+def propose(
+    governor, proposer, actions: list[Action], description: str, *, reserve: bool = True
+) -> Proposal:
+    """Proposes `actions`, reserved to `proposer` unless `reserve=False` (see `reserved`);
+    returns the proposal (its id, with its actions and the description sent)."""
+    proposal = Proposal(actions, reserved(description, proposer, reserve=reserve))
     receipt = governor.propose(*proposal.propose_args(), sender=proposer)
     if receipt.return_value != proposal:
         raise ValueError(f"the governor returned id {receipt.return_value}, not {int(proposal)}")
@@ -196,11 +241,19 @@ def vote_by_signature(governor, chain, voter, proposal_id: int, support: int, re
 
 
 def pass_proposal(
-    governor, chain, proposer, voters, actions: list[Action], description: str
+    governor,
+    chain,
+    proposer,
+    voters,
+    actions: list[Action],
+    description: str,
+    *,
+    reserve: bool = True,
 ) -> Any:
-    """Proposes, lets `voters` vote for, queues, waits out the delay and executes.
-    Returns the execute receipt."""
-    proposal = propose(governor, proposer, actions, description)
+    """Proposes (reserved to `proposer` unless `reserve=False`), lets `voters` vote for,
+    queues, waits out the delay and executes. Returns the execute receipt; the proposal is
+    `Proposal(actions, reserved(description, proposer))`."""
+    proposal = propose(governor, proposer, actions, description, reserve=reserve)
     open_voting(governor, chain, proposal)
     for voter in voters:
         governor.castVote(proposal, FOR, sender=voter)
@@ -216,7 +269,8 @@ def rehearse(governor, token, chain, accounts, voters: list[str], actions, descr
     `voters` are impersonated (given gas money, and self-delegated if their tokens carry no
     votes yet), the first proposes, all vote for, then the proposal is queued, the timelock
     delay waited out and executed. Returns the execute receipt; a proposal that would fail
-    raises with the reason it would fail with. Only the fork changes."""
+    raises with the reason it would fail with. The proposal is reserved to the first voter.
+    Only the fork changes."""
     signers = []
     for voter in voters:
         if chain.provider.get_balance(voter) < GAS_MONEY:

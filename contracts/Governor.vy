@@ -28,9 +28,13 @@
           happens at most once.
         - `Executed` is recorded before the call into the timelock.
         - The guardian, appointed by the DAO until an expiry, may cancel any proposal that
-          is not final (a queued one included), except one that calls `set_guardian`:
-          the DAO can always replace it within one proposal cycle. It cannot move funds
-          or call anything.
+          is not final (a queued one included), except one that only replaces guardians
+          of this system: the DAO can always replace it within one proposal cycle. It
+          cannot move funds or call anything. Such a proposal's every action sends no
+          ether and calls exactly `set_guardian(address,uint256)` on this contract or on
+          a contract the DAO registered (`set_guardianship_contract`), naming a guardian
+          other than that contract's current one; anything else beside it, or instead of
+          it, leaves the proposal cancellable.
         - A queued proposal's window (eta and expiry) is the timelock's, fixed when it is
           queued: a later delay or grace-period change neither revives nor extends it.
         - ERC-165: answers for IGovernor (OpenZeppelin 5.x, with and without
@@ -172,6 +176,11 @@ _THRESHOLD_SHIFT: constant(uint256) = 96
 # Quorum checkpoint: timepoint | numerator << 48.
 _NUMERATOR_SHIFT: constant(uint256) = 48
 _SET_GUARDIAN: constant(Bytes[4]) = method_id("set_guardian(address,uint256)", output_type=Bytes[4])
+# Selector and two ABI words: a longer or shorter calldata is not a plain guardian change.
+_SET_GUARDIAN_LENGTH: constant(uint256) = 68
+_GUARDIAN: constant(Bytes[4]) = method_id("guardian()", output_type=Bytes[4])
+# Gas for reading a registered contract's `guardian()` (one cold storage read, ~2,400).
+_GUARDIAN_READ_GAS: constant(uint256) = 30_000
 _PROPOSER_MARKER: constant(Bytes[10]) = b"#proposer="
 _SUFFIX: constant(uint256) = 52
 
@@ -195,6 +204,9 @@ _old_receipts: HashMap[address, HashMap[uint256, uint256]]
 _quorum_checkpoints: HashMap[uint256, uint256]
 _quorum_checkpoint_count: uint256
 _settings: uint256
+# @notice Contracts of this system, besides this one, whose `set_guardian` a proposal may
+#         call without the guardian being able to cancel it (the DAO registers them).
+guardianship_contract: public(HashMap[address, bool])
 
 
 
@@ -353,7 +365,8 @@ def cancel(
     """
     @notice Cancels a proposal: its proposer while it is pending, or the guardian during
             its appointment at any time before the proposal is final (queued included),
-            unless the proposal calls `set_guardian`.
+            unless every action of the proposal replaces the guardian of this contract or
+            of a registered one (`guardianship_contract`).
     @param targets The proposal's targets.
     @param values The proposal's values.
     @param calldatas The proposal's calldatas.
@@ -365,7 +378,7 @@ def cancel(
     if guardianship._is_active(msg.sender):
         assert not self._is_final(state), "governor: proposal is final"
         # The DAO can always replace its guardian: a guardian cannot cancel that.
-        assert not self._changes_guardian(calldatas), "governor: guardian cannot cancel a guardian change"
+        assert not self._only_changes_guardians(targets, values, calldatas), "governor: guardian cannot cancel a guardian change"
     else:
         assert msg.sender == convert(self._meta[proposal_id] & constants.ADDRESS_MASK, address), "governor: caller cannot cancel"
         assert state == STATE_PENDING, "governor: proposal not pending"
@@ -515,6 +528,25 @@ def set_guardian(new_guardian: address, expiry: uint256):
     # analysis: unprotected_state_change, missing_zero_address_check: timelock only, by the next line; the zero address removes the guardian.
     assert msg.sender == TIMELOCK, "governor: caller is not the timelock"
     guardianship._appoint(new_guardian, expiry)
+
+
+@external
+@reentrant
+def set_guardianship_contract(target: address, registered: bool):
+    """
+    @notice Registers (or unregisters) `target` as a contract of this system with a
+            guardian: a proposal that only replaces guardians of this contract and of
+            registered ones cannot be cancelled by the guardian. Timelock only; the
+            proposal that registers is itself cancellable. Register only contracts the
+            timelock owns whose `set_guardian(address,uint256)` does nothing else.
+    @param target The contract, e.g. JobEscrow.
+    @param registered Whether it is registered from now on.
+    """
+    # analysis: unprotected_state_change: timelock only, by the next line.
+    assert msg.sender == TIMELOCK, "governor: caller is not the timelock"
+    assert target != empty(address), "governor: zero address"
+    self.guardianship_contract[target] = registered
+    log IGovernor.GuardianshipContractSet(target=target, registered=registered)
 
 
 # ---------------------------------------------------------------- views (OpenZeppelin names)
@@ -1120,15 +1152,53 @@ def _salt(description_hash: bytes32) -> bytes32:
 
 
 @internal
-@pure
-def _changes_guardian(calldatas: DynArray[Bytes[MAX_CALLDATA], MAX_ACTIONS]) -> bool:
+@view
+def _only_changes_guardians(
+    targets: DynArray[address, MAX_ACTIONS],
+    values: DynArray[uint256, MAX_ACTIONS],
+    calldatas: DynArray[Bytes[MAX_CALLDATA], MAX_ACTIONS],
+) -> bool:
     """
-    @dev Whether an action calls `set_guardian` (of any contract).
+    @dev Whether every action replaces a guardian of this system: it sends no ether, its
+         calldata is exactly `set_guardian(address,uint256)` with a clean address word,
+         its target is this contract or a registered one, and the guardian it names is not
+         the target's current one. One guardian read per action; a registered target that
+         does not answer `guardian()` with an address (no code, a revert, anything else)
+         fails the check rather than the cancel.
     """
-    for calldata: Bytes[MAX_CALLDATA] in calldatas:
-        if len(calldata) >= 4 and slice(calldata, 0, 4) == _SET_GUARDIAN:
-            return True
-    return False
+    for i: uint256 in range(len(targets), bound=MAX_ACTIONS):
+        calldata: Bytes[MAX_CALLDATA] = calldatas[i]
+        if values[i] != 0 or len(calldata) != _SET_GUARDIAN_LENGTH or slice(calldata, 0, 4) != _SET_GUARDIAN:
+            return False
+        new_guardian: uint256 = convert(slice(calldata, 4, 32), uint256)
+        if new_guardian > constants.ADDRESS_MASK:
+            return False
+        target: address = targets[i]
+        current: uint256 = 0
+        if target == self:
+            current = convert(guardianship.guardian, uint256)
+        elif self.guardianship_contract[target]:
+            success: bool = False
+            response: Bytes[32] = b""
+            # analysis: unchecked_call: the outcome is checked right after the call; any failure keeps the proposal cancellable.
+            success, response = raw_call(
+                target,
+                _GUARDIAN,
+                max_outsize=32,
+                gas=_GUARDIAN_READ_GAS,
+                is_static_call=True,
+                revert_on_failure=False,
+            )
+            if not success or len(response) != 32:
+                return False
+            current = convert(response, uint256)
+            if current > constants.ADDRESS_MASK:
+                return False
+        else:
+            return False
+        if new_guardian == current:
+            return False
+    return True
 
 
 @internal

@@ -8,6 +8,7 @@ the package's own definition, so a test and the code it checks cannot disagree o
 from __future__ import annotations
 
 from collections import Counter
+from contextlib import contextmanager
 
 from eth_utils import keccak
 from hypothesis.stateful import RuleBasedStateMachine, invariant
@@ -20,6 +21,23 @@ from computeshare.signing import spec_hash
 from computeshare.specs import device_spec, job_requirements
 
 __all__ = ["DAY", "HOUR", "TOKEN"]  # re-exported from computeshare.constants
+
+# ---------------------------------------------------------------- isolation
+
+
+@contextmanager
+def isolated(chain):
+    """Runs the block on a snapshot of the chain and reverts to it afterwards, raising
+    whatever the block raised. (ape's `chain.isolate()` swallows every exception raised in
+    its block, a failed assertion included, so a check inside it can never fail.)"""
+    snapshot = chain.snapshot()
+    pending = chain.pending_timestamp
+    try:
+        yield
+    finally:
+        chain.restore(snapshot)
+        chain.pending_timestamp = pending
+
 
 # ---------------------------------------------------------------- units and roles
 
@@ -191,10 +209,15 @@ def operation_id(governor, proposal: Proposal) -> bytes:
 
 
 def appoint_guardian(dao, chain, guardian, voters, term=180 * DAY):
-    """Appoints `guardian` in the Governor by proposal; returns its expiry."""
+    """Appoints `guardian` in the Governor by proposal, which also registers JobEscrow as a
+    contract whose guardian changes the guardian cannot cancel; returns its expiry."""
+    g = dao.governor
     expiry = chain.pending_timestamp + 30 * DAY + term
-    action = call(dao.governor, "set_guardian", guardian, expiry)
-    pass_proposal(dao.governor, chain, voters[0], voters, [action], "appoint the guardian")
+    actions = [
+        call(g, "set_guardian", guardian, expiry),
+        call(g, "set_guardianship_contract", dao.escrow, True),
+    ]
+    pass_proposal(g, chain, voters[0], voters, actions, "appoint the guardian")
     return expiry
 
 

@@ -23,6 +23,7 @@ from computeshare.governance import (
     call,
     method,
     pass_proposal,
+    reserved,
 )
 from computeshare.jobs import devices_with_fees
 from computeshare.params import PARAMETERS, parameter
@@ -391,7 +392,7 @@ class SystemMachine(EscrowMachine):
         g = self.m.governor
         description = self._description(f"set {pick.contract}.{pick.name} to {value}")
         pass_proposal(g, self.chain, proposer, self.voters, [action], description)
-        proposal = Proposal([action], description)
+        proposal = Proposal([action], reserved(description, proposer))
         assert g.latestProposalId(proposer) == proposal
         assert g.state(proposal) == EXECUTED
         self.expected[(pick.contract, pick.name)] = value
@@ -410,7 +411,7 @@ class SystemMachine(EscrowMachine):
         description = self._description(f"set {pick.contract}.{pick.name} out of bounds")
         with ape.reverts("parameters: out of bounds"):
             pass_proposal(g, self.chain, proposer, self.voters, [action], description)
-        proposal = Proposal([action], description)
+        proposal = Proposal([action], reserved(description, proposer))
         assert g.latestProposalId(proposer) == proposal
         assert g.state(proposal) == QUEUED  # it can never execute; it expires
         # Its window was fixed when it was queued.

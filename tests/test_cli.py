@@ -15,6 +15,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import ape
 import pytest
 from click.testing import CliRunner
 
@@ -23,7 +24,7 @@ from computeshare.cli.common import MAX_UINT, duration, match_prefix, when
 from computeshare.client import ComputeShare
 from computeshare.constants import DAY, TOKEN
 from computeshare.deploy import DeployConfig, Deployment, Manifest
-from computeshare.governance import advance
+from computeshare.governance import advance, created_proposals
 from computeshare.jobs import deposit_shard
 
 ROOT = Path(__file__).parent.parent
@@ -411,6 +412,45 @@ def test_a_proposal_is_queued_executed_and_cancelled_by_its_id_prefix(cli, cs, a
     assert result.exit_code == 0, result.output
     assert "Canceled" in result.output and cs.governor.state(second) == 2
     one_line_error(cli("gov", "status", "0xdeadbeefdead"), "no proposal 0xdeadbeefdead")
+
+
+def test_a_cli_proposal_cannot_be_taken_first_and_cancelled(cli, cs, accounts, chain):
+    """CVE-2023-34234 against `gov propose`: a holder at the threshold copies the proposal
+    it sees in the mempool, sends the copy first and cancels it while pending, so the
+    honest proposal fails "already exists" on every retry. The CLI reserves the
+    description to its proposer (`#proposer=<address>`): the copy is refused."""
+    proposer, griefer = accounts[0], accounts[12]
+    for index in (0, 12):
+        assert cli("token", "delegate", account=index).exit_code == 0
+    advance(chain, 1)
+    g = cs.governor
+    command = ("gov", "propose", "--set", "JobEscrow.PROTOCOL_FEE_BPS=200", "--description")
+    # What the CLI sends, as the griefer reads it from the mempool.
+    snapshot = chain.snapshot()
+    expected = int(last_word(cli(*command, "Fee to 2%", account=0)))
+    [seen] = [p for p in created_proposals(g, cs.jobs.start_block) if p == expected]
+    chain.restore(snapshot)
+    assert g.proposalSnapshot(expected) == 0
+    try:
+        g.propose(*seen.propose_args(), sender=griefer)
+        g.cancel(*seen.args(), sender=griefer)  # the copy took the id; its proposer cancels it
+    except ape.exceptions.ContractLogicError as error:
+        assert error.message == "governor: restricted proposer"
+    proposal = int(last_word(cli(*command, "Fee to 2%", account=0)))
+    assert proposal == expected and g.proposalProposer(proposal) == proposer.address
+    assert seen.description == f"Fee to 2%#proposer={proposer.address}"
+    status = cli("gov", "status", str(proposal)).output
+    assert f"description   Fee to 2%#proposer={proposer.address}" in status, status
+    one_line_error(cli(*command, "Fee to 2%", account=0), "already exists")
+    # The reserved description is the one queue and execute hash.
+    advance(chain, g.votingDelay() + 1)
+    assert cli("gov", "vote", str(proposal), "for", account=0).exit_code == 0
+    advance(chain, g.votingPeriod() + 1)
+    assert cli("gov", "queue", str(proposal), account=12).exit_code == 0
+    advance(chain, cs.timelock.getMinDelay())
+    result = cli("gov", "execute", str(proposal), account=12)
+    assert "Executed" in result.output, result.output
+    assert cs.escrow.parameter(0) == 200
 
 
 def test_a_holder_with_delegated_votes_moves_tokens_every_time(cli, cs, accounts):

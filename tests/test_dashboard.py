@@ -346,7 +346,7 @@ def test_hostile_event_strings_are_text_and_never_run(tab, server, market):
     tab.shot("hostile-devices")
     tab.clean("devices")
     page = tab.open(f"{server}/proposals/{market.hostile_proposal}")
-    assert page.locator("#description").inner_text() == HOSTILE_DESCRIPTION
+    assert page.locator("#description").inner_text() == market.hostile_proposal.description
     assert page.locator("main b").count() == 0
     assert page.locator("#state").inner_text().strip() in ("Pending", "Active")
     tab.shot("hostile-proposal")

@@ -25,6 +25,7 @@ from computeshare.governance import (
     hash_proposal,
     pass_proposal,
     propose,
+    reserved,
 )
 from computeshare.signing import sign_ballot
 from tests.helpers import (
@@ -188,7 +189,7 @@ def test_propose_rejects_bad_input(dao, alice, bob, outsider, chain):
         g.propose([a.target], [0, 0], [a.calldata], "x", sender=alice)
     with ape.reverts("governor: proposer votes below threshold"):
         g.propose([a.target], [0], [a.calldata], "x", sender=outsider)
-    first = propose(g, alice, [a], "first")
+    first = propose(g, alice, [a], "first", reserve=False)
     with ape.reverts("governor: proposer has a live proposal"):
         g.propose([a.target], [0], [a.calldata], "second", sender=alice)
     # The same actions and description are the same id, whoever proposes them.
@@ -207,14 +208,14 @@ def test_a_description_naming_its_proposer_is_reserved_to_it(dao, alice, bob):
     proposed by that address, so nobody can front-run it into its id and cancel it."""
     g = dao.governor
     a = fee_action(dao, 300)
-    reserved = f"Fee to 3%#proposer={bob.address}"
-    for description in (reserved, f"Fee to 3%#proposer={bob.address.lower()}"):
+    bobs = f"Fee to 3%#proposer={bob.address}"
+    for description in (bobs, f"Fee to 3%#proposer={bob.address.lower()}"):
         with ape.reverts("governor: restricted proposer"):
             g.propose([a.target], [0], [a.calldata], description, sender=alice)
-    proposal = propose(g, bob, [a], reserved)
+    proposal = propose(g, bob, [a], bobs)
     assert g.proposalProposer(proposal) == bob.address and g.proposalCount() == 1
     # A suffix that is not exactly 40 hex digits restricts nobody.
-    loose = propose(g, alice, [a], f"Fee to 3%#proposer={bob.address[:-1]}g")
+    loose = propose(g, alice, [a], f"Fee to 3%#proposer={bob.address[:-1]}g", reserve=False)
     assert g.proposalProposer(loose) == alice.address and g.proposalCount() == 2
 
 
@@ -224,7 +225,7 @@ def test_proposer_may_propose_again_once_the_last_is_final(dao, alice, chain):
     g.cancel(*first.args(), sender=alice)
     assert g.state(first) == CANCELED
     second = propose(g, alice, [fee_action(dao, 300)], "second")
-    assert second == hash_proposal([fee_action(dao, 300)], "second") != first
+    assert second == hash_proposal([fee_action(dao, 300)], reserved("second", alice)) != first
     assert (g.proposalNumber(first), g.proposalNumber(second), g.proposalCount()) == (1, 2, 2)
     assert g.latestProposalId(alice) == second
 
@@ -611,7 +612,7 @@ def test_out_of_bounds_parameter_fails_at_execution_and_changes_nothing(dao, ali
     with ape.reverts("parameters: out of bounds"):
         pass_proposal(g, chain, alice, [alice, bob], actions, "a 100% fee")
     proposal_id = g.latestProposalId(alice)
-    assert proposal_id == hash_proposal(actions, "a 100% fee")
+    assert proposal_id == hash_proposal(actions, reserved("a 100% fee", alice))
     assert g.state(proposal_id) == QUEUED
     assert dao.escrow.parameter(ESCROW_FEE) == 250
     assert dao.token.balanceOf(bob) == 20_000_000 * TOKEN

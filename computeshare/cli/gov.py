@@ -18,7 +18,7 @@ from computeshare.cli.common import (
     when,
 )
 from computeshare.constants import ProposalState, Support
-from computeshare.governance import Proposal, call
+from computeshare.governance import Proposal, call, reserved
 from computeshare.params import parameter
 
 SUPPORT = {support.name.lower(): support for support in Support}
@@ -35,7 +35,11 @@ def gov():
 proposal_options = [
     click.option("--set", "settings", multiple=True, help="Contract.PARAMETER=value (repeatable)"),
     click.option("--grant", nargs=2, multiple=True, help="RECIPIENT AMOUNT: pay from the treasury"),
-    click.option("--description", required=True),
+    click.option(
+        "--description",
+        required=True,
+        help="what and why; sent with #proposer=<proposer> appended, reserving the proposal",
+    ),
 ]
 
 
@@ -91,11 +95,9 @@ def gov_propose(account, manifest, settings, grant, description):
             "your votes were delegated in the latest block and count from the next second: "
             "propose again in a moment"
         )
-    proposal = Proposal(actions, description)
-    if cs.governor.proposalSnapshot(proposal) != 0:
-        raise click.ClickException(
-            f"proposal {int(proposal)} already exists (same actions and description)"
-        )
+    # Reserved to the account (`#proposer=` ends the description), so nobody can send the
+    # same proposal first, take its id and cancel it (CVE-2023-34234).
+    proposal = cs.proposal(actions, description)
     send("proposing", cs.governor.propose, *proposal.propose_args(), sender=account)
     click.echo(
         f"voting opens {when(cs.governor.proposalSnapshot(proposal), chain_now())}, "
@@ -134,7 +136,8 @@ def gov_rehearse(manifest, settings, grant, description, voters):
     before = {what: read() for what, read in readers.items()}
     with step("rehearsing on the fork"):
         rehearse(cs.governor, cs.token, chain, accounts, voters, actions, description)
-    click.echo(f"proposal {int(Proposal(actions, description))} executed on the fork")
+    proposal = Proposal(actions, reserved(description, voters[0]))
+    click.echo(f"proposal {int(proposal)} executed on the fork")
     for what, read in readers.items():
         click.echo(f"  {what}: {before[what]} -> {read()}")
 

@@ -22,7 +22,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from computeshare.client import ALIASES, ComputeShare
 from computeshare.constants import DAY, TOKEN, Role
 from computeshare.deploy import OWNED, Manifest, verify_deployment
-from computeshare.governance import EXECUTED, Proposal, call, rehearse
+from computeshare.governance import EXECUTED, Proposal, call, rehearse, reserved
 from computeshare.params import parameter
 from tests.system_machine import SystemMachine, fund_actors, system_actors
 
@@ -72,7 +72,7 @@ def test_rehearse_a_fee_change(chain, accounts, cs, voters):
     new_fee = FEE.low if before != FEE.low else FEE.high
     action = call(cs.escrow, "set_parameter", FEE.key, new_fee)
     receipt = rehearse(cs.governor, cs.token, chain, accounts, voters, [action], "rehearsal")
-    proposal = Proposal([action], "rehearsal")
+    proposal = Proposal([action], reserved("rehearsal", voters[0]))
     assert cs.governor.state(proposal) == EXECUTED
     assert cs.escrow.parameter(FEE.key) == new_fee
     changed = [log for log in receipt.events if log.event_name == "ParameterChanged"]
