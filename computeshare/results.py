@@ -28,7 +28,8 @@ _PATH = re.compile(r"^/results/0x([0-9a-f]{64})$")
 # The result server's bounds. Its address is public on chain, so every client may be hostile.
 REQUEST_SECONDS = 5  # a whole connection, first byte in to last byte out; then it is cut
 MAX_CONNECTIONS = 64  # connections held at once, fewer under a low descriptor limit
-MAX_BACKLOG = 128  # the listen queue, and the most connections accepted in one loop turn
+MAX_ACCEPT_BURST = 128  # connections accepted in one turn of the loop (uvicorn's `backlog`)
+LISTEN_QUEUE = 1_024  # connections the kernel queues until accepted: they hold no descriptor
 PER_CLIENT = 8  # connections one client (an IPv4 address, an IPv6 /64) holds at once
 MAX_HEADER_BYTES = 8_192  # a request line and headers longer than this are refused (400)
 DESCRIPTOR_SHARE = 4  # the server holds at most a quarter of the process's descriptors
@@ -39,12 +40,12 @@ class ResultError(Exception):
 
 
 def connection_bounds(descriptor_limit: int | None = None) -> tuple[int, int]:
-    """(connections held at most, listen backlog) for the result server, from the process's
-    descriptor limit (RLIMIT_NOFILE, soft): the server's share is at most a quarter of it,
-    the connections it holds plus a burst of a backlog's worth accepted in one turn of its
-    loop (each then admitted or pushed out at once), so the agent keeps three quarters for
-    its workers' files, its journal, its index and its node. Queued connections cost no
-    descriptor; 64 connections and a 128-deep queue from a limit of 1,024 up."""
+    """(connections held at most, connections accepted in one turn of the loop) for the
+    result server, from the process's descriptor limit (RLIMIT_NOFILE, soft). The server's
+    share is at most a quarter of it: the connections it holds, plus a burst accepted in
+    one turn (each then admitted or pushed out at once); the agent keeps three quarters for
+    its workers' files, its journal, its index and its node. 64 and 128 from a limit of
+    1,024 up; 32 and 32 at 256."""
     if descriptor_limit is None:
         descriptor_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         if descriptor_limit == resource.RLIM_INFINITY:
@@ -56,7 +57,7 @@ def connection_bounds(descriptor_limit: int | None = None) -> tuple[int, int]:
             f"a descriptor limit of {descriptor_limit} leaves no room to serve results "
             f"(raise `ulimit -n` to {2 * DESCRIPTOR_SHARE * PER_CLIENT} or more)"
         )
-    return connections, min(MAX_BACKLOG, share - connections)
+    return connections, min(MAX_ACCEPT_BURST, share - connections)
 
 
 def _client(peer) -> str:
@@ -166,7 +167,7 @@ class ResultServer:
         from starlette.routing import Route
 
         self.journal = journal
-        self.max_connections, backlog = connection_bounds()
+        self.max_connections, burst = connection_bounds()
         self._guard = _Guard(self.max_connections, PER_CLIENT)
 
         async def answer(request) -> Response:
@@ -177,7 +178,7 @@ class ResultServer:
 
         app = Starlette(routes=[Route("/{path:path}", answer, methods=["GET"])])
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._socket = socket.create_server((host, port), family=family, backlog=backlog)
+        self._socket = socket.create_server((host, port), family=family, backlog=burst)
         self.address = self._socket.getsockname()[:2]
         shown = f"[{host}]" if family == socket.AF_INET6 else host
         self.url = f"http://{shown}:{self.address[1]}"
@@ -186,7 +187,7 @@ class ResultServer:
             http=_guarded_protocol(self._guard),
             ws="none",
             lifespan="off",
-            backlog=backlog,
+            backlog=burst,  # asyncio accepts at most this many per turn of the loop
             h11_max_incomplete_event_size=MAX_HEADER_BYTES,
             timeout_keep_alive=1,
             timeout_graceful_shutdown=1,
@@ -233,6 +234,9 @@ class ResultServer:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError(f"the result server at {self.url} did not start")
             time.sleep(0.01)
+        # uvicorn gave its backlog to listen() too; a deeper queue costs no descriptor, and
+        # Linux lets a listening socket's queue be resized.
+        self._socket.listen(LISTEN_QUEUE)
         return self
 
     def stop(self) -> None:

@@ -14,6 +14,7 @@ import contextlib
 import json
 import select
 import socket
+import statistics
 import subprocess
 import sys
 import textwrap
@@ -465,9 +466,9 @@ class Flood:
 
 def test_the_agent_keeps_its_descriptors_under_a_flood():
     """An agent process limited to 256 descriptors serves results while an attacker keeps
-    300 connections open to it (more than its limit) from 30 addresses: the agent keeps
-    running workers and saving its journal, an honest client is answered throughout, and
-    the server holds at most its cap."""
+    300 connections open to it (more than its limit) from 30 addresses, in bursts: the agent
+    keeps running workers and saving its journal, the server holds at most its cap, and an
+    honest client is answered throughout, without waiting on a dropped handshake."""
     agent = subprocess.Popen(
         [sys.executable, "-c", AGENT, KEY],
         stdin=subprocess.PIPE,
@@ -484,11 +485,11 @@ def test_the_agent_keeps_its_descriptors_under_a_flood():
         agent.stdin.flush()
         began = time.monotonic()
         while time.monotonic() - began < 8:
-            flood.step()
-            time.sleep(0.2)
+            flood.step()  # a burst of new connections, then at once an honest request
             asked = time.monotonic()
             assert fetch_result(url, JOB, {RESULT.digest()}) == RESULT
             latencies.append(time.monotonic() - asked)
+            time.sleep(0.1)
         agent.stdin.write("stop\n")
         agent.stdin.flush()
         report = json.loads(agent.stdout.readline())
@@ -497,7 +498,8 @@ def test_the_agent_keeps_its_descriptors_under_a_flood():
         assert report["errors"] == [] and report["runs"] >= 3, report
         assert report["held"] <= int(cap), report
         assert report["peak"] < 128, report  # the server's quarter of 256, and its own
-        assert max(latencies) < 3, latencies
+        # a full listen queue would drop the honest handshake: answered after 1 s or more
+        assert statistics.median(latencies) < 0.5 and max(latencies) < 3, latencies
     finally:
         if flood is not None:
             flood.close()
