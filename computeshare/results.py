@@ -185,6 +185,7 @@ class ResultServer:
         config = uvicorn.Config(
             _closing(app),
             http=_guarded_protocol(self._guard),
+            loop="asyncio",  # its accept loop is the one `connection_bounds` counts on
             ws="none",
             lifespan="off",
             backlog=burst,  # asyncio accepts at most this many per turn of the loop

@@ -409,6 +409,26 @@ def test_stop_is_prompt_under_attack(result_server):
         close_all(socks)
 
 
+def test_an_ipv6_server_is_bounded_the_same(tmp_path):
+    """On ::1: honest clients answered, its URL bracketed, its one client held to its share."""
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    journal = Journal(tmp_path / "journal.json")
+    journal.jobs[KEY] = {"result": RESULT.to_json(), "revealed": True}
+    server = ResultServer(journal, "::1").start()
+    socks = []
+    try:
+        assert server.url == f"http://[::1]:{server.address[1]}"
+        for _ in range(3 * PER_CLIENT):
+            socks.append(socket.create_connection(server.address, timeout=5))
+        time.sleep(0.3)
+        assert held(socks) <= PER_CLIENT and server.connections <= PER_CLIENT
+        assert honest(server) < 1  # the honest client is ::1 too: it pushes out the oldest
+    finally:
+        close_all(socks)
+        server.stop()
+
+
 def test_the_bounds_follow_the_descriptor_limit():
     """The server's share is at most a quarter of the descriptor limit, connections and a
     burst of accepts together; too low a limit is an error, not a server that starves."""
