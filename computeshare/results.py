@@ -11,10 +11,13 @@ check it.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
+import resource
+import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
 
 from computeshare import fetch
 from computeshare.sandbox import MAX_OUTPUT_BYTES, RunResult
@@ -22,38 +25,191 @@ from computeshare.sandbox import MAX_OUTPUT_BYTES, RunResult
 FETCH_SECONDS = 10
 _PATH = re.compile(r"^/results/0x([0-9a-f]{64})$")
 
+# The result server's bounds. Its address is public on chain, so every client may be hostile.
+REQUEST_SECONDS = 5  # a whole connection, first byte in to last byte out; then it is cut
+MAX_CONNECTIONS = 64  # connections held at once, fewer under a low descriptor limit
+MAX_ACCEPT_BURST = 128  # connections accepted in one turn of the loop (uvicorn's `backlog`)
+LISTEN_QUEUE = 1_024  # connections the kernel queues until accepted: they hold no descriptor
+PER_CLIENT = 8  # connections one client (an IPv4 address, an IPv6 /64) holds at once
+MAX_HEADER_BYTES = 8_192  # a request line and headers longer than this are refused (400)
+DESCRIPTOR_SHARE = 4  # the server holds at most a quarter of the process's descriptors
+
 
 class ResultError(Exception):
     """No endpoint served a result that matches the chain."""
 
 
+def connection_bounds(descriptor_limit: int | None = None) -> tuple[int, int]:
+    """(connections held at most, connections accepted in one turn of the loop) for the
+    result server, from the process's descriptor limit (RLIMIT_NOFILE, soft). The server's
+    share is at most a quarter of it: the connections it holds, plus a burst accepted in
+    one turn (each then admitted or pushed out at once); the agent keeps three quarters for
+    its workers' files, its journal, its index and its node. 64 and 128 from a limit of
+    1,024 up; 32 and 32 at 256."""
+    if descriptor_limit is None:
+        descriptor_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if descriptor_limit == resource.RLIM_INFINITY:
+            descriptor_limit = 1 << 20
+    share = descriptor_limit // DESCRIPTOR_SHARE
+    connections = min(MAX_CONNECTIONS, share // 2)
+    if connections < PER_CLIENT:
+        raise ValueError(
+            f"a descriptor limit of {descriptor_limit} leaves no room to serve results "
+            f"(raise `ulimit -n` to {2 * DESCRIPTOR_SHARE * PER_CLIENT} or more)"
+        )
+    return connections, min(MAX_ACCEPT_BURST, share - connections)
+
+
+def _client(peer) -> str:
+    """Who a connection counts against: its IPv4 address, or its IPv6 /64 (one host often
+    holds a whole /64)."""
+    try:
+        address = ipaddress.ip_address(peer[0])
+    except (TypeError, ValueError, IndexError):
+        return "?"
+    if address.version == 6:
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+class _Guard:
+    """The connections a server holds, oldest first, overall and per client. A new
+    connection over a bound pushes out the oldest one it competes with (its own client's
+    oldest when that client is at `PER_CLIENT`, else the oldest of all): a client that holds
+    connections without finishing a request loses them to new ones, while an honest request,
+    answered in milliseconds, is rarely the oldest. Runs in the server's event loop only."""
+
+    def __init__(self, cap: int, per_client: int):
+        self.cap, self.per_client = cap, per_client
+        self.open: dict[object, tuple] = {}  # connection -> (transport, client)
+        self.by_client: dict[str, dict[object, None]] = {}
+        self.shed = 0  # connections pushed out, for tests and measurements
+
+    def admit(self, connection, transport) -> None:
+        client = _client(transport.get_extra_info("peername"))
+        own = self.by_client.setdefault(client, {})
+        if len(own) >= self.per_client:
+            self._push_out(next(iter(own)))
+        elif len(self.open) >= self.cap:
+            self._push_out(next(iter(self.open)))
+        self.open[connection] = (transport, client)
+        self.by_client.setdefault(client, {})[connection] = None
+
+    def release(self, connection) -> None:
+        entry = self.open.pop(connection, None)
+        if entry is not None:
+            own = self.by_client[entry[1]]
+            del own[connection]
+            if not own:
+                del self.by_client[entry[1]]
+
+    def _push_out(self, connection) -> None:
+        transport = self.open[connection][0]
+        self.release(connection)
+        self.shed += 1
+        transport.abort()  # closes now, discarding anything unsent
+
+
+def _guarded_protocol(guard: _Guard):
+    """uvicorn's h11 protocol, bounded: admitted by `guard`, and cut `REQUEST_SECONDS` after
+    it was opened, whatever it is doing (reading a trickled request, an endless body, or
+    writing an answer its client does not read). uvicorn has neither bound itself: it times
+    out only idle keep-alive connections, and `limit_concurrency` answers 503 on connections
+    it has already accepted and keeps."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class GuardedH11Protocol(H11Protocol):
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._deadline = self.loop.call_later(REQUEST_SECONDS, transport.abort)
+            guard.admit(self, transport)
+
+        def connection_lost(self, exc) -> None:
+            self._deadline.cancel()
+            guard.release(self)
+            super().connection_lost(exc)
+
+    return GuardedH11Protocol
+
+
+def _closing(app):
+    """Every answer says `Connection: close`: one request per connection, no idle
+    keep-alive connections to hold."""
+
+    async def wrapped(scope, receive, send):
+        async def send_closing(message):
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k != b"connection"]
+                message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            await send(message)
+
+        await app(scope, receive, send_closing)
+
+    return wrapped
+
+
 class ResultServer:
     """Serves the results a journal holds, on a loopback or public address of the operator's
-    choosing, from a daemon thread. Read-only: GET on one path shape, nothing else."""
+    choosing, from a daemon thread running uvicorn (Starlette app). Read-only: GET on one
+    path shape, nothing else; one request per connection.
+
+    Bounded for hostile clients (the address is public on chain): at most 64 connections
+    (fewer under a low descriptor limit: `connection_bounds`) and `PER_CLIENT` per client, each
+    cut `REQUEST_SECONDS` after it opened, headers at most `MAX_HEADER_BYTES`; see `_Guard`
+    for who is pushed out when a bound is reached."""
 
     def __init__(self, journal, host: str = "127.0.0.1", port: int = 0):
+        import uvicorn
+        from starlette.applications import Starlette
+        from starlette.responses import Response
+        from starlette.routing import Route
+
         self.journal = journal
-        server = self
+        self.max_connections, burst = connection_bounds()
+        self._guard = _Guard(self.max_connections, PER_CLIENT)
 
-        class Handler(BaseHTTPRequestHandler):
-            timeout = 5  # an idle or trickling client does not hold a thread
+        async def answer(request) -> Response:
+            match = _PATH.match(request.url.path)
+            result = self.lookup("0x" + match.group(1)) if match else None
+            body = json.dumps(result).encode() if result else b'{"error": "no such result"}'
+            return Response(body, 200 if result else 404, media_type="application/json")
 
-            def do_GET(self):
-                match = _PATH.match(self.path)
-                result = server.lookup("0x" + match.group(1)) if match else None
-                body = json.dumps(result).encode() if result else b'{"error": "no such result"}'
-                self.send_response(200 if result else 404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+        app = Starlette(routes=[Route("/{path:path}", answer, methods=["GET"])])
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.create_server((host, port), family=family, backlog=burst)
+        self.address = self._socket.getsockname()[:2]
+        shown = f"[{host}]" if family == socket.AF_INET6 else host
+        self.url = f"http://{shown}:{self.address[1]}"
+        config = uvicorn.Config(
+            _closing(app),
+            http=_guarded_protocol(self._guard),
+            loop="asyncio",  # its accept loop is the one `connection_bounds` counts on
+            ws="none",
+            lifespan="off",
+            backlog=burst,  # asyncio accepts at most this many per turn of the loop
+            h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+            timeout_keep_alive=1,
+            timeout_graceful_shutdown=1,
+            server_header=False,
+            date_header=False,
+            access_log=False,
+            log_config=None,
+            log_level="error",  # not a line per malformed request in the agent's output
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [self._socket]},
+            name="result-server",
+            daemon=True,
+        )
 
-            def log_message(self, *args):  # no per-request lines in the agent's output
-                pass
-
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
-        self.url = f"http://{host}:{self.httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+    @property
+    def connections(self) -> int:
+        """The connections held now."""
+        return len(self._guard.open)
 
     def lookup(self, key: str) -> dict | None:
         """The result to serve, once it is public: after this replica revealed it (before
@@ -74,11 +230,21 @@ class ResultServer:
 
     def start(self) -> ResultServer:
         self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the result server at {self.url} did not start")
+            time.sleep(0.01)
+        # uvicorn gave its backlog to listen() too; a deeper queue costs no descriptor, and
+        # Linux lets a listening socket's queue be resized.
+        self._socket.listen(LISTEN_QUEUE)
         return self
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        self._socket.close()
 
 
 def agreed_results(settled: bytes | None, revealed: list[bytes], replicas: int) -> set[bytes]:

@@ -157,7 +157,7 @@ def test_a_result_is_served_only_once_revealed_or_settled(tmp_path):
 def test_an_idle_connection_does_not_hold_the_result_server(tmp_path):
     server = ResultServer(Journal(tmp_path / "journal.json")).start()
     try:
-        idle = socket.create_connection(server.httpd.server_address)
+        idle = socket.create_connection(server.address)
         idle.sendall(b"GET /results/")  # and never finishes the request
         idle.settimeout(10)
         began = time.monotonic()
