@@ -22,6 +22,8 @@ engine, its optimisation level or the machine:
   wrapped in a block, `return` becomes a branch to it). A call that would take the count
   past `STACK_BUDGET` traps, at the same call on every engine; the native stack given to
   wasmtime holds twice the budget's frames, so its own overflow check never trips first.
+  Leaves (functions that call nothing, weight at most `LEAF_WEIGHT`) skip the counter:
+  one such frame on top of a full budget fits the native margin.
 - The start function is not run at instantiation (the host has not set the fuel yet): it
   is exported as `START_EXPORT` and the host calls it first.
 
@@ -43,6 +45,10 @@ STACK_UNIT_BYTES = 64
 # The native stack wasmtime gets: twice what the budget can use (the rest is for the
 # trampolines, libcalls and host calls below the deepest frame).
 NATIVE_STACK_BYTES = 2 * STACK_BUDGET * STACK_UNIT_BYTES
+# A function that calls nothing cannot deepen the stack past its own frame: one no heavier
+# than this skips the counter (the native margin above holds it), the hot leaf calls of a
+# kernel then cost no more than their instructions.
+LEAF_WEIGHT = 64
 # Caps on the count a dynamic charge multiplies: a request past them fails (grow returns
 # -1, a bulk instruction traps on its bounds) without doing the work.
 MAX_PAGES = 65_536
@@ -129,9 +135,8 @@ class _Reader:
             if not byte & 0x80:
                 break
             shift += 7
-            if shift > 28:
-                if shift > 35 or byte >> 4:
-                    raise MeteringError("malformed LEB128")
+            if shift > 28 and (shift > 35 or byte >> 4):
+                raise MeteringError("malformed LEB128")
         if result >= 1 << 32:
             raise MeteringError("malformed LEB128")
         return result
@@ -608,7 +613,7 @@ def _rewrite_body(
     body: _Body,
     globals_: tuple[int, int],
 ) -> tuple[bytes, int]:
-    fuel, depth = globals_
+    depth = globals_[1]
     reader = _Reader(data, span[0], span[1])
     locals_ = 0
     for _ in range(reader.u32()):
@@ -623,7 +628,10 @@ def _rewrite_body(
     if not instructions or instructions[-1].op != _END:
         raise MeteringError("function body does not end with end")
     weight = frame_weight(len(signature[0]), locals_, len(instructions))
-    body.emit(_depth_code(depth, weight, enter=True) + b"\x02" + wrapper_type)
+    leaf = weight <= LEAF_WEIGHT and not any(i.op in (_CALL, _CALL_INDIRECT) for i in instructions)
+    enter = b"" if leaf else _depth_code(depth, weight, enter=True)
+    leave = b"" if leaf else _depth_code(depth, weight, enter=False)
+    body.emit(enter + b"\x02" + wrapper_type)
     body.open_block()
     nesting = 0  # constructs open inside the wrapper block
     for position, instruction in enumerate(instructions):
@@ -643,7 +651,7 @@ def _rewrite_body(
             if position != len(instructions) - 1:
                 raise MeteringError("code after the function's end")
             body.close_block()
-            body.emit(b"\x0b" + _depth_code(depth, weight, enter=False) + b"\x0b")
+            body.emit(b"\x0b" + leave + b"\x0b")
             break
         if op == _RETURN:
             raw = bytes([_BR]) + _uleb(nesting)

@@ -29,7 +29,10 @@ ANSWER_LIMIT_BYTES = 1 << 20
 # The worker runs this process's own package (not whatever `-m computeshare.worker` would
 # find on an isolated path): parent and worker must meter with the same cost table.
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
-_SERVE = f"import sys; sys.path.insert(0, {_PACKAGE_ROOT!r}); from computeshare import worker; worker._serve()"
+_SERVE = (
+    f"import sys; sys.path.insert(0, {_PACKAGE_ROOT!r}); "
+    "from computeshare import worker; worker._serve()"
+)
 
 
 class WorkerError(Exception):
