@@ -328,6 +328,18 @@ def run(
         module, metered = _prepare(module_bytes, export, opt_level)
     except ModuleError:
         return RunResult(STATUS_INVALID, 0)
+    return _execute(module, metered, export, stdin, fuel, opt_level)
+
+
+def _execute(
+    module: wasmtime.Module,
+    metered: metering.Metered,
+    export: str,
+    stdin: bytes,
+    fuel: int,
+    opt_level: str = "speed",
+) -> RunResult:
+    """Runs a prepared (metered, compiled) module: `run` without the compilation."""
     if metered.setup_fuel > fuel:  # the initial memory and tables cost more than the limit
         return RunResult(STATUS_OUT_OF_FUEL, fuel)
     store = wasmtime.Store(engine(opt_level))

@@ -45,14 +45,13 @@ def _best(func) -> tuple[float, object]:
 
 
 def metered_time(module: bytes, stdin: bytes = b"") -> tuple[float, sandbox.RunResult]:
-    """Best run time of the metered module, its compilation excluded."""
-    compile_time, _ = _best(lambda: sandbox.check(module, "_start"))
-    total, result = _best(lambda: sandbox.run(module, "_start", stdin, FUEL))
-    return max(total - compile_time, 1e-9), result
+    """Best run time of the metered module (instantiation and run, compiled beforehand)."""
+    compiled, metered = sandbox._prepare(module, "_start")
+    return _best(lambda: sandbox._execute(compiled, metered, "_start", stdin, FUEL))
 
 
 def unmetered_time(module: bytes, stdin: bytes) -> float:
-    """Best run time of the module as it is, on the same engine settings, fuel off."""
+    """Best run time of the module as it is (instantiation and run), on the same engine."""
     engine = sandbox.engine()
     compiled = wasmtime.Module(engine, module)
 

@@ -267,7 +267,8 @@ _STATEMENTS = [
     "(block $out (br_if $out (i64.eqz (local.get $b)))"
     " (local.set $a (i64.sub (local.get $a) (local.get $b))))",
     "(local.set $i (i32.const 0)) (loop $l (local.set $a (i64.rotl (local.get $a) (i64.const 7)))"
-    " (local.set $i (i32.add (local.get $i) (i32.const 1))) (br_if $l (i32.lt_u (local.get $i) (i32.const {n}))))",
+    " (local.set $i (i32.add (local.get $i) (i32.const 1)))"
+    " (br_if $l (i32.lt_u (local.get $i) (i32.const {n}))))",
     "(block $x (block $y (br_table $x $y $x (i32.wrap_i64 (i64.and (local.get $a) (i64.const 3)))))"
     " (local.set $b (i64.add (local.get $b) (i64.const 1))))",
     "(memory.fill (i32.const 200) (i32.wrap_i64 (local.get $a)) (i32.const {n}))",
@@ -293,7 +294,8 @@ def programs(draw) -> bytes:
     body = "\n".join(lines)
     return wat(
         f"""(func $leaf (param i64) (result i64)
-          (if (i64.gt_u (local.get 0) (i64.const 100)) (then (return (i64.shr_u (local.get 0) (i64.const 1)))))
+          (if (i64.gt_u (local.get 0) (i64.const 100))
+            (then (return (i64.shr_u (local.get 0) (i64.const 1)))))
           (i64.add (local.get 0) (i64.const 3)))
         (func $main (param $a i64) (local $b i64) (local $i i32)
           (local.set $b (i64.const 5))
