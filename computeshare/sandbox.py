@@ -3,8 +3,8 @@
 A module runs on wasmtime with an engine set for determinism and containment:
 
 - fuel is metered by rewriting the module (`computeshare.metering`, cost table
-  `COST_TABLE_VERSION`): every basic block charges its instructions' worst-case costs up
-  front, memory and table growth and bulk instructions per page, element or byte, host
+  `COST_TABLE_VERSION`): every region of code charges its costliest path's worst-case
+  costs up front, memory and table growth and bulk instructions per page, element or byte, host
   calls from the same counter; a run stops when its fuel limit is spent, and the fuel used
   is exact at any trap, on any engine and optimisation level (wasmtime's own fuel is off);
 - the call stack is bounded by the metering's frame count (`STACK_BUDGET`), which always

@@ -59,6 +59,10 @@ def adversarial_cases(scale: float = 1.0) -> dict[str, bytes]:
                 "(local $x i32)",
             )
         ),
+        "tight loop (charged the minimum)": _module(
+            f"""(func (export "_start") (local $i i32) (local.set $i (i32.const {n(400_000_000)}))
+              (loop $l (br_if $l (local.tee $i (i32.sub (local.get $i) (i32.const 1))))))"""
+        ),
         "i64 division chain": _module(
             _loop(
                 n(20_000_000),
@@ -133,13 +137,13 @@ def adversarial_cases(scale: float = 1.0) -> dict[str, bytes]:
                 "(local $x i32)",
             )
         ),
-        "deep recursion (to the limit, x200)": _module(
+        "deep recursion (to the limit, x2000)": _module(
             """(global $n (mut i32) (i32.const 0))
             (func $down (param i32) (result i32)
               (if (result i32) (i32.eqz (local.get 0)) (then (i32.const 0))
                 (else (i32.add (call $down (i32.sub (local.get 0) (i32.const 1))) (i32.const 1)))))
             """
-            + _loop(n(200), "(drop (call $down (i32.const 4000)))")
+            + _loop(n(2_000), "(drop (call $down (i32.const 4000)))")
         ),
         "memory.fill 64 MiB": _module(
             _loop(

@@ -5,6 +5,7 @@ before the native stack does."""
 
 from __future__ import annotations
 
+import contextlib
 import struct
 
 import pytest
@@ -57,17 +58,22 @@ def counting_loop(count: int, tail: str) -> bytes:
 
 def test_fuel_at_an_out_of_bounds_trap_is_exact():
     """A million iterations then a load out of bounds: the fuel is the loop's plus the last
-    block's, not 0 (wasmtime's own fuel reported 0 here), and the same everywhere."""
+    region's, not 0 (wasmtime's own fuel reported 0 here), and the same everywhere."""
     unreachable = everywhere(counting_loop(1_000_000, "unreachable"), 10**10)
     out_of_bounds = everywhere(counting_loop(1_000_000, "(drop (i32.load (i32.const -1)))"), 10**10)
     assert unreachable.status == out_of_bounds.status == STATUS_TRAP
-    # i32.const, i32.load, drop against unreachable, in the block after the loop.
-    assert out_of_bounds.fuel - unreachable.fuel == 2 * COSTS.simple + COSTS.load - COSTS.branch
+    # i32.const, i32.load, drop against unreachable (charged the least a charge is), in the
+    # region after the loop.
+    assert out_of_bounds.fuel - unreachable.fuel == (
+        2 * COSTS.simple + COSTS.load - COSTS.region_minimum
+    )
     # Per iteration: local.get, i32.const, i32.add, local.set, local.get, i32.const,
     # i32.lt_u, br_if.
     longer = everywhere(counting_loop(2_000_000, "unreachable"), 10**10)
     assert longer.fuel - unreachable.fuel == 1_000_000 * (7 * COSTS.simple + COSTS.branch)
-    assert unreachable.fuel == SETUP + 1_000_000 * (7 * COSTS.simple + COSTS.branch) + 1
+    assert unreachable.fuel == (
+        SETUP + 1_000_000 * (7 * COSTS.simple + COSTS.branch) + COSTS.region_minimum
+    )
 
 
 def test_running_out_of_fuel_uses_the_whole_limit_and_stops_at_the_same_block():
@@ -125,6 +131,85 @@ def test_host_calls_charge_the_metering_counter():
     # four i32.const, call, drop; the counter's seven; br_if
     per_iteration = (4 + 1 + 7) * COSTS.simple + COSTS.call + COSTS.branch
     assert used == SETUP + calls * (per_iteration + sandbox.HOST_CALL_FUEL)
+
+
+# ---------------------------------------------------------------- regions
+
+
+def _branching_loop(arm: str, count: int = 1_000) -> bytes:
+    """A counting loop whose body runs `arm` on even iterations."""
+    return wat(
+        f"""(func (export "_start") (local $i i32) (local $x i32)
+          (loop $l
+            (if (i32.eqz (i32.and (local.get $i) (i32.const 1))) (then {arm}))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br_if $l (i32.lt_u (local.get $i) (i32.const {count}))))
+          unreachable)"""
+    )
+
+
+# local.get, i32.const, i32.and, i32.eqz, if; the counter's seven; br_if
+LOOP_COST = 4 * COSTS.simple + COSTS.branch + 7 * COSTS.simple + COSTS.branch
+
+
+def test_a_cheap_arm_folds_into_its_loop_and_is_charged_on_every_iteration():
+    cheap = "(local.set $x (i32.add (local.get $x) (i32.const 1)))"  # 4 fuel
+    none = everywhere(_branching_loop("(nop)"), 10**9).fuel
+    folded = everywhere(_branching_loop(cheap), 10**9).fuel
+    assert none == SETUP + 1_000 * LOOP_COST + COSTS.region_minimum
+    assert folded - none == 1_000 * 4 * COSTS.simple, "the worst path, taken or not"
+
+
+def test_a_costly_arm_has_its_own_charge_and_costs_only_when_taken():
+    store = "(i32.store (i32.const 64) (local.get $i))"  # 402 fuel, past the fold limit
+    assert 2 * COSTS.simple + COSTS.store > COSTS.fold_limit
+    none = everywhere(_branching_loop("(nop)"), 10**9).fuel
+    costly = everywhere(_branching_loop(store), 10**9).fuel
+    # Three regions: the loop's head (5 fuel, charged the minimum), the arm, and the code
+    # after the if (the counter and br_if, 8), against one of LOOP_COST.
+    split = 2 * COSTS.region_minimum - LOOP_COST
+    assert costly - none == 500 * (2 * COSTS.simple + COSTS.store) + 1_000 * split
+    # A br_if skipping the same store splits the same way.
+    skip = wat(
+        """(func (export "_start") (local $i i32)
+          (loop $l
+            (block $skip
+              (br_if $skip (i32.and (local.get $i) (i32.const 1)))
+              (i32.store (i32.const 64) (local.get $i)))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br_if $l (i32.lt_u (local.get $i) (i32.const 1000))))
+          unreachable)"""
+    )
+    # Regions: the loop's head (local.get, i32.const, i32.and, br_if: the minimum), the
+    # store, after the block (8).
+    assert everywhere(skip, 10**9).fuel - none == 500 * (2 * COSTS.simple + COSTS.store) + (
+        1_000 * split
+    )
+
+
+def test_a_leaf_called_directly_is_charged_by_its_caller_and_indirectly_by_itself():
+    leaf = "(func $leaf (param i32) (result i32) (i32.add (local.get 0) (i32.const 1)))"
+    direct = wat(
+        leaf
+        + """(func (export "_start") (local $x i32)
+          (local.set $x (call $leaf (local.get $x))) unreachable)"""
+    )
+    table = wat(
+        "(type $t (func (param i32) (result i32))) (table 1 funcref) (elem (i32.const 0) $leaf)"
+        + leaf
+        + """(func (export "_start") (local $x i32)
+          (local.set $x (call_indirect (type $t) (local.get $x) (i32.const 0))) unreachable)"""
+    )
+    body = 3 * COSTS.simple  # the leaf's local.get, i32.const, i32.add
+    # local.get, call, local.set, unreachable: one region with the leaf's body
+    caller = 2 * COSTS.simple + COSTS.call + COSTS.branch
+    assert everywhere(direct, 10**9).fuel == SETUP + caller + body
+    # The table's element, the i32.const, and the leaf's own charge (the minimum).
+    setup = SETUP + COSTS.table_element
+    indirect = everywhere(table, 10**9).fuel
+    assert indirect == setup + caller - COSTS.call + COSTS.call_indirect + COSTS.simple + max(
+        body, COSTS.region_minimum
+    )
 
 
 # ---------------------------------------------------------------- the call stack
@@ -273,6 +358,15 @@ _STATEMENTS = [
     " (local.set $b (i64.add (local.get $b) (i64.const 1))))",
     "(memory.fill (i32.const 200) (i32.wrap_i64 (local.get $a)) (i32.const {n}))",
     "(call $emit (local.get $a))",
+    # arms past the fold limit, and a br_if skipping the rest of a loop's body
+    "(if (i64.gt_s (local.get $a) (i64.const {k})) (then (i64.store (i32.const 64) (local.get $b))"
+    " (local.set $b (i64.load (i32.const 72)))) (else (local.set $a (i64.const {k}))))",
+    "(local.set $i (i32.const 0)) (loop $l (local.set $i (i32.add (local.get $i) (i32.const 1)))"
+    " (br_if $l (i32.and (local.get $i) (i32.const 1)))"
+    " (i64.store (i32.const 80) (local.get $a))"
+    " (br_if $l (i32.lt_u (local.get $i) (i32.const {n}))))",
+    "(block $o (block $p (br_table $o $p (i32.wrap_i64 (i64.and (local.get $b) (i64.const 1)))))"
+    " (i64.store (i32.const 88) (local.get $a)) (local.set $a (call $leaf (local.get $b))))",
 ]
 
 
@@ -317,6 +411,7 @@ def _unmetered(module: bytes) -> tuple[str, bytes]:
         memory = caller.get("memory")
         start, length = struct.unpack("<II", memory.read(caller, iovs, iovs + 8))
         output.extend(memory.read(caller, start, start + length))
+        memory.write(caller, struct.pack("<I", length), written)  # as the sandbox does
         return 0
 
     linker.define_func(
@@ -346,6 +441,33 @@ def test_generated_programs_agree_across_levels_and_compute_what_they_did(module
             output,
         )
     assert result.fuel <= fuel
+
+
+def _audited(module: bytes, fuel: int) -> tuple[int, int]:
+    """The fuel the metered module charged and the work its audit counted (the cost of every
+    basic block entered), run as the sandbox runs it."""
+    metered = meter(module, audit=True)
+    engine = sandbox.engine("speed")
+    store = wasmtime.Store(engine)
+    host = sandbox._Host(store, b"")
+    instance = sandbox._linker(host).instantiate(store, wasmtime.Module(engine, metered.module))
+    exports = instance.exports(store)
+    host.fuel = exports[metering.FUEL_EXPORT]
+    host.fuel.set_value(store, wasmtime.Val.i64(fuel))
+    with contextlib.suppress(Exception):  # a trap, out of fuel: the counters tell
+        exports["_start"](store)
+    left = host.fuel.value(store)
+    return (fuel if left < 0 else fuel - left), exports[metering.WORK_EXPORT].value(store)
+
+
+@settings(max_examples=200, deadline=None)
+@given(module=programs(), fuel=st.sampled_from([50_000, 700_000, 10**9]))
+def test_generated_programs_are_charged_at_least_the_work_they_do(module, fuel):
+    """Soundness of the regions: whatever path a run takes, the fuel charged up front (each
+    region its costliest path) is never less than a per-basic-block meter's count."""
+    charged, work = _audited(module, fuel)
+    assert work <= charged <= fuel
+    assert charged + SETUP == run(module, "_start", b"", fuel + SETUP).fuel
 
 
 @settings(max_examples=10, deadline=None)
