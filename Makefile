@@ -68,6 +68,7 @@ bench: setup
 	ape run bench_escrow
 	ape run bench_governance
 	ape run bench_sandbox
+	ape run bench_metering
 	ape run bench_agent
 	$(MAKE) bench-index
 

@@ -2,11 +2,17 @@
 
 A module runs on wasmtime with an engine set for determinism and containment:
 
-- fuel metering on: every instruction costs fuel, a run stops when its fuel limit is spent;
+- fuel is metered by rewriting the module (`computeshare.metering`, cost table
+  `COST_TABLE_VERSION`): every region of code charges its costliest path's worst-case
+  costs up front, memory and table growth and bulk instructions per page, element or byte, host
+  calls from the same counter; a run stops when its fuel limit is spent, and the fuel used
+  is exact at any trap, on any engine and optimisation level (wasmtime's own fuel is off);
+- the call stack is bounded by the metering's frame count (`STACK_BUDGET`), which always
+  trips before wasmtime's native stack limit;
 - NaN canonicalisation on; threads, relaxed SIMD, SIMD, multi-memory, memory64, GC, the
   component model and exceptions off (nothing whose result may differ between machines);
 - one instance, one memory of at most `MAX_MEMORY_BYTES`, one table of at most
-  `MAX_TABLE_ELEMENTS`, a wasm stack of `MAX_STACK_BYTES`;
+  `MAX_TABLE_ELEMENTS`, a native wasm stack of `MAX_STACK_BYTES`;
 - no WASI capability but an in-memory stdin (the job's input) and stdout (its output, at
   most `MAX_OUTPUT_BYTES`): the host defines `fd_read` on fd 0, `fd_write` on fd 1 (fd 2 is
   accepted and discarded), `proc_exit`, and empty argument and environment lists. There is
@@ -27,6 +33,8 @@ from dataclasses import dataclass
 import wasmtime
 from Crypto.Hash import keccak as _keccak
 
+from computeshare import metering
+
 STATUS_OK, STATUS_TRAP, STATUS_OUT_OF_FUEL, STATUS_INVALID = 0, 1, 2, 3
 STATUS_NAMES = {
     STATUS_OK: "ok",
@@ -38,16 +46,18 @@ STATUS_NAMES = {
 MAX_MODULE_BYTES = 1 << 20
 MAX_MEMORY_BYTES = 64 << 20
 MAX_TABLE_ELEMENTS = 10_000
-MAX_STACK_BYTES = 256 << 10
+MAX_STACK_BYTES = metering.NATIVE_STACK_BYTES
 MAX_OUTPUT_BYTES = 64 << 10
 # Longest output a k = 1 result carries on chain (JobEscrow.submit); longer ones are served.
 MAX_ON_CHAIN_OUTPUT = 4_096
 MAX_FUEL = 20_000_000_000
 # Host calls are metered like instructions, charged before the host does any work: a fixed
-# cost per call and per iovec (what a call costs the host in Python, at the 5 * 10**8 fuel a
-# second a provider's policy assumes, with margin), and a cost per byte moved.
-HOST_CALL_FUEL = 50_000
-IOVEC_FUEL = 2_000
+# cost per call and per iovec (what a call costs the host in Python: about 0.2 ms a call,
+# measured by scripts/bench_metering.py, at the metering's floor of 2 * 10**9 fuel a
+# second), and a cost per byte moved. They are part
+# of the cost table (`metering.COST_TABLE_VERSION`).
+HOST_CALL_FUEL = 400_000
+IOVEC_FUEL = 10_000
 BYTE_FUEL = 1
 MAX_IOVECS = 1_024
 
@@ -105,10 +115,15 @@ def module_hash(module: bytes) -> str:
     return hashlib.sha256(module).hexdigest()
 
 
+OPT_LEVELS = ("none", "speed", "speed_and_size")
+
+
 @functools.cache
-def engine() -> wasmtime.Engine:
+def engine(opt_level: str = "speed") -> wasmtime.Engine:
+    """The sandbox's engine; every optimisation level gives the same results."""
     config = wasmtime.Config()
-    config.consume_fuel = True
+    config.consume_fuel = False  # the rewrite meters (computeshare.metering)
+    config.cranelift_opt_level = opt_level
     config.cranelift_nan_canonicalization = True
     config.wasm_threads = False
     config.wasm_relaxed_simd = False
@@ -129,14 +144,27 @@ def _func_shape(func_type: wasmtime.FuncType) -> tuple[list[str], list[str]]:
     return [str(t) for t in func_type.params], [str(t) for t in func_type.results]
 
 
-def check(module_bytes: bytes, export: str) -> wasmtime.Module:
-    """Compiles the module and checks it can run here; raises `ModuleError` if not."""
+def check(module_bytes: bytes, export: str, opt_level: str = "speed") -> wasmtime.Module:
+    """Compiles the metered module and checks it can run here; raises `ModuleError` if not."""
+    return _prepare(module_bytes, export, opt_level)[0]
+
+
+def _prepare(
+    module_bytes: bytes, export: str, opt_level: str = "speed"
+) -> tuple[wasmtime.Module, metering.Metered]:
+    """Validates the module, meters it and compiles the metered module."""
     if len(module_bytes) > MAX_MODULE_BYTES:
         raise ModuleError(f"module is {len(module_bytes)} bytes; the limit is {MAX_MODULE_BYTES}")
+    if export in (metering.FUEL_EXPORT, metering.START_EXPORT):
+        raise ModuleError(f"{export!r} is reserved for metering")
     try:
-        module = wasmtime.Module(engine(), module_bytes)
+        wasmtime.Module.validate(engine(opt_level), module_bytes)
+        metered = metering.meter(module_bytes)
+        module = wasmtime.Module(engine(opt_level), metered.module)
     except wasmtime.WasmtimeError as error:
         raise ModuleError(f"not a valid module: {_first_line(error)}") from None
+    except metering.MeteringError as error:
+        raise ModuleError(f"cannot be metered: {error}") from None
     for imported in module.imports:
         wanted = _HOST_FUNCTIONS.get(imported.name or "")
         if imported.module != _WASI or wanted is None:
@@ -158,7 +186,7 @@ def check(module_bytes: bytes, export: str) -> wasmtime.Module:
             limits, most = item.type.limits.min, MAX_TABLE_ELEMENTS
         if limits is not None and limits > most:
             raise ModuleError(f"{item.name} starts larger than the sandbox allows")
-    return module
+    return module, metered
 
 
 class _Exit(Exception):
@@ -179,14 +207,16 @@ class _Host:
 
     def __init__(self, store: wasmtime.Store, stdin: bytes):
         self.store, self.stdin, self.cursor, self.output = store, stdin, 0, bytearray()
+        self.fuel: wasmtime.Global | None = None  # the metering's counter, once instantiated
 
     def _charge(self, amount: int) -> None:
-        """Takes `amount` fuel, or all that is left and stops the run (out of fuel)."""
-        left = self.store.get_fuel()
-        if amount > left:
-            self.store.set_fuel(0)
+        """Takes `amount` fuel from the metering's counter; below zero the run stops (out of
+        fuel), as the module's own charges do."""
+        assert self.fuel is not None, "no host call runs before the fuel is set"
+        left = self.fuel.value(self.store) - amount
+        self.fuel.set_value(self.store, wasmtime.Val.i64(left))
+        if left < 0:
             raise _OutOfFuel
-        self.store.set_fuel(left - amount)
 
     @staticmethod
     def _memory(caller: wasmtime.Caller) -> wasmtime.Memory | None:
@@ -270,8 +300,8 @@ class _Host:
         return _ERRNO_SUCCESS if stored else _ERRNO_FAULT
 
 
-def _linker(host: _Host) -> wasmtime.Linker:
-    linker = wasmtime.Linker(engine())
+def _linker(host: _Host, opt_level: str = "speed") -> wasmtime.Linker:
+    linker = wasmtime.Linker(engine(opt_level))
     handlers = {
         "fd_read": host.fd_read,
         "fd_write": host.fd_write,
@@ -287,15 +317,32 @@ def _linker(host: _Host) -> wasmtime.Linker:
     return linker
 
 
-def run(module_bytes: bytes, export: str, stdin: bytes, fuel: int) -> RunResult:
-    """Runs `export` of the module on `stdin` with at most `fuel` fuel."""
+def run(
+    module_bytes: bytes, export: str, stdin: bytes, fuel: int, *, opt_level: str = "speed"
+) -> RunResult:
+    """Runs `export` of the module on `stdin` with at most `fuel` fuel. The result does not
+    depend on `opt_level` (Cranelift's), which tests vary."""
     if not 0 < fuel <= MAX_FUEL:
         raise ModuleError(f"fuel must be in [1, {MAX_FUEL}]")
     try:
-        module = check(module_bytes, export)
+        module, metered = _prepare(module_bytes, export, opt_level)
     except ModuleError:
         return RunResult(STATUS_INVALID, 0)
-    store = wasmtime.Store(engine())
+    return _execute(module, metered, export, stdin, fuel, opt_level)
+
+
+def _execute(
+    module: wasmtime.Module,
+    metered: metering.Metered,
+    export: str,
+    stdin: bytes,
+    fuel: int,
+    opt_level: str = "speed",
+) -> RunResult:
+    """Runs a prepared (metered, compiled) module: `run` without the compilation."""
+    if metered.setup_fuel > fuel:  # the initial memory and tables cost more than the limit
+        return RunResult(STATUS_OUT_OF_FUEL, fuel)
+    store = wasmtime.Store(engine(opt_level))
     store.set_limits(
         memory_size=MAX_MEMORY_BYTES,
         table_elements=MAX_TABLE_ELEMENTS,
@@ -303,30 +350,36 @@ def run(module_bytes: bytes, export: str, stdin: bytes, fuel: int) -> RunResult:
         tables=1,
         memories=1,
     )
-    store.set_fuel(fuel)
     host = _Host(store, stdin)
+    try:
+        # Instantiating runs no module code: the metering exports the start function.
+        instance = _linker(host, opt_level).instantiate(store, module)
+    except (wasmtime.WasmtimeError, wasmtime.Trap):
+        # e.g. a data segment out of bounds, or memory past the store's limits: the module's
+        # own fault, and it cost its setup.
+        return RunResult(STATUS_TRAP, metered.setup_fuel)
+    exports = instance.exports(store)
+    counter = exports[metering.FUEL_EXPORT]
+    assert isinstance(counter, wasmtime.Global)
+    counter.set_value(store, wasmtime.Val.i64(fuel - metered.setup_fuel))
+    host.fuel = counter
     status = STATUS_OK
     try:
-        instance = _linker(host).instantiate(store, module)
-        instance.exports(store)[export](store)
+        if metered.has_start:
+            exports[metering.START_EXPORT](store)
+        exports[export](store)
     except _Exit as exit_:
         status = STATUS_OK if exit_.code == 0 else STATUS_TRAP
-    except _OutputLimit:
-        status = STATUS_TRAP
-    except _OutOfFuel:
-        status = STATUS_OUT_OF_FUEL
-    except wasmtime.Trap as trap:
-        out_of_fuel = trap.trap_code == wasmtime.TrapCode.OUT_OF_FUEL
-        status = STATUS_OUT_OF_FUEL if out_of_fuel else STATUS_TRAP
-    except wasmtime.WasmtimeError:
-        # Instantiation failed (e.g. a data segment out of bounds): the module's own fault.
-        status = STATUS_TRAP
+    except (_OutputLimit, _OutOfFuel, wasmtime.Trap, wasmtime.WasmtimeError):
+        status = STATUS_TRAP  # out of fuel when the counter is below zero: below
     except Exception:  # a host call failed on the module's arguments
         # Deterministic for a given module and input, like a trap: never a worker crash,
         # which would leave an accepted job without a result.
         status = STATUS_TRAP
-    used = fuel - store.get_fuel()
-    return RunResult(status, used, bytes(host.output))
+    left = counter.value(store)
+    if left < 0:  # a charge found the fuel short and trapped at once
+        return RunResult(STATUS_OUT_OF_FUEL, fuel, bytes(host.output))
+    return RunResult(status, fuel - left, bytes(host.output))
 
 
 def _first_line(error: Exception) -> str:

@@ -21,10 +21,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from computeshare.sandbox import RunResult
 
 ANSWER_LIMIT_BYTES = 1 << 20
+# The worker runs this process's own package (not whatever `-m computeshare.worker` would
+# find on an isolated path): parent and worker must meter with the same cost table.
+_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+_SERVE = (
+    f"import sys; sys.path.insert(0, {_PACKAGE_ROOT!r}); "
+    "from computeshare import worker; worker._serve()"
+)
 
 
 class WorkerError(Exception):
@@ -53,7 +61,7 @@ class Run:
         self._stdout = tempfile.TemporaryFile()  # noqa: SIM115 (closed in poll)
         cpu = int(wall_seconds) + 2
         self.process = subprocess.Popen(
-            [sys.executable, "-I", "-m", "computeshare.worker"],
+            [sys.executable, "-I", "-c", _SERVE],
             stdin=self._stdin,
             stdout=self._stdout,
             stderr=subprocess.DEVNULL,

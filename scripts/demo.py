@@ -86,7 +86,7 @@ JOBS = [
         7,
         1,
         "wasm checked-div",
-        wasm_spec("checked-div", (7).to_bytes(4, "little") + bytes(4), fuel=1_000_000),
+        wasm_spec("checked-div", (7).to_bytes(4, "little") + bytes(4), fuel=10**7),
         {"region": 840},
     ),
     (

@@ -299,7 +299,7 @@ def test_replicas_agree_that_a_module_trapped_and_are_paid_for_it(
     chain, manifest, providers, client, tmp_path
 ):
     agents = [agent_for(manifest, p, tmp_path) for p in providers]
-    spec = wasm_spec("checked-div", bytes(8), fuel=1_000_000)
+    spec = wasm_spec("checked-div", bytes(8), fuel=10**7)
     cs = ComputeShare.from_manifest(manifest, account=client)
     job_id = cs.post_job(spec, job_requirements(), price=100 * TOKEN, replicas=3, duration=DAY)
     run_until_final(chain, cs, job_id, agents)
@@ -330,7 +330,7 @@ def test_an_agent_restarted_in_the_middle_of_a_wasm_run_finishes_the_job(
     chain, manifest, providers, client, tmp_path
 ):
     first = agent_for(manifest, providers[0], tmp_path)
-    # About 7 * 10**9 fuel, a few seconds: still running at the second step on any machine.
+    # About 9 * 10**9 fuel, a few seconds: still running at the second step on any machine.
     spec = wasm_spec("monte-carlo", pack_u64(3, 100_000_000), fuel=10**10)
     cs = ComputeShare.from_manifest(manifest, account=client)
     job_id = cs.post_job(spec, job_requirements(), price=100 * TOKEN, replicas=1, duration=DAY)

@@ -1,0 +1,1061 @@
+"""Metering by rewriting: fuel that bounds time, the same on every replica.
+
+`meter(module)` returns the module with its metering injected, from a versioned cost table
+(`COST_TABLE_VERSION`, part of what a job commits to). Every replica and the arbiter apply
+the same rewrite, so a run's fuel is a property of the module and its input, not of the
+engine, its optimisation level or the machine:
+
+- Fuel is an injected mutable i64 global, exported as `FUEL_EXPORT`, that the host sets to
+  the job's limit (less `Metered.setup_fuel`) before any code runs. Charges are made up
+  front at charge points: a function's entry, every loop's header, after the end of any
+  block holding a charge point, and at the start of any arm (a then or else arm, the code
+  a forward `br_if` skips) costing more than `CostTable.fold_limit`. A charge point's
+  region (the code up to the next charge points) is charged the cost of its costliest
+  path, at least `CostTable.region_minimum`: cheap arms fold into their region and are
+  charged whether taken or not, every back-edge meets a charge. When the global drops
+  below zero the charge traps at once (`unreachable`) and the host reports "out of fuel"
+  with the whole limit used. After any trap the host reads the global: the fuel used is
+  identical everywhere, since it counts only charges. Each function keeps a local copy of
+  the global (reloaded after calls), so a charge reads a register; it stores the global.
+- A leaf (calls nothing, no loop, no depth counter, one region) that is never exported,
+  put in a table or named by `ref.func` is charged by its callers: a call to it costs the
+  call and its region, and it charges nothing itself.
+- Costs price the worst case, not the average: a load or store is a cache and TLB miss,
+  `memory.grow` is charged per page requested and `table.grow` per element (computed from
+  the operand, before the instruction runs), bulk memory and table instructions per byte or
+  element moved, calls and `call_indirect` and `br_table` at what they cost. Host calls
+  charge the same global (`computeshare.sandbox`).
+- The call stack is bounded by an injected counter, not by native bytes: each function adds
+  its frame weight on entry (1 + its parameters, locals and instructions over 8: a bound
+  on the native frame, see `frame_weight`) and subtracts it on every exit (the body is
+  wrapped in a block, `return` becomes a branch to it). A call that would take the count
+  past `STACK_BUDGET` traps, at the same call on every engine; the native stack given to
+  wasmtime holds twice the budget's frames, so its own overflow check never trips first.
+  Leaves (functions that call nothing, weight at most `LEAF_WEIGHT`) skip the counter:
+  one such frame on top of a full budget fits the native margin.
+- The start function is not run at instantiation (the host has not set the fuel yet): it
+  is exported as `START_EXPORT` and the host calls it first.
+
+Features: the MVP with mutable globals, multi-value, sign extension, saturating float to int,
+bulk memory and the reference-type table instructions. Anything else (SIMD, threads,
+tail calls, exceptions, GC, several memories) is refused with `MeteringError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+COST_TABLE_VERSION = 2
+FUEL_EXPORT = "computeshare:fuel"
+START_EXPORT = "computeshare:start"
+WORK_EXPORT = "computeshare:work"  # the audit's counter (`meter(..., audit=True)`)
+# Frame weight units a call chain may hold; a unit stands for 64 bytes of native stack.
+STACK_BUDGET = 16_384
+STACK_UNIT_BYTES = 64
+# The native stack wasmtime gets: twice what the budget can use (the rest is for the
+# trampolines, libcalls and host calls below the deepest frame).
+NATIVE_STACK_BYTES = 2 * STACK_BUDGET * STACK_UNIT_BYTES
+# A function that calls nothing cannot deepen the stack past its own frame: one no heavier
+# than this skips the counter (the native margin above holds it), the hot leaf calls of a
+# kernel then cost no more than their instructions.
+LEAF_WEIGHT = 64
+# Caps on the count a dynamic charge multiplies: a request past them fails (grow returns
+# -1, a bulk instruction traps on its bounds) without doing the work.
+MAX_PAGES = 65_536
+MAX_ELEMENTS = 1 << 20
+MAX_BYTES = 1 << 32
+
+
+class MeteringError(ValueError):
+    """The module cannot be metered: malformed, or uses a feature the table does not price."""
+
+
+@dataclass(frozen=True)
+class CostTable:
+    """Fuel per instruction class (version `COST_TABLE_VERSION`); see `cost_of`."""
+
+    version: int = COST_TABLE_VERSION
+    simple: int = 1  # integer and float arithmetic, locals, globals, constants, select
+    divide: int = 16  # integer division and remainder
+    float_divide: int = 64  # float division and square root
+    load: int = 400  # a cache and TLB miss (a dependent chain over 64 MiB)
+    store: int = 400
+    branch: int = 1  # br, br_if, if, else, return
+    br_table: int = 20
+    call: int = 16  # includes the injected depth counter
+    call_indirect: int = 56
+    memory_size: int = 2
+    memory_grow: int = 2_000  # the libcall
+    memory_grow_page: int = 640_000  # a page granted: mapping and faulting in 64 KiB
+    table_access: int = 8  # table.get, table.set, table.size, ref.func
+    table_grow: int = 2_000
+    table_grow_element: int = 4
+    bulk: int = 200  # the libcall of memory.copy/fill/init, table.copy/init/fill, *.drop
+    bulk_byte: int = 1  # per 2 bytes; see `bulk_unit_shift`
+    bulk_unit_shift: int = 1
+    bulk_element: int = 4
+    # A then or else arm, or code a br_if skips, costing more than this gets a charge of its
+    # own (cheaper ones fold into the enclosing region's); every charge is at least
+    # `region_minimum`, the charge's own time (so a loop of next to nothing is priced).
+    fold_limit: int = 32
+    region_minimum: int = 8
+    memory_page: int = 640_000  # a page of the initial memory, charged before the run
+    table_element: int = 4  # an element of the initial table, charged before the run
+
+
+COSTS = CostTable()
+
+
+@dataclass(frozen=True)
+class Metered:
+    """A metered module and the fuel its instantiation costs (initial memory and tables)."""
+
+    module: bytes
+    setup_fuel: int
+    has_start: bool = False
+    functions: int = 0
+    weights: tuple[int, ...] = field(default=(), repr=False)
+
+
+# ---------------------------------------------------------------- binary reading
+
+
+class _Reader:
+    def __init__(self, data: bytes, pos: int = 0, end: int | None = None):
+        self.data, self.pos = data, pos
+        self.end = len(data) if end is None else end
+
+    def done(self) -> bool:
+        return self.pos >= self.end
+
+    def byte(self) -> int:
+        if self.pos >= self.end:
+            raise MeteringError("module ends early")
+        value = self.data[self.pos]
+        self.pos += 1
+        return value
+
+    def bytes(self, count: int) -> bytes:
+        if count < 0 or self.pos + count > self.end:
+            raise MeteringError("module ends early")
+        value = self.data[self.pos : self.pos + count]
+        self.pos += count
+        return value
+
+    def u32(self) -> int:
+        result, shift = 0, 0
+        while True:
+            byte = self.byte()
+            result |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                break
+            shift += 7
+            if shift > 28 and (shift > 35 or byte >> 4):
+                raise MeteringError("malformed LEB128")
+        if result >= 1 << 32:
+            raise MeteringError("malformed LEB128")
+        return result
+
+    def signed(self, bits: int) -> int:
+        result, shift = 0, 0
+        while True:
+            byte = self.byte()
+            result |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+            if shift >= bits + 7:
+                raise MeteringError("malformed LEB128")
+        if byte & 0x40:
+            result -= 1 << shift
+        return result
+
+    def name(self) -> bytes:
+        return self.bytes(self.u32())
+
+
+def _uleb(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _sleb(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        done = (value == 0 and not byte & 0x40) or (value == -1 and byte & 0x40)
+        out.append(byte | (0 if done else 0x80))
+        if done:
+            return bytes(out)
+
+
+def _vec(items: list[bytes]) -> bytes:
+    return _uleb(len(items)) + b"".join(items)
+
+
+_I32, _I64, _F32, _F64 = 0x7F, 0x7E, 0x7D, 0x7C
+_VALUE_TYPES = {_I32, _I64, _F32, _F64, 0x70, 0x6F}  # and funcref, externref
+
+
+def _value_type(reader: _Reader) -> int:
+    kind = reader.byte()
+    if kind not in _VALUE_TYPES:
+        raise MeteringError(f"value type 0x{kind:02x} is not supported")
+    return kind
+
+
+def _limits(reader: _Reader) -> int:
+    """A table's or memory's limits; returns the minimum."""
+    flags = reader.byte()
+    if flags not in (0, 1):
+        raise MeteringError("shared or 64-bit limits are not supported")
+    minimum = reader.u32()
+    if flags:
+        reader.u32()
+    return minimum
+
+
+# ---------------------------------------------------------------- instructions
+
+# Opcode classes: immediates to skip, and the cost field of the table.
+_NO_IMMEDIATE = "none"
+_BLOCK, _LOOP, _IF, _ELSE, _END = 0x02, 0x03, 0x04, 0x05, 0x0B
+_BR, _BR_IF, _BR_TABLE, _RETURN, _UNREACHABLE = 0x0C, 0x0D, 0x0E, 0x0F, 0x00
+_CALL, _CALL_INDIRECT = 0x10, 0x11
+_MEMORY_GROW = 0x40
+_REF_FUNC = 0xD2
+
+_DIVIDES = {0x6D, 0x6E, 0x6F, 0x70, 0x7F, 0x80, 0x81, 0x82}
+_FLOAT_DIVIDES = {0x91, 0x95, 0x9F, 0xA3}  # sqrt and div
+_SIMPLE_NUMERIC = set(range(0x45, 0xC5)) - _DIVIDES - _FLOAT_DIVIDES
+
+
+def _opcode_costs(costs: CostTable) -> dict[int, int]:
+    table = {
+        0x00: costs.branch,  # unreachable
+        0x01: 0,  # nop
+        _BLOCK: 0,
+        _LOOP: 0,
+        _IF: costs.branch,
+        _ELSE: costs.branch,
+        _END: 0,
+        _BR: costs.branch,
+        _BR_IF: costs.branch,
+        _BR_TABLE: costs.br_table,
+        _RETURN: costs.branch,
+        _CALL: costs.call,
+        _CALL_INDIRECT: costs.call_indirect,
+        0x1A: costs.simple,  # drop
+        0x1B: costs.simple,  # select
+        0x1C: costs.simple,  # select t
+        0x20: costs.simple,
+        0x21: costs.simple,
+        0x22: costs.simple,
+        0x23: costs.simple,
+        0x24: costs.simple,
+        0x25: costs.table_access,  # table.get
+        0x26: costs.table_access,  # table.set
+        0x3F: costs.memory_size,
+        _MEMORY_GROW: costs.memory_grow,
+        0x41: costs.simple,
+        0x42: costs.simple,
+        0x43: costs.simple,
+        0x44: costs.simple,
+        0xD0: costs.simple,  # ref.null
+        0xD1: costs.simple,  # ref.is_null
+        0xD2: costs.table_access,  # ref.func
+    }
+    table.update(dict.fromkeys(range(0x28, 0x36), costs.load))
+    table.update(dict.fromkeys(range(0x36, 0x3F), costs.store))
+    table.update(dict.fromkeys(_SIMPLE_NUMERIC, costs.simple))
+    table.update(dict.fromkeys(_DIVIDES, costs.divide))
+    table.update(dict.fromkeys(_FLOAT_DIVIDES, costs.float_divide))
+    return table
+
+
+# 0xFC sub-opcodes: (cost field, dynamic charge: None, "byte" or "element").
+_FC = {
+    **{sub: ("simple", None) for sub in range(8)},  # saturating float to int
+    8: ("bulk", "byte"),  # memory.init
+    9: ("bulk", None),  # data.drop
+    10: ("bulk", "byte"),  # memory.copy
+    11: ("bulk", "byte"),  # memory.fill
+    12: ("bulk", "element"),  # table.init
+    13: ("bulk", None),  # elem.drop
+    14: ("bulk", "element"),  # table.copy
+    15: ("table_grow", "grow"),  # table.grow
+    16: ("table_access", None),  # table.size
+    17: ("bulk", "element"),  # table.fill
+}
+
+
+@dataclass
+class _Instruction:
+    op: int
+    start: int
+    end: int
+    sub: int = -1  # the 0xFC sub-opcode
+    index: int = 0  # br, br_if: the label; call, ref.func: the function
+    targets: tuple[int, ...] = ()  # br_table: its labels, the default last
+    block_type: int | None = None  # block, loop, if: -64 empty, a value type, or a type index
+
+
+def _block_type(reader: _Reader) -> int:
+    first = reader.data[reader.pos] if reader.pos < reader.end else -1
+    if first == 0x40:
+        reader.pos += 1
+        return -64
+    if first in _VALUE_TYPES:
+        reader.pos += 1
+        return -first
+    index = reader.signed(33)
+    if index < 0:
+        raise MeteringError("malformed block type")
+    return index
+
+
+def _memarg(reader: _Reader) -> None:
+    if reader.u32() >= 64:
+        raise MeteringError("memory indices (multi-memory) are not supported")
+    reader.u32()
+
+
+def _decode(reader: _Reader, known: dict[int, int]) -> _Instruction:
+    start = reader.pos
+    op = reader.byte()
+    instruction = _Instruction(op, start, start)
+    if op == 0xFC:
+        instruction.sub = reader.u32()
+        if instruction.sub not in _FC:
+            raise MeteringError(f"instruction 0xfc {instruction.sub} is not supported")
+        if instruction.sub in (8, 12, 14):
+            reader.u32()
+            reader.u32()
+        elif instruction.sub == 10:
+            reader.bytes(2)
+        elif instruction.sub in (9, 13, 15, 16, 17):
+            reader.u32()
+        elif instruction.sub == 11:
+            reader.byte()
+    elif op not in known:
+        raise MeteringError(f"instruction 0x{op:02x} is not supported")
+    elif op in (_BLOCK, _LOOP, _IF):
+        instruction.block_type = _block_type(reader)
+    elif op in (_BR, _BR_IF, _CALL, _REF_FUNC):
+        instruction.index = reader.u32()
+    elif op == _BR_TABLE:
+        instruction.targets = tuple(reader.u32() for _ in range(reader.u32() + 1))
+    elif op == _CALL_INDIRECT:
+        reader.u32()
+        reader.u32()
+    elif op == 0x1C:
+        for _ in range(reader.u32()):
+            _value_type(reader)
+    elif op in (0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26):
+        reader.u32()
+    elif 0x28 <= op <= 0x3E:
+        _memarg(reader)
+    elif op in (0x3F, 0x40):
+        if reader.byte() != 0:
+            raise MeteringError("memory indices (multi-memory) are not supported")
+    elif op == 0x41:
+        reader.signed(32)
+    elif op == 0x42:
+        reader.signed(64)
+    elif op == 0x43:
+        reader.bytes(4)
+    elif op == 0x44:
+        reader.bytes(8)
+    elif op == 0xD0:
+        reader.byte()
+    instruction.end = reader.pos
+    return instruction
+
+
+def _skip_const_expr(reader: _Reader, known: dict[int, int]) -> set[int]:
+    """Reads a constant expression; returns the functions it names (ref.func)."""
+    named = set()
+    while (instruction := _decode(reader, known)).op != _END:
+        if instruction.op == _REF_FUNC:
+            named.add(instruction.index)
+    return named
+
+
+def _element_functions(reader: _Reader, known: dict[int, int]) -> set[int]:
+    """The functions an element section names (any of its eight segment forms)."""
+    named = set()
+    for _ in range(reader.u32()):
+        flags = reader.u32()
+        if flags > 7:
+            raise MeteringError(f"element segment kind {flags} is not supported")
+        if flags & 1 == 0:  # active: a table index (flag 2), an offset
+            if flags & 2:
+                reader.u32()
+            named |= _skip_const_expr(reader, known)
+        if flags & 3:
+            reader.byte()  # element kind or reference type
+        for _ in range(reader.u32()):
+            if flags & 4:
+                named |= _skip_const_expr(reader, known)
+            else:
+                named.add(reader.u32())
+    return named
+
+
+# ---------------------------------------------------------------- injected code
+
+_LOCAL_GET, _LOCAL_SET, _LOCAL_TEE, _GLOBAL_GET, _GLOBAL_SET = 0x20, 0x21, 0x22, 0x23, 0x24
+
+
+def _charge_code(fuel: int, cache: int, cost: int) -> bytes:
+    """cache -= cost; fuel = cache; if cache < 0: unreachable. `cache` is the function's
+    local copy of the fuel global: the charge reads a register, the global is stored for
+    the host (and is exact at any trap)."""
+    local = _uleb(cache)
+    return (
+        bytes([_LOCAL_GET])
+        + local
+        + b"\x42"
+        + _sleb(cost)
+        + b"\x7d"  # i64.sub
+        + bytes([_LOCAL_TEE])
+        + local
+        + bytes([_GLOBAL_SET])
+        + _uleb(fuel)
+        + bytes([_LOCAL_GET])
+        + local
+        + b"\x42\x00\x53"  # i64.const 0, i64.lt_s
+        + b"\x04\x40\x00\x0b"  # if unreachable end
+    )
+
+
+def _reload_code(fuel: int, cache: int) -> bytes:
+    """cache = fuel: after a call, which may have charged the global."""
+    return bytes([_GLOBAL_GET]) + _uleb(fuel) + bytes([_LOCAL_SET]) + _uleb(cache)
+
+
+def _depth_code(depth: int, weight: int, enter: bool) -> bytes:
+    """depth += weight (trapping past the budget) on entry; depth -= weight on exit."""
+    g = _uleb(depth)
+    change = bytes([_GLOBAL_GET]) + g + b"\x41" + _sleb(weight) + (b"\x6a" if enter else b"\x6b")
+    code = change + bytes([_GLOBAL_SET]) + g
+    if enter:
+        code += bytes([_GLOBAL_GET]) + g + b"\x41" + _sleb(STACK_BUDGET)
+        code += b"\x4b\x04\x40\x00\x0b"  # i32.gt_u, if unreachable end
+    return code
+
+
+def _grow_helper_body(fuel: int, price: int) -> bytes:
+    """(param $n i32) (result i32) (local $r i32): $r = memory.grow($n); when granted
+    ($r != -1), fuel -= $n * price, trapping below zero; returns $r. A failed grow costs
+    only its instruction: it does no work."""
+    g = _uleb(fuel)
+    code = (
+        b"\x20\x00\x40\x00\x21\x01"  # local.get 0, memory.grow, local.set 1
+        + b"\x20\x01\x41\x7f\x47\x04\x40"  # local.get 1, i32.const -1, i32.ne, if
+        + bytes([_GLOBAL_GET])
+        + g
+        + b"\x20\x00\xad\x42"
+        + _sleb(price)
+        + b"\x7e\x7d"  # i64.mul, i64.sub
+        + bytes([_GLOBAL_SET])
+        + g
+        + bytes([_GLOBAL_GET])
+        + g
+        + b"\x42\x00\x53\x04\x40\x00\x0b"  # below zero: unreachable
+        + b"\x0b\x20\x01\x0b"  # end, local.get 1, end
+    )
+    return b"\x01\x01\x7f" + code  # one i32 local
+
+
+def _helper_body(fuel: int, price: int, shift: int, cap: int) -> bytes:
+    """(param $n i32) (result i32): fuel -= (min(u64($n), cap) >> shift, rounded up) * price,
+    trapping below zero; returns $n."""
+    g = _uleb(fuel)
+    count = b"\x20\x00\xad"  # local.get 0, i64.extend_i32_u
+    if cap < 1 << 32:
+        # select(cap, n, n > cap)
+        count = b"\x42" + _sleb(cap) + count + b"\x20\x00\xad\x42" + _sleb(cap) + b"\x56\x1b"
+    if shift:
+        count += b"\x42" + _sleb((1 << shift) - 1) + b"\x7c"  # + (2**shift - 1)
+        count += b"\x42" + _sleb(shift) + b"\x88"  # >> shift (unsigned)
+    code = (
+        bytes([_GLOBAL_GET])
+        + g
+        + count
+        + b"\x42"
+        + _sleb(price)
+        + b"\x7e"  # i64.mul
+        + b"\x7d"  # i64.sub
+        + bytes([_GLOBAL_SET])
+        + g
+        + bytes([_GLOBAL_GET])
+        + g
+        + b"\x42\x00\x53\x04\x40\x00\x0b"
+        + b"\x20\x00\x0b"  # local.get 0, end
+    )
+    return _uleb(0) + code  # no locals
+
+
+# ---------------------------------------------------------------- the rewrite
+
+
+@dataclass
+class _Module:
+    types: list[tuple[tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
+    imported_functions: list[int] = field(default_factory=list)
+    imported_globals: int = 0
+    imported_memory_pages: int = 0
+    imported_table_elements: int = 0
+    functions: list[int] = field(default_factory=list)
+    globals: list[bytes] = field(default_factory=list)
+    exports: list[bytes] = field(default_factory=list)
+    export_names: set[bytes] = field(default_factory=set)
+    referenced: set[int] = field(default_factory=set)  # functions reachable but by a call
+    start: int | None = None
+    memory_pages: int = 0
+    memories: int = 0
+    table_elements: int = 0
+    sections: dict[int, bytes] = field(default_factory=dict)
+    bodies: list[tuple[int, int]] = field(default_factory=list)  # (start, end) in data
+
+
+_ORDER = (1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 10, 11)
+_PARSED = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)  # data and data count are kept as they are
+
+
+def _parse(data: bytes, known: dict[int, int]) -> _Module:
+    if data[:8] != b"\x00asm\x01\x00\x00\x00":
+        raise MeteringError("not a WebAssembly 1.0 module")
+    module, reader, last = _Module(), _Reader(data, 8), -1
+    while not reader.done():
+        section, size = reader.byte(), reader.u32()
+        body = _Reader(data, reader.pos, reader.pos + size)
+        if body.end > len(data):
+            raise MeteringError("section runs past the module's end")
+        reader.pos = body.end
+        if section == 0:
+            continue  # custom sections are dropped: they mean nothing to a run
+        if section not in _ORDER or _ORDER.index(section) <= last:
+            raise MeteringError(f"section {section} is unknown, repeated or out of order")
+        last = _ORDER.index(section)
+        module.sections[section] = data[body.pos : body.end]
+        _parse_section(module, section, body, known)
+        if not body.done() and section in _PARSED:
+            raise MeteringError(f"section {section} has trailing bytes")
+    if len(module.bodies) != len(module.functions):
+        raise MeteringError("function and code sections disagree")
+    return module
+
+
+def _parse_section(module: _Module, section: int, body: _Reader, known: dict[int, int]) -> None:
+    if section == 1:
+        for _ in range(body.u32()):
+            if body.byte() != 0x60:
+                raise MeteringError("only function types are supported")
+            params = tuple(_value_type(body) for _ in range(body.u32()))
+            results = tuple(_value_type(body) for _ in range(body.u32()))
+            module.types.append((params, results))
+    elif section == 2:
+        for _ in range(body.u32()):
+            body.name()
+            body.name()
+            kind = body.byte()
+            if kind == 0:
+                module.imported_functions.append(body.u32())
+            elif kind == 1:
+                _value_type(body)
+                module.imported_table_elements += _limits(body)
+            elif kind == 2:
+                module.imported_memory_pages += _limits(body)
+                module.memories += 1
+            elif kind == 3:
+                _value_type(body)
+                body.byte()
+                module.imported_globals += 1
+            else:
+                raise MeteringError(f"import kind {kind} is not supported")
+    elif section == 3:
+        module.functions = [body.u32() for _ in range(body.u32())]
+    elif section == 4:
+        for _ in range(body.u32()):
+            _value_type(body)
+            module.table_elements += _limits(body)
+    elif section == 5:
+        for _ in range(body.u32()):
+            module.memory_pages += _limits(body)
+            module.memories += 1
+    elif section == 6:
+        for _ in range(body.u32()):
+            begin = body.pos
+            _value_type(body)
+            body.byte()
+            module.referenced |= _skip_const_expr(body, known)
+            module.globals.append(body.data[begin : body.pos])
+    elif section == 7:
+        for _ in range(body.u32()):
+            begin = body.pos
+            name = body.name()
+            kind, index = body.byte(), body.u32()
+            if kind == 0:
+                module.referenced.add(index)
+            module.exports.append(body.data[begin : body.pos])
+            module.export_names.add(name)
+    elif section == 8:
+        module.start = body.u32()
+        module.referenced.add(module.start)
+    elif section == 9:
+        module.referenced |= _element_functions(body, known)
+    elif section == 10:
+        for _ in range(body.u32()):
+            size = body.u32()
+            module.bodies.append((body.pos, body.pos + size))
+            body.bytes(size)
+        if not body.done():
+            raise MeteringError("code section has trailing bytes")
+
+
+def _function_type(module: _Module, function: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    if function >= len(module.functions):
+        raise MeteringError("function index out of range")
+    index = module.functions[function]
+    if index >= len(module.types):
+        raise MeteringError("type index out of range")
+    return module.types[index]
+
+
+def frame_weight(params: int, locals_: int, instructions: int) -> int:
+    """Stack units a frame may take: 1 for the frame itself, and one per 8 slots.
+
+    A slot is 8 bytes of native stack (no value is wider without SIMD). A frame holds at
+    most its parameters, its locals and one value per instruction (the operand stack never
+    holds more values than the instructions that pushed them, and each of the compiler's
+    temporaries stands for an instruction): 8 slots fill a 64-byte unit, and the fixed part
+    (return address, frame pointer, saved registers) fits the first unit."""
+    return 1 + (params + locals_ + instructions + 7) // 8
+
+
+@dataclass
+class _Function:
+    """A decoded function body and what its rewrite wraps it in."""
+
+    header: bytes  # the locals declaration, with the fuel cache (an i64) appended
+    cache: int  # the fuel cache's local index
+    instructions: list[_Instruction]
+    wrapper: bytes  # the block type of the block wrapping the body
+    weight: int
+    enter: bytes  # the depth counter's code (empty for leaves)
+    leave: bytes
+    calls: bool  # it calls a function (call or call_indirect)
+
+
+@dataclass
+class _Context:
+    table: CostTable
+    costs: dict[int, int]
+    fuel: int  # the fuel global's index
+    helpers: dict[str, int]
+    audit: int | None = None  # the audit's work global
+
+
+def _decode_function(
+    data: bytes, span: tuple[int, int], params: int, wrapper: bytes, depth: int, known
+) -> _Function:
+    reader = _Reader(data, span[0], span[1])
+    locals_, groups = 0, reader.u32()
+    declared = reader.pos
+    for _ in range(groups):
+        locals_ += reader.u32()
+        _value_type(reader)
+        if locals_ > 50_000:
+            raise MeteringError("a function has more than 50,000 locals")
+    header = _uleb(groups + 1) + data[declared : reader.pos] + b"\x01\x7e"  # the fuel cache
+    instructions = []
+    while not reader.done():
+        instructions.append(_decode(reader, known))
+    if not instructions or instructions[-1].op != _END:
+        raise MeteringError("function body does not end with end")
+    weight = frame_weight(params, locals_ + 1, len(instructions))
+    calls = any(i.op in (_CALL, _CALL_INDIRECT) for i in instructions)
+    leaf = weight <= LEAF_WEIGHT and not calls
+    enter = b"" if leaf else _depth_code(depth, weight, enter=True)
+    leave = b"" if leaf else _depth_code(depth, weight, enter=False)
+    return _Function(header, params + locals_, instructions, wrapper, weight, enter, leave, calls)
+
+
+class _Region:
+    """Code from one charge point up to the next ones: charged, up front, the costliest path
+    through it (`most`), from the placeholder `slot` in the body's pieces."""
+
+    def __init__(self, slot: int):
+        self.slot, self.most = slot, 0
+
+
+@dataclass
+class _Frame:
+    """An open block, loop or if (or the function itself, `kind` None) in the rewrite."""
+
+    kind: int | None
+    charged_end: bool  # a charge point follows its end (it holds one)
+    region: _Region | None  # the region its start lies in
+    exit: int | None = None  # the costliest branch to its end (same region)
+    saved: tuple[_Region, int] | None = None  # an if: the region and cost at its start
+    has_else: bool = False
+
+
+@dataclass
+class _Shape:
+    """Where a body's charge points go, besides its entry and its loops' headers."""
+
+    charged_end: set[int]  # constructs (by position) that hold a charge point
+    split: set[int]  # positions after which a charge point goes (if, else, br_if)
+    loops: bool  # the body holds a loop
+
+
+def _shape(instructions: list[_Instruction], costs: list[int], limit: int) -> _Shape:
+    """Marks the arms worth a charge point of their own: a then or else arm, or the code a
+    forward br_if skips, costing more than `limit` (folded into the enclosing region, a
+    skipped arm would be charged for nothing). A construct holding a charge point (a loop,
+    such an arm) has one after its end, so every point of a body lies in a single region:
+    the one of the last charge point every path to it crossed."""
+    prefix = [0]
+    for cost in costs:
+        prefix.append(prefix[-1] + cost)
+    last = len(instructions) - 1
+    ends, elses, stack, pending = {}, {}, [], []
+    for position, instruction in enumerate(instructions):
+        op = instruction.op
+        if op in (_BLOCK, _LOOP, _IF):
+            stack.append(position)
+        elif op == _ELSE and stack:
+            elses[stack[-1]] = position
+        elif op == _END and stack:
+            ends[stack.pop()] = position
+        elif op == _BR_IF:
+            label = instruction.index
+            pending.append((position, stack[-1 - label] if label < len(stack) else None))
+    split = set()
+    for position, target in pending:
+        end = last if target is None else ends.get(target, last)
+        if prefix[end] - prefix[position + 1] > limit:
+            split.add(position)
+    for start, middle in [(s, elses.get(s, ends.get(s, last))) for s in ends]:
+        if instructions[start].op != _IF:
+            continue
+        if prefix[middle] - prefix[start + 1] > limit:
+            split.add(start)
+        if start in elses and prefix[ends[start]] - prefix[middle + 1] > limit:
+            split.add(middle)
+    charged, stack, loops = set(), [], False
+    for position, instruction in enumerate(instructions):
+        op = instruction.op
+        if op in (_BLOCK, _LOOP, _IF):
+            stack.append(position)
+            if op == _LOOP:
+                charged.add(position)
+                loops = True
+        if position in split and stack:
+            charged.add(stack[-1])
+        if op == _END and stack:
+            inner = stack.pop()
+            if inner in charged and stack:
+                charged.add(stack[-1])
+    return _Shape(charged, split, loops)
+
+
+class _Body:
+    """One function body being rewritten: its pieces of code, the charge points' regions."""
+
+    def __init__(self, fuel: int, cache: int, minimum: int, audit: int | None = None):
+        self.fuel, self.cache, self.minimum = fuel, cache, minimum
+        self.audit, self.audit_slot, self.work = audit, -1, 0
+        self.pieces: list[bytes | None] = []
+        self.regions: list[_Region] = []
+        self.region: _Region | None = None  # None: the code here is unreachable
+        self.cost = 0  # the costliest path from the region's charge point to here
+
+    def charge_point(self) -> None:
+        """Ends every path of the current region here and starts a new region."""
+        self.end_path()
+        self.pieces.append(None)
+        self.region, self.cost = _Region(len(self.pieces) - 1), 0
+        self.regions.append(self.region)
+
+    def end_path(self, region: _Region | None = None, cost: int | None = None) -> None:
+        """A path of `region` (the current one) reaches a charge point or the exit."""
+        region = self.region if region is None else region
+        if region is not None:
+            region.most = max(region.most, self.cost if cost is None else cost)
+
+    def emit(self, code: bytes) -> None:
+        self.pieces.append(code)
+
+    def basic_block(self) -> None:
+        """The audit: the basic block before here is done; the next one adds its work."""
+        if self.audit is None:
+            return
+        if self.audit_slot >= 0 and self.work:
+            g = _uleb(self.audit)
+            add = b"\x42" + _sleb(self.work) + b"\x7c"  # i64.const, i64.add
+            self.pieces[self.audit_slot] = bytes([_GLOBAL_GET]) + g + add + bytes([_GLOBAL_SET]) + g
+        self.pieces.append(None)
+        self.audit_slot, self.work = len(self.pieces) - 1, 0
+
+    def code(self, skip_entry: bool = False) -> bytes:
+        self.basic_block()
+        for number, region in enumerate(self.regions):
+            charge = region.most and max(region.most, self.minimum)
+            if charge and not (skip_entry and number == 0):
+                self.pieces[region.slot] = _charge_code(self.fuel, self.cache, charge)
+        return b"".join(piece or b"" for piece in self.pieces)
+
+
+def _charges(instruction: _Instruction) -> bool:
+    """The instruction calls a helper that charges the fuel global."""
+    if instruction.op == 0xFC:
+        return _FC[instruction.sub][1] is not None
+    return instruction.op == _MEMORY_GROW
+
+
+def _cost(instruction: _Instruction, costs: dict[int, int], table: CostTable, leaves) -> int:
+    if instruction.op == 0xFC:
+        return getattr(table, _FC[instruction.sub][0])
+    cost = costs[instruction.op]
+    if instruction.op == _CALL:
+        cost += leaves.get(instruction.index, 0)
+    return cost
+
+
+def _rewrite_body(
+    data: bytes,
+    function: _Function,
+    context: _Context,
+    leaves: dict[int, int],
+    quiet: frozenset[int] = frozenset(),
+) -> _Body:
+    """The body with its charges and depth counter injected; `leaves` are the costs of the
+    functions whose charge their direct callers make for them, `quiet` the functions that
+    never charge the fuel global (after a call to any other, the cache is reloaded)."""
+    instructions, table = function.instructions, context.table
+    costs = [_cost(i, context.costs, table, leaves) for i in instructions]
+    shape = _shape(instructions, costs, table.fold_limit)
+    body = _Body(context.fuel, function.cache, table.region_minimum, context.audit)
+    reload = _reload_code(context.fuel, function.cache)
+    body.emit(function.enter + reload + b"\x02" + function.wrapper)
+    body.charge_point()
+    body.basic_block()
+    frames = [_Frame(None, True, body.region)]
+
+    def branch(label: int) -> None:
+        target = frames[-1 - label]
+        if target.kind == _LOOP or target.charged_end:
+            body.end_path()
+        elif body.region is not None:
+            assert target.region is body.region, "a branch into another region"
+            target.exit = max(target.exit or 0, body.cost)
+
+    for position, instruction in enumerate(instructions):
+        op, raw = instruction.op, data[instruction.start : instruction.end]
+        if body.region is not None:
+            body.cost += costs[position]
+        body.work += costs[position] - leaves.get(instruction.index, 0) * (op == _CALL)
+        if op == 0xFC:
+            dynamic = _FC[instruction.sub][1]
+            if dynamic is not None:
+                body.emit(bytes([_CALL]) + _uleb(context.helpers[dynamic]) + reload)
+        elif op == _MEMORY_GROW:  # the helper grows, then charges the pages granted
+            raw = bytes([_CALL]) + _uleb(context.helpers["page"]) + reload
+        elif op == _CALL_INDIRECT or (op == _CALL and instruction.index not in quiet):
+            raw += reload
+        elif op == _RETURN:
+            raw = bytes([_BR]) + _uleb(len(frames) - 1)
+        if op == _END and len(frames) == 1:
+            if position != len(instructions) - 1:
+                raise MeteringError("code after the function's end")
+            body.end_path()
+            body.emit(b"\x0b" + function.leave + b"\x0b")
+            return body
+        body.emit(raw)
+        if op in (_BLOCK, _LOOP, _IF):
+            frame = _Frame(op, position in shape.charged_end, body.region)
+            if op == _IF and body.region is not None:
+                frame.saved = (body.region, body.cost)
+            frames.append(frame)
+            if op == _LOOP or (op == _IF and position in shape.split):
+                body.charge_point()
+        elif op == _ELSE:
+            frame = frames[-1]
+            branch(0)
+            frame.has_else = True
+            body.region, body.cost = frame.saved or (None, 0)
+            if position in shape.split and body.region is not None:
+                body.charge_point()
+        elif op == _END:
+            frame = frames.pop()
+            reached = body.region is not None or frame.exit is not None
+            if frame.kind == _IF and not frame.has_else and frame.saved is not None:
+                reached = True  # the empty else arm
+                if frame.charged_end:
+                    body.end_path(*frame.saved)
+                else:
+                    body.cost = max(body.cost if body.region else 0, frame.saved[1])
+                    body.region = frame.saved[0]
+            if frame.charged_end:
+                body.end_path()
+                body.region = None
+                if reached:
+                    body.charge_point()
+            elif reached:
+                alive = body.cost if body.region is not None else 0
+                body.region, body.cost = frame.region, max(alive, frame.exit or 0)
+        elif op == _BR:
+            branch(instruction.index)
+            body.region = None
+        elif op == _BR_IF:
+            branch(instruction.index)
+            if position in shape.split and body.region is not None:
+                body.charge_point()
+        elif op == _BR_TABLE:
+            for label in instruction.targets:
+                branch(label)
+            body.region = None
+        elif op in (_RETURN, _UNREACHABLE):
+            body.end_path()
+            body.region = None
+        if op in (_BLOCK, _LOOP, _IF, _ELSE, _END, _BR, _BR_IF, _BR_TABLE, _RETURN, _UNREACHABLE):
+            body.basic_block()
+    raise MeteringError("function body does not end with end")
+
+
+def _block_type_for(module: _Module, results: tuple[int, ...], new_types: list[bytes]) -> bytes:
+    if not results:
+        return b"\x40"
+    if len(results) == 1:
+        return bytes(results)
+    signature = ((), results)
+    if signature in module.types:
+        return _sleb(module.types.index(signature))
+    module.types.append(signature)
+    new_types.append(b"\x60\x00" + _uleb(len(results)) + bytes(results))
+    return _sleb(len(module.types) - 1)
+
+
+def meter(module_bytes: bytes, table: CostTable = COSTS, *, audit: bool = False) -> Metered:
+    """The module with metering injected; raises `MeteringError` when it cannot be.
+
+    The module should be valid (the sandbox validates it first): the rewrite keeps a valid
+    module valid and does not check what validation checks. With `audit` (tests only), a
+    second counter exported as `WORK_EXPORT` adds up the cost of every basic block as it is
+    entered, the way a per-block meter would: the fuel charged must never be less."""
+    if table.version != COST_TABLE_VERSION:
+        raise MeteringError(f"cost table version {table.version} is not {COST_TABLE_VERSION}")
+    data = bytes(module_bytes)
+    costs = _opcode_costs(table)
+    module = _parse(data, costs)
+    for reserved in (FUEL_EXPORT, START_EXPORT, WORK_EXPORT):
+        if reserved.encode() in module.export_names:
+            raise MeteringError(f"the export name {reserved!r} is reserved")
+    fuel_global = module.imported_globals + len(module.globals)
+    depth_global = fuel_global + 1
+    new_types: list[bytes] = []
+    # Helpers: (param i32) (result i32), appended after every function.
+    helper_type = len(module.types)
+    module.types.append(((_I32,), (_I32,)))
+    new_types.append(b"\x60\x01\x7f\x01\x7f")
+    first_helper = len(module.imported_functions) + len(module.functions)
+    helper_specs = {
+        "page": (table.memory_grow_page, 0, MAX_PAGES),
+        "grow": (table.table_grow_element, 0, MAX_ELEMENTS),
+        "byte": (table.bulk_byte, table.bulk_unit_shift, MAX_BYTES),
+        "element": (table.bulk_element, 0, MAX_ELEMENTS),
+    }
+    helpers = {name: first_helper + i for i, name in enumerate(helper_specs)}
+    has_memory = module.memories > 0
+    context = _Context(table, costs, fuel_global, helpers, depth_global + 1 if audit else None)
+    functions = []
+    for index, span in enumerate(module.bodies):
+        type_index = module.functions[index]
+        if type_index >= len(module.types):
+            raise MeteringError("type index out of range")
+        params, results = module.types[type_index]
+        wrapper = _block_type_for(module, results, new_types)
+        functions.append(_decode_function(data, span, len(params), wrapper, depth_global, costs))
+    referenced = module.referenced | {
+        i.index for f in functions for i in f.instructions if i.op == _REF_FUNC
+    }
+    # A leaf (no depth counter, no call, no loop, one region) only ever called directly
+    # is charged by its callers: a call to it costs its region's with the call's.
+    first = len(module.imported_functions)
+    leaves = {}
+    for index, function in enumerate(functions):
+        if function.enter or function.calls or first + index in referenced:
+            continue
+        body = _rewrite_body(data, function, context, {})
+        if len(body.regions) == 1:
+            leaves[first + index] = body.regions[0].most
+    quiet = frozenset(  # leaves calling no charging helper (memory.grow, bulk instructions)
+        index
+        for index in leaves
+        if not any(_charges(i) for i in functions[index - first].instructions)
+    )
+    bodies = []
+    for index, function in enumerate(functions):
+        body = _rewrite_body(data, function, context, leaves, quiet)
+        code = function.header + body.code(skip_entry=first + index in leaves)
+        bodies.append(_uleb(len(code)) + code)
+    weights = [function.weight for function in functions]
+    for name, (price, shift, cap) in helper_specs.items():
+        if name == "page":
+            code = _grow_helper_body(fuel_global, price) if has_memory else b"\x00\x20\x00\x0b"
+        else:
+            code = _helper_body(fuel_global, price, shift, cap)
+        bodies.append(_uleb(len(code)) + code)
+
+    sections = dict(module.sections)
+    sections[1] = _vec(_entries(module.sections.get(1)) + new_types)
+    sections[3] = _vec([_uleb(t) for t in module.functions] + [_uleb(helper_type)] * 4)
+    # fuel (mut i64) = 0, depth (mut i32) = 0, and the audit's work (mut i64) = 0
+    added = [b"\x7e\x01\x42\x00\x0b", b"\x7f\x01\x41\x00\x0b"]
+    sections[6] = _vec([*module.globals, *added, *(added[:1] if audit else [])])
+    exports = [*module.exports, _uleb(len(FUEL_EXPORT)) + FUEL_EXPORT.encode() + b"\x03"]
+    exports[-1] += _uleb(fuel_global)
+    if audit:
+        exports.append(_uleb(len(WORK_EXPORT)) + WORK_EXPORT.encode() + b"\x03")
+        exports[-1] += _uleb(depth_global + 1)
+    if module.start is not None:
+        exports.append(_uleb(len(START_EXPORT)) + START_EXPORT.encode() + b"\x00")
+        exports[-1] += _uleb(module.start)
+    sections[7] = _vec(exports)
+    sections.pop(8, None)
+    sections[10] = _vec(bodies)
+    out = bytearray(data[:8])
+    for section in _ORDER:
+        if section in sections:
+            out += bytes([section]) + _uleb(len(sections[section])) + sections[section]
+    pages = module.memory_pages + module.imported_memory_pages
+    elements = module.table_elements + module.imported_table_elements
+    setup = pages * table.memory_page + elements * table.table_element
+    return Metered(
+        bytes(out), setup, module.start is not None, len(module.functions), tuple(weights)
+    )
+
+
+def _entries(payload: bytes | None) -> list[bytes]:
+    """The raw entries of a type section (each `0x60 params results`)."""
+    if payload is None:
+        return []
+    reader, entries = _Reader(payload), []
+    for _ in range(reader.u32()):
+        begin = reader.pos
+        reader.byte()
+        for _ in range(2):
+            for _ in range(reader.u32()):
+                reader.byte()
+        entries.append(payload[begin : reader.pos])
+    return entries

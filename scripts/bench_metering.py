@@ -1,0 +1,127 @@
+"""Calibrating the metering's cost table: fuel per second, worst case against typical.
+
+    ape run bench_metering            (or: python scripts/bench_metering.py)
+
+Runs an adversarial suite (WAT, each case built to make one kind of instruction as slow
+per unit of fuel as it can) and the catalogue's kernels through the sandbox, best of
+`REPEATS` runs each, timed in the CPU time of the running thread (user and system: a shared
+machine's other processes do not count; the best run is the least disturbed), and prints
+per case its fuel, run time, fuel per second and `arith/case`: how many times fewer fuel a
+second it burns than the plain arithmetic loop. `R_floor`, the lowest fuel per second of
+any case, is what a provider can promise: a job's fuel limit over `R_floor` bounds its time.
+For the catalogue it prints the metering's overhead: the metered run's time against the
+same module run unmetered on the same engine. Needs no node.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+
+import click
+import wasmtime
+
+from computeshare import metering, sandbox
+from computeshare.report import format_table
+from computeshare.workloads import catalogue_module, pack_u64
+from devtools.metering_cases import adversarial_cases
+
+REPEATS = 3
+FUEL = sandbox.MAX_FUEL
+
+KERNELS = [
+    ("monte-carlo 10M", "monte-carlo", pack_u64(42, 10_000_000)),
+    ("hash-chain 10M", "hash-chain", pack_u64(10_000_000) + b"seed"),
+    ("matmul 64", "matmul", struct.pack("<IQ", 64, 7)),
+]
+
+
+def _best(func) -> tuple[float, object]:
+    best, value = float("inf"), None
+    for _ in range(REPEATS):
+        began = time.thread_time()
+        value = func()
+        best = min(best, time.thread_time() - began)
+    return best, value
+
+
+def metered_time(module: bytes, stdin: bytes = b"") -> tuple[float, sandbox.RunResult]:
+    """Best run time of the metered module (instantiation and run, compiled beforehand)."""
+    compiled, metered = sandbox._prepare(module, "_start")
+    return _best(lambda: sandbox._execute(compiled, metered, "_start", stdin, FUEL))
+
+
+def unmetered_time(module: bytes, stdin: bytes) -> float:
+    """Best run time of the module as it is, on the same engine, store limits and host (its
+    host calls charge a counter of their own): the difference is the metering's."""
+    engine = sandbox.engine("speed")
+    compiled = wasmtime.Module(engine, module)
+    counter_type = wasmtime.GlobalType(wasmtime.ValType.i64(), True)
+
+    def once() -> None:
+        store = wasmtime.Store(engine)
+        store.set_limits(memory_size=sandbox.MAX_MEMORY_BYTES, instances=1, memories=1)
+        host = sandbox._Host(store, stdin)
+        host.fuel = wasmtime.Global(store, counter_type, wasmtime.Val.i64(FUEL))
+        instance = sandbox._linker(host).instantiate(store, compiled)
+        instance.exports(store)["_start"](store)
+
+    total, _ = _best(once)
+    return total
+
+
+def case_rows() -> tuple[list[dict], float]:
+    rows, rates = [], {}
+    for label, module in adversarial_cases().items():
+        seconds, result = metered_time(module)
+        rates[label] = result.fuel / seconds
+        rows.append(
+            {"case": label, "status": result.status_name, "fuel": result.fuel, "s": seconds}
+        )
+    arith = rates["arith loop (i32.add)"]
+    for row in rows:
+        rate = rates[row["case"]]
+        row.update(
+            fuel=f"{row['fuel']:,}",
+            s=f"{row['s']:.3f}",
+            Mfuel_per_s=f"{rate / 1e6:,.0f}",
+            arith_over_case=f"{arith / rate:.2f}",
+        )
+    return rows, min(rates.values())
+
+
+def kernel_rows() -> list[dict]:
+    rows = []
+    for label, name, stdin in KERNELS:
+        module = catalogue_module(name)
+        seconds, result = metered_time(module, stdin)
+        plain = unmetered_time(module, stdin)
+        rows.append(
+            {
+                "case": label,
+                "status": result.status_name,
+                "fuel": f"{result.fuel:,}",
+                "s": f"{seconds:.3f}",
+                "Mfuel_per_s": f"{result.fuel / seconds / 1e6:,.0f}",
+                "unmetered_s": f"{plain:.3f}",
+                "overhead": f"{(seconds / plain - 1) * 100:+.0f}%",
+            }
+        )
+    return rows
+
+
+@click.command()
+def cli():
+    """The adversarial suite and the catalogue, metered (best of 3)."""
+    click.echo(f"cost table version {metering.COST_TABLE_VERSION}: {metering.COSTS}")
+    rows, floor = case_rows()
+    columns = ["case", "status", "fuel", "s", "Mfuel_per_s", "arith_over_case"]
+    click.echo(format_table(rows, columns))
+    arith = next(r for r in rows if r["case"].startswith("arith"))
+    click.echo(f"R_floor = {floor / 1e6:,.0f} Mfuel/s (arith loop {arith['Mfuel_per_s']} Mfuel/s)")
+    columns = ["case", "status", "fuel", "s", "Mfuel_per_s", "unmetered_s", "overhead"]
+    click.echo(format_table(kernel_rows(), columns))
+
+
+if __name__ == "__main__":
+    cli()
