@@ -28,6 +28,7 @@ from tests.helpers import (
     SPEC,
     TOKEN,
     gpu_spec,
+    isolated,
     warm_delegation,
 )
 
@@ -189,7 +190,7 @@ def test_nobody_is_forced_into_a_pool_while_it_may_still_leave(
     m.staking.delegate_to(p, 5_000 * TOKEN, 0, sender=d)
     warm_until = m.staking.delegation(p, d).warm_until
 
-    with chain.isolate():
+    with isolated(chain):
         chain.pending_timestamp = warm_until - 1
         with ape.reverts("staking: still warming up"):
             m.staking.activate(p, d, sender=stranger)
@@ -197,12 +198,12 @@ def test_nobody_is_forced_into_a_pool_while_it_may_still_leave(
         m.staking.cancel_warmup(p, sender=d)
         assert m.token.balanceOf(d) == 20_000 * TOKEN
 
-    with chain.isolate():
+    with isolated(chain):
         # Not yet in the pool after its warm-up: still the delegator's to take back.
         chain.pending_timestamp = warm_until
         m.staking.cancel_warmup(p, sender=d)
         assert m.token.balanceOf(d) == 20_000 * TOKEN
-    with chain.isolate():
+    with isolated(chain):
         # A job is about to settle; a stranger activates the position first.
         deadline = chain.pending_timestamp + DAY
         job = m.escrow.post(SPEC, REQS, PRICE, 1, deadline, COLLATERAL, sender=client)

@@ -1,8 +1,9 @@
-"""The set-up `make setup` runs leaves the checkout as committed."""
+"""The checkout as committed: what `make setup` leaves, and the suite's own hygiene."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,3 +22,15 @@ def test_the_lock_names_every_platforms_anvil_so_npm_install_keeps_it():
         assert entry is not None, f"{name} is missing from package-lock.json"
         assert entry["version"] == version
         assert entry["integrity"].startswith("sha512-")
+
+
+def test_no_check_runs_inside_apes_chain_isolate():
+    """ape's `chain.isolate()` swallows every exception raised in its block, a failed
+    assertion included; sub-scenarios use `tests.helpers.isolated`, which re-raises."""
+    offenders = [
+        f"{path.name}:{number}"
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"\bwith\s+chain\.isolate\(", line)
+    ]
+    assert offenders == []
