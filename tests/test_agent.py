@@ -17,6 +17,7 @@ from computeshare.client import ClientError, ComputeShare
 from computeshare.constants import DAY, TOKEN
 from computeshare.deploy import DeployConfig, Deployment, Manifest
 from computeshare.jobs import STATUS_DISPUTED, STATUS_FINALIZED
+from computeshare.metering import COST_TABLE_VERSION
 from computeshare.results import ResultError, ResultServer
 from computeshare.sandbox import MAX_FUEL, STATUS_OUT_OF_FUEL, STATUS_TRAP, RunResult
 from computeshare.specs import device_spec, job_requirements
@@ -238,7 +239,9 @@ def hostile_specs(marker) -> dict[str, bytes]:
         + b"}}",
         "file import": wasm_spec(wat_module("nop", files), fuel=1_000),
         "not a module": wasm_spec(b"\x00asm\x01\x00\x00\x00\xff\xff", fuel=1_000),
-        "unknown module": encode_spec("wasm", {"module": {"sha256": "ab" * 32}, "fuel": 10}),
+        "unknown module": encode_spec(
+            "wasm", {"module": {"sha256": "ab" * 32}, "fuel": 10, "cost_table": COST_TABLE_VERSION}
+        ),
         "fuel beyond capacity": wasm_spec("monte-carlo", pack_u64(1, 10**12), fuel=MAX_FUEL),
     }
 
