@@ -74,6 +74,13 @@ from computeshare.wasm_codec import (
 )
 
 COST_TABLE_VERSION = 2
+# The published floor: the fewest fuel a second any module burns under this cost table (a
+# job's run takes at most its fuel over R_FLOOR, after the worker's start-up). The slowest
+# case of the adversarial suite (scripts/bench_metering.py) burnt 7.2 * 10**9 a second of
+# CPU time on the reference machine, an arithmetic loop 32 * 10**9; the floor leaves a
+# factor of 7 for slower and shared machines. Providers' policies derive their wall-clock
+# limits and acceptance from it.
+R_FLOOR = 1_000_000_000
 FUEL_EXPORT = "computeshare:fuel"
 START_EXPORT = "computeshare:start"
 WORK_EXPORT = "computeshare:work"  # the audit's counter (`meter(..., audit=True)`)

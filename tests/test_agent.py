@@ -19,9 +19,10 @@ from computeshare.deploy import DeployConfig, Deployment, Manifest
 from computeshare.jobs import STATUS_DISPUTED, STATUS_FINALIZED
 from computeshare.metering import COST_TABLE_VERSION
 from computeshare.results import ResultError, ResultServer
-from computeshare.sandbox import MAX_FUEL, STATUS_OUT_OF_FUEL, STATUS_TRAP, RunResult
+from computeshare.sandbox import MAX_FUEL, STATUS_OK, STATUS_OUT_OF_FUEL, STATUS_TRAP, RunResult
 from computeshare.specs import device_spec, job_requirements
 from computeshare.workloads import encode_spec, execute, pack_u64, result_hash, wasm_spec
+from devtools.metering_cases import adversarial_cases
 
 PAID = 97_500 * TOKEN // 1_000  # 100 tokens less the 2.5% protocol fee
 SPEC = encode_spec("sha256-chain", {"seed": "computeshare", "rounds": 2_000})
@@ -255,7 +256,7 @@ def post_raw(cs: ComputeShare, spec: bytes, requirements=None, **terms) -> bytes
         requirements or job_requirements(),
         price,
         1,
-        chain.pending_timestamp + DAY,
+        terms.get("deadline", chain.pending_timestamp + DAY),
         terms.get("collateral", price),
         sender=cs.account,
     )
@@ -426,3 +427,34 @@ def test_a_short_k1_output_is_read_from_the_chain(chain, manifest, providers, cl
     (event,) = cs.escrow.ResultSubmitted.range(0, chain.blocks.height + 1)
     assert bytes(event.output) == execute(spec).output
     assert cs.result(job_id, endpoints=[]) == execute(spec), "no endpoint needed"
+
+
+def test_a_module_slow_per_unit_of_fuel_is_refused_or_paid_never_slashed(
+    chain, manifest, providers, client, tmp_path
+):
+    """A module that passes every acceptance check but burns fuel as slowly as the suite can
+    (a call_indirect storm), posted at the policy's collateral limit beside an honest job:
+    the agent refuses what its wall-clock bound (fuel over R_FLOOR, with the policy's
+    margin) cannot finish before the commit deadline, and runs the rest to a paid result.
+    Its stake never drops."""
+    agent = agent_for(manifest, providers[0], tmp_path)
+    stake = agent.cs.staking.bonded_stake(agent.me)
+    limit = int(agent.cs.staking.free_stake(agent.me) * agent.policy.max_collateral_fraction)
+    storm = adversarial_cases()["call_indirect storm"]
+    cs = ComputeShare.from_manifest(manifest, account=client)
+    finishable = wasm_spec(storm, fuel=2 * 10**9)
+    # Within every fuel and price bound, but its wall-clock bound passes its deadline.
+    too_long = wasm_spec(storm, fuel=MAX_FUEL)
+    assert agent.policy.wall_seconds(MAX_FUEL) > 60
+    late = post_raw(cs, too_long, collateral=limit, deadline=chain.pending_timestamp + 60)
+    slow = post_raw(cs, finishable, collateral=limit)
+    honest = cs.post_job(SPEC, job_requirements(), price=100 * TOKEN, replicas=1, duration=DAY)
+    agent.step()
+    assert cs.jobs.view(late).accepted == 0, "accepted a run it cannot finish by its deadline"
+    for job_id in (slow, honest):
+        run_until_final(chain, cs, job_id, [agent])
+        record = agent.journal.done["0x" + job_id.hex()]
+        assert outcome_of(record) == completed(PAID)
+    result = RunResult.from_json(agent.journal.done["0x" + slow.hex()]["result"])
+    assert result == execute(finishable) and result.status == STATUS_OK
+    assert agent.cs.staking.bonded_stake(agent.me) == stake, "never slashed for a slow module"
