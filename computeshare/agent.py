@@ -48,7 +48,16 @@ from computeshare.jobs import (
 )
 from computeshare.metering import R_FLOOR
 from computeshare.sandbox import RunResult
-from computeshare.workloads import WORKLOADS, Job, WorkloadError, decode_spec, resolve_module
+from computeshare.workloads import (
+    COMMIT_SECONDS,
+    RUN_START_SECONDS,
+    WALL_MARGIN,
+    WORKLOADS,
+    Job,
+    WorkloadError,
+    decode_spec,
+    resolve_module,
+)
 
 
 class AgentError(Exception):
@@ -76,9 +85,9 @@ class Policy:
     min_price_per_gigafuel: int = 0
     fuel_per_second: int = R_FLOOR
     fetch_modules: bool = True
-    min_wall_seconds: float = 30.0
-    wall_margin: float = 2.0
-    commit_seconds: float = 60.0
+    min_wall_seconds: float = RUN_START_SECONDS
+    wall_margin: float = WALL_MARGIN
+    commit_seconds: float = COMMIT_SECONDS
 
     @classmethod
     def load(cls, path: Path | None) -> Policy:

@@ -41,7 +41,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from computeshare import fetch as http_fetch
-from computeshare.metering import COST_TABLE_VERSION
+from computeshare.metering import COST_TABLE_VERSION, R_FLOOR
 from computeshare.sandbox import (
     MAX_FUEL,
     MAX_MODULE_BYTES,
@@ -68,6 +68,20 @@ MODULE_FETCH_SECONDS = 10
 # 5 * 10**8 fuel a second a provider's policy assumes; rounded up).
 SHA256_ROUND_FUEL = 300
 MATRIX_OP_FUEL = 6
+
+# How long a job's fuel may keep a provider busy, by the published floor R_FLOOR: the
+# worker's start-up (`RUN_START_SECONDS`) plus `WALL_MARGIN` times the fuel's time, and
+# `COMMIT_SECONDS` to send the commitment. A provider's default policy declines a job whose
+# commit deadline is nearer (`computeshare.agent.Policy`); the client checks before posting.
+RUN_START_SECONDS = 30.0
+WALL_MARGIN = 2.0
+COMMIT_SECONDS = 60.0
+
+
+def run_seconds(fuel: int, fuel_per_second: int = R_FLOOR) -> float:
+    """The wall-clock limit of a run of `fuel` at `fuel_per_second` (by default the floor)."""
+    return RUN_START_SECONDS + WALL_MARGIN * fuel / fuel_per_second
+
 
 WASM_DIR = Path(__file__).parent / "wasm"
 # Catalogue modules: name -> WAT source file; compiled with wasmtime's wat2wasm.

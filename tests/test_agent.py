@@ -17,11 +17,18 @@ from computeshare.client import ClientError, ComputeShare
 from computeshare.constants import DAY, TOKEN
 from computeshare.deploy import DeployConfig, Deployment, Manifest
 from computeshare.jobs import STATUS_DISPUTED, STATUS_FINALIZED
-from computeshare.metering import COST_TABLE_VERSION
+from computeshare.metering import COST_TABLE_VERSION, R_FLOOR
 from computeshare.results import ResultError, ResultServer
 from computeshare.sandbox import MAX_FUEL, STATUS_OK, STATUS_OUT_OF_FUEL, STATUS_TRAP, RunResult
 from computeshare.specs import device_spec, job_requirements
-from computeshare.workloads import encode_spec, execute, pack_u64, result_hash, wasm_spec
+from computeshare.workloads import (
+    decode_spec,
+    encode_spec,
+    execute,
+    pack_u64,
+    result_hash,
+    wasm_spec,
+)
 from devtools.metering_cases import adversarial_cases
 
 PAID = 97_500 * TOKEN // 1_000  # 100 tokens less the 2.5% protocol fee
@@ -458,3 +465,24 @@ def test_a_module_slow_per_unit_of_fuel_is_refused_or_paid_never_slashed(
     result = RunResult.from_json(agent.journal.done["0x" + slow.hex()]["result"])
     assert result == execute(finishable) and result.status == STATUS_OK
     assert agent.cs.staking.bonded_stake(agent.me) == stake, "never slashed for a slow module"
+
+
+def test_an_hour_long_job_needs_the_time_and_compute_seconds_it_takes(manifest, client):
+    """MAX_FUEL is at least an hour at the floor R_FLOOR; the client refuses to post such a
+    job with a deadline or compute-seconds the providers' default policy would decline, and
+    that policy accepts it when both fit."""
+    assert MAX_FUEL >= 3_600 * R_FLOOR
+    spec = wasm_spec("monte-carlo", pack_u64(1, 10**12), fuel=MAX_FUEL)
+    cs = ComputeShare.from_manifest(manifest, account=client)
+    hours = job_requirements(compute_seconds=MAX_FUEL // R_FLOOR)
+    with pytest.raises(ClientError, match="duration"):
+        cs.post_job(spec, hours, price=100 * TOKEN, replicas=1, duration=3_600)
+    with pytest.raises(ClientError, match="compute_seconds"):
+        cs.post_job(spec, job_requirements(), price=100 * TOKEN, replicas=1, duration=DAY)
+    job_id = cs.post_job(spec, hours, price=100 * TOKEN, replicas=1, duration=DAY)
+    job = decode_spec(spec)
+    policy, seconds = Policy(), MAX_FUEL // R_FLOOR
+    assert policy.refusal(job, 100 * TOKEN, 100 * TOKEN, seconds, 10_000 * TOKEN, DAY) is None
+    assert "commit deadline" in policy.refusal(job, 100, 100, seconds, 10**30, 3_600)
+    assert policy.wall_seconds(MAX_FUEL) >= MAX_FUEL / R_FLOOR
+    assert cs.jobs.view(job_id).accepted == 0

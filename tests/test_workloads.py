@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from computeshare.metering import COST_TABLE_VERSION
-from computeshare.sandbox import STATUS_OK, STATUS_TRAP, RunResult
+from computeshare.sandbox import MAX_FUEL, STATUS_OK, STATUS_TRAP, RunResult
 from computeshare.workloads import (
     MATRIX_OP_FUEL,
     MAX_SPEC_BYTES,
@@ -146,7 +146,7 @@ def test_bad_specs_are_refused_with_a_reason(spec, message):
     ("payload", "message"),
     [
         ({"module": {"sha256": "00" * 32}, "fuel": 0}, "fuel"),
-        ({"module": {"sha256": "00" * 32}, "fuel": 10**12}, "fuel"),
+        ({"module": {"sha256": "00" * 32}, "fuel": MAX_FUEL + 1}, "fuel"),
         ({"module": {"sha256": "zz"}, "fuel": 1}, "sha256"),
         ({"module": {"sha256": "00" * 32, "inline": "AAAA"}, "fuel": 1}, "does not hash"),
         ({"module": {"sha256": "00" * 32, "inline": "%%%"}, "fuel": 1}, "base64"),
