@@ -46,8 +46,18 @@ from computeshare.jobs import (
     commitment,
     terms_from_json,
 )
+from computeshare.metering import R_FLOOR
 from computeshare.sandbox import RunResult
-from computeshare.workloads import WORKLOADS, Job, WorkloadError, decode_spec, resolve_module
+from computeshare.workloads import (
+    COMMIT_SECONDS,
+    RUN_START_SECONDS,
+    WALL_MARGIN,
+    WORKLOADS,
+    Job,
+    WorkloadError,
+    decode_spec,
+    resolve_module,
+)
 
 
 class AgentError(Exception):
@@ -60,16 +70,24 @@ class Policy:
 
     Amounts are in wei. `max_collateral_fraction` bounds a job's collateral by the free
     stake at the time; `min_price_per_gigafuel` is the least price per 10**9 fuel;
-    `fuel_per_second` is what the device burns (it turns a job's fuel limit into the
-    compute-seconds its price must cover, and sets the run's wall-clock limit)."""
+    `fuel_per_second` is the slowest rate the device burns fuel at (by default the
+    metering's published floor `R_FLOOR`, which no module burns fuel below): it turns a
+    job's fuel limit into the compute-seconds its price must cover and into the run's
+    wall-clock limit, `min_wall_seconds` (the worker's start-up and compilation) plus
+    `wall_margin` times the fuel's time. A job whose wall-clock limit, plus
+    `commit_seconds` to send the commitment, does not fit before its commit deadline is
+    refused before acceptance: an accepted run is never stopped by its own limit before
+    its fuel runs out, nor by the deadline."""
 
     workloads: tuple[str, ...] = WORKLOADS
     max_collateral: int | None = None
     max_collateral_fraction: float = 0.5
     min_price_per_gigafuel: int = 0
-    fuel_per_second: int = 500_000_000
+    fuel_per_second: int = R_FLOOR
     fetch_modules: bool = True
-    min_wall_seconds: float = 30.0
+    min_wall_seconds: float = RUN_START_SECONDS
+    wall_margin: float = WALL_MARGIN
+    commit_seconds: float = COMMIT_SECONDS
 
     @classmethod
     def load(cls, path: Path | None) -> Policy:
@@ -88,16 +106,26 @@ class Policy:
         policy = cls(**data)
         if set(policy.workloads) - set(WORKLOADS) or not 0 < policy.max_collateral_fraction <= 1:
             raise AgentError(f"policy {path}: workloads among {WORKLOADS}, fraction in (0, 1]")
-        if policy.fuel_per_second <= 0:
-            raise AgentError(f"policy {path}: fuel_per_second must be positive")
+        if policy.fuel_per_second <= 0 or policy.wall_margin < 1:
+            raise AgentError(f"policy {path}: fuel_per_second positive, wall_margin at least 1")
         return policy
 
     def wall_seconds(self, fuel: int) -> float:
-        """The wall-clock limit of a run: three times its fuel's time, at least the floor."""
-        return max(self.min_wall_seconds, 3 * fuel / self.fuel_per_second)
+        """The wall-clock limit of a run: the start-up allowance plus the margin times the
+        fuel's time at the device's floor rate."""
+        return self.min_wall_seconds + self.wall_margin * fuel / self.fuel_per_second
 
-    def refusal(self, job: Job, price: int, collateral: int, compute_seconds: int, free: int):
-        """Why a decoded job does not fit this policy, or None."""
+    def refusal(
+        self,
+        job: Job,
+        price: int,
+        collateral: int,
+        compute_seconds: int,
+        free: int,
+        seconds_left: float | None = None,
+    ):
+        """Why a decoded job does not fit this policy, or None; `seconds_left` is the time
+        until its commit deadline."""
         if job.workload not in self.workloads:
             return f"workload {job.workload} not allowed here"
         if self.max_collateral is not None and collateral > self.max_collateral:
@@ -108,6 +136,9 @@ class Policy:
             return "price per fuel below the policy's minimum"
         if job.fuel > self.fuel_per_second * compute_seconds:
             return f"fuel {job.fuel:,} needs more than the {compute_seconds} s paid for"
+        needed = self.wall_seconds(job.fuel) + self.commit_seconds
+        if seconds_left is not None and needed > seconds_left:
+            return f"its run may take {needed:,.0f} s; the commit deadline is {seconds_left} s away"
         return None
 
 
@@ -248,6 +279,7 @@ class Agent:
                 job.collateral_per_replica,
                 requirements["compute_seconds"],
                 self.cs.staking.free_stake(self.me),
+                job.deadline - self.cs.escrow.chain_manager.pending_timestamp,
             )
             if refusal is None and decoded.workload == "wasm":
                 module = resolve_module(

@@ -25,9 +25,10 @@ from ape import Contract, chain
 from computeshare.constants import MAX_SWEEP, MAX_UINT, JobStatus, ReplicaStatus, label
 from computeshare.jobs import JobBook
 from computeshare.manifest import OWNED, Manifest, network_manifest_path
+from computeshare.metering import R_FLOOR
 from computeshare.results import ResultError, agreed_results, fetch_result
 from computeshare.sandbox import RunResult
-from computeshare.workloads import decode_spec
+from computeshare.workloads import COMMIT_SECONDS, decode_spec, run_seconds
 
 if TYPE_CHECKING:
     from computeshare.governance import Proposal
@@ -218,7 +219,18 @@ class ComputeShare:
     ) -> bytes:
         """Posts a job (depositing what the balance lacks); returns its id."""
         me = self._sender()
-        decode_spec(spec)  # the checks every provider makes: refuse a doomed spec here
+        job = decode_spec(spec)  # the checks every provider makes: refuse a doomed spec here
+        needed = run_seconds(job.fuel) + COMMIT_SECONDS
+        if duration < needed:
+            raise ClientError(
+                f"a fuel limit of {job.fuel:,} needs a duration of at least {needed:,.0f} s"
+                " (its run at the floor R_FLOOR, then the commitment): providers would decline"
+            )
+        if job.fuel > R_FLOOR * requirements.get("compute_seconds", 0):
+            raise ClientError(
+                f"a fuel limit of {job.fuel:,} needs compute_seconds of at least"
+                f" {-(-job.fuel // R_FLOOR):,} (at the floor R_FLOOR): providers would decline"
+            )
         collateral = price if collateral is None else collateral
         missing = price * replicas - self.escrow.balanceOf(me)
         if missing > 0:

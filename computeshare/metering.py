@@ -45,7 +45,42 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from computeshare.wasm_codec import (
+    BLOCK,
+    BR,
+    BR_IF,
+    BR_TABLE,
+    CALL,
+    CALL_INDIRECT,
+    ELSE,
+    END,
+    I32,
+    IF,
+    LOOP,
+    MEMORY_GROW,
+    REF_FUNC,
+    RETURN,
+    UNREACHABLE,
+    Instruction,
+    MeteringError,
+    block_type_for,
+    encode,
+    parse,
+    read_body,
+    sleb,
+    type_entries,
+    uleb,
+    vec,
+)
+
 COST_TABLE_VERSION = 2
+# The published floor: the fewest fuel a second any module burns under this cost table (a
+# job's run takes at most its fuel over R_FLOOR, after the worker's start-up). The slowest
+# case of the adversarial suite (scripts/bench_metering.py) burnt 7.2 * 10**9 a second of
+# CPU time on the reference machine, an arithmetic loop 32 * 10**9; the floor leaves a
+# factor of 7 for slower and shared machines. Providers' policies derive their wall-clock
+# limits and acceptance from it.
+R_FLOOR = 1_000_000_000
 FUEL_EXPORT = "computeshare:fuel"
 START_EXPORT = "computeshare:start"
 WORK_EXPORT = "computeshare:work"  # the audit's counter (`meter(..., audit=True)`)
@@ -64,10 +99,6 @@ LEAF_WEIGHT = 64
 MAX_PAGES = 65_536
 MAX_ELEMENTS = 1 << 20
 MAX_BYTES = 1 << 32
-
-
-class MeteringError(ValueError):
-    """The module cannot be metered: malformed, or uses a feature the table does not price."""
 
 
 @dataclass(frozen=True)
@@ -117,120 +148,6 @@ class Metered:
     weights: tuple[int, ...] = field(default=(), repr=False)
 
 
-# ---------------------------------------------------------------- binary reading
-
-
-class _Reader:
-    def __init__(self, data: bytes, pos: int = 0, end: int | None = None):
-        self.data, self.pos = data, pos
-        self.end = len(data) if end is None else end
-
-    def done(self) -> bool:
-        return self.pos >= self.end
-
-    def byte(self) -> int:
-        if self.pos >= self.end:
-            raise MeteringError("module ends early")
-        value = self.data[self.pos]
-        self.pos += 1
-        return value
-
-    def bytes(self, count: int) -> bytes:
-        if count < 0 or self.pos + count > self.end:
-            raise MeteringError("module ends early")
-        value = self.data[self.pos : self.pos + count]
-        self.pos += count
-        return value
-
-    def u32(self) -> int:
-        result, shift = 0, 0
-        while True:
-            byte = self.byte()
-            result |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                break
-            shift += 7
-            if shift > 28 and (shift > 35 or byte >> 4):
-                raise MeteringError("malformed LEB128")
-        if result >= 1 << 32:
-            raise MeteringError("malformed LEB128")
-        return result
-
-    def signed(self, bits: int) -> int:
-        result, shift = 0, 0
-        while True:
-            byte = self.byte()
-            result |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                break
-            if shift >= bits + 7:
-                raise MeteringError("malformed LEB128")
-        if byte & 0x40:
-            result -= 1 << shift
-        return result
-
-    def name(self) -> bytes:
-        return self.bytes(self.u32())
-
-
-def _uleb(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def _sleb(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        done = (value == 0 and not byte & 0x40) or (value == -1 and byte & 0x40)
-        out.append(byte | (0 if done else 0x80))
-        if done:
-            return bytes(out)
-
-
-def _vec(items: list[bytes]) -> bytes:
-    return _uleb(len(items)) + b"".join(items)
-
-
-_I32, _I64, _F32, _F64 = 0x7F, 0x7E, 0x7D, 0x7C
-_VALUE_TYPES = {_I32, _I64, _F32, _F64, 0x70, 0x6F}  # and funcref, externref
-
-
-def _value_type(reader: _Reader) -> int:
-    kind = reader.byte()
-    if kind not in _VALUE_TYPES:
-        raise MeteringError(f"value type 0x{kind:02x} is not supported")
-    return kind
-
-
-def _limits(reader: _Reader) -> int:
-    """A table's or memory's limits; returns the minimum."""
-    flags = reader.byte()
-    if flags not in (0, 1):
-        raise MeteringError("shared or 64-bit limits are not supported")
-    minimum = reader.u32()
-    if flags:
-        reader.u32()
-    return minimum
-
-
-# ---------------------------------------------------------------- instructions
-
-# Opcode classes: immediates to skip, and the cost field of the table.
-_NO_IMMEDIATE = "none"
-_BLOCK, _LOOP, _IF, _ELSE, _END = 0x02, 0x03, 0x04, 0x05, 0x0B
-_BR, _BR_IF, _BR_TABLE, _RETURN, _UNREACHABLE = 0x0C, 0x0D, 0x0E, 0x0F, 0x00
-_CALL, _CALL_INDIRECT = 0x10, 0x11
-_MEMORY_GROW = 0x40
-_REF_FUNC = 0xD2
-
 _DIVIDES = {0x6D, 0x6E, 0x6F, 0x70, 0x7F, 0x80, 0x81, 0x82}
 _FLOAT_DIVIDES = {0x91, 0x95, 0x9F, 0xA3}  # sqrt and div
 _SIMPLE_NUMERIC = set(range(0x45, 0xC5)) - _DIVIDES - _FLOAT_DIVIDES
@@ -240,17 +157,17 @@ def _opcode_costs(costs: CostTable) -> dict[int, int]:
     table = {
         0x00: costs.branch,  # unreachable
         0x01: 0,  # nop
-        _BLOCK: 0,
-        _LOOP: 0,
-        _IF: costs.branch,
-        _ELSE: costs.branch,
-        _END: 0,
-        _BR: costs.branch,
-        _BR_IF: costs.branch,
-        _BR_TABLE: costs.br_table,
-        _RETURN: costs.branch,
-        _CALL: costs.call,
-        _CALL_INDIRECT: costs.call_indirect,
+        BLOCK: 0,
+        LOOP: 0,
+        IF: costs.branch,
+        ELSE: costs.branch,
+        END: 0,
+        BR: costs.branch,
+        BR_IF: costs.branch,
+        BR_TABLE: costs.br_table,
+        RETURN: costs.branch,
+        CALL: costs.call,
+        CALL_INDIRECT: costs.call_indirect,
         0x1A: costs.simple,  # drop
         0x1B: costs.simple,  # select
         0x1C: costs.simple,  # select t
@@ -262,7 +179,7 @@ def _opcode_costs(costs: CostTable) -> dict[int, int]:
         0x25: costs.table_access,  # table.get
         0x26: costs.table_access,  # table.set
         0x3F: costs.memory_size,
-        _MEMORY_GROW: costs.memory_grow,
+        MEMORY_GROW: costs.memory_grow,
         0x41: costs.simple,
         0x42: costs.simple,
         0x43: costs.simple,
@@ -295,119 +212,6 @@ _FC = {
 }
 
 
-@dataclass
-class _Instruction:
-    op: int
-    start: int
-    end: int
-    sub: int = -1  # the 0xFC sub-opcode
-    index: int = 0  # br, br_if: the label; call, ref.func: the function
-    targets: tuple[int, ...] = ()  # br_table: its labels, the default last
-    block_type: int | None = None  # block, loop, if: -64 empty, a value type, or a type index
-
-
-def _block_type(reader: _Reader) -> int:
-    first = reader.data[reader.pos] if reader.pos < reader.end else -1
-    if first == 0x40:
-        reader.pos += 1
-        return -64
-    if first in _VALUE_TYPES:
-        reader.pos += 1
-        return -first
-    index = reader.signed(33)
-    if index < 0:
-        raise MeteringError("malformed block type")
-    return index
-
-
-def _memarg(reader: _Reader) -> None:
-    if reader.u32() >= 64:
-        raise MeteringError("memory indices (multi-memory) are not supported")
-    reader.u32()
-
-
-def _decode(reader: _Reader, known: dict[int, int]) -> _Instruction:
-    start = reader.pos
-    op = reader.byte()
-    instruction = _Instruction(op, start, start)
-    if op == 0xFC:
-        instruction.sub = reader.u32()
-        if instruction.sub not in _FC:
-            raise MeteringError(f"instruction 0xfc {instruction.sub} is not supported")
-        if instruction.sub in (8, 12, 14):
-            reader.u32()
-            reader.u32()
-        elif instruction.sub == 10:
-            reader.bytes(2)
-        elif instruction.sub in (9, 13, 15, 16, 17):
-            reader.u32()
-        elif instruction.sub == 11:
-            reader.byte()
-    elif op not in known:
-        raise MeteringError(f"instruction 0x{op:02x} is not supported")
-    elif op in (_BLOCK, _LOOP, _IF):
-        instruction.block_type = _block_type(reader)
-    elif op in (_BR, _BR_IF, _CALL, _REF_FUNC):
-        instruction.index = reader.u32()
-    elif op == _BR_TABLE:
-        instruction.targets = tuple(reader.u32() for _ in range(reader.u32() + 1))
-    elif op == _CALL_INDIRECT:
-        reader.u32()
-        reader.u32()
-    elif op == 0x1C:
-        for _ in range(reader.u32()):
-            _value_type(reader)
-    elif op in (0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26):
-        reader.u32()
-    elif 0x28 <= op <= 0x3E:
-        _memarg(reader)
-    elif op in (0x3F, 0x40):
-        if reader.byte() != 0:
-            raise MeteringError("memory indices (multi-memory) are not supported")
-    elif op == 0x41:
-        reader.signed(32)
-    elif op == 0x42:
-        reader.signed(64)
-    elif op == 0x43:
-        reader.bytes(4)
-    elif op == 0x44:
-        reader.bytes(8)
-    elif op == 0xD0:
-        reader.byte()
-    instruction.end = reader.pos
-    return instruction
-
-
-def _skip_const_expr(reader: _Reader, known: dict[int, int]) -> set[int]:
-    """Reads a constant expression; returns the functions it names (ref.func)."""
-    named = set()
-    while (instruction := _decode(reader, known)).op != _END:
-        if instruction.op == _REF_FUNC:
-            named.add(instruction.index)
-    return named
-
-
-def _element_functions(reader: _Reader, known: dict[int, int]) -> set[int]:
-    """The functions an element section names (any of its eight segment forms)."""
-    named = set()
-    for _ in range(reader.u32()):
-        flags = reader.u32()
-        if flags > 7:
-            raise MeteringError(f"element segment kind {flags} is not supported")
-        if flags & 1 == 0:  # active: a table index (flag 2), an offset
-            if flags & 2:
-                reader.u32()
-            named |= _skip_const_expr(reader, known)
-        if flags & 3:
-            reader.byte()  # element kind or reference type
-        for _ in range(reader.u32()):
-            if flags & 4:
-                named |= _skip_const_expr(reader, known)
-            else:
-                named.add(reader.u32())
-    return named
-
-
 # ---------------------------------------------------------------- injected code
 
 _LOCAL_GET, _LOCAL_SET, _LOCAL_TEE, _GLOBAL_GET, _GLOBAL_SET = 0x20, 0x21, 0x22, 0x23, 0x24
@@ -417,17 +221,17 @@ def _charge_code(fuel: int, cache: int, cost: int) -> bytes:
     """cache -= cost; fuel = cache; if cache < 0: unreachable. `cache` is the function's
     local copy of the fuel global: the charge reads a register, the global is stored for
     the host (and is exact at any trap)."""
-    local = _uleb(cache)
+    local = uleb(cache)
     return (
         bytes([_LOCAL_GET])
         + local
         + b"\x42"
-        + _sleb(cost)
+        + sleb(cost)
         + b"\x7d"  # i64.sub
         + bytes([_LOCAL_TEE])
         + local
         + bytes([_GLOBAL_SET])
-        + _uleb(fuel)
+        + uleb(fuel)
         + bytes([_LOCAL_GET])
         + local
         + b"\x42\x00\x53"  # i64.const 0, i64.lt_s
@@ -437,16 +241,16 @@ def _charge_code(fuel: int, cache: int, cost: int) -> bytes:
 
 def _reload_code(fuel: int, cache: int) -> bytes:
     """cache = fuel: after a call, which may have charged the global."""
-    return bytes([_GLOBAL_GET]) + _uleb(fuel) + bytes([_LOCAL_SET]) + _uleb(cache)
+    return bytes([_GLOBAL_GET]) + uleb(fuel) + bytes([_LOCAL_SET]) + uleb(cache)
 
 
 def _depth_code(depth: int, weight: int, enter: bool) -> bytes:
     """depth += weight (trapping past the budget) on entry; depth -= weight on exit."""
-    g = _uleb(depth)
-    change = bytes([_GLOBAL_GET]) + g + b"\x41" + _sleb(weight) + (b"\x6a" if enter else b"\x6b")
+    g = uleb(depth)
+    change = bytes([_GLOBAL_GET]) + g + b"\x41" + sleb(weight) + (b"\x6a" if enter else b"\x6b")
     code = change + bytes([_GLOBAL_SET]) + g
     if enter:
-        code += bytes([_GLOBAL_GET]) + g + b"\x41" + _sleb(STACK_BUDGET)
+        code += bytes([_GLOBAL_GET]) + g + b"\x41" + sleb(STACK_BUDGET)
         code += b"\x4b\x04\x40\x00\x0b"  # i32.gt_u, if unreachable end
     return code
 
@@ -455,14 +259,14 @@ def _grow_helper_body(fuel: int, price: int) -> bytes:
     """(param $n i32) (result i32) (local $r i32): $r = memory.grow($n); when granted
     ($r != -1), fuel -= $n * price, trapping below zero; returns $r. A failed grow costs
     only its instruction: it does no work."""
-    g = _uleb(fuel)
+    g = uleb(fuel)
     code = (
         b"\x20\x00\x40\x00\x21\x01"  # local.get 0, memory.grow, local.set 1
         + b"\x20\x01\x41\x7f\x47\x04\x40"  # local.get 1, i32.const -1, i32.ne, if
         + bytes([_GLOBAL_GET])
         + g
         + b"\x20\x00\xad\x42"
-        + _sleb(price)
+        + sleb(price)
         + b"\x7e\x7d"  # i64.mul, i64.sub
         + bytes([_GLOBAL_SET])
         + g
@@ -477,20 +281,20 @@ def _grow_helper_body(fuel: int, price: int) -> bytes:
 def _helper_body(fuel: int, price: int, shift: int, cap: int) -> bytes:
     """(param $n i32) (result i32): fuel -= (min(u64($n), cap) >> shift, rounded up) * price,
     trapping below zero; returns $n."""
-    g = _uleb(fuel)
+    g = uleb(fuel)
     count = b"\x20\x00\xad"  # local.get 0, i64.extend_i32_u
     if cap < 1 << 32:
         # select(cap, n, n > cap)
-        count = b"\x42" + _sleb(cap) + count + b"\x20\x00\xad\x42" + _sleb(cap) + b"\x56\x1b"
+        count = b"\x42" + sleb(cap) + count + b"\x20\x00\xad\x42" + sleb(cap) + b"\x56\x1b"
     if shift:
-        count += b"\x42" + _sleb((1 << shift) - 1) + b"\x7c"  # + (2**shift - 1)
-        count += b"\x42" + _sleb(shift) + b"\x88"  # >> shift (unsigned)
+        count += b"\x42" + sleb((1 << shift) - 1) + b"\x7c"  # + (2**shift - 1)
+        count += b"\x42" + sleb(shift) + b"\x88"  # >> shift (unsigned)
     code = (
         bytes([_GLOBAL_GET])
         + g
         + count
         + b"\x42"
-        + _sleb(price)
+        + sleb(price)
         + b"\x7e"  # i64.mul
         + b"\x7d"  # i64.sub
         + bytes([_GLOBAL_SET])
@@ -500,134 +304,10 @@ def _helper_body(fuel: int, price: int, shift: int, cap: int) -> bytes:
         + b"\x42\x00\x53\x04\x40\x00\x0b"
         + b"\x20\x00\x0b"  # local.get 0, end
     )
-    return _uleb(0) + code  # no locals
+    return uleb(0) + code  # no locals
 
 
 # ---------------------------------------------------------------- the rewrite
-
-
-@dataclass
-class _Module:
-    types: list[tuple[tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
-    imported_functions: list[int] = field(default_factory=list)
-    imported_globals: int = 0
-    imported_memory_pages: int = 0
-    imported_table_elements: int = 0
-    functions: list[int] = field(default_factory=list)
-    globals: list[bytes] = field(default_factory=list)
-    exports: list[bytes] = field(default_factory=list)
-    export_names: set[bytes] = field(default_factory=set)
-    referenced: set[int] = field(default_factory=set)  # functions reachable but by a call
-    start: int | None = None
-    memory_pages: int = 0
-    memories: int = 0
-    table_elements: int = 0
-    sections: dict[int, bytes] = field(default_factory=dict)
-    bodies: list[tuple[int, int]] = field(default_factory=list)  # (start, end) in data
-
-
-_ORDER = (1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 10, 11)
-_PARSED = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)  # data and data count are kept as they are
-
-
-def _parse(data: bytes, known: dict[int, int]) -> _Module:
-    if data[:8] != b"\x00asm\x01\x00\x00\x00":
-        raise MeteringError("not a WebAssembly 1.0 module")
-    module, reader, last = _Module(), _Reader(data, 8), -1
-    while not reader.done():
-        section, size = reader.byte(), reader.u32()
-        body = _Reader(data, reader.pos, reader.pos + size)
-        if body.end > len(data):
-            raise MeteringError("section runs past the module's end")
-        reader.pos = body.end
-        if section == 0:
-            continue  # custom sections are dropped: they mean nothing to a run
-        if section not in _ORDER or _ORDER.index(section) <= last:
-            raise MeteringError(f"section {section} is unknown, repeated or out of order")
-        last = _ORDER.index(section)
-        module.sections[section] = data[body.pos : body.end]
-        _parse_section(module, section, body, known)
-        if not body.done() and section in _PARSED:
-            raise MeteringError(f"section {section} has trailing bytes")
-    if len(module.bodies) != len(module.functions):
-        raise MeteringError("function and code sections disagree")
-    return module
-
-
-def _parse_section(module: _Module, section: int, body: _Reader, known: dict[int, int]) -> None:
-    if section == 1:
-        for _ in range(body.u32()):
-            if body.byte() != 0x60:
-                raise MeteringError("only function types are supported")
-            params = tuple(_value_type(body) for _ in range(body.u32()))
-            results = tuple(_value_type(body) for _ in range(body.u32()))
-            module.types.append((params, results))
-    elif section == 2:
-        for _ in range(body.u32()):
-            body.name()
-            body.name()
-            kind = body.byte()
-            if kind == 0:
-                module.imported_functions.append(body.u32())
-            elif kind == 1:
-                _value_type(body)
-                module.imported_table_elements += _limits(body)
-            elif kind == 2:
-                module.imported_memory_pages += _limits(body)
-                module.memories += 1
-            elif kind == 3:
-                _value_type(body)
-                body.byte()
-                module.imported_globals += 1
-            else:
-                raise MeteringError(f"import kind {kind} is not supported")
-    elif section == 3:
-        module.functions = [body.u32() for _ in range(body.u32())]
-    elif section == 4:
-        for _ in range(body.u32()):
-            _value_type(body)
-            module.table_elements += _limits(body)
-    elif section == 5:
-        for _ in range(body.u32()):
-            module.memory_pages += _limits(body)
-            module.memories += 1
-    elif section == 6:
-        for _ in range(body.u32()):
-            begin = body.pos
-            _value_type(body)
-            body.byte()
-            module.referenced |= _skip_const_expr(body, known)
-            module.globals.append(body.data[begin : body.pos])
-    elif section == 7:
-        for _ in range(body.u32()):
-            begin = body.pos
-            name = body.name()
-            kind, index = body.byte(), body.u32()
-            if kind == 0:
-                module.referenced.add(index)
-            module.exports.append(body.data[begin : body.pos])
-            module.export_names.add(name)
-    elif section == 8:
-        module.start = body.u32()
-        module.referenced.add(module.start)
-    elif section == 9:
-        module.referenced |= _element_functions(body, known)
-    elif section == 10:
-        for _ in range(body.u32()):
-            size = body.u32()
-            module.bodies.append((body.pos, body.pos + size))
-            body.bytes(size)
-        if not body.done():
-            raise MeteringError("code section has trailing bytes")
-
-
-def _function_type(module: _Module, function: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    if function >= len(module.functions):
-        raise MeteringError("function index out of range")
-    index = module.functions[function]
-    if index >= len(module.types):
-        raise MeteringError("type index out of range")
-    return module.types[index]
 
 
 def frame_weight(params: int, locals_: int, instructions: int) -> int:
@@ -647,7 +327,7 @@ class _Function:
 
     header: bytes  # the locals declaration, with the fuel cache (an i64) appended
     cache: int  # the fuel cache's local index
-    instructions: list[_Instruction]
+    instructions: list[Instruction]
     wrapper: bytes  # the block type of the block wrapping the body
     weight: int
     enter: bytes  # the depth counter's code (empty for leaves)
@@ -667,22 +347,10 @@ class _Context:
 def _decode_function(
     data: bytes, span: tuple[int, int], params: int, wrapper: bytes, depth: int, known
 ) -> _Function:
-    reader = _Reader(data, span[0], span[1])
-    locals_, groups = 0, reader.u32()
-    declared = reader.pos
-    for _ in range(groups):
-        locals_ += reader.u32()
-        _value_type(reader)
-        if locals_ > 50_000:
-            raise MeteringError("a function has more than 50,000 locals")
-    header = _uleb(groups + 1) + data[declared : reader.pos] + b"\x01\x7e"  # the fuel cache
-    instructions = []
-    while not reader.done():
-        instructions.append(_decode(reader, known))
-    if not instructions or instructions[-1].op != _END:
-        raise MeteringError("function body does not end with end")
+    groups, declared, locals_, instructions = read_body(data, span, known)
+    header = uleb(groups + 1) + declared + b"\x01\x7e"  # the fuel cache
     weight = frame_weight(params, locals_ + 1, len(instructions))
-    calls = any(i.op in (_CALL, _CALL_INDIRECT) for i in instructions)
+    calls = any(i.op in (CALL, CALL_INDIRECT) for i in instructions)
     leaf = weight <= LEAF_WEIGHT and not calls
     enter = b"" if leaf else _depth_code(depth, weight, enter=True)
     leave = b"" if leaf else _depth_code(depth, weight, enter=False)
@@ -718,7 +386,7 @@ class _Shape:
     loops: bool  # the body holds a loop
 
 
-def _shape(instructions: list[_Instruction], costs: list[int], limit: int) -> _Shape:
+def _shape(instructions: list[Instruction], costs: list[int], limit: int) -> _Shape:
     """Marks the arms worth a charge point of their own: a then or else arm, or the code a
     forward br_if skips, costing more than `limit` (folded into the enclosing region, a
     skipped arm would be charged for nothing). A construct holding a charge point (a loop,
@@ -731,13 +399,13 @@ def _shape(instructions: list[_Instruction], costs: list[int], limit: int) -> _S
     ends, elses, stack, pending = {}, {}, [], []
     for position, instruction in enumerate(instructions):
         op = instruction.op
-        if op in (_BLOCK, _LOOP, _IF):
+        if op in (BLOCK, LOOP, IF):
             stack.append(position)
-        elif op == _ELSE and stack:
+        elif op == ELSE and stack:
             elses[stack[-1]] = position
-        elif op == _END and stack:
+        elif op == END and stack:
             ends[stack.pop()] = position
-        elif op == _BR_IF:
+        elif op == BR_IF:
             label = instruction.index
             pending.append((position, stack[-1 - label] if label < len(stack) else None))
     split = set()
@@ -746,7 +414,7 @@ def _shape(instructions: list[_Instruction], costs: list[int], limit: int) -> _S
         if prefix[end] - prefix[position + 1] > limit:
             split.add(position)
     for start, middle in [(s, elses.get(s, ends.get(s, last))) for s in ends]:
-        if instructions[start].op != _IF:
+        if instructions[start].op != IF:
             continue
         if prefix[middle] - prefix[start + 1] > limit:
             split.add(start)
@@ -755,14 +423,14 @@ def _shape(instructions: list[_Instruction], costs: list[int], limit: int) -> _S
     charged, stack, loops = set(), [], False
     for position, instruction in enumerate(instructions):
         op = instruction.op
-        if op in (_BLOCK, _LOOP, _IF):
+        if op in (BLOCK, LOOP, IF):
             stack.append(position)
-            if op == _LOOP:
+            if op == LOOP:
                 charged.add(position)
                 loops = True
         if position in split and stack:
             charged.add(stack[-1])
-        if op == _END and stack:
+        if op == END and stack:
             inner = stack.pop()
             if inner in charged and stack:
                 charged.add(stack[-1])
@@ -801,8 +469,8 @@ class _Body:
         if self.audit is None:
             return
         if self.audit_slot >= 0 and self.work:
-            g = _uleb(self.audit)
-            add = b"\x42" + _sleb(self.work) + b"\x7c"  # i64.const, i64.add
+            g = uleb(self.audit)
+            add = b"\x42" + sleb(self.work) + b"\x7c"  # i64.const, i64.add
             self.pieces[self.audit_slot] = bytes([_GLOBAL_GET]) + g + add + bytes([_GLOBAL_SET]) + g
         self.pieces.append(None)
         self.audit_slot, self.work = len(self.pieces) - 1, 0
@@ -816,18 +484,18 @@ class _Body:
         return b"".join(piece or b"" for piece in self.pieces)
 
 
-def _charges(instruction: _Instruction) -> bool:
+def _charges(instruction: Instruction) -> bool:
     """The instruction calls a helper that charges the fuel global."""
     if instruction.op == 0xFC:
         return _FC[instruction.sub][1] is not None
-    return instruction.op == _MEMORY_GROW
+    return instruction.op == MEMORY_GROW
 
 
-def _cost(instruction: _Instruction, costs: dict[int, int], table: CostTable, leaves) -> int:
+def _cost(instruction: Instruction, costs: dict[int, int], table: CostTable, leaves) -> int:
     if instruction.op == 0xFC:
         return getattr(table, _FC[instruction.sub][0])
     cost = costs[instruction.op]
-    if instruction.op == _CALL:
+    if instruction.op == CALL:
         cost += leaves.get(instruction.index, 0)
     return cost
 
@@ -854,7 +522,7 @@ def _rewrite_body(
 
     def branch(label: int) -> None:
         target = frames[-1 - label]
-        if target.kind == _LOOP or target.charged_end:
+        if target.kind == LOOP or target.charged_end:
             body.end_path()
         elif body.region is not None:
             assert target.region is body.region, "a branch into another region"
@@ -864,42 +532,42 @@ def _rewrite_body(
         op, raw = instruction.op, data[instruction.start : instruction.end]
         if body.region is not None:
             body.cost += costs[position]
-        body.work += costs[position] - leaves.get(instruction.index, 0) * (op == _CALL)
+        body.work += costs[position] - leaves.get(instruction.index, 0) * (op == CALL)
         if op == 0xFC:
             dynamic = _FC[instruction.sub][1]
             if dynamic is not None:
-                body.emit(bytes([_CALL]) + _uleb(context.helpers[dynamic]) + reload)
-        elif op == _MEMORY_GROW:  # the helper grows, then charges the pages granted
-            raw = bytes([_CALL]) + _uleb(context.helpers["page"]) + reload
-        elif op == _CALL_INDIRECT or (op == _CALL and instruction.index not in quiet):
+                body.emit(bytes([CALL]) + uleb(context.helpers[dynamic]) + reload)
+        elif op == MEMORY_GROW:  # the helper grows, then charges the pages granted
+            raw = bytes([CALL]) + uleb(context.helpers["page"]) + reload
+        elif op == CALL_INDIRECT or (op == CALL and instruction.index not in quiet):
             raw += reload
-        elif op == _RETURN:
-            raw = bytes([_BR]) + _uleb(len(frames) - 1)
-        if op == _END and len(frames) == 1:
+        elif op == RETURN:
+            raw = bytes([BR]) + uleb(len(frames) - 1)
+        if op == END and len(frames) == 1:
             if position != len(instructions) - 1:
                 raise MeteringError("code after the function's end")
             body.end_path()
             body.emit(b"\x0b" + function.leave + b"\x0b")
             return body
         body.emit(raw)
-        if op in (_BLOCK, _LOOP, _IF):
+        if op in (BLOCK, LOOP, IF):
             frame = _Frame(op, position in shape.charged_end, body.region)
-            if op == _IF and body.region is not None:
+            if op == IF and body.region is not None:
                 frame.saved = (body.region, body.cost)
             frames.append(frame)
-            if op == _LOOP or (op == _IF and position in shape.split):
+            if op == LOOP or (op == IF and position in shape.split):
                 body.charge_point()
-        elif op == _ELSE:
+        elif op == ELSE:
             frame = frames[-1]
             branch(0)
             frame.has_else = True
             body.region, body.cost = frame.saved or (None, 0)
             if position in shape.split and body.region is not None:
                 body.charge_point()
-        elif op == _END:
+        elif op == END:
             frame = frames.pop()
             reached = body.region is not None or frame.exit is not None
-            if frame.kind == _IF and not frame.has_else and frame.saved is not None:
+            if frame.kind == IF and not frame.has_else and frame.saved is not None:
                 reached = True  # the empty else arm
                 if frame.charged_end:
                     body.end_path(*frame.saved)
@@ -914,36 +582,23 @@ def _rewrite_body(
             elif reached:
                 alive = body.cost if body.region is not None else 0
                 body.region, body.cost = frame.region, max(alive, frame.exit or 0)
-        elif op == _BR:
+        elif op == BR:
             branch(instruction.index)
             body.region = None
-        elif op == _BR_IF:
+        elif op == BR_IF:
             branch(instruction.index)
             if position in shape.split and body.region is not None:
                 body.charge_point()
-        elif op == _BR_TABLE:
+        elif op == BR_TABLE:
             for label in instruction.targets:
                 branch(label)
             body.region = None
-        elif op in (_RETURN, _UNREACHABLE):
+        elif op in (RETURN, UNREACHABLE):
             body.end_path()
             body.region = None
-        if op in (_BLOCK, _LOOP, _IF, _ELSE, _END, _BR, _BR_IF, _BR_TABLE, _RETURN, _UNREACHABLE):
+        if op in (BLOCK, LOOP, IF, ELSE, END, BR, BR_IF, BR_TABLE, RETURN, UNREACHABLE):
             body.basic_block()
     raise MeteringError("function body does not end with end")
-
-
-def _block_type_for(module: _Module, results: tuple[int, ...], new_types: list[bytes]) -> bytes:
-    if not results:
-        return b"\x40"
-    if len(results) == 1:
-        return bytes(results)
-    signature = ((), results)
-    if signature in module.types:
-        return _sleb(module.types.index(signature))
-    module.types.append(signature)
-    new_types.append(b"\x60\x00" + _uleb(len(results)) + bytes(results))
-    return _sleb(len(module.types) - 1)
 
 
 def meter(module_bytes: bytes, table: CostTable = COSTS, *, audit: bool = False) -> Metered:
@@ -957,7 +612,7 @@ def meter(module_bytes: bytes, table: CostTable = COSTS, *, audit: bool = False)
         raise MeteringError(f"cost table version {table.version} is not {COST_TABLE_VERSION}")
     data = bytes(module_bytes)
     costs = _opcode_costs(table)
-    module = _parse(data, costs)
+    module = parse(data, costs)
     for reserved in (FUEL_EXPORT, START_EXPORT, WORK_EXPORT):
         if reserved.encode() in module.export_names:
             raise MeteringError(f"the export name {reserved!r} is reserved")
@@ -966,7 +621,7 @@ def meter(module_bytes: bytes, table: CostTable = COSTS, *, audit: bool = False)
     new_types: list[bytes] = []
     # Helpers: (param i32) (result i32), appended after every function.
     helper_type = len(module.types)
-    module.types.append(((_I32,), (_I32,)))
+    module.types.append(((I32,), (I32,)))
     new_types.append(b"\x60\x01\x7f\x01\x7f")
     first_helper = len(module.imported_functions) + len(module.functions)
     helper_specs = {
@@ -984,10 +639,10 @@ def meter(module_bytes: bytes, table: CostTable = COSTS, *, audit: bool = False)
         if type_index >= len(module.types):
             raise MeteringError("type index out of range")
         params, results = module.types[type_index]
-        wrapper = _block_type_for(module, results, new_types)
+        wrapper = block_type_for(module, results, new_types)
         functions.append(_decode_function(data, span, len(params), wrapper, depth_global, costs))
     referenced = module.referenced | {
-        i.index for f in functions for i in f.instructions if i.op == _REF_FUNC
+        i.index for f in functions for i in f.instructions if i.op == REF_FUNC
     }
     # A leaf (no depth counter, no call, no loop, one region) only ever called directly
     # is charged by its callers: a call to it costs its region's with the call's.
@@ -1008,54 +663,34 @@ def meter(module_bytes: bytes, table: CostTable = COSTS, *, audit: bool = False)
     for index, function in enumerate(functions):
         body = _rewrite_body(data, function, context, leaves, quiet)
         code = function.header + body.code(skip_entry=first + index in leaves)
-        bodies.append(_uleb(len(code)) + code)
+        bodies.append(uleb(len(code)) + code)
     weights = [function.weight for function in functions]
     for name, (price, shift, cap) in helper_specs.items():
         if name == "page":
             code = _grow_helper_body(fuel_global, price) if has_memory else b"\x00\x20\x00\x0b"
         else:
             code = _helper_body(fuel_global, price, shift, cap)
-        bodies.append(_uleb(len(code)) + code)
+        bodies.append(uleb(len(code)) + code)
 
     sections = dict(module.sections)
-    sections[1] = _vec(_entries(module.sections.get(1)) + new_types)
-    sections[3] = _vec([_uleb(t) for t in module.functions] + [_uleb(helper_type)] * 4)
+    sections[1] = vec(type_entries(module.sections.get(1)) + new_types)
+    sections[3] = vec([uleb(t) for t in module.functions] + [uleb(helper_type)] * 4)
     # fuel (mut i64) = 0, depth (mut i32) = 0, and the audit's work (mut i64) = 0
     added = [b"\x7e\x01\x42\x00\x0b", b"\x7f\x01\x41\x00\x0b"]
-    sections[6] = _vec([*module.globals, *added, *(added[:1] if audit else [])])
-    exports = [*module.exports, _uleb(len(FUEL_EXPORT)) + FUEL_EXPORT.encode() + b"\x03"]
-    exports[-1] += _uleb(fuel_global)
+    sections[6] = vec([*module.globals, *added, *(added[:1] if audit else [])])
+    exports = [*module.exports, uleb(len(FUEL_EXPORT)) + FUEL_EXPORT.encode() + b"\x03"]
+    exports[-1] += uleb(fuel_global)
     if audit:
-        exports.append(_uleb(len(WORK_EXPORT)) + WORK_EXPORT.encode() + b"\x03")
-        exports[-1] += _uleb(depth_global + 1)
+        exports.append(uleb(len(WORK_EXPORT)) + WORK_EXPORT.encode() + b"\x03")
+        exports[-1] += uleb(depth_global + 1)
     if module.start is not None:
-        exports.append(_uleb(len(START_EXPORT)) + START_EXPORT.encode() + b"\x00")
-        exports[-1] += _uleb(module.start)
-    sections[7] = _vec(exports)
+        exports.append(uleb(len(START_EXPORT)) + START_EXPORT.encode() + b"\x00")
+        exports[-1] += uleb(module.start)
+    sections[7] = vec(exports)
     sections.pop(8, None)
-    sections[10] = _vec(bodies)
-    out = bytearray(data[:8])
-    for section in _ORDER:
-        if section in sections:
-            out += bytes([section]) + _uleb(len(sections[section])) + sections[section]
+    sections[10] = vec(bodies)
+    out = encode(sections)
     pages = module.memory_pages + module.imported_memory_pages
     elements = module.table_elements + module.imported_table_elements
     setup = pages * table.memory_page + elements * table.table_element
-    return Metered(
-        bytes(out), setup, module.start is not None, len(module.functions), tuple(weights)
-    )
-
-
-def _entries(payload: bytes | None) -> list[bytes]:
-    """The raw entries of a type section (each `0x60 params results`)."""
-    if payload is None:
-        return []
-    reader, entries = _Reader(payload), []
-    for _ in range(reader.u32()):
-        begin = reader.pos
-        reader.byte()
-        for _ in range(2):
-            for _ in range(reader.u32()):
-                reader.byte()
-        entries.append(payload[begin : reader.pos])
-    return entries
+    return Metered(out, setup, module.start is not None, len(module.functions), tuple(weights))

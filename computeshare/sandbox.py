@@ -50,7 +50,9 @@ MAX_STACK_BYTES = metering.NATIVE_STACK_BYTES
 MAX_OUTPUT_BYTES = 64 << 10
 # Longest output a k = 1 result carries on chain (JobEscrow.submit); longer ones are served.
 MAX_ON_CHAIN_OUTPUT = 4_096
-MAX_FUEL = 20_000_000_000
+# A job's fuel limit: at least an hour of compute at the published floor (4,000 s at
+# metering.R_FLOOR = 10**9 fuel a second).
+MAX_FUEL = 4 * 10**12
 # Host calls are metered like instructions, charged before the host does any work: a fixed
 # cost per call and per iovec (what a call costs the host in Python: about 0.2 ms a call,
 # measured by scripts/bench_metering.py, at the metering's floor of 2 * 10**9 fuel a

@@ -15,7 +15,9 @@ Workloads:
 - `wasm`: a WebAssembly module run in the sandbox (`computeshare.sandbox`). The spec names
   the module by SHA-256 and carries it inline (base64), or gives a URI whose bytes must
   hash to it, or neither (a module of the catalogue below, or one the provider cached).
-  It names the export to call, the bytes its stdin reads, and the fuel limit.
+  It names the export to call, the bytes its stdin reads, the fuel limit and the version of
+  the cost table that fuel is counted in (`cost_table`: a provider metering with another
+  version refuses the spec, so the job commits to its table through its spec bytes).
 - `sha256-chain` and `matrix-power`: native kernels, deterministic integer arithmetic.
 
 Every run yields a `RunResult(status, fuel, output)`; replicas commit to its `digest()`.
@@ -39,6 +41,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from computeshare import fetch as http_fetch
+from computeshare.metering import COST_TABLE_VERSION, R_FLOOR
 from computeshare.sandbox import (
     MAX_FUEL,
     MAX_MODULE_BYTES,
@@ -65,6 +68,20 @@ MODULE_FETCH_SECONDS = 10
 # 5 * 10**8 fuel a second a provider's policy assumes; rounded up).
 SHA256_ROUND_FUEL = 300
 MATRIX_OP_FUEL = 6
+
+# How long a job's fuel may keep a provider busy, by the published floor R_FLOOR: the
+# worker's start-up (`RUN_START_SECONDS`) plus `WALL_MARGIN` times the fuel's time, and
+# `COMMIT_SECONDS` to send the commitment. A provider's default policy declines a job whose
+# commit deadline is nearer (`computeshare.agent.Policy`); the client checks before posting.
+RUN_START_SECONDS = 30.0
+WALL_MARGIN = 2.0
+COMMIT_SECONDS = 60.0
+
+
+def run_seconds(fuel: int, fuel_per_second: int = R_FLOOR) -> float:
+    """The wall-clock limit of a run of `fuel` at `fuel_per_second` (by default the floor)."""
+    return RUN_START_SECONDS + WALL_MARGIN * fuel / fuel_per_second
+
 
 WASM_DIR = Path(__file__).parent / "wasm"
 # Catalogue modules: name -> WAT source file; compiled with wasmtime's wat2wasm.
@@ -97,6 +114,10 @@ class WasmInput(_Strict):
     export: str = Field(default="_start", min_length=1, max_length=64)
     stdin: str = Field(default="", max_length=MAX_SPEC_BYTES)
     fuel: int = Field(ge=1, le=MAX_FUEL)
+    # The metering's cost table version (`metering.COST_TABLE_VERSION`): what a unit of the
+    # fuel above buys. A provider refuses a spec for another version, so every replica of a
+    # job meters its run with the same table and the job's fuel means what the client meant.
+    cost_table: int = Field(ge=1)
 
 
 class Sha256ChainInput(_Strict):
@@ -250,6 +271,11 @@ def validate_input(workload: str, payload: Any) -> Any:
     except ValidationError as error:
         raise _schema_error(error) from None
     if isinstance(parsed, WasmInput):
+        if parsed.cost_table != COST_TABLE_VERSION:
+            raise WorkloadError(
+                f"input 'cost_table': version {parsed.cost_table}; this sandbox meters with"
+                f" version {COST_TABLE_VERSION}"
+            )
         if len(_base64(parsed.stdin, "stdin")) > MAX_STDIN_BYTES:
             raise WorkloadError(f"input 'stdin' is longer than {MAX_STDIN_BYTES} bytes")
         if parsed.module.inline is not None:
@@ -312,7 +338,7 @@ def wasm_spec(
     ref: dict[str, str] = {"sha256": module_hash(raw)}
     if inline if inline is not None else not isinstance(module, str):
         ref["inline"] = base64.b64encode(raw).decode()
-    payload = {"module": ref, "export": export, "fuel": fuel}
+    payload = {"module": ref, "export": export, "fuel": fuel, "cost_table": COST_TABLE_VERSION}
     if stdin:
         payload["stdin"] = base64.b64encode(stdin).decode()
     return encode_spec("wasm", payload, encrypt_to)

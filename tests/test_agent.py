@@ -17,10 +17,19 @@ from computeshare.client import ClientError, ComputeShare
 from computeshare.constants import DAY, TOKEN
 from computeshare.deploy import DeployConfig, Deployment, Manifest
 from computeshare.jobs import STATUS_DISPUTED, STATUS_FINALIZED
+from computeshare.metering import COST_TABLE_VERSION, R_FLOOR
 from computeshare.results import ResultError, ResultServer
-from computeshare.sandbox import MAX_FUEL, STATUS_OUT_OF_FUEL, STATUS_TRAP, RunResult
+from computeshare.sandbox import MAX_FUEL, STATUS_OK, STATUS_OUT_OF_FUEL, STATUS_TRAP, RunResult
 from computeshare.specs import device_spec, job_requirements
-from computeshare.workloads import encode_spec, execute, pack_u64, result_hash, wasm_spec
+from computeshare.workloads import (
+    decode_spec,
+    encode_spec,
+    execute,
+    pack_u64,
+    result_hash,
+    wasm_spec,
+)
+from devtools.metering_cases import adversarial_cases
 
 PAID = 97_500 * TOKEN // 1_000  # 100 tokens less the 2.5% protocol fee
 SPEC = encode_spec("sha256-chain", {"seed": "computeshare", "rounds": 2_000})
@@ -238,7 +247,9 @@ def hostile_specs(marker) -> dict[str, bytes]:
         + b"}}",
         "file import": wasm_spec(wat_module("nop", files), fuel=1_000),
         "not a module": wasm_spec(b"\x00asm\x01\x00\x00\x00\xff\xff", fuel=1_000),
-        "unknown module": encode_spec("wasm", {"module": {"sha256": "ab" * 32}, "fuel": 10}),
+        "unknown module": encode_spec(
+            "wasm", {"module": {"sha256": "ab" * 32}, "fuel": 10, "cost_table": COST_TABLE_VERSION}
+        ),
         "fuel beyond capacity": wasm_spec("monte-carlo", pack_u64(1, 10**12), fuel=MAX_FUEL),
     }
 
@@ -252,7 +263,7 @@ def post_raw(cs: ComputeShare, spec: bytes, requirements=None, **terms) -> bytes
         requirements or job_requirements(),
         price,
         1,
-        chain.pending_timestamp + DAY,
+        terms.get("deadline", chain.pending_timestamp + DAY),
         terms.get("collateral", price),
         sender=cs.account,
     )
@@ -423,3 +434,55 @@ def test_a_short_k1_output_is_read_from_the_chain(chain, manifest, providers, cl
     (event,) = cs.escrow.ResultSubmitted.range(0, chain.blocks.height + 1)
     assert bytes(event.output) == execute(spec).output
     assert cs.result(job_id, endpoints=[]) == execute(spec), "no endpoint needed"
+
+
+def test_a_module_slow_per_unit_of_fuel_is_refused_or_paid_never_slashed(
+    chain, manifest, providers, client, tmp_path
+):
+    """A module that passes every acceptance check but burns fuel as slowly as the suite can
+    (a call_indirect storm), posted at the policy's collateral limit beside an honest job:
+    the agent refuses what its wall-clock bound (fuel over R_FLOOR, with the policy's
+    margin) cannot finish before the commit deadline, and runs the rest to a paid result.
+    Its stake never drops."""
+    agent = agent_for(manifest, providers[0], tmp_path)
+    stake = agent.cs.staking.bonded_stake(agent.me)
+    limit = int(agent.cs.staking.free_stake(agent.me) * agent.policy.max_collateral_fraction)
+    storm = adversarial_cases()["call_indirect storm"]
+    cs = ComputeShare.from_manifest(manifest, account=client)
+    finishable = wasm_spec(storm, fuel=2 * 10**9)
+    # Within every fuel and price bound, but its wall-clock bound passes its deadline.
+    too_long = wasm_spec(storm, fuel=MAX_FUEL)
+    assert agent.policy.wall_seconds(MAX_FUEL) > 60
+    late = post_raw(cs, too_long, collateral=limit, deadline=chain.pending_timestamp + 60)
+    slow = post_raw(cs, finishable, collateral=limit)
+    honest = cs.post_job(SPEC, job_requirements(), price=100 * TOKEN, replicas=1, duration=DAY)
+    agent.step()
+    assert cs.jobs.view(late).accepted == 0, "accepted a run it cannot finish by its deadline"
+    for job_id in (slow, honest):
+        run_until_final(chain, cs, job_id, [agent])
+        record = agent.journal.done["0x" + job_id.hex()]
+        assert outcome_of(record) == completed(PAID)
+    result = RunResult.from_json(agent.journal.done["0x" + slow.hex()]["result"])
+    assert result == execute(finishable) and result.status == STATUS_OK
+    assert agent.cs.staking.bonded_stake(agent.me) == stake, "never slashed for a slow module"
+
+
+def test_an_hour_long_job_needs_the_time_and_compute_seconds_it_takes(manifest, client):
+    """MAX_FUEL is at least an hour at the floor R_FLOOR; the client refuses to post such a
+    job with a deadline or compute-seconds the providers' default policy would decline, and
+    that policy accepts it when both fit."""
+    assert MAX_FUEL >= 3_600 * R_FLOOR
+    spec = wasm_spec("monte-carlo", pack_u64(1, 10**12), fuel=MAX_FUEL)
+    cs = ComputeShare.from_manifest(manifest, account=client)
+    hours = job_requirements(compute_seconds=MAX_FUEL // R_FLOOR)
+    with pytest.raises(ClientError, match="duration"):
+        cs.post_job(spec, hours, price=100 * TOKEN, replicas=1, duration=3_600)
+    with pytest.raises(ClientError, match="compute_seconds"):
+        cs.post_job(spec, job_requirements(), price=100 * TOKEN, replicas=1, duration=DAY)
+    job_id = cs.post_job(spec, hours, price=100 * TOKEN, replicas=1, duration=DAY)
+    job = decode_spec(spec)
+    policy, seconds = Policy(), MAX_FUEL // R_FLOOR
+    assert policy.refusal(job, 100 * TOKEN, 100 * TOKEN, seconds, 10_000 * TOKEN, DAY) is None
+    assert "commit deadline" in policy.refusal(job, 100, 100, seconds, 10**30, 3_600)
+    assert policy.wall_seconds(MAX_FUEL) >= MAX_FUEL / R_FLOOR
+    assert cs.jobs.view(job_id).accepted == 0

@@ -13,7 +13,8 @@ import threading
 import numpy as np
 import pytest
 
-from computeshare.sandbox import STATUS_OK, STATUS_TRAP, RunResult
+from computeshare.metering import COST_TABLE_VERSION
+from computeshare.sandbox import MAX_FUEL, STATUS_OK, STATUS_TRAP, RunResult
 from computeshare.workloads import (
     MATRIX_OP_FUEL,
     MAX_SPEC_BYTES,
@@ -145,7 +146,7 @@ def test_bad_specs_are_refused_with_a_reason(spec, message):
     ("payload", "message"),
     [
         ({"module": {"sha256": "00" * 32}, "fuel": 0}, "fuel"),
-        ({"module": {"sha256": "00" * 32}, "fuel": 10**12}, "fuel"),
+        ({"module": {"sha256": "00" * 32}, "fuel": MAX_FUEL + 1}, "fuel"),
         ({"module": {"sha256": "zz"}, "fuel": 1}, "sha256"),
         ({"module": {"sha256": "00" * 32, "inline": "AAAA"}, "fuel": 1}, "does not hash"),
         ({"module": {"sha256": "00" * 32, "inline": "%%%"}, "fuel": 1}, "base64"),
@@ -156,7 +157,7 @@ def test_bad_specs_are_refused_with_a_reason(spec, message):
 )
 def test_bad_wasm_inputs_are_refused(payload, message):
     with pytest.raises(WorkloadError, match=message):
-        encode_spec("wasm", payload)
+        encode_spec("wasm", {**payload, "cost_table": COST_TABLE_VERSION})
 
 
 def test_client_side_check_refuses_a_typo_before_posting():
@@ -225,3 +226,22 @@ def test_a_module_by_uri_must_match_its_hash_and_is_cached(module_server, tmp_pa
     missing = ModuleRef(sha256=hashlib.sha256(b"gone").hexdigest(), uri=f"{base}/gone.wasm")
     with pytest.raises(WorkloadError, match="module fetch failed"):
         resolve_module(missing, tmp_path)
+
+
+def test_a_wasm_spec_commits_to_the_cost_table_its_fuel_is_counted_in():
+    """The fuel of a wasm spec is counted in one version of the metering's cost table: the
+    spec names it, and a provider metering with another refuses the spec (so replicas never
+    meter one job with two tables)."""
+    spec = wasm_spec("monte-carlo", pack_u64(1, 10), fuel=10**6)
+    assert decode_spec(spec).input.cost_table == COST_TABLE_VERSION
+    ref = {"sha256": "00" * 32}
+    for version in (COST_TABLE_VERSION - 1, COST_TABLE_VERSION + 1):
+        with pytest.raises(WorkloadError, match="cost_table"):
+            encode_spec("wasm", {"module": ref, "fuel": 1, "cost_table": version})
+        raw = json.dumps(
+            {"workload": "wasm", "input": {"module": ref, "fuel": 1, "cost_table": version}}
+        ).encode()
+        with pytest.raises(WorkloadError, match="cost_table"):
+            decode_spec(raw)
+    with pytest.raises(WorkloadError, match="cost_table"):
+        encode_spec("wasm", {"module": ref, "fuel": 1})

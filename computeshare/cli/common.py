@@ -523,7 +523,11 @@ def job_spec_options(func):
             "checked-div) or a .wasm file (inline)",
         ),
         click.option("--stdin", "stdin_hex", default="", help="the wasm module's stdin, as hex"),
-        click.option("--fuel", type=click.IntRange(1), help="the wasm run's fuel limit"),
+        click.option(
+            "--fuel",
+            type=click.IntRange(1),
+            help="the wasm run's fuel limit (at most 4 * 10**12: an hour at R_FLOOR)",
+        ),
         click.option(
             "--encrypt-to", help="a public key (hex): providers serve the output encrypted"
         ),
