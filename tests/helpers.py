@@ -8,6 +8,7 @@ the package's own definition, so a test and the code it checks cannot disagree o
 from __future__ import annotations
 
 from collections import Counter
+from contextlib import contextmanager
 
 from eth_utils import keccak
 from hypothesis.stateful import RuleBasedStateMachine, invariant
@@ -51,6 +52,20 @@ def warm_delegation(staking, chain, provider, amount, sender, min_cut_bps=0):
 
 
 STAKING_WARMUP = 7  # Staking's WARMUP parameter key
+
+
+@contextmanager
+def branch(chain):
+    """Runs the block on a throw-away branch of the chain: its state and clock are
+    restored afterwards. Unlike ape's `chain.isolate()`, which swallows every exception
+    raised in its block (ape 0.8.51), a failing assertion inside still fails the test."""
+    snapshot = chain.snapshot()
+    pending = chain.pending_timestamp
+    try:
+        yield
+    finally:
+        chain.restore(snapshot)
+        chain.pending_timestamp = pending
 
 
 # ---------------------------------------------------------------- jobs
