@@ -318,7 +318,7 @@ def delegate_to(provider: address, amount: uint256, min_cut_bps: uint256) -> uin
     assert shares != 0, "staking: delegation too small"
     total += shares
     warm_shares: uint256 = self._warm_shares(warm) + shares
-    # Only a warming pool slashed to nothing, twice, prices a share low enough to overflow.
+    # Only a warming pool slashed to (almost) nothing prices a share low enough to overflow.
     assert warm_shares <= _WARM_SHARES_MASK, "staking: warming shares overflow"
     self._pools[provider].warming_tokens = tokens
     self._pools[provider].warming_shares = total
