@@ -409,10 +409,13 @@ def test_the_worst_settlement_fits_a_block(
     assert [i for i, b in enumerate(balances) if b] == [home]
     assert token.balanceOf(m.escrow) == 0
     donated = dust_every_shard_but(m, token, donor, chain, home) if dusted else 0
-    receipt = m.jobs.expire(job, sender=keeper)
+    args = (m.jobs.terms(job), m.jobs.settlement_replica(job))
+    chain.mine()  # an estimate runs on the latest block: past the reveal window
+    # The gas limit it needs (before refunds: clearing a wei of dust refunds some).
+    needed = m.escrow.expire.estimate_gas_cost(*args, sender=keeper)
+    receipt = m.escrow.expire(*args, sender=keeper)
     outcomes = [e.outcome for e in receipt.decode_logs(m.escrow.ReplicaSettled)]
     assert outcomes == [OUTCOME_SLASHED] * 9
-    print(f"worst settlement ({'dusted' if dusted else 'clean'}): {receipt.gas_used:,} gas")
-    assert receipt.gas_used < 15_000_000, receipt.gas_used
+    assert receipt.gas_used <= needed < 15_000_000, (receipt.gas_used, needed)
     everyone = [client, keeper, *providers]
     assert escrow_holdings(m) == escrow_owes(m, everyone) + donated
