@@ -43,10 +43,13 @@
         of all balances), but marked by the delegation mode: no transfer, transfer
         on an allowance, burn or delegation starts from them (an allowance may be
         set, but is never spendable); only their custodian moves their tokens
-        (`custody_deposit`, `custody_withdraw`, `custody_burn`), never into another
-        custody account, where its books could not follow them. Opening one needs no
-        permission: an account holds only what its custodian put in, from owners who
-        approved that custodian, and no one else can reach it. So stakes in different
+        (`custody_deposit`, `custody_withdraw`, `custody_gather`, `custody_burn`), never
+        into another custody account, where its books could not follow them. Opening one
+        needs no permission: no one but its custodian can reach it, and it holds what
+        its custodian put in, from owners who approved that custodian, plus whatever
+        anyone transferred to its address. Such a donation is the custodian's to move,
+        opened or not (nobody holds the key of an address derived from the custodian's),
+        so no balance anyone places makes a custody call revert. So stakes in different
         pools write different words: no balance word of the vault is shared by every
         staker, and transactions of independent stakers (and of clients depositing
         into different shards) run in parallel. Their balances carry no votes; the
@@ -97,6 +100,9 @@ MAX_SUPPLY: public(constant(uint256)) = 2**96 - 1
 MAX_INFLATION_BPS: public(constant(uint256)) = 500
 # @notice Length of a minting epoch.
 MINT_EPOCH: public(constant(uint256)) = constants.YEAR
+# @notice Most numbered custody accounts one `custody_gather` reads (JobEscrow's 1,024
+#         deposit shards).
+MAX_GATHER: public(constant(uint256)) = 1024
 
 _EIP712_NAME: constant(String[50]) = "ComputeShare Token"
 _EIP712_VERSION: constant(String[20]) = "1"
@@ -448,8 +454,10 @@ def custody_withdraw(key: address, to: address, amount: uint256) -> bool:
     @notice Moves `amount` out of the caller's custody account `key` to `to`.
             Returns False, moving nothing, when the account holds less than `amount`
             (the custodian may then refill it and try again, in one call instead of a
-            balance read before every payment). Reverts for an account the caller never
-            opened, and for a receiver that is a custody account.
+            balance read before every payment). An account the caller never opened is
+            its own too: what anyone sent to its address is the caller's to move, so a
+            donation never makes a custody call revert. Reverts for a receiver that is a
+            custody account.
     @param key The caller's key.
     @param to Receiver: not the zero address, not a custody account.
     @param amount Amount in wei.
@@ -465,9 +473,72 @@ def custody_withdraw(key: address, to: address, amount: uint256) -> bool:
 
 
 @external
+def custody_gather(first: uint256, count: uint256, to: address, amount: uint256) -> uint256:
+    """
+    @notice Pays up to `amount` to `to` out of the caller's numbered custody accounts,
+            those keyed by the numbers below `count` (a number as an address, as
+            JobEscrow keys its deposit shards): from account `first` on, then the next
+            ones in turn (after `count - 1` comes 0), as much from each as it holds,
+            until `amount` is paid. Opened or not, each is the caller's (see
+            `custody_withdraw`). Each account is read once at most: a call costs at most
+            `count` reads (about 2,500 gas each, 430 once read in the transaction), a
+            debit and a `Transfer` from each account that held tokens, and one credit to
+            `to` (one vote checkpoint however many accounts paid).
+    @param first The number of the account read first, taken modulo `count`.
+    @param count How many accounts the caller numbers, at most `MAX_GATHER`.
+    @param to Receiver: not the zero address, not a custody account.
+    @param amount Amount in wei.
+    @return uint256 What the accounts could not pay (zero when they paid it all).
+    """
+    assert to != empty(address), "compute_token: transfer to the zero address"
+    left: uint256 = amount
+    if count == 0:
+        return left
+    index: uint256 = first % count
+    sender: bytes32 = convert(msg.sender, bytes32)
+    for _: uint256 in range(count, bound=MAX_GATHER):
+        # `_custody_account`, inlined: this loop may read every account.
+        digest: uint256 = convert(keccak256(abi_encode(_CUSTODY_TAG, sender, index)), uint256)
+        custody: address = convert(convert(digest & convert(max_value(uint160), uint256), uint160), address)
+        word: uint256 = self._account[custody]
+        mode: uint256 = word >> _MODE_SHIFT
+        # Mode 1 or 2: the address delegates, so someone holds a key colliding with it
+        # and it was never the caller's account: skipped, as `custody_deposit` refuses it.
+        if word & _BALANCE_MASK != 0 and mode != _MODE_SELF and mode != _MODE_OTHER:
+            assert to != custody, "compute_token: pays a custody account"
+            part: uint256 = min(word & _BALANCE_MASK, left)
+            # Cannot wrap: the balance bits hold at least `part`. A custody account votes
+            # for nobody, so no checkpoint moves on this side.
+            self._account[custody] = unsafe_sub(word, part)
+            log IComputeToken.Transfer(sender=custody, receiver=to, value=part)
+            # Cannot wrap: part <= left.
+            left = unsafe_sub(left, part)
+            if left == 0:
+                break
+        # Cannot wrap: index < count <= MAX_GATHER.
+        index = unsafe_add(index, 1)
+        if index == count:
+            index = 0
+    # The receiver is credited once, whatever number of accounts paid it.
+    gathered: uint256 = amount - left
+    if gathered != 0:
+        # Cannot carry out of the balance bits: balance + gathered <= totalSupply <= MAX_SUPPLY.
+        to_word: uint256 = unsafe_add(self._account[to], gathered)
+        assert to_word >> _MODE_SHIFT != _MODE_CUSTODY, "compute_token: pays a custody account"
+        dst: address = self._delegate_of(to, to_word)
+        if dst == to:
+            to_word = self._checkpoint(dst, to_word, gathered, True)
+        elif dst != empty(address):
+            self._account[dst] = self._checkpoint(dst, self._account[dst], gathered, True)
+        self._account[to] = to_word
+    return left
+
+
+@external
 def custody_burn(key: address, amount: uint256):
     """
-    @notice Destroys `amount` held in the caller's custody account `key`.
+    @notice Destroys `amount` held in the caller's custody account `key`, opened or not
+            (see `custody_withdraw`).
     @param key The caller's key.
     @param amount Amount in wei, at most the account's balance.
     """
@@ -675,9 +746,16 @@ def _burn(owner: address, amount: uint256, from_custody: bool):
 def _check_custody(word: uint256, from_custody: bool):
     """
     @dev Refuses to move a custody account's tokens except on its custodian's custody
-         calls, which pass `from_custody` with a custody account.
+         calls, which pass `from_custody` with an account derived from the custodian's
+         address: opened (mode 3) or not yet (mode 0, holding what anyone sent to it).
+         Nobody holds such an address's key, so it never delegates unless someone found
+         a key colliding with it: then it was never the custodian's (mode 1 or 2).
     """
-    assert (word >> _MODE_SHIFT == _MODE_CUSTODY) == from_custody, "compute_token: custody account"
+    mode: uint256 = word >> _MODE_SHIFT
+    if from_custody:
+        assert mode == _MODE_CUSTODY or mode == _MODE_NONE, "compute_token: custody account delegates"
+    else:
+        assert mode != _MODE_CUSTODY, "compute_token: custody account"
 
 
 @internal

@@ -271,7 +271,7 @@ def fund(provider: address, amount: uint256):
         # would revert).
         held: uint256 = staticcall IERC20(TOKEN).balanceOf(self)
         if held < amount:
-            self._gather(self, amount - held, job_layout.deposit_shard(provider))
+            extcall IComputeToken(TOKEN).custody_gather(job_layout.deposit_shard(provider), _SHARDS, self, amount - held)
 
 
 # ---------------------------------------------------------------- clients
@@ -690,10 +690,14 @@ def set_parameter(key: uint256, new_value: uint256):
 def set_treasury(new_treasury: address):
     """
     @notice Sets the receiver of protocol fees. Owner only.
-    @param new_treasury The treasury, not the zero address.
+    @param new_treasury The treasury: not the zero address, nor (paying in the staked
+           token) a custody account, which the token refuses to pay into.
     """
     ownable._check_owner()
     assert new_treasury != empty(address), "job_escrow: zero treasury"
+    if PAYS_INTO_POOL:
+        # analysis: cei_violation: a view of the token (a staticcall, which cannot change state), read before the write; under the reentrancy lock.
+        assert not staticcall IComputeToken(TOKEN).is_custody_account(new_treasury), "job_escrow: treasury is a custody account"
     log IJobEscrow.TreasurySet(previous_treasury=self.treasury, new_treasury=new_treasury)
     self.treasury = new_treasury
 
@@ -1267,35 +1271,15 @@ def _pay(to: address, amount: uint256, first: uint256):
          when it holds the amount (a client taking back its deposit from its own shard,
          the common case), else from the shards in turn from `first` on, then from this
          contract's own balance (slash compensation): paid straight out of the shards,
-         a payment writes no word another payment out of other shards writes.
+         a payment writes no word another payment out of other shards writes. The token
+         searches the shards in one call (`custody_gather`: at most one read of each).
     """
     left: uint256 = amount
     if PAYS_INTO_POOL:
-        if extcall IComputeToken(TOKEN).custody_withdraw(job_layout.shard_key(first), to, amount, default_return_value=True):
-            return
-        left = self._gather(to, amount, first)
+        left = extcall IComputeToken(TOKEN).custody_gather(first, _SHARDS, to, amount)
         if left == 0:
             return
     self._transfer(TOKEN, to, left)
-
-
-@internal
-def _gather(to: address, amount: uint256, start: uint256) -> uint256:
-    """
-    @dev Pays up to `amount` to `to` out of the shards, part from each, from shard
-         `start` on; returns what they could not pay.
-    """
-    left: uint256 = amount
-    # analysis: send_in_loop: bounded by the shard count; the token is fixed at deploy and calls nothing back.
-    for i: uint256 in range(_SHARDS):
-        key: address = job_layout.shard_key((start + i) % _SHARDS)
-        part: uint256 = min(staticcall IComputeToken(TOKEN).custody_balance(self, key), left)
-        if part != 0:
-            self._check_moved(extcall IComputeToken(TOKEN).custody_withdraw(key, to, part, default_return_value=True))
-            left -= part
-            if left == 0:
-                break
-    return left
 
 
 @internal

@@ -12,10 +12,11 @@ from __future__ import annotations
 import click
 from ape import accounts, chain, project
 from ape.cli import ConnectedProviderCommand
+from eth_utils import to_checksum_address
 
 from computeshare.constants import DAY, TOKEN
 from computeshare.deploy import deploy_suite
-from computeshare.jobs import commitment, deposit_shard
+from computeshare.jobs import commitment, custody_address, deposit_shard, devices_with_fees
 from computeshare.report import format_table
 from computeshare.sandbox import RunResult
 from computeshare.signing import sign_offer, spec_hash
@@ -215,6 +216,146 @@ class Bench:
         ]
 
 
+BLOCK_GAS = 30_000_000
+ZERO_ADDRESS = "0x" + "00" * 20
+MAX_REPLICAS, MAX_SWEEP = 9, 64
+
+
+def address_in_shard(shard: int, i: int) -> str:
+    """The `i`-th of some fresh addresses (anvil impersonates them) in deposit shard `shard`."""
+    return to_checksum_address(((0xD057 << 144) | (i << 10) | shard).to_bytes(20, "big"))
+
+
+class WorstCases:
+    """The most gas each settlement, slash, sweep and withdrawal can take, on a fresh suite
+    arranged for it: every token JobEscrow holds sits in one shard (its only client's),
+    and the providers and the treasury sit in the next one, so each search of the shards
+    for a payment reads all 1,024 of them before it finds the tokens; before each
+    measurement an outsider puts one wei in every other shard, which the search drains (a
+    payment out of each). Every pool has a delegator whose income JobEscrow holds, so each
+    slash gathers it first. Gas is the receipt's and the limit the transaction needs
+    (`eth_estimateGas`: before storage refunds), which must fit a block."""
+
+    def __init__(self, deployer):
+        self.deployer = deployer
+        self.client = accounts.test_accounts.generate_test_account()
+        deployer.transfer(self.client, 10**19)
+        self.home = deposit_shard(self.client.address)
+        next_shard = (self.home + 1) % 1024
+        self.treasury = address_in_shard(next_shard, 99)
+        self.suite = s = deploy_suite(project, deployer, self.treasury, arbiter=deployer)
+        s.token.transfer(self.client, 300_000 * TOKEN, sender=deployer)
+        s.token.approve(s.escrow, 2**256 - 1, sender=self.client)
+        s.escrow.deposit(250_000 * TOKEN, sender=self.client)
+        self.donor = accounts.test_accounts[3]
+        s.token.transfer(self.donor, 100 * TOKEN, sender=deployer)
+        delegator = accounts.test_accounts[4]
+        s.token.transfer(delegator, 10_000 * TOKEN, sender=deployer)
+        s.token.approve(s.staking, 2**256 - 1, sender=delegator)
+        self.providers = []
+        for i in range(MAX_REPLICAS):
+            p = accounts[address_in_shard(next_shard, i)]
+            p.balance += 10**20
+            s.token.transfer(p, 100_000 * TOKEN, sender=deployer)
+            s.token.approve(s.staking, 2**256 - 1, sender=p)
+            s.staking.stake(50_000 * TOKEN, sender=p)
+            for _ in range(8):  # 72 devices: more than a sweep takes
+                s.registry.register(DEVICE, "ipfs://device", sender=p)
+            s.staking.set_delegator_cut(2_000, sender=p)
+            s.staking.delegate_to(p, 1_000 * TOKEN, 0, sender=delegator)
+            self.providers.append(p)
+        chain.pending_timestamp += s.staking.parameter(7)  # the warm-up
+        for p in self.providers:
+            s.staking.activate(p, delegator, sender=delegator)
+        for device in range(8):  # every device completes a job: fees, and income held
+            self.income(device)
+
+    def job(self, results, device=0, price=10 * TOKEN, collateral=5 * TOKEN) -> bytes:
+        """A k = 9 job: each provider accepts with `device`, then commits and reveals its
+        result (None: it never shows up)."""
+        s = self.suite
+        chain.pending_timestamp += 12
+        deadline = chain.pending_timestamp + 86_400
+        r = s.escrow.post(SPEC, REQS, price, MAX_REPLICAS, deadline, collateral, sender=self.client)
+        job = r.return_value
+        slots = [s.jobs.accept(job, device, sender=p).return_value for p in self.providers]
+        shown = [
+            (p, i, res) for p, i, res in zip(self.providers, slots, results, strict=True) if res
+        ]
+        for p, slot, res in shown:
+            s.jobs.commit(job, slot, commitment(job, p.address, res, SALT), sender=p)
+        if len(shown) < MAX_REPLICAS:
+            chain.pending_timestamp = deadline  # the reveals open without the no-shows
+        for p, slot, res in shown:
+            s.jobs.reveal(job, slot, res, SALT, sender=p)
+        return job
+
+    def income(self, device=0) -> None:
+        """A k = 9 job all complete: each pool's income is held by JobEscrow again."""
+        job = self.job([RESULT] * MAX_REPLICAS, device, price=1_000 * TOKEN, collateral=500 * TOKEN)
+        self.suite.jobs.finalize(job, sender=self.client)
+
+    def dust(self) -> None:
+        """One wei into every shard but the one that holds the tokens (mined in full blocks,
+        then automine is back on)."""
+        s, pop = self.suite, Populator(chain.provider, in_blocks=True)
+        for shard in range(1024):
+            if shard != self.home:
+                holder = custody_address(s.escrow.address, shard)
+                pop.send(self.donor.address, s.token, "transfer", holder, 1)
+        pop.close()
+
+    def measure(self, label: str, method, *args, sender) -> dict:
+        """Dusts every shard, then sends `method(*args)`: its gas and the limit it needs."""
+        self.dust()  # mined: an estimate runs on the latest block
+        needed = method.estimate_gas_cost(*args, sender=sender)
+        used = method(*args, sender=sender).gas_used
+        share = f"{needed / BLOCK_GAS:.0%}"
+        return {"worst case": label, "gasUsed": used, "limit needed": needed, "of 30 M": share}
+
+    def run(self) -> list[dict]:
+        s, rows = self.suite, []
+        wrong, other, unseen = b"\xbb" * 32, b"\xcc" * 32, b"\xdd" * 32
+        # Nine no-shows: nine slashes, each gathering its pool's income from the shards.
+        job = self.job([None] * MAX_REPLICAS)
+        chain.pending_timestamp = s.jobs.view(job).phase_end
+        args = (s.jobs.terms(job), s.jobs.settlement_replica(job))
+        rows.append(
+            self.measure("expire: nine no-shows", s.escrow.expire, *args, sender=self.client)
+        )
+        # No majority, then the arbiter finds all nine wrong: nine slashes.
+        self.income()
+        job = self.job([RESULT] * 4 + [wrong] * 4 + [other])
+        s.jobs.finalize(job, sender=self.client)  # to the arbiter
+        args = (s.jobs.terms(job), (ZERO_ADDRESS, 0, unseen), False)
+        rows.append(
+            self.measure("rule: nine found wrong", s.escrow.rule, *args, sender=self.deployer)
+        )
+        # One reveal, too few for a majority: to the arbiter, who never rules; then the
+        # eight no-shows are slashed (a decided result slashes only replicas that did not
+        # reveal: agreeing replicas decide, any dissent goes to the arbiter).
+        self.income()
+        job = self.job([RESULT] + [None] * (MAX_REPLICAS - 1))
+        chain.pending_timestamp = s.jobs.view(job).phase_end
+        s.jobs.finalize(job, sender=self.client)  # to the arbiter
+        chain.pending_timestamp = s.jobs.view(job).phase_end
+        args = (s.jobs.terms(job), s.jobs.settlement_replica(job))
+        label = "finalize: unruled, eight no-shows"
+        rows.append(self.measure(label, s.escrow.finalize, *args, sender=self.client))
+        # The income of one pool, alone (what each slash above gathers first).
+        self.income()
+        p = self.providers[0]
+        rows.append(self.measure("collect_income: one pool", s.staking.collect_income, p, sender=p))
+        # A sweep of the most devices, into the treasury's unopened shard.
+        devices = devices_with_fees(s.escrow)[:MAX_SWEEP]
+        assert len(devices) == MAX_SWEEP
+        rows.append(self.measure("sweep_fees: 64 devices", s.escrow.sweep_fees, devices, sender=p))
+        # A provider's pay, searched for from its own shard.
+        pay = s.escrow.balanceOf(p)
+        rows.append(self.measure("withdraw: every shard read", s.escrow.withdraw, pay, sender=p))
+        return rows
+
+
 @click.command(cls=ConnectedProviderCommand)
 def cli():
     """Print JobEscrow gas at 10 and 1,000 other live jobs."""
@@ -249,3 +390,9 @@ def cli():
         assert sum(p["gas"] for p in parts) == total
         click.echo(f"\nWhere the {label} lifecycle's {total:,} gas goes (opcode trace):\n")
         click.echo(format_table(parts, ["part", "gas"]))
+    worst = WorstCases(bench.deployer).run()
+    click.echo("\nWorst cases (each search of the shards reads all 1,024, one wei in each):\n")
+    click.echo(format_table(worst, ["worst case", "gasUsed", "limit needed", "of 30 M"]))
+    heaviest = max(row["limit needed"] for row in worst)
+    verdict = "within" if heaviest <= BLOCK_GAS // 2 else "OVER"
+    click.echo(f"\nHeaviest: {heaviest:,} gas, {verdict} half a {BLOCK_GAS:,} gas block")

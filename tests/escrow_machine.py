@@ -19,6 +19,8 @@ from computeshare.jobs import (
     STATUS_CANCELLED,
     STATUS_FINALIZED,
     commitment,
+    custody_address,
+    deposit_shard,
 )
 from computeshare.specs import job_requirements
 from tests.helpers import (
@@ -78,6 +80,11 @@ class EscrowMachine(CountedMachine):
         }
         self.fees = 0
         self.everyone = [*clients, *providers, arbiter, keeper]
+        # Tokens an outsider sent to JobEscrow (its own address or any deposit shard) and
+        # to each pool's custody account: nobody's books hold them, so the holdings
+        # invariants count them on their own.
+        self.donated = 0
+        self.donated_to_pool: dict[str, int] = {}
 
     def teardown(self):
         try:
@@ -168,7 +175,11 @@ class EscrowMachine(CountedMachine):
             balance = self.m.escrow.balanceOf(account)
             if balance:
                 self.m.escrow.withdraw(balance, sender=account)
-        assert escrow_holdings(self.m) == self.fees
+        assert escrow_holdings(self.m) == self.fees + self.donated
+
+    def _donate(self, to: str, wei: int) -> None:
+        """An outsider's plain transfer of `wei` to `to` (a client's wallet pays it)."""
+        self.m.token.transfer(to, wei, sender=self.clients[-1])
 
     # ------------------------------------------------------------ rules
 
@@ -333,6 +344,37 @@ class EscrowMachine(CountedMachine):
         if amount:
             self.m.escrow.withdraw(amount, sender=account)
 
+    @rule(
+        where=st.sampled_from(["shard", "provider's shard", "treasury's shard", "escrow", "pool"]),
+        pick=st.integers(0, 1023),
+        wei=st.integers(1, 10**6),
+    )
+    def donate(self, where, pick, wei):
+        """An outsider sends dust anywhere JobEscrow or Staking keeps tokens: any deposit
+        shard (opened or not), the unopened shards payments start from (a provider's,
+        the treasury's), JobEscrow's own address, a pool's custody account. Nothing may
+        revert for it, and nobody's books may change."""
+        m, provider = self.m, self.providers[pick % len(self.providers)]
+        shard = {
+            "shard": pick,
+            "provider's shard": deposit_shard(provider.address),
+            "treasury's shard": deposit_shard(m.escrow.treasury()),
+        }.get(where)
+        if shard is not None:
+            to = custody_address(m.escrow.address, shard)
+        elif where == "escrow":
+            to = m.escrow.address
+        else:
+            to = m.token.custody_account(m.staking, provider)
+        self._donate(to, wei)
+        if where == "pool":
+            self.donated_to_pool[provider.address] = (
+                self.donated_to_pool.get(provider.address, 0) + wei
+            )
+        else:
+            self.donated += wei
+        event(f"donated to {where}")
+
     @rule(provider=st.integers(0, 2), behaviour=st.sampled_from([HONEST, HONEST, FAULTY, SILENT]))
     def change_behaviour(self, provider, behaviour):
         self.behaviour[self.providers[provider].address] = behaviour
@@ -347,7 +389,7 @@ class EscrowMachine(CountedMachine):
     def escrow_holds_what_it_owes(self):
         locked = sum(j.locked for j in self.jobs)  # from the model, not the chain
         owed = escrow_owes(self.m, self.everyone, locked=locked, fees=self.fees)
-        assert escrow_holdings(self.m) == owed
+        assert escrow_holdings(self.m) == owed + self.donated
 
     @invariant()
     def staking_holds_its_pools_and_locks_fit(self):
@@ -355,6 +397,8 @@ class EscrowMachine(CountedMachine):
             pool = self.m.staking.pool(p)
             assert pool.locked <= pool.own_stake
             # Each pool's custody account holds its buckets, less the delegators' income
-            # JobEscrow still holds (part of delegated_tokens); Staking itself holds none.
-            assert pool_holdings(self.m.token, p) == pool_expected(self.m.staking, p)
+            # JobEscrow still holds (part of delegated_tokens), plus what was donated to
+            # it; Staking itself holds none.
+            donated = self.donated_to_pool.get(p.address, 0)
+            assert pool_holdings(self.m.token, p) == pool_expected(self.m.staking, p) + donated
         assert self.m.token.balanceOf(self.m.staking) == 0

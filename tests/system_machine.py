@@ -137,6 +137,12 @@ class SystemMachine(EscrowMachine):
         pool = self.m.staking.pool(provider)
         return pool.delegated_tokens + amount <= pool.own_stake * self.m.staking.parameter(1)
 
+    def _donate(self, to: str, wei: int) -> None:
+        """A donation's receiver joins the known holders (an unopened shard was not one)."""
+        super()._donate(to, wei)
+        if to not in self.holders:
+            self.holders.append(to)
+
     def _coalition_holdings(self) -> int:
         """Everything the coalition owns: wallets, escrow balances, the provider's own
         stake (bonded and thawing) and the delegator's position at the provider."""

@@ -183,8 +183,8 @@ def test_a_withdrawal_reads_every_shard_at_worst_and_is_still_paid(
 ):
     """The worst case of the shard search: one shard holds everything, and the provider
     names the one right after it, so JobEscrow reads all 1,024 shards before it finds the
-    tokens. The withdrawal is still paid, within an eighth of a 30 M gas block (3.18 M
-    measured: about 3,100 gas a shard read)."""
+    tokens. The withdrawal is still paid, in one call into the token (`custody_gather`),
+    within a tenth of a 30 M gas block (2.6 M measured: about 2,500 gas a shard read)."""
     m, p = market, providers[0]
     pay = paid_job(m, chain, keeper, post_job, run_replica, p)
     shard, holder = shard_of(m, client)
@@ -192,7 +192,7 @@ def test_a_withdrawal_reads_every_shard_at_worst_and_is_still_paid(
     receipt = m.escrow.withdraw_from_shard(pay, shard + 1, sender=p)
     [moved] = receipt.decode_logs(token.Transfer)
     assert (moved.sender, moved.receiver, moved.value) == (holder, p.address, pay)
-    assert receipt.gas_used < 3_750_000, receipt.gas_used
+    assert receipt.gas_used < 3_000_000, receipt.gas_used
     assert escrow_holdings(m) == escrow_owes(m, [client, p, keeper])
 
 
