@@ -1181,6 +1181,7 @@ def _only_changes_guardians(
             success: bool = False
             response: Bytes[32] = b""
             # analysis: unchecked_call: the outcome is checked right after the call; any failure keeps the proposal cancellable.
+            # analysis: send_in_loop: static reads of `guardian()`, at most MAX_ACTIONS with 30,000 gas each; nothing is sent.
             success, response = raw_call(
                 target,
                 _GUARDIAN,
