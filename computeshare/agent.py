@@ -47,6 +47,7 @@ from computeshare.jobs import (
     terms_from_json,
 )
 from computeshare.metering import R_FLOOR
+from computeshare.rpc import Backoff, node_trouble
 from computeshare.sandbox import RunResult
 from computeshare.workloads import (
     COMMIT_SECONDS,
@@ -204,21 +205,41 @@ class Agent:
         self.me = account.address
         self._nonce: int | None = None
         self._runs: dict[str, worker.Run] = {}
+        # While the node is unreachable or hung: one line when it goes, one when it is
+        # back, and steps spaced 1 s, 2 s ... 60 s apart (`wait`), not a line per request.
+        self.node = Backoff(log)
 
     # -- the loop
 
     def step(self) -> None:
-        """One pass: scan for new jobs, then move each held job on. Never raises."""
+        """One pass: scan for new jobs, then move each held job on. Never raises. A step
+        the node fails ends there; `wait` is then the backoff before the next one."""
         self._retry_from = 2**63
         try:
             self._scan()
         except Exception as error:  # a hostile or failing RPC answer: rescan next step
+            if self._node_failed(error):
+                return
             self.log(f"scan failed ({type(error).__name__}: {_first_line(error)}); retrying")
         for key in list(self.journal.jobs):
             try:
                 self._advance(key)
             except Exception as error:
+                if self._node_failed(error):
+                    return
                 self.log(f"job {key[:10]}: {type(error).__name__}: {_first_line(error)}")
+        self.node.succeeded()
+
+    @property
+    def wait(self) -> float:
+        """Seconds to wait before the next step beyond the poll interval: the backoff."""
+        return self.node.delay
+
+    def _node_failed(self, error: Exception) -> bool:
+        if not node_trouble(error):
+            return False
+        self.node.failed(error)
+        return True
 
     @property
     def busy(self) -> bool:
@@ -237,6 +258,8 @@ class Agent:
         try:  # the event index, synced: one query
             report = index.sync() if index is not None else None
         except Exception as error:  # a broken index never stops the agent: read the logs
+            if node_trouble(error):
+                raise
             self.log(f"event index unusable ({_first_line(error)}): reading the logs")
             report = None
         if report is not None:
@@ -260,6 +283,8 @@ class Agent:
                 self.cs.jobs.remember(terms_from_json(terms) if index is not None else terms)
                 self._consider(job_id, spec)
             except Exception as error:  # one job's trouble never stops the scan
+                if node_trouble(error):
+                    raise  # the node's trouble does: its block is read again
                 self.log(f"job {key[:10]}: skipped ({type(error).__name__}: {_first_line(error)})")
         self.journal.from_block = min(head + 1, self._retry_from)
         self.journal.save()
@@ -318,6 +343,8 @@ class Agent:
             self._retry(key, error)
             return
         except ApeException as error:
+            if node_trouble(error):
+                raise
             self._retry(key, error)
             return
         slot = receipt.return_value
@@ -403,6 +430,8 @@ class Agent:
         except ContractLogicError as error:
             self.log(f"job {key[:10]}: {error.message}")
         except ApeException as error:  # a failed send: the next step retries this stage
+            if node_trouble(error):
+                raise
             self.log(f"job {key[:10]}: {_first_line(error)}; retrying")
 
     def _result(self, key: str, entry: dict) -> RunResult | None:

@@ -22,6 +22,7 @@ import logging
 import math
 import re
 import threading
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from contextlib import asynccontextmanager
@@ -437,11 +438,61 @@ def jobs_file(status: str | None, page: int) -> str:
 # ---------------------------------------------------------------- pages
 
 
+class SyncStatus:
+    """What the server's follower knows of the chain: the head block its last successful
+    sync reached, when that was, and the last sync's failure, if it failed. A page shows
+    how far behind the index is, and a warning when the last sync failed or is older than
+    `STALE_INTERVALS` sync intervals."""
+
+    STALE_INTERVALS = 3
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.time):
+        self.interval, self.clock = interval, clock
+        self.head: int | None = None
+        self.synced_at: float | None = None
+        self.failed_at: float | None = None
+        self.error: str | None = None
+        self.lock = threading.Lock()
+
+    def succeeded(self, head: int) -> None:
+        with self.lock:
+            self.head, self.synced_at, self.failed_at, self.error = head, self.clock(), None, None
+
+    def failed(self, error: BaseException) -> None:
+        from computeshare.rpc import first_line
+
+        with self.lock:
+            self.failed_at, self.error = self.clock(), first_line(error)
+
+    def view(self, indexed: int) -> dict:
+        """The figures a page shows: head, indexed block, blocks behind, seconds since the
+        last sync, and the warning (None when the index is current)."""
+        with self.lock:
+            now = self.clock()
+            age = None if self.synced_at is None else max(0, round(now - self.synced_at))
+            head = self.head
+            warning = None
+            if self.error is not None:
+                warning = f"last sync failed {max(0, round(now - self.failed_at))} s ago: "
+                warning += f"{self.error}. The figures below may be out of date."
+            elif age is None or age > self.STALE_INTERVALS * self.interval + 1:
+                warning = (
+                    "the index has not synced "
+                    + ("yet" if age is None else f"for {age} s")
+                    + f" (every {self.interval:g} s expected). The figures may be out of date."
+                )
+        behind = None if head is None else max(0, head - indexed)
+        return {"head": head, "indexed": indexed, "behind": behind, "age": age, "warning": warning}
+
+
 class Site:
     """Each page's data from the index, rendered by its template."""
 
-    def __init__(self, index: ix.EventIndex, *, snapshot: bool = False):
+    def __init__(
+        self, index: ix.EventIndex, *, snapshot: bool = False, status: SyncStatus | None = None
+    ):
         self.index = index
+        self.status = status
         # A snapshot renders many pages of one moment: the lists every page needs are read
         # once. The server reads them again for each page, so a page is never stale.
         self._memo: dict[str, Any] | None = {} if snapshot else None
@@ -484,6 +535,7 @@ class Site:
             current=current,
             static=links.static,
             head_block=cursor,
+            sync=self.status.view(cursor) if self.status is not None else None,
             now=now,
             relative=lambda t: relative(t, now),
             chain_id=self.index.manifest.get("chain_id"),
@@ -827,7 +879,8 @@ def _secured(response: Response) -> Response:
 def create_app(index: ix.EventIndex, *, sync_interval: float | None = None) -> Starlette:
     """The dashboard over `index` as a Starlette app (read-only). With `sync_interval`,
     a background thread also calls `index.sync()` every that many seconds."""
-    site = Site(index)
+    status = SyncStatus(sync_interval) if sync_interval else None
+    site = Site(index, status=status)
     links = Links()
 
     def page(
@@ -898,7 +951,10 @@ def create_app(index: ix.EventIndex, *, sync_interval: float | None = None) -> S
         worker = None
         if sync_interval:
             worker = threading.Thread(
-                target=_follow, args=(index, sync_interval, stop), name="index-sync", daemon=True
+                target=_follow,
+                args=(index, sync_interval, stop, status),
+                name="index-sync",
+                daemon=True,
             )
             worker.start()
         try:
@@ -915,14 +971,31 @@ def create_app(index: ix.EventIndex, *, sync_interval: float | None = None) -> S
     )
 
 
-def _follow(index: ix.EventIndex, interval: float, stop: threading.Event) -> None:
-    while not stop.wait(interval):
+def _follow(
+    index: ix.EventIndex,
+    interval: float,
+    stop: threading.Event,
+    status: SyncStatus | None = None,
+) -> None:
+    """Syncs every `interval` seconds; while the node fails, backs off (up to 60 s) and
+    logs one line when it goes and one when it is back."""
+    from computeshare.rpc import Backoff, first_line, node_trouble
+
+    backoff = Backoff(log.warning)
+    while not stop.wait(max(interval, backoff.delay)):
         try:
-            index.sync()
-        except Exception as error:  # a node that went away: say so, try again later
-            log.warning(
-                "index sync failed: %s", str(error).splitlines()[0] if str(error) else error
-            )
+            report = index.sync()
+        except Exception as error:  # a node that went away: say so once, try again later
+            if status is not None:
+                status.failed(error)
+            if node_trouble(error):
+                backoff.failed(error)
+            else:
+                log.warning("index sync failed: %s", first_line(error))
+            continue
+        backoff.succeeded()
+        if status is not None:
+            status.succeeded(report.last)
 
 
 def serve(

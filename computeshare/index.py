@@ -533,7 +533,13 @@ class EventIndex:
             end = min(start + page - 1, target)
             try:
                 logs = self._get_logs(start, end)
-            except Exception as error:  # a capped range, a timeout: try a smaller page
+            except Exception as error:  # a capped range, a slow answer: try a smaller page
+                from computeshare.rpc import NodeTimeout, node_trouble
+
+                if isinstance(error, NodeTimeout):  # a slow range, or a hung node?
+                    self._call(lambda: self.web3.eth.block_number)  # raises if hung
+                elif node_trouble(error):
+                    raise IndexFailure(f"the node did not answer: {_line(error)}") from error
                 if page > 1:
                     page = max(1, page // 2)
                     continue
@@ -569,8 +575,8 @@ class EventIndex:
     def _call(self, fetch: Callable[[], Any]) -> Any:
         try:
             return fetch()
-        except Exception as error:
-            raise IndexFailure(f"the node did not answer: {str(error).splitlines()[0]}") from None
+        except Exception as error:  # the cause is kept: computeshare.rpc tells node trouble
+            raise IndexFailure(f"the node did not answer: {_line(error)}") from error
 
     def _check_reorg(self, head: int) -> int | None:
         """Compares the kept block hashes within `confirmations` of the cursor with the
@@ -1459,3 +1465,7 @@ HANDLERS: dict[tuple[str, str], Callable[[Page, dict, dict, str], None]] = {
     ("Governor", "ProposalExtended"): _proposal_step,
     ("*", "ParameterChanged"): _parameter,
 }
+
+
+def _line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]

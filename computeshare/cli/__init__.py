@@ -130,10 +130,24 @@ class LazyGroup(click.Group):
             sys.exit(1)
 
 
+def _rpc_timeout(ctx: click.Context, param: click.Parameter, value: float | None) -> None:
+    if value is not None:  # read by every command that connects (computeshare.rpc)
+        os.environ["COMPUTESHARE_RPC_TIMEOUT"] = str(value)
+
+
 @click.group(cls=LazyGroup, lazy=COMMANDS)
+@click.option(
+    "--rpc-timeout",
+    type=click.FloatRange(0.1, 3600),
+    expose_value=False,
+    callback=_rpc_timeout,
+    metavar="SECONDS",
+    help="how long one request may wait on the node (env COMPUTESHARE_RPC_TIMEOUT, default 5)",
+)
 def main():
     """ComputeShare: providers, delegators, clients, governance and read-only views.
 
     Every command that reads the chain takes --network (e.g. http://127.0.0.1:8545 or
     ethereum:sepolia:node) and finds the deployment in deployments/<network>-<chain id>.json
-    (custom-<chain id>.json for a URI), or in --manifest."""
+    (custom-<chain id>.json for a URI), or in --manifest. A request the node does not
+    answer within --rpc-timeout seconds ends the command with one line."""

@@ -64,7 +64,7 @@ def agent(account, manifest, device_id, journal, policy, serve, faulty, poll, st
             while steps is None or count < steps:
                 runner.step()
                 count += 1
-                time.sleep(poll)
+                time.sleep(max(poll, runner.wait))
     finally:
         runner.close()
         if server is not None:

@@ -350,9 +350,11 @@ def ape_message(error: Exception) -> str:
     """An ape error as one line, with what to do where it is a set-up problem."""
     text = str(error).strip()
     if match := _NO_NODE.search(text):
+        from computeshare.rpc import request_timeout
+
         return (
-            f"no node answers at {match[1]}: start one there (e.g. `anvil`) or pass "
-            "the --network of the node that has your deployment"
+            f"no node answers at {match[1]} (waited up to {request_timeout():g} s): start one "
+            "there (e.g. `anvil`) or pass the --network of the node that has your deployment"
         )
     if match := _NO_URI.search(text):
         return (
@@ -377,11 +379,22 @@ def friendly(func):
         except click.ClickException:
             raise
         except _known_errors() as error:
-            raise click.ClickException(str(error)) from None
+            raise click.ClickException(node_message(error) or str(error)) from None
         except ApeException as error:
-            raise click.ClickException(ape_message(error)) from None
+            raise click.ClickException(node_message(error) or ape_message(error)) from None
 
     return wrapper
+
+
+def node_message(error: BaseException) -> str | None:
+    """A hung or unreachable node's error as one line, or None for any other error."""
+    from computeshare.rpc import first_line, node_trouble
+
+    if not node_trouble(error):
+        return None
+    if _NO_NODE.search(str(error)):
+        return ape_message(error)
+    return f"node trouble: {first_line(error)}"
 
 
 @contextlib.contextmanager
@@ -445,11 +458,21 @@ class ChainCommand(ConnectedProviderCommand):
     def invoke(self, ctx: click.Context):
         from ape.exceptions import ApeException
 
+        from computeshare.rpc import bounded, request_timeout
+
         try:
-            with quiet_ape(), step("connecting to the network"):
+            timeout = request_timeout()
+        except ValueError as error:  # a bad COMPUTESHARE_RPC_TIMEOUT
+            raise click.UsageError(str(error), ctx) from None
+        try:
+            with quiet_ape(), bounded(timeout), step("connecting to the network"):
                 return super().invoke(ctx)
         except ApeException as error:
-            raise click.ClickException(ape_message(error)) from None
+            raise click.ClickException(node_message(error) or ape_message(error)) from None
+        except OSError as error:
+            if (message := node_message(error)) is None:
+                raise
+            raise click.ClickException(message) from None
 
 
 manifest_option = click.option(
