@@ -253,7 +253,7 @@ def test_bad_input_gets_one_line_and_sends_nothing(cli, accounts):
             account=12),
         "you have 0 votes; proposing needs 100,000 (delegate your tokens first",
     )  # fmt: skip
-    one_line_error(cli("gov", "vote", "1", "for", account=12), "no proposal 1")
+    one_line_error(cli("gov", "vote", "1", "for", account=12), "is not an id or a prefix")
     one_line_error(cli("provider", "register", account=12), "stake 1,000 tokens first")
     one_line_error(cli("provider", "withdraw", account=12), "nothing is thawing")
     one_line_error(cli("provider", "stake", "10", account=12), "the minimum is 1,000")
