@@ -20,9 +20,9 @@ import pytest
 from click.testing import CliRunner
 
 from computeshare.cli import COMMANDS, main
-from computeshare.cli.common import MAX_UINT, duration, match_prefix, when
+from computeshare.cli.common import duration, match_prefix, when
 from computeshare.client import ComputeShare
-from computeshare.constants import DAY, TOKEN
+from computeshare.constants import DAY, MAX_UINT, TOKEN
 from computeshare.deploy import DeployConfig, Deployment, Manifest
 from computeshare.governance import advance, created_proposals
 from computeshare.jobs import deposit_shard

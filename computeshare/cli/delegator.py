@@ -6,12 +6,10 @@ import click
 
 from computeshare.cli.common import (
     amount_argument,
-    approve,
     approve_max_option,
     chain_now,
     command,
     connect,
-    require,
     send,
     show,
     when,
@@ -39,17 +37,10 @@ def delegator_delegate(account, manifest, provider_address, amount, min_cut, app
     The tokens warm up first (Staking's WARMUP): they earn nothing, bear no slash and
     can be taken back with `cancel-warmup`; then `activate` turns them into shares. The
     transaction reverts if the provider's cut, or one it scheduled, is below --min-cut."""
-    from computeshare.params import parameter
-
     cs = connect(manifest, account)
-    minimum = cs.staking.parameter(parameter("Staking", "MIN_DELEGATION").key)
-    if amount < minimum:
-        raise click.ClickException(f"the minimum delegation is {show(minimum)}")
     if min_cut is None:
         min_cut = cs.staking.delegator_cut(provider_address)
-    require(cs.token.balanceOf(account), amount, "balance")
-    approve(cs, account, cs.staking, "Staking", amount, approve_max)
-    send("delegating", cs.staking.delegate_to, provider_address, amount, min_cut, sender=account)
+    cs.delegate(provider_address, amount, min_cut=min_cut, approve_max=approve_max)
     position = cs.staking.delegation(provider_address, account)
     click.echo(
         f"warming up: {show(position.warming)} tokens at a cut of at least {min_cut / 100:g}%; "
