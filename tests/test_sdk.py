@@ -181,3 +181,42 @@ def test_dispute_refusals_send_nothing(as_, accounts, submitted, chain):
     refused(client, WrongState, "challenge window closed", client.dispute, submitted)
     fresh = post(as_(10))
     refused(other, WrongState, "no result to dispute", other.dispute, fresh)
+
+
+def test_delegate_sees_a_scheduled_cut_below_the_minimum(as_, accounts):
+    """A provider with delegators that schedules a lower cut: a delegation asking for the
+    cut in force is refused before approving (Staking counts the scheduled one too)."""
+    provider, first, second = as_(4), as_(10), as_(12)
+    provider.stake(1_000 * TOKEN)
+    provider.staking.set_delegator_cut(5_000, sender=accounts[4])
+    first.delegate(accounts[4].address, 100 * TOKEN)
+    provider.staking.set_delegator_cut(1_000, sender=accounts[4])  # scheduled: delegators in
+    assert second.staking.delegator_cut(accounts[4]) == 5_000
+    refused(second, WrongState, "10% .* below your minimum of 50%", second.delegate,
+            accounts[4].address, 100 * TOKEN)  # fmt: skip
+    assert second.said == []
+    assert second.delegate(accounts[4].address, 100 * TOKEN, min_cut=1_000) == 100 * TOKEN
+
+
+def test_dispute_deposits_only_what_the_balance_lacks(as_, submitted):
+    client = as_(12)
+    client.deposit(4 * TOKEN)
+    client.said.clear()
+    assert client.dispute(submitted) == 10 * TOKEN
+    assert client.said[0] == "the dispute bond is 10 tokens; your escrow balance is 4"
+    assert client.said[1:] == ["approving JobEscrow to spend 6 tokens",
+                               "depositing 6 tokens into your escrow balance"]  # fmt: skip
+
+
+def test_a_covered_operation_sends_only_its_call(as_, accounts):
+    """With the escrow balance and allowance in place nothing else is sent; a withdrawal
+    beyond the balance is refused; another account's view keeps the policy."""
+    client = as_(12)
+    client.deposit(PRICE)
+    nonce = accounts[12].nonce
+    client.said.clear()
+    post(client)
+    assert accounts[12].nonce == nonce + 1 and client.said == []
+    refused(client, InsufficientBalance, "escrow balance is 0 tokens", client.withdraw, TOKEN)
+    client.approve_max = True
+    assert client.as_account(accounts[10]).approve_max is True

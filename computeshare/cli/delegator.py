@@ -38,9 +38,9 @@ def delegator_delegate(account, manifest, provider_address, amount, min_cut, app
     can be taken back with `cancel-warmup`; then `activate` turns them into shares. The
     transaction reverts if the provider's cut, or one it scheduled, is below --min-cut."""
     cs = connect(manifest, account)
-    if min_cut is None:
-        min_cut = cs.staking.delegator_cut(provider_address)
     cs.delegate(provider_address, amount, min_cut=min_cut, approve_max=approve_max)
+    if min_cut is None:  # the library's default: the provider's cut then, as now
+        min_cut = cs.staking.delegator_cut(provider_address)
     position = cs.staking.delegation(provider_address, account)
     click.echo(
         f"warming up: {show(position.warming)} tokens at a cut of at least {min_cut / 100:g}%; "
