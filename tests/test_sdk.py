@@ -5,10 +5,13 @@ asked for more, and names the bond a dispute needs and deposits it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import ape
 import pytest
 
 from computeshare.client import ComputeShare
-from computeshare.constants import DAY, MAX_UINT, TOKEN
+from computeshare.constants import DAY, MAX_AMOUNT, MAX_REPLICAS, MAX_UINT, TOKEN
 from computeshare.deploy import DeployConfig, Deployment, Manifest
 from computeshare.exceptions import (
     ComputeShareError,
@@ -220,3 +223,20 @@ def test_a_covered_operation_sends_only_its_call(as_, accounts):
     refused(client, InsufficientBalance, "escrow balance is 0 tokens", client.withdraw, TOKEN)
     client.approve_max = True
     assert client.as_account(accounts[10]).approve_max is True
+
+
+def test_the_bounds_the_library_checks_are_the_contracts(as_, accounts, chain):
+    """MAX_REPLICAS and MAX_AMOUNT are job_layout's and JobEscrow's: the escrow refuses one
+    more replica and one more wei of price than the library lets through."""
+    source = (Path(__file__).parent.parent / "contracts/modules/job_layout.vy").read_text()
+    assert f"MAX_REPLICAS: constant(uint256) = {MAX_REPLICAS}\n" in source
+    client = as_(12)
+    client.deposit(TOKEN)
+    deadline = chain.pending_timestamp + DAY
+    args = (SPEC, job_requirements(), TOKEN // 10)
+    with ape.reverts("job_escrow: replicas out of range"):
+        client.escrow.post.call(*args, MAX_REPLICAS + 1, deadline, TOKEN, sender=accounts[12])
+    with ape.reverts("job_escrow: amount too large"):
+        client.escrow.post.call(SPEC, job_requirements(), MAX_AMOUNT + 1, 1, deadline,
+                                MAX_AMOUNT, sender=accounts[12])  # fmt: skip
+    refused(client, InvalidInput, "2\\*\\*96", post, client, price=MAX_AMOUNT + 1)

@@ -24,7 +24,7 @@ from computeshare.cli.common import (
     tokens,
     when,
 )
-from computeshare.constants import JobStatus
+from computeshare.constants import MAX_REPLICAS, JobStatus
 
 # Job statuses by their short names (the enum members themselves).
 OPEN, DISPUTED, FINALIZED, CANCELLED = (
@@ -62,7 +62,7 @@ def client_withdraw(account, manifest, amount):
 @command(client, "post")
 @job_spec_options
 @click.option("--price", required=True, help="tokens per replica")
-@click.option("--replicas", type=click.IntRange(1, 9), default=1, show_default=True)
+@click.option("--replicas", type=click.IntRange(1, MAX_REPLICAS), default=1, show_default=True)
 @click.option(
     "--duration",
     type=Duration(),
