@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ape import Contract, chain
 from eth_utils import is_address, to_checksum_address
 
+from computeshare.checks import check_delegation, check_post, date
 from computeshare.constants import (
     BPS,
-    MAX_AMOUNT,
-    MAX_REPLICAS,
     MAX_SWEEP,
     MAX_UINT,
     JobStatus,
@@ -42,45 +40,25 @@ from computeshare.exceptions import (
     InsufficientBalance,
     InsufficientStake,
     InvalidInput,
-    NoEligibleDevice,
     NoSuchJob,
     NotAllowed,
-    NotAProvider,
     WouldRevert,
     WrongState,
 )
 from computeshare.jobs import JobBook
 from computeshare.manifest import OWNED, Manifest, network_manifest_path
-from computeshare.metering import R_FLOOR
 from computeshare.params import parameter
 from computeshare.results import ResultError, agreed_results, fetch_result
 from computeshare.sandbox import RunResult
-from computeshare.workloads import COMMIT_SECONDS, WorkloadError, decode_spec, run_seconds
 
 if TYPE_CHECKING:
     from computeshare.governance import Proposal
 
 __all__ = ["ClientError", "ComputeShare", "ComputeShareError"]
 
-MIN_DURATION = 60  # seconds: the shortest commit deadline a job is posted with
-
-# A job's requirements no device could ever meet: the registry's bound on the device field
-# each requirement is compared with (JobEscrow's `_post` asserts the same bounds).
-_DEVICE_BOUNDS = {
-    "min_cpu_cores": "MAX_CPU_CORES",
-    "min_memory_mb": "MAX_MEMORY_MB",
-    "min_gpu_count": "MAX_GPU_COUNT",
-    "min_vram_mb": "MAX_VRAM_MB",
-    "region": "MAX_REGION",
-}
-
 
 def _send_plain(what: str, method, *args, **kwargs):
     return method(*args, **kwargs)
-
-
-def _date(timestamp: int) -> str:
-    return datetime.fromtimestamp(int(timestamp), UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 class _Deployed:
@@ -213,7 +191,7 @@ class ComputeShare:
         except ContractLogicError as error:
             raise WouldRevert(error.message) from None
 
-    def _param(self, contract: str, name: str) -> int:
+    def parameter(self, contract: str, name: str) -> int:
         """The governed parameter `name` of the deployment's `contract` now."""
         return self.contract(contract).parameter(parameter(contract, name).key)
 
@@ -263,7 +241,7 @@ class ComputeShare:
         if len(model.rstrip(b"\x00")) > 32:
             raise InvalidInput("gpu_model: at most 32 bytes")
         spec["gpu_model"] = model.rstrip(b"\x00").ljust(32, b"\x00")
-        per_device = self._param("DeviceRegistry", "MIN_STAKE_PER_DEVICE")
+        per_device = self.parameter("DeviceRegistry", "MIN_STAKE_PER_DEVICE")
         needed = per_device * (self.registry.active_devices(me) + 1)
         if self.staking.bonded_stake(me) < needed:
             raise InsufficientStake(
@@ -280,7 +258,7 @@ class ComputeShare:
         """Bonds `amount` of the account's tokens as its own stake (approving Staking)."""
         me = self._sender()
         self._require(self.token.balanceOf(me), amount, "balance")
-        minimum = self._param("Staking", "MIN_PROVIDER_STAKE")
+        minimum = self.parameter("Staking", "MIN_PROVIDER_STAKE")
         own = self.staking.pool(me).own_stake
         if own + amount < minimum:
             raise InvalidInput(
@@ -312,30 +290,7 @@ class ComputeShare:
         if not is_address(provider):
             raise InvalidInput(f"{provider!r} is not an address")
         provider = to_checksum_address(provider)
-        minimum = self._param("Staking", "MIN_DELEGATION")
-        if amount < minimum:
-            raise InvalidInput(f"the minimum delegation is {show(minimum)}")
-        pool = self.staking.pool(provider)
-        if pool.own_stake == 0:
-            raise NotAProvider(f"{provider} is not a provider: it has no own stake to delegate to")
-        if min_cut is None:
-            min_cut = self.staking.delegator_cut(provider)
-        cut = pool.delegator_cut_bps
-        if pool.pending_cut_at != 0:  # as Staking reads it: a scheduled cut counts too
-            pending = pool.pending_cut_bps
-            cut = pending if chain.pending_timestamp >= pool.pending_cut_at else min(cut, pending)
-        if cut < min_cut:
-            raise WrongState(
-                f"the provider's delegator cut is {cut / 100:g}% (in force or scheduled),"
-                f" below your minimum of {min_cut / 100:g}%"
-            )
-        cap = pool.own_stake * self._param("Staking", "MAX_DELEGATION_RATIO")
-        if pool.delegated_tokens + amount > cap:
-            room = max(cap - pool.delegated_tokens, 0)
-            raise WrongState(
-                f"the pool would go over its cap of {show(cap)} tokens:"
-                f" it has room for {show(room)}"
-            )
+        min_cut = check_delegation(self, provider, amount, min_cut)
         self._require(self.token.balanceOf(me), amount, "balance")
         if self.token.allowance(me, self.staking) >= amount:
             self._simulate(self.staking.delegate_to, provider, amount, min_cut)
@@ -400,10 +355,10 @@ class ComputeShare:
     ) -> bytes:
         """Posts a job whose commit deadline is `duration` seconds away, depositing what the
         escrow balance lacks of `price * replicas` first; returns its id. Everything
-        JobEscrow would refuse is refused here first (see `check_post`)."""
+        JobEscrow would refuse is refused here first (`computeshare.checks.check_post`)."""
         me = self._sender()
         collateral = price if collateral is None else collateral
-        self.check_post(spec, requirements, price, replicas, duration, collateral)
+        check_post(self, spec, requirements, price, replicas, duration, collateral)
         missing = price * replicas - self.escrow.balanceOf(me)
         if missing > 0:
             held = self.token.balanceOf(me)
@@ -423,67 +378,6 @@ class ComputeShare:
             self._simulate(self.escrow.post, *args)
         receipt = self._send("posting the job", self.escrow.post, *args)
         return bytes(receipt.return_value)
-
-    def check_post(
-        self, spec: bytes, requirements: dict, price: int, replicas: int, duration: int,
-        collateral: int,
-    ) -> None:  # fmt: skip
-        """Raises what `post_job` would refuse: a spec every provider declines, terms
-        JobEscrow reverts on, requirements no device can meet, a paused escrow."""
-        try:
-            job = decode_spec(spec)  # the checks every provider makes
-        except WorkloadError as error:
-            raise InvalidInput(str(error)) from None
-        if duration < MIN_DURATION:
-            raise InvalidInput(f"a job needs a duration of at least {MIN_DURATION} s")
-        longest = self._param("JobEscrow", "MAX_JOB_DURATION")
-        if duration > longest:
-            raise InvalidInput(f"a job's duration is at most {longest // 86_400}d ({longest:,} s)")
-        needed = run_seconds(job.fuel) + COMMIT_SECONDS
-        if duration < needed:
-            raise InvalidInput(
-                f"a fuel limit of {job.fuel:,} needs a duration of at least {needed:,.0f} s"
-                " (its run at the floor R_FLOOR, then the commitment): providers would decline"
-            )
-        seconds = requirements.get("compute_seconds", 0)
-        if seconds and job.fuel > R_FLOOR * seconds:
-            raise InvalidInput(
-                f"a fuel limit of {job.fuel:,} needs compute_seconds of at least"
-                f" {-(-job.fuel // R_FLOOR):,} (at the floor R_FLOOR): providers would decline"
-            )
-        if not 1 <= replicas <= MAX_REPLICAS:
-            raise InvalidInput(f"a job has 1 to at most {MAX_REPLICAS} replicas, not {replicas}")
-        if not 0 < price <= MAX_AMOUNT or not 0 <= collateral <= MAX_AMOUNT:
-            raise InvalidInput("the price must be positive, and price and collateral < 2**96")
-        least = self._param("JobEscrow", "MIN_COLLATERAL_BPS")
-        if collateral * BPS < price * least:
-            raise InvalidInput(
-                f"the collateral per replica must be at least {least / 100:g}% of the price"
-                f" ({show(-(-price * least // BPS))} tokens)"
-            )
-        self.check_satisfiable(requirements, price)
-        paused_until = self.escrow.paused_until()
-        if chain.pending_timestamp < paused_until:
-            raise WrongState(f"JobEscrow takes no new jobs until {_date(paused_until)}")
-
-    def check_satisfiable(self, requirements: dict, price: int) -> None:
-        """Raises NoEligibleDevice when no device the registry accepts could ever take a
-        job with these requirements at this price per replica."""
-        for field, bound in _DEVICE_BOUNDS.items():
-            most = getattr(self.registry, bound)()
-            if requirements.get(field, 0) > most:
-                raise NoEligibleDevice(
-                    f"no device can satisfy the job: {field} {requirements[field]:,} is over"
-                    f" the registry's {bound} {most:,}"
-                )
-        seconds = requirements.get("compute_seconds", 0)
-        if seconds == 0:
-            raise NoEligibleDevice("no device can satisfy the job: compute_seconds is 0")
-        if price < seconds:
-            raise NoEligibleDevice(
-                f"no device can satisfy the job: its price is below the least a device asks"
-                f" for {seconds:,} compute_seconds"
-            )
 
     def dispute(self, job_id: bytes, *, approve_max: bool | None = None) -> int:
         """Disputes the revealed result of the account's k = 1 job within its challenge
@@ -506,8 +400,8 @@ class ComputeShare:
         if view["replica_states"] != ["revealed"]:
             raise WrongState(f"job 0x{job_id.hex()[:10]} has no result to dispute yet")
         if chain.pending_timestamp >= view["phase_end"]:
-            raise WrongState(f"the challenge window closed at {_date(view['phase_end'])}")
-        bond = terms.price_per_replica * self._param("JobEscrow", "DISPUTE_BOND_BPS") // BPS
+            raise WrongState(f"the challenge window closed at {date(view['phase_end'])}")
+        bond = terms.price_per_replica * self.parameter("JobEscrow", "DISPUTE_BOND_BPS") // BPS
         balance = self.escrow.balanceOf(me)
         if balance >= bond:
             self._simulate(self.jobs.escrow.dispute, terms)
