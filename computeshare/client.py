@@ -268,6 +268,22 @@ class ComputeShare:
         self._approve(self.staking, "Staking", amount, approve_max)
         return self._send("staking", self.staking.stake, amount)
 
+    def thaw(self, amount: int):
+        """Starts thawing `amount` of the account's free own stake (not locked as
+        collateral); it is withdrawable after the thawing period."""
+        self._require(self.staking.free_stake(self._sender()), amount, "free stake")
+        return self._send("thawing", self.staking.request_thaw, amount)
+
+    def withdraw_stake(self) -> int:
+        """Withdraws the account's own stake whose thawing period has passed; returns it."""
+        pool = self.staking.pool(self._sender())
+        if pool.own_thawing == 0:
+            raise WrongState("nothing is thawing (thaw first)")
+        if chain.pending_timestamp < pool.own_unlock_at:
+            raise WrongState(f"{show(pool.own_thawing)} tokens unlock {date(pool.own_unlock_at)}")
+        self._send("withdrawing", self.staking.withdraw)
+        return pool.own_thawing
+
     def devices_of(self, owner: str) -> list[tuple[bytes, Any]]:
         return [
             (device_id, self.registry.device(device_id))
@@ -297,6 +313,17 @@ class ComputeShare:
         self._approve(self.staking, "Staking", amount, approve_max)
         receipt = self._send("delegating", self.staking.delegate_to, provider, amount, min_cut)
         return receipt.return_value
+
+    def activate(self, provider: str) -> int:
+        """Turns the account's warmed-up tokens at `provider` into pool shares; returns
+        the shares received."""
+        me = self._sender()
+        position = self.staking.delegation(provider, me)
+        if position.warming == 0:
+            raise WrongState("nothing is warming up at this provider")
+        if position.warm_until > chain.pending_timestamp:
+            raise WrongState(f"still warming up: activate {date(position.warm_until)}")
+        return self._send("activating", self.staking.activate, provider, me).return_value
 
     # -- clients
 
@@ -379,18 +406,35 @@ class ComputeShare:
         receipt = self._send("posting the job", self.escrow.post, *args)
         return bytes(receipt.return_value)
 
-    def dispute(self, job_id: bytes, *, approve_max: bool | None = None) -> int:
-        """Disputes the revealed result of the account's k = 1 job within its challenge
-        window, locking a bond of DISPUTE_BOND_BPS of the price from the escrow balance
-        (depositing what it lacks first); returns the bond."""
-        me = self._sender()
+    def own_job(self, job_id: bytes):
+        """The terms of the account's job `job_id`; NoSuchJob or NotAllowed if it is not."""
         job_id = bytes(job_id)
         try:
             terms = self.jobs.terms(job_id)
         except LookupError as error:
             raise NoSuchJob(str(error)) from None
-        if terms.client != me.address:
+        if terms.client != self._sender().address:
             raise NotAllowed(f"job 0x{job_id.hex()} is not your job")
+        return terms
+
+    def cancel_job(self, job_id: bytes) -> int:
+        """Cancels the account's job that no provider accepted; returns the refund (the
+        whole payment, back to the escrow balance)."""
+        terms = self.own_job(job_id)
+        view = self.job(job_id)
+        if view["status"] != JobStatus.OPEN:
+            raise WrongState(f"job 0x{bytes(job_id).hex()[:10]} is {view['status_name']}")
+        if view["accepted"]:
+            raise WrongState(f"job 0x{bytes(job_id).hex()[:10]} is accepted: it runs to the end")
+        self._send("cancelling", self.escrow.cancel, terms)
+        return terms.price_per_replica * terms.replicas
+
+    def dispute(self, job_id: bytes, *, approve_max: bool | None = None) -> int:
+        """Disputes the revealed result of the account's k = 1 job within its challenge
+        window, locking a bond of DISPUTE_BOND_BPS of the price from the escrow balance
+        (depositing what it lacks first); returns the bond."""
+        me, job_id = self._sender(), bytes(job_id)
+        terms = self.own_job(job_id)
         if terms.replicas != 1:
             raise WrongState("only optimistic (k = 1) jobs are disputed; replicas that disagree"
                              " go to the arbiter by themselves")  # fmt: skip

@@ -240,3 +240,22 @@ def test_the_bounds_the_library_checks_are_the_contracts(as_, accounts, chain):
         client.escrow.post.call(SPEC, job_requirements(), MAX_AMOUNT + 1, 1, deadline,
                                 MAX_AMOUNT, sender=accounts[12])  # fmt: skip
     refused(client, InvalidInput, "2\\*\\*96", post, client, price=MAX_AMOUNT + 1)
+
+
+def test_cancel_thaw_withdraw_and_activate_refuse_before_sending(as_, accounts, submitted):
+    client, other, provider = as_(12), as_(10), as_(4)
+    refused(other, NotAllowed, "not your job", other.cancel_job, submitted)
+    refused(client, WrongState, "is accepted", client.cancel_job, submitted)
+    fresh = post(client)
+    assert client.cancel_job(fresh) == PRICE
+    assert client.job(fresh)["status_name"] == "cancelled"
+    refused(client, WrongState, "is cancelled", client.cancel_job, fresh)
+    free = provider.staking.free_stake(accounts[4])
+    refused(provider, InsufficientBalance, "free stake is", provider.thaw, free + 1)
+    refused(provider, WrongState, "nothing is thawing", provider.withdraw_stake)
+    provider.thaw(TOKEN)
+    refused(provider, WrongState, "1 tokens unlock 20", provider.withdraw_stake)
+    refused(other, WrongState, "nothing is warming up", other.activate, accounts[4].address)
+    other.delegate(accounts[4].address, 100 * TOKEN)
+    refused(other, WrongState, "still warming up: activate 20", other.activate,
+            accounts[4].address)  # fmt: skip

@@ -100,23 +100,14 @@ def client_post(
     click.echo(f"job 0x{job.hex()}")
 
 
-def _own_job(cs, account, job_id: str) -> bytes:
-    job = resolve_job(cs, job_id)
-    if cs.escrow_view.job(job).status == 0:
-        raise click.ClickException("no such job")
-    if cs.jobs.terms(job).client != account.address:
-        raise click.ClickException("not your job")
-    return job
-
-
 @command(client, "cancel")
 @job_argument
 def client_cancel(account, manifest, job_id):
     """Cancel a job nobody accepted; everything is refunded."""
     cs = connect(manifest, account)
-    job = _own_job(cs, account, job_id)
-    send("cancelling", cs.jobs.cancel, job, sender=account)
-    click.echo(f"job 0x{job.hex()}: {cs.job(job)['status_name']}")
+    job = resolve_job(cs, job_id)
+    refund = cs.cancel_job(job)
+    click.echo(f"job 0x{job.hex()}: {cs.job(job)['status_name']}, refunded {show(refund)} tokens")
 
 
 @command(client, "dispute")

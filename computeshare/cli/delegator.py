@@ -53,15 +53,7 @@ def delegator_delegate(account, manifest, provider_address, amount, min_cut, app
 def delegator_activate(account, manifest, provider_address):
     """Turn your warmed-up tokens at PROVIDER_ADDRESS into pool shares."""
     cs = connect(manifest, account)
-    position = cs.staking.delegation(provider_address, account)
-    if position.warming == 0:
-        raise click.ClickException("nothing is warming up at this provider")
-    if position.warm_until > chain_now():
-        raise click.ClickException(
-            f"still warming up: activate {when(position.warm_until, chain_now())}"
-        )
-    receipt = send("activating", cs.staking.activate, provider_address, account, sender=account)
-    click.echo(f"shares received: {receipt.return_value}")
+    click.echo(f"shares received: {cs.activate(provider_address)}")
 
 
 @command(delegator, "cancel-warmup")

@@ -11,7 +11,6 @@ from computeshare.cli.common import (
     command,
     connect,
     device_argument,
-    require,
     resolve_device,
     send,
     show,
@@ -97,8 +96,7 @@ def provider_stake(account, manifest, amount, approve_max):
 def provider_thaw(account, manifest, amount):
     """Start thawing AMOUNT tokens of free stake (withdrawable after the thawing period)."""
     cs = connect(manifest, account)
-    require(cs.staking.free_stake(account), amount, "free stake")
-    send("thawing", cs.staking.request_thaw, amount, sender=account)
+    cs.thaw(amount)
     pool = cs.staking.pool(account)
     click.echo(
         f"thawing {show(pool.own_thawing)} tokens: withdrawable "
@@ -110,13 +108,4 @@ def provider_thaw(account, manifest, amount):
 def provider_withdraw(account, manifest):
     """Withdraw stake whose thawing period has passed."""
     cs = connect(manifest, account)
-    pool = cs.staking.pool(account)
-    if pool.own_thawing == 0:
-        raise click.ClickException("nothing is thawing (`computeshare provider thaw` first)")
-    now = chain_now()
-    if now < pool.own_unlock_at:
-        raise click.ClickException(
-            f"{show(pool.own_thawing)} tokens unlock {when(pool.own_unlock_at, now)}"
-        )
-    send("withdrawing", cs.staking.withdraw, sender=account)
-    click.echo(f"withdrawn: {show(pool.own_thawing)} tokens")
+    click.echo(f"withdrawn: {show(cs.withdraw_stake())} tokens")
