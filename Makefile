@@ -48,8 +48,10 @@ $(ANALYSIS_STAMP): constraints-analysis.txt
 demo: setup
 	ape run demo
 
+# --no-loadscope-reorder keeps conftest's slowest-first order (xdist would otherwise start the
+# files with the most tests first, leaving the one-test state machines to run alone at the end).
 test: setup lint analyze
-	ape test tests -p no:warnings -n $(TEST_WORKERS) --dist loadfile
+	ape test tests -p no:warnings -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 lint: setup
 	ruff check .

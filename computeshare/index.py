@@ -1347,7 +1347,7 @@ def _slashed(page: Page, where: dict, a: dict, contract: str) -> None:
     page.providers.add(a["provider"])
     page.revalue.add(a["provider"])
     own = a["from_own_stake"] + a["from_own_thawing"]
-    delegated = a["from_delegated"] + a["from_delegated_thawing"]
+    delegated = a["from_delegated"] + a["from_delegated_thawing"] + a["from_warming"]
     page.rows[slashes].append(
         {
             **where,

@@ -9,23 +9,25 @@
 
         - Own stake: a plain amount. Collateral for jobs is locked against it and
           cannot thaw while locked.
-        - Warm-up: delegated tokens first wait `WARMUP` outside the pool, earning
-          nothing and bearing no slash (the delegator may take them back at once);
-          then anyone activates them into shares at the pool's price. A delegation
-          therefore shares only income that settles after its warm-up, which the
-          default sets longer than a job can live: it never takes income from a job
-          accepted before it joined.
+        - Warm-up: delegated tokens first wait `WARMUP` in a warming share pool of
+          their own, bearing slashes like the pool but earning nothing; then anyone
+          activates them into shares at the pool's price. They leave only through
+          thawing (`cancel_warmup`), so they are at risk from the moment they are
+          delegated. Income follows that risk: a delegation shares only income that
+          settles after its warm-up, which the default sets longer than a job can
+          live, so every job whose income it shares was accepted while its tokens
+          were already slashable; waiting to activate only forgoes income.
         - Delegation pool: delegators hold shares; income raises the value of a
           share, a slash lowers it, both O(1) whatever the number of delegators.
         - Thawing: a provider's thawing stake is one bucket with one unlock time;
-          delegators' thawing stake is a second share pool, so it stays slashable
+          delegators' thawing stake is another share pool, so it stays slashable
           pro rata until withdrawn. A new thaw request restarts the clock of the
           caller's bucket: every token waits the full thawing period.
         - Slashing (by accounts with the SLASHER role): the provider pays first,
           from its own stake (its locked collateral is part of it), then from its
-          own thawing stake; delegators bear only what exceeds both, bonded and
-          thawing delegated stake pro rata, so undelegating after a fault does not
-          dodge it. A beneficiary's share is taken only from what the provider
+          own thawing stake; delegators bear only what exceeds both, bonded,
+          thawing and warming delegated stake pro rata, so neither undelegating nor
+          cancelling a warm-up after a fault dodges it. A beneficiary's share is taken only from what the provider
           itself lost and is capped by the caller, so no one profits from slashing
           a provider it controls; the rest goes to the treasury or is burned.
 
@@ -127,13 +129,31 @@ _OWED_MASK: constant(uint256) = 2**127 - 1
 _VIRTUAL_SHARES: constant(uint256) = 10**6
 # A delegation's warm-up position, one word (`Delegation.warm`):
 #
-#   | bits     | field                                  |
-#   | -------- | -------------------------------------- |
-#   | 0..191   | tokens warming up (below 2**192: every |
-#   |          | token of the fixed supply fits)        |
-#   | 192..255 | when they may join the pool            |
+#   | bits     | field                                                     |
+#   | -------- | --------------------------------------------------------- |
+#   | 0..191   | shares of the pool's warming share pool (about 10**6 per  |
+#   |          | wei at the first price: the fixed supply needs 2**110)    |
+#   | 192..255 | when the tokens may join the pool; kept when the warm-up  |
+#   |          | is cancelled, as the earliest time its tokens, thawing,   |
+#   |          | may rejoin the pool                                       |
+#
+# and the delegation's voting units, one word (`Delegation.units`), which `delegate_to`
+# writes anyway:
+#
+#   | bits     | field                                                     |
+#   | -------- | --------------------------------------------------------- |
+#   | 0..127   | units of the whole position, in the pool and warming up   |
+#   |          | (the fixed supply, 10**27, is below 2**90)                |
+#   | 128..255 | of them, the units delegated into the warm-up; valid only |
+#   |          | while the warm word holds shares (activation leaves them  |
+#   |          | behind instead of writing this word)                      |
+#
+# Read and written only through `_warm_shares`, `_warm_until`, `_pack_warm`, `_all_units`,
+# `_warming_units` and `_pack_units`.
+_WARM_SHARES_MASK: constant(uint256) = 2**192 - 1
 _WARM_UNTIL_AT: constant(uint256) = 192
-_WARMING_MASK: constant(uint256) = 2**192 - 1
+_UNITS_MASK: constant(uint256) = 2**128 - 1
+_WARMING_UNITS_AT: constant(uint256) = 128
 _VIRTUAL_TOKENS: constant(uint256) = 1
 
 
@@ -247,7 +267,7 @@ def set_delegator_cut(cut_bps: uint256):
     assert cut_bps <= constants.BPS, "staking: cut above 100%"
     self._settle_cut(msg.sender)
     effective_at: uint256 = block.timestamp
-    if self._pools[msg.sender].delegated_shares == 0 and self._pools[msg.sender].warming_tokens == 0:
+    if self._pools[msg.sender].delegated_shares == 0 and self._pools[msg.sender].warming_shares == 0:
         self._pools[msg.sender].delegator_cut_bps = cut_bps
         # An older scheduled change must not land later over this one.
         self._pools[msg.sender].pending_cut_bps = 0
@@ -266,16 +286,17 @@ def set_delegator_cut(cut_bps: uint256):
 def delegate_to(provider: address, amount: uint256, min_cut_bps: uint256) -> uint256:
     """
     @notice Delegates `amount` of the caller's tokens to `provider`: they warm up for
-            `WARMUP` (earning nothing, bearing no slash, returned at once by
-            `cancel_warmup` until they join), then `activate` turns them into pool
-            shares. A warm-up position still running restarts its clock. Reverts when
-            the provider's cut, or a cut it has scheduled, is below `min_cut_bps`.
+            `WARMUP` as shares of the pool's warming share pool (earning nothing,
+            bearing slashes like the pool; `cancel_warmup` sends them thawing), then
+            `activate` turns them into pool shares. A warm-up position still running
+            restarts its clock. Reverts when the provider's cut, or a cut it has
+            scheduled, is below `min_cut_bps`.
     @param provider A provider with own stake.
     @param amount At least `MIN_DELEGATION`; the pool may hold at most
            `MAX_DELEGATION_RATIO` times the provider's own stake (checked now and when
            the tokens join).
     @param min_cut_bps The smallest delegator cut the caller accepts, in basis points.
-    @return uint256 The caller's tokens warming up at `provider`.
+    @return uint256 The value of the caller's tokens warming up at `provider`.
     """
     assert amount >= governed._get(MIN_DELEGATION), "staking: delegation below minimum"
     # The cut in force, and a scheduled one not yet in force, must both reach the minimum.
@@ -286,19 +307,32 @@ def delegate_to(provider: address, amount: uint256, min_cut_bps: uint256) -> uin
         cut = pending if block.timestamp >= pending_at else min(cut, pending)
     assert cut >= min_cut_bps, "staking: delegator cut below minimum"
     assert self._pools[provider].own_stake != 0, "staking: provider has no stake"
-    # Warming tokens do not hold room in the pool (they could be taken back at any time):
-    # the cap is checked here and again when they join.
+    # Warming tokens do not hold room in the pool (they may never join, and could squat
+    # it): the cap is checked here and again when they join.
     assert self._pools[provider].delegated_tokens + amount <= self._cap(provider), "staking: delegation over cap"
     self._activate(provider, msg.sender)
-    warming: uint256 = self._warming(self._delegations[provider][msg.sender].warm) + amount
-    warm_until: uint256 = block.timestamp + governed._get(WARMUP)
-    self._pools[provider].warming_tokens += amount
-    self._delegations[provider][msg.sender].warm = self._pack_warm(warming, warm_until)
-    self._delegations[provider][msg.sender].units += amount
+    warm: uint256 = self._delegations[provider][msg.sender].warm
+    tokens: uint256 = self._pools[provider].warming_tokens + amount
+    total: uint256 = self._pools[provider].warming_shares
+    shares: uint256 = self._to_shares(amount, tokens - amount, total)
+    assert shares != 0, "staking: delegation too small"
+    total += shares
+    warm_shares: uint256 = self._warm_shares(warm) + shares
+    # Only a warming pool slashed to (almost) nothing prices a share low enough to overflow.
+    assert warm_shares <= _WARM_SHARES_MASK, "staking: warming shares overflow"
+    self._pools[provider].warming_tokens = tokens
+    self._pools[provider].warming_shares = total
+    self._delegations[provider][msg.sender].warm = self._pack_warm(
+        warm_shares, block.timestamp + governed._get(WARMUP)
+    )
+    units: uint256 = self._delegations[provider][msg.sender].units
+    self._delegations[provider][msg.sender].units = self._pack_units(
+        self._all_units(units) + amount, self._warming_units(units, warm) + amount
+    )
     log IStaking.Delegated(provider=provider, delegator=msg.sender, amount=amount, shares=0)
     self._pull(provider, msg.sender, amount)
     self._bond(msg.sender, amount)
-    return warming
+    return self._to_tokens(warm_shares, tokens, total)
 
 
 @external
@@ -307,40 +341,55 @@ def activate(provider: address, delegator: address) -> uint256:
     @notice Turns `delegator`'s warmed-up tokens at `provider` into pool shares at the
             pool's price, if the pool has room for them under its cap. Anyone may call;
             `delegate_to`, `undelegate` and `cancel_undelegation` also do it first when
-            there is room.
+            there is room. The tokens bore the pool's slashes while they warmed up, so
+            when they join changes only the income they forgo, never the risk.
     @param provider The provider.
     @param delegator The delegator.
     @return uint256 Shares minted.
     """
-    shares: uint256 = self._activate(provider, delegator)
-    if shares == 0:
-        # `_activate` mints at least one share when it moves tokens: say why it did not.
-        warm: uint256 = self._delegations[provider][delegator].warm
-        assert self._warming(warm) != 0, "staking: nothing warming"
-        assert block.timestamp >= self._warm_until(warm), "staking: still warming up"
-        raise "staking: delegation over cap"
+    warm: uint256 = self._delegations[provider][delegator].warm
+    assert self._warm_shares(warm) != 0, "staking: nothing warming"
+    assert block.timestamp >= self._warm_until(warm), "staking: still warming up"
+    joined: bool = False
+    shares: uint256 = 0
+    joined, shares = self._activate(provider, delegator)
+    assert joined, "staking: delegation over cap"
     return shares
 
 
 @external
 def cancel_warmup(provider: address) -> uint256:
     """
-    @notice Pays the caller back its tokens warming up at `provider` (during the
-            warm-up, or after it while they have not joined the pool); they never
-            entered the pool, so they leave at once. Like every payment out of the
-            pool's custody account, it first collects the income `income_holder` holds
-            for the pool when the account could not pay without it.
+    @notice Moves the caller's tokens warming up at `provider` (during the warm-up, or
+            after it while they have not joined the pool) into its thawing position,
+            as `undelegate` does with pool shares: they were slashable since they
+            were delegated and stay so until withdrawn (`withdraw_delegation`), so no
+            one escapes a slash it sees coming by leaving a warm-up. The caller's
+            thawing position unlocks one thawing period from now; it cannot rejoin the
+            pool (`cancel_undelegation`) before the cancelled warm-up would have ended.
     @param provider The provider.
-    @return uint256 Tokens paid.
+    @return uint256 Tokens moved to thawing.
     """
-    amount: uint256 = self._warming(self._delegations[provider][msg.sender].warm)
-    assert amount != 0, "staking: nothing warming"
-    self._pools[provider].warming_tokens -= amount
-    self._delegations[provider][msg.sender].warm = 0
-    self._delegations[provider][msg.sender].units -= amount
-    log IStaking.WarmupCancelled(provider=provider, delegator=msg.sender, amount=amount)
-    self._unbond(msg.sender, amount)
-    self._push(provider, msg.sender, amount)
+    warm: uint256 = self._delegations[provider][msg.sender].warm
+    warm_shares: uint256 = self._warm_shares(warm)
+    assert warm_shares != 0, "staking: nothing warming"
+    tokens: uint256 = self._pools[provider].warming_tokens
+    total: uint256 = self._pools[provider].warming_shares
+    amount: uint256 = self._to_tokens(warm_shares, tokens, total)
+    self._pools[provider].warming_tokens = tokens - amount
+    self._pools[provider].warming_shares = total - warm_shares
+    # The clock stays: the earliest time these tokens may rejoin the pool.
+    self._delegations[provider][msg.sender].warm = self._pack_warm(0, self._warm_until(warm))
+    units: uint256 = self._delegations[provider][msg.sender].units
+    warming_units: uint256 = self._warming_units(units, warm)
+    self._delegations[provider][msg.sender].units = self._pack_units(self._all_units(units) - warming_units, 0)
+    self._delegations[provider][msg.sender].thaw_units += warming_units
+    thaw_shares: uint256 = 0
+    unlock_at: uint256 = 0
+    thaw_shares, unlock_at = self._thaw(provider, msg.sender, amount)
+    log IStaking.WarmupCancelled(
+        provider=provider, delegator=msg.sender, amount=amount, thaw_shares=thaw_shares, unlock_at=unlock_at
+    )
     return amount
 
 
@@ -365,19 +414,15 @@ def undelegate(provider: address, shares: uint256) -> uint256:
     self._delegations[provider][msg.sender].shares = held - shares
     # The undelegated shares take their part of the active position's voting units to
     # thawing (units still warming up stay).
-    units: uint256 = self._delegations[provider][msg.sender].units - self._warming(self._delegations[provider][msg.sender].warm)
-    moved_units: uint256 = units * shares // held
-    self._delegations[provider][msg.sender].units -= moved_units
+    units: uint256 = self._delegations[provider][msg.sender].units
+    warming_units: uint256 = self._warming_units(units, self._delegations[provider][msg.sender].warm)
+    moved_units: uint256 = (self._all_units(units) - warming_units) * shares // held
+    self._delegations[provider][msg.sender].units = self._pack_units(self._all_units(units) - moved_units, warming_units)
     self._delegations[provider][msg.sender].thaw_units += moved_units
 
-    thaw_tokens: uint256 = self._pools[provider].thawing_tokens
-    thaw_total: uint256 = self._pools[provider].thawing_shares
-    thaw_shares: uint256 = self._to_shares(amount, thaw_tokens, thaw_total)
-    self._pools[provider].thawing_tokens = thaw_tokens + amount
-    self._pools[provider].thawing_shares = thaw_total + thaw_shares
-    unlock_at: uint256 = block.timestamp + governed._get(THAWING_PERIOD)
-    self._delegations[provider][msg.sender].thaw_shares += thaw_shares
-    self._delegations[provider][msg.sender].unlock_at = unlock_at
+    thaw_shares: uint256 = 0
+    unlock_at: uint256 = 0
+    thaw_shares, unlock_at = self._thaw(provider, msg.sender, amount)
     log IStaking.Undelegated(
         provider=provider,
         delegator=msg.sender,
@@ -393,17 +438,41 @@ def undelegate(provider: address, shares: uint256) -> uint256:
 def cancel_undelegation(provider: address) -> uint256:
     """
     @notice Bonds the caller's whole thawing position at `provider` into the
-            delegation pool again (subject to the delegation cap).
+            delegation pool again (subject to the delegation cap). While a warm-up of
+            the caller's at `provider` runs, or one it cancelled would still run, the
+            tokens rejoin through that warm-up instead (slashable, earning nothing,
+            joining when it ends): a cancelled warm-up cannot skip its clock.
     @param provider The provider.
-    @return uint256 Shares minted.
+    @return uint256 Pool shares minted (0 when the tokens rejoined the warm-up).
     """
     self._activate(provider, msg.sender)
     amount: uint256 = self._take_thawing(provider, msg.sender)
     assert amount != 0, "staking: nothing thawing"
-    self._delegations[provider][msg.sender].units += self._delegations[provider][msg.sender].thaw_units
+    thaw_units: uint256 = self._delegations[provider][msg.sender].thaw_units
     self._delegations[provider][msg.sender].thaw_units = 0
-    shares: uint256 = self._add_delegation(provider, msg.sender, amount)
-    log IStaking.UndelegationCancelled(provider=provider, delegator=msg.sender, amount=amount, shares=shares)
+    warm: uint256 = self._delegations[provider][msg.sender].warm
+    warm_until: uint256 = self._warm_until(warm)
+    units: uint256 = self._delegations[provider][msg.sender].units
+    all_units: uint256 = self._all_units(units) + thaw_units
+    warming_units: uint256 = self._warming_units(units, warm)
+    shares: uint256 = 0
+    if block.timestamp < warm_until:
+        tokens: uint256 = self._pools[provider].warming_tokens
+        total: uint256 = self._pools[provider].warming_shares
+        warm_shares: uint256 = self._to_shares(amount, tokens, total)
+        self._pools[provider].warming_tokens = tokens + amount
+        self._pools[provider].warming_shares = total + warm_shares
+        warm_shares += self._warm_shares(warm)
+        assert warm_shares <= _WARM_SHARES_MASK, "staking: warming shares overflow"
+        self._delegations[provider][msg.sender].warm = self._pack_warm(warm_shares, warm_until)
+        warming_units += thaw_units
+    else:
+        warm_until = 0
+        shares = self._add_delegation(provider, msg.sender, amount)
+    self._delegations[provider][msg.sender].units = self._pack_units(all_units, warming_units)
+    log IStaking.UndelegationCancelled(
+        provider=provider, delegator=msg.sender, amount=amount, shares=shares, warm_until=warm_until
+    )
     return shares
 
 
@@ -514,8 +583,8 @@ def slash(provider: address, amount: uint256, unlock_amount: uint256, beneficiar
     @notice Slashes up to `amount` from `provider`'s pool and releases `unlock_amount`
             of the collateral this slash settles. SLASHER only. The provider pays
             first: its own stake, then its own thawing stake. Delegators bear only
-            the rest, bonded and thawing delegated stake pro rata, and never more
-            than the pool holds. The beneficiary (none if zero) receives
+            the rest, bonded, thawing and warming delegated stake pro rata, and never
+            more than the pool holds. The beneficiary (none if zero) receives
             `BENEFICIARY_SHARE_BPS` of what the provider itself lost, at most
             `max_reward`; the rest is burned or sent to the treasury (`BURN_SLASHED`).
             So a beneficiary never gains more than half of what the provider lost,
@@ -538,21 +607,30 @@ def slash(provider: address, amount: uint256, unlock_amount: uint256, beneficiar
     # own thawing stake.
     from_own: uint256 = min(amount, pool.own_stake)
     from_own_thawing: uint256 = min(amount - from_own, pool.own_thawing)
-    # Delegators only beyond that, bonded and thawing pro rata: stake that was in the
-    # pool when the fault happened bears it whether or not it left since.
-    delegated: uint256 = pool.delegated_tokens + pool.thawing_tokens
+    # Delegators only beyond that, bonded, thawing and warming pro rata: stake that was
+    # delegated when the fault happened bears it whether or not it left or joined since.
+    outside: uint256 = pool.thawing_tokens + pool.warming_tokens
+    delegated: uint256 = pool.delegated_tokens + outside
     from_delegators: uint256 = min(amount - from_own - from_own_thawing, delegated)
     from_delegated: uint256 = 0
     if delegated != 0:
         from_delegated = from_delegators * pool.delegated_tokens // delegated
-    # The rest is at most the thawing tokens: ceil(from_delegators * thawing / delegated).
-    from_delegated_thawing: uint256 = from_delegators - from_delegated
+    # The rest, ceil(from_delegators * outside / delegated), is at most `outside`; of it the
+    # warming tokens bear their part rounded down, the thawing tokens the rest:
+    # ceil(rest * thawing / outside), at most the thawing tokens.
+    rest: uint256 = from_delegators - from_delegated
+    from_warming: uint256 = 0
+    if outside != 0:
+        from_warming = rest * pool.warming_tokens // outside
+    from_delegated_thawing: uint256 = rest - from_warming
 
     own: uint256 = pool.own_stake - from_own
     self._pools[provider].own_stake = own
     self._pools[provider].delegated_tokens = pool.delegated_tokens - from_delegated
     self._pools[provider].own_thawing = pool.own_thawing - from_own_thawing
     self._pools[provider].thawing_tokens = pool.thawing_tokens - from_delegated_thawing
+    if from_warming != 0:
+        self._pools[provider].warming_tokens = pool.warming_tokens - from_warming
     # Locked collateral never exceeds own stake.
     self._pools[provider].locked = min(pool.locked - min(unlock_amount, pool.locked), own) | _IN_USE
 
@@ -570,6 +648,7 @@ def slash(provider: address, amount: uint256, unlock_amount: uint256, beneficiar
         from_delegated=from_delegated,
         from_own_thawing=from_own_thawing,
         from_delegated_thawing=from_delegated_thawing,
+        from_warming=from_warming,
         reward=reward,
         remainder=remainder,
         burned=burned,
@@ -720,7 +799,10 @@ def delegation(provider: address, delegator: address) -> IStaking.DelegationView
     """
     @notice `delegator`'s position at `provider`: shares and their value, its
             thawing stake with the time it unlocks, the votes it carries, and the
-            tokens warming up with the time they can be activated.
+            value of its tokens warming up with the time they can be activated (with
+            nothing warming, a time still to come is when a cancelled warm-up would
+            have ended: its thawing tokens rejoin the pool only through a warm-up
+            until then).
     @param provider The provider.
     @param delegator The delegator.
     @return DelegationView The position.
@@ -735,8 +817,10 @@ def delegation(provider: address, delegator: address) -> IStaking.DelegationView
             position.thaw_shares, self._pools[provider].thawing_tokens, self._pools[provider].thawing_shares
         ),
         unlock_at=position.unlock_at,
-        votes=position.units + position.thaw_units,
-        warming=self._warming(position.warm),
+        votes=self._all_units(position.units) + position.thaw_units,
+        warming=self._to_tokens(
+            self._warm_shares(position.warm), self._pools[provider].warming_tokens, self._pools[provider].warming_shares
+        ),
         warm_until=self._warm_until(position.warm),
     )
 
@@ -806,8 +890,8 @@ def _cap(provider: address) -> uint256:
 
 @internal
 @pure
-def _warming(warm: uint256) -> uint256:
-    return warm & _WARMING_MASK
+def _warm_shares(warm: uint256) -> uint256:
+    return warm & _WARM_SHARES_MASK
 
 
 @internal
@@ -818,33 +902,86 @@ def _warm_until(warm: uint256) -> uint256:
 
 @internal
 @pure
-def _pack_warm(warming: uint256, warm_until: uint256) -> uint256:
-    return warming | (warm_until << _WARM_UNTIL_AT)
+def _pack_warm(shares: uint256, warm_until: uint256) -> uint256:
+    """
+    @dev Callers keep `shares` below 2**192.
+    """
+    return shares | (warm_until << _WARM_UNTIL_AT)
 
 
 @internal
-def _activate(provider: address, delegator: address) -> uint256:
+@pure
+def _all_units(units: uint256) -> uint256:
+    return units & _UNITS_MASK
+
+
+@internal
+@pure
+def _warming_units(units: uint256, warm: uint256) -> uint256:
     """
-    @dev Moves `delegator`'s warmed-up tokens at `provider` into the pool as shares at
-         the pool's price; nothing when none are warming, the warm-up still runs or the
-         pool has no room for them under its cap (an exit is never blocked by this).
+    @dev The units delegated into the warm-up, from the `units` and `warm` words: none
+         when the warm word holds no shares (they joined the pool or were cancelled).
+    """
+    if warm & _WARM_SHARES_MASK == 0:
+        return 0
+    return units >> _WARMING_UNITS_AT
+
+
+@internal
+@pure
+def _pack_units(all_units: uint256, warming_units: uint256) -> uint256:
+    """
+    @dev Both fit in 128 bits: units never exceed the fixed supply.
+    """
+    return all_units | (warming_units << _WARMING_UNITS_AT)
+
+
+@internal
+def _activate(provider: address, delegator: address) -> (bool, uint256):
+    """
+    @dev Moves `delegator`'s warmed-up tokens at `provider` out of the warming share
+         pool into the pool as shares at the pool's price, and returns (True, shares
+         minted); (False, 0) when none are warming, the warm-up still runs or the pool
+         has no room for them under its cap (an exit is never blocked by this).
     """
     warm: uint256 = self._delegations[provider][delegator].warm
-    amount: uint256 = self._warming(warm)
-    if amount == 0 or block.timestamp < self._warm_until(warm):
-        return 0
+    warm_shares: uint256 = self._warm_shares(warm)
+    if warm_shares == 0 or block.timestamp < self._warm_until(warm):
+        return False, 0
+    warming: uint256 = self._pools[provider].warming_tokens
+    warm_total: uint256 = self._pools[provider].warming_shares
+    amount: uint256 = self._to_tokens(warm_shares, warming, warm_total)
     tokens: uint256 = self._pools[provider].delegated_tokens
     if tokens + amount > self._cap(provider):
-        return 0
+        return False, 0
     total: uint256 = self._pools[provider].delegated_shares
     shares: uint256 = self._to_shares(amount, tokens, total)
-    self._pools[provider].warming_tokens -= amount
+    self._pools[provider].warming_tokens = warming - amount
+    self._pools[provider].warming_shares = warm_total - warm_shares
     self._pools[provider].delegated_tokens = tokens + amount
     self._pools[provider].delegated_shares = total + shares
     self._delegations[provider][delegator].warm = 0
     self._delegations[provider][delegator].shares += shares
     log IStaking.DelegationActivated(provider=provider, delegator=delegator, amount=amount, shares=shares)
-    return shares
+    return True, shares
+
+
+@internal
+def _thaw(provider: address, delegator: address, amount: uint256) -> (uint256, uint256):
+    """
+    @dev Adds `amount` tokens (already taken out of the pool or its warm-up) to
+         `delegator`'s thawing position at `provider` and restarts the position's
+         clock; returns the thawing shares minted and the new unlock time.
+    """
+    tokens: uint256 = self._pools[provider].thawing_tokens
+    total: uint256 = self._pools[provider].thawing_shares
+    shares: uint256 = self._to_shares(amount, tokens, total)
+    self._pools[provider].thawing_tokens = tokens + amount
+    self._pools[provider].thawing_shares = total + shares
+    unlock_at: uint256 = block.timestamp + governed._get(THAWING_PERIOD)
+    self._delegations[provider][delegator].thaw_shares += shares
+    self._delegations[provider][delegator].unlock_at = unlock_at
+    return shares, unlock_at
 
 
 @internal

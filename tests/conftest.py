@@ -185,19 +185,23 @@ def _dao(project, deployer, arbiter, guardian, alice, bob, carol, chain):
 
 
 @pytest.fixture
-def token(request):
+def token(request, _plain_token, _funded_token, _staking_world, _market):
     """ComputeToken with the whole initial supply held by the deployer; in a test of the
-    `market`, the market's token, and in a test of `staking` or `registry`, theirs."""
+    `market`, the market's token, and in a test of `staking` or `registry`, theirs.
+
+    Every deployment it may return is a fixture it depends on: ape rebases the snapshots
+    only for fixtures it sees a test depend on, so a deployment first built by a lookup
+    inside a test would be reverted with the test."""
     names = request.fixturenames
     if "market" in names:
         market = request.getfixturevalue("market")
         if hasattr(market, "token"):
             return market.token
     if "staking" in names or "registry" in names:
-        return request.getfixturevalue("_staking_world")[0]
+        return _staking_world[0]
     if "funded" in names:
-        return request.getfixturevalue("_funded_token")
-    return request.getfixturevalue("_plain_token")
+        return _funded_token
+    return _plain_token
 
 
 @pytest.fixture

@@ -122,7 +122,7 @@ class EscrowMachine(CountedMachine):
         # A slash reaches delegators only once the provider's own stake (bonded and
         # thawing) is gone.
         for slash in receipt.decode_logs(self.m.staking.Slashed):
-            if slash.from_delegated + slash.from_delegated_thawing:
+            if slash.from_delegated + slash.from_delegated_thawing + slash.from_warming:
                 pool = self.m.staking.pool(slash.event_arguments["provider"])
                 assert pool.own_stake == 0 and pool.own_thawing == 0, "delegators paid first"
                 event("a slash reached delegators")

@@ -403,6 +403,21 @@ def test_tokens_move_and_delegated_votes_propose_and_vote(cli, cs, accounts, cha
     assert "description   x" in status and f"call {cs.escrow.address} 0x" in status
 
 
+def test_a_proposal_prefix_of_decimal_digits_is_hex_like_any_other():
+    """A hex prefix may consist of decimal digits only ("41874996" of 0x41874996...): it
+    is a prefix, not a decimal id; only a whole decimal id (a hash: 77-78 digits) is
+    read as decimal."""
+    from computeshare.cli.gov import proposal_matcher
+
+    proposal = int("41874996" + "ab" * 28, 16)
+    for text in ("41874996", "0x41874996", "41874996ab", str(proposal), f"{proposal:064x}"):
+        assert proposal_matcher(text)(proposal), text
+    for text in ("41874997", "0x0041874996", str(proposal + 1)):
+        assert not proposal_matcher(text)(proposal), text
+    early = int("00" + "1" * 62, 16)  # a leading zero digit: the prefix keeps it
+    assert proposal_matcher("0011111111")(early) and not proposal_matcher("11111111")(early)
+
+
 def test_a_proposal_is_queued_executed_and_cancelled_by_its_id_prefix(cli, cs, accounts, chain):
     """The Governor stores no actions (OpenZeppelin's model): the CLI rebuilds them from
     the proposal's event, so a hex prefix of the id is enough to queue, execute or cancel."""

@@ -280,7 +280,8 @@ def test_just_in_time_delegation_takes_no_income_it_did_not_back(
 ):
     """Attack 8: delegating right before a public settlement took 482 of a 487-token cut
     from the delegators that backed the job. Now a new delegation warms up first and
-    earns nothing from a settlement during its warm-up."""
+    earns nothing from a settlement during its warm-up; and it cannot leave at once
+    either: a warm-up bears slashes, so cancelling it starts a thaw."""
     m, p, backers = pooled
     from computeshare.sandbox import STATUS_OK, RunResult
 
@@ -300,9 +301,12 @@ def test_just_in_time_delegation_takes_no_income_it_did_not_back(
     assert delegation_value(m, p, sniper) == 200_000 * TOKEN
     gained = sum(delegation_value(m, p, d) for d in backers) - backers_before
     assert income.to_delegators - 2 <= gained <= income.to_delegators
-    # Leaving during the warm-up returns exactly what came in, at once.
+    # Leaving during the warm-up returns what came in, after the thawing period.
     m.staking.cancel_warmup(p, sender=sniper)
-    assert m.token.balanceOf(sniper) == 200_000 * TOKEN
+    assert m.token.balanceOf(sniper) == 0
+    chain.pending_timestamp += m.staking.thawing_period()
+    m.staking.withdraw_delegation(p, sender=sniper)
+    assert abs(m.token.balanceOf(sniper) - 200_000 * TOKEN) <= 1
 
 
 def test_a_provider_cannot_cut_the_share_of_a_delegator_about_to_join(
@@ -330,9 +334,12 @@ def test_a_provider_cannot_cut_the_share_of_a_delegator_about_to_join(
     # ... and a pending cut below a newcomer's minimum is refused too.
     with ape.reverts("staking: delegator cut below minimum"):
         m.staking.delegate_to(p, 1_000 * TOKEN, 1, sender=later)
-    # The warming delegator leaves before the cut applies, losing nothing.
+    # The warming delegator leaves before the cut applies: it never earns at the lower
+    # cut, and its tokens come back whole after the thawing period.
     m.staking.cancel_warmup(p, sender=d)
-    assert m.token.balanceOf(d) == 10_000 * TOKEN
+    chain.pending_timestamp += m.staking.thawing_period()
+    m.staking.withdraw_delegation(p, sender=d)
+    assert abs(m.token.balanceOf(d) - 10_000 * TOKEN) <= 1
 
 
 @pytest.mark.parametrize("when", ["warming", "after"])
@@ -359,8 +366,8 @@ def test_a_warmed_position_waits_for_room_and_can_always_leave(
     market, chain, deployer, providers, accounts
 ):
     """Warming tokens hold no room under the delegation cap (else a squatter could hold
-    a provider's whole cap at no risk): the cap is checked again when they join. A
-    position that finds the pool full stays outside and its owner takes it back."""
+    a provider's whole cap): the cap is checked again when they join. A position that
+    finds the pool full stays outside and its owner takes it back through a thaw."""
     m, p = market, providers[0]
     early, late = accounts[14], accounts[15]
     cap = m.staking.pool(p).own_stake * m.staking.parameter(1)
@@ -373,7 +380,9 @@ def test_a_warmed_position_waits_for_room_and_can_always_leave(
     with ape.reverts("staking: delegation over cap"):
         m.staking.activate(p, late, sender=deployer)
     m.staking.cancel_warmup(p, sender=late)
-    assert m.token.balanceOf(late) == 1_000 * TOKEN
+    chain.pending_timestamp += m.staking.thawing_period()
+    m.staking.withdraw_delegation(p, sender=late)
+    assert abs(m.token.balanceOf(late) - 1_000 * TOKEN) <= 1
 
 
 def test_the_warmup_outlasts_any_job_under_the_defaults(market):

@@ -137,14 +137,15 @@ def test_job_slashes_stop_at_the_providers_own_stake(
     assert [delegation_value(m, p, d) for d in (backer, p)] == values
 
 
-def test_a_slash_goes_own_then_own_thawing_then_delegators_and_never_warming(
+def test_a_slash_goes_own_then_own_thawing_then_delegators_warming_ones_too(
     market, chain, deployer, providers, accounts, keeper
 ):
     """Staking's order under a slash larger than the provider's own stake (a SLASHER other
     than JobEscrow; JobEscrow never slashes beyond the collateral locked against own
-    stake). An undelegating delegator bears the same as the one that stayed, a warming
-    one bears nothing (so cancelling its warm-up first gains nothing), and the
-    beneficiary's share comes only from the provider's own loss."""
+    stake). An undelegating delegator bears the same as the one that stayed, and so does
+    a warming one (its tokens are at risk from the moment they are delegated, so a
+    warmed-up position is no free option on the pool's income); the beneficiary's share
+    comes only from the provider's own loss."""
     m, p = market, providers[0]
     stayer, leaver, warmer, slasher = accounts[16], accounts[17], accounts[18], accounts[19]
     for d in (stayer, leaver, warmer):
@@ -161,16 +162,17 @@ def test_a_slash_goes_own_then_own_thawing_then_delegators_and_never_warming(
     receipt = m.staking.slash(p, 40_000 * TOKEN, 0, keeper, MAX_UINT, sender=slasher)
     [s] = receipt.decode_logs(m.staking.Slashed)
     assert (s.from_own_stake, s.from_own_thawing) == (8_000 * TOKEN, 2_000 * TOKEN)
-    assert s.from_delegated + s.from_delegated_thawing == 30_000 * TOKEN
-    assert abs(s.from_delegated - s.from_delegated_thawing) <= 1
+    assert s.from_delegated + s.from_delegated_thawing + s.from_warming == 30_000 * TOKEN
+    for part in (s.from_delegated, s.from_delegated_thawing, s.from_warming):
+        assert abs(part - 10_000 * TOKEN) <= 1
     # 25% of the provider's own 10,000, nothing of the delegators' 30,000.
     assert s.reward == 2_500 * TOKEN == m.token.balanceOf(keeper)
     assert m.token.balanceOf(treasury) - treasury_before == 37_500 * TOKEN
-    assert abs(delegation_value(m, p, stayer) - 15_000 * TOKEN) <= 2
-    assert abs(delegation_value(m, p, leaver) - 15_000 * TOKEN) <= 2
-    assert m.staking.delegation(p, warmer).warming == 30_000 * TOKEN
-    assert m.staking.cancel_warmup(p, sender=warmer).return_value == 30_000 * TOKEN
-    assert m.token.balanceOf(warmer) == 30_000 * TOKEN
+    for d in (stayer, leaver, warmer):
+        assert abs(delegation_value(m, p, d) - 20_000 * TOKEN) <= 2
+    # Cancelling the warm-up now saves nothing: the loss stays, and the tokens thaw.
+    assert abs(m.staking.cancel_warmup(p, sender=warmer).return_value - 20_000 * TOKEN) <= 2
+    assert m.token.balanceOf(warmer) == 0
 
 
 # ------------------------------------------------------------------ warm-up
@@ -179,8 +181,8 @@ def test_a_slash_goes_own_then_own_thawing_then_delegators_and_never_warming(
 def test_nobody_is_forced_into_a_pool_while_it_may_still_leave(
     market, chain, deployer, providers, accounts, client, keeper
 ):
-    """Activating someone else's position: the window to cancel and the window to
-    activate do not overlap by a second; a third party's activation at the worst moment
+    """Activating someone else's position: nobody can before the warm-up ends, its owner
+    may send it thawing before or after; a third party's activation at the worst moment
     (just before a settlement) costs the delegator nothing; and a top-up after the
     warm-up activates the warmed tokens instead of restarting their clock, so a position
     cannot stay warmed-up but out of the pool by topping up."""
@@ -196,13 +198,13 @@ def test_nobody_is_forced_into_a_pool_while_it_may_still_leave(
             m.staking.activate(p, d, sender=stranger)
         chain.pending_timestamp = warm_until - 1
         m.staking.cancel_warmup(p, sender=d)
-        assert m.token.balanceOf(d) == 20_000 * TOKEN
+        assert abs(m.staking.delegation(p, d).thawing - 5_000 * TOKEN) <= 1
 
     with isolated(chain):
         # Not yet in the pool after its warm-up: still the delegator's to take back.
         chain.pending_timestamp = warm_until
         m.staking.cancel_warmup(p, sender=d)
-        assert m.token.balanceOf(d) == 20_000 * TOKEN
+        assert abs(m.staking.delegation(p, d).thawing - 5_000 * TOKEN) <= 1
     with isolated(chain):
         # A job is about to settle; a stranger activates the position first.
         deadline = chain.pending_timestamp + DAY
@@ -261,8 +263,8 @@ def test_a_provider_shrinking_its_cap_cannot_trap_warmed_up_delegators(
 ):
     """A provider thaws most of its own stake while a delegation warms up, so the pool's cap
     no longer has room for it. Nobody can force the tokens in (activation says why), and
-    their owner takes them back in full, at once: the provider gains nothing and the
-    delegator loses nothing."""
+    their owner takes them back in full through a thaw (they were at risk, as any
+    delegated tokens): the provider gains nothing and the delegator loses nothing."""
     m, p = market, providers[0]
     d = accounts[16]
     _fund(m, deployer, d, 50_000 * TOKEN)
@@ -273,8 +275,10 @@ def test_a_provider_shrinking_its_cap_cannot_trap_warmed_up_delegators(
         m.staking.activate(p, d, sender=p)
     assert m.staking.delegation(p, d).shares == 0
     m.staking.cancel_warmup(p, sender=d)
-    assert m.token.balanceOf(d) == 50_000 * TOKEN
     assert m.staking.pool(p).warming_tokens == 0
+    chain.pending_timestamp += m.staking.thawing_period()
+    m.staking.withdraw_delegation(p, sender=d)
+    assert abs(m.token.balanceOf(d) - 50_000 * TOKEN) <= 1
 
 
 def test_an_immediate_cut_change_replaces_a_scheduled_one(
@@ -282,7 +286,7 @@ def test_an_immediate_cut_change_replaces_a_scheduled_one(
 ):
     """Cut griefing through a warm-up: a griefer warms up 100 tokens at a provider with
     a 20% cut, the provider lowers the cut to 0 (scheduled 7 days out because someone is
-    warming), the griefer cancels (at no cost), and the provider, now alone, sets 20%
+    warming), the griefer cancels (its tokens thaw), and the provider, now alone, sets 20%
     again, which applies at once. Secure: the 0% schedule is gone, a delegator asking
     for 20% can join, and the cut is still 20% a week later."""
     m, p = market, providers[0]
@@ -293,7 +297,6 @@ def test_an_immediate_cut_change_replaces_a_scheduled_one(
     m.staking.delegate_to(p, m.staking.parameter(MIN_DELEGATION), 0, sender=griefer)
     m.staking.set_delegator_cut(0, sender=p)
     m.staking.cancel_warmup(p, sender=griefer)
-    assert m.token.balanceOf(griefer) == 1_000 * TOKEN
     m.staking.set_delegator_cut(2_000, sender=p)
     assert m.staking.delegator_cut(p) == 2_000
     assert m.staking.pool(p).pending_cut_at == 0, "the abandoned 0% cut is still scheduled"

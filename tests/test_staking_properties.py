@@ -63,8 +63,9 @@ class StakingMachine(CountedMachine):
         staking.set_delegator_cut(6_000, sender=provider)
         self.own, self.locked, self.own_thawing = 20_000 * TOKEN, 0, 0
         self.delegated_tokens, self.thawing_tokens, self.warming_tokens = 0, 0, 0
-        self.warming: dict[str, int] = {}
-        self.bonded_pool, self.thaw_pool = PoolModel(), PoolModel()
+        # Warming positions are a share pool too: slashed pro rata, never paid income.
+        self.warming: set[str] = set()
+        self.bonded_pool, self.thaw_pool, self.warm_pool = PoolModel(), PoolModel(), PoolModel()
         self.operations = 0
 
     def teardown(self):
@@ -79,21 +80,32 @@ class StakingMachine(CountedMachine):
     def _warmed(self, account) -> bool:
         """Warmed up, and the pool has room for it under the cap (else it stays out)."""
         position = self._position(account)
-        if position.warming == 0 or self.chain.pending_timestamp < position.warm_until:
+        if account.address not in self.warming:
+            return False
+        if self.chain.pending_timestamp < position.warm_until:
             return False
         return self.delegated_tokens + position.warming <= self.own * 10
 
     def _activate(self, account):
         """Activates `account`'s warmed-up tokens (a transaction of its own, so the rule
         that follows sees the shares) and moves them in the model."""
-        amount = self.warming.pop(account.address)
+        self.warming.remove(account.address)
+        amount = self._position(account).warming
         receipt = self.staking.activate(self.provider, account, sender=self.payer)
         (event,) = receipt.decode_logs(self.staking.DelegationActivated)
         assert event.amount == amount
-        self.warming_tokens -= amount
+        self._leave_warm_pool(account, amount)
         self.delegated_tokens += amount
         self.bonded_pool.add(account.address, amount)
         self.operations += 1
+
+    def _leave_warm_pool(self, account, amount):
+        """Takes `account`'s whole warm-up, worth `amount` on chain, out of the model's
+        warming pool (rounding dust stays, shared by who remains)."""
+        moved = self.warm_pool.remove(account.address, Fraction(1))
+        assert abs(amount - moved) <= self.operations + 1
+        self.warm_pool.change(moved - amount)
+        self.warming_tokens -= amount
 
     # ------------------------------------------------------------ provider
 
@@ -154,14 +166,16 @@ class StakingMachine(CountedMachine):
         if self._warmed(account):
             self._activate(account)
         self.staking.delegate_to(self.provider, amount, min_cut, sender=account)
-        self.warming[account.address] = self.warming.get(account.address, 0) + amount
+        self.warming.add(account.address)
+        self.warm_pool.add(account.address, amount)
         self.warming_tokens += amount
+        self.operations += 1
 
     @rule(index=st.integers(0, 2))
     def activate_or_cancel_warmup(self, index):
         account = self._delegator(index)
         position = self._position(account)
-        if position.warming == 0:
+        if account.address not in self.warming:
             with ape.reverts("staking: nothing warming"):
                 self.staking.activate(self.provider, account, sender=self.payer)
             return
@@ -174,11 +188,16 @@ class StakingMachine(CountedMachine):
         else:
             with ape.reverts("staking: delegation over cap"):
                 self.staking.activate(self.provider, account, sender=self.payer)
-        # Tokens not in the pool leave at once, exactly what came in.
+        # A warm-up leaves through thawing: nothing is paid now, the value moves over.
         before = self.token.balanceOf(account)
-        self.staking.cancel_warmup(self.provider, sender=account)
-        assert self.token.balanceOf(account) - before == self.warming.pop(account.address)
-        self.warming_tokens -= position.warming
+        receipt = self.staking.cancel_warmup(self.provider, sender=account)
+        assert receipt.return_value == position.warming
+        assert self.token.balanceOf(account) == before
+        self.warming.remove(account.address)
+        self._leave_warm_pool(account, position.warming)
+        self.thawing_tokens += position.warming
+        self.thaw_pool.add(account.address, position.warming)
+        self.operations += 1
 
     @rule(index=st.integers(0, 2), share=st.integers(1, 100))
     def undelegate(self, index, share):
@@ -231,6 +250,18 @@ class StakingMachine(CountedMachine):
         position = self._position(account)
         if position.thawing == 0:
             return
+        if self.chain.pending_timestamp < position.warm_until:
+            # A warm-up runs (or a cancelled one would): the tokens rejoin through it.
+            receipt = self.staking.cancel_undelegation(self.provider, sender=account)
+            assert receipt.return_value == 0
+            moved = self.thaw_pool.remove(account.address, Fraction(1))
+            self.thaw_pool.change(moved - position.thawing)
+            self.thawing_tokens -= position.thawing
+            self.warming_tokens += position.thawing
+            self.warming.add(account.address)
+            self.warm_pool.add(account.address, position.thawing)
+            self.operations += 1
+            return
         if self.own == 0:
             with ape.reverts("staking: provider has no stake"):
                 self.staking.cancel_undelegation(self.provider, sender=account)
@@ -279,6 +310,7 @@ class StakingMachine(CountedMachine):
     @rule(share=st.integers(0, 150), unlock_share=st.integers(0, 100), rewarded=st.booleans())
     def slash(self, share, unlock_share, rewarded):
         held = self.own + self.delegated_tokens + self.own_thawing + self.thawing_tokens
+        held += self.warming_tokens
         amount = held * share // 100
         unlock_amount = self.locked * unlock_share // 100
         beneficiary = (
@@ -293,14 +325,18 @@ class StakingMachine(CountedMachine):
         # The provider first (own, then own thawing); delegators only beyond, pro rata.
         from_own = min(amount, self.own)
         from_own_thawing = min(amount - from_own, self.own_thawing)
-        delegated = self.delegated_tokens + self.thawing_tokens
+        outside = self.thawing_tokens + self.warming_tokens
+        delegated = self.delegated_tokens + outside
         beyond = min(amount - from_own - from_own_thawing, delegated)
         from_delegated = beyond * self.delegated_tokens // delegated if delegated else 0
-        from_delegated_thawing = beyond - from_delegated
+        rest = beyond - from_delegated
+        from_warming = rest * self.warming_tokens // outside if outside else 0
+        from_delegated_thawing = rest - from_warming
         assert (event.from_own_stake, event.from_own_thawing) == (from_own, from_own_thawing)
-        assert (event.from_delegated, event.from_delegated_thawing) == (
+        assert (event.from_delegated, event.from_delegated_thawing, event.from_warming) == (
             from_delegated,
             from_delegated_thawing,
+            from_warming,
         )
         # The beneficiary's share comes only from what the provider itself lost.
         reward = (from_own + from_own_thawing) * 2_500 // BPS if rewarded else 0
@@ -309,9 +345,11 @@ class StakingMachine(CountedMachine):
         self.delegated_tokens -= from_delegated
         self.own_thawing -= from_own_thawing
         self.thawing_tokens -= from_delegated_thawing
+        self.warming_tokens -= from_warming
         self.locked = min(self.locked - min(unlock_amount, self.locked), self.own)
         self.bonded_pool.change(-from_delegated)
         self.thaw_pool.change(-from_delegated_thawing)
+        self.warm_pool.change(-from_warming)
         self.operations += 1
 
     @rule(seconds=st.sampled_from([1, DAY, 7 * DAY, 15 * DAY]))
@@ -344,7 +382,7 @@ class StakingMachine(CountedMachine):
 
     @invariant()
     def delegator_values_follow_model(self):
-        total_value, total_thawing = 0, 0
+        total_value, total_thawing, total_warming = 0, 0, 0
         for account in self.delegators:
             position = self._position(account)
             expected = self.bonded_pool.value.get(account.address, Fraction(0))
@@ -354,12 +392,15 @@ class StakingMachine(CountedMachine):
                 float(expected),
             )
             assert abs(position.thawing - expected_thawing) <= self.operations + 1
-            assert position.warming == self.warming.get(account.address, 0)
+            expected_warming = self.warm_pool.value.get(account.address, Fraction(0))
+            assert abs(position.warming - expected_warming) <= self.operations + 1
             total_value += position.value
             total_thawing += position.thawing
+            total_warming += position.warming
         # Shares never claim more than the pool holds.
         assert total_value <= self.delegated_tokens
         assert total_thawing <= self.thawing_tokens
+        assert total_warming <= self.warming_tokens
 
 
 def test_staking_state_machine(

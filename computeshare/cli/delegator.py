@@ -34,9 +34,10 @@ def delegator():
 def delegator_delegate(account, manifest, provider_address, amount, min_cut, approve_max):
     """Delegate AMOUNT tokens to PROVIDER_ADDRESS's pool (approves exactly AMOUNT first).
 
-    The tokens warm up first (Staking's WARMUP): they earn nothing, bear no slash and
-    can be taken back with `cancel-warmup`; then `activate` turns them into shares. The
-    transaction reverts if the provider's cut, or one it scheduled, is below --min-cut."""
+    The tokens warm up first (Staking's WARMUP): they bear the pool's slashes but earn
+    nothing until `activate` turns them into shares; `cancel-warmup` sends them thawing
+    like `undelegate`. The transaction reverts if the provider's cut, or one it
+    scheduled, is below --min-cut."""
     cs = connect(manifest, account)
     cs.delegate(provider_address, amount, min_cut=min_cut, approve_max=approve_max)
     if min_cut is None:  # the library's default: the provider's cut then, as now
@@ -59,12 +60,16 @@ def delegator_activate(account, manifest, provider_address):
 @command(delegator, "cancel-warmup")
 @click.argument("provider_address")
 def delegator_cancel_warmup(account, manifest, provider_address):
-    """Take back tokens still warming up at PROVIDER_ADDRESS, at once."""
+    """Send tokens warming up at PROVIDER_ADDRESS thawing (then `withdraw`)."""
     cs = connect(manifest, account)
     receipt = send(
         "cancelling the warm-up", cs.staking.cancel_warmup, provider_address, sender=account
     )
-    click.echo(f"returned: {show(receipt.return_value)} tokens")
+    position = cs.staking.delegation(provider_address, account)
+    click.echo(
+        f"thawing {show(receipt.return_value)} tokens: withdrawable "
+        f"{when(position.unlock_at, chain_now())}"
+    )
 
 
 @command(delegator, "undelegate")

@@ -148,15 +148,21 @@ def _parameter_reader(cs, target: str):
     return lambda: contract.parameter(p.key)
 
 
+def proposal_matcher(text: str):
+    """What `text` names: a whole decimal id (more than 64 digits: a proposal id is a hash,
+    77 or 78 digits), else a hex id or prefix, with or without 0x. A short run of decimal
+    digits is a hex prefix like any other ("41874996" starts 0x41874996...)."""
+    text = text.strip()
+    if text.isdecimal() and len(text) > 64:
+        return lambda p: int(p) == int(text)
+    prefix = id_prefix(text)
+    return lambda p: f"{int(p):064x}".startswith(prefix)
+
+
 def resolve_proposal(cs, text: str) -> Proposal:
     """The proposal named by `text` (its decimal id, its hex id, or an unambiguous hex
     prefix), rebuilt with its actions from its `ProposalCreated` event."""
-    text = text.strip()
-    if text.isdecimal():
-        matches = lambda p: int(p) == int(text)  # noqa: E731
-    else:
-        prefix = id_prefix(text)
-        matches = lambda p: f"{int(p):064x}".startswith(prefix)  # noqa: E731
+    matches = proposal_matcher(text)
     from computeshare.governance import created_proposals
 
     with step("looking the proposal up"):
