@@ -16,26 +16,49 @@ contracts they deployed.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ape import Contract, chain
+from eth_utils import is_address, to_checksum_address
 
-from computeshare.constants import MAX_SWEEP, MAX_UINT, JobStatus, ReplicaStatus, label
+from computeshare.checks import check_delegation, check_post, date
+from computeshare.constants import (
+    BPS,
+    MAX_SWEEP,
+    MAX_UINT,
+    JobStatus,
+    ReplicaStatus,
+    amount_text,
+    label,
+    show,
+)
+from computeshare.exceptions import (
+    ClientError,
+    ComputeShareError,
+    InsufficientBalance,
+    InsufficientStake,
+    InvalidInput,
+    NoSuchJob,
+    NotAllowed,
+    WouldRevert,
+    WrongState,
+)
 from computeshare.jobs import JobBook
 from computeshare.manifest import OWNED, Manifest, network_manifest_path
-from computeshare.metering import R_FLOOR
+from computeshare.params import parameter
 from computeshare.results import ResultError, agreed_results, fetch_result
 from computeshare.sandbox import RunResult
-from computeshare.workloads import COMMIT_SECONDS, decode_spec, run_seconds
 
 if TYPE_CHECKING:
     from computeshare.governance import Proposal
 
+__all__ = ["ClientError", "ComputeShare", "ComputeShareError"]
 
-class ClientError(Exception):
-    """A request the client refuses before sending, e.g. a missing manifest."""
+
+def _send_plain(what: str, method, *args, **kwargs):
+    return method(*args, **kwargs)
 
 
 class _Deployed:
@@ -53,7 +76,17 @@ class ComputeShare:
     contracts by role (`token`, `staking`, `registry`, `escrow`, `escrow_view`, `offers`,
     and `timelock` and `governor` when governed), its jobs by id (`jobs`), and the calls a
     provider, a client or a voter makes. Tests, benchmarks and scripts get one from
-    `computeshare.deploy.deploy_suite` / `deploy_system`; users from a manifest."""
+    `computeshare.deploy.deploy_suite` / `deploy_system`; users from a manifest.
+
+    An operation checks everything it can before its first transaction and raises a
+    `computeshare.exceptions.ComputeShareError` (one line) instead of sending what would
+    revert: its approval and deposit are not sent when the final call would fail.
+    Approvals are for exactly what an operation needs unless `approve_max` (on the client,
+    or per call) asks for an unlimited one. `say` receives a line for each step a user
+    should hear of (an approval, a deposit); `transact(what, method, *args, sender=...)`
+    sends each transaction (the CLI shows a progress line and adds gas headroom)."""
+
+    approve_max = False
 
     token = _Deployed("ComputeToken")
     staking = _Deployed("Staking")
@@ -70,6 +103,8 @@ class ComputeShare:
         self._contracts: dict[str, Any] = dict(contracts or {})
         self._jobs: JobBook | None = None
         self.index = None  # an EventIndex once `open_index` is called
+        self.say: Callable[[str], None] = lambda text: None
+        self.transact: Callable[..., Any] = _send_plain
 
     @property
     def path(self) -> Path | None:
@@ -108,6 +143,7 @@ class ComputeShare:
         """The same deployment seen from `account` (contracts and job terms shared)."""
         other = type(self)(self.manifest, account)
         other._contracts, other._jobs, other.index = self._contracts, self._jobs, self.index
+        other.say, other.transact, other.approve_max = self.say, self.transact, self.approve_max
         return other
 
     def contract(self, name: str):
@@ -142,20 +178,111 @@ class ComputeShare:
             raise ClientError("this action needs an account (--account)")
         return self.account
 
-    def _approve(self, spender, amount: int) -> None:
+    def _send(self, what: str, method, *args):
+        return self.transact(what, method, *args, sender=self._sender())
+
+    def _simulate(self, method, *args) -> None:
+        """Runs the call as the account would send it (eth_call on the pending state);
+        raises WouldRevert with the contract's reason if it reverts."""
+        from ape.exceptions import ContractLogicError
+
+        try:
+            method.call(*args, sender=self._sender())
+        except ContractLogicError as error:
+            raise WouldRevert(error.message) from None
+
+    def parameter(self, contract: str, name: str) -> int:
+        """The governed parameter `name` of the deployment's `contract` now."""
+        return self.contract(contract).parameter(parameter(contract, name).key)
+
+    def _require(self, have: int, need: int, what: str) -> None:
+        """Raises InsufficientBalance `<what> is <have> tokens` when `have` < `need`."""
+        if have < need:
+            raise InsufficientBalance(
+                f"{what} is {show(have)} tokens", what=what, have=have, need=need
+            )
+
+    def _approve(self, spender, name: str, amount: int, unlimited: bool | None) -> None:
+        """Lets `spender` take `amount` of the account's tokens, unless its allowance
+        already covers it: exactly `amount`, or an unlimited amount with `unlimited`
+        (default: the client's `approve_max`)."""
         me = self._sender()
-        if self.token.allowance(me, spender) < amount:
-            self.token.approve(spender, MAX_UINT, sender=me)
+        if self.token.allowance(me, spender) >= amount:
+            return
+        value = MAX_UINT if (self.approve_max if unlimited is None else unlimited) else amount
+        self.say(f"approving {name} to spend {amount_text(value)} tokens")
+        self._send("approval", self.token.approve, spender, value)
+
+    def _fund(self, missing: int, unlimited: bool | None) -> None:
+        """Deposits `missing` tokens into the escrow balance (checked to be held)."""
+        self._approve(self.escrow, "JobEscrow", missing, unlimited)
+        self.say(f"depositing {show(missing)} tokens into your escrow balance")
+        self._send("deposit", self.escrow.deposit, missing)
+
+    def fund_escrow(self, needed: int, *, approve_max: bool | None = None) -> int:
+        """Deposits what the account's escrow balance lacks of `needed` (for a call that
+        pays from it, e.g. `OfferBook.match_offer`); returns the amount deposited."""
+        missing = needed - self.escrow.balanceOf(self._sender())
+        if missing <= 0:
+            return 0
+        self._require(self.token.balanceOf(self._sender()), missing, "balance")
+        self._fund(missing, approve_max)
+        return missing
 
     # -- providers
 
     def register_device(self, spec: dict, metadata_uri: str) -> bytes:
-        receipt = self.registry.register(spec, metadata_uri, sender=self._sender())
+        """Registers a device of the account's (it needs bonded stake of
+        MIN_STAKE_PER_DEVICE for each active device, this one included); returns its id."""
+        me = self._sender()
+        spec = dict(spec)
+        model = spec.get("gpu_model", b"")
+        model = model.encode() if isinstance(model, str) else bytes(model)
+        if len(model.rstrip(b"\x00")) > 32:
+            raise InvalidInput("gpu_model: at most 32 bytes")
+        spec["gpu_model"] = model.rstrip(b"\x00").ljust(32, b"\x00")
+        per_device = self.parameter("DeviceRegistry", "MIN_STAKE_PER_DEVICE")
+        needed = per_device * (self.registry.active_devices(me) + 1)
+        if self.staking.bonded_stake(me) < needed:
+            raise InsufficientStake(
+                f"stake {show(needed)} tokens first: each active device needs {show(per_device)}",
+                what="bonded stake",
+                have=self.staking.bonded_stake(me),
+                need=needed,
+            )
+        self._simulate(self.registry.register, spec, metadata_uri)
+        receipt = self._send("registering the device", self.registry.register, spec, metadata_uri)
         return bytes(receipt.return_value)
 
-    def stake(self, amount: int):
-        self._approve(self.staking, amount)
-        return self.staking.stake(amount, sender=self._sender())
+    def stake(self, amount: int, *, approve_max: bool | None = None):
+        """Bonds `amount` of the account's tokens as its own stake (approving Staking)."""
+        me = self._sender()
+        self._require(self.token.balanceOf(me), amount, "balance")
+        minimum = self.parameter("Staking", "MIN_PROVIDER_STAKE")
+        own = self.staking.pool(me).own_stake
+        if own + amount < minimum:
+            raise InvalidInput(
+                f"your own stake would be {show(own + amount)} tokens;"
+                f" the minimum is {show(minimum)}"
+            )
+        self._approve(self.staking, "Staking", amount, approve_max)
+        return self._send("staking", self.staking.stake, amount)
+
+    def thaw(self, amount: int):
+        """Starts thawing `amount` of the account's free own stake (not locked as
+        collateral); it is withdrawable after the thawing period."""
+        self._require(self.staking.free_stake(self._sender()), amount, "free stake")
+        return self._send("thawing", self.staking.request_thaw, amount)
+
+    def withdraw_stake(self) -> int:
+        """Withdraws the account's own stake whose thawing period has passed; returns it."""
+        pool = self.staking.pool(self._sender())
+        if pool.own_thawing == 0:
+            raise WrongState("nothing is thawing (thaw first)")
+        if chain.pending_timestamp < pool.own_unlock_at:
+            raise WrongState(f"{show(pool.own_thawing)} tokens unlock {date(pool.own_unlock_at)}")
+        self._send("withdrawing", self.staking.withdraw)
+        return pool.own_thawing
 
     def devices_of(self, owner: str) -> list[tuple[bytes, Any]]:
         return [
@@ -166,11 +293,45 @@ class ComputeShare:
             )
         ]
 
+    # -- delegators
+
+    def delegate(
+        self, provider: str, amount: int, *, min_cut: int | None = None,
+        approve_max: bool | None = None,
+    ) -> int:  # fmt: skip
+        """Delegates `amount` of the account's tokens to `provider`'s pool, refusing a
+        provider whose delegator cut (in force or scheduled) is below `min_cut` basis
+        points (default: its cut now); returns the account's tokens warming up there."""
+        me = self._sender()
+        if not is_address(provider):
+            raise InvalidInput(f"{provider!r} is not an address")
+        provider = to_checksum_address(provider)
+        min_cut = check_delegation(self, provider, amount, min_cut)
+        self._require(self.token.balanceOf(me), amount, "balance")
+        if self.token.allowance(me, self.staking) >= amount:
+            self._simulate(self.staking.delegate_to, provider, amount, min_cut)
+        self._approve(self.staking, "Staking", amount, approve_max)
+        receipt = self._send("delegating", self.staking.delegate_to, provider, amount, min_cut)
+        return receipt.return_value
+
+    def activate(self, provider: str) -> int:
+        """Turns the account's warmed-up tokens at `provider` into pool shares; returns
+        the shares received."""
+        me = self._sender()
+        position = self.staking.delegation(provider, me)
+        if position.warming == 0:
+            raise WrongState("nothing is warming up at this provider")
+        if position.warm_until > chain.pending_timestamp:
+            raise WrongState(f"still warming up: activate {date(position.warm_until)}")
+        return self._send("activating", self.staking.activate, provider, me).return_value
+
     # -- clients
 
-    def deposit(self, amount: int):
-        self._approve(self.escrow, amount)
-        return self.escrow.deposit(amount, sender=self._sender())
+    def deposit(self, amount: int, *, approve_max: bool | None = None):
+        """Deposits `amount` of the account's tokens into its JobEscrow balance."""
+        self._require(self.token.balanceOf(self._sender()), amount, "balance")
+        self._approve(self.escrow, "JobEscrow", amount, approve_max)
+        return self._send("depositing", self.escrow.deposit, amount)
 
     def payout_shard(self, account: str, amount: int) -> int | None:
         """The deposit shard a withdrawal of `amount` by `account` should take its tokens
@@ -205,7 +366,8 @@ class ComputeShare:
         """Withdraws `amount` of the caller's JobEscrow balance (see `withdrawal`)."""
         me = self._sender()
         method, args = self.withdrawal(me.address, amount)
-        return method(*args, sender=me)
+        self._require(self.escrow.balanceOf(me), amount, "escrow balance")
+        return self._send("withdrawing", method, *args)
 
     def post_job(
         self,
@@ -216,30 +378,90 @@ class ComputeShare:
         replicas: int,
         duration: int,
         collateral: int | None = None,
+        approve_max: bool | None = None,
     ) -> bytes:
-        """Posts a job (depositing what the balance lacks); returns its id."""
+        """Posts a job whose commit deadline is `duration` seconds away, depositing what the
+        escrow balance lacks of `price * replicas` first; returns its id. Everything
+        JobEscrow would refuse is refused here first (`computeshare.checks.check_post`)."""
         me = self._sender()
-        job = decode_spec(spec)  # the checks every provider makes: refuse a doomed spec here
-        needed = run_seconds(job.fuel) + COMMIT_SECONDS
-        if duration < needed:
-            raise ClientError(
-                f"a fuel limit of {job.fuel:,} needs a duration of at least {needed:,.0f} s"
-                " (its run at the floor R_FLOOR, then the commitment): providers would decline"
-            )
-        if job.fuel > R_FLOOR * requirements.get("compute_seconds", 0):
-            raise ClientError(
-                f"a fuel limit of {job.fuel:,} needs compute_seconds of at least"
-                f" {-(-job.fuel // R_FLOOR):,} (at the floor R_FLOOR): providers would decline"
-            )
         collateral = price if collateral is None else collateral
+        check_post(self, spec, requirements, price, replicas, duration, collateral)
         missing = price * replicas - self.escrow.balanceOf(me)
         if missing > 0:
-            self.deposit(missing)
+            held = self.token.balanceOf(me)
+            if held < missing:
+                raise InsufficientBalance(
+                    f"the job needs {show(missing)} tokens more than your escrow balance holds;"
+                    f" your balance is {show(held)}",
+                    what="balance",
+                    have=held,
+                    need=missing,
+                )
         deadline = chain.pending_timestamp + duration
-        receipt = self.escrow.post(
-            spec, requirements, price, replicas, deadline, collateral, sender=me
-        )
+        args = (spec, requirements, price, replicas, deadline, collateral)
+        if missing > 0:
+            self._fund(missing, approve_max)
+        else:
+            self._simulate(self.escrow.post, *args)
+        receipt = self._send("posting the job", self.escrow.post, *args)
         return bytes(receipt.return_value)
+
+    def own_job(self, job_id: bytes):
+        """The terms of the account's job `job_id`; NoSuchJob or NotAllowed if it is not."""
+        job_id = bytes(job_id)
+        try:
+            terms = self.jobs.terms(job_id)
+        except LookupError as error:
+            raise NoSuchJob(str(error)) from None
+        if terms.client != self._sender().address:
+            raise NotAllowed(f"job 0x{job_id.hex()} is not your job")
+        return terms
+
+    def cancel_job(self, job_id: bytes) -> int:
+        """Cancels the account's job that no provider accepted; returns the refund (the
+        whole payment, back to the escrow balance)."""
+        terms = self.own_job(job_id)
+        view = self.job(job_id)
+        if view["status"] != JobStatus.OPEN:
+            raise WrongState(f"job 0x{bytes(job_id).hex()[:10]} is {view['status_name']}")
+        if view["accepted"]:
+            raise WrongState(f"job 0x{bytes(job_id).hex()[:10]} is accepted: it runs to the end")
+        self._send("cancelling", self.escrow.cancel, terms)
+        return terms.price_per_replica * terms.replicas
+
+    def dispute(self, job_id: bytes, *, approve_max: bool | None = None) -> int:
+        """Disputes the revealed result of the account's k = 1 job within its challenge
+        window, locking a bond of DISPUTE_BOND_BPS of the price from the escrow balance
+        (depositing what it lacks first); returns the bond."""
+        me, job_id = self._sender(), bytes(job_id)
+        terms = self.own_job(job_id)
+        if terms.replicas != 1:
+            raise WrongState("only optimistic (k = 1) jobs are disputed; replicas that disagree"
+                             " go to the arbiter by themselves")  # fmt: skip
+        view = self.job(job_id)
+        if view["status"] != JobStatus.OPEN:
+            raise WrongState(f"job 0x{job_id.hex()[:10]} is {view['status_name']}")
+        if view["replica_states"] != ["revealed"]:
+            raise WrongState(f"job 0x{job_id.hex()[:10]} has no result to dispute yet")
+        if chain.pending_timestamp >= view["phase_end"]:
+            raise WrongState(f"the challenge window closed at {date(view['phase_end'])}")
+        bond = terms.price_per_replica * self.parameter("JobEscrow", "DISPUTE_BOND_BPS") // BPS
+        balance = self.escrow.balanceOf(me)
+        if balance >= bond:
+            self._simulate(self.jobs.escrow.dispute, terms)
+        else:
+            missing, held = bond - balance, self.token.balanceOf(me)
+            named = f"the dispute bond is {show(bond)} tokens; your escrow balance is"
+            named += f" {show(balance)}"
+            if held < missing:
+                raise InsufficientBalance(
+                    f"{named} and your balance {show(held)}", what="balance", have=held,
+                    need=missing,
+                )  # fmt: skip
+            self.say(named)
+            self._fund(missing, approve_max)
+        self._send("disputing", self.escrow.dispute, terms)
+        return bond
 
     @property
     def jobs(self) -> JobBook:

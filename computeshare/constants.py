@@ -7,6 +7,7 @@ standard library: the CLI's `--help` and the index load it without ape or web3.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from enum import IntEnum, IntFlag
 from typing import NamedTuple
 
@@ -16,12 +17,26 @@ TOKEN = 10**18  # one token in its smallest unit (18 decimals)
 HOUR = 3_600
 DAY = 86_400
 MAX_UINT = 2**256 - 1
+BPS = 10_000  # basis points in one
+# Most replicas a job may have (job_layout.vy's `MAX_REPLICAS`).
+MAX_REPLICAS = 9
+MAX_AMOUNT = 2**96 - 1  # a price or a collateral JobEscrow stores (uint96)
 # Most devices one `JobEscrow.sweep_fees` call takes (`MAX_SWEEP`): each device's record
 # accrues the protocol fees of its jobs (`fees(device_id)`).
 MAX_SWEEP = 64
 # JobEscrow's deposit shards (`JobEscrowView.ESCROW_SHARDS`): a deposit goes to the shard
 # of the depositor's address, its value modulo this.
 ESCROW_SHARDS = 1024
+
+
+def show(amount: int) -> str:
+    """Wei as tokens: 5000 * 10**18 -> "5,000", at most 4 decimals."""
+    return f"{Decimal(amount) / TOKEN:,.4f}".rstrip("0").rstrip(".")
+
+
+def amount_text(amount: int) -> str:
+    """An approval's amount as words: "100" or "an unlimited amount of"."""
+    return "an unlimited amount of" if amount == MAX_UINT else show(amount)
 
 
 # ---------------------------------------------------------------- roles

@@ -16,6 +16,7 @@ from computeshare.agent import Agent, AgentError, Journal, Policy
 from computeshare.client import ClientError, ComputeShare
 from computeshare.constants import DAY, TOKEN
 from computeshare.deploy import DeployConfig, Deployment, Manifest
+from computeshare.exceptions import InvalidInput
 from computeshare.jobs import STATUS_DISPUTED, STATUS_FINALIZED
 from computeshare.metering import COST_TABLE_VERSION, R_FLOOR
 from computeshare.results import ResultError, ResultServer
@@ -475,9 +476,9 @@ def test_an_hour_long_job_needs_the_time_and_compute_seconds_it_takes(manifest, 
     spec = wasm_spec("monte-carlo", pack_u64(1, 10**12), fuel=MAX_FUEL)
     cs = ComputeShare.from_manifest(manifest, account=client)
     hours = job_requirements(compute_seconds=MAX_FUEL // R_FLOOR)
-    with pytest.raises(ClientError, match="duration"):
+    with pytest.raises(InvalidInput, match="duration"):
         cs.post_job(spec, hours, price=100 * TOKEN, replicas=1, duration=3_600)
-    with pytest.raises(ClientError, match="compute_seconds"):
+    with pytest.raises(InvalidInput, match="compute_seconds"):
         cs.post_job(spec, job_requirements(), price=100 * TOKEN, replicas=1, duration=DAY)
     job_id = cs.post_job(spec, hours, price=100 * TOKEN, replicas=1, duration=DAY)
     job = decode_spec(spec)

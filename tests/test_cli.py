@@ -20,9 +20,9 @@ import pytest
 from click.testing import CliRunner
 
 from computeshare.cli import COMMANDS, main
-from computeshare.cli.common import MAX_UINT, duration, match_prefix, when
+from computeshare.cli.common import duration, match_prefix, when
 from computeshare.client import ComputeShare
-from computeshare.constants import DAY, TOKEN
+from computeshare.constants import DAY, MAX_UINT, TOKEN
 from computeshare.deploy import DeployConfig, Deployment, Manifest
 from computeshare.governance import advance, created_proposals
 from computeshare.jobs import deposit_shard
@@ -218,6 +218,24 @@ def test_client_post_checks_the_spec_before_sending(cli, accounts):
         "--fuel", "100000", "--price", "10", account=12,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
+
+
+def test_commands_refuse_before_their_first_transaction(cli, cs, accounts):
+    """What would revert after an approval and a deposit is refused before either: the
+    library's checks, printed as one line."""
+    client = accounts[12]
+    nonce = client.nonce
+    post = ("client", "post", "--workload", "sha256-chain", "--input", INPUT, "--price", "1")
+    one_line_error(cli(*post, "--min-gpus", "200", account=12), "no device can satisfy the job")
+    one_line_error(cli(*post, "--duration", "30", account=12), "at least 60 s")
+    one_line_error(cli(*post, "--duration", "8d", account=12), "at most 7d")
+    one_line_error(
+        cli("delegator", "delegate", str(accounts[9]), "100", account=12), "is not a provider"
+    )
+    one_line_error(cli("delegator", "delegate", "0x1234", "100", account=12), "not an address")
+    one_line_error(cli("client", "dispute", "0x" + "00" * 32, account=12), "no job 0x")
+    assert client.nonce == nonce, "no transaction was sent"
+    assert cs.token.allowance(client, cs.escrow) == cs.token.allowance(client, cs.staking) == 0
 
 
 def test_bad_input_gets_one_line_and_sends_nothing(cli, accounts):

@@ -10,16 +10,13 @@ import click
 from computeshare.cli.common import (
     Duration,
     amount_argument,
-    approve,
     approve_max_option,
     chain_now,
     command,
     connect,
-    fund_escrow,
     job_argument,
     job_spec,
     job_spec_options,
-    require,
     resolve_job,
     send,
     show,
@@ -27,7 +24,7 @@ from computeshare.cli.common import (
     tokens,
     when,
 )
-from computeshare.constants import JobStatus
+from computeshare.constants import MAX_REPLICAS, JobStatus
 
 # Job statuses by their short names (the enum members themselves).
 OPEN, DISPUTED, FINALIZED, CANCELLED = (
@@ -49,9 +46,7 @@ def client():
 def client_deposit(account, manifest, amount, approve_max):
     """Deposit AMOUNT tokens into your JobEscrow balance (approves exactly AMOUNT first)."""
     cs = connect(manifest, account)
-    require(cs.token.balanceOf(account), amount, "balance")
-    approve(cs, account, cs.escrow, "JobEscrow", amount, approve_max)
-    send("depositing", cs.escrow.deposit, amount, sender=account)
+    cs.deposit(amount, approve_max=approve_max)
     click.echo(f"escrow balance: {show(cs.escrow.balanceOf(account))} tokens")
 
 
@@ -60,16 +55,14 @@ def client_deposit(account, manifest, amount, approve_max):
 def client_withdraw(account, manifest, amount):
     """Withdraw AMOUNT tokens of your unlocked JobEscrow balance."""
     cs = connect(manifest, account)
-    require(cs.escrow.balanceOf(account), amount, "escrow balance")
-    method, args = cs.withdrawal(account.address, amount)
-    send("withdrawing", method, *args, sender=account)
+    cs.withdraw(amount)
     click.echo(f"escrow balance: {show(cs.escrow.balanceOf(account))} tokens")
 
 
 @command(client, "post")
 @job_spec_options
 @click.option("--price", required=True, help="tokens per replica")
-@click.option("--replicas", type=click.IntRange(1, 9), default=1, show_default=True)
+@click.option("--replicas", type=click.IntRange(1, MAX_REPLICAS), default=1, show_default=True)
 @click.option(
     "--duration",
     type=Duration(),
@@ -87,41 +80,24 @@ def client_post(
 ):  # fmt: skip
     """Post a job; payment for every replica is locked from your escrow balance (what it
     lacks is deposited first). The spec is checked against its workload's schema (and a
-    wasm module compiled) before anything is sent."""
-    from ape import chain
-
+    wasm module compiled), and the terms against what JobEscrow accepts, before anything
+    is sent."""
     from computeshare.specs import job_requirements
 
     price_wei = tokens(price)
     collateral_wei = tokens(collateral) if collateral else price_wei
-    if duration < 60:
-        raise click.BadParameter("at least 60 seconds", param_hint="--duration")
     spec = job_spec(workload, payload, module, stdin_hex, fuel, encrypt_to)
-    cs = connect(manifest, account)
-    needed = price_wei * replicas - cs.escrow.balanceOf(account)
-    if needed > cs.token.balanceOf(account):
-        raise click.ClickException(f"needs {show(needed)} more tokens than you hold")
-    fund_escrow(cs, account, price_wei * replicas, approve_max)
     requirements = job_requirements(
         min_cpu_cores=1, min_memory_mb=1, min_gpu_count=min_gpus, min_vram_mb=0,
         compute_seconds=compute_seconds,
     )  # fmt: skip
-    deadline = chain.pending_timestamp + duration
-    receipt = send(
-        "posting the job", cs.escrow.post, spec, requirements, price_wei, replicas, deadline,
-        collateral_wei, sender=account,
+    cs = connect(manifest, account)
+    job = cs.post_job(
+        spec, requirements, price=price_wei, replicas=replicas, duration=duration,
+        collateral=collateral_wei, approve_max=approve_max,
     )  # fmt: skip
-    click.echo(f"commit deadline {when(deadline, chain_now())}")
-    click.echo(f"job 0x{bytes(receipt.return_value).hex()}")
-
-
-def _own_job(cs, account, job_id: str) -> bytes:
-    job = resolve_job(cs, job_id)
-    if cs.escrow_view.job(job).status == 0:
-        raise click.ClickException("no such job")
-    if cs.jobs.terms(job).client != account.address:
-        raise click.ClickException("not your job")
-    return job
+    click.echo(f"commit deadline {when(cs.jobs.terms(job).deadline, chain_now())}")
+    click.echo(f"job 0x{job.hex()}")
 
 
 @command(client, "cancel")
@@ -129,19 +105,22 @@ def _own_job(cs, account, job_id: str) -> bytes:
 def client_cancel(account, manifest, job_id):
     """Cancel a job nobody accepted; everything is refunded."""
     cs = connect(manifest, account)
-    job = _own_job(cs, account, job_id)
-    send("cancelling", cs.jobs.cancel, job, sender=account)
-    click.echo(f"job 0x{job.hex()}: {cs.job(job)['status_name']}")
+    job = resolve_job(cs, job_id)
+    refund = cs.cancel_job(job)
+    click.echo(f"job 0x{job.hex()}: {cs.job(job)['status_name']}, refunded {show(refund)} tokens")
 
 
 @command(client, "dispute")
 @job_argument
-def client_dispute(account, manifest, job_id):
-    """Dispute an optimistic result within its challenge window (posts a bond)."""
+@approve_max_option
+def client_dispute(account, manifest, job_id, approve_max):
+    """Dispute an optimistic result within its challenge window: a bond of
+    DISPUTE_BOND_BPS of the price is locked from your escrow balance (what it lacks is
+    deposited first, approving exactly that)."""
     cs = connect(manifest, account)
-    job = _own_job(cs, account, job_id)
-    send("disputing", cs.jobs.dispute, job, sender=account)
-    click.echo(f"job 0x{job.hex()}: {cs.job(job)['status_name']}")
+    job = resolve_job(cs, job_id)
+    bond = cs.dispute(job, approve_max=approve_max)
+    click.echo(f"job 0x{job.hex()}: {cs.job(job)['status_name']}, bond {show(bond)} tokens")
 
 
 @command(client, "expire")

@@ -24,7 +24,7 @@ from pathlib import Path
 import click
 from ape.cli import ConnectedProviderCommand, account_option
 
-from computeshare.constants import DAY, HOUR, MAX_UINT, TOKEN
+from computeshare.constants import DAY, HOUR, TOKEN, show
 
 MIN_PREFIX = 6  # hex digits of an id prefix
 SHORT_ID = 10  # hex digits tables show
@@ -43,15 +43,6 @@ def tokens(text: str) -> int:
     if value <= 0 or value != value.to_integral_value():
         raise click.BadParameter(f"{text!r} must be positive with at most 18 decimals")
     return int(value)
-
-
-def show(amount: int) -> str:
-    """Wei as tokens: 5000 * 10**18 -> "5,000", at most 4 decimals."""
-    return f"{Decimal(amount) / TOKEN:,.4f}".rstrip("0").rstrip(".")
-
-
-def amount_text(amount: int) -> str:
-    return "an unlimited amount of" if amount == MAX_UINT else show(amount)
 
 
 amount_argument = click.argument("amount", callback=lambda ctx, param, value: tokens(value))
@@ -332,7 +323,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     whose module was never imported cannot have been raised)."""
     names = {
         "computeshare.agent": "AgentError",
-        "computeshare.client": "ClientError",
+        "computeshare.exceptions": "ComputeShareError",
         "computeshare.deploy": "DeployError",
         "computeshare.index": "IndexFailure",
         "computeshare.results": "ResultError",
@@ -484,12 +475,16 @@ manifest_option = click.option(
 
 
 def connect(manifest: Path | None, account=None):
-    """The deployment on the connected chain, as a `ComputeShare` client."""
+    """The deployment on the connected chain, as a `ComputeShare` client that says its
+    steps (approvals, deposits) and sends with a progress line."""
     from computeshare.client import ComputeShare
 
     if manifest is not None:
-        return ComputeShare.from_manifest(manifest, account)
-    return ComputeShare.connected(account)
+        cs = ComputeShare.from_manifest(manifest, account)
+    else:
+        cs = ComputeShare.connected(account)
+    cs.say, cs.transact = click.echo, send  # steps said on stdout, sent with a progress line
+    return cs
 
 
 def command(group, name: str, *, signer: bool = True, optional_signer: bool = False):
@@ -517,18 +512,6 @@ approve_max_option = click.option(
     is_flag=True,
     help="approve an unlimited amount instead of exactly what this needs",
 )
-
-
-def approve(cs, account, spender, name: str, amount: int, unlimited: bool) -> None:
-    """Lets `spender` (named `name`) take `amount` of `account`'s tokens: approves exactly
-    `amount` (or an unlimited amount with `unlimited`) and says so; nothing when the
-    allowance already covers it."""
-    allowance = cs.token.allowance(account, spender)
-    if allowance >= amount:
-        return
-    value = MAX_UINT if unlimited else amount
-    click.echo(f"approving {name} to spend {amount_text(value)} tokens")
-    send("approval", cs.token.approve, spender, value, sender=account)
 
 
 # ---------------------------------------------------------------- job specs
@@ -585,17 +568,6 @@ def job_spec(workload, payload, module, stdin_hex, fuel, encrypt_to) -> bytes:
         spec = encode_spec(workload, data, recipient)
     decode_spec(spec)
     return spec
-
-
-def fund_escrow(cs, account, needed: int, unlimited: bool) -> None:
-    """Deposits what `account`'s escrow balance lacks of `needed`, approving exactly that."""
-    missing = needed - cs.escrow.balanceOf(account)
-    if missing <= 0:
-        return
-    require(cs.token.balanceOf(account), missing, "balance")
-    approve(cs, account, cs.escrow, "JobEscrow", missing, unlimited)
-    click.echo(f"depositing {show(missing)} tokens into your escrow balance")
-    send("deposit", cs.escrow.deposit, missing, sender=account)
 
 
 def sleep(seconds: float, text: str) -> None:

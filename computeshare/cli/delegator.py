@@ -6,12 +6,10 @@ import click
 
 from computeshare.cli.common import (
     amount_argument,
-    approve,
     approve_max_option,
     chain_now,
     command,
     connect,
-    require,
     send,
     show,
     when,
@@ -40,17 +38,10 @@ def delegator_delegate(account, manifest, provider_address, amount, min_cut, app
     nothing until `activate` turns them into shares; `cancel-warmup` sends them thawing
     like `undelegate`. The transaction reverts if the provider's cut, or one it
     scheduled, is below --min-cut."""
-    from computeshare.params import parameter
-
     cs = connect(manifest, account)
-    minimum = cs.staking.parameter(parameter("Staking", "MIN_DELEGATION").key)
-    if amount < minimum:
-        raise click.ClickException(f"the minimum delegation is {show(minimum)}")
-    if min_cut is None:
+    cs.delegate(provider_address, amount, min_cut=min_cut, approve_max=approve_max)
+    if min_cut is None:  # the library's default: the provider's cut then, as now
         min_cut = cs.staking.delegator_cut(provider_address)
-    require(cs.token.balanceOf(account), amount, "balance")
-    approve(cs, account, cs.staking, "Staking", amount, approve_max)
-    send("delegating", cs.staking.delegate_to, provider_address, amount, min_cut, sender=account)
     position = cs.staking.delegation(provider_address, account)
     click.echo(
         f"warming up: {show(position.warming)} tokens at a cut of at least {min_cut / 100:g}%; "
@@ -63,15 +54,7 @@ def delegator_delegate(account, manifest, provider_address, amount, min_cut, app
 def delegator_activate(account, manifest, provider_address):
     """Turn your warmed-up tokens at PROVIDER_ADDRESS into pool shares."""
     cs = connect(manifest, account)
-    position = cs.staking.delegation(provider_address, account)
-    if position.warming == 0:
-        raise click.ClickException("nothing is warming up at this provider")
-    if position.warm_until > chain_now():
-        raise click.ClickException(
-            f"still warming up: activate {when(position.warm_until, chain_now())}"
-        )
-    receipt = send("activating", cs.staking.activate, provider_address, account, sender=account)
-    click.echo(f"shares received: {receipt.return_value}")
+    click.echo(f"shares received: {cs.activate(provider_address)}")
 
 
 @command(delegator, "cancel-warmup")

@@ -28,7 +28,6 @@ from computeshare.cli.common import (
     connect,
     duration,
     full_option,
-    fund_escrow,
     job_spec,
     job_spec_options,
     resolve_device,
@@ -311,7 +310,7 @@ def offer_match(
         raise click.ClickException(f"the offer expired {when(terms['expiry'], chain_now())}")
     if cs.offers.offer_used(terms["provider"], terms["nonce"]):
         raise click.ClickException(f"offer {terms['nonce']} is already matched or cancelled")
-    fund_escrow(cs, account, terms["price"], approve_max)
+    cs.fund_escrow(terms["price"], approve_max=approve_max)
     # Counted from the block the match is expected in, after any deposit.
     deadline = chain.pending_timestamp + wanted
     receipt = send(

@@ -6,20 +6,17 @@ import click
 
 from computeshare.cli.common import (
     amount_argument,
-    approve,
     approve_max_option,
     chain_now,
     command,
     connect,
     device_argument,
-    require,
     resolve_device,
     send,
     show,
     tokens,
     when,
 )
-from computeshare.params import parameter
 
 
 @click.group()
@@ -48,28 +45,19 @@ def provider_register(
         gpu_model = "nvidia-a100-80gb" if gpus else ""
     if vram_mb is None:
         vram_mb = 80 * 1024 if gpus else 0
-    cs = connect(manifest, account)
-    if len(gpu_model.encode()) > 32:
-        raise click.BadParameter("at most 32 bytes", param_hint="--gpu-model")
-    per_device = cs.registry.parameter(parameter("DeviceRegistry", "MIN_STAKE_PER_DEVICE").key)
-    needed = per_device * (cs.registry.active_devices(account) + 1)
-    if cs.staking.bonded_stake(account) < needed:
-        raise click.ClickException(
-            f"stake {show(needed)} tokens first (`computeshare provider stake`): "
-            f"each active device needs {show(per_device)}"
-        )
     spec = device_spec(
         cpu_cores=cpus,
         memory_mb=memory_mb,
         gpu_count=gpus,
-        gpu_model=gpu_model.encode().ljust(32, b"\x00"),
+        gpu_model=gpu_model.encode(),
         vram_mb=vram_mb,
         region=region,
         price_per_second=tokens(price_per_second),
         max_concurrent_jobs=max_jobs,
     )
-    receipt = send("registering the device", cs.registry.register, spec, uri, sender=account)
-    click.echo(f"device 0x{bytes(receipt.return_value).hex()}")
+    cs = connect(manifest, account)
+    device = cs.register_device(spec, uri)
+    click.echo(f"device 0x{device.hex()}")
 
 
 def _device_action(action: str):
@@ -99,15 +87,7 @@ for _action in ("pause", "resume", "retire"):
 def provider_stake(account, manifest, amount, approve_max):
     """Bond AMOUNT tokens as your own stake (approves Staking for exactly AMOUNT first)."""
     cs = connect(manifest, account)
-    require(cs.token.balanceOf(account), amount, "balance")
-    minimum = cs.staking.parameter(parameter("Staking", "MIN_PROVIDER_STAKE").key)
-    own = cs.staking.pool(account).own_stake
-    if own + amount < minimum:
-        raise click.ClickException(
-            f"your own stake would be {show(own + amount)} tokens; the minimum is {show(minimum)}"
-        )
-    approve(cs, account, cs.staking, "Staking", amount, approve_max)
-    send("staking", cs.staking.stake, amount, sender=account)
+    cs.stake(amount, approve_max=approve_max)
     click.echo(f"bonded stake: {show(cs.staking.bonded_stake(account))} tokens")
 
 
@@ -116,8 +96,7 @@ def provider_stake(account, manifest, amount, approve_max):
 def provider_thaw(account, manifest, amount):
     """Start thawing AMOUNT tokens of free stake (withdrawable after the thawing period)."""
     cs = connect(manifest, account)
-    require(cs.staking.free_stake(account), amount, "free stake")
-    send("thawing", cs.staking.request_thaw, amount, sender=account)
+    cs.thaw(amount)
     pool = cs.staking.pool(account)
     click.echo(
         f"thawing {show(pool.own_thawing)} tokens: withdrawable "
@@ -129,13 +108,4 @@ def provider_thaw(account, manifest, amount):
 def provider_withdraw(account, manifest):
     """Withdraw stake whose thawing period has passed."""
     cs = connect(manifest, account)
-    pool = cs.staking.pool(account)
-    if pool.own_thawing == 0:
-        raise click.ClickException("nothing is thawing (`computeshare provider thaw` first)")
-    now = chain_now()
-    if now < pool.own_unlock_at:
-        raise click.ClickException(
-            f"{show(pool.own_thawing)} tokens unlock {when(pool.own_unlock_at, now)}"
-        )
-    send("withdrawing", cs.staking.withdraw, sender=account)
-    click.echo(f"withdrawn: {show(pool.own_thawing)} tokens")
+    click.echo(f"withdrawn: {show(cs.withdraw_stake())} tokens")
