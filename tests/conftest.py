@@ -46,16 +46,24 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 # The longest files first: with `-n` (pytest-xdist, --dist loadfile) the workers then end
 # together instead of one finishing a long file alone.
 SLOW_FIRST = (
-    "test_system_properties.py",
-    "test_demo.py",
+    "test_escrow_properties.py",
     "test_staking_properties.py",
     "test_token_properties.py",
-    "test_governance_properties.py",
-    "test_escrow_properties.py",
     "test_agent.py",
     "test_devnet.py",
-    "test_dashboard.py",
     "test_cli.py",
+    "test_system_properties.py",
+    "test_quickstart.py",
+    "test_node_trouble.py",
+    "test_escrow.py",
+    "test_governance.py",
+    "test_governance_properties.py",
+    "test_dust.py",
+    "test_result_server.py",
+    "test_governor_compat.py",
+    "test_metering.py",
+    "test_demo.py",
+    "test_offers.py",
 )
 
 
