@@ -30,7 +30,7 @@ from computeshare.params import PARAMETERS, parameter
 from computeshare.signing import sign_offer, spec_hash
 from computeshare.specs import device_spec, job_requirements
 from tests.escrow_machine import SPEC, EscrowMachine, JobModel, Replica
-from tests.helpers import DAY, HOUR, TOKEN
+from tests.helpers import DAY, HOUR, TOKEN, pool_holdings
 
 # Parameters the DAO rule changes: the ones that change money flows and windows without
 # making the providers' devices ineligible or the clients' posts invalid.
@@ -365,6 +365,37 @@ class SystemMachine(EscrowMachine):
         assert self.m.token.balanceOf(treasury) - before == swept
         assert all(self.m.escrow.fees(d) == 0 for d in devices)
         self.fees -= swept
+
+    # ------------------------------------------------------------ the outsider
+
+    @rule(
+        where=st.sampled_from(
+            ["token", "staking", "registry", "escrow_view", "offers", "governor", "timelock"]
+        ),
+        wei=st.integers(1, 10**6),
+    )
+    def outsider_donates_to_a_contract(self, where, wei):
+        """Dust to any contract of the system (the shards, JobEscrow and the pools get theirs
+        in `donate`): no contract's logic reads its own balance, so every exit, slash,
+        settlement and sweep stays possible (the teardown takes every one) and the books
+        hold (every token stays accounted for)."""
+        self._donate(getattr(self.m, where).address, wei)
+        event(f"donated to {where}")
+
+    @rule(provider=st.integers(0, 2))
+    def outsider_collects_income_first(self, provider):
+        """An outsider front-runs a pool's next payment with the permissionless collection
+        of its held income: exactly the held income moves into the pool's custody account,
+        and nothing the pool owes changes."""
+        p, staking = self.providers[provider], self.m.staking
+        held, before = staking.uncollected_income(p), pool_holdings(self.m.token, p)
+        pool = staking.pool(p)
+        assert staking.collect_income(p, sender=self.stranger).return_value == held
+        assert pool_holdings(self.m.token, p) == before + held
+        after = staking.pool(p)
+        assert (after.own_stake, after.delegated_tokens) == (pool.own_stake, pool.delegated_tokens)
+        assert staking.uncollected_income(p) == 0
+        event("income collected by an outsider" if held else "nothing to collect")
 
     @rule(hours=st.integers(1, 48))
     def guardian_pauses(self, hours):
