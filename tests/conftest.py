@@ -192,6 +192,22 @@ def _dao(project, deployer, arbiter, guardian, alice, bob, carol, chain):
     return system
 
 
+@pytest.fixture(scope="session")
+def deployed_manifest(project, accounts, tmp_path_factory):
+    """The production deployment made through the deploy steps, as the CLI and the SDK
+    find it: the path of its manifest. Accounts 4, 10 and 12 hold 100,000 tokens each."""
+    from computeshare.client import ComputeShare
+    from computeshare.deploy import DeployConfig, Deployment, Manifest
+
+    path = tmp_path_factory.mktemp("deployment") / "manifest.json"
+    deployer = accounts[0]
+    Deployment(project, deployer, DeployConfig(), Manifest.open(path)).run()
+    cs = ComputeShare.from_manifest(path, account=deployer)
+    for index in (4, 10, 12):
+        cs.token.transfer(accounts[index], 100_000 * TOKEN, sender=deployer)
+    return path
+
+
 @pytest.fixture
 def token(request, _plain_token, _funded_token, _staking_world, _market):
     """ComputeToken with the whole initial supply held by the deployer; in a test of the

@@ -1,7 +1,7 @@
 """The command line against a deployed system on the local node: happy paths, bad input,
 one-line errors, ids, times, approvals, tokens, offers and start-up time.
 
-One deployment serves the module (ape reverts each test to it); commands run in-process
+One deployment serves the test process (ape reverts each test to it); commands run in-process
 through click's runner, except where the process itself is the point (ape's call trace goes
 to the process's stdout; start-up imports; connection failures)."""
 
@@ -23,7 +23,6 @@ from computeshare.cli import COMMANDS, main
 from computeshare.cli.common import duration, match_prefix, when
 from computeshare.client import ComputeShare
 from computeshare.constants import DAY, MAX_UINT, TOKEN
-from computeshare.deploy import DeployConfig, Deployment, Manifest
 from computeshare.governance import advance, created_proposals
 from computeshare.jobs import deposit_shard
 
@@ -32,15 +31,9 @@ EXECUTABLE = Path(sys.executable).with_name("computeshare")
 INPUT = '{"seed": "a", "rounds": 9}'
 
 
-@pytest.fixture(scope="module")
-def manifest(project, accounts, tmp_path_factory):
-    path = tmp_path_factory.mktemp("cli") / "manifest.json"
-    deployer = accounts[0]
-    Deployment(project, deployer, DeployConfig(), Manifest.open(path)).run()
-    cs = ComputeShare.from_manifest(path, account=deployer)
-    for index in (4, 10, 12):
-        cs.token.transfer(accounts[index], 100_000 * TOKEN, sender=deployer)
-    return path
+@pytest.fixture
+def manifest(deployed_manifest):
+    return deployed_manifest
 
 
 @pytest.fixture

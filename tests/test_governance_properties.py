@@ -16,7 +16,9 @@ some descriptions end in `#proposer=<holder>`, which only that holder may propos
 
 The guardian, appointed by the timelock in the set-up for a drawn term, cancels any
 proposal that is not final (a queued one too, which cancels its timelock operation),
-except one that calls `set_guardian`; once its term is over or the DAO removed it, none.
+except one that does nothing but replace the Governor's guardian with another (a fee change
+beside the escrow's guardian change stays cancellable); once its term is over or the DAO
+removed it, none.
 A proposer cancels its own proposal only while it is pending. The timelock
 (impersonated, calling what an executed proposal would) changes its grace period and
 delay and the Governor's quorum fraction between steps, within bounds or refused.
@@ -103,7 +105,9 @@ class ProposalModel:
         self.id, self.number, self.proposer = proposal, number, proposer
         self.snapshot, self.deadline = snapshot, deadline
         self.kind, self.effects = kind, effects  # what executing it changes: [(what, value)]
-        self.changes_guardian = any(what.endswith("guardian") for what, _ in effects)
+        # Only a proposal that does nothing but replace the Governor's guardian escapes the
+        # guardian's veto (and only while it names another guardian than the current one).
+        self.appointee = effects[0][1][0] if kind == "guardian" else None
         self.tally = {AGAINST: 0, FOR: 0, ABSTAIN: 0}
         self.voted: set[str] = set()
         self.canceled = self.queued = self.executed = False
@@ -331,8 +335,8 @@ class GovernanceMachine(CountedMachine):
             appointee = ZERO if value % 2 else self.guardian_account.address
             action = call(g, "set_guardian", appointee, now + term)
             return [action], [("guardian", (appointee, now + term))]
-        # A fee change that also appoints the escrow's guardian: a `set_guardian` of any
-        # contract makes it a proposal the guardian cannot cancel.
+        # A fee change that also appoints the escrow's guardian: the guardian change does not
+        # shield the fee change, so the guardian can cancel it.
         actions = [
             call(escrow, "set_parameter", FEE_BPS, value),
             call(escrow, "set_guardian", self.guardian_account.address, now + term),
@@ -543,8 +547,9 @@ class GovernanceMachine(CountedMachine):
 
     @rule(which=proposal_index)
     def guardian_cancels(self, which):
-        """The guardian cancels any proposal that is not final, unless it calls
-        `set_guardian`; once its term is over (or the DAO removed it), none."""
+        """The guardian cancels any proposal that is not final, unless it only replaces the
+        Governor's guardian (with another one); once its term is over (or the DAO removed
+        it), none."""
         p = self._pick(which)
         if p is None:
             return
@@ -555,7 +560,7 @@ class GovernanceMachine(CountedMachine):
             reason = "governor: caller cannot cancel"
         elif state in FINAL:
             reason = "governor: proposal is final"
-        elif p.changes_guardian:
+        elif p.appointee is not None and p.appointee != self.guardian:
             reason = "governor: guardian cannot cancel a guardian change"
         else:
             reason = None

@@ -12,7 +12,6 @@ import pytest
 
 from computeshare.client import ComputeShare
 from computeshare.constants import DAY, MAX_AMOUNT, MAX_REPLICAS, MAX_UINT, TOKEN
-from computeshare.deploy import DeployConfig, Deployment, Manifest
 from computeshare.exceptions import (
     ComputeShareError,
     InsufficientBalance,
@@ -31,15 +30,9 @@ SPEC = encode_spec("sha256-chain", {"seed": "a", "rounds": 9})
 PRICE = 100 * TOKEN
 
 
-@pytest.fixture(scope="module")
-def manifest(project, accounts, tmp_path_factory):
-    path = tmp_path_factory.mktemp("sdk") / "manifest.json"
-    deployer = accounts[0]
-    Deployment(project, deployer, DeployConfig(), Manifest.open(path)).run()
-    cs = ComputeShare.from_manifest(path, account=deployer)
-    for index in (4, 10, 12):
-        cs.token.transfer(accounts[index], 100_000 * TOKEN, sender=deployer)
-    return path
+@pytest.fixture
+def manifest(deployed_manifest):
+    return deployed_manifest
 
 
 @pytest.fixture
