@@ -18,7 +18,7 @@ from tests.helpers import (
     DAY,
     SLASHER,
     TOKEN,
-    branch,
+    isolated,
     pool_expected,
     pool_holdings,
     warm_delegation,
@@ -74,7 +74,7 @@ def _slash_borne(m, chain, deployer, slasher, provider, delegators) -> list[int]
     """What each of `delegators` would lose if the pool were slashed now 10,000 beyond
     the provider's own stake, measured on a throw-away branch of the chain: the risk
     each position bears at this moment."""
-    with branch(chain):
+    with isolated(chain):
         before = [_value(m, provider, d) for d in delegators]
         _slash(m, deployer, slasher, provider, 10_000 * TOKEN)
         borne = [b - _value(m, provider, d) for b, d in zip(before, delegators, strict=True)]
@@ -255,7 +255,7 @@ def test_a_cancelled_warm_up_cannot_skip_its_clock(
     job = _accepted_job(m, post_job, run_replica, p)
     m.staking.cancel_warmup(p, sender=sniper)
 
-    with branch(chain):
+    with isolated(chain):
         receipt = m.staking.cancel_undelegation(p, sender=sniper)
         assert receipt.return_value == 0
         [event] = receipt.decode_logs(m.staking.UndelegationCancelled)
