@@ -380,6 +380,8 @@ class SystemMachine(EscrowMachine):
         settlement and sweep stays possible (the teardown takes every one) and the books
         hold (every token stays accounted for)."""
         self._donate(getattr(self.m, where).address, wei)
+        if where == "staking":
+            self.donated_to_staking += wei
         event(f"donated to {where}")
 
     @rule(provider=st.integers(0, 2))
