@@ -96,6 +96,25 @@ def pytest_terminal_summary(terminalreporter):
             )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_revert_decoration():
+    """Tests expect their reverts and assert on the reasons; ape decorates each one for a human.
+    - ape-foundry prints the call trace of every reverted transaction, fetching and decoding it
+      first. That fails on a contract type known only by its ABI ("empty separator": a
+      deployment read from a manifest earlier in the same process leaves one cached).
+    - ape-vyper maps every revert back to Vyper source lines (an AST walk per frame): half a
+      second per revert, half of test_escrow's time. No test matches on `dev:` comments,
+      the one thing that needs it."""
+    import ape.exceptions
+    from ape_ethereum.trace import Trace
+
+    show, from_tx = Trace.show, ape.exceptions._get_ape_traceback_from_tx
+    Trace.show = lambda self, *args, **kwargs: None
+    ape.exceptions._get_ape_traceback_from_tx = lambda txn: None
+    yield
+    Trace.show, ape.exceptions._get_ape_traceback_from_tx = show, from_tx
+
+
 def pytest_ignore_collect(collection_path: Path, config):
     """tests/fork checks a live deployment and runs only on a fork of its network
     (`ape test tests/fork --network ethereum:<network>-fork:foundry`)."""
