@@ -165,7 +165,7 @@ _STAKE_TOKEN: immutable(address)
 # @notice Receives swept protocol fees (the DAO timelock).
 treasury: public(address)
 
-# parameter `key` at bit 24 * key | paused until << 192
+# parameter `key` at bit 24 * key | paused until << _PAUSE_SHIFT (216)
 _config: uint256
 # balance (192 bits) | job nonce << 192
 _accounts: HashMap[address, uint256]
