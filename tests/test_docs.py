@@ -27,7 +27,7 @@ def _code_files() -> list[Path]:
     files = [*CONTRACTS.rglob("*.vy"), *CONTRACTS.rglob("*.vyi")]
     for folder in ("computeshare", "scripts", "tests", "devtools"):
         files += (ROOT / folder).rglob("*.py")
-    return files + [ROOT / "Makefile", ROOT / "pyproject.toml"]
+    return [*files, ROOT / "Makefile", ROOT / "pyproject.toml"]
 
 
 def _code_words() -> set[str]:
@@ -102,7 +102,7 @@ def _tables(text: str, prefix: str = "") -> list[list[tuple[int, int]]]:
         elif current:
             tables.append(current)
             current = []
-    return tables + [current] if current else tables
+    return [*tables, current] if current else tables
 
 
 def test_bit_tables_match_the_contracts_own_tables():
