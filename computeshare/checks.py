@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 
 from ape import chain
 
-from computeshare.constants import BPS, MAX_AMOUNT, MAX_REPLICAS, show
+from computeshare.constants import BPS, MAX_AMOUNT, MAX_REPLICAS
 from computeshare.exceptions import InvalidInput, NoEligibleDevice, NotAProvider, WrongState
+from computeshare.format import tokens as show
 from computeshare.metering import R_FLOOR
 from computeshare.workloads import COMMIT_SECONDS, WorkloadError, decode_spec, run_seconds
 

@@ -47,7 +47,7 @@ from computeshare.exceptions import (
 )
 from computeshare.jobs import JobBook
 from computeshare.manifest import OWNED, Manifest, network_manifest_path
-from computeshare.params import parameter
+from computeshare.params import PARAMETERS, parameter
 from computeshare.results import ResultError, agreed_results, fetch_result
 from computeshare.sandbox import RunResult
 
@@ -194,6 +194,72 @@ class ComputeShare:
     def parameter(self, contract: str, name: str) -> int:
         """The governed parameter `name` of the deployment's `contract` now."""
         return self.contract(contract).parameter(parameter(contract, name).key)
+
+    def parameters(self) -> list[dict]:
+        """Every governed parameter of the deployment: its contract, name, key, value now,
+        hard bounds, default and unit, and the value as people read it (`text`)."""
+        rows = []
+        for contract_name, table in PARAMETERS.items():
+            contract = self.contract(contract_name)
+            if contract is None:
+                continue
+            for item in table.values():
+                value = contract.parameter(item.key)
+                rows.append(
+                    {
+                        "contract": contract_name,
+                        "name": item.name,
+                        "key": item.key,
+                        "value": value,
+                        "text": item.format(value),
+                        "low": item.low,
+                        "high": item.high,
+                        "default": item.default,
+                        "unit": item.unit,
+                    }
+                )
+        return rows
+
+    def describe_action(self, action) -> dict:
+        """A proposal's action decoded against the deployment's ABIs: `contract` (its name,
+        or None for an address outside the deployment), `function`, named `args`, and
+        `text` for people (amounts in tokens, parameters by name with their value now and
+        after: "JobEscrow.PROTOCOL_FEE_BPS: 2.5% (250 bps) -> 1% (100 bps)")."""
+        names = {self.manifest.address(n).lower(): n for n in self.manifest.names()}
+        name = names.get(str(action.target).lower())
+        described = {
+            "target": action.target,
+            "contract": name,
+            "function": None,
+            "args": {},
+            "value": action.value,
+            "text": f"call {action.target} 0x{bytes(action.calldata).hex()}",
+        }
+        if name is None:
+            return described
+        try:
+            signature, args = self.contract(name).decode_input(bytes(action.calldata))
+        except Exception:  # calldata that matches no function of the ABI
+            described["text"] = f"{name}: undecodable call 0x{bytes(action.calldata)[:4].hex()}"
+            return described
+        function = signature.split("(")[0].split(" ")[-1]
+        args = dict(args)
+        described.update(contract=name, function=function, args=args)
+        table = PARAMETERS.get(name, {})
+        if function == "set_parameter" and len(args) == 2:
+            key, new = args.values()
+            known = next((p for p in table.values() if p.key == key), None)
+            if known is not None:
+                before = self.contract(name).parameter(key)
+                described.update(parameter=known.name, before=before, after=new)
+                described["text"] = (
+                    f"{name}.{known.name}: {known.format(before)} -> {known.format(new)}"
+                )
+                return described
+        shown = ", ".join(f"{k}={_argument_text(k, v)}" for k, v in args.items())
+        value = f" with {action.value} wei" if action.value else ""
+        described["text"] = f"{name}.{function}({shown}){value}"
+        return described
 
     def _require(self, have: int, need: int, what: str) -> None:
         """Raises InsufficientBalance `<what> is <have> tokens` when `have` < `need`."""
@@ -578,3 +644,17 @@ class ComputeShare:
 
 
 ALIASES = {alias: d.name for alias, d in vars(ComputeShare).items() if isinstance(d, _Deployed)}
+
+
+def _argument_text(name: str, value: Any) -> str:
+    """A decoded argument for people: amounts in tokens, bytes as hex."""
+    from computeshare.format import tokens
+
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, int) and not isinstance(value, bool) and name.lower() in _AMOUNTS:
+        return f"{tokens(value)} tokens"
+    return str(value)
+
+
+_AMOUNTS = {"amount", "value", "wad", "assets"}

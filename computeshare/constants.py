@@ -7,7 +7,6 @@ standard library: the CLI's `--help` and the index load it without ape or web3.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from enum import IntEnum, IntFlag
 from typing import NamedTuple
 
@@ -29,14 +28,11 @@ MAX_SWEEP = 64
 ESCROW_SHARDS = 1024
 
 
-def show(amount: int) -> str:
-    """Wei as tokens: 5000 * 10**18 -> "5,000", at most 4 decimals."""
-    return f"{Decimal(amount) / TOKEN:,.4f}".rstrip("0").rstrip(".")
-
-
 def amount_text(amount: int) -> str:
     """An approval's amount as words: "100" or "an unlimited amount of"."""
-    return "an unlimited amount of" if amount == MAX_UINT else show(amount)
+    from computeshare.format import tokens
+
+    return "an unlimited amount of" if amount == MAX_UINT else tokens(amount)
 
 
 # ---------------------------------------------------------------- roles

@@ -44,6 +44,7 @@ from starlette.routing import Route
 
 from computeshare import index as ix
 from computeshare.constants import TOKEN
+from computeshare.format import duration, hex_id, tokens, utc_text
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ AMOUNT_KEYS |= {"bounty", "bond"}
 TIME_KEYS = {"ruling_end"}
 JOB_ID = re.compile(r"^0x[0-9a-f]{64}$")
 ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
-PROPOSAL_ID = re.compile(r"^[0-9]{1,78}$")
+PROPOSAL_ID = re.compile(r"^0x[0-9a-f]{64}$")
 NAV = (
     ("overview", "Overview"),
     ("devices", "Devices"),
@@ -79,27 +80,12 @@ class NotFound(Exception):
 # ---------------------------------------------------------------- formatting
 
 
-def tokens(wei: int | str) -> str:
-    """Wei as tokens with thousands separators and at most 4 decimals: 5000 * 10**18 ->
-    "5,000" (the CLI's format); a non-zero amount below 0.0001 shows as "<0.0001"."""
-    value = int(wei)
-    if 0 < abs(value) < TOKEN // 10_000:
-        return "<0.0001" if value > 0 else "-<0.0001"
-    return f"{Decimal(value) / TOKEN:,.4f}".rstrip("0").rstrip(".")
-
-
 def amount(wei: int | str | None) -> Markup:
     """An amount in tokens; the exact wei in the `data` element's value (and its tooltip)."""
     if wei is None:
         return Markup("&ndash;")
     value = int(wei)
     return Markup('<data value="{0}" title="{0} wei">{1}</data>').format(value, tokens(value))
-
-
-def utc_text(timestamp: int | None) -> str:
-    if not timestamp:
-        return "-"
-    return datetime.fromtimestamp(int(timestamp), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def utc(timestamp: int | None) -> Markup:
@@ -110,19 +96,6 @@ def utc(timestamp: int | None) -> Markup:
     return Markup('<time datetime="{}">{}</time>').format(
         moment.strftime("%Y-%m-%dT%H:%M:%SZ"), utc_text(timestamp)
     )
-
-
-def duration(seconds: int) -> str:
-    """3 d 4 h, 5 h 12 min, 40 s: the two largest units."""
-    seconds = abs(int(seconds))
-    parts = []
-    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60), ("s", 1)):
-        if seconds >= size or (unit == "s" and not parts):
-            parts.append(f"{seconds // size} {unit}")
-            seconds %= size
-        if len(parts) == 2:
-            break
-    return " ".join(parts)
 
 
 def relative(timestamp: int | None, now: int) -> str:
@@ -163,9 +136,9 @@ def mib(value: int | None) -> str:
 
 
 def proposal_label(proposal_id: str | int) -> str:
-    """A proposal id (OpenZeppelin's `hashProposal`, a 78-digit number) as the start of its
-    hex form, which the CLI takes as a prefix."""
-    return f"0x{int(proposal_id):064x}"[:12] + "\u2026"
+    """A proposal id (OpenZeppelin's `hashProposal`) in its short hex form, which every
+    command takes as a prefix."""
+    return hex_id(proposal_id, full=False)
 
 
 def decoded_output(hex_text: str | None) -> str | None:
@@ -412,7 +385,7 @@ class Links:
                 "pools": "/pools",
                 "pool": f"/pools/{key}",
                 "proposals": "/proposals",
-                "proposal": f"/proposals/{key}",
+                "proposal": f"/proposals/{hex_id(key)}",
             }
             shown = {k: v for k, v in query.items() if v not in (None, "", 1)}
             return paths[page] + (f"?{urlencode(shown)}" if shown else "")
@@ -425,7 +398,7 @@ class Links:
             "pools": "pools.html",
             "pool": f"pools/{key}.html",
             "proposals": "proposals.html",
-            "proposal": f"proposals/{key}.html",
+            "proposal": f"proposals/{hex_id(key)}.html",
         }
         return self.prefix + files[page]
 
@@ -513,6 +486,7 @@ class Site:
             text_of=text_of,
             mib=mib,
             proposal_label=proposal_label,
+            hex_id=hex_id,
         )
         self.env.globals.update(
             web_link=web_link,
@@ -847,8 +821,8 @@ class Site:
 
     def proposal(self, proposal_id: str) -> dict:
         if not PROPOSAL_ID.match(proposal_id):
-            raise NotFound(f"{proposal_id!r} is not a proposal id (a number)")
-        proposal = self.index.proposal(str(int(proposal_id)))
+            raise NotFound(f"{proposal_id!r} is not a proposal id (0x and 64 hex digits)")
+        proposal = self.index.proposal(str(int(proposal_id, 16)))
         if proposal is None:
             raise NotFound(f"no proposal {proposal_id} in the index")
         times = self.index._times(v["block"] for v in proposal["votes"])
@@ -1059,8 +1033,8 @@ def write_static(index: ix.EventIndex, out_dir: str | Path) -> list[Path]:
     proposals = site.proposals()
     write("proposals.html", "proposals.html", proposals, "proposals")
     for proposal in proposals["proposals"]:
-        if PROPOSAL_ID.match(proposal["proposal_id"]):
-            pid = proposal["proposal_id"]
+        if proposal["proposal_id"].isdecimal():
+            pid = hex_id(proposal["proposal_id"])
             write(f"proposals/{pid}.html", "proposal.html", site.proposal(pid), "proposals")
     (out / "snapshot.json").write_text(
         json.dumps(

@@ -22,6 +22,35 @@ class Parameter:
     high: int
     default: int
 
+    @property
+    def unit(self) -> str:
+        """How the value reads: "bps", "seconds", "tokens" (in wei), "flag" or "count"."""
+        name = self.name
+        if name.endswith("_BPS"):
+            return "bps"
+        if name.endswith(("_PERIOD", "_WINDOW", "_DURATION", "_DELAY", "WARMUP", "_EXTENSION")):
+            return "seconds"
+        if name.endswith(("_STAKE", "_DELEGATION", "_THRESHOLD", "_STAKE_PER_DEVICE")):
+            return "tokens"
+        if self.low == 0 and self.high == 1:
+            return "flag"
+        return "count"
+
+    def format(self, value: int) -> str:
+        """`value` in this parameter's unit, for people: "2.50%", "2 d", "1,000 tokens"."""
+        from computeshare.format import duration, tokens
+
+        unit = self.unit
+        if unit == "bps":
+            return f"{value / 100:g}% ({value} bps)"
+        if unit == "seconds":
+            return duration(value)
+        if unit == "tokens":
+            return f"{tokens(value)} tokens"
+        if unit == "flag":
+            return "on" if value else "off"
+        return f"{value:,}"
+
     def check(self, value: int) -> int:
         """Returns `value` if it is within bounds, else raises ValueError naming the bounds."""
         if not isinstance(value, int) or isinstance(value, bool):

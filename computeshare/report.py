@@ -13,7 +13,8 @@ from ape import chain
 
 from computeshare.abi import selectors
 from computeshare.client import ComputeShare
-from computeshare.constants import TOKEN, JobStatus, Outcome, label
+from computeshare.constants import JobStatus, Outcome, label
+from computeshare.format import tokens
 
 
 def format_table(rows: list[dict], columns: list[str]) -> str:
@@ -33,11 +34,6 @@ def format_table(rows: list[dict], columns: list[str]) -> str:
             )
         )
     return "\n".join(out)
-
-
-def tokens(amount: int) -> str:
-    """Wei as tokens with two decimals: 1_500 * 10**18 -> "1,500.00"."""
-    return f"{amount / TOKEN:,.2f}"
 
 
 def settled_replicas(cs: ComputeShare, start: int, head: int) -> dict[tuple[bytes, str], object]:

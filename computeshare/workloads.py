@@ -62,6 +62,16 @@ MAX_ROUNDS = 5_000_000
 MAX_MATRIX = 128
 MAX_POWER = 32
 MAX_STDIN_BYTES = 3_072
+MAX_ARGS = 64  # arguments, and environment variables
+MAX_ARG_CHARS = 512
+MAX_URIS = 8
+# Trees a wasm job reads and writes (`computeshare.cas`): hard bounds of the format; each
+# provider's policy sets its own, lower ones (`computeshare.agent.Policy`).
+MIN_PACK_BYTES = 9  # magic and count: the pack of an empty tree
+MAX_TREE_BYTES = 1 << 36
+DEFAULT_OUTPUT_BYTES = 64 << 20
+DEFAULT_MEMORY_BYTES = 64 << 20
+MAX_MEMORY_LIMIT = 4 << 30  # wasm32's whole address space
 MODULE_FETCH_SECONDS = 10
 # Native kernels report fuel in the sandbox's unit: the wasm fuel their work takes the same
 # time for (measured: a SHA-256 round ~0.5 us, a matrix multiply-add ~10 ns, at the
@@ -109,10 +119,36 @@ class ModuleRef(_Strict):
     uri: str | None = Field(default=None, max_length=512, pattern=r"^https?://[^\s]+$")
 
 
+Arg = Annotated[str, Field(max_length=MAX_ARG_CHARS, pattern=r"^[^\x00]*$")]
+EnvVar = Annotated[
+    str, Field(max_length=MAX_ARG_CHARS, pattern=r"^[A-Za-z_][A-Za-z0-9_]*=[^\x00]*$")
+]
+
+
+class TreeRef(_Strict):
+    """A content-addressed tree (`computeshare.cas`): the Merkle root of its pack, the pack's
+    size in bytes, and where its chunks may be fetched (tried in order)."""
+
+    root: Hex64
+    size: int = Field(ge=MIN_PACK_BYTES, le=MAX_TREE_BYTES)
+    uris: list[Annotated[str, Field(max_length=512, pattern=r"^https?://[^\s]+$")]] = Field(
+        default_factory=list, max_length=MAX_URIS
+    )
+
+
 class WasmInput(_Strict):
     module: ModuleRef
     export: str = Field(default="_start", min_length=1, max_length=64)
     stdin: str = Field(default="", max_length=MAX_SPEC_BYTES)
+    # WASI: the program's arguments after argv[0] ("job") and its environment ("NAME=value").
+    args: list[Arg] = Field(default_factory=list, max_length=MAX_ARGS)
+    env: list[EnvVar] = Field(default_factory=list, max_length=MAX_ARGS)
+    # The tree mounted read-only at /input, if any.
+    inputs: TreeRef | None = None
+    # Most bytes the run may leave in /output, and the most linear memory it may have: every
+    # replica runs with the same bounds, so hitting one is the same result everywhere.
+    output_limit: int = Field(default=DEFAULT_OUTPUT_BYTES, ge=0, le=MAX_TREE_BYTES)
+    memory_limit: int = Field(default=DEFAULT_MEMORY_BYTES, ge=65_536, le=MAX_MEMORY_LIMIT)
     fuel: int = Field(ge=1, le=MAX_FUEL)
     # The metering's cost table version (`metering.COST_TABLE_VERSION`): what a unit of the
     # fuel above buys. A provider refuses a spec for another version, so every replica of a

@@ -165,6 +165,13 @@ def test_a_job_is_served_watched_and_expired_by_id_prefix(cli, manifest, account
     assert result.exit_code == 1 and lines[-1].startswith("Error: stopped watching after 1 s")
     assert "still open" in lines[-1]
     assert "open" in cli("show", "jobs").output
+    # --json: one object; ids as 0x-hex, amounts in wei above 2**53 as decimal strings.
+    [row] = json.loads(cli("show", "jobs", "--json").output)["rows"]
+    assert job.startswith(row["job"]) and row["status"] == "open"
+    view = json.loads(cli("client", "status", prefix, "--json").output)
+    assert view["job"] == job and view["status_name"] == "open" and "phase" in view
+    balance = json.loads(cli("token", "balance", "--json", account=12).output)
+    assert int(balance["balance"]) == cs_balance(manifest, accounts[12])
     advance(chain, 2 * DAY)
     result = cli("client", "expire", prefix, account=10)
     assert result.exit_code == 0, result.output
@@ -383,7 +390,7 @@ def test_tokens_move_and_delegated_votes_propose_and_vote(cli, cs, accounts, cha
     result = cli("gov", "vote", proposal, "for", account=12)
     assert result.exit_code == 0, result.output
     assert "Warning: you had 0 votes at the proposal's snapshot" in result.output
-    assert cs.governor.hasVoted(int(proposal), holder)
+    assert cs.governor.hasVoted(int(proposal, 16), holder)
     nonce = holder.nonce
     one_line_error(cli("gov", "vote", proposal, "against", account=12), "already voted")
     assert holder.nonce == nonce
@@ -393,7 +400,17 @@ def test_tokens_move_and_delegated_votes_propose_and_vote(cli, cs, accounts, cha
     assert status.splitlines()[0].split()[:3] == ["proposal", "state", "for"]
     assert "voting closes" in status and "UTC, in " in status
     assert "executable    - (not queued)" in status
-    assert "description   x" in status and f"call {cs.escrow.address} 0x" in status
+    assert "description   x" in status
+    assert "JobEscrow.PROTOCOL_FEE_BPS: 2.5% (250 bps) -> 1% (100 bps)" in status, status
+    decoded = json.loads(cli("gov", "status", proposal, "--json").output)
+    assert decoded["proposal"] == proposal and decoded["rows"][0]["state"] == "Active"
+    [action] = decoded["actions"]
+    assert (action["contract"], action["function"], action["parameter"]) == (
+        "JobEscrow",
+        "set_parameter",
+        "PROTOCOL_FEE_BPS",
+    )
+    assert (action["before"], action["after"]) == (250, 100)
 
 
 def test_a_proposal_prefix_of_decimal_digits_is_hex_like_any_other():
@@ -417,7 +434,7 @@ def test_a_proposal_is_queued_executed_and_cancelled_by_its_id_prefix(cli, cs, a
     assert cli("token", "delegate", account=0).exit_code == 0
     advance(chain, 1)
     propose = ("gov", "propose", "--set", "JobEscrow.PROTOCOL_FEE_BPS=100", "--description")
-    proposal = int(last_word(cli(*propose, "fee", account=0)))
+    proposal = int(last_word(cli(*propose, "fee", account=0)), 16)
     prefix = f"{proposal:064x}"[:8]
     one_line_error(cli(*propose, "fee", account=0), "already exists")
     one_line_error(cli("gov", "queue", prefix, account=0), "is Pending, not Succeeded")
@@ -433,7 +450,7 @@ def test_a_proposal_is_queued_executed_and_cancelled_by_its_id_prefix(cli, cs, a
     assert result.exit_code == 0, result.output
     assert "Executed" in result.output and cs.escrow.parameter(0) == 100
     # A new proposal, cancelled by its proposer while pending.
-    second = int(last_word(cli(*propose, "again", account=0)))
+    second = int(last_word(cli(*propose, "again", account=0)), 16)
     result = cli("gov", "cancel", f"{second:064x}"[:10], account=0)
     assert result.exit_code == 0, result.output
     assert "Canceled" in result.output and cs.governor.state(second) == 2
@@ -453,7 +470,7 @@ def test_a_cli_proposal_cannot_be_taken_first_and_cancelled(cli, cs, accounts, c
     command = ("gov", "propose", "--set", "JobEscrow.PROTOCOL_FEE_BPS=200", "--description")
     # What the CLI sends, as the griefer reads it from the mempool.
     snapshot = chain.snapshot()
-    expected = int(last_word(cli(*command, "Fee to 2%", account=0)))
+    expected = int(last_word(cli(*command, "Fee to 2%", account=0)), 16)
     [seen] = [p for p in created_proposals(g, cs.jobs.start_block) if p == expected]
     chain.restore(snapshot)
     assert g.proposalSnapshot(expected) == 0
@@ -462,7 +479,7 @@ def test_a_cli_proposal_cannot_be_taken_first_and_cancelled(cli, cs, accounts, c
         g.cancel(*seen.args(), sender=griefer)  # the copy took the id; its proposer cancels it
     except ape.exceptions.ContractLogicError as error:
         assert error.message == "governor: restricted proposer"
-    proposal = int(last_word(cli(*command, "Fee to 2%", account=0)))
+    proposal = int(last_word(cli(*command, "Fee to 2%", account=0)), 16)
     assert proposal == expected and g.proposalProposer(proposal) == proposer.address
     assert seen.description == f"Fee to 2%#proposer={proposer.address}"
     status = cli("gov", "status", str(proposal)).output
@@ -549,6 +566,24 @@ def test_a_missing_command_module_breaks_nothing_else(monkeypatch):
     assert "nothing" not in result.output, "a command that cannot load is not listed"
     assert runner.invoke(main, ["token", "--help"]).exit_code == 0
     one_line_error(runner.invoke(main, ["nothing"]), "`nothing` is not available")
+
+
+def cs_balance(manifest, account) -> int:
+    return ComputeShare.from_manifest(manifest).token.balanceOf(account)
+
+
+def test_show_params_lists_every_governed_parameter_in_its_unit(cli):
+    from computeshare.params import PARAMETERS
+
+    out = cli("show", "params").output
+    lines = {line.split()[0]: line for line in out.splitlines()[1:] if line.strip()}
+    assert set(lines) == {f"{c}.{n}" for c, table in PARAMETERS.items() for n in table}
+    assert "2.5% (250 bps)" in lines["JobEscrow.PROTOCOL_FEE_BPS"]
+    assert "14d" in lines["Staking.THAWING_PERIOD"]
+    assert "1,000 tokens" in lines["Staking.MIN_PROVIDER_STAKE"]
+    rows = json.loads(cli("show", "params", "--json").output)["rows"]
+    fee = next(r for r in rows if r["parameter"] == "JobEscrow.PROTOCOL_FEE_BPS")
+    assert (fee["raw"], fee["low"], fee["high"]) == (250, "0% (0 bps)", "10% (1000 bps)")
 
 
 def test_ids_and_times_for_people():

@@ -35,6 +35,7 @@ from computeshare.dashboard import (
     web_link,
     write_static,
 )
+from computeshare.format import hex_id
 from computeshare.governance import call, propose
 from computeshare.index import EventIndex, IndexFailure
 from computeshare.specs import device_spec
@@ -228,7 +229,8 @@ def test_every_page_loads_clean_and_is_screenshotted(tab, server, market, index)
     for n, pool in enumerate(index.pools()):
         pages[f"pool-{n}"] = f"/pools/{pool['provider']}"
     for proposal in index.proposals():
-        pages[f"proposal-{proposal['proposal_id']}"] = f"/proposals/{proposal['proposal_id']}"
+        pid = hex_id(proposal["proposal_id"])
+        pages[f"proposal-{pid}"] = f"/proposals/{pid}"
     for name, path in pages.items():
         page = tab.open(server + path)
         assert page.locator("h1").count() == 1 and page.title().endswith("ComputeShare")
@@ -280,7 +282,7 @@ def test_figures_equal_the_chains_views(tab, server, market, index):
         assert wei(page, "#own-stake") == onchain.own_stake
         assert wei(page, "#delegated") == onchain.delegated_tokens
         assert wei(page, "#locked") == onchain.locked
-    page = tab.open(f"{server}/proposals/{market.proposal_id}")
+    page = tab.open(f"{server}/proposals/{hex_id(market.proposal_id)}")
     against, for_, abstain = cs.governor.proposalVotes(market.proposal_id)
     assert (wei(page, "#votes-for"), wei(page, "#votes-against")) == (for_, against)
     assert wei(page, "#votes-abstain") == abstain
@@ -322,12 +324,12 @@ def test_links_navigate(tab, server, market):
     page.wait_for_url(re.compile(r".*/pools/0x[0-9a-fA-F]{40}$"))
     assert page.locator("#own-stake data").count() == 1
     page.get_by_role("link", name="Proposals", exact=True).click()
-    link = page.locator(f"tr[data-proposal='{market.proposal_id}'] a")
+    link = page.locator(f"tr[data-proposal='{hex_id(market.proposal_id)}'] a")
     # A hashed id shows as the start of its hex form (what the CLI takes as a prefix).
-    assert link.inner_text() == f"0x{market.proposal_id:064x}"[:12] + "\u2026"
+    assert link.inner_text() == hex_id(market.proposal_id)[:12]
     link.click()
-    page.wait_for_url(f"{server}/proposals/{market.proposal_id}")
-    assert str(market.proposal_id) in page.inner_text("main")
+    page.wait_for_url(f"{server}/proposals/{hex_id(market.proposal_id)}")
+    assert hex_id(market.proposal_id) in page.inner_text("main")
     # a short prefix typed by hand lands on the job's page
     page = tab.open(f"{server}/jobs/{hexid(market.jobs['paid'])[:12]}")
     assert page.url == f"{server}/jobs/{hexid(market.jobs['paid'])}"
@@ -345,7 +347,7 @@ def test_hostile_event_strings_are_text_and_never_run(tab, server, market):
     assert page.locator("main img, main i, main b").count() == 0
     tab.shot("hostile-devices")
     tab.clean("devices")
-    page = tab.open(f"{server}/proposals/{market.hostile_proposal}")
+    page = tab.open(f"{server}/proposals/{hex_id(market.hostile_proposal)}")
     assert page.locator("#description").inner_text() == market.hostile_proposal.description
     assert page.locator("main b").count() == 0
     assert page.locator("#state").inner_text().strip() in ("Pending", "Active")
@@ -362,8 +364,8 @@ def test_each_page_shows_its_cli_commands(tab, server, market):
     commands = page.locator("section.cli pre").inner_text()
     assert f"computeshare client cancel {open_job}" in commands
     assert f"computeshare client status {open_job}" in commands
-    page = tab.open(f"{server}/proposals/{market.hostile_proposal}")
-    assert f"computeshare gov vote {market.hostile_proposal} for" in page.inner_text("main")
+    page = tab.open(f"{server}/proposals/{hex_id(market.hostile_proposal)}")
+    assert f"computeshare gov vote {hex_id(market.hostile_proposal)} for" in page.inner_text("main")
     provider = market.providers[0].address
     page = tab.open(f"{server}/pools/{provider}")
     assert f"computeshare delegator delegate {provider} <amount>" in page.inner_text("main")
@@ -408,7 +410,7 @@ def test_write_static_opens_from_disk(tab, index, market, tmp_path, monkeypatch)
     expected += ["jobs-page-2.html", "jobs-page-3.html", "jobs-finalized.html"]
     expected += [f"jobs/{hexid(j)}.html" for j in market.jobs.values()]
     expected += [f"pools/{p['provider']}.html" for p in index.pools()]
-    expected += [f"proposals/{market.proposal_id}.html", "proposals.html"]
+    expected += [f"proposals/{hex_id(market.proposal_id)}.html", "proposals.html"]
     for name in expected:
         assert (out / name).is_file(), name
     parsed = {}

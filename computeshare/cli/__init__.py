@@ -51,6 +51,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Read-only tables: devices, jobs, pools, proposals.",
     ),
     "agent": ("computeshare.cli.agent", "agent", "Serve your device's jobs (the provider agent)."),
+    "run": ("computeshare.cli.run", "run", "Run a wasm module here exactly as a provider would."),
     "index": ("computeshare.cli.market", "index", "Follow the suite's events into an index."),
     "dashboard": ("computeshare.cli.market", "dashboard", "Serve a web dashboard over the index."),
 }

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import click
 
 from computeshare.cli.common import (
+    OUTPUT,
     Duration,
     amount_argument,
     approve_max_option,
@@ -17,7 +19,9 @@ from computeshare.cli.common import (
     job_argument,
     job_spec,
     job_spec_options,
+    plain,
     resolve_job,
+    say,
     send,
     show,
     sleep,
@@ -47,7 +51,8 @@ def client_deposit(account, manifest, amount, approve_max):
     """Deposit AMOUNT tokens into your JobEscrow balance (approves exactly AMOUNT first)."""
     cs = connect(manifest, account)
     cs.deposit(amount, approve_max=approve_max)
-    click.echo(f"escrow balance: {show(cs.escrow.balanceOf(account))} tokens")
+    balance = cs.escrow.balanceOf(account)
+    say(f"escrow balance: {show(balance)} tokens", escrow_balance=balance)
 
 
 @command(client, "withdraw")
@@ -56,7 +61,8 @@ def client_withdraw(account, manifest, amount):
     """Withdraw AMOUNT tokens of your unlocked JobEscrow balance."""
     cs = connect(manifest, account)
     cs.withdraw(amount)
-    click.echo(f"escrow balance: {show(cs.escrow.balanceOf(account))} tokens")
+    balance = cs.escrow.balanceOf(account)
+    say(f"escrow balance: {show(balance)} tokens", escrow_balance=balance)
 
 
 @command(client, "post")
@@ -96,8 +102,9 @@ def client_post(
         spec, requirements, price=price_wei, replicas=replicas, duration=duration,
         collateral=collateral_wei, approve_max=approve_max,
     )  # fmt: skip
-    click.echo(f"commit deadline {when(cs.jobs.terms(job).deadline, chain_now())}")
-    click.echo(f"job 0x{job.hex()}")
+    deadline = cs.jobs.terms(job).deadline
+    say(f"commit deadline {when(deadline, chain_now())}", deadline=deadline)
+    say(f"job 0x{job.hex()}", job=job)
 
 
 @command(client, "cancel")
@@ -107,7 +114,13 @@ def client_cancel(account, manifest, job_id):
     cs = connect(manifest, account)
     job = resolve_job(cs, job_id)
     refund = cs.cancel_job(job)
-    click.echo(f"job 0x{job.hex()}: {cs.job(job)['status_name']}, refunded {show(refund)} tokens")
+    status = cs.job(job)["status_name"]
+    say(
+        f"job 0x{job.hex()}: {status}, refunded {show(refund)} tokens",
+        job=job,
+        status=status,
+        refunded=refund,
+    )
 
 
 @command(client, "dispute")
@@ -120,7 +133,8 @@ def client_dispute(account, manifest, job_id, approve_max):
     cs = connect(manifest, account)
     job = resolve_job(cs, job_id)
     bond = cs.dispute(job, approve_max=approve_max)
-    click.echo(f"job 0x{job.hex()}: {cs.job(job)['status_name']}, bond {show(bond)} tokens")
+    status = cs.job(job)["status_name"]
+    say(f"job 0x{job.hex()}: {status}, bond {show(bond)} tokens", job=job, status=status, bond=bond)
 
 
 @command(client, "expire")
@@ -138,7 +152,13 @@ def client_expire(account, manifest, job_id):
         raise click.ClickException(f"not yet: {_phase(cs, job, view, now)}")
     receipt = send("settling", cs.jobs.expire, job, sender=account)
     (settled,) = receipt.decode_logs(cs.escrow.JobSettled)
-    click.echo(f"job 0x{job.hex()}: {cs.job(job)['status_name']}; {_settlement(settled)}")
+    status = cs.job(job)["status_name"]
+    say(
+        f"job 0x{job.hex()}: {status}; {_settlement(settled)}",
+        job=job,
+        status=status,
+        settlement=dict(settled.event_arguments),
+    )
 
 
 def _existing_job(cs, job_id: str) -> bytes:
@@ -219,7 +239,10 @@ def client_status(manifest, job_id, watch, poll, timeout):
         phase = _phase(cs, job, view, now)
         key = (view["status"], tuple(view["replica_states"]), view["phase_end"])
         if key != last:
-            click.echo(f"{_summary(view)}\n  {phase}")
+            if OUTPUT.json and watch:  # one object per change: JSON lines
+                click.echo(json.dumps(plain({**view, "job": job, "phase": phase}), sort_keys=True))
+            else:
+                say(f"{_summary(view)}\n  {phase}", **{**view, "job": job, "phase": phase})
             last = key
         if not watch or view["status"] in (FINALIZED, CANCELLED):
             return
@@ -249,11 +272,14 @@ def client_result(manifest, job_id, endpoint, out, key):
     job = _existing_job(cs, job_id)
     with step("fetching the result"):
         result = cs.result(job, list(endpoint), private)
-    click.echo(f"{result.status_name}, fuel {result.fuel:,}, {len(result.output)} bytes")
+    say(
+        f"{result.status_name}, fuel {result.fuel:,}, {len(result.output)} bytes",
+        status=result.status, status_name=result.status_name, fuel=result.fuel,
+    )  # fmt: skip
     if out is not None:
         out.write_bytes(result.output)
     else:
-        click.echo(result.output.hex())
+        say(result.output.hex(), output=result.output)
 
 
 @client.command("keygen")

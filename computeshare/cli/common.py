@@ -24,10 +24,11 @@ from pathlib import Path
 import click
 from ape.cli import ConnectedProviderCommand, account_option
 
-from computeshare.constants import DAY, HOUR, TOKEN, show
+from computeshare.constants import DAY, HOUR, TOKEN
+from computeshare.format import duration, hex_id
+from computeshare.format import tokens as show
 
 MIN_PREFIX = 6  # hex digits of an id prefix
-SHORT_ID = 10  # hex digits tables show
 
 # ---------------------------------------------------------------- amounts and durations
 
@@ -65,19 +66,6 @@ class Duration(click.ParamType):
         if not parts or re.sub(r"(\d+)\s*([smhdw])", "", text).strip():
             self.fail(f"{value!r} is not a duration (e.g. 3600, 90s, 15m, 2h, 1d12h)", param, ctx)
         return sum(int(number) * _UNITS[unit] for number, unit in parts)
-
-
-def duration(seconds: int) -> str:
-    """A countdown's two largest units: 11_520 -> "3h 12m", 59 -> "59s"."""
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    parts = []
-    for unit, size in (("d", DAY), ("h", HOUR), ("m", 60), ("s", 1)):
-        if seconds >= size:
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    return " ".join(parts[:2])
 
 
 def when(timestamp: int, now: int) -> str:
@@ -122,8 +110,7 @@ def address(text: str) -> str:
 
 
 def short_id(raw: bytes, full: bool = False) -> str:
-    digits = bytes(raw).hex()
-    return "0x" + (digits if full else digits[:SHORT_ID])
+    return hex_id(raw, full)
 
 
 def match_prefix(ids: list[bytes], prefix: str, what: str) -> bytes:
@@ -214,6 +201,9 @@ def table(rows: list[dict], columns: list[str] | None = None) -> None:
     from rich.table import Table
 
     columns = columns or (list(rows[0]) if rows else [])
+    if OUTPUT.json:
+        OUTPUT.record["rows"] = [{c: plain(row.get(c)) for c in columns} for row in rows]
+        return
     out = sys.stdout
     terminal = _terminal(out)
     grid = Table(
@@ -242,6 +232,61 @@ def table(rows: list[dict], columns: list[str] | None = None) -> None:
         with console.capture() as captured:
             console.print(grid)
         click.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
+
+
+class _Output:
+    """What a command prints: text lines, or with `--json` one JSON object at its end made
+    of the fields its lines carry (and `rows` for a table)."""
+
+    def __init__(self):
+        self.json = False
+        self.record: dict = {}
+
+    def say(self, text: str | None, **fields) -> None:
+        """Prints `text` (None: nothing), or under --json adds `fields` to the object."""
+        if self.json:
+            self.record.update({key: plain(value) for key, value in fields.items()})
+        elif text is not None:
+            click.echo(text)
+
+    def flush(self) -> None:
+        if self.json:
+            click.echo(json.dumps(self.record, sort_keys=True))
+            self.record = {}
+
+
+def plain(value):
+    """A value as JSON has it: bytes as 0x-hex, big integers as decimal strings (JavaScript
+    numbers lose precision above 2**53), containers element by element."""
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, bool) or value is None or isinstance(value, float | str):
+        return value
+    if isinstance(value, int):
+        return value if abs(value) < 2**53 else str(value)
+    if isinstance(value, dict):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return str(value)
+
+
+OUTPUT = _Output()
+say = OUTPUT.say
+
+
+def _json_mode(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    OUTPUT.json, OUTPUT.record = bool(value), {}
+
+
+json_option = click.option(
+    "--json",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_json_mode,
+    help="print one JSON object (ids as 0x-hex, amounts in wei as decimal strings)",
+)
 
 
 def warn(message: str) -> None:
@@ -364,7 +409,9 @@ def friendly(func):
 
         try:
             with step(None):  # the connection is made: the command shows its own steps
-                return func(*args, **kwargs)
+                value = func(*args, **kwargs)
+            OUTPUT.flush()
+            return value
         except ContractLogicError as error:
             raise click.ClickException(f"reverted: {error.message}") from None
         except click.ClickException:
@@ -483,7 +530,9 @@ def connect(manifest: Path | None, account=None):
         cs = ComputeShare.from_manifest(manifest, account)
     else:
         cs = ComputeShare.connected(account)
-    cs.say, cs.transact = click.echo, send  # steps said on stdout, sent with a progress line
+    # Steps said on stdout (stderr under --json), sent with a progress line.
+    cs.say = (lambda text: click.echo(text, err=True)) if OUTPUT.json else click.echo
+    cs.transact = send
     return cs
 
 
@@ -493,7 +542,7 @@ def command(group, name: str, *, signer: bool = True, optional_signer: bool = Fa
 
     def decorate(func):
         func = friendly(func)
-        func = manifest_option(func)
+        func = json_option(manifest_option(func))
         if signer or optional_signer:
             func = (account_option(prompt=False) if optional_signer else account_option())(func)
         return group.command(name, cls=ChainCommand)(func)

@@ -10,6 +10,7 @@ from computeshare.cli.common import (
     chain_now,
     command,
     connect,
+    say,
     send,
     show,
     when,
@@ -43,10 +44,11 @@ def delegator_delegate(account, manifest, provider_address, amount, min_cut, app
     if min_cut is None:  # the library's default: the provider's cut then, as now
         min_cut = cs.staking.delegator_cut(provider_address)
     position = cs.staking.delegation(provider_address, account)
-    click.echo(
+    say(
         f"warming up: {show(position.warming)} tokens at a cut of at least {min_cut / 100:g}%; "
-        f"activate {when(position.warm_until, chain_now())}"
-    )
+        f"activate {when(position.warm_until, chain_now())}",
+        warming=position.warming, min_cut_bps=min_cut, warm_until=position.warm_until,
+    )  # fmt: skip
 
 
 @command(delegator, "activate")
@@ -54,7 +56,8 @@ def delegator_delegate(account, manifest, provider_address, amount, min_cut, app
 def delegator_activate(account, manifest, provider_address):
     """Turn your warmed-up tokens at PROVIDER_ADDRESS into pool shares."""
     cs = connect(manifest, account)
-    click.echo(f"shares received: {cs.activate(provider_address)}")
+    shares = cs.activate(provider_address)
+    say(f"shares received: {shares}", shares=shares)
 
 
 @command(delegator, "cancel-warmup")
@@ -66,10 +69,11 @@ def delegator_cancel_warmup(account, manifest, provider_address):
         "cancelling the warm-up", cs.staking.cancel_warmup, provider_address, sender=account
     )
     position = cs.staking.delegation(provider_address, account)
-    click.echo(
+    say(
         f"thawing {show(receipt.return_value)} tokens: withdrawable "
-        f"{when(position.unlock_at, chain_now())}"
-    )
+        f"{when(position.unlock_at, chain_now())}",
+        thawing=receipt.return_value, unlock_at=position.unlock_at,
+    )  # fmt: skip
 
 
 @command(delegator, "undelegate")
@@ -80,10 +84,11 @@ def delegator_undelegate(account, manifest, provider_address, shares):
     cs = connect(manifest, account)
     receipt = send("undelegating", cs.staking.undelegate, provider_address, shares, sender=account)
     position = cs.staking.delegation(provider_address, account)
-    click.echo(
+    say(
         f"thawing {show(receipt.return_value)} tokens: withdrawable "
-        f"{when(position.unlock_at, chain_now())}"
-    )
+        f"{when(position.unlock_at, chain_now())}",
+        thawing=receipt.return_value, unlock_at=position.unlock_at,
+    )  # fmt: skip
 
 
 @command(delegator, "withdraw")
@@ -92,4 +97,4 @@ def delegator_withdraw(account, manifest, provider_address):
     """Withdraw a thawed delegation from PROVIDER_ADDRESS."""
     cs = connect(manifest, account)
     receipt = send("withdrawing", cs.staking.withdraw_delegation, provider_address, sender=account)
-    click.echo(f"withdrawn: {show(receipt.return_value)} tokens")
+    say(f"withdrawn: {show(receipt.return_value)} tokens", withdrawn=receipt.return_value)

@@ -8,7 +8,9 @@ from computeshare.cli.common import (
     chain_now,
     command,
     connect,
+    hex_id,
     id_prefix,
+    say,
     send,
     show,
     step,
@@ -28,8 +30,8 @@ SUPPORT = {support.name.lower(): support for support in Support}
 def gov():
     """Propose, vote, queue, execute and cancel.
 
-    A proposal is named by its id (OpenZeppelin's `hashProposal`: the decimal number
-    `propose` prints, or its hex form) or by an unambiguous hex prefix of it."""
+    A proposal is named by its id (OpenZeppelin's `hashProposal`, in hex as `propose`
+    prints it; its decimal form works too) or by an unambiguous hex prefix of it."""
 
 
 proposal_options = [
@@ -99,11 +101,12 @@ def gov_propose(account, manifest, settings, grant, description):
     # same proposal first, take its id and cancel it (CVE-2023-34234).
     proposal = cs.proposal(actions, description)
     send("proposing", cs.governor.propose, *proposal.propose_args(), sender=account)
-    click.echo(
-        f"voting opens {when(cs.governor.proposalSnapshot(proposal), chain_now())}, "
-        "with the votes delegated at that time"
+    snapshot = cs.governor.proposalSnapshot(proposal)
+    say(
+        f"voting opens {when(snapshot, chain_now())}, with the votes delegated at that time",
+        snapshot=snapshot,
     )
-    click.echo(f"proposal {int(proposal)}")
+    say(f"proposal {hex_id(proposal)}", proposal=hex_id(proposal))
 
 
 @command(gov, "rehearse", signer=False)
@@ -137,9 +140,11 @@ def gov_rehearse(manifest, settings, grant, description, voters):
     with step("rehearsing on the fork"):
         rehearse(cs.governor, cs.token, chain, accounts, voters, actions, description)
     proposal = Proposal(actions, reserved(description, voters[0]))
-    click.echo(f"proposal {int(proposal)} executed on the fork")
-    for what, read in readers.items():
-        click.echo(f"  {what}: {before[what]} -> {read()}")
+    say(f"proposal {hex_id(proposal)} executed on the fork", proposal=hex_id(proposal))
+    changes = {what: (before[what], read()) for what, read in readers.items()}
+    for what, (was, now) in changes.items():
+        say(f"  {what}: {was} -> {now}")
+    say(None, changes={what: {"before": was, "after": now} for what, (was, now) in changes.items()})
 
 
 def _parameter_reader(cs, target: str):
@@ -190,9 +195,11 @@ def gov_vote(account, manifest, proposal_text, support, reason):
     proposal_id = int(resolve_proposal(cs, proposal_text))
     state = ProposalState(cs.governor.state(proposal_id))
     if state != ProposalState.ACTIVE:
-        raise click.ClickException(f"proposal {proposal_id} is {state.label}, not Active")
+        raise click.ClickException(f"proposal {hex_id(proposal_id)} is {state.label}, not Active")
     if cs.governor.hasVoted(proposal_id, account):
-        raise click.ClickException(f"{account.address} already voted on proposal {proposal_id}")
+        raise click.ClickException(
+            f"{account.address} already voted on proposal {hex_id(proposal_id)}"
+        )
     snapshot = cs.governor.proposalSnapshot(proposal_id)
     weight = cs.token.getPastVotes(account, snapshot)
     if weight == 0:
@@ -201,7 +208,10 @@ def gov_vote(account, manifest, proposal_text, support, reason):
             "vote counts nothing. Delegate (`computeshare token delegate`) before a snapshot."
         )
     send("voting", cs.vote, proposal_id, SUPPORT[support], reason)
-    click.echo(f"voted {support} on {proposal_id} with {show(weight)} votes")
+    say(
+        f"voted {support} on {hex_id(proposal_id)} with {show(weight)} votes",
+        proposal=hex_id(proposal_id), support=support, weight=weight,
+    )  # fmt: skip
 
 
 def _state(cs, proposal_id: int) -> ProposalState:
@@ -225,7 +235,9 @@ def _gov_step(action: str, want: tuple[ProposalState, ...], doc: str):
         state = _state(cs, proposal)
         if state not in want:
             wanted = " or ".join(w.label for w in want)
-            raise click.ClickException(f"proposal {int(proposal)} is {state.label}, not {wanted}")
+            raise click.ClickException(
+                f"proposal {hex_id(proposal)} is {state.label}, not {wanted}"
+            )
         if action == "execute":
             eta, now = cs.governor.proposalEta(proposal), chain_now()
             if now < eta:
@@ -236,7 +248,10 @@ def _gov_step(action: str, want: tuple[ProposalState, ...], doc: str):
         executable = (
             f", executable {when(eta, chain_now())}" if state == ProposalState.QUEUED else ""
         )
-        click.echo(f"proposal {int(proposal)}: {state.label}{executable}")
+        say(
+            f"proposal {hex_id(proposal)}: {state.label}{executable}",
+            proposal=hex_id(proposal), state=state.label, eta=eta,
+        )  # fmt: skip
 
     run.__doc__ = doc
 
@@ -268,7 +283,7 @@ def gov_status(manifest, proposal_text):
     table(
         [
             {
-                "proposal": proposal_id,
+                "proposal": hex_id(proposal_id),
                 "state": state.label,
                 "for": show(for_),
                 "against": show(against),
@@ -280,11 +295,14 @@ def gov_status(manifest, proposal_text):
     now = chain_now()
     eta = cs.governor.proposalEta(proposal_id)
     expiry = cs.governor.proposalExpiry(proposal_id)
-    click.echo(f"voting opens  {when(cs.governor.proposalSnapshot(proposal_id), now)}")
-    click.echo(f"voting closes {when(cs.governor.proposalDeadline(proposal_id), now)}")
-    click.echo(f"executable    {when(eta, now) if eta else '- (not queued)'}")
-    click.echo(f"expires       {when(expiry, now) if expiry else '- (not queued)'}")
-    click.echo(f"description   {proposal.description}")
-    for action in proposal.actions:
-        value = f" with {action.value} wei" if action.value else ""
-        click.echo(f"  call {action.target} 0x{action.calldata.hex()}{value}")
+    snapshot = cs.governor.proposalSnapshot(proposal_id)
+    deadline = cs.governor.proposalDeadline(proposal_id)
+    say(f"voting opens  {when(snapshot, now)}", snapshot=snapshot)
+    say(f"voting closes {when(deadline, now)}", deadline=deadline)
+    say(f"executable    {when(eta, now) if eta else '- (not queued)'}", eta=eta)
+    say(f"expires       {when(expiry, now) if expiry else '- (not queued)'}", expiry=expiry)
+    say(f"description   {proposal.description}", description=proposal.description)
+    actions = [cs.describe_action(action) for action in proposal.actions]
+    say("actions", actions=actions)
+    for action in actions:
+        say(f"  {action['text']}")

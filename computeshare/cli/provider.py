@@ -12,6 +12,7 @@ from computeshare.cli.common import (
     connect,
     device_argument,
     resolve_device,
+    say,
     send,
     show,
     tokens,
@@ -57,7 +58,7 @@ def provider_register(
     )
     cs = connect(manifest, account)
     device = cs.register_device(spec, uri)
-    click.echo(f"device 0x{device.hex()}")
+    say(f"device 0x{device.hex()}", device=device)
 
 
 def _device_action(action: str):
@@ -69,7 +70,7 @@ def _device_action(action: str):
         if cs.registry.device(device_id).owner != account.address:
             raise click.ClickException(f"device 0x{device_id.hex()} is not yours")
         send(f"{action} device", getattr(cs.registry, action), device_id, sender=account)
-        click.echo(f"device 0x{device_id.hex()}: {action}d")
+        say(f"device 0x{device_id.hex()}: {action}d", device=device_id, action=action)
 
     run.__doc__ = (
         f"{action.capitalize()} one of your devices (DEVICE: its id or a prefix of 6+ digits)."
@@ -88,7 +89,8 @@ def provider_stake(account, manifest, amount, approve_max):
     """Bond AMOUNT tokens as your own stake (approves Staking for exactly AMOUNT first)."""
     cs = connect(manifest, account)
     cs.stake(amount, approve_max=approve_max)
-    click.echo(f"bonded stake: {show(cs.staking.bonded_stake(account))} tokens")
+    bonded = cs.staking.bonded_stake(account)
+    say(f"bonded stake: {show(bonded)} tokens", bonded_stake=bonded)
 
 
 @command(provider, "thaw")
@@ -98,14 +100,16 @@ def provider_thaw(account, manifest, amount):
     cs = connect(manifest, account)
     cs.thaw(amount)
     pool = cs.staking.pool(account)
-    click.echo(
+    say(
         f"thawing {show(pool.own_thawing)} tokens: withdrawable "
-        f"{when(pool.own_unlock_at, chain_now())}"
-    )
+        f"{when(pool.own_unlock_at, chain_now())}",
+        thawing=pool.own_thawing, unlock_at=pool.own_unlock_at,
+    )  # fmt: skip
 
 
 @command(provider, "withdraw")
 def provider_withdraw(account, manifest):
     """Withdraw stake whose thawing period has passed."""
     cs = connect(manifest, account)
-    click.echo(f"withdrawn: {show(cs.withdraw_stake())} tokens")
+    withdrawn = cs.withdraw_stake()
+    say(f"withdrawn: {show(withdrawn)} tokens", withdrawn=withdrawn)

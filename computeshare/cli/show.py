@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import click
 
-from computeshare.cli.common import command, connect, full_option, show, step, table
+from computeshare.cli.common import command, connect, full_option, hex_id, show, step, table
 
 
 @click.group(name="show")
 def show_group():
-    """Read-only tables: devices, jobs, pools, proposals."""
+    """Read-only tables: devices, jobs, pools, proposals, parameters."""
 
 
 db_option = click.option(
@@ -103,11 +103,12 @@ def show_pools(manifest, db):
 
 @command(show_group, "proposals", signer=False)
 @db_option
-def show_proposals(manifest, db):
+@full_option
+def show_proposals(manifest, db, full):
     """Every proposal with its state and tally."""
     rows = [
         {
-            "proposal": p["proposal_id"],
+            "proposal": hex_id(p["proposal_id"], full),
             "proposer": p["proposer"][:10],
             "state": p["state_name"],
             "for": show(int(p.get("for_", 0))),
@@ -118,3 +119,24 @@ def show_proposals(manifest, db):
         for p in synced(manifest, db).proposals()
     ]
     table(rows, list(rows[0]) if rows else ["proposal"])
+
+
+@command(show_group, "params", signer=False)
+def show_params(manifest):
+    """Every governed parameter: its value now, in its unit, and its hard bounds."""
+    from computeshare.params import PARAMETERS
+
+    rows = []
+    for p in connect(manifest).parameters():
+        known = PARAMETERS[p["contract"]][p["name"]]
+        rows.append(
+            {
+                "parameter": f"{p['contract']}.{p['name']}",
+                "value": p["text"],
+                "low": known.format(p["low"]),
+                "high": known.format(p["high"]),
+                "default": known.format(p["default"]),
+                "raw": p["value"],
+            }
+        )
+    table(rows, ["parameter", "value", "low", "high", "default", "raw"])

@@ -14,6 +14,7 @@ from computeshare.cli.common import (
     command,
     connect,
     require,
+    say,
     send,
     show,
 )
@@ -33,8 +34,9 @@ def token_transfer(account, manifest, to, amount):
     cs = connect(manifest, account)
     require(cs.token.balanceOf(account), amount, "balance")
     send("transferring", cs.token.transfer, to, amount, sender=account)
-    click.echo(f"sent {show(amount)} tokens to {to}")
-    click.echo(f"your balance: {show(cs.token.balanceOf(account))} tokens")
+    balance = cs.token.balanceOf(account)
+    say(f"sent {show(amount)} tokens to {to}", sent=amount, to=to)
+    say(f"your balance: {show(balance)} tokens", balance=balance)
 
 
 @command(token, "delegate")
@@ -52,10 +54,11 @@ def token_delegate(account, manifest, to):
     # ERC-5805 `delegate`, which ape's `BaseAddress.delegate` (EIP-7702) shadows.
     send("delegating votes", method(cs.token, "delegate"), to, sender=account)
     who = "yourself" if to == account.address else to
-    click.echo(
-        f"votes delegated to {who}: {show(cs.token.balanceOf(account))} tokens; "
-        f"{to} now has {show(cs.token.getVotes(to))} votes"
-    )
+    balance, votes = cs.token.balanceOf(account), cs.token.getVotes(to)
+    say(
+        f"votes delegated to {who}: {show(balance)} tokens; {to} now has {show(votes)} votes",
+        delegate=to, balance=balance, votes=votes,
+    )  # fmt: skip
 
 
 @command(token, "balance", optional_signer=True)
@@ -66,13 +69,15 @@ def token_balance(account, manifest, holder):
         raise click.UsageError("give an ADDRESS or --account")
     holder = address(holder) if holder else account.address
     cs = connect(manifest)
-    delegate = cs.token.delegates(holder)
+    delegate = raw_delegate = cs.token.delegates(holder)
     if int(delegate, 16) == 0:
         delegate = "nobody (`computeshare token delegate` turns the balance into votes)"
     elif delegate == holder:
         delegate = "itself"
-    click.echo(f"address:  {holder}")
-    click.echo(f"balance:  {show(cs.token.balanceOf(holder))} tokens")
-    click.echo(f"votes:    {show(cs.token.getVotes(holder))}")
-    click.echo(f"delegate: {delegate}")
-    click.echo(f"escrow:   {show(cs.escrow.balanceOf(holder))} tokens (JobEscrow balance)")
+    balance, votes = cs.token.balanceOf(holder), cs.token.getVotes(holder)
+    escrow = cs.escrow.balanceOf(holder)
+    say(f"address:  {holder}", address=holder)
+    say(f"balance:  {show(balance)} tokens", balance=balance)
+    say(f"votes:    {show(votes)}", votes=votes)
+    say(f"delegate: {delegate}", delegate=raw_delegate)
+    say(f"escrow:   {show(escrow)} tokens (JobEscrow balance)", escrow_balance=escrow)
