@@ -32,7 +32,6 @@ from computeshare.constants import (
     ReplicaStatus,
     amount_text,
     label,
-    show,
 )
 from computeshare.exceptions import (
     ClientError,
@@ -45,6 +44,7 @@ from computeshare.exceptions import (
     WouldRevert,
     WrongState,
 )
+from computeshare.format import tokens as show
 from computeshare.jobs import JobBook
 from computeshare.manifest import OWNED, Manifest, network_manifest_path
 from computeshare.params import PARAMETERS, parameter
