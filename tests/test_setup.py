@@ -34,3 +34,17 @@ def test_no_check_runs_inside_apes_chain_isolate():
         if re.search(r"\bwith\s+chain\.isolate\(", line)
     ]
     assert offenders == []
+
+
+def test_every_module_imports():
+    """Every module of the package and every script imports: a name moved between modules
+    fails here, not in the one command that reaches it."""
+    import importlib
+    import pkgutil
+
+    import computeshare
+
+    names = [m.name for m in pkgutil.walk_packages(computeshare.__path__, "computeshare.")]
+    for name in names:
+        importlib.import_module(name)
+    assert "computeshare.cli.offer" in names and "computeshare.format" in names

@@ -280,6 +280,7 @@ def gov_status(manifest, proposal_text):
         quorum = "at the snapshot"
     else:
         quorum = show(cs.governor.proposalQuorum(proposal_id))
+    say(None, proposal=hex_id(proposal_id), state=state.label)
     table(
         [
             {

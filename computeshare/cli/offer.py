@@ -19,7 +19,6 @@ from pathlib import Path
 import click
 
 from computeshare.cli.common import (
-    SHORT_ID,
     Duration,
     address,
     approve_max_option,
@@ -41,6 +40,7 @@ from computeshare.cli.common import (
     when,
 )
 from computeshare.constants import HOUR
+from computeshare.format import SHORT_ID
 
 OFFER_FIELDS = (
     "provider", "device_nonce", "client", "price", "collateral", "spec_hash", "min_duration",
