@@ -53,6 +53,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "agent": ("computeshare.cli.agent", "agent", "Serve your device's jobs (the provider agent)."),
     "index": ("computeshare.cli.market", "index", "Follow the suite's events into an index."),
     "dashboard": ("computeshare.cli.market", "dashboard", "Serve a web dashboard over the index."),
+    "data": ("computeshare.cli.data", "data", "Content-addressed trees: add, serve, fetch."),
 }
 
 
