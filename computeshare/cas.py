@@ -159,21 +159,27 @@ def proof(leaves: Sequence[bytes], index: int) -> list[bytes]:
 
 def verify_chunk(root: bytes, size: int, index: int, chunk, proof: Sequence[bytes]) -> bool:
     """Whether `chunk` is chunk `index` of the pack named by (`root`, `size`)."""
+    return _verified_leaf(root, size, index, chunk, proof) is not None
+
+
+def _verified_leaf(root, size, index, chunk, proof) -> bytes | None:
+    """`chunk`'s leaf hash if it is chunk `index` of (`root`, `size`), else None."""
     count = chunk_count(size)
     if size < HEADER or not 0 <= index < count or len(chunk) != chunk_length(size, index):
-        return False
-    node, width, remaining = leaf_hash(chunk), count, list(proof)
+        return None
+    leaf = leaf_hash(chunk)
+    node, width, remaining = leaf, count, list(proof)
     while width > 1:
         if index ^ 1 < width:
             if not remaining:
-                return False
+                return None
             sibling = remaining.pop(0)
             if len(sibling) != HASH:
-                return False
+                return None
             node = node_hash(node, sibling) if index % 2 == 0 else node_hash(sibling, node)
         index //= 2
         width = (width + 1) // 2
-    return not remaining and node == bytes(root)
+    return leaf if not remaining and node == bytes(root) else None
 
 
 def leaves_of_file(path: Path | str) -> tuple[list[bytes], int]:
@@ -748,6 +754,8 @@ def _get_chunk(source: _Source, root: str, index: int, length: int, seconds: flo
     cls = http.client.HTTPSConnection if source.scheme == "https" else http.client.HTTPConnection
     conn = cls(source.host, source.port, timeout=seconds)
     try:
+        conn.connect()
+        sock = conn.sock  # the response keeps reading it after `conn` lets it go
         conn.request("GET", f"{source.prefix}{root}/{index}", headers={"Connection": "close"})
         response = conn.getresponse()
         if response.status != 200:
@@ -765,19 +773,19 @@ def _get_chunk(source: _Source, root: str, index: int, length: int, seconds: flo
             proof = [bytes.fromhex(h) for h in proof_text.split(",")] if proof_text else []
         except ValueError:
             raise CasError("a proof that is not hex") from None
+        if response.chunked:
+            raise CasError("sent a chunked body (a chunk has an exact Content-Length)")
         body = bytearray(length)
         view, got = memoryview(body), 0
-        while got < length:
+        while got < length:  # one bounded read at a time, straight into the buffer
             left = deadline - time.monotonic()
             if left <= 0:
                 raise CasError(f"took longer than {seconds:g} s for one chunk")
-            if conn.sock is not None:
-                conn.sock.settimeout(left)
-            piece = response.read1(min(length - got, 1 << 18))
-            if not piece:
+            sock.settimeout(left)
+            n = response.fp.readinto1(view[got:])
+            if not n:
                 raise CasError(f"closed after {got} of {length} bytes")
-            view[got : got + len(piece)] = piece
-            got += len(piece)
+            got += n
         return body, proof
     except CasError:
         raise
@@ -916,12 +924,12 @@ def _download(
                     if source.failures >= max_failures:
                         source.dropped = str(error)
                 continue
-            if not verify_chunk(root_bytes, size, index, chunk, proof):
+            leaf = _verified_leaf(root_bytes, size, index, chunk, proof)
+            if leaf is None:
                 with lock:
                     source.dropped = source.last_error = f"chunk {index} does not match the root"
                 continue
             os.pwrite(fd, chunk, index * CHUNK)
-            leaf = leaf_hash(chunk)
             os.pwrite(record, leaf, index * HASH)
             leaves[index] = leaf
             return
