@@ -48,10 +48,10 @@ import dataclasses
 import errno
 import fcntl
 import hashlib
-import http.client
 import itertools
 import os
 import re
+import socket
 import stat
 import struct
 import tempfile
@@ -67,6 +67,7 @@ MAGIC = b"CSPK\x01"
 HEADER = len(MAGIC) + 4  # magic and the u32 count: the smallest pack
 CHUNK = 1 << 20
 MAX_ENTRIES = 1 << 20  # files in one tree (a policy bound: the entries are held in memory)
+MAX_SIZE = 1 << 42  # 4 TiB: the largest pack fetched, whatever a caller's policy says
 MAX_PATH = 4096
 MAX_COMPONENT = 255
 HASH = 32
@@ -488,7 +489,10 @@ def unpack(pack: Pack, directory: Path | str) -> None:
             with open(fd, "wb") as dst:
                 left, offset = entry.size, entry.offset
                 while left:
-                    sent = os.copy_file_range(src.fileno(), fd, min(left, 1 << 30), offset)
+                    try:
+                        sent = os.copy_file_range(src.fileno(), fd, min(left, 1 << 30), offset)
+                    except OSError:  # another file system, an old kernel: copy by hand
+                        sent = os.write(fd, os.pread(src.fileno(), min(left, CHUNK), offset))
                     if sent <= 0:
                         raise PackError(f"{pack.path} ended inside {entry.path}")
                     left -= sent
@@ -747,54 +751,112 @@ def _source(uri: str) -> _Source:
     return _Source(uri, parts.scheme, parts.hostname, port, prefix)
 
 
-def _get_chunk(source: _Source, root: str, index: int, length: int, seconds: float):
-    """(chunk, proof) from one source, or CasError. At most `length` body bytes are read,
-    all within `seconds`; no redirect is followed."""
-    deadline = time.monotonic() + seconds
-    cls = http.client.HTTPSConnection if source.scheme == "https" else http.client.HTTPConnection
-    conn = cls(source.host, source.port, timeout=seconds)
+MAX_HEAD = 16_384  # a chunk answer's status line and headers (a proof is at most ~4 KiB)
+_TLS = None
+
+
+def _tls():
+    global _TLS
+    if _TLS is None:
+        import ssl
+
+        _TLS = ssl.create_default_context()
+    return _TLS
+
+
+def _parse_head(head: bytes) -> tuple[int, str, dict[str, str]]:
+    """An answer's status line and headers -> (status, reason, lowercased name -> value)."""
     try:
-        conn.connect()
-        sock = conn.sock  # the response keeps reading it after `conn` lets it go
-        conn.request("GET", f"{source.prefix}{root}/{index}", headers={"Connection": "close"})
-        response = conn.getresponse()
-        if response.status != 200:
-            if 300 <= response.status < 400:
-                where = (response.getheader("Location") or "")[:60]
-                raise CasError(f"redirected ({response.status} to {where!r}): not followed")
-            raise CasError(f"answered {response.status} {response.reason[:40]}")
-        declared = response.getheader("Content-Length")
-        if declared is None or not declared.isdigit() or int(declared) != length:
-            raise CasError(f"sent {declared or 'no'} Content-Length for a {length}-byte chunk")
-        proof_text = response.getheader("X-Proof", "")
-        if len(proof_text) > 64 * 65:
-            raise CasError("a proof longer than 64 hashes")
-        try:
-            proof = [bytes.fromhex(h) for h in proof_text.split(",")] if proof_text else []
-        except ValueError:
-            raise CasError("a proof that is not hex") from None
-        if response.chunked:
-            raise CasError("sent a chunked body (a chunk has an exact Content-Length)")
-        body = bytearray(length)
-        view, got = memoryview(body), 0
-        while got < length:  # one bounded read at a time, straight into the buffer
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise CasError(f"took longer than {seconds:g} s for one chunk")
-            sock.settimeout(left)
-            n = response.fp.readinto1(view[got:])
-            if not n:
-                raise CasError(f"closed after {got} of {length} bytes")
-            got += n
-        return body, proof
+        lines = head.decode("latin-1").split("\r\n")
+        version, status, *reason = lines[0].split(" ", 2)
+        if not version.startswith("HTTP/1.") or not (status.isdigit() and len(status) == 3):
+            raise ValueError
+    except ValueError:
+        raise CasError(f"not an HTTP answer: {head[:40]!r}") from None
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        if not colon or not name or name != name.strip():
+            raise CasError(f"a malformed header line: {line[:40]!r}")
+        name, value = name.lower(), value.strip()
+        if name in headers and headers[name] != value:
+            raise CasError(f"two different {name} headers")
+        headers[name] = value
+    return int(status), (reason[0] if reason else ""), headers
+
+
+def _get_chunk(source: _Source, root: str, index: int, length: int, seconds: float):
+    """(chunk, proof) from one source, or CasError. The whole exchange (connecting, TLS,
+    the answer's head and body) has `seconds`; the head is at most `MAX_HEAD` bytes and the
+    body exactly the chunk's length; no redirect is followed."""
+    deadline = time.monotonic() + seconds
+
+    def left() -> float:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        return remaining
+
+    request = (
+        f"GET {source.prefix}{root}/{index} HTTP/1.1\r\nHost: {source.host}\r\n"
+        "Connection: close\r\nAccept-Encoding: identity\r\n\r\n"
+    ).encode()
+    default_port = 443 if source.scheme == "https" else 80
+    try:
+        sock = socket.create_connection((source.host, source.port or default_port), left())
+        with contextlib.ExitStack() as closing:
+            closing.callback(sock.close)
+            if source.scheme == "https":
+                sock = _tls().wrap_socket(sock, server_hostname=source.host)
+                closing.callback(sock.close)
+            sock.sendall(request)
+            head = bytearray()
+            while (end := head.find(b"\r\n\r\n")) < 0:
+                if len(head) > MAX_HEAD:
+                    raise CasError(f"an answer head longer than {MAX_HEAD} bytes")
+                sock.settimeout(left())
+                piece = sock.recv(MAX_HEAD + 4)
+                if not piece:
+                    raise CasError("closed before the answer's head ended")
+                head += piece
+            status, reason, headers = _parse_head(bytes(head[:end]))
+            if status != 200:
+                if 300 <= status < 400:
+                    where = headers.get("location", "")[:60]
+                    raise CasError(f"redirected ({status} to {where!r}): not followed")
+                raise CasError(f"answered {status} {reason[:40]}")
+            if "transfer-encoding" in headers:
+                raise CasError("sent a Transfer-Encoding (a chunk has an exact Content-Length)")
+            declared = headers.get("content-length", "")
+            if not declared.isdigit() or int(declared) != length:
+                raise CasError(f"sent {declared or 'no'} Content-Length for a {length}-byte chunk")
+            proof_text = headers.get("x-proof", "")
+            if len(proof_text) > 64 * 65:
+                raise CasError("a proof longer than 64 hashes")
+            try:
+                proof = [bytes.fromhex(h) for h in proof_text.split(",")] if proof_text else []
+            except ValueError:
+                raise CasError("a proof that is not hex") from None
+            body = bytearray(length)
+            view = memoryview(body)
+            rest = head[end + 4 :]
+            if len(rest) > length:
+                raise CasError(f"sent more than the {length}-byte chunk")
+            view[: len(rest)] = rest
+            got = len(rest)
+            while got < length:  # straight into the buffer, each read within the deadline
+                sock.settimeout(left())
+                n = sock.recv_into(view[got:])
+                if not n:
+                    raise CasError(f"closed after {got} of {length} bytes")
+                got += n
+            return body, proof
     except CasError:
         raise
     except TimeoutError:
         raise CasError(f"took longer than {seconds:g} s for one chunk") from None
-    except (OSError, http.client.HTTPException, ValueError) as error:
+    except (OSError, ValueError) as error:
         raise CasError(f"{type(error).__name__}: {str(error)[:80]}") from None
-    finally:
-        conn.close()
 
 
 def fetch_tree(
@@ -822,8 +884,9 @@ def fetch_tree(
     check_root(root)
     if not isinstance(size, int) or isinstance(size, bool) or size < HEADER:
         raise CasError(f"{size!r} is not a pack size (at least {HEADER} bytes)")
-    if size > max_size:
-        raise CasError(f"the tree is {size} bytes, more than the {max_size} this policy allows")
+    if size > min(max_size, MAX_SIZE):
+        limit = min(max_size, MAX_SIZE)
+        raise CasError(f"the tree is {size} bytes, more than the {limit} this policy allows")
     found = cache.get(root)
     if found is not None:
         if found.stat().st_size == size:
@@ -970,9 +1033,8 @@ class ChunkServer:
     at most `MAX_HEADER_BYTES`."""
 
     def __init__(self, cache: Cache, host: str = "127.0.0.1", port: int = 0):
-        import socket
-
         import uvicorn
+        from starlette.concurrency import run_in_threadpool
         from starlette.responses import Response
 
         from computeshare import results
@@ -992,7 +1054,11 @@ class ChunkServer:
                 status, body = 405, b"GET only\n"
             else:
                 match = _CHUNK_PATH.match(scope["path"])
-                served = self._chunk(match.group(1), int(match.group(2))) if match else None
+                served = None
+                if match:  # file reads (and a first proof tree) off the event loop
+                    served = await run_in_threadpool(
+                        self._chunk, match.group(1), int(match.group(2))
+                    )
                 if served is not None:
                     body, proof_hex = served
                     status, headers = 200, [(b"x-proof", proof_hex.encode())]

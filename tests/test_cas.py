@@ -420,6 +420,34 @@ def test_trickle_cut_off(tmp_path, store, raw_servers):
     fetch_fails(info, [raw_servers(trickle).url], tmp_path, "took longer than 1 s", seconds=4)
 
 
+def test_trickled_head_cut_off(tmp_path, store, raw_servers):
+    _, info = store
+
+    def trickle(conn):
+        conn.sendall(b"HTTP/1.1 200 OK\r\n")
+        for _ in range(100):
+            conn.sendall(b"X: y\r\n")
+            time.sleep(0.1)
+
+    fetch_fails(info, [raw_servers(trickle).url], tmp_path, "took longer than 1 s", seconds=4)
+
+
+def test_malformed_answers_refused(tmp_path, store, raw_servers):
+    _, info = store
+    answers = {
+        b"SSH-2.0-OpenSSH\r\n\r\n": "not an HTTP answer",
+        b"HTTP/1.1 200 OK\r\nbroken\r\n\r\n": "malformed header",
+        head(CHUNK, "Content-Length: 5\r\n"): "two different content-length",
+        head(CHUNK, "Transfer-Encoding: chunked\r\n"): "Transfer-Encoding",
+        head(CHUNK, "X-Proof: zz\r\n"): "not hex",
+        head(None, "", "404 Not Found"): "answered 404",
+        head(CHUNK, "X-Proof: \r\n") + b"x" * 1000: "closed after 1000",
+    }
+    for answer, message in answers.items():
+        server = raw_servers(lambda conn, answer=answer: conn.sendall(answer))
+        fetch_fails(info, [server.url], tmp_path, message)
+
+
 def test_silent_server_cut_off(tmp_path, store, raw_servers):
     _, info = store
     fetch_fails(
@@ -451,8 +479,8 @@ def test_endless_streams_refused(tmp_path, store, raw_servers):
             conn.sendall(b"x" * 65_536)
 
     fetch_fails(info, [raw_servers(endless_body).url], tmp_path, "no Content-Length")
-    fetch_fails(info, [raw_servers(endless_headers).url], tmp_path, "more than 100 headers")
-    fetch_fails(info, [raw_servers(endless_line).url], tmp_path, "LineTooLong")
+    fetch_fails(info, [raw_servers(endless_headers).url], tmp_path, "head longer than 16384")
+    fetch_fails(info, [raw_servers(endless_line).url], tmp_path, "head longer than 16384")
     fetch_fails(info, [raw_servers(long_proof).url], tmp_path, "longer than 64 hashes")
 
 
