@@ -28,9 +28,17 @@ base ending in "/" (e.g. "http://host:8710/cas/"); chunk i of a tree is
                                body = the chunk's raw bytes,
                                X-Proof: the proof's hashes as hex, joined by "," (may be empty)
 
-and 404 for a root the server does not hold or an index past the end. One request per
-connection; redirects are never followed. IPFS-gateway URIs ("https://gw/ipfs/<cid>") are
-not supported (a CID names a different DAG).
+and 404 for a root the server does not hold or an index past the end (`ChunkServer` serves
+under "/cas/"). One request per connection. The fetcher gives each chunk one deadline for
+the whole exchange (connect, TLS, head, body), reads a head of at most `MAX_HEAD` bytes and
+exactly the chunk's length of body, refuses a Transfer-Encoding, and never follows a
+redirect; a chunk is written only once its proof checks against the root. Sources are tried
+in order, or spread over chunks (several replicas serving one output). A pack larger than
+the caller's `max_size` (and `MAX_SIZE`) is refused before the first request. IPFS-gateway
+URIs ("https://gw/ipfs/<cid>") are not supported (a CID names a different DAG).
+
+A job's `/input` is served straight from a cached pack: `open_pack(path).files()` gives
+relative path -> (pack file, offset, size); pin the pack (`Cache.pinned`) while the job runs.
 
 Cache layout (one directory, shared by every process of a machine: replicas, the arbiter):
     packs/<root>.pack     complete, verified packs (mtime = last use, for LRU eviction)
@@ -551,6 +559,13 @@ class Cache:
             return None
         return path
 
+    def open(self, root: str) -> Pack:
+        """The complete pack of `root`, parsed (pin it while a job reads it)."""
+        path = self.get(root)
+        if path is None:
+            raise CasError(f"{root[:16]}… is not in the cache")
+        return open_pack(path)
+
     def roots(self) -> list[str]:
         return sorted(p.stem for p in (self.dir / "packs").glob("*.pack"))
 
@@ -1011,12 +1026,16 @@ def _download(
                 stop.set()
                 raise
 
+    pool = ThreadPoolExecutor(workers)
     try:
-        with ThreadPoolExecutor(workers) as pool:
-            futures = [pool.submit(worker) for _ in range(min(workers, len(missing)))]
+        futures = [pool.submit(worker) for _ in range(min(workers, len(missing)))]
         for future in futures:
             future.result()
+    except BaseException:
+        stop.set()  # the others finish their chunk and stop (also on Ctrl-C)
+        raise
     finally:
+        pool.shutdown(wait=True)
         os.close(record)
 
 

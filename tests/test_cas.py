@@ -265,6 +265,9 @@ def test_fetch_and_cache_hit(tmp_path, store, server, tree):
     assert server.requests == 4  # 3 MiB + a bit: four chunks
     assert fetch_tree(info.root, info.size, [server.url], cache, max_size=1 << 30) == path
     assert server.requests == 4  # served from the cache
+    with cache.pinned(info.root):
+        inputs = cache.open(info.root).files()  # the sandbox's /input, straight from the pack
+    assert inputs["a.txt"] == (path, inputs["a.txt"][1], 6)
     unpack(open_pack(path), tmp_path / "out")
     assert (tmp_path / "out" / "dir" / "b.bin").read_bytes() == TREE["dir/b.bin"]
     assert not list((tmp_path / "cache" / "partial").glob("*.part"))
@@ -615,12 +618,24 @@ def test_pins_of_ended_processes_are_ignored(tmp_path):
 
 
 def test_cache_shared_between_fetchers(tmp_path, store, server):
-    """A second fetcher (another replica, or the arbiter) on the machine reuses the pack."""
+    """Fetchers sharing a cache directory (replicas, the arbiter) download a tree once, even
+    at the same time."""
     _, info = store
-    first = Cache(tmp_path / "shared", quota=1 << 30)
-    second = Cache(tmp_path / "shared", quota=1 << 30)
-    fetch_tree(info.root, info.size, [server.url], first, max_size=1 << 30)
-    fetch_tree(info.root, info.size, [server.url], second, max_size=1 << 30)
+    caches = [Cache(tmp_path / "shared", quota=1 << 30) for _ in range(3)]
+    found, errors = [], []
+
+    def run(cache):
+        try:
+            found.append(fetch_tree(info.root, info.size, [server.url], cache, max_size=1 << 30))
+        except Exception as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(cache,)) for cache in caches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not errors and len(set(found)) == 1 and len(found) == 3
     assert server.requests == 4
 
 
@@ -644,6 +659,35 @@ def test_server_answers_only_chunks(store, server):
     assert http_get(f"{base}{info.root}/3").startswith(b"HTTP/1.1 200")
     for bad in (f"{info.root}/4", f"{'0' * 64}/0", f"{info.root}/-1", "../../etc/passwd", ""):
         assert http_get(f"{base}{bad}").startswith(b"HTTP/1.1 404"), bad
+
+
+def test_idle_connections_do_not_block_fetching(tmp_path, store, server):
+    _, info = store
+    idle = [socket.create_connection(server.address) for _ in range(40)]
+    try:
+        path = fetch_tree(
+            info.root, info.size, [server.url], Cache(tmp_path / "c"), max_size=1 << 30
+        )
+        assert path.read_bytes() == info.path.read_bytes()
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_cli_data_fetch_errors(tmp_path, store, server):
+    from computeshare.cli import main
+
+    _, info = store
+    runner = CliRunner()
+    base = ["data", "fetch", info.root, str(info.size), server.url, "--cache", str(tmp_path)]
+    result = runner.invoke(main, [*base, "--max-size", "1000"])
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: the tree is {info.size} bytes, more than the 1000 this policy allows\n"
+    )
+    result = runner.invoke(main, [*base, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "z").read_bytes() == TREE["z"]
 
 
 def test_cli_data_add(tmp_path, tree, store):
