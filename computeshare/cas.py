@@ -891,11 +891,13 @@ def fetch_tree(
     The size is checked against `max_size` (the caller's policy) and the quota before any
     request. Chunks are fetched by `workers` threads and each is verified against the root
     before it is written; sources are tried in order (with `spread`, chunk i starts at
-    source i mod n: several replicas serving one output share the load), a source that
-    serves a chunk not matching the root is dropped at once, one that fails otherwise after
-    `max_failures` failures. Each request is bounded by `seconds_per_chunk` and the chunk's
-    exact length. Verified chunks stay in the partial file, so a later call resumes. The
-    complete pack must parse (`open_pack`) before it enters the cache."""
+    source i mod n: several replicas serving one output share the load). A source that
+    serves a chunk not matching the root is dropped at once, one that fails otherwise
+    `max_failures` times in a row is dropped, and a chunk is given up after `max_failures`
+    rounds over the sources (with a short back-off between rounds). Each request is bounded
+    by `seconds_per_chunk` and the chunk's exact length. Verified chunks stay in the partial
+    file, so a later call resumes. The complete pack must parse (`open_pack`) before it
+    enters the cache."""
     check_root(root)
     if not isinstance(size, int) or isinstance(size, bool) or size < HEADER:
         raise CasError(f"{size!r} is not a pack size (at least {HEADER} bytes)")
@@ -985,32 +987,36 @@ def _download(
 
     def fetch_one(index: int) -> None:
         length = chunk_length(size, index)
-        order = sources[index % len(sources) :] + sources[: index % len(sources)]
-        if not spread:
-            order = sources
-        for source in order:
-            if stop.is_set():
+        start = index % len(sources) if spread else 0
+        order = sources[start:] + sources[:start]
+        for attempt in range(max_failures):
+            if attempt:
+                time.sleep(min(1.0, 0.05 * 2**attempt))  # a transient failure: back off
+            for source in order:
+                if stop.is_set():
+                    return
+                if source.dropped:
+                    continue
+                try:
+                    chunk, proof = _get_chunk(source, root, index, length, seconds)
+                except CasError as error:
+                    with lock:
+                        source.failures += 1
+                        source.last_error = str(error)
+                        if source.failures >= max_failures:
+                            source.dropped = str(error)
+                    continue
+                leaf = _verified_leaf(root_bytes, size, index, chunk, proof)
+                if leaf is None:  # a lie, not an accident: never asked again
+                    with lock:
+                        source.dropped = f"chunk {index} does not match the root"
+                    continue
+                os.pwrite(fd, chunk, index * CHUNK)
+                os.pwrite(record, leaf, index * HASH)
+                leaves[index] = leaf
+                with lock:
+                    source.failures = 0  # failures in a row drop a source
                 return
-            if source.dropped:
-                continue
-            try:
-                chunk, proof = _get_chunk(source, root, index, length, seconds)
-            except CasError as error:
-                with lock:
-                    source.failures += 1
-                    source.last_error = str(error)
-                    if source.failures >= max_failures:
-                        source.dropped = str(error)
-                continue
-            leaf = _verified_leaf(root_bytes, size, index, chunk, proof)
-            if leaf is None:
-                with lock:
-                    source.dropped = source.last_error = f"chunk {index} does not match the root"
-                continue
-            os.pwrite(fd, chunk, index * CHUNK)
-            os.pwrite(record, leaf, index * HASH)
-            leaves[index] = leaf
-            return
         reasons = "; ".join(f"{s.uri}: {s.dropped or s.last_error}" for s in sources)
         raise TreeFetchError(f"no source served chunk {index} of {root[:16]}…: {reasons}")
 

@@ -167,7 +167,9 @@ def test_proofs(tmp_path, chunks):
         assert verify_chunk(root, size, i, chunk, path_)
         tampered = bytes([chunk[0] ^ 1]) + chunk[1:]
         assert not verify_chunk(root, size, i, tampered, path_)
-        assert not verify_chunk(root, size + 1, i, chunk, path_) or i != chunks - 1
+        if i == chunks - 1:  # the size fixes the last chunk's length
+            assert not verify_chunk(root, size + 1, i, chunk, path_)
+            assert not verify_chunk(root, size - 1, i, chunk, path_)
         assert not verify_chunk(root, size, i, chunk, [*path_, bytes(32)])
         if path_:
             assert not verify_chunk(root, size, i, chunk, path_[:-1])
@@ -277,8 +279,8 @@ class RawServer:
     """A loopback TCP server whose every connection is handled by `handle(conn)`: the
     hostile servers below. Counts connections."""
 
-    def __init__(self, handle):
-        self.handle, self.connections = handle, 0
+    def __init__(self, handle, with_request: bool = False):
+        self.handle, self.connections, self.with_request = handle, 0, with_request
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/cas/"
         self.closed = threading.Event()
@@ -296,8 +298,8 @@ class RawServer:
     def _serve(self, conn):
         with conn:
             try:
-                conn.recv(65_536)
-                self.handle(conn)
+                request = conn.recv(65_536)
+                self.handle(*((conn, request) if self.with_request else (conn,)))
             except OSError:
                 pass
 
@@ -310,8 +312,8 @@ class RawServer:
 def raw_servers():
     made = []
 
-    def make(handle):
-        made.append(RawServer(handle))
+    def make(handle, with_request: bool = False):
+        made.append(RawServer(handle, with_request))
         return made[-1]
 
     yield make
@@ -498,6 +500,28 @@ def test_falls_back_to_the_next_source(tmp_path, store, server, raw_servers):
     path = fetch_tree(info.root, info.size, uris, cache, max_size=1 << 30, workers=1, **FAST)
     assert path.read_bytes() == info.path.read_bytes()
     assert wrong.connections == 1  # dropped after its first failure (max_failures=1)
+
+
+def test_transient_failures_are_retried(tmp_path, store, server, raw_servers):
+    """A source that fails now and then (a proxy that closes every other connection at
+    once) is asked again after a short back-off; the tree arrives whole."""
+    _, info = store
+    seen = []
+
+    def flaky(conn, request):
+        seen.append(None)
+        if len(seen) % 2:
+            return
+        with socket.create_connection(server.address) as up:
+            up.sendall(request)
+            while data := up.recv(65_536):
+                conn.sendall(data)
+
+    flaky_server = raw_servers(flaky, with_request=True)
+    cache = Cache(tmp_path / "cache")
+    path = fetch_tree(info.root, info.size, [flaky_server.url], cache, max_size=1 << 30, workers=1)
+    assert path.read_bytes() == info.path.read_bytes()
+    assert len(seen) == 8 and server.requests == 4
 
 
 def test_several_sources_share_one_tree(tmp_path, store):
