@@ -278,6 +278,11 @@ class PackInfo:
     entries: int  # files in the tree
     path: Path  # the pack file
 
+    @property
+    def root_bytes(self) -> bytes:
+        """The root as 32 bytes (e.g. a run's `output_root`)."""
+        return bytes.fromhex(self.root)
+
     def spec(self, uris: Sequence[str] = ()) -> dict:
         """The spec form: {"root", "size", "uris"}."""
         return {"root": self.root, "size": self.size, "uris": list(uris)}
