@@ -573,6 +573,46 @@ def test_resume_after_interruption(tmp_path, raw_servers):
     assert path.read_bytes() == info.path.read_bytes()
 
 
+def test_resume_after_the_fetcher_is_killed(tmp_path, raw_servers):
+    """A fetching process killed mid-way (SIGKILL: no clean-up at all) leaves its verified
+    chunks; the next fetcher, in another process, asks only for the others."""
+    top = make_tree(tmp_path / "big", {"data": noise(20 * CHUNK, 9)})
+    source = Cache(tmp_path / "store")
+    info = source.add_dir(top)
+    chunks = cas.chunk_count(info.size)
+    cache = Cache(tmp_path / "cache")
+    with ChunkServer(source) as server:
+
+        def slow(conn, request):  # a slow way to the server: 100 ms an answer
+            time.sleep(0.1)
+            with socket.create_connection(server.address) as up:
+                up.sendall(request)
+                while data := up.recv(65_536):
+                    conn.sendall(data)
+
+        proxy = raw_servers(slow, with_request=True)
+        code = (
+            "import sys; from computeshare.cas import Cache, fetch_tree; "
+            "fetch_tree(sys.argv[1], int(sys.argv[2]), [sys.argv[3]], Cache(sys.argv[4]), "
+            "max_size=1 << 30, workers=1)"
+        )
+        fetcher = subprocess.Popen(
+            [sys.executable, "-c", code, info.root, str(info.size), proxy.url, str(cache.dir)],
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+        )
+        deadline = time.monotonic() + 60
+        while cache.partial_chunks(info.root, info.size) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        fetcher.kill()
+        fetcher.wait()
+        kept = cache.partial_chunks(info.root, info.size)
+        assert 4 <= kept < chunks and not cache.has(info.root)
+        before = server.requests
+        path = fetch_tree(info.root, info.size, [server.url], cache, max_size=1 << 30)
+        assert server.requests - before == chunks - kept
+    assert path.read_bytes() == info.path.read_bytes()
+
+
 def test_resume_rechecks_recorded_chunks(tmp_path, store, server):
     """A recorded chunk whose bytes did not survive (a crash before the data reached the
     disk) is fetched again."""
