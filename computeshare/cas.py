@@ -385,7 +385,7 @@ def pack_dir(directory: Path | str, out: Path | str) -> PackInfo:
             for raw, size in files:
                 name = os.fsdecode(raw)
                 try:
-                    handle = os.open(directory / name, os.O_RDONLY | os.O_NOFOLLOW)
+                    handle = os.open(directory / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
                 except OSError as error:
                     raise PackError(f"cannot open {name}: {error.strerror}") from None
                 with open(handle, "rb", buffering=0) as src:
@@ -909,11 +909,9 @@ def fetch_tree(
     if size > min(max_size, MAX_SIZE):
         limit = min(max_size, MAX_SIZE)
         raise CasError(f"the tree is {size} bytes, more than the {limit} this policy allows")
-    found = cache.get(root)
+    found = _cached(cache, root, size)
     if found is not None:
-        if found.stat().st_size == size:
-            return found
-        raise CasError(f"the cache holds {root[:16]}… with another size")
+        return found
     sources = [_source(u) for u in uris]
     if not sources:
         raise CasError("no source URI for the tree")
@@ -923,7 +921,7 @@ def fetch_tree(
     with open(part.with_suffix(".lock"), "a+b") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one download of a root at a time, per machine
         try:
-            found = cache.get(root)
+            found = _cached(cache, root, size)  # another process may have fetched it
             if found is not None:
                 return found
             with cache._locked():
@@ -955,6 +953,13 @@ def fetch_tree(
             return dest
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _cached(cache: Cache, root: str, size: int) -> Path | None:
+    found = cache.get(root)
+    if found is not None and found.stat().st_size != size:
+        raise CasError(f"the cache holds {root[:16]}… with another size")
+    return found
 
 
 def _resume(fd: int, leaves_path: Path, size: int) -> list[bytes | None]:

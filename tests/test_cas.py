@@ -403,6 +403,18 @@ def test_wrong_root_refused(tmp_path, store, raw_servers):
     fetch_fails(info, [raw_servers(liar).url], tmp_path, "does not match the root")
 
 
+def test_a_tree_that_is_not_a_pack_is_refused(tmp_path):
+    """The bytes match their root, chunk by chunk, but do not parse as a pack."""
+    junk = Cache(tmp_path / "junk")
+    data = b"CSPK\x01" + struct.pack("<I", 1) + noise(CHUNK + 100)
+    root, size = merkle_root([cas.leaf_hash(data[:CHUNK]), cas.leaf_hash(data[CHUNK:])]), len(data)
+    junk.pack_path(root.hex()).write_bytes(data)
+    cache = Cache(tmp_path / "cache")
+    with ChunkServer(junk) as server, pytest.raises(TreeFetchError, match="is not a pack"):
+        fetch_tree(root.hex(), size, [server.url], cache, max_size=1 << 30)
+    assert not cache.has(root.hex()) and cache.used() == 0
+
+
 def test_redirect_not_followed(tmp_path, store, server, raw_servers):
     _, info = store
     target = raw_servers(lambda conn: None)
