@@ -594,9 +594,11 @@ class Cache:
         temp = Path(temp)
         try:
             info = pack_dir(directory, temp)
+            dest = self.pack_path(info.root)
             with self._locked():
+                if self.get(dest.stem) is not None:  # already held: only marked as used
+                    return dataclasses.replace(info, path=dest)
                 self._make_room(info.size, keep=info.root)
-                dest = self.pack_path(info.root)
                 os.replace(temp.with_suffix(".leaves"), dest.with_suffix(".leaves"))
                 os.replace(temp, dest)
         finally:

@@ -659,6 +659,8 @@ def test_quota_eviction_and_pins(tmp_path):
     cache.get(one.root)  # ... until it is used
     three = add(cache, tmp_path, "three", CHUNK)
     assert set(cache.roots()) == {one.root, three.root}  # `two` was evicted
+    assert cache.add_dir(tmp_path / "three").root == three.root  # held already: no eviction
+    assert set(cache.roots()) == {one.root, three.root}
     assert cache.used() <= cache.quota
     token = cache.pin(one.root)
     os.utime(one.path, (1, 1))
