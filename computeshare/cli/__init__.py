@@ -54,6 +54,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("computeshare.cli.run", "run", "Run a wasm module here exactly as a provider would."),
     "index": ("computeshare.cli.market", "index", "Follow the suite's events into an index."),
     "dashboard": ("computeshare.cli.market", "dashboard", "Serve a web dashboard over the index."),
+    "data": ("computeshare.cli.data", "data", "Content-addressed trees: add, serve, fetch."),
 }
 
 
