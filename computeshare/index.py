@@ -288,7 +288,9 @@ slashes = _table(
     _amount("total"),
     keys=("provider",),
 )
-fees = _table("fees", Column("devices", BigInteger), _amount("amount"), Column("treasury", String(42)))
+fees = _table(
+    "fees", Column("devices", BigInteger), _amount("amount"), Column("treasury", String(42))
+)
 treasury = _table("treasury", Column("address", String(42)), _amount("balance"))
 proposals = _table(
     "proposals",

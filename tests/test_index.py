@@ -199,9 +199,7 @@ def test_job_look_ups_from_the_index_equal_those_from_the_logs(market, chain, st
     cs = market.cs
     start = cs.manifest["contracts"]["JobEscrow"]["block"]
     from_logs = JobBook(cs.escrow, cs.escrow_view, start)
-    from_index = JobBook(
-        cs.escrow, cs.escrow_view, start, index=open_index(market, chain, store())
-    )
+    from_index = JobBook(cs.escrow, cs.escrow_view, start, index=open_index(market, chain, store()))
     for job_id in market.jobs.values():
         assert from_index.terms(job_id) == from_logs.terms(job_id)
         assert from_index.replica(job_id) == from_logs.replica(job_id)
@@ -313,7 +311,7 @@ def test_uint256_figures_round_trip(market, chain, store):
     """Amounts are uint256: above both databases' signed 64-bit integers, they are kept as
     decimal text and in the events' JSON, and come back exact."""
     cs, top = market.cs, 2**256 - 1
-    cs.token.approve(market.providers[3], top, sender=market.client)
+    cs.token.approve(market.providers[0], top, sender=market.client)
     index = open_index(market, chain, store())
     assert index.sync().skipped == 0
     approvals = index._rows(select(events).where(events.c.name == "Approval"))
