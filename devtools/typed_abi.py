@@ -58,9 +58,7 @@ def published_manifests(directory: Path = DEPLOYMENTS_DIR) -> list[dict]:
         if LOCAL_MANIFEST.search(path.name):
             continue
         data = json.loads(path.read_text())
-        if not isinstance(data.get("chain_id"), int) or not isinstance(
-            data.get("contracts"), dict
-        ):
+        if not isinstance(data.get("chain_id"), int) or not isinstance(data.get("contracts"), dict):
             raise ValueError(f"{path}: not a deployment manifest (chain_id, contracts)")
         found.append(data)
     return sorted(found, key=lambda m: m["chain_id"])
@@ -122,9 +120,7 @@ def index_module(contracts: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def generate(
-    abi_dir: Path = ABI_DIR, deployments_dir: Path = DEPLOYMENTS_DIR
-) -> dict[str, str]:
+def generate(abi_dir: Path = ABI_DIR, deployments_dir: Path = DEPLOYMENTS_DIR) -> dict[str, str]:
     """Relative path under the package -> text, for every generated file."""
     abis = load_abis(abi_dir)
     contracts = list(abis)

@@ -108,9 +108,7 @@ def test_a_dapp_posts_a_job_through_viem_and_reads_it_back(
 
     client = accounts[4]  # holds 100,000 tokens; the node keeps its key (eth_sendTransaction)
     assert client.address in chain.provider.web3.eth.accounts
-    done = run(
-        ["node", "dist/test/post-job.js", chain.provider.uri, client.address], package, 300
-    )
+    done = run(["node", "dist/test/post-job.js", chain.provider.uri, client.address], package, 300)
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen["chainId"] == manifest["chain_id"] == chain.chain_id
     assert seen["jobId"] == seen["simulatedId"]
