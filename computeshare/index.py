@@ -62,6 +62,7 @@ from sqlalchemy import (
 from sqlalchemy import Index as SqlIndex
 from sqlalchemy import text as sql_text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.types import TypeDecorator
 
 from computeshare.governance import CANCELED, DEFEATED, EXECUTED, EXPIRED, STATE_NAMES
@@ -486,9 +487,15 @@ class EventIndex:
         self.decoder = Decoder.from_manifest(manifest)
         self.addresses = sorted(to_checksum_address(a) for a in self.decoder.by_address)
         self._contracts: dict[str, Any] = {}
-        with engine.begin() as db:  # two processes opening a new database: one creates it
-            _lock(db)
-            metadata.create_all(db)
+        try:
+            with engine.begin() as db:  # two processes opening a new database: one creates it
+                _lock(db)
+                metadata.create_all(db)
+        except OperationalError as error:  # no server, wrong credentials, no such database
+            where = engine.url.render_as_string(hide_password=True)
+            raise IndexFailure(
+                f"cannot open the index database {where}: {_line(error.orig)}"
+            ) from None
         self._bind()
 
     # ------------------------------------------------------------ opening

@@ -182,6 +182,14 @@ def test_another_deployments_database_is_refused(market, chain, store):
         EventIndex.open(store(), other, chain.provider.web3)
 
 
+def test_a_database_that_cannot_be_reached_is_one_clear_error(market, chain):
+    url = "postgresql://reader:secret@127.0.0.1:1/index"  # nothing listens on port 1
+    with pytest.raises(IndexFailure, match="cannot open the index database") as raised:
+        open_index(market, chain, url)
+    message = str(raised.value)
+    assert "127.0.0.1:1" in message and "secret" not in message and "\n" not in message
+
+
 def test_id_prefixes_resolve_when_unambiguous(market, chain, store):
     from computeshare.index import jobs
 
