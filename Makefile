@@ -6,6 +6,8 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# The TypeScript package's own dependencies (viem, typescript), for tests/test_typed_abi.py.
+SDK_STAMP := sdk/ts/node_modules/.installed
 ANALYSIS_VENV := .venv-analysis
 # Test processes, each with its own anvil (pytest-xdist; a test file is the unit).
 TEST_WORKERS ?= auto
@@ -18,8 +20,8 @@ export HYPOTHESIS_PROFILE ?= ci
 .PHONY: bench-index parallel setup demo test lint analyze fuzz bench abi clean
 
 # One line per step: a first install takes minutes, and says what it is waiting for.
-setup: $(PY_STAMP) $(NODE_STAMP)
-	@echo "setup: ready (Python packages in $(VENV), anvil in node_modules)"
+setup: $(PY_STAMP) $(NODE_STAMP) $(SDK_STAMP)
+	@echo "setup: ready (Python packages in $(VENV), anvil in node_modules, viem in sdk/ts)"
 
 $(PY_STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
@@ -38,6 +40,11 @@ $(NODE_STAMP): package.json
 	@echo "setup: installing anvil from npm into node_modules"
 	@npm install --no-audit --no-fund --loglevel=error
 	@echo "setup: $$(anvil --version | head -n 1)"
+	@touch $@
+
+$(SDK_STAMP): sdk/ts/package.json sdk/ts/package-lock.json
+	@echo "setup: installing sdk/ts's pinned npm packages (viem, typescript)"
+	@cd sdk/ts && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 $(ANALYSIS_STAMP): constraints-analysis.txt

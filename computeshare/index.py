@@ -4,8 +4,10 @@
     index.sync()                       # paged eth_getLogs from where it stopped
     index.jobs(limit=20)               # newest first, with status and replicas
 
-SQLite is the default store (a file next to the manifest); any SQLAlchemy URL works
-(`postgresql+psycopg://...`) once a market outgrows one file.
+SQLite is the default store (a file next to the manifest); PostgreSQL (`postgresql://...`,
+through psycopg 3) once a market outgrows one file. The schema is the same on both: uint256
+figures as decimal text (above either database's 64-bit integers), ids and hashes as hex
+text, strings from events with NUL turned into U+FFFD (PostgreSQL's text cannot hold it).
 
 How it follows the chain:
 - `eth_getLogs` over all suite contracts, `page` blocks at a time; a node that refuses the
@@ -58,7 +60,10 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy import Index as SqlIndex
-from sqlalchemy.engine import Engine
+from sqlalchemy import text as sql_text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.types import TypeDecorator
 
 from computeshare.governance import CANCELED, DEFEATED, EXECUTED, EXPIRED, STATE_NAMES
 from computeshare.jobs import OUTCOMES
@@ -77,7 +82,22 @@ DEVICE_STATUS = {1: "active", 2: "paused", 3: "retired"}
 PROPOSAL_STATES = STATE_NAMES
 FINAL_PROPOSAL_STATES = {CANCELED, DEFEATED, EXPIRED, EXECUTED}
 
+# PostgreSQL: the advisory lock that serialises writers of one index (page writes, rollbacks,
+# creating the schema); SQLite's own database lock does that there.
+WRITER_LOCK = 0x636F6D7075746573  # "computes"
+
 metadata = MetaData()
+
+
+class EventText(TypeDecorator):
+    """A string from an event: any code point but NUL, which PostgreSQL's text cannot store
+    (a device's URI or a proposal's description could otherwise stop the index)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
 
 
 def _table(name: str, *columns: Column, keys: tuple[str, ...] = ()) -> Table:
@@ -124,17 +144,17 @@ devices = _table(
     "devices",
     Column("device_id", String(66)),
     Column("owner", String(42)),
-    Column("nonce", Integer),
+    Column("nonce", BigInteger),
     Column("cpus", Integer),
     Column("memory_mb", BigInteger),
     Column("gpus", Integer),
-    Column("gpu_model", Text),
+    Column("gpu_model", EventText),
     Column("vram_mb", BigInteger),
     Column("region", Integer),
     _amount("price_per_second"),
     Column("max_jobs", Integer),
     Column("attestation", String(66)),
-    Column("uri", Text),
+    Column("uri", EventText),
     keys=("device_id", "owner"),
 )
 device_status = _table(
@@ -151,10 +171,10 @@ audits = _table(
 device_records = _table(
     "device_records",
     Column("device_id", String(66)),
-    Column("running", Integer),
-    Column("completed", Integer),
-    Column("failed", Integer),
-    Column("slashed", Integer),
+    Column("running", BigInteger),
+    Column("completed", BigInteger),
+    Column("failed", BigInteger),
+    Column("slashed", BigInteger),
     keys=("device_id",),
 )
 jobs = _table(
@@ -269,7 +289,9 @@ slashes = _table(
     _amount("total"),
     keys=("provider",),
 )
-fees = _table("fees", Column("devices", Integer), _amount("amount"), Column("treasury", String(42)))
+fees = _table(
+    "fees", Column("devices", BigInteger), _amount("amount"), Column("treasury", String(42))
+)
 treasury = _table("treasury", Column("address", String(42)), _amount("balance"))
 proposals = _table(
     "proposals",
@@ -278,7 +300,7 @@ proposals = _table(
     Column("actions", JSON),
     Column("vote_start", BigInteger),
     Column("vote_end", BigInteger),
-    Column("description", Text),
+    Column("description", EventText),
 )
 proposal_snapshots = _table(
     "proposal_snapshots",
@@ -298,7 +320,7 @@ votes = _table(
     Column("voter", String(42)),
     Column("support", Integer),
     _amount("weight"),
-    Column("reason", Text),
+    Column("reason", EventText),
     keys=("proposal_id",),
 )
 parameters = _table(
@@ -465,15 +487,24 @@ class EventIndex:
         self.decoder = Decoder.from_manifest(manifest)
         self.addresses = sorted(to_checksum_address(a) for a in self.decoder.by_address)
         self._contracts: dict[str, Any] = {}
-        metadata.create_all(engine)
+        try:
+            with engine.begin() as db:  # two processes opening a new database: one creates it
+                _lock(db)
+                metadata.create_all(db)
+        except OperationalError as error:  # no server, wrong credentials, no such database
+            where = engine.url.render_as_string(hide_password=True)
+            raise IndexFailure(
+                f"cannot open the index database {where}: {_line(error.orig)}"
+            ) from None
         self._bind()
 
     # ------------------------------------------------------------ opening
 
     @classmethod
     def open(cls, where: str | Path, manifest: dict, web3, **options) -> EventIndex:
-        """`where` is a SQLAlchemy URL or a file path (SQLite)."""
-        url = str(where) if "://" in str(where) else f"sqlite:///{Path(where)}"
+        """`where` is a SQLAlchemy URL or a file path (SQLite). `postgresql://` and
+        `postgres://` URLs go through psycopg 3 (the driver this package installs)."""
+        url = database_url(where)
         # Several processes may share one SQLite file: wait for its lock, don't fail.
         connect_args = {"timeout": 30} if url.startswith("sqlite") else {}
         engine = create_engine(url, connect_args=connect_args)
@@ -494,6 +525,7 @@ class EventIndex:
             "escrow": self.manifest["contracts"]["JobEscrow"]["address"],
         }
         with self.engine.begin() as db:
+            _lock(db)
             stored = dict(db.execute(select(meta.c.key, meta.c.value)).all())
             for key, value in identity.items():
                 if key in stored and stored[key] != value:
@@ -550,7 +582,8 @@ class EventIndex:
             try:
                 self._write(start, end, parsed)
             except _Moved as moved:  # a reorg under the page, or another writer: re-read
-                retries += 1
+                # another writer ahead is progress; a page that keeps moving is not
+                retries = 0 if moved.resume > start else retries + 1
                 if retries > 5:
                     raise IndexFailure(f"the chain keeps changing under block {start}") from None
                 start = moved.resume
@@ -616,6 +649,7 @@ class EventIndex:
     def rollback(self, block: int) -> None:
         """Forgets every row from `block` on; the next sync reads them again."""
         with self.engine.begin() as db:
+            _lock(db)
             for table in EVENT_TABLES:
                 db.execute(delete(table).where(table.c.block >= block))
             db.execute(delete(blocks).where(blocks.c.number >= block))
@@ -674,6 +708,7 @@ class EventIndex:
             raise _Moved(start)  # logs and headers from different forks: read the page again
         snapshots = self._snapshots(end, page, by_number[end])
         with self.engine.begin() as db:
+            _lock(db)  # then the cursor read is the last writer's
             cursor = db.execute(select(meta.c.value).where(meta.c.key == "cursor")).scalar()
             if cursor is not None and int(cursor) != start - 1:
                 raise _Moved(int(cursor) + 1)  # another process moved the cursor meanwhile
@@ -1143,6 +1178,26 @@ class EventIndex:
                 t.name: db.execute(select(func.count()).select_from(t)).scalar()
                 for t in (events, jobs, devices, proposals, votes, slashes)
             }
+
+
+def database_url(where: str | Path) -> str:
+    """A SQLAlchemy URL: a path is a SQLite file; a bare PostgreSQL URL gets psycopg 3 (not
+    SQLAlchemy's default psycopg2, which this package does not install)."""
+    text = str(where)
+    if "://" not in text:
+        return f"sqlite:///{Path(text)}"
+    scheme, rest = text.split("://", 1)
+    if scheme in ("postgresql", "postgres"):
+        return f"postgresql+psycopg://{rest}"
+    return text
+
+
+def _lock(db: Connection) -> None:
+    """Serialises the writers of one PostgreSQL database until this transaction ends (READ
+    COMMITTED would otherwise let two of them read the same cursor and write one page twice;
+    SQLite takes its database lock at the first write)."""
+    if db.dialect.name == "postgresql":
+        db.execute(sql_text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITER_LOCK})
 
 
 def _wal(connection, record) -> None:

@@ -1,8 +1,14 @@
 """The event index against a small market on the local node: what it holds equals what the
 contracts' views say; it resumes, is idempotent, rolls back a reorg, pages around a node
-that caps log ranges, and refuses another deployment's database."""
+that caps log ranges, and refuses another deployment's database.
+
+Every test runs twice: on SQLite and on a real PostgreSQL server (tests/postgres.py starts
+one per test process). Without PostgreSQL installed those are skipped, or fail in CI."""
 
 from __future__ import annotations
+
+import os
+import threading
 
 import pytest
 from sqlalchemy import select
@@ -11,6 +17,9 @@ from computeshare.index import EventIndex, IndexFailure, events
 from computeshare.jobs import JobBook
 from computeshare.specs import device_spec
 from tests.market import TOKEN, build_market
+from tests.postgres import PostgresServer, find_binaries, install
+
+IN_CI = os.environ.get("CI") == "true"
 
 
 @pytest.fixture(scope="module")
@@ -18,14 +27,57 @@ def market(project, chain, accounts, tmp_path_factory):
     return build_market(project, chain, accounts, tmp_path_factory.mktemp("market"))
 
 
-def open_index(market, chain, tmp_path, **options):
-    return EventIndex.open(
-        tmp_path / "index.sqlite", market.cs.manifest, chain.provider.web3, **options
-    )
+def _missing(problem: str):
+    message = f"the PostgreSQL runs of the index tests need {problem}"
+    if IN_CI:  # CI installs both: their absence there is a broken set-up, not a skip
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
 
 
-def test_index_holds_what_the_views_say(market, chain, tmp_path):
-    index = open_index(market, chain, tmp_path)
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server of this test process's own, stopped and removed at the end."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        _missing("psycopg (`make setup` installs it)")
+    binaries = find_binaries()
+    if binaries is None:  # CI: .ci/run may still be installing it; wait, or install it
+        problem = install() if IN_CI else "the `postgresql` package: apt-get install postgresql"
+        binaries = find_binaries()
+        if binaries is None:
+            _missing(f"PostgreSQL's initdb and postgres ({problem})")
+    server = PostgresServer(binaries)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    """Where an index lives: `store(name)` is a SQLite file or a PostgreSQL database of that
+    name, new to the test (the same name again: the same one)."""
+    made: dict[str, str] = {}
+
+    def where(name: str = "index") -> str:
+        if name not in made:
+            if request.param == "sqlite":
+                made[name] = str(tmp_path / f"{name}.sqlite")
+            else:
+                made[name] = request.getfixturevalue("postgres").database()
+        return made[name]
+
+    where.backend = request.param
+    return where
+
+
+def open_index(market, chain, where: str, **options):
+    return EventIndex.open(where, market.cs.manifest, chain.provider.web3, **options)
+
+
+def test_index_holds_what_the_views_say(market, chain, store):
+    index = open_index(market, chain, store())
     report = index.sync()
     assert report.events > 50 and report.skipped == 0
     cs = market.cs
@@ -60,9 +112,9 @@ def test_index_holds_what_the_views_say(market, chain, tmp_path):
     assert int(slash["total"]) == 20 * TOKEN
 
 
-def test_sync_resumes_and_a_page_read_twice_adds_nothing(market, chain, tmp_path):
+def test_sync_resumes_and_a_page_read_twice_adds_nothing(market, chain, store):
     head = chain.blocks.height
-    index = open_index(market, chain, tmp_path, page=7)
+    index = open_index(market, chain, store(), page=7)
     middle = (index.cursor() + head) // 2
     index.sync(to_block=middle)
     assert index.cursor() == middle
@@ -71,12 +123,12 @@ def test_sync_resumes_and_a_page_read_twice_adds_nothing(market, chain, tmp_path
     index.rollback(middle - 3)  # as if the last pages were cut off before their commit
     index.sync()
     assert index.counts() == once
-    again = open_index(market, chain, tmp_path, page=10_000)  # the same file, reopened
+    again = open_index(market, chain, store(), page=10_000)  # the same file, reopened
     assert again.sync().events == 0 and again.counts() == once
 
 
-def test_a_reorg_is_rolled_back_and_read_again(market, chain, tmp_path):
-    index = open_index(market, chain, tmp_path)
+def test_a_reorg_is_rolled_back_and_read_again(market, chain, store):
+    index = open_index(market, chain, store())
     index.sync()
     before = index.counts()
     snapshot = chain.snapshot()
@@ -90,7 +142,7 @@ def test_a_reorg_is_rolled_back_and_read_again(market, chain, tmp_path):
     assert index.counts() == before
 
 
-def test_a_node_that_caps_log_ranges_is_paged_around(market, chain, tmp_path):
+def test_a_node_that_caps_log_ranges_is_paged_around(market, chain, store):
     provider = chain.provider.web3.provider
     real = provider.make_request
     refused, answered = [], []
@@ -110,7 +162,7 @@ def test_a_node_that_caps_log_ranges_is_paged_around(market, chain, tmp_path):
 
     provider.make_request = capped
     try:
-        index = open_index(market, chain, tmp_path, page=1_000)
+        index = open_index(market, chain, store(), page=1_000)
         index.sync()
     finally:
         provider.make_request = real
@@ -119,21 +171,29 @@ def test_a_node_that_caps_log_ranges_is_paged_around(market, chain, tmp_path):
     assert index.counts()["jobs"] == 5
 
 
-def test_another_deployments_database_is_refused(market, chain, tmp_path):
-    open_index(market, chain, tmp_path).sync()
+def test_another_deployments_database_is_refused(market, chain, store):
+    open_index(market, chain, store()).sync()
     other = dict(market.cs.manifest)
     other["contracts"] = {
         **other["contracts"],
         "JobEscrow": {"address": "0x" + "11" * 20, "block": 1},
     }
     with pytest.raises(IndexFailure, match="this index holds escrow"):
-        EventIndex.open(tmp_path / "index.sqlite", other, chain.provider.web3)
+        EventIndex.open(store(), other, chain.provider.web3)
 
 
-def test_id_prefixes_resolve_when_unambiguous(market, chain, tmp_path):
+def test_a_database_that_cannot_be_reached_is_one_clear_error(market, chain):
+    url = "postgresql://reader:secret@127.0.0.1:1/index"  # nothing listens on port 1
+    with pytest.raises(IndexFailure, match="cannot open the index database") as raised:
+        open_index(market, chain, url)
+    message = str(raised.value)
+    assert "127.0.0.1:1" in message and "secret" not in message and "\n" not in message
+
+
+def test_id_prefixes_resolve_when_unambiguous(market, chain, store):
     from computeshare.index import jobs
 
-    index = open_index(market, chain, tmp_path)
+    index = open_index(market, chain, store())
     index.sync()
     full = "0x" + market.jobs["paid"].hex()
     assert index.resolve(jobs, "job_id", full[:12]) == full
@@ -143,26 +203,25 @@ def test_id_prefixes_resolve_when_unambiguous(market, chain, tmp_path):
         index.resolve(jobs, "job_id", "0x12")
 
 
-def test_job_look_ups_from_the_index_equal_those_from_the_logs(market, chain, tmp_path):
+def test_job_look_ups_from_the_index_equal_those_from_the_logs(market, chain, store):
     cs = market.cs
     start = cs.manifest["contracts"]["JobEscrow"]["block"]
     from_logs = JobBook(cs.escrow, cs.escrow_view, start)
-    from_index = JobBook(
-        cs.escrow, cs.escrow_view, start, index=open_index(market, chain, tmp_path)
-    )
+    from_index = JobBook(cs.escrow, cs.escrow_view, start, index=open_index(market, chain, store()))
     for job_id in market.jobs.values():
         assert from_index.terms(job_id) == from_logs.terms(job_id)
         assert from_index.replica(job_id) == from_logs.replica(job_id)
     assert from_index.replica(market.jobs["paid"])[0] == market.providers[0].address
 
 
-def test_index_and_dashboard_commands(market, chain, tmp_path):
+def test_index_and_dashboard_commands(market, chain, store, tmp_path):
     from click.testing import CliRunner
 
     from computeshare.cli import main
 
     where = ["--manifest", str(market.manifest_path), "--network", chain.provider.uri]
-    db = tmp_path / "cli.sqlite"
+    # a plain postgresql:// URL, as a user types it (the CLI picks the psycopg 3 driver)
+    db = store("cli").replace("postgresql+psycopg://", "postgresql://")
     runner = CliRunner(env={"COMPUTESHARE_TRACEBACK": "1"})
     result = runner.invoke(main, ["index", "--db", str(db), *where])
     assert result.exit_code == 0, result.output
@@ -194,7 +253,7 @@ def test_index_and_dashboard_commands(market, chain, tmp_path):
 # ------------------------------------------------------------------ attacks on the index
 
 
-def test_a_fuel_above_signed_64_bits_does_not_stop_the_index(market, chain, tmp_path):
+def test_a_fuel_above_signed_64_bits_does_not_stop_the_index(market, chain, store):
     """`submit` takes any uint64 fuel: 2**64 - 1 once overflowed SQLite's signed integers and
     stopped every index on the chain at that page."""
     cs, provider = market.cs, market.providers[0]
@@ -205,15 +264,15 @@ def test_a_fuel_above_signed_64_bits_does_not_stop_the_index(market, chain, tmp_
     cs.jobs.accept(job, 0, sender=provider)
     fuel = 2**64 - 1
     cs.escrow.submit(cs.jobs.terms(job), 0, 0, fuel, b"\x01" * 32, b"", sender=provider)
-    index = open_index(market, chain, tmp_path)
+    index = open_index(market, chain, store())
     assert index.sync().skipped == 0
     assert index.job("0x" + bytes(job).hex())["result"]["fuel"] == fuel
 
 
-def test_a_reorg_below_a_gap_is_read_again_from_where_the_chains_part(market, chain, tmp_path):
+def test_a_reorg_below_a_gap_is_read_again_from_where_the_chains_part(market, chain, store):
     """Only blocks with events (and page ends) keep a hash: a fork that starts in a gap below
     the newest kept block must be read from the fork point, not from that newest block."""
-    index = open_index(market, chain, tmp_path)
+    index = open_index(market, chain, store())
     index.sync()
     snapshot = chain.snapshot()
     chain.mine(3)
@@ -231,9 +290,10 @@ def test_a_reorg_below_a_gap_is_read_again_from_where_the_chains_part(market, ch
     assert 2 * TOKEN in values and 1 not in values  # the new fork's transfer, not the old
 
 
-def test_invalid_utf8_in_a_string_does_not_hide_the_event(market, chain, tmp_path):
+def test_invalid_utf8_in_a_string_does_not_hide_the_event(market, chain, store):
     """Vyper does not check that a `String` is UTF-8: a device registered with a metadata URI
-    holding a 0xff byte must still be indexed (its URI shown with a replacement character)."""
+    holding a 0xff byte must still be indexed (its URI shown with a replacement character),
+    and so must one holding a NUL, which PostgreSQL's text refuses."""
     from eth_abi import encode
 
     cs = market.cs
@@ -245,17 +305,56 @@ def test_invalid_utf8_in_a_string_does_not_hide_the_event(market, chain, tmp_pat
     spec = tuple(device_spec(gpu_count=0, gpu_model=b"\0" * 32, vram_mb=0).values())
     spec_type = "(uint16,uint32,uint8,bytes32,uint32,uint16,uint256,uint16,bytes32)"
     selector = bytes(cs.registry.register.encode_input(device_spec(), "x"))[:4]
-    register = selector + encode([spec_type, "bytes"], [spec, b"http://evil/\xff\xfe"])
+    register = selector + encode([spec_type, "bytes"], [spec, b"http://evil/\xff\xfe\x00end"])
     for to, data in ((cs.token, approve), (cs.staking, stake), (cs.registry, register)):
         tx = web3.eth.send_transaction({"from": owner, "to": to.address, "data": data})
         assert web3.eth.wait_for_transaction_receipt(tx)["status"] == 1
-    index = open_index(market, chain, tmp_path)
+    index = open_index(market, chain, store())
     assert index.sync().skipped == 0
     (device,) = [d for d in index.devices() if d["owner"] == owner]
-    assert device["uri"] == "http://evil/\ufffd\ufffd"
+    assert device["uri"] == "http://evil/\ufffd\ufffd\ufffdend"
 
 
-def test_a_hostile_node_s_malformed_logs_are_skipped_not_fatal(market, chain, tmp_path):
+def test_uint256_figures_round_trip(market, chain, store):
+    """Amounts are uint256: above both databases' signed 64-bit integers, they are kept as
+    decimal text and in the events' JSON, and come back exact."""
+    cs, top = market.cs, 2**256 - 1
+    cs.token.approve(market.providers[0], top, sender=market.client)
+    index = open_index(market, chain, store())
+    assert index.sync().skipped == 0
+    approvals = index._rows(select(events).where(events.c.name == "Approval"))
+    assert top in [int(e["args"]["value"]) for e in approvals]
+    staked = [int(p["own_stake"]) for p in index.pools()]
+    assert max(staked) > 2**63 and sorted(staked) == sorted(
+        cs.staking.pool(p["provider"]).own_stake for p in index.pools()
+    )
+
+
+def test_two_writers_on_one_database_write_each_page_once(market, chain, store):
+    """Two processes following the chain into one database (a dashboard and `index` run by
+    cron): each page is written once, whoever gets there first; neither fails."""
+    where = store()
+    first, second = (open_index(market, chain, where, page=3) for _ in range(2))
+    failures: list[BaseException] = []
+
+    def follow(index):
+        try:
+            index.sync()
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=follow, args=(i,)) for i in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not failures, failures
+    clean = open_index(market, chain, store("clean"))
+    clean.sync()
+    assert first.counts() == clean.counts() and first.cursor() == clean.cursor()
+
+
+def test_a_hostile_node_s_malformed_logs_are_skipped_not_fatal(market, chain, store):
     provider = chain.provider.web3.provider
     real = provider.make_request
 
@@ -276,12 +375,11 @@ def test_a_hostile_node_s_malformed_logs_are_skipped_not_fatal(market, chain, tm
 
     provider.make_request = hostile
     try:
-        index = open_index(market, chain, tmp_path)
+        index = open_index(market, chain, store())
         report = index.sync()
     finally:
         provider.make_request = real
     assert report.skipped >= 7
-    (tmp_path / "clean").mkdir()
-    clean = open_index(market, chain, tmp_path / "clean")
+    clean = open_index(market, chain, store("clean"))
     assert clean.sync().events == report.events
     assert index.counts() == clean.counts()
