@@ -376,6 +376,8 @@ class Links:
         self.prefix = "../" * depth
 
     def __call__(self, page: str, key: str | None = None, /, **query: Any) -> str:
+        if page == "proposal" and key is not None:
+            key = hex_id(key)  # the index keeps the decimal form; pages use 0x-hex
         if not self.static:
             paths = {
                 "overview": "/",
@@ -385,7 +387,7 @@ class Links:
                 "pools": "/pools",
                 "pool": f"/pools/{key}",
                 "proposals": "/proposals",
-                "proposal": f"/proposals/{hex_id(key)}",
+                "proposal": f"/proposals/{key}",
             }
             shown = {k: v for k, v in query.items() if v not in (None, "", 1)}
             return paths[page] + (f"?{urlencode(shown)}" if shown else "")
@@ -398,7 +400,7 @@ class Links:
             "pools": "pools.html",
             "pool": f"pools/{key}.html",
             "proposals": "proposals.html",
-            "proposal": f"proposals/{hex_id(key)}.html",
+            "proposal": f"proposals/{key}.html",
         }
         return self.prefix + files[page]
 
