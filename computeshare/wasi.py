@@ -769,7 +769,7 @@ class Host:
         for index in range(count):
             userdata, tag = struct.unpack_from("<QB", raw, 48 * index)
             if tag == 0:
-                clock_id, timeout, _, flags = struct.unpack_from("<IQQH", raw, 48 * index + 16)
+                clock_id, timeout, _, flags = struct.unpack_from("<I4xQQH", raw, 48 * index + 16)
                 if clock_id > 3:
                     ready.append(struct.pack("<QHB5xQH6x", userdata, INVAL, 0, 0, 0))
                     continue
