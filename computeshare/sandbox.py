@@ -13,15 +13,26 @@ A module runs on wasmtime with an engine set for determinism and containment:
   component model and exceptions off (nothing whose result may differ between machines);
 - one instance, one memory of at most `MAX_MEMORY_BYTES`, one table of at most
   `MAX_TABLE_ELEMENTS`, a native wasm stack of `MAX_STACK_BYTES`;
-- no WASI capability but an in-memory stdin (the job's input) and stdout (its output, at
-  most `MAX_OUTPUT_BYTES`): the host defines `fd_read` on fd 0, `fd_write` on fd 1 (fd 2 is
-  accepted and discarded), `proc_exit`, and empty argument and environment lists. There is
-  no clock, randomness, file, socket or environment: a module importing anything else is
-  refused before it runs.
+- WASI preview1 (`computeshare.wasi`), every function of it, deterministic: the
+  arguments (`["job", *args]`) and environment the job gives; virtual clocks reading the
+  fuel used so far (1 fuel = 1 ns at the metering floor) from a fixed epoch
+  (2025-01-01T00:00:00Z); a random stream seeded by the job (SHAKE-256, not secret);
+  stdin (the job's input), stdout (its output, at most `MAX_OUTPUT_BYTES`) and a discarded
+  stderr; three preopened directories: `/input` (read-only files served from byte ranges
+  of host files), `/output` (real files under an empty host directory the caller gives,
+  under a byte quota and a file-count limit) and `/tmp` (in memory, under a quota).
+  Directory listings are sorted; `poll_oneoff` never waits (a sleep moves virtual time).
+- Refused, with an errno: absolute paths and `..` above a preopen (ENOTCAPABLE), writes
+  to /input (EROFS), anything past a quota (ENOSPC), symlinks and hard links (ENOTSUP; none
+  exist), renames across preopens (EXDEV), sockets (ENOTSUP); `proc_raise` traps. A module
+  importing anything outside `wasi_snapshot_preview1` (or a preview1 name with another
+  type) is refused before it runs.
 
-A run's result is `RunResult(status, fuel, output)`: a trap, running out of fuel or exiting
-non-zero are outcomes like any other, the same on every replica. Replicas commit to
-`RunResult.digest()`, which covers all three.
+A run's result is `RunResult(status, fuel, output)` and the files it left in its output
+directory: a trap, running out of fuel or exiting non-zero are outcomes like any other, the
+same on every replica. Replicas commit to `RunResult.digest()`, which covers all three (the
+output tree is committed by its pack root, `computeshare.cas`). A failure of the host's
+own files raises `HostError`: no result.
 """
 
 from __future__ import annotations
@@ -45,7 +56,12 @@ STATUS_NAMES = {
     STATUS_INVALID: "invalid",
 }
 
+# Metering and compiling take about 4 us and 3 us a byte of dense code (a generated 3.65 MB
+# C module: 14.4 s and 10.4 s on the reference machine), and the agent's check of a module
+# has 10 s (`agent.CHECK_SECONDS`): larger modules wait for a faster rewrite.
 MAX_MODULE_BYTES = 1 << 20
+# The cost table prices a load as a cache and TLB miss over a 64 MiB working set
+# (scripts/bench_metering.py); a larger memory needs that suite measured again.
 MAX_MEMORY_BYTES = 64 << 20
 MAX_TABLE_ELEMENTS = 10_000
 MAX_STACK_BYTES = metering.NATIVE_STACK_BYTES
