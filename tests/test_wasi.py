@@ -336,3 +336,30 @@ def test_an_input_shorter_than_promised_is_a_host_error(c_programs, tmp_path):
     module = (c_programs / "readbench.wasm").read_bytes()
     with pytest.raises(HostError):
         run(module, "_start", b"", FUEL, args=["/input/big"], inputs={"big": (short, 0, 10)})
+
+
+@pytest.mark.parametrize("value", [0, -1, 65_532, 3, 1 << 31])
+def test_every_function_answers_garbage_with_an_errno(value, tmp_path):
+    """Each preview1 function called with the same garbage in every argument returns an
+    errno (or succeeds): no host exception, no trap, the same answers every time."""
+    names = [n for n in wasi.FUNCTIONS if n not in ("proc_exit", "proc_raise")]
+    imports = "".join(
+        f'(import "wasi_snapshot_preview1" "{name}" (func $w_{name}'
+        + (f" (param {' '.join(map(str, p))})" if p else "")
+        + " (result i32)))"
+        for name, (p, _) in wasi.FUNCTIONS.items()
+        if name in names
+    )
+    calls = "".join(
+        f"(call $emit_i32 (call $w_{name} "
+        + " ".join(f"({t}.const {value})" for t in map(str, wasi.FUNCTIONS[name][0]))
+        + "))"
+        for name in names
+    )
+    module = wat(f'(func (export "_start") {calls})', imports)
+    first = _run(module, tmp_path, "1", stdin=b"abc")
+    assert first == _run(module, tmp_path, "2", stdin=b"abc")
+    result = first[0]
+    assert result.status == STATUS_OK
+    answers = struct.unpack(f"<{len(names)}i", result.output)
+    assert all(0 <= answer <= wasi.NOTCAPABLE for answer in answers)
