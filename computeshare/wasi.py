@@ -65,7 +65,7 @@ BYTE_FUEL = 1
 # A byte of a host file (/input read, /output written): 4 ns at the floor, 250 MB/s, what a
 # cold SSD read or write-back under memory pressure sustains (the page cache is faster).
 FILE_BYTE_FUEL = 4
-RANDOM_BYTE_FUEL = 4  # SHAKE-256 output: about 2 ns a byte on the reference machine
+RANDOM_BYTE_FUEL = 16  # SHAKE-256 output: about 6 ns a byte on the reference machine
 MAX_IOVECS = 1_024
 MAX_OUTPUT_BYTES = 64 << 10  # stdout
 
