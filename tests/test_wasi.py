@@ -363,3 +363,29 @@ def test_every_function_answers_garbage_with_an_errno(value, tmp_path):
     assert result.status == STATUS_OK
     answers = struct.unpack(f"<{len(names)}i", result.output)
     assert all(0 <= answer <= wasi.NOTCAPABLE for answer in answers)
+
+
+def test_open_descriptors_are_bounded_and_a_directory_fd_is_a_boundary(tmp_path):
+    """Opening /input/data until EMFILE stops at MAX_OPEN_FDS; from that directory's fd,
+    "../data/x" is ENOTCAPABLE: ".." may not leave the directory a path is relative to,
+    even to come back."""
+    body = """(func (export "_start") (local $n i32) (local $errno i32)
+      (block $full (loop $more
+        (local.set $errno (call $path_open (i32.const 3) (i32.const 0) (i32.const 100)
+          (i32.const 4) (i32.const 2) (i64.const 0) (i64.const 0) (i32.const 0)
+          (i32.const 32)))
+        (br_if $full (local.get $errno))
+        (local.set $n (i32.add (local.get $n) (i32.const 1)))
+        (br $more)))
+      (call $emit_i32 (local.get $n))
+      (call $emit_i32 (local.get $errno))
+      (call $emit_i32 (call $path_open (i32.const 6) (i32.const 0) (i32.const 104)
+        (i32.const 9) (i32.const 0) (i64.const 0) (i64.const 0) (i32.const 0)
+        (i32.const 32))))"""
+    module = wat(body, PATH_OPEN, '(data (i32.const 100) "data../data/x")')
+    source = tmp_path / "x"
+    source.write_bytes(b"x")
+    result = run(module, "_start", b"", FUEL, inputs={"data/x": (source, 0, 1)})
+    opened, errno, escape = struct.unpack("<iii", result.output)
+    assert (opened, errno) == (wasi.MAX_OPEN_FDS - 6, wasi.MFILE)
+    assert escape == wasi.NOTCAPABLE
