@@ -65,6 +65,10 @@ BYTE_FUEL = 1
 # A byte of a host file (/input read, /output written): 4 ns at the floor, 250 MB/s, what a
 # cold SSD read or write-back under memory pressure sustains (the page cache is faster).
 FILE_BYTE_FUEL = 4
+# A path byte (split and looked up component by component, in Python) and a directory
+# entry (sorted when the directory changed, or listed): what the host spends on them.
+PATH_BYTE_FUEL = 200
+DIRENT_FUEL = 5_000
 RANDOM_BYTE_FUEL = 16  # SHAKE-256 output: about 6 ns a byte on the reference machine
 MAX_IOVECS = 1_024
 MAX_OUTPUT_BYTES = 64 << 10  # stdout
@@ -525,7 +529,7 @@ class Host:
     def _path(self, view: memoryview, address: int, length: int) -> bytes:
         """A path argument, charged per byte before it is read."""
         length &= _U32
-        self._charge(BYTE_FUEL * min(length, MAX_PATH_BYTES + 1))
+        self._charge(PATH_BYTE_FUEL * min(length, MAX_PATH_BYTES + 1))
         if length > MAX_PATH_BYTES:
             raise _Errno(NAMETOOLONG)
         raw = bytes(self._span(view, address, length))
@@ -662,7 +666,8 @@ class Host:
         total = sum(len(b) for b in buffers)
         end = pos + total
         self._grow(node, end)
-        self._charge((FILE_BYTE_FUEL if node.host_fd is not None else BYTE_FUEL) * total)
+        rate = FILE_BYTE_FUEL if node.host_fd is not None else BYTE_FUEL
+        self._charge(rate * total + BYTE_FUEL * max(0, pos - node.size))  # and the gap filled
         if node.host_fd is not None:
             self._host_io(os.pwritev, node.host_fd, buffers, pos)
         else:
@@ -1142,17 +1147,24 @@ class Host:
         length, cookie = length & _U32, cookie & _U64
         target = self._span(view, buffer, length)
         if node.listing is None:
+            self._charge(DIRENT_FUEL * len(node.children))
             node.listing = sorted(node.children)
+        # At most one entry per 24 bytes of the buffer (an entry's fixed part), and one more.
+        most = max(0, min(len(node.listing) + 2 - cookie, length // 24 + 1))
+        self._charge(DIRENT_FUEL * most)
         parent = node.parent or node
-        names = [b".", b"..", *node.listing]
-        chunks, size, index = [], 0, cookie
-        while index < len(names) and size < length:
-            name = names[index]
-            child = node if index == 0 else parent if index == 1 else node.children[name]
+        chunks, size = [], 0
+        for index in range(cookie, cookie + most):
+            if size >= length:
+                break
+            if index < 2:
+                name, child = (b".", node) if index == 0 else (b"..", parent)
+            else:
+                name = node.listing[index - 2]
+                child = node.children[name]
             kind = FT_DIR if child.is_dir else FT_FILE
             chunks.append(struct.pack("<QQIB3x", index + 1, child.ino, len(name), kind) + name)
             size += len(chunks[-1])
-            index += 1
         data = b"".join(chunks)[:length]
         self._charge(BYTE_FUEL * len(data))
         target[: len(data)] = data

@@ -91,6 +91,22 @@ static int fill(const char *dir) {
     return 0;
 }
 
+static void count_entries(const char *path) {
+    DIR *dir = opendir(path);
+    long entries = 0;
+    char last[256] = "", previous[256] = "";
+    int ordered = 1;
+    struct dirent *entry;
+    while (dir && (entry = readdir(dir))) {
+        entries++;
+        strcpy(previous, last);
+        strncpy(last, entry->d_name, sizeof last - 1);
+        if (entries > 2 && strcmp(previous, last) >= 0) ordered = 0;
+    }
+    if (dir) closedir(dir);
+    printf("listed %ld entries, %s, last %s\n", entries, ordered ? "sorted" : "UNSORTED", last);
+}
+
 static int files(const char *dir, int most) {
     char path[256];
     for (int i = 0; i < most; i++) {
@@ -98,11 +114,13 @@ static int files(const char *dir, int most) {
         int fd = open(path, O_WRONLY | O_CREAT, 0644);
         if (fd < 0) {
             printf("files %s: %d created, then errno=%d\n", dir, i, errno);
+            count_entries(dir);
             return 0;
         }
         close(fd);
     }
     printf("files %s: %d created\n", dir, most);
+    count_entries(dir);
     return 0;
 }
 
