@@ -6,7 +6,8 @@ and the cost of one host call.
 Builds examples/c/readbench.c and conformance.c (examples/build.sh, needs clang), then
 runs readbench on a 256 MiB /input file read in 1 MiB reads (the file is a byte range of
 a larger host file, as a pack serves it), and conformance's `fill` mode against /output
-and /tmp. Prints MB/s of run time (the module compiled beforehand) and fuel per byte.
+and /tmp, and a loop of host calls. Prints MB/s of run time (the module compiled
+beforehand), fuel per byte and microseconds per host call.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 
 import click
+import wasmtime
 
 from computeshare import sandbox, wasi
 from computeshare.report import format_table
@@ -72,6 +74,23 @@ def rows() -> list[dict]:
             "seconds": f"{seconds:.3f}",
             "MB_per_s": "",
             "us_per_call": f"{seconds / calls * 1e6:.0f} per file",
+            "fuel_per_byte": "",
+        }
+    )
+    calls = 20_000
+    clock = wasmtime.wat2wasm(
+        '(module (import "wasi_snapshot_preview1" "clock_time_get" (func $c (param i32 i64 i32)'
+        ' (result i32))) (memory (export "memory") 1) (func (export "_start") (local $i i32)'
+        " (loop $l (drop (call $c (i32.const 1) (i64.const 1) (i32.const 64)))"
+        " (local.set $i (i32.add (local.get $i) (i32.const 1)))"
+        f" (br_if $l (i32.lt_u (local.get $i) (i32.const {calls}))))))"
+    )
+    seconds, result = _timed(bytes(clock))
+    found.append(
+        {
+            "case": f"{calls} host calls (clock_time_get)",
+            "seconds": f"{seconds:.3f}",
+            "us_per_call": f"{seconds / calls * 1e6:.0f}",
             "fuel_per_byte": "",
         }
     )
