@@ -17,7 +17,7 @@ ANALYSIS_STAMP := $(ANALYSIS_VENV)/.installed
 export PATH := $(CURDIR)/node_modules/.bin:$(BIN):$(PATH)
 export HYPOTHESIS_PROFILE ?= ci
 
-.PHONY: bench-index parallel setup demo test lint analyze fuzz bench abi clean
+.PHONY: bench-index parallel setup demo test lint analyze fuzz bench abi clean examples
 
 # One line per step: a first install takes minutes, and says what it is waiting for.
 setup: $(PY_STAMP) $(NODE_STAMP) $(SDK_STAMP)
@@ -54,6 +54,11 @@ $(ANALYSIS_STAMP): constraints-analysis.txt
 
 demo: setup
 	ape run demo
+
+# The WASI example programs (C, Rust, zlib's minigzip) as examples/build/*.wasm, built with
+# Debian's clang (wasm32-wasi) and rustc.
+examples:
+	examples/build.sh
 
 # --no-loadscope-reorder keeps conftest's slowest-first order (xdist would otherwise start the
 # files with the most tests first, leaving the one-test state machines to run alone at the end).

@@ -13,27 +13,40 @@ A module runs on wasmtime with an engine set for determinism and containment:
   component model and exceptions off (nothing whose result may differ between machines);
 - one instance, one memory of at most `MAX_MEMORY_BYTES`, one table of at most
   `MAX_TABLE_ELEMENTS`, a native wasm stack of `MAX_STACK_BYTES`;
-- no WASI capability but an in-memory stdin (the job's input) and stdout (its output, at
-  most `MAX_OUTPUT_BYTES`): the host defines `fd_read` on fd 0, `fd_write` on fd 1 (fd 2 is
-  accepted and discarded), `proc_exit`, and empty argument and environment lists. There is
-  no clock, randomness, file, socket or environment: a module importing anything else is
-  refused before it runs.
+- WASI preview1 (`computeshare.wasi`), every function of it, deterministic: the
+  arguments (`["job", *args]`) and environment the job gives; virtual clocks reading the
+  fuel used so far (1 fuel = 1 ns at the metering floor) from a fixed epoch
+  (2025-01-01T00:00:00Z); a random stream seeded by the job (SHAKE-256, not secret);
+  stdin (the job's input), stdout (its output, at most `MAX_OUTPUT_BYTES`) and a discarded
+  stderr; three preopened directories: `/input` (read-only files served from byte ranges
+  of host files), `/output` (real files under an empty host directory the caller gives,
+  under a byte quota and a file-count limit) and `/tmp` (in memory, under a quota).
+  Directory listings are sorted; `poll_oneoff` never waits (a sleep moves virtual time).
+- Refused, with an errno: absolute paths and `..` above a preopen (ENOTCAPABLE), writes
+  to /input (EROFS), anything past a quota (ENOSPC), symlinks and hard links (ENOTSUP; none
+  exist), renames across preopens (EXDEV), sockets (ENOTSUP); `proc_raise` traps. A module
+  importing anything outside `wasi_snapshot_preview1` (or a preview1 name with another
+  type) is refused before it runs.
 
-A run's result is `RunResult(status, fuel, output)`: a trap, running out of fuel or exiting
-non-zero are outcomes like any other, the same on every replica. Replicas commit to
-`RunResult.digest()`, which covers all three.
+A run's result is `RunResult(status, fuel, output)` and the files it left in its output
+directory: a trap, running out of fuel or exiting non-zero are outcomes like any other, the
+same on every replica. Replicas commit to `RunResult.digest()`, which covers all three (the
+output tree is committed by its pack root, `computeshare.cas`). A failure of the host's
+own files raises `HostError`: no result.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import wasmtime
 from Crypto.Hash import keccak as _keccak
 
-from computeshare import metering
+from computeshare import metering, wasi
 
 STATUS_OK, STATUS_TRAP, STATUS_OUT_OF_FUEL, STATUS_INVALID = 0, 1, 2, 3
 STATUS_NAMES = {
@@ -43,39 +56,28 @@ STATUS_NAMES = {
     STATUS_INVALID: "invalid",
 }
 
+# Metering and compiling take about 4 us and 3 us a byte of dense code (a generated 3.65 MB
+# C module: 14.4 s and 10.4 s on the reference machine), and the agent's check of a module
+# has 10 s (`agent.CHECK_SECONDS`): larger modules wait for a faster rewrite.
 MAX_MODULE_BYTES = 1 << 20
+# The cost table prices a load as a cache and TLB miss over a 64 MiB working set
+# (scripts/bench_metering.py); a larger memory needs that suite measured again.
 MAX_MEMORY_BYTES = 64 << 20
 MAX_TABLE_ELEMENTS = 10_000
 MAX_STACK_BYTES = metering.NATIVE_STACK_BYTES
-MAX_OUTPUT_BYTES = 64 << 10
+MAX_OUTPUT_BYTES = wasi.MAX_OUTPUT_BYTES
 # Longest output a k = 1 result carries on chain (JobEscrow.submit); longer ones are served.
 MAX_ON_CHAIN_OUTPUT = 4_096
 # A job's fuel limit: at least an hour of compute at the published floor (4,000 s at
 # metering.R_FLOOR = 10**9 fuel a second).
 MAX_FUEL = 4 * 10**12
-# Host calls are metered like instructions, charged before the host does any work: a fixed
-# cost per call and per iovec (what a call costs the host in Python: about 0.2 ms a call,
-# measured by scripts/bench_metering.py, at the metering's floor of 2 * 10**9 fuel a
-# second), and a cost per byte moved. They are part
-# of the cost table (`metering.COST_TABLE_VERSION`).
-HOST_CALL_FUEL = 400_000
-IOVEC_FUEL = 10_000
-BYTE_FUEL = 1
-MAX_IOVECS = 1_024
-
-_WASI = "wasi_snapshot_preview1"
-_I32 = wasmtime.ValType.i32()
-_ERRNO_SUCCESS, _ERRNO_BADF, _ERRNO_FAULT, _ERRNO_INVAL = 0, 8, 21, 28
-# (name, params, results) of the only host functions a module may import.
-_HOST_FUNCTIONS = {
-    "fd_read": ([_I32] * 4, [_I32]),
-    "fd_write": ([_I32] * 4, [_I32]),
-    "proc_exit": ([_I32], []),
-    "args_sizes_get": ([_I32] * 2, [_I32]),
-    "args_get": ([_I32] * 2, [_I32]),
-    "environ_sizes_get": ([_I32] * 2, [_I32]),
-    "environ_get": ([_I32] * 2, [_I32]),
-}
+# Host calls' prices (part of the cost table, `metering.COST_TABLE_VERSION`): see
+# `computeshare.wasi`.
+HOST_CALL_FUEL = wasi.HOST_CALL_FUEL
+IOVEC_FUEL = wasi.IOVEC_FUEL
+BYTE_FUEL = wasi.BYTE_FUEL
+MAX_IOVECS = wasi.MAX_IOVECS
+HostError = wasi.HostError
 
 
 class ModuleError(ValueError):
@@ -168,8 +170,8 @@ def _prepare(
     except metering.MeteringError as error:
         raise ModuleError(f"cannot be metered: {error}") from None
     for imported in module.imports:
-        wanted = _HOST_FUNCTIONS.get(imported.name or "")
-        if imported.module != _WASI or wanted is None:
+        wanted = wasi.FUNCTIONS.get(imported.name or "")
+        if imported.module != wasi.MODULE or wanted is None:
             raise ModuleError(f"imports {imported.module}.{imported.name}, which the sandbox lacks")
         if not isinstance(imported.type, wasmtime.FuncType) or _func_shape(imported.type) != (
             [str(t) for t in wanted[0]],
@@ -191,146 +193,48 @@ def _prepare(
     return module, metered
 
 
-class _Exit(Exception):
-    def __init__(self, code: int):
-        self.code = code
+_Host = wasi.Host
 
 
-class _OutputLimit(Exception):
-    pass
-
-
-class _OutOfFuel(Exception):
-    pass
-
-
-class _Host:
-    """The in-memory stdin and stdout of one run."""
-
-    def __init__(self, store: wasmtime.Store, stdin: bytes):
-        self.store, self.stdin, self.cursor, self.output = store, stdin, 0, bytearray()
-        self.fuel: wasmtime.Global | None = None  # the metering's counter, once instantiated
-
-    def _charge(self, amount: int) -> None:
-        """Takes `amount` fuel from the metering's counter; below zero the run stops (out of
-        fuel), as the module's own charges do."""
-        assert self.fuel is not None, "no host call runs before the fuel is set"
-        left = self.fuel.value(self.store) - amount
-        self.fuel.set_value(self.store, wasmtime.Val.i64(left))
-        if left < 0:
-            raise _OutOfFuel
-
-    @staticmethod
-    def _memory(caller: wasmtime.Caller) -> wasmtime.Memory | None:
-        memory = caller.get("memory")
-        return memory if isinstance(memory, wasmtime.Memory) else None
-
-    def _iovecs(self, caller, memory, iovs: int, count: int) -> list[tuple[int, int]] | None:
-        """The iovec array, charged for before it is read; None if it lies outside memory."""
-        self._charge(HOST_CALL_FUEL + IOVEC_FUEL * max(0, min(count, MAX_IOVECS)))
-        size = memory.data_len(caller)
-        if count < 0 or count > MAX_IOVECS or iovs < 0 or iovs + 8 * count > size:
-            return None
-        raw = memory.read(caller, iovs, iovs + 8 * count)
-        vectors = []
-        for i in range(count):
-            start = int.from_bytes(raw[8 * i : 8 * i + 4], "little")
-            length = int.from_bytes(raw[8 * i + 4 : 8 * i + 8], "little")
-            if start + length > size:
-                return None
-            vectors.append((start, length))
-        return vectors
-
-    def _store_u32(self, caller, memory, address: int, value: int) -> bool:
-        if address < 0 or address + 4 > memory.data_len(caller):
-            return False
-        memory.write(caller, value.to_bytes(4, "little"), address)
-        return True
-
-    def fd_read(self, caller, fd: int, iovs: int, count: int, nread: int) -> int:
-        memory = self._memory(caller)
-        if fd != 0:
-            self._charge(HOST_CALL_FUEL)
-            return _ERRNO_BADF
-        vectors = memory and self._iovecs(caller, memory, iovs, count)
-        if vectors is None or memory is None:
-            return _ERRNO_FAULT
-        total = 0
-        for start, length in vectors:
-            chunk = self.stdin[self.cursor : self.cursor + length]
-            if not chunk:
-                break
-            memory.write(caller, chunk, start)
-            self.cursor += len(chunk)
-            total += len(chunk)
-        self._charge(total)
-        return _ERRNO_SUCCESS if self._store_u32(caller, memory, nread, total) else _ERRNO_FAULT
-
-    def fd_write(self, caller, fd: int, iovs: int, count: int, nwritten: int) -> int:
-        memory = self._memory(caller)
-        if fd not in (1, 2):
-            self._charge(HOST_CALL_FUEL)
-            return _ERRNO_BADF
-        vectors = memory and self._iovecs(caller, memory, iovs, count)
-        if vectors is None or memory is None:
-            return _ERRNO_FAULT
-        total = sum(length for _, length in vectors)
-        if total > MAX_OUTPUT_BYTES:
-            # More than stdout may ever hold (and possibly more than the u32 reply holds).
-            if fd == 1:
-                raise _OutputLimit
-            return _ERRNO_INVAL
-        if fd == 1:
-            if len(self.output) + total > MAX_OUTPUT_BYTES:
-                raise _OutputLimit
-            for start, length in vectors:
-                self.output += memory.read(caller, start, start + length)
-        self._charge(total)
-        return _ERRNO_SUCCESS if self._store_u32(caller, memory, nwritten, total) else _ERRNO_FAULT
-
-    def proc_exit(self, code: int) -> None:
-        raise _Exit(code)
-
-    def empty_list(self, caller, first: int, second: int) -> int:
-        """args/environ: sizes (0, 0), and nothing to copy."""
-        self._charge(HOST_CALL_FUEL)
-        memory = self._memory(caller)
-        if memory is None:
-            return _ERRNO_FAULT
-        stored = self._store_u32(caller, memory, first, 0)
-        stored = stored and self._store_u32(caller, memory, second, 0)
-        return _ERRNO_SUCCESS if stored else _ERRNO_FAULT
-
-
-def _linker(host: _Host, opt_level: str = "speed") -> wasmtime.Linker:
-    linker = wasmtime.Linker(engine(opt_level))
-    handlers = {
-        "fd_read": host.fd_read,
-        "fd_write": host.fd_write,
-        "proc_exit": lambda caller, code: host.proc_exit(code),
-        "args_sizes_get": host.empty_list,
-        "args_get": host.empty_list,
-        "environ_sizes_get": host.empty_list,
-        "environ_get": host.empty_list,
-    }
-    for name, (params, results) in _HOST_FUNCTIONS.items():
-        func_type = wasmtime.FuncType(params, results)
-        linker.define_func(_WASI, name, func_type, handlers[name], access_caller=True)
-    return linker
+def _linker(host: wasi.Host, opt_level: str = "speed") -> wasmtime.Linker:
+    return host.linker(engine(opt_level))
 
 
 def run(
-    module_bytes: bytes, export: str, stdin: bytes, fuel: int, *, opt_level: str = "speed"
+    module_bytes: bytes,
+    export: str,
+    stdin: bytes,
+    fuel: int,
+    *,
+    args: Sequence[str] = (),
+    env: Iterable[tuple[str, str]] = (),
+    inputs: Mapping[str, tuple[Path | str, int, int]] | None = None,
+    output_dir: Path | str | None = None,
+    output_quota: int = wasi.DEFAULT_OUTPUT_QUOTA,
+    seed: bytes = b"",
+    opt_level: str = "speed",
 ) -> RunResult:
-    """Runs `export` of the module on `stdin` with at most `fuel` fuel. The result does not
-    depend on `opt_level` (Cranelift's), which tests vary."""
+    """Runs `export` of the module on `stdin` with at most `fuel` fuel, with the WASI
+    arguments, environment, /input files (relative path -> (host file, offset, size)),
+    /output directory (an empty host directory; the files the run leaves there are part of
+    its result) and random seed given. The result does not depend on `opt_level`
+    (Cranelift's), which tests vary. Raises `ValueError` for a bad argument (not the
+    module's fault) and `HostError` when the host's own files fail."""
     if not 0 < fuel <= MAX_FUEL:
         raise ModuleError(f"fuel must be in [1, {MAX_FUEL}]")
+    host_config = {
+        "args": args,
+        "env": env,
+        "inputs": inputs,
+        "output_dir": output_dir,
+        "output_quota": output_quota,
+        "seed": seed,
+    }
     try:
         module, metered = _prepare(module_bytes, export, opt_level)
     except ModuleError:
         return RunResult(STATUS_INVALID, 0)
-    return _execute(module, metered, export, stdin, fuel, opt_level)
+    return _execute(module, metered, export, stdin, fuel, opt_level, **host_config)
 
 
 def _execute(
@@ -340,11 +244,28 @@ def _execute(
     stdin: bytes,
     fuel: int,
     opt_level: str = "speed",
+    **host_config,
 ) -> RunResult:
     """Runs a prepared (metered, compiled) module: `run` without the compilation."""
+    store = wasmtime.Store(engine(opt_level))
+    host = wasi.Host(store, stdin, **host_config)
+    try:
+        return _run_instance(host, store, module, metered, export, fuel, opt_level)
+    finally:
+        host.close()
+
+
+def _run_instance(
+    host: wasi.Host,
+    store: wasmtime.Store,
+    module: wasmtime.Module,
+    metered: metering.Metered,
+    export: str,
+    fuel: int,
+    opt_level: str,
+) -> RunResult:
     if metered.setup_fuel > fuel:  # the initial memory and tables cost more than the limit
         return RunResult(STATUS_OUT_OF_FUEL, fuel)
-    store = wasmtime.Store(engine(opt_level))
     store.set_limits(
         memory_size=MAX_MEMORY_BYTES,
         table_elements=MAX_TABLE_ELEMENTS,
@@ -352,7 +273,6 @@ def _execute(
         tables=1,
         memories=1,
     )
-    host = _Host(store, stdin)
     try:
         # Instantiating runs no module code: the metering exports the start function.
         instance = _linker(host, opt_level).instantiate(store, module)
@@ -364,15 +284,19 @@ def _execute(
     counter = exports[metering.FUEL_EXPORT]
     assert isinstance(counter, wasmtime.Global)
     counter.set_value(store, wasmtime.Val.i64(fuel - metered.setup_fuel))
-    host.fuel = counter
+    host.fuel, host.limit = counter, fuel
+    memory = exports.get("memory")
+    host.memory = memory if isinstance(memory, wasmtime.Memory) else None
     status = STATUS_OK
     try:
         if metered.has_start:
             exports[metering.START_EXPORT](store)
         exports[export](store)
-    except _Exit as exit_:
+    except wasi.Exit as exit_:
         status = STATUS_OK if exit_.code == 0 else STATUS_TRAP
-    except (_OutputLimit, _OutOfFuel, wasmtime.Trap, wasmtime.WasmtimeError):
+    except wasi.HostError:
+        raise
+    except (wasi.OutputLimit, wasi.OutOfFuel, wasi.Raised, wasmtime.Trap, wasmtime.WasmtimeError):
         status = STATUS_TRAP  # out of fuel when the counter is below zero: below
     except Exception:  # a host call failed on the module's arguments
         # Deterministic for a given module and input, like a trap: never a worker crash,

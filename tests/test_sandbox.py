@@ -51,18 +51,15 @@ FUEL = 10_000_000
 @pytest.mark.parametrize(
     "imported",
     [
-        '(import "wasi_snapshot_preview1" "path_open" '
-        "(func (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))",
-        '(import "wasi_snapshot_preview1" "sock_accept" (func (param i32 i32 i32) (result i32)))',
-        '(import "wasi_snapshot_preview1" "clock_time_get" '
-        "(func (param i32 i64 i32) (result i32)))",
-        '(import "wasi_snapshot_preview1" "random_get" (func (param i32 i32) (result i32)))',
-        '(import "wasi_snapshot_preview1" "proc_raise" (func (param i32) (result i32)))',
+        '(import "wasi_snapshot_preview1" "fd_open" (func (param i32) (result i32)))',
+        '(import "wasi_unstable" "fd_write" (func (param i32 i32 i32 i32) (result i32)))',
+        '(import "wasi" "sock_open" (func (param i32 i32 i32) (result i32)))',
         '(import "env" "system" (func (param i32) (result i32)))',
         '(import "env" "memory" (memory 1))',
         '(import "wasi_snapshot_preview1" "fd_write" (func (param i64) (result i32)))',
+        '(import "wasi_snapshot_preview1" "clock_time_get" (func (param i32 i32 i32) (result i32)))',  # noqa: E501
     ],
-    ids=["files", "sockets", "clock", "randomness", "signals", "host", "memory", "wrong-type"],
+    ids=["not-preview1", "old-wasi", "sockets", "host", "memory", "wrong-type", "wrong-type-2"],
 )
 def test_a_module_asking_for_any_other_capability_is_refused(imported):
     module = wat(start("nop"), imports=imported)
@@ -129,8 +126,14 @@ def test_output_beyond_the_bound_traps_and_is_cut():
 
 @pytest.mark.parametrize(
     ("fd", "iovec", "errno"),
-    [(0, 0, 8), (5, 0, 8), (1, 65_530, 21), (1, -8, 21)],
-    ids=["stdin-for-writing", "unknown-fd", "iovec-out-of-memory", "negative-pointer"],
+    [(0, 0, 8), (9, 0, 8), (5, 0, 31), (1, 65_530, 21), (1, -8, 21)],
+    ids=[
+        "stdin-for-writing",
+        "unknown-fd",
+        "a-directory",
+        "iovec-out-of-memory",
+        "negative-pointer",
+    ],
 )
 def test_host_calls_with_bad_arguments_fail_with_an_errno(fd, iovec, errno):
     body = start(
