@@ -499,7 +499,7 @@ class Agent:
     @staticmethod
     def _faulty(result: RunResult) -> RunResult:
         """What `--faulty` claims instead: the same run with a wrong output."""
-        return RunResult(result.status, result.fuel, b"faulty" + result.output)
+        return RunResult(result.status, result.fuel, b"faulty" + result.output, result.output_root)
 
     def _submit(self, key: str, job_id: bytes, entry: dict) -> None:
         """k = 1: the result goes on chain in one transaction (no commit-reveal), its output

@@ -294,9 +294,11 @@ class JobBook:
         """`JobEscrow.submit`'s arguments for a k = 1 `RunResult`: its output travels in the
         event unless `output_on_chain` is false (private) or it is longer than
         MAX_ON_CHAIN_OUTPUT (then the provider serves it)."""
-        from computeshare.sandbox import MAX_ON_CHAIN_OUTPUT, keccak
+        from computeshare.sandbox import MAX_ON_CHAIN_OUTPUT
 
-        on_chain = output_on_chain and len(result.output) <= MAX_ON_CHAIN_OUTPUT
+        # A tree's output hash is not keccak256 of the bytes: only a plain stdout travels.
+        on_chain = output_on_chain and not result.output_root
+        on_chain = on_chain and len(result.output) <= MAX_ON_CHAIN_OUTPUT
         output = result.output if on_chain else b""
         nonce = self.replica(job_id).device_nonce
         return (
@@ -304,7 +306,7 @@ class JobBook:
             nonce,
             result.status,
             result.fuel,
-            keccak(result.output),
+            result.output_hash(),
             output,
         )
 

@@ -287,7 +287,7 @@ def fetch_result(
             plain = ecies.decrypt(bytes(private_key), result.output)
         except ValueError:
             raise ResultError(f"{endpoint}: the output does not decrypt with this key") from None
-        result = RunResult(result.status, result.fuel, plain)
+        result = RunResult(result.status, result.fuel, plain, result.output_root)
     if result.digest() not in agreed:
         raise ResultError(f"{endpoint} served a result that does not match the chain")
     return result

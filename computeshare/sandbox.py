@@ -84,26 +84,46 @@ class ModuleError(ValueError):
     """The module cannot run here: malformed, too large, or asks for what the sandbox lacks."""
 
 
+TREE_DOMAIN = b"computeshare-tree"
+
+
 @dataclass(frozen=True)
 class RunResult:
-    """What a run produced; deterministic for a given module, export, input and fuel limit."""
+    """What a run produced; deterministic for a given module, export, input and fuel limit:
+    its status, the fuel it used, its stdout and, when it left files in /output, the Merkle
+    root of their pack (`computeshare.cas`)."""
 
     status: int
     fuel: int
     output: bytes = b""
+    output_root: bytes = b""
+
+    def output_hash(self) -> bytes:
+        """The hash JobEscrow holds for the output: keccak256(stdout) when /output was left
+        empty (so a short stdout can travel in the event and be checked there), else
+        keccak256("computeshare-tree" || keccak256(stdout) || output root)."""
+        if not self.output_root:
+            return keccak(self.output)
+        return keccak(TREE_DOMAIN + keccak(self.output) + self.output_root)
 
     def digest(self) -> bytes:
         """What replicas commit to: keccak256(abi_encode(uint8 status, uint64 fuel,
-        bytes32 keccak256(output)))."""
+        bytes32 output_hash))."""
         words = self.status.to_bytes(32, "big") + self.fuel.to_bytes(32, "big")
-        return keccak(words + keccak(self.output))
+        return keccak(words + self.output_hash())
 
     def to_json(self) -> dict:
-        return {"status": self.status, "fuel": self.fuel, "output": self.output.hex()}
+        data = {"status": self.status, "fuel": self.fuel, "output": self.output.hex()}
+        if self.output_root:
+            data["output_root"] = self.output_root.hex()
+        return data
 
     @classmethod
     def from_json(cls, data: dict) -> RunResult:
-        return cls(int(data["status"]), int(data["fuel"]), bytes.fromhex(data["output"]))
+        root = bytes.fromhex(data.get("output_root") or "")
+        if root and len(root) != 32:
+            raise ValueError("output_root is not 32 bytes")
+        return cls(int(data["status"]), int(data["fuel"]), bytes.fromhex(data["output"]), root)
 
     @property
     def status_name(self) -> str:
@@ -212,6 +232,7 @@ def run(
     output_dir: Path | str | None = None,
     output_quota: int = wasi.DEFAULT_OUTPUT_QUOTA,
     seed: bytes = b"",
+    memory_limit: int = MAX_MEMORY_BYTES,
     opt_level: str = "speed",
 ) -> RunResult:
     """Runs `export` of the module on `stdin` with at most `fuel` fuel, with the WASI
@@ -222,6 +243,8 @@ def run(
     module's fault) and `HostError` when the host's own files fail."""
     if not 0 < fuel <= MAX_FUEL:
         raise ModuleError(f"fuel must be in [1, {MAX_FUEL}]")
+    if not 65_536 <= memory_limit <= MAX_MEMORY_BYTES:
+        raise ModuleError(f"memory_limit must be in [65536, {MAX_MEMORY_BYTES}]")
     host_config = {
         "args": args,
         "env": env,
@@ -234,7 +257,9 @@ def run(
         module, metered = _prepare(module_bytes, export, opt_level)
     except ModuleError:
         return RunResult(STATUS_INVALID, 0)
-    return _execute(module, metered, export, stdin, fuel, opt_level, **host_config)
+    return _execute(
+        module, metered, export, stdin, fuel, opt_level, memory_limit=memory_limit, **host_config
+    )
 
 
 def _execute(
@@ -244,13 +269,14 @@ def _execute(
     stdin: bytes,
     fuel: int,
     opt_level: str = "speed",
+    memory_limit: int = MAX_MEMORY_BYTES,
     **host_config,
 ) -> RunResult:
     """Runs a prepared (metered, compiled) module: `run` without the compilation."""
     store = wasmtime.Store(engine(opt_level))
     host = wasi.Host(store, stdin, **host_config)
     try:
-        return _run_instance(host, store, module, metered, export, fuel, opt_level)
+        return _run_instance(host, store, module, metered, export, fuel, opt_level, memory_limit)
     finally:
         host.close()
 
@@ -263,11 +289,12 @@ def _run_instance(
     export: str,
     fuel: int,
     opt_level: str,
+    memory_limit: int = MAX_MEMORY_BYTES,
 ) -> RunResult:
     if metered.setup_fuel > fuel:  # the initial memory and tables cost more than the limit
         return RunResult(STATUS_OUT_OF_FUEL, fuel)
     store.set_limits(
-        memory_size=MAX_MEMORY_BYTES,
+        memory_size=memory_limit,
         table_elements=MAX_TABLE_ELEMENTS,
         instances=1,
         tables=1,

@@ -44,6 +44,7 @@ from computeshare import fetch as http_fetch
 from computeshare.metering import COST_TABLE_VERSION, R_FLOOR
 from computeshare.sandbox import (
     MAX_FUEL,
+    MAX_MEMORY_BYTES,
     MAX_MODULE_BYTES,
     STATUS_OK,
     ModuleError,
@@ -71,7 +72,9 @@ MIN_PACK_BYTES = 9  # magic and count: the pack of an empty tree
 MAX_TREE_BYTES = 1 << 36
 DEFAULT_OUTPUT_BYTES = 64 << 20
 DEFAULT_MEMORY_BYTES = 64 << 20
-MAX_MEMORY_LIMIT = 4 << 30  # wasm32's whole address space
+# The largest memory a job may ask for: the sandbox's bound, as far as the cost table's price
+# of a memory access is measured (wasm32 itself addresses 4 GiB).
+MAX_MEMORY_LIMIT = MAX_MEMORY_BYTES
 MODULE_FETCH_SECONDS = 10
 # Native kernels report fuel in the sandbox's unit: the wasm fuel their work takes the same
 # time for (measured: a SHA-256 round ~0.5 us, a matrix multiply-add ~10 ns, at the
