@@ -34,6 +34,7 @@ import hashlib
 import json
 import re
 import struct
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -417,18 +418,48 @@ def resolve_module(ref: ModuleRef, cache: Path | None = None, *, fetch: bool = T
 # ---------------------------------------------------------------- running
 
 
-def execute(job: Job | bytes, module: bytes | None = None) -> RunResult:
+def execute(
+    job: Job | bytes,
+    module: bytes | None = None,
+    *,
+    inputs: Path | None = None,
+    output_dir: Path | None = None,
+    packs: Path | None = None,
+    seed: bytes = b"",
+) -> RunResult:
     """Runs a job in this process (the agent runs it in a worker: `computeshare.worker`).
-    A wasm job needs its module's bytes unless they are inline or in the catalogue."""
+    A wasm job needs its module's bytes unless they are inline or in the catalogue, and the
+    pack file of its input tree (`inputs`, fetched and verified: `computeshare.cas`) if it
+    names one. Its /output is `output_dir` (a new temporary directory if None) and the pack
+    of what the run leaves there goes to the folder `packs`; `seed` (the job id) seeds
+    `random_get`."""
     if not isinstance(job, Job):
         job = decode_spec(job)
     if job.workload == "wasm":
-        from computeshare import sandbox
+        from computeshare import local_run
 
-        raw = module if module is not None else resolve_module(job.input.module, fetch=False)
-        if module_hash(raw) != job.input.module.sha256:
+        spec = job.input
+        raw = module if module is not None else resolve_module(spec.module, fetch=False)
+        if module_hash(raw) != spec.module.sha256:
             raise WorkloadError("module does not hash to 'module.sha256'")
-        return sandbox.run(raw, job.input.export, job.stdin, job.input.fuel)
+        if (spec.inputs is None) != (inputs is None):
+            raise WorkloadError("the job's input tree and the pack given do not match")
+        with tempfile.TemporaryDirectory(prefix="computeshare-run-") as scratch:
+            result, _ = local_run.run_module(
+                raw,
+                fuel=spec.fuel,
+                export=spec.export,
+                stdin=job.stdin,
+                args=spec.args,
+                env=spec.env,
+                inputs=inputs,
+                output_dir=output_dir or Path(scratch) / "output",
+                packs=packs or Path(scratch) / "packs",
+                seed=seed,
+                memory_limit=spec.memory_limit,
+                output_limit=spec.output_limit,
+            )
+        return result
     output = _NATIVE[job.workload](job.input)
     return RunResult(STATUS_OK, job.fuel, output)
 

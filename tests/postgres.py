@@ -20,6 +20,8 @@ import time
 import uuid
 from pathlib import Path
 
+from tests import debian
+
 PACKAGE = "postgresql"
 
 
@@ -44,20 +46,8 @@ def find_binaries() -> Path | None:
 
 
 def install() -> str:
-    """Debian's package, when this runs as root with apt (waiting for .ci/run's background
-    install to let go of apt's lock); else why it cannot."""
-    if os.geteuid() != 0:
-        return f"not root: install it with `sudo apt-get install {PACKAGE}`"
-    if shutil.which("apt-get") is None:
-        return "no apt-get on this machine: install PostgreSQL and set COMPUTESHARE_PG_BIN"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    wait = ["-o", "DPkg::Lock::Timeout=900"]
-    add = ["apt-get", *wait, "install", "-y", "-q", "--no-install-recommends", PACKAGE]
-    for step in (add, ["apt-get", *wait, "update", "-q"], add):
-        done = subprocess.run(step, env=env, capture_output=True, text=True, timeout=1_200)
-        if step is add and done.returncode == 0:
-            return ""
-    return f"apt-get install {PACKAGE} failed: {done.stderr.strip().splitlines()[-1:]}"
+    """Debian's package (`tests.debian.install`); "" when done, else why not."""
+    return debian.install(PACKAGE)
 
 
 def _free_port() -> int:

@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import socket
-import subprocess
 import threading
 import time
 from html.parser import HTMLParser
@@ -39,6 +38,7 @@ from computeshare.format import hex_id
 from computeshare.governance import call, propose
 from computeshare.index import EventIndex, IndexFailure
 from computeshare.specs import device_spec
+from tests import debian
 from tests.market import build_market
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "build" / "test-artifacts" / "dashboard"
@@ -72,19 +72,8 @@ def find_chromium() -> str | None:
 
 
 def install_chromium() -> str:
-    """Debian's chromium package, when this runs as root with apt; else why it cannot."""
-    if os.name != "posix" or os.geteuid() != 0:
-        return "not root: install it with `sudo apt-get install chromium`"
-    if shutil.which("apt-get") is None:
-        return "no apt-get on this machine: install Chromium and put it at /usr/bin/chromium"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    wait = ["-o", "DPkg::Lock::Timeout=900"]  # .ci/run may be installing it already
-    install = ["apt-get", *wait, "install", "-y", "-q", "--no-install-recommends", "chromium"]
-    for step in (install, ["apt-get", *wait, "update", "-q"], install):
-        done = subprocess.run(step, env=env, capture_output=True, text=True, timeout=900)
-        if step is install and done.returncode == 0:
-            return ""
-    return f"apt-get install chromium failed: {done.stderr.strip().splitlines()[-1:]}"
+    """Debian's chromium package (`tests.debian.install`); "" when done, else why not."""
+    return debian.install("chromium")
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import re
-import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -17,6 +16,7 @@ import wasmtime
 
 from computeshare import sandbox, wasi
 from computeshare.sandbox import STATUS_OK, STATUS_TRAP, HostError, check, run
+from tests.debian import build_examples
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -27,12 +27,7 @@ NUMBERS = b"0123456789\n"
 
 
 def _build(what: str, compiler: str) -> None:
-    if shutil.which(compiler) is None:
-        pytest.skip(f"{compiler} is not installed: cannot build the {what} examples")
-    done = subprocess.run(
-        [str(EXAMPLES / "build.sh"), what], capture_output=True, text=True, timeout=600
-    )
-    assert done.returncode == 0, done.stderr
+    build_examples(what, compiler)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,139 @@
+"""`computeshare run` and the run a provider makes: one code path (`computeshare.local_run`),
+the same result for a client's test, a worker and an arbiter."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import random
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from computeshare import cas, local_run
+from computeshare.cli import main
+from computeshare.metering import COST_TABLE_VERSION
+from computeshare.sandbox import STATUS_INVALID, STATUS_OK, RunResult, keccak, module_hash
+from computeshare.workloads import WorkloadError, decode_spec, encode_spec, execute
+from tests.debian import build_examples
+
+FUEL = 10**12
+
+
+@pytest.fixture(scope="module")
+def programs() -> Path:
+    return Path(build_examples("c", "clang"))
+
+
+@pytest.fixture
+def reads(tmp_path) -> Path:
+    """An input directory: a few hundred KiB of DNA letters in two files."""
+    folder = tmp_path / "reads"
+    (folder / "more").mkdir(parents=True)
+    rng = random.Random(7)
+    (folder / "a.fa").write_text("".join(rng.choice("ACGT") for _ in range(300_000)))
+    (folder / "more" / "b.fa").write_text("".join(rng.choice("ACGT") for _ in range(50_000)))
+    return folder
+
+
+def run_cli(*args: str):
+    return CliRunner().invoke(main, ["run", *args])
+
+
+def test_run_prints_status_fuel_and_output_root_and_json(programs, reads, tmp_path):
+    module = str(programs / "conformance-c.wasm")
+    out = tmp_path / "out"
+    text = run_cli(module, "--input", str(reads), "--arg", "x", "--output", str(out))
+    assert text.exit_code == 0, text.output
+    assert "status       ok (0)" in text.output
+    root = text.output.split("output root  ")[1].split()[0]
+    assert root.startswith("0x") and len(root) == 66
+    assert (out / "report.txt").is_file()
+    # The same run as one JSON object, and the same result every time.
+    again = run_cli(module, "--input", str(reads), "--arg", "x", "--json")
+    data = json.loads(again.output)
+    assert {"status", "fuel", "output_root"} <= set(data)
+    assert data["status"] == STATUS_OK and data["output_root"] == root
+    assert data["result_hash"] in text.output
+    # The output root is the root of the /output directory's pack.
+    assert cas.pack_dir(out, tmp_path / "out.pack").root == root[2:]
+
+
+def test_the_local_run_is_the_providers_run(programs, reads, tmp_path):
+    """A wasm spec naming the input tree, run through `workloads.execute` (what the worker
+    calls) on the fetched pack, gives the result `computeshare run` printed."""
+    module = (programs / "minigzip.wasm").read_bytes()
+    info = cas.pack_dir(reads, tmp_path / "in.pack")
+    payload = {
+        "module": {"sha256": module_hash(module)},
+        "fuel": FUEL,
+        "cost_table": COST_TABLE_VERSION,
+        "args": ["-c", "/input/more/b.fa"],
+        "inputs": info.spec(["http://127.0.0.1:1/cas/"]),
+    }
+    job = decode_spec(encode_spec("wasm", payload))
+    result = execute(job, module, inputs=info.path, seed=b"\x01" * 32)
+    assert result.status == STATUS_OK and not result.output_root
+    assert gzip.decompress(result.output) == (reads / "more" / "b.fa").read_bytes()
+    printed = json.loads(
+        run_cli(
+            str(programs / "minigzip.wasm"), "--input", str(reads), "--arg", "-c",
+            "--arg", "/input/more/b.fa", "--seed", "0x" + "01" * 32, "--json",
+        ).output
+    )  # fmt: skip
+    assert printed["result_hash"] == "0x" + result.digest().hex()
+    assert printed["input_root"] == "0x" + info.root
+    # A spec naming inputs cannot run without them, nor a pack without a spec naming one.
+    with pytest.raises(WorkloadError, match="input tree"):
+        execute(job, module)
+
+
+def test_a_tree_result_commits_to_stdout_and_the_root():
+    plain = RunResult(STATUS_OK, 5, b"hi")
+    assert plain.output_hash() == keccak(b"hi")
+    tree = RunResult(STATUS_OK, 5, b"hi", b"\x07" * 32)
+    assert tree.output_hash() == keccak(b"computeshare-tree" + keccak(b"hi") + b"\x07" * 32)
+    assert tree.digest() != plain.digest()
+    assert RunResult.from_json(tree.to_json()) == tree
+    with pytest.raises(ValueError):
+        RunResult.from_json({**tree.to_json(), "output_root": "07" * 31})
+
+
+def test_bad_runs_get_one_line(programs, reads, tmp_path):
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    module = str(programs / "conformance-c.wasm")
+    refused = run_cli(module, "--output", str(tmp_path / "full"))
+    assert refused.exit_code != 0 and "is not empty" in refused.output
+    assert len(refused.output.strip().splitlines()) == 1
+    bad_env = run_cli(module, "--env", "NOEQUALS")
+    assert bad_env.exit_code != 0 and "NAME=value" in bad_env.output
+    garbage = tmp_path / "garbage.wasm"
+    garbage.write_bytes(b"\x00asm garbage")
+    result = json.loads(run_cli(str(garbage), "--json").output)
+    assert result["status"] == STATUS_INVALID and result["fuel"] == 0
+    # An input directory holding a symlink is refused before anything runs.
+    os.symlink("/etc/passwd", reads / "link")
+    linked = run_cli(module, "--input", str(reads))
+    assert linked.exit_code != 0 and "symbolic link" in linked.output
+    assert "Traceback" not in linked.output
+
+
+def test_output_is_printed_without_terminal_control_sequences(tmp_path):
+    from computeshare.cli.run import printable
+
+    assert printable(b"ok\x1b]0;pwned\x07\n") == "ok\\x1b]0;pwned\\x07\n"
+
+
+def test_local_run_refuses_a_used_output_directory(programs, tmp_path):
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "f").write_text("f")
+    with pytest.raises(ValueError, match="not empty"):
+        local_run.run_module(
+            (programs / "conformance-c.wasm").read_bytes(),
+            fuel=FUEL,
+            output_dir=tmp_path / "used",
+            packs=tmp_path / "packs",
+        )
