@@ -35,6 +35,7 @@ import json
 import re
 import struct
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -117,18 +118,6 @@ class _Strict(BaseModel):
 Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
-class ModuleRef(_Strict):
-    sha256: Hex64
-    inline: str | None = Field(default=None, max_length=MAX_SPEC_BYTES)
-    uri: str | None = Field(default=None, max_length=512, pattern=r"^https?://[^\s]+$")
-
-
-Arg = Annotated[str, Field(max_length=MAX_ARG_CHARS, pattern=r"^[^\x00]*$")]
-EnvVar = Annotated[
-    str, Field(max_length=MAX_ARG_CHARS, pattern=r"^[A-Za-z_][A-Za-z0-9_]*=[^\x00]*$")
-]
-
-
 class TreeRef(_Strict):
     """A content-addressed tree (`computeshare.cas`): the Merkle root of its pack, the pack's
     size in bytes, and where its chunks may be fetched (tried in order)."""
@@ -138,6 +127,22 @@ class TreeRef(_Strict):
     uris: list[Annotated[str, Field(max_length=512, pattern=r"^https?://[^\s]+$")]] = Field(
         default_factory=list, max_length=MAX_URIS
     )
+
+
+class ModuleRef(_Strict):
+    """The module by SHA-256, with its bytes inline, at a plain URI, or as a tree of one
+    file (`tree`: fetched chunk by chunk and verified, as inputs are; for large modules)."""
+
+    sha256: Hex64
+    inline: str | None = Field(default=None, max_length=MAX_SPEC_BYTES)
+    uri: str | None = Field(default=None, max_length=512, pattern=r"^https?://[^\s]+$")
+    tree: TreeRef | None = None
+
+
+Arg = Annotated[str, Field(max_length=MAX_ARG_CHARS, pattern=r"^[^\x00]*$")]
+EnvVar = Annotated[
+    str, Field(max_length=MAX_ARG_CHARS, pattern=r"^[A-Za-z_][A-Za-z0-9_]*=[^\x00]*$")
+]
 
 
 class WasmInput(_Strict):
@@ -370,18 +375,53 @@ def wasm_spec(
     export: str = "_start",
     inline: bool | None = None,
     encrypt_to: bytes | None = None,
+    args: Sequence[str] = (),
+    env: Sequence[str] = (),
+    inputs: dict | None = None,
+    module_tree: dict | None = None,
+    output_limit: int | None = None,
+    memory_limit: int | None = None,
 ) -> bytes:
     """A `wasm` spec for a catalogue module (by name) or module bytes. Catalogue modules are
     named by hash only (providers hold them); other bytes travel inline unless `inline` is
-    False (then the provider must hold or fetch them)."""
+    False or `module_tree` names the tree they are fetched from (`TreeRef`'s form, e.g.
+    `cas.PackInfo.spec(uris)`); `inputs` is the input tree in the same form. `args` and
+    `env` ("NAME=value") are the program's WASI arguments and environment."""
     raw = catalogue_module(module) if isinstance(module, str) else bytes(module)
-    ref: dict[str, str] = {"sha256": module_hash(raw)}
-    if inline if inline is not None else not isinstance(module, str):
+    ref: dict[str, Any] = {"sha256": module_hash(raw)}
+    if module_tree is not None:
+        ref["tree"] = dict(module_tree)
+    elif inline if inline is not None else not isinstance(module, str):
         ref["inline"] = base64.b64encode(raw).decode()
-    payload = {"module": ref, "export": export, "fuel": fuel, "cost_table": COST_TABLE_VERSION}
+    payload: dict[str, Any] = {
+        "module": ref,
+        "export": export,
+        "fuel": fuel,
+        "cost_table": COST_TABLE_VERSION,
+    }
     if stdin:
         payload["stdin"] = base64.b64encode(stdin).decode()
+    optional = {
+        "args": list(args),
+        "env": list(env),
+        "inputs": dict(inputs) if inputs is not None else None,
+        "output_limit": output_limit,
+        "memory_limit": memory_limit,
+    }
+    payload.update({key: value for key, value in optional.items() if value})
     return encode_spec("wasm", payload, encrypt_to)
+
+
+def module_pack(raw: bytes, store: Any) -> Any:
+    """Adds module bytes to `store` (a `cas.Cache`) as a tree of one file, `module.wasm`,
+    for `wasm_spec(module_tree=...)`; returns its `cas.PackInfo`."""
+    with tempfile.TemporaryDirectory(prefix="computeshare-module-") as scratch:
+        (Path(scratch) / MODULE_FILE).write_bytes(raw)
+        return store.add_dir(scratch)
+
+
+MODULE_FILE = "module.wasm"
+TREE_CHUNK_SECONDS = 10.0  # a chunk of a module or input tree, from one source
 
 
 def resolve_module(ref: ModuleRef, cache: Path | None = None, *, fetch: bool = True) -> bytes:
@@ -399,10 +439,15 @@ def resolve_module(ref: ModuleRef, cache: Path | None = None, *, fetch: bool = T
         raw = cached.read_bytes()
         if module_hash(raw) == ref.sha256:
             return raw
-    if ref.uri is None:
+    if ref.uri is None and ref.tree is None:
         raise WorkloadError(f"module {ref.sha256[:12]} is not inline, known or fetchable")
     if not fetch:
         raise WorkloadError("fetching modules is off in this provider's policy")
+    if ref.tree is not None:
+        raw = _module_from_tree(ref.tree, cache)
+        if module_hash(raw) != ref.sha256:
+            raise WorkloadError("module in its tree does not hash to 'module.sha256'")
+        return raw
     try:
         raw = http_fetch.get(ref.uri, MAX_MODULE_BYTES, MODULE_FETCH_SECONDS)
     except http_fetch.FetchError as error:
@@ -413,6 +458,32 @@ def resolve_module(ref: ModuleRef, cache: Path | None = None, *, fetch: bool = T
         cached.parent.mkdir(parents=True, exist_ok=True)
         cached.write_bytes(raw)
     return raw
+
+
+def _module_from_tree(tree: TreeRef, cache: Path | None) -> bytes:
+    """The one file of a module's tree, fetched and verified chunk by chunk into the cache
+    (`cache`/trees)."""
+    from computeshare import cas
+
+    if cache is None:
+        raise WorkloadError("a module by tree needs a cache folder to fetch it into")
+    if tree.size > MAX_MODULE_BYTES + 4_096:
+        raise WorkloadError(f"module tree is {tree.size} bytes; the limit is {MAX_MODULE_BYTES}")
+    try:
+        path = cas.fetch_tree(
+            tree.root,
+            tree.size,
+            tree.uris,
+            cas.Cache(cache / "trees"),
+            max_size=MAX_MODULE_BYTES + 4_096,
+            seconds_per_chunk=TREE_CHUNK_SECONDS,
+        )
+        pack = cas.open_pack(path)
+    except cas.CasError as error:
+        raise WorkloadError(f"module fetch failed: {error}") from None
+    if [entry.path for entry in pack.entries] != [MODULE_FILE]:
+        raise WorkloadError(f"a module tree holds one file, {MODULE_FILE}")
+    return pack.read(MODULE_FILE)
 
 
 # ---------------------------------------------------------------- running

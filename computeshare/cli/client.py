@@ -82,7 +82,7 @@ def client_withdraw(account, manifest, amount):
 @approve_max_option
 def client_post(
     account, manifest, workload, payload, module, stdin_hex, fuel, encrypt_to, price, replicas,
-    duration, collateral, min_gpus, compute_seconds, approve_max,
+    duration, collateral, min_gpus, compute_seconds, approve_max, **wasm_options,
 ):  # fmt: skip
     """Post a job; payment for every replica is locked from your escrow balance (what it
     lacks is deposited first). The spec is checked against its workload's schema (and a
@@ -92,7 +92,7 @@ def client_post(
 
     price_wei = tokens(price)
     collateral_wei = tokens(collateral) if collateral else price_wei
-    spec = job_spec(workload, payload, module, stdin_hex, fuel, encrypt_to)
+    spec = job_spec(workload, payload, module, stdin_hex, fuel, encrypt_to, **wasm_options)
     requirements = job_requirements(
         min_cpu_cores=1, min_memory_mb=1, min_gpu_count=min_gpus, min_vram_mb=0,
         compute_seconds=compute_seconds,

@@ -586,16 +586,44 @@ def job_spec_options(func):
         click.option(
             "--encrypt-to", help="a public key (hex): providers serve the output encrypted"
         ),
+        click.option(
+            "--input-dir",
+            "input_dir",
+            type=click.Path(exists=True, file_okay=False, path_type=Path),
+            help="wasm: a directory mounted at /input (added to the data store)",
+        ),
+        click.option(
+            "--data-uri",
+            help="wasm: where providers fetch the input and module trees (the address of "
+            "`computeshare data serve`, e.g. http://host:8710/cas/)",
+        ),
+        click.option("--arg", "args", multiple=True, help="wasm: a program argument (repeat)"),
+        click.option("--env", "env", multiple=True, help="wasm: NAME=value (repeat)"),
+        click.option("--output-limit", type=click.IntRange(0), help="wasm: most bytes in /output"),
+        click.option("--memory-limit", type=click.IntRange(65_536), help="wasm: most memory"),
     ]
     for option in reversed(options):
         func = option(func)
     return func
 
 
-def job_spec(workload, payload, module, stdin_hex, fuel, encrypt_to) -> bytes:
+def job_spec(
+    workload, payload, module, stdin_hex, fuel, encrypt_to, input_dir=None, data_uri=None,
+    args=(), env=(), output_limit=None, memory_limit=None,
+) -> bytes:  # fmt: skip
     """The spec the options describe, checked as every provider checks it (its workload's
-    schema, its size; a wasm module compiled) before anything is sent."""
-    from computeshare.workloads import CATALOGUE, decode_spec, encode_spec, public_key, wasm_spec
+    schema, its size; a wasm module compiled) before anything is sent. A wasm module file
+    too large to travel inline, and an input directory, are added to the data store
+    ($COMPUTESHARE_STORE) and named by their trees at `data_uri`."""
+    from computeshare.workloads import (
+        CATALOGUE,
+        MAX_SPEC_BYTES,
+        decode_spec,
+        encode_spec,
+        module_pack,
+        public_key,
+        wasm_spec,
+    )
 
     recipient = public_key(encrypt_to) if encrypt_to else None
     if module is not None or workload == "wasm":
@@ -606,7 +634,28 @@ def job_spec(workload, payload, module, stdin_hex, fuel, encrypt_to) -> bytes:
         except ValueError:
             raise click.BadParameter("not hex", param_hint="--stdin") from None
         raw = module if module in CATALOGUE else Path(module).read_bytes()
-        spec = wasm_spec(raw, stdin, fuel=fuel, encrypt_to=recipient)
+        by_tree = module not in CATALOGUE and len(raw) * 4 // 3 > MAX_SPEC_BYTES // 2
+        if (by_tree or input_dir is not None) and not data_uri:
+            raise click.UsageError(
+                "give --data-uri: where providers fetch the module and input trees "
+                "(`computeshare data serve` serves the store they are added to)"
+            )
+        trees = {}
+        if by_tree or input_dir is not None:
+            from computeshare import cas
+
+            store = cas.Cache(Path(os.environ.get("COMPUTESHARE_STORE", DATA_STORE)).expanduser())
+            try:
+                if by_tree:
+                    trees["module_tree"] = module_pack(raw, store).spec([data_uri])
+                if input_dir is not None:
+                    trees["inputs"] = store.add_dir(input_dir).spec([data_uri])
+            except cas.CasError as error:
+                raise click.ClickException(str(error)) from None
+        spec = wasm_spec(
+            raw, stdin, fuel=fuel, encrypt_to=recipient, args=args, env=env,
+            output_limit=output_limit, memory_limit=memory_limit, **trees,
+        )  # fmt: skip
     else:
         if workload is None or payload is None:
             raise click.UsageError("give --workload and --input, or --wasm and --fuel")
@@ -617,6 +666,9 @@ def job_spec(workload, payload, module, stdin_hex, fuel, encrypt_to) -> bytes:
         spec = encode_spec(workload, data, recipient)
     decode_spec(spec)
     return spec
+
+
+DATA_STORE = "~/.computeshare/store"  # `computeshare data`'s default store
 
 
 def sleep(seconds: float, text: str) -> None:

@@ -267,7 +267,7 @@ def _load(path: Path) -> tuple[dict, bytes, dict]:
 @approve_max_option
 def offer_match(
     account, manifest, path, workload, payload, module, stdin_hex, fuel, encrypt_to, spec_file,
-    wanted, approve_max,
+    wanted, approve_max, **wasm_options,
 ):  # fmt: skip
     """Post a k = 1 job through the signed offer in PATH, already accepted by its device and
     paid from your escrow balance (what it lacks is deposited first)."""
@@ -281,7 +281,7 @@ def offer_match(
             raise click.UsageError("give --spec-file or the spec's options, not both")
         spec = _spec_file(spec_file)
     else:
-        spec = job_spec(workload, payload, module, stdin_hex, fuel, encrypt_to)
+        spec = job_spec(workload, payload, module, stdin_hex, fuel, encrypt_to, **wasm_options)
     if terms["spec_hash"] not in (ANY_SPEC, spec_hash(spec)):
         raise click.ClickException(
             f"this offer is for the spec 0x{terms['spec_hash'].hex()[:SHORT_ID]} only, not this "
