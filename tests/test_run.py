@@ -137,3 +137,34 @@ def test_local_run_refuses_a_used_output_directory(programs, tmp_path):
             output_dir=tmp_path / "used",
             packs=tmp_path / "packs",
         )
+
+
+def test_a_module_by_tree_is_fetched_verified_and_cached(programs, tmp_path):
+    """A module too large for the spec travels as a tree of one file, served by a data
+    store (`computeshare data serve`) and fetched chunk by chunk against its root."""
+    from computeshare.workloads import module_pack, resolve_module, wasm_spec
+
+    module = (programs / "conformance-rust.wasm").read_bytes()
+    store = cas.Cache(tmp_path / "store")
+    with cas.ChunkServer(store) as server:
+        info = module_pack(module, store)
+        spec = wasm_spec(module, fuel=FUEL, module_tree=info.spec([server.url]))
+        assert len(spec) < 1_024  # the module does not travel in the spec
+        ref = decode_spec(spec).input.module
+        assert resolve_module(ref, tmp_path / "provider") == module
+        served = server.requests
+        assert resolve_module(ref, tmp_path / "provider") == module  # from the cache
+        assert server.requests == served
+        # A tree of two files, or of another module, is refused with its reason.
+        two = tmp_path / "two"
+        two.mkdir()
+        (two / "module.wasm").write_bytes(module)
+        (two / "extra").write_bytes(b"x")
+        other = store.add_dir(two)
+        for tree, reason in (
+            (other.spec([server.url]), "holds one file"),
+            (module_pack(b"\x00asm\x01\x00\x00\x00", store).spec([server.url]), "does not hash"),
+        ):
+            bad = wasm_spec(module, fuel=FUEL, module_tree=tree)
+            with pytest.raises(WorkloadError, match=reason):
+                resolve_module(decode_spec(bad).input.module, tmp_path / "other")
