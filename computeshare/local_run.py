@@ -9,7 +9,6 @@ so a client's test run and a provider's run are the same code.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -39,14 +38,15 @@ def run_module(
     env: Sequence[str] = (),
     inputs: Path | None = None,
     output_dir: Path,
-    packs: Path,
+    store: cas.Cache,
     seed: bytes = b"",
     memory_limit: int | None = None,
     output_limit: int | None = None,
 ) -> tuple[RunResult, cas.PackInfo | None]:
     """Runs `module` with the pack file `inputs` at /input and the empty directory
-    `output_dir` at /output; packs what the run left there into the folder `packs`.
-    Returns the result (its `output_root` set when /output holds files) and the output pack."""
+    `output_dir` at /output; packs what the run left there into `store` (a `cas.Cache`,
+    which serves it). Returns the result (its `output_root` set when /output holds files)
+    and the output pack."""
     output_dir.mkdir(parents=True, exist_ok=True)
     if any(output_dir.iterdir()):
         raise ValueError(f"{output_dir} is not empty")
@@ -70,12 +70,7 @@ def run_module(
     )
     if not any(output_dir.iterdir()):
         return result, None
-    packs.mkdir(parents=True, exist_ok=True)
-    partial = packs / f"output-{id(result):x}.pack"
-    info = cas.pack_dir(output_dir, partial)
-    final = packs / f"{info.root}.pack"
-    partial.replace(final)
-    info = replace(info, path=final)
+    info = store.add_dir(output_dir)
     return replace(result, output_root=bytes.fromhex(info.root)), info
 
 
@@ -96,15 +91,7 @@ def run_directory(
         module,
         inputs=inputs.path if inputs is not None else None,
         output_dir=output_dir,
-        packs=scratch / "packs",
+        store=cas.Cache(scratch / "store"),
         **options,
     )
     return result, inputs, output
-
-
-def keep(info: cas.PackInfo, folder: Path) -> Path:
-    """Moves a pack into `folder` under its root."""
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{info.root}.pack"
-    shutil.move(str(info.path), target)
-    return target

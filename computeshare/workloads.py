@@ -495,15 +495,15 @@ def execute(
     *,
     inputs: Path | None = None,
     output_dir: Path | None = None,
-    packs: Path | None = None,
+    store: Any = None,
     seed: bytes = b"",
 ) -> RunResult:
     """Runs a job in this process (the agent runs it in a worker: `computeshare.worker`).
     A wasm job needs its module's bytes unless they are inline or in the catalogue, and the
     pack file of its input tree (`inputs`, fetched and verified: `computeshare.cas`) if it
     names one. Its /output is `output_dir` (a new temporary directory if None) and the pack
-    of what the run leaves there goes to the folder `packs`; `seed` (the job id) seeds
-    `random_get`."""
+    of what the run leaves there goes to `store` (a `cas.Cache`; a temporary one if None);
+    `seed` (the job id) seeds `random_get`."""
     if not isinstance(job, Job):
         job = decode_spec(job)
     if job.workload == "wasm":
@@ -516,6 +516,8 @@ def execute(
         if (spec.inputs is None) != (inputs is None):
             raise WorkloadError("the job's input tree and the pack given do not match")
         with tempfile.TemporaryDirectory(prefix="computeshare-run-") as scratch:
+            from computeshare import cas
+
             result, _ = local_run.run_module(
                 raw,
                 fuel=spec.fuel,
@@ -525,7 +527,7 @@ def execute(
                 env=spec.env,
                 inputs=inputs,
                 output_dir=output_dir or Path(scratch) / "output",
-                packs=packs or Path(scratch) / "packs",
+                store=store if store is not None else cas.Cache(Path(scratch) / "store"),
                 seed=seed,
                 memory_limit=spec.memory_limit,
                 output_limit=spec.output_limit,

@@ -135,7 +135,7 @@ def test_local_run_refuses_a_used_output_directory(programs, tmp_path):
             (programs / "conformance-c.wasm").read_bytes(),
             fuel=FUEL,
             output_dir=tmp_path / "used",
-            packs=tmp_path / "packs",
+            store=cas.Cache(tmp_path / "store"),
         )
 
 
