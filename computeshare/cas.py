@@ -1062,47 +1062,91 @@ def _download(
 _CHUNK_PATH = re.compile(r"^/cas/([0-9a-f]{64})/(\d{1,12})$")
 
 
-class ChunkServer:
-    """Serves the complete packs of a cache (or store), chunk by chunk with proofs, at
-    `{url}/cas/{root}/{i}` (see the module docstring). Read-only, GET only, one request per
-    connection, with the result server's bounds (computeshare.results): connection caps
-    overall and per client, each connection cut `REQUEST_SECONDS` after it opened, headers
-    at most `MAX_HEADER_BYTES`."""
+class Chunks:
+    """The chunks of a cache's complete packs with their proofs, as an ASGI app answering
+    `GET /cas/{root}/{i}` (see the module docstring): served by `ChunkServer`, and mounted
+    by the agent's result server beside its results."""
 
-    def __init__(self, cache: Cache, host: str = "127.0.0.1", port: int = 0):
-        import uvicorn
-        from starlette.concurrency import run_in_threadpool
-        from starlette.responses import Response
-
-        from computeshare import results
-
+    def __init__(self, cache: Cache):
         self.cache = cache
         self.requests = 0  # chunk requests answered 200, for tests and measurements
         self._trees: OrderedDict[str, tuple[MerkleTree, int]] = OrderedDict()
         self._tree_lock = threading.Lock()
+
+    async def __call__(self, scope, receive, send) -> None:
+        from starlette.concurrency import run_in_threadpool
+        from starlette.responses import Response
+
+        if scope["type"] != "http":
+            return
+        status, headers, body = 404, [], b"no such chunk\n"
+        if scope["method"] not in ("GET", "HEAD"):
+            status, body = 405, b"GET only\n"
+        else:
+            match = _CHUNK_PATH.match(scope["path"])
+            served = None
+            if match:  # file reads (and a first proof tree) off the event loop
+                served = await run_in_threadpool(self.chunk, match.group(1), int(match.group(2)))
+            if served is not None:
+                body, proof_hex = served
+                status, headers = 200, [(b"x-proof", proof_hex.encode())]
+                self.requests += 1
+        response = Response(body, status, media_type="application/octet-stream")
+        response.raw_headers.extend(headers)
+        await response(scope, receive, send)
+
+    def _tree(self, root: str) -> tuple[MerkleTree, int] | None:
+        with self._tree_lock:
+            if root in self._trees:
+                self._trees.move_to_end(root)
+                return self._trees[root]
+        if not self.cache.has(root):
+            return None
+        size = self.cache.pack_path(root).stat().st_size
+        tree = MerkleTree(self.cache.leaves(root))
+        if tree.root.hex() != root or tree.chunks != chunk_count(size):
+            return None  # a damaged pack or sidecar is not served
+        with self._tree_lock:
+            self._trees[root] = (tree, size)
+            while len(self._trees) > 64:
+                self._trees.popitem(last=False)
+        return tree, size
+
+    def chunk(self, root: str, index: int) -> tuple[bytes, str] | None:
+        """Chunk `index` of the pack `root` and its proof (hex, comma-joined); None if this
+        cache does not hold it whole."""
+        found = self._tree(root)
+        if found is None:
+            return None
+        tree, size = found
+        if index >= tree.chunks:
+            return None
+        try:
+            with open(self.cache.pack_path(root), "rb") as f:
+                data = os.pread(f.fileno(), chunk_length(size, index), index * CHUNK)
+        except OSError:
+            return None
+        if len(data) != chunk_length(size, index):
+            return None
+        return data, ",".join(h.hex() for h in tree.proof(index))
+
+
+class ChunkServer:
+    """Serves the complete packs of a cache (or store), chunk by chunk with proofs, at
+    `{url}/cas/{root}/{i}` (`Chunks`). Read-only, GET only, one request per connection,
+    with the result server's bounds (computeshare.results): connection caps overall and per
+    client, each connection cut `REQUEST_SECONDS` after it opened, headers at most
+    `MAX_HEADER_BYTES`."""
+
+    def __init__(self, cache: Cache, host: str = "127.0.0.1", port: int = 0):
+        import uvicorn
+
+        from computeshare import results
+
+        self.cache = cache
+        self.chunks = app = Chunks(cache)
         self.max_connections, burst = results.connection_bounds()
         self._guard = results._Guard(self.max_connections, results.PER_CLIENT)
-
-        async def app(scope, receive, send):
-            if scope["type"] != "http":
-                return
-            status, headers, body = 404, [], b"no such chunk\n"
-            if scope["method"] not in ("GET", "HEAD"):
-                status, body = 405, b"GET only\n"
-            else:
-                match = _CHUNK_PATH.match(scope["path"])
-                served = None
-                if match:  # file reads (and a first proof tree) off the event loop
-                    served = await run_in_threadpool(
-                        self._chunk, match.group(1), int(match.group(2))
-                    )
-                if served is not None:
-                    body, proof_hex = served
-                    status, headers = 200, [(b"x-proof", proof_hex.encode())]
-                    self.requests += 1
-            response = Response(body, status, media_type="application/octet-stream")
-            response.raw_headers.extend(headers)
-            await response(scope, receive, send)
 
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._socket = socket.create_server((host, port), family=family, backlog=burst)
@@ -1134,38 +1178,10 @@ class ChunkServer:
         )
         self._listen_queue = results.LISTEN_QUEUE
 
-    def _tree(self, root: str) -> tuple[MerkleTree, int] | None:
-        with self._tree_lock:
-            if root in self._trees:
-                self._trees.move_to_end(root)
-                return self._trees[root]
-        if not self.cache.has(root):
-            return None
-        size = self.cache.pack_path(root).stat().st_size
-        tree = MerkleTree(self.cache.leaves(root))
-        if tree.root.hex() != root or tree.chunks != chunk_count(size):
-            return None  # a damaged pack or sidecar is not served
-        with self._tree_lock:
-            self._trees[root] = (tree, size)
-            while len(self._trees) > 64:
-                self._trees.popitem(last=False)
-        return tree, size
-
-    def _chunk(self, root: str, index: int) -> tuple[bytes, str] | None:
-        found = self._tree(root)
-        if found is None:
-            return None
-        tree, size = found
-        if index >= tree.chunks:
-            return None
-        try:
-            with open(self.cache.pack_path(root), "rb") as f:
-                data = os.pread(f.fileno(), chunk_length(size, index), index * CHUNK)
-        except OSError:
-            return None
-        if len(data) != chunk_length(size, index):
-            return None
-        return data, ",".join(h.hex() for h in tree.proof(index))
+    @property
+    def requests(self) -> int:
+        """Chunk requests answered 200."""
+        return self.chunks.requests
 
     def start(self) -> ChunkServer:
         self._thread.start()

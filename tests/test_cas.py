@@ -595,12 +595,20 @@ def test_resume_after_the_fetcher_is_killed(tmp_path, raw_servers):
     cache = Cache(tmp_path / "cache")
     with ChunkServer(source) as server:
 
+        stopped, forwarding = threading.Event(), []
+
         def slow(conn, request):  # a slow way to the server: 100 ms an answer
             time.sleep(0.1)
-            with socket.create_connection(server.address) as up:
-                up.sendall(request)
-                while data := up.recv(65_536):
-                    conn.sendall(data)
+            if stopped.is_set():  # the fetcher is gone: nothing more reaches the server
+                return
+            forwarding.append(request)
+            try:
+                with socket.create_connection(server.address) as up:
+                    up.sendall(request)
+                    while data := up.recv(65_536):
+                        conn.sendall(data)
+            finally:
+                forwarding.remove(request)
 
         proxy = raw_servers(slow, with_request=True)
         code = (
@@ -617,6 +625,9 @@ def test_resume_after_the_fetcher_is_killed(tmp_path, raw_servers):
             time.sleep(0.01)
         fetcher.kill()
         fetcher.wait()
+        stopped.set()  # and requests the proxy was still forwarding are answered first
+        while forwarding and time.monotonic() < deadline:
+            time.sleep(0.01)
         kept = cache.partial_chunks(info.root, info.size)
         assert 4 <= kept < chunks and not cache.has(info.root)
         before = server.requests
