@@ -64,15 +64,22 @@ STATUS_NAMES = {
     STATUS_INVALID: "invalid",
 }
 
-# Metering and compiling take about 4 us and 3 us a byte of dense code (a generated 3.65 MB
-# C module: 14.4 s and 10.4 s on the reference machine), and the agent's check of a module
-# has 10 s (`agent.CHECK_SECONDS`): larger modules wait for a faster rewrite.
+# Metering and compiling take about 2 to 4 us and 3 to 5 us a byte of dense code (a
+# generated 3.65 MB C module: 14.4 s and 10.4 s on the reference machine; scripts/
+# bench_metering.py), far past the agent's 10 s check for a large module: a provider allows
+# `prepare_seconds(size)` for a module it has not prepared, and keeps prepared modules in its
+# cache (`PreparedCache`), from which a 2 MB module loads in about 25 ms.
 MAX_MODULE_BYTES = 64 << 20
 PREPARE_BASE_SECONDS = 2.0
-PREPARE_SECONDS_PER_BYTE = 20e-6
-# The cost table prices a load as a cache and TLB miss over a 64 MiB working set
-# (scripts/bench_metering.py); a larger memory needs that suite measured again.
-MAX_MEMORY_BYTES = 64 << 20
+PREPARE_SECONDS_PER_BYTE = 20e-6  # measured 4 to 8 us a byte here (loaded), times 2.5 and more
+# The cost table prices a load as a cache and TLB miss; a dependent pointer chase over the
+# whole memory (scripts/bench_metering.py, CPU time, a machine shared with others) burns
+# 2.5 G fuel/s over 64 MiB, 1.7 G over 256 MiB, 1.1 G over 1 GiB and 0.9 G over 4 GiB (446 ns
+# a load): past 256 MiB a load's 400 fuel no longer keeps R_FLOOR = 10**9 with a margin, and
+# a price that would (about 1,000) more than doubles the fuel of every memory-bound job.
+MAX_MEMORY_BYTES = 256 << 20
+# A job's memory limit when its spec names none (`workloads.WasmInput.memory_limit`).
+DEFAULT_MEMORY_BYTES = 64 << 20
 MAX_TABLE_ELEMENTS = 10_000
 MAX_STACK_BYTES = metering.NATIVE_STACK_BYTES
 MAX_OUTPUT_BYTES = wasi.MAX_OUTPUT_BYTES
@@ -458,7 +465,7 @@ def run(
     output_dir: Path | str | None = None,
     output_quota: int = wasi.DEFAULT_OUTPUT_QUOTA,
     seed: bytes = b"",
-    memory_limit: int = MAX_MEMORY_BYTES,
+    memory_limit: int = DEFAULT_MEMORY_BYTES,
     opt_level: str = "speed",
     cache_dir: Path | str | None = None,
 ) -> RunResult:
@@ -497,7 +504,7 @@ def _execute(
     stdin: bytes,
     fuel: int,
     opt_level: str = "speed",
-    memory_limit: int = MAX_MEMORY_BYTES,
+    memory_limit: int = DEFAULT_MEMORY_BYTES,
     **host_config,
 ) -> RunResult:
     """Runs a prepared (metered, compiled) module: `run` without the compilation."""

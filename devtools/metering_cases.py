@@ -77,6 +77,7 @@ def chase_module(memory_bytes: int, steps: int) -> bytes:
             (br_if $fill (i32.lt_u (local.get $i) (i32.const {entries}))))
           (local.set $i (i32.const 0))
           (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 0) (i32.const 0)))
+          (i32.store (i32.const 0) (i32.const {c * 4}))  ;; the mark wrote its count there
           (loop $chase
             (local.set $p (i32.load (local.get $p)))
             (local.set $i (i32.add (local.get $i) (i32.const 1)))
@@ -209,3 +210,31 @@ def adversarial_cases(scale: float = 1.0) -> dict[str, bytes]:
               (drop (i32.load (i32.const -1))))"""
         ),
     }
+
+
+def dense_module(functions: int) -> bytes:
+    """A module of `functions` generated functions of dense code (arithmetic, loads and
+    stores, branches, a loop and a call each, about 500 bytes a function): what
+    scripts/bench_metering.py times the metering and compilation of, per byte."""
+    parts = []
+    for k in range(functions):
+        callee = f"(call $f{k - 1} (local.get $x) (local.get $y))" if k else "(local.get $x)"
+        parts.append(
+            f"""(func $f{k} (param $x i32) (param $y i32) (result i32) (local $i i32) (local $a i64)
+              (local.set $a (i64.extend_i32_u (i32.xor (local.get $x) (i32.const {k * 7919}))))
+              (loop $l
+                (local.set $a (i64.add (i64.mul (local.get $a) (i64.const {k * 31 + 3}))
+                  (i64.load (i32.and (i32.wrap_i64 (local.get $a)) (i32.const 4088)))))
+                (if (i64.gt_u (local.get $a) (i64.const {k * 104729}))
+                  (then (i64.store (i32.and (local.get $i) (i32.const 4088)) (local.get $a)))
+                  (else (local.set $y (i32.rotl (local.get $y) (i32.const {k % 31 + 1})))))
+                (local.set $i (i32.add (local.get $i) (i32.const 8)))
+                (br_if $l (i32.lt_u (local.get $i) (i32.and (local.get $y) (i32.const 63)))))
+              (i32.add (i32.wrap_i64 (i64.shr_u (local.get $a) (i64.const 17)))
+                (i32.mul {callee} (i32.const {k | 1}))))"""
+        )
+    last = f"$f{functions - 1}"
+    return _module(
+        "".join(parts)
+        + f'(func (export "_start") (drop (call {last} (i32.const 1) (i32.const 2))))'
+    )

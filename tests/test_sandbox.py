@@ -79,7 +79,8 @@ def test_a_module_asking_for_any_other_capability_is_refused(imported):
     [
         '(memory (export "memory") 1 1 shared) ' + start("nop"),  # threads
         start("(drop (i32x4.splat (i32.const 1)))"),  # SIMD
-        '(memory (export "memory") 2000) ' + start("nop"),  # above the memory bound
+        f'(memory (export "memory") {MAX_MEMORY_BYTES // 65_536 + 1}) '
+        + start("nop"),  # above the memory bound
     ],
     ids=["threads", "simd", "huge-initial-memory"],
 )
@@ -104,13 +105,19 @@ def test_a_memory_bomb_gets_minus_one_not_memory():
     """A refused grow costs its instruction; a granted one its pages (640,000 fuel each)."""
     pages = MAX_MEMORY_BYTES // 65_536
     grown = run(
-        wat(start(f"(call $emit_i32 (memory.grow (i32.const {pages})))")), "_start", b"", FUEL
+        wat(start(f"(call $emit_i32 (memory.grow (i32.const {pages})))")),
+        "_start",
+        b"",
+        FUEL,
+        memory_limit=MAX_MEMORY_BYTES,
     )
     assert (grown.status, grown.output) == (STATUS_OK, struct.pack("<i", -1))
     module = wat(start(f"(call $emit_i32 (memory.grow (i32.const {pages - 1})))"))
-    fits = run(module, "_start", b"", 10**9)
+    fits = run(module, "_start", b"", pages * 640_000 + 10**6, memory_limit=MAX_MEMORY_BYTES)
     assert fits.output == struct.pack("<i", 1)  # the old size in pages
-    assert run(module, "_start", b"", FUEL).status == STATUS_OUT_OF_FUEL
+    assert run(module, "_start", b"", FUEL, memory_limit=MAX_MEMORY_BYTES).status == (
+        STATUS_OUT_OF_FUEL
+    )
 
 
 def test_deep_recursion_traps_without_harming_the_host():
@@ -306,7 +313,10 @@ def test_a_run_over_the_largest_memory_is_identical_at_every_level():
             (call $emit_i32 (memory.grow (i32.const 1)))"""
         )
     )
-    results = {level: run(module, "_start", b"", 10**11, opt_level=level) for level in OPT_LEVELS}
+    results = {
+        level: run(module, "_start", b"", 10**11, memory_limit=MAX_MEMORY_BYTES, opt_level=level)
+        for level in OPT_LEVELS
+    }
     assert len(set(results.values())) == 1, results
     expected = sum(range(0, pages, 64))
     assert results["speed"].output == struct.pack("<ii", expected, -1)
