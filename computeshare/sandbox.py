@@ -28,6 +28,11 @@ A module runs on wasmtime with an engine set for determinism and containment:
   importing anything outside `wasi_snapshot_preview1` (or a preview1 name with another
   type) is refused before it runs.
 
+Preparing a module (validating, metering, compiling) takes seconds a megabyte: with a
+`cache_dir`, `run`, `check` and `prepare_cached` keep the compiled metered module in a
+`PreparedCache` of the provider's and load it from there next time (`prepare_seconds` is
+what a first preparation may take).
+
 A run's result is `RunResult(status, fuel, output)` and the files it left in its output
 directory: a trap, running out of fuel or exiting non-zero are outcomes like any other, the
 same on every replica. Replicas commit to `RunResult.digest()`, which covers all three (the
