@@ -151,6 +151,11 @@ def memory_rows() -> tuple[list[dict], float]:
         touch, _ = grow_rate(cases["memory.grow + touch"], size)
         grow, _ = grow_rate(cases["memory.grow (no touch)"], size)
         lowest = min(lowest, chase, touch, grow)
+        click.echo(
+            f"  {size >> 20} MiB: chase {chase / 1e6:,.0f}, grow and touch {touch / 1e6:,.0f},"
+            f" grow {grow / 1e6:,.0f} Mfuel/s",
+            err=True,
+        )
         rows.append(
             {
                 "memory_MiB": f"{size / 2**20:,.0f}",
