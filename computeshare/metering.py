@@ -76,10 +76,11 @@ from computeshare.wasm_codec import (
 COST_TABLE_VERSION = 2
 # The published floor: the fewest fuel a second any module burns under this cost table (a
 # job's run takes at most its fuel over R_FLOOR, after the worker's start-up). The slowest
-# case of the adversarial suite (scripts/bench_metering.py) burnt 7.2 * 10**9 a second of
-# CPU time on the reference machine, an arithmetic loop 32 * 10**9; the floor leaves a
-# factor of 7 for slower and shared machines. Providers' policies derive their wall-clock
-# limits and acceptance from it.
+# case of the adversarial suite (scripts/bench_metering.py) is a dependent pointer chase over
+# the whole memory: 1.7 * 10**9 a second of CPU time over the sandbox's largest memory
+# (256 MiB; 2.5 * 10**9 over 64 MiB, 0.9 * 10**9 over 4 GiB, which the sandbox refuses), on
+# a machine shared with others; an arithmetic loop burns 32 * 10**9. Providers' policies
+# derive their wall-clock limits and acceptance from it.
 R_FLOOR = 1_000_000_000
 FUEL_EXPORT = "computeshare:fuel"
 START_EXPORT = "computeshare:start"
@@ -109,7 +110,7 @@ class CostTable:
     simple: int = 1  # integer and float arithmetic, locals, globals, constants, select
     divide: int = 16  # integer division and remainder
     float_divide: int = 64  # float division and square root
-    load: int = 400  # a cache and TLB miss (a dependent chain over 64 MiB)
+    load: int = 400  # a cache and TLB miss (a dependent chain over 256 MiB)
     store: int = 400
     branch: int = 1  # br, br_if, if, else, return
     br_table: int = 20

@@ -28,6 +28,11 @@ A module runs on wasmtime with an engine set for determinism and containment:
   importing anything outside `wasi_snapshot_preview1` (or a preview1 name with another
   type) is refused before it runs.
 
+Preparing a module (validating, metering, compiling) takes seconds a megabyte: with a
+`cache_dir`, `run`, `check` and `prepare_cached` keep the compiled metered module in a
+`PreparedCache` of the provider's and load it from there next time (`prepare_seconds` is
+what a first preparation may take).
+
 A run's result is `RunResult(status, fuel, output)` and the files it left in its output
 directory: a trap, running out of fuel or exiting non-zero are outcomes like any other, the
 same on every replica. Replicas commit to `RunResult.digest()`, which covers all three (the
@@ -37,8 +42,16 @@ own files raises `HostError`: no result.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import hmac
+import importlib.metadata
+import json
+import os
+import secrets
+import stat
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,13 +69,22 @@ STATUS_NAMES = {
     STATUS_INVALID: "invalid",
 }
 
-# Metering and compiling take about 4 us and 3 us a byte of dense code (a generated 3.65 MB
-# C module: 14.4 s and 10.4 s on the reference machine), and the agent's check of a module
-# has 10 s (`agent.CHECK_SECONDS`): larger modules wait for a faster rewrite.
-MAX_MODULE_BYTES = 1 << 20
-# The cost table prices a load as a cache and TLB miss over a 64 MiB working set
-# (scripts/bench_metering.py); a larger memory needs that suite measured again.
-MAX_MEMORY_BYTES = 64 << 20
+# Metering and compiling take about 2 to 4 us and 3 to 5 us a byte of dense code (a
+# generated 3.65 MB C module: 14.4 s and 10.4 s on the reference machine; scripts/
+# bench_metering.py), far past the agent's 10 s check for a large module: a provider allows
+# `prepare_seconds(size)` for a module it has not prepared, and keeps prepared modules in its
+# cache (`PreparedCache`), from which a 2 MB module loads in about 25 ms.
+MAX_MODULE_BYTES = 64 << 20
+PREPARE_BASE_SECONDS = 2.0
+PREPARE_SECONDS_PER_BYTE = 20e-6  # measured 4 to 8 us a byte here (loaded), times 2.5 and more
+# The cost table prices a load as a cache and TLB miss; a dependent pointer chase over the
+# whole memory (scripts/bench_metering.py, CPU time, a machine shared with others) burns
+# 2.5 G fuel/s over 64 MiB, 1.7 G over 256 MiB, 1.1 G over 1 GiB and 0.9 G over 4 GiB (446 ns
+# a load): past 256 MiB a load's 400 fuel no longer keeps R_FLOOR = 10**9 with a margin, and
+# a price that would (about 1,000) more than doubles the fuel of every memory-bound job.
+MAX_MEMORY_BYTES = 256 << 20
+# A job's memory limit when its spec names none (`workloads.WasmInput.memory_limit`).
+DEFAULT_MEMORY_BYTES = 64 << 20
 MAX_TABLE_ELEMENTS = 10_000
 MAX_STACK_BYTES = metering.NATIVE_STACK_BYTES
 MAX_OUTPUT_BYTES = wasi.MAX_OUTPUT_BYTES
@@ -142,25 +164,33 @@ def module_hash(module: bytes) -> str:
 OPT_LEVELS = ("none", "speed", "speed_and_size")
 
 
+# The engine's settings besides the optimisation level (part of the prepared-module cache's
+# key: a compiled module only runs on an engine configured alike).
+ENGINE_SETTINGS = {
+    "consume_fuel": False,  # the rewrite meters (computeshare.metering)
+    "cranelift_nan_canonicalization": True,
+    "wasm_threads": False,
+    "wasm_relaxed_simd": False,
+    "wasm_simd": False,
+    "wasm_multi_memory": False,
+    "wasm_memory64": False,
+    "wasm_gc": False,
+    "wasm_function_references": False,
+    "wasm_component_model": False,
+    "wasm_exceptions": False,
+    "wasm_tail_call": False,
+    "max_wasm_stack": MAX_STACK_BYTES,
+    "parallel_compilation": False,
+}
+
+
 @functools.cache
 def engine(opt_level: str = "speed") -> wasmtime.Engine:
     """The sandbox's engine; every optimisation level gives the same results."""
     config = wasmtime.Config()
-    config.consume_fuel = False  # the rewrite meters (computeshare.metering)
     config.cranelift_opt_level = opt_level
-    config.cranelift_nan_canonicalization = True
-    config.wasm_threads = False
-    config.wasm_relaxed_simd = False
-    config.wasm_simd = False
-    config.wasm_multi_memory = False
-    config.wasm_memory64 = False
-    config.wasm_gc = False
-    config.wasm_function_references = False
-    config.wasm_component_model = False
-    config.wasm_exceptions = False
-    config.wasm_tail_call = False
-    config.max_wasm_stack = MAX_STACK_BYTES
-    config.parallel_compilation = False
+    for name, value in ENGINE_SETTINGS.items():
+        setattr(config, name, value)
     return wasmtime.Engine(config)
 
 
@@ -168,19 +198,59 @@ def _func_shape(func_type: wasmtime.FuncType) -> tuple[list[str], list[str]]:
     return [str(t) for t in func_type.params], [str(t) for t in func_type.results]
 
 
-def check(module_bytes: bytes, export: str, opt_level: str = "speed") -> wasmtime.Module:
-    """Compiles the metered module and checks it can run here; raises `ModuleError` if not."""
-    return _prepare(module_bytes, export, opt_level)[0]
+def check(
+    module_bytes: bytes,
+    export: str,
+    opt_level: str = "speed",
+    *,
+    cache_dir: Path | str | None = None,
+) -> wasmtime.Module:
+    """Compiles the metered module and checks it can run here; raises `ModuleError` if not.
+    With `cache_dir`, the prepared module is kept there for later checks and runs
+    (`prepare_cached`)."""
+    return _prepare(module_bytes, export, opt_level, cache_dir)[0]
+
+
+def prepare_seconds(module_size: int) -> float:
+    """Seconds to allow for preparing (validating, metering, compiling) a module of
+    `module_size` bytes that is not in the cache: `PREPARE_BASE_SECONDS` plus
+    `PREPARE_SECONDS_PER_BYTE` a byte, the measured rates with a margin. A provider's check
+    of a module takes `max(agent.CHECK_SECONDS, prepare_seconds(len(module)))`; once the
+    module is in its cache (`prepare_cached`), a run prepares it in a fraction of that."""
+    return PREPARE_BASE_SECONDS + PREPARE_SECONDS_PER_BYTE * max(0, module_size)
 
 
 def _prepare(
-    module_bytes: bytes, export: str, opt_level: str = "speed"
+    module_bytes: bytes,
+    export: str,
+    opt_level: str = "speed",
+    cache_dir: Path | str | None = None,
 ) -> tuple[wasmtime.Module, metering.Metered]:
-    """Validates the module, meters it and compiles the metered module."""
+    """Validates the module, meters it and compiles the metered module (or loads all that
+    from `cache_dir`), and checks it can run here."""
     if len(module_bytes) > MAX_MODULE_BYTES:
         raise ModuleError(f"module is {len(module_bytes)} bytes; the limit is {MAX_MODULE_BYTES}")
     if export in (metering.FUEL_EXPORT, metering.START_EXPORT):
         raise ModuleError(f"{export!r} is reserved for metering")
+    if cache_dir is None:
+        module, metered = _compile(module_bytes, opt_level)
+    else:
+        module, metered = PreparedCache(cache_dir).prepare(module_bytes, opt_level)
+    _check_interface(module, export)
+    return module, metered
+
+
+def prepare_cached(
+    module_bytes: bytes, export: str, cache_dir: Path | str, opt_level: str = "speed"
+) -> tuple[wasmtime.Module, metering.Metered]:
+    """The compiled metered module and its `Metered` record (without the metered bytes), from
+    the prepared-module cache in `cache_dir` when this machine put it there, else prepared
+    and put there; raises `ModuleError` as `check` does, `HostError` when the directory is
+    not the provider's own."""
+    return _prepare(module_bytes, export, opt_level, cache_dir)
+
+
+def _compile(module_bytes: bytes, opt_level: str) -> tuple[wasmtime.Module, metering.Metered]:
     try:
         wasmtime.Module.validate(engine(opt_level), module_bytes)
         metered = metering.meter(module_bytes)
@@ -189,6 +259,10 @@ def _prepare(
         raise ModuleError(f"not a valid module: {_first_line(error)}") from None
     except metering.MeteringError as error:
         raise ModuleError(f"cannot be metered: {error}") from None
+    return module, metered
+
+
+def _check_interface(module: wasmtime.Module, export: str) -> None:
     for imported in module.imports:
         wanted = wasi.FUNCTIONS.get(imported.name or "")
         if imported.module != wasi.MODULE or wanted is None:
@@ -210,7 +284,171 @@ def _prepare(
             limits, most = item.type.limits.min, MAX_TABLE_ELEMENTS
         if limits is not None and limits > most:
             raise ModuleError(f"{item.name} starts larger than the sandbox allows")
-    return module, metered
+
+
+CACHE_MAGIC = b"computeshare-prepared-1\n"
+CACHE_KEY_FILE = "key"
+# A cache entry larger than this is refused unread (compiled code is a few times the module).
+MAX_CACHE_ENTRY_BYTES = 16 * (64 << 20)
+
+
+class PreparedCache:
+    """The prepared-module cache: a directory of the provider's own (mode 0700, owned by the
+    running user; anything else is refused with `HostError`) holding, per module, metering
+    cost table, wasmtime version and engine settings (`ENGINE_SETTINGS`, the optimisation
+    level), the fields of `Metered` a run needs and wasmtime's serialized compiled module.
+
+    Deserializing compiled code trusts it as native code, so an entry is only ever
+    deserialized after its HMAC-SHA256 checks under the directory's own secret key (32
+    random bytes in `key`, mode 0600, made with the directory): an entry not written by a
+    process holding that key (copied from elsewhere, altered, truncated, or another module's
+    renamed) is refused, deleted and rebuilt. Entries are written to a temporary file and
+    renamed into place, so a reader sees a whole entry or none.
+
+    An entry's file, `<sha256 of its key>.bin`: `CACHE_MAGIC`, the 32-byte MAC of what
+    follows, a 4-byte big-endian header length, the header (JSON: its key, `setup_fuel`,
+    `has_start`, `functions`, `weights`) and the serialized module."""
+
+    def __init__(self, directory: Path | str):
+        self.directory = Path(directory)
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            info = os.lstat(self.directory)
+        except OSError as error:
+            raise HostError(f"cache directory {self.directory}: {error.strerror}") from None
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+            raise HostError(f"cache directory {self.directory} is not a directory of this user")
+        if info.st_mode & 0o077:
+            raise HostError(
+                f"cache directory {self.directory} is open to others "
+                f"(mode {stat.S_IMODE(info.st_mode):o}; it must be 700)"
+            )
+        self._secret = self._key()
+
+    def _key(self) -> bytes:
+        path = self.directory / CACHE_KEY_FILE
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "wb") as file:
+                file.write(secrets.token_bytes(32))
+        key = self._read(path, 32)
+        if key is None or len(key) != 32:
+            raise HostError(f"cache key {path} is not a 32-byte file of this user")
+        return key
+
+    @staticmethod
+    def _read(path: Path, most: int) -> bytes | None:
+        """The file's bytes when it is a regular file of this user, no larger than `most`."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            return None
+        with os.fdopen(fd, "rb") as file:
+            info = os.fstat(file.fileno())
+            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
+                return None
+            if info.st_size > most or info.st_mode & 0o077:
+                return None
+            return file.read(most + 1)
+
+    @staticmethod
+    def key(module_bytes: bytes, opt_level: str) -> str:
+        """What an entry is for: the module, the cost table, wasmtime and its settings."""
+        return json.dumps(
+            {
+                "module": module_hash(module_bytes),
+                "cost_table": metering.COST_TABLE_VERSION,
+                "wasmtime": importlib.metadata.version("wasmtime"),
+                "opt_level": opt_level,
+                "engine": ENGINE_SETTINGS,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+
+    def path(self, key: str) -> Path:
+        return self.directory / f"{hashlib.sha256(key.encode()).hexdigest()}.bin"
+
+    def _mac(self, body: bytes) -> bytes:
+        return hmac.new(self._secret, body, hashlib.sha256).digest()
+
+    def load(self, key: str, opt_level: str) -> tuple[wasmtime.Module, metering.Metered] | None:
+        """The entry for `key`, or None when there is none or it fails its checks (it is
+        then deleted)."""
+        path = self.path(key)
+        data = self._read(path, MAX_CACHE_ENTRY_BYTES)
+        if data is None:
+            return None
+        loaded = self._decode(data, key, opt_level)
+        if loaded is None:
+            path.unlink(missing_ok=True)
+        return loaded
+
+    def _decode(
+        self, data: bytes, key: str, opt_level: str
+    ) -> tuple[wasmtime.Module, metering.Metered] | None:
+        start = len(CACHE_MAGIC) + 32
+        if len(data) < start + 4 or not data.startswith(CACHE_MAGIC):
+            return None
+        body = memoryview(data)[start:]
+        if not hmac.compare_digest(data[len(CACHE_MAGIC) : start], self._mac(body)):
+            return None
+        size = int.from_bytes(body[:4], "big")
+        try:
+            header = json.loads(bytes(body[4 : 4 + size]))
+            if header["key"] != key:
+                return None
+            metered = metering.Metered(
+                b"",
+                int(header["setup_fuel"]),
+                bool(header["has_start"]),
+                int(header["functions"]),
+                tuple(int(w) for w in header["weights"]),
+            )
+            module = wasmtime.Module.deserialize(engine(opt_level), bytes(body[4 + size :]))
+        except (ValueError, KeyError, TypeError, wasmtime.WasmtimeError):
+            return None
+        return module, metered
+
+    def store(self, key: str, module: wasmtime.Module, metered: metering.Metered) -> None:
+        header = json.dumps(
+            {
+                "key": key,
+                "setup_fuel": metered.setup_fuel,
+                "has_start": metered.has_start,
+                "functions": metered.functions,
+                "weights": list(metered.weights),
+            },
+            separators=(",", ":"),
+        ).encode()
+        body = len(header).to_bytes(4, "big") + header + module.serialize()
+        fd, temporary = tempfile.mkstemp(dir=self.directory, prefix=".entry-")
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.write(CACHE_MAGIC + self._mac(body) + body)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, self.path(key))
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    def prepare(
+        self, module_bytes: bytes, opt_level: str = "speed"
+    ) -> tuple[wasmtime.Module, metering.Metered]:
+        """The cached entry, or the module prepared now (`ModuleError` if it cannot be) and
+        cached; a full disk leaves it uncached."""
+        key = self.key(module_bytes, opt_level)
+        loaded = self.load(key, opt_level)
+        if loaded is not None:
+            return loaded
+        module, metered = _compile(module_bytes, opt_level)
+        with contextlib.suppress(OSError):
+            self.store(key, module, metered)
+        return module, metered
 
 
 _Host = wasi.Host
@@ -232,14 +470,16 @@ def run(
     output_dir: Path | str | None = None,
     output_quota: int = wasi.DEFAULT_OUTPUT_QUOTA,
     seed: bytes = b"",
-    memory_limit: int = MAX_MEMORY_BYTES,
+    memory_limit: int = DEFAULT_MEMORY_BYTES,
     opt_level: str = "speed",
+    cache_dir: Path | str | None = None,
 ) -> RunResult:
     """Runs `export` of the module on `stdin` with at most `fuel` fuel, with the WASI
     arguments, environment, /input files (relative path -> (host file, offset, size)),
     /output directory (an empty host directory; the files the run leaves there are part of
     its result) and random seed given. The result does not depend on `opt_level`
-    (Cranelift's), which tests vary. Raises `ValueError` for a bad argument (not the
+    (Cranelift's), which tests vary; nor on `cache_dir`, the prepared-module cache
+    (`PreparedCache`) it is taken from and put in. Raises `ValueError` for a bad argument (not the
     module's fault) and `HostError` when the host's own files fail."""
     if not 0 < fuel <= MAX_FUEL:
         raise ModuleError(f"fuel must be in [1, {MAX_FUEL}]")
@@ -254,7 +494,7 @@ def run(
         "seed": seed,
     }
     try:
-        module, metered = _prepare(module_bytes, export, opt_level)
+        module, metered = _prepare(module_bytes, export, opt_level, cache_dir)
     except ModuleError:
         return RunResult(STATUS_INVALID, 0)
     return _execute(
@@ -269,7 +509,7 @@ def _execute(
     stdin: bytes,
     fuel: int,
     opt_level: str = "speed",
-    memory_limit: int = MAX_MEMORY_BYTES,
+    memory_limit: int = DEFAULT_MEMORY_BYTES,
     **host_config,
 ) -> RunResult:
     """Runs a prepared (metered, compiled) module: `run` without the compilation."""

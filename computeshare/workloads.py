@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from computeshare import fetch as http_fetch
 from computeshare.metering import COST_TABLE_VERSION, R_FLOOR
 from computeshare.sandbox import (
+    DEFAULT_MEMORY_BYTES,
     MAX_FUEL,
     MAX_MEMORY_BYTES,
     MAX_MODULE_BYTES,
@@ -73,9 +74,9 @@ MAX_URIS = 8
 MIN_PACK_BYTES = 9  # magic and count: the pack of an empty tree
 MAX_TREE_BYTES = 1 << 36
 DEFAULT_OUTPUT_BYTES = 64 << 20
-DEFAULT_MEMORY_BYTES = 64 << 20
-# The largest memory a job may ask for: the sandbox's bound, as far as the cost table's price
-# of a memory access is measured (wasm32 itself addresses 4 GiB).
+# The largest memory a job may ask for: the sandbox's bound (256 MiB), as far as the cost
+# table's price of a memory access holds R_FLOOR (wasm32 itself addresses 4 GiB; past 1 GiB a
+# load is slower than its price at the floor). Every replica runs with the spec's limit.
 MAX_MEMORY_LIMIT = MAX_MEMORY_BYTES
 MODULE_FETCH_SECONDS = 10
 # Native kernels report fuel in the sandbox's unit: the wasm fuel their work takes the same

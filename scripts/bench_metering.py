@@ -15,16 +15,18 @@ same module run unmetered on the same engine. Needs no node.
 
 from __future__ import annotations
 
+import functools
 import struct
+import tempfile
 import time
 
 import click
 import wasmtime
 
-from computeshare import metering, sandbox
+from computeshare import metering, sandbox, wasi
 from computeshare.report import format_table
 from computeshare.workloads import catalogue_module, pack_u64
-from devtools.metering_cases import adversarial_cases
+from devtools.metering_cases import MEMORY_SIZES, adversarial_cases, chase_module, dense_module
 
 REPEATS = 3
 FUEL = sandbox.MAX_FUEL
@@ -90,6 +92,123 @@ def case_rows() -> tuple[list[dict], float]:
     return rows, min(rates.values())
 
 
+CHASE_STEPS = 4_000_000
+MEMORY_REPEATS = 2
+
+
+class _MarkedHost(wasi.Host):
+    """A host noting the thread's CPU time and the fuel left at each `fd_write`: the chase
+    module's marks around its chase."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.marks: list[tuple[float, int]] = []
+
+    def fd_write(self, caller, *args):
+        self.marks.append((time.thread_time(), self._fuel_left()))
+        return super().fd_write(caller, *args)
+
+
+def chase_rate(size: int) -> tuple[float, float, sandbox.RunResult | None]:
+    """Fuel a second of CPU time, and ns a step, of the dependent pointer chase over a memory
+    of `size` bytes (the chase alone, between its marks: not the fill), best of
+    `MEMORY_REPEATS` runs."""
+    compiled, metered = sandbox._prepare(chase_module(size, CHASE_STEPS), "_start")
+    best, result = 0.0, None
+    for _ in range(MEMORY_REPEATS):
+        store = wasmtime.Store(sandbox.engine("speed"))
+        host = _MarkedHost(store, b"")
+        try:
+            result = sandbox._run_instance(
+                host, store, compiled, metered, "_start", FUEL, "speed", memory_limit=size
+            )
+        finally:
+            host.close()
+        (began, before), (ended, after) = host.marks
+        best = max(best, (before - after - sandbox.HOST_CALL_FUEL) / (ended - began))
+    return best, _chase_fuel() / best * 1e9, result
+
+
+def grow_rate(module: bytes, size: int) -> tuple[float, sandbox.RunResult]:
+    """Fuel a second of CPU time of a grow loop up to `size` (instantiation, run, teardown)."""
+    compiled, metered = sandbox._prepare(module, "_start")
+
+    best, result = float("inf"), None
+    for _ in range(MEMORY_REPEATS):
+        began = time.thread_time()
+        result = sandbox._execute(compiled, metered, "_start", b"", FUEL, memory_limit=size)
+        best = min(best, time.thread_time() - began)
+    assert result is not None
+    return result.fuel / best, result
+
+
+def memory_rows() -> tuple[list[dict], float]:
+    """Per memory size: the chase's and the grow loops' fuel a second; the lowest of all."""
+    cases = adversarial_cases()
+    rows, lowest = [], float("inf")
+    for size in MEMORY_SIZES:
+        chase, _, _ = chase_rate(size)
+        touch, _ = grow_rate(cases["memory.grow + touch"], size)
+        grow, _ = grow_rate(cases["memory.grow (no touch)"], size)
+        lowest = min(lowest, chase, touch, grow)
+        click.echo(
+            f"  {size >> 20} MiB: chase {chase / 1e6:,.0f}, grow and touch {touch / 1e6:,.0f},"
+            f" grow {grow / 1e6:,.0f} Mfuel/s",
+            err=True,
+        )
+        rows.append(
+            {
+                "memory_MiB": f"{size / 2**20:,.0f}",
+                "allowed": "yes" if size <= sandbox.MAX_MEMORY_BYTES else "no",
+                "chase_Mfuel_per_s": f"{chase / 1e6:,.0f}",
+                "chase_ns_per_load": f"{_chase_fuel() / chase * 1e9:.0f}",
+                "grow_touch_Mfuel_per_s": f"{touch / 1e6:,.0f}",
+                "grow_Mfuel_per_s": f"{grow / 1e6:,.0f}",
+            }
+        )
+    return rows, lowest
+
+
+def _chase_fuel() -> int:
+    """Fuel a step of the chase: its loop's region (load, the counter, the branch)."""
+    return metering.COSTS.load + 9 * metering.COSTS.simple + metering.COSTS.branch
+
+
+PREPARE_FUNCTIONS = (2_000, 16_000)
+
+
+def prepare_rows() -> list[dict]:
+    """Per generated module: metering's and compilation's CPU time per byte, a cold
+    `prepare_cached` (meter, compile, write the entry) and a warm one (read, check,
+    deserialize), against `sandbox.prepare_seconds`."""
+    rows = []
+    for functions in PREPARE_FUNCTIONS:
+        module = dense_module(functions)
+        megabytes = len(module) / 1e6
+        began = time.thread_time()
+        metered = metering.meter(module)
+        meter_s = time.thread_time() - began
+        began = time.thread_time()
+        wasmtime.Module(sandbox.engine("speed"), metered.module)
+        compile_s = time.thread_time() - began
+        with tempfile.TemporaryDirectory() as directory:
+            began = time.perf_counter()
+            sandbox.prepare_cached(module, "_start", directory)
+            cold = time.perf_counter() - began
+            warm, _ = _best(functools.partial(sandbox.prepare_cached, module, "_start", directory))
+        rows.append(
+            {
+                "module_MB": f"{megabytes:.2f}",
+                "meter_s_per_MB": f"{meter_s / megabytes:.2f}",
+                "compile_s_per_MB": f"{compile_s / megabytes:.2f}",
+                "cold_prepare_s": f"{cold:.2f}",
+                "cached_prepare_s": f"{warm:.3f}",
+                "prepare_seconds": f"{sandbox.prepare_seconds(len(module)):.1f}",
+            }
+        )
+    return rows
+
+
 def kernel_rows() -> list[dict]:
     rows = []
     for label, name, stdin in KERNELS:
@@ -111,8 +230,19 @@ def kernel_rows() -> list[dict]:
 
 
 @click.command()
-def cli():
+@click.option("--memory-only", is_flag=True, help="Only the memory sizes' table.")
+@click.option("--prepare-only", is_flag=True, help="Only the module preparation table.")
+def cli(memory_only: bool, prepare_only: bool):
     """The adversarial suite and the catalogue, metered (best of 3)."""
+    if prepare_only:
+        rows = prepare_rows()
+        click.echo(format_table(rows, list(rows[0])))
+        return
+    if memory_only:
+        rows, lowest = memory_rows()
+        click.echo(format_table(rows, list(rows[0])))
+        click.echo(f"lowest: {lowest / 1e6:,.0f} Mfuel/s")
+        return
     click.echo(f"cost table version {metering.COST_TABLE_VERSION}: {metering.COSTS}")
     rows, floor = case_rows()
     columns = ["case", "status", "fuel", "s", "Mfuel_per_s", "arith_over_case"]
@@ -121,6 +251,17 @@ def cli():
     click.echo(f"R_floor = {floor / 1e6:,.0f} Mfuel/s (arith loop {arith['Mfuel_per_s']} Mfuel/s)")
     columns = ["case", "status", "fuel", "s", "Mfuel_per_s", "unmetered_s", "overhead"]
     click.echo(format_table(kernel_rows(), columns))
+    click.echo(
+        f"memory (sandbox bound {sandbox.MAX_MEMORY_BYTES >> 20} MiB), best of "
+        f"{MEMORY_REPEATS}: a {CHASE_STEPS:,}-step pointer chase timed alone; grow loops "
+        "to the size"
+    )
+    rows, lowest = memory_rows()
+    click.echo(format_table(rows, list(rows[0])))
+    click.echo(f"lowest: {lowest / 1e6:,.0f} Mfuel/s")
+    click.echo("preparing generated modules (CPU time; cold and cached prepare_cached)")
+    rows = prepare_rows()
+    click.echo(format_table(rows, list(rows[0])))
 
 
 if __name__ == "__main__":

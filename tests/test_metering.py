@@ -332,7 +332,7 @@ def test_adversarial_modules_agree_in_process_across_levels_and_in_workers(name)
         result = everywhere(module, fuel)
         spec = wasm_spec(module, fuel=fuel)
         assert worker.run(spec, module, 60) == result
-    if name != "pointer chase 64 MiB":
+    if not name.startswith("pointer chase"):
         assert everywhere(module, 2 * 10**9).status != STATUS_OUT_OF_FUEL
 
 

@@ -9,19 +9,25 @@ import time
 import pytest
 import wasmtime
 
-from computeshare import worker
+from computeshare import metering, worker
 from computeshare.sandbox import (
     HOST_CALL_FUEL,
     MAX_FUEL,
     MAX_MEMORY_BYTES,
+    MAX_MODULE_BYTES,
     MAX_OUTPUT_BYTES,
+    OPT_LEVELS,
     STATUS_INVALID,
     STATUS_OK,
     STATUS_OUT_OF_FUEL,
     STATUS_TRAP,
+    HostError,
     ModuleError,
+    PreparedCache,
     RunResult,
     check,
+    prepare_cached,
+    prepare_seconds,
     run,
 )
 from computeshare.workloads import WorkloadError, decode_spec, encode_spec, pack_u64, wasm_spec
@@ -73,7 +79,8 @@ def test_a_module_asking_for_any_other_capability_is_refused(imported):
     [
         '(memory (export "memory") 1 1 shared) ' + start("nop"),  # threads
         start("(drop (i32x4.splat (i32.const 1)))"),  # SIMD
-        '(memory (export "memory") 2000) ' + start("nop"),  # above the memory bound
+        f'(memory (export "memory") {MAX_MEMORY_BYTES // 65_536 + 1}) '
+        + start("nop"),  # above the memory bound
     ],
     ids=["threads", "simd", "huge-initial-memory"],
 )
@@ -98,13 +105,19 @@ def test_a_memory_bomb_gets_minus_one_not_memory():
     """A refused grow costs its instruction; a granted one its pages (640,000 fuel each)."""
     pages = MAX_MEMORY_BYTES // 65_536
     grown = run(
-        wat(start(f"(call $emit_i32 (memory.grow (i32.const {pages})))")), "_start", b"", FUEL
+        wat(start(f"(call $emit_i32 (memory.grow (i32.const {pages})))")),
+        "_start",
+        b"",
+        FUEL,
+        memory_limit=MAX_MEMORY_BYTES,
     )
     assert (grown.status, grown.output) == (STATUS_OK, struct.pack("<i", -1))
     module = wat(start(f"(call $emit_i32 (memory.grow (i32.const {pages - 1})))"))
-    fits = run(module, "_start", b"", 10**9)
+    fits = run(module, "_start", b"", pages * 640_000 + 10**6, memory_limit=MAX_MEMORY_BYTES)
     assert fits.output == struct.pack("<i", 1)  # the old size in pages
-    assert run(module, "_start", b"", FUEL).status == STATUS_OUT_OF_FUEL
+    assert run(module, "_start", b"", FUEL, memory_limit=MAX_MEMORY_BYTES).status == (
+        STATUS_OUT_OF_FUEL
+    )
 
 
 def test_deep_recursion_traps_without_harming_the_host():
@@ -245,3 +258,143 @@ def test_host_calls_charge_fuel_for_their_work():
     result = run(wat(body, BIG_MEMORY_WRITE.format(pages=1)), "_start", b"", 10**8)
     assert result == RunResult(STATUS_OUT_OF_FUEL, 10**8)
     assert HOST_CALL_FUEL * 10 <= 10**8 < HOST_CALL_FUEL * 1_000
+
+
+# ---------------------------------------------------------------- memory limits
+
+
+GROW_ALL = wat(
+    start(
+        """(local $pages i32)
+        (local.set $pages (i32.const 1))
+        (block $full (loop $grow
+          (br_if $full (i32.eq (memory.grow (i32.const 1)) (i32.const -1)))
+          (local.set $pages (i32.add (local.get $pages) (i32.const 1)))
+          (br $grow)))
+        (call $emit_i32 (local.get $pages))"""
+    )
+)
+
+
+@pytest.mark.parametrize("limit_pages", [1, 2, 33])
+def test_the_jobs_memory_limit_is_honoured_and_a_grow_past_it_returns_minus_one(limit_pages):
+    results = {
+        level: run(
+            GROW_ALL, "_start", b"", 10**11, memory_limit=limit_pages * 65_536, opt_level=level
+        )
+        for level in ("none", "speed")
+    }
+    assert len(set(results.values())) == 1, results
+    result = results["speed"]
+    assert (result.status, result.output) == (STATUS_OK, struct.pack("<i", limit_pages))
+    with pytest.raises(ModuleError, match="memory_limit"):
+        run(GROW_ALL, "_start", b"", FUEL, memory_limit=MAX_MEMORY_BYTES + 65_536)
+
+
+def test_a_run_over_the_largest_memory_is_identical_at_every_level():
+    """Grows to the sandbox's bound, writes the last word of every 64th page and sums them."""
+    pages = MAX_MEMORY_BYTES // 65_536
+    module = wat(
+        start(
+            f"""(local $p i32) (local $sum i32)
+            (drop (memory.grow (i32.const {pages - 1})))
+            (loop $write
+              (i32.store (i32.sub (i32.shl (i32.add (local.get $p) (i32.const 1))
+                (i32.const 16)) (i32.const 4)) (local.get $p))
+              (local.set $p (i32.add (local.get $p) (i32.const 64)))
+              (br_if $write (i32.lt_u (local.get $p) (i32.const {pages}))))
+            (local.set $p (i32.const 0))
+            (loop $read
+              (local.set $sum (i32.add (local.get $sum) (i32.load (i32.sub (i32.shl
+                (i32.add (local.get $p) (i32.const 1)) (i32.const 16)) (i32.const 4)))))
+              (local.set $p (i32.add (local.get $p) (i32.const 64)))
+              (br_if $read (i32.lt_u (local.get $p) (i32.const {pages}))))
+            (call $emit_i32 (local.get $sum))
+            (call $emit_i32 (memory.grow (i32.const 1)))"""
+        )
+    )
+    results = {
+        level: run(module, "_start", b"", 10**11, memory_limit=MAX_MEMORY_BYTES, opt_level=level)
+        for level in OPT_LEVELS
+    }
+    assert len(set(results.values())) == 1, results
+    expected = sum(range(0, pages, 64))
+    assert results["speed"].output == struct.pack("<ii", expected, -1)
+
+
+# ---------------------------------------------------------------- modules and the cache
+
+
+def test_a_module_over_the_size_limit_is_refused():
+    oversized = wat(start("nop")) + b"\x00" * MAX_MODULE_BYTES
+    with pytest.raises(ModuleError, match="limit"):
+        check(oversized, "_start")
+    assert run(oversized, "_start", b"", FUEL).status == STATUS_INVALID
+    assert prepare_seconds(MAX_MODULE_BYTES) > prepare_seconds(1 << 10) > 0
+
+
+CACHED = wat(
+    """(global $g (mut i32) (i32.const 7)) (func $init (global.set $g (i32.const 42)))
+    (start $init)"""
+    + start("(call $emit_i32 (global.get $g)) (drop (memory.grow (i32.const 3)))")
+)
+
+
+def test_the_prepared_module_cache_gives_a_cold_runs_results(tmp_path):
+    cold = run(CACHED, "_start", b"", FUEL)
+    assert cold.output == struct.pack("<i", 42)
+    filled = run(CACHED, "_start", b"", FUEL, cache_dir=tmp_path / "c")
+    entries = sorted((tmp_path / "c").glob("*.bin"))
+    assert len(entries) == 1
+    written = entries[0].read_bytes()
+    hit = run(CACHED, "_start", b"", FUEL, cache_dir=tmp_path / "c")
+    assert cold == filled == hit
+    assert entries[0].read_bytes() == written  # read, not rewritten
+    _, metered = prepare_cached(CACHED, "_start", tmp_path / "c")
+    assert metered.setup_fuel == metering.meter(CACHED).setup_fuel and metered.has_start
+    # Another optimisation level is another entry, with the same result.
+    assert run(CACHED, "_start", b"", FUEL, cache_dir=tmp_path / "c", opt_level="none") == cold
+    assert len(list((tmp_path / "c").glob("*.bin"))) == 2
+    # The export is checked on a hit as on a cold preparation.
+    with pytest.raises(ModuleError):
+        check(CACHED, "main", cache_dir=tmp_path / "c")
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "foreign", "renamed"])
+def test_a_tampered_cache_entry_is_refused_and_rebuilt(tmp_path, damage):
+    cold = run(CACHED, "_start", b"", FUEL)
+    cache = PreparedCache(tmp_path / "c")
+    run(CACHED, "_start", b"", FUEL, cache_dir=cache.directory)
+    entry = cache.path(cache.key(CACHED, "speed"))
+    data = entry.read_bytes()
+    if damage == "flip":  # a byte of the compiled code
+        entry.write_bytes(data[:-100] + bytes([data[-100] ^ 1]) + data[-99:])
+    elif damage == "truncate":
+        entry.write_bytes(data[: len(data) // 2])
+    elif damage == "foreign":  # a valid entry of another machine's cache (another key)
+        other = PreparedCache(tmp_path / "other")
+        run(CACHED, "_start", b"", FUEL, cache_dir=other.directory)
+        entry.write_bytes(other.path(other.key(CACHED, "speed")).read_bytes())
+    else:  # this cache's own entry for another module, under this module's name
+        module = wat(start("(call $emit_i32 (i32.const 5))"))
+        run(module, "_start", b"", FUEL, cache_dir=cache.directory)
+        entry.write_bytes(cache.path(cache.key(module, "speed")).read_bytes())
+    tampered = entry.read_bytes()
+    assert cache.load(cache.key(CACHED, "speed"), "speed") is None
+    assert not entry.exists()  # refused and deleted
+    entry.write_bytes(tampered)
+    assert run(CACHED, "_start", b"", FUEL, cache_dir=cache.directory) == cold
+    assert entry.read_bytes() != tampered  # rebuilt
+    assert cache.load(cache.key(CACHED, "speed"), "speed") is not None
+
+
+def test_a_cache_directory_open_to_others_is_refused(tmp_path):
+    directory = tmp_path / "open"
+    directory.mkdir(mode=0o755)
+    directory.chmod(0o755)
+    with pytest.raises(HostError, match="700"):
+        run(CACHED, "_start", b"", FUEL, cache_dir=directory)
+    made = tmp_path / "made" / "cache"
+    run(CACHED, "_start", b"", FUEL, cache_dir=made)
+    assert made.stat().st_mode & 0o777 == 0o700
+    assert (made / "key").stat().st_mode & 0o777 == 0o600
