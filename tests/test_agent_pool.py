@@ -54,7 +54,7 @@ def test_a_worker_dies_with_its_killed_parent(kernel):
     root = os.path.dirname(os.path.dirname(os.path.abspath(worker.__file__)))
     code = PARENT.format(root=root, spec=endless_spec().hex())
     if not kernel:  # the watcher alone: the parent resolves no prctl
-        code = code.replace("worker.Run(", "worker.__dict__.update(_PRCTL=None); worker.Run(")
+        code = code.replace("run = ", "worker._PRCTL = None\nrun = ")
     parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     pid = None
     try:
