@@ -2,16 +2,35 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
 from computeshare import worker
-from computeshare.workloads import wasm_spec
+from computeshare.agent import Policy
+from computeshare.client import ComputeShare
+from computeshare.constants import DAY, TOKEN
+from computeshare.results import ResultServer
+from computeshare.sandbox import RunResult
+from computeshare.specs import job_requirements
+from computeshare.workloads import execute, pack_u64, result_hash, wasm_spec
+from tests.test_agent import (
+    PAID,
+    SPEC,
+    agent_for,
+    completed,
+    deploy_for_agents,
+    outcome_of,
+    run_until_final,
+    step,
+)
 
 
 def endless_spec() -> bytes:
@@ -41,6 +60,9 @@ PARENT = """
 import sys, time
 sys.path.insert(0, {root!r})
 from computeshare import worker
+from computeshare.agent import Policy
+from computeshare.client import ComputeShare
+from computeshare.constants import DAY, TOKEN
 run = worker.Run("run", bytes.fromhex({spec!r}), None, 600)
 print(run.process.pid, flush=True)
 time.sleep(600)
@@ -73,3 +95,156 @@ def test_a_worker_dies_with_its_killed_parent(kernel):
         parent.wait()
         if pid is not None and _alive(pid):  # a failed run leaves nothing behind either
             os.kill(pid, signal.SIGKILL)
+
+
+# ---------------------------------------------------------------- the agent on a chain
+
+
+@pytest.fixture
+def manifest(project, deployer, arbiter, guardian, providers, client, tmp_path):
+    """As in test_agent: a deployment; three providers staked with a device each."""
+    return deploy_for_agents(project, deployer, arbiter, guardian, providers, client, tmp_path)
+
+
+# About 2 * 10**9 fuel: a second or two, long enough for runs to overlap.
+SLOW = wasm_spec("monte-carlo", pack_u64(7, 20_000_000), fuel=3 * 10**9)
+
+
+class RequestCounter:
+    """Counts the JSON-RPC requests sent through the provider's web3 transport."""
+
+    def __init__(self, chain):
+        transport = chain.provider.web3.provider
+        self.count, original = 0, transport.make_request
+
+        def counted(method, params):
+            self.count += 1
+            return original(method, params)
+
+        self._undo = lambda: (
+            setattr(transport, "make_request", original),
+            setattr(transport, "_request_func_cache", (None, None)),
+        )
+        transport.make_request = counted
+        # web3 composes its middleware around the transport's method once and caches it
+        transport._request_func_cache = (None, None)
+
+    def close(self):
+        self._undo()
+
+
+def get_json(url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_the_pool_runs_at_most_max_workers_jobs_and_the_next_waits(
+    chain, manifest, providers, client, tmp_path
+):
+    """Three jobs for two workers: two run at once, the third waits (not accepted, its
+    reason said once) until a run ends, then runs. Progress is logged and served."""
+    lines: list[str] = []
+    policy = Policy(max_workers=2, progress_seconds=0.2)
+    agent = agent_for(manifest, providers[0], tmp_path, policy=policy)
+    agent.log = lines.append
+    cs = ComputeShare.from_manifest(manifest, account=client)
+    jobs = [
+        cs.post_job(SLOW, job_requirements(), price=100 * TOKEN, replicas=1, duration=DAY)
+        for _ in range(3)
+    ]
+    keys = ["0x" + job_id.hex() for job_id in jobs]
+    server = ResultServer(agent.journal, progress=agent.progress).start()
+    try:
+        agent.step()
+        assert [cs.jobs.view(job_id).accepted for job_id in jobs] == [1, 1, 0]
+        assert set(agent._runs) == set(keys[:2])
+        status, report = get_json(f"{server.url}/progress/{keys[0]}")
+        assert status == 200 and report["state"] == "running"
+        assert report["fuel_limit"] == 3 * 10**9 and report["elapsed_seconds"] >= 0
+        assert get_json(f"{server.url}/progress/{keys[2]}")[1]["state"] == "waiting"
+        assert get_json(f"{server.url}/progress/0x{'ab' * 32}")[0] == 404
+        assert get_json(f"{server.url}/progress/{keys[0][:-1]}")[0] == 404
+        peak, began = 0, time.monotonic()
+        while any(cs.jobs.view(job_id).revealed == 0 for job_id in jobs):
+            assert time.monotonic() - began < 300, "the three jobs did not finish"
+            agent.step()
+            peak = max(peak, len(agent._runs))
+            time.sleep(0.05)
+        assert peak == 2
+    finally:
+        server.stop()
+    waits = [line for line in lines if line.startswith(f"job {keys[2][:10]}: waits")]
+    assert len(waits) == 1 and "capacity" in waits[0], lines
+    assert any(": running, " in line and "of at most" in line for line in lines), lines
+    for job_id in jobs:
+        run_until_final(chain, cs, job_id, [agent])
+        record = agent.journal.done["0x" + job_id.hex()]
+        assert outcome_of(record) == completed(PAID)
+        assert RunResult.from_json(record["result"]) == execute(SLOW)
+
+
+def test_an_idle_step_makes_no_request_per_held_job(chain, manifest, providers, client, tmp_path):
+    """An agent holding three jobs in their challenge window sends, on a step with no new
+    block, as many requests as one holding none; its jobs still settle when their time
+    comes."""
+    empty = agent_for(manifest, providers[1], tmp_path)
+    agent = agent_for(manifest, providers[0], tmp_path)
+    cs = ComputeShare.from_manifest(manifest, account=client)
+    jobs = [
+        cs.post_job(SPEC, job_requirements(), price=100 * TOKEN, replicas=1, duration=DAY)
+        for _ in range(3)
+    ]
+    while any(cs.jobs.view(job_id).revealed == 0 for job_id in jobs):
+        step(agent)
+    empty.step()
+    agent.step()
+    assert len(agent.journal.jobs) == 3
+    counter = RequestCounter(chain)
+    try:
+        counts = []
+        for who in (empty, agent, empty, agent):
+            before = counter.count
+            who.step()
+            counts.append(counter.count - before)
+    finally:
+        counter.close()
+    assert counts[0] == counts[1] == counts[2] == counts[3], counts
+    assert counts[1] <= 3, counts
+    for job_id in jobs:
+        run_until_final(chain, cs, job_id, [agent])
+        assert outcome_of(agent.journal.done["0x" + job_id.hex()]) == completed(PAID)
+        assert bytes(cs.jobs.replica(job_id).digest) == result_hash(execute(SPEC))
+
+
+def test_a_restarted_agent_leaves_a_run_that_no_longer_fits(
+    chain, manifest, providers, client, tmp_path
+):
+    """Accepted, its run started, the agent dies; restarted 100 s before the commit
+    deadline, it does not start a run that may take longer: one log line, no worker."""
+    first = agent_for(manifest, providers[0], tmp_path)
+    spec = wasm_spec("monte-carlo", pack_u64(3, 100_000_000), fuel=10**10)
+    cs = ComputeShare.from_manifest(manifest, account=client)
+    job_id = cs.post_job(spec, job_requirements(), price=100 * TOKEN, replicas=1, duration=DAY)
+    key = "0x" + job_id.hex()
+    first.step()
+    assert first.busy
+    first.close()  # the process dies with its worker
+    needed = first.policy.wall_seconds(10**10) + first.policy.commit_seconds
+    assert needed > 100
+    chain.pending_timestamp += cs.jobs.view(job_id).deadline - 100 - chain.pending_timestamp
+    chain.mine()
+    lines: list[str] = []
+    restarted = agent_for(manifest, providers[0], tmp_path)
+    restarted.log = lines.append
+    restarted.step()
+    restarted.step()
+    assert not restarted.busy
+    assert "left" in restarted.journal.jobs[key]
+    assert restarted.progress(key)["state"] == "left"
+    assert [line for line in lines if "left unrun" in line] == [
+        f"job {key[:10]}: left unrun (its run may take {needed:,.0f} s; "
+        f"{cs.jobs.view(job_id).deadline - restarted.now} s left)"
+    ]
