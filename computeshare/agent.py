@@ -550,7 +550,7 @@ class Agent:
                 job.collateral_per_replica,
                 requirements["compute_seconds"],
                 self.cs.staking.free_stake(self.me),
-                job.deadline - self.cs.escrow.chain_manager.pending_timestamp,
+                job.deadline - self.now,
             )
             if refusal is None and decoded.workload == "wasm":
                 module = resolve_module(
@@ -661,7 +661,7 @@ class Agent:
             return "the job is no longer open", False
         if job.accepted >= job.replicas:
             return f"all {job.replicas} replicas taken", False
-        if job.deadline <= self.cs.escrow.chain_manager.pending_timestamp:
+        if job.deadline <= self.now:
             return "its commit deadline passed", False
         owed = self._owed_runs()
         if owed >= self.max_workers:

@@ -248,3 +248,39 @@ def test_a_restarted_agent_leaves_a_run_that_no_longer_fits(
         f"job {key[:10]}: left unrun (its run may take {needed:,.0f} s; "
         f"{cs.jobs.view(job_id).deadline - restarted.now} s left)"
     ]
+
+
+def test_a_restarted_agent_runs_again_what_it_held_a_worker_at_a_time(
+    chain, manifest, providers, client, tmp_path
+):
+    """Two runs cut off by a restart are run again from the journal, one at a time under
+    a one-worker policy: the second waits for the worker (said once), then runs."""
+    first = agent_for(manifest, providers[0], tmp_path, policy=Policy(max_workers=2))
+    cs = ComputeShare.from_manifest(manifest, account=client)
+    jobs = [
+        cs.post_job(SLOW, job_requirements(), price=100 * TOKEN, replicas=1, duration=DAY)
+        for _ in range(2)
+    ]
+    keys = ["0x" + job_id.hex() for job_id in jobs]
+    first.step()
+    assert set(first._runs) == set(keys)
+    first.close()  # the process dies with its workers
+    lines: list[str] = []
+    restarted = agent_for(manifest, providers[0], tmp_path, policy=Policy(max_workers=1))
+    restarted.log = lines.append
+    restarted.step()
+    assert list(restarted._runs) == keys[:1]
+    assert restarted.progress(keys[1])["state"] == "queued"
+    peak, began = 0, time.monotonic()
+    while any(cs.jobs.view(job_id).revealed == 0 for job_id in jobs):
+        assert time.monotonic() - began < 300, "the two jobs did not finish"
+        restarted.step()
+        peak = max(peak, len(restarted._runs))
+        time.sleep(0.05)
+    assert peak == 1
+    assert [line for line in lines if "waits for a worker" in line] == [
+        f"job {keys[1][:10]}: waits for a worker (1 running)"
+    ]
+    for key in keys:
+        assert RunResult.from_json(restarted.journal.jobs[key]["result"]) == execute(SLOW)
+        assert restarted.progress(key)["state"] == "revealed"
