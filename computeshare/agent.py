@@ -693,14 +693,15 @@ class Agent:
         # Nothing changes by time alone before the next of these, unless an event says so.
         self._wake[key] = min((t for t in (job.deadline, job.phase_end) if t > now), default=NEVER)
         in_time = status == REPLICA_ACCEPTED and now < job.deadline
-        if key in self._runs and not in_time:
-            self._runs.pop(key).run.kill()  # too late to commit what it would produce
-            self.log(f"job {key[:10]}: run stopped, the commit deadline passed")
         settled = job.status in (STATUS_FINALIZED, STATUS_CANCELLED)
         if not in_time:
             self._queued.pop(key, None)
+            task = self._runs.pop(key, None)
+            if task is not None:  # too late to commit what it would produce
+                task.run.kill()
             if not settled and "result_hash" not in entry and "left" not in entry:
-                self._leave(key, entry, "its commit deadline passed before it ran")
+                when = "during its run" if task is not None else "before it ran"
+                self._leave(key, entry, f"its commit deadline passed {when}")
         try:
             if settled:
                 self._settled(key, job_id)
