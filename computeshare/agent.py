@@ -253,6 +253,8 @@ class Agent:
     CURSOR_SECONDS = 30.0
     # Blocks one `eth_getLogs` request covers.
     LOG_PAGE = 5_000
+    # Reasons remembered (so each is said once); past this, the oldest half is forgotten.
+    SAID_LIMIT = 10_000
 
     def __init__(
         self,
@@ -353,6 +355,9 @@ class Agent:
     def _say(self, key: str, message: str) -> None:
         """Logs why a job waits, was declined or failed a stage, once while it stays so."""
         if self._said.get(key) != message:
+            if len(self._said) >= self.SAID_LIMIT:  # forget the oldest: none is asked again
+                for old in list(self._said)[: self.SAID_LIMIT // 2]:
+                    del self._said[old]
             self._said[key] = message
             self.log(f"job {key[:10]}: {message}")
 
@@ -771,6 +776,7 @@ class Agent:
             self._freed = True
             self.log(f"job {key[:10]}: cannot run ({_first_line(error)}); leaving it")
             self.journal.jobs.pop(key)
+            self._wake.pop(key, None)
             self.journal.done[key] = {"outcome": "unrunnable"}
             self.journal.save()
             return None
