@@ -217,6 +217,7 @@ def _topic(value) -> str:
 
 
 NEVER = 2**63  # a chain time no job waits for
+ANY_STAKE = 2**200  # free stake that bounds no collateral
 
 # JobEscrow's events that name a job (its first topic) and change its state.
 TOUCHING = (
@@ -283,6 +284,7 @@ class Agent:
         self._said: dict[str, str] = {}  # per job, the last reason it waits or was declined
         self._freed = False  # a run or a job ended since waiting jobs were last considered
         self._reconsidered = time.monotonic()
+        self._capacity = 0  # the device's concurrency cap, as `check_fit` last answered
         self.now = 0  # the pending block's time, read once a step
         # While the node is unreachable or hung: one line when it goes, one when it is
         # back, and steps spaced 1 s, 2 s ... 60 s apart (`wait`), not a line per request.
@@ -532,7 +534,7 @@ class Agent:
                 waiting[key] = entry
                 continue
             try:
-                self._consider(bytes.fromhex(key[2:]), bytes.fromhex(entry["spec"][2:]))
+                self._consider(bytes.fromhex(key[2:]), bytes.fromhex(entry["spec"][2:]), True)
             except Exception as error:
                 if node_trouble(error):
                     waiting[key] = entry
@@ -543,9 +545,10 @@ class Agent:
     # A module that takes longer than this to compile is declined.
     CHECK_SECONDS = 10.0
 
-    def _validate(self, key: str, spec: bytes, job) -> Job | None:
+    def _validate(self, key: str, spec: bytes, job, compile: bool = True) -> Job | None:
         """The whole spec checked before any collateral is locked; None (and a log line) if
-        it is malformed, outside the policy, or its module does not compile."""
+        it is malformed, outside the policy, or its module does not compile (not compiled
+        again, without `compile`, for a job that waited)."""
         try:
             decoded = decode_spec(spec)
             requirements = job.requirements
@@ -554,10 +557,10 @@ class Agent:
                 job.price_per_replica,
                 job.collateral_per_replica,
                 requirements["compute_seconds"],
-                self.cs.staking.free_stake(self.me),
+                ANY_STAKE,  # free stake changes: `_shortage` judges it, and the job waits
                 job.deadline - self.now,
             )
-            if refusal is None and decoded.workload == "wasm":
+            if refusal is None and compile and decoded.workload == "wasm":
                 module = resolve_module(
                     decoded.input.module, self.module_cache, fetch=self.policy.fetch_modules
                 )
@@ -569,9 +572,10 @@ class Agent:
             return None
         return decoded
 
-    def _consider(self, job_id: bytes, spec: bytes) -> None:
-        """A job not held: adopted if the chain shows this device holds it; else accepted,
-        put to wait (capacity, stake) or passed over, saying why once."""
+    def _consider(self, job_id: bytes, spec: bytes, checked: bool = False) -> None:
+        """A job not held: adopted if the chain shows this device holds it; else passed
+        over (the chain's rules, the spec, the policy), put to wait (capacity, stake) or
+        accepted, saying why once. `checked`: it waited, its module compiled before."""
         key = "0x" + job_id.hex()
         job = self.cs.jobs.view(job_id)
         held = self._held_slot(job_id, job)
@@ -587,16 +591,15 @@ class Agent:
             return
         obstacle = self._obstacle(job_id, job)
         if obstacle is not None:
-            reason, waits = obstacle
-            if waits:
-                self.journal.waiting[key] = {
-                    "spec": "0x" + spec.hex(),
-                    "deadline": job.deadline,
-                }
-            self._say(key, f"waits ({reason})" if waits else f"skipped ({reason})")
+            self._say(key, f"skipped ({obstacle})")
             return
-        decoded = self._validate(key, spec, job)
+        decoded = self._validate(key, spec, job, compile=not checked)
         if decoded is None:
+            return
+        shortage = self._shortage(job)
+        if shortage is not None:
+            self.journal.waiting[key] = {"spec": "0x" + spec.hex(), "deadline": job.deadline}
+            self._say(key, f"waits ({shortage})")
             return
         try:
             receipt = self._send(
@@ -657,36 +660,40 @@ class Agent:
                 raise ValueError("the agent's device does not belong to its account")
         return self._nonce
 
-    def _obstacle(self, job_id: bytes, job) -> tuple[str, bool] | None:
-        """Why the device cannot take the job now, and whether that may pass (capacity,
-        stake: it waits) or not (it is skipped); None if nothing stands in the way. The
-        contract's own eligibility rules are checked before sending, so nothing doomed is
-        sent: the registry's `check_fit` is the view JobEscrow calls on acceptance."""
+    def _obstacle(self, job_id: bytes, job) -> str | None:
+        """What keeps the device from the job for good, or None: the contract's own
+        eligibility rules, checked before sending so nothing doomed is sent (the registry's
+        `check_fit` is the view JobEscrow calls on acceptance)."""
         if job.status != STATUS_OPEN:
-            return "the job is no longer open", False
+            return "the job is no longer open"
         if job.accepted >= job.replicas:
-            return f"all {job.replicas} replicas taken", False
+            return f"all {job.replicas} replicas taken"
         if job.deadline <= self.now:
-            return "its commit deadline passed", False
-        owed = self._owed_runs()
-        if owed >= self.max_workers:
-            return f"capacity: {owed} runs owed to {self.max_workers} workers", True
+            return "its commit deadline passed"
         packed = self.cs.jobs.terms(job_id).requirements
         try:
-            capacity = self.cs.registry.check_fit(
+            self._capacity = self.cs.registry.check_fit(
                 self.device_id, self.me, packed, job.price_per_replica
             )
         except ContractLogicError as error:
-            return f"requirements: {error.message or 'the device does not fit'}", False
+            return f"requirements: {error.message or 'the device does not fit'}"
+        return None
+
+    def _shortage(self, job) -> str | None:
+        """What the device lacks for the job now, which may pass (it waits), or None:
+        workers (runs owed), the device's capacity on chain, free stake for the collateral."""
+        owed = self._owed_runs()
+        if owed >= self.max_workers:
+            return f"capacity: {owed} runs owed to {self.max_workers} workers"
         running = self.cs.escrow_view.device_record(self.device_id).running
-        if running >= capacity:
-            return f"capacity: the device holds {running} of its {capacity} jobs", True
-        free = self.cs.staking.free_stake(self.me)
-        if free < job.collateral_per_replica:
+        if running >= self._capacity:
+            return f"capacity: the device holds {running} of its {self._capacity} jobs"
+        free, fraction = self.cs.staking.free_stake(self.me), self.policy.max_collateral_fraction
+        if job.collateral_per_replica > free * fraction:
             return (
-                f"stake: {free / 1e18:,.2f} free, the collateral is "
-                f"{job.collateral_per_replica / 1e18:,.2f}"
-            ), True
+                f"stake: the collateral {job.collateral_per_replica / 1e18:,.2f} is above "
+                f"{fraction:g} of the free stake {free / 1e18:,.2f}"
+            )
         return None
 
     def _advance(self, key: str) -> None:

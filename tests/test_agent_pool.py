@@ -28,17 +28,22 @@ from tests.test_agent import (
     completed,
     deploy_for_agents,
     outcome_of,
+    post_raw,
     run_until_final,
     step,
 )
 
 
-def endless_spec() -> bytes:
-    """A module that loops until its fuel runs out: minutes at this limit."""
+def endless_spec_module() -> bytes:
+    """A module that loops until its fuel runs out."""
     import wasmtime
 
-    module = bytes(wasmtime.wat2wasm('(module (func (export "_start") (loop $l (br $l))))'))
-    return wasm_spec(module, fuel=10**12)
+    return bytes(wasmtime.wat2wasm('(module (func (export "_start") (loop $l (br $l))))'))
+
+
+def endless_spec() -> bytes:
+    """An endless loop's spec: many seconds at this limit."""
+    return wasm_spec(endless_spec_module(), fuel=10**12)
 
 
 def _alive(pid: int) -> bool:
@@ -284,3 +289,56 @@ def test_a_restarted_agent_runs_again_what_it_held_a_worker_at_a_time(
     for key in keys:
         assert RunResult.from_json(restarted.journal.jobs[key]["result"]) == execute(SLOW)
         assert restarted.progress(key)["state"] == "revealed"
+
+
+def test_every_job_the_agent_does_not_take_says_why_once(
+    chain, manifest, providers, client, tmp_path
+):
+    """Capacity, stake, requirements, policy and price: each job's reason is logged once
+    over several steps, though the waiting ones are considered again every step."""
+    lines: list[str] = []
+    policy = Policy(
+        max_workers=1,
+        workloads=("wasm",),
+        min_price_per_gigafuel=TOKEN,
+        max_collateral_fraction=1,
+    )
+    agent = agent_for(manifest, providers[0], tmp_path, policy=policy)
+    poor = agent_for(manifest, providers[1], tmp_path, policy=policy)  # it runs nothing
+    for who in (agent, poor):
+        who.log = lambda line, who=who: lines.append(f"{who.me[:6]} {line}")
+        who.RECONSIDER_SECONDS = 0  # the waiting jobs are considered again every step
+    cs = ComputeShare.from_manifest(manifest, account=client)
+    endless = endless_spec()
+    running = post_raw(cs, endless, job_requirements(compute_seconds=2_000), price=2_000 * TOKEN)
+    agent.step()  # it runs `running`: one run owed, as many as its workers
+    jobs = {
+        "capacity": post_raw(cs, SLOW),
+        "requirements": post_raw(cs, SLOW, job_requirements(min_gpu_count=8)),
+        "policy": post_raw(cs, SPEC),
+        "price": post_raw(cs, SLOW, price=TOKEN),
+        "stake": post_raw(cs, SLOW, collateral=poor.cs.staking.free_stake(poor.me) + 1),
+    }
+    poor.journal.from_block = chain.blocks.height  # it sees the last job only
+    try:
+        for _ in range(3):
+            agent.step()
+            poor.step()
+        assert agent.busy and "0x" + running.hex() in agent._runs
+    finally:
+        agent.close()
+    who = {"stake": poor.me[:6]}
+    expected = {
+        "capacity": "waits (capacity: 1 runs owed to 1 workers)",
+        "requirements": "skipped (requirements: device_registry: ",
+        "policy": "declined (workload sha256-chain not allowed here)",
+        "price": "declined (price per fuel below the policy's minimum)",
+        "stake": "waits (stake: ",
+    }
+    for name, job_id in jobs.items():
+        said = [
+            line
+            for line in lines
+            if line.startswith(f"{who.get(name, agent.me[:6])} job 0x{job_id.hex()[:8]}: ")
+        ]
+        assert len(said) == 1 and expected[name] in said[0], (name, said, lines)
