@@ -127,10 +127,13 @@ class Policy:
             raise AgentError(f"policy {path}: workloads among {WORKLOADS}, fraction in (0, 1]")
         if policy.fuel_per_second <= 0 or policy.wall_margin < 1:
             raise AgentError(f"policy {path}: fuel_per_second positive, wall_margin at least 1")
-        if policy.max_workers is not None and (
-            not isinstance(policy.max_workers, int) or policy.max_workers < 1
+        workers, progress = policy.max_workers, policy.progress_seconds
+        if workers is not None and (
+            isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
         ):
             raise AgentError(f"policy {path}: max_workers a whole number, at least 1")
+        if isinstance(progress, bool) or not isinstance(progress, int | float) or progress <= 0:
+            raise AgentError(f"policy {path}: progress_seconds a positive number")
         return policy
 
     def wall_seconds(self, fuel: int) -> float:

@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 
 from computeshare import worker
-from computeshare.agent import Policy
+from computeshare.agent import AgentError, Policy
 from computeshare.client import ComputeShare
 from computeshare.constants import DAY, TOKEN
 from computeshare.results import ResultServer
@@ -65,7 +65,7 @@ PARENT = """
 import sys, time
 sys.path.insert(0, {root!r})
 from computeshare import worker
-from computeshare.agent import Policy
+from computeshare.agent import AgentError, Policy
 from computeshare.client import ComputeShare
 from computeshare.constants import DAY, TOKEN
 run = worker.Run("run", bytes.fromhex({spec!r}), None, 600)
@@ -100,6 +100,16 @@ def test_a_worker_dies_with_its_killed_parent(kernel):
         parent.wait()
         if pid is not None and _alive(pid):  # a failed run leaves nothing behind either
             os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize(
+    "line", ["max_workers: 0", "max_workers: two", "max_workers: true", "progress_seconds: -1"]
+)
+def test_a_policy_with_a_bad_pool_setting_is_one_line(line, tmp_path):
+    path = tmp_path / "policy.yaml"
+    path.write_text(line + "\n")
+    with pytest.raises(AgentError, match=f"policy {path}: "):
+        Policy.load(path)
 
 
 # ---------------------------------------------------------------- the agent on a chain
