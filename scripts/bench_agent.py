@@ -9,7 +9,8 @@ Idle step: real jobs, posted on chain (k = 2, one replica accepted and committed
 agent's account, the other slot open: nothing can happen to them until their deadline an
 hour away), entered in the agent's journal as its own. Prints the median wall time and the
 JSON-RPC requests (counted at the provider's web3 transport) of `--steps` steps, after
-two warm-up steps (the first step after a start reads every held job once).
+two warm-up steps (the first step after a start reads every held job once); then the same
+for steps that each follow a new, empty block.
 
 Three agents run in this process, each stepping every `POLL` seconds, against the suite the
 deploy steps build; workloads run in worker processes as in production. Prints the median
@@ -129,16 +130,28 @@ def idle(cs, deployer, client, workdir: Path, held: list[int], steps: int) -> No
             agent.step()
             seconds.append(time.perf_counter() - began)
             requests.append(counter.count - before)
+        block_seconds, block_requests = [], []
+        for _ in range(steps):  # a block came, with nothing for this agent
+            chain.mine()
+            before, began = counter.count, time.perf_counter()
+            agent.step()
+            block_seconds.append(time.perf_counter() - began)
+            block_requests.append(counter.count - before)
         agent.close()
         rows.append(
             {
                 "held jobs": f"{count:,}",
                 "idle step (ms)": f"{1_000 * statistics.median(seconds):.1f}",
                 "RPC requests per step": f"{statistics.median(requests):.0f}",
+                "step after a block (ms)": f"{1_000 * statistics.median(block_seconds):.1f}",
+                "its RPC requests": f"{statistics.median(block_requests):.0f}",
                 "jobs made (s)": f"{made:.0f}",
             }
         )
-    click.echo(f"idle step, median of {steps} steps, nothing due and no new block:\n")
+    click.echo(
+        f"idle step, median of {steps} steps: nothing due and no new block; then a new block"
+        " with no event for the agent:\n"
+    )
     click.echo(format_table(rows, list(rows[0])) + "\n")
 
 
