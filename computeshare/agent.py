@@ -1,6 +1,8 @@
 """The provider agent: serves one device's jobs from acceptance to payment.
 
-Each `step()` reads the chain and moves every job the device holds one stage on:
+Each `step()` reads JobEscrow's new logs once and moves on the jobs the device holds that
+an event touched or whose time came (commit deadline, reveal or challenge window's end),
+each one stage:
 
     new JobPosted the device can serve  -> accept
     accepted                            -> run the workload, journal result and salt, commit
@@ -11,7 +13,17 @@ Each `step()` reads the chain and moves every job the device holds one stage on:
 State lives on the chain; the journal (a JSON file, replaced atomically) holds what the chain
 must not see early: the result and salt behind each commitment, written before the commit is
 sent. After a restart the agent rescans from its last processed block and adopts any replica
-the chain shows it holds, so no accepted job is lost and nothing is revealed uncommitted.
+the chain shows it holds, so no accepted job is lost and nothing is revealed uncommitted;
+a run that did not finish is run again if it still fits before the commit deadline, else
+the job is left (one log line) to settle without a result from this device.
+
+An idle step costs the same whatever the device holds: the head block, the pending
+block's time and (when blocks came) one `eth_getLogs` for JobEscrow's job events (with an
+event index, its sync). A held job costs requests only when an event names it or the next
+time its state can change by time alone (`_wake`) has come. At most `max_workers` runs go
+at once (`Policy.max_workers`, by default the device's `max_concurrent_jobs` capped by the
+machine's CPUs); a job accepted while as many runs are owed waits for a worker, and a new
+job waits (not accepted) while they are. A job that waits or is declined says why, once.
 
 Everything a client sends is hostile. Before accepting, the agent decodes the spec, checks it
 against the workload's schema and the operator's `Policy` (workloads, collateral, price per
@@ -27,12 +39,14 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import yaml
 from ape.exceptions import ApeException, ContractLogicError
+from eth_utils import keccak
 
 from computeshare import worker
 from computeshare.jobs import (
@@ -78,7 +92,9 @@ class Policy:
     `wall_margin` times the fuel's time. A job whose wall-clock limit, plus
     `commit_seconds` to send the commitment, does not fit before its commit deadline is
     refused before acceptance: an accepted run is never stopped by its own limit before
-    its fuel runs out, nor by the deadline."""
+    its fuel runs out, nor by the deadline. `max_workers` bounds the runs at once (default:
+    the device's `max_concurrent_jobs`, at most the machine's CPU count); a running job's
+    progress is logged every `progress_seconds`."""
 
     workloads: tuple[str, ...] = WORKLOADS
     max_collateral: int | None = None
@@ -89,6 +105,8 @@ class Policy:
     min_wall_seconds: float = RUN_START_SECONDS
     wall_margin: float = WALL_MARGIN
     commit_seconds: float = COMMIT_SECONDS
+    max_workers: int | None = None
+    progress_seconds: float = 10.0
 
     @classmethod
     def load(cls, path: Path | None) -> Policy:
@@ -109,6 +127,13 @@ class Policy:
             raise AgentError(f"policy {path}: workloads among {WORKLOADS}, fraction in (0, 1]")
         if policy.fuel_per_second <= 0 or policy.wall_margin < 1:
             raise AgentError(f"policy {path}: fuel_per_second positive, wall_margin at least 1")
+        workers, progress = policy.max_workers, policy.progress_seconds
+        if workers is not None and (
+            isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
+        ):
+            raise AgentError(f"policy {path}: max_workers a whole number, at least 1")
+        if isinstance(progress, bool) or not isinstance(progress, int | float) or progress <= 0:
+            raise AgentError(f"policy {path}: progress_seconds a positive number")
         return policy
 
     def wall_seconds(self, fuel: int) -> float:
@@ -145,12 +170,15 @@ class Policy:
 
 @dataclass
 class Journal:
-    """The agent's durable memory: last processed block and each live job's secrets."""
+    """The agent's durable memory: last processed block, each live job's secrets, the
+    settled jobs' outcomes, and the jobs waiting for capacity or stake (`waiting`)."""
 
     path: Path
     from_block: int = 0
     jobs: dict[str, dict] = field(default_factory=dict)
     done: dict[str, dict] = field(default_factory=dict)
+    waiting: dict[str, dict] = field(default_factory=dict)
+    saved_at: float = 0.0  # time.monotonic() of the last save
 
     @classmethod
     def open(cls, path: Path, from_block: int = 0) -> Journal:
@@ -161,7 +189,8 @@ class Journal:
             try:
                 data = json.loads(path.read_text())
                 jobs, done = dict(data["jobs"]), dict(data.get("done", {}))
-                return cls(path, int(data["from_block"]), jobs, done)
+                waiting = dict(data.get("waiting", {}))
+                return cls(path, int(data["from_block"]), jobs, done, waiting)
             except (OSError, ValueError, KeyError, TypeError) as error:
                 raise AgentError(f"journal {path} is corrupt ({_first_line(error)})") from None
         return cls(path, from_block)
@@ -169,22 +198,67 @@ class Journal:
     def save(self) -> None:
         tmp = self.path.with_suffix(".tmp")
         with open(tmp, "w") as handle:
-            json.dump(
-                {"from_block": self.from_block, "jobs": self.jobs, "done": self.done},
-                handle,
-                indent=1,
-            )
+            state = {"from_block": self.from_block, "jobs": self.jobs, "done": self.done}
+            if self.waiting:
+                state["waiting"] = self.waiting
+            json.dump(state, handle, indent=1)
             handle.flush()
             os.fsync(handle.fileno())
         tmp.replace(self.path)
+        self.saved_at = time.monotonic()
 
 
 def _first_line(error: Exception) -> str:
     return (str(error).splitlines() or [type(error).__name__])[0]
 
 
+def _topic(value) -> str:
+    """A log topic as lower-case 0x hex, whatever the transport returned."""
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    return "0x" + str(value).lower().removeprefix("0x")
+
+
+NEVER = 2**63  # a chain time no job waits for
+ANY_STAKE = 2**200  # free stake that bounds no collateral
+
+# JobEscrow's events that name a job (its first topic) and change its state.
+TOUCHING = (
+    "JobCancelled",
+    "ReplicaAccepted",
+    "ResultCommitted",
+    "ResultRevealed",
+    "ResultSubmitted",
+    "Disputed",
+    "Ruled",
+    "ReplicaSettled",
+    "JobSettled",
+)
+
+
+@dataclass
+class _Running:
+    """A job's run in a worker, with what its progress lines say."""
+
+    run: worker.Run
+    fuel: int
+    logged: float = field(default_factory=time.monotonic)
+
+
 class Agent:
     """Runs one device of `account` against a `ComputeShare` client."""
+
+    # A job waiting for capacity or stake is considered again when a run or a job ends, and
+    # at least this often; at most `RECONSIDER_BATCH` of them a step, oldest first.
+    RECONSIDER_SECONDS = 30.0
+    RECONSIDER_BATCH = 8
+    # The last block read is written at least this often when nothing else changed (a
+    # restart then reads again at most this much: what it already holds is skipped).
+    CURSOR_SECONDS = 30.0
+    # Blocks one `eth_getLogs` request covers.
+    LOG_PAGE = 5_000
+    # Reasons remembered (so each is said once); past this, the oldest half is forgotten.
+    SAID_LIMIT = 10_000
 
     def __init__(
         self,
@@ -204,7 +278,17 @@ class Agent:
         self.module_cache = module_cache or journal.path.parent / "modules"
         self.me = account.address
         self._nonce: int | None = None
-        self._runs: dict[str, worker.Run] = {}
+        self._workers: int | None = self.policy.max_workers
+        self._runs: dict[str, _Running] = {}
+        self._queued: dict[str, None] = {}  # owed a run, waiting for a worker; oldest first
+        # Per held job, the chain time its state can next change by time alone (0: move it
+        # on next step; absent: not read since the start, also next step).
+        self._wake: dict[str, int] = {}
+        self._said: dict[str, str] = {}  # per job, the last reason it waits or was declined
+        self._freed = False  # a run or a job ended since waiting jobs were last considered
+        self._reconsidered = time.monotonic()
+        self._capacity = 0  # the device's concurrency cap, as `check_fit` last answered
+        self.now = 0  # the pending block's time, read once a step
         # While the node is unreachable or hung: one line when it goes, one when it is
         # back, and steps spaced 1 s, 2 s ... 60 s apart (`wait`), not a line per request.
         self.node = Backoff(log)
@@ -212,22 +296,33 @@ class Agent:
     # -- the loop
 
     def step(self) -> None:
-        """One pass: scan for new jobs, then move each held job on. Never raises. A step
-        the node fails ends there; `wait` is then the backoff before the next one."""
-        self._retry_from = 2**63
+        """One pass: read the new logs (new jobs, events naming held jobs), then move on
+        each held job an event touched, whose time came or whose run ended, then consider
+        again jobs waiting for capacity. Never raises. A step the node fails ends there;
+        `wait` is then the backoff before the next one."""
+        self._retry_from = NEVER
+        touched: set[str] = set()
         try:
-            self._scan()
+            touched = self._scan()
         except Exception as error:  # a hostile or failing RPC answer: rescan next step
             if self._node_failed(error):
                 return
             self.log(f"scan failed ({type(error).__name__}: {_first_line(error)}); retrying")
-        for key in list(self.journal.jobs):
+        self._poll_runs()
+        for key in self._due(touched):
             try:
                 self._advance(key)
             except Exception as error:
+                self._wake[key] = 0
                 if self._node_failed(error):
                     return
-                self.log(f"job {key[:10]}: {type(error).__name__}: {_first_line(error)}")
+                self._say(key, f"{type(error).__name__}: {_first_line(error)}")
+        try:
+            self._reconsider()
+        except Exception as error:
+            if self._node_failed(error):
+                return
+            self.log(f"waiting jobs: {type(error).__name__}: {_first_line(error)}")
         self.node.succeeded()
 
     @property
@@ -243,16 +338,75 @@ class Agent:
 
     @property
     def busy(self) -> bool:
-        """A workload is running in a worker."""
-        return bool(self._runs)
+        """A workload is running in a worker or waiting for one."""
+        return bool(self._runs or self._queued)
+
+    @property
+    def max_workers(self) -> int:
+        """Runs at once: the policy's, else the device's `max_concurrent_jobs` at most the
+        machine's CPU count (read from the chain once)."""
+        if self._workers is None:
+            spec = self.cs.registry.device(self.device_id).spec
+            self._workers = max(1, min(int(spec.max_concurrent_jobs), os.cpu_count() or 1))
+        return self._workers
 
     def close(self) -> None:
         """Stops every workload still running."""
-        for run in self._runs.values():
-            run.kill()
+        for task in self._runs.values():
+            task.run.kill()
         self._runs.clear()
+        self._queued.clear()
 
-    def _scan(self) -> None:
+    def _say(self, key: str, message: str) -> None:
+        """Logs why a job waits, was declined or failed a stage, once while it stays so."""
+        if self._said.get(key) != message:
+            if len(self._said) >= self.SAID_LIMIT:  # forget the oldest: none is asked again
+                for old in list(self._said)[: self.SAID_LIMIT // 2]:
+                    del self._said[old]
+            self._said[key] = message
+            self.log(f"job {key[:10]}: {message}")
+
+    def progress(self, key: str) -> dict | None:
+        """What the device does with job `key` ("0x" + id), for the result server's
+        `/progress/` (any thread may ask): its state, seconds run, fuel limit; None if it
+        knows nothing of the job."""
+        task = self._runs.get(key)
+        if task is not None:
+            return {
+                "state": "running",
+                "elapsed_seconds": round(task.run.elapsed, 1),
+                "fuel_limit": task.fuel,
+                "wall_limit_seconds": round(task.run.wall_seconds, 1),
+            }
+        entry = self.journal.jobs.get(key)
+        if entry is not None:
+            if key in self._queued:
+                state = "queued"
+            elif "left" in entry:
+                state = "left"
+            elif entry.get("revealed"):
+                state = "revealed"
+            elif "result_hash" in entry:
+                state = "ran"
+            else:
+                state = "accepted"
+            return {
+                "state": state,
+                "elapsed_seconds": entry.get("run_seconds", 0.0),
+                "fuel_limit": entry.get("fuel"),
+            }
+        if key in self.journal.waiting:
+            return {"state": "waiting", "elapsed_seconds": 0.0, "fuel_limit": None}
+        done = self.journal.done.get(key)
+        if done is not None:
+            return {"state": "settled", "outcome": done.get("outcome")}
+        return None
+
+    def _scan(self) -> set[str]:
+        """Reads the new blocks' job events: considers each new job, and returns the held
+        jobs the others name."""
+        chain = self.cs.escrow.chain_manager
+        self.now = chain.pending_timestamp
         start = self.journal.from_block
         index = self.cs.jobs.index
         try:  # the event index, synced: one query
@@ -262,39 +416,142 @@ class Agent:
                 raise
             self.log(f"event index unusable ({_first_line(error)}): reading the logs")
             report = None
+        rolled_back = False
         if report is not None:
             if report.rolled_back_from is not None:  # a reorg: its jobs are read again
                 start = min(start, report.rolled_back_from)
+                rolled_back = True
             head = report.last
-            posted = index.posted(start, head) if start <= head else []
         else:
-            head = self.cs.escrow.chain_manager.blocks.height
-            posted = [
-                (bytes(p.job_id), p.terms, bytes(p.spec))
-                for p in (self.cs.escrow.JobPosted.range(start, head + 1) if start <= head else [])
-            ]
+            head = chain.blocks.height
         if start > head:
-            return
+            return set()
+        touched, posted = self._job_logs(start, head, posted=report is None)
+        if report is not None:
+            posted = index.posted(start, head)
+        if rolled_back:
+            touched |= set(self.journal.jobs)
         for job_id, terms, spec in posted:
             key = "0x" + job_id.hex()
-            if key in self.journal.jobs or key in self.journal.done:
+            if key in self.journal.jobs or key in self.journal.done or key in self.journal.waiting:
                 continue
             try:
-                self.cs.jobs.remember(terms_from_json(terms) if index is not None else terms)
+                self.cs.jobs.remember(terms_from_json(terms) if report is not None else terms)
                 self._consider(job_id, spec)
             except Exception as error:  # one job's trouble never stops the scan
                 if node_trouble(error):
                     raise  # the node's trouble does: its block is read again
-                self.log(f"job {key[:10]}: skipped ({type(error).__name__}: {_first_line(error)})")
+                self._say(key, f"skipped ({type(error).__name__}: {_first_line(error)})")
         self.journal.from_block = min(head + 1, self._retry_from)
+        if time.monotonic() - self.journal.saved_at >= self.CURSOR_SECONDS:
+            self.journal.save()
+        return touched
+
+    def _job_logs(self, start: int, head: int, posted: bool) -> tuple[set[str], list]:
+        """JobEscrow's job events in blocks start..head, one `eth_getLogs` a `LOG_PAGE`:
+        the ids ("0x" + hex) of the jobs the `TOUCHING` events name and, with `posted`,
+        the new jobs as (id, terms, spec)."""
+        escrow = self.cs.escrow
+        names = TOUCHING + (("JobPosted",) if posted else ())
+        selectors = {
+            "0x" + keccak(text=getattr(escrow, name).abi.selector).hex(): name for name in names
+        }
+        provider = escrow.chain_manager.provider
+        touched: set[str] = set()
+        new: list = []
+        for first in range(start, head + 1, self.LOG_PAGE):
+            raw = provider.make_request(
+                "eth_getLogs",
+                [
+                    {
+                        "address": str(escrow.address),
+                        "fromBlock": hex(first),
+                        "toBlock": hex(min(head, first + self.LOG_PAGE - 1)),
+                        "topics": [list(selectors)],
+                    }
+                ],
+            )
+            for log in raw or []:
+                topics = log.get("topics") or []
+                name = selectors.get(_topic(topics[0])) if len(topics) > 1 else None
+                if name == "JobPosted":
+                    new.append(log)
+                elif name is not None:
+                    touched.add(_topic(topics[1]))
+        jobs = []
+        if new:
+            for event in provider.network.ecosystem.decode_logs(new, escrow.JobPosted.abi):
+                jobs.append((bytes(event.job_id), event.terms, bytes(event.spec)))
+        return touched, jobs
+
+    def _poll_runs(self) -> None:
+        """Marks each job whose run ended as due; logs the others' progress now and then.
+        No request to the node."""
+        for key, task in list(self._runs.items()):
+            if task.run.finished:
+                self._wake[key] = 0
+            elif time.monotonic() - task.logged >= self.policy.progress_seconds:
+                task.logged = time.monotonic()
+                self.log(
+                    f"job {key[:10]}: running, {task.run.elapsed:,.0f} s of at most "
+                    f"{task.run.wall_seconds:,.0f} s (fuel limit {task.fuel:,})"
+                )
+
+    def _due(self, touched: set[str]) -> list[str]:
+        """The held jobs to move on this step: the oldest waiting for a worker while some
+        are free, then every job an event touched or whose time has come."""
+        due: dict[str, None] = {}
+        free = self.max_workers - len(self._runs) if self._queued else 0
+        for key in list(self._queued)[: max(free, 0)]:
+            due[key] = None
+        for key in self.journal.jobs:
+            if key in touched or self._wake.get(key, 0) <= self.now:
+                due[key] = None
+        return [key for key in due if key in self.journal.jobs]
+
+    def _owed_runs(self) -> int:
+        """Held jobs that still need a run (running, waiting for a worker, or not started)."""
+        return sum(
+            1
+            for entry in self.journal.jobs.values()
+            if "result_hash" not in entry and "left" not in entry
+        )
+
+    def _reconsider(self) -> None:
+        """Jobs that waited for capacity or stake: dropped once their deadline passed;
+        considered again, a few a step, when a run or a job ended or now and then."""
+        waiting = self.journal.waiting
+        if not waiting:
+            return
+        for key, entry in list(waiting.items()):
+            if entry.get("deadline", 0) <= self.now:
+                waiting.pop(key)
+                self._say(key, "skipped (its commit deadline passed while it waited)")
+        due = self._freed or time.monotonic() - self._reconsidered >= self.RECONSIDER_SECONDS
+        if not waiting or not due or self._owed_runs() >= self.max_workers:
+            return
+        self._freed, self._reconsidered = False, time.monotonic()
+        for key in list(waiting)[: self.RECONSIDER_BATCH]:
+            entry = waiting.pop(key)
+            if self._owed_runs() >= self.max_workers:
+                waiting[key] = entry
+                continue
+            try:
+                self._consider(bytes.fromhex(key[2:]), bytes.fromhex(entry["spec"][2:]), True)
+            except Exception as error:
+                if node_trouble(error):
+                    waiting[key] = entry
+                    raise
+                self._say(key, f"skipped ({type(error).__name__}: {_first_line(error)})")
         self.journal.save()
 
     # A module that takes longer than this to compile is declined.
     CHECK_SECONDS = 10.0
 
-    def _validate(self, key: str, spec: bytes, job) -> Job | None:
+    def _validate(self, key: str, spec: bytes, job, compile: bool = True) -> Job | None:
         """The whole spec checked before any collateral is locked; None (and a log line) if
-        it is malformed, outside the policy, or its module does not compile."""
+        it is malformed, outside the policy, or its module does not compile (not compiled
+        again, without `compile`, for a job that waited)."""
         try:
             decoded = decode_spec(spec)
             requirements = job.requirements
@@ -303,10 +560,10 @@ class Agent:
                 job.price_per_replica,
                 job.collateral_per_replica,
                 requirements["compute_seconds"],
-                self.cs.staking.free_stake(self.me),
-                job.deadline - self.cs.escrow.chain_manager.pending_timestamp,
+                ANY_STAKE,  # free stake changes: `_shortage` judges it, and the job waits
+                job.deadline - self.now,
             )
-            if refusal is None and decoded.workload == "wasm":
+            if refusal is None and compile and decoded.workload == "wasm":
                 module = resolve_module(
                     decoded.input.module, self.module_cache, fetch=self.policy.fetch_modules
                 )
@@ -314,23 +571,38 @@ class Agent:
         except (WorkloadError, worker.WorkerError) as error:
             refusal = _first_line(error)
         if refusal is not None:
-            self.log(f"job {key[:10]}: declined ({refusal})")
+            self._say(key, f"declined ({refusal})")
             return None
         return decoded
 
-    def _consider(self, job_id: bytes, spec: bytes) -> None:
+    def _consider(self, job_id: bytes, spec: bytes, checked: bool = False) -> None:
+        """A job not held: adopted if the chain shows this device holds it; else passed
+        over (the chain's rules, the spec, the policy), put to wait (capacity, stake) or
+        accepted, saying why once. `checked`: it waited, its module compiled before."""
         key = "0x" + job_id.hex()
         job = self.cs.jobs.view(job_id)
         held = self._held_slot(job_id, job)
         if held is not None:  # accepted before a restart: adopt it
+            self.journal.waiting.pop(key, None)
             self.journal.jobs[key] = {
                 "slot": held,
                 "spec": "0x" + spec.hex(),
                 "block": self.journal.from_block,
             }
+            self.journal.save()
             self.log(f"job {key[:10]}: adopted replica {held} from the chain")
             return
-        if not self._can_serve(job_id, job) or self._validate(key, spec, job) is None:
+        obstacle = self._obstacle(job_id, job)
+        if obstacle is not None:
+            self._say(key, f"skipped ({obstacle})")
+            return
+        decoded = self._validate(key, spec, job, compile=not checked)
+        if decoded is None:
+            return
+        shortage = self._shortage(job)
+        if shortage is not None:
+            self.journal.waiting[key] = {"spec": "0x" + spec.hex(), "deadline": job.deadline}
+            self._say(key, f"waits ({shortage})")
             return
         try:
             receipt = self._send(
@@ -338,7 +610,7 @@ class Agent:
             )
         except ContractLogicError as error:
             if error.message and error.message.startswith("job_escrow:"):
-                self.log(f"job {key[:10]}: not accepted ({error.message})")
+                self._say(key, f"not accepted ({error.message})")
                 return
             self._retry(key, error)
             return
@@ -352,6 +624,7 @@ class Agent:
             "slot": slot,
             "spec": "0x" + spec.hex(),
             "block": receipt.block_number,
+            "fuel": decoded.fuel,
         }
         self.journal.save()
         self.log(f"job {key[:10]}: accepted replica {slot}")
@@ -367,7 +640,7 @@ class Agent:
     def _retry(self, key: str, error: Exception) -> None:
         """A send that failed without a reason (e.g. out of gas after another provider's
         acceptance landed first): the next scan retries, its block is not marked done."""
-        self.log(f"job {key[:10]}: accept failed ({_first_line(error)}); retrying")
+        self._say(key, f"accept failed ({_first_line(error)}); retrying")
         self._retry_from = min(self._retry_from, self.journal.from_block)
 
     def _held_slot(self, job_id: bytes, job) -> int | None:
@@ -390,83 +663,137 @@ class Agent:
                 raise ValueError("the agent's device does not belong to its account")
         return self._nonce
 
-    def _can_serve(self, job_id: bytes, job) -> bool:
-        """The contract's own eligibility rules, checked before sending so nothing doomed
-        is sent: the registry's `check_fit` is the view JobEscrow calls on acceptance."""
-        if job.status != STATUS_OPEN or job.accepted >= job.replicas:
-            return False
-        if job.deadline <= self.cs.escrow.chain_manager.pending_timestamp:
-            return False
+    def _obstacle(self, job_id: bytes, job) -> str | None:
+        """What keeps the device from the job for good, or None: the contract's own
+        eligibility rules, checked before sending so nothing doomed is sent (the registry's
+        `check_fit` is the view JobEscrow calls on acceptance)."""
+        if job.status != STATUS_OPEN:
+            return "the job is no longer open"
+        if job.accepted >= job.replicas:
+            return f"all {job.replicas} replicas taken"
+        if job.deadline <= self.now:
+            return "its commit deadline passed"
         packed = self.cs.jobs.terms(job_id).requirements
         try:
-            capacity = self.cs.registry.check_fit(
+            self._capacity = self.cs.registry.check_fit(
                 self.device_id, self.me, packed, job.price_per_replica
             )
-        except ContractLogicError:
-            return False
+        except ContractLogicError as error:
+            return f"requirements: {error.message or 'the device does not fit'}"
+        return None
+
+    def _shortage(self, job) -> str | None:
+        """What the device lacks for the job now, which may pass (it waits), or None:
+        workers (runs owed), the device's capacity on chain, free stake for the collateral."""
+        owed = self._owed_runs()
+        if owed >= self.max_workers:
+            return f"capacity: {owed} runs owed to {self.max_workers} workers"
         running = self.cs.escrow_view.device_record(self.device_id).running
-        return (
-            running < capacity and self.cs.staking.free_stake(self.me) >= job.collateral_per_replica
-        )
+        if running >= self._capacity:
+            return f"capacity: the device holds {running} of its {self._capacity} jobs"
+        free, fraction = self.cs.staking.free_stake(self.me), self.policy.max_collateral_fraction
+        if job.collateral_per_replica > free * fraction:
+            return (
+                f"stake: the collateral {job.collateral_per_replica / 1e18:,.2f} is above "
+                f"{fraction:g} of the free stake {free / 1e18:,.2f}"
+            )
+        return None
 
     def _advance(self, key: str) -> None:
         entry = self.journal.jobs[key]
         job_id, slot = bytes.fromhex(key[2:]), entry["slot"]
         job = self.cs.jobs.view(job_id)
         status = self.cs.escrow_view.assignment(job_id, slot).status
-        now = self.cs.escrow.chain_manager.pending_timestamp
-        if key in self._runs and not (status == REPLICA_ACCEPTED and now < job.deadline):
-            self._runs.pop(key).kill()  # too late to commit what it would produce
-            self.log(f"job {key[:10]}: run stopped, the commit deadline passed")
+        now = self.now
+        # Nothing changes by time alone before the next of these, unless an event says so.
+        self._wake[key] = min((t for t in (job.deadline, job.phase_end) if t > now), default=NEVER)
+        in_time = status == REPLICA_ACCEPTED and now < job.deadline
+        settled = job.status in (STATUS_FINALIZED, STATUS_CANCELLED)
+        if not in_time:
+            self._queued.pop(key, None)
+            task = self._runs.pop(key, None)
+            if task is not None:  # too late to commit what it would produce
+                task.run.kill()
+            if not settled and "result_hash" not in entry and "left" not in entry:
+                when = "during its run" if task is not None else "before it ran"
+                self._leave(key, entry, f"its commit deadline passed {when}")
         try:
-            if job.status in (STATUS_FINALIZED, STATUS_CANCELLED):
+            if settled:
                 self._settled(key, job_id)
-            elif status == REPLICA_ACCEPTED and now < job.deadline:
-                self._commit(key, job_id, slot, entry)
+            elif in_time:
+                self._commit(key, job_id, slot, entry, job.deadline)
             elif status == REPLICA_COMMITTED and self._reveal_open(job, now):
                 self._reveal(key, job_id, slot, entry)
             elif status in (REPLICA_REVEALED, REPLICA_COMMITTED, REPLICA_ACCEPTED):
                 self._finalize_if_due(key, job_id, job, now)
         except ContractLogicError as error:
-            self.log(f"job {key[:10]}: {error.message}")
+            self._wake[key] = 0
+            self._say(key, str(error.message))
         except ApeException as error:  # a failed send: the next step retries this stage
+            self._wake[key] = 0
             if node_trouble(error):
                 raise
-            self.log(f"job {key[:10]}: {_first_line(error)}; retrying")
+            self._say(key, f"{_first_line(error)}; retrying")
 
-    def _result(self, key: str, entry: dict) -> RunResult | None:
-        """The job's run result; starts or polls its worker. None while it runs or after it
-        failed (then the job is dropped from the journal and left to settle)."""
+    def _leave(self, key: str, entry: dict, reason: str) -> None:
+        """The device will not run this job: it settles without a result from it."""
+        entry["left"] = reason
+        self._queued.pop(key, None)
+        self._freed = True
+        self.journal.save()
+        self.log(f"job {key[:10]}: left unrun ({reason})")
+
+    def _result(self, key: str, entry: dict, deadline: int) -> RunResult | None:
+        """The job's run result; starts (once a worker is free and if the run fits before
+        the commit deadline) or polls its worker. None while it waits or runs, after it was
+        left, or after it failed (then the job is dropped from the journal and left to
+        settle)."""
         spec = bytes.fromhex(entry["spec"][2:])
-        run = self._runs.get(key)
+        task = self._runs.get(key)
         try:
-            if run is None:
+            if task is None:
+                if "left" in entry:
+                    return None
                 job = decode_spec(spec)
+                wall = self.policy.wall_seconds(job.fuel)
+                needed, left = wall + self.policy.commit_seconds, deadline - self.now
+                if needed > left:
+                    self._leave(key, entry, f"its run may take {needed:,.0f} s; {left} s left")
+                    return None
+                if len(self._runs) >= self.max_workers:
+                    self._queued[key] = None
+                    self._say(key, f"waits for a worker ({len(self._runs)} running)")
+                    return None
+                self._queued.pop(key, None)
                 module = None
                 if job.workload == "wasm":
                     module = resolve_module(
                         job.input.module, self.module_cache, fetch=self.policy.fetch_modules
                     )
-                run = worker.Run("run", spec, module, self.policy.wall_seconds(job.fuel))
-                self._runs[key] = run
+                task = _Running(worker.Run("run", spec, module, wall), job.fuel)
+                self._runs[key] = task
                 self.log(f"job {key[:10]}: running {job.workload} (fuel limit {job.fuel:,})")
-            answer = run.poll()
+            answer = task.run.poll()
             if answer is None:
-                self.log(f"job {key[:10]}: running, {run.elapsed:.1f} s")
                 return None
             self._runs.pop(key, None)
+            self._freed = True
+            entry["run_seconds"] = round(task.run.elapsed, 1)
             return worker.run_result(answer)
         except (WorkloadError, worker.WorkerError) as error:
             self._runs.pop(key, None)
+            self._queued.pop(key, None)
+            self._freed = True
             self.log(f"job {key[:10]}: cannot run ({_first_line(error)}); leaving it")
             self.journal.jobs.pop(key)
+            self._wake.pop(key, None)
             self.journal.done[key] = {"outcome": "unrunnable"}
             self.journal.save()
             return None
 
-    def _commit(self, key: str, job_id: bytes, slot: int, entry: dict) -> None:
+    def _commit(self, key: str, job_id: bytes, slot: int, entry: dict, deadline: int) -> None:
         if "result_hash" not in entry:
-            result = self._result(key, entry)
+            result = self._result(key, entry, deadline)
             if result is None:
                 return
             digest = result.digest()
@@ -544,6 +871,7 @@ class Agent:
             waited = entry.get("waited", 0)
             if entry["slot"] != 0 and waited < self.FINALIZE_BACKOFF * entry["slot"]:
                 entry["waited"] = waited + 1
+                self._wake[key] = 0  # steps, not time: due again next step
                 return
             jobs = self.cs.jobs
             receipt = self._send(
@@ -564,9 +892,13 @@ class Agent:
         )
         settled = next(iter(logs), None)
         if settled is None:
-            return  # the node has not indexed it yet: try again next step
+            self._wake[key] = 0  # the node has not indexed it yet: try again next step
+            return
         outcome = OUTCOMES.get(settled.outcome, str(settled.outcome))
         self.journal.jobs.pop(key)
+        for memo in (self._wake, self._said, self._queued):
+            memo.pop(key, None)
+        self._freed = True
         self.journal.done[key] = {
             "outcome": outcome,
             "paid": settled.paid,

@@ -18,12 +18,14 @@ import resource
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 from computeshare import fetch
 from computeshare.sandbox import MAX_OUTPUT_BYTES, RunResult
 
 FETCH_SECONDS = 10
 _PATH = re.compile(r"^/results/0x([0-9a-f]{64})$")
+_PROGRESS = re.compile(r"^/progress/0x([0-9a-f]{64})$")
 
 # The result server's bounds. Its address is public on chain, so every client may be hostile.
 REQUEST_SECONDS = 5  # a whole connection, first byte in to last byte out; then it is cut
@@ -152,25 +154,38 @@ def _closing(app):
 
 class ResultServer:
     """Serves the results a journal holds, on a loopback or public address of the operator's
-    choosing, from a daemon thread running uvicorn (Starlette app). Read-only: GET on one
-    path shape, nothing else; one request per connection.
+    choosing, from a daemon thread running uvicorn (Starlette app). Read-only: GET on two
+    path shapes, nothing else; one request per connection. With `progress` (the agent's
+    `Agent.progress`), `GET /progress/0x<job id>` answers what the device does with the job
+    (JSON: state, elapsed_seconds, fuel_limit); 404 for a job it knows nothing of.
 
     Bounded for hostile clients (the address is public on chain): at most 64 connections
     (fewer under a low descriptor limit: `connection_bounds`) and `PER_CLIENT` per client, each
     cut `REQUEST_SECONDS` after it opened, headers at most `MAX_HEADER_BYTES`; see `_Guard`
     for who is pushed out when a bound is reached."""
 
-    def __init__(self, journal, host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self,
+        journal,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        progress: Callable[[str], dict | None] | None = None,
+    ):
         import uvicorn
         from starlette.applications import Starlette
         from starlette.responses import Response
         from starlette.routing import Route
 
-        self.journal = journal
+        self.journal, self.progress = journal, progress
         self.max_connections, burst = connection_bounds()
         self._guard = _Guard(self.max_connections, PER_CLIENT)
 
         async def answer(request) -> Response:
+            match = _PROGRESS.match(request.url.path)
+            if match:
+                report = self.job_progress("0x" + match.group(1))
+                body = json.dumps(report).encode() if report else b'{"error": "no such job"}'
+                return Response(body, 200 if report else 404, media_type="application/json")
             match = _PATH.match(request.url.path)
             result = self.lookup("0x" + match.group(1)) if match else None
             body = json.dumps(result).encode() if result else b'{"error": "no such result"}'
@@ -227,6 +242,16 @@ class ResultServer:
             served["output"] = ecies.encrypt(recipient, bytes.fromhex(result["output"])).hex()
             served["encrypted"] = True
         return served
+
+    def job_progress(self, key: str) -> dict | None:
+        """The agent's progress report on a job; None without one (or if it failed)."""
+        if self.progress is None:
+            return None
+        try:
+            report = self.progress(key)
+        except Exception:  # the agent's state moved under a read: answer as unknown
+            return None
+        return report if isinstance(report, dict) else None
 
     def start(self) -> ResultServer:
         self._thread.start()
@@ -293,9 +318,9 @@ def fetch_result(
     return result
 
 
-def start_server(journal, address: str) -> ResultServer:
-    """`HOST:PORT` -> a started server."""
+def start_server(journal, address: str, progress=None) -> ResultServer:
+    """`HOST:PORT` -> a started server (with `progress`, it answers `/progress/` too)."""
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
         raise ValueError(f"{address!r} is not HOST:PORT")
-    return ResultServer(journal, host, int(port)).start()
+    return ResultServer(journal, host, int(port), progress).start()

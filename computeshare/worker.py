@@ -6,6 +6,12 @@ file-size and core-dump limits, in a session of its own. The agent polls it from
 and kills it when its wall-clock limit passes, so a job can stall neither the loop nor the
 other jobs. The worker decodes the spec again, so nothing the agent parsed is trusted.
 
+A worker dies with the process that started it, however that process ends (SIGKILL too):
+on Linux the kernel sends it SIGKILL (`prctl(PR_SET_PDEATHSIG)`, set before the exec,
+then a check that the parent did not die first); everywhere, a thread of the worker
+watches its parent id and exits once it changes. Start runs from a thread that lives as
+long as the process (the agent's loop): Linux counts a parent thread's exit as its death.
+
 Protocol: stdin is JSON `{"op": "run" | "check", "spec": hex, "module": hex | null}`;
 stdout is JSON `{"result": {...}}` (run), `{"ok": true}` (check) or `{"error": "..."}`.
 """
@@ -13,6 +19,7 @@ stdout is JSON `{"result": {...}}` (run), `{"ok": true}` (check) or `{"error": "
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import resource
@@ -20,6 +27,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -43,10 +51,49 @@ class SpecRefused(WorkerError):
     """The worker decoded the request and refused it (an invalid spec or module)."""
 
 
+PARENT_POLL_SECONDS = 0.5  # how often a worker's watcher thread looks at its parent id
+_PR_SET_PDEATHSIG = 1
+_PARENT_VARIABLE = "COMPUTESHARE_WORKER_PARENT"
+
+
+def _find_prctl():
+    """libc's prctl, resolved in the parent: a forked child must not load libraries."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _find_prctl()
+
+
 def _limits(cpu_seconds: int) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
     resource.setrlimit(resource.RLIMIT_FSIZE, (ANSWER_LIMIT_BYTES, ANSWER_LIMIT_BYTES))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _die_with(parent: int) -> None:
+    """In the child before the exec: SIGKILL when `parent` dies (Linux), and no start at
+    all if it already has."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _watch_parent(parent: int) -> None:
+    """The worker's own guard (any POSIX system): exits once its parent is gone."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_SECONDS)
+    os._exit(1)
+
+
+def _child_setup(cpu_seconds: int, parent: int) -> None:
+    _limits(cpu_seconds)
+    _die_with(parent)
 
 
 class Run:
@@ -59,21 +106,26 @@ class Run:
         self._stdin.write(json.dumps(request).encode())
         self._stdin.seek(0)
         self._stdout = tempfile.TemporaryFile()  # noqa: SIM115 (closed in poll)
-        cpu = int(wall_seconds) + 2
+        cpu, parent = int(wall_seconds) + 2, os.getpid()
         self.process = subprocess.Popen(
             [sys.executable, "-I", "-c", _SERVE],
             stdin=self._stdin,
             stdout=self._stdout,
             stderr=subprocess.DEVNULL,
-            env={"PATH": os.defpath},
+            env={"PATH": os.defpath, _PARENT_VARIABLE: str(parent)},
             cwd=tempfile.gettempdir(),
-            preexec_fn=lambda: _limits(cpu),
+            preexec_fn=lambda: _child_setup(cpu, parent),
             start_new_session=True,
         )
 
     @property
     def elapsed(self) -> float:
         return time.monotonic() - self.started
+
+    @property
+    def finished(self) -> bool:
+        """The worker exited or overran its limit: `poll()` answers or raises now."""
+        return self.process.poll() is not None or self.elapsed > self.wall_seconds
 
     def poll(self) -> dict | None:
         """The worker's answer once it has one; None while it runs. Raises `WorkerError`."""
@@ -135,6 +187,9 @@ def check(spec: bytes, module: bytes | None, wall_seconds: float) -> None:
 def _serve() -> None:
     from computeshare.workloads import WorkloadError, check_module, decode_spec, execute
 
+    parent = os.environ.get(_PARENT_VARIABLE, "")
+    parent_id = int(parent) if parent.isdigit() else os.getppid()
+    threading.Thread(target=_watch_parent, args=(parent_id,), daemon=True).start()
     try:
         request = json.loads(sys.stdin.buffer.read())
         job = decode_spec(bytes.fromhex(request["spec"]))

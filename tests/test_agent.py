@@ -40,6 +40,11 @@ SPEC = encode_spec("sha256-chain", {"seed": "computeshare", "rounds": 2_000})
 def manifest(project, deployer, arbiter, guardian, providers, client, tmp_path):
     """A deployment through the deploy steps, read back from its manifest; each provider
     stakes 10,000 tokens and registers one device; the client holds 100,000 tokens."""
+    return deploy_for_agents(project, deployer, arbiter, guardian, providers, client, tmp_path)
+
+
+def deploy_for_agents(project, deployer, arbiter, guardian, providers, client, tmp_path):
+    """The `manifest` fixture's deployment; its manifest's path."""
     path = tmp_path / "manifest.json"
     config = DeployConfig(arbiter=arbiter.address, guardian=guardian.address)
     Deployment(project, deployer, config, Manifest.open(path)).run()

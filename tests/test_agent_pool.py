@@ -1,0 +1,354 @@
+"""The provider agent's worker pool: bounded, event-driven, resumable, and never orphaned."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from computeshare import worker
+from computeshare.agent import AgentError, Policy
+from computeshare.client import ComputeShare
+from computeshare.constants import DAY, TOKEN
+from computeshare.results import ResultServer
+from computeshare.sandbox import RunResult
+from computeshare.specs import job_requirements
+from computeshare.workloads import execute, pack_u64, result_hash, wasm_spec
+from tests.test_agent import (
+    PAID,
+    SPEC,
+    agent_for,
+    completed,
+    deploy_for_agents,
+    outcome_of,
+    post_raw,
+    run_until_final,
+    step,
+)
+
+
+def endless_spec_module() -> bytes:
+    """A module that loops until its fuel runs out."""
+    import wasmtime
+
+    return bytes(wasmtime.wat2wasm('(module (func (export "_start") (loop $l (br $l))))'))
+
+
+def endless_spec() -> bytes:
+    """An endless loop's spec: many seconds at this limit."""
+    return wasm_spec(endless_spec_module(), fuel=10**12)
+
+
+def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie (a reaped or dead-but-unreaped worker is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+
+PARENT = """
+import sys, time
+sys.path.insert(0, {root!r})
+from computeshare import worker
+from computeshare.agent import AgentError, Policy
+from computeshare.client import ComputeShare
+from computeshare.constants import DAY, TOKEN
+run = worker.Run("run", bytes.fromhex({spec!r}), None, 600)
+print(run.process.pid, flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("kernel", [True, False], ids=["pdeathsig", "watcher"])
+def test_a_worker_dies_with_its_killed_parent(kernel):
+    """SIGKILL the process that started a run: its worker is gone within seconds, by the
+    kernel's parent-death signal or, without it, by the worker's own watcher thread."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(worker.__file__)))
+    code = PARENT.format(root=root, spec=endless_spec().hex())
+    if not kernel:  # the watcher alone: the parent resolves no prctl
+        code = code.replace("run = ", "worker._PRCTL = None\nrun = ")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    pid = None
+    try:
+        pid = int(parent.stdout.readline())
+        time.sleep(0.5)
+        assert _alive(pid), "the worker runs while its parent lives"
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        bound = 1 if kernel else 1 + 2 * worker.PARENT_POLL_SECONDS
+        deadline = time.monotonic() + bound + 4  # a loaded machine's scheduling
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(pid), "the worker outlived its killed parent"
+    finally:
+        parent.kill()
+        parent.wait()
+        if pid is not None and _alive(pid):  # a failed run leaves nothing behind either
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize(
+    "line", ["max_workers: 0", "max_workers: two", "max_workers: true", "progress_seconds: -1"]
+)
+def test_a_policy_with_a_bad_pool_setting_is_one_line(line, tmp_path):
+    path = tmp_path / "policy.yaml"
+    path.write_text(line + "\n")
+    with pytest.raises(AgentError, match=f"policy {path}: "):
+        Policy.load(path)
+
+
+# ---------------------------------------------------------------- the agent on a chain
+
+
+@pytest.fixture
+def manifest(project, deployer, arbiter, guardian, providers, client, tmp_path):
+    """As in test_agent: a deployment; three providers staked with a device each."""
+    return deploy_for_agents(project, deployer, arbiter, guardian, providers, client, tmp_path)
+
+
+# About 2 * 10**9 fuel: a second or two, long enough for runs to overlap.
+SLOW = wasm_spec("monte-carlo", pack_u64(7, 20_000_000), fuel=3 * 10**9)
+
+
+class RequestCounter:
+    """Counts the JSON-RPC requests sent through the provider's web3 transport."""
+
+    def __init__(self, chain):
+        transport = chain.provider.web3.provider
+        self.count, original = 0, transport.make_request
+
+        def counted(method, params):
+            self.count += 1
+            return original(method, params)
+
+        self._undo = lambda: (
+            setattr(transport, "make_request", original),
+            setattr(transport, "_request_func_cache", (None, None)),
+        )
+        transport.make_request = counted
+        # web3 composes its middleware around the transport's method once and caches it
+        transport._request_func_cache = (None, None)
+
+    def close(self):
+        self._undo()
+
+
+def get_json(url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_the_pool_runs_at_most_max_workers_jobs_and_the_next_waits(
+    chain, manifest, providers, client, tmp_path
+):
+    """Three jobs for two workers: two run at once, the third waits (not accepted, its
+    reason said once) until a run ends, then runs. Progress is logged and served."""
+    lines: list[str] = []
+    policy = Policy(max_workers=2, progress_seconds=0.2)
+    agent = agent_for(manifest, providers[0], tmp_path, policy=policy)
+    agent.log = lines.append
+    cs = ComputeShare.from_manifest(manifest, account=client)
+    jobs = [
+        cs.post_job(SLOW, job_requirements(), price=100 * TOKEN, replicas=1, duration=DAY)
+        for _ in range(3)
+    ]
+    keys = ["0x" + job_id.hex() for job_id in jobs]
+    server = ResultServer(agent.journal, progress=agent.progress).start()
+    try:
+        agent.step()
+        assert [cs.jobs.view(job_id).accepted for job_id in jobs] == [1, 1, 0]
+        assert set(agent._runs) == set(keys[:2])
+        status, report = get_json(f"{server.url}/progress/{keys[0]}")
+        assert status == 200 and report["state"] == "running"
+        assert report["fuel_limit"] == 3 * 10**9 and report["elapsed_seconds"] >= 0
+        assert get_json(f"{server.url}/progress/{keys[2]}")[1]["state"] == "waiting"
+        assert get_json(f"{server.url}/progress/0x{'ab' * 32}")[0] == 404
+        assert get_json(f"{server.url}/progress/{keys[0][:-1]}")[0] == 404
+        peak, began = 0, time.monotonic()
+        while any(cs.jobs.view(job_id).revealed == 0 for job_id in jobs):
+            assert time.monotonic() - began < 300, "the three jobs did not finish"
+            agent.step()
+            peak = max(peak, len(agent._runs))
+            time.sleep(0.05)
+        assert peak == 2
+    finally:
+        server.stop()
+    waits = [line for line in lines if line.startswith(f"job {keys[2][:10]}: waits")]
+    assert len(waits) == 1 and "capacity" in waits[0], lines
+    assert any(": running, " in line and "of at most" in line for line in lines), lines
+    for job_id in jobs:
+        run_until_final(chain, cs, job_id, [agent])
+        record = agent.journal.done["0x" + job_id.hex()]
+        assert outcome_of(record) == completed(PAID)
+        assert RunResult.from_json(record["result"]) == execute(SLOW)
+
+
+def test_an_idle_step_makes_no_request_per_held_job(chain, manifest, providers, client, tmp_path):
+    """An agent holding three jobs in their challenge window sends, on a step with no new
+    block, as many requests as one holding none; its jobs still settle when their time
+    comes."""
+    empty = agent_for(manifest, providers[1], tmp_path)
+    agent = agent_for(manifest, providers[0], tmp_path)
+    cs = ComputeShare.from_manifest(manifest, account=client)
+    jobs = [
+        cs.post_job(SPEC, job_requirements(), price=100 * TOKEN, replicas=1, duration=DAY)
+        for _ in range(3)
+    ]
+    while any(cs.jobs.view(job_id).revealed == 0 for job_id in jobs):
+        step(agent)
+    empty.step()
+    agent.step()
+    assert len(agent.journal.jobs) == 3
+    counter = RequestCounter(chain)
+    try:
+        counts = []
+        for who in (empty, agent, empty, agent):
+            before = counter.count
+            who.step()
+            counts.append(counter.count - before)
+    finally:
+        counter.close()
+    assert counts[0] == counts[1] == counts[2] == counts[3], counts
+    assert counts[1] <= 3, counts
+    for job_id in jobs:
+        run_until_final(chain, cs, job_id, [agent])
+        assert outcome_of(agent.journal.done["0x" + job_id.hex()]) == completed(PAID)
+        assert bytes(cs.jobs.replica(job_id).digest) == result_hash(execute(SPEC))
+
+
+def test_a_restarted_agent_leaves_a_run_that_no_longer_fits(
+    chain, manifest, providers, client, tmp_path
+):
+    """Accepted, its run started, the agent dies; restarted 100 s before the commit
+    deadline, it does not start a run that may take longer: one log line, no worker."""
+    first = agent_for(manifest, providers[0], tmp_path)
+    spec = wasm_spec("monte-carlo", pack_u64(3, 100_000_000), fuel=10**10)
+    cs = ComputeShare.from_manifest(manifest, account=client)
+    job_id = cs.post_job(spec, job_requirements(), price=100 * TOKEN, replicas=1, duration=DAY)
+    key = "0x" + job_id.hex()
+    first.step()
+    assert first.busy
+    first.close()  # the process dies with its worker
+    needed = first.policy.wall_seconds(10**10) + first.policy.commit_seconds
+    assert needed > 100
+    chain.pending_timestamp += cs.jobs.view(job_id).deadline - 100 - chain.pending_timestamp
+    chain.mine()
+    lines: list[str] = []
+    restarted = agent_for(manifest, providers[0], tmp_path)
+    restarted.log = lines.append
+    restarted.step()
+    restarted.step()
+    assert not restarted.busy
+    assert "left" in restarted.journal.jobs[key]
+    assert restarted.progress(key)["state"] == "left"
+    assert [line for line in lines if "left unrun" in line] == [
+        f"job {key[:10]}: left unrun (its run may take {needed:,.0f} s; "
+        f"{cs.jobs.view(job_id).deadline - restarted.now} s left)"
+    ]
+
+
+def test_a_restarted_agent_runs_again_what_it_held_a_worker_at_a_time(
+    chain, manifest, providers, client, tmp_path
+):
+    """Two runs cut off by a restart are run again from the journal, one at a time under
+    a one-worker policy: the second waits for the worker (said once), then runs."""
+    first = agent_for(manifest, providers[0], tmp_path, policy=Policy(max_workers=2))
+    cs = ComputeShare.from_manifest(manifest, account=client)
+    jobs = [
+        cs.post_job(SLOW, job_requirements(), price=100 * TOKEN, replicas=1, duration=DAY)
+        for _ in range(2)
+    ]
+    keys = ["0x" + job_id.hex() for job_id in jobs]
+    first.step()
+    assert set(first._runs) == set(keys)
+    first.close()  # the process dies with its workers
+    lines: list[str] = []
+    restarted = agent_for(manifest, providers[0], tmp_path, policy=Policy(max_workers=1))
+    restarted.log = lines.append
+    restarted.step()
+    assert list(restarted._runs) == keys[:1]
+    assert restarted.progress(keys[1])["state"] == "queued"
+    peak, began = 0, time.monotonic()
+    while any(cs.jobs.view(job_id).revealed == 0 for job_id in jobs):
+        assert time.monotonic() - began < 300, "the two jobs did not finish"
+        restarted.step()
+        peak = max(peak, len(restarted._runs))
+        time.sleep(0.05)
+    assert peak == 1
+    assert [line for line in lines if "waits for a worker" in line] == [
+        f"job {keys[1][:10]}: waits for a worker (1 running)"
+    ]
+    for key in keys:
+        assert RunResult.from_json(restarted.journal.jobs[key]["result"]) == execute(SLOW)
+        assert restarted.progress(key)["state"] == "revealed"
+
+
+def test_every_job_the_agent_does_not_take_says_why_once(
+    chain, manifest, providers, client, tmp_path
+):
+    """Capacity, stake, requirements, policy and price: each job's reason is logged once
+    over several steps, though the waiting ones are considered again every step."""
+    lines: list[str] = []
+    policy = Policy(
+        max_workers=1,
+        workloads=("wasm",),
+        min_price_per_gigafuel=TOKEN,
+        max_collateral_fraction=1,
+    )
+    agent = agent_for(manifest, providers[0], tmp_path, policy=policy)
+    poor = agent_for(manifest, providers[1], tmp_path, policy=policy)  # it runs nothing
+    for who in (agent, poor):
+        who.log = lambda line, who=who: lines.append(f"{who.me[:6]} {line}")
+        who.RECONSIDER_SECONDS = 0  # the waiting jobs are considered again every step
+    cs = ComputeShare.from_manifest(manifest, account=client)
+    endless = endless_spec()
+    running = post_raw(cs, endless, job_requirements(compute_seconds=2_000), price=2_000 * TOKEN)
+    agent.step()  # it runs `running`: one run owed, as many as its workers
+    jobs = {
+        "capacity": post_raw(cs, SLOW),
+        "requirements": post_raw(cs, SLOW, job_requirements(min_gpu_count=8)),
+        "policy": post_raw(cs, SPEC),
+        "price": post_raw(cs, SLOW, price=TOKEN),
+        "stake": post_raw(cs, SLOW, collateral=poor.cs.staking.free_stake(poor.me) + 1),
+    }
+    poor.journal.from_block = chain.blocks.height  # it sees the last job only
+    try:
+        for _ in range(3):
+            agent.step()
+            poor.step()
+        assert agent.busy and "0x" + running.hex() in agent._runs
+    finally:
+        agent.close()
+    who = {"stake": poor.me[:6]}
+    expected = {
+        "capacity": "waits (capacity: 1 runs owed to 1 workers)",
+        "requirements": "skipped (requirements: device_registry: ",
+        "policy": "declined (workload sha256-chain not allowed here)",
+        "price": "declined (price per fuel below the policy's minimum)",
+        "stake": "waits (stake: ",
+    }
+    for name, job_id in jobs.items():
+        said = [
+            line
+            for line in lines
+            if line.startswith(f"{who.get(name, agent.me[:6])} job 0x{job_id.hex()[:8]}: ")
+        ]
+        assert len(said) == 1 and expected[name] in said[0], (name, said, lines)
