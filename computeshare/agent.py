@@ -62,7 +62,7 @@ from computeshare.jobs import (
 )
 from computeshare.metering import R_FLOOR
 from computeshare.rpc import Backoff, node_trouble
-from computeshare.sandbox import RunResult
+from computeshare.sandbox import MAX_MEMORY_BYTES, RunResult, prepare_seconds
 from computeshare.workloads import (
     COMMIT_SECONDS,
     RUN_START_SECONDS,
@@ -107,6 +107,13 @@ class Policy:
     commit_seconds: float = COMMIT_SECONDS
     max_workers: int | None = None
     progress_seconds: float = 10.0
+    # Trees (`computeshare.cas`): the largest input tree and /output a job may name, the
+    # most memory it may ask for, and the slowest rate its input and module trees arrive
+    # at (their transfer counts in the run's wall-clock limit, before the deadline).
+    max_input_bytes: int = 4 << 30
+    max_output_bytes: int = 2 << 30
+    max_memory_bytes: int = MAX_MEMORY_BYTES
+    fetch_bytes_per_second: int = 20 << 20
 
     @classmethod
     def load(cls, path: Path | None) -> Policy:
@@ -141,6 +148,33 @@ class Policy:
         fuel's time at the device's floor rate."""
         return self.min_wall_seconds + self.wall_margin * fuel / self.fuel_per_second
 
+    def job_seconds(self, job: Job) -> float:
+        """A job's wall-clock limit: its run's (`wall_seconds`), plus fetching its input and
+        module trees at `fetch_bytes_per_second`, preparing (metering and compiling) its
+        module once (`sandbox.prepare_seconds`) and packing its /output."""
+        seconds = self.wall_seconds(job.fuel)
+        if job.workload == "wasm":
+            spec, moved = job.input, job.input.output_limit
+            moved += spec.inputs.size if spec.inputs is not None else 0
+            moved += spec.module.tree.size if spec.module.tree is not None else 0
+            seconds += self.margin_seconds(moved) + prepare_seconds(_module_size(spec))
+        return seconds
+
+    def margin_seconds(self, size: int) -> float:
+        """Time to move `size` bytes at the policy's slowest rate, with the run's margin."""
+        return self.wall_margin * size / self.fetch_bytes_per_second
+
+    def tree_refusal(self, job: Job) -> str | None:
+        """Why a wasm job's trees or memory do not fit this policy, or None."""
+        spec = job.input
+        if spec.inputs is not None and spec.inputs.size > self.max_input_bytes:
+            return f"input tree of {spec.inputs.size:,} bytes above the policy's maximum"
+        if spec.output_limit > self.max_output_bytes:
+            return f"output limit of {spec.output_limit:,} bytes above the policy's maximum"
+        if spec.memory_limit > self.max_memory_bytes:
+            return f"memory limit of {spec.memory_limit:,} bytes above the policy's maximum"
+        return None
+
     def refusal(
         self,
         job: Job,
@@ -162,7 +196,9 @@ class Policy:
             return "price per fuel below the policy's minimum"
         if job.fuel > self.fuel_per_second * compute_seconds:
             return f"fuel {job.fuel:,} needs more than the {compute_seconds} s paid for"
-        needed = self.wall_seconds(job.fuel) + self.commit_seconds
+        if job.workload == "wasm" and (trees := self.tree_refusal(job)) is not None:
+            return trees
+        needed = self.job_seconds(job) + self.commit_seconds
         if seconds_left is not None and needed > seconds_left:
             return f"its run may take {needed:,.0f} s; the commit deadline is {seconds_left} s away"
         return None
@@ -276,6 +312,7 @@ class Agent:
         self.journal, self.faulty, self.log = journal, faulty, log
         self.policy = policy or Policy()
         self.module_cache = module_cache or journal.path.parent / "modules"
+        self.data = journal.path.parent
         self.me = account.address
         self._nonce: int | None = None
         self._workers: int | None = self.policy.max_workers
@@ -545,8 +582,20 @@ class Agent:
                 self._say(key, f"skipped ({type(error).__name__}: {_first_line(error)})")
         self.journal.save()
 
-    # A module that takes longer than this to compile is declined.
+    # A module is declined when it takes longer than this, or than `prepare_seconds` of its
+    # size, to meter and compile (once: the prepared module is cached).
     CHECK_SECONDS = 10.0
+
+    def _places(self) -> dict:
+        """Where workers keep what lasts beyond a run: prepared modules, fetched input trees
+        (`cas` cache, shared by the replicas and arbiter of this machine) and output trees
+        (the store the result server serves), and the policy's bound on an input tree."""
+        return {
+            "prepared": self.data / "prepared",
+            "trees": self.data / "trees",
+            "outputs": self.data / "outputs",
+            "max_input": self.policy.max_input_bytes,
+        }
 
     def _validate(self, key: str, spec: bytes, job, compile: bool = True) -> Job | None:
         """The whole spec checked before any collateral is locked; None (and a log line) if
@@ -567,7 +616,10 @@ class Agent:
                 module = resolve_module(
                     decoded.input.module, self.module_cache, fetch=self.policy.fetch_modules
                 )
-                worker.check(spec, module, self.CHECK_SECONDS)
+                inputs = decoded.input.inputs
+                seconds = max(self.CHECK_SECONDS, prepare_seconds(len(module)))
+                seconds += self.policy.margin_seconds(inputs.size if inputs else 0)
+                worker.check(spec, module, seconds, **self._places())
         except (WorkloadError, worker.WorkerError) as error:
             refusal = _first_line(error)
         if refusal is not None:
@@ -755,7 +807,7 @@ class Agent:
                 if "left" in entry:
                     return None
                 job = decode_spec(spec)
-                wall = self.policy.wall_seconds(job.fuel)
+                wall = self.policy.job_seconds(job)
                 needed, left = wall + self.policy.commit_seconds, deadline - self.now
                 if needed > left:
                     self._leave(key, entry, f"its run may take {needed:,.0f} s; {left} s left")
@@ -770,7 +822,10 @@ class Agent:
                     module = resolve_module(
                         job.input.module, self.module_cache, fetch=self.policy.fetch_modules
                     )
-                task = _Running(worker.Run("run", spec, module, wall), job.fuel)
+                run = worker.Run(
+                    "run", spec, module, wall, job_id=bytes.fromhex(key[2:]), **self._places()
+                )
+                task = _Running(run, job.fuel)
                 self._runs[key] = task
                 self.log(f"job {key[:10]}: running {job.workload} (fuel limit {job.fuel:,})")
             answer = task.run.poll()
@@ -911,3 +966,13 @@ class Agent:
             f"job {key[:10]}: settled, {outcome}: paid {settled.paid / 1e18:,.2f}, "
             f"slashed {settled.slashed / 1e18:,.2f}"
         )
+
+
+def _module_size(spec) -> int:
+    """The module's size as its spec tells it (inline or by tree; else a catalogue or
+    cached module, small)."""
+    if spec.module.tree is not None:
+        return spec.module.tree.size
+    if spec.module.inline is not None:
+        return len(spec.module.inline) * 3 // 4
+    return 1 << 20

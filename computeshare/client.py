@@ -15,6 +15,7 @@ contracts they deployed.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -560,6 +561,67 @@ class ComputeShare:
                 return
             time.sleep(poll)
 
+    def _result_endpoints(self, job_id: bytes, revealed: list | None = None) -> list[str]:
+        """The http(s) metadata URIs of the devices that revealed the job's result."""
+        escrow, height = self.escrow, chain.blocks.height + 1
+        start, topics = self.jobs.start_block, {"job_id": bytes(job_id)}
+        if revealed is None:
+            revealed = list(escrow.ResultRevealed.range(start, height, search_topics=topics))
+        # `provider` is shadowed on ape's log objects: read it from the event arguments.
+        providers = {event.event_arguments["provider"] for event in revealed}
+        accepted = escrow.ReplicaAccepted.range(start, height, search_topics=topics)
+        uris = [
+            self.registry.device(bytes(event.device_id)).metadata_uri
+            for event in accepted
+            if event.event_arguments["provider"] in providers
+        ]
+        return [uri for uri in uris if uri.startswith(("http://", "https://"))]
+
+    def output_files(
+        self,
+        job_id: bytes,
+        result: RunResult,
+        directory: Path,
+        endpoints: list[str] | None = None,
+        cache: Path | None = None,
+        max_size: int = 1 << 36,
+    ) -> Path:
+        """Writes the files of a result's output tree (`result` from `result`, so its root
+        is checked against the chain) into `directory`: fetched from every replica that
+        serves it at once, each chunk verified against the root, resumable (`cache`, by
+        default ~/.computeshare/downloads)."""
+        from computeshare import cas, fetch
+
+        if not result.output_root:
+            raise ResultError("this result has no output files (its output is its stdout)")
+        root = result.output_root.hex()
+        sources, sizes = [], set()
+        for endpoint in endpoints or self._result_endpoints(job_id):
+            url = f"{endpoint.rstrip('/')}/results/0x{bytes(job_id).hex()}"
+            try:
+                answer = json.loads(fetch.get(url, 1 << 20, 10))
+            except (fetch.FetchError, ValueError):
+                continue
+            if isinstance(answer, dict) and answer.get("output_root") == root:
+                sizes.add(answer.get("output_size"))
+                sources.append(f"{endpoint.rstrip('/')}/cas/")
+        if not sources:
+            raise ResultError("no replica of this job serves its output files")
+        store = cas.Cache(cache or Path("~/.computeshare/downloads").expanduser())
+        problems = []
+        for size in sizes:  # a lying replica's size fails every chunk; the true one verifies
+            if not isinstance(size, int) or isinstance(size, bool):
+                continue
+            try:
+                path = cas.fetch_tree(root, size, sources, store, max_size=max_size, spread=True)
+            except cas.CasError as error:
+                problems.append(str(error))
+                continue
+            directory.mkdir(parents=True, exist_ok=True)
+            cas.unpack(cas.open_pack(path), directory)
+            return directory
+        raise ResultError("; ".join(problems) or "no replica gave the output tree's size")
+
     def result(
         self, job_id: bytes, endpoints: list[str] | None = None, private_key: bytes | None = None
     ) -> RunResult:
@@ -583,16 +645,7 @@ class ComputeShare:
             on_chain = RunResult(event.status, event.fuel, bytes(event.output))
             if event.output and on_chain.digest() in agreed:
                 return on_chain  # a short k = 1 output travels in its event
-        if not endpoints:
-            # `provider` is shadowed on ape's log objects: read it from the event arguments.
-            providers = {event.event_arguments["provider"] for event in revealed}
-            accepted = escrow.ReplicaAccepted.range(start, height, search_topics=topics)
-            uris = [
-                self.registry.device(bytes(event.device_id)).metadata_uri
-                for event in accepted
-                if event.event_arguments["provider"] in providers
-            ]
-            endpoints = [uri for uri in uris if uri.startswith(("http://", "https://"))]
+        endpoints = endpoints or self._result_endpoints(job_id, revealed)
         problems = []
         for endpoint in endpoints:
             try:

@@ -42,11 +42,12 @@ def run_module(
     seed: bytes = b"",
     memory_limit: int | None = None,
     output_limit: int | None = None,
+    prepared: Path | None = None,
 ) -> tuple[RunResult, cas.PackInfo | None]:
     """Runs `module` with the pack file `inputs` at /input and the empty directory
     `output_dir` at /output; packs what the run left there into `store` (a `cas.Cache`,
-    which serves it). Returns the result (its `output_root` set when /output holds files)
-    and the output pack."""
+    which serves it); `prepared` caches the prepared module. Returns the result (its
+    `output_root` set when /output holds files) and the output pack."""
     output_dir.mkdir(parents=True, exist_ok=True)
     if any(output_dir.iterdir()):
         raise ValueError(f"{output_dir} is not empty")
@@ -66,6 +67,7 @@ def run_module(
         inputs=files,
         output_dir=output_dir,
         seed=seed,
+        cache_dir=prepared,
         **options,
     )
     if not any(output_dir.iterdir()):

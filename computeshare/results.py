@@ -19,6 +19,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from computeshare import fetch
 from computeshare.sandbox import MAX_OUTPUT_BYTES, RunResult
@@ -170,11 +171,12 @@ class ResultServer:
         host: str = "127.0.0.1",
         port: int = 0,
         progress: Callable[[str], dict | None] | None = None,
+        outputs: Path | None = None,
     ):
         import uvicorn
         from starlette.applications import Starlette
         from starlette.responses import Response
-        from starlette.routing import Route
+        from starlette.routing import Mount, Route
 
         self.journal, self.progress = journal, progress
         self.max_connections, burst = connection_bounds()
@@ -191,7 +193,14 @@ class ResultServer:
             body = json.dumps(result).encode() if result else b'{"error": "no such result"}'
             return Response(body, 200 if result else 404, media_type="application/json")
 
-        app = Starlette(routes=[Route("/{path:path}", answer, methods=["GET"])])
+        routes = [Route("/{path:path}", answer, methods=["GET"])]
+        self.chunks = None
+        if outputs is not None:  # output trees, chunk by chunk with proofs (`cas.Chunks`)
+            from computeshare import cas
+
+            self.chunks = cas.Chunks(cas.Cache(outputs))
+            routes.insert(0, Mount("/cas", app=_whole_path(self.chunks)))
+        app = Starlette(routes=routes)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._socket = socket.create_server((host, port), family=family, backlog=burst)
         self.address = self._socket.getsockname()[:2]
@@ -235,6 +244,11 @@ class ResultServer:
         if not isinstance(result, dict):
             return None
         served = {name: result[name] for name in ("status", "fuel", "output")}
+        root = result.get("output_root")
+        if root and self.chunks is not None:  # its files: chunk by chunk at /cas/<root>/<i>
+            pack = self.chunks.cache.get(root)
+            if pack is not None:
+                served["output_root"], served["output_size"] = root, pack.stat().st_size
         recipient = result.get("encrypt_to")
         if recipient:
             import ecies
@@ -318,9 +332,21 @@ def fetch_result(
     return result
 
 
-def start_server(journal, address: str, progress=None) -> ResultServer:
-    """`HOST:PORT` -> a started server (with `progress`, it answers `/progress/` too)."""
+def start_server(journal, address: str, progress=None, outputs: Path | None = None) -> ResultServer:
+    """`HOST:PORT` -> a started server (with `progress`, it answers `/progress/` too; with
+    `outputs`, the output trees of that store at `/cas/`)."""
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
         raise ValueError(f"{address!r} is not HOST:PORT")
-    return ResultServer(journal, host, int(port), progress).start()
+    return ResultServer(journal, host, int(port), progress, outputs).start()
+
+
+def _whole_path(app):
+    """An ASGI app mounted under a prefix, given the request's whole path back (Starlette's
+    `Mount` strips the prefix; `cas.Chunks` matches `/cas/<root>/<i>`)."""
+
+    async def mounted(scope, receive, send):
+        root = scope.get("root_path", "")
+        await app({**scope, "path": root + scope["path"], "root_path": ""}, receive, send)
+
+    return mounted

@@ -69,9 +69,9 @@ def _find_prctl():
 _PRCTL = _find_prctl()
 
 
-def _limits(cpu_seconds: int) -> None:
+def _limits(cpu_seconds: int, file_bytes: int = ANSWER_LIMIT_BYTES) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (ANSWER_LIMIT_BYTES, ANSWER_LIMIT_BYTES))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
@@ -91,17 +91,60 @@ def _watch_parent(parent: int) -> None:
     os._exit(1)
 
 
-def _child_setup(cpu_seconds: int, parent: int) -> None:
-    _limits(cpu_seconds)
+def _child_setup(cpu_seconds: int, parent: int, file_bytes: int = ANSWER_LIMIT_BYTES) -> None:
+    _limits(cpu_seconds, file_bytes)
     _die_with(parent)
+
+
+def _file_limit(spec: bytes, max_input: int) -> int:
+    """The largest file a worker may write: its answer, a fetched input or module tree (at
+    most `max_input`, the policy's bound) or its output tree's pack (at most the spec's
+    `output_limit`, plus the pack's header), whichever is largest."""
+    from computeshare.workloads import WorkloadError, decode_spec
+
+    try:
+        job = decode_spec(spec)
+    except WorkloadError:
+        return ANSWER_LIMIT_BYTES
+    if job.workload != "wasm":
+        return ANSWER_LIMIT_BYTES
+    output = job.input.output_limit + (16 << 20)  # the pack's header: at most 10,000 entries
+    return max(ANSWER_LIMIT_BYTES, max_input, output, MAX_MODULE_TREE)
+
+
+MAX_MODULE_TREE = (64 << 20) + 4_096
 
 
 class Run:
     """One request to a worker process; `poll()` until it answers."""
 
-    def __init__(self, op: str, spec: bytes, module: bytes | None, wall_seconds: float):
+    def __init__(
+        self,
+        op: str,
+        spec: bytes,
+        module: bytes | None,
+        wall_seconds: float,
+        *,
+        job_id: bytes = b"",
+        prepared: Path | None = None,
+        trees: Path | None = None,
+        outputs: Path | None = None,
+        max_input: int = 0,
+    ):
+        """`job_id` seeds the run's `random_get`; `prepared` caches prepared modules,
+        `trees` the fetched input trees (at most `max_input` bytes each) and `outputs`
+        receives the output trees (`cas` stores)."""
         self.wall_seconds, self.started = wall_seconds, time.monotonic()
-        request = {"op": op, "spec": bytes(spec).hex(), "module": module and bytes(module).hex()}
+        places = {"prepared": prepared, "trees": trees, "outputs": outputs}
+        request = {
+            "op": op,
+            "spec": bytes(spec).hex(),
+            "module": module and bytes(module).hex(),
+            "job_id": bytes(job_id).hex(),
+            "places": {k: str(v) for k, v in places.items() if v is not None},
+            "max_input": int(max_input),
+        }
+        files = _file_limit(bytes(spec), int(max_input)) if trees or outputs else None
         self._stdin = tempfile.TemporaryFile()  # noqa: SIM115 (closed in poll)
         self._stdin.write(json.dumps(request).encode())
         self._stdin.seek(0)
@@ -114,7 +157,7 @@ class Run:
             stderr=subprocess.DEVNULL,
             env={"PATH": os.defpath, _PARENT_VARIABLE: str(parent)},
             cwd=tempfile.gettempdir(),
-            preexec_fn=lambda: _child_setup(cpu, parent),
+            preexec_fn=lambda: _child_setup(cpu, parent, files or ANSWER_LIMIT_BYTES),
             start_new_session=True,
         )
 
@@ -174,18 +217,19 @@ def run_result(answer: dict) -> RunResult:
         raise WorkerError("worker answered malformed JSON") from None
 
 
-def run(spec: bytes, module: bytes | None, wall_seconds: float) -> RunResult:
-    """Runs a spec in a worker and waits for its result."""
-    return run_result(Run("run", spec, module, wall_seconds).wait())
+def run(spec: bytes, module: bytes | None, wall_seconds: float, **places) -> RunResult:
+    """Runs a spec in a worker and waits for its result (`Run` for `places`)."""
+    return run_result(Run("run", spec, module, wall_seconds, **places).wait())
 
 
-def check(spec: bytes, module: bytes | None, wall_seconds: float) -> None:
-    """Decodes a spec and compiles its module in a worker; raises `SpecRefused` if invalid."""
-    Run("check", spec, module, wall_seconds).wait()
+def check(spec: bytes, module: bytes | None, wall_seconds: float, **places) -> None:
+    """Decodes a spec, fetches its input tree (with `places`: `Run`) and compiles its
+    module in a worker; raises `SpecRefused` if invalid."""
+    Run("check", spec, module, wall_seconds, **places).wait()
 
 
 def _serve() -> None:
-    from computeshare.workloads import WorkloadError, check_module, decode_spec, execute
+    from computeshare.workloads import WorkloadError, check_module, decode_spec
 
     parent = os.environ.get(_PARENT_VARIABLE, "")
     parent_id = int(parent) if parent.isdigit() else os.getppid()
@@ -194,19 +238,69 @@ def _serve() -> None:
         request = json.loads(sys.stdin.buffer.read())
         job = decode_spec(bytes.fromhex(request["spec"]))
         module = bytes.fromhex(request["module"]) if request.get("module") else None
+        places = {k: Path(v) for k, v in dict(request.get("places") or {}).items()}
         if request["op"] == "check":
             if job.workload == "wasm":
                 if module is None:
                     raise WorkloadError("no module given")
-                check_module(job, module)
+                check_module(job, module, places.get("prepared"))
+                _input_tree(job, places, int(request.get("max_input") or 0))
             answer: dict = {"ok": True}
         else:
-            answer = {"result": execute(job, module).to_json()}
+            seed = bytes.fromhex(request.get("job_id") or "")
+            answer = {"result": _run(job, module, places, int(request.get("max_input") or 0), seed)}
     except (WorkloadError, KeyError, TypeError, ValueError) as error:
         answer = {"error": (str(error).splitlines() or [type(error).__name__])[0][:200]}
     except Exception as error:  # the request is hostile: answer, never crash
         answer = {"error": f"{type(error).__name__}: {str(error)[:160]}"}
     sys.stdout.write(json.dumps(answer))
+
+
+def _input_tree(job, places: dict, max_input: int) -> Path | None:
+    """The job's input tree's pack, fetched and verified into the `trees` cache (at once
+    when it is there: replicas and the arbiter on this machine share it)."""
+    from computeshare import cas
+    from computeshare.workloads import TREE_CHUNK_SECONDS, WorkloadError
+
+    tree = job.input.inputs
+    if tree is None:
+        return None
+    if "trees" not in places:
+        raise WorkloadError("this worker has no cache for input trees")
+    try:
+        return cas.fetch_tree(
+            tree.root,
+            tree.size,
+            tree.uris,
+            cas.Cache(places["trees"]),
+            max_size=max_input,
+            seconds_per_chunk=TREE_CHUNK_SECONDS,
+        )
+    except cas.CasError as error:
+        raise WorkloadError(f"input tree: {error}") from None
+
+
+def _run(job, module: bytes | None, places: dict, max_input: int, seed: bytes) -> dict:
+    """Runs a job with its trees: /output in a scratch folder, packed into the `outputs`
+    store."""
+    from computeshare import cas
+    from computeshare.workloads import execute
+
+    if job.workload != "wasm":
+        return execute(job, module).to_json()
+    inputs = _input_tree(job, places, max_input)
+    store = cas.Cache(places["outputs"]) if "outputs" in places else None
+    with tempfile.TemporaryDirectory(prefix="computeshare-output-") as scratch:
+        result = execute(
+            job,
+            module,
+            inputs=inputs,
+            output_dir=Path(scratch) / "output",
+            store=store,
+            seed=seed,
+            prepared=places.get("prepared"),
+        )
+    return result.to_json()
 
 
 if __name__ == "__main__":

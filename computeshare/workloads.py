@@ -498,13 +498,14 @@ def execute(
     output_dir: Path | None = None,
     store: Any = None,
     seed: bytes = b"",
+    prepared: Path | None = None,
 ) -> RunResult:
     """Runs a job in this process (the agent runs it in a worker: `computeshare.worker`).
     A wasm job needs its module's bytes unless they are inline or in the catalogue, and the
     pack file of its input tree (`inputs`, fetched and verified: `computeshare.cas`) if it
     names one. Its /output is `output_dir` (a new temporary directory if None) and the pack
     of what the run leaves there goes to `store` (a `cas.Cache`; a temporary one if None);
-    `seed` (the job id) seeds `random_get`."""
+    `seed` (the job id) seeds `random_get`; `prepared` caches the prepared module."""
     if not isinstance(job, Job):
         job = decode_spec(job)
     if job.workload == "wasm":
@@ -532,18 +533,20 @@ def execute(
                 seed=seed,
                 memory_limit=spec.memory_limit,
                 output_limit=spec.output_limit,
+                prepared=prepared,
             )
         return result
     output = _NATIVE[job.workload](job.input)
     return RunResult(STATUS_OK, job.fuel, output)
 
 
-def check_module(job: Job, module: bytes) -> None:
-    """Compiles a wasm job's module and checks it can run in the sandbox."""
+def check_module(job: Job, module: bytes, prepared: Path | None = None) -> None:
+    """Compiles a wasm job's module and checks it can run in the sandbox (keeping the
+    prepared module in `prepared`, a provider's cache folder, when given)."""
     from computeshare import sandbox
 
     try:
-        sandbox.check(module, job.input.export)
+        sandbox.check(module, job.input.export, cache_dir=prepared)
     except ModuleError as error:
         raise WorkloadError(str(error)) from None
 

@@ -55,7 +55,7 @@ def agent(account, manifest, device_id, journal, policy, serve, faulty, poll, st
         policy=rules,
         log=lambda message: click.echo(f"{prefix} {message}"),
     )
-    server = start_server(book, serve, runner.progress) if serve else None
+    server = start_server(book, serve, runner.progress, runner.data / "outputs") if serve else None
     where = f", results at {server.url}" if server else ""
     click.echo(f"{prefix} serving device 0x{device.hex()[:10]}{where}")
     count = 0

@@ -259,11 +259,16 @@ def client_status(manifest, job_id, watch, poll, timeout):
 @click.option("--endpoint", multiple=True, help="result endpoint (default: the device's URI)")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="output file")
 @click.option(
+    "--files",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="write the output tree's files (/output) into this directory",
+)
+@click.option(
     "--key",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="the private key file from `client keygen` (for an encrypted output)",
 )
-def client_result(manifest, job_id, endpoint, out, key):
+def client_result(manifest, job_id, endpoint, out, files, key):
     """Fetch a job's output from its provider and check it against the chain."""
     from computeshare.cli.common import step
 
@@ -276,6 +281,12 @@ def client_result(manifest, job_id, endpoint, out, key):
         f"{result.status_name}, fuel {result.fuel:,}, {len(result.output)} bytes",
         status=result.status, status_name=result.status_name, fuel=result.fuel,
     )  # fmt: skip
+    if result.output_root:
+        say(f"output tree 0x{result.output_root.hex()}", output_root=result.output_root)
+    if files is not None:
+        with step("fetching the output files"):
+            cs.output_files(job, result, files, list(endpoint))
+        say(f"output files in {files}", files=str(files))
     if out is not None:
         out.write_bytes(result.output)
     else:

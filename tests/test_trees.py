@@ -1,0 +1,158 @@
+"""Real programs on real data, end to end on a local node: a C program built from source
+(zlib's minigzip) with its module and input directory named by trees, fetched by three
+replicas from a data store, run with arguments, its /output committed by root, served by the
+agents and fetched by the client chunk by chunk from all three."""
+
+from __future__ import annotations
+
+import gzip
+import random
+from pathlib import Path
+
+import pytest
+
+from computeshare import cas
+from computeshare.agent import Policy
+from computeshare.client import ComputeShare
+from computeshare.constants import DAY, TOKEN
+from computeshare.results import ResultError, ResultServer
+from computeshare.sandbox import STATUS_OK
+from computeshare.specs import job_requirements
+from computeshare.workloads import decode_spec, module_pack, wasm_spec
+from tests.debian import build_examples
+from tests.test_agent import agent_for, deploy_for_agents, run_until_final, step
+
+FUEL = 10**12
+
+
+@pytest.fixture
+def manifest(project, deployer, arbiter, guardian, providers, client, tmp_path):
+    return deploy_for_agents(project, deployer, arbiter, guardian, providers, client, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def minigzip() -> bytes:
+    return (Path(build_examples("c", "clang")) / "minigzip.wasm").read_bytes()
+
+
+def dna(tmp_path: Path) -> Path:
+    folder = tmp_path / "genome"
+    folder.mkdir()
+    rng = random.Random(31)
+    (folder / "reads.fa").write_text("".join(rng.choice("ACGT") for _ in range(2 << 20)))
+    return folder
+
+
+def gzip_spec(module: bytes, store: cas.Cache, uri: str, inputs: cas.PackInfo, **extra):
+    """A minigzip job: its module and input tree served by the client's data store."""
+    return wasm_spec(
+        module,
+        fuel=FUEL,
+        module_tree=module_pack(module, store).spec([uri]),
+        inputs=inputs.spec([uri]),
+        **extra,
+    )
+
+
+def test_a_k3_job_on_an_input_tree_gives_an_output_tree_the_client_verifies(
+    chain, manifest, providers, client, tmp_path, minigzip
+):
+    conformance = (Path(build_examples("c", "clang")) / "conformance-c.wasm").read_bytes()
+    store = cas.Cache(tmp_path / "client-store")
+    genome = dna(tmp_path)
+    (genome / "hello.txt").write_text("hello, world\nsecond line\n")
+    with cas.ChunkServer(store) as data:
+        inputs = store.add_dir(genome)
+        spec = wasm_spec(
+            conformance,
+            fuel=FUEL,
+            module_tree=module_pack(conformance, store).spec([data.url]),
+            inputs=inputs.spec([data.url]),
+            args=["x"],
+            env=["GREETING=hi"],
+        )
+        assert len(spec) < 1_500  # module and data travel by root, not in the spec
+        cs = ComputeShare.from_manifest(manifest, account=client)
+        job_id = cs.post_job(spec, job_requirements(), price=100 * TOKEN, replicas=3, duration=DAY)
+        agents = [agent_for(manifest, p, tmp_path) for p in providers[:3]]
+        servers = [
+            ResultServer(a.journal, progress=a.progress, outputs=a.data / "outputs").start()
+            for a in agents
+        ]
+        try:
+            run_until_final(chain, cs, job_id, agents)
+            served_before = data.requests
+            result = cs.result(job_id, [s.url for s in servers])
+            assert result.status == STATUS_OK and len(result.output_root) == 32
+            assert b"environ 1 GREETING=hi" in result.output
+            # Three replicas on one machine share the input cache: fetched once each chunk.
+            chunks = cas.chunk_count(inputs.size)
+            assert (
+                served_before <= chunks + cas.chunk_count(module_pack(conformance, store).size) * 3
+            )
+            out = cs.output_files(
+                job_id,
+                result,
+                tmp_path / "files",
+                [s.url for s in servers],
+                cache=tmp_path / "downloads",
+            )
+            assert (out / "report.txt").is_file()
+            served = [s.chunks.requests for s in servers]
+            assert sum(served) == cas.chunk_count(
+                cas.open_pack(
+                    tmp_path / "downloads" / "packs" / f"{result.output_root.hex()}.pack"
+                ).size
+            )
+        finally:
+            for server in servers:
+                server.stop()
+    record = agents[0].journal.done["0x" + job_id.hex()]
+    assert record["outcome"] == "completed"
+
+
+def test_a_tree_larger_than_the_policy_is_declined_before_accepting(
+    chain, manifest, providers, client, tmp_path, minigzip
+):
+    store = cas.Cache(tmp_path / "client-store")
+    with cas.ChunkServer(store) as data:
+        inputs = store.add_dir(dna(tmp_path))
+        spec = gzip_spec(minigzip, store, data.url, inputs, args=["-c", "/input/reads.fa"])
+        cs = ComputeShare.from_manifest(manifest, account=client)
+        job_id = cs.post_job(spec, job_requirements(), price=100 * TOKEN, replicas=1, duration=DAY)
+        small = Policy(max_input_bytes=inputs.size - 1)
+        agent = agent_for(manifest, providers[0], tmp_path, policy=small)
+        step(agent)
+        assert "0x" + job_id.hex() not in agent.journal.jobs
+        assert data.requests == 0  # refused on the spec's size: nothing was fetched
+        # An honest policy fetches, runs and submits it: the gzip of the input file.
+        agent = agent_for(manifest, providers[1], tmp_path)
+        run_until_final(chain, cs, job_id, [agent])
+        result = cs.result(job_id, [ResultServer(agent.journal).start().url])
+        assert gzip.decompress(result.output) == (tmp_path / "genome" / "reads.fa").read_bytes()
+
+
+def test_an_input_server_that_lies_gets_the_job_declined(
+    chain, manifest, providers, client, tmp_path, minigzip
+):
+    """The input tree's chunks do not match its root: the check before acceptance fails,
+    the provider locks nothing."""
+    store = cas.Cache(tmp_path / "client-store")
+    with cas.ChunkServer(store) as data:
+        inputs = store.add_dir(dna(tmp_path))
+        pack = store.pack_path(inputs.root)
+        raw = bytearray(pack.read_bytes())
+        raw[-1] ^= 1  # one byte of the data changed after the root was named
+        pack.write_bytes(bytes(raw))
+        (pack.with_suffix(".leaves")).unlink()  # the store recomputes: it serves the lie
+        spec = gzip_spec(minigzip, store, data.url, inputs, args=["-c", "/input/reads.fa"])
+        assert decode_spec(spec).input.inputs.root == inputs.root
+        cs = ComputeShare.from_manifest(manifest, account=client)
+        job_id = cs.post_job(spec, job_requirements(), price=100 * TOKEN, replicas=1, duration=DAY)
+        agent = agent_for(manifest, providers[0], tmp_path)
+        locked = cs.staking.pool(providers[0]).locked
+        step(agent)
+        assert "0x" + job_id.hex() not in agent.journal.jobs
+        assert cs.staking.pool(providers[0]).locked == locked
+    with pytest.raises(ResultError):
+        cs.result(job_id, [])
