@@ -22,7 +22,7 @@ from computeshare.workloads import decode_spec, module_pack, wasm_spec
 from tests.debian import build_examples
 from tests.test_agent import agent_for, deploy_for_agents, run_until_final, step
 
-FUEL = 10**12
+FUEL = 10**11
 
 
 @pytest.fixture
@@ -73,7 +73,13 @@ def test_a_k3_job_on_an_input_tree_gives_an_output_tree_the_client_verifies(
         )
         assert len(spec) < 1_500  # module and data travel by root, not in the spec
         cs = ComputeShare.from_manifest(manifest, account=client)
-        job_id = cs.post_job(spec, job_requirements(), price=100 * TOKEN, replicas=3, duration=DAY)
+        job_id = cs.post_job(
+            spec,
+            job_requirements(compute_seconds=FUEL // 10**9),
+            price=100 * TOKEN,
+            replicas=3,
+            duration=DAY,
+        )
         agents = [agent_for(manifest, p, tmp_path) for p in providers[:3]]
         servers = [
             ResultServer(a.journal, progress=a.progress, outputs=a.data / "outputs").start()
@@ -119,7 +125,13 @@ def test_a_tree_larger_than_the_policy_is_declined_before_accepting(
         inputs = store.add_dir(dna(tmp_path))
         spec = gzip_spec(minigzip, store, data.url, inputs, args=["-c", "/input/reads.fa"])
         cs = ComputeShare.from_manifest(manifest, account=client)
-        job_id = cs.post_job(spec, job_requirements(), price=100 * TOKEN, replicas=1, duration=DAY)
+        job_id = cs.post_job(
+            spec,
+            job_requirements(compute_seconds=FUEL // 10**9),
+            price=100 * TOKEN,
+            replicas=1,
+            duration=DAY,
+        )
         small = Policy(max_input_bytes=inputs.size - 1)
         agent = agent_for(manifest, providers[0], tmp_path, policy=small)
         step(agent)
@@ -148,7 +160,13 @@ def test_an_input_server_that_lies_gets_the_job_declined(
         spec = gzip_spec(minigzip, store, data.url, inputs, args=["-c", "/input/reads.fa"])
         assert decode_spec(spec).input.inputs.root == inputs.root
         cs = ComputeShare.from_manifest(manifest, account=client)
-        job_id = cs.post_job(spec, job_requirements(), price=100 * TOKEN, replicas=1, duration=DAY)
+        job_id = cs.post_job(
+            spec,
+            job_requirements(compute_seconds=FUEL // 10**9),
+            price=100 * TOKEN,
+            replicas=1,
+            duration=DAY,
+        )
         agent = agent_for(manifest, providers[0], tmp_path)
         locked = cs.staking.pool(providers[0]).locked
         step(agent)
