@@ -176,7 +176,7 @@ class ResultServer:
         import uvicorn
         from starlette.applications import Starlette
         from starlette.responses import Response
-        from starlette.routing import Mount, Route
+        from starlette.routing import Route
 
         self.journal, self.progress = journal, progress
         self.max_connections, burst = connection_bounds()
@@ -193,14 +193,13 @@ class ResultServer:
             body = json.dumps(result).encode() if result else b'{"error": "no such result"}'
             return Response(body, 200 if result else 404, media_type="application/json")
 
-        routes = [Route("/{path:path}", answer, methods=["GET"])]
+        app = Starlette(routes=[Route("/{path:path}", answer, methods=["GET"])])
         self.chunks = None
         if outputs is not None:  # output trees, chunk by chunk with proofs (`cas.Chunks`)
             from computeshare import cas
 
             self.chunks = cas.Chunks(cas.Cache(outputs))
-            routes.insert(0, Mount("/cas", app=_whole_path(self.chunks)))
-        app = Starlette(routes=routes)
+            app = _with_chunks(app, self.chunks)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._socket = socket.create_server((host, port), family=family, backlog=burst)
         self.address = self._socket.getsockname()[:2]
@@ -341,12 +340,11 @@ def start_server(journal, address: str, progress=None, outputs: Path | None = No
     return ResultServer(journal, host, int(port), progress, outputs).start()
 
 
-def _whole_path(app):
-    """An ASGI app mounted under a prefix, given the request's whole path back (Starlette's
-    `Mount` strips the prefix; `cas.Chunks` matches `/cas/<root>/<i>`)."""
+def _with_chunks(app, chunks):
+    """`app`, with the paths under /cas/ answered by `chunks` (`cas.Chunks`)."""
 
-    async def mounted(scope, receive, send):
-        root = scope.get("root_path", "")
-        await app({**scope, "path": root + scope["path"], "root_path": ""}, receive, send)
+    async def routed(scope, receive, send):
+        target = chunks if scope.get("path", "").startswith("/cas/") else app
+        await target(scope, receive, send)
 
-    return mounted
+    return routed
