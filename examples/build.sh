@@ -22,6 +22,12 @@ if [ "$what" = all ] || [ "$what" = c ]; then
         "$z"/gzlib.c "$z"/gzread.c "$z"/gzwrite.c "$z"/infback.c "$z"/inffast.c \
         "$z"/inflate.c "$z"/inftrees.c "$z"/trees.c "$z"/uncompr.c "$z"/zutil.c \
         "$z"/minigzip.c
+    # gztree: gzip a directory tree into another with the same zlib (examples/c/gztree.c).
+    $CC $cflags -w -DZ_HAVE_UNISTD_H -I"$z" -o "$out/gztree.wasm" \
+        "$z"/adler32.c "$z"/compress.c "$z"/crc32.c "$z"/deflate.c "$z"/gzclose.c \
+        "$z"/gzlib.c "$z"/gzread.c "$z"/gzwrite.c "$z"/infback.c "$z"/inffast.c \
+        "$z"/inflate.c "$z"/inftrees.c "$z"/trees.c "$z"/uncompr.c "$z"/zutil.c \
+        "$here/c/gztree.c"
 fi
 if [ "$what" = all ] || [ "$what" = rust ]; then
     $RUSTC --target wasm32-wasi --edition 2021 -O -C strip=symbols \

@@ -35,6 +35,12 @@ def minigzip() -> bytes:
     return (Path(build_examples("c", "clang")) / "minigzip.wasm").read_bytes()
 
 
+@pytest.fixture(scope="module")
+def gztree() -> bytes:
+    """gzip every file of /input into /output, with zlib built from source."""
+    return (Path(build_examples("c", "clang")) / "gztree.wasm").read_bytes()
+
+
 def dna(tmp_path: Path) -> Path:
     folder = tmp_path / "genome"
     folder.mkdir()
@@ -118,34 +124,41 @@ def test_a_k3_job_on_an_input_tree_gives_an_output_tree_the_client_verifies(
 
 
 def test_a_tree_larger_than_the_policy_is_declined_before_accepting(
-    chain, manifest, providers, client, tmp_path, minigzip
+    chain, manifest, providers, client, tmp_path, gztree
 ):
     store = cas.Cache(tmp_path / "client-store")
     with cas.ChunkServer(store) as data:
-        inputs = store.add_dir(dna(tmp_path))
-        spec = gzip_spec(minigzip, store, data.url, inputs, args=["-c", "/input/reads.fa"])
+        genome = dna(tmp_path)
+        inputs = store.add_dir(genome)
+        spec = gzip_spec(gztree, store, data.url, inputs, args=["/input", "/output"])
         cs = ComputeShare.from_manifest(manifest, account=client)
         job_id = cs.post_job(
-            spec,
-            job_requirements(compute_seconds=FUEL // 10**9),
-            price=100 * TOKEN,
-            replicas=1,
-            duration=DAY,
-        )
+            spec, job_requirements(compute_seconds=FUEL // 10**9), price=100 * TOKEN,
+            replicas=1, duration=DAY,
+        )  # fmt: skip
         small = Policy(max_input_bytes=inputs.size - 1)
         agent = agent_for(manifest, providers[0], tmp_path, policy=small)
         step(agent)
         assert "0x" + job_id.hex() not in agent.journal.jobs
         assert data.requests == 0  # refused on the spec's size: nothing was fetched
-        # An honest policy fetches, runs and submits it: the gzip of the input file.
+        # An honest policy fetches, runs and submits it; the client verifies the files.
         agent = agent_for(manifest, providers[1], tmp_path)
         run_until_final(chain, cs, job_id, [agent])
-        result = cs.result(job_id, [ResultServer(agent.journal).start().url])
-        assert gzip.decompress(result.output) == (tmp_path / "genome" / "reads.fa").read_bytes()
+        server = ResultServer(agent.journal, outputs=agent.data / "outputs").start()
+        try:
+            result = cs.result(job_id, [server.url])
+            assert result.status == STATUS_OK and b"1 files, " in result.output
+            files = cs.output_files(
+                job_id, result, tmp_path / "files", [server.url], cache=tmp_path / "dl"
+            )
+        finally:
+            server.stop()
+        packed = gzip.decompress((files / "reads.fa.gz").read_bytes())
+        assert packed == (genome / "reads.fa").read_bytes()
 
 
 def test_an_input_server_that_lies_gets_the_job_declined(
-    chain, manifest, providers, client, tmp_path, minigzip
+    chain, manifest, providers, client, tmp_path, gztree
 ):
     """The input tree's chunks do not match its root: the check before acceptance fails,
     the provider locks nothing."""
@@ -157,7 +170,7 @@ def test_an_input_server_that_lies_gets_the_job_declined(
         raw[-1] ^= 1  # one byte of the data changed after the root was named
         pack.write_bytes(bytes(raw))
         (pack.with_suffix(".leaves")).unlink()  # the store recomputes: it serves the lie
-        spec = gzip_spec(minigzip, store, data.url, inputs, args=["-c", "/input/reads.fa"])
+        spec = gzip_spec(gztree, store, data.url, inputs, args=["/input", "/output"])
         assert decode_spec(spec).input.inputs.root == inputs.root
         cs = ComputeShare.from_manifest(manifest, account=client)
         job_id = cs.post_job(
