@@ -22,7 +22,7 @@ from computeshare.workloads import decode_spec, module_pack, wasm_spec
 from tests.debian import build_examples
 from tests.test_agent import agent_for, deploy_for_agents, run_until_final, step
 
-FUEL = 10**11
+FUEL = 5 * 10**11
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def dna(tmp_path: Path) -> Path:
     folder = tmp_path / "genome"
     folder.mkdir()
     rng = random.Random(31)
-    (folder / "reads.fa").write_text("".join(rng.choice("ACGT") for _ in range(2 << 20)))
+    (folder / "reads.fa").write_text("".join(rng.choice("ACGT") for _ in range(512 << 10)))
     return folder
 
 
