@@ -5,7 +5,10 @@
 2. Four providers stake and register devices; four provider agents start as separate
    processes (`computeshare agent`), one of them `--faulty`.
 3. Two clients post k = 3 and k = 1 jobs running real workloads (a native hashing chain,
-   a WebAssembly Monte Carlo estimate, a WebAssembly module that traps). The agents validate
+   a WebAssembly Monte Carlo estimate, a WebAssembly module that traps, and zlib's gzip
+   compiled from source gzipping a few MiB of genome files: its module and input tree
+   served by the client's data store by URI, its output files fetched from the three
+   replicas and checked chunk by chunk against the root on chain). The agents validate
    each spec, accept, run it in a worker process, commit, reveal and finalize; each serves
    its results, which the summary fetches and checks against the chain.
    The faulty provider disagrees in a k = 3 job, which goes to the arbiter, whose ruling
@@ -35,6 +38,7 @@ from ape import accounts, chain, project
 from ape.cli import ConnectedProviderCommand
 from ape.logging import logger
 
+from computeshare import cas
 from computeshare import governance as gov
 from computeshare import report as tables
 from computeshare.client import ComputeShare
@@ -100,6 +104,41 @@ JOBS = [
 ]
 
 
+# Real work: zlib's gzip, compiled from source in the repository (examples/c/gztree.c,
+# examples/prebuilt/gztree.wasm), over a few MiB of genome reads the client's data store
+# serves by URI; three replicas fetch and verify the input tree, gzip every file into
+# /output, and commit to the output tree's root, which the client fetches and checks.
+GZTREE = Path(__file__).resolve().parent.parent / "examples" / "prebuilt" / "gztree.wasm"
+GENOME_FILES = {"chr1.fa": 2 << 20, "chr2.fa": 1 << 20, "reads/sample.fq": 1 << 19}
+GZIP_FUEL = 10**12
+
+
+def genome(folder: Path) -> Path:
+    """A few MiB of deterministic DNA in three files."""
+    import random
+
+    rng = random.Random(2026)
+    for name, size in GENOME_FILES.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(rng.choices("ACGT", k=size)))
+    return folder
+
+
+def gzip_job(store, uri: str, inputs) -> bytes:
+    from computeshare.workloads import module_pack
+
+    module = GZTREE.read_bytes()
+    return wasm_spec(
+        module,
+        fuel=GZIP_FUEL,
+        module_tree=module_pack(module, store).spec([uri]),
+        inputs=inputs.spec([uri]),
+        args=["/input", "/output"],
+        output_limit=64 << 20,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -144,15 +183,24 @@ def cli():
         click.echo(f"    {name:<8} region {region}, {gpus} GPUs" + (" (faulty)" if faulty else ""))
 
     agents = start_agents(chain.provider.uri, manifest_file, workdir, ports)
+    store = cas.Cache(workdir / "client-store")
+    data = cas.ChunkServer(store).start()  # the client's `computeshare data serve`
     try:
-        jobs = run_jobs(cs, test, agents)
+        inputs = store.add_dir(genome(workdir / "genome"))
+        click.echo(
+            f"    the client's data store serves a {inputs.size / 2**20:.1f} MiB input tree "
+            f"0x{inputs.root[:10]} at {data.url}"
+        )
+        jobs = run_jobs(cs, test, agents, gzip_job(store, data.url, inputs), inputs)
         for job in jobs:  # each result from the agents, checked against the chain
             try:
                 job["result"] = cs.result(job["id"])
             except ResultError as error:
                 job["result"] = None
                 click.echo(f"    {job['label']}: no result that matches the chain ({error})")
+        check_output_files(cs, jobs, workdir)
     finally:
+        data.stop()
         for process in agents:
             process.terminate()
         for process in agents:
@@ -209,12 +257,33 @@ def start_agents(
     return processes
 
 
-def run_jobs(cs: ComputeShare, test, agents) -> list[dict]:
-    step("clients deposit 1,000 tokens and post jobs: " + ", ".join(label for label, *_ in JOBS))
+def check_output_files(cs: ComputeShare, jobs: list[dict], workdir: Path) -> None:
+    """The client fetches the gzip job's output tree from its three replicas at once, each
+    chunk checked against the root the chain holds, and gunzips every file."""
+    import gzip
+
+    job = next(j for j in jobs if j["label"] == "gzip-k3")
+    if job["result"] is None:
+        return
+    step("the client fetches gzip-k3's output files from its replicas and checks them")
+    files = cs.output_files(job["id"], job["result"], workdir / "gzip-output",
+                            cache=workdir / "downloads")  # fmt: skip
+    for name in GENOME_FILES:
+        original = (workdir / "genome" / name).read_bytes()
+        packed = (files / f"{name}.gz").read_bytes()
+        assert gzip.decompress(packed) == original, name
+        click.echo(
+            f"    {name}.gz: {len(packed):,} bytes, gunzips to the input's {len(original):,}"
+        )
+
+
+def run_jobs(cs: ComputeShare, test, agents, gzip_spec: bytes, inputs) -> list[dict]:
+    posted = [*JOBS, GZIP_JOB(gzip_spec)]
+    step("clients deposit 1,000 tokens and post jobs: " + ", ".join(p[0] for p in posted))
     for index in CLIENTS:
         cs.as_account(test[index]).deposit(1_000 * TOKEN)
     jobs = []
-    for label, client_index, replicas, workload, spec, requirements in JOBS:
+    for label, client_index, replicas, workload, spec, requirements in posted:
         client = cs.as_account(test[client_index])
         job_id = client.post_job(
             spec,
@@ -230,7 +299,7 @@ def run_jobs(cs: ComputeShare, test, agents) -> list[dict]:
                 "client": client,
                 "k": replicas,
                 "workload": workload,
-                "expected": result_hash(execute(spec)),
+                "expected": expected(spec, job_id, inputs),
             }
         )
         click.echo(f"    {label:<17} k={replicas} {workload:<17} job 0x{job_id.hex()[:10]}")
@@ -257,6 +326,22 @@ def run_jobs(cs: ComputeShare, test, agents) -> list[dict]:
             chain.mine()
         time.sleep(0.3)
     raise click.ClickException(f"jobs not final after {JOB_TIMEOUT} s")
+
+
+def GZIP_JOB(spec: bytes) -> tuple:
+    return ("gzip-k3", 7, 3, "wasm gztree (zlib)", spec, {"compute_seconds": GZIP_FUEL // 10**9})
+
+
+def expected(spec: bytes, job_id: bytes, inputs) -> bytes:
+    """The result hash the arbiter and a disputing client get by running the job
+    themselves (with its input tree and the job id as its random seed)."""
+    from computeshare.workloads import decode_spec
+
+    job = decode_spec(spec)
+    if job.workload == "wasm" and job.input.inputs is not None:
+        module = GZTREE.read_bytes()
+        return result_hash(execute(job, module, inputs=inputs.path, seed=job_id))
+    return result_hash(execute(spec))
 
 
 def check_optimistic(cs: ComputeShare, job: dict, view, test) -> None:

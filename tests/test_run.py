@@ -168,3 +168,10 @@ def test_a_module_by_tree_is_fetched_verified_and_cached(programs, tmp_path):
             bad = wasm_spec(module, fuel=FUEL, module_tree=tree)
             with pytest.raises(WorkloadError, match=reason):
                 resolve_module(decode_spec(bad).input.module, tmp_path / "other")
+
+
+def test_the_demos_prebuilt_program_is_its_source_built_here(programs):
+    """`make demo` runs examples/prebuilt/gztree.wasm, so a fresh machine needs no compiler:
+    the file is exactly what examples/build.sh makes from the sources in the repository."""
+    prebuilt = Path(__file__).parent.parent / "examples" / "prebuilt" / "gztree.wasm"
+    assert prebuilt.read_bytes() == (programs / "gztree.wasm").read_bytes()
