@@ -154,10 +154,12 @@ class Policy:
         module once (`sandbox.prepare_seconds`) and packing its /output."""
         seconds = self.wall_seconds(job.fuel)
         if job.workload == "wasm":
-            spec, moved = job.input, job.input.output_limit
+            spec, moved = job.input, 0
             moved += spec.inputs.size if spec.inputs is not None else 0
             moved += spec.module.tree.size if spec.module.tree is not None else 0
-            seconds += self.margin_seconds(moved) + prepare_seconds(_module_size(spec))
+            seconds += self.margin_seconds(moved)
+            if (size := _module_size(spec)) > SMALL_MODULE:  # `min_wall_seconds` covers less
+                seconds += prepare_seconds(size)
         return seconds
 
     def margin_seconds(self, size: int) -> float:
@@ -968,11 +970,16 @@ class Agent:
         )
 
 
+# Modules up to this size are prepared within `min_wall_seconds`; larger ones add
+# `sandbox.prepare_seconds` of their size to a job's wall-clock limit.
+SMALL_MODULE = 1 << 20
+
+
 def _module_size(spec) -> int:
-    """The module's size as its spec tells it (inline or by tree; else a catalogue or
-    cached module, small)."""
+    """The module's size as its spec tells it: by tree, inline, else at most the plain
+    URI's old bound (a catalogue or cached module is small)."""
     if spec.module.tree is not None:
         return spec.module.tree.size
     if spec.module.inline is not None:
         return len(spec.module.inline) * 3 // 4
-    return 1 << 20
+    return SMALL_MODULE

@@ -239,7 +239,8 @@ def wat_module(body: str, imports: str = "") -> bytes:
 def hostile_specs(marker) -> dict[str, bytes]:
     escape = MARKER_ESCAPE.format(marker=marker)
     raw_python = {"workload": "python", "input": {"source": escape, "function": "f", "args": []}}
-    files = '(import "wasi_snapshot_preview1" "path_open" (func (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))'  # noqa: E501
+    # Every preview1 function is there (computeshare.wasi); anything else is not.
+    files = '(import "env" "open_socket" (func (param i32) (result i32)))'
     return {
         "python escape": json.dumps(raw_python).encode(),
         "non-string workload": b'{"workload": [], "input": {}}',
@@ -251,7 +252,7 @@ def hostile_specs(marker) -> dict[str, bytes]:
         "huge number": b'{"workload": "sha256-chain", "input": {"seed": "a", "rounds": '
         + b"9" * 4_000
         + b"}}",
-        "file import": wasm_spec(wat_module("nop", files), fuel=1_000),
+        "import the sandbox lacks": wasm_spec(wat_module("nop", files), fuel=1_000),
         "not a module": wasm_spec(b"\x00asm\x01\x00\x00\x00\xff\xff", fuel=1_000),
         "unknown module": encode_spec(
             "wasm", {"module": {"sha256": "ab" * 32}, "fuel": 10, "cost_table": COST_TABLE_VERSION}

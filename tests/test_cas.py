@@ -594,7 +594,6 @@ def test_resume_after_the_fetcher_is_killed(tmp_path, raw_servers):
     chunks = cas.chunk_count(info.size)
     cache = Cache(tmp_path / "cache")
     with ChunkServer(source) as server:
-
         stopped, forwarding = threading.Event(), []
 
         def slow(conn, request):  # a slow way to the server: 100 ms an answer

@@ -144,7 +144,7 @@ def test_a_module_by_tree_is_fetched_verified_and_cached(programs, tmp_path):
     store (`computeshare data serve`) and fetched chunk by chunk against its root."""
     from computeshare.workloads import module_pack, resolve_module, wasm_spec
 
-    module = (programs / "conformance-rust.wasm").read_bytes()
+    module = (programs / "conformance-c.wasm").read_bytes()
     store = cas.Cache(tmp_path / "store")
     with cas.ChunkServer(store) as server:
         info = module_pack(module, store)
