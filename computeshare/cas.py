@@ -1133,71 +1133,33 @@ class Chunks:
 
 class ChunkServer:
     """Serves the complete packs of a cache (or store), chunk by chunk with proofs, at
-    `{url}/cas/{root}/{i}` (`Chunks`). Read-only, GET only, one request per connection,
-    with the result server's bounds (computeshare.results): connection caps overall and per
-    client, each connection cut `REQUEST_SECONDS` after it opened, headers at most
-    `MAX_HEADER_BYTES`."""
+    `{url}/cas/{root}/{i}` (`Chunks`): read-only, GET only, one request per connection,
+    bounded for hostile clients as the result server is (`results.GuardedServer`)."""
 
     def __init__(self, cache: Cache, host: str = "127.0.0.1", port: int = 0):
-        import uvicorn
-
-        from computeshare import results
+        from computeshare.results import GuardedServer
 
         self.cache = cache
-        self.chunks = app = Chunks(cache)
-        self.max_connections, burst = results.connection_bounds()
-        self._guard = results._Guard(self.max_connections, results.PER_CLIENT)
-
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._socket = socket.create_server((host, port), family=family, backlog=burst)
-        self.address = self._socket.getsockname()[:2]
-        shown = f"[{host}]" if family == socket.AF_INET6 else host
-        self.url = f"http://{shown}:{self.address[1]}/cas/"
-        config = uvicorn.Config(
-            results._closing(app),
-            http=results._guarded_protocol(self._guard),
-            loop="asyncio",
-            ws="none",
-            lifespan="off",
-            backlog=burst,
-            h11_max_incomplete_event_size=results.MAX_HEADER_BYTES,
-            timeout_keep_alive=1,
-            timeout_graceful_shutdown=1,
-            server_header=False,
-            date_header=False,
-            access_log=False,
-            log_config=None,
-            log_level="error",
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run,
-            kwargs={"sockets": [self._socket]},
-            name="chunk-server",
-            daemon=True,
-        )
-        self._listen_queue = results.LISTEN_QUEUE
+        self.chunks = Chunks(cache)
+        self._server = GuardedServer(self.chunks, host, port, "chunk server")
+        self.address, self.max_connections = self._server.address, self._server.max_connections
+        self.url = f"{self._server.url}/cas/"
 
     @property
     def requests(self) -> int:
         """Chunk requests answered 200."""
         return self.chunks.requests
 
+    @property
+    def connections(self) -> int:
+        return self._server.connections
+
     def start(self) -> ChunkServer:
-        self._thread.start()
-        deadline = time.monotonic() + 20
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the chunk server at {self.url} did not start")
-            time.sleep(0.01)
-        self._socket.listen(self._listen_queue)
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
-        self._socket.close()
+        self._server.stop()
 
     def __enter__(self) -> ChunkServer:
         return self.start()

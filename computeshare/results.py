@@ -153,58 +153,25 @@ def _closing(app):
     return wrapped
 
 
-class ResultServer:
-    """Serves the results a journal holds, on a loopback or public address of the operator's
-    choosing, from a daemon thread running uvicorn (Starlette app). Read-only: GET on two
-    path shapes, nothing else; one request per connection. With `progress` (the agent's
-    `Agent.progress`), `GET /progress/0x<job id>` answers what the device does with the job
-    (JSON: state, elapsed_seconds, fuel_limit); 404 for a job it knows nothing of.
+class GuardedServer:
+    """An ASGI app served by uvicorn from a daemon thread, on a loopback or public address of
+    the operator's choosing, bounded for hostile clients: at most 64 connections (fewer
+    under a low descriptor limit: `connection_bounds`) and `PER_CLIENT` per client, each cut
+    `REQUEST_SECONDS` after it opened, headers at most `MAX_HEADER_BYTES`; see `_Guard` for
+    who is pushed out when a bound is reached. The result server and the chunk server
+    (`cas.ChunkServer`) are two of these."""
 
-    Bounded for hostile clients (the address is public on chain): at most 64 connections
-    (fewer under a low descriptor limit: `connection_bounds`) and `PER_CLIENT` per client, each
-    cut `REQUEST_SECONDS` after it opened, headers at most `MAX_HEADER_BYTES`; see `_Guard`
-    for who is pushed out when a bound is reached."""
-
-    def __init__(
-        self,
-        journal,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        progress: Callable[[str], dict | None] | None = None,
-        outputs: Path | None = None,
-    ):
+    def __init__(self, app, host: str, port: int, name: str):
         import uvicorn
-        from starlette.applications import Starlette
-        from starlette.responses import Response
-        from starlette.routing import Route
 
-        self.journal, self.progress = journal, progress
         self.max_connections, burst = connection_bounds()
         self._guard = _Guard(self.max_connections, PER_CLIENT)
-
-        async def answer(request) -> Response:
-            match = _PROGRESS.match(request.url.path)
-            if match:
-                report = self.job_progress("0x" + match.group(1))
-                body = json.dumps(report).encode() if report else b'{"error": "no such job"}'
-                return Response(body, 200 if report else 404, media_type="application/json")
-            match = _PATH.match(request.url.path)
-            result = self.lookup("0x" + match.group(1)) if match else None
-            body = json.dumps(result).encode() if result else b'{"error": "no such result"}'
-            return Response(body, 200 if result else 404, media_type="application/json")
-
-        app = Starlette(routes=[Route("/{path:path}", answer, methods=["GET"])])
-        self.chunks = None
-        if outputs is not None:  # output trees, chunk by chunk with proofs (`cas.Chunks`)
-            from computeshare import cas
-
-            self.chunks = cas.Chunks(cas.Cache(outputs))
-            app = _with_chunks(app, self.chunks)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._socket = socket.create_server((host, port), family=family, backlog=burst)
         self.address = self._socket.getsockname()[:2]
         shown = f"[{host}]" if family == socket.AF_INET6 else host
         self.url = f"http://{shown}:{self.address[1]}"
+        self.name = name
         config = uvicorn.Config(
             _closing(app),
             http=_guarded_protocol(self._guard),
@@ -225,7 +192,7 @@ class ResultServer:
         self._thread = threading.Thread(
             target=self._server.run,
             kwargs={"sockets": [self._socket]},
-            name="result-server",
+            name=name,
             daemon=True,
         )
 
@@ -233,6 +200,74 @@ class ResultServer:
     def connections(self) -> int:
         """The connections held now."""
         return len(self._guard.open)
+
+    def start(self):
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the {self.name} at {self.url} did not start")
+            time.sleep(0.01)
+        # uvicorn gave its backlog to listen() too; a deeper queue costs no descriptor, and
+        # Linux lets a listening socket's queue be resized.
+        self._socket.listen(LISTEN_QUEUE)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        self._socket.close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class ResultServer(GuardedServer):
+    """Serves the results a journal holds, on a loopback or public address of the operator's
+    choosing (a `GuardedServer`: Starlette app, bounded for hostile clients, since the
+    address is public on chain). Read-only: GET on two
+    path shapes, nothing else; one request per connection. With `progress` (the agent's
+    `Agent.progress`), `GET /progress/0x<job id>` answers what the device does with the job
+    (JSON: state, elapsed_seconds, fuel_limit); 404 for a job it knows nothing of. With
+    `outputs` (a `cas` store), `GET /cas/<root>/<i>` answers the output trees' chunks."""
+
+    def __init__(
+        self,
+        journal,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        progress: Callable[[str], dict | None] | None = None,
+        outputs: Path | None = None,
+    ):
+        from starlette.applications import Starlette
+        from starlette.responses import Response
+        from starlette.routing import Route
+
+        self.journal, self.progress = journal, progress
+
+        async def answer(request) -> Response:
+            match = _PROGRESS.match(request.url.path)
+            if match:
+                report = self.job_progress("0x" + match.group(1))
+                body = json.dumps(report).encode() if report else b'{"error": "no such job"}'
+                return Response(body, 200 if report else 404, media_type="application/json")
+            match = _PATH.match(request.url.path)
+            result = self.lookup("0x" + match.group(1)) if match else None
+            body = json.dumps(result).encode() if result else b'{"error": "no such result"}'
+            return Response(body, 200 if result else 404, media_type="application/json")
+
+        app = Starlette(routes=[Route("/{path:path}", answer, methods=["GET"])])
+        self.chunks = None
+        if outputs is not None:  # output trees, chunk by chunk with proofs (`cas.Chunks`)
+            from computeshare import cas
+
+            self.chunks = cas.Chunks(cas.Cache(outputs))
+            app = _with_chunks(app, self.chunks)
+        super().__init__(app, host, port, "result server")
 
     def lookup(self, key: str) -> dict | None:
         """The result to serve, once it is public: after this replica revealed it (before
@@ -265,24 +300,6 @@ class ResultServer:
         except Exception:  # the agent's state moved under a read: answer as unknown
             return None
         return report if isinstance(report, dict) else None
-
-    def start(self) -> ResultServer:
-        self._thread.start()
-        deadline = time.monotonic() + 20
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the result server at {self.url} did not start")
-            time.sleep(0.01)
-        # uvicorn gave its backlog to listen() too; a deeper queue costs no descriptor, and
-        # Linux lets a listening socket's queue be resized.
-        self._socket.listen(LISTEN_QUEUE)
-        return self
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
-        self._socket.close()
 
 
 def agreed_results(settled: bytes | None, revealed: list[bytes], replicas: int) -> set[bytes]:
