@@ -27,6 +27,10 @@ def test_demo_runs_the_market_end_to_end():
     # Any three of the four devices may take it: which ones is a race between the agents.
     assert re.search(r"montecarlo-k3 .* finalized\s+ok\s+[\d,]+ .*completed 48.75", jobs)
     assert re.search(r"trap-k1 .* finalized\s+trap\s+[\d,]+ .*delta:completed 48.75", jobs)
+    # Real work: zlib's gzip on a few MiB of input fetched by its tree, k = 3, output files
+    # fetched from the replicas and checked.
+    assert re.search(r"gzip-k3 .* finalized\s+ok\s+[\d,]+ .*completed 48.75", jobs)
+    assert "chr1.fa.gz: " in out and "gunzips to the input's 2,097,152" in out
     assert "fee is now 1.00%" in out
     assert "protocol fee: 2.50% before the proposal, 1.00% after" in out
     assert re.search(r"Governor\.castVoteBySig\s+1\s", out)
@@ -35,4 +39,4 @@ def test_demo_runs_the_market_end_to_end():
     assert re.search(r"Dashboard snapshot: build/demo-report/index.html \(\d+ pages", out)
     overview = (report / "index.html").read_text()
     assert "jobs.html" in overview and "<script" not in overview
-    assert len(list((report / "jobs").glob("*.html"))) == 4  # one page per demo job
+    assert len(list((report / "jobs").glob("*.html"))) == 5  # one page per demo job
