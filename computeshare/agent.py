@@ -325,6 +325,8 @@ class Agent:
         self._wake: dict[str, int] = {}
         self._said: dict[str, str] = {}  # per job, the last reason it waits or was declined
         self._freed = False  # a run or a job ended since waiting jobs were last considered
+        self._checks: dict[str, worker.Run] = {}  # jobs with trees being checked in a worker
+        self._checked: set[str] = set()  # and those that passed
         self._reconsidered = time.monotonic()
         self._capacity = 0  # the device's concurrency cap, as `check_fit` last answered
         self.now = 0  # the pending block's time, read once a step
@@ -377,8 +379,9 @@ class Agent:
 
     @property
     def busy(self) -> bool:
-        """A workload is running in a worker or waiting for one."""
-        return bool(self._runs or self._queued)
+        """A workload is running in a worker or waiting for one, or a job's trees are being
+        fetched and checked."""
+        return bool(self._runs or self._queued or self._checks)
 
     @property
     def max_workers(self) -> int:
@@ -393,8 +396,11 @@ class Agent:
         """Stops every workload still running."""
         for task in self._runs.values():
             task.run.kill()
+        for run in self._checks.values():
+            run.kill()
         self._runs.clear()
         self._queued.clear()
+        self._checks.clear()
 
     def _say(self, key: str, message: str) -> None:
         """Logs why a job waits, was declined or failed a stage, once while it stays so."""
@@ -562,6 +568,8 @@ class Agent:
         waiting = self.journal.waiting
         if not waiting:
             return
+        if any(run.finished for run in self._checks.values()):
+            self._freed = True  # a job's trees arrived (or failed): consider it now
         for key, entry in list(waiting.items()):
             if entry.get("deadline", 0) <= self.now:
                 waiting.pop(key)
@@ -614,20 +622,49 @@ class Agent:
                 ANY_STAKE,  # free stake changes: `_shortage` judges it, and the job waits
                 job.deadline - self.now,
             )
-            if refusal is None and compile and decoded.workload == "wasm":
+            trees = decoded.workload == "wasm" and _has_trees(decoded)
+            if refusal is None and trees and key not in self._checked:
+                if not self._check_trees(key, spec, decoded):
+                    return CHECKING
+            elif refusal is None and compile and decoded.workload == "wasm":
                 module = resolve_module(
                     decoded.input.module, self.module_cache, fetch=self.policy.fetch_modules
                 )
-                inputs = decoded.input.inputs
                 seconds = max(self.CHECK_SECONDS, prepare_seconds(len(module)))
-                seconds += self.policy.margin_seconds(inputs.size if inputs else 0)
                 worker.check(spec, module, seconds, **self._places())
         except (WorkloadError, worker.WorkerError) as error:
             refusal = _first_line(error)
+            self._checks.pop(key, None)
         if refusal is not None:
             self._say(key, f"declined ({refusal})")
             return None
         return decoded
+
+    def _check_trees(self, key: str, spec: bytes, job: Job) -> bool:
+        """A job with trees is checked in a worker the loop does not wait for: it fetches
+        and verifies the module and input trees (a slow or hostile source holds that worker,
+        never the agent) and compiles the module. True once it passed; raises
+        `worker.WorkerError` with the reason if it failed; False while it runs."""
+        run = self._checks.get(key)
+        if run is None:
+            inputs, tree = job.input.inputs, job.input.module.tree
+            moved = (inputs.size if inputs else 0) + (tree.size if tree else 0)
+            seconds = max(self.CHECK_SECONDS, prepare_seconds(_module_size(job.input)))
+            seconds += self.policy.margin_seconds(moved)
+            self._checks[key] = worker.Run(
+                "check",
+                spec,
+                None,
+                seconds,
+                modules=self.module_cache if self.policy.fetch_modules else None,
+                **self._places(),
+            )
+            return False
+        if run.poll() is None:
+            return False
+        self._checks.pop(key)
+        self._checked.add(key)
+        return True
 
     def _consider(self, job_id: bytes, spec: bytes, checked: bool = False) -> None:
         """A job not held: adopted if the chain shows this device holds it; else passed
@@ -652,6 +689,10 @@ class Agent:
             return
         decoded = self._validate(key, spec, job, compile=not checked)
         if decoded is None:
+            return
+        if decoded is CHECKING:
+            self.journal.waiting[key] = {"spec": "0x" + spec.hex(), "deadline": job.deadline}
+            self._say(key, "waits (its trees are fetched and its module checked in a worker)")
             return
         shortage = self._shortage(job)
         if shortage is not None:
@@ -973,6 +1014,15 @@ class Agent:
 # Modules up to this size are prepared within `min_wall_seconds`; larger ones add
 # `sandbox.prepare_seconds` of their size to a job's wall-clock limit.
 SMALL_MODULE = 1 << 20
+
+
+# `_validate`'s answer for a job whose check runs in a worker: it waits, and is considered
+# again once the check ended.
+CHECKING = object()
+
+
+def _has_trees(job: Job) -> bool:
+    return job.input.inputs is not None or job.input.module.tree is not None
 
 
 def _module_size(spec) -> int:

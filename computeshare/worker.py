@@ -129,13 +129,15 @@ class Run:
         prepared: Path | None = None,
         trees: Path | None = None,
         outputs: Path | None = None,
+        modules: Path | None = None,
         max_input: int = 0,
     ):
         """`job_id` seeds the run's `random_get`; `prepared` caches prepared modules,
-        `trees` the fetched input trees (at most `max_input` bytes each) and `outputs`
-        receives the output trees (`cas` stores)."""
+        `trees` the fetched input trees (at most `max_input` bytes each), `outputs` receives
+        the output trees (`cas` stores) and `modules` the modules a check fetches when
+        `module` is None (without it, a module that is not given is refused)."""
         self.wall_seconds, self.started = wall_seconds, time.monotonic()
-        places = {"prepared": prepared, "trees": trees, "outputs": outputs}
+        places = {"prepared": prepared, "trees": trees, "outputs": outputs, "modules": modules}
         request = {
             "op": op,
             "spec": bytes(spec).hex(),
@@ -229,7 +231,7 @@ def check(spec: bytes, module: bytes | None, wall_seconds: float, **places) -> N
 
 
 def _serve() -> None:
-    from computeshare.workloads import WorkloadError, check_module, decode_spec
+    from computeshare.workloads import WorkloadError, check_module, decode_spec, resolve_module
 
     parent = os.environ.get(_PARENT_VARIABLE, "")
     parent_id = int(parent) if parent.isdigit() else os.getppid()
@@ -241,6 +243,8 @@ def _serve() -> None:
         places = {k: Path(v) for k, v in dict(request.get("places") or {}).items()}
         if request["op"] == "check":
             if job.workload == "wasm":
+                if module is None and "modules" in places:  # fetched here, off the agent's loop
+                    module = resolve_module(job.input.module, places["modules"])
                 if module is None:
                     raise WorkloadError("no module given")
                 check_module(job, module, places.get("prepared"))

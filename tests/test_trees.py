@@ -157,6 +157,57 @@ def test_a_tree_larger_than_the_policy_is_declined_before_accepting(
         assert packed == (genome / "reads.fa").read_bytes()
 
 
+def test_a_trickling_input_server_holds_a_worker_not_the_agent(
+    chain, manifest, providers, client, tmp_path, gztree
+):
+    """A client whose data source trickles makes the provider's check wait in a worker: the
+    agent's loop goes on (its step returns at once), and the job is declined when the check
+    runs out of time, with nothing locked."""
+    import socket
+    import threading
+    import time
+
+    store = cas.Cache(tmp_path / "client-store")
+    inputs = store.add_dir(dna(tmp_path))
+    listener = socket.create_server(("127.0.0.1", 0))
+    uri = f"http://127.0.0.1:{listener.getsockname()[1]}/cas/"
+    stop = threading.Event()
+
+    def trickle():
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")  # then nothing, for ever
+
+    threading.Thread(target=trickle, daemon=True).start()
+    try:
+        spec = wasm_spec(gztree, fuel=FUEL, inputs=inputs.spec([uri]), args=["/input", "/output"],
+                         inline=False)  # fmt: skip
+        cs = ComputeShare.from_manifest(manifest, account=client)
+        job_id = cs.post_job(
+            spec, job_requirements(compute_seconds=FUEL // 10**9), price=100 * TOKEN,
+            replicas=1, duration=DAY,
+        )  # fmt: skip
+        agent = agent_for(manifest, providers[0], tmp_path, module_cache=tmp_path / "mods")
+        (tmp_path / "mods").mkdir()
+        (tmp_path / "mods" / f"{decode_spec(spec).input.module.sha256}.wasm").write_bytes(gztree)
+        started = time.monotonic()
+        agent.step()
+        assert time.monotonic() - started < 5  # the loop did not wait for the source
+        key = "0x" + job_id.hex()
+        assert key in agent.journal.waiting and agent.busy
+        locked = cs.staking.pool(providers[0]).locked
+        step(agent)  # until the check's time is up: declined
+        assert key not in agent.journal.jobs and key not in agent.journal.waiting
+        assert cs.staking.pool(providers[0]).locked == locked
+    finally:
+        stop.set()
+        listener.close()
+
+
 def test_an_input_server_that_lies_gets_the_job_declined(
     chain, manifest, providers, client, tmp_path, gztree
 ):
@@ -182,8 +233,9 @@ def test_an_input_server_that_lies_gets_the_job_declined(
         )
         agent = agent_for(manifest, providers[0], tmp_path)
         locked = cs.staking.pool(providers[0]).locked
-        step(agent)
-        assert "0x" + job_id.hex() not in agent.journal.jobs
+        step(agent)  # the check fetches the tree in a worker, and finds the lie
+        key = "0x" + job_id.hex()
+        assert key not in agent.journal.jobs and key not in agent.journal.waiting
         assert cs.staking.pool(providers[0]).locked == locked
     with pytest.raises(ResultError):
         cs.result(job_id, [])
