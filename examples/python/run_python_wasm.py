@@ -1,13 +1,16 @@
 """Run the wasm32-wasi CPython built by build-cpython.sh on wasmtime-py's own WASI.
 
-    python examples/python/run_python_wasm.py DIST [--dir HOST::GUEST ...] [--imports]
-        [--bench N] -- ARGS...
+    python examples/python/run_python_wasm.py DIST [--dir HOST::GUEST ...]
+        [--rw-dir HOST::GUEST ...] [--env NAME=VALUE ...] [--imports | --probe | --bench N]
+        -- ARGS...
 
 DIST is the build's dist/ folder (python.wasm and lib/python3.11). The stdlib is preopened
 read-only at /usr/local/lib/python3.11, where the interpreter (prefix /usr/local) looks
-for it; each --dir preopens one more host folder. ARGS go to the interpreter as its argv
-after "python". --imports lists the module's imports instead of running it; --bench N
-times N runs and prints the compile time, the module size and the median run time.
+for it; each --dir preopens one more host folder read-only, each --rw-dir one writable.
+ARGS go to the interpreter as its argv after "python". --imports lists the module's
+imports instead of running it; --probe runs ARGS once per import with that import trapping
+and lists those the run cannot do without; --bench N times N runs and prints the compile time, the
+module size, the median run time and the linear memory's final size.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 import wasmtime
 
 STDLIB_GUEST = "/usr/local/lib/python3.11"
+ENV: list[tuple[str, str]] = []  # more guest environment (--env NAME=VALUE)
 
 
 def compile_module(engine: wasmtime.Engine, wasm: Path) -> tuple[wasmtime.Module, float]:
@@ -29,35 +33,79 @@ def compile_module(engine: wasmtime.Engine, wasm: Path) -> tuple[wasmtime.Module
     return module, time.perf_counter() - started
 
 
+class _Blocked(Exception):
+    pass
+
+
 def run(
     engine: wasmtime.Engine,
     module: wasmtime.Module,
     stdlib: Path,
     argv: list[str],
-    dirs: list[tuple[str, str]],
-) -> int:
-    """One run of the interpreter in a fresh store; returns its exit code."""
+    dirs: list[tuple[str, str, bool]],
+    blocked: wasmtime.ImportType | None = None,
+) -> tuple[int, int]:
+    """One run of the interpreter in a fresh store; returns its exit code and the size its
+    linear memory grew to."""
     wasi = wasmtime.WasiConfig()
     wasi.argv = ["python", *argv]
-    wasi.env = [("PYTHONDONTWRITEBYTECODE", "1")]
+    wasi.env = [("PYTHONDONTWRITEBYTECODE", "1"), *ENV]
     wasi.inherit_stdout()
     wasi.inherit_stderr()
     wasi.inherit_stdin()
     wasi.preopen_dir(str(stdlib), STDLIB_GUEST, False)
-    for host, guest in dirs:
-        wasi.preopen_dir(host, guest, False)
+    for host, guest, writable in dirs:
+        wasi.preopen_dir(host, guest, writable)
     store = wasmtime.Store(engine)
     store.set_wasi(wasi)
     linker = wasmtime.Linker(engine)
     linker.define_wasi()
+    if blocked is not None:
+        linker.allow_shadowing = True
+        assert isinstance(blocked.type, wasmtime.FuncType)
+        linker.define_func(blocked.module, blocked.name or "", blocked.type, _block)
     instance = linker.instantiate(store, module)
-    start = instance.exports(store)["_start"]
-    assert isinstance(start, wasmtime.Func)
+    exports = instance.exports(store)
+    start, memory = exports["_start"], exports["memory"]
+    assert isinstance(start, wasmtime.Func) and isinstance(memory, wasmtime.Memory)
+    code = 0
     try:
         start(store)
     except wasmtime.ExitTrap as exit_trap:
-        return exit_trap.code
-    return 0
+        code = exit_trap.code
+    return code, memory.data_len(store)
+
+
+def _block(*_args: object) -> None:
+    raise _Blocked
+
+
+def probe(
+    engine: wasmtime.Engine,
+    module: wasmtime.Module,
+    stdlib: Path,
+    argv: list[str],
+    dirs: list[tuple[str, str, bool]],
+) -> list[str]:
+    """The imports a run calls: runs it once per import with that import trapping, and keeps
+    those whose trap stops the run or changes its exit code."""
+    expected = run(engine, module, stdlib, argv, dirs)[0]
+    needed = []
+    for item in module.imports:
+        try:
+            code = run(engine, module, stdlib, argv, dirs, blocked=item)[0]
+        except (_Blocked, wasmtime.Trap):  # wasmtime-py re-raises a host function's exception
+            code = None
+        if code != expected:
+            needed.append(f"{item.module}.{item.name}")
+    return needed
+
+
+def parse_env(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
 
 
 def parse_dir(text: str) -> tuple[str, str]:
@@ -73,7 +121,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dist", type=Path)
     parser.add_argument("--dir", type=parse_dir, action="append", default=[])
+    parser.add_argument("--rw-dir", type=parse_dir, action="append", default=[])
+    parser.add_argument("--env", type=parse_env, action="append", default=[])
     parser.add_argument("--imports", action="store_true")
+    parser.add_argument("--probe", action="store_true")
     parser.add_argument("--bench", type=int, default=0)
     argv = sys.argv[1:]
     split = argv.index("--") if "--" in argv else len(argv)
@@ -84,26 +135,35 @@ def main() -> int:
     if not wasm.is_file() or not stdlib.is_dir():
         print(f"error: {options.dist} holds no python.wasm and lib/python3.11", file=sys.stderr)
         return 2
+    ENV.extend(options.env)
+    dirs = [(host, guest, False) for host, guest in options.dir]
+    dirs += [(host, guest, True) for host, guest in options.rw_dir]
     engine = wasmtime.Engine()
     module, compile_seconds = compile_module(engine, wasm)
     if options.imports:
         for item in module.imports:
             print(f"{item.module}.{item.name}")
         return 0
+    if options.probe:
+        needed = probe(engine, module, stdlib, options.args, dirs)
+        print(f"{len(needed)} of {len(module.imports)} imports called:", file=sys.stderr)
+        print("\n".join(needed), file=sys.stderr)
+        return 0
     if options.bench:
-        times = []
+        times, memory_bytes = [], 0
         for _ in range(options.bench):
             started = time.perf_counter()
-            run(engine, module, stdlib, options.args, options.dir)
+            _, memory_bytes = run(engine, module, stdlib, options.args, dirs)
             times.append(time.perf_counter() - started)
         print(
             f"module {wasm.stat().st_size} bytes, compile {compile_seconds:.2f} s, "
             f"run median {statistics.median(times) * 1000:.0f} ms "
-            f"(min {min(times) * 1000:.0f} ms, {options.bench} runs)",
+            f"(min {min(times) * 1000:.0f} ms, {options.bench} runs), "
+            f"memory {memory_bytes >> 20} MiB",
             file=sys.stderr,
         )
         return 0
-    return run(engine, module, stdlib, options.args, options.dir)
+    return run(engine, module, stdlib, options.args, dirs)[0]
 
 
 if __name__ == "__main__":
