@@ -75,17 +75,24 @@ fi
 mkdir -p "$CROSS"
 cd "$CROSS"
 CC="clang --target=wasm32-wasi --sysroot=$SYSROOT"
+# configure by a relative path: getpath.o keeps it (VPATH), so the bytes do not depend on
+# WORKDIR.
 if [ ! -f Makefile ]; then
   CONFIG_SITE="$SRC/Tools/wasm/config.site-wasm32-wasi" \
     CC="$CC" CPP="$CC -E" AR=llvm-ar RANLIB=llvm-ranlib \
     ZLIB_CFLAGS="-I$ZLIB/include" ZLIB_LIBS="-L$ZLIB/lib -lz" \
     PKG_CONFIG_PATH= PKG_CONFIG_LIBDIR="$SYSROOT/lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$SYSROOT" \
-    "$SRC/configure" -C \
+    "../Python-$VERSION/configure" -C \
     --host=wasm32-unknown-wasi --build="$("$SRC/config.guess")" \
     --with-build-python="$NATIVE/python" \
     --prefix=/usr/local --disable-ipv6 --disable-test-modules
 fi
-make -j"$JOBS"
+# Reproducible bytes: no build folder in __FILE__ strings, the release's date for
+# sys.version's build date, and a fixed hash seed for the build Python that deep-freezes
+# the startup modules (frozenset constants are emitted in iteration order).
+export PYTHONHASHSEED=0
+make -j"$JOBS" CFLAGS_NODIST="-ffile-prefix-map=$WORK=/build -Wno-builtin-macro-redefined \
+  -D__DATE__='\"Feb  8 2023\"' -D__TIME__='\"00:00:00\"'"
 
 # 6. The interpreter and the pure-Python stdlib, laid out as the interpreter looks for it:
 #    prefix /usr/local -> /usr/local/lib/python3.11 inside the guest.

@@ -1,16 +1,18 @@
 """Run the wasm32-wasi CPython built by build-cpython.sh on wasmtime-py's own WASI.
 
     python examples/python/run_python_wasm.py DIST [--dir HOST::GUEST ...]
-        [--rw-dir HOST::GUEST ...] [--env NAME=VALUE ...] [--imports | --probe | --bench N]
-        -- ARGS...
+        [--rw-dir HOST::GUEST ...] [--env NAME=VALUE ...]
+        [--imports | --probe | --metered | --bench N] -- ARGS...
 
 DIST is the build's dist/ folder (python.wasm and lib/python3.11). The stdlib is preopened
 read-only at /usr/local/lib/python3.11, where the interpreter (prefix /usr/local) looks
 for it; each --dir preopens one more host folder read-only, each --rw-dir one writable.
 ARGS go to the interpreter as its argv after "python". --imports lists the module's
 imports instead of running it; --probe runs ARGS once per import with that import trapping
-and lists those the run cannot do without; --bench N times N runs and prints the compile time, the
-module size, the median run time and the linear memory's final size.
+and lists those the run cannot do without; --metered runs the module as rewritten by the
+sandbox's fuel metering (computeshare.metering; PYTHONPATH=the repo) and prints the fuel
+its code used; --bench N times N runs and prints the compile time, the module size, the
+median run time and the linear memory's final size.
 """
 
 from __future__ import annotations
@@ -76,6 +78,50 @@ def run(
     return code, memory.data_len(store)
 
 
+def run_metered(
+    engine: wasmtime.Engine,
+    wasm: Path,
+    stdlib: Path,
+    argv: list[str],
+    dirs: list[tuple[str, str, bool]],
+) -> tuple[int, int, float]:
+    """Runs the module rewritten by computeshare.metering (the sandbox's fuel metering) on the
+    same WASI; returns the exit code, the fuel the module's own code used (host calls, which
+    the sandbox also charges, are not counted) and the metering's time."""
+    from computeshare import metering, sandbox
+
+    started = time.perf_counter()
+    metered = metering.meter(wasm.read_bytes())
+    meter_seconds = time.perf_counter() - started
+    module = wasmtime.Module(engine, metered.module)
+    wasi = wasmtime.WasiConfig()
+    wasi.argv = ["python", *argv]
+    wasi.env = [("PYTHONDONTWRITEBYTECODE", "1"), *ENV]
+    wasi.inherit_stdout()
+    wasi.inherit_stderr()
+    wasi.preopen_dir(str(stdlib), STDLIB_GUEST, False)
+    for host, guest, writable in dirs:
+        wasi.preopen_dir(host, guest, writable)
+    store = wasmtime.Store(engine)
+    store.set_wasi(wasi)
+    linker = wasmtime.Linker(engine)
+    linker.define_wasi()
+    exports = linker.instantiate(store, module).exports(store)
+    counter = exports[metering.FUEL_EXPORT]
+    assert isinstance(counter, wasmtime.Global)
+    limit = sandbox.MAX_FUEL - metered.setup_fuel
+    counter.set_value(store, wasmtime.Val.i64(limit))
+    code = 0
+    try:
+        if metered.has_start:
+            exports[metering.START_EXPORT](store)  # type: ignore[operator]
+        exports["_start"](store)  # type: ignore[operator]
+    except wasmtime.ExitTrap as exit_trap:
+        code = exit_trap.code
+    fuel = metered.setup_fuel + limit - int(counter.value(store))  # type: ignore[arg-type]
+    return code, fuel, meter_seconds
+
+
 def _block(*_args: object) -> None:
     raise _Blocked
 
@@ -101,6 +147,12 @@ def probe(
     return needed
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive count, got {text!r}")
+    return int(text)
+
+
 def parse_env(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name:
@@ -118,6 +170,17 @@ def parse_dir(text: str) -> tuple[str, str]:
 
 
 def main() -> int:
+    try:
+        return _main()
+    except (wasmtime.Trap, wasmtime.WasmtimeError) as error:
+        # A trap's cause is its last line (after the backtrace); a compile error's its first.
+        lines = str(error).strip().splitlines() or [type(error).__name__]
+        cause = (lines[-1] if isinstance(error, wasmtime.Trap) else lines[0]).strip()
+        print(f"error: {cause}", file=sys.stderr)
+        return 1
+
+
+def _main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dist", type=Path)
     parser.add_argument("--dir", type=parse_dir, action="append", default=[])
@@ -125,7 +188,8 @@ def main() -> int:
     parser.add_argument("--env", type=parse_env, action="append", default=[])
     parser.add_argument("--imports", action="store_true")
     parser.add_argument("--probe", action="store_true")
-    parser.add_argument("--bench", type=int, default=0)
+    parser.add_argument("--metered", action="store_true")
+    parser.add_argument("--bench", type=_positive, default=0)
     argv = sys.argv[1:]
     split = argv.index("--") if "--" in argv else len(argv)
     options = parser.parse_args(argv[:split])
@@ -139,6 +203,10 @@ def main() -> int:
     dirs = [(host, guest, False) for host, guest in options.dir]
     dirs += [(host, guest, True) for host, guest in options.rw_dir]
     engine = wasmtime.Engine()
+    if options.metered:
+        code, fuel, meter_seconds = run_metered(engine, wasm, stdlib, options.args, dirs)
+        print(f"metered in {meter_seconds:.1f} s; fuel used {fuel:,}", file=sys.stderr)
+        return code
     module, compile_seconds = compile_module(engine, wasm)
     if options.imports:
         for item in module.imports:
