@@ -99,12 +99,24 @@ make -j"$JOBS" CFLAGS_NODIST="-ffile-prefix-map=$WORK=/build -Wno-builtin-macro-
 rm -rf "$DIST" && mkdir -p "$DIST/lib"
 llvm-strip -o "$DIST/python.wasm" python.wasm  # drops the DWARF debug info: 20 MB -> 6.6 MB
 cp -r "$SRC/Lib" "$DIST/lib/python3.11"
-cp "$(cat pybuilddir.txt)"/_sysconfigdata_*.py "$DIST/lib/python3.11/"
+# sysconfig's build variables, with WORKDIR spelt /build (re-printed: pprint wraps by length)
+"$NATIVE/python" - "$(cat pybuilddir.txt)/_sysconfigdata__wasi_wasm32-wasi.py" "$WORK" \
+  >"$DIST/lib/python3.11/_sysconfigdata__wasi_wasm32-wasi.py" <<'PY'
+import pprint, runpy, sys
+build = runpy.run_path(sys.argv[1])["build_time_vars"]
+fixed = {k: v.replace(sys.argv[2], "/build") if isinstance(v, str) else v for k, v in build.items()}
+print("# system configuration generated and used by the sysconfig module")
+print("build_time_vars = " + pprint.pformat(fixed))
+PY
 mkdir -p "$DIST/lib/python3.11/lib-dynload"  # getpath looks for it to find exec_prefix
 find "$DIST/lib" -name __pycache__ -prune -exec rm -rf {} +
 rm -rf "$DIST/lib/python3.11/test" "$DIST/lib/python3.11/idlelib" "$DIST/lib/python3.11/tkinter" \
   "$DIST/lib/python3.11/turtledemo" "$DIST/lib/python3.11/ensurepip"
 rm -rf "$DIST/lib/python3.11/lib2to3/tests"
 # Bytecode compiled ahead (the guest's stdlib is read-only): halves a script's import time.
-"$NATIVE/python" -m compileall -q -o 0 --invalidation-mode unchecked-hash "$DIST/lib/python3.11" >/dev/null
+# Their file names are the guest's (-s/-p), so the whole dist/ is the same for any WORKDIR.
+"$NATIVE/python" -m compileall -q -o 0 --invalidation-mode unchecked-hash \
+  -s "$DIST/lib/python3.11" -p /usr/local/lib/python3.11 "$DIST/lib/python3.11" >/dev/null
+(cd "$DIST" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum |
+  sed 's|-$|(all of dist/)|')
 sha256sum "$DIST/python.wasm"
