@@ -4,7 +4,7 @@
 #
 #   examples/python/build-cpython.sh [WORKDIR]     (default: ./cpython-wasi)
 #
-# Needs (apt): clang lld llvm wasi-libc libclang-rt-dev-wasm32 make curl ca-certificates
+# Needs (apt): clang lld llvm wasi-libc libclang-rt-dev-wasm32 make curl bzip2 ca-certificates
 #              gcc libc6-dev (for the build-machine Python; its own deps are optional)
 # Leaves: WORKDIR/dist/python.wasm and WORKDIR/dist/lib/python3.11 (the stdlib to preopen).
 # JOBS (default 2) sets make's parallelism.
