@@ -35,6 +35,21 @@ def compile_module(engine: wasmtime.Engine, wasm: Path) -> tuple[wasmtime.Module
     return module, time.perf_counter() - started
 
 
+def _wasi(stdlib: Path, argv: list[str], dirs: list[tuple[str, str, bool]]) -> wasmtime.WasiConfig:
+    """The guest's WASI: argv, the environment, stdio inherited, the stdlib read-only at
+    STDLIB_GUEST and the --dir/--rw-dir folders."""
+    wasi = wasmtime.WasiConfig()
+    wasi.argv = ["python", *argv]
+    wasi.env = [("PYTHONDONTWRITEBYTECODE", "1"), *ENV]
+    wasi.inherit_stdout()
+    wasi.inherit_stderr()
+    wasi.inherit_stdin()
+    wasi.preopen_dir(str(stdlib), STDLIB_GUEST, False)
+    for host, guest, writable in dirs:
+        wasi.preopen_dir(host, guest, writable)
+    return wasi
+
+
 class _Blocked(Exception):
     pass
 
@@ -49,17 +64,8 @@ def run(
 ) -> tuple[int, int]:
     """One run of the interpreter in a fresh store; returns its exit code and the size its
     linear memory grew to."""
-    wasi = wasmtime.WasiConfig()
-    wasi.argv = ["python", *argv]
-    wasi.env = [("PYTHONDONTWRITEBYTECODE", "1"), *ENV]
-    wasi.inherit_stdout()
-    wasi.inherit_stderr()
-    wasi.inherit_stdin()
-    wasi.preopen_dir(str(stdlib), STDLIB_GUEST, False)
-    for host, guest, writable in dirs:
-        wasi.preopen_dir(host, guest, writable)
     store = wasmtime.Store(engine)
-    store.set_wasi(wasi)
+    store.set_wasi(_wasi(stdlib, argv, dirs))
     linker = wasmtime.Linker(engine)
     linker.define_wasi()
     if blocked is not None:
@@ -88,22 +94,17 @@ def run_metered(
     """Runs the module rewritten by computeshare.metering (the sandbox's fuel metering) on the
     same WASI; returns the exit code, the fuel the module's own code used (host calls, which
     the sandbox also charges, are not counted) and the metering's time."""
-    from computeshare import metering, sandbox
+    try:
+        from computeshare import metering, sandbox
+    except ImportError:
+        raise SystemExit("error: --metered needs the repo on PYTHONPATH (computeshare)") from None
 
     started = time.perf_counter()
     metered = metering.meter(wasm.read_bytes())
     meter_seconds = time.perf_counter() - started
     module = wasmtime.Module(engine, metered.module)
-    wasi = wasmtime.WasiConfig()
-    wasi.argv = ["python", *argv]
-    wasi.env = [("PYTHONDONTWRITEBYTECODE", "1"), *ENV]
-    wasi.inherit_stdout()
-    wasi.inherit_stderr()
-    wasi.preopen_dir(str(stdlib), STDLIB_GUEST, False)
-    for host, guest, writable in dirs:
-        wasi.preopen_dir(host, guest, writable)
     store = wasmtime.Store(engine)
-    store.set_wasi(wasi)
+    store.set_wasi(_wasi(stdlib, argv, dirs))
     linker = wasmtime.Linker(engine)
     linker.define_wasi()
     exports = linker.instantiate(store, module).exports(store)
