@@ -83,6 +83,9 @@ bench: setup
 	ape run bench_governance
 	ape run bench_sandbox
 	ape run bench_metering
+	ape run bench_native
+	ape run bench_wasi
+	ape run bench_cas
 	ape run bench_agent
 	$(MAKE) bench-index
 
