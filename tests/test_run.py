@@ -175,3 +175,44 @@ def test_the_demos_prebuilt_program_is_its_source_built_here(programs):
     the file is exactly what examples/build.sh makes from the sources in the repository."""
     prebuilt = Path(__file__).parent.parent / "examples" / "prebuilt" / "gztree.wasm"
     assert prebuilt.read_bytes() == (programs / "gztree.wasm").read_bytes()
+
+
+def test_in_process_and_in_two_workers_the_result_is_the_same(programs, reads, tmp_path):
+    """The conformance program with an input tree fetched from a data store: run here and
+    in two worker processes (each fetching into a cache of its own), the same status,
+    fuel, stdout and output root."""
+    from computeshare import worker
+
+    module = (programs / "conformance-c.wasm").read_bytes()
+    store = cas.Cache(tmp_path / "store")
+    seed = b"\x05" * 32
+    with cas.ChunkServer(store) as server:
+        info = store.add_dir(reads)
+        spec = encode_spec(
+            "wasm",
+            {
+                "module": {"sha256": module_hash(module)},
+                "fuel": FUEL,
+                "cost_table": COST_TABLE_VERSION,
+                "args": ["x"],
+                "env": ["GREETING=hi"],
+                "inputs": info.spec([server.url]),
+            },
+        )
+        here = execute(decode_spec(spec), module, inputs=info.path, seed=seed)
+        results = [
+            worker.run(
+                spec,
+                module,
+                120,
+                job_id=seed,
+                trees=tmp_path / f"trees-{n}",
+                outputs=tmp_path / f"outputs-{n}",
+                max_input=1 << 30,
+            )
+            for n in range(2)
+        ]
+    assert here.status == STATUS_OK and len(here.output_root) == 32
+    assert results == [here, here]
+    for n in range(2):  # each worker left its output tree in its store, to serve
+        assert cas.Cache(tmp_path / f"outputs-{n}").has(here.output_root.hex())
