@@ -86,6 +86,7 @@ bench: setup
 	ape run bench_native
 	ape run bench_wasi
 	ape run bench_cas
+	ape run bench_trees
 	ape run bench_agent
 	$(MAKE) bench-index
 

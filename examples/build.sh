@@ -15,6 +15,7 @@ cflags="--target=wasm32-wasi --sysroot=/usr -O2 -Wall -s"
 if [ "$what" = all ] || [ "$what" = c ]; then
     $CC $cflags -o "$out/conformance-c.wasm" "$here/c/conformance.c"
     $CC $cflags -o "$out/readbench.wasm" "$here/c/readbench.c"
+    $CC $cflags -o "$out/copytree.wasm" "$here/c/copytree.c"
     # zlib's own minigzip, unmodified (examples/third_party/zlib, zlib licence).
     z="$here/third_party/zlib"
     $CC $cflags -w -DZ_HAVE_UNISTD_H -I"$z" -o "$out/minigzip.wasm" \
