@@ -216,7 +216,7 @@ def test_cli_rehearses_a_proposal_on_a_fork(devnet, deployment):
         "--description", "Lower the fee",
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert re.search(r"proposal \d+ executed on the fork", done.stdout)
+    assert re.search(r"proposal 0x[0-9a-f]{64} executed on the fork", done.stdout)
     assert f"JobEscrow.PROTOCOL_FEE_BPS: {before} -> 100" in done.stdout
 
     # The treasury of a fresh deployment is empty: the CLI refuses the grant before it
