@@ -49,7 +49,7 @@ from computeshare.format import tokens as show
 from computeshare.jobs import JobBook
 from computeshare.manifest import OWNED, Manifest, network_manifest_path
 from computeshare.params import PARAMETERS, parameter
-from computeshare.results import ResultError, agreed_results, fetch_result
+from computeshare.results import ResultError, agreed_results, fetch_result, unseal
 from computeshare.sandbox import RunResult
 
 if TYPE_CHECKING:
@@ -585,11 +585,13 @@ class ComputeShare:
         endpoints: list[str] | None = None,
         cache: Path | None = None,
         max_size: int = 1 << 36,
+        private_key: bytes | None = None,
     ) -> Path:
         """Writes the files of a result's output tree (`result` from `result`, so its root
         is checked against the chain) into `directory`: fetched from every replica that
         serves it at once, each chunk verified against the root, resumable (`cache`, by
-        default ~/.computeshare/downloads)."""
+        default ~/.computeshare/downloads). An encrypted job's replicas serve its root
+        encrypted to the spec's key: `private_key` reads it."""
         from computeshare import cas, fetch
 
         if not result.output_root:
@@ -602,7 +604,15 @@ class ComputeShare:
                 answer = json.loads(fetch.get(url, 1 << 20, 10))
             except (fetch.FetchError, ValueError):
                 continue
-            if isinstance(answer, dict) and answer.get("output_root") == root:
+            if not isinstance(answer, dict):
+                continue
+            served = answer.get("output_root")
+            if answer.get("encrypted") and private_key is not None and isinstance(served, str):
+                try:
+                    served = unseal(private_key, bytes.fromhex(served)).hex()
+                except (ResultError, ValueError):
+                    continue
+            if served == root:
                 sizes.add(answer.get("output_size"))
                 sources.append(f"{endpoint.rstrip('/')}/cas/")
         if not sources:

@@ -279,15 +279,18 @@ class ResultServer(GuardedServer):
             return None
         served = {name: result[name] for name in ("status", "fuel", "output")}
         root = result.get("output_root")
-        if root and self.chunks is not None:  # its files: chunk by chunk at /cas/<root>/<i>
-            pack = self.chunks.cache.get(root)
+        if root:  # the digest binds it; its files are served at /cas/<root>/<i>
+            served["output_root"] = root
+            pack = self.chunks.cache.get(root) if self.chunks is not None else None
             if pack is not None:
-                served["output_root"], served["output_size"] = root, pack.stat().st_size
+                served["output_size"] = pack.stat().st_size
         recipient = result.get("encrypt_to")
         if recipient:
             import ecies
 
             served["output"] = ecies.encrypt(recipient, bytes.fromhex(result["output"])).hex()
+            if root:  # knowing the root is what lets one fetch the files: only the client
+                served["output_root"] = ecies.encrypt(recipient, bytes.fromhex(root)).hex()
             served["encrypted"] = True
         return served
 
@@ -328,6 +331,7 @@ def fetch_result(
     url = f"{endpoint.rstrip('/')}/results/0x{bytes(job_id).hex()}"
     try:
         answer = json.loads(fetch.get(url, 4 * MAX_OUTPUT_BYTES + 1_024, FETCH_SECONDS))
+        sealed = answer.pop("output_root", None) if answer.get("encrypted") else None
         result = RunResult.from_json(answer)
         if not (0 <= result.status <= 3 and 0 <= result.fuel < 2**64):
             raise ValueError("status or fuel out of range")
@@ -336,16 +340,22 @@ def fetch_result(
     if answer.get("encrypted"):
         if private_key is None:
             raise ResultError("the output is encrypted: give the key named in the spec")
-        import ecies
-
-        try:
-            plain = ecies.decrypt(bytes(private_key), result.output)
-        except ValueError:
-            raise ResultError(f"{endpoint}: the output does not decrypt with this key") from None
-        result = RunResult(result.status, result.fuel, plain, result.output_root)
+        plain = unseal(private_key, result.output, endpoint)
+        root = unseal(private_key, bytes.fromhex(sealed), endpoint) if sealed else b""
+        result = RunResult(result.status, result.fuel, plain, root)
     if result.digest() not in agreed:
         raise ResultError(f"{endpoint} served a result that does not match the chain")
     return result
+
+
+def unseal(private_key: bytes, sealed: bytes, endpoint: str = "the provider") -> bytes:
+    """What the provider encrypted to the spec's `encrypt_to` key (ECIES)."""
+    import ecies
+
+    try:
+        return ecies.decrypt(bytes(private_key), bytes(sealed))
+    except (ValueError, TypeError):
+        raise ResultError(f"{endpoint}: the output does not decrypt with this key") from None
 
 
 def start_server(journal, address: str, progress=None, outputs: Path | None = None) -> ResultServer:

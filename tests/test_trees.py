@@ -239,3 +239,51 @@ def test_an_input_server_that_lies_gets_the_job_declined(
         assert cs.staking.pool(providers[0]).locked == locked
     with pytest.raises(ResultError):
         cs.result(job_id, [])
+
+
+def test_an_encrypted_jobs_output_tree_is_the_clients_alone(
+    chain, manifest, providers, client, tmp_path, gztree
+):
+    """The root is what lets anyone fetch the files: for a job whose spec names a key, the
+    replicas serve the root encrypted to it, as they do its stdout."""
+    import json
+    import urllib.request
+
+    from coincurve import PrivateKey
+
+    key = PrivateKey()
+    store = cas.Cache(tmp_path / "client-store")
+    with cas.ChunkServer(store) as data:
+        genome = dna(tmp_path)
+        inputs = store.add_dir(genome)
+        spec = gzip_spec(
+            gztree, store, data.url, inputs, args=["/input", "/output"],
+            encrypt_to=key.public_key.format(),
+        )  # fmt: skip
+        cs = ComputeShare.from_manifest(manifest, account=client)
+        job_id = cs.post_job(
+            spec, job_requirements(compute_seconds=FUEL // 10**9), price=100 * TOKEN,
+            replicas=1, duration=DAY,
+        )  # fmt: skip
+        agent = agent_for(manifest, providers[0], tmp_path)
+        run_until_final(chain, cs, job_id, [agent])
+    server = ResultServer(agent.journal, outputs=agent.data / "outputs").start()
+    try:
+        root = agent.journal.done["0x" + job_id.hex()]["result"]["output_root"]
+        url = f"{server.url}/results/0x{job_id.hex()}"
+        served = urllib.request.urlopen(url, timeout=10).read().decode()
+        assert root not in served and json.loads(served)["encrypted"]
+        with pytest.raises(ResultError, match="encrypted"):
+            cs.result(job_id, [server.url])
+        result = cs.result(job_id, [server.url], key.secret)
+        assert result.output_root.hex() == root
+        with pytest.raises(ResultError, match="no replica"):
+            cs.output_files(job_id, result, tmp_path / "stolen", [server.url])
+        files = cs.output_files(
+            job_id, result, tmp_path / "files", [server.url], cache=tmp_path / "dl",
+            private_key=key.secret,
+        )  # fmt: skip
+    finally:
+        server.stop()
+    packed = gzip.decompress((files / "reads.fa.gz").read_bytes())
+    assert packed == (genome / "reads.fa").read_bytes()

@@ -285,7 +285,7 @@ def client_result(manifest, job_id, endpoint, out, files, key):
         say(f"output tree 0x{result.output_root.hex()}", output_root=result.output_root)
     if files is not None:
         with step("fetching the output files"):
-            cs.output_files(job, result, files, list(endpoint))
+            cs.output_files(job, result, files, list(endpoint), private_key=private)
         say(f"output files in {files}", files=str(files))
     if out is not None:
         out.write_bytes(result.output)
