@@ -647,6 +647,8 @@ class Agent:
         `worker.WorkerError` with the reason if it failed; False while it runs."""
         run = self._checks.get(key)
         if run is None:
+            if len(self._checks) >= self.max_workers:  # bounded, as runs are: it waits
+                return False
             inputs, tree = job.input.inputs, job.input.module.tree
             moved = (inputs.size if inputs else 0) + (tree.size if tree else 0)
             seconds = max(self.CHECK_SECONDS, prepare_seconds(_module_size(job.input)))

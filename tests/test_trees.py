@@ -287,3 +287,24 @@ def test_an_encrypted_jobs_output_tree_is_the_clients_alone(
         server.stop()
     packed = gzip.decompress((files / "reads.fa.gz").read_bytes())
     assert packed == (genome / "reads.fa").read_bytes()
+
+
+def test_a_flood_of_tree_jobs_never_starts_more_check_workers_than_the_pool(
+    chain, manifest, providers, client, tmp_path, gztree
+):
+    """Each job with trees is checked in a worker; a client posting many at once gets no more
+    check workers started than the policy's pool holds."""
+    store = cas.Cache(tmp_path / "client-store")
+    with cas.ChunkServer(store) as data:
+        inputs = store.add_dir(dna(tmp_path))
+        cs = ComputeShare.from_manifest(manifest, account=client)
+        for n in range(3):
+            spec = gzip_spec(gztree, store, data.url, inputs, args=["/input", "/output", str(n)])
+            cs.post_job(
+                spec, job_requirements(compute_seconds=FUEL // 10**9), price=100 * TOKEN,
+                replicas=1, duration=DAY,
+            )  # fmt: skip
+        agent = agent_for(manifest, providers[0], tmp_path, policy=Policy(max_workers=1))
+        agent.step()
+        assert len(agent._checks) == 1 and len(agent.journal.waiting) == 3
+        agent.close()
