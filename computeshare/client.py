@@ -48,7 +48,7 @@ from computeshare.exceptions import (
 from computeshare.format import tokens as show
 from computeshare.jobs import JobBook
 from computeshare.manifest import OWNED, Manifest, network_manifest_path
-from computeshare.params import PARAMETERS, parameter
+from computeshare.params import PARAMETERS, parameter, parameter_rows
 from computeshare.results import ResultError, agreed_results, fetch_result, unseal
 from computeshare.sandbox import RunResult
 
@@ -199,27 +199,12 @@ class ComputeShare:
     def parameters(self) -> list[dict]:
         """Every governed parameter of the deployment: its contract, name, key, value now,
         hard bounds, default and unit, and the value as people read it (`text`)."""
-        rows = []
-        for contract_name, table in PARAMETERS.items():
+
+        def read(contract_name: str, key: int) -> int | None:
             contract = self.contract(contract_name)
-            if contract is None:
-                continue
-            for item in table.values():
-                value = contract.parameter(item.key)
-                rows.append(
-                    {
-                        "contract": contract_name,
-                        "name": item.name,
-                        "key": item.key,
-                        "value": value,
-                        "text": item.format(value),
-                        "low": item.low,
-                        "high": item.high,
-                        "default": item.default,
-                        "unit": item.unit,
-                    }
-                )
-        return rows
+            return None if contract is None else contract.parameter(key)
+
+        return parameter_rows(read)
 
     def describe_action(self, action) -> dict:
         """A proposal's action decoded against the deployment's ABIs: `contract` (its name,

@@ -8,6 +8,7 @@ table cannot drift from the code.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from computeshare.constants import DAY, HOUR, TOKEN
@@ -127,3 +128,29 @@ def parameter(contract: str, name: str) -> Parameter:
     except KeyError:
         known = ", ".join(f"{c}.{n}" for c, table in PARAMETERS.items() for n in table)
         raise ValueError(f"unknown parameter {contract}.{name}; known: {known}") from None
+
+
+def parameter_rows(read: Callable[[str, int], int | None]) -> list[dict]:
+    """Every governed parameter with its value now, read by `read(contract, key)` (None for
+    a contract the deployment lacks: its parameters are left out): contract, name, key,
+    value, hard bounds, default, unit, and the value as people read it (`text`)."""
+    rows = []
+    for contract_name, table in PARAMETERS.items():
+        for item in table.values():
+            value = read(contract_name, item.key)
+            if value is None:
+                break
+            rows.append(
+                {
+                    "contract": contract_name,
+                    "name": item.name,
+                    "key": item.key,
+                    "value": value,
+                    "text": item.format(value),
+                    "low": item.low,
+                    "high": item.high,
+                    "default": item.default,
+                    "unit": item.unit,
+                }
+            )
+    return rows

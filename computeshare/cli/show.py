@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import click
 
-from computeshare.cli.common import command, connect, full_option, hex_id, show, step, table
+from computeshare.cli.common import full_option, hex_id, show, step, table
+from computeshare.cli.read import deployment, read_command
 
 
 @click.group(name="show")
@@ -24,7 +25,7 @@ db_option = click.option(
 
 def synced(manifest, db):
     """The deployment's event index, brought up to the head."""
-    index = connect(manifest).open_index(db)
+    index = deployment(manifest).open_index(db)
     with step("updating the index"):
         index.sync()
     return index
@@ -34,7 +35,7 @@ def _short(text: str | None, full: bool, size: int = 10) -> str:
     return (text or "-") if full else (text or "-")[:size]
 
 
-@command(show_group, "devices", signer=False)
+@read_command(show_group, "devices")
 @db_option
 @full_option
 def show_devices(manifest, db, full):
@@ -58,7 +59,7 @@ def show_devices(manifest, db, full):
     table(rows, list(rows[0]) if rows else ["device"])
 
 
-@command(show_group, "jobs", signer=False)
+@read_command(show_group, "jobs")
 @db_option
 @full_option
 @click.option("--status", type=click.Choice(["open", "disputed", "finalized", "cancelled"]))
@@ -80,7 +81,7 @@ def show_jobs(manifest, db, full, status, limit):
     table(rows, list(rows[0]) if rows else ["job"])
 
 
-@command(show_group, "pools", signer=False)
+@read_command(show_group, "pools")
 @db_option
 def show_pools(manifest, db):
     """Every provider pool: own stake, delegated stake, locked collateral, income, slashes."""
@@ -101,7 +102,7 @@ def show_pools(manifest, db):
     table(rows, list(rows[0]) if rows else ["provider"])
 
 
-@command(show_group, "proposals", signer=False)
+@read_command(show_group, "proposals")
 @db_option
 @full_option
 def show_proposals(manifest, db, full):
@@ -121,13 +122,13 @@ def show_proposals(manifest, db, full):
     table(rows, list(rows[0]) if rows else ["proposal"])
 
 
-@command(show_group, "params", signer=False)
+@read_command(show_group, "params")
 def show_params(manifest):
     """Every governed parameter: its value now, in its unit, and its hard bounds."""
     from computeshare.params import PARAMETERS
 
     rows = []
-    for p in connect(manifest).parameters():
+    for p in deployment(manifest).parameters():
         known = PARAMETERS[p["contract"]][p["name"]]
         rows.append(
             {

@@ -1,0 +1,208 @@
+"""Reads without ape: a deployment's manifest, event index and views over plain JSON-RPC.
+
+`computeshare show ...` answers from the event index (`computeshare.index`), which asks a
+node for little: the head's number, block headers, `eth_getLogs`, and for `show params`
+one `eth_call` per parameter. Loading ape to ask it costs about 3 s before the first request
+(its plugins and some 60 ecosystems parse `--network`); a `Reader` asks over HTTP with the
+standard library, so a read costs the interpreter, the index's query and two requests.
+
+A network is read this way when it names a node by URI (`http://127.0.0.1:8545`, manifest
+`deployments/custom-<chain id>.json`) or is a network whose URI ape-config.yaml gives
+(`node: ethereum: devnet: uri: ...`, manifest `deployments/devnet-<chain id>.json`). Any
+other network (a fork ape starts, a provider plugin, a URI only ape's defaults know) is
+read through ape as before: `resolve()` answers None for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from computeshare.manifest import Manifest, network_manifest_path
+from computeshare.rpc import NodeTimeout, request_timeout
+
+_URI = re.compile(r"^https?://", re.IGNORECASE)
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class ReadError(Exception):
+    """A read that cannot be answered: no manifest, a node error, a wrong chain."""
+
+
+class NodeError(ReadError):
+    """The node answered a request with an error."""
+
+
+def _config_uri(ecosystem: str, network: str, config: Path) -> str | None:
+    """The URI ape-config.yaml gives `ecosystem:network` under `node:`, with `${VAR}`s
+    expanded; None when it gives none or a variable is unset."""
+    if not config.is_file():
+        return None
+    import yaml
+
+    try:
+        data = yaml.safe_load(config.read_text()) or {}
+        uri = data["node"][ecosystem][network]["uri"]
+    except (yaml.YAMLError, KeyError, TypeError):
+        return None
+    if not isinstance(uri, str):
+        return None
+    missing = [name for name in _VARIABLE.findall(uri) if not os.environ.get(name)]
+    if missing:
+        return None  # ape names the missing variable in its own message
+    return _VARIABLE.sub(lambda m: os.environ[m.group(1)], uri)
+
+
+def resolve(network: str, config: Path | None = None) -> tuple[str, str] | None:
+    """(URI, the network's name in manifest file names) for a `--network` this module can
+    read without ape, or None. `ethereum:devnet` and `ethereum:devnet:node` resolve through
+    ape-config.yaml; forks and other providers do not."""
+    network = network.strip()
+    if _URI.match(network):
+        return network, "custom"
+    parts = network.split(":")
+    if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "node"):
+        return None
+    ecosystem, name = parts[0], parts[1]
+    if not ecosystem or not name or name.endswith("-fork") or name == "local":
+        return None
+    uri = _config_uri(ecosystem, name, config or Path("ape-config.yaml"))
+    if uri is None or not _URI.match(uri):
+        return None
+    return uri, name
+
+
+class JsonRpc:
+    """JSON-RPC 2.0 over HTTP, every request bounded by `timeout` seconds (by default
+    COMPUTESHARE_RPC_TIMEOUT, as for ape's providers)."""
+
+    def __init__(self, uri: str, timeout: float | None = None):
+        self.uri = uri
+        self.timeout = request_timeout() if timeout is None else timeout
+        self._id = 0
+        self.answered = 0  # requests the node answered (zero: it may not be there at all)
+
+    def _post(self, body: Any) -> Any:
+        request = urllib.request.Request(
+            self.uri,
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", "User-Agent": "computeshare"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
+                body = answer.read()
+            self.answered += 1
+            return json.loads(body)
+        except TimeoutError:
+            raise NodeTimeout(self.uri, self.timeout) from None
+        except urllib.error.HTTPError as error:
+            raise NodeError(f"the node at {self.uri} answered HTTP {error.code}") from None
+        except urllib.error.URLError as error:
+            if isinstance(error.reason, TimeoutError):
+                raise NodeTimeout(self.uri, self.timeout) from None
+            # ConnectionError: computeshare.rpc.node_trouble tells it is node trouble
+            raise ConnectionError(f"the node at {self.uri}: {error.reason}") from None
+        except json.JSONDecodeError:
+            raise NodeError(f"the node at {self.uri} did not answer JSON") from None
+
+    def _message(self, method: str, params: list) -> dict:
+        self._id += 1
+        return {"jsonrpc": "2.0", "id": self._id, "method": method, "params": params}
+
+    @staticmethod
+    def _result(answer: Any, method: str) -> Any:
+        if not isinstance(answer, dict):
+            raise NodeError(f"{method}: the node answered {type(answer).__name__}, not an object")
+        if "error" in answer:
+            error = answer["error"]
+            message = error.get("message", error) if isinstance(error, dict) else error
+            raise NodeError(f"{method}: {message}")
+        return answer.get("result")
+
+    def request(self, method: str, params: list | None = None) -> Any:
+        """The result of one call; NodeError with the node's message when it failed."""
+        return self._result(self._post(self._message(method, params or [])), method)
+
+    def batch(self, calls: list[tuple[str, list]]) -> list[Any]:
+        """The results of several calls in one HTTP request, in order."""
+        if not calls:
+            return []
+        messages = [self._message(method, params) for method, params in calls]
+        answers = self._post(messages)
+        if not isinstance(answers, list) or len(answers) != len(messages):
+            raise NodeError("the node answered a batch with a different number of results")
+        by_id = {a.get("id"): a for a in answers if isinstance(a, dict)}
+        return [self._result(by_id.get(m["id"]), m["method"]) for m in messages]
+
+    def chain_id(self) -> int:
+        return int(self.request("eth_chainId"), 16)
+
+    def block_number(self) -> int:
+        return int(self.request("eth_blockNumber"), 16)
+
+    def call(self, to: str, data: bytes) -> bytes:
+        """`eth_call` at the latest block."""
+        result = self.request("eth_call", [{"to": to, "data": "0x" + data.hex()}, "latest"])
+        return bytes.fromhex(str(result).removeprefix("0x"))
+
+
+def _selector(signature: str) -> bytes:
+    from Crypto.Hash import keccak
+
+    return keccak.new(digest_bits=256, data=signature.encode()).digest()[:4]
+
+
+class Reader:
+    """One deployment read over JSON-RPC: its manifest, its event index and its views."""
+
+    def __init__(self, uri: str, network_name: str, timeout: float | None = None):
+        self.rpc = JsonRpc(uri, timeout)
+        self.network_name = network_name
+        self._chain_id: int | None = None
+
+    @property
+    def chain_id(self) -> int:
+        if self._chain_id is None:
+            self._chain_id = self.rpc.chain_id()
+        return self._chain_id
+
+    def web3(self):
+        """A web3 over the same node and timeout, for the index's view calls."""
+        from web3 import HTTPProvider, Web3
+
+        return Web3(HTTPProvider(self.rpc.uri, request_kwargs={"timeout": self.rpc.timeout}))
+
+    def manifest(self, path: Path | None = None) -> Manifest:
+        """The deployment's manifest: `path`, or the network's in deployments/. Checked
+        as `ComputeShare.from_manifest` checks it: there, complete, and for this chain."""
+        if path is None:
+            path = network_manifest_path(self.network_name, self.chain_id)
+        path = Path(path)
+        if not path.exists():
+            raise ReadError(f"no deployment manifest at {path}: run `ape run deploy` first")
+        try:
+            manifest = Manifest.open(path)
+        except (OSError, ValueError) as error:
+            raise ReadError(f"cannot read the manifest {path}: {error}") from None
+        if not manifest.complete:
+            raise ReadError(f"deployment in {path} is incomplete: re-run `ape run deploy`")
+        if manifest.chain_id != self.chain_id:
+            raise ReadError(
+                f"{path} is for chain {manifest.chain_id}, connected to {self.chain_id}"
+            )
+        return manifest
+
+    def parameter(self, manifest: Manifest, contract: str, key: int) -> int | None:
+        """`contract.parameter(key)`, or None if the deployment has no such contract."""
+        if not manifest.has(contract):
+            return None
+        data = _selector("parameter(uint256)") + key.to_bytes(32, "big")
+        answer = self.rpc.call(manifest.address(contract), data)
+        if len(answer) != 32:
+            raise NodeError(f"{contract}.parameter({key}) answered {len(answer)} bytes")
+        return int.from_bytes(answer, "big")
