@@ -45,6 +45,7 @@ from starlette.routing import Route
 from computeshare import index as ix
 from computeshare.constants import TOKEN
 from computeshare.format import duration, hex_id, tokens, utc_text
+from computeshare.jobs import OUTCOMES
 
 log = logging.getLogger(__name__)
 
@@ -494,7 +495,7 @@ class Site:
             web_link=web_link,
             status_colours=STATUS_COLOURS,
             support_names=SUPPORT,
-            outcome_names=ix.OUTCOMES,
+            outcome_names=OUTCOMES,
             run_status=RUN_STATUS,
             nav=NAV,
             job_statuses=JOB_STATUSES,
