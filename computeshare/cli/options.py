@@ -1,5 +1,7 @@
-"""What every command group shares: amounts, ids, times, tables, a progress line, the
-connected command class and one-line errors.
+"""What commands take: amounts, durations, ids and prefixes (parsed to one-line errors),
+the options every group repeats (with COMPUTESHARE_NETWORK and COMPUTESHARE_ACCOUNT as
+defaults), the job spec options, and the connected command class (`ChainCommand`, and
+`command` that makes one).
 
 Nothing here loads ape's managers, web3 or the agent at import time (only `ape.cli`, which
 is light): each group's `--help` stays fast, and the chain is touched only by a command
@@ -8,25 +10,18 @@ that runs.
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import io
 import json
 import os
 import re
-import shutil
-import sys
-import time
-from datetime import UTC, datetime
 from decimal import Decimal, DecimalException, InvalidOperation
 from pathlib import Path
 
 import click
 from ape.cli import ConnectedProviderCommand, account_option
 
+from computeshare.cli.output import json_option, short_id
+from computeshare.cli.sending import ape_message, friendly, node_message, quiet_ape, step
 from computeshare.constants import DAY, HOUR, TOKEN
-from computeshare.format import duration, hex_id
-from computeshare.format import tokens as show
 
 MIN_PREFIX = 6  # hex digits of an id prefix
 
@@ -68,25 +63,6 @@ class Duration(click.ParamType):
         return sum(int(number) * _UNITS[unit] for number, unit in parts)
 
 
-def when(timestamp: int, now: int) -> str:
-    """A chain timestamp as a UTC date and a countdown measured on the chain's clock:
-    "2026-12-01 10:00 UTC, in 3h 12m" or "..., 5m ago"."""
-    date = datetime.fromtimestamp(int(timestamp), UTC).strftime("%Y-%m-%d %H:%M UTC")
-    delta = int(timestamp) - int(now)
-    if delta > 0:
-        return f"{date}, in {duration(delta)}"
-    if delta < 0:
-        return f"{date}, {duration(-delta)} ago"
-    return f"{date}, now"
-
-
-def chain_now() -> int:
-    """The timestamp of the latest block: the clock contracts compare against."""
-    from ape import chain
-
-    return chain.blocks.head.timestamp
-
-
 # ---------------------------------------------------------------- ids
 
 
@@ -107,10 +83,6 @@ def address(text: str) -> str:
     if not is_address(text):
         raise click.BadParameter(f"{text!r} is not an address")
     return to_checksum_address(text)
-
-
-def short_id(raw: bytes, full: bool = False) -> str:
-    return hex_id(raw, full)
 
 
 def match_prefix(ids: list[bytes], prefix: str, what: str) -> bytes:
@@ -181,277 +153,6 @@ device_argument = click.argument(
 )
 full_option = click.option("--full", is_flag=True, help="print whole ids, not their prefixes")
 
-# ---------------------------------------------------------------- output
-
-
-def _terminal(stream) -> bool:
-    """Whether `stream` is a terminal (seen through rich's proxy while a status shows)."""
-    stream = getattr(stream, "rich_proxied_file", stream)
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
-def table(rows: list[dict], columns: list[str] | None = None) -> None:
-    """Prints `rows` as a table with its column headers (even when empty). On a terminal
-    it is drawn by rich; otherwise plain aligned text that scripts and tests can read."""
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-
-    columns = columns or (list(rows[0]) if rows else [])
-    if OUTPUT.json:
-        OUTPUT.record["rows"] = [{c: plain(row.get(c)) for c in columns} for row in rows]
-        return
-    out = sys.stdout
-    terminal = _terminal(out)
-    grid = Table(
-        box=box.SIMPLE_HEAD if terminal else None,
-        header_style="bold" if terminal else "",
-        show_edge=False,
-        pad_edge=False,
-    )
-    for index, column in enumerate(columns):
-        grid.add_column(column, justify="left" if index == 0 else "right", no_wrap=True)
-    for row in rows:
-        grid.add_row(*(str(row.get(column, "")) for column in columns))
-    # Never truncate a cell (ids are copied from tables): as wide as the table needs.
-    natural = Console(file=io.StringIO(), width=100_000).measure(grid).maximum
-    console = Console(
-        file=out,
-        width=max(natural, shutil.get_terminal_size().columns) if terminal else 100_000,
-        no_color=not terminal,
-        highlight=False,
-        emoji=False,
-        markup=False,
-    )
-    if terminal:
-        console.print(grid)
-    else:
-        with console.capture() as captured:
-            console.print(grid)
-        click.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
-
-
-class _Output:
-    """What a command prints: text lines, or with `--json` one JSON object at its end made
-    of the fields its lines carry (and `rows` for a table)."""
-
-    def __init__(self):
-        self.json = False
-        self.record: dict = {}
-
-    def say(self, text: str | None, **fields) -> None:
-        """Prints `text` (None: nothing), or under --json adds `fields` to the object."""
-        if self.json:
-            self.record.update({key: plain(value) for key, value in fields.items()})
-        elif text is not None:
-            click.echo(text)
-
-    def flush(self) -> None:
-        if self.json:
-            click.echo(json.dumps(self.record, sort_keys=True))
-            self.record = {}
-
-
-def plain(value):
-    """A value as JSON has it: bytes as 0x-hex, big integers as decimal strings (JavaScript
-    numbers lose precision above 2**53), containers element by element."""
-    if isinstance(value, bytes | bytearray):
-        return "0x" + bytes(value).hex()
-    if isinstance(value, bool) or value is None or isinstance(value, float | str):
-        return value
-    if isinstance(value, int):
-        return value if abs(value) < 2**53 else str(value)
-    if isinstance(value, dict):
-        return {str(key): plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(item) for item in value]
-    return str(value)
-
-
-OUTPUT = _Output()
-say = OUTPUT.say
-
-
-def _json_mode(ctx: click.Context, param: click.Parameter, value: bool) -> None:
-    OUTPUT.json, OUTPUT.record = bool(value), {}
-
-
-json_option = click.option(
-    "--json",
-    is_flag=True,
-    expose_value=False,
-    is_eager=True,
-    callback=_json_mode,
-    help="print one JSON object (ids as 0x-hex, amounts in wei as decimal strings)",
-)
-
-
-def warn(message: str) -> None:
-    click.echo(f"Warning: {message}", err=True)
-
-
-class _Progress:
-    """One transient status line on stderr, only when stderr is a terminal. Steps nest: an
-    inner step replaces the text until it ends; a step without text hides the line."""
-
-    def __init__(self):
-        self.live = None
-        self.texts: list[str | None] = []
-
-    @staticmethod
-    def _render(text: str | None):
-        from rich.spinner import Spinner
-        from rich.text import Text
-
-        return Spinner("dots", text) if text else Text("")
-
-    @contextlib.contextmanager
-    def step(self, text: str | None):
-        if not _terminal(sys.stderr):
-            yield
-            return
-        from rich.console import Console
-        from rich.live import Live
-
-        self.texts.append(text)
-        started = self.live is None
-        if started:
-            self.live = Live(
-                self._render(text),
-                console=Console(stderr=True),
-                transient=True,
-                refresh_per_second=12.5,
-                redirect_stdout=_terminal(sys.stdout),
-                redirect_stderr=True,
-            )
-            self.live.start()
-        else:
-            self.live.update(self._render(text), refresh=True)
-        try:
-            yield
-        finally:
-            self.texts.pop()
-            if started:
-                self.live.stop()
-                self.live = None
-            else:
-                self.live.update(self._render(self.texts[-1]), refresh=True)
-
-
-_progress = _Progress()
-step = _progress.step
-
-
-GAS_HEADROOM, GAS_EXTRA = 1.5, 50_000  # as the agent's
-
-
-def send(what: str, method, *args, **kwargs):
-    """Sends a transaction with a progress line while it waits for its receipt. A contract
-    method is sent with gas headroom over its estimate: the estimate runs against the
-    latest block, and a transfer by a holder with delegated votes writes a new vote
-    checkpoint when its block's timestamp is later, which costs more."""
-    with step(f"{what}: waiting for the transaction"):
-        if "gas" not in kwargs and hasattr(method, "estimate_gas_cost"):
-            estimate = method.estimate_gas_cost(*args, sender=kwargs["sender"])
-            kwargs["gas"] = int(estimate * GAS_HEADROOM) + GAS_EXTRA
-        return method(*args, **kwargs)
-
-
-# ---------------------------------------------------------------- errors
-
-
-def _known_errors() -> tuple[type[BaseException], ...]:
-    """The project's own error classes, from the modules already loaded (an error class
-    whose module was never imported cannot have been raised)."""
-    names = {
-        "computeshare.agent": "AgentError",
-        "computeshare.exceptions": "ComputeShareError",
-        "computeshare.deploy": "DeployError",
-        "computeshare.index": "IndexFailure",
-        "computeshare.results": "ResultError",
-        "computeshare.workloads": "WorkloadError",
-    }
-    found = [getattr(sys.modules[m], n) for m, n in names.items() if m in sys.modules]
-    return (*found, ValueError, LookupError, OSError)
-
-
-_NO_NODE = re.compile(r"No \(supported\) node found on '([^']+)'")
-_NO_URI = re.compile(r"Missing URI for network '([^']+)' on '([^']+)'")
-
-
-def ape_message(error: Exception) -> str:
-    """An ape error as one line, with what to do where it is a set-up problem."""
-    text = str(error).strip()
-    if match := _NO_NODE.search(text):
-        from computeshare.rpc import request_timeout
-
-        return (
-            f"no node answers at {match[1]} (waited up to {request_timeout():g} s): start one "
-            "there (e.g. `anvil`) or pass the --network of the node that has your deployment"
-        )
-    if match := _NO_URI.search(text):
-        return (
-            f"no RPC URI configured for {match[2]}:{match[1]}: set `node: {match[2]}: "
-            f"{match[1]}: uri:` in ape-config.yaml, or pass --network https://<your RPC>"
-        )
-    return text.splitlines()[0] if text else type(error).__name__
-
-
-def friendly(func):
-    """Turns known failures into one-line messages instead of tracebacks."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        from ape.exceptions import ApeException, ContractLogicError
-
-        try:
-            with step(None):  # the connection is made: the command shows its own steps
-                value = func(*args, **kwargs)
-            OUTPUT.flush()
-            return value
-        except ContractLogicError as error:
-            raise click.ClickException(f"reverted: {error.message}") from None
-        except click.ClickException:
-            raise
-        except _known_errors() as error:
-            raise click.ClickException(node_message(error) or str(error)) from None
-        except ApeException as error:
-            raise click.ClickException(node_message(error) or ape_message(error)) from None
-
-    return wrapper
-
-
-def node_message(error: BaseException) -> str | None:
-    """A hung or unreachable node's error as one line, or None for any other error."""
-    from computeshare.rpc import first_line, node_trouble
-
-    if not node_trouble(error):
-        return None
-    if _NO_NODE.search(str(error)):
-        return ape_message(error)
-    return f"node trouble: {first_line(error)}"
-
-
-@contextlib.contextmanager
-def quiet_ape():
-    """While a command runs: no call trace on a revert (ape prints one to the process's
-    stdout before raising; the error is shown as its reason instead), no per-transaction
-    INFO lines (commands say what they did) and no retry warnings (a failure is one line)."""
-    from ape.logging import logger
-    from ape_ethereum.trace import Trace
-
-    show, level = Trace.show, logger.level
-    Trace.show = lambda self, *args, **kwargs: None
-    logger.set_level("ERROR")
-    try:
-        yield
-    finally:
-        Trace.show = show
-        logger.set_level(level)
-
 
 # Defaults for the options every chain command repeats; an option given on the line wins.
 ENVIRONMENT = {"--network": "COMPUTESHARE_NETWORK", "--account": "COMPUTESHARE_ACCOUNT"}
@@ -521,21 +222,6 @@ manifest_option = click.option(
 )
 
 
-def connect(manifest: Path | None, account=None):
-    """The deployment on the connected chain, as a `ComputeShare` client that says its
-    steps (approvals, deposits) and sends with a progress line."""
-    from computeshare.client import ComputeShare
-
-    if manifest is not None:
-        cs = ComputeShare.from_manifest(manifest, account)
-    else:
-        cs = ComputeShare.connected(account)
-    # Steps said on stdout (stderr under --json), sent with a progress line.
-    cs.say = (lambda text: click.echo(text, err=True)) if OUTPUT.json else click.echo
-    cs.transact = send
-    return cs
-
-
 def command(group, name: str, *, signer: bool = True, optional_signer: bool = False):
     """A subcommand of `group` connected to --network, with --manifest and, for commands
     that send transactions, --account (optional for `optional_signer`)."""
@@ -548,12 +234,6 @@ def command(group, name: str, *, signer: bool = True, optional_signer: bool = Fa
         return group.command(name, cls=ChainCommand)(func)
 
     return decorate
-
-
-def require(have: int, need: int, what: str) -> None:
-    """Stops with `<what> is <have> tokens` when `have` < `need`: nothing is sent."""
-    if have < need:
-        raise click.ClickException(f"{what} is {show(have)} tokens")
 
 
 approve_max_option = click.option(
@@ -669,8 +349,3 @@ def job_spec(
 
 
 DATA_STORE = "~/.computeshare/store"  # `computeshare data`'s default store
-
-
-def sleep(seconds: float, text: str) -> None:
-    with step(text):
-        time.sleep(seconds)
