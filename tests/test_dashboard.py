@@ -22,19 +22,18 @@ from urllib.parse import urldefrag, urlsplit
 
 import pytest
 
-from computeshare import dashboard
 from computeshare.dashboard import (
     Links,
-    _follow,
     amount,
     create_app,
     percent,
-    tokens,
     utc,
+    views,
     web_link,
     write_static,
 )
-from computeshare.format import hex_id
+from computeshare.dashboard.app import _follow
+from computeshare.format import hex_id, tokens
 from computeshare.governance import call, propose
 from computeshare.index import EventIndex, IndexFailure
 from computeshare.specs import device_spec
@@ -376,7 +375,7 @@ class Anchors(HTMLParser):
 
 
 def test_the_job_list_pages(tab, server, market, monkeypatch):
-    monkeypatch.setattr(dashboard, "PAGE_SIZE", 2)
+    monkeypatch.setattr(views, "PAGE_SIZE", 2)
     page = tab.open(server + "/jobs")
     assert page.locator("#jobs tbody tr").count() == 2
     page.get_by_role("link", name="Older →").click()
@@ -392,7 +391,7 @@ def test_the_job_list_pages(tab, server, market, monkeypatch):
 
 
 def test_write_static_opens_from_disk(tab, index, market, tmp_path, monkeypatch):
-    monkeypatch.setattr(dashboard, "PAGE_SIZE", 2)  # pages of the list are files too
+    monkeypatch.setattr(views, "PAGE_SIZE", 2)  # pages of the list are files too
     out = tmp_path / "report"
     written = write_static(index, out)
     expected = ["index.html", "devices.html", "jobs.html", "jobs-open.html", "pools.html"]

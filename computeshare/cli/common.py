@@ -1,676 +1,103 @@
-"""What every command group shares: amounts, ids, times, tables, a progress line, the
-connected command class and one-line errors.
-
-Nothing here loads ape's managers, web3 or the agent at import time (only `ape.cli`, which
-is light): each group's `--help` stays fast, and the chain is touched only by a command
-that runs.
+"""What every command group shares, kept importable from here: the code lives in
+`computeshare.cli.options` (what commands take: amounts, ids, durations, the common options,
+`ChainCommand` and `command`), `computeshare.cli.output` (`say`, `OUTPUT`, `--json`, `table`,
+times and ids as text) and `computeshare.cli.sending` (`send`, the progress line `step`,
+`connect`, one-line errors). This module only re-exports them; add nothing here.
 """
 
-from __future__ import annotations
-
-import contextlib
-import functools
-import io
-import json
-import os
-import re
-import shutil
-import sys
-import time
-from datetime import UTC, datetime
-from decimal import Decimal, DecimalException, InvalidOperation
-from pathlib import Path
-
-import click
-from ape.cli import ConnectedProviderCommand, account_option
-
-from computeshare.constants import DAY, HOUR, TOKEN
+from computeshare.cli.options import (
+    DATA_STORE,
+    ENVIRONMENT,
+    MIN_PREFIX,
+    NO_NETWORK,
+    ChainCommand,
+    Duration,
+    address,
+    amount_argument,
+    approve_max_option,
+    command,
+    device_argument,
+    full_option,
+    id_prefix,
+    job_argument,
+    job_spec,
+    job_spec_options,
+    manifest_option,
+    match_prefix,
+    resolve_device,
+    resolve_job,
+    tokens,
+)
+from computeshare.cli.output import (
+    OUTPUT,
+    chain_now,
+    json_option,
+    plain,
+    say,
+    short_id,
+    table,
+    warn,
+    when,
+)
+from computeshare.cli.sending import (
+    GAS_EXTRA,
+    GAS_HEADROOM,
+    ape_message,
+    connect,
+    friendly,
+    node_message,
+    quiet_ape,
+    require,
+    send,
+    sleep,
+    step,
+)
 from computeshare.format import duration, hex_id
 from computeshare.format import tokens as show
 
-MIN_PREFIX = 6  # hex digits of an id prefix
-
-# ---------------------------------------------------------------- amounts and durations
-
-
-def tokens(text: str) -> int:
-    """ "12.5" -> 12.5 tokens in wei; refuses zero, negatives and more than 18 decimals."""
-    try:
-        value = Decimal(text) * TOKEN
-        if not value.is_finite():
-            raise InvalidOperation
-    except DecimalException:  # NaN, infinities, overflow
-        raise click.BadParameter(f"{text!r} is not an amount") from None
-    if value <= 0 or value != value.to_integral_value():
-        raise click.BadParameter(f"{text!r} must be positive with at most 18 decimals")
-    return int(value)
-
-
-amount_argument = click.argument("amount", callback=lambda ctx, param, value: tokens(value))
-
-_UNITS = {"s": 1, "m": 60, "h": HOUR, "d": DAY, "w": 7 * DAY}
-
-
-class Duration(click.ParamType):
-    """Seconds, or a duration such as 90s, 15m, 2h, 1d12h."""
-
-    name = "DURATION"
-
-    def convert(self, value, param, ctx) -> int:
-        if isinstance(value, int):
-            return value
-        text = str(value).strip().lower()
-        if text.isdigit():
-            return int(text)
-        parts = re.findall(r"(\d+)\s*([smhdw])", text)
-        if not parts or re.sub(r"(\d+)\s*([smhdw])", "", text).strip():
-            self.fail(f"{value!r} is not a duration (e.g. 3600, 90s, 15m, 2h, 1d12h)", param, ctx)
-        return sum(int(number) * _UNITS[unit] for number, unit in parts)
-
-
-def when(timestamp: int, now: int) -> str:
-    """A chain timestamp as a UTC date and a countdown measured on the chain's clock:
-    "2026-12-01 10:00 UTC, in 3h 12m" or "..., 5m ago"."""
-    date = datetime.fromtimestamp(int(timestamp), UTC).strftime("%Y-%m-%d %H:%M UTC")
-    delta = int(timestamp) - int(now)
-    if delta > 0:
-        return f"{date}, in {duration(delta)}"
-    if delta < 0:
-        return f"{date}, {duration(-delta)} ago"
-    return f"{date}, now"
-
-
-def chain_now() -> int:
-    """The timestamp of the latest block: the clock contracts compare against."""
-    from ape import chain
-
-    return chain.blocks.head.timestamp
-
-
-# ---------------------------------------------------------------- ids
-
-
-def id_prefix(text: str) -> str:
-    """A full id or a prefix of at least MIN_PREFIX hex digits, as lowercase hex."""
-    digits = text.lower().removeprefix("0x")
-    if not re.fullmatch(r"[0-9a-f]*", digits) or not MIN_PREFIX <= len(digits) <= 64:
-        raise click.BadParameter(
-            f"{text!r} is not an id or a prefix of at least {MIN_PREFIX} hex digits"
-        )
-    return digits
-
-
-def address(text: str) -> str:
-    """`text` as a checksummed address, or a one-line error."""
-    from eth_utils import is_address, to_checksum_address
-
-    if not is_address(text):
-        raise click.BadParameter(f"{text!r} is not an address")
-    return to_checksum_address(text)
-
-
-def short_id(raw: bytes, full: bool = False) -> str:
-    return hex_id(raw, full)
-
-
-def match_prefix(ids: list[bytes], prefix: str, what: str) -> bytes:
-    """The one id among `ids` that starts with `prefix` (hex digits)."""
-    found = sorted({bytes(i) for i in ids if bytes(i).hex().startswith(prefix)})
-    if not found:
-        raise click.ClickException(f"no {what} id starts with 0x{prefix}")
-    if len(found) > 1:
-        shown = ", ".join(short_id(i) for i in found[:3]) + (", ..." if len(found) > 3 else "")
-        raise click.ClickException(
-            f"0x{prefix} is ambiguous: {len(found)} {what}s start with it ({shown}); "
-            "give more digits"
-        )
-    return found[0]
-
-
-def resolve_job(cs, text: str) -> bytes:
-    """A job id from a full id or an unambiguous prefix (from `JobPosted` events)."""
-    prefix = id_prefix(text)
-    if len(prefix) == 64:
-        return bytes.fromhex(prefix)
-    index = _index(cs)
-    if index is not None:
-        from computeshare.index import jobs
-
-        return bytes.fromhex(index.resolve(jobs, "job_id", prefix)[2:])
-    with step("looking the job id up"):
-        from computeshare.jobs import indexed_topics
-
-        ids = indexed_topics(cs.escrow, "JobPosted", cs.jobs.start_block)
-    return match_prefix(ids, prefix, "job")
-
-
-def _index(cs):
-    """The deployment's event index, synced (opened next to the manifest if need be); None
-    for a deployment not read from a file."""
-    if cs.index is None and cs.path is None:
-        return None
-    index = cs.index or cs.open_index()
-    with step("updating the index"):
-        index.sync()
-    return index
-
-
-def resolve_device(cs, text: str) -> bytes:
-    """A device id from a full id or an unambiguous prefix (from `DeviceRegistered`)."""
-    prefix = id_prefix(text)
-    if len(prefix) == 64:
-        return bytes.fromhex(prefix)
-    index = _index(cs)
-    if index is not None:
-        from computeshare.index import devices
-
-        return bytes.fromhex(index.resolve(devices, "device_id", prefix)[2:])
-    since = cs.manifest.block("DeviceRegistry")
-    with step("looking the device id up"):
-        from computeshare.jobs import indexed_topics
-
-        ids = indexed_topics(cs.registry, "DeviceRegistered", since)
-    return match_prefix(ids, prefix, "device")
-
-
-job_argument = click.argument(
-    "job_id", metavar="JOB", callback=lambda ctx, param, value: id_prefix(value)
-)
-device_argument = click.argument(
-    "device_id", metavar="DEVICE", callback=lambda ctx, param, value: id_prefix(value)
-)
-full_option = click.option("--full", is_flag=True, help="print whole ids, not their prefixes")
-
-# ---------------------------------------------------------------- output
-
-
-def _terminal(stream) -> bool:
-    """Whether `stream` is a terminal (seen through rich's proxy while a status shows)."""
-    stream = getattr(stream, "rich_proxied_file", stream)
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
-def table(rows: list[dict], columns: list[str] | None = None) -> None:
-    """Prints `rows` as a table with its column headers (even when empty). On a terminal
-    it is drawn by rich; otherwise plain aligned text that scripts and tests can read."""
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-
-    columns = columns or (list(rows[0]) if rows else [])
-    if OUTPUT.json:
-        OUTPUT.record["rows"] = [{c: plain(row.get(c)) for c in columns} for row in rows]
-        return
-    out = sys.stdout
-    terminal = _terminal(out)
-    grid = Table(
-        box=box.SIMPLE_HEAD if terminal else None,
-        header_style="bold" if terminal else "",
-        show_edge=False,
-        pad_edge=False,
-    )
-    for index, column in enumerate(columns):
-        grid.add_column(column, justify="left" if index == 0 else "right", no_wrap=True)
-    for row in rows:
-        grid.add_row(*(str(row.get(column, "")) for column in columns))
-    # Never truncate a cell (ids are copied from tables): as wide as the table needs.
-    natural = Console(file=io.StringIO(), width=100_000).measure(grid).maximum
-    console = Console(
-        file=out,
-        width=max(natural, shutil.get_terminal_size().columns) if terminal else 100_000,
-        no_color=not terminal,
-        highlight=False,
-        emoji=False,
-        markup=False,
-    )
-    if terminal:
-        console.print(grid)
-    else:
-        with console.capture() as captured:
-            console.print(grid)
-        click.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
-
-
-class _Output:
-    """What a command prints: text lines, or with `--json` one JSON object at its end made
-    of the fields its lines carry (and `rows` for a table)."""
-
-    def __init__(self):
-        self.json = False
-        self.record: dict = {}
-
-    def say(self, text: str | None, **fields) -> None:
-        """Prints `text` (None: nothing), or under --json adds `fields` to the object."""
-        if self.json:
-            self.record.update({key: plain(value) for key, value in fields.items()})
-        elif text is not None:
-            click.echo(text)
-
-    def flush(self) -> None:
-        if self.json:
-            click.echo(json.dumps(self.record, sort_keys=True))
-            self.record = {}
-
-
-def plain(value):
-    """A value as JSON has it: bytes as 0x-hex, big integers as decimal strings (JavaScript
-    numbers lose precision above 2**53), containers element by element."""
-    if isinstance(value, bytes | bytearray):
-        return "0x" + bytes(value).hex()
-    if isinstance(value, bool) or value is None or isinstance(value, float | str):
-        return value
-    if isinstance(value, int):
-        return value if abs(value) < 2**53 else str(value)
-    if isinstance(value, dict):
-        return {str(key): plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(item) for item in value]
-    return str(value)
-
-
-OUTPUT = _Output()
-say = OUTPUT.say
-
-
-def _json_mode(ctx: click.Context, param: click.Parameter, value: bool) -> None:
-    OUTPUT.json, OUTPUT.record = bool(value), {}
-
-
-json_option = click.option(
-    "--json",
-    is_flag=True,
-    expose_value=False,
-    is_eager=True,
-    callback=_json_mode,
-    help="print one JSON object (ids as 0x-hex, amounts in wei as decimal strings)",
-)
-
-
-def warn(message: str) -> None:
-    click.echo(f"Warning: {message}", err=True)
-
-
-class _Progress:
-    """One transient status line on stderr, only when stderr is a terminal. Steps nest: an
-    inner step replaces the text until it ends; a step without text hides the line."""
-
-    def __init__(self):
-        self.live = None
-        self.texts: list[str | None] = []
-
-    @staticmethod
-    def _render(text: str | None):
-        from rich.spinner import Spinner
-        from rich.text import Text
-
-        return Spinner("dots", text) if text else Text("")
-
-    @contextlib.contextmanager
-    def step(self, text: str | None):
-        if not _terminal(sys.stderr):
-            yield
-            return
-        from rich.console import Console
-        from rich.live import Live
-
-        self.texts.append(text)
-        started = self.live is None
-        if started:
-            self.live = Live(
-                self._render(text),
-                console=Console(stderr=True),
-                transient=True,
-                refresh_per_second=12.5,
-                redirect_stdout=_terminal(sys.stdout),
-                redirect_stderr=True,
-            )
-            self.live.start()
-        else:
-            self.live.update(self._render(text), refresh=True)
-        try:
-            yield
-        finally:
-            self.texts.pop()
-            if started:
-                self.live.stop()
-                self.live = None
-            else:
-                self.live.update(self._render(self.texts[-1]), refresh=True)
-
-
-_progress = _Progress()
-step = _progress.step
-
-
-GAS_HEADROOM, GAS_EXTRA = 1.5, 50_000  # as the agent's
-
-
-def send(what: str, method, *args, **kwargs):
-    """Sends a transaction with a progress line while it waits for its receipt. A contract
-    method is sent with gas headroom over its estimate: the estimate runs against the
-    latest block, and a transfer by a holder with delegated votes writes a new vote
-    checkpoint when its block's timestamp is later, which costs more."""
-    with step(f"{what}: waiting for the transaction"):
-        if "gas" not in kwargs and hasattr(method, "estimate_gas_cost"):
-            estimate = method.estimate_gas_cost(*args, sender=kwargs["sender"])
-            kwargs["gas"] = int(estimate * GAS_HEADROOM) + GAS_EXTRA
-        return method(*args, **kwargs)
-
-
-# ---------------------------------------------------------------- errors
-
-
-def _known_errors() -> tuple[type[BaseException], ...]:
-    """The project's own error classes, from the modules already loaded (an error class
-    whose module was never imported cannot have been raised)."""
-    names = {
-        "computeshare.agent": "AgentError",
-        "computeshare.exceptions": "ComputeShareError",
-        "computeshare.deploy": "DeployError",
-        "computeshare.index": "IndexFailure",
-        "computeshare.results": "ResultError",
-        "computeshare.workloads": "WorkloadError",
-    }
-    found = [getattr(sys.modules[m], n) for m, n in names.items() if m in sys.modules]
-    return (*found, ValueError, LookupError, OSError)
-
-
-_NO_NODE = re.compile(r"No \(supported\) node found on '([^']+)'")
-_NO_URI = re.compile(r"Missing URI for network '([^']+)' on '([^']+)'")
-
-
-def ape_message(error: Exception) -> str:
-    """An ape error as one line, with what to do where it is a set-up problem."""
-    text = str(error).strip()
-    if match := _NO_NODE.search(text):
-        from computeshare.rpc import request_timeout
-
-        return (
-            f"no node answers at {match[1]} (waited up to {request_timeout():g} s): start one "
-            "there (e.g. `anvil`) or pass the --network of the node that has your deployment"
-        )
-    if match := _NO_URI.search(text):
-        return (
-            f"no RPC URI configured for {match[2]}:{match[1]}: set `node: {match[2]}: "
-            f"{match[1]}: uri:` in ape-config.yaml, or pass --network https://<your RPC>"
-        )
-    return text.splitlines()[0] if text else type(error).__name__
-
-
-def friendly(func):
-    """Turns known failures into one-line messages instead of tracebacks."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        from ape.exceptions import ApeException, ContractLogicError
-
-        try:
-            with step(None):  # the connection is made: the command shows its own steps
-                value = func(*args, **kwargs)
-            OUTPUT.flush()
-            return value
-        except ContractLogicError as error:
-            raise click.ClickException(f"reverted: {error.message}") from None
-        except click.ClickException:
-            raise
-        except _known_errors() as error:
-            raise click.ClickException(node_message(error) or str(error)) from None
-        except ApeException as error:
-            raise click.ClickException(node_message(error) or ape_message(error)) from None
-
-    return wrapper
-
-
-def node_message(error: BaseException) -> str | None:
-    """A hung or unreachable node's error as one line, or None for any other error."""
-    from computeshare.rpc import first_line, node_trouble
-
-    if not node_trouble(error):
-        return None
-    if _NO_NODE.search(str(error)):
-        return ape_message(error)
-    return f"node trouble: {first_line(error)}"
-
-
-@contextlib.contextmanager
-def quiet_ape():
-    """While a command runs: no call trace on a revert (ape prints one to the process's
-    stdout before raising; the error is shown as its reason instead), no per-transaction
-    INFO lines (commands say what they did) and no retry warnings (a failure is one line)."""
-    from ape.logging import logger
-    from ape_ethereum.trace import Trace
-
-    show, level = Trace.show, logger.level
-    Trace.show = lambda self, *args, **kwargs: None
-    logger.set_level("ERROR")
-    try:
-        yield
-    finally:
-        Trace.show = show
-        logger.set_level(level)
-
-
-# Defaults for the options every chain command repeats; an option given on the line wins.
-ENVIRONMENT = {"--network": "COMPUTESHARE_NETWORK", "--account": "COMPUTESHARE_ACCOUNT"}
-
-
-def _given(args: list[str], option: str) -> bool:
-    return any(arg == option or arg.startswith(f"{option}=") for arg in args)
-
-
-def _from_environment(command: click.Command, args: list[str]) -> list[str]:
-    """`--network` and `--account` from COMPUTESHARE_NETWORK and COMPUTESHARE_ACCOUNT (an
-    ape account alias or TEST::n) for a command that takes them and was not given them."""
-    # ape adds --network to a connected command while parsing: every one takes it.
-    takes = {"--network", *(opt for param in command.params for opt in param.opts)}
-    extra = []
-    for option, variable in ENVIRONMENT.items():
-        value = os.environ.get(variable, "").strip()
-        if value and option in takes and not _given(args, option):
-            extra += [option, value]
-    return extra
-
-
-NO_NETWORK = (
-    "give --network (or set COMPUTESHARE_NETWORK): the node your deployment is on, e.g. "
-    "--network http://127.0.0.1:8545 "
-    "(manifest deployments/custom-<chain id>.json) or ethereum:sepolia:node "
-    "(deployments/sepolia-11155111.json); manifests live in deployments/, or pass --manifest"
-)
-
-
-class ChainCommand(ConnectedProviderCommand):
-    """A command connected to `--network`. It refuses to start a throwaway local node when
-    no network is given, and turns connection failures into one line."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        args = [*_from_environment(self, args), *args]
-        if not _given(args, "--network") and "--help" not in args and not ctx.resilient_parsing:
-            # Checked before ape loads its plugins: the answer comes at once.
-            raise click.UsageError(NO_NETWORK, ctx)
-        return super().parse_args(ctx, args)
-
-    def invoke(self, ctx: click.Context):
-        from ape.exceptions import ApeException
-
-        from computeshare.rpc import bounded, request_timeout
-
-        try:
-            timeout = request_timeout()
-        except ValueError as error:  # a bad COMPUTESHARE_RPC_TIMEOUT
-            raise click.UsageError(str(error), ctx) from None
-        try:
-            with quiet_ape(), bounded(timeout), step("connecting to the network"):
-                return super().invoke(ctx)
-        except ApeException as error:
-            raise click.ClickException(node_message(error) or ape_message(error)) from None
-        except OSError as error:
-            if (message := node_message(error)) is None:
-                raise
-            raise click.ClickException(message) from None
-
-
-manifest_option = click.option(
-    "--manifest",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="deployment manifest (default: deployments/<network>-<chain id>.json, "
-    "custom-<chain id>.json for a URI)",
-)
-
-
-def connect(manifest: Path | None, account=None):
-    """The deployment on the connected chain, as a `ComputeShare` client that says its
-    steps (approvals, deposits) and sends with a progress line."""
-    from computeshare.client import ComputeShare
-
-    if manifest is not None:
-        cs = ComputeShare.from_manifest(manifest, account)
-    else:
-        cs = ComputeShare.connected(account)
-    # Steps said on stdout (stderr under --json), sent with a progress line.
-    cs.say = (lambda text: click.echo(text, err=True)) if OUTPUT.json else click.echo
-    cs.transact = send
-    return cs
-
-
-def command(group, name: str, *, signer: bool = True, optional_signer: bool = False):
-    """A subcommand of `group` connected to --network, with --manifest and, for commands
-    that send transactions, --account (optional for `optional_signer`)."""
-
-    def decorate(func):
-        func = friendly(func)
-        func = json_option(manifest_option(func))
-        if signer or optional_signer:
-            func = (account_option(prompt=False) if optional_signer else account_option())(func)
-        return group.command(name, cls=ChainCommand)(func)
-
-    return decorate
-
-
-def require(have: int, need: int, what: str) -> None:
-    """Stops with `<what> is <have> tokens` when `have` < `need`: nothing is sent."""
-    if have < need:
-        raise click.ClickException(f"{what} is {show(have)} tokens")
-
-
-approve_max_option = click.option(
-    "--approve-max",
-    is_flag=True,
-    help="approve an unlimited amount instead of exactly what this needs",
-)
-
-
-# ---------------------------------------------------------------- job specs
-
-
-def job_spec_options(func):
-    """--workload/--input, or --wasm/--stdin/--fuel, and --encrypt-to."""
-    options = [
-        click.option("--workload", help="sha256-chain or matrix-power (with --input), or wasm"),
-        click.option("--input", "payload", help="the workload's input as JSON"),
-        click.option(
-            "--wasm",
-            "module",
-            help="a wasm module: a catalogue name (hash-chain, matmul, monte-carlo, "
-            "checked-div) or a .wasm file (inline)",
-        ),
-        click.option("--stdin", "stdin_hex", default="", help="the wasm module's stdin, as hex"),
-        click.option(
-            "--fuel",
-            type=click.IntRange(1),
-            help="the wasm run's fuel limit (at most 4 * 10**12: an hour at R_FLOOR)",
-        ),
-        click.option(
-            "--encrypt-to", help="a public key (hex): providers serve the output encrypted"
-        ),
-        click.option(
-            "--input-dir",
-            "input_dir",
-            type=click.Path(exists=True, file_okay=False, path_type=Path),
-            help="wasm: a directory mounted at /input (added to the data store)",
-        ),
-        click.option(
-            "--data-uri",
-            help="wasm: where providers fetch the input and module trees (the address of "
-            "`computeshare data serve`, e.g. http://host:8710/cas/)",
-        ),
-        click.option("--arg", "args", multiple=True, help="wasm: a program argument (repeat)"),
-        click.option("--env", "env", multiple=True, help="wasm: NAME=value (repeat)"),
-        click.option("--output-limit", type=click.IntRange(0), help="wasm: most bytes in /output"),
-        click.option("--memory-limit", type=click.IntRange(65_536), help="wasm: most memory"),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def job_spec(
-    workload, payload, module, stdin_hex, fuel, encrypt_to, input_dir=None, data_uri=None,
-    args=(), env=(), output_limit=None, memory_limit=None,
-) -> bytes:  # fmt: skip
-    """The spec the options describe, checked as every provider checks it (its workload's
-    schema, its size; a wasm module compiled) before anything is sent. A wasm module file
-    too large to travel inline, and an input directory, are added to the data store
-    ($COMPUTESHARE_STORE) and named by their trees at `data_uri`."""
-    from computeshare.workloads import (
-        CATALOGUE,
-        MAX_SPEC_BYTES,
-        decode_spec,
-        encode_spec,
-        module_pack,
-        public_key,
-        wasm_spec,
-    )
-
-    recipient = public_key(encrypt_to) if encrypt_to else None
-    if module is not None or workload == "wasm":
-        if module is None or fuel is None or payload is not None:
-            raise click.UsageError("a wasm job takes --wasm and --fuel (and --stdin), not --input")
-        try:
-            stdin = bytes.fromhex(stdin_hex.removeprefix("0x"))
-        except ValueError:
-            raise click.BadParameter("not hex", param_hint="--stdin") from None
-        raw = module if module in CATALOGUE else Path(module).read_bytes()
-        by_tree = module not in CATALOGUE and len(raw) * 4 // 3 > MAX_SPEC_BYTES // 2
-        if (by_tree or input_dir is not None) and not data_uri:
-            raise click.UsageError(
-                "give --data-uri: where providers fetch the module and input trees "
-                "(`computeshare data serve` serves the store they are added to)"
-            )
-        trees = {}
-        if by_tree or input_dir is not None:
-            from computeshare import cas
-
-            store = cas.Cache(Path(os.environ.get("COMPUTESHARE_STORE", DATA_STORE)).expanduser())
-            try:
-                if by_tree:
-                    trees["module_tree"] = module_pack(raw, store).spec([data_uri])
-                if input_dir is not None:
-                    trees["inputs"] = store.add_dir(input_dir).spec([data_uri])
-            except cas.CasError as error:
-                raise click.ClickException(str(error)) from None
-        spec = wasm_spec(
-            raw, stdin, fuel=fuel, encrypt_to=recipient, args=args, env=env,
-            output_limit=output_limit, memory_limit=memory_limit, **trees,
-        )  # fmt: skip
-    else:
-        if workload is None or payload is None:
-            raise click.UsageError("give --workload and --input, or --wasm and --fuel")
-        try:
-            data = json.loads(payload)
-        except ValueError as error:
-            raise click.BadParameter(f"not JSON: {error}", param_hint="--input") from None
-        spec = encode_spec(workload, data, recipient)
-    decode_spec(spec)
-    return spec
-
-
-DATA_STORE = "~/.computeshare/store"  # `computeshare data`'s default store
-
-
-def sleep(seconds: float, text: str) -> None:
-    with step(text):
-        time.sleep(seconds)
+__all__ = [
+    "DATA_STORE",
+    "ENVIRONMENT",
+    "GAS_EXTRA",
+    "GAS_HEADROOM",
+    "MIN_PREFIX",
+    "NO_NETWORK",
+    "OUTPUT",
+    "ChainCommand",
+    "Duration",
+    "address",
+    "amount_argument",
+    "ape_message",
+    "approve_max_option",
+    "chain_now",
+    "command",
+    "connect",
+    "device_argument",
+    "duration",
+    "friendly",
+    "full_option",
+    "hex_id",
+    "id_prefix",
+    "job_argument",
+    "job_spec",
+    "job_spec_options",
+    "json_option",
+    "manifest_option",
+    "match_prefix",
+    "node_message",
+    "plain",
+    "quiet_ape",
+    "require",
+    "resolve_device",
+    "resolve_job",
+    "say",
+    "send",
+    "short_id",
+    "show",
+    "sleep",
+    "step",
+    "table",
+    "tokens",
+    "warn",
+    "when",
+]

@@ -1,52 +1,37 @@
-"""The dashboard: a read-only web UI over the event index (`computeshare.index`).
+"""The dashboard's pages as data: `Site` (each page's view model from the index, rendered
+by its Jinja2 template), the formatters its templates use, and `Links` (the URL of every
+page, on the server or in a static snapshot).
 
-    app = create_app(index)                  # a Starlette app
-    serve(index, "127.0.0.1", 8000)          # the same, under uvicorn
-    write_static(index, "build/report")      # every page as HTML files with relative links
-
-Pages are rendered on the server from the Jinja2 templates beside this module, with
-autoescaping on: whatever an event carries (a device's metadata URI, a proposal's
-description, a vote's reason, a job's spec and output) is hostile input and is shown as
-text, never as markup, and only an http(s) URI becomes a link. The charts are inline SVG
-drawn here. A page loads no script, no stylesheet file, no font and nothing from another
-host, so the pages written by `write_static` open from disk with no server and no network.
-
-The index is only read: `create_app(index, sync_interval=s)` also follows the chain by
-calling `index.sync()` every `s` seconds in a background thread.
+Templates are computeshare/templates/*.html, autoescaped: whatever an event carries (a
+device's metadata URI, a proposal's description, a vote's reason, a job's spec and output)
+is hostile input and is shown as text, never as markup, and only an http(s) URI becomes a
+link.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import math
 import re
-import threading
-import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 from sqlalchemy import Text, cast, select
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
-from starlette.routing import Route
 
 from computeshare import index as ix
 from computeshare.constants import TOKEN
+from computeshare.dashboard.charts import Buckets, bar_chart, step_chart
 from computeshare.format import duration, hex_id, tokens, utc_text
+from computeshare.jobs import OUTCOMES
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from computeshare.dashboard.app import SyncStatus
 
 PAGE_SIZE = 25
 JOB_STATUSES = ("open", "disputed", "finalized", "cancelled")
@@ -179,191 +164,6 @@ def spec_summary(spec_hex: str) -> dict:
     return summary
 
 
-# ---------------------------------------------------------------- charts (inline SVG)
-
-
-@dataclass(frozen=True)
-class Buckets:
-    """Equal time buckets covering [first, last]: hours, days, weeks, months or years."""
-
-    start: int
-    size: int
-    count: int
-
-    @classmethod
-    def covering(cls, times: Iterable[int], most: int = 24) -> Buckets | None:
-        times = [int(t) for t in times if t]
-        if not times:
-            return None
-        first, last = min(times), max(times)
-        for size in (3_600, 6 * 3_600, 86_400, 7 * 86_400, 30 * 86_400, 365 * 86_400):
-            start = first - first % size
-            count = (last - start) // size + 1
-            if count <= most:
-                return cls(start, size, count)
-        size = math.ceil((last - first + 1) / most)
-        return cls(first, size, (last - first) // size + 1)
-
-    def of(self, timestamp: int) -> int:
-        return min(max((int(timestamp) - self.start) // self.size, 0), self.count - 1)
-
-    def label(self, i: int) -> str:
-        moment = datetime.fromtimestamp(self.start + i * self.size, UTC)
-        return moment.strftime("%Y-%m-%d %H:%M" if self.size < 86_400 else "%Y-%m-%d")
-
-    def totals(self, pairs: Iterable[tuple[int, float]]) -> list[float]:
-        sums = [0.0] * self.count
-        for timestamp, value in pairs:
-            sums[self.of(timestamp)] += value
-        return sums
-
-
-WIDTH, HEIGHT = 640, 220
-LEFT, RIGHT, TOP, BOTTOM = 64, 16, 14, 40
-
-
-def _nice(top: float) -> float:
-    """The smallest 1, 2 or 5 times a power of ten at or above `top` (at least 1)."""
-    if top <= 1:
-        return 1.0
-    power = 10 ** math.floor(math.log10(top))
-    for step in (1, 2, 5, 10):
-        if step * power >= top:
-            return float(step * power)
-    return float(10 * power)
-
-
-def _number(value: float) -> str:
-    return f"{value:,.2f}".rstrip("0").rstrip(".")
-
-
-def _frame(chart_id: str, title: str, description: str, body: list[str], ymax: float) -> Markup:
-    plot_h = HEIGHT - TOP - BOTTOM
-    parts = [
-        Markup(
-            '<svg class="chart" viewBox="0 0 {w} {h}" role="img" '
-            'aria-labelledby="{id}-title {id}-desc" font-size="13" '
-            'font-family="system-ui, sans-serif">'
-        ).format(w=WIDTH, h=HEIGHT, id=chart_id),
-        Markup('<title id="{}-title">{}</title>').format(chart_id, title),
-        Markup('<desc id="{}-desc">{}</desc>').format(chart_id, description),
-    ]
-    for fraction in (0, 0.5, 1):
-        y = TOP + plot_h * (1 - fraction)
-        parts.append(
-            Markup(
-                '<line x1="{x1}" x2="{x2}" y1="{y:.1f}" y2="{y:.1f}" stroke="currentColor" '
-                'stroke-opacity="{o}"/><text x="{tx}" y="{ty:.1f}" text-anchor="end" '
-                'fill="currentColor">{label}</text>'
-            ).format(
-                x1=LEFT,
-                x2=WIDTH - RIGHT,
-                y=y,
-                o=0.6 if fraction == 0 else 0.15,
-                tx=LEFT - 6,
-                ty=y + 4,
-                label=_number(ymax * fraction),
-            )
-        )
-    parts.extend(Markup(p) for p in body)
-    parts.append(Markup("</svg>"))
-    return Markup("").join(parts)
-
-
-def _x_labels(buckets: Buckets) -> list[Markup]:
-    plot_w = WIDTH - LEFT - RIGHT
-    step = max(1, math.ceil(buckets.count / 6))
-    labels = []
-    for i in range(0, buckets.count, step):
-        x = LEFT + plot_w * (i + 0.5) / buckets.count
-        labels.append(
-            Markup(
-                '<text x="{:.1f}" y="{}" text-anchor="middle" fill="currentColor">{}</text>'
-            ).format(x, HEIGHT - BOTTOM + 16, buckets.label(i))
-        )
-    return labels
-
-
-def bar_chart(
-    chart_id: str,
-    title: str,
-    buckets: Buckets,
-    series: dict[str, list[float]],
-    colours: dict[str, str],
-    unit: str,
-) -> Markup:
-    """Stacked bars, one per bucket, one colour per series; each bar has a tooltip."""
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    totals = [sum(values[i] for values in series.values()) for i in range(buckets.count)]
-    ymax = _nice(max(totals, default=0))
-    slot = plot_w / buckets.count
-    body: list[Markup] = []
-    for i in range(buckets.count):
-        height_so_far = 0.0
-        for name, values in series.items():
-            value = values[i]
-            if not value:
-                continue
-            h = value / ymax * plot_h
-            body.append(
-                Markup(
-                    '<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" fill="{c}">'
-                    "<title>{label}: {value} {unit} {name}</title></rect>"
-                ).format(
-                    x=LEFT + i * slot + slot * 0.15,
-                    y=TOP + plot_h - height_so_far - h,
-                    w=slot * 0.7,
-                    h=h,
-                    c=colours.get(name, "#2f6fd1"),
-                    label=buckets.label(i),
-                    value=_number(value),
-                    unit=unit,
-                    name=name,
-                )
-            )
-            height_so_far += h
-    body.extend(_x_labels(buckets))
-    what = ", ".join(series)
-    description = f"{unit} per {duration(buckets.size)} from {buckets.label(0)}: {what}"
-    return _frame(chart_id, title, description, body, ymax)
-
-
-def step_chart(
-    chart_id: str, title: str, buckets: Buckets, points: list[tuple[int, float]], colour: str
-) -> Markup:
-    """A value over time as a step line (the treasury's balance), a dot at each reading."""
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    ymax = _nice(max((v for _, v in points), default=0))
-    first, last = buckets.start, buckets.start + buckets.count * buckets.size
-
-    def x(t: int) -> float:
-        return LEFT + plot_w * (t - first) / max(last - first, 1)
-
-    def y(v: float) -> float:
-        return TOP + plot_h - v / ymax * plot_h
-
-    body: list[Markup] = []
-    if points:
-        path = [f"M{x(points[0][0]):.1f},{y(points[0][1]):.1f}"]
-        for t, v in points[1:]:
-            path.append(f"H{x(t):.1f}V{y(v):.1f}")
-        path.append(f"H{x(last):.1f}")
-        body.append(
-            Markup('<path d="{}" fill="none" stroke="{}" stroke-width="2"/>').format(
-                "".join(path), colour
-            )
-        )
-        for t, v in points:
-            body.append(
-                Markup(
-                    '<circle cx="{:.1f}" cy="{:.1f}" r="3" fill="{}"><title>{}: {} tokens'
-                    "</title></circle>"
-                ).format(x(t), y(v), colour, utc_text(t), _number(v))
-            )
-    body.extend(_x_labels(buckets))
-    return _frame(chart_id, title, "tokens at each reading over time", body, ymax)
-
-
 # ---------------------------------------------------------------- links
 
 
@@ -413,53 +213,6 @@ def jobs_file(status: str | None, page: int) -> str:
 # ---------------------------------------------------------------- pages
 
 
-class SyncStatus:
-    """What the server's follower knows of the chain: the head block its last successful
-    sync reached, when that was, and the last sync's failure, if it failed. A page shows
-    how far behind the index is, and a warning when the last sync failed or is older than
-    `STALE_INTERVALS` sync intervals."""
-
-    STALE_INTERVALS = 3
-
-    def __init__(self, interval: float, clock: Callable[[], float] = time.time):
-        self.interval, self.clock = interval, clock
-        self.head: int | None = None
-        self.synced_at: float | None = None
-        self.failed_at: float | None = None
-        self.error: str | None = None
-        self.lock = threading.Lock()
-
-    def succeeded(self, head: int) -> None:
-        with self.lock:
-            self.head, self.synced_at, self.failed_at, self.error = head, self.clock(), None, None
-
-    def failed(self, error: BaseException) -> None:
-        from computeshare.rpc import first_line
-
-        with self.lock:
-            self.failed_at, self.error = self.clock(), first_line(error)
-
-    def view(self, indexed: int) -> dict:
-        """The figures a page shows: head, indexed block, blocks behind, seconds since the
-        last sync, and the warning (None when the index is current)."""
-        with self.lock:
-            now = self.clock()
-            age = None if self.synced_at is None else max(0, round(now - self.synced_at))
-            head = self.head
-            warning = None
-            if self.error is not None:
-                warning = f"last sync failed {max(0, round(now - self.failed_at))} s ago: "
-                warning += f"{self.error}. The figures below may be out of date."
-            elif age is None or age > self.STALE_INTERVALS * self.interval + 1:
-                warning = (
-                    "the index has not synced "
-                    + ("yet" if age is None else f"for {age} s")
-                    + f" (every {self.interval:g} s expected). The figures may be out of date."
-                )
-        behind = None if head is None else max(0, head - indexed)
-        return {"head": head, "indexed": indexed, "behind": behind, "age": age, "warning": warning}
-
-
 class Site:
     """Each page's data from the index, rendered by its template."""
 
@@ -494,7 +247,7 @@ class Site:
             web_link=web_link,
             status_colours=STATUS_COLOURS,
             support_names=SUPPORT,
-            outcome_names=ix.OUTCOMES,
+            outcome_names=OUTCOMES,
             run_status=RUN_STATUS,
             nav=NAV,
             job_statuses=JOB_STATUSES,
@@ -837,213 +590,3 @@ class Site:
             "quorum_reached": counted >= int(proposal.get("quorum") or 0) > 0,
             "actions": list(zip(proposal["actions"], proposal["decoded"], strict=False)),
         }
-
-
-# ---------------------------------------------------------------- the server
-
-
-def _secured(response: Response) -> Response:
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
-        "form-action 'none'; frame-ancestors 'none'"
-    )
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
-
-
-def create_app(index: ix.EventIndex, *, sync_interval: float | None = None) -> Starlette:
-    """The dashboard over `index` as a Starlette app (read-only). With `sync_interval`,
-    a background thread also calls `index.sync()` every that many seconds."""
-    status = SyncStatus(sync_interval) if sync_interval else None
-    site = Site(index, status=status)
-    links = Links()
-
-    def page(
-        current: str, template: str, build: Callable[[Request], dict | Response]
-    ) -> Callable[[Request], Response]:
-        def endpoint(request: Request) -> Response:
-            try:
-                context = build(request)
-            except NotFound as missing:
-                return _secured(HTMLResponse(site.error(str(missing), links), status_code=404))
-            if isinstance(context, Response):
-                return context
-            return _secured(HTMLResponse(site.render(template, context, links, current)))
-
-        return endpoint
-
-    def jobs(request: Request) -> dict:
-        status = request.query_params.get("status") or None
-        number = request.query_params.get("page") or "1"
-        if not number.isdigit():
-            raise NotFound(f"{number!r} is not a page number")
-        return site.jobs(status, int(number))
-
-    def job(request: Request) -> dict | Response:
-        job_id = request.path_params["job_id"]
-        if JOB_ID.match(job_id.lower()) and job_id != job_id.lower():
-            return RedirectResponse(links("job", job_id.lower()))
-        if not JOB_ID.match(job_id):
-            return RedirectResponse(links("job", site.resolve_job(job_id)))
-        return site.job(job_id)
-
-    def not_found(request: Request, exc: Exception) -> Response:
-        message = f"there is no page at {request.url.path}"
-        if isinstance(exc, HTTPException) and exc.status_code != 404:
-            message = exc.detail
-            return _secured(
-                HTMLResponse(site.error(message, links, exc.status_code), exc.status_code)
-            )
-        return _secured(HTMLResponse(site.error(message, links), status_code=404))
-
-    def failed(request: Request, exc: Exception) -> Response:
-        log.exception("dashboard page %s failed", request.url.path)
-        message = "this page could not be rendered; the server's log has the details"
-        return _secured(HTMLResponse(site.error(message, links, 500), status_code=500))
-
-    routes = [
-        Route("/", page("overview", "overview.html", lambda r: site.overview())),
-        Route("/devices", page("devices", "devices.html", lambda r: site.devices())),
-        Route("/jobs", page("jobs", "jobs.html", jobs)),
-        Route("/jobs/{job_id}", page("jobs", "job.html", job)),
-        Route("/pools", page("pools", "pools.html", lambda r: site.pools())),
-        Route(
-            "/pools/{provider}",
-            page("pools", "pool.html", lambda r: site.pool(r.path_params["provider"])),
-        ),
-        Route("/proposals", page("proposals", "proposals.html", lambda r: site.proposals())),
-        Route(
-            "/proposals/{proposal_id}",
-            page(
-                "proposals", "proposal.html", lambda r: site.proposal(r.path_params["proposal_id"])
-            ),
-        ),
-    ]
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette):
-        stop = threading.Event()
-        worker = None
-        if sync_interval:
-            worker = threading.Thread(
-                target=_follow,
-                args=(index, sync_interval, stop, status),
-                name="index-sync",
-                daemon=True,
-            )
-            worker.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            if worker is not None:
-                worker.join(timeout=30)
-
-    return Starlette(
-        routes=routes,
-        exception_handlers={HTTPException: not_found, Exception: failed},
-        lifespan=lifespan,
-    )
-
-
-def _follow(
-    index: ix.EventIndex,
-    interval: float,
-    stop: threading.Event,
-    status: SyncStatus | None = None,
-) -> None:
-    """Syncs every `interval` seconds; while the node fails, backs off (up to 60 s) and
-    logs one line when it goes and one when it is back."""
-    from computeshare.rpc import Backoff, first_line, node_trouble
-
-    backoff = Backoff(log.warning)
-    while not stop.wait(max(interval, backoff.delay)):
-        try:
-            report = index.sync()
-        except Exception as error:  # a node that went away: say so once, try again later
-            if status is not None:
-                status.failed(error)
-            if node_trouble(error):
-                backoff.failed(error)
-            else:
-                log.warning("index sync failed: %s", first_line(error))
-            continue
-        backoff.succeeded()
-        if status is not None:
-            status.succeeded(report.last)
-
-
-def serve(
-    index: ix.EventIndex,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    *,
-    sync_interval: float | None = None,
-    log_level: str = "warning",
-) -> None:
-    """Serves the dashboard until interrupted."""
-    import uvicorn
-
-    uvicorn.run(
-        create_app(index, sync_interval=sync_interval),
-        host=host,
-        port=port,
-        log_level=log_level,
-        server_header=False,
-    )
-
-
-# ---------------------------------------------------------------- a static snapshot
-
-
-def write_static(index: ix.EventIndex, out_dir: str | Path) -> list[Path]:
-    """Renders every page to `out_dir` as HTML files with relative links (index.html,
-    devices.html, jobs.html and its pages, jobs/<id>.html, pools.html, pools/<address>.html,
-    proposals.html, proposals/<id>.html), so the snapshot opens from disk with no server.
-    Returns the files written."""
-    out = Path(out_dir)
-    site = Site(index, snapshot=True)
-    written: list[Path] = []
-
-    def write(name: str, template: str, context: dict, current: str) -> None:
-        path = out / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        html = site.render(template, context, Links(static=True, depth=name.count("/")), current)
-        path.write_text(html, encoding="utf-8")
-        written.append(path)
-
-    write("index.html", "overview.html", site.overview(), "overview")
-    write("devices.html", "devices.html", site.devices(), "devices")
-    for status in (None, *JOB_STATUSES):
-        first = site.jobs(status, 1)
-        for number in range(1, first["pages"] + 1):
-            context = first if number == 1 else site.jobs(status, number)
-            write(jobs_file(status, number), "jobs.html", context, "jobs")
-    with index.engine.connect() as db:
-        job_ids = db.execute(select(ix.jobs.c.job_id).order_by(ix.jobs.c.block)).scalars().all()
-    for job_id in job_ids:
-        if JOB_ID.match(job_id):
-            write(f"jobs/{job_id}.html", "job.html", site.job(job_id), "jobs")
-    pools = site.pools()
-    write("pools.html", "pools.html", pools, "pools")
-    for pool in pools["pools"]:
-        if ADDRESS.match(pool["provider"]):
-            write(
-                f"pools/{pool['provider']}.html", "pool.html", site.pool(pool["provider"]), "pools"
-            )
-    proposals = site.proposals()
-    write("proposals.html", "proposals.html", proposals, "proposals")
-    for proposal in proposals["proposals"]:
-        if proposal["proposal_id"].isdecimal():
-            pid = hex_id(proposal["proposal_id"])
-            write(f"proposals/{pid}.html", "proposal.html", site.proposal(pid), "proposals")
-    (out / "snapshot.json").write_text(
-        json.dumps(
-            {"block": index.cursor(), "chain_time": index.head_time(), "pages": len(written)},
-            indent=2,
-        )
-        + "\n",
-        encoding="utf-8",
-    )
-    return written

@@ -1,0 +1,3 @@
+"""Content-addressed trees (see `computeshare.cas.tree`), re-exported under their old name."""
+
+from computeshare.cas.tree import *  # noqa: F403

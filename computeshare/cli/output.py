@@ -1,0 +1,151 @@
+"""What a command prints: `say` (text lines, or with `--json` one JSON object at its end:
+`OUTPUT`, `json_option`, `plain`), `table`, `warn`, and how times and ids read (`when`,
+`short_id`).
+
+Nothing here loads ape, web3 or the agent at import time: each group's `--help` stays
+fast.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import sys
+from datetime import UTC, datetime
+
+import click
+
+from computeshare.format import duration, hex_id
+
+
+def when(timestamp: int, now: int) -> str:
+    """A chain timestamp as a UTC date and a countdown measured on the chain's clock:
+    "2026-12-01 10:00 UTC, in 3h 12m" or "..., 5m ago"."""
+    date = datetime.fromtimestamp(int(timestamp), UTC).strftime("%Y-%m-%d %H:%M UTC")
+    delta = int(timestamp) - int(now)
+    if delta > 0:
+        return f"{date}, in {duration(delta)}"
+    if delta < 0:
+        return f"{date}, {duration(-delta)} ago"
+    return f"{date}, now"
+
+
+def chain_now() -> int:
+    """The timestamp of the latest block: the clock contracts compare against."""
+    from ape import chain
+
+    return chain.blocks.head.timestamp
+
+
+def short_id(raw: bytes, full: bool = False) -> str:
+    return hex_id(raw, full)
+
+
+def _terminal(stream) -> bool:
+    """Whether `stream` is a terminal (seen through rich's proxy while a status shows)."""
+    stream = getattr(stream, "rich_proxied_file", stream)
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def table(rows: list[dict], columns: list[str] | None = None) -> None:
+    """Prints `rows` as a table with its column headers (even when empty). On a terminal
+    it is drawn by rich; otherwise plain aligned text that scripts and tests can read."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    columns = columns or (list(rows[0]) if rows else [])
+    if OUTPUT.json:
+        OUTPUT.record["rows"] = [{c: plain(row.get(c)) for c in columns} for row in rows]
+        return
+    out = sys.stdout
+    terminal = _terminal(out)
+    grid = Table(
+        box=box.SIMPLE_HEAD if terminal else None,
+        header_style="bold" if terminal else "",
+        show_edge=False,
+        pad_edge=False,
+    )
+    for index, column in enumerate(columns):
+        grid.add_column(column, justify="left" if index == 0 else "right", no_wrap=True)
+    for row in rows:
+        grid.add_row(*(str(row.get(column, "")) for column in columns))
+    # Never truncate a cell (ids are copied from tables): as wide as the table needs.
+    natural = Console(file=io.StringIO(), width=100_000).measure(grid).maximum
+    console = Console(
+        file=out,
+        width=max(natural, shutil.get_terminal_size().columns) if terminal else 100_000,
+        no_color=not terminal,
+        highlight=False,
+        emoji=False,
+        markup=False,
+    )
+    if terminal:
+        console.print(grid)
+    else:
+        with console.capture() as captured:
+            console.print(grid)
+        click.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
+
+
+class _Output:
+    """What a command prints: text lines, or with `--json` one JSON object at its end made
+    of the fields its lines carry (and `rows` for a table)."""
+
+    def __init__(self):
+        self.json = False
+        self.record: dict = {}
+
+    def say(self, text: str | None, **fields) -> None:
+        """Prints `text` (None: nothing), or under --json adds `fields` to the object."""
+        if self.json:
+            self.record.update({key: plain(value) for key, value in fields.items()})
+        elif text is not None:
+            click.echo(text)
+
+    def flush(self) -> None:
+        if self.json:
+            click.echo(json.dumps(self.record, sort_keys=True))
+            self.record = {}
+
+
+def plain(value):
+    """A value as JSON has it: bytes as 0x-hex, big integers as decimal strings (JavaScript
+    numbers lose precision above 2**53), containers element by element."""
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, bool) or value is None or isinstance(value, float | str):
+        return value
+    if isinstance(value, int):
+        return value if abs(value) < 2**53 else str(value)
+    if isinstance(value, dict):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return str(value)
+
+
+OUTPUT = _Output()
+say = OUTPUT.say
+
+
+def _json_mode(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    OUTPUT.json, OUTPUT.record = bool(value), {}
+
+
+json_option = click.option(
+    "--json",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_json_mode,
+    help="print one JSON object (ids as 0x-hex, amounts in wei as decimal strings)",
+)
+
+
+def warn(message: str) -> None:
+    click.echo(f"Warning: {message}", err=True)
