@@ -49,8 +49,8 @@ from ape.exceptions import ApeException, ContractLogicError
 from eth_utils import keccak
 
 from computeshare import worker
+from computeshare.constants import OUTCOMES
 from computeshare.jobs import (
-    OUTCOMES,
     REPLICA_ACCEPTED,
     REPLICA_COMMITTED,
     REPLICA_REVEALED,

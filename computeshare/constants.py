@@ -79,6 +79,9 @@ class Outcome(IntEnum):
     SLASHED = 2
 
 
+OUTCOMES = {outcome: outcome.name.lower() for outcome in Outcome}
+
+
 def label(enum: type[IntEnum], value: int) -> str:
     """The lower-case name of `value` in `enum`, or the number itself if it has none."""
     try:

@@ -27,7 +27,6 @@ from computeshare.constants import (
 STATUS_OPEN, STATUS_DISPUTED, STATUS_FINALIZED, STATUS_CANCELLED = list(JobStatus)[1:]
 REPLICA_ACCEPTED, REPLICA_COMMITTED, REPLICA_REVEALED = list(ReplicaStatus)[1:]
 OUTCOME_COMPLETED, OUTCOME_FAILED, OUTCOME_SLASHED = Outcome
-OUTCOMES = {outcome: outcome.name.lower() for outcome in Outcome}
 
 TERMS_FIELDS = Terms._fields
 TERMS_TYPES = ["address", "uint256", "bytes32"] + ["uint256"] * 8

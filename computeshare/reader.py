@@ -38,9 +38,8 @@ class NodeError(ReadError):
     """The node answered a request with an error."""
 
 
-def _config_uri(ecosystem: str, network: str, config: Path) -> str | None:
-    """The URI ape-config.yaml gives `ecosystem:network` under `node:`, with `${VAR}`s
-    expanded; None when it gives none or a variable is unset."""
+def _configured_uri(ecosystem: str, network: str, config: Path) -> str | None:
+    """The URI ape-config.yaml gives `ecosystem:network` under `node:`, as written."""
     if not config.is_file():
         return None
     import yaml
@@ -50,12 +49,33 @@ def _config_uri(ecosystem: str, network: str, config: Path) -> str | None:
         uri = data["node"][ecosystem][network]["uri"]
     except (yaml.YAMLError, KeyError, TypeError):
         return None
-    if not isinstance(uri, str):
+    return uri if isinstance(uri, str) else None
+
+
+def _named(network: str) -> tuple[str, str] | None:
+    """(ecosystem, network) of `ecosystem:network` or `ecosystem:network:node`."""
+    parts = network.strip().split(":")
+    if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "node"):
         return None
-    missing = [name for name in _VARIABLE.findall(uri) if not os.environ.get(name)]
-    if missing:
-        return None  # ape names the missing variable in its own message
-    return _VARIABLE.sub(lambda m: os.environ[m.group(1)], uri)
+    return (parts[0], parts[1]) if parts[0] and parts[1] else None
+
+
+def unset_variable(network: str, config: Path | None = None) -> str | None:
+    """What to do when `network`'s node URI in ape-config.yaml names an environment
+    variable that is not set (ape would say "Invalid uri: ${...}"), else None."""
+    named = _named(network)
+    if named is None:
+        return None
+    config = config or Path("ape-config.yaml")
+    uri = _configured_uri(*named, config)
+    missing = [name for name in _VARIABLE.findall(uri or "") if not os.environ.get(name)]
+    if not missing:
+        return None
+    return (
+        f"{network} takes its node URI from ${missing[0]} ({config.name}: node: "
+        f"{named[0]}: {named[1]}: uri: {uri}), which is not set: export "
+        f"{missing[0]}=http://<host>:<port>, or pass --network http://<host>:<port>"
+    )
 
 
 def resolve(network: str, config: Path | None = None) -> tuple[str, str] | None:
@@ -65,16 +85,14 @@ def resolve(network: str, config: Path | None = None) -> tuple[str, str] | None:
     network = network.strip()
     if _URI.match(network):
         return network, "custom"
-    parts = network.split(":")
-    if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "node"):
+    named = _named(network)
+    if named is None or named[1].endswith("-fork") or named[1] == "local":
         return None
-    ecosystem, name = parts[0], parts[1]
-    if not ecosystem or not name or name.endswith("-fork") or name == "local":
-        return None
-    uri = _config_uri(ecosystem, name, config or Path("ape-config.yaml"))
-    if uri is None or not _URI.match(uri):
-        return None
-    return uri, name
+    uri = _configured_uri(*named, config or Path("ape-config.yaml"))
+    if uri is None or any(not os.environ.get(v) for v in _VARIABLE.findall(uri)):
+        return None  # unset variables: `unset_variable` says which
+    uri = _VARIABLE.sub(lambda m: os.environ[m.group(1)], uri)
+    return (uri, named[1]) if _URI.match(uri) else None
 
 
 class JsonRpc:
@@ -86,6 +104,7 @@ class JsonRpc:
         self.timeout = request_timeout() if timeout is None else timeout
         self._id = 0
         self.answered = 0  # requests the node answered (zero: it may not be there at all)
+        self._web3 = None
 
     def _post(self, body: Any) -> Any:
         request = urllib.request.Request(
@@ -145,6 +164,32 @@ class JsonRpc:
     def block_number(self) -> int:
         return int(self.request("eth_blockNumber"), 16)
 
+    # ------------------------------------------------ what the event index asks (its Node)
+
+    def block(self, number: int) -> dict | None:
+        return self.request("eth_getBlockByNumber", [hex(number), False])
+
+    def blocks(self, numbers: list[int]) -> list[dict]:
+        found = self.batch([("eth_getBlockByNumber", [hex(n), False]) for n in numbers])
+        if not all(isinstance(block, dict) for block in found):
+            raise NodeError("the node does not have every block it gave logs for")
+        return found
+
+    def logs(self, params: dict) -> list[dict]:
+        found = self.request("eth_getLogs", [params])
+        if not isinstance(found, list):
+            raise NodeError(f"eth_getLogs answered {type(found).__name__}, not a list")
+        return found
+
+    def web3(self):
+        """A web3 over the same node and timeout, made when first asked: the index reads
+        views through it only for pages with staking events."""
+        if self._web3 is None:
+            from web3 import HTTPProvider, Web3
+
+            self._web3 = Web3(HTTPProvider(self.uri, request_kwargs={"timeout": self.timeout}))
+        return self._web3
+
     def call(self, to: str, data: bytes) -> bytes:
         """`eth_call` at the latest block."""
         result = self.request("eth_call", [{"to": to, "data": "0x" + data.hex()}, "latest"])
@@ -170,12 +215,6 @@ class Reader:
         if self._chain_id is None:
             self._chain_id = self.rpc.chain_id()
         return self._chain_id
-
-    def web3(self):
-        """A web3 over the same node and timeout, for the index's view calls."""
-        from web3 import HTTPProvider, Web3
-
-        return Web3(HTTPProvider(self.rpc.uri, request_kwargs={"timeout": self.rpc.timeout}))
 
     def manifest(self, path: Path | None = None) -> Manifest:
         """The deployment's manifest: `path`, or the network's in deployments/. Checked

@@ -183,6 +183,27 @@ NO_NETWORK = (
 )
 
 
+def network_argument(args: list[str]) -> str | None:
+    """The value of the last `--network` in `args` (either form)."""
+    found = None
+    for i, arg in enumerate(args):
+        if arg == "--network" and i + 1 < len(args):
+            found = args[i + 1]
+        elif arg.startswith("--network="):
+            found = arg.split("=", 1)[1]
+    return found
+
+
+def check_network(ctx: click.Context, args: list[str]) -> None:
+    """A network whose configured node URI needs an unset variable is a usage error that
+    names the variable (ape's own words would be "Invalid uri: ${...}")."""
+    from computeshare.reader import unset_variable
+
+    network = network_argument(args)
+    if network and "--help" not in args and (message := unset_variable(network)):
+        raise click.UsageError(message, ctx)
+
+
 class ChainCommand(ConnectedProviderCommand):
     """A command connected to `--network`. It refuses to start a throwaway local node when
     no network is given, and turns connection failures into one line."""
@@ -192,6 +213,7 @@ class ChainCommand(ConnectedProviderCommand):
         if not _given(args, "--network") and "--help" not in args and not ctx.resilient_parsing:
             # Checked before ape loads its plugins: the answer comes at once.
             raise click.UsageError(NO_NETWORK, ctx)
+        check_network(ctx, args)
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context):

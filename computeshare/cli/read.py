@@ -16,33 +16,19 @@ from pathlib import Path
 
 import click
 
-from computeshare.cli.common import (
-    OUTPUT,
+from computeshare.cli.options import (
     ChainCommand,
     _from_environment,
-    _known_errors,
-    ape_message,
-    friendly,
-    json_option,
+    check_network,
     manifest_option,
-    node_message,
-    step,
+    network_argument,
 )
+from computeshare.cli.output import OUTPUT, json_option
+from computeshare.cli.sending import _known_errors, ape_message, friendly, node_message, step
 from computeshare.reader import Reader, ReadError, resolve
 from computeshare.rpc import NodeTimeout
 
 _READER: contextvars.ContextVar[Reader | None] = contextvars.ContextVar("reader", default=None)
-
-
-def _network_argument(args: list[str]) -> str | None:
-    """The value of the last `--network` in `args` (either form)."""
-    found = None
-    for i, arg in enumerate(args):
-        if arg == "--network" and i + 1 < len(args):
-            found = args[i + 1]
-        elif arg.startswith("--network="):
-            found = arg.split("=", 1)[1]
-    return found
 
 
 class ReadCommand(ChainCommand):
@@ -52,7 +38,8 @@ class ReadCommand(ChainCommand):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         args = [*_from_environment(self, args), *args]
-        network = _network_argument(args)
+        check_network(ctx, args)
+        network = network_argument(args)
         if network is None or "--help" in args or ctx.resilient_parsing:
             return super().parse_args(ctx, args)
         self._light = resolve(network)
@@ -132,18 +119,18 @@ class Deployment:
 
     def open_index(self, db: str | None = None):
         if self.reader is None:
-            from computeshare.cli.common import connect
+            from computeshare.cli.sending import connect
 
             return connect(self.path).open_index(db)
         from computeshare.index import EventIndex
 
         manifest = self.reader.manifest(self.path)
         where = db if db is not None else EventIndex.default_path(manifest.path)
-        return EventIndex.open(where, manifest, self.reader.web3())
+        return EventIndex.open(where, manifest, self.reader.rpc)
 
     def parameters(self) -> list[dict]:
         if self.reader is None:
-            from computeshare.cli.common import connect
+            from computeshare.cli.sending import connect
 
             return connect(self.path).parameters()
         from computeshare.params import parameter_rows

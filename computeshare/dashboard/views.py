@@ -25,10 +25,9 @@ from markupsafe import Markup
 from sqlalchemy import Text, cast, select
 
 from computeshare import index as ix
-from computeshare.constants import TOKEN
+from computeshare.constants import OUTCOMES, TOKEN
 from computeshare.dashboard.charts import Buckets, bar_chart, step_chart
 from computeshare.format import duration, hex_id, tokens, utc_text
-from computeshare.jobs import OUTCOMES
 
 if TYPE_CHECKING:
     from computeshare.dashboard.app import SyncStatus

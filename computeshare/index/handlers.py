@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from eth_abi import decode as abi_decode
-from eth_utils import event_abi_to_log_topic, to_checksum_address
 from sqlalchemy import Table
 
 from computeshare.index.schema import (
@@ -83,6 +81,8 @@ def _named(item: dict, value: Any) -> Any:
 @lru_cache(maxsize=65_536)
 def _checksum(address: str) -> str:
     """Checksummed address (cached: the same few thousand accounts recur in every page)."""
+    from eth_utils import to_checksum_address  # eth_utils and eth_abi load only to decode
+
     return to_checksum_address(address)
 
 
@@ -95,6 +95,8 @@ class Decoder:
 
     @classmethod
     def from_manifest(cls, manifest: dict) -> Decoder:
+        from eth_utils import event_abi_to_log_topic
+
         by_address = {
             entry["address"].lower(): name for name, entry in manifest["contracts"].items()
         }
@@ -106,6 +108,8 @@ class Decoder:
         return decoder
 
     def decode(self, log: dict) -> tuple[str, str, dict] | None:
+        from eth_abi import decode as abi_decode
+
         contract = self.by_address.get(log["address"].lower())
         topics = [bytes.fromhex(t[2:]) for t in log["topics"]]
         if contract is None or not topics:

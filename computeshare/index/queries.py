@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from eth_utils import to_checksum_address
 from sqlalchemy import Table, case, func, select
 from sqlalchemy.engine import Engine
 
-from computeshare.index.handlers import Decoder, _jsonable
+from computeshare.constants import OUTCOMES
+from computeshare.index.handlers import Decoder, _checksum, _jsonable
 from computeshare.index.schema import (
     DECIDING,
     DEVICE_STATUS,
@@ -38,7 +38,6 @@ from computeshare.index.schema import (
     treasury,
     votes,
 )
-from computeshare.jobs import OUTCOMES
 
 
 class IndexQueries:
@@ -330,7 +329,7 @@ class IndexQueries:
 
     def decode_action(self, action: dict) -> str:
         """`Contract.function(arg=value, ...)` for a suite contract, else the raw call."""
-        target = to_checksum_address(action["target"])
+        target = _checksum(action["target"])
         name = self.decoder.by_address.get(target.lower())
         data = bytes.fromhex(action["calldata"].removeprefix("0x"))
         value = int(action["value"])

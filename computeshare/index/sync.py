@@ -28,15 +28,14 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from eth_utils import to_checksum_address
 from sqlalchemy import Table, create_engine, delete, event, func, insert, select
 from sqlalchemy import text as sql_text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
-from computeshare.index.handlers import HANDLERS, Decoder, Page, _hex, _jsonable
+from computeshare.index.handlers import HANDLERS, Decoder, Page, _checksum, _hex, _jsonable
 from computeshare.index.queries import IndexQueries
 from computeshare.index.schema import (
     EVENT_TABLES,
@@ -84,6 +83,70 @@ class SyncReport:
     rolled_back_from: int | None = None  # the first block read again after a reorg
 
 
+class Node(Protocol):
+    """What the index asks of a node: the head, block headers, logs, and a web3 for the
+    views it reads at a block. `Web3Node` asks through web3 (ape's connection);
+    `computeshare.reader.JsonRpc` asks over plain HTTP, so a read that finds nothing new
+    loads neither web3 nor ape."""
+
+    def block_number(self) -> int: ...
+
+    def block(self, number: int) -> dict | None: ...
+
+    def blocks(self, numbers: list[int]) -> list[dict]: ...
+
+    def logs(self, params: dict) -> list[dict]: ...
+
+    def web3(self) -> Any: ...
+
+
+def _header(block: Any) -> dict:
+    """A block as {number, hash (0x-hex), timestamp}, from web3's (ints, bytes) or from raw
+    JSON-RPC (hex strings); anything else from the node raises."""
+
+    def number(value: Any) -> int:
+        return int(value, 16) if isinstance(value, str) else int(value)
+
+    raw = block["hash"]
+    block_hash = raw.lower() if isinstance(raw, str) else _hex(raw)
+    if len(block_hash) != 66 or not block_hash.startswith("0x"):
+        raise ValueError(f"a block hash of {len(block_hash)} characters")
+    return {
+        "number": number(block["number"]),
+        "hash": block_hash,
+        "timestamp": number(block["timestamp"]),
+    }
+
+
+class Web3Node:
+    """A `Node` over a web3 instance."""
+
+    def __init__(self, web3):
+        self._web3 = web3
+
+    def block_number(self) -> int:
+        return self._web3.eth.block_number
+
+    def block(self, number: int) -> dict | None:
+        return self._web3.eth.get_block(number)
+
+    def blocks(self, numbers: list[int]) -> list[dict]:
+        with self._web3.batch_requests() as batch:
+            for number in numbers:
+                batch.add(self._web3.eth.get_block(number))
+            return list(batch.execute())
+
+    def logs(self, params: dict) -> list[dict]:
+        """Raw `eth_getLogs` (hex strings, no client-side formatting: it is the hot path)."""
+        answer = self._web3.provider.make_request("eth_getLogs", [params])
+        if "error" in answer:
+            raise ValueError(answer["error"].get("message", answer["error"]))
+        return answer["result"]
+
+    def web3(self):
+        return self._web3
+
+
 class EventIndex(IndexQueries):
     """One deployment's events in one database; `sync` brings it up to the node's head."""
 
@@ -91,18 +154,18 @@ class EventIndex(IndexQueries):
         self,
         engine: Engine,
         manifest: dict,
-        web3,
+        node,
         *,
         page: int = DEFAULT_PAGE,
         confirmations: int = DEFAULT_CONFIRMATIONS,
     ):
         self.engine = engine
         self.manifest = manifest
-        self.web3 = web3
+        # a web3 (ape's `chain.provider.web3`) or a `Node`
+        self.node: Node = Web3Node(node) if hasattr(node, "eth") else node
         self.page = page
         self.confirmations = confirmations
-        self.decoder = Decoder.from_manifest(manifest)
-        self.addresses = sorted(to_checksum_address(a) for a in self.decoder.by_address)
+        self._decoder: Decoder | None = None
         self._contracts: dict[str, Any] = {}
         try:
             with engine.begin() as db:  # two processes opening a new database: one creates it
@@ -115,10 +178,26 @@ class EventIndex(IndexQueries):
             ) from None
         self._bind()
 
+    @property
+    def decoder(self) -> Decoder:
+        """The suite's event ABIs by topic, built when first needed (a read that finds
+        nothing new decodes nothing)."""
+        if self._decoder is None:
+            self._decoder = Decoder.from_manifest(self.manifest)
+        return self._decoder
+
+    @property
+    def addresses(self) -> list[str]:
+        return sorted(_checksum(a) for a in self.decoder.by_address)
+
+    @property
+    def web3(self):
+        return self.node.web3()
+
     # ------------------------------------------------------------ opening
 
     @classmethod
-    def open(cls, where: str | Path, manifest: dict, web3, **options) -> EventIndex:
+    def open(cls, where: str | Path, manifest: dict, node, **options) -> EventIndex:
         """`where` is a SQLAlchemy URL or a file path (SQLite). `postgresql://` and
         `postgres://` URLs go through psycopg 3 (the driver this package installs)."""
         url = database_url(where)
@@ -128,7 +207,7 @@ class EventIndex(IndexQueries):
         if url.startswith("sqlite"):
             # WAL: readers (the dashboard, `show`) never block the writer's commit.
             event.listen(engine, "connect", _wal)
-        return cls(engine, manifest, web3, **options)
+        return cls(engine, manifest, node, **options)
 
     @staticmethod
     def default_path(manifest_path: Path) -> Path:
@@ -170,7 +249,7 @@ class EventIndex(IndexQueries):
     ) -> SyncReport:
         """Reads every block up to `to_block` (default: the head); returns what it did."""
         began = time.monotonic()
-        head = self._call(lambda: self.web3.eth.block_number)
+        head = self._call(self.node.block_number)
         target = head if to_block is None else min(to_block, head)
         rolled_from = self._check_reorg(head)
         rolled_back = 0 if rolled_from is None else self.cursor_before_rollback - rolled_from + 1
@@ -186,7 +265,7 @@ class EventIndex(IndexQueries):
                 from computeshare.rpc import NodeTimeout, node_trouble
 
                 if isinstance(error, NodeTimeout):  # a slow range, or a hung node?
-                    self._call(lambda: self.web3.eth.block_number)  # raises if hung
+                    self._call(self.node.block_number)  # raises if hung
                 elif node_trouble(error):
                     raise IndexFailure(f"the node did not answer: {_line(error)}") from error
                 if page > 1:
@@ -217,10 +296,7 @@ class EventIndex(IndexQueries):
     def _get_logs(self, start: int, end: int) -> list[dict]:
         """Raw `eth_getLogs` (hex strings, no client-side formatting: it is the hot path)."""
         params = {"address": self.addresses, "fromBlock": hex(start), "toBlock": hex(end)}
-        answer = self.web3.provider.make_request("eth_getLogs", [params])
-        if "error" in answer:
-            raise ValueError(answer["error"].get("message", answer["error"]))
-        return answer["result"]
+        return self.node.logs(params)
 
     def _call(self, fetch: Callable[[], Any]) -> Any:
         try:
@@ -246,10 +322,8 @@ class EventIndex(IndexQueries):
             return None
         matched = None
         for number, stored_hash in kept:
-            block = (
-                self._call(lambda n=number: self.web3.eth.get_block(n)) if number <= head else None
-            )
-            if block is not None and _hex(block["hash"]) == stored_hash:
+            block = self._call(lambda n=number: self.node.block(n)) if number <= head else None
+            if block is not None and _header(block)["hash"] == stored_hash:
                 matched = number
                 break
         if matched == kept[0][0]:
@@ -343,18 +417,7 @@ class EventIndex(IndexQueries):
     def _headers(self, numbers: list[int]) -> list[dict]:
         found = []
         for chunk in range(0, len(numbers), 200):
-            with self.web3.batch_requests() as batch:
-                for number in numbers[chunk : chunk + 200]:
-                    batch.add(self.web3.eth.get_block(number))
-                answers = batch.execute()
-            for block in answers:
-                found.append(
-                    {
-                        "number": int(block["number"]),
-                        "hash": _hex(block["hash"]),
-                        "timestamp": int(block["timestamp"]),
-                    }
-                )
+            found += [_header(b) for b in self.node.blocks(numbers[chunk : chunk + 200])]
         return found
 
     # ------------------------------------------------------------ snapshots from views
@@ -363,7 +426,7 @@ class EventIndex(IndexQueries):
         if name not in self._contracts:
             entry = self.manifest["contracts"][name]
             self._contracts[name] = self.web3.eth.contract(
-                address=to_checksum_address(entry["address"]), abi=self.manifest["abis"][name]
+                address=_checksum(entry["address"]), abi=self.manifest["abis"][name]
             )
         return self._contracts[name]
 
