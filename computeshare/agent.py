@@ -1,5 +1,10 @@
 """The provider agent: serves one device's jobs from acceptance to payment.
 
+Why one module: `Agent` is one state machine (accept, run, commit, reveal, finalize) over
+one journal and one pool of runs; every stage reads and writes the same per-job entries, and
+its invariants (nothing revealed uncommitted, no accepted job lost across a restart) span
+them all. `Policy` and `Journal` are its inputs and its state.
+
 Each `step()` reads JobEscrow's new logs once and moves on the jobs the device holds that
 an event touched or whose time came (commit deadline, reveal or challenge window's end),
 each one stage:

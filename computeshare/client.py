@@ -1,5 +1,9 @@
 """One connected deployment: for Python dApps, the CLI, the agent, scripts and tests.
 
+Why one module: `ComputeShare` is the SDK's one facade, one method per market operation
+over the same contracts, account and checks (those live in `checks`); its length is its
+surface, which users read in one place.
+
     from computeshare.client import ComputeShare
     cs = ComputeShare.from_manifest("deployments/sepolia-11155111.json", account=me)
     device = cs.register_device(device_spec(), "ipfs://...")

@@ -1,5 +1,9 @@
 """Metering by rewriting: fuel that bounds time, the same on every replica.
 
+Why one module: the cost table, the injected code and the rewrite decide together the fuel
+a job commits to (`COST_TABLE_VERSION` versions all three), so they change together; the
+binary format itself is `wasm_codec`'s.
+
 `meter(module)` returns the module with its metering injected, from a versioned cost table
 (`COST_TABLE_VERSION`, part of what a job commits to). Every replica and the arbiter apply
 the same rewrite, so a run's fuel is a property of the module and its input, not of the

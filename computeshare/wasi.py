@@ -1,5 +1,10 @@
 """WASI preview1 (`wasi_snapshot_preview1`) for the sandbox: every function, deterministic.
 
+Why one module: `Host` implements one ABI, wasi_snapshot_preview1, whose 46 functions
+(`FUNCTIONS`) share one state: the fd table, the in-memory trees of the three preopens with
+their quotas, the virtual clock and the fuel counter. Split by function family, every call
+would reach across modules for that state; the rules below hold for all of them at once.
+
 `Host` serves one run. A module may import any of the preview1 functions (`FUNCTIONS`);
 all of them behave the same on every replica, engine and optimisation level:
 

@@ -48,3 +48,25 @@ def test_every_module_imports():
     for name in names:
         importlib.import_module(name)
     assert "computeshare.cli.offer" in names and "computeshare.format" in names
+
+
+MOST_LINES = 600
+
+
+def test_a_long_module_says_why_it_is_one_module():
+    """One source of truth per concern: a module of the package over MOST_LINES lines is
+    split by concern, or its docstring gives the reason it is not ("Why one module: ...")."""
+    import ast
+
+    modules = sorted((ROOT / "computeshare").rglob("*.py"))
+    assert len(modules) > 30  # the package is there to check
+    unexplained = []
+    for path in modules:
+        text = path.read_text()
+        if len(text.splitlines()) <= MOST_LINES:
+            continue
+        docstring = ast.get_docstring(ast.parse(text)) or ""
+        reason = re.search(r"^Why one module: (\S.{40,})", docstring, re.M | re.S)
+        if reason is None:
+            unexplained.append(f"{path.relative_to(ROOT)}: {len(text.splitlines())} lines")
+    assert unexplained == [], f"split these by concern or say why they are one: {unexplained}"

@@ -1,3 +1,81 @@
-"""Content-addressed trees (see `computeshare.cas.tree`), re-exported under their old name."""
+"""Content-addressed trees: packs, their Merkle roots, a chunk server, a verifying fetcher and
+a cache with a byte quota.
 
-from computeshare.cas.tree import *  # noqa: F403
+One module a concern: `tree` (the pack format and its Merkle root: `pack_dir`, `open_pack`,
+`unpack`, proofs; the package's errors), `cache` (`Cache`: quota, LRU, pins) and `transfer`
+(`fetch_tree` and `ChunkServer`: the wire format). Every public name is importable from
+`computeshare.cas` itself.
+"""
+
+from computeshare.cas.cache import Cache, check_root
+from computeshare.cas.transfer import MAX_HEAD, Chunks, ChunkServer, fetch_tree, serve
+from computeshare.cas.tree import (
+    CHUNK,
+    HASH,
+    HEADER,
+    MAGIC,
+    MAX_COMPONENT,
+    MAX_ENTRIES,
+    MAX_PATH,
+    MAX_SIZE,
+    CacheFull,
+    CasError,
+    Entry,
+    MerkleTree,
+    Pack,
+    PackError,
+    PackInfo,
+    TreeFetchError,
+    check_path,
+    chunk_count,
+    chunk_length,
+    leaf_hash,
+    leaves_of_file,
+    merkle_root,
+    node_hash,
+    open_pack,
+    pack_dir,
+    proof,
+    root_of_file,
+    unpack,
+    verify_chunk,
+)
+
+__all__ = [
+    "CHUNK",
+    "HASH",
+    "HEADER",
+    "MAGIC",
+    "MAX_COMPONENT",
+    "MAX_ENTRIES",
+    "MAX_HEAD",
+    "MAX_PATH",
+    "MAX_SIZE",
+    "Cache",
+    "CacheFull",
+    "CasError",
+    "ChunkServer",
+    "Chunks",
+    "Entry",
+    "MerkleTree",
+    "Pack",
+    "PackError",
+    "PackInfo",
+    "TreeFetchError",
+    "check_path",
+    "check_root",
+    "chunk_count",
+    "chunk_length",
+    "fetch_tree",
+    "leaf_hash",
+    "leaves_of_file",
+    "merkle_root",
+    "node_hash",
+    "open_pack",
+    "pack_dir",
+    "proof",
+    "root_of_file",
+    "serve",
+    "unpack",
+    "verify_chunk",
+]
