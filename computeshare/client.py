@@ -495,7 +495,12 @@ class ComputeShare:
             raise InvalidInput("give shares, tokens or everything: exactly one")
         held, pool_tokens, total = self._exit_pool(provider, me)
         if held == 0:
-            raise WrongState("you hold no shares at this provider")
+            warming = self.staking.delegation(provider, me).warming
+            raise WrongState(
+                "you hold no shares at this provider"
+                + (f" ({show(warming)} tokens are warming up: activate them, or cancel the"
+                   " warm-up)" if warming else "")
+            )  # fmt: skip
         if everything:
             shares = held
         elif tokens is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -34,8 +35,10 @@ def agent(account, manifest, device_id, journal, policy, serve, faulty, poll, st
     rules = Policy.load(policy)
     cs = connect(manifest, account)
     # One agent per account and chain: beside the deployment's manifest (its folder is
-    # shared by every journal), else beside the journal.
-    where = cs.path.parent if cs.path is not None else journal.parent
+    # shared by every journal), else (no manifest file, or its folder is read-only)
+    # beside the journal.
+    shared = cs.path is not None and os.access(cs.path.parent, os.W_OK)
+    where = cs.path.parent if shared else journal.parent
     lock = lock_account(where, chain.chain_id, account.address)
     try:
         _serve(cs, account, rules, device_id, journal, serve, faulty, poll, steps, db)
