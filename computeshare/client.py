@@ -853,6 +853,7 @@ class ComputeShare:
             replica, for_client = Replica(NO_REPLICA.provider, 0, bytes(result)), False
         receipt = self._send("ruling", self.escrow.rule, terms, replica, bool(for_client))
         ruled = _event(receipt, self.escrow, "Ruled")
+        ruled["for_client"] = bool(ruled["for_client"])
         if terms.replicas > 1:
             ruled["result"] = bytes(result)
         ruled["settled"] = _event(receipt, self.escrow, "JobSettled")

@@ -208,6 +208,28 @@ def test_a_delegator_sees_and_undelegates_tokens(cli, cs, accounts, chain):
     )
 
 
+def test_undelegating_counts_the_warmed_up_tokens_it_joins_first(cli, cs, accounts, chain):
+    """`undelegate` first joins warmed-up tokens to the pool: --tokens and --all count the
+    shares that makes, at the price after it (never more than asked; all of them)."""
+    provider, delegator = accounts[4], accounts[10]
+    ok(cli("provider", "stake", "5000", account=4))
+    ok(cli("delegator", "delegate", str(provider), "1000", account=10))
+    advance(chain, cs.parameter("Staking", "WARMUP") + 1)
+    ok(cli("delegator", "activate", str(provider), account=10))
+    ok(cli("delegator", "delegate", str(provider), "600", "--min-cut", "0", account=10))
+    advance(chain, cs.parameter("Staking", "WARMUP") + 1)
+    assert cs.staking.delegation(provider, delegator).warming == 600 * TOKEN
+    # Worth 1,600 tokens once joined, though the shares held now are worth 1,000.
+    out = ok(cli("delegator", "undelegate", str(provider), "--tokens", "1200", account=10))
+    assert "thawing 1,200 tokens" in out, out
+    [event] = cs.staking.Undelegated.range(chain.blocks.height, chain.blocks.height + 1)
+    assert 1_200 * TOKEN - 10**6 < event.amount <= 1_200 * TOKEN
+    ok(cli("delegator", "undelegate", str(provider), "--all", account=10))
+    position = cs.staking.delegation(provider, delegator)
+    assert (position.shares, position.warming) == (0, 0)
+    assert 1_600 * TOKEN - 10**6 < position.thawing <= 1_600 * TOKEN
+
+
 # ---------------------------------------------------------------- arbiter
 
 
@@ -251,6 +273,25 @@ def test_an_arbiter_lists_disputes_and_rules_for_the_client(cli, cs, accounts):
     assert ok(cli("arbiter", "disputes")).strip().splitlines()[1:] == []
     one_line_error(cli("arbiter", "rule", job.hex(), "--for", "provider", account=9),
                    "not disputed")  # fmt: skip
+
+
+def test_a_ruling_for_the_provider_and_one_too_late(cli, cs, accounts, chain):
+    job = _disputed_job(cs, accounts)
+    ok(cli("client", "dispute", job.hex(), account=12))
+    grant_arbiter(cs, accounts[9])
+    snapshot = chain.snapshot()
+    out = ok(cli("arbiter", "rule", job.hex(), "--for", "provider", "--json", account=9))
+    record = json.loads(out)
+    assert record["for_client"] is False and record["job"] == "0x" + job.hex()
+    assert int(record["settled"]["paid"]) > 0 and int(record["settled"]["refunded"]) == 0
+    chain.restore(snapshot)
+    advance(chain, cs.job(job)["phase_end"] - chain.pending_timestamp + 1)
+    assert ok(cli("arbiter", "disputes")).strip().splitlines()[1:] == [], "its period is over"
+    nonce = accounts[9].nonce
+    one_line_error(
+        cli("arbiter", "rule", job.hex(), "--for", "client", account=9), "the ruling period ended"
+    )
+    assert accounts[9].nonce == nonce
 
 
 def test_an_arbiter_names_the_right_result_of_replicas_that_disagree(cli, cs, accounts):
