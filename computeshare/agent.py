@@ -42,6 +42,7 @@ retried or left to settle.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
@@ -249,6 +250,66 @@ class Journal:
             os.fsync(handle.fileno())
         tmp.replace(self.path)
         self.saved_at = time.monotonic()
+
+
+class AgentLock:
+    """An exclusive `flock` on an account's agent lock file, held while the process keeps
+    it open: the kernel drops it when the process ends, however it ends (SIGKILL too)."""
+
+    def __init__(self, path: Path, fd: int):
+        self.path, self.fd = path, fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor releases the lock
+            self.fd = None
+
+    def __enter__(self) -> AgentLock:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def lock_path(directory: Path, chain_id: int, address: str) -> Path:
+    """The lock file of `address`'s agent on chain `chain_id`: <directory>/locks/
+    agent-<chain id>-<address>.lock (the address in lower case)."""
+    return Path(directory) / "locks" / f"agent-{int(chain_id)}-{address.lower()}.lock"
+
+
+def lock_account(directory: Path, chain_id: int, address: str) -> AgentLock:
+    """Takes the exclusive lock that lets one agent at a time serve `address` on chain
+    `chain_id`, and writes this process's id into it; raises AgentError naming the
+    process that holds it. The file descriptor is not inherited by workers (they are
+    started with close_fds), so only this process holds the lock."""
+    path = lock_path(directory, chain_id, address)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as error:
+        raise AgentError(f"cannot open the agent lock {path}: {error.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _lock_holder(fd)
+        os.close(fd)
+        raise AgentError(
+            f"another agent (PID {holder}) serves {address} on chain {chain_id}: stop it "
+            f"first (lock {path})"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return AgentLock(path, fd)
+
+
+def _lock_holder(fd: int) -> str:
+    """The process id the lock's holder wrote ("unknown" if it has not written it yet)."""
+    for _ in range(20):  # the holder writes its id just after taking the lock
+        text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        if text.isdigit():
+            return text
+        time.sleep(0.05)
+    return "unknown"
 
 
 def _first_line(error: Exception) -> str:

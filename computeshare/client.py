@@ -34,7 +34,9 @@ from computeshare.constants import (
     MAX_SWEEP,
     MAX_UINT,
     JobStatus,
+    Replica,
     ReplicaStatus,
+    Role,
     amount_text,
     label,
 )
@@ -50,7 +52,7 @@ from computeshare.exceptions import (
     WrongState,
 )
 from computeshare.format import tokens as show
-from computeshare.jobs import JobBook
+from computeshare.jobs import NO_REPLICA, JobBook
 from computeshare.manifest import OWNED, Manifest, network_manifest_path
 from computeshare.params import PARAMETERS, parameter, parameter_rows
 from computeshare.results import ResultError, agreed_results, fetch_result, unseal
@@ -340,6 +342,73 @@ class ComputeShare:
         self._send("withdrawing", self.staking.withdraw)
         return pool.own_thawing
 
+    def cancel_thaw(self) -> dict:
+        """Bonds the account's whole thawing own stake again; returns what `ThawCancelled`
+        says (`amount`, the new `own_stake`)."""
+        if self.staking.pool(self._sender()).own_thawing == 0:
+            raise WrongState("nothing is thawing (thaw first)")
+        receipt = self._send("cancelling the thaw", self.staking.cancel_thaw)
+        return _event(receipt, self.staking, "ThawCancelled")
+
+    def set_delegator_cut(self, cut_bps: int) -> dict:
+        """Sets the share of the account's income that goes to its delegators, in basis
+        points: at once without delegators, else after CUT_CHANGE_DELAY (so they can leave
+        first). Returns what `DelegatorCutScheduled` says (`provider`, `cut_bps`,
+        `effective_at`)."""
+        if not 0 <= cut_bps <= BPS:
+            raise InvalidInput(f"a cut of {cut_bps} bps is above 100% ({BPS} bps)")
+        self._sender()
+        receipt = self._send("setting the cut", self.staking.set_delegator_cut, cut_bps)
+        return _event(receipt, self.staking, "DelegatorCutScheduled")
+
+    def update_device(
+        self, device_id: bytes, changes: dict | None = None, metadata_uri: str | None = None
+    ) -> dict:
+        """Changes the spec fields in `changes` (DeviceRegistry.Spec's names) and, unless
+        None, the metadata URI of one of the account's devices; every other field keeps its
+        value. A device left without GPUs loses its GPU model and VRAM. Returns what
+        `DeviceUpdated` says (`device_id`, `owner`, `spec` as a dict, `metadata_uri`) with
+        `changed`: each changed field's (before, after)."""
+        me, device_id = self._sender(), bytes(device_id)
+        device = self.registry.device(device_id)
+        if int(device.owner, 16) == 0:
+            raise InvalidInput(f"no device 0x{device_id.hex()}")
+        if device.owner != me.address:
+            raise NotAllowed(f"device 0x{device_id.hex()} is not yours")
+        if device.status == DEVICE_RETIRED:
+            raise WrongState(f"device 0x{device_id.hex()} is retired")
+        current = _spec_dict(device.spec)
+        spec = dict(current)
+        for name, value in (changes or {}).items():
+            if name not in current:
+                raise InvalidInput(f"a device spec has no field {name!r}")
+            if name == "gpu_model":
+                value = value.encode() if isinstance(value, str) else bytes(value)
+                if len(value.rstrip(b"\x00")) > 32:
+                    raise InvalidInput("gpu_model: at most 32 bytes")
+                value = value.rstrip(b"\x00").ljust(32, b"\x00")
+            spec[name] = value
+        if spec["gpu_count"] == 0:
+            spec["gpu_model"], spec["vram_mb"] = b"\x00" * 32, 0
+        elif current["gpu_count"] == 0 and (
+            not spec["gpu_model"].strip(b"\x00") or not spec["vram_mb"]
+        ):
+            raise InvalidInput("a device gaining GPUs needs their model and VRAM")
+        uri = device.metadata_uri if metadata_uri is None else metadata_uri
+        changed = {
+            name: (current[name], spec[name]) for name in spec if spec[name] != current[name]
+        }
+        if uri != device.metadata_uri:
+            changed["metadata_uri"] = (device.metadata_uri, uri)
+        if not changed:
+            raise InvalidInput(f"nothing to change: device 0x{device_id.hex()} has that spec")
+        self._simulate(self.registry.update, device_id, spec, uri)
+        receipt = self._send("updating the device", self.registry.update, device_id, spec, uri)
+        event = _event(receipt, self.registry, "DeviceUpdated")
+        event["spec"] = _spec_dict(event["spec"])
+        event["changed"] = changed
+        return event
+
     def devices_of(self, owner: str) -> list[tuple[bytes, Any]]:
         return [
             (device_id, self.registry.device(device_id))
@@ -380,6 +449,65 @@ class ComputeShare:
         if position.warm_until > chain.pending_timestamp:
             raise WrongState(f"still warming up: activate {date(position.warm_until)}")
         return self._send("activating", self.staking.activate, provider, me).return_value
+
+    def share_value(self, provider: str, shares: int) -> int:
+        """What `shares` of `provider`'s delegation pool are worth now, in wei (Staking's
+        rounding: down)."""
+        pool = self.staking.pool(provider)
+        return shares * (pool.delegated_tokens + 1) // (pool.delegated_shares + VIRTUAL_SHARES)
+
+    def _exit_pool(self, provider: str, me) -> tuple[int, int, int]:
+        """(the account's shares, the pool's tokens, its shares) as `undelegate` will find
+        them: after it joins the account's warmed-up tokens to the pool, when they fit."""
+        pool, position = self.staking.pool(provider), self.staking.delegation(provider, me)
+        held, tokens, total = position.shares, pool.delegated_tokens, pool.delegated_shares
+        if position.warming and position.warm_until <= chain.pending_timestamp:
+            cap = pool.own_stake * self.parameter("Staking", "MAX_DELEGATION_RATIO")
+            if tokens + position.warming <= cap:
+                minted = position.warming * (total + VIRTUAL_SHARES) // (tokens + 1)
+                held, tokens, total = held + minted, tokens + position.warming, total + minted
+        return held, tokens, total
+
+    def undelegate(
+        self, provider: str, shares: int | None = None, *, tokens: int | None = None,
+        everything: bool = False,
+    ) -> dict:  # fmt: skip
+        """Starts thawing part of the account's delegation to `provider`: `shares` (raw
+        pool shares), or the most shares worth at most `tokens` wei at the pool's price
+        (never more than asked), or `everything`. Returns what `Undelegated` says
+        (`shares`, `amount`, `thaw_shares`, `unlock_at`)."""
+        me = self._sender()
+        if not is_address(provider):
+            raise InvalidInput(f"{provider!r} is not an address")
+        provider = to_checksum_address(provider)
+        if sum((shares is not None, tokens is not None, everything)) != 1:
+            raise InvalidInput("give shares, tokens or everything: exactly one")
+        held, pool_tokens, total = self._exit_pool(provider, me)
+        if held == 0:
+            warming = self.staking.delegation(provider, me).warming
+            raise WrongState(
+                "you hold no shares at this provider"
+                + (f" ({show(warming)} tokens are warming up: activate them, or cancel the"
+                   " warm-up)" if warming else "")
+            )  # fmt: skip
+        if everything:
+            shares = held
+        elif tokens is not None:
+            worth = held * (pool_tokens + 1) // (total + VIRTUAL_SHARES)
+            if tokens <= 0:
+                raise InvalidInput("the amount must be positive")
+            if tokens > worth:
+                raise InsufficientBalance(
+                    f"your delegation is worth {show(worth)} tokens", what="delegation",
+                    have=worth, need=tokens,
+                )  # fmt: skip
+            # The most shares s with s * (T + 1) // (S + V) <= tokens.
+            shares = min(held, ((tokens + 1) * (total + VIRTUAL_SHARES) - 1) // (pool_tokens + 1))
+        elif not 0 < shares <= held:
+            raise InvalidInput(f"you hold {held:,} shares at this provider")
+        self._simulate(self.staking.undelegate, provider, shares)
+        receipt = self._send("undelegating", self.staking.undelegate, provider, shares)
+        return _event(receipt, self.staking, "Undelegated")
 
     # -- clients
 
@@ -665,6 +793,86 @@ class ComputeShare:
             for i in range(0, len(devices), MAX_SWEEP)
         )
 
+    # -- arbiters
+
+    def is_arbiter(self, address: str) -> bool:
+        """Whether `address` holds JobEscrow's ARBITER role."""
+        return bool(int(self.escrow.roles(address)) & Role.ARBITER)
+
+    def rule(
+        self, job_id: bytes, *, for_client: bool | None = None, slot: int | None = None,
+        result: bytes | None = None,
+    ) -> dict:  # fmt: skip
+        """The arbiter's ruling on a disputed job within its ruling period, which settles
+        it. k = 1: `for_client` (the result was wrong: the provider is slashed) or not.
+        k > 1: the right result, as the `slot` that revealed it or its `result` hash;
+        replicas that revealed it are paid, the others slashed. Returns `Ruled`'s
+        arguments with `result` (k > 1) and `settled`: what `JobSettled` says."""
+        me, job_id = self._sender(), bytes(job_id)
+        try:
+            terms = self.jobs.terms(job_id)
+        except LookupError as error:
+            raise NoSuchJob(str(error)) from None
+        view = self.jobs.view(job_id)
+        if view.status != JobStatus.DISPUTED:
+            raise WrongState(
+                f"job 0x{job_id.hex()[:10]} is {label(JobStatus, view.status)}, not disputed"
+            )
+        if chain.pending_timestamp >= view.phase_end:
+            raise WrongState(f"the ruling period ended {date(view.phase_end)}: finalize settles it")
+        if not self.is_arbiter(me.address):
+            raise NotAllowed(f"{me.address} is not an arbiter of this deployment")
+        if terms.replicas == 1:
+            if for_client is None:
+                raise InvalidInput("a k = 1 ruling is for the client or for the provider")
+            replica = self.jobs.settlement_replica(job_id)
+        else:
+            revealed = self.jobs.revealed(job_id)
+            if slot is not None:
+                if slot not in revealed:
+                    shown = ", ".join(map(str, sorted(revealed))) or "none"
+                    raise InvalidInput(
+                        f"no slot {slot} revealed a result (slots that did: {shown})"
+                    )
+                result = revealed[slot]
+            elif result is None:
+                raise InvalidInput("a replicated job's ruling names the right result")
+            elif bytes(result) not in revealed.values():
+                raise InvalidInput(f"no replica revealed 0x{bytes(result).hex()}")
+            replica, for_client = Replica(NO_REPLICA.provider, 0, bytes(result)), False
+        receipt = self._send("ruling", self.escrow.rule, terms, replica, bool(for_client))
+        ruled = _event(receipt, self.escrow, "Ruled")
+        ruled["for_client"] = bool(ruled["for_client"])
+        if terms.replicas > 1:
+            ruled["result"] = bytes(result)
+        ruled["settled"] = _event(receipt, self.escrow, "JobSettled")
+        return ruled
+
+    def disputes(self) -> list[dict]:
+        """Disputed jobs still awaiting a ruling (their ruling period runs), oldest first:
+        `job_id`, `client`, `replicas`, `price`, `revealed`, `ruling_end`. The candidates
+        come from the event index (opened if need be, then synced); each is checked on
+        the chain."""
+        index = self.index or self.open_index()
+        index.sync()
+        now, found = chain.pending_timestamp, []
+        for row in reversed(index.jobs(limit=1_000_000, status="disputed")):
+            job_id = bytes.fromhex(row["job_id"][2:])
+            view = self.jobs.view(job_id)
+            if view.status != JobStatus.DISPUTED or view.phase_end <= now:
+                continue
+            found.append(
+                {
+                    "job_id": job_id,
+                    "client": row["client"],
+                    "replicas": int(row["replicas"]),
+                    "price": int(row["price"]),
+                    "revealed": int(view.revealed),
+                    "ruling_end": int(view.phase_end),
+                }
+            )
+        return found
+
     # -- governance
 
     def proposal(self, actions, description: str, *, reserve: bool = True) -> Proposal:
@@ -693,6 +901,36 @@ class ComputeShare:
         if reason:
             return self.governor.castVoteWithReason(proposal_id, support, reason, sender=me)
         return self.governor.castVote(proposal_id, support, sender=me)
+
+
+VIRTUAL_SHARES = 10**6  # Staking's _VIRTUAL_SHARES (a pool's price: (T + 1) / (S + 10**6))
+DEVICE_RETIRED = 3  # DeviceRegistry.STATUS_RETIRED
+SPEC_FIELDS = (
+    "cpu_cores", "memory_mb", "gpu_count", "gpu_model", "vram_mb", "region",
+    "price_per_second", "max_concurrent_jobs", "attestation",
+)  # fmt: skip
+
+
+def _spec_dict(spec) -> dict:
+    """A DeviceRegistry.Spec (from a call or an event) as a dict; bytes32 fields as bytes."""
+    if isinstance(spec, list | tuple):  # an event's struct decodes as a list
+        values = dict(zip(SPEC_FIELDS, spec, strict=True))
+    else:
+        values = {name: getattr(spec, name) for name in SPEC_FIELDS}
+    for name in ("gpu_model", "attestation"):
+        values[name] = bytes(values[name])
+    return {
+        name: value if isinstance(value, bytes) else int(value) for name, value in values.items()
+    }
+
+
+def _event(receipt, contract, name: str) -> dict:
+    """The arguments of the first `name` event `contract` emitted in `receipt`."""
+    logs = [log for log in receipt.decode_logs(getattr(contract, name))
+            if str(log.contract_address) == str(contract.address)]  # fmt: skip
+    if not logs:
+        raise ComputeShareError(f"the transaction emitted no {name} event")
+    return dict(logs[0].event_arguments)
 
 
 ALIASES = {alias: d.name for alias, d in vars(ComputeShare).items() if isinstance(d, _Deployed)}

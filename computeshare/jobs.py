@@ -255,6 +255,12 @@ class JobBook:
                 digest = bytes(args["result_hash"])
         return Replica(provider, device_nonce, digest)
 
+    def revealed(self, job_id: bytes) -> dict[int, bytes]:
+        """The result hash each slot of the job revealed, from its `ResultRevealed` events."""
+        return {
+            int(log.slot): bytes(log.result_hash) for log in self._logs(job_id, "ResultRevealed")
+        }
+
     def settlement_replica(self, job_id: bytes) -> Replica:
         """What settlement calls take: the k = 1 replica, empty for k > 1."""
         return self.replica(job_id) if self.terms(job_id).replicas == 1 else NO_REPLICA

@@ -6,6 +6,7 @@
     computeshare offer sign --client 0xClient --price 2 --out offer.json ...
     computeshare gov propose --set JobEscrow.PROTOCOL_FEE_BPS=100 --description "Lower fee"
     computeshare show jobs --network ethereum:sepolia:node
+    computeshare arbiter rule 0x1234abcd --for client --account arbiter
     computeshare agent --account me --journal agent.json
 
 Bad input ends in a one-line message: local checks run first and send nothing when they
@@ -49,6 +50,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "computeshare.cli.show",
         "show_group",
         "Read-only tables: devices, jobs, pools, proposals.",
+    ),
+    "arbiter": (
+        "computeshare.cli.arbiter",
+        "arbiter",
+        "List disputed jobs and rule on them (JobEscrow's ARBITER).",
     ),
     "agent": ("computeshare.cli.agent", "agent", "Serve your device's jobs (the provider agent)."),
     "run": ("computeshare.cli.run", "run", "Run a wasm module here exactly as a provider would."),

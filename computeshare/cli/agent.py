@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -27,13 +28,30 @@ from computeshare.cli.common import ChainCommand, connect, friendly, manifest_op
 @friendly
 def agent(account, manifest, device_id, journal, policy, serve, faulty, poll, steps, db):
     """Serve your device's jobs: validate, accept, run, commit, reveal, finalize; resumable."""
-    from computeshare.agent import Agent, Journal, Policy
+    from ape import chain
+
+    from computeshare.agent import Policy, lock_account
+
+    rules = Policy.load(policy)
+    cs = connect(manifest, account)
+    # One agent per account and chain: beside the deployment's manifest (its folder is
+    # shared by every journal), else (no manifest file, or its folder is read-only)
+    # beside the journal.
+    shared = cs.path is not None and os.access(cs.path.parent, os.W_OK)
+    where = cs.path.parent if shared else journal.parent
+    lock = lock_account(where, chain.chain_id, account.address)
+    try:
+        _serve(cs, account, rules, device_id, journal, serve, faulty, poll, steps, db)
+    finally:
+        lock.release()
+
+
+def _serve(cs, account, rules, device_id, journal, serve, faulty, poll, steps, db):
+    from computeshare.agent import Agent, Journal
     from computeshare.cli.common import resolve_device
     from computeshare.results import start_server
 
-    rules = Policy.load(policy)
     book = Journal.open(journal, from_block=0)
-    cs = connect(manifest, account)
     cs.open_index(db or journal.with_suffix(".sqlite"))  # its scan and look-ups read it
     if device_id is None:
         if cs.registry.device_count(account) == 0:

@@ -13,6 +13,7 @@ from computeshare.cli.common import (
     say,
     send,
     show,
+    tokens,
     when,
 )
 
@@ -57,7 +58,8 @@ def delegator_activate(account, manifest, provider_address):
     """Turn your warmed-up tokens at PROVIDER_ADDRESS into pool shares."""
     cs = connect(manifest, account)
     shares = cs.activate(provider_address)
-    say(f"shares received: {shares}", shares=shares)
+    worth = cs.share_value(provider_address, shares)
+    say(f"shares received: {shares:,} (worth {show(worth)} tokens)", shares=shares, worth=worth)
 
 
 @command(delegator, "cancel-warmup")
@@ -78,16 +80,31 @@ def delegator_cancel_warmup(account, manifest, provider_address):
 
 @command(delegator, "undelegate")
 @click.argument("provider_address")
-@click.argument("shares", type=click.IntRange(1))
-def delegator_undelegate(account, manifest, provider_address, shares):
-    """Start thawing SHARES of your delegation to PROVIDER_ADDRESS."""
+@click.argument("shares", type=click.IntRange(1), required=False)
+@click.option(
+    "--tokens",
+    "amount",
+    callback=lambda ctx, param, value: None if value is None else tokens(value),
+    help="undelegate the shares worth at most AMOUNT tokens at the pool's price now",
+    metavar="AMOUNT",
+)
+@click.option("--all", "everything", is_flag=True, help="undelegate every share you hold")
+def delegator_undelegate(account, manifest, provider_address, shares, amount, everything):
+    """Start thawing part of your delegation to PROVIDER_ADDRESS: SHARES (raw pool
+    shares), --tokens AMOUNT (rounded down to whole shares, never more than AMOUNT) or
+    --all. The tokens unlock after the thawing period (then `withdraw`)."""
+    if sum((shares is not None, amount is not None, everything)) != 1:
+        raise click.UsageError(
+            "give SHARES, --tokens AMOUNT or --all"
+            if shares is None and amount is None and not everything
+            else "give only one of SHARES, --tokens and --all"
+        )
     cs = connect(manifest, account)
-    receipt = send("undelegating", cs.staking.undelegate, provider_address, shares, sender=account)
-    position = cs.staking.delegation(provider_address, account)
+    event = cs.undelegate(provider_address, shares, tokens=amount, everything=everything)
     say(
-        f"thawing {show(receipt.return_value)} tokens: withdrawable "
-        f"{when(position.unlock_at, chain_now())}",
-        thawing=receipt.return_value, unlock_at=position.unlock_at,
+        f"thawing {show(event['amount'])} tokens ({event['shares']:,} shares): withdrawable "
+        f"{when(event['unlock_at'], chain_now())}",
+        shares=event["shares"], thawing=event["amount"], unlock_at=event["unlock_at"],
     )  # fmt: skip
 
 
