@@ -266,7 +266,7 @@ def cli():
     said = "\n".join(log.read_text() for log in logs)
     click.echo(
         f"agents' lines: {said.count('all replicas taken')} jobs another agent took first,"
-        f" {said.count('waits (capacity')} waits for a worker"
+        f" {said.count('waits (capacity')} jobs an agent let wait for a worker (said once each)"
     )
     click.echo(f"agent logs: {workdir}")
     if lost or slashed or slashes:

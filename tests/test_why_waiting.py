@@ -115,6 +115,19 @@ def test_status_counts_the_rule_each_device_fails(cli, manifest, accounts, chain
     counts = why_waiting(rich, audited).counts
     assert counts == {"inactive": 1, "unbonded": 1, "gpus": 1, "region": 1, "audit": 5}, counts
 
+    # k = 2 with one replica taken: the taker's other devices may not take the second.
+    pair = client.post_job(
+        SPEC, job_requirements(compute_seconds=60, region=276), price=100 * TOKEN,
+        replicas=2, duration=3600,
+    )  # fmt: skip
+    rich.jobs.accept(pair, 6, sender=accounts[4])
+    waiting = why_waiting(rich, pair)
+    assert waiting.counts == {
+        "inactive": 1, "unbonded": 1, "gpus": 1, "region": 1, "capacity": 1, "on_job": 3,
+    }, waiting.counts  # fmt: skip
+    assert waiting.fit == 1 and waiting.cheapest is None
+    assert waiting.text().startswith("1 of 2 replicas not accepted yet: 9 devices; 3 belong to")
+
     # Accepted: nothing is said about devices.
     assert why_waiting(rich, other) is None
     status = cli("client", "status", other.hex()[:10]).output

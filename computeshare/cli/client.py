@@ -238,6 +238,8 @@ def client_status(manifest, job_id, watch, poll, timeout, db):
     While replicas wait for a provider, a line says why: how many registered devices fail
     each rule of acceptance (read from the event index, brought up to the head)."""
     cs = connect(manifest)
+    if db is not None:  # job look-ups read it too
+        cs.open_index(db)
     job = _existing_job(cs, job_id)
     stop = time.monotonic() + timeout
     last = None
@@ -248,7 +250,7 @@ def client_status(manifest, job_id, watch, poll, timeout, db):
         if key != last:
             shown = {**view, "job": job, "phase": phase}
             text = f"{_summary(view)}\n  {phase}"
-            waiting = _why_waiting(cs, job, view, db)
+            waiting = _why_waiting(cs, job, view)
             if waiting is not None:
                 shown["waiting"] = waiting.to_json()
                 text += f"\n  {waiting.text()}"
@@ -267,7 +269,7 @@ def client_status(manifest, job_id, watch, poll, timeout, db):
         sleep(poll, f"watching job 0x{job.hex()[:10]}: {view['status_name']}")
 
 
-def _why_waiting(cs, job: bytes, view: dict, db: str | None):
+def _why_waiting(cs, job: bytes, view: dict):
     """Why the job's unaccepted replicas wait (`computeshare.matching`), or None."""
     from computeshare.cli.common import step
     from computeshare.matching import why_waiting
@@ -275,7 +277,7 @@ def _why_waiting(cs, job: bytes, view: dict, db: str | None):
     if view["status"] != OPEN or view["accepted"] >= view["replicas"]:
         return None
     if cs.index is None:
-        cs.open_index(db)
+        cs.open_index()
     with step("updating the index"):
         cs.index.sync()
     return why_waiting(cs, job)
