@@ -54,7 +54,7 @@ import yaml
 from ape.exceptions import ApeException, ContractLogicError
 from eth_utils import keccak
 
-from computeshare import worker
+from computeshare import matching, worker
 from computeshare.constants import OUTCOMES
 from computeshare.jobs import (
     REPLICA_ACCEPTED,
@@ -829,7 +829,8 @@ class Agent:
     def _obstacle(self, job_id: bytes, job) -> str | None:
         """What keeps the device from the job for good, or None: the contract's own
         eligibility rules, checked before sending so nothing doomed is sent (the registry's
-        `check_fit` is the view JobEscrow calls on acceptance)."""
+        `check_fit` is the view JobEscrow calls on acceptance), named as
+        `computeshare.matching` names them ("gpus: the device has 0 GPUs; ...")."""
         if job.status != STATUS_OPEN:
             return "the job is no longer open"
         if job.accepted >= job.replicas:
@@ -841,8 +842,10 @@ class Agent:
             self._capacity = self.cs.registry.check_fit(
                 self.device_id, self.me, packed, job.price_per_replica
             )
-        except ContractLogicError as error:
-            return f"requirements: {error.message or 'the device does not fit'}"
+        except ContractLogicError as error:  # name the rule as `client status` counts it
+            device = matching.device_from_chain(self.cs, self.device_id)
+            failed = matching.failure(device, matching.needs_of(self.cs, job_id, job))
+            return ": ".join(failed) if failed else error.message or "the device does not fit"
         return None
 
     def _shortage(self, job) -> str | None:
@@ -850,15 +853,15 @@ class Agent:
         workers (runs owed), the device's capacity on chain, free stake for the collateral."""
         owed = self._owed_runs()
         if owed >= self.max_workers:
-            return f"capacity: {owed} runs owed to {self.max_workers} workers"
+            return f"{matching.CAPACITY}: {owed} runs owed to {self.max_workers} workers"
         running = self.cs.escrow_view.device_record(self.device_id).running
         if running >= self._capacity:
-            return f"capacity: the device holds {running} of its {self._capacity} jobs"
+            return f"{matching.CAPACITY}: the device holds {running} of its {self._capacity} jobs"
         free, fraction = self.cs.staking.free_stake(self.me), self.policy.max_collateral_fraction
         if job.collateral_per_replica > free * fraction:
             return (
-                f"stake: the collateral {job.collateral_per_replica / 1e18:,.2f} is above "
-                f"{fraction:g} of the free stake {free / 1e18:,.2f}"
+                f"{matching.STAKE}: the collateral {job.collateral_per_replica / 1e18:,.2f}"
+                f" is above {fraction:g} of the free stake {free / 1e18:,.2f}"
             )
         return None
 

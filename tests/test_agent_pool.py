@@ -17,6 +17,7 @@ from computeshare import worker
 from computeshare.agent import AgentError, Policy
 from computeshare.client import ComputeShare
 from computeshare.constants import DAY, TOKEN
+from computeshare.matching import RULES
 from computeshare.results import ResultServer
 from computeshare.sandbox import RunResult
 from computeshare.specs import job_requirements
@@ -340,7 +341,7 @@ def test_every_job_the_agent_does_not_take_says_why_once(
     who = {"stake": poor.me[:6]}
     expected = {
         "capacity": "waits (capacity: 1 runs owed to 1 workers)",
-        "requirements": "skipped (requirements: device_registry: ",
+        "requirements": "skipped (gpus: the device has 2 GPUs; the job needs 8)",
         "policy": "declined (workload sha256-chain not allowed here)",
         "price": "declined (price per fuel below the policy's minimum)",
         "stake": "waits (stake: ",
@@ -352,3 +353,5 @@ def test_every_job_the_agent_does_not_take_says_why_once(
             if line.startswith(f"{who.get(name, agent.me[:6])} job 0x{job_id.hex()[:8]}: ")
         ]
         assert len(said) == 1 and expected[name] in said[0], (name, said, lines)
+        if name in ("capacity", "requirements", "stake"):  # `client status` counts the same
+            assert said[0].split("(", 1)[1].split(":")[0] in RULES, said

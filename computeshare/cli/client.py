@@ -228,9 +228,18 @@ def _phase(cs, job: bytes, view: dict, now: int) -> str:
 @click.option(
     "--timeout", type=Duration(), default="600", show_default=True, help="stop watching after"
 )
-def client_status(manifest, job_id, watch, poll, timeout):
-    """Show a job, or follow it with --watch: a line on every change, until it is final."""
+@click.option(
+    "--db",
+    help="event index file or SQLAlchemy URL, for why a job waits (default: the "
+    "manifest's name, .sqlite)",
+)
+def client_status(manifest, job_id, watch, poll, timeout, db):
+    """Show a job, or follow it with --watch: a line on every change, until it is final.
+    While replicas wait for a provider, a line says why: how many registered devices fail
+    each rule of acceptance (read from the event index, brought up to the head)."""
     cs = connect(manifest)
+    if db is not None:  # job look-ups read it too
+        cs.open_index(db)
     job = _existing_job(cs, job_id)
     stop = time.monotonic() + timeout
     last = None
@@ -239,10 +248,16 @@ def client_status(manifest, job_id, watch, poll, timeout):
         phase = _phase(cs, job, view, now)
         key = (view["status"], tuple(view["replica_states"]), view["phase_end"])
         if key != last:
+            shown = {**view, "job": job, "phase": phase}
+            text = f"{_summary(view)}\n  {phase}"
+            waiting = _why_waiting(cs, job, view)
+            if waiting is not None:
+                shown["waiting"] = waiting.to_json()
+                text += f"\n  {waiting.text()}"
             if OUTPUT.json and watch:  # one object per change: JSON lines
-                click.echo(json.dumps(plain({**view, "job": job, "phase": phase}), sort_keys=True))
+                click.echo(json.dumps(plain(shown), sort_keys=True))
             else:
-                say(f"{_summary(view)}\n  {phase}", **{**view, "job": job, "phase": phase})
+                say(text, **shown)
             last = key
         if not watch or view["status"] in (FINALIZED, CANCELLED):
             return
@@ -252,6 +267,20 @@ def client_status(manifest, job_id, watch, poll, timeout):
                 f"(`computeshare client status 0x{job.hex()[:10]} --watch` to go on)"
             )
         sleep(poll, f"watching job 0x{job.hex()[:10]}: {view['status_name']}")
+
+
+def _why_waiting(cs, job: bytes, view: dict):
+    """Why the job's unaccepted replicas wait (`computeshare.matching`), or None."""
+    from computeshare.cli.common import step
+    from computeshare.matching import why_waiting
+
+    if view["status"] != OPEN or view["accepted"] >= view["replicas"]:
+        return None
+    if cs.index is None:
+        cs.open_index()
+    with step("updating the index"):
+        cs.index.sync()
+    return why_waiting(cs, job)
 
 
 @command(client, "result", signer=False)
