@@ -54,14 +54,14 @@ def _terminal(stream) -> bool:
 def table(rows: list[dict], columns: list[str] | None = None) -> None:
     """Prints `rows` as a table with its column headers (even when empty). On a terminal
     it is drawn by rich; otherwise plain aligned text that scripts and tests can read."""
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-
     columns = columns or (list(rows[0]) if rows else [])
     if OUTPUT.json:
         OUTPUT.record["rows"] = [{c: plain(row.get(c)) for c in columns} for row in rows]
         return
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
     out = sys.stdout
     terminal = _terminal(out)
     grid = Table(
