@@ -17,7 +17,7 @@ ANALYSIS_STAMP := $(ANALYSIS_VENV)/.installed
 export PATH := $(CURDIR)/node_modules/.bin:$(BIN):$(PATH)
 export HYPOTHESIS_PROFILE ?= ci
 
-.PHONY: bench-index bench-burst parallel setup demo test lint analyze fuzz bench abi clean examples
+.PHONY: bench-index bench-burst bench-long parallel setup demo test lint analyze fuzz bench abi clean examples
 
 # One line per step: a first install takes minutes, and says what it is waiting for.
 setup: $(PY_STAMP) $(NODE_STAMP) $(SDK_STAMP)
@@ -90,6 +90,7 @@ bench: setup
 	ape run bench_agent
 	$(MAKE) bench-index
 	$(MAKE) bench-burst
+	$(MAKE) bench-long
 
 # The 10,000-job market needs an anvil without ape's --steps-tracing (every opcode of
 # every transaction kept in memory: 24 GB, then the OOM killer): a plain one of its own.
@@ -107,6 +108,14 @@ bench-burst: setup
 	anvil --port $$port --silent & node=$$!; \
 	trap 'kill $$node' EXIT; sleep 2; \
 	ape run bench_burst --network http://127.0.0.1:$$port
+
+# One k = 1 job of BENCH_LONG_SECONDS (default 600) of compute through a real agent process,
+# verified on chain, settled and paid; a plain anvil of its own, as for bench-burst.
+bench-long: setup
+	@port=$$($(BIN)/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
+	anvil --port $$port --silent & node=$$!; \
+	trap 'kill $$node' EXIT; sleep 2; \
+	ape run bench_long --network http://127.0.0.1:$$port
 
 # Storage conflicts between the N transactions of one block, per market operation (for
 # parallel EVMs); starts and stops a plain anvil of its own. `make parallel N=20`.

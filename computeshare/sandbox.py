@@ -90,9 +90,12 @@ MAX_STACK_BYTES = metering.NATIVE_STACK_BYTES
 MAX_OUTPUT_BYTES = wasi.MAX_OUTPUT_BYTES
 # Longest output a k = 1 result carries on chain (JobEscrow.submit); longer ones are served.
 MAX_ON_CHAIN_OUTPUT = 4_096
-# A job's fuel limit: at least an hour of compute at the published floor (4,000 s at
-# metering.R_FLOOR = 10**9 fuel a second).
-MAX_FUEL = 4 * 10**12
+# A job's fuel limit: the most whose run (`workloads.run_seconds`: the worker's start-up
+# plus twice the fuel's time at metering.R_FLOOR = 10**9 fuel a second) and commitment fit
+# JobEscrow's default MAX_JOB_DURATION of 7 days: 300,000 s at the floor. Real programs burn
+# fuel far faster than the floor (a catalogue kernel 7.5 * 10**9 a second, zlib over text
+# 1.3 * 10**11), so a job at this limit computes for 11 hours or 38 minutes respectively.
+MAX_FUEL = 3 * 10**14
 # Host calls' prices (part of the cost table, `metering.COST_TABLE_VERSION`): see
 # `computeshare.wasi`.
 HOST_CALL_FUEL = wasi.HOST_CALL_FUEL

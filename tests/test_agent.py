@@ -23,11 +23,13 @@ from computeshare.results import ResultError, ResultServer
 from computeshare.sandbox import MAX_FUEL, STATUS_OK, STATUS_OUT_OF_FUEL, STATUS_TRAP, RunResult
 from computeshare.specs import device_spec, job_requirements
 from computeshare.workloads import (
+    COMMIT_SECONDS,
     decode_spec,
     encode_spec,
     execute,
     pack_u64,
     result_hash,
+    run_seconds,
     wasm_spec,
 )
 from devtools.metering_cases import adversarial_cases
@@ -475,21 +477,25 @@ def test_a_module_slow_per_unit_of_fuel_is_refused_or_paid_never_slashed(
 
 
 def test_an_hour_long_job_needs_the_time_and_compute_seconds_it_takes(manifest, client):
-    """MAX_FUEL is at least an hour at the floor R_FLOOR; the client refuses to post such a
-    job with a deadline or compute-seconds the providers' default policy would decline, and
-    that policy accepts it when both fit."""
+    """MAX_FUEL is at least an hour at the floor R_FLOOR, and a job at MAX_FUEL fits the
+    default MAX_JOB_DURATION; the client refuses to post an hour-long job with a deadline or
+    compute-seconds the providers' default policy would decline, and that policy accepts it
+    when both fit."""
     assert MAX_FUEL >= 3_600 * R_FLOOR
-    spec = wasm_spec("monte-carlo", pack_u64(1, 10**12), fuel=MAX_FUEL)
+    fuel = 4_000 * R_FLOOR
+    spec = wasm_spec("monte-carlo", pack_u64(1, 10**12), fuel=fuel)
     cs = ComputeShare.from_manifest(manifest, account=client)
-    hours = job_requirements(compute_seconds=MAX_FUEL // R_FLOOR)
+    longest = cs.parameter("JobEscrow", "MAX_JOB_DURATION")
+    assert run_seconds(MAX_FUEL) + COMMIT_SECONDS <= longest
+    hours = job_requirements(compute_seconds=fuel // R_FLOOR)
     with pytest.raises(InvalidInput, match="duration"):
         cs.post_job(spec, hours, price=100 * TOKEN, replicas=1, duration=3_600)
     with pytest.raises(InvalidInput, match="compute_seconds"):
         cs.post_job(spec, job_requirements(), price=100 * TOKEN, replicas=1, duration=DAY)
     job_id = cs.post_job(spec, hours, price=100 * TOKEN, replicas=1, duration=DAY)
     job = decode_spec(spec)
-    policy, seconds = Policy(), MAX_FUEL // R_FLOOR
+    policy, seconds = Policy(), fuel // R_FLOOR
     assert policy.refusal(job, 100 * TOKEN, 100 * TOKEN, seconds, 10_000 * TOKEN, DAY) is None
     assert "commit deadline" in policy.refusal(job, 100, 100, seconds, 10**30, 3_600)
-    assert policy.wall_seconds(MAX_FUEL) >= MAX_FUEL / R_FLOOR
+    assert policy.wall_seconds(fuel) >= fuel / R_FLOOR
     assert cs.jobs.view(job_id).accepted == 0
