@@ -283,7 +283,7 @@ def job_spec_options(func):
         click.option(
             "--fuel",
             type=click.IntRange(1),
-            help="the wasm run's fuel limit (at most 4 * 10**12: an hour at R_FLOOR)",
+            help="the wasm run's fuel limit (at most 3 * 10**14: 83 hours at R_FLOOR)",
         ),
         click.option(
             "--encrypt-to", help="a public key (hex): providers serve the output encrypted"
