@@ -14,6 +14,7 @@ from computeshare.sandbox import (
     HOST_CALL_FUEL,
     MAX_FUEL,
     MAX_MEMORY_BYTES,
+    MAX_MEMORY_LIMIT,
     MAX_MODULE_BYTES,
     MAX_OUTPUT_BYTES,
     OPT_LEVELS,
@@ -276,7 +277,7 @@ GROW_ALL = wat(
 )
 
 
-@pytest.mark.parametrize("limit_pages", [1, 2, 33])
+@pytest.mark.parametrize("limit_pages", [1, 2, 33, 4_097, 16_385, 65_536])
 def test_the_jobs_memory_limit_is_honoured_and_a_grow_past_it_returns_minus_one(limit_pages):
     results = {
         level: run(
@@ -288,7 +289,24 @@ def test_the_jobs_memory_limit_is_honoured_and_a_grow_past_it_returns_minus_one(
     result = results["speed"]
     assert (result.status, result.output) == (STATUS_OK, struct.pack("<i", limit_pages))
     with pytest.raises(ModuleError, match="memory_limit"):
-        run(GROW_ALL, "_start", b"", FUEL, memory_limit=MAX_MEMORY_BYTES + 65_536)
+        run(GROW_ALL, "_start", b"", FUEL, memory_limit=MAX_MEMORY_LIMIT + 65_536)
+
+
+def test_providers_opt_in_to_memories_past_256_mib():
+    """A spec may declare up to 4 GiB (wasm32's 65,536 pages); a provider's default policy
+    declines one above `MAX_MEMORY_BYTES` before accepting it, and takes it when it opts in."""
+    from computeshare.agent import Policy
+
+    assert MAX_MEMORY_LIMIT == 4 << 30 and MAX_MEMORY_BYTES == 256 << 20
+    module = wat(start("nop"))
+    job = decode_spec(wasm_spec(module, fuel=FUEL, memory_limit=MAX_MEMORY_LIMIT))
+    assert job.input.memory_limit == MAX_MEMORY_LIMIT
+    with pytest.raises(WorkloadError):
+        decode_spec(wasm_spec(module, fuel=FUEL, memory_limit=MAX_MEMORY_LIMIT + 65_536))
+    terms = {"price": 10**18, "collateral": 0, "compute_seconds": 3_600, "free": 10**18}
+    assert "memory limit" in Policy().refusal(job, **terms)
+    assert Policy(max_memory_bytes=MAX_MEMORY_LIMIT).refusal(job, **terms) is None
+    assert Policy().refusal(decode_spec(wasm_spec(module, fuel=FUEL)), **terms) is None
 
 
 def test_a_run_over_the_largest_memory_is_identical_at_every_level():
@@ -358,6 +376,26 @@ def test_the_prepared_module_cache_gives_a_cold_runs_results(tmp_path):
     # The export is checked on a hit as on a cold preparation.
     with pytest.raises(ModuleError):
         check(CACHED, "main", cache_dir=tmp_path / "c")
+
+
+def test_the_prepared_module_cache_keeps_a_module_per_memory_tier(tmp_path):
+    """A load's price depends on the job's memory tier: a module prepared for one tier is
+    never run at another's prices."""
+    module = wat(start("(call $emit_i32 (i32.load (i32.const 8)))"))
+    limits = (64 << 20, 256 << 20, 1 << 30, 4 << 30)
+    cold = [run(module, "_start", b"", FUEL, memory_limit=limit) for limit in limits]
+    assert cold[0] == cold[1] and len({r.fuel for r in cold}) == 3
+    warm = [
+        run(module, "_start", b"", FUEL, memory_limit=limit, cache_dir=tmp_path / "c")
+        for limit in (*limits, *reversed(limits))
+    ]
+    assert warm == [*cold, *reversed(cold)]
+    assert len(list((tmp_path / "c").glob("*.bin"))) == 3
+    keys = {PreparedCache.key(module, "speed", tier) for tier in range(3)}
+    assert len(keys) == 3
+    for limit in limits:
+        check(module, "_start", cache_dir=tmp_path / "c", memory_limit=limit)
+    assert len(list((tmp_path / "c").glob("*.bin"))) == 3
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "foreign", "renamed"])
