@@ -80,7 +80,7 @@ def test_a_module_asking_for_any_other_capability_is_refused(imported):
     [
         '(memory (export "memory") 1 1 shared) ' + start("nop"),  # threads
         start("(drop (i32x4.splat (i32.const 1)))"),  # SIMD
-        f'(memory (export "memory") {MAX_MEMORY_BYTES // 65_536 + 1}) '
+        f'(memory (export "memory") {MAX_MEMORY_LIMIT // 65_536 + 1}) '
         + start("nop"),  # above the memory bound
     ],
     ids=["threads", "simd", "huge-initial-memory"],
