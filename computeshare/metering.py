@@ -87,11 +87,14 @@ COST_TABLE_VERSION = 2
 # The published floor: the fewest fuel a second any module burns under this cost table (a
 # job's run takes at most its fuel over R_FLOOR, after the worker's start-up). The slowest
 # case of the adversarial suite (scripts/bench_metering.py) is a dependent pointer chase over
-# the whole memory, which slows as the memory grows (cache, then TLB misses): per memory tier,
-# over the tier's largest memory, in CPU time on a machine shared with others, 1.6 * 10**9 a
-# second over 256 MiB (400 fuel a load), 1.6 * 10**9 over 1 GiB (640) and 1.7 * 10**9 over
-# 4 GiB (800): each tier's price keeps the same margin over the floor. An arithmetic loop
-# burns 32 * 10**9. Providers' policies derive their wall-clock limits and acceptance from it.
+# the whole memory, which slows as the memory grows (cache, then TLB misses), so a load's and
+# a store's price rise with the job's memory limit (`CostTable.memory_tiers`). Over each
+# tier's largest memory, in CPU time on a machine shared with others (`ape run
+# bench_metering`, seven runs): 210 to 310 ns a load over 256 MiB, 1.3 to 2.0 * 10**9 fuel a
+# second at 400 fuel; 370 to 410 ns over 1 GiB, 1.7 to 1.9 * 10**9 at 680; 420 to 480 ns
+# over 4 GiB, 1.7 to 1.9 * 10**9 at 800: the larger tiers keep at least the first one's
+# margin over the floor (1.7 at its typical 240 ns). An arithmetic loop burns 32 * 10**9.
+# Providers' policies derive their wall-clock limits and acceptance from it.
 R_FLOOR = 1_000_000_000
 FUEL_EXPORT = "computeshare:fuel"
 START_EXPORT = "computeshare:start"
@@ -148,7 +151,7 @@ class CostTable:
     # burns about the same fuel a second at its price (see `R_FLOOR`).
     memory_tiers: tuple[tuple[int, int, int], ...] = (
         (256 << 20, 400, 400),
-        (1 << 30, 640, 640),
+        (1 << 30, 680, 680),
         (4 << 30, 800, 800),
     )
 
