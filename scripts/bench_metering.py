@@ -129,6 +129,7 @@ def chase_rate(size: int) -> tuple[float, float, sandbox.RunResult | None]:
             )
         finally:
             host.close()
+            store.close()  # its memory now, not at the next collection
         (began, before), (ended, after) = host.marks
         best = max(best, (before - after - sandbox.HOST_CALL_FUEL) / (ended - began))
     return best, _chase_fuel(tier) / best * 1e9, result
