@@ -381,19 +381,18 @@ class PreparedCache:
     @staticmethod
     def key(module_bytes: bytes, opt_level: str, tier: int = 0) -> str:
         """What an entry is for: the module, the cost table and memory tier it is metered
-        for, wasmtime and its settings."""
-        return json.dumps(
-            {
-                "module": module_hash(module_bytes),
-                "cost_table": metering.COST_TABLE_VERSION,
-                "memory_tier": tier,
-                "wasmtime": importlib.metadata.version("wasmtime"),
-                "opt_level": opt_level,
-                "engine": ENGINE_SETTINGS,
-            },
-            sort_keys=True,
-            separators=(",", ":"),
-        )
+        for, wasmtime and its settings. The first tier's key names no tier: it is the key
+        entries had before the tiers, for the same metered module, so they stay valid."""
+        key = {
+            "module": module_hash(module_bytes),
+            "cost_table": metering.COST_TABLE_VERSION,
+            "wasmtime": importlib.metadata.version("wasmtime"),
+            "opt_level": opt_level,
+            "engine": ENGINE_SETTINGS,
+        }
+        if tier:
+            key["memory_tier"] = tier
+        return json.dumps(key, sort_keys=True, separators=(",", ":"))
 
     def path(self, key: str) -> Path:
         return self.directory / f"{hashlib.sha256(key.encode()).hexdigest()}.bin"
@@ -433,7 +432,7 @@ class PreparedCache:
                 bool(header["has_start"]),
                 int(header["functions"]),
                 tuple(int(w) for w in header["weights"]),
-                int(header["tier"]),
+                int(header.get("tier", 0)),
             )
             module = wasmtime.Module.deserialize(engine(opt_level), bytes(body[4 + size :]))
         except (ValueError, KeyError, TypeError, wasmtime.WasmtimeError):
