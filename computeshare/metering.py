@@ -90,10 +90,11 @@ COST_TABLE_VERSION = 2
 # the whole memory, which slows as the memory grows (cache, then TLB misses), so a load's and
 # a store's price rise with the job's memory limit (`CostTable.memory_tiers`). Over each
 # tier's largest memory, in CPU time on a machine shared with others (`ape run
-# bench_metering`, seven runs): 210 to 310 ns a load over 256 MiB, 1.3 to 2.0 * 10**9 fuel a
-# second at 400 fuel; 370 to 410 ns over 1 GiB, 1.7 to 1.9 * 10**9 at 680; 420 to 480 ns
-# over 4 GiB, 1.7 to 1.9 * 10**9 at 800: the larger tiers keep at least the first one's
-# margin over the floor (1.7 at its typical 240 ns). An arithmetic loop burns 32 * 10**9.
+# bench_metering`, twelve runs; median, then range): over 256 MiB, 250 ns a load (190 to
+# 350), 1.6 * 10**9 fuel a second at 400 fuel (1.2 to 2.1); over 1 GiB, 390 ns (350 to 450),
+# 1.75 * 10**9 at 680 (1.55 to 2.0); over 4 GiB, 455 ns (420 to 480), 1.8 * 10**9 at 800
+# (1.7 to 1.9): the larger tiers keep at least the first one's margin over the floor, at the
+# median and at the worst run. An arithmetic loop burns 32 * 10**9.
 # Providers' policies derive their wall-clock limits and acceptance from it.
 R_FLOOR = 1_000_000_000
 FUEL_EXPORT = "computeshare:fuel"

@@ -81,8 +81,9 @@ PREPARE_SECONDS_PER_BYTE = 20e-6  # measured 4 to 8 us a byte here (loaded), tim
 # The cost table prices a load as a cache and TLB miss over the job's whole memory, by its
 # memory limit's tier (`metering.CostTable.memory_tiers`): a dependent pointer chase over a
 # tier's largest memory (scripts/bench_metering.py, CPU time, a machine shared with others)
-# takes about 250 ns a load over 256 MiB, 400 ns over 1 GiB and 460 ns over 4 GiB, and each
-# tier's price (400, 680, 800) keeps it as far above R_FLOOR = 10**9. A job may declare any memory
+# takes about 250 ns a load over 256 MiB, 390 ns over 1 GiB and 455 ns over 4 GiB, and each
+# tier's price (400, 680, 800) keeps it as far above R_FLOOR = 10**9 (`metering.R_FLOOR`).
+# A job may declare any memory
 # limit up to wasm32's 4 GiB (65,536 pages); wasmtime's default reservation for a 32-bit
 # memory (4 GiB of address space and guard pages, backed only as pages are touched) holds it.
 MAX_MEMORY_LIMIT = 4 << 30
