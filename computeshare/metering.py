@@ -24,7 +24,8 @@ engine, its optimisation level or the machine:
 - A leaf (calls nothing, no loop, no depth counter, one region) that is never exported,
   put in a table or named by `ref.func` is charged by its callers: a call to it costs the
   call and its region, and it charges nothing itself.
-- Costs price the worst case, not the average: a load or store is a cache and TLB miss,
+- Costs price the worst case, not the average: a load or store is a cache and TLB miss
+  over the job's whole memory (priced by its memory limit's tier, `CostTable.memory_tiers`),
   `memory.grow` is charged per page requested and `table.grow` per element (computed from
   the operand, before the instruction runs), bulk memory and table instructions per byte or
   element moved, calls and `call_indirect` and `br_table` at what they cost. Host calls
@@ -77,14 +78,24 @@ from computeshare.wasm_codec import (
     vec,
 )
 
+# Version 2 priced every load and store at 400 fuel with memories up to 256 MiB; the memory
+# tiers (`CostTable.memory_tiers`) keep exactly that price for those memories and only price
+# the larger memories version 2 refused, so every job version 2 ran keeps its fuel to the
+# unit and the version stays 2 (a job's fuel is a function of its module, input, memory
+# limit and this version).
 COST_TABLE_VERSION = 2
 # The published floor: the fewest fuel a second any module burns under this cost table (a
 # job's run takes at most its fuel over R_FLOOR, after the worker's start-up). The slowest
 # case of the adversarial suite (scripts/bench_metering.py) is a dependent pointer chase over
-# the whole memory: 1.7 * 10**9 a second of CPU time over the sandbox's largest memory
-# (256 MiB; 2.5 * 10**9 over 64 MiB, 0.9 * 10**9 over 4 GiB, which the sandbox refuses), on
-# a machine shared with others; an arithmetic loop burns 32 * 10**9. Providers' policies
-# derive their wall-clock limits and acceptance from it.
+# the whole memory, which slows as the memory grows (cache, then TLB misses), so a load's and
+# a store's price rise with the job's memory limit (`CostTable.memory_tiers`). Over each
+# tier's largest memory, in CPU time on a machine shared with others (`ape run
+# bench_metering`, twelve runs; median, then range): over 256 MiB, 250 ns a load (190 to
+# 350), 1.6 * 10**9 fuel a second at 400 fuel (1.2 to 2.1); over 1 GiB, 390 ns (350 to 450),
+# 1.75 * 10**9 at 680 (1.55 to 2.0); over 4 GiB, 455 ns (420 to 480), 1.8 * 10**9 at 800
+# (1.7 to 1.9): the larger tiers keep at least the first one's margin over the floor, at the
+# median and at the worst run. An arithmetic loop burns 32 * 10**9.
+# Providers' policies derive their wall-clock limits and acceptance from it.
 R_FLOOR = 1_000_000_000
 FUEL_EXPORT = "computeshare:fuel"
 START_EXPORT = "computeshare:start"
@@ -114,8 +125,6 @@ class CostTable:
     simple: int = 1  # integer and float arithmetic, locals, globals, constants, select
     divide: int = 16  # integer division and remainder
     float_divide: int = 64  # float division and square root
-    load: int = 400  # a cache and TLB miss (a dependent chain over 256 MiB)
-    store: int = 400
     branch: int = 1  # br, br_if, if, else, return
     br_table: int = 20
     call: int = 16  # includes the injected depth counter
@@ -137,6 +146,33 @@ class CostTable:
     region_minimum: int = 8
     memory_page: int = 640_000  # a page of the initial memory, charged before the run
     table_element: int = 4  # an element of the initial table, charged before the run
+    # A load and a store are priced as a cache and TLB miss over the job's whole memory, so
+    # by its memory limit, in tiers: (largest memory limit in bytes, load, store), ascending,
+    # the last at wasm32's 4 GiB. A dependent pointer chase over each tier's largest memory
+    # burns about the same fuel a second at its price (see `R_FLOOR`).
+    memory_tiers: tuple[tuple[int, int, int], ...] = (
+        (256 << 20, 400, 400),
+        (1 << 30, 680, 680),
+        (4 << 30, 800, 800),
+    )
+
+    @property
+    def load(self) -> int:
+        """A load's price in the first tier (memory limits up to 256 MiB)."""
+        return self.memory_tiers[0][1]
+
+    @property
+    def store(self) -> int:
+        """A store's price in the first tier."""
+        return self.memory_tiers[0][2]
+
+    def tier(self, memory_limit: int) -> int:
+        """The memory tier of a job's memory limit (bytes): the first whose bound holds it;
+        `MeteringError` above the last."""
+        for number, (most, _, _) in enumerate(self.memory_tiers):
+            if memory_limit <= most:
+                return number
+        raise MeteringError(f"no memory tier holds a memory limit of {memory_limit:,} bytes")
 
 
 COSTS = CostTable()
@@ -151,6 +187,7 @@ class Metered:
     has_start: bool = False
     functions: int = 0
     weights: tuple[int, ...] = field(default=(), repr=False)
+    tier: int = 0  # the memory tier its loads and stores are priced for
 
 
 _DIVIDES = {0x6D, 0x6E, 0x6F, 0x70, 0x7F, 0x80, 0x81, 0x82}
@@ -158,7 +195,8 @@ _FLOAT_DIVIDES = {0x91, 0x95, 0x9F, 0xA3}  # sqrt and div
 _SIMPLE_NUMERIC = set(range(0x45, 0xC5)) - _DIVIDES - _FLOAT_DIVIDES
 
 
-def _opcode_costs(costs: CostTable) -> dict[int, int]:
+def _opcode_costs(costs: CostTable, tier: int = 0) -> dict[int, int]:
+    _, load, store = costs.memory_tiers[tier]
     table = {
         0x00: costs.branch,  # unreachable
         0x01: 0,  # nop
@@ -193,8 +231,8 @@ def _opcode_costs(costs: CostTable) -> dict[int, int]:
         0xD1: costs.simple,  # ref.is_null
         0xD2: costs.table_access,  # ref.func
     }
-    table.update(dict.fromkeys(range(0x28, 0x36), costs.load))
-    table.update(dict.fromkeys(range(0x36, 0x3F), costs.store))
+    table.update(dict.fromkeys(range(0x28, 0x36), load))
+    table.update(dict.fromkeys(range(0x36, 0x3F), store))
     table.update(dict.fromkeys(_SIMPLE_NUMERIC, costs.simple))
     table.update(dict.fromkeys(_DIVIDES, costs.divide))
     table.update(dict.fromkeys(_FLOAT_DIVIDES, costs.float_divide))
@@ -606,8 +644,12 @@ def _rewrite_body(
     raise MeteringError("function body does not end with end")
 
 
-def meter(module_bytes: bytes, table: CostTable = COSTS, *, audit: bool = False) -> Metered:
-    """The module with metering injected; raises `MeteringError` when it cannot be.
+def meter(
+    module_bytes: bytes, table: CostTable = COSTS, *, tier: int = 0, audit: bool = False
+) -> Metered:
+    """The module with metering injected, its loads and stores priced for memory tier `tier`
+    (`CostTable.tier` of the job's memory limit; 0 for up to 256 MiB); raises
+    `MeteringError` when it cannot be.
 
     The module should be valid (the sandbox validates it first): the rewrite keeps a valid
     module valid and does not check what validation checks. With `audit` (tests only), a
@@ -615,8 +657,10 @@ def meter(module_bytes: bytes, table: CostTable = COSTS, *, audit: bool = False)
     entered, the way a per-block meter would: the fuel charged must never be less."""
     if table.version != COST_TABLE_VERSION:
         raise MeteringError(f"cost table version {table.version} is not {COST_TABLE_VERSION}")
+    if isinstance(tier, bool) or not 0 <= tier < len(table.memory_tiers):
+        raise MeteringError(f"no memory tier {tier!r}")
     data = bytes(module_bytes)
-    costs = _opcode_costs(table)
+    costs = _opcode_costs(table, tier)
     module = parse(data, costs)
     for reserved in (FUEL_EXPORT, START_EXPORT, WORK_EXPORT):
         if reserved.encode() in module.export_names:
@@ -698,4 +742,5 @@ def meter(module_bytes: bytes, table: CostTable = COSTS, *, audit: bool = False)
     pages = module.memory_pages + module.imported_memory_pages
     elements = module.table_elements + module.imported_table_elements
     setup = pages * table.memory_page + elements * table.table_element
-    return Metered(out, setup, module.start is not None, len(module.functions), tuple(weights))
+    has_start = module.start is not None
+    return Metered(out, setup, has_start, len(module.functions), tuple(weights), tier)

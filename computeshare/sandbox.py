@@ -11,7 +11,8 @@ A module runs on wasmtime with an engine set for determinism and containment:
   trips before wasmtime's native stack limit;
 - NaN canonicalisation on; threads, relaxed SIMD, SIMD, multi-memory, memory64, GC, the
   component model and exceptions off (nothing whose result may differ between machines);
-- one instance, one memory of at most `MAX_MEMORY_BYTES`, one table of at most
+- one instance, one memory of at most the job's memory limit (`MAX_MEMORY_LIMIT`, 4 GiB, at
+  most; loads and stores are priced by its tier), one table of at most
   `MAX_TABLE_ELEMENTS`, a native wasm stack of `MAX_STACK_BYTES`;
 - WASI preview1 (`computeshare.wasi`), every function of it, deterministic: the
   arguments (`["job", *args]`) and environment the job gives; virtual clocks reading the
@@ -77,11 +78,17 @@ STATUS_NAMES = {
 MAX_MODULE_BYTES = 64 << 20
 PREPARE_BASE_SECONDS = 2.0
 PREPARE_SECONDS_PER_BYTE = 20e-6  # measured 4 to 8 us a byte here (loaded), times 2.5 and more
-# The cost table prices a load as a cache and TLB miss; a dependent pointer chase over the
-# whole memory (scripts/bench_metering.py, CPU time, a machine shared with others) burns
-# 2.5 G fuel/s over 64 MiB, 1.7 G over 256 MiB, 1.1 G over 1 GiB and 0.9 G over 4 GiB (446 ns
-# a load): past 256 MiB a load's 400 fuel no longer keeps R_FLOOR = 10**9 with a margin, and
-# a price that would (about 1,000) more than doubles the fuel of every memory-bound job.
+# The cost table prices a load as a cache and TLB miss over the job's whole memory, by its
+# memory limit's tier (`metering.CostTable.memory_tiers`): a dependent pointer chase over a
+# tier's largest memory (scripts/bench_metering.py, CPU time, a machine shared with others)
+# takes about 250 ns a load over 256 MiB, 390 ns over 1 GiB and 455 ns over 4 GiB, and each
+# tier's price (400, 680, 800) keeps it as far above R_FLOOR = 10**9 (`metering.R_FLOOR`).
+# A job may declare any memory
+# limit up to wasm32's 4 GiB (65,536 pages); wasmtime's default reservation for a 32-bit
+# memory (4 GiB of address space and guard pages, backed only as pages are touched) holds it.
+MAX_MEMORY_LIMIT = 4 << 30
+# The largest memory of the first price tier, and the most a provider's policy accepts unless
+# it opts in to more (`agent.Policy.max_memory_bytes`): a job's memory is the provider's RAM.
 MAX_MEMORY_BYTES = 256 << 20
 # A job's memory limit when its spec names none (`workloads.WasmInput.memory_limit`).
 DEFAULT_MEMORY_BYTES = 64 << 20
@@ -114,7 +121,8 @@ TREE_DOMAIN = b"computeshare-tree"
 
 @dataclass(frozen=True)
 class RunResult:
-    """What a run produced; deterministic for a given module, export, input and fuel limit:
+    """What a run produced; deterministic for a given module, export, input, memory limit (its
+    tier) and fuel limit:
     its status, the fuel it used, its stdout and, when it left files in /output, the Merkle
     root of their pack (`computeshare.cas`)."""
 
@@ -207,11 +215,20 @@ def check(
     opt_level: str = "speed",
     *,
     cache_dir: Path | str | None = None,
+    memory_limit: int = DEFAULT_MEMORY_BYTES,
 ) -> wasmtime.Module:
-    """Compiles the metered module and checks it can run here; raises `ModuleError` if not.
-    With `cache_dir`, the prepared module is kept there for later checks and runs
-    (`prepare_cached`)."""
-    return _prepare(module_bytes, export, opt_level, cache_dir)[0]
+    """Compiles the module metered for `memory_limit` (its loads' tier) and checks it can run
+    here; raises `ModuleError` if not. With `cache_dir`, the prepared module is kept there
+    for later checks and runs (`prepare_cached`)."""
+    return _prepare(module_bytes, export, opt_level, cache_dir, memory_tier(memory_limit))[0]
+
+
+def memory_tier(memory_limit: int) -> int:
+    """The cost table's memory tier of a job's memory limit (`ModuleError` outside
+    [65536, `MAX_MEMORY_LIMIT`]): part of how its module is metered and cached."""
+    if isinstance(memory_limit, bool) or not 65_536 <= memory_limit <= MAX_MEMORY_LIMIT:
+        raise ModuleError(f"memory_limit must be in [65536, {MAX_MEMORY_LIMIT}]")
+    return metering.COSTS.tier(memory_limit)
 
 
 def prepare_seconds(module_size: int) -> float:
@@ -228,35 +245,42 @@ def _prepare(
     export: str,
     opt_level: str = "speed",
     cache_dir: Path | str | None = None,
+    tier: int = 0,
 ) -> tuple[wasmtime.Module, metering.Metered]:
-    """Validates the module, meters it and compiles the metered module (or loads all that
-    from `cache_dir`), and checks it can run here."""
+    """Validates the module, meters it for memory tier `tier` and compiles the metered module
+    (or loads all that from `cache_dir`), and checks it can run here."""
     if len(module_bytes) > MAX_MODULE_BYTES:
         raise ModuleError(f"module is {len(module_bytes)} bytes; the limit is {MAX_MODULE_BYTES}")
     if export in (metering.FUEL_EXPORT, metering.START_EXPORT):
         raise ModuleError(f"{export!r} is reserved for metering")
     if cache_dir is None:
-        module, metered = _compile(module_bytes, opt_level)
+        module, metered = _compile(module_bytes, opt_level, tier)
     else:
-        module, metered = PreparedCache(cache_dir).prepare(module_bytes, opt_level)
+        module, metered = PreparedCache(cache_dir).prepare(module_bytes, opt_level, tier)
     _check_interface(module, export)
     return module, metered
 
 
 def prepare_cached(
-    module_bytes: bytes, export: str, cache_dir: Path | str, opt_level: str = "speed"
+    module_bytes: bytes,
+    export: str,
+    cache_dir: Path | str,
+    opt_level: str = "speed",
+    memory_limit: int = DEFAULT_MEMORY_BYTES,
 ) -> tuple[wasmtime.Module, metering.Metered]:
-    """The compiled metered module and its `Metered` record (without the metered bytes), from
-    the prepared-module cache in `cache_dir` when this machine put it there, else prepared
-    and put there; raises `ModuleError` as `check` does, `HostError` when the directory is
-    not the provider's own."""
-    return _prepare(module_bytes, export, opt_level, cache_dir)
+    """The compiled module metered for `memory_limit` and its `Metered` record (without the
+    metered bytes), from the prepared-module cache in `cache_dir` when this machine put it
+    there, else prepared and put there; raises `ModuleError` as `check` does, `HostError`
+    when the directory is not the provider's own."""
+    return _prepare(module_bytes, export, opt_level, cache_dir, memory_tier(memory_limit))
 
 
-def _compile(module_bytes: bytes, opt_level: str) -> tuple[wasmtime.Module, metering.Metered]:
+def _compile(
+    module_bytes: bytes, opt_level: str, tier: int = 0
+) -> tuple[wasmtime.Module, metering.Metered]:
     try:
         wasmtime.Module.validate(engine(opt_level), module_bytes)
-        metered = metering.meter(module_bytes)
+        metered = metering.meter(module_bytes, tier=tier)
         module = wasmtime.Module(engine(opt_level), metered.module)
     except wasmtime.WasmtimeError as error:
         raise ModuleError(f"not a valid module: {_first_line(error)}") from None
@@ -282,7 +306,7 @@ def _check_interface(module: wasmtime.Module, export: str) -> None:
     for item in module.exports:
         limits = None
         if isinstance(item.type, wasmtime.MemoryType):
-            limits, most = item.type.limits.min * 65_536, MAX_MEMORY_BYTES
+            limits, most = item.type.limits.min * 65_536, MAX_MEMORY_LIMIT
         elif isinstance(item.type, wasmtime.TableType):
             limits, most = item.type.limits.min, MAX_TABLE_ELEMENTS
         if limits is not None and limits > most:
@@ -298,8 +322,9 @@ MAX_CACHE_ENTRY_BYTES = 16 * (64 << 20)
 class PreparedCache:
     """The prepared-module cache: a directory of the provider's own (mode 0700, owned by the
     running user; anything else is refused with `HostError`) holding, per module, metering
-    cost table, wasmtime version and engine settings (`ENGINE_SETTINGS`, the optimisation
-    level), the fields of `Metered` a run needs and wasmtime's serialized compiled module.
+    cost table and memory tier (a load's price), wasmtime version and engine settings
+    (`ENGINE_SETTINGS`, the optimisation level), the fields of `Metered` a run needs and
+    wasmtime's serialized compiled module.
 
     Deserializing compiled code trusts it as native code, so an entry is only ever
     deserialized after its HMAC-SHA256 checks under the directory's own secret key (32
@@ -310,7 +335,7 @@ class PreparedCache:
 
     An entry's file, `<sha256 of its key>.bin`: `CACHE_MAGIC`, the 32-byte MAC of what
     follows, a 4-byte big-endian header length, the header (JSON: its key, `setup_fuel`,
-    `has_start`, `functions`, `weights`) and the serialized module."""
+    `has_start`, `functions`, `weights`, `tier`) and the serialized module."""
 
     def __init__(self, directory: Path | str):
         self.directory = Path(directory)
@@ -358,19 +383,20 @@ class PreparedCache:
             return file.read(most + 1)
 
     @staticmethod
-    def key(module_bytes: bytes, opt_level: str) -> str:
-        """What an entry is for: the module, the cost table, wasmtime and its settings."""
-        return json.dumps(
-            {
-                "module": module_hash(module_bytes),
-                "cost_table": metering.COST_TABLE_VERSION,
-                "wasmtime": importlib.metadata.version("wasmtime"),
-                "opt_level": opt_level,
-                "engine": ENGINE_SETTINGS,
-            },
-            sort_keys=True,
-            separators=(",", ":"),
-        )
+    def key(module_bytes: bytes, opt_level: str, tier: int = 0) -> str:
+        """What an entry is for: the module, the cost table and memory tier it is metered
+        for, wasmtime and its settings. The first tier's key names no tier: it is the key
+        entries had before the tiers, for the same metered module, so they stay valid."""
+        key = {
+            "module": module_hash(module_bytes),
+            "cost_table": metering.COST_TABLE_VERSION,
+            "wasmtime": importlib.metadata.version("wasmtime"),
+            "opt_level": opt_level,
+            "engine": ENGINE_SETTINGS,
+        }
+        if tier:
+            key["memory_tier"] = tier
+        return json.dumps(key, sort_keys=True, separators=(",", ":"))
 
     def path(self, key: str) -> Path:
         return self.directory / f"{hashlib.sha256(key.encode()).hexdigest()}.bin"
@@ -410,6 +436,7 @@ class PreparedCache:
                 bool(header["has_start"]),
                 int(header["functions"]),
                 tuple(int(w) for w in header["weights"]),
+                int(header.get("tier", 0)),
             )
             module = wasmtime.Module.deserialize(engine(opt_level), bytes(body[4 + size :]))
         except (ValueError, KeyError, TypeError, wasmtime.WasmtimeError):
@@ -424,6 +451,7 @@ class PreparedCache:
                 "has_start": metered.has_start,
                 "functions": metered.functions,
                 "weights": list(metered.weights),
+                "tier": metered.tier,
             },
             separators=(",", ":"),
         ).encode()
@@ -440,15 +468,15 @@ class PreparedCache:
             raise
 
     def prepare(
-        self, module_bytes: bytes, opt_level: str = "speed"
+        self, module_bytes: bytes, opt_level: str = "speed", tier: int = 0
     ) -> tuple[wasmtime.Module, metering.Metered]:
-        """The cached entry, or the module prepared now (`ModuleError` if it cannot be) and
-        cached; a full disk leaves it uncached."""
-        key = self.key(module_bytes, opt_level)
+        """The cached entry for memory tier `tier`, or the module prepared now (`ModuleError`
+        if it cannot be) and cached; a full disk leaves it uncached."""
+        key = self.key(module_bytes, opt_level, tier)
         loaded = self.load(key, opt_level)
-        if loaded is not None:
+        if loaded is not None and loaded[1].tier == tier:
             return loaded
-        module, metered = _compile(module_bytes, opt_level)
+        module, metered = _compile(module_bytes, opt_level, tier)
         with contextlib.suppress(OSError):
             self.store(key, module, metered)
         return module, metered
@@ -486,8 +514,7 @@ def run(
     module's fault) and `HostError` when the host's own files fail."""
     if not 0 < fuel <= MAX_FUEL:
         raise ModuleError(f"fuel must be in [1, {MAX_FUEL}]")
-    if not 65_536 <= memory_limit <= MAX_MEMORY_BYTES:
-        raise ModuleError(f"memory_limit must be in [65536, {MAX_MEMORY_BYTES}]")
+    tier = memory_tier(memory_limit)
     host_config = {
         "args": args,
         "env": env,
@@ -497,7 +524,7 @@ def run(
         "seed": seed,
     }
     try:
-        module, metered = _prepare(module_bytes, export, opt_level, cache_dir)
+        module, metered = _prepare(module_bytes, export, opt_level, cache_dir, tier)
     except ModuleError:
         return RunResult(STATUS_INVALID, 0)
     return _execute(
@@ -515,13 +542,18 @@ def _execute(
     memory_limit: int = DEFAULT_MEMORY_BYTES,
     **host_config,
 ) -> RunResult:
-    """Runs a prepared (metered, compiled) module: `run` without the compilation."""
+    """Runs a prepared (metered for `memory_limit`'s tier, compiled) module: `run` without the
+    compilation. The store is closed on return, releasing the run's memory at once: the
+    store and its host functions hold each other, and Python's collector, blind to gigabytes
+    held outside its heap, would keep several runs' memories alive (a few 4 GiB runs in one
+    process ran a 23 GiB machine out of memory)."""
     store = wasmtime.Store(engine(opt_level))
     host = wasi.Host(store, stdin, **host_config)
     try:
         return _run_instance(host, store, module, metered, export, fuel, opt_level, memory_limit)
     finally:
         host.close()
+        store.close()
 
 
 def _run_instance(
@@ -534,6 +566,8 @@ def _run_instance(
     opt_level: str,
     memory_limit: int = MAX_MEMORY_BYTES,
 ) -> RunResult:
+    if metered.tier != memory_tier(memory_limit):  # the host's mistake, never the module's
+        raise ValueError(f"a module metered for memory tier {metered.tier} run at {memory_limit}")
     if metered.setup_fuel > fuel:  # the initial memory and tables cost more than the limit
         return RunResult(STATUS_OUT_OF_FUEL, fuel)
     store.set_limits(

@@ -47,7 +47,7 @@ from computeshare.metering import COST_TABLE_VERSION, R_FLOOR
 from computeshare.sandbox import (
     DEFAULT_MEMORY_BYTES,
     MAX_FUEL,
-    MAX_MEMORY_BYTES,
+    MAX_MEMORY_LIMIT,
     MAX_MODULE_BYTES,
     STATUS_OK,
     ModuleError,
@@ -74,10 +74,10 @@ MAX_URIS = 8
 MIN_PACK_BYTES = 9  # magic and count: the pack of an empty tree
 MAX_TREE_BYTES = 1 << 36
 DEFAULT_OUTPUT_BYTES = 64 << 20
-# The largest memory a job may ask for: the sandbox's bound (256 MiB), as far as the cost
-# table's price of a memory access holds R_FLOOR (wasm32 itself addresses 4 GiB; past 1 GiB a
-# load is slower than its price at the floor). Every replica runs with the spec's limit.
-MAX_MEMORY_LIMIT = MAX_MEMORY_BYTES
+# The largest memory a job may ask for is the sandbox's `MAX_MEMORY_LIMIT`, wasm32's 4 GiB. A
+# load's and a store's price depend on the limit's tier (`metering.CostTable.memory_tiers`),
+# so every replica meters and runs with the spec's limit; a provider takes more than
+# `sandbox.MAX_MEMORY_BYTES` (256 MiB) only when its policy opts in (`max_memory_bytes`).
 MODULE_FETCH_SECONDS = 10
 # Native kernels report fuel in the sandbox's unit: the wasm fuel their work takes the same
 # time for (measured: a SHA-256 round ~0.5 us, a matrix multiply-add ~10 ns, at the
@@ -541,12 +541,14 @@ def execute(
 
 
 def check_module(job: Job, module: bytes, prepared: Path | None = None) -> None:
-    """Compiles a wasm job's module and checks it can run in the sandbox (keeping the
-    prepared module in `prepared`, a provider's cache folder, when given)."""
+    """Compiles a wasm job's module, metered for its memory limit, and checks it can run in
+    the sandbox (keeping the prepared module in `prepared`, a provider's cache folder, when
+    given: the run that follows finds it there)."""
     from computeshare import sandbox
 
+    spec = job.input
     try:
-        sandbox.check(module, job.input.export, cache_dir=prepared)
+        sandbox.check(module, spec.export, cache_dir=prepared, memory_limit=spec.memory_limit)
     except ModuleError as error:
         raise WorkloadError(str(error)) from None
 

@@ -7,10 +7,16 @@ per unit of fuel as it can) and the catalogue's kernels through the sandbox, bes
 `REPEATS` runs each, timed in the CPU time of the running thread (user and system: a shared
 machine's other processes do not count; the best run is the least disturbed), and prints
 per case its fuel, run time, fuel per second and `arith/case`: how many times fewer fuel a
-second it burns than the plain arithmetic loop. `R_floor`, the lowest fuel per second of
+second it burns than the plain arithmetic loop (the pointer chase's, over the first memory
+tier's largest memory, is the chase's alone, without its table's fill, timed between its
+marks; its time is the whole run's). `R_floor`, the lowest fuel per second of
 any case, is what a provider can promise: a job's fuel limit over `R_floor` bounds its time.
 For the catalogue it prints the metering's overhead: the metered run's time against the
-same module run unmetered on the same engine. Needs no node.
+same module run unmetered on the same engine. Per memory tier of the cost table
+(`CostTable.memory_tiers`: a load's and a store's price by the job's memory limit) it
+prints the calibration: a dependent pointer chase over the tier's largest memory, metered at
+the tier's price, its fuel a second against `metering.R_FLOOR` (the margin), and the price
+that would give the first tier's margin. Needs no node.
 """
 
 from __future__ import annotations
@@ -48,9 +54,13 @@ def _best(func) -> tuple[float, object]:
 
 
 def metered_time(module: bytes, stdin: bytes = b"") -> tuple[float, sandbox.RunResult]:
-    """Best run time of the metered module (instantiation and run, compiled beforehand)."""
-    compiled, metered = sandbox._prepare(module, "_start")
-    return _best(lambda: sandbox._execute(compiled, metered, "_start", stdin, FUEL))
+    """Best run time of the metered module (instantiation and run, compiled beforehand), with
+    the first memory tier's largest memory (the suite's pointer chase grows to it)."""
+    limit = sandbox.MAX_MEMORY_BYTES
+    compiled, metered = sandbox._prepare(module, "_start", tier=sandbox.memory_tier(limit))
+    return _best(
+        lambda: sandbox._execute(compiled, metered, "_start", stdin, FUEL, memory_limit=limit)
+    )
 
 
 def unmetered_time(module: bytes, stdin: bytes) -> float:
@@ -77,6 +87,8 @@ def case_rows() -> tuple[list[dict], float]:
     for label, module in adversarial_cases().items():
         seconds, result = metered_time(module)
         rates[label] = result.fuel / seconds
+        if label.startswith("pointer chase"):  # the chase alone, not its table's fill
+            rates[label], _, _ = chase_rate(sandbox.MAX_MEMORY_BYTES)
         rows.append(
             {"case": label, "status": result.status_name, "fuel": result.fuel, "s": seconds}
         )
@@ -111,9 +123,10 @@ class _MarkedHost(wasi.Host):
 
 def chase_rate(size: int) -> tuple[float, float, sandbox.RunResult | None]:
     """Fuel a second of CPU time, and ns a step, of the dependent pointer chase over a memory
-    of `size` bytes (the chase alone, between its marks: not the fill), best of
-    `MEMORY_REPEATS` runs."""
-    compiled, metered = sandbox._prepare(chase_module(size, CHASE_STEPS), "_start")
+    of `size` bytes (the chase alone, between its marks: not the fill), metered at the price
+    of the memory tier of a `size` memory limit, best of `MEMORY_REPEATS` runs."""
+    tier = sandbox.memory_tier(size)
+    compiled, metered = sandbox._prepare(chase_module(size, CHASE_STEPS), "_start", tier=tier)
     best, result = 0.0, None
     for _ in range(MEMORY_REPEATS):
         store = wasmtime.Store(sandbox.engine("speed"))
@@ -124,14 +137,15 @@ def chase_rate(size: int) -> tuple[float, float, sandbox.RunResult | None]:
             )
         finally:
             host.close()
+            store.close()  # its memory now, not at the next collection
         (began, before), (ended, after) = host.marks
         best = max(best, (before - after - sandbox.HOST_CALL_FUEL) / (ended - began))
-    return best, _chase_fuel() / best * 1e9, result
+    return best, _chase_fuel(tier) / best * 1e9, result
 
 
 def grow_rate(module: bytes, size: int) -> tuple[float, sandbox.RunResult]:
     """Fuel a second of CPU time of a grow loop up to `size` (instantiation, run, teardown)."""
-    compiled, metered = sandbox._prepare(module, "_start")
+    compiled, metered = sandbox._prepare(module, "_start", tier=sandbox.memory_tier(size))
 
     best, result = float("inf"), None
     for _ in range(MEMORY_REPEATS):
@@ -143,11 +157,13 @@ def grow_rate(module: bytes, size: int) -> tuple[float, sandbox.RunResult]:
 
 
 def memory_rows() -> tuple[list[dict], float]:
-    """Per memory size: the chase's and the grow loops' fuel a second; the lowest of all."""
+    """Per memory size: the chase's and the grow loops' fuel a second, metered at the price
+    of the size's memory tier; the lowest of all."""
     cases = adversarial_cases()
     rows, lowest = [], float("inf")
     for size in MEMORY_SIZES:
-        chase, _, _ = chase_rate(size)
+        chase, ns, _ = chase_rate(size)
+        tier = sandbox.memory_tier(size)
         touch, _ = grow_rate(cases["memory.grow + touch"], size)
         grow, _ = grow_rate(cases["memory.grow (no touch)"], size)
         lowest = min(lowest, chase, touch, grow)
@@ -159,9 +175,11 @@ def memory_rows() -> tuple[list[dict], float]:
         rows.append(
             {
                 "memory_MiB": f"{size / 2**20:,.0f}",
-                "allowed": "yes" if size <= sandbox.MAX_MEMORY_BYTES else "no",
+                "tier": tier,
+                "load_fuel": metering.COSTS.memory_tiers[tier][1],
                 "chase_Mfuel_per_s": f"{chase / 1e6:,.0f}",
-                "chase_ns_per_load": f"{_chase_fuel() / chase * 1e9:.0f}",
+                "over_R_FLOOR": f"{chase / metering.R_FLOOR:.2f}",
+                "chase_ns_per_load": f"{ns:.0f}",
                 "grow_touch_Mfuel_per_s": f"{touch / 1e6:,.0f}",
                 "grow_Mfuel_per_s": f"{grow / 1e6:,.0f}",
             }
@@ -169,9 +187,38 @@ def memory_rows() -> tuple[list[dict], float]:
     return rows, lowest
 
 
-def _chase_fuel() -> int:
+def _chase_fuel(tier: int = 0) -> int:
     """Fuel a step of the chase: its loop's region (load, the counter, the branch)."""
-    return metering.COSTS.load + 9 * metering.COSTS.simple + metering.COSTS.branch
+    costs = metering.COSTS
+    return costs.memory_tiers[tier][1] + 9 * costs.simple + costs.branch
+
+
+def tier_rows() -> list[dict]:
+    """The memory tiers' calibration: per tier, the chase over its largest memory at its
+    price, fuel a second against R_FLOOR, and the load price that would keep the first
+    tier's margin over R_FLOOR at the time measured."""
+    measured = []
+    for number, (most, load, store) in enumerate(metering.COSTS.memory_tiers):
+        rate, ns, result = chase_rate(most)
+        assert result is not None and result.status == sandbox.STATUS_OK, result
+        measured.append((number, most, load, store, rate, ns))
+    margin = measured[0][4] / metering.R_FLOOR
+    rows = []
+    for number, most, load, store, rate, ns in measured:
+        price = margin * ns - (_chase_fuel(number) - load)  # the step's other instructions
+        rows.append(
+            {
+                "tier": number,
+                "memory_limit_up_to": f"{most >> 20:,} MiB",
+                "load_fuel": load,
+                "store_fuel": store,
+                "chase_ns_per_load": f"{ns:.0f}",
+                "chase_Mfuel_per_s": f"{rate / 1e6:,.0f}",
+                "over_R_FLOOR": f"{rate / metering.R_FLOOR:.2f}",
+                "load_for_tier0_margin": f"{price:.0f}",
+            }
+        )
+    return rows
 
 
 PREPARE_FUNCTIONS = (2_000, 16_000)
@@ -231,9 +278,13 @@ def kernel_rows() -> list[dict]:
 
 @click.command()
 @click.option("--memory-only", is_flag=True, help="Only the memory sizes' table.")
+@click.option("--tiers-only", is_flag=True, help="Only the memory tiers' calibration.")
 @click.option("--prepare-only", is_flag=True, help="Only the module preparation table.")
-def cli(memory_only: bool, prepare_only: bool):
+def cli(memory_only: bool, tiers_only: bool, prepare_only: bool):
     """The adversarial suite and the catalogue, metered (best of 3)."""
+    if tiers_only:
+        _print_tiers()
+        return
     if prepare_only:
         rows = prepare_rows()
         click.echo(format_table(rows, list(rows[0])))
@@ -252,16 +303,29 @@ def cli(memory_only: bool, prepare_only: bool):
     columns = ["case", "status", "fuel", "s", "Mfuel_per_s", "unmetered_s", "overhead"]
     click.echo(format_table(kernel_rows(), columns))
     click.echo(
-        f"memory (sandbox bound {sandbox.MAX_MEMORY_BYTES >> 20} MiB), best of "
-        f"{MEMORY_REPEATS}: a {CHASE_STEPS:,}-step pointer chase timed alone; grow loops "
-        "to the size"
+        f"memory (jobs may declare up to {sandbox.MAX_MEMORY_LIMIT >> 20:,} MiB, priced by "
+        f"tier), best of {MEMORY_REPEATS}: a {CHASE_STEPS:,}-step pointer chase timed alone; "
+        "grow loops to the size"
     )
     rows, lowest = memory_rows()
     click.echo(format_table(rows, list(rows[0])))
     click.echo(f"lowest: {lowest / 1e6:,.0f} Mfuel/s")
+    _print_tiers()
     click.echo("preparing generated modules (CPU time; cold and cached prepare_cached)")
     rows = prepare_rows()
     click.echo(format_table(rows, list(rows[0])))
+
+
+def _print_tiers() -> None:
+    click.echo(
+        f"memory tiers (cost table version {metering.COST_TABLE_VERSION}): the chase over each "
+        f"tier's largest memory at its price, best of {MEMORY_REPEATS}, against R_FLOOR = "
+        f"{metering.R_FLOOR / 1e6:,.0f} Mfuel/s"
+    )
+    rows = tier_rows()
+    click.echo(format_table(rows, list(rows[0])))
+    lowest = min(float(row["over_R_FLOOR"]) for row in rows)
+    click.echo(f"lowest margin over R_FLOOR: {lowest:.2f}")
 
 
 if __name__ == "__main__":

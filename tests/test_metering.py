@@ -6,6 +6,7 @@ before the native stack does."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import struct
 
 import pytest
@@ -98,6 +99,60 @@ def test_memory_grow_is_priced_per_page_granted():
     assert ten.fuel - none.fuel == 10 * COSTS.memory_grow_page
     assert refused.output == struct.pack("<q", -1)
     assert refused.fuel == none.fuel, "a refused grow does no work and costs its instruction"
+
+
+# Loops of 1,000 iterations of one load or one store: 412 fuel an iteration (the access,
+# 10 simple instructions and the branch) and a page of initial memory, under cost table 2 at
+# a memory limit up to 256 MiB.
+def _access_loop(access: str) -> bytes:
+    return wat(
+        f"""(func (export "_start") (local $i i32) (local $x i32)
+          (loop $l {access}
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br_if $l (i32.lt_u (local.get $i) (i32.const 1000)))))"""
+    )
+
+
+LOADS = _access_loop("(local.set $x (i32.load (i32.and (local.get $x) (i32.const 0xfffc))))")
+STORES = _access_loop("(i32.store (i32.shl (local.get $i) (i32.const 4)) (local.get $i))")
+V2_ACCESS_LOOP_FUEL = 1_052_000
+
+
+def test_memory_tiers_cover_wasm32_and_keep_the_first_tiers_price():
+    tiers = COSTS.memory_tiers
+    assert [most for most, _, _ in tiers] == [256 << 20, 1 << 30, 4 << 30]
+    assert tiers[0][1:] == (COSTS.load, COSTS.store) == (400, 400)
+    assert all(a[1] < b[1] and a[2] <= b[2] for a, b in itertools.pairwise(tiers))
+    assert [COSTS.tier(limit) for limit in (65_536, 256 << 20)] == [0, 0]
+    assert [COSTS.tier(limit) for limit in ((256 << 20) + 65_536, 1 << 30)] == [1, 1]
+    assert [COSTS.tier(limit) for limit in ((1 << 30) + 65_536, 4 << 30)] == [2, 2]
+    with pytest.raises(MeteringError, match="memory"):
+        COSTS.tier((4 << 30) + 65_536)
+    with pytest.raises(MeteringError, match="tier"):
+        meter(LOADS, tier=len(tiers))
+
+
+@pytest.mark.parametrize("limit", [65_536, 64 << 20, 256 << 20])
+def test_up_to_256_mib_a_jobs_fuel_is_what_cost_table_2_gave(limit):
+    for module in (LOADS, STORES):
+        results = {
+            level: run(module, "_start", b"", 10**9, memory_limit=limit, opt_level=level)
+            for level in sandbox.OPT_LEVELS
+        }
+        assert set(results.values()) == {RunResult(STATUS_OK, V2_ACCESS_LOOP_FUEL)}
+    assert meter(LOADS).module == meter(LOADS, tier=0).module
+
+
+@pytest.mark.parametrize("limit", [(256 << 20) + 65_536, 1 << 30, (1 << 30) + 65_536, 4 << 30])
+def test_a_load_and_a_store_cost_the_price_of_the_jobs_memory_tier(limit):
+    _, load, store = COSTS.memory_tiers[COSTS.tier(limit)]
+    for module, price in ((LOADS, load), (STORES, store)):
+        results = {
+            level: run(module, "_start", b"", 10**9, memory_limit=limit, opt_level=level)
+            for level in sandbox.OPT_LEVELS
+        }
+        fuel = V2_ACCESS_LOOP_FUEL + 1_000 * (price - 400)
+        assert set(results.values()) == {RunResult(STATUS_OK, fuel)}, results
 
 
 def test_bulk_memory_and_table_growth_are_priced_per_byte_and_element():
@@ -334,6 +389,44 @@ def test_adversarial_modules_agree_in_process_across_levels_and_in_workers(name)
         assert worker.run(spec, module, 60) == result
     if not name.startswith("pointer chase"):
         assert everywhere(module, 2 * 10**9).status != STATUS_OUT_OF_FUEL
+
+
+def _fill_memory(pages: int) -> bytes:
+    """Grows the memory to `pages`, writes the last word of every 256th page, sums them and
+    emits the sum, then what a grow of one more page returns."""
+    return wat(
+        f"""(func (export "_start") (local $p i32) (local $sum i64)
+          (drop (memory.grow (i32.const {pages - 1})))
+          (loop $write
+            (i32.store (i32.sub (i32.shl (i32.add (local.get $p) (i32.const 1)) (i32.const 16))
+              (i32.const 4)) (local.get $p))
+            (local.set $p (i32.add (local.get $p) (i32.const 256)))
+            (br_if $write (i32.lt_u (local.get $p) (i32.const {pages}))))
+          (local.set $p (i32.const 0))
+          (loop $read
+            (local.set $sum (i64.add (local.get $sum) (i64.extend_i32_u (i32.load (i32.sub
+              (i32.shl (i32.add (local.get $p) (i32.const 1)) (i32.const 16)) (i32.const 4))))))
+            (local.set $p (i32.add (local.get $p) (i32.const 256)))
+            (br_if $read (i32.lt_u (local.get $p) (i32.const {pages}))))
+          (call $emit (local.get $sum))
+          (call $emit (i64.extend_i32_s (memory.grow (i32.const 1)))))"""
+    )
+
+
+@pytest.mark.parametrize("limit", [1 << 30, 4 << 30])
+def test_a_run_past_256_mib_agrees_in_process_and_in_a_worker(limit):
+    pages = limit // 65_536
+    module = _fill_memory(pages)
+    fuel = 10**11
+    local = run(module, "_start", b"", fuel, memory_limit=limit)
+    expected = sum(range(0, pages, 256))
+    assert (local.status, local.output) == (STATUS_OK, struct.pack("<qq", expected, -1))
+    spec = wasm_spec(module, fuel=fuel, memory_limit=limit)
+    assert worker.run(spec, module, 120) == local
+    # The same module at a smaller limit: its grow fails, it writes out of bounds and traps.
+    small = run(module, "_start", b"", fuel, memory_limit=256 << 20)
+    assert small.status == STATUS_TRAP
+    assert worker.run(wasm_spec(module, fuel=fuel, memory_limit=256 << 20), module, 120) == small
 
 
 # Random programs: straight-line arithmetic over locals and memory, loops with bounded

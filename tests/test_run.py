@@ -15,7 +15,14 @@ from click.testing import CliRunner
 from computeshare import cas, local_run
 from computeshare.cli import main
 from computeshare.metering import COST_TABLE_VERSION
-from computeshare.sandbox import STATUS_INVALID, STATUS_OK, RunResult, keccak, module_hash
+from computeshare.sandbox import (
+    STATUS_INVALID,
+    STATUS_OK,
+    STATUS_TRAP,
+    RunResult,
+    keccak,
+    module_hash,
+)
 from computeshare.workloads import WorkloadError, decode_spec, encode_spec, execute
 from tests.debian import build_examples
 
@@ -119,6 +126,33 @@ def test_bad_runs_get_one_line(programs, reads, tmp_path):
     linked = run_cli(module, "--input", str(reads))
     assert linked.exit_code != 0 and "symbolic link" in linked.output
     assert "Traceback" not in linked.output
+
+
+def test_run_takes_a_memory_limit_up_to_four_gibibytes(tmp_path):
+    """wasm32's whole memory: the module grows to 65,536 pages, and one more page is -1."""
+    import wasmtime
+
+    module = tmp_path / "grow.wasm"
+    module.write_bytes(
+        wasmtime.wat2wasm(
+            """(module
+              (memory (export "memory") 1)
+              (func (export "_start")
+                (drop (memory.grow (i32.const 65535)))
+                (i32.store (i32.const -4) (i32.const 7))
+                (if (i32.ne (i32.load (i32.const -4)) (i32.const 7)) (then unreachable))
+                (if (i32.ne (memory.grow (i32.const 1)) (i32.const -1)) (then unreachable))))"""
+        )
+    )
+    limit = str(4 << 30)
+    result = run_cli(str(module), "--memory-limit", limit, "--fuel", str(10**11), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["status"] == STATUS_OK
+    too_big = run_cli(str(module), "--memory-limit", str((4 << 30) + 65_536))
+    assert too_big.exit_code != 0 and "memory_limit" in too_big.output
+    assert len(too_big.output.strip().splitlines()) == 1
+    small = run_cli(str(module), "--memory-limit", str(1 << 30), "--json")
+    assert json.loads(small.output)["status"] == STATUS_TRAP  # the grow fails, the store traps
 
 
 def test_output_is_printed_without_terminal_control_sequences(tmp_path):

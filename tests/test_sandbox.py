@@ -3,6 +3,7 @@ deterministic result, never a capability, and never more than its fuel, memory a
 
 from __future__ import annotations
 
+import gc
 import struct
 import time
 
@@ -14,6 +15,7 @@ from computeshare.sandbox import (
     HOST_CALL_FUEL,
     MAX_FUEL,
     MAX_MEMORY_BYTES,
+    MAX_MEMORY_LIMIT,
     MAX_MODULE_BYTES,
     MAX_OUTPUT_BYTES,
     OPT_LEVELS,
@@ -79,7 +81,7 @@ def test_a_module_asking_for_any_other_capability_is_refused(imported):
     [
         '(memory (export "memory") 1 1 shared) ' + start("nop"),  # threads
         start("(drop (i32x4.splat (i32.const 1)))"),  # SIMD
-        f'(memory (export "memory") {MAX_MEMORY_BYTES // 65_536 + 1}) '
+        f'(memory (export "memory") {MAX_MEMORY_LIMIT // 65_536 + 1}) '
         + start("nop"),  # above the memory bound
     ],
     ids=["threads", "simd", "huge-initial-memory"],
@@ -276,7 +278,7 @@ GROW_ALL = wat(
 )
 
 
-@pytest.mark.parametrize("limit_pages", [1, 2, 33])
+@pytest.mark.parametrize("limit_pages", [1, 2, 33, 4_097, 16_385, 65_536])
 def test_the_jobs_memory_limit_is_honoured_and_a_grow_past_it_returns_minus_one(limit_pages):
     results = {
         level: run(
@@ -288,7 +290,51 @@ def test_the_jobs_memory_limit_is_honoured_and_a_grow_past_it_returns_minus_one(
     result = results["speed"]
     assert (result.status, result.output) == (STATUS_OK, struct.pack("<i", limit_pages))
     with pytest.raises(ModuleError, match="memory_limit"):
-        run(GROW_ALL, "_start", b"", FUEL, memory_limit=MAX_MEMORY_BYTES + 65_536)
+        run(GROW_ALL, "_start", b"", FUEL, memory_limit=MAX_MEMORY_LIMIT + 65_536)
+
+
+def test_providers_opt_in_to_memories_past_256_mib():
+    """A spec may declare up to 4 GiB (wasm32's 65,536 pages); a provider's default policy
+    declines one above `MAX_MEMORY_BYTES` before accepting it, and takes it when it opts in."""
+    from computeshare.agent import Policy
+
+    assert MAX_MEMORY_LIMIT == 4 << 30 and MAX_MEMORY_BYTES == 256 << 20
+    module = wat(start("nop"))
+    job = decode_spec(wasm_spec(module, fuel=FUEL, memory_limit=MAX_MEMORY_LIMIT))
+    assert job.input.memory_limit == MAX_MEMORY_LIMIT
+    with pytest.raises(WorkloadError):
+        decode_spec(wasm_spec(module, fuel=FUEL, memory_limit=MAX_MEMORY_LIMIT + 65_536))
+    terms = {"price": 10**18, "collateral": 0, "compute_seconds": 3_600, "free": 10**18}
+    assert "memory limit" in Policy().refusal(job, **terms)
+    assert Policy(max_memory_bytes=MAX_MEMORY_LIMIT).refusal(job, **terms) is None
+    assert Policy().refusal(decode_spec(wasm_spec(module, fuel=FUEL)), **terms) is None
+
+
+def test_a_finished_runs_memory_is_released_at_once():
+    """Every 4 KiB page of 256 MiB touched, run after run in one process: the resident memory
+    does not pile up waiting for Python's collector."""
+    pages = MAX_MEMORY_BYTES // 65_536
+    module = wat(
+        start(
+            f"""(local $a i32)
+            (drop (memory.grow (i32.const {pages - 1})))
+            (loop $touch
+              (i32.store (local.get $a) (i32.const 1))
+              (local.set $a (i32.add (local.get $a) (i32.const 4096)))
+              (br_if $touch (i32.lt_u (local.get $a) (i32.const {MAX_MEMORY_BYTES}))))"""
+        )
+    )
+
+    def resident() -> int:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * 4096
+
+    gc.collect()
+    before = resident()
+    for _ in range(4):
+        result = run(module, "_start", b"", 10**12, memory_limit=MAX_MEMORY_BYTES)
+        assert result.status == STATUS_OK
+    assert resident() - before < MAX_MEMORY_BYTES // 2
 
 
 def test_a_run_over_the_largest_memory_is_identical_at_every_level():
@@ -358,6 +404,26 @@ def test_the_prepared_module_cache_gives_a_cold_runs_results(tmp_path):
     # The export is checked on a hit as on a cold preparation.
     with pytest.raises(ModuleError):
         check(CACHED, "main", cache_dir=tmp_path / "c")
+
+
+def test_the_prepared_module_cache_keeps_a_module_per_memory_tier(tmp_path):
+    """A load's price depends on the job's memory tier: a module prepared for one tier is
+    never run at another's prices."""
+    module = wat(start("(call $emit_i32 (i32.load (i32.const 8)))"))
+    limits = (64 << 20, 256 << 20, 1 << 30, 4 << 30)
+    cold = [run(module, "_start", b"", FUEL, memory_limit=limit) for limit in limits]
+    assert cold[0] == cold[1] and len({r.fuel for r in cold}) == 3
+    warm = [
+        run(module, "_start", b"", FUEL, memory_limit=limit, cache_dir=tmp_path / "c")
+        for limit in (*limits, *reversed(limits))
+    ]
+    assert warm == [*cold, *reversed(cold)]
+    assert len(list((tmp_path / "c").glob("*.bin"))) == 3
+    keys = {PreparedCache.key(module, "speed", tier) for tier in range(3)}
+    assert len(keys) == 3
+    for limit in limits:
+        check(module, "_start", cache_dir=tmp_path / "c", memory_limit=limit)
+    assert len(list((tmp_path / "c").glob("*.bin"))) == 3
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "foreign", "renamed"])
