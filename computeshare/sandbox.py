@@ -1,5 +1,10 @@
 """The WebAssembly sandbox: client code runs here and nowhere else.
 
+Why one module: every bound below (engine settings, memory tiers, table and stack limits,
+fuel, the prepared-module cache keyed by all of them) is decided where a module is compiled
+and enforced where it runs; kept together, a bound cannot be set in one place and missed in
+the other.
+
 A module runs on wasmtime with an engine set for determinism and containment:
 
 - fuel is metered by rewriting the module (`computeshare.metering`, cost table
