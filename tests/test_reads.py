@@ -161,3 +161,17 @@ def test_a_node_answering_nonsense_gets_one_line(hostile):
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 1 and len(lines) == 1, done.stderr
         assert "Traceback" not in done.stderr and "did not answer JSON" in lines[0], lines[0]
+
+
+def test_a_read_through_ape_then_by_uri_in_one_process(deployed_manifest, chain):
+    """ape adds its own --network to a command object it parses; the next read by URI in
+    the same process (a script, a test runner) must still read without ape."""
+    runner = CliRunner()
+    where = ["--manifest", str(deployed_manifest)]
+    through_ape = runner.invoke(main, ["show", "jobs", *where, "--network", "ethereum:nonsense"])
+    assert through_ape.exit_code != 0 and "nonsense" in through_ape.output
+    result = runner.invoke(
+        main, ["show", "jobs", "--json", *where, "--network", chain.provider.uri]
+    )
+    assert result.exit_code == 0, result.output
+    assert "rows" in json.loads(result.output)

@@ -31,32 +31,41 @@ from computeshare.rpc import NodeTimeout
 _READER: contextvars.ContextVar[Reader | None] = contextvars.ContextVar("reader", default=None)
 
 
-class ReadCommand(ChainCommand):
-    """A `ChainCommand` that reads over JSON-RPC, without ape, when its network allows."""
+_LIGHT = "computeshare.light"  # ctx.meta key: (URI, network name) of a read without ape
+# What stands for ape's --network (and its --provider-settings) in a read without ape.
+_PLAIN_NETWORK = click.Option(["--network"], expose_value=False, help="the node's URI")
 
-    _light: tuple[str, str] | None = None
+
+class ReadCommand(ChainCommand):
+    """A `ChainCommand` that reads over JSON-RPC, without ape, when its network allows.
+    The choice is made per invocation (`ctx.meta`): a command object that once parsed
+    through ape (which adds its own network options to it) still reads without ape next."""
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        params = super().get_params(ctx)
+        if ctx.meta.get(_LIGHT) is None:
+            return params
+        ape_options = ("network", "provider_settings")
+        return [p for p in params if p.name not in ape_options] + [_PLAIN_NETWORK]
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         args = [*_from_environment(self, args), *args]
         check_network(ctx, args)
         network = network_argument(args)
-        if network is None or "--help" in args or ctx.resilient_parsing:
+        light = None
+        if network is not None and "--help" not in args and not ctx.resilient_parsing:
+            light = resolve(network)
+        if light is None:
             return super().parse_args(ctx, args)
-        self._light = resolve(network)
-        if self._light is None:
-            return super().parse_args(ctx, args)
-        if not any(param.name == "network" for param in self.params):
-            self.params.append(
-                click.Option(["--network"], expose_value=False, help="the node's URI")
-            )
+        ctx.meta[_LIGHT] = light
         return click.Command.parse_args(self, ctx, args)
 
     def invoke(self, ctx: click.Context):
-        if self._light is None:
+        light = ctx.meta.get(_LIGHT)
+        if light is None:
             return super().invoke(ctx)
-        uri, name = self._light
         try:
-            reader = Reader(uri, name)
+            reader = Reader(*light)
         except ValueError as error:  # a bad COMPUTESHARE_RPC_TIMEOUT
             raise click.UsageError(str(error), ctx) from None
         token = _READER.set(reader)
