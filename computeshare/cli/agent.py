@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 
 import click
-from ape.cli import account_option
 
 from computeshare.cli.common import ChainCommand, connect, friendly, manifest_option, step
+from computeshare.cli.options import account_option
 
 
 @click.command("agent", cls=ChainCommand)
