@@ -128,3 +128,41 @@ def test_a_broken_manifest_is_one_line_naming_its_file(text, chain, tmp_path):
     assert done.returncode != 0 and done.stdout == "", done.stdout
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert str(path) in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+ROOT = Path(__file__).resolve().parents[1]
+# What the README's commands write into the checkout: the quickstart's deployment, index and
+# agent lock (deployments/), the agent run as the README shows it (`--journal agent.json`
+# from the root: the journal, its temporary file, its index and the outputs beside it), the
+# index's SQLite WAL files while a dashboard or agent runs, and build outputs.
+WRITTEN = (
+    "deployments/custom-31337.json",
+    "deployments/custom-31337.sqlite",
+    "deployments/custom-31337.sqlite-wal",
+    "deployments/custom-31337.sqlite-shm",
+    "deployments/locks/agent-31337-0x15d34aaf54267db7d7c367839aaf71a00a2c6a65.lock",
+    "deployments/custom-31337.stale.json",
+    "agent.json",
+    "agent.tmp",
+    "agent.sqlite",
+    "agent.sqlite-wal",
+    "agent.sqlite-shm",
+    "outputs/0x1234/output.bin",
+    "build/demo-report/index.html",
+    "examples/build/gztree.wasm",
+)
+
+
+def git(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+def test_git_ignores_what_the_readme_flow_writes_and_nothing_committed():
+    done = git("check-ignore", "--no-index", "--verbose", "--non-matching", *WRITTEN)
+    unignored = [line.split("\t")[1] for line in done.stdout.splitlines() if line.startswith("::")]
+    assert unignored == [], f"left untracked by the README's commands: {unignored}"
+    # A published deployment's manifest and the deploy configurations stay committable.
+    for kept in ("deployments/sepolia-11155111.json", "deployments/config/local.yaml"):
+        assert git("check-ignore", "--no-index", "-q", kept).returncode == 1, kept
+    hidden = git("ls-files", "--cached", "--ignored", "--exclude-standard").stdout.split()
+    assert hidden == [], f"committed files an ignore rule would hide: {hidden}"
