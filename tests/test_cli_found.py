@@ -166,3 +166,43 @@ def test_git_ignores_what_the_readme_flow_writes_and_nothing_committed():
         assert git("check-ignore", "--no-index", "-q", kept).returncode == 1, kept
     hidden = git("ls-files", "--cached", "--ignored", "--exclude-standard").stdout.split()
     assert hidden == [], f"committed files an ignore rule would hide: {hidden}"
+
+
+def test_an_agent_names_itself_in_its_log_as_asked(deployed_manifest, chain, tmp_path):
+    """`--name` replaces the address prefix of the agent's log lines (the demo passes the
+    names its tables use); without it, the start of the address."""
+    where = ["--manifest", str(deployed_manifest), "--network", chain.provider.uri]
+    as_4 = [*where, "--account", "TEST::4"]
+    for args in (["provider", "stake", "5000"], ["provider", "register", "--gpus", "0"]):
+        result = CliRunner().invoke(main, [*args, *as_4])
+        assert result.exit_code == 0, result.output
+    journal = ["--journal", str(tmp_path / "agent.json"), "--steps", "1", "--poll", "0"]
+    result = CliRunner().invoke(main, ["agent", *journal, "--name", "bravo", *as_4])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("[bravo] serving device 0x"), result.output
+    assert "0x15d34A" not in result.output
+    result = CliRunner().invoke(main, ["agent", *journal, *as_4])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("[0x15d34A] serving device 0x"), result.output
+
+
+def test_the_setups_npm_step_leaves_the_lock_as_committed(tmp_path):
+    """`make setup`'s npm command, run on a copy of package.json and the lock: anvil is
+    installed and the lock is byte for byte what is committed (`npm ci` never writes it)."""
+    import re
+    import shutil
+
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = re.search(r"^\$\(NODE_STAMP\):.*\n((?:\t.*\n)+)", makefile, re.M)
+    assert recipe is not None
+    lines = [line.strip().lstrip("@") for line in recipe[1].splitlines()]
+    npm = [line for line in lines if line.startswith("npm ")]
+    assert len(npm) == 1 and npm[0].startswith("npm ci "), npm
+    for name in ("package.json", "package-lock.json"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    done = subprocess.run(npm[0].split(), cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "package-lock.json").read_bytes() == (
+        ROOT / "package-lock.json"
+    ).read_bytes()
+    assert (tmp_path / "node_modules" / ".bin" / "anvil").exists()
