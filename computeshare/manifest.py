@@ -61,8 +61,9 @@ def shape_problem(data: Any) -> str | None:
     for name, entry in (data.get("contracts") or {}).items():
         if not isinstance(entry, dict) or not isinstance(entry.get("address"), str):
             return f"contract {name!r} has no address"
-        if not isinstance(entry.get("block") or 0, int):
-            return f"contract {name!r}'s block is not a number"
+        block = entry.get("block") or 0
+        if isinstance(block, bool) or not (isinstance(block, int) or str(block).isdigit()):
+            return f"the block of contract {name!r} is not a number"
     for name, abi in (data.get("abis") or {}).items():
         if not isinstance(abi, list):
             return f"the ABI of {name!r} is not a list"
