@@ -34,11 +34,11 @@ $(PY_STAMP): pyproject.toml constraints.txt
 	@$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $@
 
-# `npm install`, not `npm ci`; the lock names every platform's optional anvil binary, so a
-# fresh install leaves it as committed (tests/test_setup.py checks it).
-$(NODE_STAMP): package.json
+# `npm ci`: installs exactly what package-lock.json pins and never writes it, whatever the
+# npm version (the lock names every platform's optional anvil binary: tests/test_setup.py).
+$(NODE_STAMP): package.json package-lock.json
 	@echo "setup: installing anvil from npm into node_modules"
-	@npm install --no-audit --no-fund --loglevel=error
+	@npm ci --no-audit --no-fund --loglevel=error
 	@echo "setup: $$(anvil --version | head -n 1)"
 	@touch $@
 

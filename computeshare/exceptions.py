@@ -17,6 +17,11 @@ class ClientError(ComputeShareError):
     """The client cannot act at all: no manifest, the wrong chain, no account."""
 
 
+class ManifestError(ClientError):
+    """A deployment manifest that cannot be read, is not JSON, or is JSON of another shape;
+    the message names the file."""
+
+
 class InvalidInput(ComputeShareError, ValueError):
     """An argument no contract call could accept (a bad spec, an out-of-range value)."""
 

@@ -16,6 +16,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from computeshare.exceptions import ManifestError
+
 FORMAT = 1
 # Contracts whose owner role goes to the timelock in a governed deployment.
 OWNED = ("ComputeToken", "Staking", "DeviceRegistry", "JobEscrow")
@@ -41,6 +43,39 @@ def network_manifest_path(network_name: str, chain_id: int, directory: Path | No
     return manifest_path(network_name.removesuffix("-fork"), chain_id, directory)
 
 
+def shape_problem(data: Any) -> str | None:
+    """What keeps `data` (parsed JSON) from being a manifest the accessors can read, or
+    None. Only the fields present are checked: a deployment under way records them in turn."""
+    if not isinstance(data, dict):
+        return f"its top level is {type(data).__name__}, not an object"
+    kinds = {
+        "contracts": dict, "steps": dict, "abis": dict, "config": dict,
+        "complete": bool, "chain_id": int, "network": str, "deployer": str,
+    }  # fmt: skip
+    for key, kind in kinds.items():
+        value = data.get(key)
+        if value is not None and (
+            not isinstance(value, kind) or (kind is int and isinstance(value, bool))
+        ):
+            return f"{key!r} is {type(value).__name__}, not {_JSON_NAMES[kind]}"
+    for name, entry in (data.get("contracts") or {}).items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("address"), str):
+            return f"contract {name!r} has no address"
+        block = entry.get("block") or 0
+        if isinstance(block, bool) or not (isinstance(block, int) or str(block).isdigit()):
+            return f"the block of contract {name!r} is not a number"
+    for name, abi in (data.get("abis") or {}).items():
+        if not isinstance(abi, list):
+            return f"the ABI of {name!r} is not a list"
+    for name, step in (data.get("steps") or {}).items():
+        if not isinstance(step, dict):
+            return f"step {name!r} is not an object"
+    return None
+
+
+_JSON_NAMES = {dict: "an object", bool: "true or false", int: "a number", str: "a string"}
+
+
 class Manifest(Mapping):
     """The record of one deployment on one chain; saved after every step when it has a path.
     It reads as the JSON mapping too (`manifest["contracts"]`), for code that stores it."""
@@ -53,10 +88,20 @@ class Manifest(Mapping):
 
     @classmethod
     def open(cls, path: Path | None) -> Manifest:
-        """The manifest at `path`, or an empty one to be written there."""
-        if path is not None and Path(path).exists():
-            return cls(Path(path), json.loads(Path(path).read_text()))
-        return cls(path)
+        """The manifest at `path`, or an empty one to be written there. A file that cannot
+        be read, is not JSON or is JSON of another shape raises `ManifestError` naming it."""
+        if path is None or not Path(path).exists():
+            return cls(path)
+        path = Path(path)
+        try:
+            data = json.loads(path.read_bytes().decode())
+        except OSError as error:
+            raise ManifestError(f"cannot read the manifest {path}: {error.strerror}") from None
+        except ValueError as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            raise ManifestError(f"the manifest {path} is not JSON ({error})") from None
+        if (problem := shape_problem(data)) is not None:
+            raise ManifestError(f"{path} is not a deployment manifest: {problem}")
+        return cls(path, data)
 
     def save(self) -> None:
         if self.path is not None:

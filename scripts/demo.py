@@ -236,7 +236,7 @@ def start_agents(
     step("starting 4 provider agents as separate processes")
     executable = Path(sys.executable).with_name("computeshare")
     processes = []
-    for index, (_name, _region, _gpus, faulty) in PROVIDERS.items():
+    for index, (name, _region, _gpus, faulty) in PROVIDERS.items():
         command = [
             str(executable),
             "agent",
@@ -252,6 +252,8 @@ def start_agents(
             "0.3",
             "--serve",
             f"127.0.0.1:{ports[index]}",
+            "--name",  # its log lines name it as the tables do
+            name,
         ] + (["--faulty"] if faulty else [])
         processes.append(subprocess.Popen(command))
     return processes

@@ -22,6 +22,7 @@ from urllib.parse import urldefrag, urlsplit
 
 import pytest
 
+from computeshare.constants import DAY, TOKEN
 from computeshare.dashboard import (
     Links,
     amount,
@@ -36,7 +37,10 @@ from computeshare.dashboard.app import _follow
 from computeshare.format import hex_id, tokens
 from computeshare.governance import call, propose
 from computeshare.index import EventIndex, IndexFailure
-from computeshare.specs import device_spec
+from computeshare.jobs import pack_requirements
+from computeshare.sandbox import STATUS_OK, RunResult
+from computeshare.specs import device_spec, job_requirements
+from computeshare.workloads import encode_spec
 from tests import debian
 from tests.market import build_market
 
@@ -155,6 +159,21 @@ def market(project, chain, accounts, tmp_path_factory):
     cs.registry.register(hostile, SCRIPT_URI, sender=mallory)
     market.devices["hostile"] = bytes(cs.registry.device_id_of(mallory, 0))
     market.devices["script"] = bytes(cs.registry.device_id_of(mallory, 1))
+    # A k = 1 result the client disputes and the arbiter refuses (rules for the client),
+    # posted with requirements of its own to read back in words.
+    client, provider = market.client, market.providers[2]
+    reqs = job_requirements(
+        min_cpu_cores=4, min_memory_mb=2048, min_gpu_count=0, min_vram_mb=0, region=276,
+        compute_seconds=900,
+    )  # fmt: skip
+    spec = encode_spec("sha256-chain", {"seed": "ruled", "rounds": 3})
+    deadline = chain.pending_timestamp + DAY
+    posted = cs.escrow.post(spec, reqs, 10 * TOKEN, 1, deadline, 10 * TOKEN, sender=client)
+    ruled = market.jobs["ruled"] = bytes(posted.return_value)
+    cs.jobs.accept(ruled, 0, sender=provider)
+    cs.jobs.submit(ruled, RunResult(STATUS_OK, 7, b"wrong"), sender=provider)
+    cs.jobs.dispute(ruled, sender=client)
+    cs.jobs.rule(ruled, True, sender=accounts[3])
     voter = accounts[9]
     action = call(cs.escrow, "set_parameter", 0, 200)
     market.hostile_proposal = propose(cs.governor, voter, [action], HOSTILE_DESCRIPTION)
@@ -294,6 +313,56 @@ def test_figures_equal_the_chains_views(tab, server, market, index):
     tab.clean("figures")
 
 
+def test_a_job_page_says_its_requirements_result_and_ruling_in_words(tab, server, market):
+    """Requirements decoded from their packed word; a refused result is refused, not "ok";
+    a ruling is for the client or the provider, not `True`."""
+    page = tab.open(f"{server}/jobs/{hexid(market.jobs['ruled'])}")
+    requirements = page.locator("#requirements").inner_text()
+    assert requirements == (
+        "at least 4 CPU cores; at least 2,048 MB memory; at least 0 GPUs; region 276; "
+        "attested or not; 900 compute-seconds"
+    ), requirements
+    status = page.locator("#result-status").inner_text()
+    assert status.startswith("refused: the arbiter ruled for the client"), status
+    assert "provider reported ok" in status
+    timeline = page.locator("#timeline").inner_text()
+    assert "ruled for the client" in timeline and "True" not in timeline, timeline
+    page = tab.open(f"{server}/jobs/{hexid(market.jobs['disputed'])}")
+    status = page.locator("#result-status").inner_text()
+    assert "disputed by the client" in status, status
+    page = tab.open(f"{server}/jobs/{hexid(market.jobs['paid'])}")
+    assert page.locator("#result-status").inner_text() == "ok"
+    assert "at least 0 GPUs; any region" in page.locator("#requirements").inner_text()
+    page = tab.open(f"{server}/jobs/{hexid(market.jobs['replicated'])}")
+    timeline = page.locator("#timeline").inner_text()
+    assert "ruled for the replicas that revealed the result the arbiter found right" in timeline
+    tab.clean("job in words")
+
+
+def test_a_ruling_for_the_provider_upholds_the_result():
+    """The other side of a k = 1 ruling, and the words for every requirement field."""
+    ruled = {"step": "ruled", "detail": {"for_client": False}}
+    job = {
+        "result": {"status": 1},
+        "terms": {"replicas": 1},
+        "steps": [ruled],
+        "status": "finalized",
+    }
+    assert views.result_verdict(job) == "trap, upheld: the arbiter ruled for the provider"
+    assert views.ruling_text(True, 3).startswith("for the replicas")
+    packed = pack_requirements(
+        job_requirements(min_cpu_cores=1, min_gpu_count=1, min_vram_mb=40_960, attested_only=True)
+    )
+    assert views.requirements_text(str(packed)) == [
+        "at least 1 CPU core",
+        "at least 1,024 MB memory",
+        "at least 1 GPU, 40,960 MB VRAM",
+        "any region",
+        "attested devices only",
+        "600 compute-seconds",
+    ]
+
+
 def test_links_navigate(tab, server, market):
     page = tab.open(server + "/")
     page.get_by_role("link", name="Jobs", exact=True).click()
@@ -383,9 +452,13 @@ def test_the_job_list_pages(tab, server, market, monkeypatch):
     page.get_by_role("link", name="Older →").click()
     page.wait_for_url(server + "/jobs?page=3")
     assert page.locator("#jobs tbody tr").count() == len(market.jobs) - 4
-    page.get_by_role("link", name="finalized (2)").click()
+    # paid, replicated and ruled: two on the first page, one on the second
+    page.get_by_role("link", name="finalized (3)").click()
     page.wait_for_url(server + "/jobs?status=finalized")
     assert page.locator("#jobs tbody tr").count() == 2
+    page.get_by_role("link", name="Older →").click()
+    page.wait_for_url(server + "/jobs?status=finalized&page=2")
+    assert page.locator("#jobs tbody tr").count() == 1
     assert page.get_by_role("link", name="Older →").count() == 0
     tab.clean("paging")
 

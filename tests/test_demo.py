@@ -21,6 +21,10 @@ def test_demo_runs_the_market_end_to_end():
     )
     out = done.stdout
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    # The agents' log lines name the providers as the tables do, not by address.
+    for name in ("alpha", "bravo", "mallory", "delta"):
+        assert re.search(rf"^\[{name}\] serving device 0x", out, re.M), name
+    assert not re.search(r"^\[0x", out, re.M)
     jobs = out[out.index("\nJobs\n") : out.index("\nMoney")]
     assert re.search(r"hash-k3 .* finalized .*mallory:slashed", jobs)
     assert re.search(r"hash-k1-disputed .*mallory:slashed\s+for client", jobs)

@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 
 import click
-from ape.cli import account_option
 
 from computeshare.cli.common import ChainCommand, connect, friendly, manifest_option, step
+from computeshare.cli.options import account_option
 
 
 @click.command("agent", cls=ChainCommand)
@@ -25,8 +25,13 @@ from computeshare.cli.common import ChainCommand, connect, friendly, manifest_op
 @click.option(
     "--db", help="the agent's event index: file or SQLAlchemy URL (default: <journal>.sqlite)"
 )
+@click.option(
+    "--name",
+    help="what its log lines call this agent, e.g. the name your tables give the provider "
+    "(default: the start of the account's address)",
+)
 @friendly
-def agent(account, manifest, device_id, journal, policy, serve, faulty, poll, steps, db):
+def agent(account, manifest, device_id, journal, policy, serve, faulty, poll, steps, db, name):
     """Serve your device's jobs: validate, accept, run, commit, reveal, finalize; resumable."""
     from ape import chain
 
@@ -41,12 +46,12 @@ def agent(account, manifest, device_id, journal, policy, serve, faulty, poll, st
     where = cs.path.parent if shared else journal.parent
     lock = lock_account(where, chain.chain_id, account.address)
     try:
-        _serve(cs, account, rules, device_id, journal, serve, faulty, poll, steps, db)
+        _serve(cs, account, rules, device_id, journal, serve, faulty, poll, steps, db, name)
     finally:
         lock.release()
 
 
-def _serve(cs, account, rules, device_id, journal, serve, faulty, poll, steps, db):
+def _serve(cs, account, rules, device_id, journal, serve, faulty, poll, steps, db, name):
     from computeshare.agent import Agent, Journal
     from computeshare.cli.common import resolve_device
     from computeshare.results import start_server
@@ -63,7 +68,7 @@ def _serve(cs, account, rules, device_id, journal, serve, faulty, poll, steps, d
         raise click.ClickException(f"device 0x{device.hex()[:10]} is not {account.address}'s")
     if not journal.exists():
         book.from_block = cs.manifest.block("JobEscrow")
-    prefix = f"[{account.address[:8]}]"
+    prefix = f"[{name or account.address[:8]}]"
     runner = Agent(
         cs,
         account,

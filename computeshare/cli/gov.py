@@ -227,8 +227,6 @@ _CANCELLABLE = (
 
 
 def _gov_step(action: str, want: tuple[ProposalState, ...], doc: str):
-    @command(gov, action)
-    @proposal_argument
     def run(account, manifest, proposal_text):
         cs = connect(manifest, account)
         proposal = resolve_proposal(cs, proposal_text)
@@ -253,7 +251,8 @@ def _gov_step(action: str, want: tuple[ProposalState, ...], doc: str):
             proposal=hex_id(proposal), state=state.label, eta=eta,
         )  # fmt: skip
 
-    run.__doc__ = doc
+    run.__doc__ = doc  # before the command is made: click reads it then
+    return command(gov, action)(proposal_argument(run))
 
 
 _gov_step("queue", (ProposalState.SUCCEEDED,), "Queue a succeeded proposal in the timelock.")

@@ -17,7 +17,7 @@ from decimal import Decimal, DecimalException, InvalidOperation
 from pathlib import Path
 
 import click
-from ape.cli import ConnectedProviderCommand, account_option
+from ape.cli import AccountAliasPromptChoice, ConnectedProviderCommand
 
 from computeshare.cli.output import json_option, short_id
 from computeshare.cli.sending import ape_message, friendly, node_message, quiet_ape, step
@@ -244,6 +244,34 @@ manifest_option = click.option(
 )
 
 
+ACCOUNT_HELP = (
+    "the account to act as: an ape account alias (`ape accounts list`; `ape accounts "
+    "import ALIAS` makes one) or TEST::n on a local node [env COMPUTESHARE_ACCOUNT]"
+)
+NO_ACCOUNT = (
+    "give --account ALIAS (or set COMPUTESHARE_ACCOUNT): an alias from `ape accounts list` "
+    "(`ape accounts import ALIAS` makes one), or TEST::n on a local node"
+)
+
+
+def account_option(required: bool = True):
+    """`--account`: an ape account alias or TEST::n, as ape's own option takes it, but never
+    a prompt: a command that sends and was not given one stops with NO_ACCOUNT."""
+
+    def check(ctx: click.Context, param: click.Parameter, value):
+        if value is None and required and not ctx.resilient_parsing:
+            raise click.UsageError(NO_ACCOUNT, ctx)
+        return value
+
+    return click.option(
+        "--account",
+        type=AccountAliasPromptChoice(),
+        callback=check,
+        metavar="ALIAS",
+        help=ACCOUNT_HELP + ("" if required else "; optional"),
+    )
+
+
 def command(group, name: str, *, signer: bool = True, optional_signer: bool = False):
     """A subcommand of `group` connected to --network, with --manifest and, for commands
     that send transactions, --account (optional for `optional_signer`)."""
@@ -252,7 +280,7 @@ def command(group, name: str, *, signer: bool = True, optional_signer: bool = Fa
         func = friendly(func)
         func = json_option(manifest_option(func))
         if signer or optional_signer:
-            func = (account_option(prompt=False) if optional_signer else account_option())(func)
+            func = account_option(required=not optional_signer)(func)
         return group.command(name, cls=ChainCommand)(func)
 
     return decorate

@@ -90,9 +90,15 @@ def provider_register(
     say(f"device 0x{device.hex()}", device=device)
 
 
+# What each device action does (its help text; DeviceRegistry's pause, resume and retire).
+DEVICE_ACTIONS = {
+    "pause": "Take one of your active devices out of service (no new jobs) until you resume it.",
+    "resume": "Put one of your paused devices back into service.",
+    "retire": "Retire one of your devices, active or paused, for good.",
+}
+
+
 def _device_action(action: str):
-    @command(provider, action)
-    @device_argument
     def run(account, manifest, device_id):
         cs = connect(manifest, account)
         device_id = resolve_device(cs, device_id)
@@ -101,13 +107,12 @@ def _device_action(action: str):
         send(f"{action} device", getattr(cs.registry, action), device_id, sender=account)
         say(f"device 0x{device_id.hex()}: {action}d", device=device_id, action=action)
 
-    run.__doc__ = (
-        f"{action.capitalize()} one of your devices (DEVICE: its id or a prefix of 6+ digits)."
-    )
-    return run
+    # click reads the help text when the command is made: it is set before.
+    run.__doc__ = f"{DEVICE_ACTIONS[action]} DEVICE: its id or a prefix of 6+ digits."
+    return command(provider, action)(device_argument(run))
 
 
-for _action in ("pause", "resume", "retire"):
+for _action in DEVICE_ACTIONS:
     _device_action(_action)
 
 

@@ -137,6 +137,51 @@ def decoded_output(hex_text: str | None) -> str | None:
     return text if text and all(c.isprintable() or c in "\n\t" for c in text) else None
 
 
+def requirements_text(packed: int | str) -> list[str]:
+    """A job's packed requirements (`computeshare.jobs.REQUIREMENT_BITS`) in words:
+    ["at least 8 CPU cores", "at least 1,024 MB memory", "at least 1 GPU, 1,024 MB VRAM",
+    "any region", "attested or not", "600 compute-seconds"]."""
+    from computeshare.jobs import unpack_requirements
+
+    r = unpack_requirements(int(packed))
+    cores, gpus = r["min_cpu_cores"], r["min_gpu_count"]
+    gpu = f"at least {gpus} {'GPU' if gpus == 1 else 'GPUs'}"
+    if gpus or r["min_vram_mb"]:
+        gpu += f", {r['min_vram_mb']:,} MB VRAM"
+    return [
+        f"at least {cores:,} CPU {'core' if cores == 1 else 'cores'}",
+        f"at least {r['min_memory_mb']:,} MB memory",
+        gpu,
+        f"region {r['region']}" if r["region"] else "any region",
+        "attested devices only" if r["attested_only"] else "attested or not",
+        f"{r['compute_seconds']:,} compute-seconds",
+    ]
+
+
+def ruling_text(for_client: Any, replicas: int) -> str:
+    """A `Ruled` event's side in words: `for_client` is read for k = 1 only."""
+    if replicas > 1:
+        return "for the replicas that revealed the result the arbiter found right"
+    return "for the client" if for_client in (True, "true", 1) else "for the provider"
+
+
+def result_verdict(job: dict) -> str | None:
+    """What became of a k = 1 job's submitted result: its run status as the provider
+    reported it, unless a dispute refused it (the arbiter ruled for the client) or holds
+    it (disputed, no ruling yet). None without a result."""
+    if job.get("result") is None:
+        return None
+    reported = RUN_STATUS.get(job["result"]["status"], str(job["result"]["status"]))
+    ruled = [s for s in job["steps"] if s["step"] == "ruled"]
+    if ruled and int(job["terms"]["replicas"]) == 1:
+        if ruling_text(ruled[-1]["detail"].get("for_client"), 1) == "for the client":
+            return f"refused: the arbiter ruled for the client (the provider reported {reported})"
+        return f"{reported}, upheld: the arbiter ruled for the provider"
+    if job["status"] == "disputed":
+        return f"{reported} as the provider reported it; disputed by the client, not ruled yet"
+    return reported
+
+
 def spec_summary(spec_hex: str) -> dict:
     """A job spec as the agent reads it: its workload and input if it validates, else why
     not; and its text (specs are JSON) when it is UTF-8."""
@@ -496,6 +541,13 @@ class Site:
                 }
             )
         revealed = [s for s in job["steps"] if s["step"] == "revealed"]
+        verdict = result_verdict(job)  # before the ruling's side is put in words
+        replicas_wanted = int(job["terms"]["replicas"])
+        for step in job["steps"]:
+            if step["step"] == "ruled" and "for_client" in step["detail"]:
+                step["detail"]["for_client"] = ruling_text(
+                    step["detail"]["for_client"], replicas_wanted
+                )
         sources = [r for r in replicas if r["state"] in ("revealed", "completed")]
         return {
             "title": f"Job {job_id}",
@@ -505,6 +557,8 @@ class Site:
             "revealed": revealed,
             "sources": sources or replicas,
             "output_text": decoded_output(job["result"]["output"]) if job["result"] else None,
+            "result_status": verdict,
+            "requirements": requirements_text(job["terms"]["requirements"]),
             "pool_set": self._pool_set(),
             "detail_amounts": AMOUNT_KEYS,
             "detail_times": TIME_KEYS,
