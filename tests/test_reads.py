@@ -175,3 +175,41 @@ def test_a_read_through_ape_then_by_uri_in_one_process(deployed_manifest, chain)
     )
     assert result.exit_code == 0, result.output
     assert "rows" in json.loads(result.output)
+
+
+def test_a_plain_table_is_laid_out_as_rich_lays_it_out():
+    """Off a terminal, tables are written without loading rich; the layout is the one rich
+    gives a boxless table (first column left, the rest right), cell for cell."""
+    import io
+    import random
+    import string
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from computeshare.cli.output import _plain_table
+
+    def rich_plain(rows, columns):
+        grid = Table(box=None, show_edge=False, pad_edge=False, header_style="")
+        for index, column in enumerate(columns):
+            grid.add_column(column, justify="left" if index == 0 else "right", no_wrap=True)
+        for row in rows:
+            grid.add_row(*(str(row.get(column, "")) for column in columns))
+        console = Console(
+            file=io.StringIO(), width=100_000, no_color=True, markup=False, emoji=False
+        )
+        with console.capture() as captured:
+            console.print(grid)
+        return "\n".join(line.rstrip() for line in captured.get().splitlines()).rstrip("\n")
+
+    rng = random.Random(7)
+    text = string.ascii_letters + string.digits + " ,.-:%"
+    for _ in range(300):
+        columns = [
+            "".join(rng.choices(text, k=rng.randint(1, 12))) for _ in range(rng.randint(1, 6))
+        ]
+        rows = [
+            {c: "".join(rng.choices(text, k=rng.randint(0, 15))) for c in columns}
+            for _ in range(rng.randint(0, 5))
+        ]
+        assert _plain_table(rows, columns) == rich_plain(rows, columns), (rows, columns)

@@ -58,38 +58,39 @@ def table(rows: list[dict], columns: list[str] | None = None) -> None:
     if OUTPUT.json:
         OUTPUT.record["rows"] = [{c: plain(row.get(c)) for c in columns} for row in rows]
         return
+    if not _terminal(sys.stdout):
+        click.echo(_plain_table(rows, columns))
+        return
     from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    out = sys.stdout
-    terminal = _terminal(out)
-    grid = Table(
-        box=box.SIMPLE_HEAD if terminal else None,
-        header_style="bold" if terminal else "",
-        show_edge=False,
-        pad_edge=False,
-    )
+    grid = Table(box=box.SIMPLE_HEAD, header_style="bold", show_edge=False, pad_edge=False)
     for index, column in enumerate(columns):
         grid.add_column(column, justify="left" if index == 0 else "right", no_wrap=True)
     for row in rows:
         grid.add_row(*(str(row.get(column, "")) for column in columns))
     # Never truncate a cell (ids are copied from tables): as wide as the table needs.
     natural = Console(file=io.StringIO(), width=100_000).measure(grid).maximum
-    console = Console(
-        file=out,
-        width=max(natural, shutil.get_terminal_size().columns) if terminal else 100_000,
-        no_color=not terminal,
-        highlight=False,
-        emoji=False,
-        markup=False,
-    )
-    if terminal:
-        console.print(grid)
-    else:
-        with console.capture() as captured:
-            console.print(grid)
-        click.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
+    width = max(natural, shutil.get_terminal_size().columns)
+    Console(width=width, highlight=False, emoji=False, markup=False).print(grid)
+
+
+def _plain_table(rows: list[dict], columns: list[str]) -> str:
+    """The table as aligned plain text, as rich lays it out without a box (the first column
+    left, the others right, two spaces between, no trailing blanks), without loading rich:
+    what a script or a pipe reads. Widths count characters, not terminal cells."""
+    if not columns:
+        return ""
+    cells = [list(columns)] + [[str(row.get(column, "")) for column in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    lines = []
+    for line in cells:
+        first, *rest = (cell.rstrip() for cell in line)
+        parts = [first.ljust(widths[0])]
+        parts += [cell.rjust(width) for cell, width in zip(rest, widths[1:], strict=True)]
+        lines.append("  ".join(parts).rstrip())
+    return "\n".join(lines).rstrip("\n")
 
 
 class _Output:
