@@ -39,9 +39,8 @@ from ape.cli import ConnectedProviderCommand
 from ape.logging import logger
 from web3 import HTTPProvider, Web3
 
-from computeshare.constants import DAY, TOKEN
+from computeshare.constants import DAY, OUTCOMES, TOKEN
 from computeshare.deploy import DeployConfig, deploy_connected
-from computeshare.jobs import OUTCOMES
 from computeshare.report import format_table
 from computeshare.specs import device_spec, job_requirements
 from devtools.populate import Populator, addresses
