@@ -29,6 +29,13 @@ time its state can change by time alone (`_wake`) has come. At most `max_workers
 at once (`Policy.max_workers`, by default the device's `max_concurrent_jobs` capped by the
 machine's CPUs); a job accepted while as many runs are owed waits for a worker, and a new
 job waits (not accepted) while they are. A job that waits or is declined says why, once.
+Runs and checks go to warm workers (`worker.Pool`: `max_workers` processes kept started,
+one started a step when fewer are), so a small job costs no process start. While every
+worker is owed a run, a new job costs no request for its state: its spec, the policy and
+the device's fit (one `check_fit` a step for the same requirements and price) decide, and
+it waits; another provider's `ReplicaAccepted` for its last replica drops it from the
+waiting list without a request, and waiting jobs are considered again step after step
+while some leave the list and a worker is free.
 
 Everything a client sends is hostile. Before accepting, the agent decodes the spec, checks it
 against the workload's schema and the operator's `Policy` (workloads, collateral, price per
@@ -49,6 +56,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from types import SimpleNamespace
 
 import yaml
 from ape.exceptions import ApeException, ContractLogicError
@@ -65,6 +73,7 @@ from computeshare.jobs import (
     STATUS_OPEN,
     commitment,
     terms_from_json,
+    unpack_requirements,
 )
 from computeshare.metering import R_FLOOR
 from computeshare.rpc import Backoff, node_trouble
@@ -391,9 +400,13 @@ class Agent:
         self._wake: dict[str, int] = {}
         self._said: dict[str, str] = {}  # per job, the last reason it waits or was declined
         self._freed = False  # a run or a job ended since waiting jobs were last considered
+        self._pool: worker.Pool | None = None  # warm workers, started once `max_workers` is known
         self._checks: dict[str, worker.Run] = {}  # jobs with trees being checked in a worker
         self._checked: set[str] = set()  # and those that passed
         self._reconsidered = time.monotonic()
+        self._taken: dict[str, int] = {}  # per job, the replicas other providers took (a scan)
+        self._ours: set[str] = set()  # jobs whose acceptance by this device the scan read
+        self._fits: dict[tuple, str | None] = {}
         self._capacity = 0  # the device's concurrency cap, as `check_fit` last answered
         self.now = 0  # the pending block's time, read once a step
         # While the node is unreachable or hung: one line when it goes, one when it is
@@ -408,6 +421,7 @@ class Agent:
         again jobs waiting for capacity. Never raises. A step the node fails ends there;
         `wait` is then the backoff before the next one."""
         self._retry_from = NEVER
+        self._fits: dict[tuple, str | None] = {}  # check_fit's answers this step
         touched: set[str] = set()
         try:
             touched = self._scan()
@@ -416,21 +430,37 @@ class Agent:
                 return
             self.log(f"scan failed ({type(error).__name__}: {_first_line(error)}); retrying")
         self._poll_runs()
-        for key in self._due(touched):
-            try:
-                self._advance(key)
-            except Exception as error:
-                self._wake[key] = 0
-                if self._node_failed(error):
-                    return
-                self._say(key, f"{type(error).__name__}: {_first_line(error)}")
+        if not self._advance_all(self._due(touched)):
+            return
+        held = set(self.journal.jobs)
         try:
             self._reconsider()
         except Exception as error:
             if self._node_failed(error):
                 return
             self.log(f"waiting jobs: {type(error).__name__}: {_first_line(error)}")
+        # Jobs accepted just now start their runs now, not a poll interval later.
+        if not self._advance_all([key for key in self.journal.jobs if key not in held]):
+            return
+        try:
+            self.pool.warm()  # one idle worker a step, until `max_workers` wait
+        except Exception as error:  # none now (no process left?): a run starts its own
+            if self._node_failed(error):
+                return
+            self.log(f"cannot start a worker ({type(error).__name__}: {_first_line(error)})")
         self.node.succeeded()
+
+    def _advance_all(self, keys: list[str]) -> bool:
+        """Moves on each job of `keys` one stage; False if the node failed (the step ends)."""
+        for key in keys:
+            try:
+                self._advance(key)
+            except Exception as error:
+                self._wake[key] = 0
+                if self._node_failed(error):
+                    return False
+                self._say(key, f"{type(error).__name__}: {_first_line(error)}")
+        return True
 
     @property
     def wait(self) -> float:
@@ -458,8 +488,17 @@ class Agent:
             self._workers = max(1, min(int(spec.max_concurrent_jobs), os.cpu_count() or 1))
         return self._workers
 
+    @property
+    def pool(self) -> worker.Pool:
+        """The warm workers that run workloads and checks: `max_workers` kept idle (each
+        step starts one while fewer wait), so a run starts at once, not after a process's
+        start-up and imports."""
+        if self._pool is None:
+            self._pool = worker.Pool(self.max_workers)
+        return self._pool
+
     def close(self) -> None:
-        """Stops every workload still running."""
+        """Stops every workload still running, and every idle worker."""
         for task in self._runs.values():
             task.run.kill()
         for run in self._checks.values():
@@ -467,6 +506,8 @@ class Agent:
         self._runs.clear()
         self._queued.clear()
         self._checks.clear()
+        if self._pool is not None:
+            self._pool.close()
 
     def _say(self, key: str, message: str) -> None:
         """Logs why a job waits, was declined or failed a stage, once while it stays so."""
@@ -538,6 +579,7 @@ class Agent:
         if start > head:
             return set()
         touched, posted = self._job_logs(start, head, posted=report is None)
+        self._drop_taken()
         if report is not None:
             posted = index.posted(start, head)
         if rolled_back:
@@ -570,6 +612,8 @@ class Agent:
         provider = escrow.chain_manager.provider
         touched: set[str] = set()
         new: list = []
+        self._taken: dict[str, int] = {}
+        self._ours: set[str] = set()
         for first in range(start, head + 1, self.LOG_PAGE):
             raw = provider.make_request(
                 "eth_getLogs",
@@ -589,11 +633,45 @@ class Agent:
                     new.append(log)
                 elif name is not None:
                     touched.add(_topic(topics[1]))
+                if name == "ReplicaAccepted" and len(topics) > 2:
+                    self._note_taken(_topic(topics[1]), _topic(topics[2]), log.get("data"))
         jobs = []
         if new:
             for event in provider.network.ecosystem.decode_logs(new, escrow.JobPosted.abi):
                 jobs.append((bytes(event.job_id), event.terms, bytes(event.spec)))
         return touched, jobs
+
+    def _note_taken(self, key: str, provider: str, data) -> None:
+        """Another provider's `ReplicaAccepted`: notes the slot it took (the first word of
+        the event's data), so a job waiting here whose replicas are all taken is dropped
+        without a request (`_drop_taken`)."""
+        if provider[-40:] == self.me.lower()[-40:]:
+            self._ours.add(key)  # accepted before a restart: considering it adopts it
+            return
+        try:
+            raw = bytes.fromhex(str(data)[2:]) if isinstance(data, str) else bytes(data)
+            self._taken[key] = max(self._taken.get(key, 0), int.from_bytes(raw[:32], "big") + 1)
+        except (TypeError, ValueError):
+            return  # unreadable: considering it asks the chain
+
+    def _drop_taken(self) -> None:
+        """Drops each waiting job whose last replica another provider just took."""
+        for key, taken in self._taken.items():
+            entry = self.journal.waiting.get(key)
+            if entry is None:
+                continue
+            replicas = entry.get("replicas")
+            if replicas is None:  # waiting since before replicas were noted
+                try:
+                    replicas = self.cs.jobs.terms(bytes.fromhex(key[2:])).replicas
+                except Exception as error:
+                    if node_trouble(error):
+                        raise
+                    continue  # considering it asks the chain
+            if taken >= replicas:
+                self.journal.waiting.pop(key)
+                self._say(key, f"skipped (all {replicas} replicas taken)")
+        self._taken = {}
 
     def _poll_runs(self) -> None:
         """Marks each job whose run ended as due; logs the others' progress now and then.
@@ -644,18 +722,22 @@ class Agent:
         if not waiting or not due or self._owed_runs() >= self.max_workers:
             return
         self._freed, self._reconsidered = False, time.monotonic()
+        before = len(waiting)
         for key in list(waiting)[: self.RECONSIDER_BATCH]:
             entry = waiting.pop(key)
             if self._owed_runs() >= self.max_workers:
                 waiting[key] = entry
                 continue
             try:
-                self._consider(bytes.fromhex(key[2:]), bytes.fromhex(entry["spec"][2:]), True)
+                checked = not entry.get("unchecked", False)
+                self._consider(bytes.fromhex(key[2:]), bytes.fromhex(entry["spec"][2:]), checked)
             except Exception as error:
                 if node_trouble(error):
                     waiting[key] = entry
                     raise
                 self._say(key, f"skipped ({type(error).__name__}: {_first_line(error)})")
+        if len(waiting) < before and waiting and self._owed_runs() < self.max_workers:
+            self._freed = True  # some left the list and room is left: the next ones next step
         self.journal.save()
 
     # A module is declined when it takes longer than this, or than `prepare_seconds` of its
@@ -697,7 +779,7 @@ class Agent:
                     decoded.input.module, self.module_cache, fetch=self.policy.fetch_modules
                 )
                 seconds = max(self.CHECK_SECONDS, prepare_seconds(len(module)))
-                worker.check(spec, module, seconds, **self._places())
+                worker.Run("check", spec, module, seconds, pool=self.pool, **self._places()).wait()
         except (WorkloadError, worker.WorkerError) as error:
             refusal = _first_line(error)
             self._checks.pop(key, None)
@@ -725,6 +807,7 @@ class Agent:
                 None,
                 seconds,
                 modules=self.module_cache if self.policy.fetch_modules else None,
+                pool=self.pool,
                 **self._places(),
             )
             return False
@@ -739,8 +822,16 @@ class Agent:
         over (the chain's rules, the spec, the policy), put to wait (capacity, stake) or
         accepted, saying why once. `checked`: it waited, its module compiled before."""
         key = "0x" + job_id.hex()
-        job = self.cs.jobs.view(job_id)
-        held = self._held_slot(job_id, job)
+        owed = self._owed_runs()
+        # No worker free: the job cannot be accepted now, so its state on chain is not read
+        # (events drop it once others take it: `_drop_taken`): only what decides for good
+        # is checked, the device's fit once a step for the same requirements and price,
+        # the spec and the policy here (its module compiles when it is considered again).
+        # A replica this device holds is adopted at once: its `ReplicaAccepted` came in the
+        # same scan as its `JobPosted`.
+        busy = owed >= self.max_workers and key not in self._ours and key not in self._checks
+        job = self._terms_view(job_id) if busy else self.cs.jobs.view(job_id)
+        held = None if busy else self._held_slot(job_id, job)
         if held is not None:  # accepted before a restart: adopt it
             self.journal.waiting.pop(key, None)
             self.journal.jobs[key] = {
@@ -751,20 +842,25 @@ class Agent:
             self.journal.save()
             self.log(f"job {key[:10]}: adopted replica {held} from the chain")
             return
-        obstacle = self._obstacle(job_id, job)
+        obstacle = self._obstacle(job_id, job, memo=busy)
         if obstacle is not None:
             self._say(key, f"skipped ({obstacle})")
             return
-        decoded = self._validate(key, spec, job, compile=not checked)
+        decoded = self._validate(key, spec, job, compile=not checked and not busy)
         if decoded is None:
             return
+        if busy and decoded is not CHECKING:
+            self._wait(key, spec, job, unchecked=not checked)
+            workers = self.max_workers
+            self._say(key, f"waits ({matching.CAPACITY}: {owed} runs owed to {workers} workers)")
+            return
         if decoded is CHECKING:
-            self.journal.waiting[key] = {"spec": "0x" + spec.hex(), "deadline": job.deadline}
+            self._wait(key, spec, job)
             self._say(key, "waits (its trees are fetched and its module checked in a worker)")
             return
         shortage = self._shortage(job)
         if shortage is not None:
-            self.journal.waiting[key] = {"spec": "0x" + spec.hex(), "deadline": job.deadline}
+            self._wait(key, spec, job)
             self._say(key, f"waits ({shortage})")
             return
         try:
@@ -791,6 +887,13 @@ class Agent:
         }
         self.journal.save()
         self.log(f"job {key[:10]}: accepted replica {slot}")
+
+    def _wait(self, key: str, spec: bytes, job, unchecked: bool = False) -> None:
+        """Puts a job to wait (`job`: its view or terms); `unchecked`: before any check."""
+        entry = {"spec": "0x" + spec.hex(), "deadline": job.deadline, "replicas": job.replicas}
+        if unchecked:
+            entry["unchecked"] = True
+        self.journal.waiting[key] = entry
 
     # Gas estimates are taken against the state before other providers' transactions of
     # the same block; an acceptance into a later slot costs more. Send with headroom.
@@ -826,7 +929,13 @@ class Agent:
                 raise ValueError("the agent's device does not belong to its account")
         return self._nonce
 
-    def _obstacle(self, job_id: bytes, job) -> str | None:
+    def _terms_view(self, job_id: bytes) -> SimpleNamespace:
+        """A job as its terms tell it, read no state: open, no replica taken."""
+        terms = self.cs.jobs.terms(job_id)._asdict()
+        terms["requirements"] = unpack_requirements(terms["requirements"])
+        return SimpleNamespace(**terms, status=STATUS_OPEN, accepted=0)
+
+    def _obstacle(self, job_id: bytes, job, memo: bool = False) -> str | None:
         """What keeps the device from the job for good, or None: the contract's own
         eligibility rules, checked before sending so nothing doomed is sent (the registry's
         `check_fit` is the view JobEscrow calls on acceptance), named as
@@ -838,14 +947,20 @@ class Agent:
         if job.deadline <= self.now:
             return "its commit deadline passed"
         packed = self.cs.jobs.terms(job_id).requirements
+        fit = (packed, job.price_per_replica)
+        if memo and fit in self._fits:  # `memo`: as the same requirements and price this step
+            return self._fits[fit]
         try:
             self._capacity = self.cs.registry.check_fit(
                 self.device_id, self.me, packed, job.price_per_replica
             )
+            self._fits[fit] = None
         except ContractLogicError as error:  # name the rule as `client status` counts it
             device = matching.device_from_chain(self.cs, self.device_id)
             failed = matching.failure(device, matching.needs_of(self.cs, job_id, job))
-            return ": ".join(failed) if failed else error.message or "the device does not fit"
+            why = ": ".join(failed) if failed else error.message or "the device does not fit"
+            self._fits[fit] = why
+            return why
         return None
 
     def _shortage(self, job) -> str | None:
@@ -937,7 +1052,13 @@ class Agent:
                         job.input.module, self.module_cache, fetch=self.policy.fetch_modules
                     )
                 run = worker.Run(
-                    "run", spec, module, wall, job_id=bytes.fromhex(key[2:]), **self._places()
+                    "run",
+                    spec,
+                    module,
+                    wall,
+                    job_id=bytes.fromhex(key[2:]),
+                    pool=self.pool,
+                    **self._places(),
                 )
                 task = _Running(run, job.fuel)
                 self._runs[key] = task
@@ -1004,7 +1125,9 @@ class Agent:
         if self.faulty:
             result = self._faulty(result)
         private = "encrypt_to" in entry["result"]
-        args = self.cs.jobs.submit_args(job_id, result, output_on_chain=not private)
+        args = self.cs.jobs.submit_args(
+            job_id, result, output_on_chain=not private, device_nonce=self._device_nonce()
+        )
         self._send(self.cs.escrow.submit, *args)
         entry["revealed"] = True  # public now: the result server may serve it
         self.journal.save()

@@ -295,17 +295,24 @@ class JobBook:
         nonce = self.device_nonce(job_id, slot)
         return self.escrow.reveal(self.terms(job_id), slot, nonce, result_hash, salt, **tx)
 
-    def submit_args(self, job_id: bytes, result, output_on_chain: bool = True) -> tuple:
+    def submit_args(
+        self,
+        job_id: bytes,
+        result,
+        output_on_chain: bool = True,
+        device_nonce: int | None = None,
+    ) -> tuple:
         """`JobEscrow.submit`'s arguments for a k = 1 `RunResult`: its output travels in the
         event unless `output_on_chain` is false (private) or it is longer than
-        MAX_ON_CHAIN_OUTPUT (then the provider serves it)."""
+        MAX_ON_CHAIN_OUTPUT (then the provider serves it). `device_nonce`: the accepting
+        device's, when the caller knows it (else read from the replica)."""
         from computeshare.sandbox import MAX_ON_CHAIN_OUTPUT
 
         # A tree's output hash is not keccak256 of the bytes: only a plain stdout travels.
         on_chain = output_on_chain and not result.output_root
         on_chain = on_chain and len(result.output) <= MAX_ON_CHAIN_OUTPUT
         output = result.output if on_chain else b""
-        nonce = self.replica(job_id).device_nonce
+        nonce = self.replica(job_id).device_nonce if device_nonce is None else device_nonce
         return (
             self.terms(job_id),
             nonce,

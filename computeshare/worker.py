@@ -14,6 +14,16 @@ long as the process (the agent's loop): Linux counts a parent thread's exit as i
 
 Protocol: stdin is JSON `{"op": "run" | "check", "spec": hex, "module": hex | null}`;
 stdout is JSON `{"result": {...}}` (run), `{"ok": true}` (check) or `{"error": "..."}`.
+
+A `Pool` keeps warm workers (started once, the package imported once) that serve one
+request after another: a worker's start costs a fork of the agent and a third of a CPU
+second of imports, about all a small job costs. A pooled worker reads each request from a
+file named on a line of its stdin, sets its own CPU-time and file-size limits for it (soft
+limits, from its CPU time so far), writes the answer to a file and says so with one byte
+on its stdout (short lines: no pipe fills). The guarantees stay: it dies with its parent
+(the same parent-death signal and watcher), and a run past its wall-clock limit is killed
+with its worker, which the pool replaces; a worker that crashed or was killed is never
+reused.
 """
 
 from __future__ import annotations
@@ -23,12 +33,14 @@ import ctypes
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import weakref
 from pathlib import Path
 
 from computeshare.sandbox import RunResult
@@ -40,6 +52,10 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 _SERVE = (
     f"import sys; sys.path.insert(0, {_PACKAGE_ROOT!r}); "
     "from computeshare import worker; worker._serve()"
+)
+_SERVE_POOLED = (
+    f"import sys; sys.path.insert(0, {_PACKAGE_ROOT!r}); "
+    "from computeshare import worker; worker._serve_pooled()"
 )
 
 
@@ -96,6 +112,24 @@ def _child_setup(cpu_seconds: int, parent: int, file_bytes: int = ANSWER_LIMIT_B
     _die_with(parent)
 
 
+def _pooled_setup(parent: int) -> None:
+    """A pooled worker: no core dumps; CPU and file limits it sets per request itself."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    _die_with(parent)
+
+
+def _request_limits(cpu_seconds: int, file_bytes: int) -> None:
+    """A pooled worker's limits for its next request: `cpu_seconds` more CPU time than it
+    used so far, files of at most `file_bytes` (soft limits: SIGXCPU, SIGXFSZ end it)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = int(usage.ru_utime + usage.ru_stime) + 1 + cpu_seconds
+    for kind, soft in ((resource.RLIMIT_CPU, cpu), (resource.RLIMIT_FSIZE, file_bytes)):
+        hard = resource.getrlimit(kind)[1]
+        resource.setrlimit(
+            kind, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard)
+        )
+
+
 def _file_limit(spec: bytes, max_input: int) -> int:
     """The largest file a worker may write: its answer, a fetched input or module tree (at
     most `max_input`, the policy's bound) or its output tree's pack (at most the spec's
@@ -131,12 +165,15 @@ class Run:
         outputs: Path | None = None,
         modules: Path | None = None,
         max_input: int = 0,
+        pool: Pool | None = None,
     ):
         """`job_id` seeds the run's `random_get`; `prepared` caches prepared modules,
         `trees` the fetched input trees (at most `max_input` bytes each), `outputs` receives
         the output trees (`cas` stores) and `modules` the modules a check fetches when
-        `module` is None (without it, a module that is not given is refused)."""
+        `module` is None (without it, a module that is not given is refused). With `pool`,
+        a warm worker of the pool serves it, else a worker started for it alone."""
         self.wall_seconds, self.started = wall_seconds, time.monotonic()
+        self._pool, self._worker = pool, None
         places = {"prepared": prepared, "trees": trees, "outputs": outputs, "modules": modules}
         request = {
             "op": op,
@@ -147,11 +184,17 @@ class Run:
             "max_input": int(max_input),
         }
         files = _file_limit(bytes(spec), int(max_input)) if trees or outputs else None
+        cpu, parent = int(wall_seconds) + 2, os.getpid()
+        if pool is not None:
+            self._worker = pool.take()
+            self.process = self._worker.process
+            self._worker.send(request, cpu, files or ANSWER_LIMIT_BYTES)
+            self.started = time.monotonic()
+            return
         self._stdin = tempfile.TemporaryFile()  # noqa: SIM115 (closed in poll)
         self._stdin.write(json.dumps(request).encode())
         self._stdin.seek(0)
         self._stdout = tempfile.TemporaryFile()  # noqa: SIM115 (closed in poll)
-        cpu, parent = int(wall_seconds) + 2, os.getpid()
         self.process = subprocess.Popen(
             [sys.executable, "-I", "-c", _SERVE],
             stdin=self._stdin,
@@ -169,11 +212,16 @@ class Run:
 
     @property
     def finished(self) -> bool:
-        """The worker exited or overran its limit: `poll()` answers or raises now."""
+        """The worker exited, answered or overran its limit: `poll()` answers or raises now."""
+        if self._pool is not None:
+            warm = self._worker  # None once killed
+            return warm is None or warm.answered() or self.elapsed > self.wall_seconds
         return self.process.poll() is not None or self.elapsed > self.wall_seconds
 
     def poll(self) -> dict | None:
         """The worker's answer once it has one; None while it runs. Raises `WorkerError`."""
+        if self._pool is not None:
+            return self._poll_pooled()
         code = self.process.poll()
         if code is None:
             if self.elapsed > self.wall_seconds:
@@ -186,17 +234,33 @@ class Run:
         self._stdout.close()
         if code != 0:
             raise WorkerError(f"worker exited with {code}")
+        return _decode(raw)
+
+    def _poll_pooled(self) -> dict | None:
+        warm = self._worker
+        if warm is None:
+            raise WorkerError("the run was stopped (or had answered)")
+        if not warm.answered():
+            if self.elapsed > self.wall_seconds:
+                self.kill()
+                raise WorkerError(f"timed out after {self.wall_seconds:.0f} s")
+            return None
+        self._worker = None
         try:
-            answer = json.loads(raw)
-        except ValueError:
-            raise WorkerError("worker answered malformed JSON") from None
-        if not isinstance(answer, dict):
-            raise WorkerError("worker answered malformed JSON")
-        if "error" in answer:
-            raise SpecRefused(str(answer["error"]))
-        return answer
+            raw = warm.answer()
+        except WorkerError:
+            self._pool.discard(warm)
+            raise
+        self._pool.give(warm)
+        return _decode(raw)
 
     def kill(self) -> None:
+        if self._worker is not None:
+            warm, self._worker = self._worker, None
+            self._pool.discard(warm)
+            return
+        if self._pool is not None:
+            return  # answered: the worker went back to its pool
         if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
@@ -210,6 +274,162 @@ class Run:
             if answer is not None:
                 return answer
             time.sleep(0.01)
+
+
+def _decode(raw: bytes) -> dict:
+    """A worker's answer, or `WorkerError`/`SpecRefused`."""
+    try:
+        answer = json.loads(raw)
+    except ValueError:
+        raise WorkerError("worker answered malformed JSON") from None
+    if not isinstance(answer, dict):
+        raise WorkerError("worker answered malformed JSON")
+    if "error" in answer:
+        raise SpecRefused(str(answer["error"]))
+    return answer
+
+
+class _Warm:
+    """One pooled worker process (`Pool`): a request at a time."""
+
+    def __init__(self, folder: Path):
+        parent = os.getpid()
+        self.folder, self.served, self._said = folder, 0, b""
+        self.process = subprocess.Popen(
+            [sys.executable, "-I", "-c", _SERVE_POOLED],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env={"PATH": os.defpath, _PARENT_VARIABLE: str(parent)},
+            cwd=tempfile.gettempdir(),
+            preexec_fn=lambda: _pooled_setup(parent),
+            start_new_session=True,
+        )
+        os.set_blocking(self.process.stdout.fileno(), False)
+        self.request = folder / f"{self.process.pid}.request"
+        self.reply = folder / f"{self.process.pid}.answer"
+
+    def send(self, request: dict, cpu_seconds: int, file_bytes: int) -> None:
+        """Hands the worker a request (its stdin holds one short line; never blocks)."""
+        self.reply.unlink(missing_ok=True)
+        self._said = b""
+        self.request.write_bytes(json.dumps(request).encode())
+        line = json.dumps([str(self.request), str(self.reply), cpu_seconds, file_bytes]) + "\n"
+        try:
+            self.process.stdin.write(line.encode())
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass  # it died: `answered` sees its end, `answer` says so
+        self.served += 1
+
+    def answered(self) -> bool:
+        """The worker said its answer is written, or it ended."""
+        if self._said:
+            return True
+        try:
+            said = os.read(self.process.stdout.fileno(), 64)
+        except BlockingIOError:
+            return False
+        except OSError:
+            said = b""
+        self._said = said or b"ended"
+        return True
+
+    def answer(self) -> bytes:
+        """The answer's bytes, once `answered`; `WorkerError` if the worker ended instead."""
+        if self._said == b"ended":
+            self.close()
+            raise WorkerError(f"worker exited with {self.process.returncode}")
+        try:
+            with open(self.reply, "rb") as handle:
+                return handle.read(ANSWER_LIMIT_BYTES + 1)
+        except OSError:
+            raise WorkerError("worker answered nothing") from None
+        finally:
+            self.reply.unlink(missing_ok=True)
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def close(self) -> None:
+        """Kills the worker (its whole session) and reaps it."""
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            with contextlib.suppress(OSError):
+                stream.close()
+        self.request.unlink(missing_ok=True)
+        self.reply.unlink(missing_ok=True)
+
+
+class Pool:
+    """Up to `size` warm workers kept idle for the next requests (`Run(..., pool=)`).
+
+    `take` hands out an idle worker, or starts one when none is; `give` takes a worker
+    back once it answered (retired after `MAX_REQUESTS`); a worker that crashed, timed out
+    or was killed is discarded, never reused. `warm` starts one idle worker if fewer than
+    `size` are kept: call it from the owner's loop (the thread that lives as long as the
+    process, see the module's docstring), off the path of any request."""
+
+    MAX_REQUESTS = 500
+
+    def __init__(self, size: int):
+        self.size = max(1, int(size))
+        self.folder = Path(tempfile.mkdtemp(prefix="computeshare-workers-"))
+        self._idle: list[_Warm] = []
+        self._out: set[_Warm] = set()
+        # Dropped without `close` (its owner forgotten): its workers are killed then.
+        self._finalizer = weakref.finalize(self, _close_all, self._idle, self._out, self.folder)
+
+    def warm(self) -> None:
+        for dead in [w for w in self._idle if not w.alive]:
+            self._idle.remove(dead)
+            dead.close()
+        if len(self._idle) + len(self._out) < self.size:
+            self._idle.append(_Warm(self.folder))
+
+    def take(self) -> _Warm:
+        while self._idle:
+            warm = self._idle.pop(0)
+            if warm.alive:
+                self._out.add(warm)
+                return warm
+            warm.close()
+        warm = _Warm(self.folder)
+        self._out.add(warm)
+        return warm
+
+    def give(self, warm: _Warm) -> None:
+        self._out.discard(warm)
+        room = len(self._idle) + len(self._out) < self.size
+        if room and warm.alive and warm.served < self.MAX_REQUESTS:
+            self._idle.append(warm)
+        else:
+            warm.close()
+
+    def discard(self, warm: _Warm) -> None:
+        self._out.discard(warm)
+        warm.close()
+
+    @property
+    def pids(self) -> list[int]:
+        """The process ids of its workers, idle and busy."""
+        return [w.process.pid for w in (*self._idle, *self._out)]
+
+    def close(self) -> None:
+        """Kills every worker, idle or busy."""
+        self._finalizer()
+
+
+def _close_all(idle: list[_Warm], out: set[_Warm], folder: Path) -> None:
+    for warm in (*idle, *out):
+        warm.close()
+    idle.clear()
+    out.clear()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_result(answer: dict) -> RunResult:
@@ -230,14 +450,11 @@ def check(spec: bytes, module: bytes | None, wall_seconds: float, **places) -> N
     Run("check", spec, module, wall_seconds, **places).wait()
 
 
-def _serve() -> None:
+def _answer(request: dict) -> dict:
+    """A request's answer; never raises (the request is hostile)."""
     from computeshare.workloads import WorkloadError, check_module, decode_spec, resolve_module
 
-    parent = os.environ.get(_PARENT_VARIABLE, "")
-    parent_id = int(parent) if parent.isdigit() else os.getppid()
-    threading.Thread(target=_watch_parent, args=(parent_id,), daemon=True).start()
     try:
-        request = json.loads(sys.stdin.buffer.read())
         job = decode_spec(bytes.fromhex(request["spec"]))
         module = bytes.fromhex(request["module"]) if request.get("module") else None
         places = {k: Path(v) for k, v in dict(request.get("places") or {}).items()}
@@ -249,15 +466,49 @@ def _serve() -> None:
                     raise WorkloadError("no module given")
                 check_module(job, module, places.get("prepared"))
                 _input_tree(job, places, int(request.get("max_input") or 0))
-            answer: dict = {"ok": True}
-        else:
-            seed = bytes.fromhex(request.get("job_id") or "")
-            answer = {"result": _run(job, module, places, int(request.get("max_input") or 0), seed)}
+            return {"ok": True}
+        seed = bytes.fromhex(request.get("job_id") or "")
+        return {"result": _run(job, module, places, int(request.get("max_input") or 0), seed)}
     except (WorkloadError, KeyError, TypeError, ValueError) as error:
-        answer = {"error": (str(error).splitlines() or [type(error).__name__])[0][:200]}
+        return {"error": (str(error).splitlines() or [type(error).__name__])[0][:200]}
     except Exception as error:  # the request is hostile: answer, never crash
-        answer = {"error": f"{type(error).__name__}: {str(error)[:160]}"}
+        return {"error": f"{type(error).__name__}: {str(error)[:160]}"}
+
+
+def _watch() -> None:
+    parent = os.environ.get(_PARENT_VARIABLE, "")
+    parent_id = int(parent) if parent.isdigit() else os.getppid()
+    threading.Thread(target=_watch_parent, args=(parent_id,), daemon=True).start()
+
+
+def _serve() -> None:
+    _watch()
+    try:
+        answer = _answer(json.loads(sys.stdin.buffer.read()))
+    except ValueError as error:
+        answer = {"error": (str(error).splitlines() or ["ValueError"])[0][:200]}
     sys.stdout.write(json.dumps(answer))
+
+
+def _serve_pooled() -> None:
+    """A pooled worker's loop: a line [request file, answer file, CPU seconds, file bytes]
+    a request, one byte on stdout once its answer is written; ends with its stdin."""
+    import computeshare.workloads  # noqa: F401 (warm: imported before the first request)
+
+    _watch()
+    for line in sys.stdin.buffer:
+        request_path, answer_path, cpu_seconds, file_bytes = json.loads(line)
+        try:
+            with open(request_path, "rb") as handle:
+                request = json.loads(handle.read())
+        finally:
+            os.unlink(request_path)
+        _request_limits(int(cpu_seconds), int(file_bytes))
+        answer = _answer(request) if isinstance(request, dict) else {"error": "malformed"}
+        with open(answer_path, "w") as handle:
+            handle.write(json.dumps(answer))
+        sys.stdout.buffer.write(b"\n")
+        sys.stdout.buffer.flush()
 
 
 def _input_tree(job, places: dict, max_input: int) -> Path | None:

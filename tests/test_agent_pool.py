@@ -103,6 +103,79 @@ def test_a_worker_dies_with_its_killed_parent(kernel):
             os.kill(pid, signal.SIGKILL)
 
 
+POOLED_PARENT = """
+import sys, time
+sys.path.insert(0, {root!r})
+from computeshare import worker
+pool = worker.Pool(2)
+pool.warm()
+assert worker.Run("run", bytes.fromhex({quick!r}), None, 60, pool=pool).wait()["result"]
+pool.warm()
+print(*pool.pids, flush=True)
+run = worker.Run("run", bytes.fromhex({spec!r}), None, 600, pool=pool)
+time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("kernel", [True, False], ids=["pdeathsig", "watcher"])
+def test_pooled_workers_die_with_their_killed_parent(kernel):
+    """SIGKILL a process holding a pool: its workers, idle and running, are gone within
+    seconds, as a worker started for one run is."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(worker.__file__)))
+    code = POOLED_PARENT.format(root=root, spec=endless_spec().hex(), quick=SPEC.hex())
+    if not kernel:
+        code = code.replace("pool = ", "worker._PRCTL = None\npool = ")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    pids: list[int] = []
+    try:
+        pids = [int(pid) for pid in parent.stdout.readline().split()]
+        assert len(pids) == 2
+        time.sleep(0.5)
+        assert all(_alive(pid) for pid in pids), "the workers live while their parent does"
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        bound = 1 if kernel else 1 + 2 * worker.PARENT_POLL_SECONDS
+        deadline = time.monotonic() + bound + 4  # a loaded machine's scheduling
+        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_alive(pid) for pid in pids), "a pooled worker outlived its parent"
+    finally:
+        parent.kill()
+        parent.wait()
+        for pid in pids:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_pool_reuses_its_workers_and_replaces_one_killed_past_its_limit(tmp_path):
+    """Runs in a pool give what a worker of their own gives, one warm process after the
+    other; a run past its wall-clock limit is killed with its worker, which is never used
+    again; a refused spec leaves its worker in the pool; closing kills every worker."""
+    pool = worker.Pool(1)
+    try:
+        pool.warm()
+        (first,) = pool.pids
+        answers = [worker.Run("run", SPEC, None, 30, pool=pool).wait() for _ in range(3)]
+        assert pool.pids == [first]
+        assert {worker.run_result(a) for a in answers} == {worker.run(SPEC, None, 30)}
+        with pytest.raises(worker.SpecRefused, match="not a workload spec"):
+            worker.Run("run", b"not json", None, 30, pool=pool).wait()
+        assert pool.pids == [first]
+        module = endless_spec_module()
+        endless = worker.Run("run", wasm_spec(module, fuel=10**12), module, 1.0, pool=pool)
+        assert endless.process.pid == first
+        with pytest.raises(worker.WorkerError, match="timed out after 1 s"):
+            endless.wait()
+        assert not _alive(first) and pool.pids == []
+        again = worker.Run("run", SPEC, None, 30, pool=pool)
+        assert again.process.pid != first
+        assert worker.run_result(again.wait()) == execute(SPEC)
+        (second,) = pool.pids
+    finally:
+        pool.close()
+    assert not _alive(second) and not pool.folder.exists()
+
+
 @pytest.mark.parametrize(
     "line", ["max_workers: 0", "max_workers: two", "max_workers: true", "progress_seconds: -1"]
 )
@@ -124,6 +197,8 @@ def manifest(project, deployer, arbiter, guardian, providers, client, tmp_path):
 
 # About 2 * 10**9 fuel: a second or two, long enough for runs to overlap.
 SLOW = wasm_spec("monte-carlo", pack_u64(7, 20_000_000), fuel=3 * 10**9)
+# Five times that: long enough in a warm worker (no start-up) for progress lines.
+SLOWER = wasm_spec("monte-carlo", pack_u64(7, 100_000_000), fuel=15 * 10**9)
 
 
 class RequestCounter:
@@ -168,7 +243,7 @@ def test_the_pool_runs_at_most_max_workers_jobs_and_the_next_waits(
     agent.log = lines.append
     cs = ComputeShare.from_manifest(manifest, account=client)
     jobs = [
-        cs.post_job(SLOW, job_requirements(), price=100 * TOKEN, replicas=1, duration=DAY)
+        cs.post_job(SLOWER, job_requirements(), price=100 * TOKEN, replicas=1, duration=DAY)
         for _ in range(3)
     ]
     keys = ["0x" + job_id.hex() for job_id in jobs]
@@ -179,7 +254,7 @@ def test_the_pool_runs_at_most_max_workers_jobs_and_the_next_waits(
         assert set(agent._runs) == set(keys[:2])
         status, report = get_json(f"{server.url}/progress/{keys[0]}")
         assert status == 200 and report["state"] == "running"
-        assert report["fuel_limit"] == 3 * 10**9 and report["elapsed_seconds"] >= 0
+        assert report["fuel_limit"] == 15 * 10**9 and report["elapsed_seconds"] >= 0
         assert get_json(f"{server.url}/progress/{keys[2]}")[1]["state"] == "waiting"
         assert get_json(f"{server.url}/progress/0x{'ab' * 32}")[0] == 404
         assert get_json(f"{server.url}/progress/{keys[0][:-1]}")[0] == 404
@@ -199,7 +274,7 @@ def test_the_pool_runs_at_most_max_workers_jobs_and_the_next_waits(
         run_until_final(chain, cs, job_id, [agent])
         record = agent.journal.done["0x" + job_id.hex()]
         assert outcome_of(record) == completed(PAID)
-        assert RunResult.from_json(record["result"]) == execute(SLOW)
+        assert RunResult.from_json(record["result"]) == execute(SLOWER)
 
 
 def test_an_idle_step_makes_no_request_per_held_job(chain, manifest, providers, client, tmp_path):
@@ -256,13 +331,14 @@ def test_a_restarted_agent_leaves_a_run_that_no_longer_fits(
     restarted = agent_for(manifest, providers[0], tmp_path)
     restarted.log = lines.append
     restarted.step()
+    now = restarted.now  # the chain's time the first step judged by (a second may pass)
     restarted.step()
     assert not restarted.busy
     assert "left" in restarted.journal.jobs[key]
     assert restarted.progress(key)["state"] == "left"
     assert [line for line in lines if "left unrun" in line] == [
         f"job {key[:10]}: left unrun (its run may take {needed:,.0f} s; "
-        f"{cs.jobs.view(job_id).deadline - restarted.now} s left)"
+        f"{cs.jobs.view(job_id).deadline - now} s left)"
     ]
 
 
@@ -355,3 +431,59 @@ def test_every_job_the_agent_does_not_take_says_why_once(
         assert len(said) == 1 and expected[name] in said[0], (name, said, lines)
         if name in ("capacity", "requirements", "stake"):  # `client status` counts the same
             assert said[0].split("(", 1)[1].split(":")[0] in RULES, said
+
+
+def test_a_busy_agent_reads_no_state_of_new_jobs_and_drops_those_others_take(
+    chain, manifest, providers, client, tmp_path
+):
+    """With every worker owed a run, new jobs wait with no request each for their state
+    (one fit check a step for jobs of the same requirements and price); a job another
+    provider takes leaves the waiting list from its event alone; when a worker is free,
+    the rest are considered again and run."""
+    lines: list[str] = []
+    agent = agent_for(manifest, providers[0], tmp_path, policy=Policy(max_workers=1))
+    other = agent_for(manifest, providers[1], tmp_path, policy=Policy(max_workers=3))
+    agent.log = lines.append
+    other.log = lambda line: None
+    cs = ComputeShare.from_manifest(manifest, account=client)
+    endless = post_raw(cs, endless_spec(), job_requirements(compute_seconds=2_000))
+    agent.step()
+    assert list(agent._runs) == ["0x" + endless.hex()]
+    other.journal.from_block = chain.blocks.height + 1  # the other sees the new jobs only
+    counter = RequestCounter(chain)
+    try:
+        counts = []
+        for n in (1, 1, 6):  # the first step also fills a few one-time caches
+            for _ in range(n):
+                post_raw(cs, SPEC)
+            before = counter.count
+            agent.step()
+            counts.append(counter.count - before)
+    finally:
+        counter.close()
+    assert counts[1] == counts[2], counts  # the same whether one job came or six
+    waiting = list(agent.journal.waiting)
+    assert len(waiting) == 8 and all(agent.journal.waiting[k]["unchecked"] for k in waiting)
+    taken = waiting[:3]
+    for key in taken:
+        other._consider(bytes.fromhex(key[2:]), SPEC)  # the other provider accepts three
+    assert all(key in other.journal.jobs for key in taken)
+    agent.step()
+    assert set(agent.journal.waiting) == set(waiting[3:])
+    for key in taken:
+        assert f"job {key[:10]}: skipped (all 1 replicas taken)" in lines
+    agent._runs["0x" + endless.hex()].run.kill()  # its worker is free again (job left)
+    ran: list[str] = []
+    began = time.monotonic()
+    while len(ran) < 3:  # the device's 4 places on chain: the left job holds one till settled
+        assert time.monotonic() - began < 120, "the waiting jobs did not run"
+        agent.step()
+        ran = [k for k in waiting[3:] if agent.journal.jobs.get(k, {}).get("revealed")]
+        time.sleep(0.05)
+    assert ran == waiting[3:6]
+    agent.step()
+    assert list(agent.journal.waiting) == waiting[6:]
+    full = "waits (capacity: the device holds 4 of its 4 jobs)"
+    assert all(f"job {key[:10]}: {full}" in lines for key in waiting[6:]), lines
+    agent.close()
+    other.close()
