@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -25,6 +26,12 @@ from typing import Any
 
 from computeshare.manifest import Manifest, network_manifest_path
 from computeshare.rpc import NodeTimeout, request_timeout
+
+# An answer must be whole within this many request timeouts (the socket's timeout bounds
+# each read, so a node trickling a byte at a time would otherwise hold a read forever) and at
+# most this large (a node flooding an endless answer would otherwise fill the memory).
+ANSWER_TIMEOUTS = 4
+MAX_ANSWER_BYTES = 256 << 20
 
 _URI = re.compile(r"^https?://", re.IGNORECASE)
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -114,7 +121,7 @@ class JsonRpc:
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as answer:
-                body = answer.read()
+                body = self._body(answer, time.monotonic() + ANSWER_TIMEOUTS * self.timeout)
             self.answered += 1
             return json.loads(body)
         except TimeoutError:
@@ -128,6 +135,19 @@ class JsonRpc:
             raise ConnectionError(f"the node at {self.uri}: {error.reason}") from None
         except json.JSONDecodeError:
             raise NodeError(f"the node at {self.uri} did not answer JSON") from None
+
+    def _body(self, answer, deadline: float) -> bytes:
+        """The answer's body, cut off past `MAX_ANSWER_BYTES` or `deadline`: the socket's
+        timeout bounds each read, not the whole, and a node may trickle or flood."""
+        parts, total = [], 0
+        while chunk := answer.read1(1 << 16):
+            total += len(chunk)
+            if total > MAX_ANSWER_BYTES:
+                raise NodeError(f"the node at {self.uri} answered over {MAX_ANSWER_BYTES:,} bytes")
+            if time.monotonic() > deadline:
+                raise NodeTimeout(self.uri, ANSWER_TIMEOUTS * self.timeout)
+            parts.append(chunk)
+        return b"".join(parts)
 
     def _message(self, method: str, params: list) -> dict:
         self._id += 1

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
@@ -20,6 +21,7 @@ from click.testing import CliRunner
 from computeshare.cli import main
 from computeshare.client import ComputeShare
 from computeshare.reader import JsonRpc, NodeError, resolve
+from computeshare.rpc import NodeTimeout
 
 ROOT = Path(__file__).parent.parent
 
@@ -213,3 +215,43 @@ def test_a_plain_table_is_laid_out_as_rich_lays_it_out():
             for _ in range(rng.randint(0, 5))
         ]
         assert _plain_table(rows, columns) == rich_plain(rows, columns), (rows, columns)
+
+
+class Endless(BaseHTTPRequestHandler):
+    """A node whose answer never ends: a trickle (a byte at a time, each well within the
+    socket timeout) or a flood (megabytes a second, forever)."""
+
+    protocol_version = "HTTP/1.0"
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.end_headers()
+        piece, pause = (b" ", 0.2) if self.path == "/trickle" else (b" " * (1 << 20), 0)
+        try:
+            while True:
+                self.wfile.write(piece)
+                self.wfile.flush()
+                time.sleep(pause)
+        except OSError:  # the reader gave up
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("path", ["/trickle", "/flood"])
+def test_an_answer_that_never_ends_is_cut_off(path):
+    """A socket timeout bounds each read, not the answer: a node trickling a byte within
+    each timeout, or flooding, would hold a read (and fill memory) forever."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Endless)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        rpc = JsonRpc(f"http://127.0.0.1:{server.server_address[1]}{path}", timeout=1)
+        began = time.monotonic()
+        with pytest.raises((NodeError, NodeTimeout)):
+            rpc.request("eth_blockNumber")
+        assert time.monotonic() - began < 30
+    finally:
+        server.shutdown()
