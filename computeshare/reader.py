@@ -102,6 +102,16 @@ def resolve(network: str, config: Path | None = None) -> tuple[str, str] | None:
     return (uri, named[1]) if _URI.match(uri) else None
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """The answer must come from the node named: a redirect is an error, never followed."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        raise NodeError(f"the node at {req.full_url} answered a redirect ({code}) to {newurl}")
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 class JsonRpc:
     """JSON-RPC 2.0 over HTTP, every request bounded by `timeout` seconds (by default
     COMPUTESHARE_RPC_TIMEOUT, as for ape's providers)."""
@@ -120,7 +130,7 @@ class JsonRpc:
             headers={"Content-Type": "application/json", "User-Agent": "computeshare"},
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
+            with _OPENER.open(request, timeout=self.timeout) as answer:
                 body = self._body(answer, time.monotonic() + ANSWER_TIMEOUTS * self.timeout)
             self.answered += 1
             return json.loads(body)

@@ -255,3 +255,28 @@ def test_an_answer_that_never_ends_is_cut_off(path):
         assert time.monotonic() - began < 30
     finally:
         server.shutdown()
+
+
+class Redirecting(BaseHTTPRequestHandler):
+    """A node that sends every request elsewhere."""
+
+    def do_POST(self):
+        self.send_response(302)
+        self.send_header("Location", "http://127.0.0.1:1/elsewhere")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_redirect_from_the_node_is_refused():
+    """The answer must come from the node the command names, not from where it points."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        rpc = JsonRpc(f"http://127.0.0.1:{server.server_address[1]}", timeout=2)
+        with pytest.raises(NodeError, match="redirect"):
+            rpc.request("eth_blockNumber")
+    finally:
+        server.shutdown()
