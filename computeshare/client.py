@@ -126,16 +126,7 @@ class ComputeShare:
 
     @classmethod
     def from_manifest(cls, path: Path | str, account=None) -> ComputeShare:
-        path = Path(path)
-        if not path.exists():
-            raise ClientError(f"no deployment manifest at {path}: run `ape run deploy` first")
-        manifest = Manifest.open(path)
-        if not manifest.complete:
-            raise ClientError(f"deployment in {path} is incomplete: re-run `ape run deploy`")
-        if manifest.chain_id != chain.chain_id:
-            raise ClientError(
-                f"{path} is for chain {manifest.chain_id}, connected to {chain.chain_id}"
-            )
+        manifest = Manifest.deployment(path, chain.chain_id)
         return cls(manifest, account)
 
     @classmethod

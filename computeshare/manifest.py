@@ -103,6 +103,20 @@ class Manifest(Mapping):
             raise ManifestError(f"{path} is not a deployment manifest: {problem}")
         return cls(path, data)
 
+    @classmethod
+    def deployment(cls, path: Path | str, chain_id: int) -> Manifest:
+        """The complete deployment at `path` for chain `chain_id`; `ManifestError` saying
+        what to do when there is none, it is incomplete or it is another chain's."""
+        path = Path(path)
+        if not path.exists():
+            raise ManifestError(f"no deployment manifest at {path}: run `ape run deploy` first")
+        manifest = cls.open(path)
+        if not manifest.complete:
+            raise ManifestError(f"deployment in {path} is incomplete: re-run `ape run deploy`")
+        if manifest.chain_id != chain_id:
+            raise ManifestError(f"{path} is for chain {manifest.chain_id}, connected to {chain_id}")
+        return manifest
+
     def save(self) -> None:
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -215,6 +215,25 @@ def _dao(project, deployer, arbiter, guardian, alice, bob, carol, chain):
     return system
 
 
+@pytest.fixture
+def cli(deployed_manifest, chain):
+    """The `computeshare` command in this process (click's runner) against the deployment
+    of `deployed_manifest` on the test node; `account=n` adds `--account TEST::n`."""
+    from click.testing import CliRunner
+
+    from computeshare.cli import main
+
+    runner = CliRunner()
+
+    def invoke(*args, account: int | None = None):
+        extra = ["--manifest", str(deployed_manifest), "--network", chain.provider.uri]
+        if account is not None:
+            extra += ["--account", f"TEST::{account}"]
+        return runner.invoke(main, [*args, *extra], catch_exceptions=False)
+
+    return invoke
+
+
 @pytest.fixture(scope="session")
 def deployed_manifest(project, accounts, tmp_path_factory):
     """The production deployment made through the deploy steps, as the CLI and the SDK

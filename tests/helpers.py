@@ -239,3 +239,11 @@ class CountedMachine(RuleBasedStateMachine):
     @invariant()
     def count_step(self):
         self._coverage["steps"] += 1
+
+
+def one_line_error(result, expected: str) -> None:
+    """A command that failed with one line holding `expected`, and no traceback."""
+    assert result.exit_code != 0, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    assert expected in lines[0], lines[0]

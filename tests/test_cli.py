@@ -25,6 +25,7 @@ from computeshare.client import ComputeShare
 from computeshare.constants import DAY, MAX_UINT, TOKEN
 from computeshare.governance import advance, created_proposals
 from computeshare.jobs import deposit_shard
+from tests.helpers import one_line_error
 
 ROOT = Path(__file__).parent.parent
 EXECUTABLE = Path(sys.executable).with_name("computeshare")
@@ -39,19 +40,6 @@ def manifest(deployed_manifest):
 @pytest.fixture
 def cs(manifest):
     return ComputeShare.from_manifest(manifest)
-
-
-@pytest.fixture
-def cli(manifest, chain):
-    runner = CliRunner()
-
-    def invoke(*args, account: int | None = None):
-        extra = ["--manifest", str(manifest), "--network", chain.provider.uri]
-        if account is not None:
-            extra += ["--account", f"TEST::{account}"]
-        return runner.invoke(main, [*args, *extra], catch_exceptions=False)
-
-    return invoke
 
 
 @pytest.fixture
@@ -70,13 +58,6 @@ def run(manifest, chain):
         return done.returncode, done.stdout, done.stderr
 
     return process
-
-
-def one_line_error(result, expected: str):
-    assert result.exit_code != 0
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.output, result.output
-    assert expected in lines[0], lines[0]
 
 
 def last_word(result) -> str:

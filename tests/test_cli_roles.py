@@ -31,6 +31,7 @@ from computeshare.jobs import commitment
 from computeshare.sandbox import RunResult
 from computeshare.specs import device_spec, job_requirements
 from computeshare.workloads import encode_spec
+from tests.helpers import one_line_error
 
 EXECUTABLE = Path(sys.executable).with_name("computeshare")
 SPEC = encode_spec("sha256-chain", {"seed": "a", "rounds": 9})
@@ -44,26 +45,6 @@ def manifest(deployed_manifest):
 @pytest.fixture
 def cs(manifest):
     return ComputeShare.from_manifest(manifest)
-
-
-@pytest.fixture
-def cli(manifest, chain):
-    runner = CliRunner()
-
-    def invoke(*args, account: int | None = None):
-        extra = ["--manifest", str(manifest), "--network", chain.provider.uri]
-        if account is not None:
-            extra += ["--account", f"TEST::{account}"]
-        return runner.invoke(main, [*args, *extra], catch_exceptions=False)
-
-    return invoke
-
-
-def one_line_error(result, expected: str):
-    assert result.exit_code != 0, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.output, result.output
-    assert expected in lines[0], lines[0]
 
 
 def ok(result):

@@ -9,9 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from computeshare.cli import main
 from computeshare.client import ComputeShare
 from computeshare.constants import TOKEN
 from computeshare.matching import GPUS, PRICE, RULES, STAKE, why_waiting
@@ -25,17 +23,6 @@ NO_GPU = {"gpu_count": 0, "gpu_model": b"", "vram_mb": 0}
 @pytest.fixture
 def manifest(deployed_manifest):
     return deployed_manifest
-
-
-@pytest.fixture
-def cli(manifest, chain):
-    runner = CliRunner()
-
-    def invoke(*args):
-        extra = ["--manifest", str(manifest), "--network", chain.provider.uri]
-        return runner.invoke(main, [*args, *extra], catch_exceptions=False)
-
-    return invoke
 
 
 def provider(manifest, account, deployer, stake: int) -> ComputeShare:

@@ -5,7 +5,7 @@ reads. When its `--network` names a node by URI, or a network whose node URI
 ape-config.yaml gives, the command runs over plain JSON-RPC (`computeshare.reader`): ape's
 plugins and network machinery, some 3 s of start-up, are never loaded. Any other network is
 connected through ape exactly as every other command is. The command's body asks
-`deployment(manifest)` for what it reads, the same either way.
+`Deployment(manifest)` for what it reads, the same either way.
 """
 
 from __future__ import annotations
@@ -146,8 +146,3 @@ class Deployment:
 
         manifest = self.reader.manifest(self.path)
         return parameter_rows(lambda contract, key: self.reader.parameter(manifest, contract, key))
-
-
-def deployment(manifest: Path | None) -> Deployment:
-    """The deployment a read command reads, by `--manifest` or the network's."""
-    return Deployment(manifest)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from computeshare.cli.common import full_option, hex_id, show, step, table
-from computeshare.cli.read import deployment, read_command
+from computeshare.cli.read import Deployment, read_command
 
 
 @click.group(name="show")
@@ -25,7 +25,7 @@ db_option = click.option(
 
 def synced(manifest, db):
     """The deployment's event index, brought up to the head."""
-    index = deployment(manifest).open_index(db)
+    index = Deployment(manifest).open_index(db)
     with step("updating the index"):
         index.sync()
     return index
@@ -128,7 +128,7 @@ def show_params(manifest):
     from computeshare.params import PARAMETERS
 
     rows = []
-    for p in deployment(manifest).parameters():
+    for p in Deployment(manifest).parameters():
         known = PARAMETERS[p["contract"]][p["name"]]
         rows.append(
             {
