@@ -33,12 +33,13 @@ from computeshare.rpc import NodeTimeout, request_timeout
 ANSWER_TIMEOUTS = 4
 MAX_ANSWER_BYTES = 256 << 20
 
+_QUANTITY = re.compile(r"^0x[0-9a-fA-F]{1,64}$")
 _URI = re.compile(r"^https?://", re.IGNORECASE)
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class ReadError(Exception):
-    """A read that cannot be answered: no manifest, a node error, a wrong chain."""
+    """A read the node cannot answer (a missing manifest is `ManifestError`)."""
 
 
 class NodeError(ReadError):
@@ -188,11 +189,18 @@ class JsonRpc:
         by_id = {a.get("id"): a for a in answers if isinstance(a, dict)}
         return [self._result(by_id.get(m["id"]), m["method"]) for m in messages]
 
+    def quantity(self, method: str, params: list | None = None) -> int:
+        """A call whose result is a JSON-RPC quantity ("0x" and hex digits)."""
+        found = self.request(method, params)
+        if not isinstance(found, str) or not _QUANTITY.match(found):
+            raise NodeError(f"{method}: the node answered {str(found)[:40]!r}, not a quantity")
+        return int(found, 16)
+
     def chain_id(self) -> int:
-        return int(self.request("eth_chainId"), 16)
+        return self.quantity("eth_chainId")
 
     def block_number(self) -> int:
-        return int(self.request("eth_blockNumber"), 16)
+        return self.quantity("eth_blockNumber")
 
     # ------------------------------------------------ what the event index asks (its Node)
 
@@ -247,24 +255,11 @@ class Reader:
         return self._chain_id
 
     def manifest(self, path: Path | None = None) -> Manifest:
-        """The deployment's manifest: `path`, or the network's in deployments/. Checked
-        as `ComputeShare.from_manifest` checks it: there, complete, and for this chain."""
+        """The deployment's manifest: `path`, or the network's in deployments/, checked
+        (`Manifest.deployment`: there, complete, and for this chain)."""
         if path is None:
             path = network_manifest_path(self.network_name, self.chain_id)
-        path = Path(path)
-        if not path.exists():
-            raise ReadError(f"no deployment manifest at {path}: run `ape run deploy` first")
-        try:
-            manifest = Manifest.open(path)
-        except (OSError, ValueError) as error:
-            raise ReadError(f"cannot read the manifest {path}: {error}") from None
-        if not manifest.complete:
-            raise ReadError(f"deployment in {path} is incomplete: re-run `ape run deploy`")
-        if manifest.chain_id != self.chain_id:
-            raise ReadError(
-                f"{path} is for chain {manifest.chain_id}, connected to {self.chain_id}"
-            )
-        return manifest
+        return Manifest.deployment(path, self.chain_id)
 
     def parameter(self, manifest: Manifest, contract: str, key: int) -> int | None:
         """`contract.parameter(key)`, or None if the deployment has no such contract."""

@@ -280,3 +280,33 @@ def test_a_redirect_from_the_node_is_refused():
             rpc.request("eth_blockNumber")
     finally:
         server.shutdown()
+
+
+class OddNumbers(BaseHTTPRequestHandler):
+    """A node whose quantities are not hex strings: a JSON number, text, a negative."""
+
+    answers: ClassVar[dict[str, str]] = {"/number": "5", "/text": '"zz"', "/negative": '"-0x1"'}
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        body = f'{{"jsonrpc": "2.0", "id": 1, "result": {self.answers[self.path]}}}'.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("path", ["/number", "/text", "/negative"])
+def test_a_quantity_that_is_not_hex_is_the_nodes_error(path):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), OddNumbers)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        rpc = JsonRpc(f"http://127.0.0.1:{server.server_address[1]}{path}", timeout=2)
+        for ask in (rpc.chain_id, rpc.block_number):
+            with pytest.raises(NodeError, match="not a quantity"):
+                ask()
+    finally:
+        server.shutdown()
