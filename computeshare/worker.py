@@ -24,6 +24,11 @@ on its stdout (short lines: no pipe fills). The guarantees stay: it dies with it
 (the same parent-death signal and watcher), and a run past its wall-clock limit is killed
 with its worker, which the pool replaces; a worker that crashed or was killed is never
 reused.
+
+A run's /output is written in a scratch folder the agent makes for it, under
+`<tmp>/computeshare-scratch-<agent pid>`, and removes when the run answers, fails or is
+killed: a killed worker cannot clean up after itself. Folders of agents that are gone (a
+SIGKILLed agent leaves its runs' folders) are removed when the next agent makes its own.
 """
 
 from __future__ import annotations
@@ -70,6 +75,36 @@ class SpecRefused(WorkerError):
 PARENT_POLL_SECONDS = 0.5  # how often a worker's watcher thread looks at its parent id
 _PR_SET_PDEATHSIG = 1
 _PARENT_VARIABLE = "COMPUTESHARE_WORKER_PARENT"
+
+
+_SCRATCH_PREFIX = "computeshare-scratch-"
+_scratch: dict[int, Path] = {}  # this process's scratch root, by pid (a fork makes its own)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def scratch_root() -> Path:
+    """This process's folder for its runs' scratch space, made on first use; the folders
+    of processes that are gone are removed then."""
+    pid = os.getpid()
+    if pid not in _scratch:
+        base = Path(tempfile.gettempdir())
+        for stale in base.glob(_SCRATCH_PREFIX + "*"):
+            owner = stale.name.removeprefix(_SCRATCH_PREFIX)
+            if owner.isdigit() and int(owner) != pid and not _pid_alive(int(owner)):
+                shutil.rmtree(stale, ignore_errors=True)
+        root = base / f"{_SCRATCH_PREFIX}{pid}"
+        root.mkdir(mode=0o700, exist_ok=True)
+        _scratch[pid] = root
+    return _scratch[pid]
 
 
 def _find_prctl():
@@ -174,7 +209,14 @@ class Run:
         a warm worker of the pool serves it, else a worker started for it alone."""
         self.wall_seconds, self.started = wall_seconds, time.monotonic()
         self._pool, self._worker = pool, None
-        places = {"prepared": prepared, "trees": trees, "outputs": outputs, "modules": modules}
+        self.scratch = Path(tempfile.mkdtemp(dir=scratch_root()))
+        places = {
+            "prepared": prepared,
+            "trees": trees,
+            "outputs": outputs,
+            "modules": modules,
+            "scratch": self.scratch,
+        }
         request = {
             "op": op,
             "spec": bytes(spec).hex(),
@@ -220,8 +262,20 @@ class Run:
 
     def poll(self) -> dict | None:
         """The worker's answer once it has one; None while it runs. Raises `WorkerError`."""
-        if self._pool is not None:
-            return self._poll_pooled()
+        try:
+            answer = self._poll_pooled() if self._pool is not None else self._poll_own()
+        except BaseException:
+            self._clean()
+            raise
+        if answer is not None:
+            self._clean()
+        return answer
+
+    def _clean(self) -> None:
+        """Removes the run's scratch folder (its worker no longer writes there)."""
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def _poll_own(self) -> dict | None:
         code = self.process.poll()
         if code is None:
             if self.elapsed > self.wall_seconds:
@@ -258,15 +312,14 @@ class Run:
         if self._worker is not None:
             warm, self._worker = self._worker, None
             self._pool.discard(warm)
-            return
-        if self._pool is not None:
-            return  # answered: the worker went back to its pool
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        self._stdin.close()
-        self._stdout.close()
+        elif self._pool is None:
+            if self.process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+            self._stdin.close()
+            self._stdout.close()
+        self._clean()  # once its worker is dead or has answered
 
     def wait(self) -> dict:
         while True:
@@ -545,12 +598,13 @@ def _run(job, module: bytes | None, places: dict, max_input: int, seed: bytes) -
         return execute(job, module).to_json()
     inputs = _input_tree(job, places, max_input)
     store = cas.Cache(places["outputs"]) if "outputs" in places else None
-    with tempfile.TemporaryDirectory(prefix="computeshare-output-") as scratch:
+    scratch = places.get("scratch")  # the agent's, removed by it however the run ends
+    with tempfile.TemporaryDirectory(dir=scratch, prefix="run-") as folder:
         result = execute(
             job,
             module,
             inputs=inputs,
-            output_dir=Path(scratch) / "output",
+            output_dir=Path(folder) / "output",
             store=store,
             seed=seed,
             prepared=places.get("prepared"),

@@ -13,6 +13,7 @@ from computeshare.deploy import deploy_suite, deploy_system
 from computeshare.governance import advance
 from computeshare.jobs import commitment
 from computeshare.sandbox import RunResult
+from tests import ape_speed
 from tests.helpers import (
     AUDITOR,
     COLLATERAL,
@@ -42,6 +43,10 @@ settings.register_profile("ci", max_examples=25, stateful_step_count=25, **_COMM
 settings.register_profile("quick", max_examples=5, stateful_step_count=10, **_COMMON)
 settings.register_profile("deep", max_examples=100, stateful_step_count=50, **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+ape_speed.keep_answers_for_the_session()
+ape_speed.forget_dead_nodes()
 
 # The longest files first: with `-n` (pytest-xdist, --dist loadfile) the workers then end
 # together instead of one finishing a long file alone.

@@ -7,9 +7,11 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -33,6 +35,7 @@ from tests.test_agent import (
     run_until_final,
     step,
 )
+from tests.test_wasi import PATH_OPEN, wat
 
 
 def endless_spec_module() -> bytes:
@@ -174,6 +177,39 @@ def test_a_pool_reuses_its_workers_and_replaces_one_killed_past_its_limit(tmp_pa
     finally:
         pool.close()
     assert not _alive(second) and not pool.folder.exists()
+
+
+def _written(name: str) -> list[Path]:
+    """Where a folder `name` exists in a worker's scratch space under the temporary folder."""
+    root = Path(tempfile.gettempdir())
+    return [p for k in (1, 2, 3) for p in root.glob("computeshare-*/" + "*/" * k + name)]
+
+
+@pytest.mark.parametrize("pooled", [True, False], ids=["pooled", "own-worker"])
+def test_a_run_killed_past_its_limit_leaves_no_scratch_output(pooled, tmp_path):
+    """A run writes /output in a scratch folder of the host; a run killed at its wall-clock
+    limit (and its worker with it) must not leave that folder behind: a provider's long
+    jobs write up to the output quota (1 GiB) each."""
+    marker = f"scratch-{os.urandom(6).hex()}"
+    body = f"""(func (export "_start")
+      (drop (call $mkdir (i32.const 4) (i32.const 90) (i32.const {len(marker)})))
+      (loop $l (br $l)))"""
+    module = wat(body, PATH_OPEN, f'(data (i32.const 90) "{marker}")')
+    pool = worker.Pool(1) if pooled else None
+    try:
+        spec = wasm_spec(module, fuel=10**12)
+        run = worker.Run("run", spec, module, 3.0, outputs=tmp_path / "out", pool=pool)
+        seen = []
+        while not run.finished:
+            seen = seen or _written(marker)
+            time.sleep(0.05)
+        assert seen, "the run wrote its folder in /output"
+        with pytest.raises(worker.WorkerError, match="timed out after 3 s"):
+            run.wait()
+    finally:
+        if pool is not None:
+            pool.close()
+    assert _written(marker) == []
 
 
 @pytest.mark.parametrize(
