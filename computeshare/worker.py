@@ -1,7 +1,8 @@
 """Workloads run in a worker process, never in the agent's own.
 
-`Run` starts `python -m computeshare.worker` with the request in a file on its stdin and its
-answer going to another file (no pipe can fill and block either side), under CPU-time,
+`Run` starts a worker process (`python -I`, running `computeshare.serving`) with the
+request in a file on its stdin and its answer going to another file (no pipe can fill and
+block either side), under CPU-time,
 file-size and core-dump limits, in a session of its own. The agent polls it from its loop
 and kills it when its wall-clock limit passes, so a job can stall neither the loop nor the
 other jobs. The worker decodes the spec again, so nothing the agent parsed is trusted.
@@ -43,24 +44,24 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import weakref
 from pathlib import Path
 
 from computeshare.sandbox import RunResult
+from computeshare.serving import ANSWER_LIMIT_BYTES, limits
+from computeshare.serving import PARENT_VARIABLE as _PARENT_VARIABLE
 
-ANSWER_LIMIT_BYTES = 1 << 20
 # The worker runs this process's own package (not whatever `-m computeshare.worker` would
 # find on an isolated path): parent and worker must meter with the same cost table.
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 _SERVE = (
     f"import sys; sys.path.insert(0, {_PACKAGE_ROOT!r}); "
-    "from computeshare import worker; worker._serve()"
+    "from computeshare import serving; serving.serve()"
 )
 _SERVE_POOLED = (
     f"import sys; sys.path.insert(0, {_PACKAGE_ROOT!r}); "
-    "from computeshare import worker; worker._serve_pooled()"
+    "from computeshare import serving; serving.serve_pooled()"
 )
 
 
@@ -72,9 +73,7 @@ class SpecRefused(WorkerError):
     """The worker decoded the request and refused it (an invalid spec or module)."""
 
 
-PARENT_POLL_SECONDS = 0.5  # how often a worker's watcher thread looks at its parent id
 _PR_SET_PDEATHSIG = 1
-_PARENT_VARIABLE = "COMPUTESHARE_WORKER_PARENT"
 
 
 _SCRATCH_PREFIX = "computeshare-scratch-"
@@ -120,12 +119,6 @@ def _find_prctl():
 _PRCTL = _find_prctl()
 
 
-def _limits(cpu_seconds: int, file_bytes: int = ANSWER_LIMIT_BYTES) -> None:
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-
 def _die_with(parent: int) -> None:
     """In the child before the exec: SIGKILL when `parent` dies (Linux), and no start at
     all if it already has."""
@@ -135,15 +128,8 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
-def _watch_parent(parent: int) -> None:
-    """The worker's own guard (any POSIX system): exits once its parent is gone."""
-    while os.getppid() == parent:
-        time.sleep(PARENT_POLL_SECONDS)
-    os._exit(1)
-
-
 def _child_setup(cpu_seconds: int, parent: int, file_bytes: int = ANSWER_LIMIT_BYTES) -> None:
-    _limits(cpu_seconds, file_bytes)
+    limits(cpu_seconds, file_bytes)
     _die_with(parent)
 
 
@@ -151,18 +137,6 @@ def _pooled_setup(parent: int) -> None:
     """A pooled worker: no core dumps; CPU and file limits it sets per request itself."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     _die_with(parent)
-
-
-def _request_limits(cpu_seconds: int, file_bytes: int) -> None:
-    """A pooled worker's limits for its next request: `cpu_seconds` more CPU time than it
-    used so far, files of at most `file_bytes` (soft limits: SIGXCPU, SIGXFSZ end it)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = int(usage.ru_utime + usage.ru_stime) + 1 + cpu_seconds
-    for kind, soft in ((resource.RLIMIT_CPU, cpu), (resource.RLIMIT_FSIZE, file_bytes)):
-        hard = resource.getrlimit(kind)[1]
-        resource.setrlimit(
-            kind, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard)
-        )
 
 
 def _file_limit(spec: bytes, max_input: int) -> int:
@@ -501,116 +475,3 @@ def check(spec: bytes, module: bytes | None, wall_seconds: float, **places) -> N
     """Decodes a spec, fetches its input tree (with `places`: `Run`) and compiles its
     module in a worker; raises `SpecRefused` if invalid."""
     Run("check", spec, module, wall_seconds, **places).wait()
-
-
-def _answer(request: dict) -> dict:
-    """A request's answer; never raises (the request is hostile)."""
-    from computeshare.workloads import WorkloadError, check_module, decode_spec, resolve_module
-
-    try:
-        job = decode_spec(bytes.fromhex(request["spec"]))
-        module = bytes.fromhex(request["module"]) if request.get("module") else None
-        places = {k: Path(v) for k, v in dict(request.get("places") or {}).items()}
-        if request["op"] == "check":
-            if job.workload == "wasm":
-                if module is None and "modules" in places:  # fetched here, off the agent's loop
-                    module = resolve_module(job.input.module, places["modules"])
-                if module is None:
-                    raise WorkloadError("no module given")
-                check_module(job, module, places.get("prepared"))
-                _input_tree(job, places, int(request.get("max_input") or 0))
-            return {"ok": True}
-        seed = bytes.fromhex(request.get("job_id") or "")
-        return {"result": _run(job, module, places, int(request.get("max_input") or 0), seed)}
-    except (WorkloadError, KeyError, TypeError, ValueError) as error:
-        return {"error": (str(error).splitlines() or [type(error).__name__])[0][:200]}
-    except Exception as error:  # the request is hostile: answer, never crash
-        return {"error": f"{type(error).__name__}: {str(error)[:160]}"}
-
-
-def _watch() -> None:
-    parent = os.environ.get(_PARENT_VARIABLE, "")
-    parent_id = int(parent) if parent.isdigit() else os.getppid()
-    threading.Thread(target=_watch_parent, args=(parent_id,), daemon=True).start()
-
-
-def _serve() -> None:
-    _watch()
-    try:
-        answer = _answer(json.loads(sys.stdin.buffer.read()))
-    except ValueError as error:
-        answer = {"error": (str(error).splitlines() or ["ValueError"])[0][:200]}
-    sys.stdout.write(json.dumps(answer))
-
-
-def _serve_pooled() -> None:
-    """A pooled worker's loop: a line [request file, answer file, CPU seconds, file bytes]
-    a request, one byte on stdout once its answer is written; ends with its stdin."""
-    import computeshare.workloads  # noqa: F401 (warm: imported before the first request)
-
-    _watch()
-    for line in sys.stdin.buffer:
-        request_path, answer_path, cpu_seconds, file_bytes = json.loads(line)
-        try:
-            with open(request_path, "rb") as handle:
-                request = json.loads(handle.read())
-        finally:
-            os.unlink(request_path)
-        _request_limits(int(cpu_seconds), int(file_bytes))
-        answer = _answer(request) if isinstance(request, dict) else {"error": "malformed"}
-        with open(answer_path, "w") as handle:
-            handle.write(json.dumps(answer))
-        sys.stdout.buffer.write(b"\n")
-        sys.stdout.buffer.flush()
-
-
-def _input_tree(job, places: dict, max_input: int) -> Path | None:
-    """The job's input tree's pack, fetched and verified into the `trees` cache (at once
-    when it is there: replicas and the arbiter on this machine share it)."""
-    from computeshare import cas
-    from computeshare.workloads import TREE_CHUNK_SECONDS, WorkloadError
-
-    tree = job.input.inputs
-    if tree is None:
-        return None
-    if "trees" not in places:
-        raise WorkloadError("this worker has no cache for input trees")
-    try:
-        return cas.fetch_tree(
-            tree.root,
-            tree.size,
-            tree.uris,
-            cas.Cache(places["trees"]),
-            max_size=max_input,
-            seconds_per_chunk=TREE_CHUNK_SECONDS,
-        )
-    except cas.CasError as error:
-        raise WorkloadError(f"input tree: {error}") from None
-
-
-def _run(job, module: bytes | None, places: dict, max_input: int, seed: bytes) -> dict:
-    """Runs a job with its trees: /output in a scratch folder, packed into the `outputs`
-    store."""
-    from computeshare import cas
-    from computeshare.workloads import execute
-
-    if job.workload != "wasm":
-        return execute(job, module).to_json()
-    inputs = _input_tree(job, places, max_input)
-    store = cas.Cache(places["outputs"]) if "outputs" in places else None
-    scratch = places.get("scratch")  # the agent's, removed by it however the run ends
-    with tempfile.TemporaryDirectory(dir=scratch, prefix="run-") as folder:
-        result = execute(
-            job,
-            module,
-            inputs=inputs,
-            output_dir=Path(folder) / "output",
-            store=store,
-            seed=seed,
-            prepared=places.get("prepared"),
-        )
-    return result.to_json()
-
-
-if __name__ == "__main__":
-    _serve()

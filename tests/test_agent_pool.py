@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from computeshare import worker
+from computeshare import serving, worker
 from computeshare.agent import AgentError, Policy
 from computeshare.client import ComputeShare
 from computeshare.constants import DAY, TOKEN
@@ -94,7 +94,7 @@ def test_a_worker_dies_with_its_killed_parent(kernel):
         assert _alive(pid), "the worker runs while its parent lives"
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait()
-        bound = 1 if kernel else 1 + 2 * worker.PARENT_POLL_SECONDS
+        bound = 1 if kernel else 1 + 2 * serving.PARENT_POLL_SECONDS
         deadline = time.monotonic() + bound + 4  # a loaded machine's scheduling
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -137,7 +137,7 @@ def test_pooled_workers_die_with_their_killed_parent(kernel):
         assert all(_alive(pid) for pid in pids), "the workers live while their parent does"
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait()
-        bound = 1 if kernel else 1 + 2 * worker.PARENT_POLL_SECONDS
+        bound = 1 if kernel else 1 + 2 * serving.PARENT_POLL_SECONDS
         deadline = time.monotonic() + bound + 4  # a loaded machine's scheduling
         while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
             time.sleep(0.05)
