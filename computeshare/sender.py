@@ -401,6 +401,8 @@ class Method:
 
         kinds = [_type(p) for p in entry.get("outputs", [])]
         try:
+            if len(raw) % 32 or len(raw) < 32 * len(kinds):
+                raise ValueError("not whole words")
             values = decode(kinds, raw)
         except Exception:  # eth_abi's decoding errors: the node's answer is not this
             raise NodeError(
