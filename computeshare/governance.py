@@ -74,7 +74,9 @@ def method(contract, name: str):
     """`contract`'s ABI method `name`, even where ape's address API shadows it (e.g. ERC-5805
     `delegate` against EIP-7702 `BaseAddress.delegate`); a contract over plain JSON-RPC
     (`computeshare.sender.Contract`) names its own."""
-    if hasattr(contract, "transactor"):
+    from computeshare.sender import Contract
+
+    if isinstance(contract, Contract):
         return contract.method(name)
     handlers = {**contract._view_methods_, **contract._mutable_methods_}
     return handlers[name]
@@ -182,7 +184,9 @@ def created_proposals(governor, start_block: int = 0) -> list[Proposal]:
     decodes the logs itself."""
     from eth_utils import keccak
 
-    if hasattr(governor, "decoded_logs"):
+    from computeshare.sender import Contract
+
+    if isinstance(governor, Contract):
         events = governor.decoded_logs("ProposalCreated", start_block)
         return [p for p in map(_from_event, events) if p is not None]
     abi = governor.ProposalCreated.abi

@@ -291,7 +291,11 @@ class Transactor:
         if block.get("baseFeePerGas") is None:
             return {"gasPrice": self.rpc.quantity("eth_gasPrice")}
         base = quantity(block["baseFeePerGas"], "the latest block's baseFeePerGas")
-        tip = self.rpc.quantity("eth_maxPriorityFeePerGas")
+        try:
+            answer = self.rpc.request("eth_maxPriorityFeePerGas")
+        except NodeError:  # a node without the method: what its gas price adds to the base
+            answer = hex(max(self.rpc.quantity("eth_gasPrice") - base, 0))
+        tip = quantity(answer, "eth_maxPriorityFeePerGas")
         return {"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip}
 
     def send(self, signer: Signer, to: str, data: bytes, gas: int, value: int = 0) -> dict:

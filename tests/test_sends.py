@@ -162,7 +162,7 @@ def test_an_account_of_apes_keystore_signs_both_ways(both, keystore, accounts, c
     assert prompted.exit_code == 1 and prompted.output.endswith("Error: Invalid password\n")
 
 
-def test_a_vote_is_the_same_both_ways(both, accounts, cs, chain):
+def test_a_vote_is_the_same_both_ways(both, accounts, cs, chain, deployed_manifest):
     for index in (0, 12):
         assert both("token", "delegate", plain=True, account=f"TEST::{index}").exit_code == 0
     advance(chain, 1)
@@ -189,12 +189,13 @@ def test_a_vote_is_the_same_both_ways(both, accounts, cs, chain):
                                 account=f"TEST::{index}"), "already voted")  # fmt: skip
     against, for_, abstain = cs.governor.proposalVotes(int(proposal, 16))
     assert (against, for_, abstain) == (weights["against"], weights["for"], 0)
-    # A vote with a reason (castVoteWithReason), and its line as text.
-    result = both("gov", "vote", prefix, "abstain", "--reason", "why not", plain=True,
-                  account="TEST::4")  # fmt: skip
-    assert result.exit_code == 0, result.output
-    assert "Warning: you had 0 votes" in result.output
-    assert f"voted abstain on {proposal[:10]}" in result.output
+    # A vote with a reason (castVoteWithReason), in a process of its own: no ape loaded.
+    where = ("--network", chain.provider.uri, "--manifest", str(deployed_manifest))
+    code, out, seen = probe("gov", "vote", prefix, "abstain", "--reason", "why not", *where,
+                            "--account", "TEST::4")  # fmt: skip
+    assert code == 0, out
+    assert out == f"voted abstain on {proposal} with 0 votes\n", out
+    assert seen["heavy"] == [], seen
     assert cs.governor.hasVoted(int(proposal, 16), accounts[4])
 
 
@@ -202,20 +203,23 @@ class Proxy(BaseHTTPRequestHandler):
     """The test node behind a proxy that answers some methods wrongly (`wrong`)."""
 
     upstream: ClassVar[str] = ""
-    wrong: ClassVar[dict[str, bytes]] = {}
+    wrong: ClassVar[dict] = {}  # method -> its answer, or what makes it of the node's
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         message = json.loads(body)
         method = message.get("method") if isinstance(message, dict) else None
-        if method in self.wrong:
-            answer = self.wrong[method]
+        wrong = self.wrong.get(method)
+        if isinstance(wrong, bytes):
+            answer = wrong
         else:
             request = urllib.request.Request(
                 self.upstream, data=body, headers={"Content-Type": "application/json"}
             )
             with urllib.request.urlopen(request, timeout=30) as upstream:
                 answer = upstream.read()
+            if wrong is not None:
+                answer = wrong(answer)
         self.send_response(200)
         self.send_header("Content-Length", str(len(answer)))
         self.end_headers()
@@ -238,6 +242,20 @@ def _result(value) -> bytes:
     return json.dumps({"jsonrpc": "2.0", "id": 1, "result": value}).encode()
 
 
+def _error(message: str) -> bytes:
+    return json.dumps(
+        {"jsonrpc": "2.0", "id": 1, "error": {"code": -32601, "message": message}}
+    ).encode()
+
+
+def _failed(answer: bytes) -> bytes:
+    """A receipt as a failed transaction's."""
+    message = json.loads(answer)
+    if message.get("result"):
+        message["result"]["status"] = "0x0"
+    return json.dumps(message).encode()
+
+
 def test_a_node_answering_nonsense_to_a_send_gets_one_line(proxy, deployed_manifest, accounts):
     runner = CliRunner()
     where = ["--network", proxy, "--manifest", str(deployed_manifest), "--account", "TEST::4"]
@@ -251,6 +269,7 @@ def test_a_node_answering_nonsense_to_a_send_gets_one_line(proxy, deployed_manif
         ({"eth_getTransactionReceipt": _result(None)}, "was sent but not mined within 0.3 s"),
         ({"eth_call": _result("0x1234")}, "ComputeToken.balanceOf: the node's answer (2 bytes)"),
         ({"eth_sendRawTransaction": b"<html>busy</html>"}, "did not answer JSON"),
+        ({"eth_getTransactionReceipt": _failed}, "failed on chain (block "),
     ]
     env = {"COMPUTESHARE_RECEIPT_TIMEOUT": "0.3"}
     for wrong, expected in cases:
@@ -258,3 +277,21 @@ def test_a_node_answering_nonsense_to_a_send_gets_one_line(proxy, deployed_manif
         result = runner.invoke(main, ["token", "transfer", str(accounts[9]), "1", *where], env=env)
         one_line_error(result, expected)
         assert result.exit_code == 1, (wrong, result.output)
+    # A node without eth_maxPriorityFeePerGas: the priority fee is what its gas price adds.
+    Proxy.wrong = {"eth_maxPriorityFeePerGas": _error("the method does not exist")}
+    result = runner.invoke(main, ["token", "transfer", str(accounts[9]), "1", *where])
+    assert result.exit_code == 0 and result.output.startswith("sent 1 tokens"), result.output
+
+
+def test_a_send_to_a_node_that_is_not_there_is_ape_paths_one_line(deployed_manifest, accounts):
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        uri = f"http://127.0.0.1:{held.getsockname()[1]}"
+        result = CliRunner().invoke(
+            main,
+            ["token", "transfer", str(accounts[9]), "1", "--network", uri, "--manifest",
+             str(deployed_manifest), "--account", "TEST::4"],
+        )  # fmt: skip
+    one_line_error(result, f"Error: no node answers at {uri} (waited up to ")
