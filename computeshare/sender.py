@@ -97,7 +97,7 @@ def data_folder() -> Path:
     return Path(found) if found else Path.home() / ".ape"
 
 
-def test_settings(config: Path | None = None) -> tuple[str, str, int]:
+def ape_test_config(config: Path | None = None) -> tuple[str, str, int]:
     """(mnemonic, HD path, number of accounts) of ape's test accounts: ape-config.yaml's
     `test:` section, else ape's defaults."""
     import yaml
@@ -139,7 +139,7 @@ class Signer:
         return bytes(signed.raw_transaction), "0x" + bytes(signed.hash).hex()
 
 
-class TestSigner(Signer):
+class MnemonicSigner(Signer):
     """ape's test account `TEST::n`, derived as ape derives it (`generate_dev_accounts`)."""
 
     def __init__(self, index: int, mnemonic: str, hd_path: str):
@@ -214,9 +214,9 @@ def load_account(name: str, config: Path | None = None) -> Signer:
             if path := keyfile(name):
                 return KeyfileSigner(path)
             raise UnknownAccount(f"Cannot reference test account by '{name}'.")
-        mnemonic, hd_path, count = test_settings(config)
+        mnemonic, hd_path, count = ape_test_config(config)
         if 0 <= int(index) < count:
-            return TestSigner(int(index), mnemonic, hd_path)
+            return MnemonicSigner(int(index), mnemonic, hd_path)
         raise UnknownAccount(f"Index '{index}' is not valid.")
     if name and (path := keyfile(name)):
         return KeyfileSigner(path)

@@ -256,6 +256,14 @@ def _failed(answer: bytes) -> bytes:
     return json.dumps(message).encode()
 
 
+def _no_base_fee(answer: bytes) -> bytes:
+    """A block as a chain's without EIP-1559."""
+    message = json.loads(answer)
+    if isinstance(message.get("result"), dict):
+        message["result"].pop("baseFeePerGas", None)
+    return json.dumps(message).encode()
+
+
 def test_a_node_answering_nonsense_to_a_send_gets_one_line(proxy, deployed_manifest, accounts):
     runner = CliRunner()
     where = ["--network", proxy, "--manifest", str(deployed_manifest), "--account", "TEST::4"]
@@ -281,6 +289,17 @@ def test_a_node_answering_nonsense_to_a_send_gets_one_line(proxy, deployed_manif
     Proxy.wrong = {"eth_maxPriorityFeePerGas": _error("the method does not exist")}
     result = runner.invoke(main, ["token", "transfer", str(accounts[9]), "1", *where])
     assert result.exit_code == 0 and result.output.startswith("sent 1 tokens"), result.output
+
+
+def test_a_chain_without_a_base_fee_gets_a_legacy_transaction(proxy, deployed_manifest, accounts,
+                                                             chain):  # fmt: skip
+    Proxy.wrong = {"eth_getBlockByNumber": _no_base_fee}
+    where = ["--network", proxy, "--manifest", str(deployed_manifest), "--account", "TEST::4"]
+    result = CliRunner().invoke(main, ["token", "transfer", str(accounts[9]), "1", *where])
+    assert result.exit_code == 0 and result.output.startswith("sent 1 tokens"), result.output
+    block = chain.provider.web3.eth.get_block("latest", full_transactions=True)
+    [sent] = block["transactions"]
+    assert sent["type"] == 0 and sent["from"] == accounts[4].address
 
 
 def test_a_send_to_a_node_that_is_not_there_is_ape_paths_one_line(deployed_manifest, accounts):

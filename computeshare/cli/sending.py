@@ -211,8 +211,8 @@ def connect(manifest: Path | None, account=None):
     if (reader := light_reader()) is not None:
         from computeshare.sender import PlainShare, Transactor
 
-        light = PlainShare(Transactor(reader.rpc, reader.chain_id), reader.manifest(manifest))
-        light.account = account
+        transactor = Transactor(reader.rpc, reader.chain_id)
+        light = PlainShare(transactor, reader.manifest(manifest), account)
         light.say = (lambda text: click.echo(text, err=True)) if OUTPUT.json else click.echo
         return light
     from computeshare.client import ComputeShare
