@@ -193,6 +193,8 @@ class KeyfileSigner(Signer):
                 key = bytes(Account.decrypt(self.keyfile, passphrase))
             except ValueError:
                 raise AccountError("Invalid password") from None  # ape's words
+            except (KeyError, TypeError, AttributeError):  # no "crypto" section, or odd types
+                raise AccountError(f"{self.path} is not an account's key file") from None
             if Account.from_key(key).address != self.address:
                 raise AccountError(f"{self.path}: the key does not match the file's address")
             self._key = key
