@@ -72,7 +72,12 @@ def reserved(description: str, proposer, *, reserve: bool = True) -> str:
 
 def method(contract, name: str):
     """`contract`'s ABI method `name`, even where ape's address API shadows it (e.g. ERC-5805
-    `delegate` against EIP-7702 `BaseAddress.delegate`)."""
+    `delegate` against EIP-7702 `BaseAddress.delegate`); a contract over plain JSON-RPC
+    (`computeshare.sender.Contract`) names its own."""
+    from computeshare.sender import Contract
+
+    if isinstance(contract, Contract):
+        return contract.method(name)
     handlers = {**contract._view_methods_, **contract._mutable_methods_}
     return handlers[name]
 
@@ -175,9 +180,15 @@ def created_proposals(governor, start_block: int = 0) -> list[Proposal]:
     """Every proposal `governor` made since `start_block`, in chain order, rebuilt from its
     `ProposalCreated` events (the Governor stores no actions): one `eth_getLogs` request.
     An event whose actions and description do not hash to its id is left out: a node's
-    answer is not trusted."""
+    answer is not trusted. A governor over plain JSON-RPC (`computeshare.sender.Contract`)
+    decodes the logs itself."""
     from eth_utils import keccak
 
+    from computeshare.sender import Contract
+
+    if isinstance(governor, Contract):
+        events = governor.decoded_logs("ProposalCreated", start_block)
+        return [p for p in map(_from_event, events) if p is not None]
     abi = governor.ProposalCreated.abi
     provider = governor.chain_manager.provider
     raw = provider.make_request(
@@ -198,6 +209,13 @@ def created_proposals(governor, start_block: int = 0) -> list[Proposal]:
         except ValueError:
             continue
     return proposals
+
+
+def _from_event(event) -> Proposal | None:
+    try:
+        return Proposal.from_event(event)
+    except ValueError:
+        return None
 
 
 def advance(chain, seconds: int) -> None:

@@ -43,7 +43,10 @@ class ReadError(Exception):
 
 
 class NodeError(ReadError):
-    """The node answered a request with an error."""
+    """The node answered a request with an error (`data`: the error's data, if it gave any,
+    e.g. a revert's)."""
+
+    data: Any = None
 
 
 def _configured_uri(ecosystem: str, network: str, config: Path) -> str | None:
@@ -171,7 +174,9 @@ class JsonRpc:
         if "error" in answer:
             error = answer["error"]
             message = error.get("message", error) if isinstance(error, dict) else error
-            raise NodeError(f"{method}: {message}")
+            failure = NodeError(f"{method}: {message}")
+            failure.data = error.get("data") if isinstance(error, dict) else None
+            raise failure
         return answer.get("result")
 
     def request(self, method: str, params: list | None = None) -> Any:
@@ -253,6 +258,14 @@ class Reader:
         if self._chain_id is None:
             self._chain_id = self.rpc.chain_id()
         return self._chain_id
+
+    def now(self) -> int:
+        """The latest block's timestamp."""
+        block = self.rpc.request("eth_getBlockByNumber", ["latest", False])
+        found = block.get("timestamp") if isinstance(block, dict) else None
+        if not isinstance(found, str) or not _QUANTITY.match(found):
+            raise NodeError(f"the latest block's timestamp is {str(found)[:40]!r}, not a quantity")
+        return int(found, 16)
 
     def manifest(self, path: Path | None = None) -> Manifest:
         """The deployment's manifest: `path`, or the network's in deployments/, checked

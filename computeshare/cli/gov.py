@@ -19,6 +19,7 @@ from computeshare.cli.common import (
     warn,
     when,
 )
+from computeshare.cli.read import send_command
 from computeshare.constants import ProposalState, Support
 from computeshare.governance import Proposal, call, reserved
 from computeshare.params import parameter
@@ -171,7 +172,7 @@ def resolve_proposal(cs, text: str) -> Proposal:
     from computeshare.governance import created_proposals
 
     with step("looking the proposal up"):
-        proposals = created_proposals(cs.governor, cs.jobs.start_block)
+        proposals = created_proposals(cs.governor, cs.manifest.block("JobEscrow"))
     found = [proposal for proposal in proposals if matches(proposal)]
     if not found:
         raise click.ClickException(f"no proposal {text}")
@@ -185,7 +186,7 @@ def resolve_proposal(cs, text: str) -> Proposal:
 proposal_argument = click.argument("proposal_text", metavar="PROPOSAL")
 
 
-@command(gov, "vote")
+@send_command(gov, "vote")
 @proposal_argument
 @click.argument("support", type=click.Choice(list(SUPPORT)))
 @click.option("--reason", default="")
@@ -252,7 +253,7 @@ def _gov_step(action: str, want: tuple[ProposalState, ...], doc: str):
         )  # fmt: skip
 
     run.__doc__ = doc  # before the command is made: click reads it then
-    return command(gov, action)(proposal_argument(run))
+    return send_command(gov, action)(proposal_argument(run))
 
 
 _gov_step("queue", (ProposalState.SUCCEEDED,), "Queue a succeeded proposal in the timelock.")

@@ -1,24 +1,32 @@
-"""Read-only commands that answer without loading ape when they can.
+"""Commands that read, or send, without loading ape when they can.
 
 `read_command(group, name)` is `command(group, name, signer=False)` for a command that only
-reads. When its `--network` names a node by URI, or a network whose node URI
-ape-config.yaml gives, the command runs over plain JSON-RPC (`computeshare.reader`): ape's
+reads; `send_command(group, name)` is `command(group, name)` for one that sends. When its
+`--network` names a node by URI, or a network whose node URI ape-config.yaml gives, the
+command runs over plain JSON-RPC (`computeshare.reader`, `computeshare.sender`): ape's
 plugins and network machinery, some 3 s of start-up, are never loaded. Any other network is
-connected through ape exactly as every other command is. The command's body asks
-`Deployment(manifest)` for what it reads, the same either way.
+connected through ape exactly as every other command is. A read's body asks
+`Deployment(manifest)` for what it reads; a send's body asks `connect(manifest, account)`
+for the deployment and `send` for each transaction, the same either way: without ape,
+`--account` is resolved by `computeshare.sender.load_account` (ape's keystore and test
+accounts) and `connect` answers a `PlainShare`.
 """
 
 from __future__ import annotations
 
 import contextvars
 import functools
+import os
 from pathlib import Path
 
 import click
 
 from computeshare.cli.options import (
+    ACCOUNT_HELP,
+    NO_ACCOUNT,
     ChainCommand,
     _from_environment,
+    account_option,
     check_network,
     manifest_option,
     network_argument,
@@ -31,30 +39,64 @@ from computeshare.rpc import NodeTimeout
 _READER: contextvars.ContextVar[Reader | None] = contextvars.ContextVar("reader", default=None)
 
 
+# Set (to anything but 0): every command goes through ape, even where it could go without
+# (to compare the two ways, or to step around a node that plain JSON-RPC does not suit).
+THROUGH_APE = "COMPUTESHARE_THROUGH_APE"
+
 _LIGHT = "computeshare.light"  # ctx.meta key: (URI, network name) of a read without ape
 # What stands for ape's --network (and its --provider-settings) in a read without ape.
 _PLAIN_NETWORK = click.Option(["--network"], expose_value=False, help="the node's URI")
 
 
+def light_reader() -> Reader | None:
+    """The command's `Reader` when it runs without ape, else None."""
+    return _READER.get()
+
+
+def _plain_account(ctx: click.Context, param: click.Parameter, value: str | None):
+    """ape's `--account` without ape: the same accounts, the same words when it names none."""
+    from computeshare.sender import AccountError, UnknownAccount, load_account
+
+    if value is None:
+        if ctx.resilient_parsing:
+            return None
+        raise click.UsageError(NO_ACCOUNT, ctx)
+    try:
+        return load_account(value)
+    except (UnknownAccount, AccountError) as error:
+        raise click.BadParameter(str(error), ctx, param) from None
+
+
+# What stands for ape's --account in a command that sends without ape.
+_PLAIN_ACCOUNT = click.Option(
+    ["--account"], callback=_plain_account, metavar="ALIAS", help=ACCOUNT_HELP
+)
+
+
 class ReadCommand(ChainCommand):
-    """A `ChainCommand` that reads over JSON-RPC, without ape, when its network allows.
-    The choice is made per invocation (`ctx.meta`): a command object that once parsed
-    through ape (which adds its own network options to it) still reads without ape next."""
+    """A `ChainCommand` that reads (and sends) over JSON-RPC, without ape, when its network
+    allows. The choice is made per invocation (`ctx.meta`): a command object that once
+    parsed through ape (which adds its own network options to it) still runs without ape
+    next. Without ape, its `--account` (if it takes one) is `_PLAIN_ACCOUNT`."""
 
     def get_params(self, ctx: click.Context) -> list[click.Parameter]:
         params = super().get_params(ctx)
         if ctx.meta.get(_LIGHT) is None:
             return params
         ape_options = ("network", "provider_settings")
-        return [p for p in params if p.name not in ape_options] + [_PLAIN_NETWORK]
+        plain = [_PLAIN_NETWORK]
+        if any(p.name == "account" for p in params):
+            plain.append(_PLAIN_ACCOUNT)
+        return [p for p in params if p.name not in (*ape_options, "account")] + plain
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         args = [*_from_environment(self, args), *args]
         check_network(ctx, args)
         network = network_argument(args)
         light = None
+        through_ape = os.environ.get(THROUGH_APE, "0").strip() not in ("", "0")
         if network is not None and "--help" not in args and not ctx.resilient_parsing:
-            light = resolve(network)
+            light = None if through_ape else resolve(network)
         if light is None:
             return super().parse_args(ctx, args)
         ctx.meta[_LIGHT] = light
@@ -66,7 +108,10 @@ class ReadCommand(ChainCommand):
             return super().invoke(ctx)
         try:
             reader = Reader(*light)
-        except ValueError as error:  # a bad COMPUTESHARE_RPC_TIMEOUT
+            from computeshare.sender import receipt_timeout
+
+            receipt_timeout()
+        except ValueError as error:  # a bad COMPUTESHARE_RPC_TIMEOUT or _RECEIPT_TIMEOUT
             raise click.UsageError(str(error), ctx) from None
         token = _READER.set(reader)
         try:
@@ -113,6 +158,17 @@ def read_command(group, name: str):
 
     def decorate(func):
         func = json_option(manifest_option(_read_friendly(func)))
+        return group.command(name, cls=ReadCommand)(func)
+
+    return decorate
+
+
+def send_command(group, name: str):
+    """A subcommand of `group` that sends, with --network, --manifest, --json and
+    --account: through ape, or without it where its network allows (`ReadCommand`)."""
+
+    def decorate(func):
+        func = account_option()(json_option(manifest_option(_read_friendly(func))))
         return group.command(name, cls=ReadCommand)(func)
 
     return decorate

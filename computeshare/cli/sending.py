@@ -69,6 +69,18 @@ class _Progress:
             else:
                 self.live.update(self._render(self.texts[-1]), refresh=True)
 
+    @contextlib.contextmanager
+    def paused(self):
+        """No status line while a prompt waits for the user."""
+        if self.live is None:
+            yield
+            return
+        self.live.stop()
+        try:
+            yield
+        finally:
+            self.live.start()
+
 
 _progress = _Progress()
 step = _progress.step
@@ -81,7 +93,14 @@ def send(what: str, method, *args, **kwargs):
     """Sends a transaction with a progress line while it waits for its receipt. A contract
     method is sent with gas headroom over its estimate: the estimate runs against the
     latest block, and a transfer by a holder with delegated votes writes a new vote
-    checkpoint when its block's timestamp is later, which costs more."""
+    checkpoint when its block's timestamp is later, which costs more.
+
+    An account of ape's keystore signing without ape (`computeshare.sender`) is unlocked
+    first, its passphrase prompt (if any) shown without the progress line."""
+    owner = kwargs.get("sender") or getattr(getattr(method, "__self__", None), "account", None)
+    if hasattr(owner, "load_key"):
+        with _progress.paused():
+            owner.load_key()
     with step(f"{what}: waiting for the transaction"):
         if "gas" not in kwargs and hasattr(method, "estimate_gas_cost"):
             estimate = method.estimate_gas_cost(*args, sender=kwargs["sender"])
@@ -184,9 +203,21 @@ def quiet_ape():
 
 def connect(manifest: Path | None, account=None):
     """The deployment on the connected chain, as a `ComputeShare` client that says its
-    steps (approvals, deposits) and sends with a progress line."""
+    steps (approvals, deposits) and sends with a progress line. A command running without
+    ape (`computeshare.cli.read`) gets the deployment over JSON-RPC
+    (`computeshare.sender.PlainShare`), with the same contracts and calls."""
+    from computeshare.cli.read import light_reader
+
+    if (reader := light_reader()) is not None:
+        from computeshare.sender import PlainShare, Transactor
+
+        transactor = Transactor(reader.rpc, reader.chain_id)
+        light = PlainShare(transactor, reader.manifest(manifest), account)
+        light.say = (lambda text: click.echo(text, err=True)) if OUTPUT.json else click.echo
+        return light
     from computeshare.client import ComputeShare
 
+    _unlock_from_environment(account)
     if manifest is not None:
         cs = ComputeShare.from_manifest(manifest, account)
     else:
@@ -195,6 +226,18 @@ def connect(manifest: Path | None, account=None):
     cs.say = (lambda text: click.echo(text, err=True)) if OUTPUT.json else click.echo
     cs.transact = send
     return cs
+
+
+def _unlock_from_environment(account) -> None:
+    """An account of ape's keystore signs without prompts when `APE_ACCOUNTS_<alias>_PASSPHRASE`
+    is set (ape's own convention for `unlock`), as it does on the path without ape; a wrong
+    passphrase ends the command ("Invalid password")."""
+    import os
+
+    alias = getattr(account, "alias", None)
+    keystore = alias and hasattr(account, "set_autosign")
+    if keystore and os.environ.get(f"APE_ACCOUNTS_{alias}_PASSPHRASE"):
+        account.set_autosign(True)
 
 
 def require(have: int, need: int, what: str) -> None:

@@ -18,6 +18,7 @@ from computeshare.cli.common import (
     send,
     show,
 )
+from computeshare.cli.read import send_command
 
 
 @click.group()
@@ -25,7 +26,7 @@ def token():
     """Balances, transfers and voting delegation."""
 
 
-@command(token, "transfer")
+@send_command(token, "transfer")
 @click.argument("to")
 @amount_argument
 def token_transfer(account, manifest, to, amount):
@@ -39,7 +40,7 @@ def token_transfer(account, manifest, to, amount):
     say(f"your balance: {show(balance)} tokens", balance=balance)
 
 
-@command(token, "delegate")
+@send_command(token, "delegate")
 @click.argument("to", required=False)
 def token_delegate(account, manifest, to):
     """Delegate your votes to address TO (default: yourself). Your whole balance, now and

@@ -1,0 +1,541 @@
+"""Sends without ape: ape's accounts, the deployment's contracts and transactions over plain
+JSON-RPC (`computeshare.reader.JsonRpc`).
+
+A command that sends through ape pays some 3 s for ape's plugins and network machinery
+before its first request. Where a read goes without ape (`computeshare.reader.resolve`: a
+`--network` that is a URI, or a network whose node URI ape-config.yaml gives), a send does
+too, with what ape would use:
+
+- accounts: `load_account` takes what ape's `--account` takes. An alias is ape's keystore
+  `<data folder>/accounts/<alias>.json` (eth-account's encrypted JSON; the data folder is
+  $APE_DATA_FOLDER or ~/.ape), unlocked by `APE_ACCOUNTS_<alias>_PASSPHRASE` as ape's
+  `unlock` reads it, else by a hidden prompt. `TEST::n` is ape's n-th test account, derived
+  from the mnemonic and HD path under `test:` in ape-config.yaml (ape's defaults otherwise).
+- transactions (`Transactor.send`): the pending nonce, the chain id, EIP-1559 fees (twice
+  the latest base fee plus the node's priority fee; a legacy gas price where blocks have no
+  base fee), the gas the caller gives (the CLI's estimate with headroom), signed here with
+  eth-account, `eth_sendRawTransaction`, then the receipt, awaited at most
+  `receipt_timeout()` seconds.
+- contracts (`Contract`): the manifest's address and ABI; `contract.f(*args)` calls a view
+  or sends a mutable function, as ape's contract instances do; `estimate_gas_cost` runs
+  `eth_estimateGas`, whose revert is `Reverted` with the contract's reason.
+
+Every answer of the node is checked (quantities, hashes, decodable return data): a node
+that answers nonsense is a `NodeError`, one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from computeshare.manifest import Manifest
+from computeshare.reader import JsonRpc, NodeError, ReadError
+
+DEFAULT_MNEMONIC = "test test test test test test test test test test test junk"  # ape's
+DEFAULT_HD_PATH = "m/44'/60'/0'/0"
+DEFAULT_TEST_ACCOUNTS = 10
+RECEIPT_VARIABLE = "COMPUTESHARE_RECEIPT_TIMEOUT"
+DEFAULT_RECEIPT_TIMEOUT = 120.0  # ape-config.yaml's transaction_acceptance_timeout here
+DEFAULT_REVERT = "Transaction failed."  # what ape says of a revert without a reason
+ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
+
+_QUANTITY = re.compile(r"^0x[0-9a-fA-F]{1,64}$")
+_HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
+
+
+class SendError(ReadError):
+    """A send that cannot go on, as one line."""
+
+
+class AccountError(SendError):
+    """An account that cannot sign (a wrong passphrase, an unreadable key file)."""
+
+
+class UnknownAccount(LookupError):
+    """`--account` names no account: the message is ape's for the same name."""
+
+
+class Reverted(SendError):
+    """The contract refused: `reason` is its revert reason, the message as the ape path
+    shows a `ContractLogicError`."""
+
+    def __init__(self, reason: str):
+        super().__init__(f"reverted: {reason}")
+        self.reason = reason
+
+
+def receipt_timeout() -> float:
+    """Seconds a sent transaction's receipt is awaited: COMPUTESHARE_RECEIPT_TIMEOUT, or 120."""
+    text = os.environ.get(RECEIPT_VARIABLE, "").strip()
+    try:
+        value = float(text) if text else DEFAULT_RECEIPT_TIMEOUT
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 86_400:
+        raise ValueError(f"{RECEIPT_VARIABLE}={text!r}: give seconds between 0 and 86400")
+    return value
+
+
+def quantity(value: Any, what: str) -> int:
+    """A JSON-RPC quantity the node answered, or NodeError."""
+    if not isinstance(value, str) or not _QUANTITY.match(value):
+        raise NodeError(f"{what}: the node answered {str(value)[:40]!r}, not a quantity")
+    return int(value, 16)
+
+
+# ---------------------------------------------------------------- accounts
+
+
+def data_folder() -> Path:
+    """ape's data folder: $APE_DATA_FOLDER, or ~/.ape."""
+    found = os.environ.get("APE_DATA_FOLDER")
+    return Path(found) if found else Path.home() / ".ape"
+
+
+def ape_test_config(config: Path | None = None) -> tuple[str, str, int]:
+    """(mnemonic, HD path, number of accounts) of ape's test accounts: ape-config.yaml's
+    `test:` section, else ape's defaults."""
+    import yaml
+
+    config = config or Path("ape-config.yaml")
+    section: Any = {}
+    if config.is_file():
+        try:
+            section = (yaml.safe_load(config.read_text()) or {}).get("test") or {}
+        except (yaml.YAMLError, AttributeError):
+            section = {}
+    if not isinstance(section, dict):
+        section = {}
+    return (
+        str(section.get("mnemonic") or DEFAULT_MNEMONIC),
+        str(section.get("hd_path") or DEFAULT_HD_PATH),
+        int(section.get("number_of_accounts") or DEFAULT_TEST_ACCOUNTS),
+    )
+
+
+class Signer:
+    """An account that signs here: its `address`, and its key once `load_key` ran."""
+
+    alias: str
+    address: str
+    _key: bytes | None = None
+
+    def __str__(self) -> str:
+        return self.address
+
+    def load_key(self) -> bytes:
+        raise NotImplementedError
+
+    def sign(self, transaction: dict) -> tuple[bytes, str]:
+        """(the signed transaction's bytes, its hash as 0x-hex)."""
+        from eth_account import Account
+
+        signed = Account.sign_transaction(transaction, self.load_key())
+        return bytes(signed.raw_transaction), "0x" + bytes(signed.hash).hex()
+
+
+class MnemonicSigner(Signer):
+    """ape's test account `TEST::n`, derived as ape derives it (`generate_dev_accounts`)."""
+
+    def __init__(self, index: int, mnemonic: str, hd_path: str):
+        from eth_account import Account
+        from eth_account.hdaccount import HDPath
+        from eth_account.hdaccount.mnemonic import Mnemonic
+
+        path = hd_path if "{}" in hd_path or "{0}" in hd_path else f"{hd_path.rstrip('/')}/{{}}"
+        self.alias = f"TEST::{index}"
+        self._key = HDPath(path.format(index)).derive(Mnemonic.to_seed(mnemonic))
+        self.address = Account.from_key(self._key).address
+
+    def load_key(self) -> bytes:
+        assert self._key is not None
+        return self._key
+
+
+class KeyfileSigner(Signer):
+    """An account of ape's keystore: its key file is decrypted when it first signs, with
+    `APE_ACCOUNTS_<alias>_PASSPHRASE` if set (as ape's `unlock`), else a hidden prompt."""
+
+    def __init__(self, path: Path):
+        from eth_utils import is_hex_address, to_checksum_address
+
+        self.alias, self.path = path.stem, path
+        try:
+            self.keyfile = json.loads(path.read_text())
+            address = "0x" + str(self.keyfile["address"]).removeprefix("0x")
+        except (OSError, ValueError, KeyError, TypeError):
+            raise AccountError(f"{path} is not an account's key file") from None
+        if not is_hex_address(address):
+            raise AccountError(f"{path} is not an account's key file")
+        self.address = to_checksum_address(address)
+
+    def load_key(self) -> bytes:
+        if self._key is None:
+            from eth_account import Account
+
+            passphrase = os.environ.get(f"APE_ACCOUNTS_{self.alias}_PASSPHRASE")
+            if not passphrase:
+                import click
+
+                passphrase = click.prompt(
+                    f"Enter passphrase to unlock '{self.alias}'",
+                    hide_input=True,
+                    default="",
+                    show_default=False,
+                    err=True,
+                )
+            try:
+                key = bytes(Account.decrypt(self.keyfile, passphrase))
+            except ValueError:
+                raise AccountError("Invalid password") from None  # ape's words
+            except (KeyError, TypeError, AttributeError):  # no "crypto" section, or odd types
+                raise AccountError(f"{self.path} is not an account's key file") from None
+            if Account.from_key(key).address != self.address:
+                raise AccountError(f"{self.path}: the key does not match the file's address")
+            self._key = key
+        return self._key
+
+
+def load_account(name: str, config: Path | None = None) -> Signer:
+    """The account `name` names, as ape's `--account` resolves it (an alias of ape's
+    keystore, or TEST::n); `UnknownAccount` with ape's message otherwise."""
+    folder = data_folder() / "accounts"
+
+    def keyfile(alias: str) -> Path | None:
+        path = folder / f"{alias}.json"
+        return path if "/" not in alias and path.is_file() else None
+
+    if name.upper().startswith("TEST::"):
+        index = name.upper().replace("TEST::", "")
+        if not index.isnumeric():
+            if path := keyfile(name):
+                return KeyfileSigner(path)
+            raise UnknownAccount(f"Cannot reference test account by '{name}'.")
+        mnemonic, hd_path, count = ape_test_config(config)
+        if 0 <= int(index) < count:
+            return MnemonicSigner(int(index), mnemonic, hd_path)
+        raise UnknownAccount(f"Index '{index}' is not valid.")
+    if name and (path := keyfile(name)):
+        return KeyfileSigner(path)
+    raise UnknownAccount(f"Account with alias '{name}' not found.")
+
+
+# ---------------------------------------------------------------- transactions
+
+
+def revert_reason(data: Any) -> str:
+    """A revert's reason from its data: an `Error(string)`'s text, else ape's default."""
+    if not isinstance(data, str) or not data.startswith("0x"):
+        return DEFAULT_REVERT
+    try:
+        raw = bytes.fromhex(data[2:])
+    except ValueError:
+        return DEFAULT_REVERT
+    if raw[:4] == ERROR_SELECTOR:
+        from eth_abi import decode
+
+        try:
+            (reason,) = decode(["string"], raw[4:])
+        except Exception:  # eth_abi's DecodingError and the like: a node's nonsense
+            return DEFAULT_REVERT
+        return str(reason).splitlines()[0] if str(reason).strip() else DEFAULT_REVERT
+    return DEFAULT_REVERT
+
+
+def _reverted(error: NodeError) -> bool:
+    """Whether the node's error is the EVM's revert (geth and anvil: code 3 with the
+    revert's data; a message saying "revert" otherwise)."""
+    return error.data is not None or "revert" in str(error).lower()
+
+
+class Transactor:
+    """Calls, estimates and sends on one chain over JSON-RPC."""
+
+    def __init__(self, rpc: JsonRpc, chain_id: int):
+        self.rpc = rpc
+        self.chain_id = chain_id
+
+    def call(self, to: str, data: bytes, sender: str | None = None) -> bytes:
+        message = {"to": to, "data": "0x" + data.hex()}
+        if sender:
+            message["from"] = sender
+        try:
+            result = self.rpc.request("eth_call", [message, "latest"])
+        except NodeError as error:
+            if _reverted(error):
+                raise Reverted(revert_reason(error.data)) from None
+            raise
+        if not isinstance(result, str) or not re.fullmatch(r"0x(?:[0-9a-fA-F]{2})*", result):
+            raise NodeError(f"eth_call: the node answered {str(result)[:40]!r}, not data")
+        return bytes.fromhex(result[2:])
+
+    def estimate(self, sender: str, to: str, data: bytes, value: int = 0) -> int:
+        """`eth_estimateGas`; `Reverted` with the contract's reason when it would revert."""
+        message = {"from": sender, "to": to, "data": "0x" + data.hex(), "value": hex(value)}
+        try:
+            return quantity(self.rpc.request("eth_estimateGas", [message]), "eth_estimateGas")
+        except NodeError as error:
+            if not _reverted(error):
+                raise
+            raise Reverted(revert_reason(error.data)) from None
+
+    def fees(self) -> dict:
+        """EIP-1559 fees (twice the latest base fee plus the node's priority fee), or a
+        legacy gas price where the latest block has no base fee."""
+        block = self.rpc.request("eth_getBlockByNumber", ["latest", False])
+        if not isinstance(block, dict):
+            raise NodeError("eth_getBlockByNumber: the node has no latest block")
+        if block.get("baseFeePerGas") is None:
+            return {"gasPrice": self.rpc.quantity("eth_gasPrice")}
+        base = quantity(block["baseFeePerGas"], "the latest block's baseFeePerGas")
+        try:
+            answer = self.rpc.request("eth_maxPriorityFeePerGas")
+        except NodeError:  # a node without the method: what its gas price adds to the base
+            answer = hex(max(self.rpc.quantity("eth_gasPrice") - base, 0))
+        tip = quantity(answer, "eth_maxPriorityFeePerGas")
+        return {"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip}
+
+    def send(self, signer: Signer, to: str, data: bytes, gas: int, value: int = 0) -> dict:
+        """Signs and sends the transaction; its receipt, once mined with success."""
+        signer.load_key()
+        nonce = self.rpc.quantity("eth_getTransactionCount", [signer.address, "pending"])
+        transaction = {
+            "chainId": self.chain_id,
+            "nonce": nonce,
+            "to": to,
+            "value": value,
+            "data": data,
+            "gas": gas,
+            **self.fees(),
+        }
+        if "maxFeePerGas" in transaction:
+            transaction["type"] = 2
+        raw, tx_hash = signer.sign(transaction)
+        answered = self.rpc.request("eth_sendRawTransaction", ["0x" + raw.hex()])
+        if not isinstance(answered, str) or answered.lower() != tx_hash:
+            raise NodeError(
+                f"eth_sendRawTransaction: the node answered {str(answered)[:70]!r}, not the "
+                f"transaction's hash {tx_hash}"
+            )
+        return self.receipt(tx_hash)
+
+    def receipt(self, tx_hash: str, timeout: float | None = None) -> dict:
+        """The transaction's receipt, polled until it comes (at most `timeout` seconds,
+        by default `receipt_timeout()`); SendError if it failed or did not come."""
+        timeout = receipt_timeout() if timeout is None else timeout
+        deadline, pause = time.monotonic() + timeout, 0.05
+        while True:
+            receipt = self.rpc.request("eth_getTransactionReceipt", [tx_hash])
+            if receipt is not None:
+                break
+            if time.monotonic() + pause > deadline:
+                raise SendError(
+                    f"transaction {tx_hash} was sent but not mined within {timeout:g} s: it "
+                    "may still be; look it up by its hash before sending it again"
+                )
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+        if not isinstance(receipt, dict) or receipt.get("transactionHash") != tx_hash:
+            raise NodeError(f"eth_getTransactionReceipt: the node answered no receipt of {tx_hash}")
+        status = quantity(receipt.get("status"), "the receipt's status")
+        block = quantity(receipt.get("blockNumber"), "the receipt's blockNumber")
+        if status != 1:
+            raise SendError(f"transaction {tx_hash} failed on chain (block {block}): reverted")
+        return receipt
+
+
+# ---------------------------------------------------------------- contracts
+
+
+def _type(param: dict) -> str:
+    from computeshare.abi import _type
+
+    return _type(param)
+
+
+def _checksummed(value: Any, kind: str) -> Any:
+    """Addresses in a decoded value as ape gives them: checksummed."""
+    from eth_utils import to_checksum_address
+
+    if kind == "address":
+        return to_checksum_address(value)
+    if kind.startswith("address[") and isinstance(value, tuple | list):
+        return [to_checksum_address(item) for item in value]
+    return value
+
+
+def _argument(value: Any) -> Any:
+    """An argument as eth_abi takes it: an account as its address."""
+    if isinstance(value, Signer):
+        return value.address
+    if isinstance(value, list | tuple):
+        return [_argument(item) for item in value]
+    return value
+
+
+class Method:
+    """A contract function by name: called like ape's (`contract.f(*args)` reads a view
+    and sends a mutable function with `sender=`), with `estimate_gas_cost` and
+    `encode_input`."""
+
+    def __init__(self, contract: Contract, name: str, entries: list[dict]):
+        self.contract, self.name, self.entries = contract, name, entries
+
+    def _entry(self, args: tuple) -> dict:
+        for entry in self.entries:
+            if len(entry.get("inputs", [])) == len(args):
+                return entry
+        counts = sorted({len(e.get("inputs", [])) for e in self.entries})
+        raise TypeError(f"{self.name} takes {' or '.join(map(str, counts))} arguments")
+
+    def encode_input(self, *args) -> bytes:
+        from eth_abi import encode
+        from eth_utils import keccak
+
+        entry = self._entry(args)
+        types = [_type(p) for p in entry.get("inputs", [])]
+        selector = keccak(text=f"{self.name}({','.join(types)})")[:4]
+        return selector + encode(types, [_argument(a) for a in args])
+
+    def _decode(self, entry: dict, raw: bytes) -> Any:
+        from eth_abi import decode
+
+        kinds = [_type(p) for p in entry.get("outputs", [])]
+        try:
+            if len(raw) % 32 or len(raw) < 32 * len(kinds):
+                raise ValueError("not whole words")
+            values = decode(kinds, raw)
+        except Exception:  # eth_abi's decoding errors: the node's answer is not this
+            raise NodeError(
+                f"{self.contract.name}.{self.name}: the node's answer ({len(raw)} bytes) "
+                f"does not decode as ({','.join(kinds)})"
+            ) from None
+        values = tuple(_checksummed(v, k) for v, k in zip(values, kinds, strict=True))
+        return values[0] if len(values) == 1 else (values or None)
+
+    def call(self, *args, sender=None) -> Any:
+        entry = self._entry(args)
+        who = sender.address if isinstance(sender, Signer) else sender
+        raw = self.contract.transactor.call(self.contract.address, self.encode_input(*args), who)
+        return self._decode(entry, raw)
+
+    def estimate_gas_cost(self, *args, sender: Signer) -> int:
+        data = self.encode_input(*args)
+        return self.contract.transactor.estimate(sender.address, self.contract.address, data)
+
+    def __call__(self, *args, sender: Signer | None = None, gas: int | None = None):
+        entry = self._entry(args)
+        if entry.get("stateMutability") in ("view", "pure"):
+            return self.call(*args, sender=sender)
+        if sender is None:
+            raise SendError(f"{self.contract.name}.{self.name} sends: it needs an account")
+        if gas is None:
+            gas = self.estimate_gas_cost(*args, sender=sender)
+        data = self.encode_input(*args)
+        return self.contract.transactor.send(sender, self.contract.address, data, gas)
+
+
+class Contract:
+    """A deployed contract over JSON-RPC, from its address and ABI."""
+
+    def __init__(self, transactor: Transactor, name: str, address: str, abi: list[dict]):
+        self.transactor, self.name, self.address, self.abi = transactor, name, address, abi
+
+    def __str__(self) -> str:
+        return self.address
+
+    def method(self, name: str) -> Method:
+        entries = [e for e in self.abi if e.get("type") == "function" and e.get("name") == name]
+        if not entries:
+            raise AttributeError(f"{self.name} has no function {name}")
+        return Method(self, name, entries)
+
+    def __getattr__(self, name: str) -> Method:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self.method(name)
+
+    def decoded_logs(self, event: str, from_block: int = 0) -> list[dict]:
+        """The contract's `event` logs since `from_block`, decoded (one `eth_getLogs`); a
+        log that does not decode is the node's error."""
+        from eth_abi import decode
+        from eth_utils import keccak
+
+        abi = next((e for e in self.abi if e.get("type") == "event" and e["name"] == event), None)
+        if abi is None:
+            raise AttributeError(f"{self.name} has no event {event}")
+        inputs = abi.get("inputs", [])
+        topic = "0x" + keccak(text=f"{event}({','.join(_type(p) for p in inputs)})").hex()
+        query = {"address": self.address, "fromBlock": hex(from_block), "toBlock": "latest"}
+        logs = self.transactor.rpc.logs({**query, "topics": [topic]})
+        indexed = [p for p in inputs if p.get("indexed")]
+        plain = [p for p in inputs if not p.get("indexed")]
+        found = []
+        for log in logs:
+            try:
+                topics = [bytes.fromhex(t[2:]) for t in log["topics"][1:]]
+                values = dict(zip([p["name"] for p in plain], decode(
+                    [_type(p) for p in plain], bytes.fromhex(log["data"][2:])
+                ), strict=True))  # fmt: skip
+                for p, raw in zip(indexed, topics, strict=True):
+                    values[p["name"]] = decode([_type(p)], raw)[0]
+            except Exception:  # a log that is not this event's: the node's nonsense
+                raise NodeError(f"eth_getLogs: a {event} log that does not decode") from None
+            kinds = {p["name"]: _type(p) for p in inputs}
+            found.append({k: _checksummed(v, kinds[k]) for k, v in values.items()})
+        return found
+
+
+class _Deployed:
+    def __init__(self, name: str):
+        self.name = name
+
+    def __get__(self, share: PlainShare | None, owner=None):
+        return self if share is None else share.contract(self.name)
+
+
+class PlainShare:
+    """What a sending command asks of `ComputeShare`, over JSON-RPC: the deployment's
+    contracts by role and a vote."""
+
+    token = _Deployed("ComputeToken")
+    staking = _Deployed("Staking")
+    registry = _Deployed("DeviceRegistry")
+    escrow = _Deployed("JobEscrow")
+    escrow_view = _Deployed("JobEscrowView")
+    offers = _Deployed("OfferBook")
+    governor = _Deployed("Governor")
+    timelock = _Deployed("Timelock")
+
+    def __init__(self, transactor: Transactor, manifest: Manifest, account: Signer | None = None):
+        self.transactor, self.manifest, self.account = transactor, manifest, account
+        self.say = lambda text: None
+        self._contracts: dict[str, Contract] = {}
+
+    @property
+    def path(self) -> Path | None:
+        return self.manifest.path
+
+    def contract(self, name: str) -> Contract | None:
+        if name not in self._contracts:
+            if not self.manifest.has(name):
+                return None
+            address, abi = self.manifest.address(name), self.manifest.abi(name)
+            self._contracts[name] = Contract(self.transactor, name, address, abi)
+        return self._contracts[name]
+
+    def _sender(self) -> Signer:
+        if self.account is None:
+            raise SendError("this action needs an account (--account)")
+        return self.account
+
+    def vote(self, proposal_id: int, support: int, reason: str = ""):
+        me = self._sender()
+        if reason:
+            return self.governor.castVoteWithReason(proposal_id, support, reason, sender=me)
+        return self.governor.castVote(proposal_id, support, sender=me)
