@@ -125,7 +125,7 @@ class TreeRef(_Strict):
 
     root: Hex64
     size: int = Field(ge=MIN_PACK_BYTES, le=MAX_TREE_BYTES)
-    uris: list[Annotated[str, Field(max_length=512, pattern=r"^https?://[^\s]+$")]] = Field(
+    uris: list[Annotated[str, Field(max_length=512, pattern=r"^(https?|ipfs)://[^\s]+$")]] = Field(
         default_factory=list, max_length=MAX_URIS
     )
 

@@ -364,7 +364,8 @@ def test_bad_roots_and_sizes_refused(tmp_path, bad):
     [
         ("ftp://host/", "not an http"),
         ("file:///etc/", "not an http"),
-        ("https://gw/ipfs/bafy", "IPFS"),
+        ("ipfs://not a cid/", "is not ipfs://<cid>/"),
+        ("ipfs://bafybeigdyrzt5sfp7udm7hu76uh/../x/", "is not ipfs://<cid>/"),
         ("http://host/x?y=1", "no query"),
     ],
 )

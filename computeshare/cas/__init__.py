@@ -3,12 +3,22 @@ a cache with a byte quota.
 
 One module a concern: `tree` (the pack format and its Merkle root: `pack_dir`, `open_pack`,
 `unpack`, proofs; the package's errors), `cache` (`Cache`: quota, LRU, pins) and `transfer`
-(`fetch_tree` and `ChunkServer`: the wire format). Every public name is importable from
+(`fetch_tree`, `ChunkServer` and `write_static`: the proof and static forms of the wire
+format). Every public name is importable from
 `computeshare.cas` itself.
 """
 
 from computeshare.cas.cache import Cache, check_root
-from computeshare.cas.transfer import MAX_HEAD, Chunks, ChunkServer, fetch_tree, serve
+from computeshare.cas.transfer import (
+    IPFS_GATEWAY_ENV,
+    MAX_HEAD,
+    Chunks,
+    ChunkServer,
+    fetch_tree,
+    ipfs_uri,
+    serve,
+    write_static,
+)
 from computeshare.cas.tree import (
     CHUNK,
     HASH,
@@ -45,6 +55,7 @@ __all__ = [
     "CHUNK",
     "HASH",
     "HEADER",
+    "IPFS_GATEWAY_ENV",
     "MAGIC",
     "MAX_COMPONENT",
     "MAX_ENTRIES",
@@ -67,6 +78,7 @@ __all__ = [
     "chunk_count",
     "chunk_length",
     "fetch_tree",
+    "ipfs_uri",
     "leaf_hash",
     "leaves_of_file",
     "merkle_root",
@@ -78,4 +90,5 @@ __all__ = [
     "serve",
     "unpack",
     "verify_chunk",
+    "write_static",
 ]

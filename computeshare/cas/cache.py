@@ -5,6 +5,7 @@ Cache layout (one directory, shared by every process of a machine: replicas, the
     packs/<root>.leaves   their leaf hashes (32 bytes per chunk), for serving proofs
     partial/<root>.part   a download in progress (sparse, full size)
     partial/<root>.leaves verified leaf hashes so far (zeros = missing), for resuming
+    partial/<root>.hashes the tree's whole leaves file from a static source (verified)
     pins/<root>/<pid>-<n> a pack in use by a running job: never evicted while its process lives
     lock                  flock'ed around quota bookkeeping and eviction
 """
@@ -232,6 +233,7 @@ class Cache:
                 continue
             p.unlink(missing_ok=True)
             p.with_suffix(".leaves").unlink(missing_ok=True)
+            p.with_suffix(".hashes").unlink(missing_ok=True)
             free += length
         if free < size:
             raise CacheFull(

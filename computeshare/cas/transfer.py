@@ -1,21 +1,43 @@
-"""Trees over the network: `fetch_tree` (verified chunk by chunk, resumable, bounded) and
-`ChunkServer` (`serve`), the two ends of one wire format.
+"""Trees over the network: `fetch_tree` (verified chunk by chunk, resumable, bounded),
+`ChunkServer` (`serve`) and `write_static`: two forms of one layout, fetched alike.
 
-Wire format (served by `ChunkServer`, fetched by `fetch_tree`). A source URI is an http(s)
-base ending in "/" (e.g. "http://host:8710/cas/"); chunk i of a tree is
+A source URI is an http(s) base ending in "/" (e.g. "http://host:8710/cas/"); chunk i of
+a tree is `GET {uri}{root}/{i}`, answered 200 with Content-Length = the chunk's exact length
+and the chunk's raw bytes (404 for a root the source does not hold or an index past the end).
 
-    GET {uri}{root}/{i}    ->  200, Content-Length = the chunk's exact length,
-                               body = the chunk's raw bytes,
-                               X-Proof: the proof's hashes as hex, joined by "," (may be empty)
+Proof form (served by `ChunkServer`, under "/cas/"): the answer also carries
+`X-Proof: the proof's hashes as hex, joined by ","` (may be empty); the chunk is checked
+against the root with that proof.
 
-and 404 for a root the server does not hold or an index past the end (`ChunkServer` serves
-under "/cas/"). One request per connection. The fetcher gives each chunk one deadline for
-the whole exchange (connect, TLS, head, body), reads a head of at most `MAX_HEAD` bytes and
-exactly the chunk's length of body, refuses a Transfer-Encoding, and never follows a
-redirect; a chunk is written only once its proof checks against the root. Sources are tried
-in order, or spread over chunks (several replicas serving one output). A pack larger than
-the caller's `max_size` (and `MAX_SIZE`) is refused before the first request. IPFS-gateway
-URIs ("https://gw/ipfs/<cid>") are not supported (a CID names a different DAG).
+Static form (written by `write_static`, `computeshare data add DIR --static OUT`): plain
+files any static host serves unchanged (nginx, S3, `python -m http.server`, an IPFS gateway
+once the folder is added to IPFS):
+
+    {base}/{root}/leaves   the tree's leaf hashes, all of them concatenated (32 bytes a chunk)
+    {base}/{root}/{i}      chunk i's raw bytes
+
+A chunk answer with no X-Proof header is checked against the leaves file instead: fetched
+once per tree from that source (`GET {uri}{root}/leaves`, exactly 32 bytes per chunk of the
+declared size, within `seconds_per_chunk` per MiB of it, under the same rules as a chunk)
+and trusted only once `merkle_root(leaves) == root`; a chunk is then good when its leaf hash
+is the leaves file's entry. The verified leaves are kept beside the partial download
+(`partial/<root>.hashes`), so a resumed download does not fetch them again. Proof and
+static sources mix freely in one fetch.
+
+IPFS. "https://gw/ipfs/<cid>/" (a path gateway; or a subdomain gateway's
+"https://<cid>.ipfs.gw/") is an http(s) source like any other: the folder `OUT` added with
+`ipfs add -r` gives the CID. "ipfs://<cid>/" is fetched through the gateway given as
+`ipfs_gateway` or in $COMPUTESHARE_IPFS_GATEWAY (e.g. "http://127.0.0.1:8080"), as
+"{gateway}/ipfs/<cid>/"; with no gateway configured such a source is skipped, and a fetch
+with no other source is refused saying so. A gateway that redirects (some move path
+requests to their subdomain form) is not followed: give the form it serves directly.
+
+Bounds, for every request: one request per connection; one deadline for the whole
+exchange (connect, TLS, head, body); a head of at most `MAX_HEAD` bytes and exactly the
+expected length of body; no Transfer-Encoding; no redirect followed; a chunk is written
+only once it checks against the root. Sources are tried in order, or spread over chunks
+(several replicas serving one output). A pack larger than the caller's `max_size` (and
+`MAX_SIZE`) is refused before the first request.
 """
 
 from __future__ import annotations
@@ -53,6 +75,10 @@ from computeshare.cas.tree import (
     open_pack,
 )
 
+IPFS_GATEWAY_ENV = "COMPUTESHARE_IPFS_GATEWAY"
+_CID = re.compile(r"^[A-Za-z0-9]{8,128}$")
+_IPFS_REST = re.compile(r"^([A-Za-z0-9._~-]+/)*$")
+
 
 @dataclasses.dataclass
 class _Source:
@@ -66,22 +92,44 @@ class _Source:
     last_error: str = ""
 
 
-def _source(uri: str) -> _Source:
+class _NoGateway(CasError):
+    """An ipfs:// source while no gateway is configured (the source is skipped)."""
+
+
+def ipfs_uri(uri: str, gateway: str | None) -> str:
+    """ "ipfs://<cid>/[dir/...]" -> "{gateway}/ipfs/<cid>/[dir/...]"; CasError if it is
+    malformed, `_NoGateway` if `gateway` is None or empty."""
+    cid, _, rest = uri.removeprefix("ipfs://").partition("/")
+    if not _CID.match(cid) or not _IPFS_REST.match(rest):
+        raise CasError(f"{uri[:70]!r} is not ipfs://<cid>/ (a CID, then folders ending in /)")
+    if not gateway:
+        raise _NoGateway(
+            f"{uri[:70]}: no IPFS gateway is configured (set {IPFS_GATEWAY_ENV}, "
+            "e.g. http://127.0.0.1:8080, or give an https://gateway/ipfs/<cid>/ URI)"
+        )
+    parts = urllib.parse.urlsplit(gateway)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+        raise CasError(f"the IPFS gateway {gateway[:70]!r} is not an http(s) URI")
+    return f"{gateway.rstrip('/')}/ipfs/{cid}/{rest}"
+
+
+def _source(uri: str, gateway: str | None = None) -> _Source:
     if not isinstance(uri, str) or len(uri) > 2048:
         raise CasError(f"{str(uri)[:70]!r} is not a URI")
-    if "/ipfs/" in uri or uri.startswith("ipfs:"):
-        raise CasError(f"{uri[:70]}: IPFS sources are not supported (use an http(s) chunk URI)")
+    named = uri
+    if uri.startswith("ipfs://"):
+        uri = ipfs_uri(uri, gateway)
     parts = urllib.parse.urlsplit(uri)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise CasError(f"{uri[:70]!r} is not an http(s) URI")
+        raise CasError(f"{named[:70]!r} is not an http(s) or ipfs:// URI")
     if parts.query or parts.fragment:
-        raise CasError(f"{uri[:70]!r}: a chunk URI has no query or fragment")
+        raise CasError(f"{named[:70]!r}: a chunk URI has no query or fragment")
     try:
         port = parts.port
     except ValueError:
-        raise CasError(f"{uri[:70]!r} has a bad port") from None
+        raise CasError(f"{named[:70]!r} has a bad port") from None
     prefix = parts.path if parts.path.endswith("/") else parts.path + "/"
-    return _Source(uri, parts.scheme, parts.hostname, port, prefix)
+    return _Source(named, parts.scheme, parts.hostname, port, prefix)
 
 
 MAX_HEAD = 16_384  # a chunk answer's status line and headers (a proof is at most ~4 KiB)
@@ -118,10 +166,11 @@ def _parse_head(head: bytes) -> tuple[int, str, dict[str, str]]:
     return int(status), (reason[0] if reason else ""), headers
 
 
-def _get_chunk(source: _Source, root: str, index: int, length: int, seconds: float):
-    """(chunk, proof) from one source, or CasError. The whole exchange (connecting, TLS,
+def _get(source: _Source, name: str, length: int, seconds: float, what: str = "chunk"):
+    """(body, proof) of `GET {prefix}{name}` from one source, or CasError; proof is None when
+    the answer has no X-Proof header (a static source). The whole exchange (connecting, TLS,
     the answer's head and body) has `seconds`; the head is at most `MAX_HEAD` bytes and the
-    body exactly the chunk's length; no redirect is followed."""
+    body exactly `length` bytes; no redirect is followed."""
     deadline = time.monotonic() + seconds
 
     def left() -> float:
@@ -131,7 +180,7 @@ def _get_chunk(source: _Source, root: str, index: int, length: int, seconds: flo
         return remaining
 
     request = (
-        f"GET {source.prefix}{root}/{index} HTTP/1.1\r\nHost: {source.host}\r\n"
+        f"GET {source.prefix}{name} HTTP/1.1\r\nHost: {source.host}\r\n"
         "Connection: close\r\nAccept-Encoding: identity\r\n\r\n"
     ).encode()
     default_port = 443 if source.scheme == "https" else 80
@@ -159,22 +208,24 @@ def _get_chunk(source: _Source, root: str, index: int, length: int, seconds: flo
                     raise CasError(f"redirected ({status} to {where!r}): not followed")
                 raise CasError(f"answered {status} {reason[:40]}")
             if "transfer-encoding" in headers:
-                raise CasError("sent a Transfer-Encoding (a chunk has an exact Content-Length)")
+                raise CasError(f"sent a Transfer-Encoding (a {what} has an exact Content-Length)")
             declared = headers.get("content-length", "")
             if not declared.isdigit() or int(declared) != length:
-                raise CasError(f"sent {declared or 'no'} Content-Length for a {length}-byte chunk")
-            proof_text = headers.get("x-proof", "")
-            if len(proof_text) > 64 * 65:
-                raise CasError("a proof longer than 64 hashes")
-            try:
-                proof = [bytes.fromhex(h) for h in proof_text.split(",")] if proof_text else []
-            except ValueError:
-                raise CasError("a proof that is not hex") from None
+                raise CasError(f"sent {declared or 'no'} Content-Length for a {length}-byte {what}")
+            proof = None
+            if "x-proof" in headers:
+                proof_text = headers["x-proof"]
+                if len(proof_text) > 64 * 65:
+                    raise CasError("a proof longer than 64 hashes")
+                try:
+                    proof = [bytes.fromhex(h) for h in proof_text.split(",")] if proof_text else []
+                except ValueError:
+                    raise CasError("a proof that is not hex") from None
             body = bytearray(length)
             view = memoryview(body)
             rest = head[end + 4 :]
             if len(rest) > length:
-                raise CasError(f"sent more than the {length}-byte chunk")
+                raise CasError(f"sent more than the {length}-byte {what}")
             view[: len(rest)] = rest
             got = len(rest)
             while got < length:  # straight into the buffer, each read within the deadline
@@ -187,7 +238,7 @@ def _get_chunk(source: _Source, root: str, index: int, length: int, seconds: flo
     except CasError:
         raise
     except TimeoutError:
-        raise CasError(f"took longer than {seconds:g} s for one chunk") from None
+        raise CasError(f"took longer than {seconds:g} s for one {what}") from None
     except (OSError, ValueError) as error:
         raise CasError(f"{type(error).__name__}: {str(error)[:80]}") from None
 
@@ -203,6 +254,7 @@ def fetch_tree(
     workers: int = 4,
     max_failures: int = 3,
     spread: bool = False,
+    ipfs_gateway: str | None = None,
 ) -> Path:
     """Fetches the pack (`root`, `size`) into `cache` and returns its path.
 
@@ -213,9 +265,11 @@ def fetch_tree(
     serves a chunk not matching the root is dropped at once, one that fails otherwise
     `max_failures` times in a row is dropped, and a chunk is given up after `max_failures`
     rounds over the sources (with a short back-off between rounds). Each request is bounded
-    by `seconds_per_chunk` and the chunk's exact length. Verified chunks stay in the partial
-    file, so a later call resumes. The complete pack must parse (`open_pack`) before it
-    enters the cache."""
+    by `seconds_per_chunk` and the chunk's exact length. A static source's chunks are checked
+    against its leaves file, itself checked against the root (see the module docstring).
+    "ipfs://" URIs go through `ipfs_gateway` (default: $COMPUTESHARE_IPFS_GATEWAY); without
+    one they are skipped. Verified chunks stay in the partial file, so a later call
+    resumes. The complete pack must parse (`open_pack`) before it enters the cache."""
     check_root(root)
     if not isinstance(size, int) or isinstance(size, bool) or size < HEADER:
         raise CasError(f"{size!r} is not a pack size (at least {HEADER} bytes)")
@@ -225,12 +279,20 @@ def fetch_tree(
     found = _cached(cache, root, size)
     if found is not None:
         return found
-    sources = [_source(u) for u in uris]
+    if ipfs_gateway is None:
+        ipfs_gateway = os.environ.get(IPFS_GATEWAY_ENV)
+    sources, skipped = [], []
+    for uri in uris:
+        try:
+            sources.append(_source(uri, ipfs_gateway))
+        except _NoGateway as error:
+            skipped.append(str(error))
     if not sources:
-        raise CasError("no source URI for the tree")
+        raise CasError(skipped[0] if skipped else "no source URI for the tree")
     root_bytes = bytes.fromhex(root)
     part = cache.dir / "partial" / f"{root}.part"
     leaves_path = part.with_suffix(".leaves")
+    hashes_path = part.with_suffix(".hashes")
     with open(part.with_suffix(".lock"), "a+b") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one download of a root at a time, per machine
         try:
@@ -244,9 +306,10 @@ def fetch_tree(
                 os.ftruncate(fd, size)
             try:
                 leaves = _resume(fd, leaves_path, size)
+                static = _StaticLeaves(root, root_bytes, size, hashes_path, seconds_per_chunk)
                 _download(
                     fd, leaves_path, leaves, root, root_bytes, size, sources,
-                    seconds_per_chunk, max(1, workers), max_failures, spread,
+                    seconds_per_chunk, max(1, workers), max_failures, spread, static,
                 )  # fmt: skip
             finally:
                 os.close(fd)
@@ -257,12 +320,14 @@ def fetch_tree(
             except PackError as error:
                 part.unlink(missing_ok=True)
                 leaves_path.unlink(missing_ok=True)
+                hashes_path.unlink(missing_ok=True)
                 raise TreeFetchError(
                     f"the tree matches its root but is not a pack: {error}"
                 ) from None
             dest = cache.pack_path(root)
             os.replace(leaves_path, dest.with_suffix(".leaves"))
             os.replace(part, dest)
+            hashes_path.unlink(missing_ok=True)
             return dest
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
@@ -296,9 +361,68 @@ def _resume(fd: int, leaves_path: Path, size: int) -> list[bytes | None]:
     return leaves
 
 
+class _Lie(CasError):
+    """A source served bytes that do not match the root: it is never asked again."""
+
+
+class _Waited(CasError):
+    """The leaves fetch this call waited for failed: not counted again against the source."""
+
+
+class _StaticLeaves:
+    """A tree's leaf hashes from a static source's `{root}/leaves`: fetched once (the first
+    chunk answer without a proof asks its source), trusted only once their Merkle root is the
+    tree's root, and kept at `path` for a resumed download."""
+
+    def __init__(self, root: str, root_bytes: bytes, size: int, path: Path, seconds: float):
+        self.root, self.root_bytes, self.path = root, root_bytes, path
+        self.length = HASH * chunk_count(size)
+        self.seconds = seconds * max(1, -(-self.length // CHUNK))  # the chunks' rate
+        self.lock = threading.Lock()
+        self.hashes: bytes | None = None
+        self.attempts, self.last = 0, (None, CasError())
+        with contextlib.suppress(OSError):
+            kept = path.read_bytes()
+            if len(kept) == self.length and self._matches(kept):
+                self.hashes = kept
+
+    def _matches(self, raw) -> bool:
+        return merkle_root([raw[i : i + HASH] for i in range(0, len(raw), HASH)]) == self.root_bytes
+
+    def leaf(self, source: _Source, index: int) -> bytes:
+        """Chunk `index`'s leaf hash, from the verified leaves (fetched from `source` first if
+        none are held yet); CasError if they cannot be had, `_Lie` if they do not match. A
+        call that waited while the same source failed to give them shares that outcome
+        (`_Waited`, or the lie) instead of asking again."""
+        seen = self.attempts
+        with self.lock:  # one fetch of the leaves at a time; the other workers wait for it
+            if self.hashes is None:
+                if source.dropped:
+                    raise _Waited(source.dropped)
+                if self.attempts != seen and self.last[0] is source:
+                    error = self.last[1]
+                    raise (_Lie if isinstance(error, _Lie) else _Waited)(str(error))
+                self.attempts += 1
+                try:
+                    raw, _ = _get(
+                        source, f"{self.root}/leaves", self.length, self.seconds, "leaves file"
+                    )
+                    if not self._matches(raw):
+                        source.dropped = "its leaves file does not match the root"
+                        raise _Lie(source.dropped)
+                except CasError as error:
+                    self.last = (source, error)
+                    raise
+                temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+                temp.write_bytes(raw)
+                os.replace(temp, self.path)
+                self.hashes = bytes(raw)
+        return self.hashes[index * HASH : (index + 1) * HASH]
+
+
 def _download(
     fd, leaves_path, leaves, root, root_bytes, size, sources, seconds, workers, max_failures,
-    spread,
+    spread, static,
 ) -> None:  # fmt: skip
     missing = [i for i, leaf in enumerate(leaves) if leaf is None]
     if not missing:
@@ -321,7 +445,20 @@ def _download(
                 if source.dropped:
                     continue
                 try:
-                    chunk, proof = _get_chunk(source, root, index, length, seconds)
+                    chunk, proof = _get(source, f"{root}/{index}", length, seconds)
+                    if proof is None:  # a static source: checked against the leaves file
+                        leaf = leaf_hash(chunk)
+                        if leaf != static.leaf(source, index):
+                            leaf = None
+                    else:
+                        leaf = _verified_leaf(root_bytes, size, index, chunk, proof)
+                except _Lie as error:
+                    with lock:
+                        source.dropped = str(error)
+                    continue
+                except _Waited as error:
+                    source.last_error = str(error)
+                    continue
                 except CasError as error:
                     with lock:
                         source.failures += 1
@@ -329,7 +466,6 @@ def _download(
                         if source.failures >= max_failures:
                             source.dropped = str(error)
                     continue
-                leaf = _verified_leaf(root_bytes, size, index, chunk, proof)
                 if leaf is None:  # a lie, not an accident: never asked again
                     with lock:
                         source.dropped = f"chunk {index} does not match the root"
@@ -489,3 +625,56 @@ def serve(cache: Cache, address: str) -> ChunkServer:
         if error.errno == errno.EADDRINUSE:
             raise CasError(f"{address} is already in use") from None
         raise CasError(f"cannot serve at {address}: {error.strerror}") from None
+
+
+def _static_holds(target: Path, leaves_raw: bytes, size: int) -> bool:
+    """Whether `target` already holds the static layout of this tree (by names and sizes)."""
+    try:
+        if (target / "leaves").read_bytes() != leaves_raw:
+            return False
+        names = {p.name for p in target.iterdir()}
+        count = chunk_count(size)
+        if names != {"leaves", *map(str, range(count))}:
+            return False
+        return all((target / str(i)).stat().st_size == chunk_length(size, i) for i in range(count))
+    except OSError:
+        return False
+
+
+def write_static(cache: Cache, root: str, out: Path | str) -> Path:
+    """Writes the static layout of the complete pack `root` (see the module docstring) under
+    the folder `out`: `out/<root>/leaves` and `out/<root>/<i>`, each chunk checked against
+    its leaf as it is copied (a damaged pack is not published). Written beside the target,
+    then renamed; a target already holding the same layout is kept. Returns `out/<root>`."""
+    path = cache.get(check_root(root))
+    if path is None:
+        raise CasError(f"{root[:16]}… is not in the store")
+    size = path.stat().st_size
+    leaves = cache.leaves(root)
+    if merkle_root(leaves) != bytes.fromhex(root):
+        raise CasError(f"the store's {root[:16]}… does not match its root (damaged)")
+    leaves_raw = b"".join(leaves)
+    out = Path(out)
+    target = out / root
+    if target.exists():
+        if _static_holds(target, leaves_raw, size):
+            return target
+        raise CasError(f"{target} exists and does not hold this tree (remove it first)")
+    out.mkdir(parents=True, exist_ok=True)
+    temp = out / f".{root}.{os.getpid()}.tmp"
+    temp.mkdir()
+    try:
+        with open(path, "rb", buffering=0) as pack:
+            for i, leaf in enumerate(leaves):
+                data = os.pread(pack.fileno(), chunk_length(size, i), i * CHUNK)
+                if len(data) != chunk_length(size, i) or leaf_hash(data) != leaf:
+                    raise CasError(f"chunk {i} of the store's {root[:16]}… is damaged")
+                (temp / str(i)).write_bytes(data)
+        (temp / "leaves").write_bytes(leaves_raw)
+        os.rename(temp, target)
+    except BaseException:
+        for p in temp.iterdir():
+            p.unlink()
+        temp.rmdir()
+        raise
+    return target
