@@ -216,7 +216,7 @@ class Run:
             stdin=self._stdin,
             stdout=self._stdout,
             stderr=subprocess.DEVNULL,
-            env={"PATH": os.defpath, _PARENT_VARIABLE: str(parent)},
+            env=_worker_env(parent),
             cwd=tempfile.gettempdir(),
             preexec_fn=lambda: _child_setup(cpu, parent, files or ANSWER_LIMIT_BYTES),
             start_new_session=True,
@@ -316,6 +316,16 @@ def _decode(raw: bytes) -> dict:
     return answer
 
 
+def _worker_env(parent: int) -> dict[str, str]:
+    """A worker's whole environment: PATH, its parent, and the IPFS gateway input trees
+    named ipfs://<cid>/ are fetched through (`cas.IPFS_GATEWAY_ENV`), when one is set."""
+    env = {"PATH": os.defpath, _PARENT_VARIABLE: str(parent)}
+    gateway = os.environ.get("COMPUTESHARE_IPFS_GATEWAY")
+    if gateway:
+        env["COMPUTESHARE_IPFS_GATEWAY"] = gateway
+    return env
+
+
 class _Warm:
     """One pooled worker process (`Pool`): a request at a time."""
 
@@ -327,7 +337,7 @@ class _Warm:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            env={"PATH": os.defpath, _PARENT_VARIABLE: str(parent)},
+            env=_worker_env(parent),
             cwd=tempfile.gettempdir(),
             preexec_fn=lambda: _pooled_setup(parent),
             start_new_session=True,

@@ -308,3 +308,46 @@ def test_a_flood_of_tree_jobs_never_starts_more_check_workers_than_the_pool(
         agent.step()
         assert len(agent._checks) == 1 and len(agent.journal.waiting) == 3
         agent.close()
+
+
+def test_a_job_whose_trees_are_on_a_static_host_behind_an_ipfs_gateway(
+    chain, manifest, providers, client, tmp_path, gztree, monkeypatch
+):
+    """The module and input trees are published as plain files (`write_static`), served by a
+    static HTTP server mounted as an IPFS path gateway and named `ipfs://<cid>/`: the agent
+    fetches them through its configured gateway, checks every chunk against the leaves file
+    and the leaves against the root, runs the job, and the client gets its output."""
+    from tests.test_cas_static import CID, StaticServer
+
+    store = cas.Cache(tmp_path / "client-store")
+    genome = dna(tmp_path)
+    inputs = store.add_dir(genome)
+    module = module_pack(gztree, store)
+    for root in (inputs.root, module.root):
+        cas.write_static(store, root, tmp_path / "site")
+    static = StaticServer(tmp_path / "site")
+    monkeypatch.setenv(cas.IPFS_GATEWAY_ENV, static.base)  # the agent's workers inherit it
+    try:
+        spec = gzip_spec(gztree, store, f"ipfs://{CID}/", inputs, args=["/input", "/output"])
+        cs = ComputeShare.from_manifest(manifest, account=client)
+        job_id = cs.post_job(
+            spec, job_requirements(compute_seconds=FUEL // 10**9), price=100 * TOKEN,
+            replicas=1, duration=DAY,
+        )  # fmt: skip
+        agent = agent_for(manifest, providers[0], tmp_path)
+        run_until_final(chain, cs, job_id, [agent])
+    finally:
+        static.close()
+    assert static.seen.count("leaves") >= 2  # both trees came from the static host
+    assert static.chunks_served() >= cas.chunk_count(inputs.size) + cas.chunk_count(module.size)
+    assert agent.journal.done["0x" + job_id.hex()]["outcome"] == "completed"
+    server = ResultServer(agent.journal, outputs=agent.data / "outputs").start()
+    try:
+        result = cs.result(job_id, [server.url])
+        files = cs.output_files(
+            job_id, result, tmp_path / "files", [server.url], cache=tmp_path / "dl"
+        )
+    finally:
+        server.stop()
+    packed = gzip.decompress((files / "reads.fa.gz").read_bytes())
+    assert packed == (genome / "reads.fa").read_bytes()

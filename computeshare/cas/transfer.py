@@ -100,7 +100,8 @@ def ipfs_uri(uri: str, gateway: str | None) -> str:
     """ "ipfs://<cid>/[dir/...]" -> "{gateway}/ipfs/<cid>/[dir/...]"; CasError if it is
     malformed, `_NoGateway` if `gateway` is None or empty."""
     cid, _, rest = uri.removeprefix("ipfs://").partition("/")
-    if not _CID.match(cid) or not _IPFS_REST.match(rest):
+    dots = {".", ".."}.intersection(rest.split("/"))
+    if not _CID.match(cid) or not _IPFS_REST.match(rest) or dots:
         raise CasError(f"{uri[:70]!r} is not ipfs://<cid>/ (a CID, then folders ending in /)")
     if not gateway:
         raise _NoGateway(
