@@ -1,12 +1,15 @@
 """Content-addressed tree figures: packing with the Merkle root, the root of a pack file,
-and fetching with verification from a chunk server on loopback.
+and fetching with verification on loopback from a chunk server (proof form) and from the
+static layout (`write_static`) served by `python -m http.server` (static form).
 
     ape run bench_cas            (or: python scripts/bench_cas.py [--mib 1024])
 
 The tree is 16 files of pseudo-random bytes (incompressible; the page cache holds them, so
 the figures are CPU and loopback, not disk). The chunk server runs in its own process, as a
 publisher's or replica's would; the fetcher verifies every chunk against the root and
-writes it to the cache. Goal: at least 200 MB/s fetched and verified.
+writes it to the cache. The static host is Python's own file server, in its own process (a
+slow static host: nginx or an IPFS gateway serve files from the kernel). Goal: at least
+200 MB/s fetched and verified.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 
 import click
 
-from computeshare.cas import Cache, fetch_tree, open_pack, root_of_file
+from computeshare.cas import Cache, fetch_tree, open_pack, root_of_file, write_static
 from computeshare.report import format_table
 
 FILES = 16
@@ -31,6 +34,17 @@ server = ChunkServer(Cache(sys.argv[1])).start()
 print(server.url, flush=True)
 while True:
     time.sleep(3600)
+"""
+STATIC = """
+import functools, sys, threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+class Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+handler = functools.partial(Quiet, directory=sys.argv[1])
+server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+print(f"http://127.0.0.1:{server.server_address[1]}/", flush=True)
+server.serve_forever()
 """
 
 
@@ -81,8 +95,26 @@ def bench(mib: int, work: Path, workers_list: list[int]) -> list[dict]:
             "MB_s": mb_per_s(size, seconds),
         }
     )
+    started = time.perf_counter()
+    write_static(store, info.root, work / f"static-{mib}")
+    seconds = time.perf_counter() - started
+    rows.append(
+        {
+            "step": f"write static layout, {mib} MiB",
+            "s": f"{seconds:.2f}",
+            "MB_s": mb_per_s(info.size, seconds),
+        }
+    )
+    rows += fetch_rows(info, mib, work, workers_list, "proof", SERVER, store.dir)
+    rows += fetch_rows(info, mib, work, workers_list, "static", STATIC, work / f"static-{mib}")
+    return rows
+
+
+def fetch_rows(info, mib: int, work: Path, workers_list: list[int], form: str, code, folder):
+    """Fetch-and-verify figures from a server process running `code` over `folder`."""
+    rows = []
     server = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(store.dir)],
+        [sys.executable, "-c", code, str(folder)],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
@@ -90,7 +122,7 @@ def bench(mib: int, work: Path, workers_list: list[int]) -> list[dict]:
     try:
         url = server.stdout.readline().strip()
         for workers in workers_list:
-            cache = Cache(work / f"cache-{mib}-{workers}", quota=4 * info.size)
+            cache = Cache(work / f"cache-{mib}-{form}-{workers}", quota=4 * info.size)
             served, used = cpu_seconds(server.pid), time.process_time()
             started = time.perf_counter()
             path = fetch_tree(info.root, info.size, [url], cache, max_size=1 << 40, workers=workers)
@@ -99,7 +131,7 @@ def bench(mib: int, work: Path, workers_list: list[int]) -> list[dict]:
             served = cpu_seconds(server.pid) - served
             rows.append(
                 {
-                    "step": f"fetch + verify, {mib} MiB, {workers} worker(s)",
+                    "step": f"fetch + verify ({form}), {mib} MiB, {workers} worker(s)",
                     "s": f"{seconds:.2f}",
                     "MB_s": mb_per_s(info.size, seconds),
                     "fetcher_cpu_ms_MiB": f"{used * 1000 / mib:.2f}",
