@@ -325,7 +325,8 @@ def job_spec_options(func):
         click.option(
             "--data-uri",
             help="wasm: where providers fetch the input and module trees (the address of "
-            "`computeshare data serve`, e.g. http://host:8710/cas/)",
+            "`computeshare data serve`, e.g. http://host:8710/cas/, or of a folder written by "
+            "`computeshare data add --static`: https://host/path/, ipfs://CID/)",
         ),
         click.option("--arg", "args", multiple=True, help="wasm: a program argument (repeat)"),
         click.option("--env", "env", multiple=True, help="wasm: NAME=value (repeat)"),
