@@ -3,22 +3,14 @@ a cache with a byte quota.
 
 One module a concern: `tree` (the pack format and its Merkle root: `pack_dir`, `open_pack`,
 `unpack`, proofs; the package's errors), `cache` (`Cache`: quota, LRU, pins) and `transfer`
-(`fetch_tree`, `ChunkServer` and `write_static`: the proof and static forms of the wire
-format). Every public name is importable from
+(`fetch_tree`: the fetching end of the wire format, in its proof and static forms) and
+`publish` (`ChunkServer`, `write_static`: the serving end). Every public name is importable from
 `computeshare.cas` itself.
 """
 
 from computeshare.cas.cache import Cache, check_root
-from computeshare.cas.transfer import (
-    IPFS_GATEWAY_ENV,
-    MAX_HEAD,
-    Chunks,
-    ChunkServer,
-    fetch_tree,
-    ipfs_uri,
-    serve,
-    write_static,
-)
+from computeshare.cas.publish import Chunks, ChunkServer, serve, write_static
+from computeshare.cas.transfer import IPFS_GATEWAY_ENV, MAX_HEAD, fetch_tree, ipfs_uri
 from computeshare.cas.tree import (
     CHUNK,
     HASH,
