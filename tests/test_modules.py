@@ -116,15 +116,20 @@ def test_the_python_enums_are_the_contracts_numbers(market, dao):
 
 def test_every_contract_fits_eip170_and_jobescrow_keeps_room(project):
     """EIP-170 caps deployed code at 24,576 bytes. JobEscrow, which the job steps live in,
-    keeps at least 1.25 KiB of that free for the changes still to come (the module split
-    made 2,091 bytes; replicated jobs' escalation to the arbiter, the bounded slash reward
-    and the record floor took 476 of them; the deposit shards took 1,522 more, of which
-    keeping one copy of each revert reason several functions give won back 1,386, and the
-    shard search moving into the token 183)."""
+    keeps at least 4 KiB of that free for the changes still to come. The history in bytes
+    free: the module split made 2,091; replicated jobs' escalation to the arbiter, the
+    bounded slash reward and the record floor took 476 of them; the deposit shards took
+    1,522 more, of which keeping one copy of each revert reason several functions give won
+    back 1,386, and the shard search moving into the token 183 (1,585 free at 22,991
+    bytes). Failing every check through one revert path (`_revert`: a reason's text is
+    written only when its check fails, and encoded by one copy of the code instead of
+    fifty) won back 2,845, at no gas to a call whose checks pass (4,430 free at 20,146).
+    Of the concerns that could move out instead, disputes and rulings (behind one entry
+    point the escrow trusts) measured 921 bytes and k = 1 commit-reveal 245."""
     limit = 24_576
     sizes = {}
     for name in CONTRACTS:
         code = getattr(project, name).contract_type.runtime_bytecode.bytecode
         sizes[name] = len(bytes.fromhex(code.removeprefix("0x")))
     assert all(size <= limit for size in sizes.values()), sizes
-    assert limit - sizes["JobEscrow"] >= 1_280, sizes
+    assert limit - sizes["JobEscrow"] >= 4_096, sizes
