@@ -9,8 +9,12 @@
         reveal it. With k > 1 replicas, a result the revealed replicas agree on, when
         they are a strict majority of k, settles at once; dissent or too few reveals
         go to the arbiter, whose ruling pays the replicas it shows right and slashes
-        the others (no ruling in time: no one is paid or slashed for a result). With k = 1 the result is optimistic and the client may dispute it
-        within a challenge window, posting a bond, for the arbiter to rule on.
+        the others (no ruling in time: no one is paid or slashed for a result). With
+        k = 1 the result is optimistic and the client may dispute it within a challenge
+        window, posting a bond, for the arbiter to rule on. Disputes and rulings go
+        through JobDisputes, which checks who may dispute (the client) and rule (an
+        arbiter), holds the bonds, and calls this contract's one entry point for them,
+        `arbitrate` (its ARBITER role).
         Settlement pays providers with the accepted result (minus the protocol fee),
         refunds the client for every replica not paid, slashes no-shows and replicas
         shown wrong from their own stake, and shares a bounded part of what the
@@ -129,7 +133,8 @@ _OUTCOME_COMPLETED: constant(uint8) = 0
 _OUTCOME_FAILED: constant(uint8) = 1
 _OUTCOME_SLASHED: constant(uint8) = 2
 
-# Ruling of a k = 1 dispute: none yet, for the client, for the provider.
+# Ruling of a dispute (`arbitrate`): none yet (opens one), for the client, for the
+# provider (k > 1: the result `replica.digest` names).
 _RULING_NONE: constant(uint256) = 0
 _RULING_CLIENT: constant(uint256) = 1
 _RULING_PROVIDER: constant(uint256) = 2
@@ -171,7 +176,6 @@ _config: uint256
 _accounts: HashMap[address, uint256]
 _jobs: HashMap[bytes32, uint256]
 _leader: HashMap[bytes32, bytes32]
-_bond: HashMap[bytes32, uint256]
 _assignments: HashMap[bytes32, HashMap[uint256, uint256]]
 _commitments: HashMap[bytes32, HashMap[uint256, bytes32]]
 _votes: HashMap[bytes32, HashMap[bytes32, uint256]]
@@ -418,36 +422,6 @@ def cancel(terms: IJobEscrow.Terms):
     log IJobEscrow.JobCancelled(job_id=job_id, client=msg.sender, refunded=refund)
 
 
-@external
-def dispute(terms: IJobEscrow.Terms):
-    """
-    @notice Disputes the revealed result of the caller's k = 1 job within the
-            challenge window, locking a bond of `DISPUTE_BOND_BPS` of the price
-            from the caller's balance. The arbiter then has `RULING_PERIOD` to rule.
-    @param terms The job's terms.
-    """
-    job_id: bytes32 = empty(bytes32)
-    word: uint256 = 0
-    job_id, word = self._load(terms)
-    self._check_client(terms.client)
-    if terms.replicas != 1:
-        self._revert("job_escrow: only optimistic jobs are disputed")
-    if not (word & constants.U8 == _OPEN and ((word >> _ACCEPTED_AT) & constants.U8) == _REVEALED):
-        self._revert("job_escrow: no result to dispute")
-    if block.timestamp >= ((word >> _PHASE_AT) & constants.U40):
-        self._revert("job_escrow: challenge window closed")
-    config: uint256 = self._config
-    bond: uint256 = terms.price_per_replica * self._param(config, DISPUTE_BOND_BPS) // constants.BPS
-    account: uint256 = self._accounts[msg.sender]
-    if account & _BALANCE_MASK < bond:
-        self._revert("job_escrow: insufficient balance for bond")
-    self._accounts[msg.sender] = account - bond
-    self._bond[job_id] = bond
-    ruling_end: uint256 = block.timestamp + self._param(self._config, RULING_PERIOD)
-    self._jobs[job_id] = (word & ~(constants.U8 | (constants.U40 << _PHASE_AT))) | _DISPUTED | (ruling_end << _PHASE_AT)
-    log IJobEscrow.Disputed(job_id=job_id, client=msg.sender, bond=bond, ruling_end=ruling_end)
-
-
 # ---------------------------------------------------------------- providers
 
 
@@ -585,8 +559,9 @@ def finalize(terms: IJobEscrow.Terms, replica: IJobEscrow.Replica):
     """
     @notice Settles a job whose outcome is known: every replica revealed (k > 1), or
             the challenge window passed undisputed (k = 1), or a dispute's ruling
-            period passed unruled (k = 1: the result then stands and the bond returns;
-            k > 1: nobody is paid or slashed for a result), or the reveal window closed.
+            period passed unruled (k = 1: the result then stands, and the client
+            reclaims its bond from JobDisputes; k > 1: nobody is paid or slashed for a
+            result), or the reveal window closed.
             A k > 1 job whose revealed replicas disagree, or are too few for a strict
             majority, is not settled but sent to the arbiter: it becomes disputed for
             `RULING_PERIOD`. Anyone may call; a caller that triggers slashing earns
@@ -607,7 +582,7 @@ def finalize(terms: IJobEscrow.Terms, replica: IJobEscrow.Replica):
         ready = True
     if not ready:
         self._revert("job_escrow: not ready to settle")
-    self._settle(job_id, word, terms, replica, _RULING_NONE)
+    self._settle(job_id, word, terms, replica, _RULING_NONE, msg.sender)
 
 
 @external
@@ -630,36 +605,49 @@ def expire(terms: IJobEscrow.Terms, replica: IJobEscrow.Replica):
         if terms.replicas == 1 and ((word >> _ACCEPTED_AT) & constants.U8) == _REVEALED:
             self._revert("job_escrow: challenge window still open")
         self._revert("job_escrow: reveal window still open")
-    self._settle(job_id, word, terms, replica, _RULING_NONE)
+    self._settle(job_id, word, terms, replica, _RULING_NONE, msg.sender)
 
 
 @external
-def rule(terms: IJobEscrow.Terms, replica: IJobEscrow.Replica, for_client: bool):
+def arbitrate(terms: IJobEscrow.Terms, replica: IJobEscrow.Replica, ruling: uint256, account: address, bond: uint256):
     """
-    @notice Rules on a disputed job within the ruling period and settles it.
-            ARBITER only. k = 1: for the client, the provider is slashed, the client
-            refunded and its bond returned; for the provider, it is paid and receives
-            the bond. k > 1 (replicas that revealed different results): the replicas
-            that revealed `replica.digest`, the result the arbiter found right (a
-            deterministic workload is re-run), are paid; the others are slashed.
+    @notice JobDisputes' one entry point (ARBITER role: JobDisputes alone holds it), which
+            checks who calls it and keeps the clients' dispute bonds. `ruling` zero opens
+            the dispute of a k = 1 job's result by its client `account` (who locked `bond`
+            in JobDisputes) within the challenge window: the arbiter then has
+            `RULING_PERIOD`. Otherwise it settles a disputed job by the ruling of the
+            arbiter `account` within the ruling period (`account` earns the keeper bounty).
+            k = 1: for the client (1), the provider is slashed and the client refunded; for
+            the provider (2), it is paid. k > 1 (replicas that revealed different results):
+            the replicas that revealed `replica.digest`, the result the arbiter found right
+            (a deterministic workload is re-run), are paid; the others are slashed.
     @param terms The job's terms.
     @param replica k = 1: its replica (see `finalize`). k > 1: only `digest` is read.
-    @param for_client k = 1: whether the result was wrong. Ignored for k > 1.
+    @param ruling 0 opens a dispute, 1 rules for the client, 2 for the provider (k > 1: 2).
+    @param account The disputing client, or the ruling arbiter.
+    @param bond The client's bond (for `Disputed`); zero for a ruling.
     """
     if IAccess.Role.ARBITER not in access.roles[msg.sender]:
         self._revert("job_escrow: caller is not an arbiter")
     job_id: bytes32 = empty(bytes32)
     word: uint256 = 0
     job_id, word = self._load(terms)
+    phase_end: uint256 = (word >> _PHASE_AT) & constants.U40
+    if ruling == _RULING_NONE:
+        if terms.replicas != 1:
+            self._revert("job_escrow: only optimistic jobs are disputed")
+        if not (word & constants.U8 == _OPEN and ((word >> _ACCEPTED_AT) & constants.U8) == _REVEALED):
+            self._revert("job_escrow: no result to dispute")
+        if block.timestamp >= phase_end:
+            self._revert("job_escrow: challenge window closed")
+        self._escalate(job_id, word, account, bond)
+        return
     if word & constants.U8 != _DISPUTED:
         self._revert("job_escrow: job not disputed")
-    if block.timestamp >= ((word >> _PHASE_AT) & constants.U40):
+    if block.timestamp >= phase_end:
         self._revert("job_escrow: ruling period over")
-    log IJobEscrow.Ruled(job_id=job_id, arbiter=msg.sender, for_client=for_client)
-    ruling: uint256 = _RULING_PROVIDER
-    if for_client:
-        ruling = _RULING_CLIENT
-    self._settle(job_id, word, terms, replica, ruling)
+    log IJobEscrow.Ruled(job_id=job_id, arbiter=account, for_client=ruling == _RULING_CLIENT)
+    self._settle(job_id, word, terms, replica, ruling, account)
 
 
 @external
@@ -798,15 +786,14 @@ def job_nonce(client: address) -> uint256:
 
 @external
 @view
-def job_words(job_id: bytes32, slot: uint256, device_id: bytes32) -> uint256[6]:
+def job_words(job_id: bytes32, slot: uint256, device_id: bytes32) -> uint256[5]:
     """
     @notice Raw words for JobEscrowView, which decodes them (layout in `job_layout`).
     @param job_id A job.
     @param slot One of its replica slots (k > 1).
     @param device_id A device.
-    @return uint256[6] The job word, its leading result (k > 1), the assignment word of
-            `slot` and its commitment then result (k > 1), the device's record, and the
-            job's dispute bond.
+    @return uint256[5] The job word, its leading result (k > 1), the assignment word of
+            `slot` and its commitment then result (k > 1), and the device's record.
     """
     return [
         self._jobs[job_id],
@@ -814,7 +801,6 @@ def job_words(job_id: bytes32, slot: uint256, device_id: bytes32) -> uint256[6]:
         self._assignments[job_id][slot],
         convert(self._commitments[job_id][slot], uint256),
         self._devices[device_id],
-        self._bond[job_id],
     ]
 
 
@@ -993,10 +979,10 @@ def _accept(job_id: bytes32, terms: IJobEscrow.Terms, provider: address, device_
 
 
 @internal
-def _settle(job_id: bytes32, word: uint256, terms: IJobEscrow.Terms, replica: IJobEscrow.Replica, ruling: uint256):
+def _settle(job_id: bytes32, word: uint256, terms: IJobEscrow.Terms, replica: IJobEscrow.Replica, ruling: uint256, keeper: address):
     """
     @dev Pays, refunds and slashes every replica of a job, once. The job is marked
-         settled before any external call.
+         settled before any external call. `keeper` earns the keeper bounty.
     """
     replicas: uint256 = terms.replicas
     accepted: uint256 = ((word >> _ACCEPTED_AT) & constants.U8)
@@ -1014,9 +1000,7 @@ def _settle(job_id: bytes32, word: uint256, terms: IJobEscrow.Terms, replica: IJ
         # k > 1 replicas revealed different results, or too few of them for a majority.
         # A vote is evidence, not proof: the arbiter rules within the ruling period
         # (`rule`), else nobody is paid or slashed for a result.
-        ruling_end: uint256 = block.timestamp + self._param(self._config, RULING_PERIOD)
-        self._jobs[job_id] = (word & ~(constants.U8 | (constants.U40 << _PHASE_AT))) | _DISPUTED | (ruling_end << _PHASE_AT)
-        log IJobEscrow.Disputed(job_id=job_id, client=terms.client, bond=0, ruling_end=ruling_end)
+        self._escalate(job_id, word, terms.client, 0)
         return
     self._jobs[job_id] = (word & ~constants.U8) | _FINALIZED
     client: address = terms.client
@@ -1115,17 +1099,6 @@ def _settle(job_id: bytes32, word: uint256, terms: IJobEscrow.Terms, replica: IJ
             slashed=replica_slashed,
         )
 
-    # The dispute bond: to the provider when the arbiter ruled for it, else back to the client.
-    bond: uint256 = 0
-    if word & constants.U8 == _DISPUTED:
-        bond = self._bond[job_id]
-    if bond != 0:
-        self._bond[job_id] = 0
-        if ruling == _RULING_PROVIDER:
-            self._accounts[replica.provider] += bond
-        else:
-            refunded += bond
-
     bounty: uint256 = 0
     if reward != 0:
         bounty = reward * self._param(self._config, KEEPER_BOUNTY_BPS) // constants.BPS
@@ -1135,18 +1108,18 @@ def _settle(job_id: bytes32, word: uint256, terms: IJobEscrow.Terms, replica: IJ
     if PAYS_INTO_POOL:
         owed += compensation
         if bounty != 0:
-            self._accounts[msg.sender] += bounty
+            self._accounts[keeper] += bounty
     if owed != 0:
         self._accounts[client] += owed
     if not PAYS_INTO_POOL:
         if compensation != 0:
             self._transfer(_STAKE_TOKEN, client, compensation)
         if bounty != 0:
-            self._transfer(_STAKE_TOKEN, msg.sender, bounty)
+            self._transfer(_STAKE_TOKEN, keeper, bounty)
     log IJobEscrow.JobSettled(
         job_id=job_id,
         client=client,
-        keeper=msg.sender,
+        keeper=keeper,
         result_hash=result,
         paid=paid,
         fees=fees,
@@ -1154,6 +1127,17 @@ def _settle(job_id: bytes32, word: uint256, terms: IJobEscrow.Terms, replica: IJ
         compensation=compensation,
         bounty=bounty,
     )
+
+
+@internal
+def _escalate(job_id: bytes32, word: uint256, client: address, bond: uint256):
+    """
+    @dev Makes the job disputed for the ruling period: a k = 1 client's dispute, or k > 1
+         replicas that disagree or are too few for a majority.
+    """
+    ruling_end: uint256 = block.timestamp + self._param(self._config, RULING_PERIOD)
+    self._jobs[job_id] = (word & ~(constants.U8 | (constants.U40 << _PHASE_AT))) | _DISPUTED | (ruling_end << _PHASE_AT)
+    log IJobEscrow.Disputed(job_id=job_id, client=client, bond=bond, ruling_end=ruling_end)
 
 
 @internal

@@ -16,7 +16,7 @@ from tests.helpers import DAY, SPEC, offer_terms
 
 CONTRACTS = (
     "ComputeToken", "Staking", "DeviceRegistry", "JobEscrow", "JobEscrowView", "OfferBook",
-    "Governor", "Timelock",
+    "JobDisputes", "Governor", "Timelock",
 )  # fmt: skip
 # secp256k1's group order: (r, n - s, the other v) is the malleable twin of a valid signature.
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
