@@ -54,7 +54,7 @@ def test_manifest_records_addresses_abis_blocks_and_parameters(
     assert data["deployer"] == deployer.address
     assert data["config"]["parameters"]["JobEscrow"] == {"PROTOCOL_FEE_BPS": 300}
     names = {"ComputeToken", "Timelock", "Governor", "Staking", "DeviceRegistry", "JobEscrow"}
-    assert set(data["contracts"]) == names | {"JobEscrowView", "OfferBook"}
+    assert set(data["contracts"]) == names | {"JobEscrowView", "OfferBook", "JobDisputes"}
     for name, entry in data["contracts"].items():
         assert chain.provider.get_code(entry["address"]), name
         assert chain.get_receipt(entry["tx"]).block_number == entry["block"]
