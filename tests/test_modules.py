@@ -123,9 +123,10 @@ def test_every_contract_fits_eip170_and_jobescrow_keeps_room(project):
     back 1,386, and the shard search moving into the token 183 (1,585 free at 22,991
     bytes). Failing every check through one revert path (`_revert`: a reason's text is
     written only when its check fails, and encoded by one copy of the code instead of
-    fifty) won back 2,845, at no gas to a call whose checks pass (4,430 free at 20,146).
-    Of the concerns that could move out instead, disputes and rulings (behind one entry
-    point the escrow trusts) measured 921 bytes and k = 1 commit-reveal 245."""
+    fifty) won back 2,845, at no gas to a call whose checks pass (4,430 free at 20,146);
+    disputes and rulings moving into JobDisputes, behind one entry point (`arbitrate`), 686
+    more (5,116 free at 19,460). k = 1 commit-reveal, which `submit` made redundant, would
+    free 245 more; it stays for now."""
     limit = 24_576
     sizes = {}
     for name in CONTRACTS:
