@@ -81,6 +81,7 @@ class _Deployed:
 class ComputeShare:
     """One connected deployment, seen from one account (or read-only without one): the
     contracts by role (`token`, `staking`, `registry`, `escrow`, `escrow_view`, `offers`,
+    `job_disputes`,
     and `timelock` and `governor` when governed), its jobs by id (`jobs`), and the calls a
     provider, a client or a voter makes. Tests, benchmarks and scripts get one from
     `computeshare.deploy.deploy_suite` / `deploy_system`; users from a manifest.
@@ -101,6 +102,7 @@ class ComputeShare:
     escrow = _Deployed("JobEscrow")
     escrow_view = _Deployed("JobEscrowView")
     offers = _Deployed("OfferBook")
+    job_disputes = _Deployed("JobDisputes")
     governor = _Deployed("Governor")
     timelock = _Deployed("Timelock")
 
@@ -606,8 +608,10 @@ class ComputeShare:
 
     def dispute(self, job_id: bytes, *, approve_max: bool | None = None) -> int:
         """Disputes the revealed result of the account's k = 1 job within its challenge
-        window, locking a bond of DISPUTE_BOND_BPS of the price from the escrow balance
-        (depositing what it lacks first); returns the bond."""
+        window, locking a bond of DISPUTE_BOND_BPS of the price in JobDisputes, from the
+        account's wallet (approving it first); returns the bond. The bond comes back
+        with a ruling for the client, or unruled (`reclaim_bond`), to withdraw from
+        JobDisputes (`withdraw_bonds`)."""
         me, job_id = self._sender(), bytes(job_id)
         terms = self.own_job(job_id)
         if terms.replicas != 1:
@@ -621,29 +625,45 @@ class ComputeShare:
         if chain.pending_timestamp >= view["phase_end"]:
             raise WrongState(f"the challenge window closed at {date(view['phase_end'])}")
         bond = terms.price_per_replica * self.parameter("JobEscrow", "DISPUTE_BOND_BPS") // BPS
-        balance = self.escrow.balanceOf(me)
-        if balance >= bond:
-            self._simulate(self.jobs.escrow.dispute, terms)
-        else:
-            missing, held = bond - balance, self.token.balanceOf(me)
-            named = f"the dispute bond is {show(bond)} tokens; your escrow balance is"
-            named += f" {show(balance)}"
-            if held < missing:
-                raise InsufficientBalance(
-                    f"{named} and your balance {show(held)}", what="balance", have=held,
-                    need=missing,
-                )  # fmt: skip
-            self.say(named)
-            self._fund(missing, approve_max)
-        self._send("disputing", self.escrow.dispute, terms)
+        held = self.token.balanceOf(me)
+        if held < bond:
+            raise InsufficientBalance(
+                f"the dispute bond is {show(bond)} tokens; your balance is {show(held)}",
+                what="balance", have=held, need=bond,
+            )  # fmt: skip
+        self._approve(self.job_disputes, "JobDisputes", bond, approve_max)
+        self._send("disputing", self.job_disputes.dispute, terms)
         return bond
+
+    def reclaim_bond(self, job_id: bytes) -> int:
+        """Returns the bond of the account's dispute the arbiter did not rule on in time
+        (the job settled with its result standing) to its JobDisputes balance; returns it."""
+        job_id = bytes(job_id)
+        terms = self.own_job(job_id)
+        bond = self.job_disputes.bond(job_id)
+        if bond == 0:
+            raise WrongState(f"job 0x{job_id.hex()[:10]} has no bond to reclaim")
+        if self.jobs.view(job_id).status != JobStatus.FINALIZED:
+            raise WrongState(f"job 0x{job_id.hex()[:10]} is not settled yet: finalize it first")
+        self._send("reclaiming the bond", self.job_disputes.reclaim, terms)
+        return bond
+
+    def withdraw_bonds(self) -> int:
+        """Withdraws the bonds released to the account in JobDisputes; returns the amount."""
+        amount = self.job_disputes.balanceOf(self._sender())
+        if amount == 0:
+            raise WrongState("no bonds to withdraw")
+        self._send("withdrawing bonds", self.job_disputes.withdraw)
+        return amount
 
     @property
     def jobs(self) -> JobBook:
         """JobEscrow's job calls by job id; terms are read from the escrow's events."""
         if self._jobs is None:
             start = self.manifest.block("JobEscrow")
-            self._jobs = JobBook(self.escrow, self.escrow_view, start_block=start)
+            self._jobs = JobBook(
+                self.escrow, self.escrow_view, start_block=start, disputes=self.job_disputes
+            )
         return self._jobs
 
     def job(self, job_id: bytes) -> dict:
@@ -787,8 +807,8 @@ class ComputeShare:
     # -- arbiters
 
     def is_arbiter(self, address: str) -> bool:
-        """Whether `address` holds JobEscrow's ARBITER role."""
-        return bool(int(self.escrow.roles(address)) & Role.ARBITER)
+        """Whether `address` holds JobDisputes' ARBITER role."""
+        return bool(int(self.job_disputes.roles(address)) & Role.ARBITER)
 
     def rule(
         self, job_id: bytes, *, for_client: bool | None = None, slot: int | None = None,
@@ -831,7 +851,7 @@ class ComputeShare:
             elif bytes(result) not in revealed.values():
                 raise InvalidInput(f"no replica revealed 0x{bytes(result).hex()}")
             replica, for_client = Replica(NO_REPLICA.provider, 0, bytes(result)), False
-        receipt = self._send("ruling", self.escrow.rule, terms, replica, bool(for_client))
+        receipt = self._send("ruling", self.job_disputes.rule, terms, replica, bool(for_client))
         ruled = _event(receipt, self.escrow, "Ruled")
         ruled["for_client"] = bool(ruled["for_client"])
         if terms.replicas > 1:

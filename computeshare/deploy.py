@@ -374,14 +374,18 @@ class Deployment:
             ),
             lambda: self._deploy("JobEscrowView", self.contract("JobEscrow")),
             lambda: self._deploy("OfferBook", self.contract("JobEscrow")),
+            lambda: self._deploy("JobDisputes", self.contract("JobEscrow")),
             lambda: self._grant(
                 "Staking", self.contract("JobEscrow").address, Role.SLASHER | Role.LOCKER
             ),
             lambda: self._grant("JobEscrow", self.contract("OfferBook").address, Role.MATCHER),
+            # JobEscrow's ARBITER is JobDisputes alone (its `arbitrate`); arbiters hold
+            # JobDisputes' ARBITER role.
+            lambda: self._grant("JobEscrow", self.contract("JobDisputes").address, Role.ARBITER),
             self._income_holder_step,
         ]
         if c.arbiter:
-            plan.append(lambda: self._grant("JobEscrow", c.arbiter, Role.ARBITER))
+            plan.append(lambda: self._grant("JobDisputes", c.arbiter, Role.ARBITER))
         for contract, values in c.parameters.items():
             for name, value in values.items():
                 plan.append(self._parameter_step(contract, name, value))
@@ -452,7 +456,7 @@ class Deployment:
         c = self.config
         token, staking = self.contract("ComputeToken"), self.contract("Staking")
         registry, escrow = self.contract("DeviceRegistry"), self.contract("JobEscrow")
-        offers = self.contract("OfferBook")
+        offers, disputes = self.contract("OfferBook"), self.contract("JobDisputes")
         treasury = self.contract("Timelock").address if c.governance else c.treasury
         checks = [
             ("token vault is Staking", token.vault() == staking.address),
@@ -474,9 +478,11 @@ class Deployment:
                 not escrow.PAYS_INTO_POOL() or staking.income_holder() == escrow.address,
             ),
             ("offer book is MATCHER", has_roles(escrow, offers, Role.MATCHER)),
+            ("disputes escrow", disputes.ESCROW() == escrow.address),
+            ("disputes are the escrow's ARBITER", has_roles(escrow, disputes, Role.ARBITER)),
         ]
         if c.arbiter:
-            checks.append(("arbiter is ARBITER", has_roles(escrow, c.arbiter, Role.ARBITER)))
+            checks.append(("arbiter is ARBITER", has_roles(disputes, c.arbiter, Role.ARBITER)))
         if c.guardian:
             checks.append(("escrow guardian", escrow.guardian() == c.guardian))
         for contract, values in c.parameters.items():
@@ -529,7 +535,8 @@ def deploy_connected(
 
 
 def deploy_suite(project, deployer, treasury, *, token=None, arbiter=None) -> ComputeShare:
-    """Staking, DeviceRegistry, JobEscrow and its view, and OfferBook (and ComputeToken unless
+    """Staking, DeviceRegistry, JobEscrow and its view, OfferBook and JobDisputes (and
+    ComputeToken unless
     one is given) wired to each other, without governance: the deployer keeps every owner
     role."""
     config = DeployConfig(

@@ -174,12 +174,13 @@ def _hex(value: Any) -> str:
 
 
 class JobBook:
-    """JobEscrow's job calls addressed by job id: the terms come from the job's
+    """JobEscrow's (and JobDisputes') job calls addressed by job id: the terms come from the job's
     `JobPosted` event (remembered once seen, they never change), a k = 1 job's replica
     from its `ReplicaAccepted`, `ResultCommitted` and `ResultRevealed` events."""
 
-    def __init__(self, escrow, view, start_block: int = 0, index=None):
+    def __init__(self, escrow, view, start_block: int = 0, index=None, disputes=None):
         self.escrow, self.escrow_view = escrow, view  # JobEscrow and JobEscrowView
+        self.disputes = disputes  # JobDisputes: disputes and rulings
         self.start_block = start_block
         self.index = index  # an EventIndex: look-ups read it instead of eth_getLogs
         self._terms: dict[bytes, Terms] = {}
@@ -282,7 +283,12 @@ class JobBook:
         return self.escrow.cancel(self.terms(job_id), **tx)
 
     def dispute(self, job_id: bytes, **tx):
-        return self.escrow.dispute(self.terms(job_id), **tx)
+        """The client's dispute (JobDisputes), its bond pulled from its wallet."""
+        return self.disputes.dispute(self.terms(job_id), **tx)
+
+    def reclaim(self, job_id: bytes, **tx):
+        """Returns an unruled dispute's bond to the client's JobDisputes balance."""
+        return self.disputes.reclaim(self.terms(job_id), **tx)
 
     def accept(self, job_id: bytes, device_nonce: int, **tx):
         return self.escrow.accept(self.terms(job_id), device_nonce, **tx)
@@ -342,4 +348,4 @@ class JobBook:
             if result is None:
                 raise ValueError("a replicated job's ruling names the right result hash")
             replica = Replica(NO_REPLICA.provider, 0, bytes(result))
-        return self.escrow.rule(self.terms(job_id), replica, for_client, **tx)
+        return self.disputes.rule(self.terms(job_id), replica, for_client, **tx)

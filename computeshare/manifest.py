@@ -20,7 +20,7 @@ from computeshare.exceptions import ManifestError
 
 FORMAT = 1
 # Contracts whose owner role goes to the timelock in a governed deployment.
-OWNED = ("ComputeToken", "Staking", "DeviceRegistry", "JobEscrow")
+OWNED = ("ComputeToken", "Staking", "DeviceRegistry", "JobEscrow", "JobDisputes")
 DEPLOYMENTS_ENV = "COMPUTESHARE_DEPLOYMENTS"
 
 

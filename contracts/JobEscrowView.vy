@@ -73,7 +73,7 @@ def job(job_id: bytes32) -> IJobEscrow.JobState:
     @param job_id The job.
     @return JobState The job's state (all zero if unknown).
     """
-    words: uint256[6] = staticcall ESCROW.job_words(job_id, 0, empty(bytes32))
+    words: uint256[5] = staticcall ESCROW.job_words(job_id, 0, empty(bytes32))
     return job_layout.job_state(words[0], convert(words[1], bytes32))
 
 
@@ -88,7 +88,7 @@ def assignment(job_id: bytes32, slot: uint256) -> IJobEscrow.Assignment:
     @param slot The replica slot.
     @return Assignment The replica (all zero if none).
     """
-    words: uint256[6] = staticcall ESCROW.job_words(job_id, slot, empty(bytes32))
+    words: uint256[5] = staticcall ESCROW.job_words(job_id, slot, empty(bytes32))
     return job_layout.assignment(words[0], slot, words[2], convert(words[3], bytes32))
 
 
@@ -101,20 +101,8 @@ def device_record(device_id: bytes32) -> IJobEscrow.DeviceRecord:
     @param device_id The device.
     @return DeviceRecord Running, completed, failed and slashed jobs.
     """
-    words: uint256[6] = staticcall ESCROW.job_words(empty(bytes32), 0, device_id)
+    words: uint256[5] = staticcall ESCROW.job_words(empty(bytes32), 0, device_id)
     return job_layout.device_record(words[4])
-
-
-@external
-@view
-def dispute_bond(job_id: bytes32) -> uint256:
-    """
-    @notice Bond the client locked to dispute the job (zero if none).
-    @param job_id The job.
-    @return uint256 Amount in wei.
-    """
-    words: uint256[6] = staticcall ESCROW.job_words(job_id, 0, empty(bytes32))
-    return words[5]
 
 
 @external
@@ -165,7 +153,7 @@ def holdings() -> uint256:
     """
     @notice Payment tokens JobEscrow holds: its own balance plus, when it pays in the
             staked token, its deposit shards. Never less than what its books owe
-            (balances, escrowed jobs, bonds, fees, income not yet collected). Reads
+            (balances, escrowed jobs, fees, income not yet collected). Reads
             every shard: for off-chain calls.
     @return uint256 Amount in wei.
     """

@@ -329,7 +329,7 @@ class WorstCases:
         s.jobs.finalize(job, sender=self.client)  # to the arbiter
         args = (s.jobs.terms(job), (ZERO_ADDRESS, 0, unseen), False)
         rows.append(
-            self.measure("rule: nine found wrong", s.escrow.rule, *args, sender=self.deployer)
+            self.measure("rule: nine found wrong", s.job_disputes.rule, *args, sender=self.deployer)
         )
         # One reveal, too few for a majority: to the arbiter, who never rules; then the
         # eight no-shows are slashed (a decided result slashes only replicas that did not

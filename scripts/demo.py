@@ -363,7 +363,7 @@ def check_optimistic(cs: ComputeShare, job: dict, view, test) -> None:
         job["ruling"] = "for client" if for_client else "for provider"
         click.echo(f"    arbiter re-ran {job['label']} and ruled {job['ruling']}")
     elif revealed != job["expected"] and "disputed" not in job:
-        job["client"].jobs.dispute(job["id"], sender=job["client"].account)
+        job["client"].dispute(job["id"])
         job["disputed"] = True
         click.echo(f"    {job['label']}: the result is wrong; the client disputes (bond posted)")
 

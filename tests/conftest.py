@@ -367,6 +367,7 @@ def _fund_client(m, deployer, account, *, tokens=100_000 * TOKEN, deposit=10_000
     if tokens:
         m.token.transfer(account, tokens, sender=deployer)
     m.token.approve(m.escrow, MAX_UINT, sender=account)
+    m.token.approve(m.job_disputes, MAX_UINT, sender=account)  # dispute bonds
     if deposit:
         m.escrow.deposit(deposit, sender=account)
 
@@ -384,7 +385,8 @@ def _fund_provider(
 @pytest.fixture
 def fund_client(request, deployer):
     """fund_client(account, tokens=100,000, deposit=10,000): sends `account` tokens from
-    the deployer, approves JobEscrow for all of them and deposits `deposit`."""
+    the deployer, approves JobEscrow (and JobDisputes, for bonds) for all of them and
+    deposits `deposit`."""
 
     def fund(account, *, m=None, **amounts):
         _fund_client(_suite(request, m), deployer, account, **amounts)

@@ -22,6 +22,7 @@ from computeshare.jobs import (
     custody_address,
     deposit_shard,
 )
+from computeshare.params import parameter
 from computeshare.specs import job_requirements
 from tests.helpers import (
     BAD,
@@ -58,11 +59,11 @@ class JobModel:
     deadline: int
     status: str = "open"  # open, disputed, settled, cancelled
     replicas: list[Replica] = field(default_factory=list)
-    bond: int = 0
+    bond: int = 0  # held by JobDisputes
 
     @property
     def locked(self) -> int:
-        return self.price * self.k + self.bond if self.status in ("open", "disputed") else 0
+        return self.price * self.k if self.status in ("open", "disputed") else 0
 
 
 class EscrowMachine(CountedMachine):
@@ -107,11 +108,11 @@ class EscrowMachine(CountedMachine):
     def _running(self, provider) -> int:
         return sum(1 for j in self._live() for r in j.replicas if r.provider == provider)
 
-    def _settled(self, job: JobModel, receipt, bond_returned: int) -> None:
+    def _settled(self, job: JobModel, receipt) -> None:
         """Money of a settled job adds up, once; an honest strict majority is paid."""
         assert job.status in ("open", "disputed"), "job settled twice"
         (settled,) = receipt.decode_logs(self.m.escrow.JobSettled)
-        assert settled.paid + settled.fees + settled.refunded - bond_returned == job.price * job.k
+        assert settled.paid + settled.fees + settled.refunded == job.price * job.k
         outcomes = {
             e["provider"]: e.outcome for e in receipt.decode_logs(self.m.escrow.ReplicaSettled)
         }
@@ -138,7 +139,7 @@ class EscrowMachine(CountedMachine):
         revealed = sum(r.state == REVEALED for r in job.replicas)
         slashed = settled.compensation > 0
         event(f"settled: k={job.k}, {revealed} revealed, {job.status}, slashed={slashed}")
-        job.status, job.bond = "settled", 0
+        job.status = "settled"
         assert self.m.jobs.view(job.job_id).status == STATUS_FINALIZED
         with ape.reverts("job_escrow: job not open"):
             self.m.jobs.finalize(job.job_id, sender=self.keeper)
@@ -156,7 +157,13 @@ class EscrowMachine(CountedMachine):
             event("dissent escalated to the arbiter")
             return True
         # Settled without a ruling: any bond goes back to the client.
-        self._settled(job, receipt, job.bond)
+        self._settled(job, receipt)
+        if job.bond:
+            owed = self.m.job_disputes.balanceOf(job.client)
+            self.m.jobs.reclaim(job.job_id, sender=self.keeper)
+            assert self.m.job_disputes.balanceOf(job.client) == owed + job.bond
+            job.bond = 0
+            event("unruled: the bond returned")
         return True
 
     def _settle_everything(self):
@@ -176,7 +183,10 @@ class EscrowMachine(CountedMachine):
             balance = self.m.escrow.balanceOf(account)
             if balance:
                 self.m.escrow.withdraw(balance, sender=account)
+            if self.m.job_disputes.balanceOf(account):
+                self.m.job_disputes.withdraw(sender=account)
         assert escrow_holdings(self.m) == self.fees + self.donated
+        assert self.m.token.balanceOf(self.m.job_disputes) == 0
 
     def _donate(self, to: str, wei: int) -> None:
         """An outsider's plain transfer of `wei` to `to` (a client's wallet pays it)."""
@@ -301,9 +311,10 @@ class EscrowMachine(CountedMachine):
         job = self._pick(candidates, pick)
         if job is None or self._now() >= self.m.jobs.view(job.job_id).phase_end:
             return
-        self.m.escrow.deposit(50 * TOKEN, sender=job.client)
         self.m.jobs.dispute(job.job_id, sender=job.client)
-        job.status, job.bond = "disputed", self.m.escrow_view.dispute_bond(job.job_id)
+        job.status, job.bond = "disputed", self.m.job_disputes.bond(job.job_id)
+        bond_bps = self.m.escrow.parameter(parameter("JobEscrow", "DISPUTE_BOND_BPS").key)
+        assert job.bond == job.price * bond_bps // 10_000
 
     @rule(pick=st.integers(0, 99), for_client=st.booleans())
     def rule_dispute(self, pick, for_client):
@@ -314,8 +325,13 @@ class EscrowMachine(CountedMachine):
 
     def _rule_on(self, job: JobModel, for_client: bool) -> None:
         # k > 1: the arbiter re-runs the workload and names the right result.
+        receiver = job.client if for_client or job.k > 1 else job.replicas[0].provider
+        owed = self.m.job_disputes.balanceOf(receiver)
         receipt = self.m.jobs.rule(job.job_id, for_client, result=GOOD, sender=self.arbiter)
-        self._settled(job, receipt, job.bond if for_client else 0)
+        # The bond (k = 1) goes to the side the ruling is for.
+        assert self.m.job_disputes.balanceOf(receiver) == owed + job.bond
+        job.bond = 0
+        self._settled(job, receipt)
         if job.k > 1:
             outcomes = {
                 e["provider"]: e.outcome for e in receipt.decode_logs(self.m.escrow.ReplicaSettled)
@@ -391,6 +407,12 @@ class EscrowMachine(CountedMachine):
         locked = sum(j.locked for j in self.jobs)  # from the model, not the chain
         owed = escrow_owes(self.m, self.everyone, locked=locked, fees=self.fees)
         assert escrow_holdings(self.m) == owed + self.donated
+
+    @invariant()
+    def disputes_hold_their_bonds(self):
+        bonds = sum(j.bond for j in self.jobs)  # from the model
+        owed = sum(self.m.job_disputes.balanceOf(a) for a in self.everyone)
+        assert self.m.token.balanceOf(self.m.job_disputes) == bonds + owed
 
     @invariant()
     def staking_holds_its_pools_and_locks_fit(self):

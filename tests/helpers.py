@@ -130,8 +130,9 @@ def escrow_holdings(m) -> int:
 
 
 def escrow_owes(m, accounts, open_jobs=(), *, locked=None, fees=None) -> int:
-    """What JobEscrow holds for others: the balances of `accounts`, the payment and dispute
-    bond locked in each of `open_jobs` still open or disputed, the unswept protocol fees,
+    """What JobEscrow holds for others: the balances of `accounts`, the payment locked in
+    each of `open_jobs` still open or disputed (dispute bonds are JobDisputes'), the unswept
+    protocol fees,
     and the delegators' income it holds for Staking. A state machine passes `locked` and
     `fees` from its own model instead of reading them."""
     owed = sum(m.escrow.balanceOf(a) for a in accounts) + income_held(m)
@@ -140,7 +141,7 @@ def escrow_owes(m, accounts, open_jobs=(), *, locked=None, fees=None) -> int:
         for job in open_jobs:
             info = m.jobs.view(job)
             if info.status in (STATUS_OPEN, STATUS_DISPUTED):
-                locked += info.price_per_replica * info.replicas + m.escrow_view.dispute_bond(job)
+                locked += info.price_per_replica * info.replicas
     if fees is None:
         fees = sum(m.escrow.fees(d) for d in devices_with_fees(m.escrow))
     return owed + locked + fees

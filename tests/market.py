@@ -60,6 +60,7 @@ def build_market(project, chain, accounts, directory: Path) -> Market:
     chain.pending_timestamp += staking.parameter(7)  # WARMUP
     staking.activate(providers[0], delegator, sender=delegator)
     token.approve(escrow, 2**256 - 1, sender=client)
+    token.approve(cs.job_disputes, 2**256 - 1, sender=client)
     escrow.deposit(10_000 * TOKEN, sender=client)
     jobs = market.jobs
     spec = encode_spec("sha256-chain", {"seed": "index", "rounds": 10})

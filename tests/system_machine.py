@@ -69,6 +69,7 @@ class SystemMachine(EscrowMachine):
             self.stranger.address,
             actors["deployer"].address,
             *(c.address for c in (m.token, m.staking, m.registry, m.escrow, m.offers)),
+            m.job_disputes.address,  # dispute bonds
             *(c.address for c in (m.timelock, m.governor)),
             # Each provider's pool sits in its custody account in the token.
             *{
@@ -572,6 +573,7 @@ def fund_actors(m, chain, deployer, actors, *, voter_tokens=(30, 20, 10)) -> Non
     for c in [*actors["clients"], coalition["client"]]:
         token.transfer(c, 200_000 * TOKEN, sender=deployer)
         token.approve(escrow, unlimited, sender=c)
+        token.approve(m.job_disputes, unlimited, sender=c)  # dispute bonds
         escrow.deposit(10_000 * TOKEN, sender=c)
     for d in [*actors["delegators"], coalition["delegator"]]:
         token.transfer(d, 200_000 * TOKEN, sender=deployer)

@@ -60,7 +60,7 @@ def grant_arbiter(cs, account) -> None:
     """What a proposal would do: the timelock (impersonated) makes `account` an arbiter."""
     timelock = ape.accounts[cs.timelock.address]
     timelock.balance += 10**18
-    cs.escrow.set_roles(account, Role.ARBITER, sender=timelock)
+    cs.job_disputes.set_roles(account, Role.ARBITER, sender=timelock)
 
 
 # ---------------------------------------------------------------- provider
@@ -248,8 +248,12 @@ def test_an_arbiter_lists_disputes_and_rules_for_the_client(cli, cs, accounts):
     one_line_error(cli("arbiter", "rule", job.hex()[:10], account=9), "--for client or provider")
     out = ok(cli("arbiter", "rule", job.hex()[:10], "--for", "client", account=9))
     assert f"job 0x{job.hex()}: ruled for the client by {arbiter.address}" in out, out
-    # The client's payment and its bond come back, with part of the slash as compensation.
-    assert "settled: paid 0, refunded 11 tokens, fees 0, compensation 2.25" in out, out
+    # The client's payment comes back, with part of the slash as compensation; its bond is
+    # its own again in JobDisputes, to withdraw.
+    assert "settled: paid 0, refunded 10 tokens, fees 0, compensation 2.25" in out, out
+    assert cs.job_disputes.balanceOf(accounts[12]) == TOKEN
+    out = ok(cli("client", "withdraw-bonds", account=12))
+    assert "withdrew 1 tokens of bonds" in out, out
     assert cs.job(job)["status_name"] == "finalized"
     assert ok(cli("arbiter", "disputes")).strip().splitlines()[1:] == []
     one_line_error(cli("arbiter", "rule", job.hex(), "--for", "provider", account=9),

@@ -20,8 +20,8 @@ from computeshare.deploy import (
 from computeshare.params import PARAMETERS, TIMELOCK_DELAY, TIMELOCK_GRACE
 from tests.helpers import DAY
 
-# Transactions of a whole deployment: 8 contracts, then wiring, parameters and hand-over.
-DEPLOY_TRANSACTIONS = 21
+# Transactions of a whole deployment: 9 contracts, then wiring, parameters and hand-over.
+DEPLOY_TRANSACTIONS = 24
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def test_manifest_records_addresses_abis_blocks_and_parameters(
     assert data["deployer"] == deployer.address
     assert data["config"]["parameters"]["JobEscrow"] == {"PROTOCOL_FEE_BPS": 300}
     names = {"ComputeToken", "Timelock", "Governor", "Staking", "DeviceRegistry", "JobEscrow"}
-    assert set(data["contracts"]) == names | {"JobEscrowView", "OfferBook"}
+    assert set(data["contracts"]) == names | {"JobEscrowView", "OfferBook", "JobDisputes"}
     for name, entry in data["contracts"].items():
         assert chain.provider.get_code(entry["address"]), name
         assert chain.get_receipt(entry["tx"]).block_number == entry["block"]
@@ -62,9 +62,9 @@ def test_manifest_records_addresses_abis_blocks_and_parameters(
     escrow = project.JobEscrow.at(data["contracts"]["JobEscrow"]["address"])
     assert escrow.parameter(0) == 300
     assert project.Staking.at(data["contracts"]["Staking"]["address"]).parameter(0) == 10 * DAY
-    # 8 contracts, initialize, set_vault, 3 roles, the income holder, 2 parameters,
-    # guardian, 4 hand-overs.
-    assert deployment.sent == 8 + 1 + 1 + 3 + 1 + 2 + 1 + 4
+    # 9 contracts, initialize, set_vault, 4 roles (JobDisputes the escrow's ARBITER), the
+    # income holder, 2 parameters, guardian, 5 hand-overs.
+    assert deployment.sent == 9 + 1 + 1 + 4 + 1 + 2 + 1 + 5
     staking = project.Staking.at(data["contracts"]["Staking"]["address"])
     assert staking.income_holder() == escrow.address
     assert deployment.verify() == []

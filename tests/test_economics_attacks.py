@@ -327,7 +327,7 @@ def test_an_escalated_job_settles_once_and_only_after_the_ruling_period(
         m.jobs.finalize(job, sender=client)
     with ape.reverts("job_escrow: job not open"):
         m.jobs.cancel(job, sender=client)
-    with ape.reverts("job_escrow: caller is not an arbiter"):
+    with ape.reverts("job_disputes: caller is not an arbiter"):
         m.jobs.rule(job, result=GOOD, sender=client)
     chain.pending_timestamp = escalated.ruling_end - 1
     with ape.reverts("job_escrow: not ready to settle"):

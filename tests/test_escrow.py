@@ -28,6 +28,7 @@ from computeshare.jobs import (
 from computeshare.sandbox import STATUS_TRAP, RunResult
 from computeshare.signing import sign_offer
 from tests.helpers import (
+    ARBITER,
     BAD,
     COLLATERAL,
     DAY,
@@ -666,24 +667,31 @@ def disputed_job(market, client, post_job, run_replica):
 
 
 def test_dispute_ruled_for_client(
-    market, client, providers, arbiter, chain, keeper, outsider, disputed_job
+    market, token, client, providers, arbiter, chain, keeper, outsider, disputed_job
 ):
     m = market
     p = providers[0]
+    wallet = token.balanceOf(client)
     job, receipt = disputed_job(p)
     bond = PRICE * 1_000 // 10_000
     (event,) = receipt.decode_logs(m.escrow.Disputed)
-    assert event.bond == bond and m.escrow_view.dispute_bond(job) == bond
+    (locked,) = receipt.decode_logs(m.job_disputes.BondLocked)
+    assert event.bond == locked.bond == m.job_disputes.bond(job) == bond
+    assert event.client == locked.client == client
     assert m.jobs.view(job).status == STATUS_DISPUTED
-    assert m.escrow.balanceOf(client) == 10_000 * TOKEN - PRICE - bond
-    with ape.reverts("job_escrow: caller is not an arbiter"):
+    # The bond comes from the client's wallet into JobDisputes, not from its escrow balance.
+    assert token.balanceOf(client) == wallet - bond and token.balanceOf(m.job_disputes) == bond
+    assert m.escrow.balanceOf(client) == 10_000 * TOKEN - PRICE
+    with ape.reverts("job_disputes: caller is not an arbiter"):
         m.jobs.rule(job, True, sender=outsider)
     own_before = m.staking.pool(p).own_stake
     receipt = m.jobs.rule(job, True, sender=arbiter)
+    (ruled,) = receipt.decode_logs(m.escrow.Ruled)
+    assert (ruled.arbiter, ruled.for_client) == (arbiter, True)
     (settled,) = receipt.decode_logs(m.escrow.JobSettled)
     reward = COLLATERAL * 2_500 // 10_000
     bounty = reward * 1_000 // 10_000
-    assert (settled.paid, settled.refunded) == (0, PRICE + bond)
+    assert (settled.paid, settled.refunded) == (0, PRICE)
     assert settled.result_hash == b"\x00" * 32  # the wrong result is not accepted
     assert (settled.compensation, settled.bounty, settled.keeper) == (
         reward - bounty,
@@ -693,6 +701,14 @@ def test_dispute_ruled_for_client(
     assert m.staking.pool(p).own_stake == own_before - COLLATERAL
     assert m.escrow.balanceOf(client) == 10_000 * TOKEN + reward - bounty
     assert m.escrow.balanceOf(arbiter) == bounty
+    # The bond is the client's again, to withdraw from JobDisputes.
+    (released,) = receipt.decode_logs(m.job_disputes.BondReleased)
+    assert (released.account, released.amount) == (client, bond) and m.job_disputes.bond(job) == 0
+    assert m.job_disputes.balanceOf(client) == bond
+    m.job_disputes.withdraw(sender=client)
+    assert token.balanceOf(client) == wallet and token.balanceOf(m.job_disputes) == 0
+    with ape.reverts("job_disputes: nothing to withdraw"):
+        m.job_disputes.withdraw(sender=client)
     device = m.registry.device_id_of(p, 0)
     assert tuple(m.escrow_view.device_record(device)) == (0, 0, 0, 1)
     assert escrow_holdings(m) == escrow_owes(m, [client, p, arbiter], [job])
@@ -706,13 +722,40 @@ def test_dispute_ruled_for_provider(market, client, providers, arbiter, chain, d
     receipt = m.jobs.rule(job, False, sender=arbiter)
     (settled,) = receipt.decode_logs(m.escrow.JobSettled)
     assert settled.paid == PRICE - PRICE * 250 // 10_000 and settled.refunded == 0
-    # The bond and (no delegators) the whole payment.
-    assert m.escrow.balanceOf(p) == bond + settled.paid
-    assert m.escrow.balanceOf(client) == 10_000 * TOKEN - PRICE - bond
+    # The whole payment (no delegators) here, the bond in JobDisputes.
+    assert m.escrow.balanceOf(p) == settled.paid
+    assert m.job_disputes.balanceOf(p) == bond and m.job_disputes.balanceOf(client) == 0
+    assert m.escrow.balanceOf(client) == 10_000 * TOKEN - PRICE
+
+
+def test_a_ruling_names_the_jobs_own_replica(
+    market, client, providers, arbiter, disputed_job, outsider
+):
+    """JobDisputes credits the bond to the provider the arbiter's call names: JobEscrow
+    checks it is the job's replica, or the whole ruling reverts."""
+    m = market
+    job, _ = disputed_job(providers[0])
+    terms, replica = m.jobs.terms(job), m.jobs.settlement_replica(job)
+    forged = replica._replace(provider=outsider.address)
+    with ape.reverts("job_escrow: replica does not match the job"):
+        m.job_disputes.rule(terms, forged, False, sender=arbiter)
+    assert m.job_disputes.bond(job) > 0 and m.job_disputes.balanceOf(outsider) == 0
+
+
+def test_only_job_disputes_may_arbitrate(market, client, providers, arbiter, disputed_job):
+    """JobEscrow's one entry point for disputes answers JobDisputes (its ARBITER) alone:
+    an arbiter of JobDisputes calling the escrow directly is refused."""
+    m = market
+    job, _ = disputed_job(providers[0])
+    terms, replica = m.jobs.terms(job), m.jobs.settlement_replica(job)
+    for caller in (arbiter, client):
+        with ape.reverts("job_escrow: caller is not an arbiter"):
+            m.escrow.arbitrate(terms, replica, 1, caller, 0, sender=caller)
+    assert m.escrow.roles(m.job_disputes) == ARBITER and m.escrow.roles(arbiter) == 0
 
 
 def test_unruled_dispute_lets_the_result_stand(
-    market, client, providers, arbiter, chain, keeper, disputed_job
+    market, token, client, providers, arbiter, chain, keeper, disputed_job
 ):
     m = market
     p = providers[0]
@@ -720,14 +763,23 @@ def test_unruled_dispute_lets_the_result_stand(
     (event,) = receipt.decode_logs(m.escrow.Disputed)
     with ape.reverts("job_escrow: not ready to settle"):
         m.jobs.finalize(job, sender=keeper)
+    with ape.reverts("job_disputes: dispute not settled"):
+        m.jobs.reclaim(job, sender=keeper)
     chain.pending_timestamp = event.ruling_end
     with ape.reverts("job_escrow: ruling period over"):
         m.jobs.rule(job, True, sender=arbiter)
     receipt = m.jobs.finalize(job, sender=keeper)
     (settled,) = receipt.decode_logs(m.escrow.JobSettled)
     bond = PRICE * 1_000 // 10_000
-    assert settled.paid == PRICE - PRICE * 250 // 10_000 and settled.refunded == bond
+    assert settled.paid == PRICE - PRICE * 250 // 10_000 and settled.refunded == 0
     assert m.escrow.balanceOf(client) == 10_000 * TOKEN - PRICE
+    # The bond returns to the client through JobDisputes (anyone may ask), once.
+    receipt = m.jobs.reclaim(job, sender=keeper)
+    (released,) = receipt.decode_logs(m.job_disputes.BondReleased)
+    assert (released.account, released.amount) == (client, bond)
+    assert m.job_disputes.balanceOf(client) == bond
+    with ape.reverts("job_disputes: no bond to reclaim"):
+        m.jobs.reclaim(job, sender=keeper)
 
 
 def test_dispute_rules(market, client, providers, chain, outsider, post_job, run_replica):
@@ -738,11 +790,16 @@ def test_dispute_rules(market, client, providers, chain, outsider, post_job, run
     with ape.reverts("job_escrow: no result to dispute"):
         m.jobs.dispute(job, sender=client)
     reveal(m, job, p, slot, GOOD)
-    with ape.reverts("job_escrow: caller is not the client"):
+    with ape.reverts("job_disputes: caller is not the client"):
         m.jobs.dispute(job, sender=outsider)
-    chain.pending_timestamp = m.jobs.view(job).phase_end
-    with ape.reverts("job_escrow: challenge window closed"):
+    m.jobs.dispute(job, sender=client)
+    with ape.reverts("job_escrow: no result to dispute"):  # disputed already
         m.jobs.dispute(job, sender=client)
+    other = post_job()
+    run_replica(other, p, GOOD)
+    chain.pending_timestamp = m.jobs.view(other).phase_end
+    with ape.reverts("job_escrow: challenge window closed"):
+        m.jobs.dispute(other, sender=client)
     replicated = post_job(k=3)
     with ape.reverts("job_escrow: only optimistic jobs are disputed"):
         m.jobs.dispute(replicated, sender=client)

@@ -6,11 +6,12 @@ time passes. A small local model of jobs and replicas lets every rule pick an ac
 is possible now, so examples drive jobs through their whole lifecycle. Checked:
 
 - after every step: JobEscrow holds exactly what it owes (balances, payment locked in live
-  jobs, dispute bonds, protocol fees); Staking holds exactly its pools; locked <= own stake;
+  jobs, protocol fees); JobDisputes exactly the bonds of disputes and the bonds it released
+  and owes; Staking holds exactly its pools; locked <= own stake;
 - at every settlement: the job's locked payment ends as exactly paid + fees + refunded;
   a settled job never settles again; a strict honest majority is never slashed;
-- at the end: once every deadline has passed, every job settles, and everyone withdraws
-  what JobEscrow says is theirs.
+- at the end: once every deadline has passed, every job settles, unruled bonds are
+  reclaimed, and everyone withdraws what JobEscrow and JobDisputes say is theirs.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ def test_escrow_state_machine(
 ):
     token.transfer(alice, 100_000 * TOKEN, sender=deployer)
     token.approve(market.escrow, 2**256 - 1, sender=alice)
+    token.approve(market.job_disputes, 2**256 - 1, sender=alice)
     run_state_machine_as_test(
         lambda: EscrowMachine(market, [client, alice], providers, arbiter, keeper, chain)
     )

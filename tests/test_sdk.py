@@ -1,7 +1,7 @@
 """The library alone, as a Python dApp uses it: `ComputeShare` over a deployment on the
 local node refuses what would fail with a typed `ComputeShareError` before its first
 transaction (the account's nonce does not move), approves exactly what it needs unless
-asked for more, and names the bond a dispute needs and deposits it."""
+asked for more, and names the bond a dispute needs and approves JobDisputes for it."""
 
 from __future__ import annotations
 
@@ -149,20 +149,28 @@ def submitted(as_, accounts):
     return job
 
 
-def test_dispute_names_the_bond_and_deposits_it(as_, accounts, submitted):
+def test_dispute_approves_exactly_the_bond_and_gets_it_back(as_, accounts, submitted, chain):
+    """The bond comes from the wallet into JobDisputes (approved for exactly it); unruled,
+    the client reclaims it once the job is settled, then withdraws it."""
     client = as_(12)
+    wallet = client.token.balanceOf(accounts[12])
     client.said.clear()
     bond = client.dispute(submitted)
     assert bond == 10 * TOKEN
-    assert client.said == [
-        "the dispute bond is 10 tokens; your escrow balance is 0",
-        "approving JobEscrow to spend 10 tokens",
-        "depositing 10 tokens into your escrow balance",
-    ]
+    assert client.said == ["approving JobDisputes to spend 10 tokens"]
     assert client.job(submitted)["status_name"] == "disputed"
-    assert client.escrow_view.dispute_bond(submitted) == bond
-    assert client.token.allowance(accounts[12], client.escrow) == 0
+    assert client.job_disputes.bond(submitted) == bond
+    assert client.token.balanceOf(accounts[12]) == wallet - bond
+    assert client.token.allowance(accounts[12], client.job_disputes) == 0
     refused(client, WrongState, "is disputed", client.dispute, submitted)
+    refused(client, WrongState, "not settled yet", client.reclaim_bond, submitted)
+    refused(client, WrongState, "no bonds to withdraw", client.withdraw_bonds)
+    chain.pending_timestamp = client.job(submitted)["phase_end"]
+    client.jobs.finalize(submitted, sender=accounts[12])
+    assert client.reclaim_bond(submitted) == bond
+    refused(client, WrongState, "no bond to reclaim", client.reclaim_bond, submitted)
+    assert client.withdraw_bonds() == bond
+    assert client.token.balanceOf(accounts[12]) == wallet
 
 
 def test_dispute_refusals_send_nothing(as_, accounts, submitted, chain):
@@ -171,8 +179,8 @@ def test_dispute_refusals_send_nothing(as_, accounts, submitted, chain):
     refused(client, ComputeShareError, "no job", client.dispute, b"\x01" * 32)
     # Without the tokens for the bond, it is named and nothing is approved.
     client.token.transfer(accounts[9], client.token.balanceOf(accounts[12]), sender=accounts[12])
-    refused(client, InsufficientBalance, "the dispute bond is 10 tokens", client.dispute,
-            submitted)  # fmt: skip
+    refused(client, InsufficientBalance, "the dispute bond is 10 tokens; your balance is 0",
+            client.dispute, submitted)  # fmt: skip
     chain.pending_timestamp += 2 * DAY
     refused(client, WrongState, "challenge window closed", client.dispute, submitted)
     fresh = post(as_(10))
@@ -192,16 +200,6 @@ def test_delegate_sees_a_scheduled_cut_below_the_minimum(as_, accounts):
             accounts[4].address, 100 * TOKEN)  # fmt: skip
     assert second.said == []
     assert second.delegate(accounts[4].address, 100 * TOKEN, min_cut=1_000) == 100 * TOKEN
-
-
-def test_dispute_deposits_only_what_the_balance_lacks(as_, submitted):
-    client = as_(12)
-    client.deposit(4 * TOKEN)
-    client.said.clear()
-    assert client.dispute(submitted) == 10 * TOKEN
-    assert client.said[0] == "the dispute bond is 10 tokens; your escrow balance is 4"
-    assert client.said[1:] == ["approving JobEscrow to spend 6 tokens",
-                               "depositing 6 tokens into your escrow balance"]  # fmt: skip
 
 
 def test_a_covered_operation_sends_only_its_call(as_, accounts):

@@ -54,7 +54,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "arbiter": (
         "computeshare.cli.arbiter",
         "arbiter",
-        "List disputed jobs and rule on them (JobEscrow's ARBITER).",
+        "List disputed jobs and rule on them (JobDisputes' ARBITER).",
     ),
     "agent": ("computeshare.cli.agent", "agent", "Serve your device's jobs (the provider agent)."),
     "run": ("computeshare.cli.run", "run", "Run a wasm module here exactly as a provider would."),

@@ -1,4 +1,4 @@
-"""`computeshare arbiter`: disputed jobs and the arbiter's rulings (JobEscrow's ARBITER)."""
+"""`computeshare arbiter`: disputed jobs and the arbiter's rulings (JobDisputes' ARBITER)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from computeshare.cli.common import (
 
 @click.group()
 def arbiter():
-    """List disputed jobs and rule on them (the ARBITER role of JobEscrow)."""
+    """List disputed jobs and rule on them (the ARBITER role of JobDisputes)."""
 
 
 def _replica(text: str | None) -> tuple[int | None, bytes | None]:
@@ -59,7 +59,7 @@ def _replica(text: str | None) -> tuple[int | None, bytes | None]:
 def arbiter_rule(account, manifest, job_id, side, replica):
     """Rule on disputed JOB (its id or a prefix of 6+ digits) within its ruling period,
     settling it. A k = 1 job takes --for; a k > 1 job whose replicas disagreed takes
-    --replica. Only an account with JobEscrow's ARBITER role may rule."""
+    --replica. Only an account with JobDisputes' ARBITER role may rule."""
     slot, digest = _replica(replica)
     cs = connect(manifest, account)
     job = resolve_job(cs, job_id)

@@ -128,13 +128,34 @@ def client_cancel(account, manifest, job_id):
 @approve_max_option
 def client_dispute(account, manifest, job_id, approve_max):
     """Dispute an optimistic result within its challenge window: a bond of
-    DISPUTE_BOND_BPS of the price is locked from your escrow balance (what it lacks is
-    deposited first, approving exactly that)."""
+    DISPUTE_BOND_BPS of the price is locked in JobDisputes from your wallet (approving
+    exactly that first). It comes back with a ruling for you, or, unruled, through
+    `client reclaim`; `client withdraw-bonds` pays it out."""
     cs = connect(manifest, account)
     job = resolve_job(cs, job_id)
     bond = cs.dispute(job, approve_max=approve_max)
     status = cs.job(job)["status_name"]
     say(f"job 0x{job.hex()}: {status}, bond {show(bond)} tokens", job=job, status=status, bond=bond)
+
+
+@command(client, "reclaim")
+@job_argument
+def client_reclaim(account, manifest, job_id):
+    """Take back the bond of a dispute the arbiter did not rule on in time, once the job
+    is settled (`client finalize`): it goes to your JobDisputes balance."""
+    cs = connect(manifest, account)
+    job = resolve_job(cs, job_id)
+    bond = cs.reclaim_bond(job)
+    say(f"job 0x{job.hex()}: bond of {show(bond)} tokens reclaimed", job=job, bond=bond)
+
+
+@command(client, "withdraw-bonds")
+def client_withdraw_bonds(account, manifest):
+    """Withdraw the dispute bonds released to you in JobDisputes (yours returned, or, for
+    a provider, a client's bond it was ruled to receive)."""
+    cs = connect(manifest, account)
+    amount = cs.withdraw_bonds()
+    say(f"withdrew {show(amount)} tokens of bonds", amount=amount)
 
 
 @command(client, "expire")

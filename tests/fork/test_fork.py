@@ -98,7 +98,7 @@ def test_the_system_machine_holds_on_the_fork(chain, accounts, cs):
     timelock = accounts[cs.timelock.address]
     timelock.balance += 10**20
     actors = system_actors(accounts, deployer)
-    cs.escrow.set_roles(actors["arbiter"], Role.ARBITER, sender=timelock)
+    cs.job_disputes.set_roles(actors["arbiter"], Role.ARBITER, sender=timelock)
     cs.escrow.set_guardian(actors["guardian"], chain.pending_timestamp + 180 * DAY, sender=timelock)
     fund_actors(cs, chain, deployer, actors)
     run_state_machine_as_test(

@@ -3,6 +3,7 @@
 import { computeTokenAbi } from "./abi/ComputeToken.js";
 import { deviceRegistryAbi } from "./abi/DeviceRegistry.js";
 import { governorAbi } from "./abi/Governor.js";
+import { jobDisputesAbi } from "./abi/JobDisputes.js";
 import { jobEscrowAbi } from "./abi/JobEscrow.js";
 import { jobEscrowViewAbi } from "./abi/JobEscrowView.js";
 import { offerBookAbi } from "./abi/OfferBook.js";
@@ -12,6 +13,7 @@ import { timelockAbi } from "./abi/Timelock.js";
 export { computeTokenAbi } from "./abi/ComputeToken.js";
 export { deviceRegistryAbi } from "./abi/DeviceRegistry.js";
 export { governorAbi } from "./abi/Governor.js";
+export { jobDisputesAbi } from "./abi/JobDisputes.js";
 export { jobEscrowAbi } from "./abi/JobEscrow.js";
 export { jobEscrowViewAbi } from "./abi/JobEscrowView.js";
 export { offerBookAbi } from "./abi/OfferBook.js";
@@ -24,6 +26,7 @@ export const abis = {
   ComputeToken: computeTokenAbi,
   DeviceRegistry: deviceRegistryAbi,
   Governor: governorAbi,
+  JobDisputes: jobDisputesAbi,
   JobEscrow: jobEscrowAbi,
   JobEscrowView: jobEscrowViewAbi,
   OfferBook: offerBookAbi,

@@ -239,33 +239,6 @@ export const jobEscrowAbi = [
   },
   {
     "type": "event",
-    "name": "Disputed",
-    "inputs": [
-      {
-        "name": "job_id",
-        "type": "bytes32",
-        "indexed": true
-      },
-      {
-        "name": "client",
-        "type": "address",
-        "indexed": true
-      },
-      {
-        "name": "bond",
-        "type": "uint256",
-        "indexed": false
-      },
-      {
-        "name": "ruling_end",
-        "type": "uint256",
-        "indexed": false
-      }
-    ],
-    "anonymous": false
-  },
-  {
-    "type": "event",
     "name": "ResultCommitted",
     "inputs": [
       {
@@ -345,6 +318,33 @@ export const jobEscrowAbi = [
       {
         "name": "output",
         "type": "bytes",
+        "indexed": false
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "Disputed",
+    "inputs": [
+      {
+        "name": "job_id",
+        "type": "bytes32",
+        "indexed": true
+      },
+      {
+        "name": "client",
+        "type": "address",
+        "indexed": true
+      },
+      {
+        "name": "bond",
+        "type": "uint256",
+        "indexed": false
+      },
+      {
+        "name": "ruling_end",
+        "type": "uint256",
         "indexed": false
       }
     ],
@@ -961,64 +961,6 @@ export const jobEscrowAbi = [
   },
   {
     "type": "function",
-    "name": "dispute",
-    "stateMutability": "nonpayable",
-    "inputs": [
-      {
-        "name": "terms",
-        "type": "tuple",
-        "components": [
-          {
-            "name": "client",
-            "type": "address"
-          },
-          {
-            "name": "nonce",
-            "type": "uint256"
-          },
-          {
-            "name": "spec_hash",
-            "type": "bytes32"
-          },
-          {
-            "name": "requirements",
-            "type": "uint256"
-          },
-          {
-            "name": "price_per_replica",
-            "type": "uint256"
-          },
-          {
-            "name": "collateral_per_replica",
-            "type": "uint256"
-          },
-          {
-            "name": "replicas",
-            "type": "uint256"
-          },
-          {
-            "name": "deadline",
-            "type": "uint256"
-          },
-          {
-            "name": "reveal_window",
-            "type": "uint256"
-          },
-          {
-            "name": "challenge_window",
-            "type": "uint256"
-          },
-          {
-            "name": "fee_bps",
-            "type": "uint256"
-          }
-        ]
-      }
-    ],
-    "outputs": []
-  },
-  {
-    "type": "function",
     "name": "accept",
     "stateMutability": "nonpayable",
     "inputs": [
@@ -1460,7 +1402,7 @@ export const jobEscrowAbi = [
   },
   {
     "type": "function",
-    "name": "rule",
+    "name": "arbitrate",
     "stateMutability": "nonpayable",
     "inputs": [
       {
@@ -1532,8 +1474,16 @@ export const jobEscrowAbi = [
         ]
       },
       {
-        "name": "for_client",
-        "type": "bool"
+        "name": "ruling",
+        "type": "uint256"
+      },
+      {
+        "name": "account",
+        "type": "address"
+      },
+      {
+        "name": "bond",
+        "type": "uint256"
       }
     ],
     "outputs": []
@@ -1685,7 +1635,7 @@ export const jobEscrowAbi = [
     "outputs": [
       {
         "name": "",
-        "type": "uint256[6]"
+        "type": "uint256[5]"
       }
     ]
   },

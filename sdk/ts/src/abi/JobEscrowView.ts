@@ -131,23 +131,6 @@ export const jobEscrowViewAbi = [
   },
   {
     "type": "function",
-    "name": "dispute_bond",
-    "stateMutability": "view",
-    "inputs": [
-      {
-        "name": "job_id",
-        "type": "bytes32"
-      }
-    ],
-    "outputs": [
-      {
-        "name": "",
-        "type": "uint256"
-      }
-    ]
-  },
-  {
-    "type": "function",
     "name": "parameter_bounds",
     "stateMutability": "pure",
     "inputs": [
