@@ -498,6 +498,7 @@ def reveal(terms: IJobEscrow.Terms, slot: uint256, device_nonce: uint256, result
         word = (word & _BELOW_BINDING) | (self._binding(msg.sender, device_nonce, result_hash) << _BINDING_AT)
         # committed -> revealed
         word = (word & ~(constants.U40 << _PHASE_AT)) + (1 << _ACCEPTED_AT) + ((block.timestamp + terms.challenge_window) << _PHASE_AT)
+        self._result_in(msg.sender, device_nonce)
     else:
         assignment: uint256 = self._own_replica(job_id, slot, word, device_nonce)
         self._check_committed(((assignment >> _STATUS_AT) & constants.U8) == _COMMITTED)
@@ -547,6 +548,7 @@ def submit(terms: IJobEscrow.Terms, device_nonce: uint256, status: uint8, fuel: 
     # accepted -> revealed, and the challenge window opens, in the same write.
     word = (word & ~(constants.U40 << _PHASE_AT)) + (2 << _ACCEPTED_AT) + ((block.timestamp + terms.challenge_window) << _PHASE_AT)
     self._jobs[job_id] = word
+    self._result_in(msg.sender, device_nonce)
     log IJobEscrow.ResultRevealed(job_id=job_id, provider=msg.sender, slot=0, result_hash=result_hash)
     log IJobEscrow.ResultSubmitted(job_id=job_id, status=status, fuel=fuel, output_hash=output_hash, output=output)
 
@@ -1061,10 +1063,14 @@ def _settle(job_id: bytes32, word: uint256, terms: IJobEscrow.Terms, replica: IJ
             # The fee accrues in the device's record (below); a price is below 2**96, so
             # 2**32 jobs of one device could not fill its 128 bits.
             counted += replica_fee << _FEES_AT
-        # analysis: integer_overflow: the running count holds this job, so subtracting one cannot borrow; the checked add guards the fees at the top.
         # The job leaves the device's running count for its outcome's counter (a counter
-        # would need 2**32 jobs of one device to overflow).
-        self._devices[device_id] = unsafe_sub(self._devices[device_id], 1) + counted
+        # would need 2**32 jobs of one device to overflow); a k = 1 result left it when it
+        # came in (`_result_in`).
+        running: uint256 = 1
+        if replicas == 1 and revealed:
+            running = 0
+        # analysis: integer_overflow: the running count holds this job unless it left above, so subtracting cannot borrow; the checked add guards the fees at the top.
+        self._devices[device_id] = unsafe_sub(self._devices[device_id], running) + counted
         if outcome == _OUTCOME_COMPLETED:
             replica_paid = price - replica_fee
             paid += replica_paid
@@ -1288,6 +1294,18 @@ def _own_replica(job_id: bytes32, slot: uint256, word: uint256, device_nonce: ui
         assignment = self._assignments[job_id][slot]
     self._check_replica(convert(assignment & constants.ADDRESS_MASK, address) == msg.sender and (assignment >> _NONCE_AT) & constants.U32 == device_nonce)
     return assignment
+
+
+@internal
+def _result_in(provider: address, device_nonce: uint256):
+    """
+    @dev A k = 1 result is in: the job leaves its device's running count, so the
+         challenge window (days) holds none of the device's capacity; `_settle` then
+         counts its outcome alone.
+    """
+    device_id: bytes32 = keccak256(abi_encode(provider, device_nonce))
+    # analysis: integer_overflow: the replica was accepted with this device, which counted it as running, so subtracting one cannot borrow.
+    self._devices[device_id] = unsafe_sub(self._devices[device_id], 1)
 
 
 @internal

@@ -96,8 +96,9 @@ def assignment(job_id: bytes32, slot: uint256) -> IJobEscrow.Assignment:
 @view
 def device_record(device_id: bytes32) -> IJobEscrow.DeviceRecord:
     """
-    @notice A device's job record: its unsettled jobs (capped by its
-            `max_concurrent_jobs`) and how its settled jobs ended (its reputation).
+    @notice A device's job record: its running jobs (accepted, and for k = 1 not yet
+            submitted or revealed; capped by its `max_concurrent_jobs`) and how its
+            settled jobs ended (its reputation).
     @param device_id The device.
     @return DeviceRecord Running, completed, failed and slashed jobs.
     """

@@ -511,15 +511,14 @@ def test_a_busy_agent_reads_no_state_of_new_jobs_and_drops_those_others_take(
     agent._runs["0x" + endless.hex()].run.kill()  # its worker is free again (job left)
     ran: list[str] = []
     began = time.monotonic()
-    while len(ran) < 3:  # the device's 4 places on chain: the left job holds one till settled
+    # The device's 4 places on chain: the left job holds one till settled, and each
+    # submitted job gives its place back at once, so all five run, a worker at a time.
+    while len(ran) < 5:
         assert time.monotonic() - began < 120, "the waiting jobs did not run"
         agent.step()
         ran = [k for k in waiting[3:] if agent.journal.jobs.get(k, {}).get("revealed")]
         time.sleep(0.05)
-    assert ran == waiting[3:6]
-    agent.step()
-    assert list(agent.journal.waiting) == waiting[6:]
-    full = "waits (capacity: the device holds 4 of its 4 jobs)"
-    assert all(f"job {key[:10]}: {full}" in lines for key in waiting[6:]), lines
+    assert ran == waiting[3:] and list(agent.journal.waiting) == []
+    assert not any("waits (capacity: the device holds" in line for line in lines), lines
     agent.close()
     other.close()

@@ -92,27 +92,47 @@ def test_bit_tables_start_fields_where_the_contracts_do():
     assert not wrong, f"bit tables whose fields start where no constant puts them: {wrong}"
 
 
-def _tables(text: str, prefix: str = "") -> list[list[tuple[int, int]]]:
-    """The bit ranges of each markdown table (rows `| a..b | ...`), in order."""
-    tables, current = [], []
+def _tables(text: str, prefix: str = "") -> list[tuple[str | None, list[tuple[int, int]]]]:
+    """Each markdown table of bit ranges (rows `| a..b | ...` after `prefix`, a regular
+    expression; rows without a range continue the one above), in order, with the storage
+    word the paragraph before it names first (`_name[...]`), or None."""
+    tables, current, paragraph, name, fresh = [], [], [], None, True
     for line in text.splitlines():
-        row = re.match(rf"^{re.escape(prefix)}\| (\d+)\.\.(\d+)\s*\|", line)
+        row = re.match(rf"^{prefix}\| (\d+)\.\.(\d+)\s*\|", line)
         if row:
+            if not current:  # the paragraph before it, across the blank line between
+                words = re.findall(r"`(_\w+)\[", " ".join(paragraph))
+                name = words[0] if words else None
             current.append((int(row[1]), int(row[2])))
-        elif current:
-            tables.append(current)
-            current = []
-    return [*tables, current] if current else tables
+        elif current and re.match(rf"^{prefix}\|", line):
+            continue  # a row's continuation
+        else:
+            if current:
+                tables.append((name, current))
+                current = []
+            if not line.strip(" #"):
+                fresh = True  # a blank line: the next text starts a new paragraph
+            elif re.match(rf"^{prefix}\|", line):
+                continue  # a table's header rows
+            else:
+                paragraph, fresh = ([line] if fresh else [*paragraph, line]), False
+    return [*tables, (name, current)] if current else tables
 
 
 def test_bit_tables_match_the_contracts_own_tables():
-    """A contract that lays out a word in a comment table is the source; the docs' table of
-    the same word (the one starting with the same two fields) repeats its ranges exactly."""
+    """A contract that lays out a word in a comment table, or a shared module it imports in
+    its docstring (`job_layout`), is the source; the docs' table of the same word (the
+    storage word named before both, else the table starting with the same two fields)
+    repeats its ranges exactly."""
     wrong = []
     for contract, text in _sections().items():
-        own = _tables((CONTRACTS / f"{contract}.vy").read_text(), prefix="# ")
-        for table in _tables(text):
-            for source in own:
-                if source[:2] == table[:2] and source != table:
-                    wrong.append(f"{contract}: docs {table} but the contract {source}")
+        source = (CONTRACTS / f"{contract}.vy").read_text()
+        own = _tables(source, prefix="# ")
+        for module in re.findall(r"^from contracts.modules import (\w+)", source, re.M):
+            own += _tables((CONTRACTS / "modules" / f"{module}.vy").read_text(), r"\s+")
+        for name, table in _tables(text):
+            same = [t for n, t in own if name is not None and n == name]
+            same = same or [t for _, t in own if t[:2] == table[:2]]
+            if same and table not in same:
+                wrong.append(f"{contract}: docs {name} {table} but the contract {same}")
     assert not wrong, "\n".join(wrong)

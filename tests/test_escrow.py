@@ -25,7 +25,7 @@ from computeshare.jobs import (
     pack_requirements,
     unpack_requirements,
 )
-from computeshare.sandbox import STATUS_TRAP, RunResult
+from computeshare.sandbox import STATUS_OK, STATUS_TRAP, RunResult
 from computeshare.signing import sign_offer
 from tests.helpers import (
     ARBITER,
@@ -1090,7 +1090,8 @@ def test_device_record_counts_running_jobs_and_outcomes(
     done, silent = post_job(), post_job()
     run_replica(done, p, GOOD)
     run_replica(silent, p, BAD, reveal=False)  # commits, never reveals: expiry slashes it
-    assert tuple(m.escrow_view.device_record(device)) == (2, 0, 0, 0)
+    # The revealed k = 1 result holds no capacity while its challenge window runs.
+    assert tuple(m.escrow_view.device_record(device)) == (1, 0, 0, 0)
     chain.pending_timestamp = m.jobs.view(done).phase_end
     receipt = m.jobs.finalize(done, sender=keeper)
     (settled,) = receipt.decode_logs(m.escrow.ReplicaSettled)
@@ -1101,6 +1102,37 @@ def test_device_record_counts_running_jobs_and_outcomes(
     (settled,) = receipt.decode_logs(m.escrow.ReplicaSettled)
     assert settled.device_id == device and settled.outcome == OUTCOME_SLASHED
     assert tuple(m.escrow_view.device_record(device)) == (0, 1, 0, 1)
+
+
+def test_a_k1_result_in_its_challenge_window_holds_no_capacity(
+    market, client, providers, chain, keeper, post_job, run_replica
+):
+    """A k = 1 replica whose result is in (submitted, or revealed after a commit) waits out
+    its challenge window, up to days, without holding its device's capacity: a device at
+    its cap takes the next job as soon as a result is in, and the settlement counts the
+    outcome without taking the job from the running count a second time."""
+    m, p = market, providers[0]
+    device = m.registry.device_id_of(p, 0)
+    cap = m.registry.device(device).spec.max_concurrent_jobs
+    jobs = [post_job() for _ in range(cap + 2)]
+    for job in jobs[:cap]:
+        m.jobs.accept(job, 0, sender=p)
+    assert m.escrow_view.device_record(device).running == cap
+    with ape.reverts("job_escrow: device at capacity"):
+        m.jobs.accept(jobs[cap], 0, sender=p)
+    m.jobs.submit(jobs[0], RunResult(STATUS_OK, 1_000, b"ok"), sender=p)
+    assert m.escrow_view.device_record(device).running == cap - 1
+    m.jobs.accept(jobs[cap], 0, sender=p)  # the window of jobs[0] runs; the device works on
+    # A commit alone keeps the job running; the reveal frees it the same way.
+    m.jobs.commit(jobs[1], 0, commitment(jobs[1], p.address, GOOD, SALT), sender=p)
+    assert m.escrow_view.device_record(device).running == cap
+    m.jobs.reveal(jobs[1], 0, GOOD, SALT, sender=p)
+    assert m.escrow_view.device_record(device).running == cap - 1
+    m.jobs.accept(jobs[cap + 1], 0, sender=p)
+    chain.pending_timestamp = m.jobs.view(jobs[1]).phase_end
+    m.jobs.finalize(jobs[0], sender=keeper)
+    m.jobs.finalize(jobs[1], sender=keeper)
+    assert tuple(m.escrow_view.device_record(device))[:2] == (cap, 2)
 
 
 def test_post_with_permit_survives_a_front_run_permit(

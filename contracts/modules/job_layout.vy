@@ -20,6 +20,7 @@
         | 80..87   | votes of the leading result  | device nonce, digest)), the digest   |
         |          | (the result: `_leader`)      | zero, then the commitment, then the  |
         |          |                              | result                               |
+        | 88..255  | unused                       | (the binding, above)                 |
 
         Assignment word of a k > 1 replica (`_assignments[job_id][slot]`), with its
         commitment, then result, in `_commitments[job_id][slot]`:
