@@ -83,7 +83,7 @@ from computeshare.wasm_codec import (
 # the larger memories version 2 refused, so every job version 2 ran keeps its fuel to the
 # unit and the version stays 2 (a job's fuel is a function of its module, input, memory
 # limit and this version).
-COST_TABLE_VERSION = 2
+COST_TABLE_VERSION = 3
 # The published floor: the fewest fuel a second any module burns under this cost table (a
 # job's run takes at most its fuel over R_FLOOR, after the worker's start-up). The slowest
 # case of the adversarial suite (scripts/bench_metering.py) is a dependent pointer chase over
@@ -96,7 +96,7 @@ COST_TABLE_VERSION = 2
 # (1.7 to 1.9): the larger tiers keep at least the first one's margin over the floor, at the
 # median and at the worst run. An arithmetic loop burns 32 * 10**9.
 # Providers' policies derive their wall-clock limits and acceptance from it.
-R_FLOOR = 1_000_000_000
+R_FLOOR = 7_000_000_000
 FUEL_EXPORT = "computeshare:fuel"
 START_EXPORT = "computeshare:start"
 WORK_EXPORT = "computeshare:work"  # the audit's counter (`meter(..., audit=True)`)
@@ -123,15 +123,15 @@ class CostTable:
 
     version: int = COST_TABLE_VERSION
     simple: int = 1  # integer and float arithmetic, locals, globals, constants, select
-    divide: int = 16  # integer division and remainder
-    float_divide: int = 64  # float division and square root
+    divide: int = 40  # integer division and remainder
+    float_divide: int = 112  # float division and square root
     branch: int = 1  # br, br_if, if, else, return
-    br_table: int = 20
-    call: int = 16  # includes the injected depth counter
-    call_indirect: int = 56
+    br_table: int = 56
+    call: int = 44  # includes the injected depth counter
+    call_indirect: int = 112
     memory_size: int = 2
     memory_grow: int = 2_000  # the libcall
-    memory_grow_page: int = 640_000  # a page granted: mapping and faulting in 64 KiB
+    memory_grow_page: int = 1_000_000  # a page granted: mapping and faulting in 64 KiB
     table_access: int = 8  # table.get, table.set, table.size, ref.func
     table_grow: int = 2_000
     table_grow_element: int = 4
@@ -144,16 +144,16 @@ class CostTable:
     # `region_minimum`, the charge's own time (so a loop of next to nothing is priced).
     fold_limit: int = 32
     region_minimum: int = 8
-    memory_page: int = 640_000  # a page of the initial memory, charged before the run
+    memory_page: int = 1_000_000  # a page of the initial memory, charged before the run
     table_element: int = 4  # an element of the initial table, charged before the run
     # A load and a store are priced as a cache and TLB miss over the job's whole memory, so
     # by its memory limit, in tiers: (largest memory limit in bytes, load, store), ascending,
     # the last at wasm32's 4 GiB. A dependent pointer chase over each tier's largest memory
     # burns about the same fuel a second at its price (see `R_FLOOR`).
     memory_tiers: tuple[tuple[int, int, int], ...] = (
-        (256 << 20, 400, 400),
-        (1 << 30, 680, 680),
-        (4 << 30, 800, 800),
+        (256 << 20, 3_200, 3_200),
+        (1 << 30, 5_000, 5_000),
+        (4 << 30, 5_800, 5_800),
     )
 
     @property

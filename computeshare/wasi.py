@@ -63,17 +63,17 @@ MODULE = "wasi_snapshot_preview1"
 # cost per call and per iovec (a call costs the host 40 to 150 us in Python, wasmtime's
 # trampoline included, scripts/bench_wasi.py; 400 us at the floor `metering.R_FLOOR`), and
 # a cost per byte moved. They are part of the cost table (`metering.COST_TABLE_VERSION`).
-HOST_CALL_FUEL = 400_000
-IOVEC_FUEL = 10_000
-BYTE_FUEL = 1
+HOST_CALL_FUEL = 1_000_000
+IOVEC_FUEL = 20_000
+BYTE_FUEL = 8
 # A byte of a host file (/input read, /output written): 4 ns at the floor, 250 MB/s, what a
 # cold SSD read or write-back under memory pressure sustains (the page cache is faster).
-FILE_BYTE_FUEL = 4
+FILE_BYTE_FUEL = 28
 # A path byte (split and looked up component by component, in Python) and a directory
 # entry (sorted when the directory changed, or listed): what the host spends on them.
-PATH_BYTE_FUEL = 200
-DIRENT_FUEL = 5_000
-RANDOM_BYTE_FUEL = 16  # SHAKE-256 output: about 6 ns a byte on the reference machine
+PATH_BYTE_FUEL = 1_000
+DIRENT_FUEL = 25_000
+RANDOM_BYTE_FUEL = 64  # SHAKE-256 output: about 6 ns a byte on the reference machine
 MAX_IOVECS = 1_024
 MAX_OUTPUT_BYTES = 64 << 10  # stdout
 
