@@ -64,7 +64,7 @@ MODULE = "wasi_snapshot_preview1"
 # trampoline included, scripts/bench_wasi.py; 400 us at the floor `metering.R_FLOOR`), and
 # a cost per byte moved. They are part of the cost table (`metering.COST_TABLE_VERSION`).
 HOST_CALL_FUEL = 1_000_000
-IOVEC_FUEL = 20_000
+IOVEC_FUEL = 10_000
 BYTE_FUEL = 8
 # A byte of a host file (/input read, /output written): 4 ns at the floor, 250 MB/s, what a
 # cold SSD read or write-back under memory pressure sustains (the page cache is faster).
