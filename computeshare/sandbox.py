@@ -86,8 +86,9 @@ PREPARE_SECONDS_PER_BYTE = 20e-6  # measured 4 to 8 us a byte here (loaded), tim
 # The cost table prices a load as a cache and TLB miss over the job's whole memory, by its
 # memory limit's tier (`metering.CostTable.memory_tiers`): a dependent pointer chase over a
 # tier's largest memory (scripts/bench_metering.py, CPU time, a machine shared with others)
-# takes about 250 ns a load over 256 MiB, 390 ns over 1 GiB and 455 ns over 4 GiB, and each
-# tier's price (400, 680, 800) keeps it as far above R_FLOOR = 10**9 (`metering.R_FLOOR`).
+# takes about 250 ns a load over 256 MiB, 340 to 390 ns over 1 GiB and 410 to 455 ns over
+# 4 GiB, and each tier's price (3,200, 5,000, 5,800) keeps it at least 1.5 times above
+# R_FLOOR = 7 * 10**9 (`metering.R_FLOOR`).
 # A job may declare any memory
 # limit up to wasm32's 4 GiB (65,536 pages); wasmtime's default reservation for a 32-bit
 # memory (4 GiB of address space and guard pages, backed only as pages are touched) holds it.
@@ -102,11 +103,12 @@ MAX_STACK_BYTES = metering.NATIVE_STACK_BYTES
 MAX_OUTPUT_BYTES = wasi.MAX_OUTPUT_BYTES
 # Longest output a k = 1 result carries on chain (JobEscrow.submit); longer ones are served.
 MAX_ON_CHAIN_OUTPUT = 4_096
-# A job's fuel limit: the most whose run (`workloads.run_seconds`: the worker's start-up
-# plus twice the fuel's time at metering.R_FLOOR = 10**9 fuel a second) and commitment fit
-# JobEscrow's default MAX_JOB_DURATION of 7 days: 300,000 s at the floor. Real programs burn
-# fuel far faster than the floor (a catalogue kernel 7.5 * 10**9 a second, zlib over text
-# 1.3 * 10**11), so a job at this limit computes for 11 hours or 38 minutes respectively.
+# A job's fuel limit: 3 * 10**14, 42,857 s (nearly 12 hours) of the worst-case compute at
+# metering.R_FLOOR = 7 * 10**9 fuel a second; its run (`workloads.run_seconds`: the worker's
+# start-up plus twice the fuel's time at the floor, 85,744 s) and commitment fit JobEscrow's
+# default MAX_JOB_DURATION of 7 days with room to spare. Real programs burn fuel far faster
+# than the floor (a catalogue kernel 1.5 to 3 * 10**10 a second, zlib over text 1.7 * 10**12),
+# so a job at this limit computes for hours or minutes respectively.
 MAX_FUEL = 3 * 10**14
 # Host calls' prices (part of the cost table, `metering.COST_TABLE_VERSION`): see
 # `computeshare.wasi`.

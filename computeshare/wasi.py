@@ -10,7 +10,7 @@ all of them behave the same on every replica, engine and optimisation level:
 
 - args: `["job", *args]`; environment: the caller's `(key, value)` pairs, in order.
 - Clocks are virtual: every clock reads `fuel used so far + time slept` nanoseconds (one fuel
-  is one nanosecond at the metering floor `metering.R_FLOOR`), REALTIME adds `EPOCH_NS`
+  is one virtual nanosecond, whatever the floor), REALTIME adds `EPOCH_NS`
   (2025-01-01T00:00:00Z). Resolution 1 ns. Time never goes backwards.
 - `random_get` is a deterministic stream seeded by the job (`seed`): SHAKE-256 in counter
   mode, blocks of 64 KiB. It is not secret: anyone knowing the job id can compute it.
@@ -60,20 +60,24 @@ import wasmtime
 MODULE = "wasi_snapshot_preview1"
 
 # Host calls are metered like instructions, charged before the host does any work: a fixed
-# cost per call and per iovec (a call costs the host 40 to 150 us in Python, wasmtime's
-# trampoline included, scripts/bench_wasi.py; 400 us at the floor `metering.R_FLOOR`), and
-# a cost per byte moved. They are part of the cost table (`metering.COST_TABLE_VERSION`).
-HOST_CALL_FUEL = 400_000
+# cost per call and per iovec (a call costs the host 16 to 150 us in Python, wasmtime's
+# trampoline included, scripts/bench_wasi.py; 1,000,000 fuel is 143 us at the floor
+# `metering.R_FLOOR`), and a cost per byte moved (in memory, about 0.8 ns a byte of a 64 KiB
+# write to /tmp: 8 fuel, 24 * 10**9 fuel a second with the call's charge). They are part of
+# the cost table (`metering.COST_TABLE_VERSION`).
+HOST_CALL_FUEL = 1_000_000
 IOVEC_FUEL = 10_000
-BYTE_FUEL = 1
+BYTE_FUEL = 8
 # A byte of a host file (/input read, /output written): 4 ns at the floor, 250 MB/s, what a
 # cold SSD read or write-back under memory pressure sustains (the page cache is faster).
-FILE_BYTE_FUEL = 4
+FILE_BYTE_FUEL = 28
 # A path byte (split and looked up component by component, in Python) and a directory
-# entry (sorted when the directory changed, or listed): what the host spends on them.
-PATH_BYTE_FUEL = 200
-DIRENT_FUEL = 5_000
-RANDOM_BYTE_FUEL = 16  # SHAKE-256 output: about 6 ns a byte on the reference machine
+# entry (sorted when the directory changed, or listed): what the host spends on them
+# (version 3 raised both five-fold with the floor; a create and close of a file in /tmp,
+# two calls and its path, 54 us here, burns 37 * 10**9 fuel a second).
+PATH_BYTE_FUEL = 1_000
+DIRENT_FUEL = 25_000
+RANDOM_BYTE_FUEL = 64  # SHAKE-256 output: about 6 ns a byte, 10.7 * 10**9 fuel a second
 MAX_IOVECS = 1_024
 MAX_OUTPUT_BYTES = 64 << 10  # stdout
 

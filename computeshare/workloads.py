@@ -79,11 +79,12 @@ DEFAULT_OUTPUT_BYTES = 64 << 20
 # so every replica meters and runs with the spec's limit; a provider takes more than
 # `sandbox.MAX_MEMORY_BYTES` (256 MiB) only when its policy opts in (`max_memory_bytes`).
 MODULE_FETCH_SECONDS = 10
-# Native kernels report fuel in the sandbox's unit: the wasm fuel their work takes the same
-# time for (measured: a SHA-256 round ~0.5 us, a matrix multiply-add ~10 ns, at the
-# 5 * 10**8 fuel a second a provider's policy assumes; rounded up).
-SHA256_ROUND_FUEL = 300
-MATRIX_OP_FUEL = 6
+# Native kernels report fuel in the sandbox's unit, priced like wasm so that they too burn
+# at least 1.5 times the floor `metering.R_FLOOR` (7 * 10**9 fuel a second): measured in CPU
+# time (median of 5), a SHA-256 round 310 ns and a matrix multiply-add 5.2 ns (n = 128; 7.6
+# at the slowest run), so 4,000 and 64 fuel (13 and 12 * 10**9 fuel a second).
+SHA256_ROUND_FUEL = 4_000
+MATRIX_OP_FUEL = 64
 
 # How long a job's fuel may keep a provider busy, by the published floor R_FLOOR: the
 # worker's start-up (`RUN_START_SECONDS`) plus `WALL_MARGIN` times the fuel's time, and

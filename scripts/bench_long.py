@@ -14,8 +14,8 @@ the agent runs jobs, give its fuel per sample (exact: the metering charges every
 worst case) and its samples per second here, so the samples for the target time follow
 (the machine is shared: the run may take more or less than the target). Its terms come
 from the published floor and the providers' default policy: the fuel limit is the predicted
-fuel plus 1 %, rounded up to whole gigafuel; the compute-seconds it pays for are that limit
-over `R_FLOOR` (a gigafuel is a compute-second at the floor), its price those seconds at the
+fuel plus 1 %, rounded up to whole compute-seconds at the floor (`R_FLOOR` fuel each); the
+compute-seconds it pays for are that limit over `R_FLOOR`, its price those seconds at the
 device's price (the default policy asks no minimum price per gigafuel), its commit deadline
 the run's wall-clock limit at the floor (`workloads.run_seconds`) plus the commitment's
 time, with two minutes to spare. The agent accepts only what it can finish by then.
@@ -142,7 +142,7 @@ def cli():
     per_sample, fixed, rate = calibrate()
     samples = math.ceil(SECONDS * rate)
     predicted = fixed + per_sample * samples
-    fuel = -(-predicted * 101 // 100 // R_FLOOR) * R_FLOOR  # + 1 %, whole gigafuel
+    fuel = -(-predicted * 101 // 100 // R_FLOOR) * R_FLOOR  # + 1 %, whole compute-seconds
     if fuel > sandbox.MAX_FUEL:
         raise click.ClickException(
             f"{SECONDS:.0f} s of {KERNEL} is {predicted:,} fuel here: above MAX_FUEL"

@@ -16,12 +16,16 @@ same module run unmetered on the same engine. Per memory tier of the cost table
 (`CostTable.memory_tiers`: a load's and a store's price by the job's memory limit) it
 prints the calibration: a dependent pointer chase over the tier's largest memory, metered at
 the tier's price, its fuel a second against `metering.R_FLOOR` (the margin), and the price
-that would give the first tier's margin. Needs no node.
+that would give the first tier's margin. `--runs N` times only the adversarial suite, every
+case N times one run at a time, and prints each case's median and range of fuel a second
+against `metering.R_FLOOR`, and the arithmetic loop's median over R_FLOOR (the floor's
+distance below it). Needs no node.
 """
 
 from __future__ import annotations
 
 import functools
+import statistics
 import struct
 import tempfile
 import time
@@ -104,6 +108,41 @@ def case_rows() -> tuple[list[dict], float]:
     return rows, min(rates.values())
 
 
+def spread_rows(runs: int) -> list[dict]:
+    """Every case of the adversarial suite timed `runs` times, one run at a time (the pointer
+    chase timed alone, as in `case_rows`): per case, the median and the range of its fuel a
+    second against `metering.R_FLOOR`, and the arithmetic loop's median over R_FLOOR."""
+    cases = adversarial_cases()
+    compiled = {}
+    for label, module in cases.items():
+        limit = sandbox.MAX_MEMORY_BYTES
+        compiled[label] = sandbox._prepare(module, "_start", tier=sandbox.memory_tier(limit))
+    rates: dict[str, list[float]] = {label: [] for label in cases}
+    for _ in range(runs):
+        for label, (module, metered) in compiled.items():
+            if label.startswith("pointer chase"):
+                rates[label].append(chase_rate(sandbox.MAX_MEMORY_BYTES, repeats=1)[0])
+                continue
+            began = time.thread_time()
+            result = sandbox._execute(
+                module, metered, "_start", b"", FUEL, memory_limit=sandbox.MAX_MEMORY_BYTES
+            )
+            rates[label].append(result.fuel / (time.thread_time() - began))
+    rows = []
+    for label, found in rates.items():
+        median = statistics.median(found)
+        rows.append(
+            {
+                "case": label,
+                "median_Mfuel_per_s": f"{median / 1e6:,.0f}",
+                "range": f"{min(found) / 1e6:,.0f} to {max(found) / 1e6:,.0f}",
+                "median_over_R_FLOOR": f"{median / metering.R_FLOOR:.2f}",
+                "worst_over_R_FLOOR": f"{min(found) / metering.R_FLOOR:.2f}",
+            }
+        )
+    return rows
+
+
 CHASE_STEPS = 4_000_000
 MEMORY_REPEATS = 2
 
@@ -121,14 +160,16 @@ class _MarkedHost(wasi.Host):
         return super().fd_write(caller, *args)
 
 
-def chase_rate(size: int) -> tuple[float, float, sandbox.RunResult | None]:
+def chase_rate(
+    size: int, repeats: int = MEMORY_REPEATS
+) -> tuple[float, float, sandbox.RunResult | None]:
     """Fuel a second of CPU time, and ns a step, of the dependent pointer chase over a memory
     of `size` bytes (the chase alone, between its marks: not the fill), metered at the price
-    of the memory tier of a `size` memory limit, best of `MEMORY_REPEATS` runs."""
+    of the memory tier of a `size` memory limit, best of `repeats` runs."""
     tier = sandbox.memory_tier(size)
     compiled, metered = sandbox._prepare(chase_module(size, CHASE_STEPS), "_start", tier=tier)
     best, result = 0.0, None
-    for _ in range(MEMORY_REPEATS):
+    for _ in range(repeats):
         store = wasmtime.Store(sandbox.engine("speed"))
         host = _MarkedHost(store, b"")
         try:
@@ -205,7 +246,8 @@ def tier_rows() -> list[dict]:
     margin = measured[0][4] / metering.R_FLOOR
     rows = []
     for number, most, load, store, rate, ns in measured:
-        price = margin * ns - (_chase_fuel(number) - load)  # the step's other instructions
+        # fuel a step at the first tier's margin, less the step's other instructions
+        price = margin * metering.R_FLOOR * ns / 1e9 - (_chase_fuel(number) - load)
         rows.append(
             {
                 "tier": number,
@@ -280,8 +322,26 @@ def kernel_rows() -> list[dict]:
 @click.option("--memory-only", is_flag=True, help="Only the memory sizes' table.")
 @click.option("--tiers-only", is_flag=True, help="Only the memory tiers' calibration.")
 @click.option("--prepare-only", is_flag=True, help="Only the module preparation table.")
-def cli(memory_only: bool, tiers_only: bool, prepare_only: bool):
+@click.option(
+    "--runs",
+    type=click.IntRange(min=1),
+    help="Only the adversarial suite, each case timed this many times: median and range.",
+)
+def cli(memory_only: bool, tiers_only: bool, prepare_only: bool, runs: int | None):
     """The adversarial suite and the catalogue, metered (best of 3)."""
+    if runs:
+        click.echo(f"cost table version {metering.COST_TABLE_VERSION}, {runs} runs a case")
+        rows = spread_rows(runs)
+        click.echo(format_table(rows, list(rows[0])))
+        arith = float(rows[0]["median_Mfuel_per_s"].replace(",", "")) * 1e6
+        worst = min(float(row["worst_over_R_FLOOR"]) for row in rows)
+        lowest = min(float(row["median_over_R_FLOOR"]) for row in rows)
+        click.echo(
+            f"R_FLOOR = {metering.R_FLOOR / 1e6:,.0f} Mfuel/s; arith loop / R_FLOOR = "
+            f"{arith / metering.R_FLOOR:.2f}; lowest median {lowest:.2f} x R_FLOOR, "
+            f"worst run {worst:.2f} x R_FLOOR"
+        )
+        return
     if tiers_only:
         _print_tiers()
         return

@@ -369,7 +369,7 @@ def test_results_reach_the_client_and_a_tampered_one_is_refused(
 ):
     """An 8 KiB output is too long for the chain: the agent serves it."""
     agent = agent_for(manifest, providers[0], tmp_path)
-    spec = wasm_spec("matmul", struct.pack("<IQ", 32, 5), fuel=10**8)
+    spec = wasm_spec("matmul", struct.pack("<IQ", 32, 5), fuel=10**9)
     cs = ComputeShare.from_manifest(manifest, account=client)
     job_id = cs.post_job(spec, job_requirements(), price=100 * TOKEN, replicas=1, duration=DAY)
     step(agent)  # accepted, run and submitted: agreed on chain (k = 1, challenge window open)

@@ -352,14 +352,14 @@ def test_a_restarted_agent_leaves_a_run_that_no_longer_fits(
     """Accepted, its run started, the agent dies; restarted 100 s before the commit
     deadline, it does not start a run that may take longer: one log line, no worker."""
     first = agent_for(manifest, providers[0], tmp_path)
-    spec = wasm_spec("monte-carlo", pack_u64(3, 100_000_000), fuel=10**10)
+    spec = wasm_spec("monte-carlo", pack_u64(3, 100_000_000), fuel=10**11)
     cs = ComputeShare.from_manifest(manifest, account=client)
     job_id = cs.post_job(spec, job_requirements(), price=100 * TOKEN, replicas=1, duration=DAY)
     key = "0x" + job_id.hex()
     first.step()
     assert first.busy
     first.close()  # the process dies with its worker
-    needed = first.policy.wall_seconds(10**10) + first.policy.commit_seconds
+    needed = first.policy.wall_seconds(10**11) + first.policy.commit_seconds
     assert needed > 100
     chain.pending_timestamp += cs.jobs.view(job_id).deadline - 100 - chain.pending_timestamp
     chain.mine()

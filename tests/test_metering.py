@@ -101,8 +101,8 @@ def test_memory_grow_is_priced_per_page_granted():
     assert refused.fuel == none.fuel, "a refused grow does no work and costs its instruction"
 
 
-# Loops of 1,000 iterations of one load or one store: 412 fuel an iteration (the access,
-# 10 simple instructions and the branch) and a page of initial memory, under cost table 2 at
+# Loops of 1,000 iterations of one load or one store: 3,212 fuel an iteration (the access,
+# 10 simple instructions and the branch) and a page of initial memory, under cost table 3 at
 # a memory limit up to 256 MiB.
 def _access_loop(access: str) -> bytes:
     return wat(
@@ -115,13 +115,13 @@ def _access_loop(access: str) -> bytes:
 
 LOADS = _access_loop("(local.set $x (i32.load (i32.and (local.get $x) (i32.const 0xfffc))))")
 STORES = _access_loop("(i32.store (i32.shl (local.get $i) (i32.const 4)) (local.get $i))")
-V2_ACCESS_LOOP_FUEL = 1_052_000
+ACCESS_LOOP_FUEL = 4_212_000
 
 
-def test_memory_tiers_cover_wasm32_and_keep_the_first_tiers_price():
+def test_memory_tiers_cover_wasm32_and_rise_with_the_memory():
     tiers = COSTS.memory_tiers
     assert [most for most, _, _ in tiers] == [256 << 20, 1 << 30, 4 << 30]
-    assert tiers[0][1:] == (COSTS.load, COSTS.store) == (400, 400)
+    assert tiers[0][1:] == (COSTS.load, COSTS.store) == (3_200, 3_200)
     assert all(a[1] < b[1] and a[2] <= b[2] for a, b in itertools.pairwise(tiers))
     assert [COSTS.tier(limit) for limit in (65_536, 256 << 20)] == [0, 0]
     assert [COSTS.tier(limit) for limit in ((256 << 20) + 65_536, 1 << 30)] == [1, 1]
@@ -133,13 +133,13 @@ def test_memory_tiers_cover_wasm32_and_keep_the_first_tiers_price():
 
 
 @pytest.mark.parametrize("limit", [65_536, 64 << 20, 256 << 20])
-def test_up_to_256_mib_a_jobs_fuel_is_what_cost_table_2_gave(limit):
+def test_up_to_256_mib_a_jobs_fuel_is_the_first_tiers(limit):
     for module in (LOADS, STORES):
         results = {
             level: run(module, "_start", b"", 10**9, memory_limit=limit, opt_level=level)
             for level in sandbox.OPT_LEVELS
         }
-        assert set(results.values()) == {RunResult(STATUS_OK, V2_ACCESS_LOOP_FUEL)}
+        assert set(results.values()) == {RunResult(STATUS_OK, ACCESS_LOOP_FUEL)}
     assert meter(LOADS).module == meter(LOADS, tier=0).module
 
 
@@ -151,7 +151,7 @@ def test_a_load_and_a_store_cost_the_price_of_the_jobs_memory_tier(limit):
             level: run(module, "_start", b"", 10**9, memory_limit=limit, opt_level=level)
             for level in sandbox.OPT_LEVELS
         }
-        fuel = V2_ACCESS_LOOP_FUEL + 1_000 * (price - 400)
+        fuel = ACCESS_LOOP_FUEL + 1_000 * (price - COSTS.load)
         assert set(results.values()) == {RunResult(STATUS_OK, fuel)}, results
 
 

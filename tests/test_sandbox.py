@@ -104,7 +104,8 @@ def test_an_infinite_loop_runs_out_of_its_fuel_exactly():
 
 
 def test_a_memory_bomb_gets_minus_one_not_memory():
-    """A refused grow costs its instruction; a granted one its pages (640,000 fuel each)."""
+    """A refused grow costs its instruction; a granted one its pages
+    (`CostTable.memory_grow_page` fuel each)."""
     pages = MAX_MEMORY_BYTES // 65_536
     grown = run(
         wat(start(f"(call $emit_i32 (memory.grow (i32.const {pages})))")),
@@ -115,7 +116,8 @@ def test_a_memory_bomb_gets_minus_one_not_memory():
     )
     assert (grown.status, grown.output) == (STATUS_OK, struct.pack("<i", -1))
     module = wat(start(f"(call $emit_i32 (memory.grow (i32.const {pages - 1})))"))
-    fits = run(module, "_start", b"", pages * 640_000 + 10**6, memory_limit=MAX_MEMORY_BYTES)
+    fuel = pages * metering.COSTS.memory_grow_page + 10**7
+    fits = run(module, "_start", b"", fuel, memory_limit=MAX_MEMORY_BYTES)
     assert fits.output == struct.pack("<i", 1)  # the old size in pages
     assert run(module, "_start", b"", FUEL, memory_limit=MAX_MEMORY_BYTES).status == (
         STATUS_OUT_OF_FUEL
