@@ -136,7 +136,7 @@ def test_a_job_is_served_watched_and_expired_by_id_prefix(cli, manifest, account
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "accepted replica 0" in result.output and "submitted ok" in result.output
-    assert "running sha256-chain (fuel limit 2,700)" in result.output
+    assert "running sha256-chain (fuel limit 36,000)" in result.output
     assert "INFO" not in result.output, "no per-transaction lines"
     result = cli("client", "status", prefix, "--watch", "--timeout", "1", "--poll", "0.2")
     lines = result.output.strip().splitlines()
