@@ -46,8 +46,9 @@ HOME = ".python"  # the interpreter's folder in /input
 SCRIPT = f"/input/{HOME}/main.py"
 ENV = (f"PYTHONHOME=/input/{HOME}", "PYTHONHASHSEED=0", "PYTHONDONTWRITEBYTECODE=1")
 # Fuel of the README's figures (cost table 3): a hello-world 1.5 * 10**10, a script importing
-# json and hashlib 3.2 * 10**10; the default gives a script about 60 times that.
-DEFAULT_FUEL = 2 * 10**12
+# json and hashlib 3.2 * 10**10. The default gives a script about 12 times the latter and is
+# 57 s at R_FLOOR, within `client post`'s default --compute-seconds of 60.
+DEFAULT_FUEL = 4 * 10**11
 
 
 class PythonJobError(ValueError):
