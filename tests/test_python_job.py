@@ -1,7 +1,7 @@
 """Python jobs for real: the committed CPython 3.11.2 for WASI (`examples/prebuilt/`) runs a
 script on its stdlib input tree in the sandbox, to the same status, fuel and output root in
 this process, in worker processes and through `computeshare run`; `client post --python`
-posts the job its trees travel with, and a provider's worker runs what it fetched; hostile
+posts the job its trees travel with, and a provider's agent runs it to a result; hostile
 scripts end as deterministic traps or out of fuel."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,11 @@ from click.testing import CliRunner
 from computeshare import cas, python_job, worker
 from computeshare.cli import main
 from computeshare.client import ComputeShare
+from computeshare.results import ResultServer
 from computeshare.sandbox import STATUS_OK, STATUS_OUT_OF_FUEL, STATUS_TRAP
-from computeshare.workloads import decode_spec, execute, resolve_module, wasm_spec
+from computeshare.workloads import decode_spec, execute, wasm_spec
 from tests.helpers import one_line_error
+from tests.test_agent import agent_for, run_until_final
 
 ROOT = Path(__file__).parent.parent
 FUEL = 10**12
@@ -208,34 +211,43 @@ def test_hostile_scripts_end_deterministically(tmp_path, prepared, interpreter, 
         assert results[0].output == b"" and results[0].fuel < FUEL
 
 
-def test_client_post_python_posts_a_job_a_worker_runs_from_its_trees(
-    cli, deployed_manifest, chain, tmp_path, prepared, interpreter, monkeypatch
+def test_client_post_python_runs_through_a_provider_to_a_result(
+    cli, deployed_manifest, chain, accounts, tmp_path, prepared, interpreter, monkeypatch
 ):
-    from ape import chain as ape_chain
-
+    """`client post --python` on the local node: the spec it posts, a provider's agent that
+    fetches both trees, runs the job in its worker and commits, and the client's result."""
     monkeypatch.setenv("COMPUTESHARE_STORE", str(tmp_path / "client-store"))
     job, data = script(tmp_path, JOB), data_dir(tmp_path)
     store = cas.Cache(tmp_path / "client-store")
-    with cas.ChunkServer(store) as server:
+    provider = tmp_path / "provider"
+    provider.mkdir()
+    shutil.copytree(prepared, provider / "prepared")  # the interpreter compiled once, above
+    with cas.ChunkServer(store) as data_server:
         posted = cli(
             "client", "post", "--python", str(job), "--input", str(data), "--arg", "x",
-            "--data-uri", server.url, "--price", "10", account=12,
+            "--data-uri", data_server.url, "--price", "10", account=12,
         )  # fmt: skip
         assert posted.exit_code == 0, posted.output
-        cs = ComputeShare.from_manifest(deployed_manifest)
-        events = list(cs.escrow.JobPosted.range(cs.jobs.start_block, ape_chain.blocks.height + 1))
+        job_id = bytes.fromhex(posted.output.split()[-1].removeprefix("0x"))
+        cs = ComputeShare.from_manifest(deployed_manifest, account=accounts[12])
+        events = list(cs.escrow.JobPosted.range(cs.jobs.start_block, chain.blocks.height + 1))
         spec = bytes(events[-1].spec)
         wasm = decode_spec(spec).input
         assert wasm.module.sha256 == python_job.PYTHON_WASM_SHA256 and wasm.module.tree
         assert wasm.args == [python_job.SCRIPT, "x"] and wasm.env == list(python_job.ENV)
-        assert wasm.fuel == python_job.DEFAULT_FUEL
-        module = resolve_module(wasm.module, tmp_path / "provider")  # fetched from its tree
-        result = worker.run(
-            spec, module, 300, prepared=prepared, trees=tmp_path / "trees",
-            outputs=tmp_path / "outputs", max_input=1 << 30,
-        )  # fmt: skip
+        assert wasm.fuel == python_job.DEFAULT_FUEL and len(spec) < 1_024
+        agent = agent_for(deployed_manifest, accounts[4], provider)
+        server = ResultServer(agent.journal, outputs=agent.data / "outputs").start()
+        try:
+            run_until_final(chain, cs, job_id, [agent])
+            result = cs.result(job_id, [server.url])
+        finally:
+            server.stop()
     assert result.status == STATUS_OK, result
-    assert json.loads(result.output)["sha256"] == hashlib.sha256(DATA).hexdigest()
+    printed = json.loads(result.output)
+    assert {k: printed[k] for k in ("rows", "total", "sha256")} == expected_result()
+    assert len(result.output_root) == 32
+    assert agent.journal.done["0x" + job_id.hex()]["outcome"] == "completed"
     one_line_error(
         cli("client", "post", "--python", str(job), "--wasm", "matmul", "--price", "1", account=12),
         "--python takes no --workload or --wasm",
