@@ -111,8 +111,9 @@ START_EXPORT = "computeshare:start"
 WORK_EXPORT = "computeshare:work"  # the audit's counter (`meter(..., audit=True)`)
 # Frame weight units a call chain may hold; a unit stands for 64 bytes of native stack.
 # 131,072 units (8 MiB of frames at the bound): CPython's eval loop weighs 2,953 units and
-# nests once per Python call and import, so a hello-world needs about 32,768 and a script
-# importing json and hashlib about 65,536; this budget holds twice the latter.
+# nests once per Python call and import, so a hello-world needs about 30,000 and a script
+# importing json and hashlib about 55,000 (examples/python/README.md); this budget holds 2.4
+# times the latter.
 STACK_BUDGET = 131_072
 STACK_UNIT_BYTES = 64
 # The native stack wasmtime gets (`max_wasm_stack`, 16 MiB): twice what the budget can use
