@@ -35,7 +35,8 @@ engine, its optimisation level or the machine:
   on the native frame, see `frame_weight`) and subtracts it on every exit (the body is
   wrapped in a block, `return` becomes a branch to it). A call that would take the count
   past `STACK_BUDGET` traps, at the same call on every engine; the native stack given to
-  wasmtime holds twice the budget's frames, so its own overflow check never trips first.
+  wasmtime (`NATIVE_STACK_BYTES`) holds twice the budget's frames, so its own overflow
+  check never trips first.
   Leaves (functions that call nothing, weight at most `LEAF_WEIGHT`) skip the counter:
   one such frame on top of a full budget fits the native margin.
 - The start function is not run at instantiation (the host has not set the fuel yet): it
@@ -82,8 +83,10 @@ from computeshare.wasm_codec import (
 # times below an arithmetic loop) prices every instruction class so the floor is at most 5
 # times below that loop: loads and stores 8, 7.35 and 7.25 times dearer by tier, calls,
 # `call_indirect`, `br_table`, divisions, pages and host calls where their case burned less
-# than 1.5 times the floor. A job's fuel is a function of its module, input, memory limit and
-# this version; a spec names its version and a provider metering with another refuses it.
+# than 1.5 times the floor; and it raises the stack budget from 16,384 to 131,072 units
+# (`STACK_BUDGET`: a call chain deeper than version 2 allowed now runs). A job's fuel is a
+# function of its module, input, memory limit and this version; a spec names its version
+# and a provider metering with another refuses it.
 COST_TABLE_VERSION = 3
 # The published floor: the fewest fuel a second any module burns under this cost table (a
 # job's run takes at most its fuel over R_FLOOR, after the worker's start-up), 4.6 times
@@ -107,10 +110,16 @@ FUEL_EXPORT = "computeshare:fuel"
 START_EXPORT = "computeshare:start"
 WORK_EXPORT = "computeshare:work"  # the audit's counter (`meter(..., audit=True)`)
 # Frame weight units a call chain may hold; a unit stands for 64 bytes of native stack.
-STACK_BUDGET = 16_384
+# 131,072 units (8 MiB of frames at the bound): CPython's eval loop weighs 2,953 units and
+# nests once per Python call and import, so a hello-world needs about 30,000 and a script
+# importing json and hashlib about 55,000 (examples/python/README.md); this budget holds 2.4
+# times the latter.
+STACK_BUDGET = 131_072
 STACK_UNIT_BYTES = 64
-# The native stack wasmtime gets: twice what the budget can use (the rest is for the
-# trampolines, libcalls and host calls below the deepest frame).
+# The native stack wasmtime gets (`max_wasm_stack`, 16 MiB): twice what the budget can use
+# (the rest is for the trampolines, libcalls and host calls below the deepest frame). It is
+# larger than a main thread's usual 8 MiB, so the sandbox runs module code on a thread of its
+# own with `sandbox.THREAD_STACK_BYTES` of stack (`sandbox.on_wasm_stack`).
 NATIVE_STACK_BYTES = 2 * STACK_BUDGET * STACK_UNIT_BYTES
 # A function that calls nothing cannot deepen the stack past its own frame: one no heavier
 # than this skips the counter (the native margin above holds it), the hot leaf calls of a

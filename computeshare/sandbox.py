@@ -18,7 +18,8 @@ A module runs on wasmtime with an engine set for determinism and containment:
   component model and exceptions off (nothing whose result may differ between machines);
 - one instance, one memory of at most the job's memory limit (`MAX_MEMORY_LIMIT`, 4 GiB, at
   most; loads and stores are priced by its tier), one table of at most
-  `MAX_TABLE_ELEMENTS`, a native wasm stack of `MAX_STACK_BYTES`;
+  `MAX_TABLE_ELEMENTS`, a native wasm stack of `MAX_STACK_BYTES` (16 MiB), on a thread of
+  its own with room for it (`on_wasm_stack`);
 - WASI preview1 (`computeshare.wasi`), every function of it, deterministic: the
   arguments (`["job", *args]`) and environment the job gives; virtual clocks reading the
   fuel used so far (1 fuel = 1 ns at the metering floor) from a fixed epoch
@@ -58,9 +59,11 @@ import os
 import secrets
 import stat
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import wasmtime
 from Crypto.Hash import keccak as _keccak
@@ -100,6 +103,11 @@ MAX_MEMORY_BYTES = 256 << 20
 DEFAULT_MEMORY_BYTES = 64 << 20
 MAX_TABLE_ELEMENTS = 10_000
 MAX_STACK_BYTES = metering.NATIVE_STACK_BYTES
+# Module code runs on a thread of this much native stack (`on_wasm_stack`): the wasm stack
+# (`MAX_STACK_BYTES`, 16 MiB, past a main thread's usual 8 MiB) and 8 MiB for what lies
+# around it (the caller's frames above, the host calls' Python frames below the deepest
+# wasm frame). Reserved address space, backed only as it is touched.
+THREAD_STACK_BYTES = MAX_STACK_BYTES + (8 << 20)
 MAX_OUTPUT_BYTES = wasi.MAX_OUTPUT_BYTES
 # Longest output a k = 1 result carries on chain (JobEscrow.submit); longer ones are served.
 MAX_ON_CHAIN_OUTPUT = 4_096
@@ -117,6 +125,7 @@ IOVEC_FUEL = wasi.IOVEC_FUEL
 BYTE_FUEL = wasi.BYTE_FUEL
 MAX_IOVECS = wasi.MAX_IOVECS
 HostError = wasi.HostError
+T = TypeVar("T")
 
 
 class ModuleError(ValueError):
@@ -198,6 +207,9 @@ ENGINE_SETTINGS = {
     "wasm_exceptions": False,
     "wasm_tail_call": False,
     "max_wasm_stack": MAX_STACK_BYTES,
+    # wasmtime refuses a `max_wasm_stack` past this (async support stays off); wasmtime-py's
+    # Config does not wrap it, `engine` sets it through the C API.
+    "async_stack_size": MAX_STACK_BYTES,
     "parallel_compilation": False,
 }
 
@@ -208,8 +220,42 @@ def engine(opt_level: str = "speed") -> wasmtime.Engine:
     config = wasmtime.Config()
     config.cranelift_opt_level = opt_level
     for name, value in ENGINE_SETTINGS.items():
-        setattr(config, name, value)
+        if name == "async_stack_size":
+            wasmtime._bindings.wasmtime_config_async_stack_size_set(config.ptr(), value)
+        else:
+            setattr(config, name, value)
     return wasmtime.Engine(config)
+
+
+_STACK_SIZE_LOCK = threading.Lock()
+
+
+def on_wasm_stack(function: Callable[..., T], *args) -> T:
+    """`function(*args)` on a new thread with `THREAD_STACK_BYTES` of native stack; returns
+    its value or raises its exception. Every call into a sandboxed module's code goes
+    through here: the engine lets wasm use `MAX_STACK_BYTES` of native stack, and only a
+    stack this large makes wasmtime's overflow check (and, before it, the metering's
+    counted budget) the limit rather than the thread's guard page."""
+    outcome: list = []
+
+    def target() -> None:
+        try:
+            outcome.append((True, function(*args)))
+        except BaseException as error:  # handed to the caller
+            outcome.append((False, error))
+
+    with _STACK_SIZE_LOCK:  # the size is process-wide; set only for this thread's start
+        previous = threading.stack_size(THREAD_STACK_BYTES)
+        try:
+            thread = threading.Thread(target=target, name="computeshare-wasm", daemon=True)
+            thread.start()
+        finally:
+            threading.stack_size(previous)
+    thread.join()
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
 
 
 def _func_shape(func_type: wasmtime.FuncType) -> tuple[list[str], list[str]]:
@@ -599,10 +645,14 @@ def _run_instance(
     memory = exports.get("memory")
     host.memory = memory if isinstance(memory, wasmtime.Memory) else None
     status = STATUS_OK
-    try:
+
+    def call() -> None:
         if metered.has_start:
             exports[metering.START_EXPORT](store)
         exports[export](store)
+
+    try:
+        on_wasm_stack(call)
     except wasi.Exit as exit_:
         status = STATUS_OK if exit_.code == 0 else STATUS_TRAP
     except wasi.HostError:

@@ -80,7 +80,7 @@ def unmetered_time(module: bytes, stdin: bytes) -> float:
         host = sandbox._Host(store, stdin)
         host.fuel = wasmtime.Global(store, counter_type, wasmtime.Val.i64(FUEL))
         instance = sandbox._linker(host).instantiate(store, compiled)
-        instance.exports(store)["_start"](store)
+        sandbox.on_wasm_stack(instance.exports(store)["_start"], store)
 
     total, _ = _best(once)
     return total

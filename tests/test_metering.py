@@ -301,8 +301,8 @@ def _depth_reached(module: bytes, opt_level: str) -> tuple[int, wasmtime.TrapCod
     exports = instance.exports(store)
     exports[metering.FUEL_EXPORT].set_value(store, wasmtime.Val.i64(10**12))
     code = None
-    try:
-        exports["_start"](store)
+    try:  # on the sandbox's own thread: the engine's wasm stack is larger than a main thread's
+        sandbox.on_wasm_stack(exports["_start"], store)
     except wasmtime.Trap as trap:
         code = trap.trap_code
     return exports["n"].value(store), code
@@ -548,7 +548,7 @@ def _audited(module: bytes, fuel: int) -> tuple[int, int]:
     host.fuel = exports[metering.FUEL_EXPORT]
     host.fuel.set_value(store, wasmtime.Val.i64(fuel))
     with contextlib.suppress(Exception):  # a trap, out of fuel: the counters tell
-        exports["_start"](store)
+        sandbox.on_wasm_stack(exports["_start"], store)
     left = host.fuel.value(store)
     return (fuel if left < 0 else fuel - left), exports[metering.WORK_EXPORT].value(store)
 

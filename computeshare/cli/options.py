@@ -307,6 +307,13 @@ def job_spec_options(func):
             help="a wasm module: a catalogue name (hash-chain, matmul, monte-carlo, "
             "checked-div) or a .wasm file (inline)",
         ),
+        click.option(
+            "--python",
+            "python",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="a Python script, run by the pinned CPython for WASI (computeshare.python_job); "
+            "--input then names a directory for /input",
+        ),
         click.option("--stdin", "stdin_hex", default="", help="the wasm module's stdin, as hex"),
         click.option(
             "--fuel",
@@ -340,12 +347,19 @@ def job_spec_options(func):
 
 def job_spec(
     workload, payload, module, stdin_hex, fuel, encrypt_to, input_dir=None, data_uri=None,
-    args=(), env=(), output_limit=None, memory_limit=None,
+    args=(), env=(), output_limit=None, memory_limit=None, python=None,
 ) -> bytes:  # fmt: skip
     """The spec the options describe, checked as every provider checks it (its workload's
     schema, its size; a wasm module compiled) before anything is sent. A wasm module file
     too large to travel inline, and an input directory, are added to the data store
-    ($COMPUTESHARE_STORE) and named by their trees at `data_uri`."""
+    ($COMPUTESHARE_STORE) and named by their trees at `data_uri`. A Python script
+    (`python`) becomes a wasm job of the pinned interpreter on an input tree of its stdlib,
+    the script and the directory `payload` or `input_dir` names (`python_job`)."""
+    if python is not None:
+        return _python_spec(
+            workload, payload, module, stdin_hex, fuel, encrypt_to, input_dir, data_uri,
+            args, env, output_limit, memory_limit, python,
+        )  # fmt: skip
     from computeshare.workloads import (
         CATALOGUE,
         MAX_SPEC_BYTES,
@@ -364,7 +378,8 @@ def job_spec(
             stdin = bytes.fromhex(stdin_hex.removeprefix("0x"))
         except ValueError:
             raise click.BadParameter("not hex", param_hint="--stdin") from None
-        raw = module if module in CATALOGUE else Path(module).read_bytes()
+        raw = module if isinstance(module, bytes) or module in CATALOGUE else None
+        raw = raw if raw is not None else Path(module).read_bytes()
         by_tree = module not in CATALOGUE and len(raw) * 4 // 3 > MAX_SPEC_BYTES // 2
         if (by_tree or input_dir is not None) and not data_uri:
             raise click.UsageError(
@@ -397,6 +412,36 @@ def job_spec(
         spec = encode_spec(workload, data, recipient)
     decode_spec(spec)
     return spec
+
+
+def _python_spec(
+    workload, payload, module, stdin_hex, fuel, encrypt_to, input_dir, data_uri, args, env,
+    output_limit, memory_limit, python,
+) -> bytes:  # fmt: skip
+    import tempfile
+
+    from computeshare import python_job
+
+    if workload is not None or module is not None:
+        raise click.UsageError("--python takes no --workload or --wasm")
+    if payload is not None and input_dir is not None:
+        raise click.UsageError("give the input directory once: --input or --input-dir")
+    folder = Path(payload) if payload is not None else input_dir
+    if folder is not None and not folder.is_dir():
+        raise click.BadParameter(f"{folder} is not a directory", param_hint="--input")
+    try:
+        env = python_job.job_env(env)
+        with tempfile.TemporaryDirectory(prefix="computeshare-python-") as scratch:
+            tree = Path(scratch) / "input"
+            found = python_job.job_tree(python, folder, tree)
+            return job_spec(
+                None, None, found.module, stdin_hex,
+                fuel if fuel is not None else python_job.DEFAULT_FUEL, encrypt_to,
+                input_dir=tree, data_uri=data_uri, args=python_job.job_args(args), env=env,
+                output_limit=output_limit, memory_limit=memory_limit,
+            )  # fmt: skip
+    except (python_job.PythonJobError, OSError) as error:
+        raise click.ClickException(str(error)) from None
 
 
 DATA_STORE = "~/.computeshare/store"  # `computeshare data`'s default store

@@ -1,6 +1,7 @@
 """`computeshare run`: a module run here exactly as a provider runs it.
 
     computeshare run kmer.wasm --input reads/ --arg 21 --arg /input/reads.fa --output out/
+    computeshare run --python job.py --input data/ --prepared ~/.computeshare/prepared
 
 Clients test a job before paying for it; providers and arbiters reproduce a disputed result.
 The input directory is packed as a job's inputs are (`computeshare.cas`) and mounted at
@@ -29,7 +30,21 @@ DEFAULT_FUEL = 10**12
 
 
 @click.command("run")
-@click.argument("module", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "module", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--python",
+    "python",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="run this Python script on the pinned CPython for WASI instead of MODULE, as "
+    "`client post --python` makes the job (computeshare.python_job)",
+)
+@click.option(
+    "--prepared",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="keep compiled modules in this folder (mode 700) for the next run",
+)
 @click.option(
     "--input",
     "input_dir",
@@ -52,7 +67,9 @@ DEFAULT_FUEL = 10**12
 @click.option("--output-limit", type=int, help="most bytes in /output (the spec's bound)")
 @click.option("--json", "as_json", is_flag=True, help="one JSON object: status, fuel, output_root")
 def run(
-    module: Path,
+    module: Path | None,
+    python: Path | None,
+    prepared: Path | None,
     input_dir: Path | None,
     args: tuple[str, ...],
     env: tuple[str, ...],
@@ -65,8 +82,13 @@ def run(
     output_limit: int | None,
     as_json: bool,
 ) -> None:
-    """Run MODULE as a provider would; print its status, fuel and output root."""
-    from computeshare import local_run
+    """Run MODULE (or a --python script) as a provider would; print its status, fuel and
+    output root."""
+    from computeshare import local_run, python_job
+    from computeshare.sandbox import HostError
+
+    if (module is None) == (python is None):
+        raise click.UsageError("give MODULE or --python SCRIPT")
 
     try:
         seed_bytes = bytes.fromhex(seed.removeprefix("0x"))
@@ -77,8 +99,14 @@ def run(
     options = {"memory_limit": memory_limit, "output_limit": output_limit}
     with tempfile.TemporaryDirectory(prefix="computeshare-run-") as scratch:
         try:
+            if python is not None:
+                tree = Path(scratch) / "python-input"
+                raw = python_job.job_tree(python, input_dir, tree).module
+                input_dir, args, env = tree, python_job.job_args(args), python_job.job_env(env)
+            else:
+                raw = module.read_bytes()
             result, inputs, _ = local_run.run_directory(
-                module.read_bytes(),
+                raw,
                 input_dir=input_dir,
                 scratch=Path(scratch),
                 output_dir=output_dir or Path(scratch) / "output",
@@ -88,9 +116,10 @@ def run(
                 args=list(args),
                 env=list(env),
                 seed=seed_bytes,
+                prepared=prepared,
                 **{key: value for key, value in options.items() if value is not None},
             )
-        except (ComputeShareError, ValueError, OSError) as error:
+        except (ComputeShareError, ValueError, OSError, HostError) as error:  # PythonJobError too
             raise click.ClickException(str(error)) from None
     root = "0x" + result.output_root.hex() if result.output_root else None
     summary = {
