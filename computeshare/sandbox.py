@@ -111,13 +111,14 @@ THREAD_STACK_BYTES = MAX_STACK_BYTES + (8 << 20)
 MAX_OUTPUT_BYTES = wasi.MAX_OUTPUT_BYTES
 # Longest output a k = 1 result carries on chain (JobEscrow.submit); longer ones are served.
 MAX_ON_CHAIN_OUTPUT = 4_096
-# A job's fuel limit: 3 * 10**14, 42,857 s (nearly 12 hours) of the worst-case compute at
-# metering.R_FLOOR = 7 * 10**9 fuel a second; its run (`workloads.run_seconds`: the worker's
-# start-up plus twice the fuel's time at the floor, 85,744 s) and commitment fit JobEscrow's
-# default MAX_JOB_DURATION of 7 days with room to spare. Real programs burn fuel far faster
-# than the floor (a catalogue kernel 1.5 to 3 * 10**10 a second, zlib over text 1.7 * 10**12),
-# so a job at this limit computes for hours or minutes respectively.
-MAX_FUEL = 3 * 10**14
+# A job's fuel limit: 2.1 * 10**15, 300,000 s (83 hours) of the worst-case compute at
+# metering.R_FLOOR = 7 * 10**9 fuel a second, the most whose run (`workloads.run_seconds`:
+# the worker's start-up plus twice the fuel's time at the floor, 600,060 s) and commitment
+# fit JobEscrow's default MAX_JOB_DURATION of 7 days (604,800 s). Real programs burn fuel
+# faster than the floor (a catalogue kernel 1.5 to 3 * 10**10 a second, zlib over text
+# 1.7 * 10**12), so a job at this limit computes for 19 to 39 hours of a kernel and 20
+# minutes of zlib. (Version 2's floor was 10**9 and its limit 3 * 10**14, the same 300,000 s.)
+MAX_FUEL = 21 * 10**14
 # Host calls' prices (part of the cost table, `metering.COST_TABLE_VERSION`): see
 # `computeshare.wasi`.
 HOST_CALL_FUEL = wasi.HOST_CALL_FUEL

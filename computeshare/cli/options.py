@@ -318,7 +318,7 @@ def job_spec_options(func):
         click.option(
             "--fuel",
             type=click.IntRange(1),
-            help="the wasm run's fuel limit (at most 3 * 10**14: 11.9 hours at R_FLOOR)",
+            help="the wasm run's fuel limit (at most 2.1 * 10**15: 83 hours at R_FLOOR)",
         ),
         click.option(
             "--encrypt-to", help="a public key (hex): providers serve the output encrypted"
