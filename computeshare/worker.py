@@ -48,6 +48,7 @@ import time
 import weakref
 from pathlib import Path
 
+from computeshare.cas.cache import alive
 from computeshare.sandbox import RunResult
 from computeshare.serving import ANSWER_LIMIT_BYTES, limits
 from computeshare.serving import PARENT_VARIABLE as _PARENT_VARIABLE
@@ -80,16 +81,6 @@ _SCRATCH_PREFIX = "computeshare-scratch-"
 _scratch: dict[int, Path] = {}  # this process's scratch root, by pid (a fork makes its own)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def scratch_root() -> Path:
     """This process's folder for its runs' scratch space, made on first use; the folders
     of processes that are gone are removed then."""
@@ -98,7 +89,7 @@ def scratch_root() -> Path:
         base = Path(tempfile.gettempdir())
         for stale in base.glob(_SCRATCH_PREFIX + "*"):
             owner = stale.name.removeprefix(_SCRATCH_PREFIX)
-            if owner.isdigit() and int(owner) != pid and not _pid_alive(int(owner)):
+            if owner.isdigit() and int(owner) != pid and not alive(int(owner)):
                 shutil.rmtree(stale, ignore_errors=True)
         root = base / f"{_SCRATCH_PREFIX}{pid}"
         root.mkdir(mode=0o700, exist_ok=True)

@@ -13,8 +13,6 @@ product: the agent and the CLI run ape as it is.
 
 from __future__ import annotations
 
-import os
-
 
 def keep_answers_for_the_session() -> None:
     from ape.contracts.base import ContractMethodHandler
@@ -74,14 +72,7 @@ def forget_dead_nodes() -> None:
     session's end take 8 s. Entries whose process is gone are dropped first."""
     from ape import networks
 
-    def alive(pid: int) -> bool:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+    from computeshare.cas.cache import alive
 
     nodes = networks.running_nodes
     if dead := [pid for pid in nodes.process_ids if not alive(pid)]:

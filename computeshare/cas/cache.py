@@ -44,7 +44,8 @@ def check_root(root: str) -> str:
     return root
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """A process with this id exists (one of another user's too)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -164,7 +165,7 @@ class Cache:
         live = False
         for token in tokens:
             pid = token.name.partition("-")[0]
-            if pid.isdigit() and _alive(int(pid)):
+            if pid.isdigit() and alive(int(pid)):
                 live = True
             else:
                 token.unlink(missing_ok=True)  # its process ended
