@@ -12,8 +12,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from ape import chain
-
 from computeshare.constants import BPS, MAX_AMOUNT, MAX_REPLICAS
 from computeshare.exceptions import InvalidInput, NoEligibleDevice, NotAProvider, WrongState
 from computeshare.format import tokens as show
@@ -80,7 +78,7 @@ def check_post(
         )
     check_satisfiable(cs, requirements, price)
     paused_until = cs.escrow.paused_until()
-    if chain.pending_timestamp < paused_until:
+    if cs.chain.now() < paused_until:
         raise WrongState(f"JobEscrow takes no new jobs until {date(paused_until)}")
 
 
@@ -119,7 +117,7 @@ def check_delegation(cs: ComputeShare, provider: str, amount: int, min_cut: int 
     cut = pool.delegator_cut_bps
     if pool.pending_cut_at != 0:  # as Staking reads it: a scheduled cut counts too
         pending = pool.pending_cut_bps
-        cut = pending if chain.pending_timestamp >= pool.pending_cut_at else min(cut, pending)
+        cut = pending if cs.chain.now() >= pool.pending_cut_at else min(cut, pending)
     if cut < min_cut:
         raise WrongState(
             f"the provider's delegator cut is {cut / 100:g}% (in force or scheduled),"

@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ape import Contract, chain
 from eth_utils import is_address, to_checksum_address
 
 from computeshare.checks import check_delegation, check_post, date
@@ -54,6 +53,7 @@ from computeshare.exceptions import (
 from computeshare.format import tokens as show
 from computeshare.jobs import NO_REPLICA, JobBook
 from computeshare.manifest import OWNED, Manifest, network_manifest_path
+from computeshare.onchain import ApeChain, Chain, logs, receipt_events
 from computeshare.params import PARAMETERS, parameter, parameter_rows
 from computeshare.results import ResultError, agreed_results, fetch_result, unseal
 from computeshare.sandbox import RunResult
@@ -106,9 +106,15 @@ class ComputeShare:
     governor = _Deployed("Governor")
     timelock = _Deployed("Timelock")
 
-    def __init__(self, manifest: Manifest, account=None, contracts: dict[str, Any] | None = None):
+    def __init__(
+        self, manifest: Manifest, account=None, contracts: dict[str, Any] | None = None,
+        chain: Chain | None = None,
+    ):  # fmt: skip
         self.manifest = manifest if isinstance(manifest, Manifest) else Manifest(None, manifest)
         self.account = account
+        # The connection: ape's (`ApeChain`) unless one is given, e.g. plain JSON-RPC
+        # (`computeshare.sender.PlainChain`).
+        self.chain: Chain = chain or ApeChain()
         self._contracts: dict[str, Any] = dict(contracts or {})
         self._jobs: JobBook | None = None
         self.index = None  # an EventIndex once `open_index` is called
@@ -127,21 +133,26 @@ class ComputeShare:
         return cls(Manifest(None, {"contracts": entries}), account, contracts)
 
     @classmethod
-    def from_manifest(cls, path: Path | str, account=None) -> ComputeShare:
-        manifest = Manifest.deployment(path, chain.chain_id)
-        return cls(manifest, account)
+    def from_manifest(
+        cls, path: Path | str, account=None, chain: Chain | None = None
+    ) -> ComputeShare:
+        """The deployment the manifest at `path` describes, on `chain` (default: ape's)."""
+        chain = chain or ApeChain()
+        return cls(Manifest.deployment(path, chain.chain_id), account, chain=chain)
 
     @classmethod
     def connected(cls, account=None, directory: Path | None = None) -> ComputeShare:
         """The deployment on the connected network, from <deployments>/<network>-<chain id>
         (see `computeshare.manifest`). A fork without a deployment of its own
         (`sepolia-fork`) uses its upstream's."""
+        from ape import chain
+
         path = network_manifest_path(chain.provider.network.name, chain.chain_id, directory)
         return cls.from_manifest(path, account)
 
     def as_account(self, account) -> ComputeShare:
         """The same deployment seen from `account` (contracts and job terms shared)."""
-        other = type(self)(self.manifest, account)
+        other = type(self)(self.manifest, account, chain=self.chain)
         other._contracts, other._jobs, other.index = self._contracts, self._jobs, self.index
         other.say, other.transact, other.approve_max = self.say, self.transact, self.approve_max
         return other
@@ -152,7 +163,7 @@ class ComputeShare:
             if not self.manifest.has(name):
                 return None
             address, abi = self.manifest.address(name), self.manifest.abi(name)
-            self._contracts[name] = Contract(address, abi=abi)
+            self._contracts[name] = self.chain.contract(name, address, abi)
         return self._contracts[name]
 
     def owned(self) -> list:
@@ -169,7 +180,7 @@ class ComputeShare:
             if self.path is None:
                 raise ClientError("no index file: this deployment was not read from a file")
             where = EventIndex.default_path(self.path)
-        self.index = EventIndex.open(where, self.manifest, chain.provider.web3, **options)
+        self.index = EventIndex.open(where, self.manifest, self.chain.index_node(), **options)
         self.jobs.index = self.index
         return self.index
 
@@ -184,12 +195,13 @@ class ComputeShare:
     def _simulate(self, method, *args) -> None:
         """Runs the call as the account would send it (eth_call on the pending state);
         raises WouldRevert with the contract's reason if it reverts."""
-        from ape.exceptions import ContractLogicError
-
         try:
             method.call(*args, sender=self._sender())
-        except ContractLogicError as error:
-            raise WouldRevert(error.message) from None
+        except Exception as error:
+            reason = self.chain.revert_reason(error)
+            if reason is None:
+                raise
+            raise WouldRevert(reason) from None
 
     def parameter(self, contract: str, name: str) -> int:
         """The governed parameter `name` of the deployment's `contract` now."""
@@ -330,7 +342,7 @@ class ComputeShare:
         pool = self.staking.pool(self._sender())
         if pool.own_thawing == 0:
             raise WrongState("nothing is thawing (thaw first)")
-        if chain.pending_timestamp < pool.own_unlock_at:
+        if self.chain.now() < pool.own_unlock_at:
             raise WrongState(f"{show(pool.own_thawing)} tokens unlock {date(pool.own_unlock_at)}")
         self._send("withdrawing", self.staking.withdraw)
         return pool.own_thawing
@@ -439,7 +451,7 @@ class ComputeShare:
         position = self.staking.delegation(provider, me)
         if position.warming == 0:
             raise WrongState("nothing is warming up at this provider")
-        if position.warm_until > chain.pending_timestamp:
+        if position.warm_until > self.chain.now():
             raise WrongState(f"still warming up: activate {date(position.warm_until)}")
         return self._send("activating", self.staking.activate, provider, me).return_value
 
@@ -454,7 +466,7 @@ class ComputeShare:
         them: after it joins the account's warmed-up tokens to the pool, when they fit."""
         pool, position = self.staking.pool(provider), self.staking.delegation(provider, me)
         held, tokens, total = position.shares, pool.delegated_tokens, pool.delegated_shares
-        if position.warming and position.warm_until <= chain.pending_timestamp:
+        if position.warming and position.warm_until <= self.chain.now():
             cap = pool.own_stake * self.parameter("Staking", "MAX_DELEGATION_RATIO")
             if tokens + position.warming <= cap:
                 minted = position.warming * (total + VIRTUAL_SHARES) // (tokens + 1)
@@ -574,7 +586,7 @@ class ComputeShare:
                     have=held,
                     need=missing,
                 )
-        deadline = chain.pending_timestamp + duration
+        deadline = self.chain.now() + duration
         args = (spec, requirements, price, replicas, deadline, collateral)
         if missing > 0:
             self._fund(missing, approve_max)
@@ -622,7 +634,7 @@ class ComputeShare:
             raise WrongState(f"job 0x{job_id.hex()[:10]} is {view['status_name']}")
         if view["replica_states"] != ["revealed"]:
             raise WrongState(f"job 0x{job_id.hex()[:10]} has no result to dispute yet")
-        if chain.pending_timestamp >= view["phase_end"]:
+        if self.chain.now() >= view["phase_end"]:
             raise WrongState(f"the challenge window closed at {date(view['phase_end'])}")
         bond = terms.price_per_replica * self.parameter("JobEscrow", "DISPUTE_BOND_BPS") // BPS
         held = self.token.balanceOf(me)
@@ -691,13 +703,11 @@ class ComputeShare:
 
     def _result_endpoints(self, job_id: bytes, revealed: list | None = None) -> list[str]:
         """The http(s) metadata URIs of the devices that revealed the job's result."""
-        escrow, height = self.escrow, chain.blocks.height + 1
-        start, topics = self.jobs.start_block, {"job_id": bytes(job_id)}
+        escrow, start, where = self.escrow, self.jobs.start_block, ["0x" + bytes(job_id).hex()]
         if revealed is None:
-            revealed = list(escrow.ResultRevealed.range(start, height, search_topics=topics))
-        # `provider` is shadowed on ape's log objects: read it from the event arguments.
+            revealed = logs(escrow, ["ResultRevealed"], start, where)
         providers = {event.event_arguments["provider"] for event in revealed}
-        accepted = escrow.ReplicaAccepted.range(start, height, search_topics=topics)
+        accepted = logs(escrow, ["ReplicaAccepted"], start, where)
         uris = [
             self.registry.device(bytes(event.device_id)).metadata_uri
             for event in accepted
@@ -769,17 +779,16 @@ class ComputeShare:
         agent. Endpoints default to the http(s) metadata URIs of the devices that revealed;
         `private_key` reads an output encrypted to the spec's `encrypt_to`."""
         job_id = bytes(job_id)
-        escrow, height = self.escrow, chain.blocks.height + 1
-        start = self.jobs.start_block
-        topics = {"job_id": job_id}
-        settled = list(escrow.JobSettled.range(start, height, search_topics=topics))
-        revealed = list(escrow.ResultRevealed.range(start, height, search_topics=topics))
+        escrow, start, where = self.escrow, self.jobs.start_block, ["0x" + job_id.hex()]
+        found = logs(escrow, ["JobSettled", "ResultRevealed", "ResultSubmitted"], start, where)
+        settled = [event for event in found if event.event_name == "JobSettled"]
+        revealed = [event for event in found if event.event_name == "ResultRevealed"]
         agreed = agreed_results(
             bytes(settled[0].result_hash) if settled else None,
             [bytes(event.result_hash) for event in revealed],
             self.jobs.terms(job_id).replicas,
         )
-        for event in escrow.ResultSubmitted.range(start, height, search_topics=topics):
+        for event in (event for event in found if event.event_name == "ResultSubmitted"):
             on_chain = RunResult(event.status, event.fuel, bytes(event.output))
             if event.output and on_chain.digest() in agreed:
                 return on_chain  # a short k = 1 output travels in its event
@@ -829,7 +838,7 @@ class ComputeShare:
             raise WrongState(
                 f"job 0x{job_id.hex()[:10]} is {label(JobStatus, view.status)}, not disputed"
             )
-        if chain.pending_timestamp >= view.phase_end:
+        if self.chain.now() >= view.phase_end:
             raise WrongState(f"the ruling period ended {date(view.phase_end)}: finalize settles it")
         if not self.is_arbiter(me.address):
             raise NotAllowed(f"{me.address} is not an arbiter of this deployment")
@@ -866,7 +875,7 @@ class ComputeShare:
         the chain."""
         index = self.index or self.open_index()
         index.sync()
-        now, found = chain.pending_timestamp, []
+        now, found = self.chain.now(), []
         for row in reversed(index.jobs(limit=1_000_000, status="disputed")):
             job_id = bytes.fromhex(row["job_id"][2:])
             view = self.jobs.view(job_id)
@@ -937,11 +946,10 @@ def _spec_dict(spec) -> dict:
 
 def _event(receipt, contract, name: str) -> dict:
     """The arguments of the first `name` event `contract` emitted in `receipt`."""
-    logs = [log for log in receipt.decode_logs(getattr(contract, name))
-            if str(log.contract_address) == str(contract.address)]  # fmt: skip
-    if not logs:
+    found = receipt_events(receipt, contract, name)
+    if not found:
         raise ComputeShareError(f"the transaction emitted no {name} event")
-    return dict(logs[0].event_arguments)
+    return dict(found[0])
 
 
 ALIASES = {alias: d.name for alias, d in vars(ComputeShare).items() if isinstance(d, _Deployed)}

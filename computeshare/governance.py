@@ -180,35 +180,11 @@ def created_proposals(governor, start_block: int = 0) -> list[Proposal]:
     """Every proposal `governor` made since `start_block`, in chain order, rebuilt from its
     `ProposalCreated` events (the Governor stores no actions): one `eth_getLogs` request.
     An event whose actions and description do not hash to its id is left out: a node's
-    answer is not trusted. A governor over plain JSON-RPC (`computeshare.sender.Contract`)
-    decodes the logs itself."""
-    from eth_utils import keccak
+    answer is not trusted."""
+    from computeshare.onchain import logs
 
-    from computeshare.sender import Contract
-
-    if isinstance(governor, Contract):
-        events = governor.decoded_logs("ProposalCreated", start_block)
-        return [p for p in map(_from_event, events) if p is not None]
-    abi = governor.ProposalCreated.abi
-    provider = governor.chain_manager.provider
-    raw = provider.make_request(
-        "eth_getLogs",
-        [
-            {
-                "address": str(governor.address),
-                "fromBlock": hex(start_block),
-                "toBlock": "latest",
-                "topics": ["0x" + keccak(text=abi.selector).hex()],
-            }
-        ],
-    )
-    proposals = []
-    for log in provider.network.ecosystem.decode_logs(raw, abi):
-        try:
-            proposals.append(Proposal.from_event(log.event_arguments))
-        except ValueError:
-            continue
-    return proposals
+    events = logs(governor, ["ProposalCreated"], start_block)
+    return [p for p in (_from_event(log.event_arguments) for log in events) if p is not None]
 
 
 def _from_event(event) -> Proposal | None:

@@ -22,6 +22,7 @@ from computeshare.constants import (
     ReplicaStatus,
     Terms,
 )
+from computeshare.onchain import event_topics, logs
 
 # Short names of the enum members (the same objects), for call sites that compare often.
 STATUS_OPEN, STATUS_DISPUTED, STATUS_FINALIZED, STATUS_CANCELLED = list(JobStatus)[1:]
@@ -97,27 +98,6 @@ def job_id_of(terms: Any) -> bytes:
     return keccak(encode(TERMS_TYPES, list(terms_tuple(terms))))
 
 
-def event_topics(contract, event: str, since: int = 0, where: list | None = None) -> list[list]:
-    """The topics (the event's signature, then its indexed arguments, as 32-byte values)
-    of every `event` of `contract` since block `since`, in chain order: one `eth_getLogs`
-    request, nothing decoded. `where` filters the indexed arguments as `eth_getLogs`
-    topics do (one entry per argument: None for any, a hex topic, or a list of them)."""
-    provider = contract.chain_manager.provider
-    topic = "0x" + keccak(text=getattr(contract, event).abi.selector).hex()
-    logs = provider.make_request(
-        "eth_getLogs",
-        [
-            {
-                "address": str(contract.address),
-                "fromBlock": hex(since),
-                "toBlock": "latest",
-                "topics": [topic, *(where or [])],
-            }
-        ],
-    )
-    return [[bytes.fromhex(_hex(t)) for t in log["topics"]] for log in logs]
-
-
 def indexed_topics(contract, event: str, since: int = 0, position: int = 1) -> list[bytes]:
     """The `position`-th indexed argument (its 32-byte topic) of every `event` of
     `contract` since block `since`, in chain order (see `event_topics`)."""
@@ -189,23 +169,7 @@ class JobBook:
 
     def _logs(self, job_id: bytes, *events: str) -> list:
         """The job's logs of these events, in chain order: one `eth_getLogs` request."""
-        abis = [getattr(self.escrow, event).abi for event in events]
-        provider = self.escrow.chain_manager.provider
-        raw = provider.make_request(
-            "eth_getLogs",
-            [
-                {
-                    "address": str(self.escrow.address),
-                    "fromBlock": hex(self.start_block),
-                    "toBlock": "latest",
-                    "topics": [
-                        ["0x" + keccak(text=abi.selector).hex() for abi in abis],
-                        "0x" + bytes(job_id).hex(),
-                    ],
-                }
-            ],
-        )
-        return list(provider.network.ecosystem.decode_logs(raw, *abis))
+        return logs(self.escrow, list(events), self.start_block, ["0x" + bytes(job_id).hex()])
 
     def _from_index(self, query: Callable[[Any], Any]) -> Any:
         """`query` on the index brought up to date; `_FAILED` when the index cannot be (a

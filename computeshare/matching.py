@@ -305,8 +305,6 @@ def why_waiting(cs, job_id: bytes, devices: list[Device] | None = None) -> Waiti
     (by default from the deployment's event index, `cs.index` or opened and synced here)
     counted under the first rule it fails. None once every replica is accepted or the job
     is no longer open. An audited-only job reads the audit of each device that has one."""
-    from ape import chain
-
     job_id = bytes(job_id)
     view = cs.jobs.view(job_id)
     if view.status != STATUS_OPEN or view.accepted >= view.replicas:
@@ -326,7 +324,7 @@ def why_waiting(cs, job_id: bytes, devices: list[Device] | None = None) -> Waiti
         compute_seconds=r["compute_seconds"],
         min_gpus=r["min_gpu_count"],
     )
-    now = chain.pending_timestamp
+    now = cs.chain.now()
     paused_until = cs.escrow.paused_until()
     if now >= view.deadline:
         waiting.blocked = "its commit deadline passed; no device can accept it now"

@@ -33,7 +33,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from computeshare.manifest import Manifest
 from computeshare.reader import JsonRpc, NodeError, ReadError
 
 DEFAULT_MNEMONIC = "test test test test test test test test test test test junk"  # ape's
@@ -358,29 +357,65 @@ def _type(param: dict) -> str:
     return _type(param)
 
 
-def _checksummed(value: Any, kind: str) -> Any:
-    """Addresses in a decoded value as ape gives them: checksummed."""
-    from eth_utils import to_checksum_address
-
-    if kind == "address":
-        return to_checksum_address(value)
-    if kind.startswith("address[") and isinstance(value, tuple | list):
-        return [to_checksum_address(item) for item in value]
-    return value
-
-
-def _argument(value: Any) -> Any:
-    """An argument as eth_abi takes it: an account as its address."""
-    if isinstance(value, Signer):
+def _argument(value: Any, param: dict) -> Any:
+    """An argument as eth_abi takes it for `param`: an account or a contract as its address,
+    a struct given as a dict (or a `Struct`) as the tuple of its fields in order."""
+    kind = param["type"]
+    if isinstance(value, Signer | Contract):
         return value.address
-    if isinstance(value, list | tuple):
-        return [_argument(item) for item in value]
+    if kind.endswith("]") and isinstance(value, list | tuple):
+        inner = {**param, "type": kind[: kind.rindex("[")]}
+        return [_argument(item, inner) for item in value]
+    if kind == "tuple":
+        components = param.get("components", [])
+        if isinstance(value, dict):
+            missing = [c["name"] for c in components if c["name"] not in value]
+            if missing:
+                raise TypeError(f"{param.get('name') or 'a struct'} lacks {', '.join(missing)}")
+            value = [value[c["name"]] for c in components]
+        return tuple(_argument(v, c) for v, c in zip(value, components, strict=True))
     return value
+
+
+class Receipt(dict):
+    """A mined transaction's receipt (JSON-RPC's fields), read as ape's: `txn_hash`,
+    `block_number`, `gas_used`, raw `logs`, and `return_value`, the call's return value
+    from the node's call trace (`debug_traceTransaction`, as ape reads it)."""
+
+    method: Method | None = None
+
+    @property
+    def txn_hash(self) -> str:
+        return self["transactionHash"]
+
+    @property
+    def block_number(self) -> int:
+        return quantity(self.get("blockNumber"), "the receipt's blockNumber")
+
+    @property
+    def gas_used(self) -> int:
+        return quantity(self.get("gasUsed"), "the receipt's gasUsed")
+
+    @property
+    def logs(self) -> list[dict]:
+        found = self.get("logs")
+        return found if isinstance(found, list) else []
+
+    @property
+    def return_value(self) -> Any:
+        if self.method is None:
+            return None
+        rpc = self.method.contract.transactor.rpc
+        trace = rpc.request("debug_traceTransaction", [self.txn_hash, {"tracer": "callTracer"}])
+        output = trace.get("output") if isinstance(trace, dict) else None
+        if not isinstance(output, str) or not re.fullmatch(r"0x(?:[0-9a-fA-F]{2})*", output):
+            raise NodeError(f"debug_traceTransaction: no return data for {self.txn_hash}")
+        return self.method.decode_output(bytes.fromhex(output[2:]))
 
 
 class Method:
     """A contract function by name: called like ape's (`contract.f(*args)` reads a view
-    and sends a mutable function with `sender=`), with `estimate_gas_cost` and
+    and sends a mutable function with `sender=`), with `call`, `estimate_gas_cost` and
     `encode_input`."""
 
     def __init__(self, contract: Contract, name: str, entries: list[dict]):
@@ -398,14 +433,19 @@ class Method:
         from eth_utils import keccak
 
         entry = self._entry(args)
-        types = [_type(p) for p in entry.get("inputs", [])]
+        params = entry.get("inputs", [])
+        types = [_type(p) for p in params]
         selector = keccak(text=f"{self.name}({','.join(types)})")[:4]
-        return selector + encode(types, [_argument(a) for a in args])
+        values = [_argument(a, p) for a, p in zip(args, params, strict=True)]
+        return selector + encode(types, values)
 
     def _decode(self, entry: dict, raw: bytes) -> Any:
         from eth_abi import decode
 
-        kinds = [_type(p) for p in entry.get("outputs", [])]
+        from computeshare.onchain import plain_value
+
+        outputs = entry.get("outputs", [])
+        kinds = [_type(p) for p in outputs]
         try:
             if len(raw) % 32 or len(raw) < 32 * len(kinds):
                 raise ValueError("not whole words")
@@ -415,8 +455,13 @@ class Method:
                 f"{self.contract.name}.{self.name}: the node's answer ({len(raw)} bytes) "
                 f"does not decode as ({','.join(kinds)})"
             ) from None
-        values = tuple(_checksummed(v, k) for v, k in zip(values, kinds, strict=True))
+        values = tuple(plain_value(v, p) for v, p in zip(values, outputs, strict=True))
         return values[0] if len(values) == 1 else (values or None)
+
+    def decode_output(self, raw: bytes) -> Any:
+        """What the function returned, from its raw return data."""
+        entries = [e for e in self.entries if e.get("stateMutability") not in ("view", "pure")]
+        return self._decode((entries or self.entries)[0], raw)
 
     def call(self, *args, sender=None) -> Any:
         entry = self._entry(args)
@@ -437,7 +482,9 @@ class Method:
         if gas is None:
             gas = self.estimate_gas_cost(*args, sender=sender)
         data = self.encode_input(*args)
-        return self.contract.transactor.send(sender, self.contract.address, data, gas)
+        receipt = Receipt(self.contract.transactor.send(sender, self.contract.address, data, gas))
+        receipt.method = Method(self.contract, self.name, [entry])
+        return receipt
 
 
 class Contract:
@@ -460,82 +507,55 @@ class Contract:
             raise AttributeError(name)
         return self.method(name)
 
-    def decoded_logs(self, event: str, from_block: int = 0) -> list[dict]:
-        """The contract's `event` logs since `from_block`, decoded (one `eth_getLogs`); a
-        log that does not decode is the node's error."""
+    def decode_input(self, calldata: bytes) -> tuple[str, dict]:
+        """(the function's signature, its arguments by name) of a call to this contract,
+        as ape's `decode_input`; ValueError for calldata that matches no function."""
         from eth_abi import decode
         from eth_utils import keccak
 
-        abi = next((e for e in self.abi if e.get("type") == "event" and e["name"] == event), None)
-        if abi is None:
-            raise AttributeError(f"{self.name} has no event {event}")
-        inputs = abi.get("inputs", [])
-        topic = "0x" + keccak(text=f"{event}({','.join(_type(p) for p in inputs)})").hex()
-        query = {"address": self.address, "fromBlock": hex(from_block), "toBlock": "latest"}
-        logs = self.transactor.rpc.logs({**query, "topics": [topic]})
-        indexed = [p for p in inputs if p.get("indexed")]
-        plain = [p for p in inputs if not p.get("indexed")]
-        found = []
-        for log in logs:
+        from computeshare.onchain import plain_value
+
+        for entry in self.abi:
+            if entry.get("type") != "function":
+                continue
+            params = entry.get("inputs", [])
+            signature = f"{entry['name']}({','.join(_type(p) for p in params)})"
+            if keccak(text=signature)[:4] != bytes(calldata[:4]):
+                continue
             try:
-                topics = [bytes.fromhex(t[2:]) for t in log["topics"][1:]]
-                values = dict(zip([p["name"] for p in plain], decode(
-                    [_type(p) for p in plain], bytes.fromhex(log["data"][2:])
-                ), strict=True))  # fmt: skip
-                for p, raw in zip(indexed, topics, strict=True):
-                    values[p["name"]] = decode([_type(p)], raw)[0]
-            except Exception:  # a log that is not this event's: the node's nonsense
-                raise NodeError(f"eth_getLogs: a {event} log that does not decode") from None
-            kinds = {p["name"]: _type(p) for p in inputs}
-            found.append({k: _checksummed(v, kinds[k]) for k, v in values.items()})
-        return found
+                values = decode([_type(p) for p in params], bytes(calldata[4:]))
+            except Exception:  # eth_abi's decoding errors: arguments that are not these
+                raise ValueError(f"calldata of {signature} that does not decode") from None
+            return signature, {
+                p["name"]: plain_value(v, p) for p, v in zip(params, values, strict=True)
+            }
+        raise ValueError(f"{self.name} has no function 0x{bytes(calldata[:4]).hex()}")
 
 
-class _Deployed:
-    def __init__(self, name: str):
-        self.name = name
+class PlainChain:
+    """The chain over plain JSON-RPC (`computeshare.onchain.Chain`), for `ComputeShare`."""
 
-    def __get__(self, share: PlainShare | None, owner=None):
-        return self if share is None else share.contract(self.name)
-
-
-class PlainShare:
-    """What a sending command asks of `ComputeShare`, over JSON-RPC: the deployment's
-    contracts by role and a vote."""
-
-    token = _Deployed("ComputeToken")
-    staking = _Deployed("Staking")
-    registry = _Deployed("DeviceRegistry")
-    escrow = _Deployed("JobEscrow")
-    escrow_view = _Deployed("JobEscrowView")
-    offers = _Deployed("OfferBook")
-    governor = _Deployed("Governor")
-    timelock = _Deployed("Timelock")
-
-    def __init__(self, transactor: Transactor, manifest: Manifest, account: Signer | None = None):
-        self.transactor, self.manifest, self.account = transactor, manifest, account
-        self.say = lambda text: None
-        self._contracts: dict[str, Contract] = {}
+    def __init__(self, transactor: Transactor):
+        self.transactor = transactor
 
     @property
-    def path(self) -> Path | None:
-        return self.manifest.path
+    def chain_id(self) -> int:
+        return self.transactor.chain_id
 
-    def contract(self, name: str) -> Contract | None:
-        if name not in self._contracts:
-            if not self.manifest.has(name):
-                return None
-            address, abi = self.manifest.address(name), self.manifest.abi(name)
-            self._contracts[name] = Contract(self.transactor, name, address, abi)
-        return self._contracts[name]
+    def now(self) -> int:
+        block = self.transactor.rpc.request("eth_getBlockByNumber", ["pending", False])
+        if not isinstance(block, dict):
+            raise NodeError("eth_getBlockByNumber: the node has no pending block")
+        return quantity(block.get("timestamp"), "the pending block's timestamp")
 
-    def _sender(self) -> Signer:
-        if self.account is None:
-            raise SendError("this action needs an account (--account)")
-        return self.account
+    def height(self) -> int:
+        return self.transactor.rpc.block_number()
 
-    def vote(self, proposal_id: int, support: int, reason: str = ""):
-        me = self._sender()
-        if reason:
-            return self.governor.castVoteWithReason(proposal_id, support, reason, sender=me)
-        return self.governor.castVote(proposal_id, support, sender=me)
+    def contract(self, name: str, address: str, abi: list[dict]) -> Contract:
+        return Contract(self.transactor, name, address, abi)
+
+    def revert_reason(self, error: BaseException) -> str | None:
+        return error.reason if isinstance(error, Reverted) else None
+
+    def index_node(self) -> JsonRpc:
+        return self.transactor.rpc

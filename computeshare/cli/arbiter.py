@@ -8,7 +8,6 @@ import click
 
 from computeshare.cli.common import (
     chain_now,
-    command,
     connect,
     full_option,
     job_argument,
@@ -19,6 +18,7 @@ from computeshare.cli.common import (
     table,
     when,
 )
+from computeshare.cli.read import read_command, send_command
 
 
 @click.group()
@@ -41,7 +41,7 @@ def _replica(text: str | None) -> tuple[int | None, bytes | None]:
     return None, bytes.fromhex(digits)
 
 
-@command(arbiter, "rule")
+@send_command(arbiter, "rule")
 @job_argument
 @click.option(
     "--for",
@@ -95,7 +95,7 @@ def arbiter_rule(account, manifest, job_id, side, replica):
     )  # fmt: skip
 
 
-@command(arbiter, "disputes", signer=False)
+@read_command(arbiter, "disputes")
 @full_option
 @click.option("--db", help="index file or SQLAlchemy URL (default: the manifest's name, .sqlite)")
 def arbiter_disputes(manifest, full, db):

@@ -14,7 +14,6 @@ from computeshare.cli.common import (
     amount_argument,
     approve_max_option,
     chain_now,
-    command,
     connect,
     job_argument,
     job_spec,
@@ -28,7 +27,9 @@ from computeshare.cli.common import (
     tokens,
     when,
 )
+from computeshare.cli.read import read_command, send_command
 from computeshare.constants import MAX_REPLICAS, JobStatus
+from computeshare.onchain import logs, receipt_events
 
 # Job statuses by their short names (the enum members themselves).
 OPEN, DISPUTED, FINALIZED, CANCELLED = (
@@ -44,7 +45,7 @@ def client():
     """Deposit, post, follow and settle jobs. JOB is a job id or a prefix of 6+ hex digits."""
 
 
-@command(client, "deposit")
+@send_command(client, "deposit")
 @amount_argument
 @approve_max_option
 def client_deposit(account, manifest, amount, approve_max):
@@ -55,7 +56,7 @@ def client_deposit(account, manifest, amount, approve_max):
     say(f"escrow balance: {show(balance)} tokens", escrow_balance=balance)
 
 
-@command(client, "withdraw")
+@send_command(client, "withdraw")
 @amount_argument
 def client_withdraw(account, manifest, amount):
     """Withdraw AMOUNT tokens of your unlocked JobEscrow balance."""
@@ -65,7 +66,7 @@ def client_withdraw(account, manifest, amount):
     say(f"escrow balance: {show(balance)} tokens", escrow_balance=balance)
 
 
-@command(client, "post")
+@send_command(client, "post")
 @job_spec_options
 @click.option("--price", required=True, help="tokens per replica")
 @click.option("--replicas", type=click.IntRange(1, MAX_REPLICAS), default=1, show_default=True)
@@ -107,7 +108,7 @@ def client_post(
     say(f"job 0x{job.hex()}", job=job)
 
 
-@command(client, "cancel")
+@send_command(client, "cancel")
 @job_argument
 def client_cancel(account, manifest, job_id):
     """Cancel a job nobody accepted; everything is refunded."""
@@ -123,7 +124,7 @@ def client_cancel(account, manifest, job_id):
     )
 
 
-@command(client, "dispute")
+@send_command(client, "dispute")
 @job_argument
 @approve_max_option
 def client_dispute(account, manifest, job_id, approve_max):
@@ -138,7 +139,7 @@ def client_dispute(account, manifest, job_id, approve_max):
     say(f"job 0x{job.hex()}: {status}, bond {show(bond)} tokens", job=job, status=status, bond=bond)
 
 
-@command(client, "reclaim")
+@send_command(client, "reclaim")
 @job_argument
 def client_reclaim(account, manifest, job_id):
     """Take back the bond of a dispute the arbiter did not rule on in time, once the job
@@ -149,7 +150,7 @@ def client_reclaim(account, manifest, job_id):
     say(f"job 0x{job.hex()}: bond of {show(bond)} tokens reclaimed", job=job, bond=bond)
 
 
-@command(client, "withdraw-bonds")
+@send_command(client, "withdraw-bonds")
 def client_withdraw_bonds(account, manifest):
     """Withdraw the dispute bonds released to you in JobDisputes (yours returned, or, for
     a provider, a client's bond it was ruled to receive)."""
@@ -158,7 +159,7 @@ def client_withdraw_bonds(account, manifest):
     say(f"withdrew {show(amount)} tokens of bonds", amount=amount)
 
 
-@command(client, "expire")
+@send_command(client, "expire")
 @job_argument
 def client_expire(account, manifest, job_id):
     """Settle a job past its reveal window (or a k = 1 result past its challenge window):
@@ -172,13 +173,13 @@ def client_expire(account, manifest, job_id):
     if now < view["phase_end"]:
         raise click.ClickException(f"not yet: {_phase(cs, job, view, now)}")
     receipt = send("settling", cs.jobs.expire, job, sender=account)
-    (settled,) = receipt.decode_logs(cs.escrow.JobSettled)
+    (settled,) = receipt_events(receipt, cs.escrow, "JobSettled")
     status = cs.job(job)["status_name"]
     say(
         f"job 0x{job.hex()}: {status}; {_settlement(settled)}",
         job=job,
         status=status,
-        settlement=dict(settled.event_arguments),
+        settlement=settled,
     )
 
 
@@ -197,14 +198,14 @@ def _summary(view: dict) -> str:
     )
 
 
-def _settlement(event) -> str:
-    parts = [f"paid {show(event.paid)} tokens to providers", f"refunded {show(event.refunded)}"]
-    if event.fees:
-        parts.append(f"fees {show(event.fees)}")
-    if event.compensation:
-        parts.append(f"compensation {show(event.compensation)}")
-    if event.bounty:
-        parts.append(f"keeper bounty {show(event.bounty)}")
+def _settlement(event: dict) -> str:
+    """What a `JobSettled` event's arguments say, for people."""
+    parts = [
+        f"paid {show(event['paid'])} tokens to providers",
+        f"refunded {show(event['refunded'])}",
+    ]
+    extras = (("fees", "fees"), ("compensation", "compensation"), ("bounty", "keeper bounty"))
+    parts += [f"{text} {show(event[name])}" for name, text in extras if event[name]]
     return ", ".join(parts)
 
 
@@ -212,13 +213,10 @@ def _phase(cs, job: bytes, view: dict, now: int) -> str:
     """Where the job stands and what happens next, with times on the chain's clock."""
     status, end, k = view["status"], view["phase_end"], view["replicas"]
     if status == FINALIZED:
-        from ape import chain
-
-        height = chain.blocks.height + 1
-        events = list(
-            cs.escrow.JobSettled.range(cs.jobs.start_block, height, search_topics={"job_id": job})
+        events = logs(cs.escrow, ["JobSettled"], cs.jobs.start_block, ["0x" + job.hex()])
+        return "settled: " + (
+            _settlement(events[0].event_arguments) if events else "see JobSettled"
         )
-        return "settled: " + (_settlement(events[0]) if events else "see JobSettled")
     if status == CANCELLED:
         return "cancelled: the payment went back to the client's escrow balance"
     if status == DISPUTED:
@@ -242,7 +240,7 @@ def _phase(cs, job: bytes, view: dict, now: int) -> str:
     return f"reveal window closed {when(end, now)}: `computeshare client expire JOB` settles it"
 
 
-@command(client, "status", signer=False)
+@read_command(client, "status")
 @job_argument
 @click.option("--watch", is_flag=True, help="follow the job until it is final")
 @click.option("--poll", type=click.FloatRange(0.05), default=1.0, show_default=True)
@@ -304,7 +302,7 @@ def _why_waiting(cs, job: bytes, view: dict):
     return why_waiting(cs, job)
 
 
-@command(client, "result", signer=False)
+@read_command(client, "result")
 @job_argument
 @click.option("--endpoint", multiple=True, help="result endpoint (default: the device's URI)")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="output file")

@@ -8,7 +8,6 @@ from computeshare.cli.common import (
     amount_argument,
     approve_max_option,
     chain_now,
-    command,
     connect,
     say,
     send,
@@ -16,6 +15,7 @@ from computeshare.cli.common import (
     tokens,
     when,
 )
+from computeshare.cli.read import send_command
 
 
 @click.group()
@@ -23,7 +23,7 @@ def delegator():
     """Delegate stake to providers and share their income."""
 
 
-@command(delegator, "delegate")
+@send_command(delegator, "delegate")
 @click.argument("provider_address")
 @amount_argument
 @click.option(
@@ -52,7 +52,7 @@ def delegator_delegate(account, manifest, provider_address, amount, min_cut, app
     )  # fmt: skip
 
 
-@command(delegator, "activate")
+@send_command(delegator, "activate")
 @click.argument("provider_address")
 def delegator_activate(account, manifest, provider_address):
     """Turn your warmed-up tokens at PROVIDER_ADDRESS into pool shares."""
@@ -62,7 +62,7 @@ def delegator_activate(account, manifest, provider_address):
     say(f"shares received: {shares:,} (worth {show(worth)} tokens)", shares=shares, worth=worth)
 
 
-@command(delegator, "cancel-warmup")
+@send_command(delegator, "cancel-warmup")
 @click.argument("provider_address")
 def delegator_cancel_warmup(account, manifest, provider_address):
     """Send tokens warming up at PROVIDER_ADDRESS thawing (then `withdraw`)."""
@@ -78,7 +78,7 @@ def delegator_cancel_warmup(account, manifest, provider_address):
     )  # fmt: skip
 
 
-@command(delegator, "undelegate")
+@send_command(delegator, "undelegate")
 @click.argument("provider_address")
 @click.argument("shares", type=click.IntRange(1), required=False)
 @click.option(
@@ -108,7 +108,7 @@ def delegator_undelegate(account, manifest, provider_address, shares, amount, ev
     )  # fmt: skip
 
 
-@command(delegator, "withdraw")
+@send_command(delegator, "withdraw")
 @click.argument("provider_address")
 def delegator_withdraw(account, manifest, provider_address):
     """Withdraw a thawed delegation from PROVIDER_ADDRESS."""

@@ -11,7 +11,6 @@ from computeshare.cli.common import (
     amount_argument,
     approve_max_option,
     chain_now,
-    command,
     connect,
     device_argument,
     resolve_device,
@@ -21,6 +20,7 @@ from computeshare.cli.common import (
     tokens,
     when,
 )
+from computeshare.cli.read import send_command
 from computeshare.constants import BPS
 
 
@@ -61,7 +61,7 @@ def spec_options(defaults: bool):
     return decorate
 
 
-@command(provider, "register")
+@send_command(provider, "register")
 @spec_options(defaults=True)
 @click.option("--uri", default="", help="metadata URI")
 def provider_register(
@@ -109,14 +109,14 @@ def _device_action(action: str):
 
     # click reads the help text when the command is made: it is set before.
     run.__doc__ = f"{DEVICE_ACTIONS[action]} DEVICE: its id or a prefix of 6+ digits."
-    return command(provider, action)(device_argument(run))
+    return send_command(provider, action)(device_argument(run))
 
 
 for _action in DEVICE_ACTIONS:
     _device_action(_action)
 
 
-@command(provider, "stake")
+@send_command(provider, "stake")
 @amount_argument
 @approve_max_option
 def provider_stake(account, manifest, amount, approve_max):
@@ -127,7 +127,7 @@ def provider_stake(account, manifest, amount, approve_max):
     say(f"bonded stake: {show(bonded)} tokens", bonded_stake=bonded)
 
 
-@command(provider, "thaw")
+@send_command(provider, "thaw")
 @amount_argument
 def provider_thaw(account, manifest, amount):
     """Start thawing AMOUNT tokens of free stake (withdrawable after the thawing period)."""
@@ -141,7 +141,7 @@ def provider_thaw(account, manifest, amount):
     )  # fmt: skip
 
 
-@command(provider, "withdraw")
+@send_command(provider, "withdraw")
 def provider_withdraw(account, manifest):
     """Withdraw stake whose thawing period has passed."""
     cs = connect(manifest, account)
@@ -149,7 +149,7 @@ def provider_withdraw(account, manifest):
     say(f"withdrawn: {show(withdrawn)} tokens", withdrawn=withdrawn)
 
 
-@command(provider, "cancel-thaw")
+@send_command(provider, "cancel-thaw")
 def provider_cancel_thaw(account, manifest):
     """Bond your whole thawing own stake again (stops the thaw `provider thaw` started)."""
     cs = connect(manifest, account)
@@ -184,7 +184,7 @@ def cut_bps(text: str | None, bps: int | None) -> int:
     return bps
 
 
-@command(provider, "set-cut")
+@send_command(provider, "set-cut")
 @click.argument("cut", required=False)
 @click.option("--bps", type=click.IntRange(0), help="the cut in basis points (10000 = 100%)")
 def provider_set_cut(account, manifest, cut, bps):
@@ -219,7 +219,7 @@ def _shown(field: str, value) -> str:
     return str(value) if value != "" else "none"
 
 
-@command(provider, "update")
+@send_command(provider, "update")
 @device_argument
 @spec_options(defaults=False)
 @click.option("--metadata-uri", help="the device's new metadata URI")

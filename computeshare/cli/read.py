@@ -9,7 +9,7 @@ connected through ape exactly as every other command is. A read's body asks
 `Deployment(manifest)` for what it reads; a send's body asks `connect(manifest, account)`
 for the deployment and `send` for each transaction, the same either way: without ape,
 `--account` is resolved by `computeshare.sender.load_account` (ape's keystore and test
-accounts) and `connect` answers a `PlainShare`.
+accounts) and `connect` answers a `ComputeShare` over `computeshare.sender.PlainChain`.
 """
 
 from __future__ import annotations

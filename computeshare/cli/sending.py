@@ -204,23 +204,21 @@ def quiet_ape():
 def connect(manifest: Path | None, account=None):
     """The deployment on the connected chain, as a `ComputeShare` client that says its
     steps (approvals, deposits) and sends with a progress line. A command running without
-    ape (`computeshare.cli.read`) gets the deployment over JSON-RPC
-    (`computeshare.sender.PlainShare`), with the same contracts and calls."""
+    ape (`computeshare.cli.read`) gets the same client over JSON-RPC
+    (`computeshare.sender.PlainChain`): the same checks, contracts and calls."""
     from computeshare.cli.read import light_reader
-
-    if (reader := light_reader()) is not None:
-        from computeshare.sender import PlainShare, Transactor
-
-        transactor = Transactor(reader.rpc, reader.chain_id)
-        light = PlainShare(transactor, reader.manifest(manifest), account)
-        light.say = (lambda text: click.echo(text, err=True)) if OUTPUT.json else click.echo
-        return light
     from computeshare.client import ComputeShare
 
-    _unlock_from_environment(account)
-    if manifest is not None:
+    if (reader := light_reader()) is not None:
+        from computeshare.sender import PlainChain, Transactor
+
+        chain = PlainChain(Transactor(reader.rpc, reader.chain_id))
+        cs = ComputeShare(reader.manifest(manifest), account, chain=chain)
+    elif manifest is not None:
+        _unlock_from_environment(account)
         cs = ComputeShare.from_manifest(manifest, account)
     else:
+        _unlock_from_environment(account)
         cs = ComputeShare.connected(account)
     # Steps said on stdout (stderr under --json), sent with a progress line.
     cs.say = (lambda text: click.echo(text, err=True)) if OUTPUT.json else click.echo
