@@ -9,6 +9,7 @@ import ape; a node that answers nonsense on the send path gets one line."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -314,3 +315,62 @@ def test_a_send_to_a_node_that_is_not_there_is_ape_paths_one_line(deployed_manif
              str(deployed_manifest), "--account", "TEST::4"],
         )  # fmt: skip
     one_line_error(result, f"Error: no node answers at {uri} (waited up to ")
+
+
+def test_the_roles_send_by_uri_without_ape(deployed_manifest, chain, accounts, cs):
+    """A provider stakes and registers a device, a client posts a job and cancels it, a
+    delegator delegates: each command in a process of its own by URI, none loading ape or
+    web3, with the same checks (`ComputeShare` over `PlainChain`)."""
+    where = ("--network", chain.provider.uri, "--manifest", str(deployed_manifest))
+
+    def run(*args, account: int) -> str:
+        code, out, seen = probe(*args, *where, "--account", f"TEST::{account}")
+        assert code == 0, out
+        assert seen["heavy"] == [], (args, seen)
+        return out
+
+    run("provider", "stake", "5000", account=4)
+    device = run("provider", "register", "--uri", "http://device.example", account=4).split()[-1]
+    assert cs.registry.device(bytes.fromhex(device[2:])).owner == accounts[4].address
+    posted = run("client", "post", *POST, account=10)
+    job = bytes.fromhex(posted.splitlines()[-1].split()[-1][2:])
+    assert cs.jobs.terms(job).client == accounts[10].address
+    # By its full id: a prefix is looked up in the event index, whose sync reads the pools'
+    # views through web3 when it meets staking events (tests/test_reads.py).
+    assert "refunded 2 tokens" in run("client", "cancel", "0x" + job.hex(), account=10)
+    run("delegator", "delegate", accounts[4].address, "1000", account=12)
+    assert cs.staking.delegation(accounts[4], accounts[12]).warming == 1_000 * TOKEN
+
+
+POST = ("--workload", "sha256-chain", "--input", '{"seed": "a", "rounds": 9}', "--price", "2")
+
+
+def test_posts_refusals_and_return_values_are_the_same_both_ways(both, cs, accounts, chain):
+    """`client post` (its approval, deposit and job), its refusals before anything is sent,
+    and a delegator's `cancel-warmup`, whose amount is the call's return value (read from
+    the node's call trace without ape): the same lines either way."""
+    assert both("provider", "stake", "5000", plain=True, account="TEST::4").exit_code == 0
+    provider, posts, cancels = accounts[4].address, [], []
+    for plain, index in ((True, 10), (False, 12)):
+        me = f"TEST::{index}"
+        nonce = accounts[index].nonce
+        refused = both("client", "post", *POST, "--min-gpus", "200", plain=plain, account=me)
+        one_line_error(refused, "no device can satisfy the job: min_gpu_count 200 is over")
+        refused = both("client", "post", *POST, "--duration", "10", plain=plain, account=me)
+        one_line_error(refused, "a job needs a duration of at least 60 s")
+        assert accounts[index].nonce == nonce, "refused before sending"
+        posted = both("client", "post", *POST, plain=plain, account=me)
+        assert posted.exit_code == 0, posted.output
+        job = posted.output.splitlines()[-1].split()[-1]
+        one_line_error(both("client", "dispute", job, plain=plain, account=me),
+                       "has no result to dispute yet")  # fmt: skip
+        # The deadline is a time on the chain's clock, which ticks between the two.
+        posts.append(re.sub(r"deadline .*", "deadline", posted.output.replace(job, "JOB")))
+        delegated = both("delegator", "delegate", provider, "1000", plain=plain, account=me)
+        assert delegated.exit_code == 0, delegated.output
+        cancelled = both("delegator", "cancel-warmup", provider, plain=plain, account=me)
+        assert cancelled.exit_code == 0, cancelled.output
+        cancels.append(cancelled.output)
+    assert posts[0] == posts[1], posts
+    assert posts[0].startswith("approving JobEscrow to spend 2 tokens\n"), posts[0]
+    assert cancels[0] == cancels[1] and cancels[0].startswith("thawing 1,000 tokens"), cancels
