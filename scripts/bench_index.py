@@ -157,6 +157,16 @@ def commands(directory: Path, cs: ComputeShare) -> None:
         to = delegatees[next(turns) % 2]
         return ["token", "delegate", to, *where, "--account", "TEST::0"]
 
+    # The role commands: TEST::0 (the deployer, who holds the tokens) posts from an escrow
+    # balance deposited here (one transaction a post), stakes and delegates 1,000 tokens.
+    deployer = accounts.test_accounts[0]
+    cs.token.approve(cs.escrow, 1_000 * TOKEN, sender=deployer)
+    cs.escrow.deposit(1_000 * TOKEN, sender=deployer)
+    cs.token.approve(cs.staking, 2**256 - 1, sender=deployer)
+    job = ["--workload", "sha256-chain", "--input", '{"seed": "b", "rounds": 9}', "--price", "1"]
+    post = ["client", "post", *job, *where, "--account", "TEST::0"]
+    stake = ["provider", "stake", "1000", *where, "--account", "TEST::0"]
+    delegation = ["delegator", "delegate", delegatees[0], "1000", *where, "--account", "TEST::0"]
     ape = {"COMPUTESHARE_THROUGH_APE": "1"}
     runs = [
         ("`show jobs` (index current)", ["show", "jobs", *db, *where], {}),
@@ -169,6 +179,12 @@ def commands(directory: Path, cs: ComputeShare) -> None:
         ("`token delegate` (through ape)", delegate, ape),
         ("`gov vote` (without ape; the proposal by prefix)", vote(0), {}),
         ("`gov vote` (through ape)", vote(5), ape),
+        ("`client post` (without ape)", post, {}),
+        ("`client post` (through ape)", post, ape),
+        ("`provider stake` (without ape)", stake, {}),
+        ("`provider stake` (through ape)", stake, ape),
+        ("`delegator delegate` (without ape)", delegation, {}),
+        ("`delegator delegate` (through ape)", delegation, ape),
     ]
     rows = []
     for name, args, env in runs:

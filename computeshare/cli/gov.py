@@ -19,7 +19,7 @@ from computeshare.cli.common import (
     warn,
     when,
 )
-from computeshare.cli.read import send_command
+from computeshare.cli.read import read_command, send_command
 from computeshare.constants import ProposalState, Support
 from computeshare.governance import Proposal, call, reserved
 from computeshare.params import parameter
@@ -79,7 +79,7 @@ def proposal_actions(cs, settings, grant) -> list:
     return actions
 
 
-@command(gov, "propose")
+@send_command(gov, "propose")
 @with_proposal_options
 def gov_propose(account, manifest, settings, grant, description):
     """Propose parameter changes and treasury grants (bounds are checked before sending)."""
@@ -265,7 +265,7 @@ _gov_step(
 )
 
 
-@command(gov, "status", signer=False)
+@read_command(gov, "status")
 @proposal_argument
 def gov_status(manifest, proposal_text):
     """Show a proposal's state, votes, timeline and actions."""

@@ -263,13 +263,20 @@ def account_option(required: bool = True):
             raise click.UsageError(NO_ACCOUNT, ctx)
         return value
 
-    return click.option(
+    option = click.option(
         "--account",
         type=AccountAliasPromptChoice(),
         callback=check,
         metavar="ALIAS",
         help=ACCOUNT_HELP + ("" if required else "; optional"),
     )
+
+    def decorate(func):
+        func = option(func)
+        func.__click_params__[-1].required_account = required  # for the way without ape
+        return func
+
+    return decorate
 
 
 def command(group, name: str, *, signer: bool = True, optional_signer: bool = False):

@@ -58,7 +58,7 @@ def _plain_account(ctx: click.Context, param: click.Parameter, value: str | None
     from computeshare.sender import AccountError, UnknownAccount, load_account
 
     if value is None:
-        if ctx.resilient_parsing:
+        if ctx.resilient_parsing or not param.required_account:
             return None
         raise click.UsageError(NO_ACCOUNT, ctx)
     try:
@@ -67,10 +67,16 @@ def _plain_account(ctx: click.Context, param: click.Parameter, value: str | None
         raise click.BadParameter(str(error), ctx, param) from None
 
 
-# What stands for ape's --account in a command that sends without ape.
-_PLAIN_ACCOUNT = click.Option(
-    ["--account"], callback=_plain_account, metavar="ALIAS", help=ACCOUNT_HELP
-)
+def _plain_account_option(required: bool) -> click.Option:
+    """What stands for ape's --account in a command that sends (or reads) without ape."""
+    option = click.Option(
+        ["--account"], callback=_plain_account, metavar="ALIAS", help=ACCOUNT_HELP
+    )
+    option.required_account = required  # checked by the callback, as ape's option does
+    return option
+
+
+_PLAIN_ACCOUNT, _PLAIN_OPTIONAL_ACCOUNT = _plain_account_option(True), _plain_account_option(False)
 
 
 class ReadCommand(ChainCommand):
@@ -85,8 +91,10 @@ class ReadCommand(ChainCommand):
             return params
         ape_options = ("network", "provider_settings")
         plain = [_PLAIN_NETWORK]
-        if any(p.name == "account" for p in params):
-            plain.append(_PLAIN_ACCOUNT)
+        for param in params:
+            if param.name == "account":
+                required = getattr(param, "required_account", True)
+                plain.append(_PLAIN_ACCOUNT if required else _PLAIN_OPTIONAL_ACCOUNT)
         return [p for p in params if p.name not in (*ape_options, "account")] + plain
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
@@ -163,12 +171,14 @@ def read_command(group, name: str):
     return decorate
 
 
-def send_command(group, name: str):
+def send_command(group, name: str, *, optional_account: bool = False):
     """A subcommand of `group` that sends, with --network, --manifest, --json and
-    --account: through ape, or without it where its network allows (`ReadCommand`)."""
+    --account (optional for `optional_account`: a read of an account's): through ape, or
+    without it where its network allows (`ReadCommand`)."""
 
     def decorate(func):
-        func = account_option()(json_option(manifest_option(_read_friendly(func))))
+        func = json_option(manifest_option(_read_friendly(func)))
+        func = account_option(required=not optional_account)(func)
         return group.command(name, cls=ReadCommand)(func)
 
     return decorate

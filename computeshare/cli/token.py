@@ -11,7 +11,6 @@ import click
 from computeshare.cli.common import (
     address,
     amount_argument,
-    command,
     connect,
     require,
     say,
@@ -62,7 +61,7 @@ def token_delegate(account, manifest, to):
     )  # fmt: skip
 
 
-@command(token, "balance", optional_signer=True)
+@send_command(token, "balance", optional_account=True)
 @click.argument("holder", metavar="[ADDRESS]", required=False)
 def token_balance(account, manifest, holder):
     """Show ADDRESS's (or --account's) balance, votes and delegate."""
