@@ -130,12 +130,29 @@ class Signer:
     def load_key(self) -> bytes:
         raise NotImplementedError
 
+    def sign_message(self, signable) -> Signature:
+        """An EIP-191 or EIP-712 message (eth-account's `SignableMessage`) signed, as ape's
+        `sign_message` answers."""
+        from eth_account import Account
+
+        return Signature(bytes(Account.sign_message(signable, self.load_key()).signature))
+
     def sign(self, transaction: dict) -> tuple[bytes, str]:
         """(the signed transaction's bytes, its hash as 0x-hex)."""
         from eth_account import Account
 
         signed = Account.sign_transaction(transaction, self.load_key())
         return bytes(signed.raw_transaction), "0x" + bytes(signed.hash).hex()
+
+
+class Signature:
+    """A signature as r, s and v (27 or 28): `encode_rsv` gives its 65 bytes, as ape's."""
+
+    def __init__(self, rsv: bytes):
+        self.rsv = rsv
+
+    def encode_rsv(self) -> bytes:
+        return self.rsv
 
 
 class MnemonicSigner(Signer):

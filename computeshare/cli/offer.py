@@ -23,7 +23,6 @@ from computeshare.cli.common import (
     address,
     approve_max_option,
     chain_now,
-    command,
     connect,
     duration,
     full_option,
@@ -39,6 +38,7 @@ from computeshare.cli.common import (
     warn,
     when,
 )
+from computeshare.cli.read import read_command, send_command
 from computeshare.constants import HOUR
 from computeshare.format import SHORT_ID
 
@@ -100,7 +100,7 @@ def _device_nonce(cs, owner: str, device: bytes) -> int:
     raise click.ClickException(f"device 0x{device.hex()[:10]} is not yours")
 
 
-@command(offer, "sign")
+@send_command(offer, "sign")
 @click.option("--client", "client_address", required=True, help="the one client who may match")
 @click.option("--price", required=True, help="tokens for the job")
 @click.option("--collateral", help="tokens locked from your stake (default: the price)")
@@ -132,7 +132,6 @@ def offer_sign(
     min_duration, max_duration, expires_in, nonce, out,
 ):  # fmt: skip
     """Sign an offer for one client and write it to a JSON file (nothing is sent)."""
-    from ape import chain
     from eth_account.messages import encode_typed_data
 
     from computeshare.params import parameter
@@ -191,7 +190,7 @@ def offer_sign(
     nonce = secrets.randbits(64) if nonce is None else nonce
     if cs.offers.offer_used(account, nonce):
         raise click.ClickException(f"nonce {nonce} is already matched or cancelled")
-    expiry = min(chain.pending_timestamp + expires_in, MAX_UINT48)
+    expiry = min(cs.chain.now() + expires_in, MAX_UINT48)
     message = {
         "provider": account.address,
         "device_nonce": device_nonce,
@@ -206,7 +205,7 @@ def offer_sign(
     }
     offer_book = str(cs.offers.address)
     signable = encode_typed_data(
-        domain_data=domain(OFFER_EIP712_NAME, OFFER_EIP712_VERSION, chain.chain_id, offer_book),
+        domain_data=domain(OFFER_EIP712_NAME, OFFER_EIP712_VERSION, cs.chain.chain_id, offer_book),
         message_types=OFFER_TYPES,
         message_data=message,
     )
@@ -214,7 +213,7 @@ def offer_sign(
     if signature is None:
         raise click.ClickException("the account did not sign")
     document = {
-        "chain_id": chain.chain_id,
+        "chain_id": cs.chain.chain_id,
         "offer_book": offer_book,
         "offer": {name: _json_value(name, value) for name, value in message.items()},
         "signature": "0x" + signature.encode_rsv().hex(),
@@ -249,7 +248,7 @@ def _load(path: Path) -> tuple[dict, bytes, dict]:
     return offer_tuple, signature, document
 
 
-@command(offer, "match")
+@send_command(offer, "match")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @job_spec_options
 @click.option(
@@ -271,8 +270,6 @@ def offer_match(
 ):  # fmt: skip
     """Post a k = 1 job through the signed offer in PATH, already accepted by its device and
     paid from your escrow balance (what it lacks is deposited first)."""
-    from ape import chain
-
     from computeshare.signing import ANY_SPEC, spec_hash
 
     terms, signature, document = _load(path)
@@ -296,7 +293,7 @@ def offer_match(
             param_hint="--duration",
         )
     cs = connect(manifest, account)
-    if document.get("chain_id") != chain.chain_id or (
+    if document.get("chain_id") != cs.chain.chain_id or (
         str(document.get("offer_book", "")).lower() != str(cs.offers.address).lower()
     ):
         raise click.ClickException(
@@ -305,14 +302,14 @@ def offer_match(
         )
     if terms["client"].lower() != account.address.lower():
         raise click.ClickException(f"this offer is for {terms['client']}, not {account.address}")
-    now = chain.pending_timestamp
+    now = cs.chain.now()
     if now > terms["expiry"]:
         raise click.ClickException(f"the offer expired {when(terms['expiry'], chain_now())}")
     if cs.offers.offer_used(terms["provider"], terms["nonce"]):
         raise click.ClickException(f"offer {terms['nonce']} is already matched or cancelled")
     cs.fund_escrow(terms["price"], approve_max=approve_max)
     # Counted from the block the match is expected in, after any deposit.
-    deadline = chain.pending_timestamp + wanted
+    deadline = cs.chain.now() + wanted
     receipt = send(
         "matching the offer", cs.offers.match_offer, spec, deadline, terms, signature,
         sender=account,
@@ -321,7 +318,7 @@ def offer_match(
     click.echo(f"job 0x{bytes(receipt.return_value).hex()}")
 
 
-@command(offer, "cancel")
+@send_command(offer, "cancel")
 @click.argument("nonce", type=click.IntRange(0, 2**256 - 1))
 def offer_cancel(account, manifest, nonce):
     """Cancel your unused offer with NONCE: it can no longer be matched."""
@@ -332,27 +329,23 @@ def offer_cancel(account, manifest, nonce):
     click.echo(f"offer {nonce}: cancelled")
 
 
-@command(offer, "list", signer=False)
+@read_command(offer, "list")
 @click.option("--provider", "provider_address", help="only this provider's offers")
 @click.option("--client", "client_address", help="only offers matched by this client")
 @full_option
 def offer_list(manifest, provider_address, client_address, full):
     """Matched and cancelled offers, from OfferBook's events."""
-    from ape import chain
+    from computeshare.onchain import logs
 
     cs = connect(manifest)
     start = cs.manifest.block("OfferBook")
-    height = chain.blocks.height + 1
     wanted_provider = address(provider_address) if provider_address else None
     wanted_client = address(client_address) if client_address else None
     rows = []
     with step("reading offers"):
-        events = [
-            *cs.offers.OfferMatched.range(start, height),
-            *cs.offers.OfferCancelled.range(start, height),
-        ]
-    for event in sorted(events, key=lambda e: (e.block_number, e.log_index)):
-        args = event.event_arguments  # `provider` is also a property of every ape log
+        events = logs(cs.offers, ["OfferMatched", "OfferCancelled"], start)
+    for event in events:  # in chain order
+        args = event.event_arguments
         matched = event.event_name == "OfferMatched"
         if wanted_provider and args["provider"] != wanted_provider:
             continue
