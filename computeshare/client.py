@@ -315,7 +315,7 @@ class ComputeShare:
             )
         self._simulate(self.registry.register, spec, metadata_uri)
         receipt = self._send("registering the device", self.registry.register, spec, metadata_uri)
-        return bytes(receipt.return_value)
+        return bytes(_event(receipt, self.registry, "DeviceRegistered")["device_id"])
 
     def stake(self, amount: int, *, approve_max: bool | None = None):
         """Bonds `amount` of the account's tokens as its own stake (approving Staking)."""
@@ -441,8 +441,8 @@ class ComputeShare:
         if self.token.allowance(me, self.staking) >= amount:
             self._simulate(self.staking.delegate_to, provider, amount, min_cut)
         self._approve(self.staking, "Staking", amount, approve_max)
-        receipt = self._send("delegating", self.staking.delegate_to, provider, amount, min_cut)
-        return receipt.return_value
+        self._send("delegating", self.staking.delegate_to, provider, amount, min_cut)
+        return self.staking.delegation(provider, me).warming
 
     def activate(self, provider: str) -> int:
         """Turns the account's warmed-up tokens at `provider` into pool shares; returns
@@ -453,7 +453,8 @@ class ComputeShare:
             raise WrongState("nothing is warming up at this provider")
         if position.warm_until > self.chain.now():
             raise WrongState(f"still warming up: activate {date(position.warm_until)}")
-        return self._send("activating", self.staking.activate, provider, me).return_value
+        receipt = self._send("activating", self.staking.activate, provider, me)
+        return _event(receipt, self.staking, "DelegationActivated")["shares"]
 
     def share_value(self, provider: str, shares: int) -> int:
         """What `shares` of `provider`'s delegation pool are worth now, in wei (Staking's
@@ -593,7 +594,7 @@ class ComputeShare:
         else:
             self._simulate(self.escrow.post, *args)
         receipt = self._send("posting the job", self.escrow.post, *args)
-        return bytes(receipt.return_value)
+        return bytes(_event(receipt, self.escrow, "JobPosted")["job_id"])
 
     def own_job(self, job_id: bytes):
         """The terms of the account's job `job_id`; NoSuchJob or NotAllowed if it is not."""
@@ -809,9 +810,10 @@ class ComputeShare:
         me = self._sender()
         devices = devices_with_fees(self.escrow, self.jobs.start_block)
         return sum(
-            self.escrow.sweep_fees(devices[i : i + MAX_SWEEP], sender=me).return_value
+            _event(self.escrow.sweep_fees(devices[i : i + MAX_SWEEP], sender=me), self.escrow,
+                   "FeesSwept")["amount"]
             for i in range(0, len(devices), MAX_SWEEP)
-        )
+        )  # fmt: skip
 
     # -- arbiters
 
@@ -945,7 +947,9 @@ def _spec_dict(spec) -> dict:
 
 
 def _event(receipt, contract, name: str) -> dict:
-    """The arguments of the first `name` event `contract` emitted in `receipt`."""
+    """The arguments of the first `name` event `contract` emitted in `receipt`: what an
+    operation answers (a device's or a job's id, an amount) comes from its events, which
+    every node serves, not from a call trace, which public nodes often refuse."""
     found = receipt_events(receipt, contract, name)
     if not found:
         raise ComputeShareError(f"the transaction emitted no {name} event")

@@ -378,8 +378,8 @@ def _argument(value: Any, param: dict) -> Any:
     """An argument as eth_abi takes it for `param`: an account or a contract as its address,
     a struct given as a dict (or a `Struct`) as the tuple of its fields in order."""
     kind = param["type"]
-    if isinstance(value, Signer | Contract):
-        return value.address
+    if kind == "address" and not isinstance(value, str) and hasattr(value, "address"):
+        return str(value.address)  # an account or a contract, ours or ape's
     if kind.endswith("]") and isinstance(value, list | tuple):
         inner = {**param, "type": kind[: kind.rindex("[")]}
         return [_argument(item, inner) for item in value]

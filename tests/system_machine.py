@@ -145,10 +145,17 @@ class SystemMachine(EscrowMachine):
             self.holders.append(to)
 
     def _coalition_holdings(self) -> int:
-        """Everything the coalition owns: wallets, escrow balances, the provider's own
-        stake (bonded and thawing) and the delegator's position at the provider."""
+        """Everything the coalition owns: wallets, escrow and JobDisputes balances, the
+        payment and bonds locked in its own live jobs (its client's money until they
+        settle: a job of its own that other rules drove to an honest result pays its
+        provider out of it), the provider's own stake (bonded and thawing) and the
+        delegator's position at the provider."""
         co, token, escrow, staking = self.coalition, self.m.token, self.m.escrow, self.m.staking
-        total = sum(token.balanceOf(a) + escrow.balanceOf(a) for a in co.values())
+        disputes = self.m.job_disputes
+        total = sum(
+            token.balanceOf(a) + escrow.balanceOf(a) + disputes.balanceOf(a) for a in co.values()
+        )
+        total += sum(j.locked + j.bond for j in self._live() if j.job_id in self.coalition_jobs)
         pool = staking.pool(co["provider"])
         position = staking.delegation(co["provider"], co["delegator"])
         return (

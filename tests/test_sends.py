@@ -347,8 +347,8 @@ POST = ("--workload", "sha256-chain", "--input", '{"seed": "a", "rounds": 9}', "
 
 def test_posts_refusals_and_return_values_are_the_same_both_ways(both, cs, accounts, chain):
     """`client post` (its approval, deposit and job), its refusals before anything is sent,
-    and a delegator's `cancel-warmup`, whose amount is the call's return value (read from
-    the node's call trace without ape): the same lines either way."""
+    and a delegator's `cancel-warmup`, whose amount comes from its event: the same lines
+    either way."""
     assert both("provider", "stake", "5000", plain=True, account="TEST::4").exit_code == 0
     provider, posts, cancels = accounts[4].address, [], []
     for plain, index in ((True, 10), (False, 12)):
@@ -374,3 +374,27 @@ def test_posts_refusals_and_return_values_are_the_same_both_ways(both, cs, accou
     assert posts[0] == posts[1], posts
     assert posts[0].startswith("approving JobEscrow to spend 2 tokens\n"), posts[0]
     assert cancels[0] == cancels[1] and cancels[0].startswith("thawing 1,000 tokens"), cancels
+
+
+def test_a_plain_receipt_answers_like_apes(deployed_manifest, chain, accounts):
+    """A send over `PlainChain` answers a receipt read as ape's: its return value from the
+    node's call trace, its events decoded from its raw logs."""
+    from computeshare.onchain import receipt_events
+    from computeshare.reader import JsonRpc
+    from computeshare.sender import PlainChain, Transactor
+
+    plain = PlainChain(Transactor(JsonRpc(chain.provider.uri), chain.chain_id))
+    cs = ComputeShare.from_manifest(deployed_manifest, load_account("TEST::4"), chain=plain)
+    receipt = cs.token.transfer(accounts[9], 5, sender=cs.account)
+    assert receipt.return_value is True
+    ape_receipt = ComputeShare.from_manifest(deployed_manifest).token.transfer(
+        accounts[9], 5, sender=accounts[4]
+    )
+    assert ape_receipt.return_value is True
+    for answer in (receipt, ape_receipt):
+        [event] = receipt_events(answer, cs.token, "Transfer")
+        assert (event["sender"], event["receiver"], event["value"]) == (
+            accounts[4].address, accounts[9].address, 5
+        )  # fmt: skip
+    assert receipt.block_number == ape_receipt.block_number - 1
+    assert plain.now() >= chain.blocks.head.timestamp

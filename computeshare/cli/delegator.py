@@ -16,6 +16,7 @@ from computeshare.cli.common import (
     when,
 )
 from computeshare.cli.read import send_command
+from computeshare.onchain import receipt_events
 
 
 @click.group()
@@ -70,11 +71,11 @@ def delegator_cancel_warmup(account, manifest, provider_address):
     receipt = send(
         "cancelling the warm-up", cs.staking.cancel_warmup, provider_address, sender=account
     )
-    position = cs.staking.delegation(provider_address, account)
+    (cancelled,) = receipt_events(receipt, cs.staking, "WarmupCancelled")
     say(
-        f"thawing {show(receipt.return_value)} tokens: withdrawable "
-        f"{when(position.unlock_at, chain_now())}",
-        thawing=receipt.return_value, unlock_at=position.unlock_at,
+        f"thawing {show(cancelled['amount'])} tokens: withdrawable "
+        f"{when(cancelled['unlock_at'], chain_now())}",
+        thawing=cancelled["amount"], unlock_at=cancelled["unlock_at"],
     )  # fmt: skip
 
 
@@ -114,4 +115,5 @@ def delegator_withdraw(account, manifest, provider_address):
     """Withdraw a thawed delegation from PROVIDER_ADDRESS."""
     cs = connect(manifest, account)
     receipt = send("withdrawing", cs.staking.withdraw_delegation, provider_address, sender=account)
-    say(f"withdrawn: {show(receipt.return_value)} tokens", withdrawn=receipt.return_value)
+    (withdrawn,) = receipt_events(receipt, cs.staking, "DelegationWithdrawn")
+    say(f"withdrawn: {show(withdrawn['amount'])} tokens", withdrawn=withdrawn["amount"])

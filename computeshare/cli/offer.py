@@ -41,6 +41,7 @@ from computeshare.cli.common import (
 from computeshare.cli.read import read_command, send_command
 from computeshare.constants import HOUR
 from computeshare.format import SHORT_ID
+from computeshare.onchain import receipt_events
 
 OFFER_FIELDS = (
     "provider", "device_nonce", "client", "price", "collateral", "spec_hash", "min_duration",
@@ -315,7 +316,8 @@ def offer_match(
         sender=account,
     )  # fmt: skip
     click.echo(f"commit deadline {when(deadline, chain_now())}")
-    click.echo(f"job 0x{bytes(receipt.return_value).hex()}")
+    (matched,) = receipt_events(receipt, cs.offers, "OfferMatched")
+    click.echo(f"job 0x{bytes(matched['job_id']).hex()}")
 
 
 @send_command(offer, "cancel")
