@@ -112,6 +112,7 @@ COMMITTED_AT: constant(uint256) = 64
 REVEALED_AT: constant(uint256) = 72
 LEADER_AT: constant(uint256) = 80
 BINDING_AT: constant(uint256) = 64
+BELOW_BINDING: constant(uint256) = 2**BINDING_AT - 1
 
 # Assignment word fields.
 ASSIGNMENT_STATUS_AT: constant(uint256) = 160
@@ -139,37 +140,236 @@ U64: constant(uint256) = constants.U64
 ADDRESS_MASK: constant(uint256) = constants.ADDRESS_MASK
 
 
+# ---------------------------------------------------------------- job word fields
+# The job word is read and written only through these helpers (JobEscrow, JobEscrowView,
+# JobDisputes): each names one field of the table above. `add_*` moves a count (or, k = 1,
+# the replica's status) up by `n`; the caller knows it stays below 2**8.
+
+
+@internal
+@pure
+def new_job(replicas: uint256, phase_end: uint256) -> uint256:
+    """
+    @notice The word of a job just posted: open, `replicas` replicas, none accepted.
+    """
+    return STATUS_OPEN | (replicas << REPLICAS_AT) | (phase_end << PHASE_AT)
+
+
+@internal
+@pure
+def status(word: uint256) -> uint256:
+    return word & U8
+
+
+@internal
+@pure
+def with_status(word: uint256, new_status: uint256) -> uint256:
+    return (word & ~U8) | new_status
+
+
+@internal
+@pure
+def replicas(word: uint256) -> uint256:
+    return (word >> REPLICAS_AT) & U8
+
+
+@internal
+@pure
+def phase_end(word: uint256) -> uint256:
+    return (word >> PHASE_AT) & U40
+
+
+@internal
+@pure
+def with_phase_end(word: uint256, end: uint256) -> uint256:
+    return (word & ~(U40 << PHASE_AT)) | (end << PHASE_AT)
+
+
+@internal
+@pure
+def accepted(word: uint256) -> uint256:
+    """
+    @notice Accepted replicas (k > 1), or the replica's status (k = 1).
+    """
+    return (word >> ACCEPTED_AT) & U8
+
+
+@internal
+@pure
+def add_accepted(word: uint256, n: uint256) -> uint256:
+    return word + (n << ACCEPTED_AT)
+
+
+@internal
+@pure
+def committed(word: uint256) -> uint256:
+    return (word >> COMMITTED_AT) & U8
+
+
+@internal
+@pure
+def add_committed(word: uint256) -> uint256:
+    return word + (1 << COMMITTED_AT)
+
+
+@internal
+@pure
+def revealed(word: uint256) -> uint256:
+    return (word >> REVEALED_AT) & U8
+
+
+@internal
+@pure
+def add_revealed(word: uint256) -> uint256:
+    return word + (1 << REVEALED_AT)
+
+
+@internal
+@pure
+def leader_votes(word: uint256) -> uint256:
+    return (word >> LEADER_AT) & U8
+
+
+@internal
+@pure
+def with_leader_votes(word: uint256, votes: uint256) -> uint256:
+    return (word & ~(U8 << LEADER_AT)) | (votes << LEADER_AT)
+
+
+@internal
+@pure
+def binding_of(provider: address, device_nonce: uint256, digest: bytes32) -> uint256:
+    """
+    @notice The binding of a k = 1 replica: the top 192 bits of the hash of its provider,
+            device and digest (zero, then the commitment, then the result).
+    """
+    return convert(keccak256(abi_encode(provider, device_nonce, digest)), uint256) >> BINDING_AT
+
+
+@internal
+@pure
+def binds(word: uint256, provider: address, device_nonce: uint256, digest: bytes32) -> bool:
+    """
+    @notice Whether a k = 1 job's word holds this replica.
+    """
+    return word >> BINDING_AT == self.binding_of(provider, device_nonce, digest)
+
+
+@internal
+@pure
+def with_binding(word: uint256, provider: address, device_nonce: uint256, digest: bytes32) -> uint256:
+    return (word & BELOW_BINDING) | (self.binding_of(provider, device_nonce, digest) << BINDING_AT)
+
+
+# ---------------------------------------------------------------- assignment word fields
+
+
+@internal
+@pure
+def new_assignment(provider: address, device_nonce: uint256) -> uint256:
+    """
+    @notice The assignment word of a replica `provider` just accepted with its device
+            `device_nonce` (below 2**32).
+    """
+    return convert(provider, uint256) | (REPLICA_ACCEPTED << ASSIGNMENT_STATUS_AT) | (device_nonce << ASSIGNMENT_NONCE_AT)
+
+
+@internal
+@pure
+def assignment_provider(replica: uint256) -> address:
+    return convert(replica & ADDRESS_MASK, address)
+
+
+@internal
+@pure
+def assignment_status(replica: uint256) -> uint256:
+    return (replica >> ASSIGNMENT_STATUS_AT) & U8
+
+
+@internal
+@pure
+def assignment_advanced(replica: uint256) -> uint256:
+    """
+    @notice The replica's status moved on one: accepted -> committed -> revealed.
+    """
+    return replica + (1 << ASSIGNMENT_STATUS_AT)
+
+
+@internal
+@pure
+def assignment_nonce(replica: uint256) -> uint256:
+    return (replica >> ASSIGNMENT_NONCE_AT) & U32
+
+
+# ---------------------------------------------------------------- device record fields
+
+
+@internal
+@pure
+def record_running(record: uint256) -> uint256:
+    return record & U32
+
+
+@internal
+@pure
+def record_fees(record: uint256) -> uint256:
+    return record >> RECORD_FEES_AT
+
+
+@internal
+@pure
+def record_without_fees(record: uint256) -> uint256:
+    return record & RECORD_COUNTERS
+
+
+@internal
+@pure
+def record_outcome(outcome: uint256, counted: bool, fee: uint256) -> uint256:
+    """
+    @notice What a settled replica adds to its device's record: one to the counter of
+            `outcome` (0 completed, 1 failed, 2 slashed) unless it is not `counted`, and
+            `fee` to the fees.
+    """
+    added: uint256 = fee << RECORD_FEES_AT
+    if counted:
+        added |= 1 << (RECORD_BITS * (outcome + 1))
+    return added
+
+
+# ---------------------------------------------------------------- decoders (JobEscrowView)
+
+
 @internal
 @pure
 def job_state(word: uint256, leader: bytes32) -> IJobEscrow.JobState:
     """
     @notice A job word decoded; `leader` is the leading result (read only when it has votes).
     """
-    replicas: uint256 = (word >> REPLICAS_AT) & U8
-    accepted: uint256 = (word >> ACCEPTED_AT) & U8
-    committed: uint256 = 0
-    revealed: uint256 = 0
-    leader_votes: uint256 = 0
+    k: uint256 = self.replicas(word)
+    accepted_: uint256 = self.accepted(word)
+    committed_: uint256 = 0
+    revealed_: uint256 = 0
+    votes: uint256 = 0
     leading_result: bytes32 = empty(bytes32)
-    if replicas == 1:
+    if k == 1:
         # The replica's status: accepted, committed, revealed.
-        committed = convert(accepted >= REPLICA_COMMITTED, uint256)
-        revealed = convert(accepted == REPLICA_REVEALED, uint256)
-        accepted = convert(accepted != 0, uint256)
+        committed_ = convert(accepted_ >= REPLICA_COMMITTED, uint256)
+        revealed_ = convert(accepted_ == REPLICA_REVEALED, uint256)
+        accepted_ = convert(accepted_ != 0, uint256)
     else:
-        committed = (word >> COMMITTED_AT) & U8
-        revealed = (word >> REVEALED_AT) & U8
-        leader_votes = (word >> LEADER_AT) & U8
-        if leader_votes != 0:
+        committed_ = self.committed(word)
+        revealed_ = self.revealed(word)
+        votes = self.leader_votes(word)
+        if votes != 0:
             leading_result = leader
     return IJobEscrow.JobState(
-        status=convert(word & U8, uint8),
-        replicas=convert(replicas, uint8),
-        accepted=convert(accepted, uint8),
-        committed=convert(committed, uint8),
-        revealed=convert(revealed, uint8),
-        phase_end=convert((word >> PHASE_AT) & U40, uint40),
-        leader_votes=convert(leader_votes, uint8),
+        status=convert(self.status(word), uint8),
+        replicas=convert(k, uint8),
+        accepted=convert(accepted_, uint8),
+        committed=convert(committed_, uint8),
+        revealed=convert(revealed_, uint8),
+        phase_end=convert(self.phase_end(word), uint40),
+        leader_votes=convert(votes, uint8),
         leading_result=leading_result,
     )
 
@@ -181,24 +381,24 @@ def assignment(word: uint256, slot: uint256, replica: uint256, commitment: bytes
     @notice Replica `slot` of the job whose word is `word`, from its assignment word and
             commitment. A k = 1 replica is a hash in the job word: only its status.
     """
-    if (word >> REPLICAS_AT) & U8 == 1:
-        status: uint256 = 0
+    if self.replicas(word) == 1:
+        replica_status: uint256 = 0
         if slot == 0:
-            status = (word >> ACCEPTED_AT) & U8
+            replica_status = self.accepted(word)
         return IJobEscrow.Assignment(
             provider=empty(address),
-            status=convert(status, uint8),
+            status=convert(replica_status, uint8),
             device_nonce=0,
             device_id=empty(bytes32),
             commitment_or_result=empty(bytes32),
         )
-    if slot >= (word >> ACCEPTED_AT) & U8:
+    if slot >= self.accepted(word):
         return empty(IJobEscrow.Assignment)
-    provider: address = convert(replica & ADDRESS_MASK, address)
-    device_nonce: uint256 = (replica >> ASSIGNMENT_NONCE_AT) & U32
+    provider: address = self.assignment_provider(replica)
+    device_nonce: uint256 = self.assignment_nonce(replica)
     return IJobEscrow.Assignment(
         provider=provider,
-        status=convert((replica >> ASSIGNMENT_STATUS_AT) & U8, uint8),
+        status=convert(self.assignment_status(replica), uint8),
         device_nonce=convert(device_nonce, uint64),
         device_id=keccak256(abi_encode(provider, device_nonce)),
         commitment_or_result=commitment,
@@ -212,7 +412,7 @@ def device_record(record: uint256) -> IJobEscrow.DeviceRecord:
     @notice A device record decoded.
     """
     return IJobEscrow.DeviceRecord(
-        running=record & U32,
+        running=self.record_running(record),
         completed=(record >> RECORD_BITS) & U32,
         failed=(record >> (2 * RECORD_BITS)) & U32,
         slashed=(record >> (3 * RECORD_BITS)) & U32,
