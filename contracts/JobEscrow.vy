@@ -140,8 +140,10 @@ _RULING_PROVIDER: constant(uint256) = 2
 _BALANCE_MASK: constant(uint256) = 2**192 - 1
 _ACCOUNT_NONCE_AT: constant(uint256) = 192
 _NONCE_ONE: constant(uint256) = 1 << _ACCOUNT_NONCE_AT
-# The job word, a k > 1 replica's word and a device's record are laid out in `job_layout`
-# and read and written through its per-field helpers.
+# The job word is laid out in `job_layout` and read and written only through its
+# per-field helpers. A k > 1 replica's word and a device's record (tables also there) are
+# decoded in place with `job_layout`'s offsets: their helpers would cost about 300 bytes of
+# runtime code, more than this contract's 4 KiB margin leaves (test_modules).
 
 
 # @notice The payment token.
@@ -451,9 +453,9 @@ def commit(terms: IJobEscrow.Terms, slot: uint256, device_nonce: uint256, commit
         word = job_layout.add_accepted(word, 1)  # accepted -> committed
     else:
         assignment: uint256 = self._own_replica(job_id, slot, word, device_nonce)
-        self._check_uncommitted(job_layout.assignment_status(assignment) == _ACCEPTED)
+        self._check_uncommitted(((assignment >> job_layout.ASSIGNMENT_STATUS_AT) & job_layout.U8) == _ACCEPTED)
         self._commitments[job_id][slot] = commitment
-        self._assignments[job_id][slot] = job_layout.assignment_advanced(assignment)  # accepted -> committed
+        self._assignments[job_id][slot] = assignment + (1 << job_layout.ASSIGNMENT_STATUS_AT)  # accepted -> committed
         committed = job_layout.committed(word) + 1
         word = job_layout.add_committed(word)
     if committed == terms.replicas:
@@ -490,13 +492,13 @@ def reveal(terms: IJobEscrow.Terms, slot: uint256, device_nonce: uint256, result
         self._result_in(msg.sender, device_nonce)
     else:
         assignment: uint256 = self._own_replica(job_id, slot, word, device_nonce)
-        self._check_committed(job_layout.assignment_status(assignment) == _COMMITTED)
+        self._check_committed(((assignment >> job_layout.ASSIGNMENT_STATUS_AT) & job_layout.U8) == _COMMITTED)
         if not (job_layout.committed(word) == terms.replicas or block.timestamp >= terms.deadline):
             self._revert("job_escrow: reveal not open")
         self._check_reveal_open(block.timestamp < job_layout.phase_end(word))
         self._check_reveal(self._commitments[job_id][slot] == expected)
         self._commitments[job_id][slot] = result_hash
-        self._assignments[job_id][slot] = job_layout.assignment_advanced(assignment)  # committed -> revealed
+        self._assignments[job_id][slot] = assignment + (1 << job_layout.ASSIGNMENT_STATUS_AT)  # committed -> revealed
         word = job_layout.add_revealed(word)
         votes: uint256 = self._votes[job_id][result_hash] + 1
         self._votes[job_id][result_hash] = votes
@@ -653,10 +655,10 @@ def sweep_fees(device_ids: DynArray[bytes32, MAX_SWEEP]) -> uint256:
     amount: uint256 = 0
     for device_id: bytes32 in device_ids:
         record: uint256 = self._devices[device_id]
-        owed: uint256 = job_layout.record_fees(record)
+        owed: uint256 = record >> job_layout.RECORD_FEES_AT
         if owed != 0:
             # The counters stay: the word stays live for the device's next job.
-            self._devices[device_id] = job_layout.record_without_fees(record)
+            self._devices[device_id] = record & job_layout.RECORD_COUNTERS
             amount += owed
     treasury: address = self.treasury
     log IJobEscrow.FeesSwept(devices=len(device_ids), amount=amount, treasury=treasury)
@@ -803,7 +805,7 @@ def fees(device_id: bytes32) -> uint256:
     @param device_id The device.
     @return uint256 Amount in wei.
     """
-    return job_layout.record_fees(self._devices[device_id])
+    return self._devices[device_id] >> job_layout.RECORD_FEES_AT
 
 
 @external
@@ -941,7 +943,7 @@ def _accept(job_id: bytes32, terms: IJobEscrow.Terms, provider: address, device_
     # analysis: cei_violation: a view of the registry, fixed at deploy; nothing can change state in between.
     capacity: uint256 = staticcall IDeviceRegistry(REGISTRY).check_fit(device_id, provider, terms.requirements, budget)
     record: uint256 = self._devices[device_id]
-    if job_layout.record_running(record) >= capacity:
+    if record & job_layout.U32 >= capacity:
         self._revert("job_escrow: device at capacity")
 
     if terms.replicas == 1:
@@ -952,9 +954,9 @@ def _accept(job_id: bytes32, terms: IJobEscrow.Terms, provider: address, device_
         for i: uint256 in range(MAX_REPLICAS):
             if i >= slot:
                 break
-            if job_layout.assignment_provider(self._assignments[job_id][i]) == provider:
+            if convert(self._assignments[job_id][i] & job_layout.ADDRESS_MASK, address) == provider:
                 self._revert("job_escrow: provider already on job")
-        self._assignments[job_id][slot] = job_layout.new_assignment(provider, device_nonce)
+        self._assignments[job_id][slot] = convert(provider, uint256) | (_ACCEPTED << job_layout.ASSIGNMENT_STATUS_AT) | (device_nonce << job_layout.ASSIGNMENT_NONCE_AT)
         word = job_layout.add_accepted(word, 1)
     self._jobs[job_id] = word
     # analysis: integer_overflow: running jobs stay below the device's 16-bit capacity (checked above), so adding one cannot carry.
@@ -975,7 +977,9 @@ def _settle(job_id: bytes32, word: uint256, terms: IJobEscrow.Terms, replica: IJ
          client's refund and compensation and `keeper`'s bounty (`_close`).
     """
     replicas: uint256 = terms.replicas
+    # k = 1: the replica's status, else the accepted replicas.
     accepted: uint256 = job_layout.accepted(word)
+    solo_status: uint256 = accepted
     # k > 1: a result is decided when the revealed replicas agree and are a strict
     # majority of k, or by the arbiter's ruling (`replica.digest` names the right result).
     votes: uint256 = job_layout.leader_votes(word)
@@ -1001,7 +1005,6 @@ def _settle(job_id: bytes32, word: uint256, terms: IJobEscrow.Terms, replica: IJ
     leader: bytes32 = replica.digest
     if replicas > 1 and ruling == _RULING_NONE and decided:
         leader = self._leader[job_id]
-    solo_status: uint256 = job_layout.accepted(word)
     result: bytes32 = empty(bytes32)
     if replicas > 1:
         if decided:
@@ -1027,9 +1030,9 @@ def _settle(job_id: bytes32, word: uint256, terms: IJobEscrow.Terms, replica: IJ
         status: uint256 = solo_status
         if replicas > 1:
             assignment: uint256 = self._assignments[job_id][slot]
-            provider = job_layout.assignment_provider(assignment)
-            device_nonce = job_layout.assignment_nonce(assignment)
-            status = job_layout.assignment_status(assignment)
+            provider = convert(assignment & job_layout.ADDRESS_MASK, address)
+            device_nonce = (assignment >> job_layout.ASSIGNMENT_NONCE_AT) & job_layout.U32
+            status = (assignment >> job_layout.ASSIGNMENT_STATUS_AT) & job_layout.U8
         # Never revealed: slashed.
         outcome: uint8 = _OUTCOME_SLASHED
         if status == _REVEALED:
@@ -1097,7 +1100,7 @@ def _count(device_id: bytes32, outcome: uint8, fee: uint256, counts: bool, runni
     if outcome == _OUTCOME_COMPLETED:
         counted = counts
         added_fee = fee
-    added: uint256 = job_layout.record_outcome(convert(outcome, uint256), counted, added_fee)
+    added: uint256 = (convert(counted, uint256) << (job_layout.RECORD_BITS * (convert(outcome, uint256) + 1))) | (added_fee << job_layout.RECORD_FEES_AT)
     # analysis: integer_overflow: the running count holds this job unless it left (`running` false), so subtracting cannot borrow; the checked add guards the fees at the top.
     self._devices[device_id] = unsafe_sub(self._devices[device_id], convert(running, uint256)) + added
 
@@ -1326,7 +1329,7 @@ def _own_replica(job_id: bytes32, slot: uint256, word: uint256, device_nonce: ui
     assignment: uint256 = 0
     if slot < job_layout.accepted(word):
         assignment = self._assignments[job_id][slot]
-    self._check_replica(job_layout.assignment_provider(assignment) == msg.sender and job_layout.assignment_nonce(assignment) == device_nonce)
+    self._check_replica(convert(assignment & job_layout.ADDRESS_MASK, address) == msg.sender and ((assignment >> job_layout.ASSIGNMENT_NONCE_AT) & job_layout.U32) == device_nonce)
     return assignment
 
 

@@ -4,7 +4,8 @@
 @custom:contract-name job_layout
 @license GNU Affero General Public License v3.0 only
 @notice The words JobEscrow packs, documented once, with the constants both JobEscrow and
-        JobEscrowView use and the pure decoders the view applies to JobEscrow's raw words.
+        JobEscrowView use, the per-field helpers every contract reads and writes a job
+        word through, and the pure decoders the view applies to JobEscrow's raw words.
 
         Job word (`_jobs[job_id]`):
         | bits     | k > 1                        | k = 1                                |
@@ -238,40 +239,26 @@ def with_leader_votes(word: uint256, votes: uint256) -> uint256:
 
 @internal
 @pure
-def binding_of(provider: address, device_nonce: uint256, digest: bytes32) -> uint256:
-    """
-    @notice The binding of a k = 1 replica: the top 192 bits of the hash of its provider,
-            device and digest (zero, then the commitment, then the result).
-    """
-    return convert(keccak256(abi_encode(provider, device_nonce, digest)), uint256) >> BINDING_AT
-
-
-@internal
-@pure
 def binds(word: uint256, provider: address, device_nonce: uint256, digest: bytes32) -> bool:
     """
-    @notice Whether a k = 1 job's word holds this replica.
+    @notice Whether a k = 1 job's word binds this replica: its top 192 bits are those of
+            keccak256(abi_encode(provider, device nonce, digest)).
     """
-    return word >> BINDING_AT == self.binding_of(provider, device_nonce, digest)
+    return word >> BINDING_AT == convert(keccak256(abi_encode(provider, device_nonce, digest)), uint256) >> BINDING_AT
 
 
 @internal
 @pure
 def with_binding(word: uint256, provider: address, device_nonce: uint256, digest: bytes32) -> uint256:
-    return (word & BELOW_BINDING) | (self.binding_of(provider, device_nonce, digest) << BINDING_AT)
+    """
+    @notice The word binding this replica instead (see `binds`): the hash's top bits, in place.
+    """
+    return (word & BELOW_BINDING) | (convert(keccak256(abi_encode(provider, device_nonce, digest)), uint256) & ~BELOW_BINDING)
 
 
 # ---------------------------------------------------------------- assignment word fields
-
-
-@internal
-@pure
-def new_assignment(provider: address, device_nonce: uint256) -> uint256:
-    """
-    @notice The assignment word of a replica `provider` just accepted with its device
-            `device_nonce` (below 2**32).
-    """
-    return convert(provider, uint256) | (REPLICA_ACCEPTED << ASSIGNMENT_STATUS_AT) | (device_nonce << ASSIGNMENT_NONCE_AT)
+# JobEscrowView's decoder reads a replica's word through these; JobEscrow decodes it in
+# place with the offsets above (helpers there would cost it runtime code it has no room for).
 
 
 @internal
@@ -288,52 +275,8 @@ def assignment_status(replica: uint256) -> uint256:
 
 @internal
 @pure
-def assignment_advanced(replica: uint256) -> uint256:
-    """
-    @notice The replica's status moved on one: accepted -> committed -> revealed.
-    """
-    return replica + (1 << ASSIGNMENT_STATUS_AT)
-
-
-@internal
-@pure
 def assignment_nonce(replica: uint256) -> uint256:
     return (replica >> ASSIGNMENT_NONCE_AT) & U32
-
-
-# ---------------------------------------------------------------- device record fields
-
-
-@internal
-@pure
-def record_running(record: uint256) -> uint256:
-    return record & U32
-
-
-@internal
-@pure
-def record_fees(record: uint256) -> uint256:
-    return record >> RECORD_FEES_AT
-
-
-@internal
-@pure
-def record_without_fees(record: uint256) -> uint256:
-    return record & RECORD_COUNTERS
-
-
-@internal
-@pure
-def record_outcome(outcome: uint256, counted: bool, fee: uint256) -> uint256:
-    """
-    @notice What a settled replica adds to its device's record: one to the counter of
-            `outcome` (0 completed, 1 failed, 2 slashed) unless it is not `counted`, and
-            `fee` to the fees.
-    """
-    added: uint256 = fee << RECORD_FEES_AT
-    if counted:
-        added |= 1 << (RECORD_BITS * (outcome + 1))
-    return added
 
 
 # ---------------------------------------------------------------- decoders (JobEscrowView)
@@ -346,28 +289,28 @@ def job_state(word: uint256, leader: bytes32) -> IJobEscrow.JobState:
     @notice A job word decoded; `leader` is the leading result (read only when it has votes).
     """
     k: uint256 = self.replicas(word)
-    accepted_: uint256 = self.accepted(word)
-    committed_: uint256 = 0
-    revealed_: uint256 = 0
+    accepted_count: uint256 = self.accepted(word)
+    committed_count: uint256 = 0
+    revealed_count: uint256 = 0
     votes: uint256 = 0
     leading_result: bytes32 = empty(bytes32)
     if k == 1:
         # The replica's status: accepted, committed, revealed.
-        committed_ = convert(accepted_ >= REPLICA_COMMITTED, uint256)
-        revealed_ = convert(accepted_ == REPLICA_REVEALED, uint256)
-        accepted_ = convert(accepted_ != 0, uint256)
+        committed_count = convert(accepted_count >= REPLICA_COMMITTED, uint256)
+        revealed_count = convert(accepted_count == REPLICA_REVEALED, uint256)
+        accepted_count = convert(accepted_count != 0, uint256)
     else:
-        committed_ = self.committed(word)
-        revealed_ = self.revealed(word)
+        committed_count = self.committed(word)
+        revealed_count = self.revealed(word)
         votes = self.leader_votes(word)
         if votes != 0:
             leading_result = leader
     return IJobEscrow.JobState(
         status=convert(self.status(word), uint8),
         replicas=convert(k, uint8),
-        accepted=convert(accepted_, uint8),
-        committed=convert(committed_, uint8),
-        revealed=convert(revealed_, uint8),
+        accepted=convert(accepted_count, uint8),
+        committed=convert(committed_count, uint8),
+        revealed=convert(revealed_count, uint8),
         phase_end=convert(self.phase_end(word), uint40),
         leader_votes=convert(votes, uint8),
         leading_result=leading_result,
@@ -412,7 +355,7 @@ def device_record(record: uint256) -> IJobEscrow.DeviceRecord:
     @notice A device record decoded.
     """
     return IJobEscrow.DeviceRecord(
-        running=self.record_running(record),
+        running=record & U32,
         completed=(record >> RECORD_BITS) & U32,
         failed=(record >> (2 * RECORD_BITS)) & U32,
         slashed=(record >> (3 * RECORD_BITS)) & U32,
