@@ -1112,6 +1112,7 @@ def _release(provider: address, collateral: uint256, amount: uint256):
          fee) paid, the delegators' cut into the pool (paid in the staked token only),
          the rest to the provider's balance here.
     """
+    # analysis: cei_violation: the job is already final (`_settle` marks it before any call); Staking is fixed at deploy and nonreentrant, and the cut it took is known only after the call.
     income: uint256 = 0
     if PAYS_INTO_POOL:
         income = amount
