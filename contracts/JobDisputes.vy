@@ -150,7 +150,7 @@ def reclaim(terms: IJobEscrow.Terms) -> uint256:
     assert locked != 0, "job_disputes: no bond to reclaim"
     # A ruling released the bond already: a bond left on a settled job was not ruled on.
     words: uint256[5] = staticcall ESCROW.job_words(job_id, 0, empty(bytes32))
-    assert words[0] & constants.U8 == job_layout.STATUS_FINALIZED, "job_disputes: dispute not settled"
+    assert job_layout.status(words[0]) == job_layout.STATUS_FINALIZED, "job_disputes: dispute not settled"
     self.bond[job_id] = 0
     self.balanceOf[terms.client] += locked
     log IJobDisputes.BondReleased(job_id=job_id, account=terms.client, amount=locked)

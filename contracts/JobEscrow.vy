@@ -116,8 +116,6 @@ _PARAMS_MASK: constant(uint256) = 2**216 - 1
 # Settlement moves a job from running to its outcome and adds its fee in one write, and
 # the word never returns to zero once used, so each later acceptance rewrites a live word
 # (2,900 gas) instead of creating one (20,000).
-_RECORD_BITS: constant(uint256) = job_layout.RECORD_BITS
-_FEES_AT: constant(uint256) = job_layout.RECORD_FEES_AT
 
 # Job and replica status (`job_layout`; JobEscrowView exports them).
 _OPEN: constant(uint256) = job_layout.STATUS_OPEN
@@ -142,17 +140,10 @@ _RULING_PROVIDER: constant(uint256) = 2
 _BALANCE_MASK: constant(uint256) = 2**192 - 1
 _ACCOUNT_NONCE_AT: constant(uint256) = 192
 _NONCE_ONE: constant(uint256) = 1 << _ACCOUNT_NONCE_AT
-# The job word's fields: the bit table is in `job_layout`.
-_REPLICAS_AT: constant(uint256) = job_layout.REPLICAS_AT
-_PHASE_AT: constant(uint256) = job_layout.PHASE_AT
-_ACCEPTED_AT: constant(uint256) = job_layout.ACCEPTED_AT
-_COMMITTED_AT: constant(uint256) = job_layout.COMMITTED_AT
-_REVEALED_AT: constant(uint256) = job_layout.REVEALED_AT
-_LEADER_AT: constant(uint256) = job_layout.LEADER_AT
-_BINDING_AT: constant(uint256) = job_layout.BINDING_AT
-_STATUS_AT: constant(uint256) = job_layout.ASSIGNMENT_STATUS_AT
-_NONCE_AT: constant(uint256) = job_layout.ASSIGNMENT_NONCE_AT
-_BELOW_BINDING: constant(uint256) = 2**64 - 1
+# The job word is laid out in `job_layout` and read and written only through its
+# per-field helpers. A k > 1 replica's word and a device's record (tables also there) are
+# decoded in place with `job_layout`'s offsets: their helpers would cost about 300 bytes of
+# runtime code, more than this contract's 4 KiB margin leaves (test_modules).
 
 
 # @notice The payment token.
@@ -414,10 +405,10 @@ def cancel(terms: IJobEscrow.Terms):
     job_id, word = self._load(terms)
     self._check_client(terms.client)
     self._check_open(word)
-    if ((word >> _ACCEPTED_AT) & constants.U8) != 0:
+    if job_layout.accepted(word) != 0:
         self._revert("job_escrow: job already accepted")
     refund: uint256 = terms.price_per_replica * terms.replicas
-    self._jobs[job_id] = (word & ~constants.U8) | _CANCELLED
+    self._jobs[job_id] = job_layout.with_status(word, _CANCELLED)
     self._accounts[msg.sender] += refund
     log IJobEscrow.JobCancelled(job_id=job_id, client=msg.sender, refunded=refund)
 
@@ -454,21 +445,22 @@ def commit(terms: IJobEscrow.Terms, slot: uint256, device_nonce: uint256, commit
     self._check_commit_deadline(terms.deadline)
     committed: uint256 = 1
     if terms.replicas == 1:
-        self._check_replica(slot == 0 and ((word >> _ACCEPTED_AT) & constants.U8) != 0)
-        self._check_uncommitted(((word >> _ACCEPTED_AT) & constants.U8) == _ACCEPTED)
-        self._check_replica(word >> _BINDING_AT == self._binding(msg.sender, device_nonce, empty(bytes32)))
-        word = (word & _BELOW_BINDING) | (self._binding(msg.sender, device_nonce, commitment) << _BINDING_AT)
-        word += 1 << _ACCEPTED_AT  # accepted -> committed
+        replica_status: uint256 = job_layout.accepted(word)
+        self._check_replica(slot == 0 and replica_status != 0)
+        self._check_uncommitted(replica_status == _ACCEPTED)
+        self._check_replica(job_layout.binds(word, msg.sender, device_nonce, empty(bytes32)))
+        word = job_layout.with_binding(word, msg.sender, device_nonce, commitment)
+        word = job_layout.add_accepted(word, 1)  # accepted -> committed
     else:
         assignment: uint256 = self._own_replica(job_id, slot, word, device_nonce)
-        self._check_uncommitted(((assignment >> _STATUS_AT) & constants.U8) == _ACCEPTED)
+        self._check_uncommitted(((assignment >> job_layout.ASSIGNMENT_STATUS_AT) & job_layout.U8) == _ACCEPTED)
         self._commitments[job_id][slot] = commitment
-        self._assignments[job_id][slot] = assignment + (1 << _STATUS_AT)  # accepted -> committed
-        committed = ((word >> _COMMITTED_AT) & constants.U8) + 1
-        word += 1 << _COMMITTED_AT
+        self._assignments[job_id][slot] = assignment + (1 << job_layout.ASSIGNMENT_STATUS_AT)  # accepted -> committed
+        committed = job_layout.committed(word) + 1
+        word = job_layout.add_committed(word)
     if committed == terms.replicas:
         # Every replica committed: the reveal phase starts now.
-        word = (word & ~(constants.U40 << _PHASE_AT)) | ((block.timestamp + terms.reveal_window) << _PHASE_AT)
+        word = job_layout.with_phase_end(word, block.timestamp + terms.reveal_window)
     self._jobs[job_id] = word
     log IJobEscrow.ResultCommitted(job_id=job_id, provider=msg.sender, slot=slot, commitment=commitment)
 
@@ -491,28 +483,27 @@ def reveal(terms: IJobEscrow.Terms, slot: uint256, device_nonce: uint256, result
     expected: bytes32 = keccak256(abi_encode(job_id, msg.sender, result_hash, salt))
     if terms.replicas == 1:
         # Only a committed replica can reveal, and then every replica has committed.
-        self._check_committed(slot == 0 and ((word >> _ACCEPTED_AT) & constants.U8) == _COMMITTED)
-        self._check_reveal_open(block.timestamp < ((word >> _PHASE_AT) & constants.U40))
-        self._check_reveal(word >> _BINDING_AT == self._binding(msg.sender, device_nonce, expected))
-        # Optimistic: the challenge window opens, in the same write.
-        word = (word & _BELOW_BINDING) | (self._binding(msg.sender, device_nonce, result_hash) << _BINDING_AT)
-        # committed -> revealed
-        word = (word & ~(constants.U40 << _PHASE_AT)) + (1 << _ACCEPTED_AT) + ((block.timestamp + terms.challenge_window) << _PHASE_AT)
+        self._check_committed(slot == 0 and job_layout.accepted(word) == _COMMITTED)
+        self._check_reveal_open(block.timestamp < job_layout.phase_end(word))
+        self._check_reveal(job_layout.binds(word, msg.sender, device_nonce, expected))
+        word = job_layout.with_binding(word, msg.sender, device_nonce, result_hash)
+        # committed -> revealed; optimistic: the challenge window opens, in the same write.
+        word = job_layout.with_phase_end(job_layout.add_accepted(word, 1), block.timestamp + terms.challenge_window)
         self._result_in(msg.sender, device_nonce)
     else:
         assignment: uint256 = self._own_replica(job_id, slot, word, device_nonce)
-        self._check_committed(((assignment >> _STATUS_AT) & constants.U8) == _COMMITTED)
-        if not (((word >> _COMMITTED_AT) & constants.U8) == terms.replicas or block.timestamp >= terms.deadline):
+        self._check_committed(((assignment >> job_layout.ASSIGNMENT_STATUS_AT) & job_layout.U8) == _COMMITTED)
+        if not (job_layout.committed(word) == terms.replicas or block.timestamp >= terms.deadline):
             self._revert("job_escrow: reveal not open")
-        self._check_reveal_open(block.timestamp < ((word >> _PHASE_AT) & constants.U40))
+        self._check_reveal_open(block.timestamp < job_layout.phase_end(word))
         self._check_reveal(self._commitments[job_id][slot] == expected)
         self._commitments[job_id][slot] = result_hash
-        self._assignments[job_id][slot] = assignment + (1 << _STATUS_AT)  # committed -> revealed
-        word += 1 << _REVEALED_AT
+        self._assignments[job_id][slot] = assignment + (1 << job_layout.ASSIGNMENT_STATUS_AT)  # committed -> revealed
+        word = job_layout.add_revealed(word)
         votes: uint256 = self._votes[job_id][result_hash] + 1
         self._votes[job_id][result_hash] = votes
-        if votes > ((word >> _LEADER_AT) & constants.U8):
-            word = (word & ~(constants.U8 << _LEADER_AT)) | (votes << _LEADER_AT)
+        if votes > job_layout.leader_votes(word):
+            word = job_layout.with_leader_votes(word, votes)
             self._leader[job_id] = result_hash
     self._jobs[job_id] = word
     log IJobEscrow.ResultRevealed(job_id=job_id, provider=msg.sender, slot=slot, result_hash=result_hash)
@@ -540,13 +531,13 @@ def submit(terms: IJobEscrow.Terms, device_nonce: uint256, status: uint8, fuel: 
     job_id, word = self._load(terms)
     self._check_open(word)
     self._check_commit_deadline(terms.deadline)
-    self._check_replica(terms.replicas == 1 and ((word >> _ACCEPTED_AT) & constants.U8) == _ACCEPTED and word >> _BINDING_AT == self._binding(msg.sender, device_nonce, empty(bytes32)))
+    self._check_replica(terms.replicas == 1 and job_layout.accepted(word) == _ACCEPTED and job_layout.binds(word, msg.sender, device_nonce, empty(bytes32)))
     if not (len(output) == 0 or keccak256(output) == output_hash):
         self._revert("job_escrow: output does not match its hash")
     result_hash: bytes32 = keccak256(abi_encode(status, fuel, output_hash))
-    word = (word & _BELOW_BINDING) | (self._binding(msg.sender, device_nonce, result_hash) << _BINDING_AT)
+    word = job_layout.with_binding(word, msg.sender, device_nonce, result_hash)
     # accepted -> revealed, and the challenge window opens, in the same write.
-    word = (word & ~(constants.U40 << _PHASE_AT)) + (2 << _ACCEPTED_AT) + ((block.timestamp + terms.challenge_window) << _PHASE_AT)
+    word = job_layout.with_phase_end(job_layout.add_accepted(word, 2), block.timestamp + terms.challenge_window)
     self._jobs[job_id] = word
     self._result_in(msg.sender, device_nonce)
     log IJobEscrow.ResultRevealed(job_id=job_id, provider=msg.sender, slot=0, result_hash=result_hash)
@@ -575,12 +566,12 @@ def finalize(terms: IJobEscrow.Terms, replica: IJobEscrow.Replica):
     job_id: bytes32 = empty(bytes32)
     word: uint256 = 0
     job_id, word = self._load(terms)
-    status: uint256 = word & constants.U8
+    status: uint256 = job_layout.status(word)
     if not (status == _OPEN or status == _DISPUTED):
         self._revert("job_escrow: job not open")
     # k = 1: the reveal window, then the challenge window or the ruling period.
-    ready: bool = block.timestamp >= ((word >> _PHASE_AT) & constants.U40)
-    if terms.replicas > 1 and status == _OPEN and ((word >> _REVEALED_AT) & constants.U8) == terms.replicas:
+    ready: bool = block.timestamp >= job_layout.phase_end(word)
+    if terms.replicas > 1 and status == _OPEN and job_layout.revealed(word) == terms.replicas:
         ready = True
     if not ready:
         self._revert("job_escrow: not ready to settle")
@@ -603,8 +594,8 @@ def expire(terms: IJobEscrow.Terms, replica: IJobEscrow.Replica):
     job_id, word = self._load(terms)
     self._check_open(word)
     # k = 1 and revealed: the phase is the challenge window; otherwise the reveal window.
-    if block.timestamp < ((word >> _PHASE_AT) & constants.U40):
-        if terms.replicas == 1 and ((word >> _ACCEPTED_AT) & constants.U8) == _REVEALED:
+    if block.timestamp < job_layout.phase_end(word):
+        if terms.replicas == 1 and job_layout.accepted(word) == _REVEALED:
             self._revert("job_escrow: challenge window still open")
         self._revert("job_escrow: reveal window still open")
     self._settle(job_id, word, terms, replica, _RULING_NONE, msg.sender)
@@ -634,17 +625,17 @@ def arbitrate(terms: IJobEscrow.Terms, replica: IJobEscrow.Replica, ruling: uint
     job_id: bytes32 = empty(bytes32)
     word: uint256 = 0
     job_id, word = self._load(terms)
-    phase_end: uint256 = (word >> _PHASE_AT) & constants.U40
+    phase_end: uint256 = job_layout.phase_end(word)
     if ruling == _RULING_NONE:
         if terms.replicas != 1:
             self._revert("job_escrow: only optimistic jobs are disputed")
-        if not (word & constants.U8 == _OPEN and ((word >> _ACCEPTED_AT) & constants.U8) == _REVEALED):
+        if not (job_layout.status(word) == _OPEN and job_layout.accepted(word) == _REVEALED):
             self._revert("job_escrow: no result to dispute")
         if block.timestamp >= phase_end:
             self._revert("job_escrow: challenge window closed")
         self._escalate(job_id, word, account, bond)
         return
-    if word & constants.U8 != _DISPUTED:
+    if job_layout.status(word) != _DISPUTED:
         self._revert("job_escrow: job not disputed")
     if block.timestamp >= phase_end:
         self._revert("job_escrow: ruling period over")
@@ -664,7 +655,7 @@ def sweep_fees(device_ids: DynArray[bytes32, MAX_SWEEP]) -> uint256:
     amount: uint256 = 0
     for device_id: bytes32 in device_ids:
         record: uint256 = self._devices[device_id]
-        owed: uint256 = record >> _FEES_AT
+        owed: uint256 = record >> job_layout.RECORD_FEES_AT
         if owed != 0:
             # The counters stay: the word stays live for the device's next job.
             self._devices[device_id] = record & job_layout.RECORD_COUNTERS
@@ -814,7 +805,7 @@ def fees(device_id: bytes32) -> uint256:
     @param device_id The device.
     @return uint256 Amount in wei.
     """
-    return self._devices[device_id] >> _FEES_AT
+    return self._devices[device_id] >> job_layout.RECORD_FEES_AT
 
 
 @external
@@ -925,11 +916,7 @@ def _post(
         fee_bps=self._param(config, PROTOCOL_FEE_BPS),
     )
     job_id: bytes32 = keccak256(abi_encode(terms))
-    self._jobs[job_id] = (
-        _OPEN
-        | (replicas << _REPLICAS_AT)
-        | ((deadline + reveal_window) << _PHASE_AT)
-    )
+    self._jobs[job_id] = job_layout.new_job(replicas, deadline + reveal_window)
     log IJobEscrow.JobPosted(job_id=job_id, client=client, terms=terms, spec=spec)
     return job_id, terms
 
@@ -942,7 +929,7 @@ def _accept(job_id: bytes32, terms: IJobEscrow.Terms, provider: address, device_
     if block.timestamp >= terms.deadline:
         self._revert("job_escrow: deadline passed")
     # For k = 1 this is the replica's status: any acceptance takes the only slot.
-    slot: uint256 = ((word >> _ACCEPTED_AT) & constants.U8)
+    slot: uint256 = job_layout.accepted(word)
     if slot >= terms.replicas:
         self._revert("job_escrow: all replicas taken")
     # Replica words keep 32 bits of device nonce (a provider's devices are numbered from 0).
@@ -956,21 +943,21 @@ def _accept(job_id: bytes32, terms: IJobEscrow.Terms, provider: address, device_
     # analysis: cei_violation: a view of the registry, fixed at deploy; nothing can change state in between.
     capacity: uint256 = staticcall IDeviceRegistry(REGISTRY).check_fit(device_id, provider, terms.requirements, budget)
     record: uint256 = self._devices[device_id]
-    if record & constants.U32 >= capacity:
+    if record & job_layout.U32 >= capacity:
         self._revert("job_escrow: device at capacity")
 
     if terms.replicas == 1:
         # The replica's status and binding share the job's word.
-        word = word | (1 << _ACCEPTED_AT) | (self._binding(provider, device_nonce, empty(bytes32)) << _BINDING_AT)
+        word = job_layout.with_binding(job_layout.add_accepted(word, 1), provider, device_nonce, empty(bytes32))
     else:
         # A provider takes at most one replica of a job, or redundancy means nothing.
         for i: uint256 in range(MAX_REPLICAS):
             if i >= slot:
                 break
-            if self._assignments[job_id][i] & constants.ADDRESS_MASK == convert(provider, uint256):
+            if convert(self._assignments[job_id][i] & job_layout.ADDRESS_MASK, address) == provider:
                 self._revert("job_escrow: provider already on job")
-        self._assignments[job_id][slot] = convert(provider, uint256) | (_ACCEPTED << _STATUS_AT) | (device_nonce << _NONCE_AT)
-        word += 1 << _ACCEPTED_AT
+        self._assignments[job_id][slot] = convert(provider, uint256) | (_ACCEPTED << job_layout.ASSIGNMENT_STATUS_AT) | (device_nonce << job_layout.ASSIGNMENT_NONCE_AT)
+        word = job_layout.add_accepted(word, 1)
     self._jobs[job_id] = word
     # analysis: integer_overflow: running jobs stay below the device's 16-bit capacity (checked above), so adding one cannot carry.
     self._devices[device_id] = unsafe_add(record, 1)
@@ -983,117 +970,90 @@ def _accept(job_id: bytes32, terms: IJobEscrow.Terms, provider: address, device_
 @internal
 def _settle(job_id: bytes32, word: uint256, terms: IJobEscrow.Terms, replica: IJobEscrow.Replica, ruling: uint256, keeper: address):
     """
-    @dev Pays, refunds and slashes every replica of a job, once. The job is marked
-         settled before any external call. `keeper` earns the keeper bounty.
+    @dev Pays, refunds and slashes every replica of a job, once, in steps: whether the job
+         settles now and against which result; the job marked settled, before any
+         external call; each accepted replica's outcome (`_revealed_outcome`), its
+         device's record (`_count`) and its collateral (`_release` or `_slash`); then the
+         client's refund and compensation and `keeper`'s bounty (`_close`).
     """
     replicas: uint256 = terms.replicas
-    accepted: uint256 = ((word >> _ACCEPTED_AT) & constants.U8)
+    # k = 1: the replica's status, else the accepted replicas.
+    accepted: uint256 = job_layout.accepted(word)
+    solo_status: uint256 = accepted
     # k > 1: a result is decided when the revealed replicas agree and are a strict
     # majority of k, or by the arbiter's ruling (`replica.digest` names the right result).
-    votes: uint256 = (word >> _LEADER_AT) & constants.U8
-    revealed_count: uint256 = (word >> _REVEALED_AT) & constants.U8
+    votes: uint256 = job_layout.leader_votes(word)
+    revealed_count: uint256 = job_layout.revealed(word)
     decided: bool = ruling != _RULING_NONE or (votes * 2 > replicas and votes == revealed_count)
     if replicas == 1 and accepted != 0:
         # The k = 1 replica comes back as calldata: it must be the one the job holds.
-        if word >> _BINDING_AT != self._binding(replica.provider, replica.device_nonce, replica.digest):
+        if not job_layout.binds(word, replica.provider, replica.device_nonce, replica.digest):
             self._revert("job_escrow: replica does not match the job")
         accepted = 1
-    elif not decided and revealed_count != 0 and word & constants.U8 == _OPEN:
+    elif not decided and revealed_count != 0 and job_layout.status(word) == _OPEN:
         # k > 1 replicas revealed different results, or too few of them for a majority.
         # A vote is evidence, not proof: the arbiter rules within the ruling period
         # (`rule`), else nobody is paid or slashed for a result.
         self._escalate(job_id, word, terms.client, 0)
         return
-    self._jobs[job_id] = (word & ~constants.U8) | _FINALIZED
-    client: address = terms.client
-    price: uint256 = terms.price_per_replica
-    collateral: uint256 = terms.collateral_per_replica
-    # Replicas revealing another result than the decided one are slashed. Undecided
-    # (no ruling in time), no result is paid and only no-shows are slashed.
+    self._jobs[job_id] = job_layout.with_status(word, _FINALIZED)
+
+    # The result revealed replicas are held to: the leading one (k > 1, agreed), the
+    # arbiter's (`replica.digest`), or the k = 1 replica's own. The accepted result
+    # (`JobSettled`) is that one when it is decided (k > 1) or stands (k = 1: revealed, not
+    # ruled for the client); with none, nobody is paid and only no-shows are slashed.
     leader: bytes32 = replica.digest
     if replicas > 1 and ruling == _RULING_NONE and decided:
         leader = self._leader[job_id]
-
-    paid: uint256 = 0
-    fees: uint256 = 0
-    record_floor: uint256 = self._param(self._config, RECORD_MIN_FEE) * job_layout.RECORD_FEE_UNIT
-    # Replicas nobody accepted are refunded.
-    refunded: uint256 = (replicas - accepted) * price
-    reward: uint256 = 0
-    # The accepted result: the replicas' or the arbiter's, or the optimistic one that stands.
     result: bytes32 = empty(bytes32)
-    if replicas > 1 and decided:
+    if replicas > 1:
+        if decided:
+            result = leader
+    elif solo_status == _REVEALED and ruling != _RULING_CLIENT:
         result = leader
+    price: uint256 = terms.price_per_replica
+    collateral: uint256 = terms.collateral_per_replica
+    fee: uint256 = price * terms.fee_bps // constants.BPS
+    # A completed job counts in its device's record only when it paid the protocol at
+    # least the floor, so padding a record costs that much per job.
+    counts: bool = fee >= self._param(self._config, RECORD_MIN_FEE) * job_layout.RECORD_FEE_UNIT
 
+    completed: uint256 = 0
+    reward: uint256 = 0
     # analysis: send_in_loop, cei_violation: the job is already final (above); the loop is bounded by MAX_REPLICAS and calls only Staking, fixed at deploy and nonreentrant.
     for slot: uint256 in range(MAX_REPLICAS):
         if slot >= accepted:
             break
+        # The replica: k = 1 from the calldata checked above, k > 1 from its word.
         provider: address = replica.provider
         device_nonce: uint256 = replica.device_nonce
-        status: uint256 = ((word >> _ACCEPTED_AT) & constants.U8)
+        status: uint256 = solo_status
         if replicas > 1:
             assignment: uint256 = self._assignments[job_id][slot]
-            provider = convert(assignment & constants.ADDRESS_MASK, address)
-            device_nonce = (assignment >> _NONCE_AT) & constants.U32
-            status = ((assignment >> _STATUS_AT) & constants.U8)
-        revealed: bool = status == _REVEALED
+            provider = convert(assignment & job_layout.ADDRESS_MASK, address)
+            device_nonce = (assignment >> job_layout.ASSIGNMENT_NONCE_AT) & job_layout.U32
+            status = (assignment >> job_layout.ASSIGNMENT_STATUS_AT) & job_layout.U8
+        # Never revealed: slashed.
         outcome: uint8 = _OUTCOME_SLASHED
-        if replicas == 1:
-            if revealed and ruling != _RULING_CLIENT:
-                # Undisputed, ruled for the provider, or unruled: the result stands.
-                outcome = _OUTCOME_COMPLETED
-                result = replica.digest
-        elif revealed and not decided:
-            outcome = _OUTCOME_FAILED
-        elif revealed and self._commitments[job_id][slot] == leader:
-            outcome = _OUTCOME_COMPLETED
+        if status == _REVEALED:
+            outcome = self._revealed_outcome(job_id, slot, replicas, decided, ruling, leader)
         device_id: bytes32 = keccak256(abi_encode(provider, device_nonce))
+        # A k = 1 result left its device's running count when it came in (`_result_in`).
+        self._count(device_id, outcome, fee, counts, replicas > 1 or status != _REVEALED)
         replica_paid: uint256 = 0
         replica_fee: uint256 = 0
         replica_slashed: uint256 = 0
-        counted: uint256 = 1 << (_RECORD_BITS * (convert(outcome, uint256) + 1))
-        fee_due: uint256 = price * terms.fee_bps // constants.BPS
         if outcome == _OUTCOME_COMPLETED:
-            replica_fee = fee_due
-            # A completed job counts in the record only when it paid the protocol at
-            # least the floor, so padding a record costs that much per job.
-            if fee_due < record_floor:
-                counted = 0
-            # The fee accrues in the device's record (below); a price is below 2**96, so
-            # 2**32 jobs of one device could not fill its 128 bits.
-            counted += replica_fee << _FEES_AT
-        # The job leaves the device's running count for its outcome's counter (a counter
-        # would need 2**32 jobs of one device to overflow); a k = 1 result left it when it
-        # came in (`_result_in`).
-        running: uint256 = 1
-        if replicas == 1 and revealed:
-            running = 0
-        # analysis: integer_overflow: the running count holds this job unless it left above, so subtracting cannot borrow; the checked add guards the fees at the top.
-        self._devices[device_id] = unsafe_sub(self._devices[device_id], running) + counted
-        if outcome == _OUTCOME_COMPLETED:
-            replica_paid = price - replica_fee
-            paid += replica_paid
-            fees += replica_fee
-            # Delegators' cut into the pool (paid in the staked token only), the rest to
-            # the provider's balance here.
-            income: uint256 = 0
-            if PAYS_INTO_POOL:
-                income = replica_paid
-            cut: uint256 = extcall IStaking(STAKING).release(provider, collateral, income)
-            if replica_paid != cut:
-                self._accounts[provider] += replica_paid - cut
+            completed += 1
+            replica_fee = fee
+            replica_paid = price - fee
+            self._release(provider, collateral, replica_paid)
+        elif outcome == _OUTCOME_FAILED:
+            extcall IStaking(STAKING).release(provider, collateral, 0)
         else:
-            refunded += price
-            if outcome == _OUTCOME_FAILED:
-                extcall IStaking(STAKING).release(provider, collateral, 0)
-            else:
-                # The pool's income held here leaves first, so the balance measured
-                # around the slash moves by its reward alone.
-                extcall IStaking(STAKING).collect_income(provider)
-                before: uint256 = staticcall IERC20(_STAKE_TOKEN).balanceOf(self)
-                replica_slashed = extcall IStaking(STAKING).slash(provider, collateral, collateral, self, price)
-                reward += staticcall IERC20(_STAKE_TOKEN).balanceOf(self) - before
+            slash_reward: uint256 = 0
+            replica_slashed, slash_reward = self._slash(provider, collateral, price)
+            reward += slash_reward
         log IJobEscrow.ReplicaSettled(
             job_id=job_id,
             provider=provider,
@@ -1104,7 +1064,85 @@ def _settle(job_id: bytes32, word: uint256, terms: IJobEscrow.Terms, replica: IJ
             fee=replica_fee,
             slashed=replica_slashed,
         )
+    self._close(job_id, terms.client, keeper, result, replicas, completed, price, fee, reward)
 
+
+@internal
+@view
+def _revealed_outcome(job_id: bytes32, slot: uint256, replicas: uint256, decided: bool, ruling: uint256, leader: bytes32) -> uint8:
+    """
+    @dev A revealed replica's outcome. k = 1: completed, unless ruled for the client.
+         k > 1: failed when no result is decided (no ruling in time), completed when it
+         revealed the decided result, slashed when it revealed another.
+    """
+    if replicas == 1:
+        if ruling == _RULING_CLIENT:
+            return _OUTCOME_SLASHED
+        return _OUTCOME_COMPLETED
+    if not decided:
+        return _OUTCOME_FAILED
+    if self._commitments[job_id][slot] == leader:
+        return _OUTCOME_COMPLETED
+    return _OUTCOME_SLASHED
+
+
+@internal
+def _count(device_id: bytes32, outcome: uint8, fee: uint256, counts: bool, running: bool):
+    """
+    @dev Moves a settled replica in its device's record from the running jobs (unless it
+         left them already: `running` false) to its outcome's counter, adding a completed
+         job's fee; a completed job below the record floor (`counts` false) adds only its
+         fee. A counter would need 2**32 jobs of one device to overflow; a price is below
+         2**96, so 2**32 jobs could not fill the fees' 128 bits.
+    """
+    counted: bool = True
+    added_fee: uint256 = 0
+    if outcome == _OUTCOME_COMPLETED:
+        counted = counts
+        added_fee = fee
+    added: uint256 = (convert(counted, uint256) << (job_layout.RECORD_BITS * (convert(outcome, uint256) + 1))) | (added_fee << job_layout.RECORD_FEES_AT)
+    # analysis: integer_overflow: the running count holds this job unless it left (`running` false), so subtracting cannot borrow; the checked add guards the fees at the top.
+    self._devices[device_id] = unsafe_sub(self._devices[device_id], convert(running, uint256)) + added
+
+
+@internal
+def _release(provider: address, collateral: uint256, amount: uint256):
+    """
+    @dev A completed replica: its collateral unlocked and `amount` (the price less the
+         fee) paid, the delegators' cut into the pool (paid in the staked token only),
+         the rest to the provider's balance here.
+    """
+    # analysis: cei_violation: the job is already final (`_settle` marks it before any call); Staking is fixed at deploy and nonreentrant, and the cut it took is known only after the call.
+    income: uint256 = 0
+    if PAYS_INTO_POOL:
+        income = amount
+    cut: uint256 = extcall IStaking(STAKING).release(provider, collateral, income)
+    if amount != cut:
+        self._accounts[provider] += amount - cut
+
+
+@internal
+def _slash(provider: address, collateral: uint256, price: uint256) -> (uint256, uint256):
+    """
+    @dev A replica slashed: its collateral taken from the provider's stake; returns the
+         amount slashed and the reward that came to this contract. The pool's income
+         held here leaves first, so the balance measured around the slash moves by its
+         reward alone.
+    """
+    extcall IStaking(STAKING).collect_income(provider)
+    before: uint256 = staticcall IERC20(_STAKE_TOKEN).balanceOf(self)
+    slashed: uint256 = extcall IStaking(STAKING).slash(provider, collateral, collateral, self, price)
+    return slashed, staticcall IERC20(_STAKE_TOKEN).balanceOf(self) - before
+
+
+@internal
+def _close(job_id: bytes32, client: address, keeper: address, result: bytes32, replicas: uint256, completed: uint256, price: uint256, fee: uint256, reward: uint256):
+    """
+    @dev The job's money once its replicas are settled: every replica not completed
+         (accepted or not) refunded to the client, and the slash reward split into the
+         keeper's bounty and the client's compensation.
+    """
+    refunded: uint256 = (replicas - completed) * price
     bounty: uint256 = 0
     if reward != 0:
         bounty = reward * self._param(self._config, KEEPER_BOUNTY_BPS) // constants.BPS
@@ -1127,8 +1165,8 @@ def _settle(job_id: bytes32, word: uint256, terms: IJobEscrow.Terms, replica: IJ
         client=client,
         keeper=keeper,
         result_hash=result,
-        paid=paid,
-        fees=fees,
+        paid=completed * (price - fee),
+        fees=completed * fee,
         refunded=refunded,
         compensation=compensation,
         bounty=bounty,
@@ -1142,7 +1180,7 @@ def _escalate(job_id: bytes32, word: uint256, client: address, bond: uint256):
          replicas that disagree or are too few for a majority.
     """
     ruling_end: uint256 = block.timestamp + self._param(self._config, RULING_PERIOD)
-    self._jobs[job_id] = (word & ~(constants.U8 | (constants.U40 << _PHASE_AT))) | _DISPUTED | (ruling_end << _PHASE_AT)
+    self._jobs[job_id] = job_layout.with_phase_end(job_layout.with_status(word, _DISPUTED), ruling_end)
     log IJobEscrow.Disputed(job_id=job_id, client=client, bond=bond, ruling_end=ruling_end)
 
 
@@ -1209,7 +1247,7 @@ def _check_open(word: uint256):
     @dev One copy of the check (and its reason) that five job steps make; the checks
          below likewise keep one copy of a reason several functions give.
     """
-    if word & constants.U8 != _OPEN:
+    if job_layout.status(word) != _OPEN:
         self._revert("job_escrow: job not open")
 
 
@@ -1290,9 +1328,9 @@ def _own_replica(job_id: bytes32, slot: uint256, word: uint256, device_nonce: ui
     @dev The caller's replica word of a k > 1 job, for commit and reveal.
     """
     assignment: uint256 = 0
-    if slot < ((word >> _ACCEPTED_AT) & constants.U8):
+    if slot < job_layout.accepted(word):
         assignment = self._assignments[job_id][slot]
-    self._check_replica(convert(assignment & constants.ADDRESS_MASK, address) == msg.sender and (assignment >> _NONCE_AT) & constants.U32 == device_nonce)
+    self._check_replica(convert(assignment & job_layout.ADDRESS_MASK, address) == msg.sender and ((assignment >> job_layout.ASSIGNMENT_NONCE_AT) & job_layout.U32) == device_nonce)
     return assignment
 
 
@@ -1306,16 +1344,6 @@ def _result_in(provider: address, device_nonce: uint256):
     device_id: bytes32 = keccak256(abi_encode(provider, device_nonce))
     # analysis: integer_overflow: the replica was accepted with this device, which counted it as running, so subtracting one cannot borrow.
     self._devices[device_id] = unsafe_sub(self._devices[device_id], 1)
-
-
-@internal
-@pure
-def _binding(provider: address, device_nonce: uint256, digest: bytes32) -> uint256:
-    """
-    @dev The top 192 bits of the hash binding a k = 1 replica: provider, device and
-         digest (zero, then the commitment, then the result).
-    """
-    return convert(keccak256(abi_encode(provider, device_nonce, digest)), uint256) >> _BINDING_AT
 
 
 @internal

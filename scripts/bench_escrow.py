@@ -36,7 +36,8 @@ SUBMITTED = RunResult(0, 14_027_773, bytes(range(8)))  # a run's status, fuel an
 class Bench:
     def __init__(self):
         self.deployer, self.treasury = accounts.test_accounts[:2]
-        self.suite = deploy_suite(project, self.deployer, self.treasury)
+        # The deployer is also the arbiter, for the disputes measured below.
+        self.suite = deploy_suite(project, self.deployer, self.treasury, arbiter=self.deployer)
         self.populator = Populator(chain.provider)
         self.live = 0
         self.receipts: dict[str, list] = {}
@@ -191,7 +192,41 @@ class Bench:
         pay = s.escrow.balanceOf(providers[0])
         r = s.escrow.withdraw_from_shard(pay, deposit_shard(client), sender=providers[0])
         gas["withdraw (named shard)"] = r.gas_used
+        self.disputes(client, providers, gas)
         return gas
+
+    def disputes(self, client, providers, gas: dict) -> None:
+        """A cancel; a k = 1 client's dispute (JobDisputes, which pulls the bond) and the
+        ruling for the client (the provider slashed); a k = 3 job whose replicas split 2:1,
+        sent to the arbiter by `finalize`, then ruled for the majority's result."""
+        s = self.suite
+        r = s.escrow.post(
+            SPEC, REQS, PRICE, 1, chain.pending_timestamp + 86_400, COLLATERAL, sender=client
+        )
+        gas["cancel"] = s.jobs.cancel(r.return_value, sender=client).gas_used
+        s.token.approve(s.job_disputes, 2**256 - 1, sender=client)
+        r = s.escrow.post(
+            SPEC, REQS, PRICE, 1, chain.pending_timestamp + 86_400, COLLATERAL, sender=client
+        )
+        job = r.return_value
+        s.jobs.accept(job, 0, sender=providers[0])
+        s.jobs.submit(job, SUBMITTED, sender=providers[0])
+        gas["k=1 dispute"] = s.jobs.dispute(job, sender=client).gas_used
+        r = s.jobs.rule(job, True, sender=self.deployer)
+        gas["k=1 rule for the client (provider slashed)"] = r.gas_used
+        r = s.escrow.post(
+            SPEC, REQS, PRICE, 3, chain.pending_timestamp + 86_400, COLLATERAL, sender=client
+        )
+        job = r.return_value
+        slots = [s.jobs.accept(job, 0, sender=p).return_value for p in providers]
+        results = [RESULT, RESULT, b"\xbb" * 32]
+        for p, slot, res in zip(providers, slots, results, strict=True):
+            s.jobs.commit(job, slot, commitment(job, p.address, res, SALT), sender=p)
+        for p, slot, res in zip(providers, slots, results, strict=True):
+            s.jobs.reveal(job, slot, res, SALT, sender=p)
+        gas["k=3 split: finalize (to the arbiter)"] = s.jobs.finalize(job, sender=client).gas_used
+        r = s.jobs.rule(job, result=RESULT, sender=self.deployer)
+        gas["k=3 split: rule (one slashed)"] = r.gas_used
 
     def breakdown(self, label: str) -> list[dict]:
         """Where the gas of lifecycle `label` went, summed over its transactions."""

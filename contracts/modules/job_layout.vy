@@ -4,7 +4,8 @@
 @custom:contract-name job_layout
 @license GNU Affero General Public License v3.0 only
 @notice The words JobEscrow packs, documented once, with the constants both JobEscrow and
-        JobEscrowView use and the pure decoders the view applies to JobEscrow's raw words.
+        JobEscrowView use, the per-field helpers every contract reads and writes a job
+        word through, and the pure decoders the view applies to JobEscrow's raw words.
 
         Job word (`_jobs[job_id]`):
         | bits     | k > 1                        | k = 1                                |
@@ -112,6 +113,7 @@ COMMITTED_AT: constant(uint256) = 64
 REVEALED_AT: constant(uint256) = 72
 LEADER_AT: constant(uint256) = 80
 BINDING_AT: constant(uint256) = 64
+BELOW_BINDING: constant(uint256) = 2**BINDING_AT - 1
 
 # Assignment word fields.
 ASSIGNMENT_STATUS_AT: constant(uint256) = 160
@@ -139,37 +141,178 @@ U64: constant(uint256) = constants.U64
 ADDRESS_MASK: constant(uint256) = constants.ADDRESS_MASK
 
 
+# ---------------------------------------------------------------- job word fields
+# The job word is read and written only through these helpers (JobEscrow, JobEscrowView,
+# JobDisputes): each names one field of the table above. `add_*` moves a count (or, k = 1,
+# the replica's status) up by `n`; the caller knows it stays below 2**8.
+
+
+@internal
+@pure
+def new_job(replicas: uint256, phase_end: uint256) -> uint256:
+    """
+    @notice The word of a job just posted: open, `replicas` replicas, none accepted.
+    """
+    return STATUS_OPEN | (replicas << REPLICAS_AT) | (phase_end << PHASE_AT)
+
+
+@internal
+@pure
+def status(word: uint256) -> uint256:
+    return word & U8
+
+
+@internal
+@pure
+def with_status(word: uint256, new_status: uint256) -> uint256:
+    return (word & ~U8) | new_status
+
+
+@internal
+@pure
+def replicas(word: uint256) -> uint256:
+    return (word >> REPLICAS_AT) & U8
+
+
+@internal
+@pure
+def phase_end(word: uint256) -> uint256:
+    return (word >> PHASE_AT) & U40
+
+
+@internal
+@pure
+def with_phase_end(word: uint256, end: uint256) -> uint256:
+    return (word & ~(U40 << PHASE_AT)) | (end << PHASE_AT)
+
+
+@internal
+@pure
+def accepted(word: uint256) -> uint256:
+    """
+    @notice Accepted replicas (k > 1), or the replica's status (k = 1).
+    """
+    return (word >> ACCEPTED_AT) & U8
+
+
+@internal
+@pure
+def add_accepted(word: uint256, n: uint256) -> uint256:
+    return word + (n << ACCEPTED_AT)
+
+
+@internal
+@pure
+def committed(word: uint256) -> uint256:
+    return (word >> COMMITTED_AT) & U8
+
+
+@internal
+@pure
+def add_committed(word: uint256) -> uint256:
+    return word + (1 << COMMITTED_AT)
+
+
+@internal
+@pure
+def revealed(word: uint256) -> uint256:
+    return (word >> REVEALED_AT) & U8
+
+
+@internal
+@pure
+def add_revealed(word: uint256) -> uint256:
+    return word + (1 << REVEALED_AT)
+
+
+@internal
+@pure
+def leader_votes(word: uint256) -> uint256:
+    return (word >> LEADER_AT) & U8
+
+
+@internal
+@pure
+def with_leader_votes(word: uint256, votes: uint256) -> uint256:
+    return (word & ~(U8 << LEADER_AT)) | (votes << LEADER_AT)
+
+
+@internal
+@pure
+def binds(word: uint256, provider: address, device_nonce: uint256, digest: bytes32) -> bool:
+    """
+    @notice Whether a k = 1 job's word binds this replica: its top 192 bits are those of
+            keccak256(abi_encode(provider, device nonce, digest)).
+    """
+    return word >> BINDING_AT == convert(keccak256(abi_encode(provider, device_nonce, digest)), uint256) >> BINDING_AT
+
+
+@internal
+@pure
+def with_binding(word: uint256, provider: address, device_nonce: uint256, digest: bytes32) -> uint256:
+    """
+    @notice The word binding this replica instead (see `binds`): the hash's top bits, in place.
+    """
+    return (word & BELOW_BINDING) | (convert(keccak256(abi_encode(provider, device_nonce, digest)), uint256) & ~BELOW_BINDING)
+
+
+# ---------------------------------------------------------------- assignment word fields
+# JobEscrowView's decoder reads a replica's word through these; JobEscrow decodes it in
+# place with the offsets above (helpers there would cost it runtime code it has no room for).
+
+
+@internal
+@pure
+def assignment_provider(replica: uint256) -> address:
+    return convert(replica & ADDRESS_MASK, address)
+
+
+@internal
+@pure
+def assignment_status(replica: uint256) -> uint256:
+    return (replica >> ASSIGNMENT_STATUS_AT) & U8
+
+
+@internal
+@pure
+def assignment_nonce(replica: uint256) -> uint256:
+    return (replica >> ASSIGNMENT_NONCE_AT) & U32
+
+
+# ---------------------------------------------------------------- decoders (JobEscrowView)
+
+
 @internal
 @pure
 def job_state(word: uint256, leader: bytes32) -> IJobEscrow.JobState:
     """
     @notice A job word decoded; `leader` is the leading result (read only when it has votes).
     """
-    replicas: uint256 = (word >> REPLICAS_AT) & U8
-    accepted: uint256 = (word >> ACCEPTED_AT) & U8
-    committed: uint256 = 0
-    revealed: uint256 = 0
-    leader_votes: uint256 = 0
+    k: uint256 = self.replicas(word)
+    accepted_count: uint256 = self.accepted(word)
+    committed_count: uint256 = 0
+    revealed_count: uint256 = 0
+    votes: uint256 = 0
     leading_result: bytes32 = empty(bytes32)
-    if replicas == 1:
+    if k == 1:
         # The replica's status: accepted, committed, revealed.
-        committed = convert(accepted >= REPLICA_COMMITTED, uint256)
-        revealed = convert(accepted == REPLICA_REVEALED, uint256)
-        accepted = convert(accepted != 0, uint256)
+        committed_count = convert(accepted_count >= REPLICA_COMMITTED, uint256)
+        revealed_count = convert(accepted_count == REPLICA_REVEALED, uint256)
+        accepted_count = convert(accepted_count != 0, uint256)
     else:
-        committed = (word >> COMMITTED_AT) & U8
-        revealed = (word >> REVEALED_AT) & U8
-        leader_votes = (word >> LEADER_AT) & U8
-        if leader_votes != 0:
+        committed_count = self.committed(word)
+        revealed_count = self.revealed(word)
+        votes = self.leader_votes(word)
+        if votes != 0:
             leading_result = leader
     return IJobEscrow.JobState(
-        status=convert(word & U8, uint8),
-        replicas=convert(replicas, uint8),
-        accepted=convert(accepted, uint8),
-        committed=convert(committed, uint8),
-        revealed=convert(revealed, uint8),
-        phase_end=convert((word >> PHASE_AT) & U40, uint40),
-        leader_votes=convert(leader_votes, uint8),
+        status=convert(self.status(word), uint8),
+        replicas=convert(k, uint8),
+        accepted=convert(accepted_count, uint8),
+        committed=convert(committed_count, uint8),
+        revealed=convert(revealed_count, uint8),
+        phase_end=convert(self.phase_end(word), uint40),
+        leader_votes=convert(votes, uint8),
         leading_result=leading_result,
     )
 
@@ -181,24 +324,24 @@ def assignment(word: uint256, slot: uint256, replica: uint256, commitment: bytes
     @notice Replica `slot` of the job whose word is `word`, from its assignment word and
             commitment. A k = 1 replica is a hash in the job word: only its status.
     """
-    if (word >> REPLICAS_AT) & U8 == 1:
-        status: uint256 = 0
+    if self.replicas(word) == 1:
+        replica_status: uint256 = 0
         if slot == 0:
-            status = (word >> ACCEPTED_AT) & U8
+            replica_status = self.accepted(word)
         return IJobEscrow.Assignment(
             provider=empty(address),
-            status=convert(status, uint8),
+            status=convert(replica_status, uint8),
             device_nonce=0,
             device_id=empty(bytes32),
             commitment_or_result=empty(bytes32),
         )
-    if slot >= (word >> ACCEPTED_AT) & U8:
+    if slot >= self.accepted(word):
         return empty(IJobEscrow.Assignment)
-    provider: address = convert(replica & ADDRESS_MASK, address)
-    device_nonce: uint256 = (replica >> ASSIGNMENT_NONCE_AT) & U32
+    provider: address = self.assignment_provider(replica)
+    device_nonce: uint256 = self.assignment_nonce(replica)
     return IJobEscrow.Assignment(
         provider=provider,
-        status=convert((replica >> ASSIGNMENT_STATUS_AT) & U8, uint8),
+        status=convert(self.assignment_status(replica), uint8),
         device_nonce=convert(device_nonce, uint64),
         device_id=keccak256(abi_encode(provider, device_nonce)),
         commitment_or_result=commitment,
