@@ -64,7 +64,11 @@ examples:
 
 # --no-loadscope-reorder keeps conftest's slowest-first order (xdist would otherwise start the
 # files with the most tests first, leaving the one-test state machines to run alone at the end).
+# The contracts are compiled once first: on a clean clone each test process would otherwise
+# compile them all itself, at once: four small test files took 140 s from a clean clone,
+# against 21 s to compile once and then 51 s.
 test: setup lint analyze
+	ape compile
 	ape test tests -p no:warnings -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 lint: setup
