@@ -172,7 +172,7 @@ def commands(directory: Path, cs: ComputeShare) -> None:
         ("`show jobs` (index current)", ["show", "jobs", *db, *where], {}),
         ("`show pools`", ["show", "pools", *db, *where], {}),
         ("`show params` (23 eth_calls)", ["show", "params", *where], {}),
-        ("`token balance` (a read through ape)", ["token", "balance", someone, *where], {}),
+        ("`token balance` (a read without ape)", ["token", "balance", someone, *where], {}),
         ("`token transfer` (a send without ape)", transfer, {}),
         ("`token transfer` (through ape)", transfer, ape),
         ("`token delegate` (without ape)", delegate, {}),
