@@ -20,7 +20,8 @@ Events are read here from raw logs, for either kind of contract (`logs`, `receip
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from eth_utils import keccak, to_checksum_address
@@ -198,9 +199,30 @@ class Struct(dict):
             raise AttributeError(name) from None
 
 
+def _raw_log(raw: Any, where: str) -> tuple[Mapping, list[str]]:
+    """A raw log the node answered and its topics as hex text; NodeError when it is not a
+    log (a hostile or broken node's answer is one line, never a traceback)."""
+    from computeshare.reader import NodeError
+
+    topics = raw.get("topics") if isinstance(raw, Mapping) else None
+    if (
+        not isinstance(topics, list | tuple)
+        or not topics
+        or not isinstance(raw.get("address"), str)
+    ):
+        raise NodeError(f"{where}: the node answered {str(raw)[:60]!r}, not a log")
+    texts = [_hex_text(topic).lower() for topic in topics]
+    if not all(_TOPIC.fullmatch(text) for text in texts):
+        raise NodeError(f"{where}: the node answered a log whose topics are not 32-byte hex")
+    return raw, texts
+
+
+_TOPIC = re.compile(r"[0-9a-f]{64}")
+
+
 def decode_log(entry: dict, raw: dict) -> Log:
     """The raw log (as eth_getLogs or a receipt gives it) decoded as the event `entry`;
-    ValueError when it is not one."""
+    `reader.NodeError` when it is not one."""
     from eth_abi import decode
 
     inputs = entry.get("inputs", [])
@@ -213,10 +235,12 @@ def decode_log(entry: dict, raw: dict) -> Log:
                           strict=True))  # fmt: skip
         for param, topic in zip(indexed, topics[1:], strict=True):
             values[param["name"]] = decode([_type(param)], topic)[0]
-    except Exception as error:  # eth-abi's decoding errors, a short topic list: not this event
-        raise ValueError(f"a log that does not decode as {entry['name']}") from error
-    arguments = {p["name"]: plain_value(values[p["name"]], p) for p in inputs}
-    return Log(entry["name"], arguments, raw)
+        arguments = {p["name"]: plain_value(values[p["name"]], p) for p in inputs}
+        return Log(entry["name"], arguments, raw)
+    except Exception:  # eth-abi's decoding errors, a short topic list: not this event
+        from computeshare.reader import NodeError
+
+        raise NodeError(f"a log that does not decode as {entry['name']}") from None
 
 
 def logs(contract, events: list[str], since: int = 0, where: list | None = None) -> list[Log]:
@@ -235,7 +259,19 @@ def logs(contract, events: list[str], since: int = 0, where: list | None = None)
             }
         ],
     )
-    return [decode_log(entries["0x" + _hex_text(log["topics"][0])], log) for log in raw]
+    if not isinstance(raw, list):
+        from computeshare.reader import NodeError
+
+        raise NodeError(f"eth_getLogs: the node answered {str(raw)[:60]!r}, not logs")
+    found = []
+    for log in raw:
+        log, topics = _raw_log(log, "eth_getLogs")
+        if "0x" + topics[0] not in entries:
+            from computeshare.reader import NodeError
+
+            raise NodeError("eth_getLogs: the node answered a log of another event")
+        found.append(decode_log(entries["0x" + topics[0]], log))
+    return found
 
 
 def event_topics(contract, event: str, since: int = 0, where: list | None = None) -> list[list]:
@@ -254,7 +290,11 @@ def event_topics(contract, event: str, since: int = 0, where: list | None = None
             }
         ],
     )
-    return [[bytes.fromhex(_hex_text(t)) for t in log["topics"]] for log in raw]
+    if not isinstance(raw, list):
+        from computeshare.reader import NodeError
+
+        raise NodeError(f"eth_getLogs: the node answered {str(raw)[:60]!r}, not logs")
+    return [[bytes.fromhex(t) for t in _raw_log(log, "eth_getLogs")[1]] for log in raw]
 
 
 def receipt_events(receipt, contract, name: str) -> list[dict]:
@@ -264,10 +304,8 @@ def receipt_events(receipt, contract, name: str) -> list[dict]:
     topic, address = event_topic(entry)[2:], str(contract.address).lower()
     found = []
     for raw in receipt.logs:
-        topics = raw.get("topics") or []
-        if not topics or _hex_text(topics[0]).lower() != topic:
-            continue
-        if _hex_text(raw.get("address")).lower() != address[2:]:
+        raw, topics = _raw_log(raw, "the receipt")
+        if topics[0] != topic or _hex_text(raw["address"]).lower() != address[2:]:
             continue
         found.append(decode_log(entry, raw).event_arguments)
     return found

@@ -398,3 +398,50 @@ def test_a_plain_receipt_answers_like_apes(deployed_manifest, chain, accounts):
         )  # fmt: skip
     assert receipt.block_number == ape_receipt.block_number - 1
     assert plain.now() >= chain.blocks.head.timestamp
+
+
+def _receipt_logs(logs) -> callable:
+    """A receipt whose logs are `logs`."""
+
+    def wrong(answer: bytes) -> bytes:
+        message = json.loads(answer)
+        if isinstance(message.get("result"), dict):
+            message["result"]["logs"] = logs
+        return json.dumps(message).encode()
+
+    return wrong
+
+
+def test_a_node_answering_nonsense_logs_gets_one_line(proxy, deployed_manifest, accounts, cs):
+    """What a role command reads from logs (a posted job's id from its receipt, a job's
+    terms from eth_getLogs) is checked as every other answer: one line, never a traceback."""
+    runner = CliRunner()
+    where = ["--network", proxy, "--manifest", str(deployed_manifest), "--account", "TEST::10"]
+    post = ["client", "post", *POST, *where]
+    topic = "0x" + "ab" * 32
+    cases = [
+        ({"eth_getTransactionReceipt": _receipt_logs([5])}, "the receipt: the node answered '5'"),
+        ({"eth_getTransactionReceipt": _receipt_logs([{"address": ZERO, "topics": ["0x12"]}])},
+         "topics are not 32-byte hex"),
+        ({"eth_getTransactionReceipt": _receipt_logs([])}, "emitted no JobPosted event"),
+    ]  # fmt: skip
+    for wrong, expected in cases:
+        Proxy.wrong = wrong
+        result = runner.invoke(main, post)  # its steps said, then the error: one line
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        assert result.output.splitlines()[-1].startswith("Error: "), result.output
+        assert expected in result.output.splitlines()[-1], result.output
+    Proxy.wrong = {}
+    posted = runner.invoke(main, post)
+    assert posted.exit_code == 0, posted.output
+    job = posted.output.splitlines()[-1].split()[-1]
+    escrow = cs.escrow.address
+    for logs, expected in (
+        ({"not": "a list"}, "not logs"),
+        ([{"address": escrow, "topics": [topic, topic]}], "a log of another event"),
+        ([{"address": escrow, "topics": [], "data": "0x"}], "not a log"),
+    ):
+        Proxy.wrong = {"eth_getLogs": _result(logs)}
+        one_line_error(runner.invoke(main, ["client", "cancel", job, *where]), expected)
+    Proxy.wrong = {}
+    assert "refunded 2 tokens" in runner.invoke(main, ["client", "cancel", job, *where]).output
