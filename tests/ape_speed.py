@@ -9,6 +9,12 @@ those answers changes (no test here alters the block gas limit or removes a cont
 then calls, and the node is on loopback), so each is asked once per network, address or
 provider. The first answer is ape's own; only the repetition is saved. Not imported by the
 product: the agent and the CLI run ape as it is.
+
+A transaction waited up to 0.1 s for its receipt (web3's poll; anvil mines in a millisecond
+or two) and then asked the node for the sender's nonce and whether the receiver has code:
+receipts are polled every 5 ms, a mined receipt needs no nonce check, and code once seen is
+remembered. `read_all` asks many view calls in one JSON-RPC batch: the state machines'
+invariants read tens of views after every step.
 """
 
 from __future__ import annotations
@@ -79,6 +85,20 @@ def keep_answers_for_the_session() -> None:
         return wait_for_receipt(self, transaction_hash, timeout, poll_latency)
 
     Eth.wait_for_transaction_receipt = wait_for_transaction_receipt
+
+    # Before it returns a receipt, ape asks the node for the sender's nonce until it has
+    # passed the transaction's. A receipt in a mined block says that already: the node
+    # counts the transaction in the sender's nonce from that block on. A receipt of no
+    # block yet (manual mining) is still waited for as ape does.
+    from ape.api.transactions import ReceiptAPI
+
+    await_nonce = ReceiptAPI._await_sender_nonce_increment
+
+    def await_sender_nonce_increment(self):
+        if not (isinstance(self.block_number, int) and self.block_number >= 0):
+            await_nonce(self)
+
+    ReceiptAPI._await_sender_nonce_increment = await_sender_nonce_increment
 
     # The node is on loopback: web3's HTTP sessions need no proxy from the environment.
     from web3._utils.http_session_manager import HTTPSessionManager
