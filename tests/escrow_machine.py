@@ -24,6 +24,7 @@ from computeshare.jobs import (
 )
 from computeshare.params import parameter
 from computeshare.specs import job_requirements
+from tests.ape_speed import read_all
 from tests.helpers import (
     BAD,
     DAY,
@@ -31,10 +32,10 @@ from tests.helpers import (
     HOUR,
     TOKEN,
     CountedMachine,
+    bucketed,
+    custody_accounts,
     escrow_holdings,
     escrow_owes,
-    pool_expected,
-    pool_holdings,
 )
 
 SALT = b"\x01" * 32
@@ -411,18 +412,29 @@ class EscrowMachine(CountedMachine):
     @invariant()
     def disputes_hold_their_bonds(self):
         bonds = sum(j.bond for j in self.jobs)  # from the model
-        owed = sum(self.m.job_disputes.balanceOf(a) for a in self.everyone)
-        assert self.m.token.balanceOf(self.m.job_disputes) == bonds + owed
+        disputes = self.m.job_disputes
+        *owed, held = read_all(
+            *((disputes.balanceOf, a) for a in self.everyone), (self.m.token.balanceOf, disputes)
+        )
+        assert held == bonds + sum(owed)
 
     @invariant()
     def staking_holds_its_pools_and_locks_fit(self):
-        for p in self.providers:
-            pool = self.m.staking.pool(p)
+        token, staking, providers = self.m.token, self.m.staking, self.providers
+        n = len(providers)
+        answers = read_all(
+            *((staking.pool, p) for p in providers),
+            *((token.balanceOf, c) for c in custody_accounts(token, providers)),
+            *((staking.uncollected_income, p) for p in providers),
+            (token.balanceOf, staking),
+        )
+        pools, held, uncollected = answers[:n], answers[n : 2 * n], answers[2 * n : 3 * n]
+        for p, pool, holdings, income in zip(providers, pools, held, uncollected, strict=True):
             assert pool.locked <= pool.own_stake
             # Each pool's custody account holds its buckets, less the delegators' income
             # JobEscrow still holds (part of delegated_tokens), plus what was donated to
             # it; Staking itself holds none.
             donated = self.donated_to_pool.get(p.address, 0)
-            assert pool_holdings(self.m.token, p) == pool_expected(self.m.staking, p) + donated
+            assert holdings == bucketed(pool, income) + donated
         # Staking's own address holds only what an outsider sent it (the system machine).
-        assert self.m.token.balanceOf(self.m.staking) == self.donated_to_staking
+        assert answers[-1] == self.donated_to_staking

@@ -19,6 +19,7 @@ from computeshare.jobs import STATUS_DISPUTED, STATUS_OPEN, devices_with_fees, i
 from computeshare.params import parameter
 from computeshare.signing import spec_hash
 from computeshare.specs import device_spec, job_requirements
+from tests.ape_speed import read_all
 
 __all__ = ["DAY", "HOUR", "TOKEN"]  # re-exported from computeshare.constants
 
@@ -88,9 +89,20 @@ def pool_holdings(token, provider) -> int:
 def pool_expected(staking, provider) -> int:
     """What `provider`'s custody account must hold: every bucket of its pool, less the
     delegators' income the income holder still keeps."""
-    pool = staking.pool(provider)
+    return bucketed(staking.pool(provider), staking.uncollected_income(provider))
+
+
+def bucketed(pool, uncollected_income: int) -> int:
+    """`pool_expected` from a `Staking.pool` answer and the pool's `uncollected_income`."""
     buckets = pool.own_stake + pool.own_thawing + pool.delegated_tokens + pool.thawing_tokens
-    return buckets + pool.warming_tokens - staking.uncollected_income(provider)
+    return buckets + pool.warming_tokens - uncollected_income
+
+
+def custody_accounts(token, providers) -> list[str]:
+    """The custody accounts of `providers`' pools under ComputeToken's vault, as the token
+    computes them (`custody_account(vault(), provider)`): two batched requests."""
+    (vault,) = read_all((token.vault,))
+    return read_all(*((token.custody_account, vault, p) for p in providers))
 
 
 def reveal(m, job, provider, slot, result, salt=SALT):
@@ -120,8 +132,11 @@ def offer_terms(provider, client, chain, **overrides) -> dict:
 def income_held(m) -> int:
     """The delegators' income JobEscrow holds for Staking (not yet collected): the sum of
     `uncollected_income` over every pool that earned income (from `IncomeAdded` logs)."""
-    pools = {"0x" + topic[-20:].hex() for topic in indexed_topics(m.staking, "IncomeAdded")}
-    return sum(m.staking.uncollected_income(p) for p in pools)
+    return sum(read_all(*((m.staking.uncollected_income, p) for p in _earning_pools(m))))
+
+
+def _earning_pools(m) -> list[str]:
+    return sorted({"0x" + t[-20:].hex() for t in indexed_topics(m.staking, "IncomeAdded")})
 
 
 def escrow_holdings(m) -> int:
@@ -135,7 +150,12 @@ def escrow_owes(m, accounts, open_jobs=(), *, locked=None, fees=None) -> int:
     protocol fees,
     and the delegators' income it holds for Staking. A state machine passes `locked` and
     `fees` from its own model instead of reading them."""
-    owed = sum(m.escrow.balanceOf(a) for a in accounts) + income_held(m)
+    pools = _earning_pools(m)
+    answers = read_all(
+        *((m.escrow.balanceOf, a) for a in accounts),
+        *((m.staking.uncollected_income, p) for p in pools),
+    )
+    owed = sum(answers)  # balances and the income held
     if locked is None:
         locked = 0
         for job in open_jobs:

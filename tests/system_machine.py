@@ -29,6 +29,7 @@ from computeshare.jobs import devices_with_fees
 from computeshare.params import PARAMETERS, parameter
 from computeshare.signing import sign_offer, spec_hash
 from computeshare.specs import device_spec, job_requirements
+from tests.ape_speed import read_all
 from tests.escrow_machine import SPEC, EscrowMachine, JobModel, Replica
 from tests.helpers import DAY, HOUR, TOKEN, pool_holdings
 
@@ -471,8 +472,11 @@ class SystemMachine(EscrowMachine):
 
     @invariant()
     def every_token_is_accounted_for(self):
-        supply = self.m.token.totalSupply()
-        assert sum(self.m.token.balanceOf(h) for h in self.holders) == supply
+        token = self.m.token
+        supply, *balances = read_all(
+            (token.totalSupply,), *((token.balanceOf, h) for h in self.holders)
+        )
+        assert sum(balances) == supply
         assert supply <= self.supply, "tokens were created"
         if supply < self.supply:
             assert self.burning_since_check, "tokens were lost"
@@ -482,8 +486,8 @@ class SystemMachine(EscrowMachine):
 
     @invariant()
     def parameters_are_what_the_dao_set(self):
-        for p in EVERY_PARAMETER:
-            value = self._read(p)
+        values = read_all(*((self.contracts[p.contract].parameter, p.key) for p in EVERY_PARAMETER))
+        for p, value in zip(EVERY_PARAMETER, values, strict=True):
             assert value == self.expected[(p.contract, p.name)]
             assert p.low <= value <= p.high
 

@@ -62,6 +62,7 @@ from computeshare.governance import (
     encode,
     hash_proposal,
 )
+from tests.ape_speed import read_all
 from tests.helpers import DAY, TOKEN, CountedMachine, delegate, operation_id
 
 ZERO = "0x" + "00" * 20
@@ -628,21 +629,29 @@ class GovernanceMachine(CountedMachine):
     def proposals_follow_the_model(self):
         now = self._now()
         g, t = self.dao.governor, self.dao.timelock
+        calls = []
+        for p in self.proposals:
+            calls += [(g.proposalVotes, p.id), (g.proposalDeadline, p.id), (g.state, p.id)]
+            if p.queued:
+                calls += [(g.proposalExpiry, p.id), (t.getOperationState, p.operation)]
+        answers = iter(read_all(*calls))
         for p in self.proposals:
             state = self._state(p, now)
-            assert g.proposalVotes(p.id) == (p.tally[AGAINST], p.tally[FOR], p.tally[ABSTAIN])
-            assert g.proposalDeadline(p.id) == p.deadline
-            assert g.state(p.id) == state, (p.number, g.state(p.id), state)
+            assert next(answers) == (p.tally[AGAINST], p.tally[FOR], p.tally[ABSTAIN])
+            assert next(answers) == p.deadline
+            onchain = next(answers)
+            assert onchain == state, (p.number, onchain, state)
             if p.queued:
                 # The window it was queued with, whatever the timelock's settings now.
-                assert g.proposalExpiry(p.id) == p.expiry
-                assert t.getOperationState(p.operation) == p.operation_state(now)
+                assert next(answers) == p.expiry
+                assert next(answers) == p.operation_state(now)
 
     @invariant()
     def votes_follow_the_model(self):
         votes = self._votes_now()
-        for h in self.holders:
-            assert self.dao.token.getVotes(h) == votes[h.address]
+        onchain = read_all(*((self.dao.token.getVotes, h) for h in self.holders))
+        for h, held in zip(self.holders, onchain, strict=True):
+            assert held == votes[h.address]
 
 
 def test_governance_state_machine(dao, alice, bob, carol, outsider, guardian, chain):

@@ -20,7 +20,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from tests.helpers import DAY, TOKEN, CountedMachine, pool_holdings
+from tests.ape_speed import read_all
+from tests.helpers import DAY, TOKEN, CountedMachine, custody_accounts
 
 BPS = 10_000
 VIRTUAL = "virtual"
@@ -377,14 +378,20 @@ class StakingMachine(CountedMachine):
     def tokens_held_equal_pool_buckets(self):
         held = self.own + self.own_thawing + self.delegated_tokens + self.thawing_tokens
         # In the pool's custody account; Staking's own balance stays empty.
-        assert pool_holdings(self.token, self.provider) == held + self.warming_tokens
-        assert self.token.balanceOf(self.staking) == 0
+        (custody,) = custody_accounts(self.token, [self.provider])
+        in_pool, in_staking = read_all(
+            (self.token.balanceOf, custody), (self.token.balanceOf, self.staking)
+        )
+        assert in_pool == held + self.warming_tokens
+        assert in_staking == 0
 
     @invariant()
     def delegator_values_follow_model(self):
         total_value, total_thawing, total_warming = 0, 0, 0
-        for account in self.delegators:
-            position = self._position(account)
+        positions = read_all(
+            *((self.staking.delegation, self.provider, a) for a in self.delegators)
+        )
+        for account, position in zip(self.delegators, positions, strict=True):
             expected = self.bonded_pool.value.get(account.address, Fraction(0))
             expected_thawing = self.thaw_pool.value.get(account.address, Fraction(0))
             assert abs(position.value - expected) <= self.operations + 1, (

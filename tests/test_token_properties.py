@@ -18,6 +18,7 @@ from hypothesis.stateful import (
 )
 
 from computeshare.signing import sign_delegation, sign_permit
+from tests.ape_speed import read_all
 from tests.helpers import TOKEN, CountedMachine, delegate
 
 ZERO = "0x0000000000000000000000000000000000000000"
@@ -84,13 +85,27 @@ class TokenMachine(CountedMachine):
         stamps = sorted(self.model.history)
         points = set(stamps) | {t - 1 for t in stamps if t - 1 > self.start}
         accounts = [a.address for a in (self.owner, *self.holders)]
-        for t in sorted(points):
+        points = sorted(points)
+        token = self.token
+        answers = iter(
+            read_all(
+                *(
+                    call
+                    for t in points
+                    for call in (
+                        (token.getPastTotalSupply, t),
+                        *((token.getPastVotes, a, t) for a in accounts),
+                    )
+                )
+            )
+        )
+        for t in points:
             expected = self.model.at(t)
             assert expected is not None
             votes, supply = expected
-            assert self.token.getPastTotalSupply(t) == supply, t
+            assert next(answers) == supply, t
             for a in accounts:
-                assert self.token.getPastVotes(a, t) == votes.get(a, 0), (a, t)
+                assert next(answers) == votes.get(a, 0), (a, t)
 
     # ------------------------------------------------------------ rules
 
@@ -184,16 +199,28 @@ class TokenMachine(CountedMachine):
 
     @invariant()
     def balances_match_model_and_sum_to_supply(self):
-        onchain = {a: self.token.balanceOf(a) for a in self.model.balances}
+        accounts = list(self.model.balances)
+        *balances, supply = read_all(
+            *((self.token.balanceOf, a) for a in accounts), (self.token.totalSupply,)
+        )
+        onchain = dict(zip(accounts, balances, strict=True))
         assert onchain == self.model.balances
-        assert sum(onchain.values()) == self.token.totalSupply() == self.model.supply
+        assert sum(onchain.values()) == supply == self.model.supply
 
     @invariant()
     def votes_equal_delegated_balances(self):
         votes = self.model.votes()
-        for account in self.model.balances:
-            assert self.token.getVotes(account) == votes.get(account, 0)
-            assert self.token.delegates(account) == self.model.delegates.get(account, ZERO)
+        accounts = list(self.model.balances)
+        answers = read_all(
+            *(
+                call
+                for a in accounts
+                for call in ((self.token.getVotes, a), (self.token.delegates, a))
+            )
+        )
+        for n, account in enumerate(accounts):
+            assert answers[2 * n] == votes.get(account, 0)
+            assert answers[2 * n + 1] == self.model.delegates.get(account, ZERO)
 
 
 def test_token_state_machine(funded, deployer, alice, bob, carol, accounts, chain, chain_id):
