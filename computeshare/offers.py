@@ -47,8 +47,8 @@ from computeshare.signing import (
     OFFER_EIP712_VERSION,
     OFFER_TYPES,
     domain,
-    spec_hash,
 )
+from computeshare.signing import spec_hash as hash_of
 
 if TYPE_CHECKING:
     from computeshare.client import ComputeShare
@@ -122,7 +122,7 @@ def sign_offer(
     collateral: int | None = None,
     device: bytes | None = None,
     spec: bytes | None = None,
-    spec_hash_: bytes | None = None,
+    spec_hash: bytes | None = None,
     min_duration: int = DEFAULT_MIN_DURATION,
     max_duration: int | None = None,
     expires_in: int = DEFAULT_EXPIRY,
@@ -130,7 +130,7 @@ def sign_offer(
 ) -> SignedOffer:
     """Signs, with the account, an offer of its `device` (default: its first) to
     `client`: `price` and `collateral` (default: the price) in wei, for `spec` only (or
-    the spec whose keccak256 is `spec_hash_`; any spec without either), with a commit
+    the spec whose keccak256 is `spec_hash`; any spec without either), with a commit
     deadline `min_duration` to `max_duration` seconds after the match (default:
     JobEscrow's MAX_JOB_DURATION), matchable for `expires_in` seconds, under `nonce`
     (default: random). Nothing is sent."""
@@ -139,12 +139,12 @@ def sign_offer(
     collateral = price if collateral is None else collateral
     if not 0 <= price <= MAX_UINT96 or not 0 <= collateral <= MAX_UINT96:
         raise InvalidInput("price and collateral must fit in 96 bits")
-    if spec is not None and spec_hash_ is not None:
+    if spec is not None and spec_hash is not None:
         raise InvalidInput("give the spec or its hash, not both")
     if spec is not None:
-        bound = spec_hash(check_spec(spec))
-    elif spec_hash_ is not None:
-        bound = bytes(spec_hash_)
+        bound = hash_of(check_spec(spec))
+    elif spec_hash is not None:
+        bound = bytes(spec_hash)
         if len(bound) != 32:
             raise InvalidInput("a spec hash is 32 bytes")
     else:
@@ -308,7 +308,7 @@ def match_offer(
     if terms["client"] != me.address:
         raise NotAllowed(f"this offer is for {terms['client']}, not {me.address}")
     spec = check_spec(spec)
-    if terms["spec_hash"] not in (ANY_SPEC, spec_hash(spec)):
+    if terms["spec_hash"] not in (ANY_SPEC, hash_of(spec)):
         raise InvalidInput(
             f"this offer is for the spec 0x{terms['spec_hash'].hex()[:SHORT_ID]} only, not this "
             "one: pass that spec with --spec-file"

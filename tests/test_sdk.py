@@ -341,7 +341,7 @@ def test_sign_offer_refuses_terms_no_match_could_meet(offering, as_, accounts):
             min_duration=8 * DAY)  # fmt: skip
     refused(provider, InvalidInput, "the spec", provider.sign_offer, me, PRICE, spec=b"{}")
     refused(provider, InvalidInput, "not both", provider.sign_offer, me, PRICE, spec=SPEC,
-            spec_hash_=bytes(32))  # fmt: skip
+            spec_hash=bytes(32))  # fmt: skip
     refused(as_(10), WrongState, "you have no device", as_(10).sign_offer, me, PRICE)
     theirs = provider.registry.device_id_of(accounts[4], 0)
     refused(as_(10), NotAllowed, "is not yours", as_(10).sign_offer, me, PRICE, device=theirs)

@@ -100,7 +100,7 @@ def offer_sign(
     signed = cs.sign_offer(
         client_address, price_wei, collateral=tokens(collateral) if collateral else None,
         device=resolve_device(cs, device_id) if device_id is not None else None,
-        spec=spec_file.read_bytes() if spec_file is not None else None, spec_hash_=bound,
+        spec=spec_file.read_bytes() if spec_file is not None else None, spec_hash=bound,
         min_duration=min_duration, max_duration=max_duration, expires_in=expires_in,
         nonce=nonce,
     )  # fmt: skip
