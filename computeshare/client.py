@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from eth_utils import is_address, to_checksum_address
 
+from computeshare import offers
 from computeshare.checks import check_delegation, check_post, date
 from computeshare.constants import (
     BPS,
@@ -51,8 +52,9 @@ from computeshare.exceptions import (
     WrongState,
 )
 from computeshare.format import tokens as show
-from computeshare.jobs import NO_REPLICA, JobBook
+from computeshare.jobs import NO_REPLICA, JobBook, open_phase
 from computeshare.manifest import OWNED, Manifest, network_manifest_path
+from computeshare.offers import SignedOffer
 from computeshare.onchain import ApeChain, Chain, logs, receipt_events
 from computeshare.params import PARAMETERS, parameter, parameter_rows
 from computeshare.results import ResultError, agreed_results, fetch_result, unseal
@@ -414,6 +416,26 @@ class ComputeShare:
         event["changed"] = changed
         return event
 
+    def set_device_status(self, device_id: bytes, action: str) -> dict:
+        """`action` ("pause", "resume" or "retire") on one of the account's devices:
+        pause an active one, resume a paused one, retire either for good. Returns what
+        `DeviceStatusChanged` says (`device_id`, `owner`, `previous_status`,
+        `new_status`, `active_devices`)."""
+        me, device_id = self._sender(), bytes(device_id)
+        if action not in DEVICE_ACTIONS:
+            raise InvalidInput(f"a device is paused, resumed or retired, not {action!r}d")
+        device = self.registry.device(device_id)
+        if int(device.owner, 16) == 0:
+            raise InvalidInput(f"no device 0x{device_id.hex()}")
+        if device.owner != me.address:
+            raise NotAllowed(f"device 0x{device_id.hex()} is not yours")
+        status = DEVICE_STATUSES.get(int(device.status), f"in status {device.status}")
+        if status not in DEVICE_ACTIONS[action]:
+            raise WrongState(f"device 0x{device_id.hex()} is {status}: it cannot be {action}d")
+        method = getattr(self.registry, action)
+        receipt = self._send(f"{action} device", method, device_id)
+        return _event(receipt, self.registry, "DeviceStatusChanged")
+
     def devices_of(self, owner: str) -> list[tuple[bytes, Any]]:
         return [
             (device_id, self.registry.device(device_id))
@@ -455,6 +477,31 @@ class ComputeShare:
             raise WrongState(f"still warming up: activate {date(position.warm_until)}")
         receipt = self._send("activating", self.staking.activate, provider, me)
         return _event(receipt, self.staking, "DelegationActivated")["shares"]
+
+    def cancel_warmup(self, provider: str) -> dict:
+        """Sends the account's tokens warming up at `provider` thawing (slashable until
+        withdrawn, as undelegated shares are). Returns what `WarmupCancelled` says
+        (`amount`, `thaw_shares`, `unlock_at`)."""
+        me, provider = self._sender(), _provider(provider)
+        if self.staking.delegation(provider, me).warming == 0:
+            raise WrongState("nothing is warming up at this provider")
+        receipt = self._send("cancelling the warm-up", self.staking.cancel_warmup, provider)
+        return _event(receipt, self.staking, "WarmupCancelled")
+
+    def withdraw_delegation(self, provider: str) -> int:
+        """Withdraws the account's thawed delegation at `provider` once unlocked; returns
+        the amount (what `DelegationWithdrawn` says)."""
+        me, provider = self._sender(), _provider(provider)
+        position = self.staking.delegation(provider, me)
+        if position.thawing == 0:
+            raise WrongState("nothing is thawing at this provider (undelegate first)")
+        if self.chain.now() < position.unlock_at:
+            raise WrongState(
+                f"{show(position.thawing)} tokens are still thawing: they unlock "
+                f"{date(position.unlock_at)}"
+            )
+        receipt = self._send("withdrawing", self.staking.withdraw_delegation, provider)
+        return _event(receipt, self.staking, "DelegationWithdrawn")["amount"]
 
     def share_value(self, provider: str, shares: int) -> int:
         """What `shares` of `provider`'s delegation pool are worth now, in wei (Staking's
@@ -618,6 +665,28 @@ class ComputeShare:
             raise WrongState(f"job 0x{bytes(job_id).hex()[:10]} is accepted: it runs to the end")
         self._send("cancelling", self.escrow.cancel, terms)
         return terms.price_per_replica * terms.replicas
+
+    def expire_job(self, job_id: bytes) -> dict:
+        """Settles an open job past its reveal window (a k = 1 result past its challenge
+        window): missing and failed replicas are refunded, providers that did not reveal
+        slashed, a revealed result paid. Anyone may; the caller earns the keeper bounty.
+        Returns what `JobSettled` says; a k > 1 job whose revealed results do not agree
+        goes to the arbiter instead: then `{"disputed": <Disputed's arguments>}`."""
+        self._sender()
+        job_id = bytes(job_id)
+        try:
+            self.jobs.terms(job_id)
+        except LookupError as error:
+            raise NoSuchJob(str(error)) from None
+        view, now = self.job(job_id), self.chain.now()
+        if view["status"] != JobStatus.OPEN:
+            raise WrongState(f"job 0x{job_id.hex()} is {view['status_name']}, not open")
+        if now < view["phase_end"]:
+            raise WrongState(f"not yet: {open_phase(view, now)}")
+        receipt = self._send("settling", self.jobs.expire, job_id)
+        if settled := receipt_events(receipt, self.escrow, "JobSettled"):
+            return dict(settled[0])
+        return {"disputed": _event(receipt, self.escrow, "Disputed")}
 
     def dispute(self, job_id: bytes, *, approve_max: bool | None = None) -> int:
         """Disputes the revealed result of the account's k = 1 job within its challenge
@@ -815,6 +884,26 @@ class ComputeShare:
             for i in range(0, len(devices), MAX_SWEEP)
         )  # fmt: skip
 
+    # -- offers (`computeshare.offers`)
+
+    def sign_offer(self, client: str, price: int, **terms) -> SignedOffer:
+        """Signs an offer of the account's device to `client` (nothing is sent); see
+        `computeshare.offers.sign_offer` for the terms."""
+        return offers.sign_offer(self, client, price, **terms)
+
+    def match_offer(self, offer: dict | Path | str, spec: bytes, **options) -> dict:
+        """Posts a k = 1 job through a signed offer; see `computeshare.offers.match_offer`."""
+        return offers.match_offer(self, offer, spec, **options)
+
+    def cancel_offer(self, nonce: int) -> dict:
+        """Cancels the account's unused offer with `nonce`; returns `OfferCancelled`'s
+        arguments."""
+        return offers.cancel_offer(self, nonce)
+
+    def offer_history(self, provider: str | None = None, client: str | None = None) -> list:
+        """Matched and cancelled offers; see `computeshare.offers.offer_history`."""
+        return offers.offer_history(self, provider, client)
+
     # -- arbiters
 
     def is_arbiter(self, address: str) -> bool:
@@ -925,8 +1014,11 @@ class ComputeShare:
         return self.governor.castVote(proposal_id, support, sender=me)
 
 
+# The device statuses each DeviceRegistry action starts from.
+DEVICE_ACTIONS = {"pause": ("active",), "resume": ("paused",), "retire": ("active", "paused")}
 VIRTUAL_SHARES = 10**6  # Staking's _VIRTUAL_SHARES (a pool's price: (T + 1) / (S + 10**6))
 DEVICE_RETIRED = 3  # DeviceRegistry.STATUS_RETIRED
+DEVICE_STATUSES = {1: "active", 2: "paused", DEVICE_RETIRED: "retired"}  # its STATUS_*
 SPEC_FIELDS = (
     "cpu_cores", "memory_mb", "gpu_count", "gpu_model", "vram_mb", "region",
     "price_per_second", "max_concurrent_jobs", "attestation",
@@ -944,6 +1036,12 @@ def _spec_dict(spec) -> dict:
     return {
         name: value if isinstance(value, bytes) else int(value) for name, value in values.items()
     }
+
+
+def _provider(provider: str) -> str:
+    if not isinstance(provider, str) or not is_address(provider):
+        raise InvalidInput(f"{provider!r} is not an address")
+    return to_checksum_address(provider)
 
 
 def _event(receipt, contract, name: str) -> dict:

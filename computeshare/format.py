@@ -32,6 +32,18 @@ def duration(seconds: int) -> str:
     return " ".join(parts)
 
 
+def when(timestamp: int, now: int) -> str:
+    """A chain timestamp as a UTC date and a countdown measured on the chain's clock:
+    "2026-12-01 10:00 UTC, in 3h 12m" or "..., 5m ago"."""
+    date = datetime.fromtimestamp(int(timestamp), UTC).strftime("%Y-%m-%d %H:%M UTC")
+    delta = int(timestamp) - int(now)
+    if delta > 0:
+        return f"{date}, in {duration(delta)}"
+    if delta < 0:
+        return f"{date}, {duration(-delta)} ago"
+    return f"{date}, now"
+
+
 def utc_text(timestamp: int | None) -> str:
     """A chain timestamp as "2026-12-06 20:48:30 UTC"; "-" for none."""
     if not timestamp:

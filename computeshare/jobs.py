@@ -313,3 +313,28 @@ class JobBook:
                 raise ValueError("a replicated job's ruling names the right result hash")
             replica = Replica(NO_REPLICA.provider, 0, bytes(result))
         return self.disputes.rule(self.terms(job_id), replica, for_client, **tx)
+
+
+def open_phase(view: dict, now: int) -> str:
+    """Where an open job stands and what happens next, from its view (`ComputeShare.job`),
+    with times counted on the chain's clock from `now`."""
+    from computeshare.format import when
+
+    end, k = view["phase_end"], view["replicas"]
+    if k == 1 and view["replica_states"] == ["revealed"]:
+        if now < end:
+            return (
+                f"result in: it waits out its challenge window until {when(end, now)}, "
+                "then pays the provider once finalized"
+            )
+        return (
+            f"challenge window closed {when(end, now)}: it pays once settled "
+            "(the provider finalizes, or `computeshare client expire JOB`)"
+        )
+    deadline = view["deadline"]
+    if now < deadline and view["committed"] < k:
+        waiting = f"{view['accepted']} of {k} accepted, {view['committed']} committed"
+        return f"running ({waiting}): commit deadline {when(deadline, now)}"
+    if now < end:
+        return f"reveal window until {when(end, now)}"
+    return f"reveal window closed {when(end, now)}: `computeshare client expire JOB` settles it"

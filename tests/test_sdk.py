@@ -18,6 +18,7 @@ from computeshare.exceptions import (
     InsufficientStake,
     InvalidInput,
     NoEligibleDevice,
+    NoSuchJob,
     NotAllowed,
     NotAProvider,
     WrongState,
@@ -250,3 +251,152 @@ def test_cancel_thaw_withdraw_and_activate_refuse_before_sending(as_, accounts, 
     other.delegate(accounts[4].address, 100 * TOKEN)
     refused(other, WrongState, "still warming up: activate 20", other.activate,
             accounts[4].address)  # fmt: skip
+
+
+def test_expire_refuses_an_early_or_settled_job_then_settles_from_its_event(
+    as_, accounts, submitted, chain
+):
+    keeper = as_(10)
+    refused(keeper, NoSuchJob, "no job 0x0101", keeper.expire_job, b"\x01" * 32)
+    refused(keeper, WrongState, "not yet: result in: it waits out its challenge window",
+            keeper.expire_job, submitted)  # fmt: skip
+    chain.pending_timestamp = keeper.job(submitted)["phase_end"]
+    settled = keeper.expire_job(submitted)
+    assert settled["job_id"] == submitted and settled["paid"] == PRICE - settled["fees"] > 0
+    assert keeper.job(submitted)["status_name"] == "finalized"
+    refused(keeper, WrongState, "is finalized, not open", keeper.expire_job, submitted)
+
+
+def test_device_status_changes_refuse_what_the_registry_would(as_, accounts):
+    provider, other = as_(4), as_(10)
+    provider.stake(5_000 * TOKEN)
+    device = provider.register_device(device_spec(), "")
+    refused(other, NotAllowed, "is not yours", other.set_device_status, device, "pause")
+    refused(provider, InvalidInput, "no device 0x0202", provider.set_device_status,
+            b"\x02" * 32, "pause")  # fmt: skip
+    refused(provider, InvalidInput, "not 'destroy'd", provider.set_device_status, device,
+            "destroy")  # fmt: skip
+    refused(provider, WrongState, "is active: it cannot be resumed", provider.set_device_status,
+            device, "resume")  # fmt: skip
+    changed = provider.set_device_status(device, "pause")
+    assert (changed["previous_status"], changed["new_status"], changed["active_devices"]) == (
+        1,
+        2,
+        0,
+    )
+    refused(provider, WrongState, "is paused: it cannot be paused", provider.set_device_status,
+            device, "pause")  # fmt: skip
+    assert provider.set_device_status(device, "resume")["new_status"] == 1
+    assert provider.set_device_status(device, "retire")["new_status"] == 3
+    for action in ("pause", "resume", "retire"):
+        refused(provider, WrongState, "is retired", provider.set_device_status, device, action)
+
+
+def test_cancel_warmup_and_withdraw_delegation_refuse_before_sending(as_, accounts, chain):
+    provider, delegator = as_(4), as_(10)
+    provider.stake(1_000 * TOKEN)
+    where = accounts[4].address
+    refused(delegator, InvalidInput, "is not an address", delegator.cancel_warmup, "0x12")
+    refused(delegator, WrongState, "nothing is warming up", delegator.cancel_warmup, where)
+    refused(delegator, WrongState, "nothing is thawing", delegator.withdraw_delegation, where)
+    delegator.delegate(where, 100 * TOKEN)
+    cancelled = delegator.cancel_warmup(where)
+    assert cancelled["amount"] == 100 * TOKEN and cancelled["delegator"] == accounts[10].address
+    refused(delegator, WrongState, "nothing is warming up", delegator.cancel_warmup, where)
+    refused(delegator, WrongState, "100 tokens are still thawing: they unlock 20",
+            delegator.withdraw_delegation, where)  # fmt: skip
+    wallet = delegator.token.balanceOf(accounts[10])
+    chain.pending_timestamp = cancelled["unlock_at"]
+    assert delegator.withdraw_delegation(where) == 100 * TOKEN
+    assert delegator.token.balanceOf(accounts[10]) == wallet + 100 * TOKEN
+    refused(delegator, WrongState, "nothing is thawing", delegator.withdraw_delegation, where)
+
+
+@pytest.fixture
+def offering(as_, accounts):
+    """accounts[4] with 5,000 tokens staked and one device; accounts[12] its client."""
+    provider = as_(4)
+    provider.stake(5_000 * TOKEN)
+    provider.register_device(device_spec(), "")
+    return provider, as_(12)
+
+
+def signed(provider, client, **terms) -> dict:
+    """An offer signed by `provider` for `client`; signing sends nothing."""
+    nonce = provider.account.nonce
+    offer = provider.sign_offer(client.account.address, PRICE, **terms)
+    assert provider.account.nonce == nonce
+    return offer
+
+
+def test_sign_offer_refuses_terms_no_match_could_meet(offering, as_, accounts):
+    provider, client = offering
+    me = client.account.address
+    refused(provider, InvalidInput, "is not an address", provider.sign_offer, "0x12", PRICE)
+    refused(provider, InvalidInput, "96 bits", provider.sign_offer, me, 2**96)
+    refused(provider, InvalidInput, "1s or more", provider.sign_offer, me, PRICE, min_duration=0)
+    refused(provider, InvalidInput, "at least min_duration", provider.sign_offer, me, PRICE,
+            min_duration=2 * DAY, max_duration=DAY)  # fmt: skip
+    refused(provider, InvalidInput, "MAX_JOB_DURATION", provider.sign_offer, me, PRICE,
+            min_duration=8 * DAY)  # fmt: skip
+    refused(provider, InvalidInput, "the spec", provider.sign_offer, me, PRICE, spec=b"{}")
+    refused(provider, InvalidInput, "not both", provider.sign_offer, me, PRICE, spec=SPEC,
+            spec_hash=bytes(32))  # fmt: skip
+    refused(as_(10), WrongState, "you have no device", as_(10).sign_offer, me, PRICE)
+    theirs = provider.registry.device_id_of(accounts[4], 0)
+    refused(as_(10), NotAllowed, "is not yours", as_(10).sign_offer, me, PRICE, device=theirs)
+    offer = signed(provider, client, nonce=5, collateral=6_000 * TOKEN, max_duration=30 * DAY)
+    assert offer.warnings == [
+        "JobEscrow refuses deadlines more than 7d away (MAX_JOB_DURATION)",
+        "your free stake is 5,000 tokens, less than the collateral: a match would revert "
+        "until you stake more",
+    ]
+    assert offer.document["offer"]["nonce"] == "5" and offer.terms["device_nonce"] == 0
+    assert offer.document["offer_book"] == str(provider.offers.address)
+    provider.cancel_offer(5)
+    refused(provider, WrongState, "nonce 5 is already matched", provider.sign_offer, me, PRICE,
+            nonce=5)  # fmt: skip
+    refused(provider, WrongState, "offer 5 is already matched or cancelled",
+            provider.cancel_offer, 5)  # fmt: skip
+    provider.set_device_status(theirs, "pause")
+    refused(provider, WrongState, "is not active", provider.sign_offer, me, PRICE)
+
+
+def test_match_offer_checks_the_offer_before_funding_then_posts_the_job(
+    offering, as_, accounts, chain
+):
+    provider, client = offering
+    offer = signed(provider, client, nonce=7, spec=SPEC, min_duration=DAY // 2, max_duration=DAY)
+    document = offer.document
+    other = as_(10)
+    refused(other, NotAllowed, "this offer is for 0x", other.match_offer, document, SPEC)
+    refused(client, InvalidInput, "this offer is for the spec", client.match_offer, document,
+            encode_spec("sha256-chain", {"seed": "b", "rounds": 9}))  # fmt: skip
+    refused(client, InvalidInput, "the spec", client.match_offer, document, b"not a spec")
+    refused(client, InvalidInput, "outside the offer's 12h to 1d", client.match_offer,
+            document, SPEC, duration=2 * DAY)  # fmt: skip
+    elsewhere = {**document, "chain_id": document["chain_id"] + 1}
+    refused(client, InvalidInput, "not this deployment's", client.match_offer, elsewhere, SPEC)
+    broken = {**document, "signature": "0xzz"}
+    refused(client, InvalidInput, "not a signed offer", client.match_offer, broken, SPEC)
+    rich = signed(provider, client, nonce=8, collateral=6_000 * TOKEN)
+    refused(client, WrongState, "the provider's free stake is 5,000 tokens",
+            client.match_offer, rich.document, SPEC)  # fmt: skip
+    assert client.said == [] and client.escrow.balanceOf(accounts[12]) == 0
+    matched = client.match_offer(document, SPEC)  # 12h 10m: past the floor
+    assert client.said == ["approving JobEscrow to spend 100 tokens",
+                           "depositing 100 tokens into your escrow balance"]  # fmt: skip
+    view = client.job(matched["job_id"])
+    assert (view["accepted"], matched["nonce"], matched["provider"]) == (1, 7, accounts[4].address)
+    assert view["deadline"] == matched["deadline"]
+    refused(client, WrongState, "offer 7 is already matched", client.match_offer, document, SPEC)
+    chain.pending_timestamp = rich.terms["expiry"] + 1
+    refused(client, WrongState, "the offer expired 20", client.match_offer, rich.document, SPEC)
+    history = client.offer_history()
+    assert [(row["nonce"], row["state"]) for row in history] == [(7, "matched")]
+    assert history[0]["job_id"] == matched["job_id"]
+    assert client.offer_history(client=accounts[10].address) == []
+    provider.cancel_offer(8)
+    assert [row["state"] for row in client.offer_history(provider=accounts[4].address)] == [
+        "matched", "cancelled"
+    ]  # fmt: skip

@@ -21,7 +21,6 @@ from computeshare.cli.common import (
     plain,
     resolve_job,
     say,
-    send,
     show,
     sleep,
     tokens,
@@ -29,7 +28,7 @@ from computeshare.cli.common import (
 )
 from computeshare.cli.read import read_command, send_command
 from computeshare.constants import MAX_REPLICAS, JobStatus
-from computeshare.onchain import logs, receipt_events
+from computeshare.onchain import logs
 
 # Job statuses by their short names (the enum members themselves).
 OPEN, DISPUTED, FINALIZED, CANCELLED = (
@@ -166,15 +165,14 @@ def client_expire(account, manifest, job_id):
     missing and failed replicas are refunded, providers that did not reveal are slashed,
     a revealed result is paid. Anyone may call; the caller earns the keeper bounty."""
     cs = connect(manifest, account)
-    job = _existing_job(cs, job_id)
-    view, now = cs.job(job), chain_now()
-    if view["status"] != OPEN:
-        raise click.ClickException(f"job 0x{job.hex()} is {view['status_name']}, not open")
-    if now < view["phase_end"]:
-        raise click.ClickException(f"not yet: {_phase(cs, job, view, now)}")
-    receipt = send("settling", cs.jobs.expire, job, sender=account)
-    (settled,) = receipt_events(receipt, cs.escrow, "JobSettled")
+    job = resolve_job(cs, job_id)
+    settled = cs.expire_job(job)
     status = cs.job(job)["status_name"]
+    if "disputed" in settled:
+        end = settled["disputed"]["ruling_end"]
+        say(f"job 0x{job.hex()}: {status}; the replicas disagree: the arbiter rules by "
+            f"{when(end, chain_now())}", job=job, status=status)  # fmt: skip
+        return
     say(
         f"job 0x{job.hex()}: {status}; {_settlement(settled)}",
         job=job,
@@ -211,7 +209,7 @@ def _settlement(event: dict) -> str:
 
 def _phase(cs, job: bytes, view: dict, now: int) -> str:
     """Where the job stands and what happens next, with times on the chain's clock."""
-    status, end, k = view["status"], view["phase_end"], view["replicas"]
+    status, end = view["status"], view["phase_end"]
     if status == FINALIZED:
         events = logs(cs.escrow, ["JobSettled"], cs.jobs.start_block, ["0x" + job.hex()])
         return "settled: " + (
@@ -221,23 +219,9 @@ def _phase(cs, job: bytes, view: dict, now: int) -> str:
         return "cancelled: the payment went back to the client's escrow balance"
     if status == DISPUTED:
         return f"disputed: the arbiter rules by {when(end, now)}"
-    if k == 1 and view["replica_states"] == ["revealed"]:
-        if now < end:
-            return (
-                f"result in: it waits out its challenge window until {when(end, now)}, "
-                "then pays the provider once finalized"
-            )
-        return (
-            f"challenge window closed {when(end, now)}: it pays once settled "
-            "(the provider finalizes, or `computeshare client expire JOB`)"
-        )
-    deadline = view["deadline"]
-    if now < deadline and view["committed"] < k:
-        waiting = f"{view['accepted']} of {k} accepted, {view['committed']} committed"
-        return f"running ({waiting}): commit deadline {when(deadline, now)}"
-    if now < end:
-        return f"reveal window until {when(end, now)}"
-    return f"reveal window closed {when(end, now)}: `computeshare client expire JOB` settles it"
+    from computeshare.jobs import open_phase
+
+    return open_phase(view, now)
 
 
 @read_command(client, "status")

@@ -10,13 +10,11 @@ from computeshare.cli.common import (
     chain_now,
     connect,
     say,
-    send,
     show,
     tokens,
     when,
 )
 from computeshare.cli.read import send_command
-from computeshare.onchain import receipt_events
 
 
 @click.group()
@@ -68,10 +66,7 @@ def delegator_activate(account, manifest, provider_address):
 def delegator_cancel_warmup(account, manifest, provider_address):
     """Send tokens warming up at PROVIDER_ADDRESS thawing (then `withdraw`)."""
     cs = connect(manifest, account)
-    receipt = send(
-        "cancelling the warm-up", cs.staking.cancel_warmup, provider_address, sender=account
-    )
-    (cancelled,) = receipt_events(receipt, cs.staking, "WarmupCancelled")
+    cancelled = cs.cancel_warmup(provider_address)
     say(
         f"thawing {show(cancelled['amount'])} tokens: withdrawable "
         f"{when(cancelled['unlock_at'], chain_now())}",
@@ -114,6 +109,5 @@ def delegator_undelegate(account, manifest, provider_address, shares, amount, ev
 def delegator_withdraw(account, manifest, provider_address):
     """Withdraw a thawed delegation from PROVIDER_ADDRESS."""
     cs = connect(manifest, account)
-    receipt = send("withdrawing", cs.staking.withdraw_delegation, provider_address, sender=account)
-    (withdrawn,) = receipt_events(receipt, cs.staking, "DelegationWithdrawn")
-    say(f"withdrawn: {show(withdrawn['amount'])} tokens", withdrawn=withdrawn["amount"])
+    withdrawn = cs.withdraw_delegation(provider_address)
+    say(f"withdrawn: {show(withdrawn)} tokens", withdrawn=withdrawn)

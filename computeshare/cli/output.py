@@ -12,23 +12,10 @@ import io
 import json
 import shutil
 import sys
-from datetime import UTC, datetime
 
 import click
 
-from computeshare.format import duration, hex_id
-
-
-def when(timestamp: int, now: int) -> str:
-    """A chain timestamp as a UTC date and a countdown measured on the chain's clock:
-    "2026-12-01 10:00 UTC, in 3h 12m" or "..., 5m ago"."""
-    date = datetime.fromtimestamp(int(timestamp), UTC).strftime("%Y-%m-%d %H:%M UTC")
-    delta = int(timestamp) - int(now)
-    if delta > 0:
-        return f"{date}, in {duration(delta)}"
-    if delta < 0:
-        return f"{date}, {duration(-delta)} ago"
-    return f"{date}, now"
+from computeshare.format import hex_id, when  # noqa: F401  (`when` is re-exported)
 
 
 def chain_now() -> int:

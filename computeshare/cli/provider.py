@@ -15,7 +15,6 @@ from computeshare.cli.common import (
     device_argument,
     resolve_device,
     say,
-    send,
     show,
     tokens,
     when,
@@ -102,9 +101,7 @@ def _device_action(action: str):
     def run(account, manifest, device_id):
         cs = connect(manifest, account)
         device_id = resolve_device(cs, device_id)
-        if cs.registry.device(device_id).owner != account.address:
-            raise click.ClickException(f"device 0x{device_id.hex()} is not yours")
-        send(f"{action} device", getattr(cs.registry, action), device_id, sender=account)
+        cs.set_device_status(device_id, action)
         say(f"device 0x{device_id.hex()}: {action}d", device=device_id, action=action)
 
     # click reads the help text when the command is made: it is set before.
