@@ -352,53 +352,6 @@ export const jobEscrowAbi = [
   },
   {
     "type": "event",
-    "name": "ReplicaSettled",
-    "inputs": [
-      {
-        "name": "job_id",
-        "type": "bytes32",
-        "indexed": true
-      },
-      {
-        "name": "provider",
-        "type": "address",
-        "indexed": true
-      },
-      {
-        "name": "device_id",
-        "type": "bytes32",
-        "indexed": true
-      },
-      {
-        "name": "slot",
-        "type": "uint256",
-        "indexed": false
-      },
-      {
-        "name": "outcome",
-        "type": "uint8",
-        "indexed": false
-      },
-      {
-        "name": "paid",
-        "type": "uint256",
-        "indexed": false
-      },
-      {
-        "name": "fee",
-        "type": "uint256",
-        "indexed": false
-      },
-      {
-        "name": "slashed",
-        "type": "uint256",
-        "indexed": false
-      }
-    ],
-    "anonymous": false
-  },
-  {
-    "type": "event",
     "name": "JobSettled",
     "inputs": [
       {
@@ -443,6 +396,53 @@ export const jobEscrowAbi = [
       },
       {
         "name": "bounty",
+        "type": "uint256",
+        "indexed": false
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "ReplicaSettled",
+    "inputs": [
+      {
+        "name": "job_id",
+        "type": "bytes32",
+        "indexed": true
+      },
+      {
+        "name": "provider",
+        "type": "address",
+        "indexed": true
+      },
+      {
+        "name": "device_id",
+        "type": "bytes32",
+        "indexed": true
+      },
+      {
+        "name": "slot",
+        "type": "uint256",
+        "indexed": false
+      },
+      {
+        "name": "outcome",
+        "type": "uint8",
+        "indexed": false
+      },
+      {
+        "name": "paid",
+        "type": "uint256",
+        "indexed": false
+      },
+      {
+        "name": "fee",
+        "type": "uint256",
+        "indexed": false
+      },
+      {
+        "name": "slashed",
         "type": "uint256",
         "indexed": false
       }
