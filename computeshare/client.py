@@ -400,7 +400,7 @@ class ComputeShare:
         elif current["gpu_count"] == 0 and (
             not spec["gpu_model"].strip(b"\x00") or not spec["vram_mb"]
         ):
-            raise InvalidInput("a device gaining GPUs needs their model and VRAM")
+            raise InvalidInput("a device gaining GPUs needs their gpu_model and vram_mb too")
         uri = device.metadata_uri if metadata_uri is None else metadata_uri
         changed = {
             name: (current[name], spec[name]) for name in spec if spec[name] != current[name]

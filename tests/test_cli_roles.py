@@ -142,7 +142,8 @@ def test_a_provider_updates_only_the_fields_it_names(cli, cs, accounts):
     assert (spec.gpu_count, spec.vram_mb, bytes(spec.gpu_model)) == (0, 0, b"\x00" * 32)
     nonce, other = accounts[4].nonce, accounts[10].nonce
     one_line_error(cli("provider", "update", device, "--gpus", "1", account=10), "is not yours")
-    one_line_error(cli("provider", "update", device, "--gpus", "1", account=4), "--gpu-model")
+    one_line_error(cli("provider", "update", device, "--gpus", "1", account=4),
+                   "a device gaining GPUs needs their gpu_model and vram_mb too")  # fmt: skip
     one_line_error(cli("provider", "update", device, account=4), "nothing to change")
     one_line_error(
         cli("provider", "update", device, "--gpu-model", "x" * 33, account=4), "at most 32 bytes"

@@ -239,15 +239,6 @@ def provider_update(
         raise click.BadParameter("at most 32 bytes", param_hint="--gpu-model")
     cs = connect(manifest, account)
     device_id = resolve_device(cs, device_id)
-    device = cs.registry.device(device_id)
-    if device.owner != account.address:
-        raise click.ClickException(f"device 0x{device_id.hex()} is not yours")
-    if (
-        device.spec.gpu_count == 0
-        and changes.get("gpu_count")
-        and not ("gpu_model" in changes and changes.get("vram_mb"))
-    ):
-        raise click.UsageError("the device had no GPUs: give --gpu-model and --vram-mb too")
     event = cs.update_device(device_id, changes, metadata_uri)
     changed = event["changed"]
     shown = ", ".join(
