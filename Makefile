@@ -11,7 +11,7 @@ SDK_STAMP := sdk/ts/node_modules/.installed
 ANALYSIS_VENV := .venv-analysis
 # Test processes, each with its own anvil (pytest-xdist; a test file is the unit): twice the
 # CPUs, as the tests spend half their time waiting on nodes, subprocesses and timeouts (at
-# two workers on 2 cores they used 1.07 cores: 10 min 26 s; at four, 7 min 8 s).
+# two workers on 2 cores they kept 1.07 cores busy).
 TEST_WORKERS ?= $(shell echo $$((2 * $$(nproc))))
 ANALYSIS_STAMP := $(ANALYSIS_VENV)/.installed
 

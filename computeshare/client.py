@@ -317,7 +317,8 @@ class ComputeShare:
             )
         self._simulate(self.registry.register, spec, metadata_uri)
         receipt = self._send("registering the device", self.registry.register, spec, metadata_uri)
-        return bytes(_event(receipt, self.registry, "DeviceRegistered")["device_id"])
+        registered = _event(receipt, self.registry, "DeviceRegistered", owner=me.address)
+        return bytes(registered["device_id"])
 
     def stake(self, amount: int, *, approve_max: bool | None = None):
         """Bonds `amount` of the account's tokens as its own stake (approving Staking)."""
@@ -469,14 +470,15 @@ class ComputeShare:
     def activate(self, provider: str) -> int:
         """Turns the account's warmed-up tokens at `provider` into pool shares; returns
         the shares received."""
-        me = self._sender()
+        me, provider = self._sender(), _provider(provider)
         position = self.staking.delegation(provider, me)
         if position.warming == 0:
             raise WrongState("nothing is warming up at this provider")
         if position.warm_until > self.chain.now():
             raise WrongState(f"still warming up: activate {date(position.warm_until)}")
         receipt = self._send("activating", self.staking.activate, provider, me)
-        return _event(receipt, self.staking, "DelegationActivated")["shares"]
+        activated = _event(receipt, self.staking, "DelegationActivated", delegator=me.address)
+        return activated["shares"]
 
     def cancel_warmup(self, provider: str) -> dict:
         """Sends the account's tokens warming up at `provider` thawing (slashable until
@@ -641,7 +643,8 @@ class ComputeShare:
         else:
             self._simulate(self.escrow.post, *args)
         receipt = self._send("posting the job", self.escrow.post, *args)
-        return bytes(_event(receipt, self.escrow, "JobPosted")["job_id"])
+        posted = _event(receipt, self.escrow, "JobPosted", client=me.address)
+        return bytes(posted["job_id"])
 
     def own_job(self, job_id: bytes):
         """The terms of the account's job `job_id`; NoSuchJob or NotAllowed if it is not."""
@@ -684,9 +687,11 @@ class ComputeShare:
         if now < view["phase_end"]:
             raise WrongState(f"not yet: {open_phase(view, now)}")
         receipt = self._send("settling", self.jobs.expire, job_id)
-        if settled := receipt_events(receipt, self.escrow, "JobSettled"):
+        settled = [e for e in receipt_events(receipt, self.escrow, "JobSettled")
+                   if _same(e["job_id"], job_id)]  # fmt: skip
+        if settled:
             return dict(settled[0])
-        return {"disputed": _event(receipt, self.escrow, "Disputed")}
+        return {"disputed": _event(receipt, self.escrow, "Disputed", job_id=job_id)}
 
     def dispute(self, job_id: bytes, *, approve_max: bool | None = None) -> int:
         """Disputes the revealed result of the account's k = 1 job within its challenge
@@ -952,11 +957,11 @@ class ComputeShare:
                 raise InvalidInput(f"no replica revealed 0x{bytes(result).hex()}")
             replica, for_client = Replica(NO_REPLICA.provider, 0, bytes(result)), False
         receipt = self._send("ruling", self.job_disputes.rule, terms, replica, bool(for_client))
-        ruled = _event(receipt, self.escrow, "Ruled")
+        ruled = _event(receipt, self.escrow, "Ruled", job_id=job_id)
         ruled["for_client"] = bool(ruled["for_client"])
         if terms.replicas > 1:
             ruled["result"] = bytes(result)
-        ruled["settled"] = _event(receipt, self.escrow, "JobSettled")
+        ruled["settled"] = _event(receipt, self.escrow, "JobSettled", job_id=job_id)
         return ruled
 
     def disputes(self) -> list[dict]:
@@ -1044,14 +1049,23 @@ def _provider(provider: str) -> str:
     return to_checksum_address(provider)
 
 
-def _event(receipt, contract, name: str) -> dict:
-    """The arguments of the first `name` event `contract` emitted in `receipt`: what an
-    operation answers (a device's or a job's id, an amount) comes from its events, which
-    every node serves, not from a call trace, which public nodes often refuse."""
-    found = receipt_events(receipt, contract, name)
-    if not found:
-        raise ComputeShareError(f"the transaction emitted no {name} event")
-    return dict(found[0])
+def _event(receipt, contract, name: str, **expected) -> dict:
+    """The arguments of the first `name` event `contract` emitted in `receipt` whose
+    arguments include `expected` (the job, the account): what an operation answers (a
+    device's or a job's id, an amount) comes from its events, which every node serves,
+    not from a call trace, which public nodes often refuse."""
+    for event in receipt_events(receipt, contract, name):
+        if all(_same(event.get(key), value) for key, value in expected.items()):
+            return dict(event)
+    raise ComputeShareError(f"the transaction emitted no {name} event of this operation")
+
+
+def _same(found: Any, wanted: Any) -> bool:
+    if isinstance(wanted, bytes | bytearray):
+        return isinstance(found, bytes | bytearray) and bytes(found) == bytes(wanted)
+    if isinstance(wanted, str):
+        return str(found).lower() == wanted.lower()
+    return found == wanted
 
 
 ALIASES = {alias: d.name for alias, d in vars(ComputeShare).items() if isinstance(d, _Deployed)}

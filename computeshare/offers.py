@@ -252,9 +252,7 @@ def read_offer(document: dict, source: str = "the document") -> tuple[dict, byte
         fields = document["offer"]
         terms = {name: fields[name] for name in OFFER_FIELDS}
         for name in _INTEGERS:
-            terms[name] = int(terms[name])
-            if terms[name] < 0:
-                raise ValueError(f"{name} is negative")
+            terms[name] = _integer(terms[name], name, _BITS[name])
         for name in ("provider", "client"):
             if not is_address(terms[name]):
                 raise ValueError(f"{name} is not an address")
@@ -263,9 +261,46 @@ def read_offer(document: dict, source: str = "the document") -> tuple[dict, byte
         if len(terms["spec_hash"]) != 32:
             raise ValueError("spec_hash is not 32 bytes")
         signature = bytes.fromhex(document["signature"].removeprefix("0x"))
+        if len(signature) != 65:
+            raise ValueError("the signature is not 65 bytes")
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise InvalidInput(f"{source} is not a signed offer ({error})") from None
     return terms, signature
+
+
+# Each integer field's width in OfferBook's Offer (uint64, uint96, uint32, uint48, uint256).
+_BITS = {e["name"]: int(e["type"][4:]) for e in OFFER_TYPES["Offer"] if e["type"][:4] == "uint"}
+
+
+def _integer(value: Any, name: str, bits: int) -> int:
+    """An offer's integer field: a JSON integer or a decimal string, within its width
+    (a float, a boolean or an infinity is not one)."""
+    if isinstance(value, str) and value.strip().isdecimal():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{name} is not an integer")
+    if not 0 <= value < 2**bits:
+        raise ValueError(f"{name} does not fit in uint{bits}")
+    return value
+
+
+def signer_of(cs: ComputeShare, terms: dict, signature: bytes) -> str | None:
+    """The account whose key signed the offer for this deployment's OfferBook (EIP-712),
+    or None when the signature recovers to no account."""
+    from eth_account import Account
+    from eth_account.messages import encode_typed_data
+
+    signable = encode_typed_data(
+        domain_data=domain(
+            OFFER_EIP712_NAME, OFFER_EIP712_VERSION, cs.chain.chain_id, str(cs.offers.address)
+        ),
+        message_types=OFFER_TYPES,
+        message_data=terms,
+    )
+    try:
+        return Account.recover_message(signable, signature=signature)
+    except Exception:  # eth-keys' BadSignature and the like: a signature of no key
+        return None
 
 
 def match_duration(terms: dict, wanted: int | None) -> int:
@@ -284,14 +319,17 @@ def match_offer(
     offer: dict | Path | str,
     spec: bytes,
     *,
+    max_price: int | None = None,
     duration: int | None = None,
     approve_max: bool | None = None,
 ) -> dict:
     """Posts a k = 1 job of `spec` through the signed `offer` (its document, or the
     path of its file), already accepted by its device and paid from the account's escrow
     balance (what it lacks is deposited first), with its commit deadline `duration`
-    seconds after the match (`match_duration`). Returns what `OfferMatched` says
-    (`job_id`, `provider`, `client`, `nonce`) with the `deadline`."""
+    seconds after the match (`match_duration`). The price is the provider's: the client
+    names the most it pays (`max_price`, in wei), and an offer asking more (or a match
+    without `max_price`) is refused before anything is sent. Returns what `OfferMatched`
+    says (`job_id`, `provider`, `client`, `nonce`) with the `deadline`."""
     me = cs._sender()
     if isinstance(offer, dict):
         document, source = offer, "the offer"
@@ -307,6 +345,13 @@ def match_offer(
         )
     if terms["client"] != me.address:
         raise NotAllowed(f"this offer is for {terms['client']}, not {me.address}")
+    if max_price is None or terms["price"] > max_price:
+        asked = f"this offer asks {show(terms['price'])} tokens"
+        raise InvalidInput(
+            f"{asked}: name the most you pay (max_price) to match it"
+            if max_price is None
+            else f"{asked}, more than your most of {show(max_price)}"
+        )
     spec = check_spec(spec)
     if terms["spec_hash"] not in (ANY_SPEC, hash_of(spec)):
         raise InvalidInput(
@@ -323,6 +368,11 @@ def match_offer(
     if cs.offers.offer_used(terms["provider"], terms["nonce"]):
         raise WrongState(f"offer {terms['nonce']} is already matched or cancelled")
     _check_provider(cs, terms)
+    signer = signer_of(cs, terms, signature)
+    if signer != terms["provider"] and not cs.chain.has_code(terms["provider"]):
+        # A contract provider signs by EIP-1271, which only its own code can check: the
+        # call is simulated below before it is sent (after any deposit).
+        raise InvalidInput("the offer's signature is not its provider's")
     funded = cs.fund_escrow(terms["price"], approve_max=approve_max)
     # Counted from the block the match is expected in, after any deposit.
     deadline = cs.chain.now() + wanted
@@ -330,9 +380,13 @@ def match_offer(
     if not funded:
         cs._simulate(cs.offers.match_offer, *args)
     receipt = cs._send("matching the offer", cs.offers.match_offer, *args)
-    found = receipt_events(receipt, cs.offers, "OfferMatched")
+    found = [
+        event for event in receipt_events(receipt, cs.offers, "OfferMatched")
+        if (event["provider"], event["client"], event["nonce"])
+        == (terms["provider"], me.address, terms["nonce"])
+    ]  # fmt: skip
     if not found:
-        raise ComputeShareError("the transaction emitted no OfferMatched event")
+        raise ComputeShareError("the transaction emitted no OfferMatched event for this offer")
     matched = dict(found[0])
     matched["job_id"] = bytes(matched["job_id"])
     matched["deadline"] = deadline
@@ -365,8 +419,13 @@ def cancel_offer(cs: ComputeShare, nonce: int) -> dict:
     if cs.offers.offer_used(me, nonce):
         raise WrongState(f"offer {nonce} is already matched or cancelled")
     receipt = cs._send("cancelling the offer", cs.offers.cancel_offer, nonce)
-    found = receipt_events(receipt, cs.offers, "OfferCancelled")
-    return dict(found[0]) if found else {"provider": me.address, "nonce": nonce}
+    found = [
+        event for event in receipt_events(receipt, cs.offers, "OfferCancelled")
+        if event["nonce"] == nonce
+    ]  # fmt: skip
+    if not found:
+        raise ComputeShareError("the transaction emitted no OfferCancelled event")
+    return dict(found[0])
 
 
 def offer_history(

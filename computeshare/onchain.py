@@ -49,6 +49,10 @@ class Chain(Protocol):
         """The contract's revert reason if `error` is a revert, else None."""
         ...
 
+    def has_code(self, address: str) -> bool:
+        """Whether `address` holds code (a contract, e.g. an EIP-1271 wallet)."""
+        ...
+
     def index_node(self) -> Any:
         """What `computeshare.index.EventIndex.open` reads the chain through."""
         ...
@@ -82,6 +86,11 @@ class ApeChain:
         from ape.exceptions import ContractLogicError
 
         return error.message if isinstance(error, ContractLogicError) else None
+
+    def has_code(self, address: str) -> bool:
+        from ape import chain
+
+        return len(chain.provider.get_code(address)) > 0
 
     def index_node(self) -> Any:
         from ape import chain
@@ -190,13 +199,27 @@ def plain_value(value: Any, param: dict) -> Any:
 
 
 class Struct(dict):
-    """A decoded struct: a dict of its fields in order, also read as attributes."""
+    """A decoded struct: a dict of its fields in order, also read as attributes, by
+    position (`s[0]`) and compared with a tuple of its values, as ape's structs are (but
+    iterated, as a dict, by field name)."""
 
     def __getattr__(self, name: str) -> Any:
         try:
             return self[name]
         except KeyError:
             raise AttributeError(name) from None
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, int) and not isinstance(key, bool):
+            return list(self.values())[key]
+        return super().__getitem__(key)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, tuple | list):
+            return tuple(self.values()) == tuple(other)
+        return super().__eq__(other)
+
+    __hash__ = None  # a mutable mapping, as dict
 
 
 def _raw_log(raw: Any, where: str) -> tuple[Mapping, list[str]]:
@@ -243,11 +266,15 @@ def decode_log(entry: dict, raw: dict) -> Log:
         raise NodeError(f"a log that does not decode as {entry['name']}") from None
 
 
-def logs(contract, events: list[str], since: int = 0, where: list | None = None) -> list[Log]:
-    """The contract's logs of these events since block `since`, decoded, in chain order:
-    one `eth_getLogs` request. `where` filters the indexed arguments as `eth_getLogs`
-    topics do (one entry per argument: None for any, a hex topic, or a list of them)."""
-    entries = {event_topic(e): e for e in (event_entry(contract, name) for name in events)}
+def _get_logs(contract, first: list[str], where: list | None, since: int) -> list[tuple]:
+    """One `eth_getLogs` of `contract` since block `since` whose first topic is one of
+    `first` and whose next topics match `where` (None for any, a hex topic or a list of
+    them): each (raw log, its topics as hex text). The node's answer is checked against
+    the query (the contract's address, the topics asked for, no log of a dropped block):
+    a node that ignores a filter cannot pass one job's events off as another's."""
+    from computeshare.reader import NodeError
+
+    query = [first, *(where or [])]
     raw = request(contract)(
         "eth_getLogs",
         [
@@ -255,46 +282,54 @@ def logs(contract, events: list[str], since: int = 0, where: list | None = None)
                 "address": str(contract.address),
                 "fromBlock": hex(since),
                 "toBlock": "latest",
-                "topics": [list(entries), *(where or [])],
+                "topics": query,
             }
         ],
     )
     if not isinstance(raw, list):
-        from computeshare.reader import NodeError
-
         raise NodeError(f"eth_getLogs: the node answered {str(raw)[:60]!r}, not logs")
-    found = []
+    address, found = str(contract.address).lower().removeprefix("0x"), []
+    allowed = [_topic_set(want) for want in query]
     for log in raw:
         log, topics = _raw_log(log, "eth_getLogs")
-        if "0x" + topics[0] not in entries:
-            from computeshare.reader import NodeError
-
-            raise NodeError("eth_getLogs: the node answered a log of another event")
-        found.append(decode_log(entries["0x" + topics[0]], log))
+        matches = all(
+            ok is None or (i < len(topics) and topics[i] in ok) for i, ok in enumerate(allowed)
+        )
+        if not matches or _hex_text(log["address"]).lower() != address:
+            raise NodeError("eth_getLogs: the node answered a log the query does not ask for")
+        if log.get("removed") is True:
+            continue  # a log of a block the chain dropped
+        found.append((log, topics))
     return found
+
+
+def _topic_set(want: Any) -> set[str] | None:
+    """A topic position of a query as the topics it allows (hex, lower case), or None."""
+    if want is None:
+        return None
+    items = [want] if isinstance(want, str) else list(want)
+    return {_hex_text(item).lower() for item in items}
+
+
+def logs(contract, events: list[str], since: int = 0, where: list | None = None) -> list[Log]:
+    """The contract's logs of these events since block `since`, decoded, in chain order:
+    one `eth_getLogs` request. `where` filters the indexed arguments as `eth_getLogs`
+    topics do (one entry per argument: None for any, a hex topic, or a list of them)."""
+    entries = {event_topic(e): e for e in (event_entry(contract, name) for name in events)}
+    return [
+        decode_log(entries["0x" + topics[0]], log)
+        for log, topics in _get_logs(contract, list(entries), where, since)
+    ]
 
 
 def event_topics(contract, event: str, since: int = 0, where: list | None = None) -> list[list]:
     """The topics (the event's signature, then its indexed arguments, as 32-byte values)
     of every `event` of `contract` since block `since`, in chain order: one `eth_getLogs`
     request, nothing decoded (`where` as in `logs`)."""
-    topic = event_topic(event_entry(contract, event))
-    raw = request(contract)(
-        "eth_getLogs",
-        [
-            {
-                "address": str(contract.address),
-                "fromBlock": hex(since),
-                "toBlock": "latest",
-                "topics": [topic, *(where or [])],
-            }
-        ],
-    )
-    if not isinstance(raw, list):
-        from computeshare.reader import NodeError
-
-        raise NodeError(f"eth_getLogs: the node answered {str(raw)[:60]!r}, not logs")
-    return [[bytes.fromhex(t) for t in _raw_log(log, "eth_getLogs")[1]] for log in raw]
+    first = [event_topic(event_entry(contract, event))]
+    return [
+        [bytes.fromhex(t) for t in topics] for _, topics in _get_logs(contract, first, where, since)
+    ]
 
 
 def receipt_events(receipt, contract, name: str) -> list[dict]:
@@ -303,8 +338,14 @@ def receipt_events(receipt, contract, name: str) -> list[dict]:
     entry = event_entry(contract, name)
     topic, address = event_topic(entry)[2:], str(contract.address).lower()
     found = []
+    tx_hash = _hex_text(getattr(receipt, "txn_hash", None)).lower()
     for raw in receipt.logs:
         raw, topics = _raw_log(raw, "the receipt")
+        logged = _hex_text(raw.get("transactionHash")).lower()
+        if tx_hash and logged and logged != tx_hash:
+            from computeshare.reader import NodeError
+
+            raise NodeError("the receipt holds a log of another transaction")
         if topics[0] != topic or _hex_text(raw["address"]).lower() != address[2:]:
             continue
         found.append(decode_log(entry, raw).event_arguments)

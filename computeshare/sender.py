@@ -228,7 +228,7 @@ def load_account(name: str, config: Path | None = None) -> Signer:
 
     if name.upper().startswith("TEST::"):
         index = name.upper().replace("TEST::", "")
-        if not index.isnumeric():
+        if not index.isdecimal():
             if path := keyfile(name):
                 return KeyfileSigner(path)
             raise UnknownAccount(f"Cannot reference test account by '{name}'.")
@@ -332,13 +332,20 @@ class Transactor:
         if "maxFeePerGas" in transaction:
             transaction["type"] = 2
         raw, tx_hash = signer.sign(transaction)
-        answered = self.rpc.request("eth_sendRawTransaction", ["0x" + raw.hex()])
-        if not isinstance(answered, str) or answered.lower() != tx_hash:
-            raise NodeError(
-                f"eth_sendRawTransaction: the node answered {str(answered)[:70]!r}, not the "
-                f"transaction's hash {tx_hash}"
-            )
-        return self.receipt(tx_hash)
+        try:
+            answered = self.rpc.request("eth_sendRawTransaction", ["0x" + raw.hex()])
+            if not isinstance(answered, str) or answered.lower() != tx_hash:
+                raise NodeError(
+                    f"eth_sendRawTransaction: the node answered {str(answered)[:70]!r}, not "
+                    "the transaction's hash"
+                )
+            return self.receipt(tx_hash)
+        except (ReadError, OSError) as error:
+            # Signed, and perhaps sent: the hash lets the user look it up before sending
+            # the same again (a second post, a second deposit).
+            if tx_hash in str(error):
+                raise
+            raise SendError(f"{error} (transaction {tx_hash}: signed, perhaps sent)") from None
 
     def receipt(self, tx_hash: str, timeout: float | None = None) -> dict:
         """The transaction's receipt, polled until it comes (at most `timeout` seconds,
@@ -454,7 +461,13 @@ class Method:
         types = [_type(p) for p in params]
         selector = keccak(text=f"{self.name}({','.join(types)})")[:4]
         values = [_argument(a, p) for a, p in zip(args, params, strict=True)]
-        return selector + encode(types, values)
+        try:
+            return selector + encode(types, values)
+        except Exception as error:  # eth-abi's EncodingError: a value the type cannot hold
+            from computeshare.exceptions import InvalidInput
+
+            text = str(error).splitlines()[0] if str(error).strip() else type(error).__name__
+            raise InvalidInput(f"{self.contract.name}.{self.name}: {text}") from None
 
     def _decode(self, entry: dict, raw: bytes) -> Any:
         from eth_abi import decode
@@ -573,6 +586,12 @@ class PlainChain:
 
     def revert_reason(self, error: BaseException) -> str | None:
         return error.reason if isinstance(error, Reverted) else None
+
+    def has_code(self, address: str) -> bool:
+        code = self.transactor.rpc.request("eth_getCode", [address, "latest"])
+        if not isinstance(code, str) or not re.fullmatch(r"0x(?:[0-9a-fA-F]{2})*", code):
+            raise NodeError(f"eth_getCode: the node answered {str(code)[:40]!r}, not code")
+        return len(code) > 2
 
     def index_node(self) -> JsonRpc:
         return self.transactor.rpc

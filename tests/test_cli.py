@@ -505,8 +505,10 @@ def test_offers_are_signed_matched_cancelled_and_listed(cli, cs, accounts, tmp_p
     assert re.search(r"offer 7 for 0x\w+: 10 tokens, expires .* UTC, in (1h 59m|2h)", result.output)
     document = json.loads(path.read_text())
     assert document["offer"]["provider"] == provider.address and document["offer"]["nonce"] == "7"
-    spec = ["--workload", "sha256-chain", "--input", INPUT]
+    spec = ["--workload", "sha256-chain", "--input", INPUT, "--max-price", "10"]
     one_line_error(cli("offer", "match", str(path), *spec, account=10), "this offer is for")
+    one_line_error(cli("offer", "match", str(path), *spec[:4], "--max-price", "9.5", account=12),
+                   "this offer asks 10 tokens, more than your most of 9.5")  # fmt: skip
     job = last_word(cli("offer", "match", str(path), *spec, account=12))
     assert "accepted 1" in cli("client", "status", job[:10]).output
     one_line_error(

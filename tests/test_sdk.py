@@ -9,6 +9,7 @@ from pathlib import Path
 
 import ape
 import pytest
+from eth_account import Account
 
 from computeshare.client import ComputeShare
 from computeshare.constants import DAY, MAX_AMOUNT, MAX_REPLICAS, MAX_UINT, TOKEN
@@ -24,6 +25,7 @@ from computeshare.exceptions import (
     WrongState,
 )
 from computeshare.sandbox import RunResult
+from computeshare.signing import sign_offer as sign_with_key
 from computeshare.specs import device_spec, job_requirements
 from computeshare.workloads import encode_spec
 
@@ -369,29 +371,88 @@ def test_match_offer_checks_the_offer_before_funding_then_posts_the_job(
     offer = signed(provider, client, nonce=7, spec=SPEC, min_duration=DAY // 2, max_duration=DAY)
     document = offer.document
     other = as_(10)
-    refused(other, NotAllowed, "this offer is for 0x", other.match_offer, document, SPEC)
+    refused(
+        other,
+        NotAllowed,
+        "this offer is for 0x",
+        other.match_offer,
+        document,
+        SPEC,
+        max_price=PRICE,
+    )
     refused(client, InvalidInput, "this offer is for the spec", client.match_offer, document,
-            encode_spec("sha256-chain", {"seed": "b", "rounds": 9}))  # fmt: skip
-    refused(client, InvalidInput, "the spec", client.match_offer, document, b"not a spec")
+            encode_spec("sha256-chain", {"seed": "b", "rounds": 9}), max_price=PRICE)  # fmt: skip
+    refused(
+        client,
+        InvalidInput,
+        "the spec",
+        client.match_offer,
+        document,
+        b"not a spec",
+        max_price=PRICE,
+    )
     refused(client, InvalidInput, "outside the offer's 12h to 1d", client.match_offer,
-            document, SPEC, duration=2 * DAY)  # fmt: skip
+            document, SPEC, max_price=PRICE, duration=2 * DAY)  # fmt: skip
     elsewhere = {**document, "chain_id": document["chain_id"] + 1}
-    refused(client, InvalidInput, "not this deployment's", client.match_offer, elsewhere, SPEC)
+    refused(
+        client,
+        InvalidInput,
+        "not this deployment's",
+        client.match_offer,
+        elsewhere,
+        SPEC,
+        max_price=PRICE,
+    )
     broken = {**document, "signature": "0xzz"}
-    refused(client, InvalidInput, "not a signed offer", client.match_offer, broken, SPEC)
+    refused(
+        client,
+        InvalidInput,
+        "not a signed offer",
+        client.match_offer,
+        broken,
+        SPEC,
+        max_price=PRICE,
+    )
     rich = signed(provider, client, nonce=8, collateral=6_000 * TOKEN)
     refused(client, WrongState, "the provider's free stake is 5,000 tokens",
-            client.match_offer, rich.document, SPEC)  # fmt: skip
+            client.match_offer, rich.document, SPEC, max_price=PRICE)  # fmt: skip
     assert client.said == [] and client.escrow.balanceOf(accounts[12]) == 0
-    matched = client.match_offer(document, SPEC)  # 12h 10m: past the floor
+    # The price is the provider's: the client names the most it pays.
+    refused(client, InvalidInput, "this offer asks 100 tokens: name the most you pay",
+            client.match_offer, document, SPEC)  # fmt: skip
+    refused(client, InvalidInput, "asks 100 tokens, more than your most of 99",
+            client.match_offer, document, SPEC, max_price=PRICE - TOKEN)  # fmt: skip
+    # A document whose fields do not fit OfferBook's types, or signed by another key.
+    for field, value, words in (("min_duration", 2**32, "does not fit in uint32"),
+                                ("expiry", 2**48, "does not fit in uint48"),
+                                ("price", float("inf"), "price is not an integer"),
+                                ("nonce", True, "nonce is not an integer")):  # fmt: skip
+        wrong = {**document, "offer": {**document["offer"], field: value}}
+        refused(client, InvalidInput, words, client.match_offer, wrong, SPEC, max_price=PRICE)
+    stranger = Account.create()
+    signature = sign_with_key(stranger.key, chain_id=document["chain_id"],
+                              offer_book=document["offer_book"], offer=offer.terms)  # fmt: skip
+    forged = {**document, "signature": "0x" + signature.hex()}
+    refused(client, InvalidInput, "the offer's signature is not its provider's",
+            client.match_offer, forged, SPEC, max_price=PRICE)  # fmt: skip
+    matched = client.match_offer(document, SPEC, max_price=PRICE)  # 12h 10m: past the floor
     assert client.said == ["approving JobEscrow to spend 100 tokens",
                            "depositing 100 tokens into your escrow balance"]  # fmt: skip
     view = client.job(matched["job_id"])
     assert (view["accepted"], matched["nonce"], matched["provider"]) == (1, 7, accounts[4].address)
     assert view["deadline"] == matched["deadline"]
-    refused(client, WrongState, "offer 7 is already matched", client.match_offer, document, SPEC)
+    refused(
+        client,
+        WrongState,
+        "offer 7 is already matched",
+        client.match_offer,
+        document,
+        SPEC,
+        max_price=PRICE,
+    )
     chain.pending_timestamp = rich.terms["expiry"] + 1
-    refused(client, WrongState, "the offer expired 20", client.match_offer, rich.document, SPEC)
+    refused(client, WrongState, "the offer expired 20", client.match_offer, rich.document, SPEC,
+            max_price=PRICE)  # fmt: skip
     history = client.offer_history()
     assert [(row["nonce"], row["state"]) for row in history] == [(7, "matched")]
     assert history[0]["job_id"] == matched["job_id"]

@@ -415,6 +415,8 @@ def _receipt_logs(logs) -> callable:
 def test_a_node_answering_nonsense_logs_gets_one_line(proxy, deployed_manifest, accounts, cs):
     """What a role command reads from logs (a posted job's id from its receipt, a job's
     terms from eth_getLogs) is checked as every other answer: one line, never a traceback."""
+    from computeshare.onchain import event_entry, event_topic
+
     runner = CliRunner()
     where = ["--network", proxy, "--manifest", str(deployed_manifest), "--account", "TEST::10"]
     post = ["client", "post", *POST, *where]
@@ -436,11 +438,17 @@ def test_a_node_answering_nonsense_logs_gets_one_line(proxy, deployed_manifest, 
     assert posted.exit_code == 0, posted.output
     job = posted.output.splitlines()[-1].split()[-1]
     escrow = cs.escrow.address
+    posted_topic = event_topic(event_entry(cs.escrow, "JobPosted"))
     for logs, expected in (
         ({"not": "a list"}, "not logs"),
-        ([{"address": escrow, "topics": [topic, topic]}], "a log of another event"),
+        ([{"address": escrow, "topics": [topic, topic]}], "a log the query does not ask for"),
         ([{"address": escrow, "topics": [], "data": "0x"}], "not a log"),
-    ):
+        # A node ignoring the filter: another job's JobPosted, or another contract's.
+        ([{"address": escrow, "topics": [posted_topic, topic, topic], "data": "0x"}],
+         "a log the query does not ask for"),
+        ([{"address": ZERO, "topics": [posted_topic, job, topic], "data": "0x"}],
+         "a log the query does not ask for"),
+    ):  # fmt: skip
         Proxy.wrong = {"eth_getLogs": _result(logs)}
         one_line_error(runner.invoke(main, ["client", "cancel", job, *where]), expected)
     Proxy.wrong = {}

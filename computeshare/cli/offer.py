@@ -129,13 +129,19 @@ def offer_sign(
     help="until the commit deadline: seconds, or e.g. 90m, 2h; within the offer's range "
     "[default: 1h, or the nearest the offer allows]",
 )
+@click.option(
+    "--max-price",
+    required=True,
+    help="the most you pay, in tokens: an offer asking more is refused before anything is sent",
+)
 @approve_max_option
 def offer_match(
     account, manifest, path, workload, payload, module, stdin_hex, fuel, encrypt_to, spec_file,
-    wanted, approve_max, **wasm_options,
+    wanted, max_price, approve_max, **wasm_options,
 ):  # fmt: skip
     """Post a k = 1 job through the signed offer in PATH, already accepted by its device and
-    paid from your escrow balance (what it lacks is deposited first)."""
+    paid from your escrow balance (what it lacks is deposited first), at the offer's price
+    if it is at most --max-price."""
     if spec_file is not None:
         if workload is not None or payload is not None or module is not None:
             raise click.UsageError("give --spec-file or the spec's options, not both")
@@ -143,7 +149,9 @@ def offer_match(
     else:
         spec = job_spec(workload, payload, module, stdin_hex, fuel, encrypt_to, **wasm_options)
     cs = connect(manifest, account)
-    matched = cs.match_offer(path, spec, duration=wanted, approve_max=approve_max)
+    matched = cs.match_offer(
+        path, spec, max_price=tokens(max_price), duration=wanted, approve_max=approve_max
+    )
     click.echo(f"commit deadline {when(matched['deadline'], chain_now())}")
     click.echo(f"job 0x{matched['job_id'].hex()}")
 
