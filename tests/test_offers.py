@@ -305,7 +305,8 @@ def test_the_command_line_signs_the_bounds_and_checks_them_before_matching(cli, 
     spec = encode_spec("sha256-chain", {"seed": "a", "rounds": 9})
     spec_file = tmp_path / "spec.json"
     spec_file.write_bytes(spec)
-    other = ["--workload", "sha256-chain", "--input", '{"seed": "b", "rounds": 9}']
+    other = ["--workload", "sha256-chain", "--input", '{"seed": "b", "rounds": 9}', "--max-price",
+             "10"]  # fmt: skip
     path = tmp_path / "offer.json"
     sign = ("offer", "sign", "--client", client, "--price", "10", "--out", str(path))
 
@@ -329,7 +330,7 @@ def test_the_command_line_signs_the_bounds_and_checks_them_before_matching(cli, 
         2 * HOUR,
     )
     refused(cli("offer", "match", str(path), *other, account=12), "this offer is for the spec")
-    matching = ("offer", "match", str(path), "--spec-file", str(spec_file))
+    matching = ("offer", "match", str(path), "--spec-file", str(spec_file), "--max-price", "10")
     refused(cli(*matching, "--duration", "10m", account=12), "outside the offer's 30m to 2h")
     refused(cli(*matching, "--duration", "3h", account=12), "outside the offer's 30m to 2h")
     result = cli(*matching, account=12)  # an hour: within the range, past its floor

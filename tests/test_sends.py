@@ -453,3 +453,18 @@ def test_a_node_answering_nonsense_logs_gets_one_line(proxy, deployed_manifest, 
         one_line_error(runner.invoke(main, ["client", "cancel", job, *where]), expected)
     Proxy.wrong = {}
     assert "refunded 2 tokens" in runner.invoke(main, ["client", "cancel", job, *where]).output
+
+
+def test_values_a_type_cannot_hold_and_odd_accounts_are_one_line(both, accounts):
+    """A value its ABI type cannot hold (a device's memory_mb is a uint32) is refused
+    before sending, either way; an account index in another script's digits too."""
+    assert both("provider", "stake", "5000", plain=True, account="TEST::4").exit_code == 0
+    nonce = accounts[4].nonce
+    for plain in (True, False):
+        result = both("provider", "register", "--memory-mb", str(2**33), plain=plain,
+                      account="TEST::4")  # fmt: skip
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output
+    assert accounts[4].nonce == nonce, "refused before sending"
+    one_line_error(both("token", "delegate", plain=True, account="TEST::\u00b2"),
+                   "Cannot reference test account by 'TEST::\u00b2'")  # fmt: skip
