@@ -243,6 +243,12 @@ def _raw_log(raw: Any, where: str) -> tuple[Mapping, list[str]]:
 _TOPIC = re.compile(r"[0-9a-f]{64}")
 
 
+def _hashed(param: dict) -> bool:
+    """Whether an indexed event argument is logged as its keccak256 (a dynamic type)."""
+    kind = param["type"]
+    return kind in ("string", "bytes") or kind.startswith("tuple") or kind.endswith("]")
+
+
 def decode_log(entry: dict, raw: dict) -> Log:
     """The raw log (as eth_getLogs or a receipt gives it) decoded as the event `entry`;
     `reader.NodeError` when it is not one."""
@@ -257,8 +263,14 @@ def decode_log(entry: dict, raw: dict) -> Log:
         values = dict(zip([p["name"] for p in plain], decode([_type(p) for p in plain], data),
                           strict=True))  # fmt: skip
         for param, topic in zip(indexed, topics[1:], strict=True):
-            values[param["name"]] = decode([_type(param)], topic)[0]
-        arguments = {p["name"]: plain_value(values[p["name"]], p) for p in inputs}
+            # An indexed string, bytes, struct or array is logged as its keccak256 only.
+            values[param["name"]] = topic if _hashed(param) else decode([_type(param)], topic)[0]
+        arguments = {
+            p["name"]: values[p["name"]]
+            if p in indexed and _hashed(p)
+            else plain_value(values[p["name"]], p)
+            for p in inputs
+        }
         return Log(entry["name"], arguments, raw)
     except Exception:  # eth-abi's decoding errors, a short topic list: not this event
         from computeshare.reader import NodeError

@@ -68,6 +68,24 @@ class Reverted(SendError):
         self.reason = reason
 
 
+MAX_FEE_VARIABLE = "COMPUTESHARE_MAX_FEE_GWEI"
+DEFAULT_MAX_FEE_GWEI = 1_000  # per gas: far above any fee a chain asked for in years
+
+
+def max_fee() -> int:
+    """The most a transaction may pay per gas, in wei: COMPUTESHARE_MAX_FEE_GWEI (1,000).
+    The fees come from the node, which is hostile too: a node asking more is refused
+    before anything is signed."""
+    text = os.environ.get(MAX_FEE_VARIABLE, "").strip()
+    try:
+        gwei = float(text) if text else DEFAULT_MAX_FEE_GWEI
+    except ValueError:
+        gwei = 0.0
+    if not 0 < gwei <= 10**9:
+        raise ValueError(f"{MAX_FEE_VARIABLE}={text!r}: give gwei per gas, above 0")
+    return int(gwei * 10**9)
+
+
 def receipt_timeout() -> float:
     """Seconds a sent transaction's receipt is awaited: COMPUTESHARE_RECEIPT_TIMEOUT, or 120."""
     text = os.environ.get(RECEIPT_VARIABLE, "").strip()
@@ -307,14 +325,25 @@ class Transactor:
         if not isinstance(block, dict):
             raise NodeError("eth_getBlockByNumber: the node has no latest block")
         if block.get("baseFeePerGas") is None:
-            return {"gasPrice": self.rpc.quantity("eth_gasPrice")}
+            return self._capped({"gasPrice": self.rpc.quantity("eth_gasPrice")})
         base = quantity(block["baseFeePerGas"], "the latest block's baseFeePerGas")
         try:
             answer = self.rpc.request("eth_maxPriorityFeePerGas")
         except NodeError:  # a node without the method: what its gas price adds to the base
             answer = hex(max(self.rpc.quantity("eth_gasPrice") - base, 0))
         tip = quantity(answer, "eth_maxPriorityFeePerGas")
-        return {"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip}
+        return self._capped({"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip})
+
+    @staticmethod
+    def _capped(fees: dict) -> dict:
+        """The fees, unless they pass `max_fee()` per gas: then SendError, nothing signed."""
+        asked, most = fees.get("maxFeePerGas", fees.get("gasPrice", 0)), max_fee()
+        if asked > most:
+            raise SendError(
+                f"the node asks up to {asked / 10**9:,.2f} gwei per gas, over "
+                f"{MAX_FEE_VARIABLE} ({most / 10**9:,.2f}): set it higher to pay that"
+            )
+        return fees
 
     def send(self, signer: Signer, to: str, data: bytes, gas: int, value: int = 0) -> dict:
         """Signs and sends the transaction; its receipt, once mined with success."""

@@ -273,6 +273,10 @@ def test_a_node_answering_nonsense_to_a_send_gets_one_line(proxy, deployed_manif
         ({"eth_getTransactionCount": b"[]"}, "not an object"),
         ({"eth_getBlockByNumber": _result(None)}, "the node has no latest block"),
         ({"eth_maxPriorityFeePerGas": _result(12)}, "eth_maxPriorityFeePerGas: the node answ"),
+        (
+            {"eth_maxPriorityFeePerGas": _result(hex(2 * 10**12))},
+            "gwei per gas, over COMPUTESHARE_MAX_FEE_GWEI (1,000.00): set it higher to pay",
+        ),
         ({"eth_sendRawTransaction": _result("0x" + "ab" * 32)}, "not the transaction's hash"),
         ({"eth_getTransactionReceipt": _result("mined!")}, "the node answered no receipt"),
         ({"eth_getTransactionReceipt": _result(None)}, "was sent but not mined within 0.3 s"),

@@ -116,9 +116,9 @@ class ReadCommand(ChainCommand):
             return super().invoke(ctx)
         try:
             reader = Reader(*light)
-            from computeshare.sender import receipt_timeout
+            from computeshare.sender import max_fee, receipt_timeout
 
-            receipt_timeout()
+            receipt_timeout(), max_fee()
         except ValueError as error:  # a bad COMPUTESHARE_RPC_TIMEOUT or _RECEIPT_TIMEOUT
             raise click.UsageError(str(error), ctx) from None
         token = _READER.set(reader)
