@@ -213,7 +213,7 @@ def sign_offer(
 
 def _sign(cs: ComputeShare, account, terms: dict) -> bytes:
     """The account's EIP-712 signature over `terms` for the deployment's OfferBook, as 65
-    bytes (r, s, v): an ape account or a `computeshare.sender.Signer` signs it."""
+    bytes (r, s, v): an ape account or a `computeshare.accounts.Signer` signs it."""
     from eth_account.messages import encode_typed_data
 
     signable = encode_typed_data(

@@ -19,11 +19,11 @@ import pytest
 from click.testing import CliRunner
 from eth_account import Account
 
+from computeshare.accounts import load_account
 from computeshare.cli import main
 from computeshare.client import ComputeShare
 from computeshare.constants import TOKEN
 from computeshare.governance import advance
-from computeshare.sender import load_account
 from tests.helpers import one_line_error
 from tests.test_reads import probe
 

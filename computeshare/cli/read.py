@@ -8,7 +8,7 @@ plugins and network machinery, some 3 s of start-up, are never loaded. Any other
 connected through ape exactly as every other command is. A read's body asks
 `Deployment(manifest)` for what it reads; a send's body asks `connect(manifest, account)`
 for the deployment and `send` for each transaction, the same either way: without ape,
-`--account` is resolved by `computeshare.sender.load_account` (ape's keystore and test
+`--account` is resolved by `computeshare.accounts.load_account` (ape's keystore and test
 accounts) and `connect` answers a `ComputeShare` over `computeshare.sender.PlainChain`.
 """
 
@@ -55,7 +55,7 @@ def light_reader() -> Reader | None:
 
 def _plain_account(ctx: click.Context, param: click.Parameter, value: str | None):
     """ape's `--account` without ape: the same accounts, the same words when it names none."""
-    from computeshare.sender import AccountError, UnknownAccount, load_account
+    from computeshare.accounts import AccountError, UnknownAccount, load_account
 
     if value is None:
         if ctx.resilient_parsing or not param.required_account:
