@@ -79,11 +79,15 @@ def step(agent: Agent) -> None:
         agent.step()
 
 
-def run_until_final(chain, cs, job_id, agents, max_rounds=60, ruling=None):
+def run_until_final(chain, cs, job_id, agents, max_rounds=60, ruling=None, max_seconds=300):
     """Steps every agent until nobody sends anything, then lets a day pass (past any reveal
     or challenge window), until the job is final. `ruling` (arbiter, result hash) rules on
-    a replicated job whose replicas disagreed."""
-    for _ in range(max_rounds):
+    a replicated job whose replicas disagreed. A round in which a worker is busy (a run, or
+    a job's trees fetched and checked) does not count: on a loaded machine that work takes
+    longer, not more rounds; `max_seconds` bounds the whole."""
+    rounds, deadline = 0, time.monotonic() + max_seconds
+    while rounds < max_rounds and time.monotonic() < deadline:
+        rounds += 1
         sent = sum(agent.account.nonce for agent in agents)
         for agent in agents:
             agent.step()
@@ -97,6 +101,7 @@ def run_until_final(chain, cs, job_id, agents, max_rounds=60, ruling=None):
             return
         if any(agent.busy for agent in agents):
             time.sleep(0.2)  # a workload runs in a worker: the chain's clock waits for it
+            rounds -= 1
         elif sum(agent.account.nonce for agent in agents) == sent:
             chain.pending_timestamp += DAY + 1
             chain.mine()
