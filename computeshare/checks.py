@@ -34,6 +34,16 @@ _DEVICE_BOUNDS = {
 }
 
 
+def checked_address(value, what: str = "") -> str:
+    """`value` as a checksummed address; InvalidInput (naming `what`, if given) if it is
+    not one."""
+    from eth_utils import is_address, to_checksum_address
+
+    if not isinstance(value, str) or not is_address(value):
+        raise InvalidInput(f"{what + ': ' if what else ''}{value!r} is not an address")
+    return to_checksum_address(value)
+
+
 def date(timestamp: int) -> str:
     """A chain timestamp as a UTC date: "2026-12-01 10:00 UTC"."""
     return datetime.fromtimestamp(int(timestamp), UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -25,10 +25,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eth_utils import is_address, to_checksum_address
-
 from computeshare import offers
-from computeshare.checks import check_delegation, check_post, date
+from computeshare.checks import check_delegation, check_post, checked_address, date
 from computeshare.constants import (
     BPS,
     MAX_SWEEP,
@@ -455,10 +453,7 @@ class ComputeShare:
         """Delegates `amount` of the account's tokens to `provider`'s pool, refusing a
         provider whose delegator cut (in force or scheduled) is below `min_cut` basis
         points (default: its cut now); returns the account's tokens warming up there."""
-        me = self._sender()
-        if not is_address(provider):
-            raise InvalidInput(f"{provider!r} is not an address")
-        provider = to_checksum_address(provider)
+        me, provider = self._sender(), checked_address(provider)
         min_cut = check_delegation(self, provider, amount, min_cut)
         self._require(self.token.balanceOf(me), amount, "balance")
         if self.token.allowance(me, self.staking) >= amount:
@@ -470,7 +465,7 @@ class ComputeShare:
     def activate(self, provider: str) -> int:
         """Turns the account's warmed-up tokens at `provider` into pool shares; returns
         the shares received."""
-        me, provider = self._sender(), _provider(provider)
+        me, provider = self._sender(), checked_address(provider)
         position = self.staking.delegation(provider, me)
         if position.warming == 0:
             raise WrongState("nothing is warming up at this provider")
@@ -484,7 +479,7 @@ class ComputeShare:
         """Sends the account's tokens warming up at `provider` thawing (slashable until
         withdrawn, as undelegated shares are). Returns what `WarmupCancelled` says
         (`amount`, `thaw_shares`, `unlock_at`)."""
-        me, provider = self._sender(), _provider(provider)
+        me, provider = self._sender(), checked_address(provider)
         if self.staking.delegation(provider, me).warming == 0:
             raise WrongState("nothing is warming up at this provider")
         receipt = self._send("cancelling the warm-up", self.staking.cancel_warmup, provider)
@@ -493,7 +488,7 @@ class ComputeShare:
     def withdraw_delegation(self, provider: str) -> int:
         """Withdraws the account's thawed delegation at `provider` once unlocked; returns
         the amount (what `DelegationWithdrawn` says)."""
-        me, provider = self._sender(), _provider(provider)
+        me, provider = self._sender(), checked_address(provider)
         position = self.staking.delegation(provider, me)
         if position.thawing == 0:
             raise WrongState("nothing is thawing at this provider (undelegate first)")
@@ -531,10 +526,7 @@ class ComputeShare:
         pool shares), or the most shares worth at most `tokens` wei at the pool's price
         (never more than asked), or `everything`. Returns what `Undelegated` says
         (`shares`, `amount`, `thaw_shares`, `unlock_at`)."""
-        me = self._sender()
-        if not is_address(provider):
-            raise InvalidInput(f"{provider!r} is not an address")
-        provider = to_checksum_address(provider)
+        me, provider = self._sender(), checked_address(provider)
         if sum((shares is not None, tokens is not None, everything)) != 1:
             raise InvalidInput("give shares, tokens or everything: exactly one")
         held, pool_tokens, total = self._exit_pool(provider, me)
@@ -687,11 +679,10 @@ class ComputeShare:
         if now < view["phase_end"]:
             raise WrongState(f"not yet: {open_phase(view, now)}")
         receipt = self._send("settling", self.jobs.expire, job_id)
-        settled = [e for e in receipt_events(receipt, self.escrow, "JobSettled")
-                   if _same(e["job_id"], job_id)]  # fmt: skip
-        if settled:
-            return dict(settled[0])
-        return {"disputed": _event(receipt, self.escrow, "Disputed", job_id=job_id)}
+        try:
+            return _event(receipt, self.escrow, "JobSettled", job_id=job_id)
+        except ComputeShareError:  # k > 1 results that disagree: the arbiter's now
+            return {"disputed": _event(receipt, self.escrow, "Disputed", job_id=job_id)}
 
     def dispute(self, job_id: bytes, *, approve_max: bool | None = None) -> int:
         """Disputes the revealed result of the account's k = 1 job within its challenge
@@ -1041,12 +1032,6 @@ def _spec_dict(spec) -> dict:
     return {
         name: value if isinstance(value, bytes) else int(value) for name, value in values.items()
     }
-
-
-def _provider(provider: str) -> str:
-    if not isinstance(provider, str) or not is_address(provider):
-        raise InvalidInput(f"{provider!r} is not an address")
-    return to_checksum_address(provider)
 
 
 def _event(receipt, contract, name: str, **expected) -> dict:

@@ -22,7 +22,7 @@ from computeshare.constants import (
     ReplicaStatus,
     Terms,
 )
-from computeshare.onchain import event_topics, logs
+from computeshare.onchain import _hex_text, event_topics, logs
 
 # Short names of the enum members (the same objects), for call sites that compare often.
 STATUS_OPEN, STATUS_DISPUTED, STATUS_FINALIZED, STATUS_CANCELLED = list(JobStatus)[1:]
@@ -113,7 +113,7 @@ def custody_address(custodian: str, key: str | int) -> str:
     """ComputeToken's custody account of `custodian` under `key` (an address, or a
     deposit shard's number): the low 160 bits of keccak256(tag, custodian, key)."""
     key_bytes = (int(key, 16) if isinstance(key, str) else key).to_bytes(32, "big")
-    custodian_bytes = bytes.fromhex(_hex(custodian)).rjust(32, b"\0")
+    custodian_bytes = bytes.fromhex(_hex_text(custodian)).rjust(32, b"\0")
     digest = keccak(keccak(text="ComputeShare custody account") + custodian_bytes + key_bytes)
     return to_checksum_address(digest[12:])
 
@@ -123,7 +123,7 @@ def payers_of(escrow, provider: str, since: int = 0, last: int = 32) -> list[str
     pay from first: those whose job it served alone before those whose job other
     replicas served too (who may take their pay from the same client), then the most
     recent first. Three `eth_getLogs` requests."""
-    me = "0x" + bytes.fromhex(_hex(provider)).rjust(32, b"\0").hex()
+    me = "0x" + bytes.fromhex(_hex_text(provider)).rjust(32, b"\0").hex()
     mine = event_topics(escrow, "ReplicaSettled", since, [None, me])
     jobs = list(dict.fromkeys(topics[1] for topics in mine))[-last:]
     if not jobs:
@@ -147,10 +147,6 @@ def devices_with_fees(escrow, start_block: int = 0) -> list[bytes]:
     when `fees(device)` is not zero."""
     devices = dict.fromkeys(indexed_topics(escrow, "ReplicaSettled", start_block, 3))
     return [device for device in devices if escrow.fees(device)]
-
-
-def _hex(value: Any) -> str:
-    return (value.hex() if isinstance(value, bytes) else str(value)).removeprefix("0x")
 
 
 class JobBook:

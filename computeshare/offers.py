@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from eth_utils import is_address, to_checksum_address
 
-from computeshare.checks import date
-from computeshare.constants import HOUR
+from computeshare.checks import checked_address
+from computeshare.constants import HOUR, MAX_AMOUNT, MAX_UINT
 from computeshare.exceptions import (
     ClientError,
     ComputeShareError,
@@ -37,7 +37,7 @@ from computeshare.exceptions import (
     NotAllowed,
     WrongState,
 )
-from computeshare.format import SHORT_ID
+from computeshare.format import SHORT_ID, when
 from computeshare.format import duration as span
 from computeshare.format import tokens as show
 from computeshare.onchain import logs, receipt_events
@@ -57,7 +57,7 @@ OFFER_FIELDS = tuple(entry["name"] for entry in OFFER_TYPES["Offer"])
 _INTEGERS = ("device_nonce", "price", "collateral", "min_duration", "max_duration", "expiry",
              "nonce")  # fmt: skip
 _AS_TEXT = ("price", "collateral", "nonce")  # decimal strings in the document
-MAX_UINT96, MAX_UINT48, MAX_UINT32, MAX_UINT256 = 2**96 - 1, 2**48 - 1, 2**32 - 1, 2**256 - 1
+MAX_UINT48, MAX_UINT32 = 2**48 - 1, 2**32 - 1
 DEFAULT_MIN_DURATION = 10 * 60  # an offer's soonest commit deadline, after the match
 DEFAULT_EXPIRY = HOUR  # how long an offer can be matched
 # A match without a duration: an hour, within the offer's range, and this far past its
@@ -98,12 +98,6 @@ def bounds_text(terms: dict) -> str:
     return f"{spec}, commit deadline {span(low)} to {span(high)} after the match"
 
 
-def _address(value: str, what: str) -> str:
-    if not isinstance(value, str) or not is_address(value):
-        raise InvalidInput(f"{what}: {value!r} is not an address")
-    return to_checksum_address(value)
-
-
 def device_nonce(cs: ComputeShare, owner: str, device: bytes) -> int:
     """The registration nonce of `owner`'s device `device` (NotAllowed if not theirs)."""
     device = bytes(device)
@@ -135,9 +129,9 @@ def sign_offer(
     JobEscrow's MAX_JOB_DURATION), matchable for `expires_in` seconds, under `nonce`
     (default: random). Nothing is sent."""
     me = cs._sender()
-    client = _address(client, "client")
+    client = checked_address(client, "client")
     collateral = price if collateral is None else collateral
-    if not 0 <= price <= MAX_UINT96 or not 0 <= collateral <= MAX_UINT96:
+    if not 0 <= price <= MAX_AMOUNT or not 0 <= collateral <= MAX_AMOUNT:
         raise InvalidInput("price and collateral must fit in 96 bits")
     if spec is not None and spec_hash is not None:
         raise InvalidInput("give the spec or its hash, not both")
@@ -155,7 +149,7 @@ def sign_offer(
         raise InvalidInput(
             f"max_duration must be at least min_duration ({span(min_duration)}) and fit in 32 bits"
         )
-    if nonce is not None and not 0 <= nonce <= MAX_UINT256:
+    if nonce is not None and not 0 <= nonce <= MAX_UINT:
         raise InvalidInput("a nonce is a 256-bit unsigned number")
     if expires_in < 0:
         raise InvalidInput("expires_in must not be negative")
@@ -211,19 +205,23 @@ def sign_offer(
     return SignedOffer(document, terms, warnings)
 
 
-def _sign(cs: ComputeShare, account, terms: dict) -> bytes:
-    """The account's EIP-712 signature over `terms` for the deployment's OfferBook, as 65
-    bytes (r, s, v): an ape account or a `computeshare.accounts.Signer` signs it."""
+def _signable(cs: ComputeShare, terms: dict):
+    """The offer `terms` as the EIP-712 message the deployment's OfferBook checks."""
     from eth_account.messages import encode_typed_data
 
-    signable = encode_typed_data(
+    return encode_typed_data(
         domain_data=domain(
             OFFER_EIP712_NAME, OFFER_EIP712_VERSION, cs.chain.chain_id, str(cs.offers.address)
         ),
         message_types=OFFER_TYPES,
         message_data=terms,
     )
-    signature = account.sign_message(signable)
+
+
+def _sign(cs: ComputeShare, account, terms: dict) -> bytes:
+    """The account's EIP-712 signature over `terms` for the deployment's OfferBook, as 65
+    bytes (r, s, v): an ape account or a `computeshare.accounts.Signer` signs it."""
+    signature = account.sign_message(_signable(cs, terms))
     if signature is None:
         raise ClientError("the account did not sign")
     return bytes(signature.encode_rsv())
@@ -288,17 +286,9 @@ def signer_of(cs: ComputeShare, terms: dict, signature: bytes) -> str | None:
     """The account whose key signed the offer for this deployment's OfferBook (EIP-712),
     or None when the signature recovers to no account."""
     from eth_account import Account
-    from eth_account.messages import encode_typed_data
 
-    signable = encode_typed_data(
-        domain_data=domain(
-            OFFER_EIP712_NAME, OFFER_EIP712_VERSION, cs.chain.chain_id, str(cs.offers.address)
-        ),
-        message_types=OFFER_TYPES,
-        message_data=terms,
-    )
     try:
-        return Account.recover_message(signable, signature=signature)
+        return Account.recover_message(_signable(cs, terms), signature=signature)
     except Exception:  # eth-keys' BadSignature and the like: a signature of no key
         return None
 
@@ -363,8 +353,7 @@ def match_offer(
         raise InvalidInput("the offer's duration range is empty")
     now = cs.chain.now()
     if now > terms["expiry"]:
-        ago = span(now - terms["expiry"])
-        raise WrongState(f"the offer expired {date(terms['expiry'])}, {ago} ago")
+        raise WrongState(f"the offer expired {when(terms['expiry'], now)}")
     if cs.offers.offer_used(terms["provider"], terms["nonce"]):
         raise WrongState(f"offer {terms['nonce']} is already matched or cancelled")
     _check_provider(cs, terms)
@@ -414,7 +403,7 @@ def cancel_offer(cs: ComputeShare, nonce: int) -> dict:
     """Cancels the account's unused offer with `nonce`: it can no longer be matched.
     Returns what `OfferCancelled` says (`provider`, `nonce`)."""
     me = cs._sender()
-    if not 0 <= nonce <= MAX_UINT256:
+    if not 0 <= nonce <= MAX_UINT:
         raise InvalidInput("a nonce is a 256-bit unsigned number")
     if cs.offers.offer_used(me, nonce):
         raise WrongState(f"offer {nonce} is already matched or cancelled")
@@ -434,8 +423,8 @@ def offer_history(
     """Matched and cancelled offers, from OfferBook's events in chain order, only
     `provider`'s and only those `client` matched if given: `provider`, `nonce`, `state`
     ("matched" or "cancelled"), `job_id` and `client` (None when cancelled), `block`."""
-    provider = _address(provider, "provider") if provider else None
-    client = _address(client, "client") if client else None
+    provider = checked_address(provider, "provider") if provider else None
+    client = checked_address(client, "client") if client else None
     start = cs.manifest.block("OfferBook")
     rows = []
     for event in logs(cs.offers, ["OfferMatched", "OfferCancelled"], start):

@@ -8,7 +8,7 @@
   `--network` is a URI or a node ape-config.yaml names), with no ape or web3 loaded.
 
 A connection gives the chain's clock (`now`: the pending block's timestamp, what a
-transaction sent now is checked against), its height, contracts built from an address and
+transaction sent now is checked against), contracts built from an address and
 an ABI, and whether an exception is the contract's revert (`revert_reason`). Contracts of
 both kinds are called alike (`contract.f(*args)` reads a view or sends with `sender=`, and
 `contract.f.call(...)`, `.estimate_gas_cost(...)`), and both kinds of receipt carry their
@@ -26,6 +26,8 @@ from typing import Any, Protocol
 
 from eth_utils import keccak, to_checksum_address
 
+from computeshare.abi import _type
+
 
 class Chain(Protocol):
     """A connection to one chain, as `ComputeShare` uses it."""
@@ -35,10 +37,6 @@ class Chain(Protocol):
 
     def now(self) -> int:
         """The pending block's timestamp: what a transaction sent now is checked against."""
-        ...
-
-    def height(self) -> int:
-        """The latest block's number."""
         ...
 
     def contract(self, name: str, address: str, abi: list[dict]) -> Any:
@@ -71,11 +69,6 @@ class ApeChain:
         from ape import chain
 
         return chain.pending_timestamp
-
-    def height(self) -> int:
-        from ape import chain
-
-        return chain.blocks.height
 
     def contract(self, name: str, address: str, abi: list[dict]) -> Any:
         from ape import Contract
@@ -147,12 +140,6 @@ def request(contract) -> Callable[[str, list], Any]:
     if transactor is not None:
         return transactor.rpc.request
     return contract.chain_manager.provider.make_request
-
-
-def _type(param: dict) -> str:
-    from computeshare.abi import _type
-
-    return _type(param)
 
 
 def event_entry(contract, name: str) -> dict:

@@ -28,6 +28,7 @@ import re
 import time
 from typing import Any
 
+from computeshare.abi import _type
 from computeshare.accounts import Signer
 from computeshare.reader import JsonRpc, NodeError, ReadError
 
@@ -38,6 +39,7 @@ ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
 
 _QUANTITY = re.compile(r"^0x[0-9a-fA-F]{1,64}$")
 _HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
+_DATA = re.compile(r"0x(?:[0-9a-fA-F]{2})*")  # hex bytes: call or return data, code
 
 
 class SendError(ReadError):
@@ -135,7 +137,7 @@ class Transactor:
             if _reverted(error):
                 raise Reverted(revert_reason(error.data)) from None
             raise
-        if not isinstance(result, str) or not re.fullmatch(r"0x(?:[0-9a-fA-F]{2})*", result):
+        if not isinstance(result, str) or not _DATA.fullmatch(result):
             raise NodeError(f"eth_call: the node answered {str(result)[:40]!r}, not data")
         return bytes.fromhex(result[2:])
 
@@ -235,12 +237,6 @@ class Transactor:
 # ---------------------------------------------------------------- contracts
 
 
-def _type(param: dict) -> str:
-    from computeshare.abi import _type
-
-    return _type(param)
-
-
 def _argument(value: Any, param: dict) -> Any:
     """An argument as eth_abi takes it for `param`: an account or a contract as its address,
     a struct given as a dict (or a `Struct`) as the tuple of its fields in order."""
@@ -292,7 +288,7 @@ class Receipt(dict):
         rpc = self.method.contract.transactor.rpc
         trace = rpc.request("debug_traceTransaction", [self.txn_hash, {"tracer": "callTracer"}])
         output = trace.get("output") if isinstance(trace, dict) else None
-        if not isinstance(output, str) or not re.fullmatch(r"0x(?:[0-9a-fA-F]{2})*", output):
+        if not isinstance(output, str) or not _DATA.fullmatch(output):
             raise NodeError(f"debug_traceTransaction: no return data for {self.txn_hash}")
         return self.method.decode_output(bytes.fromhex(output[2:]))
 
@@ -438,9 +434,6 @@ class PlainChain:
             raise NodeError("eth_getBlockByNumber: the node has no pending block")
         return quantity(block.get("timestamp"), "the pending block's timestamp")
 
-    def height(self) -> int:
-        return self.transactor.rpc.block_number()
-
     def contract(self, name: str, address: str, abi: list[dict]) -> Contract:
         return Contract(self.transactor, name, address, abi)
 
@@ -449,7 +442,7 @@ class PlainChain:
 
     def has_code(self, address: str) -> bool:
         code = self.transactor.rpc.request("eth_getCode", [address, "latest"])
-        if not isinstance(code, str) or not re.fullmatch(r"0x(?:[0-9a-fA-F]{2})*", code):
+        if not isinstance(code, str) or not _DATA.fullmatch(code):
             raise NodeError(f"eth_getCode: the node answered {str(code)[:40]!r}, not code")
         return len(code) > 2
 
