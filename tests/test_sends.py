@@ -374,7 +374,8 @@ def test_posts_refusals_and_return_values_are_the_same_both_ways(both, cs, accou
         assert delegated.exit_code == 0, delegated.output
         cancelled = both("delegator", "cancel-warmup", provider, plain=plain, account=me)
         assert cancelled.exit_code == 0, cancelled.output
-        cancels.append(cancelled.output)
+        # The thaw ends on the chain's clock too, which may cross a minute between the two.
+        cancels.append(re.sub(r"withdrawable .*", "withdrawable", cancelled.output))
     assert posts[0] == posts[1], posts
     assert posts[0].startswith("approving JobEscrow to spend 2 tokens\n"), posts[0]
     assert cancels[0] == cancels[1] and cancels[0].startswith("thawing 1,000 tokens"), cancels
