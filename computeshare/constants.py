@@ -116,6 +116,15 @@ class Replica(NamedTuple):
     digest: bytes
 
 
+# An offer's defaults (`offers.sign_offer`, `offers.match_duration`, and `offer sign`'s and
+# `offer match`'s options): its soonest commit deadline after the match, how long it can be
+# matched, and a match's time to the commit deadline when none is asked for (within the
+# offer's range, nearest this).
+OFFER_MIN_DURATION = 10 * 60
+OFFER_EXPIRY = HOUR
+MATCH_DURATION = HOUR
+
+
 # ---------------------------------------------------------------- governance
 
 

@@ -29,7 +29,13 @@ from typing import TYPE_CHECKING, Any
 from eth_utils import is_address, to_checksum_address
 
 from computeshare.checks import checked_address
-from computeshare.constants import HOUR, MAX_AMOUNT, MAX_UINT
+from computeshare.constants import (
+    MATCH_DURATION,
+    MAX_AMOUNT,
+    MAX_UINT,
+    OFFER_EXPIRY,
+    OFFER_MIN_DURATION,
+)
 from computeshare.exceptions import (
     ClientError,
     ComputeShareError,
@@ -58,10 +64,8 @@ _INTEGERS = ("device_nonce", "price", "collateral", "min_duration", "max_duratio
              "nonce")  # fmt: skip
 _AS_TEXT = ("price", "collateral", "nonce")  # decimal strings in the document
 MAX_UINT48, MAX_UINT32 = 2**48 - 1, 2**32 - 1
-DEFAULT_MIN_DURATION = 10 * 60  # an offer's soonest commit deadline, after the match
-DEFAULT_EXPIRY = HOUR  # how long an offer can be matched
-# A match without a duration: an hour, within the offer's range, and this far past its
-# floor where the range allows, since the match block may come after the moment the
+# A match without a duration: `MATCH_DURATION`, within the offer's range, and this far past
+# its floor where the range allows, since the match block may come after the moment the
 # deadline is counted from.
 MATCH_SLACK = 10 * 60
 DEVICE_ACTIVE = 1  # DeviceRegistry.STATUS_ACTIVE
@@ -117,9 +121,9 @@ def sign_offer(
     device: bytes | None = None,
     spec: bytes | None = None,
     spec_hash: bytes | None = None,
-    min_duration: int = DEFAULT_MIN_DURATION,
+    min_duration: int = OFFER_MIN_DURATION,
     max_duration: int | None = None,
-    expires_in: int = DEFAULT_EXPIRY,
+    expires_in: int = OFFER_EXPIRY,
     nonce: int | None = None,
 ) -> SignedOffer:
     """Signs, with the account, an offer of its `device` (default: its first) to
@@ -295,10 +299,10 @@ def signer_of(cs: ComputeShare, terms: dict, signature: bytes) -> str | None:
 
 def match_duration(terms: dict, wanted: int | None) -> int:
     """The seconds from the match to the commit deadline: `wanted`, checked against the
-    offer's range, or by default an hour or the nearest the offer allows."""
+    offer's range, or by default `MATCH_DURATION` or the nearest the offer allows."""
     low, high = terms["min_duration"], terms["max_duration"]
     if wanted is None:
-        return min(max(HOUR, low + MATCH_SLACK), high)
+        return min(max(MATCH_DURATION, low + MATCH_SLACK), high)
     if not low <= wanted <= high:
         raise InvalidInput(f"{span(wanted)} is outside the offer's {span(low)} to {span(high)}")
     return wanted

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections import Counter
+from collections import Counter, deque
 from pathlib import Path
 
 import pytest
@@ -200,11 +200,12 @@ def _staking_world(
 
 
 @pytest.fixture(scope="session")
-def _market(project, deployer, treasury, arbiter, providers, client):
+def _market(project, deployer, treasury, arbiter, providers, client, chain):
     m = deploy_suite(project, deployer, treasury, arbiter=arbiter)
     for p in providers:
         _fund_provider(m, deployer, p)
     _fund_client(m, deployer, client)
+    _built("market", chain)
     return m
 
 
@@ -217,7 +218,38 @@ def _dao(project, deployer, arbiter, guardian, alice, bob, carol, chain):
         delegate(token, holder, holder)
     token.transfer(system.timelock, 5_000_000 * TOKEN, sender=deployer)
     advance(chain, 1)
+    _built("dao", chain)
     return system
+
+
+# A session deployment is built once and must stay on the chain under every test that uses
+# it. One found gone means a snapshot taken before it was built was restored while its
+# fixture kept the deployment: the test stops there, with the chain's and the isolation's
+# state and the tests this process ran before, rather than reading zeros from an empty
+# address.
+_BUILT: dict[str, tuple] = {}
+_RAN: deque = deque(maxlen=12)
+
+
+def pytest_runtest_setup(item):
+    _RAN.append(item.nodeid)
+
+
+def _built(name: str, chain) -> None:
+    _BUILT[name] = (chain.blocks.height, list(chain._snapshots[chain.chain_id]), list(_RAN))
+
+
+def _still_deployed(name: str, address, chain) -> None:
+    if chain.provider.web3.eth.get_code(address):
+        return
+    height, snapshots, ran = _BUILT.get(name, (None, None, None))
+    pytest.fail(
+        f"the session's {name} is gone from the chain: no code at {address} at block "
+        f"{chain.blocks.height} (built at block {height}, under snapshots {snapshots}, "
+        f"after {ran}); snapshots now {chain._snapshots[chain.chain_id]}; "
+        f"this process ran {list(_RAN)}",
+        pytrace=False,
+    )
 
 
 @pytest.fixture
@@ -347,10 +379,11 @@ def guardian(accounts):
 
 
 @pytest.fixture
-def market(_market):
+def market(_market, chain):
     """The deployed suite: token, Staking, DeviceRegistry, JobEscrow, OfferBook, wired as in
     production. Each provider stakes 10,000 tokens and registers one GPU device (nonce 0);
     the client deposits 10,000 tokens."""
+    _still_deployed("market", _market.escrow.address, chain)
     return _market
 
 
@@ -453,9 +486,10 @@ def run_replica(request):
 
 
 @pytest.fixture
-def dao(_dao):
+def dao(_dao, chain):
     """The whole system as deployed in production (every owner role with the timelock).
     Voters self-delegate: alice 30M, bob 20M, carol 10M tokens (quorum is 4% of 1B, i.e.
     40M); the timelock's treasury holds 5M. The deployer's remaining tokens are
     undelegated, so they carry no votes."""
+    _still_deployed("dao", _dao.governor.address, chain)
     return _dao

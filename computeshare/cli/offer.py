@@ -38,6 +38,8 @@ from computeshare.cli.common import (
     when,
 )
 from computeshare.cli.read import read_command, send_command
+from computeshare.constants import MATCH_DURATION, OFFER_EXPIRY, OFFER_MIN_DURATION
+from computeshare.format import duration
 
 
 @click.group()
@@ -69,7 +71,7 @@ def _hash32(text: str) -> bytes:
 @click.option(
     "--min-duration",
     type=Duration(),
-    default="10m",
+    default=duration(OFFER_MIN_DURATION),  # as text, which Duration reads back
     show_default=True,
     help="the soonest commit deadline the client may set, after the match",
 )
@@ -79,7 +81,13 @@ def _hash32(text: str) -> bytes:
     help="the latest, which bounds how long your collateral is locked "
     "[default: JobEscrow's MAX_JOB_DURATION]",
 )
-@click.option("--expires-in", type=Duration(), default="1h", show_default=True)
+@click.option(
+    "--expires-in",
+    type=Duration(),
+    default=duration(OFFER_EXPIRY),
+    show_default=True,
+    help="how long the client may match it",
+)
 @click.option("--nonce", type=click.IntRange(0, 2**256 - 1), help="[default: random]")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
 def offer_sign(
@@ -127,7 +135,7 @@ def offer_sign(
     "wanted",
     type=Duration(),
     help="until the commit deadline: seconds, or e.g. 90m, 2h; within the offer's range "
-    "[default: 1h, or the nearest the offer allows]",
+    f"[default: {duration(MATCH_DURATION)}, or the nearest the offer allows]",
 )
 @click.option(
     "--max-price",
