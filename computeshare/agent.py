@@ -64,6 +64,7 @@ from eth_utils import keccak
 
 from computeshare import matching, worker
 from computeshare.constants import OUTCOMES
+from computeshare.exceptions import NotAllowed
 from computeshare.jobs import (
     REPLICA_ACCEPTED,
     REPLICA_COMMITTED,
@@ -921,12 +922,10 @@ class Agent:
     def _device_nonce(self) -> int:
         """The device's registration nonce (its id is derived from owner and nonce)."""
         if self._nonce is None:
-            for nonce in range(self.cs.registry.device_count(self.me)):
-                if bytes(self.cs.registry.device_id_of(self.me, nonce)) == self.device_id:
-                    self._nonce = nonce
-                    break
-            else:
-                raise ValueError("the agent's device does not belong to its account")
+            try:
+                self._nonce = self.cs.device_nonce(self.me, self.device_id)
+            except NotAllowed:
+                raise ValueError("the agent's device does not belong to its account") from None
         return self._nonce
 
     def _terms_view(self, job_id: bytes) -> SimpleNamespace:

@@ -57,6 +57,7 @@ from computeshare.onchain import ApeChain, Chain, logs, receipt_events
 from computeshare.params import PARAMETERS, parameter, parameter_rows
 from computeshare.results import ResultError, agreed_results, fetch_result, unseal
 from computeshare.sandbox import RunResult
+from computeshare.signing import device_id
 
 if TYPE_CHECKING:
     from computeshare.governance import Proposal
@@ -436,13 +437,19 @@ class ComputeShare:
         return _event(receipt, self.registry, "DeviceStatusChanged")
 
     def devices_of(self, owner: str) -> list[tuple[bytes, Any]]:
-        return [
-            (device_id, self.registry.device(device_id))
-            for device_id in (
-                bytes(self.registry.device_id_of(owner, n))
-                for n in range(self.registry.device_count(owner))
-            )
-        ]
+        """`owner`'s devices, by registration nonce: (id, record)."""
+        ids = (device_id(owner, n) for n in range(self.registry.device_count(owner)))
+        return [(device, self.registry.device(device)) for device in ids]
+
+    def device_nonce(self, owner: str, device: bytes) -> int:
+        """The registration nonce of `owner`'s device `device`: its id is
+        keccak256(owner, nonce), so one read of the owner's device count and local hashes
+        find it. NotAllowed if the device is not `owner`'s."""
+        device = bytes(device)
+        for nonce in range(self.registry.device_count(owner)):
+            if device_id(owner, nonce) == device:
+                return nonce
+        raise NotAllowed(f"device 0x{device.hex()[:10]} is not yours")
 
     # -- delegators
 

@@ -52,6 +52,7 @@ from computeshare.signing import (
     OFFER_EIP712_NAME,
     OFFER_EIP712_VERSION,
     OFFER_TYPES,
+    device_id,
     domain,
 )
 from computeshare.signing import spec_hash as hash_of
@@ -100,16 +101,6 @@ def bounds_text(terms: dict) -> str:
     spec = "any spec" if bound == ANY_SPEC else f"spec 0x{bound.hex()[:SHORT_ID]} only"
     low, high = terms["min_duration"], terms["max_duration"]
     return f"{spec}, commit deadline {span(low)} to {span(high)} after the match"
-
-
-def device_nonce(cs: ComputeShare, owner: str, device: bytes) -> int:
-    """The registration nonce of `owner`'s device `device` (NotAllowed if not theirs)."""
-    device = bytes(device)
-    if cs.registry.device(device).owner == owner:
-        for nonce in range(cs.registry.device_count(owner)):
-            if bytes(cs.registry.device_id_of(owner, nonce)) == device:
-                return nonce
-    raise NotAllowed(f"device 0x{device.hex()[:10]} is not yours")
 
 
 def sign_offer(
@@ -173,10 +164,10 @@ def sign_offer(
     if device is None:
         if cs.registry.device_count(me) == 0:
             raise WrongState("you have no device: `computeshare provider register`")
-        device, index = bytes(cs.registry.device_id_of(me, 0)), 0
+        device, index = device_id(me.address, 0), 0
     else:
         device = bytes(device)
-        index = device_nonce(cs, me.address, device)
+        index = cs.device_nonce(me.address, device)
     if cs.registry.device(device).status != DEVICE_ACTIVE:
         raise WrongState(f"device 0x{device.hex()[:10]} is not active")
     nonce = secrets.randbits(64) if nonce is None else nonce
@@ -392,7 +383,7 @@ def _check_provider(cs: ComputeShare, terms: dict) -> None:
     provider = terms["provider"]
     if terms["device_nonce"] >= cs.registry.device_count(provider):
         raise WrongState(f"the provider has no device {terms['device_nonce']}")
-    device = bytes(cs.registry.device_id_of(provider, terms["device_nonce"]))
+    device = device_id(provider, terms["device_nonce"])
     if cs.registry.device(device).status != DEVICE_ACTIVE:
         raise WrongState(f"the offer's device 0x{device.hex()[:10]} is not active")
     free = cs.staking.free_stake(provider)

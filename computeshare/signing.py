@@ -131,6 +131,14 @@ OFFER_TYPES = {
 ANY_SPEC = bytes(32)
 
 
+def device_id(owner: str, nonce: int) -> bytes:
+    """DeviceRegistry's id of the device `owner` registered with its `nonce`-th
+    registration: keccak256(abi_encode(owner, nonce)), as `device_id_of` answers it."""
+    from eth_abi import encode
+
+    return keccak(encode(["address", "uint256"], [owner, nonce]))
+
+
 def spec_hash(spec: bytes) -> bytes:
     """The `spec_hash` of an offer for exactly `spec`: keccak256 of its bytes, as JobEscrow
     records the spec of a job."""

@@ -222,6 +222,16 @@ def _dao(project, deployer, arbiter, guardian, alice, bob, carol, chain):
     return system
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _deployments(_plain_token, _funded_token, _staking_world, _market, _dao):
+    """Every session deployment is built by a test process's first test, under ape's session
+    snapshot alone. Built later, in the middle of a module, one could land under a module
+    snapshot that ape does not rebase (it rebases only over fixtures it judges stateful)
+    and be reverted at the module's end while its fixture still held it. `deployed_manifest`
+    is left to its tests: it is a whole production deployment, and only modules whose own
+    fixtures ape rebases over use it."""
+
+
 # A session deployment is built once and must stay on the chain under every test that uses
 # it. One found gone means a snapshot taken before it was built was restored while its
 # fixture kept the deployment: the test stops there, with the chain's and the isolation's

@@ -1,4 +1,4 @@
-"""The event index against a small market on the local node: what it holds equals what the
+"""The event index against a small market (`scene`) on the local node: what it holds equals what the
 contracts' views say; it resumes, is idempotent, rolls back a reorg, pages around a node
 that caps log ranges, and refuses another deployment's database.
 
@@ -23,8 +23,8 @@ IN_CI = os.environ.get("CI") == "true"
 
 
 @pytest.fixture(scope="module")
-def market(project, chain, accounts, tmp_path_factory):
-    return build_market(project, chain, accounts, tmp_path_factory.mktemp("market"))
+def scene(project, chain, accounts, tmp_path_factory):
+    return build_market(project, chain, accounts, tmp_path_factory.mktemp("scene"))
 
 
 def _missing(problem: str):
@@ -72,25 +72,25 @@ def store(request, tmp_path):
     return where
 
 
-def open_index(market, chain, where: str, **options):
-    return EventIndex.open(where, market.cs.manifest, chain.provider.web3, **options)
+def open_index(scene, chain, where: str, **options):
+    return EventIndex.open(where, scene.cs.manifest, chain.provider.web3, **options)
 
 
-def test_index_holds_what_the_views_say(market, chain, store):
-    index = open_index(market, chain, store())
+def test_index_holds_what_the_views_say(scene, chain, store):
+    index = open_index(scene, chain, store())
     report = index.sync()
     assert report.events > 50 and report.skipped == 0
-    cs = market.cs
+    cs = scene.cs
     statuses = {row["job_id"]: row["status"] for row in index.jobs(limit=100)}
     names = {1: "open", 2: "disputed", 3: "finalized", 4: "cancelled"}
-    for job_id in market.jobs.values():
+    for job_id in scene.jobs.values():
         view = cs.escrow_view.job(job_id)
         assert statuses["0x" + job_id.hex()] == names[view.status]
     assert index.job_count() == {"finalized": 2, "disputed": 1, "cancelled": 1, "open": 1}
-    replicated = index.job("0x" + market.jobs["replicated"].hex())
+    replicated = index.job("0x" + scene.jobs["replicated"].hex())
     assert replicated["replica_states"] == {0: "completed", 1: "completed", 2: "slashed"}
     assert [s["step"] for s in replicated["steps"]].count("revealed") == 3
-    paid = index.job("0x" + market.jobs["paid"].hex())
+    paid = index.job("0x" + scene.jobs["paid"].hex())
     assert paid["result"]["output"] == "0x" + b"hello".hex() and paid["result"]["fuel"] == 1_234
     for pool in index.pools():
         onchain = cs.staking.pool(pool["provider"])
@@ -112,9 +112,9 @@ def test_index_holds_what_the_views_say(market, chain, store):
     assert int(slash["total"]) == 20 * TOKEN
 
 
-def test_sync_resumes_and_a_page_read_twice_adds_nothing(market, chain, store):
+def test_sync_resumes_and_a_page_read_twice_adds_nothing(scene, chain, store):
     head = chain.blocks.height
-    index = open_index(market, chain, store(), page=7)
+    index = open_index(scene, chain, store(), page=7)
     middle = (index.cursor() + head) // 2
     index.sync(to_block=middle)
     assert index.cursor() == middle
@@ -123,16 +123,16 @@ def test_sync_resumes_and_a_page_read_twice_adds_nothing(market, chain, store):
     index.rollback(middle - 3)  # as if the last pages were cut off before their commit
     index.sync()
     assert index.counts() == once
-    again = open_index(market, chain, store(), page=10_000)  # the same file, reopened
+    again = open_index(scene, chain, store(), page=10_000)  # the same file, reopened
     assert again.sync().events == 0 and again.counts() == once
 
 
-def test_a_reorg_is_rolled_back_and_read_again(market, chain, store):
-    index = open_index(market, chain, store())
+def test_a_reorg_is_rolled_back_and_read_again(scene, chain, store):
+    index = open_index(scene, chain, store())
     index.sync()
     before = index.counts()
     snapshot = chain.snapshot()
-    market.cs.token.transfer(market.providers[0], TOKEN, sender=market.client)
+    scene.cs.token.transfer(scene.providers[0], TOKEN, sender=scene.client)
     index.sync()
     assert index.counts()["events"] == before["events"] + 1
     chain.restore(snapshot)  # the block with the transfer is gone...
@@ -142,7 +142,7 @@ def test_a_reorg_is_rolled_back_and_read_again(market, chain, store):
     assert index.counts() == before
 
 
-def test_a_node_that_caps_log_ranges_is_paged_around(market, chain, store):
+def test_a_node_that_caps_log_ranges_is_paged_around(scene, chain, store):
     provider = chain.provider.web3.provider
     real = provider.make_request
     refused, answered = [], []
@@ -162,7 +162,7 @@ def test_a_node_that_caps_log_ranges_is_paged_around(market, chain, store):
 
     provider.make_request = capped
     try:
-        index = open_index(market, chain, store(), page=1_000)
+        index = open_index(scene, chain, store(), page=1_000)
         index.sync()
     finally:
         provider.make_request = real
@@ -171,9 +171,9 @@ def test_a_node_that_caps_log_ranges_is_paged_around(market, chain, store):
     assert index.counts()["jobs"] == 5
 
 
-def test_another_deployments_database_is_refused(market, chain, store):
-    open_index(market, chain, store()).sync()
-    other = dict(market.cs.manifest)
+def test_another_deployments_database_is_refused(scene, chain, store):
+    open_index(scene, chain, store()).sync()
+    other = dict(scene.cs.manifest)
     other["contracts"] = {
         **other["contracts"],
         "JobEscrow": {"address": "0x" + "11" * 20, "block": 1},
@@ -182,20 +182,20 @@ def test_another_deployments_database_is_refused(market, chain, store):
         EventIndex.open(store(), other, chain.provider.web3)
 
 
-def test_a_database_that_cannot_be_reached_is_one_clear_error(market, chain):
+def test_a_database_that_cannot_be_reached_is_one_clear_error(scene, chain):
     url = "postgresql://reader:secret@127.0.0.1:1/index"  # nothing listens on port 1
     with pytest.raises(IndexFailure, match="cannot open the index database") as raised:
-        open_index(market, chain, url)
+        open_index(scene, chain, url)
     message = str(raised.value)
     assert "127.0.0.1:1" in message and "secret" not in message and "\n" not in message
 
 
-def test_id_prefixes_resolve_when_unambiguous(market, chain, store):
+def test_id_prefixes_resolve_when_unambiguous(scene, chain, store):
     from computeshare.index import jobs
 
-    index = open_index(market, chain, store())
+    index = open_index(scene, chain, store())
     index.sync()
-    full = "0x" + market.jobs["paid"].hex()
+    full = "0x" + scene.jobs["paid"].hex()
     assert index.resolve(jobs, "job_id", full[:12]) == full
     with pytest.raises(IndexFailure, match="no job id starts with"):
         index.resolve(jobs, "job_id", "0x" + ("0" if full[2] != "0" else "1") * 12)
@@ -203,23 +203,23 @@ def test_id_prefixes_resolve_when_unambiguous(market, chain, store):
         index.resolve(jobs, "job_id", "0x12")
 
 
-def test_job_look_ups_from_the_index_equal_those_from_the_logs(market, chain, store):
-    cs = market.cs
+def test_job_look_ups_from_the_index_equal_those_from_the_logs(scene, chain, store):
+    cs = scene.cs
     start = cs.manifest["contracts"]["JobEscrow"]["block"]
     from_logs = JobBook(cs.escrow, cs.escrow_view, start)
-    from_index = JobBook(cs.escrow, cs.escrow_view, start, index=open_index(market, chain, store()))
-    for job_id in market.jobs.values():
+    from_index = JobBook(cs.escrow, cs.escrow_view, start, index=open_index(scene, chain, store()))
+    for job_id in scene.jobs.values():
         assert from_index.terms(job_id) == from_logs.terms(job_id)
         assert from_index.replica(job_id) == from_logs.replica(job_id)
-    assert from_index.replica(market.jobs["paid"])[0] == market.providers[0].address
+    assert from_index.replica(scene.jobs["paid"])[0] == scene.providers[0].address
 
 
-def test_index_and_dashboard_commands(market, chain, store, tmp_path):
+def test_index_and_dashboard_commands(scene, chain, store, tmp_path):
     from click.testing import CliRunner
 
     from computeshare.cli import main
 
-    where = ["--manifest", str(market.manifest_path), "--network", chain.provider.uri]
+    where = ["--manifest", str(scene.manifest_path), "--network", chain.provider.uri]
     # a plain postgresql:// URL, as a user types it (the CLI picks the psycopg 3 driver)
     db = store("cli").replace("postgresql+psycopg://", "postgresql://")
     runner = CliRunner(env={"COMPUTESHARE_TRACEBACK": "1"})
@@ -240,10 +240,10 @@ def test_index_and_dashboard_commands(market, chain, store, tmp_path):
     assert result.exit_code == 0, result.output
     page = (report / "index.html").read_text()
     assert "jobs.html" in page and (report / "jobs.html").exists()
-    job_page = report / "jobs" / f"0x{market.jobs['replicated'].hex()}.html"
+    job_page = report / "jobs" / f"0x{scene.jobs['replicated'].hex()}.html"
     assert "slashed" in job_page.read_text()
     other = tmp_path / "other.json"
-    other.write_text(market.manifest_path.read_text().replace('"chain_id": 31337', '"chain_id": 5'))
+    other.write_text(scene.manifest_path.read_text().replace('"chain_id": 31337', '"chain_id": 5'))
     result = runner.invoke(
         main, ["index", "--db", str(db), "--manifest", str(other), "--network", chain.provider.uri]
     )
@@ -253,33 +253,33 @@ def test_index_and_dashboard_commands(market, chain, store, tmp_path):
 # ------------------------------------------------------------------ attacks on the index
 
 
-def test_a_fuel_above_signed_64_bits_does_not_stop_the_index(market, chain, store):
+def test_a_fuel_above_signed_64_bits_does_not_stop_the_index(scene, chain, store):
     """`submit` takes any uint64 fuel: 2**64 - 1 once overflowed SQLite's signed integers and
     stopped every index on the chain at that page."""
-    cs, provider = market.cs, market.providers[0]
+    cs, provider = scene.cs, scene.providers[0]
     deadline = chain.pending_timestamp + 86_400
     spec = b'{"workload": "sha256-chain", "input": {"seed": "x", "rounds": 1}}'
     reqs = (0, 0, 0, 0, 0, False, 60)
-    job = cs.escrow.post(spec, reqs, TOKEN, 1, deadline, TOKEN, sender=market.client).return_value
+    job = cs.escrow.post(spec, reqs, TOKEN, 1, deadline, TOKEN, sender=scene.client).return_value
     cs.jobs.accept(job, 0, sender=provider)
     fuel = 2**64 - 1
     cs.escrow.submit(cs.jobs.terms(job), 0, 0, fuel, b"\x01" * 32, b"", sender=provider)
-    index = open_index(market, chain, store())
+    index = open_index(scene, chain, store())
     assert index.sync().skipped == 0
     assert index.job("0x" + bytes(job).hex())["result"]["fuel"] == fuel
 
 
-def test_a_reorg_below_a_gap_is_read_again_from_where_the_chains_part(market, chain, store):
+def test_a_reorg_below_a_gap_is_read_again_from_where_the_chains_part(scene, chain, store):
     """Only blocks with events (and page ends) keep a hash: a fork that starts in a gap below
     the newest kept block must be read from the fork point, not from that newest block."""
-    index = open_index(market, chain, store())
+    index = open_index(scene, chain, store())
     index.sync()
     snapshot = chain.snapshot()
     chain.mine(3)
-    market.cs.token.transfer(market.providers[1], 1, sender=market.client)
+    scene.cs.token.transfer(scene.providers[1], 1, sender=scene.client)
     index.sync()
     chain.restore(snapshot)
-    market.cs.token.transfer(market.providers[2], 2 * TOKEN, sender=market.client)  # in the gap
+    scene.cs.token.transfer(scene.providers[2], 2 * TOKEN, sender=scene.client)  # in the gap
     chain.mine(5)
     report = index.sync()
     assert report.rolled_back >= 4
@@ -290,15 +290,15 @@ def test_a_reorg_below_a_gap_is_read_again_from_where_the_chains_part(market, ch
     assert 2 * TOKEN in values and 1 not in values  # the new fork's transfer, not the old
 
 
-def test_invalid_utf8_in_a_string_does_not_hide_the_event(market, chain, store):
+def test_invalid_utf8_in_a_string_does_not_hide_the_event(scene, chain, store):
     """Vyper does not check that a `String` is UTF-8: a device registered with a metadata URI
     holding a 0xff byte must still be indexed (its URI shown with a replacement character),
     and so must one holding a NUL, which PostgreSQL's text refuses."""
     from eth_abi import encode
 
-    cs = market.cs
+    cs = scene.cs
     owner = chain.provider.web3.eth.accounts[15]
-    cs.token.transfer(owner, 20_000 * TOKEN, sender=market.client)
+    cs.token.transfer(owner, 20_000 * TOKEN, sender=scene.client)
     web3 = chain.provider.web3
     approve = cs.token.approve.encode_input(cs.staking.address, 10_000 * TOKEN)
     stake = cs.staking.stake.encode_input(10_000 * TOKEN)
@@ -309,18 +309,18 @@ def test_invalid_utf8_in_a_string_does_not_hide_the_event(market, chain, store):
     for to, data in ((cs.token, approve), (cs.staking, stake), (cs.registry, register)):
         tx = web3.eth.send_transaction({"from": owner, "to": to.address, "data": data})
         assert web3.eth.wait_for_transaction_receipt(tx)["status"] == 1
-    index = open_index(market, chain, store())
+    index = open_index(scene, chain, store())
     assert index.sync().skipped == 0
     (device,) = [d for d in index.devices() if d["owner"] == owner]
     assert device["uri"] == "http://evil/\ufffd\ufffd\ufffdend"
 
 
-def test_uint256_figures_round_trip(market, chain, store):
+def test_uint256_figures_round_trip(scene, chain, store):
     """Amounts are uint256: above both databases' signed 64-bit integers, they are kept as
     decimal text and in the events' JSON, and come back exact."""
-    cs, top = market.cs, 2**256 - 1
-    cs.token.approve(market.providers[0], top, sender=market.client)
-    index = open_index(market, chain, store())
+    cs, top = scene.cs, 2**256 - 1
+    cs.token.approve(scene.providers[0], top, sender=scene.client)
+    index = open_index(scene, chain, store())
     assert index.sync().skipped == 0
     approvals = index._rows(select(events).where(events.c.name == "Approval"))
     assert top in [int(e["args"]["value"]) for e in approvals]
@@ -330,11 +330,11 @@ def test_uint256_figures_round_trip(market, chain, store):
     )
 
 
-def test_two_writers_on_one_database_write_each_page_once(market, chain, store):
+def test_two_writers_on_one_database_write_each_page_once(scene, chain, store):
     """Two processes following the chain into one database (a dashboard and `index` run by
     cron): each page is written once, whoever gets there first; neither fails."""
     where = store()
-    first, second = (open_index(market, chain, where, page=3) for _ in range(2))
+    first, second = (open_index(scene, chain, where, page=3) for _ in range(2))
     failures: list[BaseException] = []
 
     def follow(index):
@@ -349,12 +349,12 @@ def test_two_writers_on_one_database_write_each_page_once(market, chain, store):
     for t in threads:
         t.join(timeout=300)
     assert not failures, failures
-    clean = open_index(market, chain, store("clean"))
+    clean = open_index(scene, chain, store("clean"))
     clean.sync()
     assert first.counts() == clean.counts() and first.cursor() == clean.cursor()
 
 
-def test_a_hostile_node_s_malformed_logs_are_skipped_not_fatal(market, chain, store):
+def test_a_hostile_node_s_malformed_logs_are_skipped_not_fatal(scene, chain, store):
     provider = chain.provider.web3.provider
     real = provider.make_request
 
@@ -375,11 +375,11 @@ def test_a_hostile_node_s_malformed_logs_are_skipped_not_fatal(market, chain, st
 
     provider.make_request = hostile
     try:
-        index = open_index(market, chain, store())
+        index = open_index(scene, chain, store())
         report = index.sync()
     finally:
         provider.make_request = real
     assert report.skipped >= 7
-    clean = open_index(market, chain, store("clean"))
+    clean = open_index(scene, chain, store("clean"))
     assert clean.sync().events == report.events
     assert index.counts() == clean.counts()

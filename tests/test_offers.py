@@ -268,7 +268,7 @@ def test_a_contract_provider_signs_its_bounds_through_eip1271(
 
 
 @pytest.fixture(scope="module")
-def manifest(project, accounts, tmp_path_factory):
+def offers_manifest(project, accounts, tmp_path_factory):
     """A deployment for the `computeshare` command; the provider (4) and the client (12)
     hold 100,000 tokens."""
     path = tmp_path_factory.mktemp("offers") / "manifest.json"
@@ -281,11 +281,11 @@ def manifest(project, accounts, tmp_path_factory):
 
 
 @pytest.fixture
-def cli(manifest, chain):
+def cli(offers_manifest, chain):
     runner = CliRunner()
 
     def invoke(*args, account: int):
-        extra = ["--manifest", str(manifest), "--network", chain.provider.uri]
+        extra = ["--manifest", str(offers_manifest), "--network", chain.provider.uri]
         extra += ["--account", f"TEST::{account}"]
         return runner.invoke(main, [*args, *extra], catch_exceptions=False)
 

@@ -8,6 +8,7 @@ from eth_abi import encode
 from eth_utils import keccak
 
 from computeshare.jobs import pack_requirements
+from computeshare.signing import device_id as local_device_id
 from tests.helpers import STAKING_WARMUP, TOKEN, gpu_spec
 
 MAX_BUDGET = 2**256 - 1
@@ -17,7 +18,7 @@ URI = "ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"
 
 
 def device_id(owner, nonce: int) -> bytes:
-    return keccak(encode(["address", "uint256"], [owner.address, nonce]))
+    return local_device_id(owner.address, nonce)
 
 
 def spec_tuple(spec: dict) -> tuple:

@@ -70,3 +70,42 @@ def test_a_long_module_says_why_it_is_one_module():
         if reason is None:
             unexplained.append(f"{path.relative_to(ROOT)}: {len(text.splitlines())} lines")
     assert unexplained == [], f"split these by concern or say why they are one: {unexplained}"
+
+
+def _fixture_scopes() -> dict[str, set[str]]:
+    """Each fixture name the suite defines, and the scopes its definitions have."""
+    import ast
+
+    scopes: dict[str, set[str]] = {}
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.FunctionDef):
+                continue
+            for decorator in node.decorator_list:
+                call = decorator if isinstance(decorator, ast.Call) else None
+                target = call.func if call else decorator
+                if not (isinstance(target, ast.Attribute) and target.attr == "fixture"):
+                    continue
+                scope = "function"
+                for keyword in call.keywords if call else ():
+                    if keyword.arg == "scope" and isinstance(keyword.value, ast.Constant):
+                        scope = keyword.value.value
+                name = node.name
+                for keyword in call.keywords if call else ():
+                    if keyword.arg == "name" and isinstance(keyword.value, ast.Constant):
+                        name = keyword.value.value
+                scopes.setdefault(name, set()).add(scope)
+    return scopes
+
+
+def test_no_fixture_name_is_defined_at_two_scopes():
+    """ape's isolation lists a fixture under every scope that any definition of its name
+    has across the session, not only the one a test uses. A `market` defined for the
+    function in conftest and for the module in one test file gave every `market` test a
+    module snapshot; ape then judged `market` stateless and did not rebase a session
+    deployment first built under that snapshot, which the module's end reverted while its
+    fixture kept it (a Governor read as zeros, once in about ten runs)."""
+    scopes = _fixture_scopes()
+    assert {"market", "dao", "_market", "_dao"} <= scopes.keys()
+    clashes = {name: sorted(found) for name, found in scopes.items() if len(found) > 1}
+    assert not clashes, clashes

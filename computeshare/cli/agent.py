@@ -55,13 +55,14 @@ def _serve(cs, account, rules, device_id, journal, serve, faulty, poll, steps, d
     from computeshare.agent import Agent, Journal
     from computeshare.cli.common import resolve_device
     from computeshare.results import start_server
+    from computeshare.signing import device_id as nth_device
 
     book = Journal.open(journal, from_block=0)
     cs.open_index(db or journal.with_suffix(".sqlite"))  # its scan and look-ups read it
     if device_id is None:
         if cs.registry.device_count(account) == 0:
             raise click.ClickException("you have no device: `computeshare provider register`")
-        device = bytes(cs.registry.device_id_of(account, 0))
+        device = nth_device(account.address, 0)
     else:
         device = resolve_device(cs, device_id)
     if cs.registry.device(device).owner != account.address:

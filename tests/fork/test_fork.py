@@ -30,78 +30,82 @@ FEE = parameter("JobEscrow", "PROTOCOL_FEE_BPS")
 
 
 @pytest.fixture(scope="module")
-def cs() -> ComputeShare:
+def live() -> ComputeShare:
     path = os.environ.get("COMPUTESHARE_MANIFEST")
     return ComputeShare.from_manifest(path) if path else ComputeShare.connected()
 
 
 @pytest.fixture(scope="module")
-def voters(cs) -> list[str]:
+def voters(live) -> list[str]:
     listed = os.environ.get("COMPUTESHARE_VOTERS", "")
     return [v.strip() for v in listed.split(",") if v.strip()] or [
-        cs.manifest["contracts"]["ComputeToken"]["args"][0]
+        live.manifest["contracts"]["ComputeToken"]["args"][0]
     ]
 
 
-def test_runs_on_a_fork(chain, cs):
+def test_runs_on_a_fork(chain, live):
     assert chain.provider.network.is_fork
-    assert chain.chain_id == cs.manifest["chain_id"]
+    assert chain.chain_id == live.manifest["chain_id"]
 
 
-def test_deployed_wiring_holds(project, accounts, cs):
-    assert verify_deployment(project, Manifest(None, cs.manifest), accounts[0]) == []
+def test_deployed_wiring_holds(project, accounts, live):
+    assert verify_deployment(project, Manifest(None, live.manifest), accounts[0]) == []
 
 
-def test_deployer_keeps_no_power(accounts, cs):
-    deployer = accounts[cs.manifest["deployer"]]
-    timelock = cs.timelock.address
+def test_deployer_keeps_no_power(accounts, live):
+    deployer = accounts[live.manifest["deployer"]]
+    timelock = live.timelock.address
     alias_of = {name: alias for alias, name in ALIASES.items()}
     for name in OWNED:
-        contract = getattr(cs, alias_of[name])
+        contract = getattr(live, alias_of[name])
         assert contract.owner() == timelock
         with ape.reverts("ownable: caller is not the owner"):
             contract.transfer_ownership(deployer, sender=deployer)
     with ape.reverts("ownable: caller is not the owner"):
-        cs.escrow.set_parameter(FEE.key, FEE.high, sender=deployer)
+        live.escrow.set_parameter(FEE.key, FEE.high, sender=deployer)
     with ape.reverts("timelock: caller is not the timelock"):
-        cs.timelock.set_delay(cs.timelock.delay() + 1, sender=deployer)
+        live.timelock.set_delay(live.timelock.delay() + 1, sender=deployer)
 
 
-def test_rehearse_a_fee_change(chain, accounts, cs, voters):
-    before = cs.escrow.parameter(FEE.key)
+def test_rehearse_a_fee_change(chain, accounts, live, voters):
+    before = live.escrow.parameter(FEE.key)
     new_fee = FEE.low if before != FEE.low else FEE.high
-    action = call(cs.escrow, "set_parameter", FEE.key, new_fee)
-    receipt = rehearse(cs.governor, cs.token, chain, accounts, voters, [action], "rehearsal")
+    action = call(live.escrow, "set_parameter", FEE.key, new_fee)
+    receipt = rehearse(live.governor, live.token, chain, accounts, voters, [action], "rehearsal")
     proposal = Proposal([action], reserved("rehearsal", voters[0]))
-    assert cs.governor.state(proposal) == EXECUTED
-    assert cs.escrow.parameter(FEE.key) == new_fee
+    assert live.governor.state(proposal) == EXECUTED
+    assert live.escrow.parameter(FEE.key) == new_fee
     changed = [log for log in receipt.events if log.event_name == "ParameterChanged"]
     assert [(log.old_value, log.new_value) for log in changed] == [(before, new_fee)]
 
 
-def test_rehearsal_shows_a_proposal_that_would_fail(chain, accounts, cs, voters):
-    before = cs.escrow.parameter(FEE.key)
-    action = call(cs.escrow, "set_parameter", FEE.key, FEE.high + 1)
+def test_rehearsal_shows_a_proposal_that_would_fail(chain, accounts, live, voters):
+    before = live.escrow.parameter(FEE.key)
+    action = call(live.escrow, "set_parameter", FEE.key, FEE.high + 1)
     with ape.reverts("parameters: out of bounds"):
-        rehearse(cs.governor, cs.token, chain, accounts, voters, [action], "a fee out of bounds")
-    assert cs.escrow.parameter(FEE.key) == before
+        rehearse(
+            live.governor, live.token, chain, accounts, voters, [action], "a fee out of bounds"
+        )
+    assert live.escrow.parameter(FEE.key) == before
 
 
-def test_the_system_machine_holds_on_the_fork(chain, accounts, cs):
+def test_the_system_machine_holds_on_the_fork(chain, accounts, live):
     """The whole-system state machine (tests/system_machine.py), in a small profile, on the
     deployment as it stands on the forked network: every role, the coalition of one owner,
     and every invariant after every step. It needs the test accounts to hold the
     deployment's tokens, as on a devnet deployed by TEST::0."""
     deployer = accounts[0]
-    if cs.token.balanceOf(deployer) < 100_000_000 * TOKEN:
+    if live.token.balanceOf(deployer) < 100_000_000 * TOKEN:
         pytest.skip("the test accounts hold no tokens here: this runs on forks of a devnet")
-    timelock = accounts[cs.timelock.address]
+    timelock = accounts[live.timelock.address]
     timelock.balance += 10**20
     actors = system_actors(accounts, deployer)
-    cs.job_disputes.set_roles(actors["arbiter"], Role.ARBITER, sender=timelock)
-    cs.escrow.set_guardian(actors["guardian"], chain.pending_timestamp + 180 * DAY, sender=timelock)
-    fund_actors(cs, chain, deployer, actors)
+    live.job_disputes.set_roles(actors["arbiter"], Role.ARBITER, sender=timelock)
+    live.escrow.set_guardian(
+        actors["guardian"], chain.pending_timestamp + 180 * DAY, sender=timelock
+    )
+    fund_actors(live, chain, deployer, actors)
     run_state_machine_as_test(
-        lambda: SystemMachine(cs, actors, chain),
+        lambda: SystemMachine(live, actors, chain),
         settings=settings(max_examples=2, stateful_step_count=25, deadline=None),
     )
