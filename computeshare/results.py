@@ -201,6 +201,12 @@ class GuardedServer:
         """The connections held now."""
         return len(self._guard.open)
 
+    @property
+    def shed(self) -> int:
+        """The connections pushed out by a bound since the server started (not those cut by
+        the request deadline)."""
+        return self._guard.shed
+
     def start(self):
         self._thread.start()
         deadline = time.monotonic() + 20

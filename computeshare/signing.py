@@ -133,10 +133,11 @@ ANY_SPEC = bytes(32)
 
 def device_id(owner: str, nonce: int) -> bytes:
     """DeviceRegistry's id of the device `owner` registered with its `nonce`-th
-    registration: keccak256(abi_encode(owner, nonce)), as `device_id_of` answers it."""
+    registration: keccak256(abi_encode(owner, nonce)), as `device_id_of` answers it. The
+    owner is an address or an account (its `address`)."""
     from eth_abi import encode
 
-    return keccak(encode(["address", "uint256"], [owner, nonce]))
+    return keccak(encode(["address", "uint256"], [str(getattr(owner, "address", owner)), nonce]))
 
 
 def spec_hash(spec: bytes) -> bytes:

@@ -223,13 +223,12 @@ def _dao(project, deployer, arbiter, guardian, alice, bob, carol, chain):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _deployments(_plain_token, _funded_token, _staking_world, _market, _dao):
+def _deployments(_plain_token, _funded_token, _staking_world, _market, _dao, deployed_manifest):
     """Every session deployment is built by a test process's first test, under ape's session
     snapshot alone. Built later, in the middle of a module, one could land under a module
     snapshot that ape does not rebase (it rebases only over fixtures it judges stateful)
-    and be reverted at the module's end while its fixture still held it. `deployed_manifest`
-    is left to its tests: it is a whole production deployment, and only modules whose own
-    fixtures ape rebases over use it."""
+    and be reverted at the module's end while its fixture still held it. tests/fork, whose
+    tests use none of them, overrides this with nothing."""
 
 
 # A session deployment is built once and must stay on the chain under every test that uses

@@ -84,11 +84,13 @@ def _fixture_scopes() -> dict[str, set[str]]:
             for decorator in node.decorator_list:
                 call = decorator if isinstance(decorator, ast.Call) else None
                 target = call.func if call else decorator
-                if not (isinstance(target, ast.Attribute) and target.attr == "fixture"):
+                name_of = getattr(target, "attr", None) or getattr(target, "id", None)
+                if name_of != "fixture":  # pytest.fixture, ape.fixture or a bare fixture
                     continue
                 scope = "function"
                 for keyword in call.keywords if call else ():
-                    if keyword.arg == "scope" and isinstance(keyword.value, ast.Constant):
+                    if keyword.arg == "scope":
+                        assert isinstance(keyword.value, ast.Constant), f"{path}: {node.name}"
                         scope = keyword.value.value
                 name = node.name
                 for keyword in call.keywords if call else ():
