@@ -77,8 +77,10 @@ from computeshare.jobs import (
     unpack_requirements,
 )
 from computeshare.metering import R_FLOOR
+from computeshare.onchain import send
 from computeshare.rpc import Backoff, node_trouble
 from computeshare.sandbox import MAX_MEMORY_BYTES, RunResult, prepare_seconds
+from computeshare.sender import SendError
 from computeshare.workloads import (
     COMMIT_SECONDS,
     RUN_START_SECONDS,
@@ -879,6 +881,9 @@ class Agent:
                 raise
             self._retry(key, error)
             return
+        except SendError as error:  # the node asks a fee over the cap: nothing was signed
+            self._retry(key, error)
+            return
         slot = receipt.return_value
         self.journal.jobs[key] = {
             "slot": slot,
@@ -902,7 +907,8 @@ class Agent:
 
     def _send(self, method, *args):
         estimate = method.estimate_gas_cost(*args, sender=self.account)
-        return method(*args, sender=self.account, gas=int(estimate * self.GAS_HEADROOM) + 50_000)
+        gas = int(estimate * self.GAS_HEADROOM) + 50_000
+        return send(method, *args, sender=self.account, gas=gas)
 
     def _retry(self, key: str, error: Exception) -> None:
         """A send that failed without a reason (e.g. out of gas after another provider's

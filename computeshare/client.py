@@ -53,7 +53,7 @@ from computeshare.format import tokens as show
 from computeshare.jobs import NO_REPLICA, JobBook, open_phase
 from computeshare.manifest import OWNED, Manifest, network_manifest_path
 from computeshare.offers import SignedOffer
-from computeshare.onchain import ApeChain, Chain, logs, receipt_events
+from computeshare.onchain import ApeChain, Chain, logs, receipt_events, send
 from computeshare.params import PARAMETERS, parameter, parameter_rows
 from computeshare.results import ResultError, agreed_results, fetch_result, unseal
 from computeshare.sandbox import RunResult
@@ -66,7 +66,7 @@ __all__ = ["ClientError", "ComputeShare", "ComputeShareError"]
 
 
 def _send_plain(what: str, method, *args, **kwargs):
-    return method(*args, **kwargs)
+    return send(method, *args, **kwargs)
 
 
 class _Deployed:

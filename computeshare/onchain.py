@@ -91,6 +91,23 @@ class ApeChain:
         return chain.provider.web3
 
 
+def send(method, *args, **kwargs):
+    """Sends `method(*args, **kwargs)`, a contract method of either connection, within the
+    fee cap. Over plain JSON-RPC as it is (`sender.Transactor` checks the fees it asks the
+    node for); through ape prepared first (ape takes the fees from the node too, which is as
+    hostile as any input), the fee checked against `sender.max_fee()`, and only then signed
+    and sent. The library's sends (`ComputeShare.transact`), the CLI's and the agent's all
+    go through here."""
+    if not hasattr(method, "as_transaction"):
+        return method(*args, **kwargs)
+    from computeshare.sender import check_fee
+
+    transaction = method.as_transaction(*args, **kwargs)  # fees, gas and nonce, unsigned
+    fee = getattr(transaction, "max_fee", None)
+    check_fee(fee if fee is not None else getattr(transaction, "gas_price", None) or 0)
+    return kwargs["sender"].call(transaction)
+
+
 # ---------------------------------------------------------------- events
 
 

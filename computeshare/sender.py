@@ -73,6 +73,17 @@ def max_fee() -> int:
     return int(gwei * 10**9)
 
 
+def check_fee(asked: int) -> None:
+    """SendError if a transaction's fee per gas (its max fee, or its gas price), as the node
+    set it, passes `max_fee()`."""
+    most = max_fee()
+    if asked > most:
+        raise SendError(
+            f"the node asks up to {asked / 10**9:,.2f} gwei per gas, over "
+            f"{MAX_FEE_VARIABLE} ({most / 10**9:,.2f}): set it higher to pay that"
+        )
+
+
 def receipt_timeout() -> float:
     """Seconds a sent transaction's receipt is awaited: COMPUTESHARE_RECEIPT_TIMEOUT, or 120."""
     text = os.environ.get(RECEIPT_VARIABLE, "").strip()
@@ -170,12 +181,7 @@ class Transactor:
     @staticmethod
     def _capped(fees: dict) -> dict:
         """The fees, unless they pass `max_fee()` per gas: then SendError, nothing signed."""
-        asked, most = fees.get("maxFeePerGas", fees.get("gasPrice", 0)), max_fee()
-        if asked > most:
-            raise SendError(
-                f"the node asks up to {asked / 10**9:,.2f} gwei per gas, over "
-                f"{MAX_FEE_VARIABLE} ({most / 10**9:,.2f}): set it higher to pay that"
-            )
+        check_fee(fees.get("maxFeePerGas", fees.get("gasPrice", 0)))
         return fees
 
     def send(self, signer: Signer, to: str, data: bytes, gas: int, value: int = 0) -> dict:

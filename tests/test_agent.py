@@ -504,3 +504,27 @@ def test_an_hour_long_job_needs_the_time_and_compute_seconds_it_takes(manifest, 
     assert "commit deadline" in policy.refusal(job, 100, 100, seconds, 10**30, 3_600)
     assert policy.wall_seconds(fuel) >= fuel / R_FLOOR
     assert cs.jobs.view(job_id).accepted == 0
+
+
+def test_an_agent_signs_nothing_over_its_fee_cap_and_accepts_once_within_it(
+    chain, manifest, providers, client, tmp_path, monkeypatch
+):
+    """A node asking more per gas than COMPUTESHARE_MAX_FEE_GWEI (a priority fee of 1 gwei
+    against a cap of 0.5): the agent signs nothing, says so in one line and keeps the job to
+    retry; with the cap raised, the next step accepts it."""
+    agent = agent_for(manifest, providers[0], tmp_path)
+    lines: list[str] = []
+    agent.log = lines.append
+    view, job_id = post(manifest, client, replicas=1)
+    monkeypatch.setenv("COMPUTESHARE_MAX_FEE_GWEI", "0.5")
+    nonce = agent.account.nonce
+    agent.step()
+    agent.step()
+    assert agent.account.nonce == nonce, "nothing signed"
+    assert view.jobs.view(job_id).accepted == 0
+    refusals = [line for line in lines if "over COMPUTESHARE_MAX_FEE_GWEI (0.50)" in line]
+    assert len(refusals) == 1 and refusals[0].endswith("; retrying"), lines
+    monkeypatch.setenv("COMPUTESHARE_MAX_FEE_GWEI", "1000")
+    agent.step()
+    assert view.jobs.view(job_id).accepted == 1
+    assert any("accepted replica 0" in line for line in lines), lines

@@ -473,3 +473,34 @@ def test_values_a_type_cannot_hold_and_odd_accounts_are_one_line(both, accounts)
     assert accounts[4].nonce == nonce, "refused before sending"
     one_line_error(both("token", "delegate", plain=True, account="TEST::\u00b2"),
                    "Cannot reference test account by 'TEST::\u00b2'")  # fmt: skip
+
+
+def test_the_path_through_ape_caps_the_fee_the_node_sets_too(
+    deployed_manifest, accounts, chain, monkeypatch
+):
+    """ape takes a transaction's fees from the node as the plain path does: a node asking
+    more than COMPUTESHARE_MAX_FEE_GWEI is refused there too, before anything is signed,
+    for the library's sends, the CLI's and the agent's (`onchain.send`). Here the node asks
+    a priority fee of 1 gwei against a cap of 0.5 (the test node's fees are not changed:
+    its base fee outlives the chain snapshots that isolate each test)."""
+    from computeshare.exceptions import ComputeShareError
+    from computeshare.sender import SendError
+
+    cs = ComputeShare.from_manifest(deployed_manifest, accounts[4])
+    monkeypatch.setenv("COMPUTESHARE_MAX_FEE_GWEI", "0.5")
+    assert chain.provider.priority_fee == 10**9
+    nonce = accounts[4].nonce
+    with pytest.raises((SendError, ComputeShareError), match=r"gwei per gas, over COMPUTESHARE"):
+        cs.deposit(5 * TOKEN)
+    from computeshare.onchain import send
+
+    with pytest.raises(
+        SendError, match=r"up to 1.00 gwei per gas, over COMPUTESHARE_MAX_FEE_GWEI \(0.50\)"
+    ):
+        send(cs.token.transfer, accounts[9], 1, sender=accounts[4])
+    assert accounts[4].nonce == nonce, "nothing signed"
+    monkeypatch.setenv("COMPUTESHARE_MAX_FEE_GWEI", "1000")
+    before = cs.token.balanceOf(accounts[9])
+    receipt = send(cs.token.transfer, accounts[9], 1, sender=accounts[4])
+    assert receipt.status == 1 and cs.token.balanceOf(accounts[9]) == before + 1
+    assert receipt.max_fee <= 1000 * 10**9

@@ -105,7 +105,9 @@ def send(what: str, method, *args, **kwargs):
         if "gas" not in kwargs and hasattr(method, "estimate_gas_cost"):
             estimate = method.estimate_gas_cost(*args, sender=kwargs["sender"])
             kwargs["gas"] = int(estimate * GAS_HEADROOM) + GAS_EXTRA
-        return method(*args, **kwargs)
+        from computeshare.onchain import send as send_within_the_fee_cap
+
+        return send_within_the_fee_cap(method, *args, **kwargs)
 
 
 # ---------------------------------------------------------------- errors
@@ -119,6 +121,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         "computeshare.exceptions": "ComputeShareError",
         "computeshare.deploy": "DeployError",
         "computeshare.index": "IndexFailure",
+        "computeshare.reader": "ReadError",  # and sender's SendError: a fee over the cap
         "computeshare.results": "ResultError",
         "computeshare.workloads": "WorkloadError",
     }
