@@ -61,9 +61,9 @@ def check_post(
         raise InvalidInput(str(error)) from None
     if duration < MIN_DURATION:
         raise InvalidInput(f"a job needs a duration of at least {MIN_DURATION} s")
-    longest = cs.parameter("JobEscrow", "MAX_JOB_DURATION")
-    if duration > longest:
-        raise InvalidInput(f"a job's duration is at most {longest // 86_400}d ({longest:,} s)")
+    if not 1 <= replicas <= MAX_REPLICAS:
+        raise InvalidInput(f"a job has 1 to at most {MAX_REPLICAS} replicas, not {replicas}")
+    check_terms(cs, price, collateral, duration)
     needed = run_seconds(job.fuel) + COMMIT_SECONDS
     if duration < needed:
         raise InvalidInput(
@@ -76,8 +76,16 @@ def check_post(
             f"a fuel limit of {job.fuel:,} needs compute_seconds of at least"
             f" {-(-job.fuel // R_FLOOR):,} (at the floor R_FLOOR): providers would decline"
         )
-    if not 1 <= replicas <= MAX_REPLICAS:
-        raise InvalidInput(f"a job has 1 to at most {MAX_REPLICAS} replicas, not {replicas}")
+    check_satisfiable(cs, requirements, price)
+
+
+def check_terms(cs: ComputeShare, price: int, collateral: int, duration: int) -> None:
+    """Raises what JobEscrow refuses of any new job, posted or matched from an offer: a
+    commit deadline more than MAX_JOB_DURATION away, a price or collateral out of range, a
+    collateral under MIN_COLLATERAL_BPS of the price, an escrow paused for new jobs."""
+    longest = cs.parameter("JobEscrow", "MAX_JOB_DURATION")
+    if duration > longest:
+        raise InvalidInput(f"a job's duration is at most {longest // 86_400}d ({longest:,} s)")
     if not 0 < price <= MAX_AMOUNT or not 0 <= collateral <= MAX_AMOUNT:
         raise InvalidInput("the price must be positive, and price and collateral < 2**96")
     least = cs.parameter("JobEscrow", "MIN_COLLATERAL_BPS")
@@ -86,7 +94,6 @@ def check_post(
             f"the collateral per replica must be at least {least / 100:g}% of the price"
             f" ({show(-(-price * least // BPS))} tokens)"
         )
-    check_satisfiable(cs, requirements, price)
     paused_until = cs.escrow.paused_until()
     if cs.chain.now() < paused_until:
         raise WrongState(f"JobEscrow takes no new jobs until {date(paused_until)}")

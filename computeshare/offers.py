@@ -28,17 +28,17 @@ from typing import TYPE_CHECKING, Any
 
 from eth_utils import is_address, to_checksum_address
 
-from computeshare.checks import checked_address
+from computeshare.checks import check_terms, checked_address
 from computeshare.constants import (
     MATCH_DURATION,
     MAX_AMOUNT,
     MAX_UINT,
     OFFER_EXPIRY,
     OFFER_MIN_DURATION,
+    DeviceStatus,
 )
 from computeshare.exceptions import (
     ClientError,
-    ComputeShareError,
     InvalidInput,
     NotAllowed,
     WrongState,
@@ -46,7 +46,8 @@ from computeshare.exceptions import (
 from computeshare.format import SHORT_ID, when
 from computeshare.format import duration as span
 from computeshare.format import tokens as show
-from computeshare.onchain import logs, receipt_events
+from computeshare.onchain import logs, operation_event
+from computeshare.rpc import node_trouble
 from computeshare.signing import (
     ANY_SPEC,
     OFFER_EIP712_NAME,
@@ -69,7 +70,6 @@ MAX_UINT48, MAX_UINT32 = 2**48 - 1, 2**32 - 1
 # its floor where the range allows, since the match block may come after the moment the
 # deadline is counted from.
 MATCH_SLACK = 10 * 60
-DEVICE_ACTIVE = 1  # DeviceRegistry.STATUS_ACTIVE
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,7 @@ def sign_offer(
     else:
         device = bytes(device)
         index = cs.device_nonce(me.address, device)
-    if cs.registry.device(device).status != DEVICE_ACTIVE:
+    if cs.registry.device(device).status != DeviceStatus.ACTIVE:
         raise WrongState(f"device 0x{device.hex()[:10]} is not active")
     nonce = secrets.randbits(64) if nonce is None else nonce
     if cs.offers.offer_used(me, nonce):
@@ -352,10 +352,10 @@ def match_offer(
     if cs.offers.offer_used(terms["provider"], terms["nonce"]):
         raise WrongState(f"offer {terms['nonce']} is already matched or cancelled")
     _check_provider(cs, terms)
-    signer = signer_of(cs, terms, signature)
-    if signer != terms["provider"] and not cs.chain.has_code(terms["provider"]):
-        # A contract provider signs by EIP-1271, which only its own code can check: the
-        # call is simulated below before it is sent (after any deposit).
+    check_terms(cs, terms["price"], terms["collateral"], wanted)
+    if signer_of(cs, terms, signature) != terms["provider"] and not _signed_by_contract(
+        cs, terms, signature
+    ):
         raise InvalidInput("the offer's signature is not its provider's")
     funded = cs.fund_escrow(terms["price"], approve_max=approve_max)
     # Counted from the block the match is expected in, after any deposit.
@@ -364,17 +364,37 @@ def match_offer(
     if not funded:
         cs._simulate(cs.offers.match_offer, *args)
     receipt = cs._send("matching the offer", cs.offers.match_offer, *args)
-    found = [
-        event for event in receipt_events(receipt, cs.offers, "OfferMatched")
-        if (event["provider"], event["client"], event["nonce"])
-        == (terms["provider"], me.address, terms["nonce"])
-    ]  # fmt: skip
-    if not found:
-        raise ComputeShareError("the transaction emitted no OfferMatched event for this offer")
-    matched = dict(found[0])
+    matched = operation_event(
+        receipt, cs.offers, "OfferMatched",
+        provider=terms["provider"], client=me.address, nonce=terms["nonce"],
+    )  # fmt: skip
     matched["job_id"] = bytes(matched["job_id"])
     matched["deadline"] = deadline
     return matched
+
+
+# EIP-1271: a contract account's signature check, and the answer it gives a valid one.
+_ERC1271 = [{
+    "type": "function", "name": "isValidSignature", "stateMutability": "view",
+    "inputs": [{"name": "hash", "type": "bytes32"}, {"name": "signature", "type": "bytes"}],
+    "outputs": [{"name": "", "type": "bytes4"}],
+}]  # fmt: skip
+_ERC1271_VALID = bytes.fromhex("1626ba7e")
+
+
+def _signed_by_contract(cs: ComputeShare, terms: dict, signature: bytes) -> bool:
+    """Whether the offer's provider is a contract that accepts `signature` over the offer's
+    digest by EIP-1271, as OfferBook asks it (a revert or another answer is a no)."""
+    if not cs.chain.has_code(terms["provider"]):
+        return False
+    wallet = cs.chain.contract("EIP-1271 wallet", terms["provider"], _ERC1271)
+    try:
+        answer = wallet.isValidSignature(cs.offers.offer_digest(terms), signature)
+    except Exception as error:
+        if node_trouble(error):
+            raise
+        return False
+    return bytes(answer) == _ERC1271_VALID
 
 
 def _check_provider(cs: ComputeShare, terms: dict) -> None:
@@ -384,7 +404,7 @@ def _check_provider(cs: ComputeShare, terms: dict) -> None:
     if terms["device_nonce"] >= cs.registry.device_count(provider):
         raise WrongState(f"the provider has no device {terms['device_nonce']}")
     device = device_id(provider, terms["device_nonce"])
-    if cs.registry.device(device).status != DEVICE_ACTIVE:
+    if cs.registry.device(device).status != DeviceStatus.ACTIVE:
         raise WrongState(f"the offer's device 0x{device.hex()[:10]} is not active")
     free = cs.staking.free_stake(provider)
     if free < terms["collateral"]:
@@ -403,13 +423,7 @@ def cancel_offer(cs: ComputeShare, nonce: int) -> dict:
     if cs.offers.offer_used(me, nonce):
         raise WrongState(f"offer {nonce} is already matched or cancelled")
     receipt = cs._send("cancelling the offer", cs.offers.cancel_offer, nonce)
-    found = [
-        event for event in receipt_events(receipt, cs.offers, "OfferCancelled")
-        if event["nonce"] == nonce
-    ]  # fmt: skip
-    if not found:
-        raise ComputeShareError("the transaction emitted no OfferCancelled event")
-    return dict(found[0])
+    return operation_event(receipt, cs.offers, "OfferCancelled", provider=me.address, nonce=nonce)
 
 
 def offer_history(

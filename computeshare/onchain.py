@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from eth_utils import keccak, to_checksum_address
 
 from computeshare.abi import _type
+from computeshare.exceptions import ComputeShareError
 
 
 class Chain(Protocol):
@@ -356,6 +357,8 @@ def receipt_events(receipt, contract, name: str) -> list[dict]:
     found = []
     tx_hash = _hex_text(getattr(receipt, "txn_hash", None)).lower()
     for raw in receipt.logs:
+        if isinstance(raw, Mapping) and raw.get("topics") == []:
+            continue  # an anonymous log (LOG0), which any contract called may emit: no event
         raw, topics = _raw_log(raw, "the receipt")
         logged = _hex_text(raw.get("transactionHash")).lower()
         if tx_hash and logged and logged != tx_hash:
@@ -366,3 +369,22 @@ def receipt_events(receipt, contract, name: str) -> list[dict]:
             continue
         found.append(decode_log(entry, raw).event_arguments)
     return found
+
+
+def operation_event(receipt, contract, name: str, **expected) -> dict:
+    """The arguments of the first `name` event `contract` emitted in `receipt` whose
+    arguments include `expected` (the job, the account): what an operation answers (a
+    device's or a job's id, an amount) comes from its events, which every node serves,
+    not from a call trace, which public nodes often refuse."""
+    for event in receipt_events(receipt, contract, name):
+        if all(_same(event.get(key), value) for key, value in expected.items()):
+            return dict(event)
+    raise ComputeShareError(f"the transaction emitted no {name} event of this operation")
+
+
+def _same(found: Any, wanted: Any) -> bool:
+    if isinstance(wanted, bytes | bytearray):
+        return isinstance(found, bytes | bytearray) and bytes(found) == bytes(wanted)
+    if isinstance(wanted, str):
+        return str(found).lower() == wanted.lower()
+    return found == wanted

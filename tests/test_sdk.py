@@ -461,3 +461,18 @@ def test_match_offer_checks_the_offer_before_funding_then_posts_the_job(
     assert [row["state"] for row in client.offer_history(provider=accounts[4].address)] == [
         "matched", "cancelled"
     ]  # fmt: skip
+
+
+def test_a_match_the_escrow_would_refuse_sends_nothing_even_when_it_must_deposit(
+    offering, accounts
+):
+    """An offer whose range reaches past JobEscrow's MAX_JOB_DURATION (signing warns of it)
+    matched at 10 days, inside its range: JobEscrow would refuse that deadline. The client's
+    escrow balance is short, so the match would deposit first; it is refused before the
+    approval and the deposit, not after them."""
+    provider, client = offering
+    offer = signed(provider, client, nonce=9, max_duration=30 * DAY)
+    assert client.escrow.balanceOf(accounts[12]) == 0
+    refused(client, InvalidInput, "a job's duration is at most 7d", client.match_offer,
+            offer.document, SPEC, max_price=PRICE, duration=10 * DAY)  # fmt: skip
+    assert client.said == [] and client.escrow.balanceOf(accounts[12]) == 0

@@ -460,6 +460,28 @@ def test_a_node_answering_nonsense_logs_gets_one_line(proxy, deployed_manifest, 
     assert "refunded 2 tokens" in runner.invoke(main, ["client", "cancel", job, *where]).output
 
 
+def _with_an_anonymous_log(answer: bytes) -> bytes:
+    """A receipt with an anonymous log (LOG0: no topics) before its own logs."""
+    message = json.loads(answer)
+    receipt = message.get("result")
+    if isinstance(receipt, dict) and receipt.get("logs"):
+        first = receipt["logs"][0]
+        receipt["logs"] = [{**first, "topics": [], "data": "0x"}, *receipt["logs"]]
+    return json.dumps(message).encode()
+
+
+def test_an_anonymous_log_in_a_receipt_is_no_ones_event(proxy, deployed_manifest):
+    """A contract the transaction calls (a payment token: any ERC20) may emit an anonymous
+    log, one without topics. It is nobody's event here: the post it rode in was mined and
+    is answered as posted, not refused after the fact as a node's nonsense (which would
+    invite posting twice)."""
+    Proxy.wrong = {"eth_getTransactionReceipt": _with_an_anonymous_log}
+    where = ["--network", proxy, "--manifest", str(deployed_manifest), "--account", "TEST::10"]
+    result = CliRunner().invoke(main, ["client", "post", *POST, *where])
+    assert result.exit_code == 0, result.output
+    assert re.fullmatch(r"job 0x[0-9a-f]{64}", result.output.splitlines()[-1]), result.output
+
+
 def test_values_a_type_cannot_hold_and_odd_accounts_are_one_line(both, accounts):
     """A value its ABI type cannot hold (a device's memory_mb is a uint32) is refused
     before sending, either way; an account index in another script's digits too."""
