@@ -29,8 +29,10 @@ from computeshare import offers
 from computeshare.checks import check_delegation, check_post, checked_address, date
 from computeshare.constants import (
     BPS,
+    DEVICE_STATUS,
     MAX_SWEEP,
     MAX_UINT,
+    DeviceStatus,
     JobStatus,
     Replica,
     ReplicaStatus,
@@ -53,7 +55,8 @@ from computeshare.format import tokens as show
 from computeshare.jobs import NO_REPLICA, JobBook, open_phase
 from computeshare.manifest import OWNED, Manifest, network_manifest_path
 from computeshare.offers import SignedOffer
-from computeshare.onchain import ApeChain, Chain, logs, receipt_events, send
+from computeshare.onchain import ApeChain, Chain, logs, send
+from computeshare.onchain import operation_event as _event
 from computeshare.params import PARAMETERS, parameter, parameter_rows
 from computeshare.results import ResultError, agreed_results, fetch_result, unseal
 from computeshare.sandbox import RunResult
@@ -382,7 +385,7 @@ class ComputeShare:
             raise InvalidInput(f"no device 0x{device_id.hex()}")
         if device.owner != me.address:
             raise NotAllowed(f"device 0x{device_id.hex()} is not yours")
-        if device.status == DEVICE_RETIRED:
+        if device.status == DeviceStatus.RETIRED:
             raise WrongState(f"device 0x{device_id.hex()} is retired")
         current = _spec_dict(device.spec)
         spec = dict(current)
@@ -429,7 +432,7 @@ class ComputeShare:
             raise InvalidInput(f"no device 0x{device_id.hex()}")
         if device.owner != me.address:
             raise NotAllowed(f"device 0x{device_id.hex()} is not yours")
-        status = DEVICE_STATUSES.get(int(device.status), f"in status {device.status}")
+        status = DEVICE_STATUS.get(int(device.status), f"in status {device.status}")
         if status not in DEVICE_ACTIONS[action]:
             raise WrongState(f"device 0x{device_id.hex()} is {status}: it cannot be {action}d")
         method = getattr(self.registry, action)
@@ -879,13 +882,11 @@ class ComputeShare:
         `MAX_SWEEP` devices a transaction; returns the amount swept."""
         from computeshare.jobs import devices_with_fees
 
-        me = self._sender()
+        self._sender()
         devices = devices_with_fees(self.escrow, self.jobs.start_block)
-        return sum(
-            _event(self.escrow.sweep_fees(devices[i : i + MAX_SWEEP], sender=me), self.escrow,
-                   "FeesSwept")["amount"]
-            for i in range(0, len(devices), MAX_SWEEP)
-        )  # fmt: skip
+        batches = (devices[i : i + MAX_SWEEP] for i in range(0, len(devices), MAX_SWEEP))
+        receipts = (self._send("sweeping fees", self.escrow.sweep_fees, b) for b in batches)
+        return sum(_event(r, self.escrow, "FeesSwept")["amount"] for r in receipts)
 
     # -- offers (`computeshare.offers`)
 
@@ -1020,8 +1021,6 @@ class ComputeShare:
 # The device statuses each DeviceRegistry action starts from.
 DEVICE_ACTIONS = {"pause": ("active",), "resume": ("paused",), "retire": ("active", "paused")}
 VIRTUAL_SHARES = 10**6  # Staking's _VIRTUAL_SHARES (a pool's price: (T + 1) / (S + 10**6))
-DEVICE_RETIRED = 3  # DeviceRegistry.STATUS_RETIRED
-DEVICE_STATUSES = {1: "active", 2: "paused", DEVICE_RETIRED: "retired"}  # its STATUS_*
 SPEC_FIELDS = (
     "cpu_cores", "memory_mb", "gpu_count", "gpu_model", "vram_mb", "region",
     "price_per_second", "max_concurrent_jobs", "attestation",
@@ -1039,25 +1038,6 @@ def _spec_dict(spec) -> dict:
     return {
         name: value if isinstance(value, bytes) else int(value) for name, value in values.items()
     }
-
-
-def _event(receipt, contract, name: str, **expected) -> dict:
-    """The arguments of the first `name` event `contract` emitted in `receipt` whose
-    arguments include `expected` (the job, the account): what an operation answers (a
-    device's or a job's id, an amount) comes from its events, which every node serves,
-    not from a call trace, which public nodes often refuse."""
-    for event in receipt_events(receipt, contract, name):
-        if all(_same(event.get(key), value) for key, value in expected.items()):
-            return dict(event)
-    raise ComputeShareError(f"the transaction emitted no {name} event of this operation")
-
-
-def _same(found: Any, wanted: Any) -> bool:
-    if isinstance(wanted, bytes | bytearray):
-        return isinstance(found, bytes | bytearray) and bytes(found) == bytes(wanted)
-    if isinstance(wanted, str):
-        return str(found).lower() == wanted.lower()
-    return found == wanted
 
 
 ALIASES = {alias: d.name for alias, d in vars(ComputeShare).items() if isinstance(d, _Deployed)}

@@ -116,6 +116,17 @@ class Replica(NamedTuple):
     digest: bytes
 
 
+class DeviceStatus(IntEnum):
+    """A device's status (`DeviceRegistry.STATUS_*`, `device(id).status`)."""
+
+    ACTIVE = 1
+    PAUSED = 2
+    RETIRED = 3
+
+
+DEVICE_STATUS = {status.value: status.name.lower() for status in DeviceStatus}
+
+
 # An offer's defaults (`offers.sign_offer`, `offers.match_duration`, and `offer sign`'s and
 # `offer match`'s options): its soonest commit deadline after the match, how long it can be
 # matched, and a match's time to the commit deadline when none is asked for (within the

@@ -19,6 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from computeshare.constants import DEVICE_STATUS
 from computeshare.format import tokens as show
 from computeshare.jobs import STATUS_OPEN, unpack_requirements
 
@@ -50,7 +51,6 @@ RULES = (
     STAKE,
 )
 
-DEVICE_STATUS = {1: "active", 2: "paused", 3: "retired"}
 
 # (one device, several devices) for the counts `Waiting.text` lists.
 PHRASES = {

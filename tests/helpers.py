@@ -129,12 +129,6 @@ def offer_terms(provider, client, chain, **overrides) -> dict:
     return offer
 
 
-def income_held(m) -> int:
-    """The delegators' income JobEscrow holds for Staking (not yet collected): the sum of
-    `uncollected_income` over every pool that earned income (from `IncomeAdded` logs)."""
-    return sum(read_all(*((m.staking.uncollected_income, p) for p in _earning_pools(m))))
-
-
 def _earning_pools(m) -> list[str]:
     return sorted({"0x" + t[-20:].hex() for t in indexed_topics(m.staking, "IncomeAdded")})
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import ape
 
-from computeshare.constants import JobStatus, ProposalState, ReplicaStatus, Role
+from computeshare.constants import DeviceStatus, JobStatus, ProposalState, ReplicaStatus, Role
 from computeshare.params import PARAMETERS
 from computeshare.signing import sign_offer
 from tests.helpers import DAY, SPEC, offer_terms
@@ -104,6 +104,8 @@ def test_the_python_enums_are_the_contracts_numbers(market, dao):
     for status in ReplicaStatus:
         if status is not ReplicaStatus.NONE:
             assert getattr(view, f"REPLICA_{status.name}")() == status
+    for status in DeviceStatus:
+        assert getattr(market.registry, f"STATUS_{status.name}")() == status
     for state in ProposalState:
         assert getattr(dao.governor, f"STATE_{state.name}")() == state
     # A Vyper flag's members are 1, 2, 4, ... in the order IAccess declares them.

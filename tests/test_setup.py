@@ -87,16 +87,12 @@ def _fixture_scopes() -> dict[str, set[str]]:
                 name_of = getattr(target, "attr", None) or getattr(target, "id", None)
                 if name_of != "fixture":  # pytest.fixture, ape.fixture or a bare fixture
                     continue
-                scope = "function"
+                given = {"scope": "function", "name": node.name}
                 for keyword in call.keywords if call else ():
-                    if keyword.arg == "scope":
+                    if keyword.arg in given:
                         assert isinstance(keyword.value, ast.Constant), f"{path}: {node.name}"
-                        scope = keyword.value.value
-                name = node.name
-                for keyword in call.keywords if call else ():
-                    if keyword.arg == "name" and isinstance(keyword.value, ast.Constant):
-                        name = keyword.value.value
-                scopes.setdefault(name, set()).add(scope)
+                        given[keyword.arg] = keyword.value.value
+                scopes.setdefault(given["name"], set()).add(given["scope"])
     return scopes
 
 

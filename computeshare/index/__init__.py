@@ -16,11 +16,11 @@ One module a concern:
 Every public name is importable from `computeshare.index` itself.
 """
 
+from computeshare.constants import DEVICE_STATUS
 from computeshare.index.handlers import HANDLERS, Decoder, Page
 from computeshare.index.queries import IndexQueries
 from computeshare.index.schema import (
     DECIDING,
-    DEVICE_STATUS,
     EVENT_TABLES,
     FINAL_PROPOSAL_STATES,
     PROPOSAL_STATES,

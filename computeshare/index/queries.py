@@ -10,11 +10,10 @@ from collections.abc import Iterable
 from sqlalchemy import Table, case, func, select
 from sqlalchemy.engine import Engine
 
-from computeshare.constants import OUTCOMES
+from computeshare.constants import DEVICE_STATUS, OUTCOMES
 from computeshare.index.handlers import Decoder, _checksum, _jsonable
 from computeshare.index.schema import (
     DECIDING,
-    DEVICE_STATUS,
     PROPOSAL_STATES,
     IndexFailure,
     audits,

@@ -26,7 +26,6 @@ DECIDING = {
     "ruled": "open",
     "settled": "finalized",
 }
-DEVICE_STATUS = {1: "active", 2: "paused", 3: "retired"}
 PROPOSAL_STATES = STATE_NAMES
 FINAL_PROPOSAL_STATES = {CANCELED, DEFEATED, EXPIRED, EXECUTED}
 
